@@ -1,0 +1,55 @@
+"""costtune's own error tree.
+
+User-facing errors carry the path of the offending field so a message reads like
+``space.lr.low: must be > 0 for loguniform, got -1``. The CLI maps ``InputError`` to
+exit code 2 and every other ``CosttuneError`` to exit code 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CosttuneError(Exception):
+    """Base of every error costtune raises on purpose."""
+
+
+class InputError(CosttuneError):
+    """Bad input from a user: a sweep file, a CLI flag, an enqueued config, an API call."""
+
+
+class SpecError(InputError):
+    """A field of a sweep file / search space / config is invalid.
+
+    ``path`` is dotted (``space.lr.low``, ``command[3]``); ``value`` is what was given.
+    """
+
+    _MISSING = object()
+
+    def __init__(self, path: str, message: str, value: Any = _MISSING) -> None:
+        self.path = path
+        self.reason = message
+        self.value = value
+        text = f"{path}: {message}" if path else message
+        if value is not SpecError._MISSING:
+            text += f", got {value!r}"
+        super().__init__(text)
+
+
+class StoreError(CosttuneError):
+    """The store refused an operation (missing study, conflicting definition, ...)."""
+
+
+class StudyNotFound(StoreError, InputError):
+    """A study name or id that the store does not hold."""
+
+
+class SamplerExhausted(CosttuneError):
+    """The sampler has no configuration left to propose (a finished grid, an empty manual list)."""
+
+
+class StopTrial(Exception):  # noqa: N818 - reads as an instruction: ``raise StopTrial()``
+    """Raised inside an objective to end a trial because the scheduler said stop.
+
+    Not an error: the trial is recorded as ``stopped`` with its last reported values.
+    """

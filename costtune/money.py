@@ -1,0 +1,62 @@
+"""Money as integer micro-dollars.
+
+Floats never enter the books: user-facing dollar amounts are parsed through ``Decimal`` from
+their text, rates are micro-dollars per hour, and a charge is computed in integers from billable
+milliseconds, rounding up the way providers bill (a started granule is a paid granule).
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from costtune.errors import SpecError
+
+MICROS_PER_USD = 1_000_000
+_MS_PER_HOUR = 3_600_000
+
+
+def usd_to_micros(amount: Any, path: str = "usd") -> int:
+    """Parse a dollar amount (str, int, Decimal, or a float written in a YAML file) exactly.
+
+    Floats go through ``str`` first, so ``0.1`` is ten cents, not 0.1000000000000000055.
+    """
+    if isinstance(amount, bool) or amount is None:
+        raise SpecError(path, "must be a dollar amount", amount)
+    try:
+        value = Decimal(str(amount).strip().lstrip("$"))
+    except InvalidOperation:
+        raise SpecError(path, "must be a dollar amount", amount) from None
+    if not value.is_finite():
+        raise SpecError(path, "must be a finite dollar amount", amount)
+    if value < 0:
+        raise SpecError(path, "must be >= 0", amount)
+    micros = (value * MICROS_PER_USD).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return int(micros)
+
+
+def micros_to_usd(micros: int) -> Decimal:
+    return Decimal(micros) / MICROS_PER_USD
+
+
+def format_usd(micros: int, places: int = 4) -> str:
+    """``$0.0123`` for display; the stored value keeps every micro-dollar."""
+    quantum = Decimal(1).scaleb(-places)
+    return f"${micros_to_usd(micros).quantize(quantum, rounding=ROUND_HALF_UP)}"
+
+
+def charge_micros(
+    billable_ms: int, rate_micros_per_hour: int, *, granularity_s: int = 1, minimum_s: int = 0
+) -> int:
+    """What ``billable_ms`` of an instance costs at a rate, with the provider's billing rules.
+
+    Time is rounded up to whole granules (per-second billing: granularity 1 s), raised to the
+    minimum charge, and the money rounded up to the next micro-dollar.
+    """
+    if billable_ms < 0 or rate_micros_per_hour < 0:
+        raise ValueError("billable time and rate must be >= 0")
+    granule_ms = max(1, granularity_s * 1000)
+    billed_ms = -(-billable_ms // granule_ms) * granule_ms
+    if billable_ms > 0:
+        billed_ms = max(billed_ms, minimum_s * 1000)
+    return -(-billed_ms * rate_micros_per_hour // _MS_PER_HOUR)

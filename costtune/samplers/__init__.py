@@ -1,0 +1,90 @@
+"""Search methods: grid, random, manual and Bayesian, behind one ``Sampler`` interface.
+
+A sampler's configuration is a plain dict (what the sweep file says, with defaults filled in) so
+that a study can store it and rebuild the very same sampler when a sweep is resumed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from costtune.errors import SpecError
+from costtune.samplers.base import Sampler
+from costtune.samplers.simple import GridSampler, ManualSampler, RandomSampler
+
+if TYPE_CHECKING:
+    from costtune.space import SearchSpace
+
+SAMPLER_TYPES = ("grid", "random", "manual", "bayes")
+_FIELDS = {
+    "grid": ("type", "points", "configs"),
+    "random": ("type", "seed", "configs"),
+    "manual": ("type", "configs"),
+    "bayes": ("type", "seed", "configs", "n_startup"),
+}
+
+
+def sampler_config(value: Any, space: SearchSpace) -> dict[str, Any]:
+    """Validate a sweep file's ``sampler`` section; fill in defaults (a fresh seed when none)."""
+    if not isinstance(value, dict):
+        raise SpecError("sampler", "must be a mapping such as {type: bayes, seed: 0}", value)
+    kind = value.get("type", "random")
+    if kind not in SAMPLER_TYPES:
+        raise SpecError("sampler.type", f"must be one of {', '.join(SAMPLER_TYPES)}", kind)
+    for key in value:
+        if key not in _FIELDS[kind]:
+            raise SpecError(f"sampler.{key}", f"unknown field for {kind}; allowed: {', '.join(_FIELDS[kind])}")
+    cfg: dict[str, Any] = {"type": kind}
+    if "seed" in _FIELDS[kind]:
+        seed = value.get("seed")
+        if seed is None:
+            seed = secrets.randbelow(2**31)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise SpecError("sampler.seed", "must be an integer >= 0", seed)
+        cfg["seed"] = seed
+    if kind == "grid" and value.get("points") is not None:
+        points = value["points"]
+        if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+            raise SpecError("sampler.points", "must be an integer >= 1", points)
+        cfg["points"] = points
+    if kind == "bayes":
+        n_startup = value.get("n_startup", 10)
+        if isinstance(n_startup, bool) or not isinstance(n_startup, int) or n_startup < 1:
+            raise SpecError("sampler.n_startup", "must be an integer >= 1", n_startup)
+        cfg["n_startup"] = n_startup
+    configs = value.get("configs", [])
+    if not isinstance(configs, list):
+        raise SpecError("sampler.configs", "must be a list of parameter mappings", configs)
+    if kind == "manual" and not configs:
+        raise SpecError("sampler.configs", "a manual sweep needs at least one configuration", configs)
+    cfg["configs"] = [
+        space.coerce_config(_as_mapping(c, f"sampler.configs[{i}]"), path=f"sampler.configs[{i}]")
+        for i, c in enumerate(configs)
+    ]
+    return cfg
+
+
+def _as_mapping(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SpecError(path, "must be a mapping of parameter names to values", value)
+    return value
+
+
+def make_sampler(cfg: dict[str, Any]) -> Sampler:
+    kind = cfg.get("type", "random")
+    if kind == "grid":
+        return GridSampler(points=cfg.get("points"))
+    if kind == "manual":
+        return ManualSampler()
+    if kind == "bayes":
+        from costtune.samplers.bayes import BayesSampler
+
+        return BayesSampler(n_startup=cfg.get("n_startup", 10))
+    if kind == "random":
+        return RandomSampler()
+    raise SpecError("sampler.type", f"must be one of {', '.join(SAMPLER_TYPES)}", kind)
+
+
+__all__ = ["SAMPLER_TYPES", "GridSampler", "ManualSampler", "RandomSampler", "Sampler", "make_sampler",
+           "sampler_config"]

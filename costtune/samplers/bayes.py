@@ -1,0 +1,370 @@
+"""Bayesian optimisation: a Gaussian-process surrogate and log expected improvement.
+
+Configurations live in the unit cube: numeric parameters through their distribution's ``to_unit`` map
+(so log scales and priors shape the geometry), unordered choices as one-hot blocks. The sampler keeps no
+state between calls; everything is rebuilt from the ``History`` and the ``rng`` it is handed, so a
+seeded sweep is reproducible whatever the worker count. Whenever the model cannot be used (too few
+trials, a numerical failure, a config it cannot decode) it falls back to ``space.sample(rng)``: a
+sweep must never die because of its surrogate.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import optimize
+
+from costtune.errors import CosttuneError, SpecError
+from costtune.history import History, Mode
+from costtune.samplers.gp import GaussianProcess, fit_gp, log_expected_improvement, single_threaded_blas
+
+if TYPE_CHECKING:
+    from costtune.space import SearchSpace
+
+__all__ = ["BayesSampler"]
+
+_logger = logging.getLogger(__name__)
+
+_CONTINUOUS, _ORDINAL, _ONEHOT = "continuous", "ordinal", "onehot"
+
+
+@dataclass(frozen=True)
+class _Block:
+    name: str
+    dist: Any
+    kind: str
+    start: int
+    width: int
+    options: tuple[Any, ...] = ()
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def _plain(v: Any) -> Any:
+    """numpy scalars to Python ones, so configs serialise and compare like user input."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _index_of(options: tuple[Any, ...], value: Any) -> int | None:
+    loose = None
+    for i, o in enumerate(options):
+        try:
+            equal = bool(o == value)
+        except (TypeError, ValueError):
+            continue
+        if equal:
+            if type(o) is type(value):
+                return i  # prefer an exact-type match: True == 1 must not pick option 1 over True
+            loose = i if loose is None else loose
+    return loose
+
+
+class _Encoder:
+    """Maps configurations to rows of [0, 1]^dim and back."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        self.blocks: list[_Block] = []
+        col = 0
+        for name, dist in space.items():
+            options = getattr(dist, "options", None)
+            ordered = (
+                options is not None
+                and getattr(dist, "kind", "") == "values"
+                and all(_is_real(o) for o in options)
+            )
+            if options is not None and not ordered:
+                self.blocks.append(_Block(name, dist, _ONEHOT, col, len(options), tuple(options)))
+                col += len(options)
+            else:
+                kind = _ORDINAL if getattr(dist, "is_discrete", False) or ordered else _CONTINUOUS
+                self.blocks.append(_Block(name, dist, kind, col, 1))
+                col += 1
+        self.dim = col
+        self.continuous_cols = np.array([b.start for b in self.blocks if b.kind == _CONTINUOUS], dtype=int)
+        self.numeric_cols = np.array([b.start for b in self.blocks if b.kind != _ONEHOT], dtype=int)
+        self._snap_cache: dict[str, dict[Any, float]] = {}
+
+    def encode(self, params: dict[str, Any]) -> np.ndarray | None:
+        """None when the config does not belong to this space (e.g. the space was edited mid-study)."""
+        row = np.zeros(self.dim)
+        for b in self.blocks:
+            if b.name not in params:
+                return None
+            value = params[b.name]
+            try:
+                if not b.dist.contains(value):
+                    return None
+                if b.kind == _ONEHOT:
+                    idx = _index_of(b.options, value)
+                    if idx is None:
+                        return None
+                    row[b.start + idx] = 1.0
+                    continue
+                u = float(b.dist.to_unit(value))
+            except (TypeError, ValueError, ArithmeticError, CosttuneError):
+                return None
+            if not math.isfinite(u):
+                return None
+            row[b.start] = min(max(u, 0.0), 1.0)
+        return row
+
+    def random(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        x = rng.random((n, self.dim))
+        for b in self.blocks:
+            if b.kind == _ONEHOT:
+                x[:, b.start : b.start + b.width] = np.eye(b.width)[rng.integers(b.width, size=n)]
+        return self.snap(x)
+
+    def snap(self, x: np.ndarray) -> np.ndarray:
+        """Move every row onto a point the space can express, so the model scores what we would run."""
+        x = np.array(x, dtype=float)
+        x[:, self.numeric_cols] = np.clip(x[:, self.numeric_cols], 0.0, 1.0)
+        for b in self.blocks:
+            if b.kind == _ONEHOT:
+                block = x[:, b.start : b.start + b.width]
+                x[:, b.start : b.start + b.width] = np.eye(b.width)[np.argmax(block, axis=1)]
+            elif b.kind == _ORDINAL:
+                cache = self._snap_cache.setdefault(b.name, {})
+                col = x[:, b.start]
+                for i, u in enumerate(col):
+                    value = _plain(b.dist.from_unit(float(u)))
+                    if value not in cache:
+                        cache[value] = float(b.dist.to_unit(value))
+                    col[i] = cache[value]
+        return x
+
+    def decode(self, row: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
+        config: dict[str, Any] = {}
+        for b in self.blocks:
+            if b.kind == _ONEHOT:
+                config[b.name] = b.options[int(np.argmax(row[b.start : b.start + b.width]))]
+            else:
+                config[b.name] = self._from_unit(b.dist, float(row[b.start]), rng)
+        return config
+
+    @staticmethod
+    def _from_unit(dist: Any, u: float, rng: np.random.Generator) -> Any:
+        # Unbounded priors (normal, gamma, ...) map the cube's faces to +-inf: retry just inside.
+        for lo in (0.0, 1e-9, 1e-6):
+            try:
+                value = _plain(dist.from_unit(min(max(u, lo), 1.0 - lo)))
+            except (ValueError, ArithmeticError, CosttuneError):
+                continue
+            if (not isinstance(value, float) or math.isfinite(value)) and dist.contains(value):
+                return value
+        return _plain(dist.sample(rng))
+
+
+def _transform_targets(y: np.ndarray) -> np.ndarray:
+    """Robust standardisation with a squashed bad tail.
+
+    A few diverged runs (loss 1e6 next to 0.3) would otherwise set the GP's scale and flatten
+    everything that matters; only the bad side is compressed because the good side is where EI looks.
+    """
+    med = float(np.median(y))
+    q25, q75 = np.percentile(y, [25.0, 75.0])
+    scale = float(q75 - q25) / 1.349 or float(np.std(y)) or 1.0
+    z = (y - med) / scale
+    z = np.where(z > 2.0, 2.0 + np.log1p(np.maximum(z - 2.0, 0.0)), z)
+    return (z - z.mean()) / (float(z.std()) or 1.0)
+
+
+class BayesSampler:
+    """GP-based sampler (Matern-5/2 ARD, MAP hyperparameters, log-EI) with a random start-up phase.
+
+    ``n_startup``: usable finished trials required before the model is consulted.
+    ``n_candidates``: uniform random candidates scored per suggestion; half as many more are drawn
+    around the best trials, and the ``n_polish`` best are refined by L-BFGS-B on continuous dims.
+    ``xi``: EI margin in standardised units (0 = plain EI; raise it to explore more).
+    ``max_observations``: cap on the points the GP sees (best half plus the most recent), keeping the
+    cubic fit cost bounded in long studies.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_startup: int = 10,
+        n_candidates: int = 2000,
+        n_polish: int = 5,
+        xi: float = 0.0,
+        n_restarts: int = 2,
+        max_observations: int = 300,
+    ) -> None:
+        checks = {
+            "n_startup": (n_startup, n_startup >= 1),
+            "n_candidates": (n_candidates, n_candidates >= 1),
+            "n_polish": (n_polish, n_polish >= 0),
+            "xi": (xi, math.isfinite(xi) and xi >= 0.0),
+            "n_restarts": (n_restarts, n_restarts >= 0),
+            "max_observations": (max_observations, max_observations >= 2),
+        }
+        for name, (value, ok) in checks.items():
+            if not ok:
+                raise SpecError(f"BayesSampler.{name}", "out of range", value)
+        self.n_startup = n_startup
+        self.n_candidates = n_candidates
+        self.n_polish = n_polish
+        self.xi = xi
+        self.n_restarts = n_restarts
+        self.max_observations = max_observations
+
+    def __repr__(self) -> str:
+        return (
+            f"BayesSampler(n_startup={self.n_startup}, n_candidates={self.n_candidates}, "
+            f"n_polish={self.n_polish}, xi={self.xi}, n_restarts={self.n_restarts}, "
+            f"max_observations={self.max_observations})"
+        )
+
+    def suggest(self, space: SearchSpace, history: History, rng: np.random.Generator) -> dict[str, Any]:
+        encoder = _Encoder(space)
+        x, y = self._observations(encoder, history)
+        if encoder.dim == 0 or len(y) < max(self.n_startup, 2):
+            return space.sample(rng)
+        try:
+            with single_threaded_blas():
+                config = self._suggest_with_model(encoder, x, y, history, rng)
+            if space.contains(config):
+                return config
+            _logger.warning("BayesSampler decoded %r outside the space; sampling at random", config)
+        except Exception:  # the surrogate is an optimisation, never a reason to stop a sweep
+            _logger.warning("BayesSampler model failed; sampling at random", exc_info=True)
+        return space.sample(rng)
+
+    def _observations(self, encoder: _Encoder, history: History) -> tuple[np.ndarray, np.ndarray]:
+        """Finished trials as (rows, values to minimise), skipping NaN/inf and foreign configs."""
+        rows: list[np.ndarray] = []
+        values: list[float] = []
+        sign = -1.0 if history.mode == Mode.MAX else 1.0
+        for t in sorted(history.completed(), key=lambda t: t.number):
+            try:
+                v = float(t.value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                continue
+            row = encoder.encode(t.params) if math.isfinite(v) else None
+            if row is not None:
+                rows.append(row)
+                values.append(sign * v)
+        if not rows:
+            return np.zeros((0, encoder.dim)), np.zeros(0)
+        return np.array(rows), np.array(values)
+
+    def _subset(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if len(y) <= self.max_observations:
+            return x, y
+        n_best = self.max_observations // 2
+        keep = set(np.argsort(y, kind="stable")[:n_best].tolist())
+        for i in range(len(y) - 1, -1, -1):
+            if len(keep) >= self.max_observations:
+                break
+            keep.add(i)
+        idx = np.array(sorted(keep))
+        return x[idx], y[idx]
+
+    def _suggest_with_model(
+        self,
+        encoder: _Encoder,
+        x_all: np.ndarray,
+        y_all: np.ndarray,
+        history: History,
+        rng: np.random.Generator,
+    ) -> dict[str, Any]:
+        x, y = self._subset(x_all, y_all)
+        yt = _transform_targets(y)
+        model = fit_gp(x, yt, rng, n_restarts=self.n_restarts)
+        best = float(yt.min())
+        pending = [r for r in (encoder.encode(t.params) for t in history.running()) if r is not None]
+        if pending:
+            xp = np.array(pending)
+            # Kriging believer, floored at the median: a busy point looks no better than average, so
+            # parallel workers spread out instead of piling onto the same promising spot.
+            believed, _ = model.predict(xp)
+            model = model.condition_on(xp, np.maximum(believed, float(np.median(yt))))
+        cands = self._candidates(encoder, x, yt, model, rng)
+        scores = self._score(model, cands, best)
+        if self.n_polish and encoder.continuous_cols.size:
+            top = np.argsort(-scores, kind="stable")[: self.n_polish]
+            polished = self._polish(model, encoder, cands[top], best)
+            cands = np.vstack([cands, polished])
+            scores = np.concatenate([scores, self._score(model, polished, best)])
+        taken = np.vstack([x_all, *pending]) if pending else x_all
+        row = self._pick(cands, scores, taken)
+        return encoder.decode(row, rng)
+
+    def _score(self, model: GaussianProcess, cands: np.ndarray, best: float) -> np.ndarray:
+        mean, std = model.predict(cands)
+        scores = log_expected_improvement(mean, std, best, self.xi)[0]
+        return np.where(np.isfinite(scores), scores, -np.inf)
+
+    def _candidates(
+        self,
+        encoder: _Encoder,
+        x: np.ndarray,
+        yt: np.ndarray,
+        model: GaussianProcess,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Uniform points for global coverage plus perturbations of the best trials for local refinement."""
+        uniform = encoder.random(self.n_candidates, rng)
+        n_local = max(self.n_candidates // 2, 1)
+        elite = x[np.argsort(yt, kind="stable")[: min(5, len(yt))]]
+        local = elite[rng.integers(len(elite), size=n_local)].copy()
+        cols = encoder.numeric_cols
+        if cols.size:
+            # Step sizes follow the fitted lengthscales: a dimension the model finds smooth gets wider moves.
+            ls = np.clip(model.params.lengthscales[cols], 0.05, 1.0)
+            step = rng.choice([0.05, 0.2, 0.6], size=(n_local, 1)) * ls
+            mask = rng.random((n_local, cols.size)) < max(0.5, 1.0 / cols.size)
+            mask[np.arange(n_local), rng.integers(cols.size, size=n_local)] = True
+            local[:, cols] += mask * step * rng.standard_normal((n_local, cols.size))
+        for b in encoder.blocks:
+            if b.kind == _ONEHOT:
+                flip = rng.random(n_local) < 0.15
+                fresh = np.eye(b.width)[rng.integers(b.width, size=n_local)]
+                local[flip, b.start : b.start + b.width] = fresh[flip]
+        return np.vstack([uniform, encoder.snap(local)])
+
+    def _polish(
+        self, model: GaussianProcess, encoder: _Encoder, starts: np.ndarray, best: float
+    ) -> np.ndarray:
+        """A short joint L-BFGS-B run on the continuous dims; discrete dims stay where the search put them."""
+        cols = encoder.continuous_cols
+        base = starts.copy()
+        k = len(base)
+
+        def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
+            pts = base.copy()
+            pts[:, cols] = flat.reshape(k, cols.size)
+            mean, std, dmean, dstd = model.predict_with_grad(pts)
+            val, dval_dmean, dval_dstd = log_expected_improvement(mean, std, best, self.xi)
+            grad = dval_dmean[:, None] * dmean + dval_dstd[:, None] * dstd
+            # Each start is independent, so the sum's gradient is block-diagonal: one run polishes all.
+            return -float(val.sum()), -grad[:, cols].ravel()
+
+        res = optimize.minimize(
+            objective,
+            base[:, cols].ravel(),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=[(0.0, 1.0)] * (k * cols.size),
+            options={"maxiter": 30},
+        )
+        out = base.copy()
+        if np.all(np.isfinite(res.x)):
+            out[:, cols] = np.clip(res.x.reshape(k, cols.size), 0.0, 1.0)
+        return out
+
+    @staticmethod
+    def _pick(cands: np.ndarray, scores: np.ndarray, taken: np.ndarray) -> np.ndarray:
+        """Best-scoring candidate that is not already run or running (matters in discrete spaces)."""
+        order = np.argsort(-scores, kind="stable")
+        for i in order[:256]:
+            if not np.any(np.all(np.abs(taken - cands[i]) < 1e-9, axis=1)):
+                return cands[i]
+        return cands[order[0]]

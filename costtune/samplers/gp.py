@@ -1,0 +1,303 @@
+"""A small exact Gaussian process on the unit cube, in plain numpy/scipy, plus log expected improvement.
+
+Kept apart from the sampler so the maths can be tested on its own. Studies hold tens to a few hundred
+finished trials, so dense Cholesky factorisations are both the simplest and the cheapest correct choice.
+Inputs are rows of [0, 1]^d; targets are expected to be standardised by the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import linalg, optimize, special
+
+_SQRT5 = math.sqrt(5.0)
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_SQRT_HALF_PI = math.sqrt(0.5 * math.pi)
+
+# Bounds in log space. The lengthscale floor stops the fit from explaining every point as its own
+# bump (a collapsed model has EI ~ 0 everywhere but at the data); the ceiling marks a dimension unused.
+LOG_LENGTHSCALE_BOUNDS = (math.log(0.01), math.log(50.0))
+LOG_SIGNAL_BOUNDS = (math.log(0.05), math.log(20.0))
+LOG_NOISE_BOUNDS = (math.log(1e-6), math.log(1.0))
+MEAN_BOUNDS = (-3.0, 3.0)
+
+
+_BLAS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Run GP fitting and acquisition with one BLAS thread.
+
+    scipy>=1.15's L-BFGS-B makes a handful of tiny BLAS/LAPACK calls per iteration; with multithreaded
+    OpenBLAS each becomes a thread hand-off, several times slower on GP-sized problems and far worse
+    on a machine busy with trials (scipy issue 22438). threadpoolctl's limit is process-wide, hence the
+    lock: concurrent suggestions take turns instead of restoring each other's settings. Optional:
+    without threadpoolctl the model just runs slower.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with _BLAS_LOCK:
+        try:
+            limiter: Any = threadpool_limits(limits=1, user_api="blas")
+        except Exception:  # introspecting native libraries is best effort
+            limiter = contextlib.nullcontext()
+        with limiter:
+            yield
+
+
+class GPFitError(ArithmeticError):
+    """The kernel matrix could not be factorised or no hyperparameter start gave a finite likelihood."""
+
+
+def matern52(r: np.ndarray) -> np.ndarray:
+    """Unit-variance Matern-5/2 correlation as a function of the scaled distance."""
+    s = _SQRT5 * r
+    return (1.0 + s + s * s / 3.0) * np.exp(-s)
+
+
+def _matern52_dr2(r: np.ndarray) -> np.ndarray:
+    """d k / d (r^2) of the unit-variance kernel; finite at r = 0 unlike d k / d r."""
+    s = _SQRT5 * r
+    return -(5.0 / 6.0) * (1.0 + s) * np.exp(-s)
+
+
+def _scaled_sqdist(a: np.ndarray, b: np.ndarray, inv_ls: np.ndarray) -> np.ndarray:
+    a = a * inv_ls
+    b = b * inv_ls
+    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.maximum(d2, 0.0)
+
+
+def robust_cholesky(k: np.ndarray, max_tries: int = 6) -> np.ndarray:
+    """Lower Cholesky factor, adding growing diagonal jitter when rounding makes ``k`` indefinite."""
+    jitter = 0.0
+    base = float(np.mean(np.diag(k))) if k.size else 1.0
+    eye = np.eye(k.shape[0])
+    for _ in range(max_tries):
+        try:
+            return linalg.cholesky(k + jitter * eye, lower=True, check_finite=True)
+        except (linalg.LinAlgError, ValueError):
+            jitter = base * 1e-9 if jitter == 0.0 else jitter * 10.0
+    raise GPFitError("kernel matrix is not positive definite even with jitter")
+
+
+@dataclass(frozen=True)
+class GPParams:
+    """Hyperparameters; everything positive is kept as a log so the optimiser works unconstrained-ish."""
+
+    log_lengthscales: np.ndarray
+    log_signal: float
+    log_noise: float
+    mean: float
+
+    def pack(self) -> np.ndarray:
+        return np.concatenate([self.log_lengthscales, [self.log_signal, self.log_noise, self.mean]])
+
+    @classmethod
+    def unpack(cls, theta: np.ndarray) -> GPParams:
+        return cls(np.array(theta[:-3], dtype=float), float(theta[-3]), float(theta[-2]), float(theta[-1]))
+
+    @property
+    def lengthscales(self) -> np.ndarray:
+        return np.exp(self.log_lengthscales)
+
+
+@dataclass(frozen=True)
+class LogNormalPrior:
+    """Gaussian priors on the log hyperparameters (MAP rather than ML keeps small-data fits sane)."""
+
+    ls_loc: float
+    ls_scale: float = 1.0
+    signal_loc: float = 0.0
+    signal_scale: float = 1.5
+    noise_loc: float = math.log(1e-3)
+    noise_scale: float = 2.0
+
+    @classmethod
+    def for_dims(cls, d: int) -> LogNormalPrior:
+        # Longer lengthscales in more dimensions: points are farther apart, so a prior centred on a
+        # fixed short lengthscale would make a 6-d model treat every observation as isolated.
+        return cls(ls_loc=math.log(0.5) + 0.5 * math.log(max(d, 1)))
+
+    def neg_log_density(self, p: GPParams) -> tuple[float, np.ndarray]:
+        """Value and gradient w.r.t. the packed vector (constants dropped)."""
+        zl = (p.log_lengthscales - self.ls_loc) / self.ls_scale
+        zs = (p.log_signal - self.signal_loc) / self.signal_scale
+        zn = (p.log_noise - self.noise_loc) / self.noise_scale
+        value = 0.5 * (float(zl @ zl) + zs * zs + zn * zn)
+        grad = np.concatenate([zl / self.ls_scale, [zs / self.signal_scale, zn / self.noise_scale, 0.0]])
+        return value, grad
+
+
+class GaussianProcess:
+    """Posterior of a constant-mean GP with a Matern-5/2 ARD kernel and Gaussian noise."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, params: GPParams) -> None:
+        self.x = np.asarray(x, dtype=float)
+        self.y = np.asarray(y, dtype=float)
+        self.params = params
+        self._inv_ls = 1.0 / params.lengthscales
+        self._signal = math.exp(params.log_signal)
+        r = np.sqrt(_scaled_sqdist(self.x, self.x, self._inv_ls))
+        k = self._signal * matern52(r) + math.exp(params.log_noise) * np.eye(len(self.x))
+        self._chol = robust_cholesky(k)
+        self._alpha = linalg.cho_solve((self._chol, True), self.y - params.mean)
+
+    def condition_on(self, x_new: np.ndarray, y_new: np.ndarray) -> GaussianProcess:
+        """Same hyperparameters, more data: how pending trials are imputed without a refit."""
+        return GaussianProcess(np.vstack([self.x, x_new]), np.concatenate([self.y, y_new]), self.params)
+
+    def _cross(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r = np.sqrt(_scaled_sqdist(xs, self.x, self._inv_ls))
+        return r, self._signal * matern52(r)
+
+    def predict(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and standard deviation of the latent (noise-free) function."""
+        xs = np.atleast_2d(xs)
+        _, ks = self._cross(xs)
+        mean = self.params.mean + ks @ self._alpha
+        v = linalg.solve_triangular(self._chol, ks.T, lower=True, check_finite=False)
+        var = np.maximum(self._signal - (v * v).sum(0), 1e-20)
+        return mean, np.sqrt(var)
+
+    def predict_with_grad(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, std and their gradients w.r.t. each row of ``xs`` (rows are independent points)."""
+        xs = np.atleast_2d(xs)
+        r, ks = self._cross(xs)
+        # dk(x, x_i)/dx = signal * dk/d(r^2) * 2 (x - x_i) / l^2
+        diff = xs[:, None, :] - self.x[None, :, :]
+        dks = (2.0 * self._signal * _matern52_dr2(r))[:, :, None] * diff * (self._inv_ls**2)
+        mean = self.params.mean + ks @ self._alpha
+        dmean = np.einsum("mnd,n->md", dks, self._alpha)
+        kinv_ks = linalg.cho_solve((self._chol, True), ks.T, check_finite=False)  # (n, m)
+        var = self._signal - np.einsum("mn,nm->m", ks, kinv_ks)
+        dvar = -2.0 * np.einsum("mnd,nm->md", dks, kinv_ks)
+        var = np.maximum(var, 1e-20)
+        std = np.sqrt(var)
+        return mean, std, dmean, dvar / (2.0 * std[:, None])
+
+
+def _neg_log_marginal(
+    theta: np.ndarray, y: np.ndarray, diff2: np.ndarray, prior: LogNormalPrior
+) -> tuple[float, np.ndarray]:
+    """Negative log posterior of the hyperparameters (up to a constant) and its analytic gradient."""
+    p = GPParams.unpack(theta)
+    n = len(y)
+    inv_l2 = np.exp(-2.0 * p.log_lengthscales)
+    r = np.sqrt(np.maximum(diff2 @ inv_l2, 0.0))
+    signal, noise = math.exp(p.log_signal), math.exp(p.log_noise)
+    kf = signal * matern52(r)
+    k = kf + noise * np.eye(n)
+    try:
+        chol = robust_cholesky(k, max_tries=3)
+    except GPFitError:
+        return 1e25, np.zeros_like(theta)
+    resid = y - p.mean
+    alpha = linalg.cho_solve((chol, True), resid, check_finite=False)
+    value = 0.5 * float(resid @ alpha) + float(np.log(np.diag(chol)).sum()) + n * _LOG_SQRT_2PI
+    kinv = linalg.cho_solve((chol, True), np.eye(n), check_finite=False)
+    w = kinv - np.outer(alpha, alpha)  # d nll / d K = w / 2
+    # dK/dlog l_j = -2 signal dk/d(r^2) * diff2_j / l_j^2
+    g = w * (-2.0 * signal * _matern52_dr2(r))
+    grad_ls = 0.5 * np.einsum("ij,ijk->k", g, diff2) * inv_l2
+    grad = np.concatenate(
+        [
+            grad_ls,
+            [0.5 * float((w * kf).sum()), 0.5 * noise * float(np.trace(w)), -float(alpha.sum())],
+        ]
+    )
+    pv, pg = prior.neg_log_density(p)
+    return value + pv, grad + pg
+
+
+def fit_gp(
+    x: np.ndarray,
+    y: np.ndarray,
+    rng: np.random.Generator,
+    n_restarts: int = 2,
+    maxiter: int = 80,
+) -> GaussianProcess:
+    """MAP hyperparameters by L-BFGS-B from the prior's centre plus ``n_restarts`` prior draws."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    d = x.shape[1]
+    prior = LogNormalPrior.for_dims(d)
+    diff2 = (x[:, None, :] - x[None, :, :]) ** 2
+    bounds = [LOG_LENGTHSCALE_BOUNDS] * d + [LOG_SIGNAL_BOUNDS, LOG_NOISE_BOUNDS, MEAN_BOUNDS]
+    lo, hi = np.array(bounds).T
+    centre = GPParams(np.full(d, prior.ls_loc), 0.0, prior.noise_loc, 0.0).pack()
+    starts = [centre]
+    for _ in range(n_restarts):
+        draw = centre.copy()
+        draw[:d] += prior.ls_scale * rng.standard_normal(d)
+        draw[d] += 0.5 * rng.standard_normal()
+        draw[d + 1] += prior.noise_scale * rng.standard_normal()
+        starts.append(draw)
+    best_theta, best_val = None, math.inf
+    for start in starts:
+        try:
+            res = optimize.minimize(
+                _neg_log_marginal,
+                np.clip(start, lo, hi),
+                args=(y, diff2, prior),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": maxiter},
+            )
+        except (ValueError, ArithmeticError, linalg.LinAlgError):
+            continue
+        if np.isfinite(res.fun) and res.fun < best_val and np.all(np.isfinite(res.x)):
+            best_theta, best_val = res.x, float(res.fun)
+    if best_theta is None or best_val >= 1e24:
+        raise GPFitError("no hyperparameter start gave a finite marginal likelihood")
+    return GaussianProcess(x, y, GPParams.unpack(np.clip(best_theta, lo, hi)))
+
+
+def log_h(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log(phi(z) + z Phi(z)) and its derivative, accurate far into the left tail.
+
+    Plain EI underflows to exactly 0 a few standard deviations from the incumbent, which leaves the
+    candidate search with a flat landscape; in log space the ranking survives.
+    """
+    z = np.asarray(z, dtype=float)
+    val = np.empty_like(z)
+    dval = np.empty_like(z)
+    mid = z > -1.0
+    zm = z[mid]
+    h = zm * special.ndtr(zm) + np.exp(-0.5 * zm * zm - _LOG_SQRT_2PI)
+    val[mid] = np.log(h)
+    dval[mid] = special.ndtr(zm) / h
+    tail = (z <= -1.0) & (z > -200.0)
+    zt = z[tail]
+    m = _SQRT_HALF_PI * special.erfcx(-zt / math.sqrt(2.0))  # Phi(z) / phi(z)
+    val[tail] = -0.5 * zt * zt - _LOG_SQRT_2PI + np.log1p(zt * m)
+    dval[tail] = m / (1.0 + zt * m)
+    far = z <= -200.0
+    zf = z[far]
+    inv2 = 1.0 / (zf * zf)
+    # Asymptotic series: 1 + z m(z) ~ z^-2 (1 - 3 z^-2 + 15 z^-4), m(z) ~ |z|^-1 (1 - z^-2 + 3 z^-4)
+    val[far] = -0.5 * zf * zf - _LOG_SQRT_2PI + np.log(inv2) + np.log1p(-3.0 * inv2 + 15.0 * inv2 * inv2)
+    dval[far] = -zf * (1.0 - inv2 + 3.0 * inv2 * inv2) / (1.0 - 3.0 * inv2 + 15.0 * inv2 * inv2)
+    return val, dval
+
+
+def log_expected_improvement(
+    mean: np.ndarray, std: np.ndarray, best: float, xi: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """log EI for minimisation, with its partial derivatives w.r.t. ``mean`` and ``std``."""
+    std = np.maximum(std, 1e-12)
+    z = (best - xi - mean) / std
+    lh, dlh = log_h(z)
+    return np.log(std) + lh, -dlh / std, 1.0 / std - dlh * z / std

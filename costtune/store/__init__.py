@@ -1,0 +1,16 @@
+"""The store: studies, trials, attempts and reports in SQLite or PostgreSQL."""
+
+from costtune.store.engine import costtune_home, default_db_url, resolve_db_url
+from costtune.store.store import AttemptInfo, ClaimedTrial, Orphan, Proposal, Store, StudyInfo
+
+__all__ = [
+    "AttemptInfo",
+    "ClaimedTrial",
+    "Orphan",
+    "Proposal",
+    "Store",
+    "StudyInfo",
+    "costtune_home",
+    "default_db_url",
+    "resolve_db_url",
+]

@@ -1,0 +1,98 @@
+"""The store's tables.
+
+JSON columns hold parameters and metrics (their shape depends on the study); money columns are
+64-bit integers of micro-dollars. Attempts are one row per launch of a trial, so a trial that was
+interrupted or preempted and re-run keeps one trial row and gains attempt rows.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class MetaRow(SQLModel, table=True):
+    __tablename__ = "costtune_meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class StudyRow(SQLModel, table=True):
+    __tablename__ = "study"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=200)
+    metric: str
+    mode: str
+    space_json: str = Field(sa_column=Column(Text, nullable=False))
+    sampler_json: str = Field(sa_column=Column(Text, nullable=False))
+    spec_json: str = Field(sa_column=Column(Text, nullable=False))  # the sweep as given
+    budget_usd_micros: int | None = Field(default=None, sa_column=Column(BigInteger))
+    next_number: int = 0  # trial numbers are handed out under the study's lock
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TrialRow(SQLModel, table=True):
+    __tablename__ = "trial"
+    __table_args__ = (
+        UniqueConstraint("study_id", "number"),
+        UniqueConstraint("study_id", "grid_index"),  # a grid never repeats a combination
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    study_id: int = Field(foreign_key="study.id", index=True)
+    number: int
+    state: str = Field(index=True)
+    source: str = "sampler"
+    params_json: str = Field(sa_column=Column(Text, nullable=False))
+    grid_index: int | None = None
+    value: float | None = None
+    metrics_json: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    last_step: int | None = None
+    cost_micros: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    output_dir: str | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    owner: str | None = None  # the controller that runs it now (host:pid:start)
+    heartbeat_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class AttemptRow(SQLModel, table=True):
+    __tablename__ = "attempt"
+    __table_args__ = (UniqueConstraint("trial_id", "number"),)
+    id: int | None = Field(default=None, primary_key=True)
+    trial_id: int = Field(foreign_key="trial.id", index=True)
+    number: int  # 1, 2, ... within the trial
+    idempotency_key: str = Field(unique=True, max_length=64)
+    provider: str
+    region: str | None = None
+    instance_type: str | None = None
+    market: str | None = None
+    rate_micros_per_hour: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    host: str | None = None
+    pid: int | None = None  # local process group leader, for clean-up after a crash
+    started_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    exit_reason: str | None = None  # completed | failed | stopped | timeout | interrupted | budget
+    exit_code: int | None = None
+    billable_ms: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    cost_micros: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class ReportRow(SQLModel, table=True):
+    __tablename__ = "report"
+    id: int | None = Field(default=None, primary_key=True)
+    trial_id: int = Field(foreign_key="trial.id", index=True)
+    attempt_id: int | None = Field(default=None, foreign_key="attempt.id")
+    step: int
+    metrics_json: str = Field(sa_column=Column(Text, nullable=False))
+    elapsed_s: float = 0.0  # seconds since the attempt started
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,108 @@
+"""The trial object an in-process objective receives.
+
+It hands out parameters (sampled up front from the study's space, or on first request for
+define-by-run objectives), takes reports, and carries the scheduler's verdict: ``should_stop()``
+turns true when the scheduler says stop, and ``raise StopTrial()`` ends the trial cleanly.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from costtune.errors import SpecError
+from costtune.history import FrozenTrial
+from costtune.protocol import MetricLineError, format_line
+from costtune.schedulers import Decision
+from costtune.space import Categorical, Int, LogUniform, Uniform, parse_distribution
+
+if TYPE_CHECKING:
+    from costtune.space import Distribution
+    from costtune.study import Study
+
+
+class Trial:
+    def __init__(
+        self, study: Study, trial_id: int, number: int, params: dict[str, Any], attempt_id: int | None,
+        output_dir: str | None,
+    ) -> None:
+        self._study = study
+        self._id = trial_id
+        self.number = number
+        self._params = dict(params)
+        self._attempt_id = attempt_id
+        self._output_dir = output_dir
+        self._last_step: int | None = None
+        self._decision = Decision.CONTINUE
+        self.last_report: FrozenTrial | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+    @property
+    def study_name(self) -> str:
+        return self._study.name
+
+    @property
+    def output_dir(self) -> Path:
+        """A directory of this trial's own for logs, checkpoints and the model it produces."""
+        path = Path(self._output_dir or self._study.trial_dir(self.number))
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- parameters ----------------------------------------------------------------------
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float:
+        dist: Distribution = LogUniform(low, high) if log else Uniform(low, high)
+        return float(self.suggest(name, dist))
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        return int(self.suggest(name, Int(low, high, step=step, log=log)))
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        return self.suggest(name, Categorical(tuple(choices)))
+
+    def suggest(self, name: str, dist: Distribution | dict[str, Any]) -> Any:
+        """The value of ``name``: the sampler's if the study's space has it, else a fresh draw.
+
+        A new parameter joins the study's space, so the model-based sampler uses it from the
+        next trial on. Asking for a known name with another distribution is an error.
+        """
+        if isinstance(dist, dict):
+            dist = parse_distribution(dist, f"space.{name}")
+        known = self._study.space_dict().get(name)
+        if known is not None and known != dist.to_dict():
+            raise SpecError(f"space.{name}", f"already defined as {known}; asked for", dist.to_dict())
+        if name in self._params:
+            return self._params[name]
+        rng = np.random.default_rng([self._study.seed, self.number, zlib.crc32(name.encode())])
+        value = dist.sample(rng)
+        self._study.add_param(self._id, name, value, dist.to_dict())
+        self._params[name] = value
+        return value
+
+    # -- reports -------------------------------------------------------------------------
+    def report(self, step: int | None = None, **metrics: float) -> None:
+        """Record metrics at ``step`` (default: the previous step + 1) and ask the scheduler."""
+        if step is None:
+            step = 0 if self._last_step is None else self._last_step + 1
+        try:
+            format_line(step, metrics)  # the same validation a command trial's line gets
+        except MetricLineError as exc:
+            raise SpecError("report", str(exc).removeprefix("metric line: ")) from None
+        self._last_step = step
+        frozen, decision = self._study._record_report(self._id, self._attempt_id, step, metrics)
+        self.last_report = frozen
+        if decision == Decision.STOP:
+            self._decision = Decision.STOP
+
+    def should_stop(self) -> bool:
+        """True once the scheduler decided this trial should end; then ``raise StopTrial()``."""
+        return self._decision == Decision.STOP
+
+    def __repr__(self) -> str:
+        return f"Trial(number={self.number}, params={self._params!r})"

@@ -1,0 +1,73 @@
+"""What every provider implements, and the errors adapters map their SDK's errors to.
+
+A provider launches one attempt of a trial somewhere (a local process, a simulated or a cloud
+instance), reports its state with billable times, and terminates it. The controller owns the
+books: it charges billable time x the rate snapshotted at launch; a provider never prices itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from costtune.errors import CosttuneError
+
+
+class ProviderError(CosttuneError):
+    """Base of what adapters raise; SDK errors never leak past an adapter."""
+
+
+class RetryableError(ProviderError):
+    """Throttling, 5xx, a dropped connection: the same call may succeed later."""
+
+
+class CapacityError(ProviderError):
+    """No capacity (or price too low) for this offer: fail over to another offer."""
+
+
+class FatalProviderError(ProviderError):
+    """Credentials, quota, an invalid request: retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    argv: tuple[str, ...]
+    workdir: str
+    output_dir: str  # stdout.log / stderr.log land here
+    env: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)  # study, trial, attempt, owner: finds it again
+
+
+@dataclass(frozen=True)
+class Status:
+    running: bool
+    exit_code: int | None
+    billable_ms: int  # time the resource has been held so far (or in all, once ended)
+    preempted: bool = False
+
+
+class Handle(Protocol):
+    key: str  # the idempotency key it was launched with
+
+
+class Provider(Protocol):
+    name: str
+
+    def launch(self, request: LaunchRequest, idempotency_key: str) -> Handle:
+        """Start the attempt; calling again with the same key returns the same attempt."""
+        ...
+
+    def poll(self, handle: Handle) -> Status: ...
+
+    def output(self, handle: Handle) -> Iterator[str]:
+        """The attempt's stdout lines as they come; ends when the attempt's output ends."""
+        ...
+
+    def terminate(self, handle: Handle) -> None:
+        """Stop the attempt; idempotent."""
+        ...
+
+    def list_owned(self, tags: dict[str, str]) -> list[Handle]:
+        """Live attempts carrying all of ``tags``, wherever they were launched from (the reaper's view)."""
+        ...
