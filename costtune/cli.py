@@ -21,7 +21,8 @@ from rich.console import Console
 from costtune.errors import CosttuneError, InputError, SpecError
 
 err_console = Console(stderr=True)
-out_console = Console()
+# Piped output (a file, CI) gets wide tables instead of rich's 80-column default.
+out_console = Console() if Console().is_terminal else Console(width=200)
 
 db_option = click.option(
     "--db", "db", envvar="COSTTUNE_DB", metavar="URL",

@@ -39,8 +39,10 @@ def micros_to_usd(micros: int) -> Decimal:
     return Decimal(micros) / MICROS_PER_USD
 
 
-def format_usd(micros: int, places: int = 4) -> str:
-    """``$0.0123`` for display; the stored value keeps every micro-dollar."""
+def format_usd(micros: int, places: int | None = None) -> str:
+    """``$1.2345`` or, under ten cents, every micro-dollar (``$0.000043``); for display only."""
+    if places is None:
+        places = 4 if abs(micros) >= 100_000 else 6
     quantum = Decimal(1).scaleb(-places)
     return f"${micros_to_usd(micros).quantize(quantum, rounding=ROUND_HALF_UP)}"
 

@@ -133,8 +133,11 @@ class SweepController:
                 self.status.stop_reason = "budget.usd reached"
                 return None
             claimed = self.study.claim(max_trials=self.spec.max_trials)
-            if claimed is None:
-                self.status.stop_reason = self.status.stop_reason or "no trial left to run"
+            if claimed is None and not self.status.stop_reason:
+                limit = self.spec.max_trials
+                self.status.stop_reason = (
+                    f"all {limit} trials run" if limit is not None and self.spec.budget.trials == limit
+                    else "the sampler has nothing left to propose")
             return claimed
 
     def _budget_left(self) -> int:

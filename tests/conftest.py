@@ -1,0 +1,48 @@
+"""Shared fixtures: every store backend through one parametrized fixture."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import SQLModel
+
+from costtune.store import Store, resolve_db_url
+from costtune.store.engine import make_engine
+
+POSTGRES_ENV = "COSTTUNE_TEST_POSTGRES_URL"
+
+
+def _postgres_url() -> str | None:
+    return os.environ.get(POSTGRES_ENV) or None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL to an empty store: a fresh SQLite file, or the test PostgreSQL database wiped clean."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    url = _postgres_url()
+    if url is None:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    engine = make_engine(resolve_db_url(url))
+    SQLModel.metadata.drop_all(engine)
+    engine.dispose()
+    yield url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    st = Store(store_url)
+    yield st
+    st.close()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep every test's default store and trial directories inside its own tmp dir."""
+    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "costtune-home"))
+    monkeypatch.delenv("COSTTUNE_DB", raising=False)

@@ -1,0 +1,158 @@
+"""The sweep file contract: what parses, and the exact errors for what does not."""
+
+from __future__ import annotations
+
+import copy
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from costtune.errors import InputError, SpecError
+from costtune.money import charge_micros, format_usd, micros_to_usd, usd_to_micros
+from costtune.spec import load_sweep, parse_sweep
+
+BASE: dict[str, Any] = {
+    "name": "digits-mlp",
+    "objective": {"metric": "val_loss", "mode": "min"},
+    "space": {
+        "lr": {"type": "loguniform", "low": 1.0e-4, "high": 0.3},
+        "hidden": {"type": "int", "low": 16, "high": 256, "log": True},
+        "activation": {"type": "categorical", "choices": ["relu", "tanh"]},
+    },
+    "sampler": {"type": "bayes", "seed": 0},
+    "scheduler": {"type": "fifo"},
+    "budget": {"trials": 40, "usd": 2.00},
+    "resources": {"provider": "local", "usd_per_hour": 0.096, "workers": 2},
+    "command": ["python", "examples/digits/train.py", "--lr", "{lr}", "--hidden", "{hidden}"],
+}
+
+
+def with_(path: str, value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(BASE)
+    *parents, last = path.split(".")
+    node = data
+    for key in parents:
+        node = node[key]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+_DELETE = object()
+
+
+def test_the_documented_example_parses_exactly() -> None:
+    spec = parse_sweep(copy.deepcopy(BASE))
+    assert spec.name == "digits-mlp" and spec.metric == "val_loss" and str(spec.mode) == "min"
+    assert list(spec.space.names) == ["lr", "hidden", "activation"]
+    assert spec.sampler == {"type": "bayes", "seed": 0, "n_startup": 10, "configs": []}
+    assert spec.budget.trials == 40 and spec.budget.usd_micros == 2_000_000
+    assert spec.resources.usd_per_hour_micros == 96_000 and spec.resources.workers == 2
+    assert spec.command[3] == "{lr}" and spec.max_trials == 40
+
+
+def test_load_sweep_reads_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(BASE, sort_keys=False))
+    assert load_sweep(path).name == "digits-mlp"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("space.lr.low", -1, "space.lr.low: must be > 0 for loguniform, got -1"),
+        ("colour", "red", "colour: unknown field; allowed: name"),
+        ("objective.mode", "minimize", "objective.mode: must be min or max, got 'minimize'"),
+        ("objective.metric", "", "objective.metric: must be a metric name"),
+        ("sampler.type", "tpe", "sampler.type: must be one of grid, random, manual, bayes, got 'tpe'"),
+        ("sampler.seed", -3, "sampler.seed: must be an integer >= 0, got -3"),
+        ("sampler.n_startp", 3, "sampler.n_startp: unknown field for bayes"),
+        ("scheduler.type", "hyperbnd", "scheduler.type: must be one of fifo, got 'hyperbnd'"),
+        ("budget.trials", 0, "budget.trials: must be an integer >= 1, got 0"),
+        ("budget.usd", "lots", "budget.usd: must be a dollar amount, got 'lots'"),
+        ("budget.usd", -2, "budget.usd: must be >= 0, got -2"),
+        ("budget.trial_seconds", 0, "budget.trial_seconds: must be a number of seconds > 0, got 0"),
+        ("resources.workers", 0, "resources.workers: must be an integer >= 1, got 0"),
+        ("resources.provider", "gcp-ish", "resources.provider: must be one of local, got 'gcp-ish'"),
+        ("resources.usd_per_hour", True, "resources.usd_per_hour: must be a dollar amount, got True"),
+        ("command", [], "command: must be a non-empty list of arguments, got []"),
+        ("name", "my sweep!", "name: must be letters, digits"),
+        ("space", {}, "space"),
+    ],
+)
+def test_bad_fields_are_named_with_their_value(path: str, value: Any, message: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_sweep(with_(path, value))
+    assert message in str(info.value)
+
+
+def test_unknown_placeholder_in_command_is_named() -> None:
+    data = with_("command", ["python", "train.py", "--lr", "{lrr}"])
+    with pytest.raises(SpecError, match=r"command\[3\]: unknown placeholder \{lrr\}"):
+        parse_sweep(data)
+
+
+def test_placeholders_may_format_and_use_reserved_names() -> None:
+    data = with_("command", ["train", "--lr={lr:.5f}", "--out", "{trial_dir}/model", "{trial_number}"])
+    assert parse_sweep(data).command[1] == "--lr={lr:.5f}"
+    with pytest.raises(SpecError, match=r"command\[1\]: placeholder cannot be formatted"):
+        parse_sweep(with_("command", ["train", "{activation:.3f}"]))
+
+
+def test_required_fields_and_open_ended_sweeps() -> None:
+    for field in ("name", "objective", "space", "command"):
+        with pytest.raises(SpecError, match=f"^{field}: is required"):
+            parse_sweep(with_(field, _DELETE))
+    with pytest.raises(SpecError, match="budget: a random sweep needs an end"):
+        parse_sweep({**with_("sampler", {"type": "random"}), "budget": {}})
+
+
+def test_grid_needs_points_for_continuous_parameters_and_counts_its_size() -> None:
+    grid = with_("sampler", {"type": "grid"})
+    with pytest.raises(SpecError, match="space.lr"):
+        parse_sweep(grid)
+    grid["sampler"]["points"] = 3
+    grid["space"]["hidden"] = {"values": [16, 64]}
+    del grid["budget"]["trials"]
+    assert parse_sweep(grid).max_trials == 3 * 2 * 2
+
+
+def test_manual_configs_are_validated_against_the_space() -> None:
+    manual = with_("sampler", {"type": "manual", "configs": [{"lr": 0.01, "hidden": 32, "activation": "relu"}]})
+    assert parse_sweep(manual).max_trials == 1
+    manual["sampler"]["configs"][0]["hidden"] = 1000
+    with pytest.raises(SpecError, match=r"sampler.configs\[0\].hidden"):
+        parse_sweep(manual)
+
+
+def test_load_sweep_errors_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        load_sweep(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nspace: [unclosed\n")
+    with pytest.raises(InputError, match="not valid YAML at line"):
+        load_sweep(bad)
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(SpecError, match="must be a mapping"):
+        load_sweep(bad)
+
+
+def test_money_is_parsed_exactly_and_charged_in_integers() -> None:
+    assert usd_to_micros(0.1) == 100_000
+    assert usd_to_micros("0.096") == 96_000
+    assert usd_to_micros("$2") == 2_000_000
+    assert usd_to_micros(Decimal("0.0000005")) == 1  # half a micro-dollar rounds half up
+    assert micros_to_usd(96_000) == Decimal("0.096")
+    assert format_usd(43) == "$0.000043" and format_usd(1_234_567) == "$1.2346"
+    # one hour at $0.096/h; a started second is a paid second; cost rounds up to the micro-dollar
+    assert charge_micros(3_600_000, 96_000) == 96_000
+    assert charge_micros(1, 3_600_000_000) == 1_000_000
+    assert charge_micros(1_001, 3_600_000) == 2_000
+    assert charge_micros(10_000, 3_600_000, minimum_s=60) == 60_000
+    assert charge_micros(0, 3_600_000, minimum_s=60) == 0
+    assert charge_micros(1, 1) == 1
