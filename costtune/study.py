@@ -86,13 +86,18 @@ def create_study(
     sampler_cfg = {"type": "custom"} if isinstance(sampler, Sampler) else sampler_config(
         {"type": sampler} if isinstance(sampler, str) else sampler, search_space or SearchSpace({})
     )
-    info = store.create_study(
-        name, metric=metric, mode=Mode(mode), space=search_space.to_dict() if search_space else {},
-        sampler=sampler_cfg,
-        spec={"scheduler": scheduler} if isinstance(scheduler, dict) else {},
-        budget_usd_micros=None if budget_usd is None else usd_to_micros(budget_usd, "budget_usd"),
-        queued=sampler_cfg.get("configs", []),
-    )
+    try:
+        info = store.create_study(
+            name, metric=metric, mode=Mode(mode), space=search_space.to_dict() if search_space else {},
+            sampler=sampler_cfg,
+            spec={"scheduler": scheduler} if isinstance(scheduler, dict) else {},
+            budget_usd_micros=None if budget_usd is None else usd_to_micros(budget_usd, "budget_usd"),
+            queued=sampler_cfg.get("configs", []),
+        )
+    except StoreError:
+        if not load_if_exists:
+            raise
+        info = store.get_study(name)  # another worker created it between our check and insert
     return Study(store, info, sampler=sampler if isinstance(sampler, Sampler) else None,
                  scheduler=scheduler if not isinstance(scheduler, dict) else None, usd_per_hour=usd_per_hour)
 
@@ -256,7 +261,7 @@ class Study:
             while (trial := next_trial()) is not None:
                 try:
                     self._run_one(objective, trial, catch)
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+                except BaseException as exc:
                     errors.append(exc)
                     stop.set()
 

@@ -72,8 +72,7 @@ class Trial:
         A new parameter joins the study's space, so the model-based sampler uses it from the
         next trial on. Asking for a known name with another distribution is an error.
         """
-        if isinstance(dist, dict):
-            dist = parse_distribution(dist, f"space.{name}")
+        dist = parse_distribution(dist, f"space.{name}")  # validates objects built directly too
         known = self._study.space_dict().get(name)
         if known is not None and known != dist.to_dict():
             raise SpecError(f"space.{name}", f"already defined as {known}; asked for", dist.to_dict())

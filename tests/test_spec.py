@@ -108,13 +108,13 @@ def test_required_fields_and_open_ended_sweeps() -> None:
     for field in ("name", "objective", "space", "command"):
         with pytest.raises(SpecError, match=f"^{field}: is required"):
             parse_sweep(with_(field, _DELETE))
-    with pytest.raises(SpecError, match="budget: a random sweep needs an end"):
+    with pytest.raises(SpecError, match=r"budget: a random sweep needs an end"):
         parse_sweep({**with_("sampler", {"type": "random"}), "budget": {}})
 
 
 def test_grid_needs_points_for_continuous_parameters_and_counts_its_size() -> None:
     grid = with_("sampler", {"type": "grid"})
-    with pytest.raises(SpecError, match="space.lr"):
+    with pytest.raises(SpecError, match=r"space\.lr"):
         parse_sweep(grid)
     grid["sampler"]["points"] = 3
     grid["space"]["hidden"] = {"values": [16, 64]}

@@ -92,7 +92,7 @@ def test_define_by_run_grows_the_space_and_rejects_redefinition(tmp_path: Path) 
     assert set(study.space_dict()) == {"lr", "act"}
     assert all(set(t.params) == {"lr", "act"} for t in study.trials)
     trial = study.ask()
-    with pytest.raises(SpecError, match="space.lr"):
+    with pytest.raises(SpecError, match=r"space\.lr"):
         trial.suggest_float("lr", 0.0, 1.0)
 
 

@@ -7,9 +7,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.exc import IntegrityError
 
-from costtune.errors import InputError
+from costtune.errors import InputError, StoreError
 from costtune.money import format_usd, micros_to_usd
 from costtune.providers import make_provider
 from costtune.runner.controller import RunStatus, SweepController
@@ -34,7 +33,7 @@ def open_sweep(store: Store, spec: SweepSpec) -> tuple[Study, bool]:
                 sampler=spec.sampler, spec=spec.raw, budget_usd_micros=spec.budget.usd_micros,
                 queued=spec.sampler.get("configs", []),
             )
-        except IntegrityError:  # another `costtune run` created it a moment ago
+        except StoreError:  # another `costtune run` created it a moment ago
             info, resumed = store.get_study(spec.name), True
     if resumed:
         _check_compatible(info, spec)

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
 from costtune.errors import SamplerExhausted, StoreError, StudyNotFound
@@ -83,6 +85,8 @@ class AttemptInfo:
     cost_micros: int
 
 
+_SCHEMA_LOCK_KEY = 0x636F7374  # pg_advisory_xact_lock key held while creating the tables ("cost")
+
 # (history, next trial number, the study's current space as a dict) -> proposal
 Propose = Callable[[History, int, dict[str, Any]], Proposal]
 
@@ -91,10 +95,20 @@ class Store:
     def __init__(self, url: str | None = None) -> None:
         self.url = resolve_db_url(url)
         self.engine = make_engine(self.url)
-        SQLModel.metadata.create_all(self.engine)
-        with self._tx() as s:
-            if s.get(MetaRow, "schema_version") is None:
-                s.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Workers opening a fresh database at once would race on CREATE TABLE (SQLite's
+                # BEGIN IMMEDIATE already serializes this); the lock ends with the transaction.
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
+            SQLModel.metadata.create_all(conn)
+            meta = MetaRow.__table__  # type: ignore[attr-defined]
+            if conn.execute(select(meta.c.key).where(meta.c.key == "schema_version")).first() is None:
+                conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked, for messages and listings."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -136,7 +150,10 @@ class Store:
                 budget_usd_micros=budget_usd_micros,
             )
             s.add(row)
-            s.flush()
+            try:
+                s.flush()
+            except IntegrityError:  # another process created it since our check
+                raise StoreError(f"study {name!r} already exists") from None
             for params in queued or []:
                 self._insert_trial(s, row, params, TrialState.QUEUED, source="manual")
             return _study_info(row)
@@ -151,7 +168,7 @@ class Store:
         if info is None:
             known = [st.name for st in self.list_studies()]
             hint = f"; known studies: {', '.join(known)}" if known else "; the store holds no study yet"
-            raise StudyNotFound(f"study: no study named {name!r} in {self.url}{hint}")
+            raise StudyNotFound(f"study: no study named {name!r} in {self.display_url}{hint}")
         return info
 
     def list_studies(self) -> list[StudyInfo]:
@@ -338,7 +355,8 @@ class Store:
                 trial.value = float(metrics[objective])
             s.add(trial)
             s.flush()
-            return _frozen(trial, attempts=0)
+            attempts = s.exec(select(func.count()).where(AttemptRow.trial_id == trial_id)).one()
+            return _frozen(trial, attempts=attempts)
 
     def heartbeat(self, owner: str, charges: dict[int, tuple[int, int]]) -> None:
         """Keep ``owner``'s trials alive and book the running cost of its attempts.
@@ -402,7 +420,9 @@ class Store:
                 trial.error = error
             s.add(trial)
 
-    def recover_orphans(self, study_id: int, is_alive: Callable[[str, datetime | None], bool]) -> list[Orphan]:
+    def recover_orphans(
+        self, study_id: int, is_alive: Callable[[str, datetime | None], bool]
+    ) -> list[Orphan]:
         """Re-queue running trials whose controller is gone; book their open attempts as interrupted.
 
         The open attempt is charged up to its trial's last heartbeat, the last moment we know
@@ -419,7 +439,9 @@ class Store:
                     continue
                 last_seen = trial.heartbeat_at or utcnow()
                 open_attempts = s.exec(
-                    select(AttemptRow).where(AttemptRow.trial_id == trial.id, col(AttemptRow.ended_at).is_(None))
+                    select(AttemptRow).where(
+                        AttemptRow.trial_id == trial.id, col(AttemptRow.ended_at).is_(None)
+                    )
                 ).all()
                 for attempt in open_attempts:
                     held_ms = max(0, int((last_seen - attempt.started_at).total_seconds() * 1000))
@@ -509,7 +531,9 @@ class Store:
                 for r in rows
             ]
 
-    def spend_micros(self, study_id: int, *, exclude_attempts: set[int] | frozenset[int] = frozenset()) -> int:
+    def spend_micros(
+        self, study_id: int, *, exclude_attempts: set[int] | frozenset[int] = frozenset()
+    ) -> int:
         """Money booked on the study's attempts (running ones as of their last heartbeat)."""
         with self._tx() as s:
             query = (

@@ -1,0 +1,275 @@
+"""Real-valued distributions: Uniform, LogUniform and the scipy-backed Normal, LogNormal,
+Exponential, Gamma and Beta.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy import stats
+
+from costtune.errors import SpecError
+from costtune.space._base import _EPS, _Base, _fmt, _is_real, _literal, _number, _order, _positive, _unit
+
+
+@functools.lru_cache(maxsize=256)
+def _scipy(dist: _ScipyBased) -> Any:
+    """Frozen scipy objects are slow to build; distributions are hashable, so cache per instance."""
+    return dist._make_scipy()
+
+
+class _Continuous(_Base):
+    """Real-valued distributions; subclasses give the support and the monotone unit map."""
+
+    def _support(self) -> tuple[float, float, bool]:
+        """(low, high, low is excluded)."""
+        raise NotImplementedError
+
+    def _clamp(self, x: float) -> float:
+        lo, hi, _ = self._support()
+        return min(max(x, lo), hi)
+
+    def contains(self, value: Any) -> bool:
+        if not _is_real(value):
+            return False
+        x = float(value)
+        lo, hi, lo_open = self._support()
+        return math.isfinite(x) and lo <= x <= hi and not (lo_open and x == lo)
+
+    def _expect(self) -> str:
+        lo, hi, lo_open = self._support()
+        if math.isinf(lo) and math.isinf(hi):
+            return "must be a finite number"
+        if math.isinf(hi):
+            return f"must be a number {'>' if lo_open else '>='} {_fmt(lo)}"
+        if math.isinf(lo):
+            return f"must be a number <= {_fmt(hi)}"
+        return f"must be a number in [{_fmt(lo)}, {_fmt(hi)}]"
+
+    def coerce(self, value: Any, path: str = "") -> float:
+        x = _literal(value) if isinstance(value, str) else value
+        if not self.contains(x):
+            raise SpecError(path, self._expect(), value)
+        return float(x)
+
+
+class _ScipyBased(_Continuous):
+    """Unit map is the CDF, its inverse the clipped ppf; grids sit at the cell-centre quantiles."""
+
+    def _make_scipy(self) -> Any:
+        raise NotImplementedError
+
+    def to_unit(self, value: float) -> float:
+        return min(max(float(_scipy(self).cdf(float(value))), 0.0), 1.0)
+
+    def from_unit(self, u: float) -> float:
+        return self._clamp(float(_scipy(self).ppf(min(max(_unit(u), _EPS), 1.0 - _EPS))))
+
+    def grid(self, points: int | None = None, *, path: str = "") -> list[float]:
+        n = self._grid_points(points, path)
+        return [self._clamp(float(x)) for x in _scipy(self).ppf((np.arange(n) + 0.5) / n)]
+
+
+@dataclass(frozen=True)
+class Uniform(_Continuous):
+    low: float
+    high: float
+    points: int | None = field(default=None, kw_only=True)
+    kind: ClassVar[str] = "uniform"
+    _fields: ClassVar[tuple[str, ...]] = ("low", "high")
+
+    @classmethod
+    def _parse(cls, spec: Mapping, path: str, points: int | None) -> Uniform:
+        low, high = _number(spec, "low", path, cls.kind), _number(spec, "high", path, cls.kind)
+        _order(low, high, spec, path)
+        return cls(low, high, points=points)
+
+    def _support(self) -> tuple[float, float, bool]:
+        return self.low, self.high, False
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return self._clamp(float(rng.uniform(self.low, self.high)))
+
+    def to_unit(self, value: float) -> float:
+        return min(max((float(value) - self.low) / (self.high - self.low), 0.0), 1.0)
+
+    def from_unit(self, u: float) -> float:
+        return self._clamp(self.low + _unit(u) * (self.high - self.low))
+
+    def grid(self, points: int | None = None, *, path: str = "") -> list[float]:
+        return [float(x) for x in np.linspace(self.low, self.high, self._grid_points(points, path))]
+
+
+@dataclass(frozen=True)
+class LogUniform(_Continuous):
+    low: float
+    high: float
+    points: int | None = field(default=None, kw_only=True)
+    kind: ClassVar[str] = "loguniform"
+    _fields: ClassVar[tuple[str, ...]] = ("low", "high")
+
+    @classmethod
+    def _parse(cls, spec: Mapping, path: str, points: int | None) -> LogUniform:
+        low, high = _positive(spec, "low", path, cls.kind), _number(spec, "high", path, cls.kind)
+        _order(low, high, spec, path)
+        return cls(low, high, points=points)
+
+    def _support(self) -> tuple[float, float, bool]:
+        return self.low, self.high, False
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return self.from_unit(float(rng.random()))
+
+    def to_unit(self, value: float) -> float:
+        x = min(max(float(value), self.low), self.high)
+        return min(max(math.log(x / self.low) / math.log(self.high / self.low), 0.0), 1.0)
+
+    def from_unit(self, u: float) -> float:
+        return self._clamp(self.low * math.exp(_unit(u) * math.log(self.high / self.low)))
+
+    def grid(self, points: int | None = None, *, path: str = "") -> list[float]:
+        xs = np.geomspace(self.low, self.high, self._grid_points(points, path))
+        return [self._clamp(float(x)) for x in xs]
+
+
+@dataclass(frozen=True)
+class Normal(_ScipyBased):
+    mu: float
+    sigma: float
+    low: float | None = None
+    high: float | None = None
+    points: int | None = field(default=None, kw_only=True)
+    kind: ClassVar[str] = "normal"
+    _fields: ClassVar[tuple[str, ...]] = ("mu", "sigma", "low", "high")
+
+    @classmethod
+    def _parse(cls, spec: Mapping, path: str, points: int | None) -> Normal:
+        mu, sigma = _number(spec, "mu", path, cls.kind), _positive(spec, "sigma", path, cls.kind)
+        low = _number(spec, "low", path, cls.kind, default=None)
+        high = _number(spec, "high", path, cls.kind, default=None)
+        if low is not None and high is not None:
+            _order(low, high, spec, path)
+        return cls(mu, sigma, low, high, points=points)
+
+    @property
+    def truncated(self) -> bool:
+        return self.low is not None or self.high is not None
+
+    def _support(self) -> tuple[float, float, bool]:
+        lo = -math.inf if self.low is None else self.low
+        return lo, math.inf if self.high is None else self.high, False
+
+    def _make_scipy(self) -> Any:
+        if not self.truncated:
+            return stats.norm(self.mu, self.sigma)
+        lo, hi, _ = self._support()
+        a, b = (lo - self.mu) / self.sigma, (hi - self.mu) / self.sigma
+        return stats.truncnorm(a, b, loc=self.mu, scale=self.sigma)
+
+    def sample(self, rng: np.random.Generator) -> float:
+        if self.truncated:  # inverse CDF keeps every draw inside the bounds without rejection loops
+            return self.from_unit(float(rng.random()))
+        return float(rng.normal(self.mu, self.sigma))
+
+
+@dataclass(frozen=True)
+class LogNormal(_ScipyBased):
+    mu: float
+    sigma: float
+    points: int | None = field(default=None, kw_only=True)
+    kind: ClassVar[str] = "lognormal"
+    _fields: ClassVar[tuple[str, ...]] = ("mu", "sigma")
+
+    @classmethod
+    def _parse(cls, spec: Mapping, path: str, points: int | None) -> LogNormal:
+        mu, sigma = _number(spec, "mu", path, cls.kind), _positive(spec, "sigma", path, cls.kind)
+        return cls(mu, sigma, points=points)
+
+    def _support(self) -> tuple[float, float, bool]:
+        return 0.0, math.inf, True
+
+    def _clamp(self, x: float) -> float:
+        return max(x, math.ulp(0.0))
+
+    def _make_scipy(self) -> Any:
+        return stats.lognorm(self.sigma, scale=math.exp(self.mu))
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return self._clamp(float(rng.lognormal(self.mu, self.sigma)))
+
+
+@dataclass(frozen=True)
+class Exponential(_ScipyBased):
+    scale: float
+    points: int | None = field(default=None, kw_only=True)
+    kind: ClassVar[str] = "exponential"
+    _fields: ClassVar[tuple[str, ...]] = ("scale",)
+
+    @classmethod
+    def _parse(cls, spec: Mapping, path: str, points: int | None) -> Exponential:
+        return cls(_positive(spec, "scale", path, cls.kind), points=points)
+
+    def _support(self) -> tuple[float, float, bool]:
+        return 0.0, math.inf, False
+
+    def _make_scipy(self) -> Any:
+        return stats.expon(scale=self.scale)
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return float(rng.exponential(self.scale))
+
+
+@dataclass(frozen=True)
+class Gamma(_ScipyBased):
+    shape: float
+    scale: float
+    points: int | None = field(default=None, kw_only=True)
+    kind: ClassVar[str] = "gamma"
+    _fields: ClassVar[tuple[str, ...]] = ("shape", "scale")
+
+    @classmethod
+    def _parse(cls, spec: Mapping, path: str, points: int | None) -> Gamma:
+        shape, scale = _positive(spec, "shape", path, cls.kind), _positive(spec, "scale", path, cls.kind)
+        return cls(shape, scale, points=points)
+
+    def _support(self) -> tuple[float, float, bool]:
+        return 0.0, math.inf, False  # 0 included: draws with a tiny shape can underflow to it
+
+    def _make_scipy(self) -> Any:
+        return stats.gamma(self.shape, scale=self.scale)
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return float(rng.gamma(self.shape, self.scale))
+
+
+@dataclass(frozen=True)
+class Beta(_ScipyBased):
+    a: float
+    b: float
+    low: float = 0.0
+    high: float = 1.0
+    points: int | None = field(default=None, kw_only=True)
+    kind: ClassVar[str] = "beta"
+    _fields: ClassVar[tuple[str, ...]] = ("a", "b", "low", "high")
+
+    @classmethod
+    def _parse(cls, spec: Mapping, path: str, points: int | None) -> Beta:
+        a, b = _positive(spec, "a", path, cls.kind), _positive(spec, "b", path, cls.kind)
+        low = _number(spec, "low", path, cls.kind, default=0.0)
+        high = _number(spec, "high", path, cls.kind, default=1.0)
+        _order(low, high, spec, path)
+        return cls(a, b, low, high, points=points)
+
+    def _support(self) -> tuple[float, float, bool]:
+        return self.low, self.high, False
+
+    def _make_scipy(self) -> Any:
+        return stats.beta(self.a, self.b, loc=self.low, scale=self.high - self.low)
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return self._clamp(self.low + (self.high - self.low) * float(rng.beta(self.a, self.b)))
