@@ -1,0 +1,133 @@
+"""Plain records the store hands out, and the reads shared by its parts.
+
+They are detached from any session, so callers can keep them after the transaction ends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from costtune.errors import StudyNotFound
+from costtune.history import FrozenTrial, History, Mode, TrialState
+from costtune.store.models import AttemptRow, StudyRow, TrialRow
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    id: int
+    name: str
+    metric: str
+    mode: Mode
+    space: dict[str, Any]
+    sampler: dict[str, Any]
+    spec: dict[str, Any]
+    budget_usd_micros: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Proposal:
+    params: dict[str, Any]
+    grid_index: int | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedTrial:
+    id: int
+    number: int
+    params: dict[str, Any]
+    source: str
+    attempt_number: int  # the attempt about to start (1 for a fresh trial)
+    output_dir: str | None
+
+
+@dataclass(frozen=True)
+class Orphan:
+    number: int
+    host: str | None
+    pid: int | None
+
+
+@dataclass(frozen=True)
+class AttemptInfo:
+    number: int
+    provider: str
+    instance_type: str | None
+    market: str | None
+    rate_micros_per_hour: int
+    started_at: datetime
+    ended_at: datetime | None
+    exit_reason: str | None
+    exit_code: int | None
+    billable_ms: int
+    cost_micros: int
+
+
+# (history, next trial number, the study's current space as a dict) -> proposal
+Propose = Callable[[History, int, dict[str, Any]], Proposal]
+
+
+def lock_study(s: Session, study_id: int) -> StudyRow:
+    row = s.exec(select(StudyRow).where(StudyRow.id == study_id).with_for_update()).first()
+    if row is None:
+        raise StudyNotFound(f"study id {study_id} does not exist")
+    return row
+
+
+def read_history(s: Session, study: StudyRow) -> History:
+    trials = s.exec(
+        select(TrialRow).where(TrialRow.study_id == study.id).order_by(col(TrialRow.number))
+    ).all()
+    counts = dict(
+        s.exec(
+            select(AttemptRow.trial_id, func.count())
+            .join(TrialRow, col(TrialRow.id) == col(AttemptRow.trial_id))
+            .where(TrialRow.study_id == study.id)
+            .group_by(col(AttemptRow.trial_id))
+        ).all()
+    )
+    return History(
+        metric=study.metric,
+        mode=Mode(study.mode),
+        trials=tuple(_frozen(t, counts.get(t.id, 0)) for t in trials),
+    )
+
+
+def _study_info(row: StudyRow) -> StudyInfo:
+    return StudyInfo(
+        id=row.id,  # type: ignore[arg-type]
+        name=row.name,
+        metric=row.metric,
+        mode=Mode(row.mode),
+        space=json.loads(row.space_json),
+        sampler=json.loads(row.sampler_json),
+        spec=json.loads(row.spec_json),
+        budget_usd_micros=row.budget_usd_micros,
+        created_at=row.created_at,
+    )
+
+
+def _frozen(row: TrialRow, attempts: int) -> FrozenTrial:
+    return FrozenTrial(
+        number=row.number,
+        state=TrialState(row.state),
+        params=json.loads(row.params_json),
+        value=row.value,
+        metrics=json.loads(row.metrics_json),
+        cost_micros=row.cost_micros,
+        last_step=row.last_step,
+        grid_index=row.grid_index,
+        source=row.source,
+        attempts=attempts,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        output_dir=row.output_dir,
+        error=row.error,
+    )
