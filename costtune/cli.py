@@ -20,7 +20,8 @@ from rich.console import Console
 
 from costtune.errors import CosttuneError, InputError, SpecError
 
-err_console = Console(stderr=True)
+# Messages keep their lines when piped (CI logs, grep) instead of wrapping at 80 columns.
+err_console = Console(stderr=True, soft_wrap=True)
 # Piped output (a file, CI) gets wide tables instead of rich's 80-column default.
 out_console = Console() if Console().is_terminal else Console(width=200)
 
@@ -107,7 +108,7 @@ def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str) -> None:
     store = _store(db)
     study, resumed = open_sweep(store, spec)
     if resumed and not quiet:
-        err_console.print(f"resuming study [bold]{spec.name}[/] in {store.url}", highlight=False)
+        err_console.print(f"resuming study [bold]{spec.name}[/] in {store.display_url}", highlight=False)
     status = run_with_progress(spec, study, err_console, quiet=quiet, workdir=workdir)
     _print_summary(study, status)
 
@@ -129,8 +130,8 @@ def _print_summary(study: Any, status: Any) -> None:
         out_console.print(f"best: trial {best.number} {history.metric}={best.value:.6g} "
                           f"cost {format_usd(best.cost_micros)} params {best.params}", highlight=False)
         if best.output_dir:
-            out_console.print(f"best trial's output: {best.output_dir}", highlight=False)
-    out_console.print(f"store: {study.store.url}  (costtune leaderboard {study.name})", highlight=False)
+            out_console.print(f"best trial's output: {best.output_dir}", highlight=False, soft_wrap=True)
+    out_console.print(f"store: {study.store.display_url}  (costtune leaderboard {study.name})", highlight=False)
     if best is None and history.trials:
         raise CosttuneError("no trial produced a value; see `costtune trials` and `costtune logs`")
 
@@ -186,7 +187,7 @@ def studies(db: str | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"studies in {store.url}", title_justify="left")
+    table = Table(title=f"studies in {store.display_url}", title_justify="left")
     for col in ("name", "objective", "trials", "best", "cost", "created"):
         table.add_column(col)
     for r in rows:

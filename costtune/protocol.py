@@ -55,13 +55,18 @@ def format_line(step: int | None, metrics: dict[str, Any]) -> str:
 
 def parse_line(line: str) -> MetricReport | None:
     """The report on ``line``, None for ordinary output, MetricLineError for a bad report."""
-    if not line.startswith(PREFIX.rstrip()):
+    tag = PREFIX.rstrip()
+    if not line.startswith(tag):
         return None
-    body = line[len(PREFIX.rstrip()) :].strip()
+    body = line[len(tag) :]
+    if body and not body[0].isspace() and body[0] != "{":
+        return None  # "costtune:reporting done" is ordinary output
+    body = body.strip()
     try:
         payload = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise MetricLineError(f"metric line: not a JSON object ({exc.msg}), got {body[:80]!r}") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+        reason = getattr(exc, "msg", None) or str(exc).split(";")[0]
+        raise MetricLineError(f"metric line: not a JSON object ({reason}), got {body[:80]!r}") from None
     if not isinstance(payload, dict):
         raise MetricLineError(f"metric line: must be a JSON object, got {body[:80]!r}")
     return _check(payload)
@@ -77,12 +82,24 @@ def _check(payload: dict[str, Any]) -> MetricReport:
             continue
         if not isinstance(name, str) or not _METRIC_NAME.match(name):
             raise MetricLineError(f"metric line: metric name must be a word like val_loss, got {name!r}")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise MetricLineError(f"metric line: {name} must be a finite number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+            raise MetricLineError(f"metric line: {name} must be a finite number, got {_short(value)}")
         metrics[name] = float(value)
     if not metrics:
         raise MetricLineError("metric line: no metric given (e.g. {\"step\": 1, \"val_loss\": 0.3})")
     return MetricReport(step=step, metrics=metrics)
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float range
+        return False
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 class _Reporter(Protocol):
@@ -115,5 +132,13 @@ def params() -> dict[str, Any]:
     path = os.environ.get(ENV_PARAMS_FILE)
     if not path:
         raise InputError(f"{ENV_PARAMS_FILE} is not set: params() works inside a costtune command trial")
-    with open(path, encoding="utf-8") as handle:
-        return dict(json.load(handle))
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as exc:
+        raise InputError(f"{ENV_PARAMS_FILE}: cannot read {path!r}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InputError(f"{ENV_PARAMS_FILE}: {path!r} is not a JSON object of parameters ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{ENV_PARAMS_FILE}: {path!r} is not a JSON object of parameters")
+    return data

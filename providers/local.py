@@ -7,6 +7,7 @@ controller thread that launched them (Linux parent-death signal). Each carries i
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import queue
@@ -26,10 +27,8 @@ _EOF = object()
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 @dataclass(eq=False)
@@ -66,6 +65,8 @@ class LocalProvider:
                     stdout=subprocess.PIPE, stderr=stderr, start_new_session=True, preexec_fn=_die_with_parent,
                 )
             except FileNotFoundError:
+                if not Path(request.workdir).is_dir():
+                    raise FatalProviderError(f"workdir: no such directory {request.workdir!r}") from None
                 raise FatalProviderError(f"command[0]: no such program {request.argv[0]!r}") from None
             except PermissionError:
                 raise FatalProviderError(f"command[0]: not executable {request.argv[0]!r}") from None
@@ -117,7 +118,7 @@ class LocalProvider:
         while time.monotonic() < deadline:
             if handle.process is not None and handle.process.poll() is not None:
                 break
-            if handle.process is None and not _exists(handle.pid):
+            if handle.process is None and not _group_alive(handle.pid):
                 break
             time.sleep(0.05)
         self._signal(handle.pid, signal.SIGKILL)
@@ -134,8 +135,13 @@ class LocalProvider:
         return True
 
     def list_owned(self, tags: dict[str, str]) -> list[LocalHandle]:
+        """One handle per process group (pid = the group id), as ``terminate`` signals the group.
+
+        A trial's children are found through their own environment, so a group whose leader (the
+        trial) already died with its controller is still found and stopped.
+        """
         wanted = {(TAG_PREFIX + k.upper()).encode(): v.encode() for k, v in tags.items()}
-        found = []
+        found: dict[int, LocalHandle] = {}
         for entry in Path("/proc").glob("[0-9]*"):
             try:
                 raw = (entry / "environ").read_bytes()
@@ -144,16 +150,14 @@ class LocalProvider:
             env = dict(item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
             if KEY_ENV.encode() not in env or any(env.get(k) != v for k, v in wanted.items()):
                 continue
-            pid = int(entry.name)
             try:
-                if os.getpgid(pid) != pid:
-                    continue  # a child of a trial: its group leader is listed and stops it too
+                pgid = os.getpgid(int(entry.name))
             except ProcessLookupError:
                 continue
             tags = {k[len(TAG_PREFIX):].decode().lower(): v.decode(errors="replace")
                     for k, v in env.items() if k.startswith(TAG_PREFIX.encode())}
-            found.append(LocalHandle(key=env[KEY_ENV.encode()].decode(), pid=pid, tags=tags))
-        return found
+            found.setdefault(pgid, LocalHandle(key=env[KEY_ENV.encode()].decode(), pid=pgid, tags=tags))
+        return list(found.values())
 
 
 def _exists(pid: int) -> bool:
@@ -164,3 +168,15 @@ def _exists(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs; zombies waiting to be reaped do not count."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="ascii", errors="replace").rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[0] != "Z" and fields[2] == str(pgid):
+            return True
+    return False

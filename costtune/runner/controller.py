@@ -42,6 +42,7 @@ from costtune.study import Study
 log = logging.getLogger(__name__)
 STDERR_TAIL_BYTES = 4000
 _POLL_S = 0.2
+_DRAIN_S = 10.0  # at most this long reading what an ended trial left in its pipe
 
 
 @dataclass
@@ -74,31 +75,36 @@ class SweepController:
         self.provider = provider
         self.status = RunStatus()
         self._on_event = on_event or (lambda _msg: None)
-        self._workdir = str(Path(spec.workdir or workdir or ".").resolve())
+        self._workdir = str(Path(spec.workdir or workdir or ".").expanduser().resolve())
         self._live: dict[int, _Live] = {}
         self._lock = threading.RLock()  # _claim holds it while pricing running attempts
         self._stop = threading.Event()
         self._interrupted = threading.Event()
+        self._stopping: str | None = None  # why running attempts were stopped: "interrupted" | "budget"
         self._errors: list[BaseException] = []
 
     # -- public --------------------------------------------------------------------------
     def run(self) -> RunStatus:
         self._reap_orphans()
         self._refresh_status()
-        workers = [threading.Thread(target=self._worker, name=f"costtune-worker-{i}", daemon=True)
-                   for i in range(self.spec.resources.workers)]
+        # Each worker sets its own event as it ends. We wait on those, not on Thread.join: a Ctrl-C
+        # that interrupts join() can leave a running thread marked as stopped (CPython 3.11), and
+        # we would then exit before that worker re-queued its trial.
+        ended = [threading.Event() for _ in range(self.spec.resources.workers)]
+        workers = [threading.Thread(target=self._worker, args=(e,), name=f"costtune-worker-{i}", daemon=True)
+                   for i, e in enumerate(ended)]
         with Heartbeat(self.study.store, self.study.owner, self._charges):
             for w in workers:
                 w.start()
             try:
-                while any(w.is_alive() for w in workers):
+                while not all(e.is_set() for e in ended):
                     self._enforce_budget()
-                    for w in workers:
-                        w.join(timeout=_POLL_S / len(workers))
+                    for e in ended:
+                        e.wait(timeout=_POLL_S / len(ended))
             except KeyboardInterrupt:
                 self.interrupt()
-                for w in workers:
-                    w.join()
+                for e in ended:
+                    e.wait()
                 raise
         self._refresh_status()
         if self._errors:
@@ -110,20 +116,23 @@ class SweepController:
         self._interrupted.set()
         self._stop.set()
         with self._lock:
+            self._stopping = "interrupted"
             for live in self._live.values():
                 live.stop_reason = live.stop_reason or "interrupted"
 
     # -- workers -------------------------------------------------------------------------
-    def _worker(self) -> None:
+    def _worker(self, ended: threading.Event) -> None:
         try:
             while not self._stop.is_set():
                 claimed = self._claim()
                 if claimed is None:
                     return
                 self._run_trial(claimed)
-        except BaseException as exc:  # noqa: BLE001 - surfaced by run()
+        except BaseException as exc:  # surfaced by run()
             self._errors.append(exc)
             self._stop.set()
+        finally:
+            ended.set()
 
     def _claim(self) -> ClaimedTrial | None:
         with self._lock:  # one claim at a time per controller keeps the budget check honest
@@ -181,7 +190,8 @@ class SweepController:
             return
         self.study.store.set_attempt_pid(attempt_id, getattr(handle, "pid", 0) or 0)
         with self._lock:
-            self._live[attempt_id] = _Live(attempt_id, handle, rate)
+            # A stop that came while this attempt was launching applies to it too.
+            self._live[attempt_id] = _Live(attempt_id, handle, rate, stop_reason=self._stopping)
             self.status.launched += 1
             self.status.running += 1
         self._on_event(f"trial {number} started: {_short(claimed.params)}")
@@ -198,22 +208,12 @@ class SweepController:
         step = -1
         warned = 0
         while True:
+            # A trial that prints without pause must not keep us from checking limits and stops.
+            deadline = time.monotonic() + _POLL_S
             for line in self.provider.output(handle, timeout=_POLL_S):  # type: ignore[call-arg]
-                try:
-                    report = parse_line(line)
-                except MetricLineError as exc:
-                    warned += 1
-                    if warned <= 5:
-                        self._on_event(f"trial {claimed.number}: ignored {exc}")
-                    continue
-                if report is None:
-                    continue
-                step = report.step if report.step is not None else step + 1
-                elapsed = self.provider.poll(handle).billable_ms / 1000
-                _frozen, decision = self.study._record_report(claimed.id, attempt_id, step, report.metrics,
-                                                              elapsed_s=elapsed)
-                if decision == Decision.STOP:
-                    self._mark(attempt_id, "stopped")
+                step, warned = self._take_line(claimed, attempt_id, handle, line, step, warned)
+                if time.monotonic() >= deadline:
+                    break
             status = self.provider.poll(handle)
             reason = self._live[attempt_id].stop_reason
             if limit is not None and status.running and status.billable_ms / 1000 >= limit:
@@ -222,20 +222,34 @@ class SweepController:
                 self.provider.terminate(handle)
                 status = self.provider.poll(handle)
             if not status.running:
+                # What is still in the pipe; bounded, as a child of the trial may hold it open.
+                deadline = time.monotonic() + _DRAIN_S
                 for line in self.provider.output(handle, timeout=2.0):  # type: ignore[call-arg]
-                    self._late_line(claimed, attempt_id, line, step)
+                    step, warned = self._take_line(claimed, attempt_id, handle, line, step, warned)
+                    if time.monotonic() >= deadline:
+                        break
                 break
         self._finish(claimed, attempt_id, status.exit_code, status.billable_ms, rate, trial_dir,
                      "timeout" if timed_out else reason)
 
-    def _late_line(self, claimed: ClaimedTrial, attempt_id: int, line: str, step: int) -> None:
+    def _take_line(self, claimed: ClaimedTrial, attempt_id: int, handle: Any, line: str, step: int,
+                   warned: int) -> tuple[int, int]:
+        """Store the report on ``line``, if any; returns the last step and the warnings given so far."""
         try:
             report = parse_line(line)
-        except MetricLineError:
-            return
-        if report is not None:
-            self.study._record_report(claimed.id, attempt_id, report.step if report.step is not None else step + 1,
-                                      report.metrics)
+        except MetricLineError as exc:
+            if warned < 5:
+                self._on_event(f"trial {claimed.number}: ignored {exc}")
+            return step, warned + 1
+        if report is None:
+            return step, warned
+        step = report.step if report.step is not None else step + 1
+        elapsed = self.provider.poll(handle).billable_ms / 1000
+        _frozen, decision = self.study._record_report(claimed.id, attempt_id, step, report.metrics,
+                                                      elapsed_s=elapsed)
+        if decision == Decision.STOP:
+            self._mark(attempt_id, "stopped")
+        return step, warned
 
     def _finish(self, claimed: ClaimedTrial, attempt_id: int, code: int | None, ms: int, rate: int,
                 trial_dir: Path, reason: str | None) -> None:
@@ -288,6 +302,7 @@ class SweepController:
         self.status.stop_reason = "budget.usd reached"
         self._stop.set()
         with self._lock:
+            self._stopping = self._stopping or "budget"
             for live in self._live.values():
                 live.stop_reason = live.stop_reason or "budget"
 

@@ -29,7 +29,7 @@ class Heartbeat:
         while not self._stop.wait(self._interval):
             try:
                 self.beat()
-            except Exception:  # noqa: BLE001 - a missed beat must not kill the sweep
+            except Exception:  # a missed beat must not kill the sweep
                 log.warning("heartbeat failed; will retry", exc_info=True)
 
     def __enter__(self) -> Heartbeat:

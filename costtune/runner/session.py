@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -39,7 +40,8 @@ def open_sweep(store: Store, spec: SweepSpec) -> tuple[Study, bool]:
         _check_compatible(info, spec)
         store.update_study(info.id, spec=spec.raw, budget_usd_micros=spec.budget.usd_micros)
     study = Study(store, info, usd_per_hour=str(micros_to_usd(spec.resources.usd_per_hour_micros)),
-                  output_root=spec.output_dir)
+                  # absolute, as trials run in `workdir` and `costtune logs` runs anywhere
+                  output_root=Path(spec.output_dir).expanduser().resolve() if spec.output_dir else None)
     return study, resumed
 
 
