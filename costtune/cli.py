@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -60,10 +62,25 @@ def main() -> None:
     """Cost-aware hyperparameter tuning: sweeps budgeted in dollars."""
 
 
-def _store(db: str | None):  # type: ignore[no-untyped-def]
-    from costtune.store import Store
+def _store(db: str | None, *, create: bool = False):  # type: ignore[no-untyped-def]
+    """Open the store; commands that only read refuse to create an empty SQLite file."""
+    from sqlalchemy.engine import make_url
 
+    from costtune.store import Store, resolve_db_url
+
+    url = make_url(resolve_db_url(db))
+    if not create and url.drivername == "sqlite" and url.database and not Path(url.database).exists():
+        raise InputError(f"--db: no store at {url.database} (run a sweep first, or pass --db / COSTTUNE_DB)")
     return Store(db)
+
+
+def _terminate_like_ctrl_c() -> None:
+    """`kill PID` stops a sweep the way Ctrl-C does: running trials are re-queued, not lost."""
+
+    def handler(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 @main.command()
@@ -105,7 +122,8 @@ def _override(spec: Any, overrides: dict[str, Any]) -> Any:
 def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str) -> None:
     from costtune.runner.session import open_sweep, run_with_progress
 
-    store = _store(db)
+    store = _store(db, create=True)
+    _terminate_like_ctrl_c()
     study, resumed = open_sweep(store, spec)
     if resumed and not quiet:
         err_console.print(f"resuming study [bold]{spec.name}[/] in {store.display_url}", highlight=False)
@@ -153,7 +171,7 @@ def demo(db: str | None, trials: int | None, workers: int | None, quiet: bool) -
     except ImportError:
         raise CosttuneError("the demo trains with scikit-learn: pip install 'costtune[examples]'") from None
     raw = yaml.safe_load(resources.files("costtune.demo").joinpath("digits.yaml").read_text())
-    raw["name"] = f"digits-demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    raw["name"] = f"digits-demo-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     if trials is not None:
         raw["budget"]["trials"] = trials
     if workers is not None:
@@ -171,9 +189,13 @@ def studies(db: str | None, fmt: str) -> None:
 
     from costtune.money import format_usd, micros_to_usd
 
-    store = _store(db)
+    try:
+        store = _store(db)
+    except InputError as exc:  # no store yet: nothing to list, and nothing created
+        err_console.print(str(exc).replace("--db: ", ""), highlight=False)
+        store = None
     rows = []
-    for info in store.list_studies():
+    for info in store.list_studies() if store else []:
         history = store.history(info.id)
         best = history.best()
         rows.append({
@@ -187,7 +209,7 @@ def studies(db: str | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"studies in {store.display_url}", title_justify="left")
+    table = Table(title=f"studies in {store.display_url if store else 'no store'}", title_justify="left")
     for col in ("name", "objective", "trials", "best", "cost", "created"):
         table.add_column(col)
     for r in rows:

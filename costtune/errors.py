@@ -48,7 +48,7 @@ class SamplerExhausted(CosttuneError):
     """The sampler has no configuration left to propose (a finished grid, an empty manual list)."""
 
 
-class StopTrial(Exception):  # noqa: N818 - reads as an instruction: ``raise StopTrial()``
+class StopTrial(Exception):
     """Raised inside an objective to end a trial because the scheduler said stop.
 
     Not an error: the trial is recorded as ``stopped`` with its last reported values.

@@ -269,11 +269,26 @@ class Study:
             if n_jobs == 1:
                 worker()
             else:
-                threads = [threading.Thread(target=worker, daemon=True) for _ in range(n_jobs)]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
+                # Wait on events, not Thread.join: a Ctrl-C that interrupts join() can leave a live
+                # thread marked stopped (CPython 3.11). On Ctrl-C no new trial starts; trials still
+                # running in other threads are re-queued by the next optimize() or run.
+                ended = [threading.Event() for _ in range(n_jobs)]
+
+                def guarded(done: threading.Event) -> None:
+                    try:
+                        worker()
+                    finally:
+                        done.set()
+
+                for done in ended:
+                    threading.Thread(target=guarded, args=(done,), daemon=True).start()
+                try:
+                    for done in ended:
+                        while not done.wait(0.2):
+                            pass
+                except KeyboardInterrupt:
+                    stop.set()
+                    raise
         if errors:
             raise errors[0]
 

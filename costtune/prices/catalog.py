@@ -27,7 +27,7 @@ SPOT_ZONES = "aws_spot_zones.csv"
 _REF_PART = re.compile(r"[^\s/]+")
 
 
-class PriceNotFound(InputError):  # noqa: N818 - named for what the caller asked about, like StudyNotFound
+class PriceNotFound(InputError):
     """No price for a (provider, region, instance_type, market); the message suggests near matches."""
 
     def __init__(self, key: PriceKey, suggestions: Sequence[str] = (), zone: str | None = None) -> None:

@@ -144,9 +144,12 @@ class SweepController:
             claimed = self.study.claim(max_trials=self.spec.max_trials)
             if claimed is None and not self.status.stop_reason:
                 limit = self.spec.max_trials
-                self.status.stop_reason = (
-                    f"all {limit} trials run" if limit is not None and self.spec.budget.trials == limit
-                    else "the sampler has nothing left to propose")
+                if limit is not None and self.spec.budget.trials == limit:
+                    self.status.stop_reason = f"all {limit} trials run (budget.trials)"
+                elif self.spec.sampler["type"] == "grid":
+                    self.status.stop_reason = "every grid combination has run"
+                else:
+                    self.status.stop_reason = "the sampler has nothing left to propose"
             return claimed
 
     def _budget_left(self) -> int:

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy import stats
 
 from costtune.errors import SpecError
 from costtune.space._base import _EPS, _Base, _fmt, _is_real, _literal, _number, _order, _positive, _unit
@@ -165,6 +164,8 @@ class Normal(_ScipyBased):
         return lo, math.inf if self.high is None else self.high, False
 
     def _make_scipy(self) -> Any:
+        from scipy import stats  # scipy.stats costs ~0.5 s to import: only when a spec needs it
+
         if not self.truncated:
             return stats.norm(self.mu, self.sigma)
         lo, hi, _ = self._support()
@@ -197,6 +198,8 @@ class LogNormal(_ScipyBased):
         return max(x, math.ulp(0.0))
 
     def _make_scipy(self) -> Any:
+        from scipy import stats  # scipy.stats costs ~0.5 s to import: only when a spec needs it
+
         return stats.lognorm(self.sigma, scale=math.exp(self.mu))
 
     def sample(self, rng: np.random.Generator) -> float:
@@ -218,6 +221,8 @@ class Exponential(_ScipyBased):
         return 0.0, math.inf, False
 
     def _make_scipy(self) -> Any:
+        from scipy import stats  # scipy.stats costs ~0.5 s to import: only when a spec needs it
+
         return stats.expon(scale=self.scale)
 
     def sample(self, rng: np.random.Generator) -> float:
@@ -241,6 +246,8 @@ class Gamma(_ScipyBased):
         return 0.0, math.inf, False  # 0 included: draws with a tiny shape can underflow to it
 
     def _make_scipy(self) -> Any:
+        from scipy import stats  # scipy.stats costs ~0.5 s to import: only when a spec needs it
+
         return stats.gamma(self.shape, scale=self.scale)
 
     def sample(self, rng: np.random.Generator) -> float:
@@ -269,6 +276,8 @@ class Beta(_ScipyBased):
         return self.low, self.high, False
 
     def _make_scipy(self) -> Any:
+        from scipy import stats  # scipy.stats costs ~0.5 s to import: only when a spec needs it
+
         return stats.beta(self.a, self.b, loc=self.low, scale=self.high - self.low)
 
     def sample(self, rng: np.random.Generator) -> float:
