@@ -409,6 +409,20 @@ def test_manual_sampler_runs_exactly_its_configs_in_order(tmp_path: Path, db: st
         (i, c, "manual", "complete") for i, c in enumerate(configs)]
 
 
+def test_configs_added_to_a_manual_sweep_run_once_on_resume(tmp_path: Path, db: str) -> None:
+    space = {"lr": {"type": "loguniform", "low": 1e-4, "high": 0.3}, "hidden": {"type": "int", "low": 16, "high": 256}}
+    first = [{"lr": 0.1, "hidden": 32}]
+    order = tmp_path / "order.jsonl"
+    fields: dict[str, Any] = {"space": space, "env": {"ORDER_FILE": str(order)}}
+    run(tmp_path, sweep(tmp_path, "grow", ORDER_TRIAL, sampler={"type": "manual", "configs": first}, **fields), db)
+    more = [*first, {"lr": 0.001, "hidden": 128}]
+    grown = sweep(tmp_path, "grow", ORDER_TRIAL, sampler={"type": "manual", "configs": more}, **fields)
+    run(tmp_path, grown, db)
+    run(tmp_path, grown, db)  # a third run finds nothing new to do
+    assert [json.loads(line) for line in order.read_text().splitlines()] == more
+    assert [r["params"] for r in trials(tmp_path, "grow", db)] == more
+
+
 def test_enqueued_config_runs_first_when_the_sweep_resumes(tmp_path: Path, db: str) -> None:
     order = tmp_path / "order.jsonl"
     space = {"lr": {"type": "loguniform", "low": 1e-4, "high": 0.3}, "hidden": {"type": "int", "low": 16, "high": 256}}

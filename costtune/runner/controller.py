@@ -8,6 +8,7 @@ once the dollar budget is reached. Interrupting it re-queues what was running.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
@@ -183,7 +184,7 @@ class SweepController:
             rate_micros_per_hour=rate, host=hostname())
         _append_header(trial_dir, claimed.attempt_number, argv)
         request = LaunchRequest(argv=tuple(argv), workdir=self._workdir, output_dir=str(trial_dir), env=env,
-                                tags={"study": self.study.name, "trial": str(number),
+                                tags={**self._scope_tags(), "trial": str(number),
                                       "attempt": str(claimed.attempt_number), "owner": self.study.owner})
         try:
             handle = self.provider.launch(request, key)
@@ -331,13 +332,18 @@ class SweepController:
             self._on_event(f"terminating stray process group {handle.pid} ({handle.key})")
             self.provider.terminate(handle)
 
+    def _scope_tags(self) -> dict[str, str]:
+        """Tags that name this study in this store: another store's same-named study is not ours."""
+        store_id = hashlib.sha256(self.study.store.display_url.encode()).hexdigest()[:12]
+        return {"study": self.study.name, "store": store_id}
+
     def _owned_strays(self) -> list[Any]:
         """Processes tagged with this study whose controller is dead."""
         lister = getattr(self.provider, "list_owned", None)
         if lister is None:
             return []
         try:
-            found = lister({"study": self.study.name})
+            found = lister(self._scope_tags())
         except (OSError, CosttuneError):
             return []
         return [h for h in found if not is_alive(getattr(h, "tags", {}).get("owner", ""), None)]

@@ -39,10 +39,21 @@ def open_sweep(store: Store, spec: SweepSpec) -> tuple[Study, bool]:
     if resumed:
         _check_compatible(info, spec)
         store.update_study(info.id, spec=spec.raw, budget_usd_micros=spec.budget.usd_micros)
+        _enqueue_new_configs(store, info, spec)
     study = Study(store, info, usd_per_hour=str(micros_to_usd(spec.resources.usd_per_hour_micros)),
                   # absolute, as trials run in `workdir` and `costtune logs` runs anywhere
                   output_root=Path(spec.output_dir).expanduser().resolve() if spec.output_dir else None)
     return study, resumed
+
+
+def _enqueue_new_configs(store: Store, info: StudyInfo, spec: SweepSpec) -> None:
+    """Configurations added to ``sampler.configs`` since the study began are queued, once."""
+    known = [t.params for t in store.history(info.id).trials if t.source == "manual"]
+    for config in spec.sampler.get("configs", []):
+        if config in known:
+            known.remove(config)  # a config listed twice in the file runs twice, no more
+        else:
+            store.enqueue(info.id, config)
 
 
 def _check_compatible(info: StudyInfo, spec: SweepSpec) -> None:
