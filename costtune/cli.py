@@ -336,5 +336,14 @@ def logs(study: str, trial: int, db: str | None, stream: str, tail: int | None) 
         click.echo(line)
 
 
+def _add_prices() -> None:
+    from costtune.prices.cli import prices
+
+    prices.callback = _handled(prices.callback)  # type: ignore[arg-type]
+    main.add_command(prices)
+
+
+_add_prices()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

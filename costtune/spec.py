@@ -120,6 +120,9 @@ def parse_sweep(data: Any) -> SweepSpec:
     )
     if spec.sampler["type"] == "grid":
         spec.space.grid(spec.sampler.get("points"), path="space")  # every parameter must be griddable
+    if spec.max_trials is None and resources.usd_per_hour_micros == 0:
+        raise SpecError("budget.usd", "can never be reached while resources.usd_per_hour is 0; "
+                        "set a rate or budget.trials", data.get("budget", {}).get("usd"))
     return spec
 
 

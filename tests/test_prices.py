@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import datetime
 import importlib.resources
+import json
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -412,3 +413,23 @@ def test_price_source_protocol_feeds_with_prices(table: PriceTable) -> None:
     assert [z.zone for z in new.spot_zones("aws", "us-east-1", "m5.large")] == ["use1-az1", "use1-az2"]
     with pytest.raises(ValueError, match="two new prices"):
         table.with_prices([price(), price()])
+
+
+def test_prices_command_filters_and_sorts_cheapest_first(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from costtune.cli import main
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["prices", "--provider", "aws", "--gpu", "T4", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert rows and all(r["provider"] == "aws" and r["gpu_model"] == "T4" for r in rows)
+    micros = [r["usd_per_hour_micros"] for r in rows]
+    assert micros == sorted(micros)
+    assert all(r["source"] and r["as_of"] for r in rows)
+    override = tmp_path / "rates.yaml"
+    override.write_text("prices:\n  - {provider: aws, region: us-east-1, instance_type: m5.large, "
+                        "market: on-demand, usd_per_hour: 0}\n")
+    bad = runner.invoke(main, ["prices", "--overrides", str(override)])
+    assert bad.exit_code == 2 and "usd_per_hour" in bad.output

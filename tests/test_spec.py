@@ -110,6 +110,9 @@ def test_required_fields_and_open_ended_sweeps() -> None:
             parse_sweep(with_(field, _DELETE))
     with pytest.raises(SpecError, match=r"budget: a random sweep needs an end"):
         parse_sweep({**with_("sampler", {"type": "random"}), "budget": {}})
+    free = {**with_("budget", {"usd": 5}), "resources": {"provider": "local", "workers": 2}}
+    with pytest.raises(SpecError, match=r"budget.usd: can never be reached while resources.usd_per_hour is 0"):
+        parse_sweep(free)
 
 
 def test_grid_needs_points_for_continuous_parameters_and_counts_its_size() -> None:

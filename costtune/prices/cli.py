@@ -1,0 +1,66 @@
+"""``costtune prices``: list and filter the price catalog (bundled snapshot plus an override file)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from costtune.prices.catalog import PriceTable
+from costtune.prices.price import FAMILIES, MARKETS
+
+
+@click.command("prices")
+@click.option("--provider", "providers", multiple=True, help="aws, gcp, azure, ... (repeatable).")
+@click.option("--region", "regions", multiple=True, help="Region (repeatable).")
+@click.option("--type", "instance_types", multiple=True, help="Instance type (repeatable).")
+@click.option("--market", "markets", multiple=True, type=click.Choice(sorted(MARKETS)), help="Market (repeatable).")
+@click.option("--family", "families", multiple=True, type=click.Choice(sorted(FAMILIES)), help="Family (repeatable).")
+@click.option("--min-vcpus", type=int, help="At least this many vCPUs.")
+@click.option("--min-memory", "min_memory_gib", type=float, help="At least this many GiB of memory.")
+@click.option("--gpu", "gpu_model", help="GPU model, e.g. T4, A10G, A100.")
+@click.option("--overrides", type=click.Path(exists=True, dir_okay=False),
+              help="A price override file (negotiated rates, discounts, on-prem rows).")
+@click.option("--limit", type=int, help="Only the N cheapest rows.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+def prices(providers: tuple[str, ...], regions: tuple[str, ...], instance_types: tuple[str, ...],
+           markets: tuple[str, ...], families: tuple[str, ...], min_vcpus: int | None,
+           min_memory_gib: float | None, gpu_model: str | None, overrides: str | None, limit: int | None,
+           fmt: str) -> None:
+    """Hourly prices, cheapest first, each with its source and as-of date."""
+    table = PriceTable.bundled()
+    if overrides:
+        table = table.with_overrides(overrides)
+    rows = table.offers(providers=providers or None, regions=regions or None, instance_types=instance_types or None,
+                        markets=markets or None, family=families or None, min_vcpus=min_vcpus,
+                        min_memory_gib=min_memory_gib, gpu_model=gpu_model)
+    rows = rows[:limit] if limit else rows
+    records = [{"provider": p.provider, "region": p.region, "instance_type": p.instance_type, "market": p.market,
+                "usd_per_hour": str(p.usd_per_hour), "usd_per_hour_micros": p.usd_per_hour_micros,
+                "vcpus": p.vcpus, "memory_gib": p.memory_gib, "gpu_model": p.gpu_model, "gpu_count": p.gpu_count,
+                "family": p.family, "source": p.source, "as_of": p.as_of.isoformat(), "note": p.note}
+               for p in rows]
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=2))
+        return
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(records[0]) if records else ["provider"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        click.echo(buf.getvalue(), nl=False)
+        return
+    view = Table(title=f"{len(records)} prices, cheapest first", title_justify="left")
+    for name in ("price", "provider", "region", "type", "market", "vCPU", "GiB", "GPU", "as of", "note"):
+        view.add_column(name)
+    for r in records:
+        gpu = f"{r['gpu_count']}x {r['gpu_model']}" if r["gpu_model"] else ""
+        view.add_row(f"${r['usd_per_hour']}/h", r["provider"], r["region"], r["instance_type"], r["market"],
+                     str(r["vcpus"] or ""), f"{r['memory_gib']:g}" if r["memory_gib"] else "", gpu, r["as_of"],
+                     r["note"])
+    console = Console() if Console().is_terminal else Console(width=200)
+    console.print(view)
