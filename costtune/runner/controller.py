@@ -21,7 +21,7 @@ from typing import Any
 
 from costtune.errors import CosttuneError
 from costtune.history import TrialState
-from costtune.money import charge_micros
+from costtune.money import charge_micros, format_usd
 from costtune.protocol import (
     ENV_ATTEMPT,
     ENV_CHECKPOINT_DIR,
@@ -278,7 +278,7 @@ class SweepController:
         cost = charge_micros(ms, rate)
         word = {TrialState.QUEUED: "interrupted (re-queued)"}.get(state, str(state))
         shown = f" {self.study.metric}={value:.6g}" if value is not None else ""
-        self._on_event(f"trial {claimed.number} {word}{shown} ${cost / 1e6:.4f}"
+        self._on_event(f"trial {claimed.number} {word}{shown} {format_usd(cost)}"
                        + (f": {error.splitlines()[0]}" if error else ""))
 
     def _close(self, claimed: ClaimedTrial, attempt_id: int, state: TrialState, exit_reason: str,
