@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from proctools import gone, wait_gone
 
 from costtune.history import History, TrialState
 from costtune.store import Store
@@ -114,23 +115,6 @@ def start_mid_sweep(tmp_path: Path, file: Path, db: str, name: str, finished: in
             time.sleep(0.05)
     finally:
         store.close()
-
-
-def gone(pid: int) -> bool:
-    """The process has exited (a zombie nobody reaped yet counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state == "Z"
-
-
-def wait_gone(pids: list[int], within: float = 30.0) -> list[int]:
-    """The pids still alive after waiting up to ``within`` seconds (a generous cap, not a timing check)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline and not all(gone(p) for p in pids):
-        time.sleep(0.05)
-    return [p for p in pids if not gone(p)]
 
 
 def started_pids(marks: Path) -> list[int]:

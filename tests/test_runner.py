@@ -9,7 +9,6 @@ import itertools
 import json
 import re
 import subprocess
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from proctools import wait_gone
 
 from costtune.cli import main
 from costtune.store import Store
@@ -67,23 +67,6 @@ def trials(tmp_path: Path, study: str, db: str) -> list[dict[str, Any]]:
 def leaderboard(tmp_path: Path, study: str, db: str) -> dict[str, Any]:
     """`costtune leaderboard STUDY --format json`"""
     return _read_json("leaderboard", study, "--db", db)
-
-
-def gone(pid: int) -> bool:
-    """The process has exited (a zombie nobody reaped yet counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state == "Z"
-
-
-def wait_gone(pids: list[int], within: float = 30.0) -> list[int]:
-    """The pids still alive after waiting up to ``within`` seconds (a generous cap, not a timing check)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline and not all(gone(p) for p in pids):
-        time.sleep(0.05)
-    return [p for p in pids if not gone(p)]
 
 
 @pytest.fixture
