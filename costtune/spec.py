@@ -19,6 +19,8 @@ import yaml
 from costtune.errors import InputError, SpecError
 from costtune.history import Mode
 from costtune.money import usd_to_micros
+from costtune.prices import MARKETS, PriceNotFound, PriceTable, parse_price_ref
+from costtune.prices.billing import PER_SECOND, BillingRule, billing_rule
 from costtune.samplers import SAMPLER_TYPES, sampler_config
 from costtune.space import SearchSpace
 
@@ -35,6 +37,18 @@ class Resources:
     provider: str = "local"
     usd_per_hour_micros: int = 0
     workers: int = 1
+    price_as: str | None = None  # "aws/us-east-1/m5.large": a local trial priced like that instance
+    market: str = "on-demand"
+    billing: BillingRule = PER_SECOND
+    rate_source: str = "resources.usd_per_hour"
+
+    @property
+    def region(self) -> str | None:
+        return self.price_as.split("/")[1] if self.price_as else None
+
+    @property
+    def instance_type(self) -> str | None:
+        return self.price_as.split("/")[2] if self.price_as else None
 
 
 @dataclass(frozen=True)
@@ -181,13 +195,28 @@ def _budget(value: Any, sampler_type: str) -> Budget:
 
 def _resources(value: Any) -> Resources:
     cfg = _mapping(value, "resources")
-    _no_unknown(cfg, ("provider", "usd_per_hour", "workers"), "resources")
+    _no_unknown(cfg, ("provider", "usd_per_hour", "workers", "price_as", "market"), "resources")
     provider = cfg.get("provider", "local")
     if provider not in PROVIDERS:
         raise SpecError("resources.provider", f"must be one of {', '.join(PROVIDERS)}", provider)
-    rate = usd_to_micros(cfg.get("usd_per_hour", 0), "resources.usd_per_hour")
     workers = _positive_int(cfg.get("workers", 1), "resources.workers")
-    return Resources(provider=provider, usd_per_hour_micros=rate, workers=workers)
+    market = cfg.get("market", "on-demand")
+    if market not in MARKETS:
+        raise SpecError("resources.market", f"must be one of {', '.join(sorted(MARKETS))}", market)
+    if cfg.get("price_as") is None:
+        rate = usd_to_micros(cfg.get("usd_per_hour", 0), "resources.usd_per_hour")
+        return Resources(provider=provider, usd_per_hour_micros=rate, workers=workers, market=market)
+    if "usd_per_hour" in cfg:
+        raise SpecError("resources.usd_per_hour", "give usd_per_hour or price_as, not both", cfg["usd_per_hour"])
+    ref = cfg["price_as"]
+    cloud, region, instance_type = parse_price_ref(ref, "resources.price_as")
+    try:
+        price = PriceTable.bundled().rate(cloud, region, instance_type, market)
+    except PriceNotFound as exc:
+        raise SpecError("resources.price_as", str(exc)) from None
+    return Resources(provider=provider, usd_per_hour_micros=price.usd_per_hour_micros, workers=workers,
+                     price_as=price.ref, market=market, billing=billing_rule(cloud),
+                     rate_source=f"{price.source} (as of {price.as_of.isoformat()})")
 
 
 def _command(value: Any, space: SearchSpace) -> tuple[str, ...]:

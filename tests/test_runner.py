@@ -313,6 +313,26 @@ def test_usd_per_hour_charges_every_attempt_and_sums_per_trial(tmp_path: Path, d
     assert spent is not None and Decimal(spent.group(1)) * 1_000_000 == total
 
 
+def test_price_as_charges_a_local_trial_like_the_cloud_instance(tmp_path: Path, db: str) -> None:
+    from costtune.prices import PriceTable
+
+    spot = PriceTable.bundled().rate("aws", "us-east-1", "m5.large", "spot")
+    file = sweep(tmp_path, "priced-as", "import costtune\ncosttune.report(val_loss=1.0)\n", budget={"trials": 2},
+                 resources={"price_as": "aws/us-east-1/m5.large", "market": "spot", "workers": 2})
+    run(tmp_path, file, db)
+    store = Store(db)
+    try:
+        study_id = store.get_study("priced-as").id
+        attempts = [a for n in (0, 1) for a in store.attempts(study_id, n)]
+    finally:
+        store.close()
+    assert len(attempts) == 2
+    for a in attempts:
+        assert (a.instance_type, a.market, a.rate_micros_per_hour) == ("m5.large", "spot", spot.usd_per_hour_micros)
+        assert a.billable_ms < 60_000  # a short trial still pays AWS's one-minute minimum
+        assert a.cost_micros == -(-60 * 1000 * spot.usd_per_hour_micros // 3_600_000)
+
+
 BUDGET_TRIAL = "import time, costtune\ncosttune.report(val_loss=1.0)\ntime.sleep(120)\n"
 
 

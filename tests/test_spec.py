@@ -159,3 +159,21 @@ def test_money_is_parsed_exactly_and_charged_in_integers() -> None:
     assert charge_micros(10_000, 3_600_000, minimum_s=60) == 60_000
     assert charge_micros(0, 3_600_000, minimum_s=60) == 0
     assert charge_micros(1, 1) == 1
+
+
+def test_price_as_takes_the_rate_and_billing_rule_from_the_catalog() -> None:
+    from costtune.prices import PriceTable
+
+    priced = with_("resources", {"price_as": "gcp/us-central1/n2-standard-4", "market": "spot", "workers": 2})
+    res = parse_sweep(priced).resources
+    expected = PriceTable.bundled().rate("gcp", "us-central1", "n2-standard-4", "spot")
+    assert res.usd_per_hour_micros == expected.usd_per_hour_micros > 0
+    assert (res.instance_type, res.region, res.market) == ("n2-standard-4", "us-central1", "spot")
+    assert res.billing.minimum_s == 60 and expected.source in res.rate_source
+    both = with_("resources", {"price_as": "aws/us-east-1/m5.large", "usd_per_hour": 1})
+    with pytest.raises(SpecError, match=r"resources.usd_per_hour: give usd_per_hour or price_as, not both"):
+        parse_sweep(both)
+    with pytest.raises(SpecError, match=r"resources.price_as: no price for aws/us-east1/m5.large on-demand; did you"):
+        parse_sweep(with_("resources", {"price_as": "aws/us-east1/m5.large"}))
+    with pytest.raises(SpecError, match=r"resources.market: must be one of on-demand, spot, got 'preemptible'"):
+        parse_sweep(with_("resources", {"price_as": "aws/us-east-1/m5.large", "market": "preemptible"}))

@@ -21,7 +21,7 @@ from typing import Any
 
 from costtune.errors import CosttuneError
 from costtune.history import TrialState
-from costtune.money import charge_micros, format_usd
+from costtune.money import format_usd
 from costtune.protocol import (
     ENV_ATTEMPT,
     ENV_CHECKPOINT_DIR,
@@ -181,7 +181,8 @@ class SweepController:
         rate = self.spec.resources.usd_per_hour_micros
         attempt_id = self.study.store.start_attempt(
             claimed.id, claimed.attempt_number, idempotency_key=key, provider=self.provider.name,
-            rate_micros_per_hour=rate, host=hostname())
+            rate_micros_per_hour=rate, host=hostname(), region=self.spec.resources.region,
+            instance_type=self.spec.resources.instance_type, market=self.spec.resources.market)
         _append_header(trial_dir, claimed.attempt_number, argv)
         request = LaunchRequest(argv=tuple(argv), workdir=self._workdir, output_dir=str(trial_dir), env=env,
                                 tags={**self._scope_tags(), "trial": str(number),
@@ -275,7 +276,7 @@ class SweepController:
             state, exit_reason = TrialState.FAILED, "failed"
             error = f"exited with code {code}\n{_tail(trial_dir)}"
         self._close(claimed, attempt_id, state, exit_reason, code, ms, rate, error)
-        cost = charge_micros(ms, rate)
+        cost = self.spec.resources.billing.charge(ms, rate)
         word = {TrialState.QUEUED: "interrupted (re-queued)"}.get(state, str(state))
         shown = f" {self.study.metric}={value:.6g}" if value is not None else ""
         self._on_event(f"trial {claimed.number} {word}{shown} {format_usd(cost)}"
@@ -285,7 +286,7 @@ class SweepController:
                code: int | None, ms: int, rate: int, error: str | None) -> None:
         store = self.study.store
         store.finish_attempt(attempt_id, exit_reason=exit_reason, exit_code=code, billable_ms=ms,
-                             cost_micros=charge_micros(ms, rate))
+                             cost_micros=self.spec.resources.billing.charge(ms, rate))
         store.finish_trial(claimed.id, state, error=error)
         self._refresh_status()
 
@@ -296,7 +297,7 @@ class SweepController:
         out = {}
         for item in live:
             ms = self.provider.poll(item.handle).billable_ms
-            out[item.attempt_id] = (ms, charge_micros(ms, item.rate))
+            out[item.attempt_id] = (ms, self.spec.resources.billing.charge(ms, item.rate))
         return out
 
     def _enforce_budget(self) -> None:
