@@ -199,25 +199,25 @@ class Study:
                 state, error = TrialState.FAILED, f"objective returned a non-finite value: {metrics!r}"
             else:
                 step = (trial.last_report.last_step or 0) + 1 if trial.last_report else 0
-                self.store.add_report(trial._id, trial._attempt_id, step, {k: float(v) for k, v in metrics.items()},
+                self.store.add_report(trial.id, trial.attempt_id, step, {k: float(v) for k, v in metrics.items()},
                                       objective=self.metric)
         if state == TrialState.COMPLETE and self.store.trial(self.id, trial.number).value is None:
             state, error = TrialState.FAILED, f"no value for metric {self.metric!r} was reported or returned"
         self._close_attempt(trial, {TrialState.COMPLETE: "completed", TrialState.STOPPED: "stopped",
                                     TrialState.QUEUED: "interrupted"}.get(state, "failed"))
-        self.store.finish_trial(trial._id, state, error=error)
+        self.store.finish_trial(trial.id, state, error=error)
         return self.store.trial(self.id, trial.number)
 
     def _close_attempt(self, trial: Trial, reason: str) -> None:
-        if trial._attempt_id is None:
+        if trial.attempt_id is None:
             return
         with self._charges.lock:
-            run = self._charges.running.pop(trial._attempt_id, None)
+            run = self._charges.running.pop(trial.attempt_id, None)
         ms = int((time.monotonic() - run.started) * 1000) if run else 0
-        self.store.finish_attempt(trial._attempt_id, exit_reason=reason, billable_ms=ms,
+        self.store.finish_attempt(trial.attempt_id, exit_reason=reason, billable_ms=ms,
                                   cost_micros=charge_micros(ms, run.rate_micros_per_hour if run else 0))
 
-    def _record_report(self, trial_id: int, attempt_id: int | None, step: int, metrics: dict[str, float],
+    def record_report(self, trial_id: int, attempt_id: int | None, step: int, metrics: dict[str, float],
                        *, elapsed_s: float = 0.0) -> tuple[FrozenTrial, Decision]:
         frozen = self.store.add_report(trial_id, attempt_id, step, metrics, objective=self.metric,
                                        elapsed_s=elapsed_s)

@@ -41,6 +41,15 @@ class Trial:
         self.last_report: FrozenTrial | None = None
 
     @property
+    def id(self) -> int:
+        """The trial's row id in the store (``number`` is what users see)."""
+        return self._id
+
+    @property
+    def attempt_id(self) -> int | None:
+        return self._attempt_id
+
+    @property
     def params(self) -> dict[str, Any]:
         return dict(self._params)
 
@@ -94,7 +103,7 @@ class Trial:
         except MetricLineError as exc:
             raise SpecError("report", str(exc).removeprefix("metric line: ")) from None
         self._last_step = step
-        frozen, decision = self._study._record_report(self._id, self._attempt_id, step, metrics)
+        frozen, decision = self._study.record_report(self._id, self._attempt_id, step, metrics)
         self.last_report = frozen
         if decision == Decision.STOP:
             self._decision = Decision.STOP

@@ -80,7 +80,6 @@ class SweepController:
         self._live: dict[int, _Live] = {}
         self._lock = threading.RLock()  # _claim holds it while pricing running attempts
         self._stop = threading.Event()
-        self._interrupted = threading.Event()
         self._stopping: str | None = None  # why running attempts were stopped: "interrupted" | "budget"
         self._errors: list[BaseException] = []
 
@@ -114,7 +113,6 @@ class SweepController:
 
     def interrupt(self) -> None:
         """Stop claiming; terminate running attempts and re-queue their trials."""
-        self._interrupted.set()
         self._stop.set()
         with self._lock:
             self._stopping = "interrupted"
@@ -250,7 +248,7 @@ class SweepController:
             return step, warned
         step = report.step if report.step is not None else step + 1
         elapsed = self.provider.poll(handle).billable_ms / 1000
-        _frozen, decision = self.study._record_report(claimed.id, attempt_id, step, report.metrics,
+        _frozen, decision = self.study.record_report(claimed.id, attempt_id, step, report.metrics,
                                                       elapsed_s=elapsed)
         if decision == Decision.STOP:
             self._mark(attempt_id, "stopped")
