@@ -336,6 +336,43 @@ def logs(study: str, trial: int, db: str | None, stream: str, tail: int | None) 
         click.echo(line)
 
 
+@main.command()
+@click.argument("study")
+@db_option
+@format_option
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a self-contained HTML report (tables and charts) to this file.")
+@_handled
+def report(study: str, db: str | None, fmt: str, html_path: str | None) -> None:
+    """What STUDY's money bought: cost per improvement, the cost/metric Pareto front, spend."""
+    from costtune import reports
+
+    store = _store(db)
+    info = store.get_study(study)
+    history = store.history(info.id)
+
+    def attempts_fn(number: int) -> list[Any]:
+        return store.attempts(info.id, number)  # type: ignore[return-value]
+
+    if html_path is not None:
+        from costtune.report_html import render_html
+
+        path = Path(html_path)
+        try:
+            path.write_text(render_html(info.name, history, attempts_fn), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--html: cannot write {path}: {exc.strerror or exc}") from None
+        click.echo(str(path.resolve()))
+    elif fmt == "json":
+        click.echo(reports.to_json(history, info.name, attempts_fn))
+    elif fmt == "csv":
+        click.echo(reports.to_csv(history), nl=False)
+    else:
+        label = f"{info.name} ({info.metric}, {info.mode})"
+        out_console.print(reports.improvement_table(history, f"cost per improvement: {label}"))
+        out_console.print(reports.pareto_table(history, f"Pareto front, {info.metric} vs cost: {label}"))
+
+
 def _add_prices() -> None:
     from costtune.prices.cli import prices
 

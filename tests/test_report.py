@@ -1,0 +1,268 @@
+"""`costtune report`: what each improvement cost, the cost/metric Pareto front, and the HTML report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from click.testing import CliRunner
+
+import costtune
+from costtune.cli import main
+from costtune.history import FrozenTrial, History, Mode, TrialState
+from costtune.report_html import nice_ticks, render_html
+from costtune.reports import best_vs_spend, cost_per_improvement, pareto_front, spend_summary
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def trial(number: int, value: float | None, cost: int, *, at: int | None, state: TrialState = TrialState.COMPLETE,
+          attempts: int = 1, params: dict[str, Any] | None = None) -> FrozenTrial:
+    """A trial that finished ``at`` seconds after T0 (None: not finished)."""
+    return FrozenTrial(number=number, state=state, params=params or {"lr": 0.1 * (number + 1)}, value=value,
+                       cost_micros=cost, attempts=attempts, started_at=T0,
+                       finished_at=None if at is None else T0 + timedelta(seconds=at))
+
+
+def min_history() -> History:
+    return History("loss", Mode.MIN, (
+        trial(0, 1.0, 100_000, at=10),
+        trial(1, None, 50_000, at=20, state=TrialState.FAILED),  # its money counts, it is never a best
+        trial(2, 1.5, 200_000, at=30),
+        trial(3, 0.6, 150_000, at=40),
+        trial(4, None, 999, at=None, state=TrialState.RUNNING),  # not finished: not spent yet
+        trial(5, 0.5, 300_000, at=35),  # numbered after 3 but finished before it
+        trial(6, 0.3, 100_000, at=50),
+    ))
+
+
+def test_cost_per_improvement_walks_trials_in_finish_order_and_counts_failed_spend() -> None:
+    rows = cost_per_improvement(min_history())
+    assert [(r["trial"], r["value"], r["previous_best"]) for r in rows] == [(0, 1.0, None), (5, 0.5, 1.0),
+                                                                           (6, 0.3, 0.5)]
+    first, second, third = rows
+    assert (first["gain"], first["cumulative_micros"], first["cost_of_gain_micros"]) == (None, 100_000, 100_000)
+    assert first["usd_per_unit_gain"] is None
+    # 0 + failed 1 + 2 + 5 = $0.65 spent; $0.55 of it since trial 0 bought 0.5 of loss
+    assert (second["gain"], second["cumulative_micros"], second["cost_of_gain_micros"]) == (0.5, 650_000, 550_000)
+    assert Decimal(second["usd_per_unit_gain"]) == Decimal("1.1")
+    # trial 3 (no gain) and 6 cost $0.25 for a gain of exactly 0.2, not 0.19999999999999998
+    assert (third["gain"], third["cumulative_micros"], third["cost_of_gain_micros"]) == (0.2, 900_000, 250_000)
+    assert Decimal(third["usd_per_unit_gain"]) == Decimal("1.25")
+    assert all(isinstance(r[k], int) for r in rows for k in ("cumulative_micros", "cost_of_gain_micros"))
+
+
+def test_cost_per_improvement_in_max_mode_needs_a_strictly_higher_value() -> None:
+    history = History("acc", Mode.MAX, (
+        trial(0, 0.7, 1_000_000, at=1), trial(1, 0.9, 500_000, at=2), trial(2, 0.9, 10, at=3),
+        trial(3, 0.8, 10, at=4), trial(4, 0.95, 30_000, at=5),
+    ))
+    rows = cost_per_improvement(history)
+    assert [r["trial"] for r in rows] == [0, 1, 4]  # the tie (2) is no improvement
+    assert rows[1]["gain"] == pytest.approx(0.2) and Decimal(rows[1]["usd_per_unit_gain"]) == Decimal("2.5")
+    assert rows[2]["cost_of_gain_micros"] == 30_020  # trials 2, 3 and 4 since the best at trial 1
+    assert Decimal(rows[2]["usd_per_unit_gain"]) == Decimal("0.6004")  # $0.03002 / 0.05
+
+
+def test_best_vs_spend_is_a_monotone_step_curve_over_every_finished_trial() -> None:
+    curve = best_vs_spend(min_history())
+    assert [p["trial"] for p in curve] == [0, 1, 2, 5, 3, 6]
+    assert [p["best"] for p in curve] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.3]
+    spend = [p["cumulative_micros"] for p in curve]
+    assert spend == sorted(spend) and spend[-1] == 900_000
+    assert best_vs_spend(History("loss", Mode.MIN, (trial(0, None, 5, at=1, state=TrialState.FAILED),))) == [
+        {"trial": 0, "cumulative_micros": 5, "best": None}]
+
+
+def test_pareto_front_drops_dominated_trials_keeps_exact_ties_and_sorts_by_cost() -> None:
+    history = History("loss", Mode.MIN, (
+        trial(0, 1.0, 100, at=1),
+        trial(1, 0.5, 300, at=2),
+        trial(2, 0.8, 300, at=3),  # same cost as 1, worse value
+        trial(3, 0.5, 400, at=4),  # same value as 1, dearer
+        trial(4, 0.5, 300, at=5),  # exactly trial 1: neither dominates
+        trial(5, 0.2, 1000, at=6),
+        trial(6, None, 0, at=7, state=TrialState.FAILED),
+        trial(7, 2.0, 50, at=8),
+        trial(8, 3.0, 50, at=9),  # as cheap as 7, worse
+    ))
+    assert [t.number for t in pareto_front(history)] == [7, 0, 1, 4, 5]
+    flipped = History("acc", Mode.MAX, (trial(0, 0.6, 100, at=1), trial(1, 0.9, 300, at=2),
+                                        trial(2, 0.8, 400, at=3), trial(3, 0.5, 200, at=4)))
+    assert [t.number for t in pareto_front(flipped)] == [0, 1]  # higher is better
+    assert pareto_front(History("loss", Mode.MIN)) == []
+
+
+@dataclass
+class Attempt:
+    number: int
+    cost_micros: int
+
+
+def test_spend_summary_splits_by_state_and_prices_the_attempts_that_were_re_run() -> None:
+    history = History("loss", Mode.MIN, (*min_history().trials, trial(7, 0.9, 60, at=60, attempts=3)))
+    asked: list[int] = []
+
+    def attempts(number: int) -> list[Attempt]:
+        asked.append(number)
+        return [Attempt(2, 20), Attempt(3, 30), Attempt(1, 10)]  # the last attempt (3) is not waste
+
+    summary = spend_summary(history, attempts)
+    assert summary["total_micros"] == 900_000 + 999 + 60
+    assert summary["by_state"]["failed"] == {"trials": 1, "micros": 50_000}
+    assert summary["by_state"]["running"] == {"trials": 1, "micros": 999}
+    assert summary["failed_micros"] == 50_000
+    assert (summary["interrupted_attempts"], summary["retried_trials"], summary["waste_micros"]) == (2, 1, 30)
+    assert asked == [7]  # only re-run trials cost a store read
+    assert spend_summary(history)["waste_micros"] is None  # re-runs happened but cannot be priced
+    assert spend_summary(min_history())["waste_micros"] == 0
+
+
+# -- HTML -------------------------------------------------------------------------------------
+class Balanced(HTMLParser):
+    """Fails on a close tag that does not match the open one; records open <svg> chunks."""
+
+    VOID: ClassVar[set[str]] = {"meta", "br", "hr", "img", "input", "link"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        assert self.stack and self.stack[-1] == tag, f"</{tag}> closes {self.stack[-1:]}"
+        self.stack.pop()
+
+
+def parse(doc: str) -> Balanced:
+    parser = Balanced()
+    parser.feed(doc)
+    parser.close()
+    assert parser.stack == [], f"unclosed: {parser.stack}"
+    return parser
+
+
+def svg(doc: str, ident: str) -> str:
+    start = doc.index(f'<svg id="{ident}"')
+    return doc[start:doc.index("</svg>", start)]
+
+
+def test_html_report_is_self_contained_well_formed_and_draws_both_charts() -> None:
+    history = min_history()
+    doc = render_html("tune<&>", history)
+    parser = parse(doc)
+    assert parser.tags.count("svg") == 2
+    scatter = svg(doc, "metric-vs-cost")
+    assert scatter.count("<circle") == len(history.completed()) == 5
+    assert scatter.count('class="pareto"') == len(pareto_front(history)) and "<polyline" in scatter
+    assert "<path" in svg(doc, "best-vs-spend")
+    assert "tune&lt;&amp;&gt;" in doc and "tune<&>" not in doc
+    assert "http://" not in doc.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in doc
+    assert "$0.9010" in doc  # total spend, running trial included
+
+
+def test_html_report_escapes_user_text() -> None:
+    evil = "<script>alert(1)</script>"
+    history = History("loss", Mode.MIN, (
+        trial(0, 1.0, 10, at=1, params={"name": evil}),
+        FrozenTrial(1, TrialState.FAILED, {"p": evil}, cost_micros=5, finished_at=T0, error=evil),
+    ))
+    doc = render_html(evil, history)
+    parse(doc)
+    assert "<script" not in doc and "&lt;script&gt;" in doc
+
+
+@pytest.mark.parametrize("trials", [(), (trial(0, None, 7, at=1, state=TrialState.FAILED),)])
+def test_html_report_without_a_finished_value_says_so(trials: tuple[FrozenTrial, ...]) -> None:
+    doc = render_html("empty", History("loss", Mode.MIN, trials))
+    assert "no finished trial yet" in doc and "<svg" not in doc
+    parse(doc)
+
+
+def test_html_report_with_one_trial_plots_one_point() -> None:
+    doc = render_html("one", History("loss", Mode.MAX, (trial(0, 0.25, 0, at=1),)))
+    assert parse(doc).tags.count("svg") == 2
+    assert svg(doc, "metric-vs-cost").count("<circle") == 1
+
+
+def test_nice_ticks_cover_the_data_with_round_steps() -> None:
+    assert nice_ticks(0.0, 0.93) == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    assert nice_ticks(3.0, 3.0)[0] < 3.0 < nice_ticks(3.0, 3.0)[-1]
+
+
+# -- CLI against a real store ------------------------------------------------------------------
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    study = costtune.create_study("tuned", storage=url, metric="loss", usd_per_hour="3.60",
+                                  space={"x": {"type": "uniform", "low": -2, "high": 2}}, sampler="random")
+
+    def objective(t: costtune.Trial) -> float:
+        time.sleep(0.005)  # a started second is billed: every trial, the failed one too, costs $0.001
+        if t.number == 2:
+            raise ValueError("diverged")
+        return (t.params["x"] - 0.5) ** 2
+
+    study.optimize(objective, n_trials=6, catch=(ValueError,))
+    study.store.close()
+    return url
+
+
+def test_report_command_writes_html_and_prints_json_csv_and_tables(db: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "r.html"
+    result = runner.invoke(main, ["report", "tuned", "--db", db, "--html", str(out)])
+    assert result.exit_code == 0, result.output
+    assert str(out.resolve()) in result.output
+    doc = out.read_text(encoding="utf-8")
+    parse(doc)
+    assert svg(doc, "metric-vs-cost").count("<circle") == 5  # trial 2 failed: no value to plot
+
+    result = runner.invoke(main, ["report", "tuned", "--db", db, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["study"] == "tuned" and data["cost_per_improvement"][0]["usd_per_unit_gain"] is None
+    assert data["summary"]["by_state"]["failed"]["trials"] == 1 and data["summary"]["failed_micros"] > 0
+    summary = data["summary"]
+    assert summary["total_micros"] == sum(s["micros"] for s in summary["by_state"].values()) > 0
+    assert summary["total_micros"] >= data["cost_per_improvement"][-1]["cumulative_micros"]
+
+    result = runner.invoke(main, ["report", "tuned", "--db", db, "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [int(r["trial"]) for r in rows] == [r["trial"] for r in data["cost_per_improvement"]]
+
+    result = runner.invoke(main, ["report", "tuned", "--db", db])
+    assert result.exit_code == 0 and "cost per improvement" in result.output and "Pareto front" in result.output
+
+
+def test_report_on_an_unknown_study_exits_2(db: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["report", "nope", "--db", db, "--html", str(tmp_path / "x.html")])
+    assert result.exit_code == 2 and "no study named 'nope'" in result.output
+    assert not (tmp_path / "x.html").exists()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium to render the report headless")
+def test_html_report_renders_in_a_headless_browser(tmp_path: Path) -> None:
+    page, png = tmp_path / "r.html", tmp_path / "r.png"
+    page.write_text(render_html("shot", min_history()), encoding="utf-8")
+    subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--no-first-run",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1200,1600",
+                    page.as_uri()], capture_output=True, timeout=60, check=False)
+    assert png.exists() and png.stat().st_size > 20_000  # a blank 1200x1600 page compresses far smaller
