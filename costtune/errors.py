@@ -7,6 +7,7 @@ exit code 2 and every other ``CosttuneError`` to exit code 1.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 
@@ -53,3 +54,24 @@ class StopTrial(Exception):
 
     Not an error: the trial is recorded as ``stopped`` with its last reported values.
     """
+
+
+class CapExceeded(CosttuneError):
+    """A reservation would take a scope past its hard cap; nothing was reserved anywhere."""
+
+    def __init__(self, scope: str, cap_micros: int, spent_micros: int, reserved_micros: int, asked_micros: int) -> None:
+        self.scope = scope
+        self.cap_micros = cap_micros
+        self.spent_micros = spent_micros
+        self.reserved_micros = reserved_micros
+        self.asked_micros = asked_micros
+
+        def usd(micros: int) -> str:
+            return f"${Decimal(micros) / 1_000_000}"
+
+        super().__init__(
+            f"scope {scope!r}: cap {usd(cap_micros)} would be exceeded: spent {usd(spent_micros)}, "
+            f"reserved {usd(reserved_micros)}, asked for {usd(asked_micros)} more "
+            f"(micro-dollars: cap {cap_micros}, spent {spent_micros}, reserved {reserved_micros}, "
+            f"asked {asked_micros})"
+        )

@@ -21,6 +21,7 @@ from costtune.errors import SamplerExhausted, StoreError, StudyNotFound
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.store.attempts import AttemptBook
 from costtune.store.engine import make_engine, resolve_db_url
+from costtune.store.ledger import LedgerBook
 from costtune.store.models import SCHEMA_VERSION, AttemptRow, MetaRow, ReportRow, StudyRow, TrialRow, utcnow
 from costtune.store.records import (
     AttemptInfo,
@@ -41,7 +42,7 @@ __all__ = ["AttemptInfo", "ClaimedTrial", "Orphan", "Proposal", "Propose", "Stor
 _SCHEMA_LOCK_KEY = 0x636F7374  # pg_advisory_xact_lock key held while creating the tables ("cost")
 
 
-class Store(AttemptBook):
+class Store(AttemptBook, LedgerBook):
     def __init__(self, url: str | None = None) -> None:
         self.url = resolve_db_url(url)
         self.engine = make_engine(self.url)

@@ -1,0 +1,304 @@
+"""The money ledger: no launch without a reservation in every scope it counts against.
+
+Before each launch the engine reserves the segment's money in all the scopes that apply (the
+sweep, a team, a day, a month). A reservation is admitted only if, for every capped scope,
+spent + reserved + amount <= cap, checked and booked in one transaction while holding every
+scope's balance row, so two sweeps racing for a team's last dollars cannot both win.
+
+Locking: balance rows are created if missing and locked one by one in sorted scope order, so
+transactions touching overlapping scope sets never deadlock (SQLite's BEGIN IMMEDIATE already
+serialises every transaction; on PostgreSQL the order matters). Operations on an existing
+reservation lock its row first, then the scopes, in the same order everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from costtune.errors import CapExceeded, InputError, StoreError
+from costtune.store.ledger_models import KEY_MAX, SCOPE_MAX, ReservationRow, ScopeBalanceRow, ScopeCapRow
+from costtune.store.models import utcnow
+
+HELD, CHARGED, RELEASED = "held", "charged", "released"
+
+
+@dataclass(frozen=True)
+class ReservationInfo:
+    """A reservation as the store holds it, detached from any session."""
+
+    id: int
+    key: str
+    scopes: tuple[str, ...]
+    amount_micros: int
+    state: str  # held | charged | released
+    attempt_id: int | None
+    charged_micros: int | None
+    created_at: datetime
+    closed_at: datetime | None
+
+
+class Balance(NamedTuple):
+    """One scope's books; unpacks as ``cap, spent, reserved``."""
+
+    cap_micros: int | None
+    spent_micros: int
+    reserved_micros: int
+
+
+class LedgerBook:
+    """Mixed into ``Store``; every method is one transaction."""
+
+    _tx: Callable[[], AbstractContextManager[Session]]
+
+    def set_cap(self, scope: str, cap_micros: int | None) -> None:
+        """Cap a scope (None removes the cap). A cap of 0 freezes the scope.
+
+        Holds the scope's balance row, so a reservation is checked against the old cap or the new
+        one, never half of each.
+        """
+        scope = _scope(scope, "set_cap: scope")
+        if cap_micros is not None:
+            _amount(cap_micros, "set_cap: cap_micros", allow_zero=True)
+        with self._tx() as s:
+            _lock_balances(s, [scope])
+            row = s.get(ScopeCapRow, scope)
+            if cap_micros is None:
+                if row is not None:
+                    s.delete(row)
+                return
+            if row is None:
+                s.add(ScopeCapRow(scope=scope, cap_micros=cap_micros))
+            else:
+                row.cap_micros, row.updated_at = cap_micros, utcnow()
+                s.add(row)
+
+    def reserve(
+        self, key: str, scopes: Sequence[str], amount_micros: int, *, attempt_id: int | None = None
+    ) -> ReservationInfo:
+        """Hold ``amount_micros`` in every scope, or nothing anywhere (raises ``CapExceeded``).
+
+        Idempotent on ``key``: a retry (say after a lost connection) returns the reservation the
+        first call made, whatever state it is in now; reusing a key for other scopes or a larger
+        amount is a ``StoreError``.
+        """
+        key = _key(key, "reserve: key")
+        wanted = _scopes(scopes)
+        _amount(amount_micros, "reserve: amount_micros")
+        try:
+            with self._tx() as s:
+                balances = _lock_balances(s, wanted)
+                existing = _find(s, key)
+                if existing is not None:
+                    return _same_or_conflict(existing, wanted, amount_micros)
+                _admit(s, balances, amount_micros)
+                for bal in balances:
+                    bal.reserved_micros += amount_micros
+                    s.add(bal)
+                row = ReservationRow(
+                    key=key, scopes_json=json.dumps(wanted), amount_micros=amount_micros, attempt_id=attempt_id
+                )
+                s.add(row)
+                s.flush()
+                return _info(row)
+        except IntegrityError:
+            # PostgreSQL only: a concurrent reserve with this key and disjoint scopes won the insert.
+            with self._tx() as s:
+                existing = _find(s, key)
+            if existing is None:
+                raise
+            return _same_or_conflict(existing, wanted, amount_micros)
+
+    def charge(self, key: str, amount_micros: int) -> ReservationInfo:
+        """Close a reservation with what the launch really cost; a second charge is a no-op.
+
+        The actual amount is booked as spent even above the reservation (and above a cap): money
+        already spent is never dropped. Zero is allowed for a launch that billed nothing. A
+        released reservation that turns out to have been spent is charged too, for the same reason.
+        """
+        key = _key(key, "charge: key")
+        _amount(amount_micros, "charge: amount_micros", allow_zero=True)
+        with self._tx() as s:
+            row = _locked(s, key)
+            if row.state == CHARGED:
+                return _info(row)
+            held = row.amount_micros if row.state == HELD else 0
+            for bal in _lock_balances(s, json.loads(row.scopes_json)):
+                bal.reserved_micros -= held
+                bal.spent_micros += amount_micros
+                s.add(bal)
+            row.state, row.charged_micros, row.closed_at = CHARGED, amount_micros, utcnow()
+            s.add(row)
+            return _info(row)
+
+    def release(self, key: str) -> ReservationInfo:
+        """Give a held reservation's money back (the launch never happened); otherwise a no-op."""
+        key = _key(key, "release: key")
+        with self._tx() as s:
+            row = _locked(s, key)
+            if row.state != HELD:
+                return _info(row)
+            for bal in _lock_balances(s, json.loads(row.scopes_json)):
+                bal.reserved_micros -= row.amount_micros
+                s.add(bal)
+            row.state, row.closed_at = RELEASED, utcnow()
+            s.add(row)
+            return _info(row)
+
+    def extend(self, key: str, extra_micros: int) -> ReservationInfo:
+        """Grow a held reservation (a promotion to the next rung) under the same cap rule.
+
+        Raises ``CapExceeded`` and leaves the reservation as it was if the extra does not fit.
+        Not idempotent: each call adds ``extra_micros``.
+        """
+        key = _key(key, "extend: key")
+        _amount(extra_micros, "extend: extra_micros")
+        with self._tx() as s:
+            row = _locked(s, key)
+            if row.state != HELD:
+                raise StoreError(f"extend: reservation {key!r} is {row.state}, only a held one can grow")
+            balances = _lock_balances(s, json.loads(row.scopes_json))
+            _admit(s, balances, extra_micros)
+            for bal in balances:
+                bal.reserved_micros += extra_micros
+                s.add(bal)
+            row.amount_micros += extra_micros
+            s.add(row)
+            return _info(row)
+
+    def balance(self, scope: str) -> Balance:
+        """``(cap or None, spent, reserved)`` of one scope, in micro-dollars."""
+        scope = _scope(scope, "balance: scope")
+        with self._tx() as s:
+            cap = s.get(ScopeCapRow, scope)
+            bal = s.get(ScopeBalanceRow, scope)
+            return Balance(
+                cap.cap_micros if cap else None,
+                bal.spent_micros if bal else 0,
+                bal.reserved_micros if bal else 0,
+            )
+
+    def reservation(self, key: str) -> ReservationInfo | None:
+        with self._tx() as s:
+            row = _find(s, _key(key, "reservation: key"))
+            return _info(row) if row else None
+
+    def open_reservations(self, scope: str | None = None) -> list[ReservationInfo]:
+        """Held reservations, oldest first; only those counting against ``scope`` if given."""
+        with self._tx() as s:
+            rows = s.exec(
+                select(ReservationRow).where(ReservationRow.state == HELD).order_by(col(ReservationRow.id))
+            ).all()
+            held = [_info(r) for r in rows]
+        return held if scope is None else [r for r in held if scope in r.scopes]
+
+
+# -- helpers, all inside the caller's transaction ---------------------------------------------------
+
+
+def _lock_balances(s: Session, scopes: Sequence[str]) -> list[ScopeBalanceRow]:
+    """Create missing balance rows and lock each, in sorted order (the anti-deadlock rule)."""
+    dialect = s.get_bind().dialect.name
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = ScopeBalanceRow.__table__  # type: ignore[attr-defined]
+    rows = []
+    for scope in sorted(set(scopes)):
+        s.execute(
+            insert(table).values(scope=scope, reserved_micros=0, spent_micros=0).on_conflict_do_nothing(
+                index_elements=["scope"]
+            )
+        )
+        row = s.exec(
+            select(ScopeBalanceRow)
+            .where(ScopeBalanceRow.scope == scope)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        rows.append(row)
+    return rows
+
+
+def _admit(s: Session, balances: list[ScopeBalanceRow], amount: int) -> None:
+    """Raise ``CapExceeded`` for the first capped scope that ``amount`` more would break."""
+    scopes = [b.scope for b in balances]
+    caps = {c.scope: c.cap_micros for c in s.exec(select(ScopeCapRow).where(col(ScopeCapRow.scope).in_(scopes)))}
+    for bal in balances:
+        cap = caps.get(bal.scope)
+        if cap is not None and bal.spent_micros + bal.reserved_micros + amount > cap:
+            raise CapExceeded(bal.scope, cap, bal.spent_micros, bal.reserved_micros, amount)
+
+
+def _find(s: Session, key: str) -> ReservationRow | None:
+    return s.exec(select(ReservationRow).where(ReservationRow.key == key)).first()
+
+
+def _locked(s: Session, key: str) -> ReservationRow:
+    row = s.exec(
+        select(ReservationRow)
+        .where(ReservationRow.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None:
+        raise StoreError(f"reservation {key!r} does not exist")
+    return row
+
+
+def _same_or_conflict(row: ReservationRow, scopes: list[str], amount: int) -> ReservationInfo:
+    info = _info(row)
+    if list(info.scopes) != scopes or row.amount_micros < amount:
+        raise StoreError(
+            f"reserve: key {row.key!r} already holds a reservation of {row.amount_micros} micro-dollars "
+            f"in {list(info.scopes)}; asked for {amount} in {scopes}"
+        )
+    return info
+
+
+def _info(row: ReservationRow) -> ReservationInfo:
+    return ReservationInfo(
+        id=row.id,  # type: ignore[arg-type]
+        key=row.key,
+        scopes=tuple(json.loads(row.scopes_json)),
+        amount_micros=row.amount_micros,
+        state=row.state,
+        attempt_id=row.attempt_id,
+        charged_micros=row.charged_micros,
+        created_at=row.created_at,
+        closed_at=row.closed_at,
+    )
+
+
+# -- argument checks: money is an int, never a float or a bool --------------------------------------
+
+
+def _amount(value: Any, name: str, *, allow_zero: bool = False) -> None:
+    low = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise InputError(f"{name}: must be an int of micro-dollars {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def _scope(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > SCOPE_MAX:
+        raise InputError(f"{name}: must be a non-empty string of at most {SCOPE_MAX} characters, got {value!r}")
+    return value
+
+
+def _key(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > KEY_MAX:
+        raise InputError(f"{name}: must be a non-empty string of at most {KEY_MAX} characters, got {value!r}")
+    return value
+
+
+def _scopes(values: Any) -> list[str]:
+    """The scopes as stored: sorted, without duplicates (a scope counted twice would double-book)."""
+    if isinstance(values, str) or not isinstance(values, Sequence) or not values:
+        raise InputError(f"reserve: scopes must be a non-empty list of scope keys, got {values!r}")
+    return sorted({_scope(v, f"reserve: scopes[{i}]") for i, v in enumerate(values)})
