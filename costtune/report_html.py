@@ -72,7 +72,7 @@ class Plot:
                  xfmt: Callable[[float], str], yfmt: Callable[[float], str],
                  width: int = 520, height: int = 330) -> None:
         self.w, self.h = width, height
-        self.left, self.right, self.top, self.bottom = 64, 16, 30, 46
+        self.left, self.right, self.top, self.bottom = 64, 34, 30, 46  # right: room for the last tick label
         self.xticks = nice_ticks(min(xs), max(xs))
         self.yticks = nice_ticks(min(ys), max(ys))
         self.xlabel, self.ylabel, self.xfmt, self.yfmt = xlabel, ylabel, xfmt, yfmt
@@ -129,7 +129,9 @@ class Plot:
 
 
 def _usd_tick(usd: float) -> str:
-    return f"${usd:.4g}"
+    """Plain decimals, never ``$5e-05``: sweeps of tiny local trials cost fractions of a cent."""
+    text = f"{usd:.8f}".rstrip("0").rstrip(".")
+    return f"${text or '0'}"
 
 
 def _num(value: float) -> str:
