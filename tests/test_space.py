@@ -450,3 +450,10 @@ def test_objects_built_directly_are_checked_on_entry():
         SearchSpace().with_param("x", Int(5, 1))
     with pytest.raises(SpecError, match=r"space: invalid JSON"):
         SearchSpace.from_json("{")
+
+
+def test_coerce_config_fills_constants_but_not_real_parameters() -> None:
+    space = SearchSpace.from_dict({"lr": {"type": "uniform", "low": 0, "high": 1}, "epochs": 20, "opt": ["a"]})
+    assert space.coerce_config({"lr": "0.5"}) == {"lr": 0.5, "epochs": 20, "opt": "a"}
+    with pytest.raises(SpecError, match=r"config\.lr: missing"):
+        space.coerce_config({"epochs": 20})

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from costtune.errors import SpecError
-from costtune.space.distributions import Distribution, _same, parse_distribution
+from costtune.space.distributions import Distribution, Values, _same, parse_distribution
 
 
 def _check_name(name: Any, path: str) -> str:
@@ -167,7 +167,10 @@ class SearchSpace(Mapping[str, Distribution]):
         return all(dist.contains(config[name]) for name, dist in self._params.items())
 
     def coerce_config(self, config: Mapping[str, Any], path: str = "config") -> dict[str, Any]:
-        """Type a user-given config (CLI strings included); every parameter present, nothing extra."""
+        """Type a user-given config (CLI strings included); every parameter present, nothing extra.
+
+        A constant (a single-value list or a bare value in the space) may be left out.
+        """
         if not isinstance(config, Mapping):
             raise SpecError(path, "must be a mapping of parameter names to values", config)
         allowed = ", ".join(self._params)
@@ -177,6 +180,10 @@ class SearchSpace(Mapping[str, Distribution]):
         out: dict[str, Any] = {}
         for name, dist in self._params.items():
             if name not in config:
+                options = getattr(dist, "options", None)
+                if isinstance(dist, Values) and options is not None and len(options) == 1:
+                    out[name] = options[0]
+                    continue
                 raise SpecError(f"{path}.{name}", "missing; every parameter needs a value")
             out[name] = dist.coerce(config[name], f"{path}.{name}")
         return out
