@@ -73,31 +73,28 @@ def create_study(
     store = storage if isinstance(storage, Store) else Store(storage)
     if mode not in ("min", "max"):
         raise SpecError("mode", "must be min or max", mode)
-    existing = store.find_study(name)
-    if existing is not None:
-        if not load_if_exists:
-            raise StoreError(f"study {name!r} already exists; pass load_if_exists=True to continue it")
-        return Study(store, existing, sampler=sampler if isinstance(sampler, Sampler) else None,
-                     scheduler=scheduler if not isinstance(scheduler, dict) else None,
-                     usd_per_hour=usd_per_hour)
-    search_space = space if isinstance(space, SearchSpace) else (
-        SearchSpace.from_dict(space) if space else None
-    )
-    sampler_cfg = {"type": "custom"} if isinstance(sampler, Sampler) else sampler_config(
-        {"type": sampler} if isinstance(sampler, str) else sampler, search_space or SearchSpace({})
-    )
-    try:
-        info = store.create_study(
-            name, metric=metric, mode=Mode(mode), space=search_space.to_dict() if search_space else {},
-            sampler=sampler_cfg,
-            spec={"scheduler": scheduler} if isinstance(scheduler, dict) else {},
-            budget_usd_micros=None if budget_usd is None else usd_to_micros(budget_usd, "budget_usd"),
-            queued=sampler_cfg.get("configs", []),
+    info = store.find_study(name)
+    if info is not None and not load_if_exists:
+        raise StoreError(f"study {name!r} already exists; pass load_if_exists=True to continue it")
+    if info is None:
+        search_space = space if isinstance(space, SearchSpace) else (
+            SearchSpace.from_dict(space) if space else None
         )
-    except StoreError:
-        if not load_if_exists:
-            raise
-        info = store.get_study(name)  # another worker created it between our check and insert
+        sampler_cfg = {"type": "custom"} if isinstance(sampler, Sampler) else sampler_config(
+            {"type": sampler} if isinstance(sampler, str) else sampler, search_space or SearchSpace({})
+        )
+        try:
+            info = store.create_study(
+                name, metric=metric, mode=Mode(mode), space=search_space.to_dict() if search_space else {},
+                sampler=sampler_cfg,
+                spec={"scheduler": scheduler} if isinstance(scheduler, dict) else {},
+                budget_usd_micros=None if budget_usd is None else usd_to_micros(budget_usd, "budget_usd"),
+                queued=sampler_cfg.get("configs", []),
+            )
+        except StoreError:
+            if not load_if_exists:
+                raise
+            info = store.get_study(name)  # another worker created it between our check and insert
     return Study(store, info, sampler=sampler if isinstance(sampler, Sampler) else None,
                  scheduler=scheduler if not isinstance(scheduler, dict) else None, usd_per_hour=usd_per_hour)
 
