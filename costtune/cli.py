@@ -238,6 +238,9 @@ def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None
         click.echo(to_csv(history), nl=False)
     else:
         out_console.print(to_table(history, f"leaderboard: {info.name} ({info.metric}, {info.mode})", limit))
+        best = history.best()
+        if best is not None and best.output_dir:
+            out_console.print(f"best trial's output: {best.output_dir}", highlight=False, soft_wrap=True)
 
 
 @main.command()
