@@ -37,6 +37,11 @@ class LaunchRequest:
     output_dir: str  # stdout.log / stderr.log land here
     env: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)  # study, trial, attempt, owner: finds it again
+    # What simulated and cloud providers need; the local provider ignores them.
+    params: dict | None = None  # the trial's configuration (the simulated workload's input)
+    instance_type: str | None = None
+    market: str | None = None  # "spot" or "on-demand"; None means on-demand
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,8 +65,8 @@ class Provider(Protocol):
 
     def poll(self, handle: Handle) -> Status: ...
 
-    def output(self, handle: Handle) -> Iterator[str]:
-        """The attempt's stdout lines as they come; ends when the attempt's output ends."""
+    def output(self, handle: Handle, timeout: float | None = None) -> Iterator[str]:
+        """The attempt's stdout lines as they come; with ``timeout``, may stop early when none came."""
         ...
 
     def terminate(self, handle: Handle) -> None:
