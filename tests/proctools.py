@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def gone(pid: int) -> bool:
@@ -21,3 +24,24 @@ def wait_gone(pids: list[int], within: float = 30.0) -> list[int]:
     while time.monotonic() < deadline and not all(gone(p) for p in pids):
         time.sleep(0.05)
     return [p for p in pids if not gone(p)]
+
+
+def run_spawned(target: Callable[..., None], argsets: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Start one spawned process per argset, all released together by a shared barrier.
+
+    ``target(*args, barrier, results)`` puts ("ok", detail) or ("error", traceback) on ``results``.
+    Fails the test on any error or non-zero exit; returns the details in completion order.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(len(argsets))
+    results = ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, barrier, results)) for args in argsets]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=180) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    errors = [detail for kind, detail in outcomes if kind == "error"]
+    assert not errors, "\n".join(errors)
+    assert [p.exitcode for p in procs] == [0] * len(procs)
+    return [detail for _, detail in outcomes]

@@ -8,7 +8,6 @@ racing for a team's last dollars can never take it past its cap.
 
 from __future__ import annotations
 
-import multiprocessing
 import re
 import threading
 import traceback
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from proctools import run_spawned
 
 from costtune.errors import CapExceeded, InputError, StoreError
 from costtune.history import Mode
@@ -260,22 +260,9 @@ def test_processes_racing_for_a_team_cap_win_exactly_its_worth(
     try:
         store.set_cap(TEAM, CAP)
         store.set_cap("study:0", STUDY0_CAP)
-        ctx = multiprocessing.get_context("spawn")
-        barrier = ctx.Barrier(WORKERS)
-        results = ctx.Queue()
-        procs = [
-            ctx.Process(target=_reserve_worker, args=(store_url, w, barrier, results)) for w in range(WORKERS)
-        ]
-        for p in procs:
-            p.start()
-        outcomes = [results.get(timeout=180) for _ in procs]
-        for p in procs:
-            p.join(timeout=60)
-        errors = [detail for kind, detail in outcomes if kind == "error"]
-        assert not errors, "\n".join(errors)
-        assert [p.exitcode for p in procs] == [0] * WORKERS
-        assert all(won + lost == TRIES for _, (_, won, lost) in outcomes)
-        _assert_cap_held(store, {w: won for _, (w, won, _) in outcomes})
+        outcomes = run_spawned(_reserve_worker, [(store_url, w) for w in range(WORKERS)])
+        assert all(won + lost == TRIES for _, won, lost in outcomes)
+        _assert_cap_held(store, {w: won for w, won, _ in outcomes})
     finally:
         store.close()
 

@@ -8,7 +8,6 @@ any number of workers on one study.
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from proctools import run_spawned
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -679,22 +679,8 @@ def test_worker_processes_share_a_study_without_losing_or_repeating_anything(
     store = Store(store_url)
     try:
         info = _study(store, "parallel")
-        ctx = multiprocessing.get_context("spawn")
-        barrier = ctx.Barrier(workers)
-        results = ctx.Queue()
-        procs = [
-            ctx.Process(target=_process_worker, args=(store_url, info.id, claims, barrier, results))
-            for _ in range(workers)
-        ]
-        for p in procs:
-            p.start()
-        outcomes = [results.get(timeout=180) for _ in procs]
-        for p in procs:
-            p.join(timeout=60)
-        errors = [detail for kind, detail in outcomes if kind == "error"]
-        assert not errors, "\n".join(errors)
-        assert [p.exitcode for p in procs] == [0] * workers
-        claimed = sorted(n for _, numbers in outcomes for n in numbers)
+        outcomes = run_spawned(_process_worker, [(store_url, info.id, claims)] * workers)
+        claimed = sorted(n for numbers in outcomes for n in numbers)
         assert claimed == list(range(GRID))  # every claim succeeded, each number went to one worker
         _assert_grid_done(store, info.id, GRID)
     finally:
@@ -736,20 +722,9 @@ def test_workers_opening_a_fresh_store_and_creating_one_study_at_once(
 ) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
     workers = 6
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(workers)
-    results = ctx.Queue()
-    args = (store_url, barrier, results)
-    procs = [ctx.Process(target=_open_and_create_worker, args=args) for _ in range(workers)]
-    for p in procs:
-        p.start()
-    outcomes = [results.get(timeout=180) for _ in procs]
-    for p in procs:
-        p.join(timeout=60)
-    errors = [detail for kind, detail in outcomes if kind == "error"]
-    assert not errors, "\n".join(errors)
-    created = [c for _, (c, _) in outcomes]
-    ids = {study_id for _, (_, study_id) in outcomes}
+    outcomes = run_spawned(_open_and_create_worker, [(store_url,)] * workers)
+    created = [c for c, _ in outcomes]
+    ids = {study_id for _, study_id in outcomes}
     assert created.count(True) == 1  # one worker created it; the others were told it exists
     assert len(ids) == 1  # and all of them work on that one study
     store = Store(store_url)
