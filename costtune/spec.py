@@ -10,6 +10,7 @@ import re
 import shlex
 import string
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,12 @@ class SweepSpec:
     output_dir: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # the file as given, kept with the study
 
-    @property
+    @cached_property
     def max_trials(self) -> int | None:
-        """How many trials the study may hold: the budget, else what the sampler can propose."""
+        """How many trials the study may hold: the budget, else what the sampler can propose.
+
+        Cached: the controller asks on every claim, and a grid's size means building its plan.
+        """
         limits = [n for n in (self.budget.trials, _sampler_size(self)) if n is not None]
         return min(limits) if limits else None
 

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from costtune.history import History
-    from costtune.space import SearchSpace
+    from costtune.space import GridPlan, SearchSpace
 
 
 class RandomSampler:
@@ -30,11 +30,14 @@ class GridSampler:
 
     def __init__(self, points: int | None = None) -> None:
         self.points = points
+        self._plans: dict[SearchSpace, GridPlan] = {}  # a plan per space: proposals must not rebuild it
 
     def suggest_indexed(
         self, space: SearchSpace, history: History, rng: np.random.Generator
     ) -> tuple[dict[str, Any], int]:
-        plan = space.grid(self.points)
+        plan = self._plans.get(space)
+        if plan is None:
+            plan = self._plans[space] = space.grid(self.points)
         used = history.used_grid_indices()
         for index in range(plan.size):
             if index not in used:
