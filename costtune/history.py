@@ -59,6 +59,11 @@ class History:
     metric: str
     mode: Mode
     trials: tuple[FrozenTrial, ...] = ()
+    budget_micros: int | None = None  # the study's dollar cap, when it has one (cost-aware samplers cool on it)
+
+    @property
+    def spent_micros(self) -> int:
+        return sum(t.cost_micros for t in self.trials)
 
     def completed(self) -> list[FrozenTrial]:
         """Finished trials with an objective value (complete or stopped)."""

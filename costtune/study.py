@@ -164,7 +164,7 @@ class Study:
         space = SearchSpace.from_dict(space_dict)
         names = set(space.names)
         usable = History(history.metric, history.mode,
-                         tuple(t for t in history.trials if names <= set(t.params)))
+                         tuple(t for t in history.trials if names <= set(t.params)), history.budget_micros)
         rng = np.random.default_rng([self.seed, number])
         indexed = getattr(self.sampler, "suggest_indexed", None)
         if indexed is not None:

@@ -97,6 +97,7 @@ def read_history(s: Session, study: StudyRow) -> History:
         metric=study.metric,
         mode=Mode(study.mode),
         trials=tuple(_frozen(t, counts.get(t.id, 0)) for t in trials),
+        budget_micros=study.budget_usd_micros,
     )
 
 
