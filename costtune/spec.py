@@ -20,36 +20,15 @@ import yaml
 from costtune.errors import InputError, SpecError
 from costtune.history import Mode
 from costtune.money import usd_to_micros
-from costtune.prices import MARKETS, PriceNotFound, PriceTable, parse_price_ref
-from costtune.prices.billing import PER_SECOND, BillingRule, billing_rule
+from costtune.resources import Resources, parse_resources
 from costtune.samplers import SAMPLER_TYPES, sampler_config
+from costtune.schedulers import scheduler_config
 from costtune.space import SearchSpace
 
 TOP_LEVEL = ("name", "objective", "space", "sampler", "scheduler", "budget", "resources", "command", "env",
              "workdir", "output_dir")
-SCHEDULER_TYPES = ("fifo",)
-PROVIDERS = ("local",)
 RESERVED_PLACEHOLDERS = ("trial_dir", "checkpoint_dir", "trial_number", "study", "params_file")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-
-
-@dataclass(frozen=True)
-class Resources:
-    provider: str = "local"
-    usd_per_hour_micros: int = 0
-    workers: int = 1
-    price_as: str | None = None  # "aws/us-east-1/m5.large": a local trial priced like that instance
-    market: str = "on-demand"
-    billing: BillingRule = PER_SECOND
-    rate_source: str = "resources.usd_per_hour"
-
-    @property
-    def region(self) -> str | None:
-        return self.price_as.split("/")[1] if self.price_as else None
-
-    @property
-    def instance_type(self) -> str | None:
-        return self.price_as.split("/")[2] if self.price_as else None
 
 
 @dataclass(frozen=True)
@@ -116,19 +95,27 @@ def parse_sweep(data: Any) -> SweepSpec:
     if not isinstance(data, dict):
         raise SpecError("", "a sweep file must be a mapping of fields (name, objective, space, ...)", data)
     _no_unknown(data, TOP_LEVEL, "")
-    for required in ("name", "objective", "space", "command"):
+    simulated = isinstance(data.get("resources"), dict) and data["resources"].get("provider") == "simulated"
+    for required in ("name", "objective", "space") + (() if simulated else ("command",)):
         if required not in data:
             raise SpecError(required, "is required")
     name = data["name"]
     if not isinstance(name, str) or not _NAME.match(name):
         raise SpecError("name", "must be letters, digits, '_', '.' or '-' (at most 128)", name)
     metric, mode = _objective(data["objective"])
-    space = SearchSpace.from_dict(_mapping(data["space"], "space"), path="space")
+    resources = parse_resources(data.get("resources", {}))
+    space_cfg = dict(_mapping(data["space"], "space"))
+    for param, dim in resources.searched.items():
+        if param in space_cfg:
+            raise SpecError(f"space.{param}", f"is set by resources.{param}; search it there, not in space")
+        space_cfg[param] = dim
+    space = SearchSpace.from_dict(space_cfg, path="space")
     sampler = sampler_config(data.get("sampler", {"type": "random"}), space)
-    scheduler = _scheduler(data.get("scheduler", {"type": "fifo"}))
+    scheduler = scheduler_config(data.get("scheduler", {"type": "fifo"}))
     budget = _budget(data.get("budget", {}), sampler["type"])
-    resources = _resources(data.get("resources", {}))
-    command = _command(data["command"], space)
+    if scheduler["type"] == "asha" and budget.usd_micros is None and budget.trials is None:
+        raise SpecError("budget", "an asha sweep runs until its budget: give usd and/or trials", data.get("budget"))
+    command = _command(data.get("command", ["simulated"]), space)
     env = _env(data.get("env", {}))
     spec = SweepSpec(
         name=name, metric=metric, mode=mode, space=space, sampler=sampler, scheduler=scheduler,
@@ -169,15 +156,6 @@ def _objective(value: Any) -> tuple[str, Mode]:
     return metric, Mode(mode)
 
 
-def _scheduler(value: Any) -> dict[str, Any]:
-    cfg = _mapping(value, "scheduler")
-    kind = cfg.get("type", "fifo")
-    if kind not in SCHEDULER_TYPES:
-        raise SpecError("scheduler.type", f"must be one of {', '.join(SCHEDULER_TYPES)}", kind)
-    _no_unknown(cfg, ("type",), "scheduler")
-    return {"type": kind}
-
-
 def _positive_int(value: Any, path: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SpecError(path, f"must be an integer >= {minimum}", value)
@@ -195,32 +173,6 @@ def _budget(value: Any, sampler_type: str) -> Budget:
     if trials is None and usd is None and sampler_type in ("random", "bayes"):
         raise SpecError("budget", f"a {sampler_type} sweep needs an end: give trials and/or usd", cfg)
     return Budget(trials=trials, usd_micros=usd, trial_seconds=seconds)
-
-
-def _resources(value: Any) -> Resources:
-    cfg = _mapping(value, "resources")
-    _no_unknown(cfg, ("provider", "usd_per_hour", "workers", "price_as", "market"), "resources")
-    provider = cfg.get("provider", "local")
-    if provider not in PROVIDERS:
-        raise SpecError("resources.provider", f"must be one of {', '.join(PROVIDERS)}", provider)
-    workers = _positive_int(cfg.get("workers", 1), "resources.workers")
-    market = cfg.get("market", "on-demand")
-    if market not in MARKETS:
-        raise SpecError("resources.market", f"must be one of {', '.join(sorted(MARKETS))}", market)
-    if cfg.get("price_as") is None:
-        rate = usd_to_micros(cfg.get("usd_per_hour", 0), "resources.usd_per_hour")
-        return Resources(provider=provider, usd_per_hour_micros=rate, workers=workers, market=market)
-    if "usd_per_hour" in cfg:
-        raise SpecError("resources.usd_per_hour", "give usd_per_hour or price_as, not both", cfg["usd_per_hour"])
-    ref = cfg["price_as"]
-    cloud, region, instance_type = parse_price_ref(ref, "resources.price_as")
-    try:
-        price = PriceTable.bundled().rate(cloud, region, instance_type, market)
-    except PriceNotFound as exc:
-        raise SpecError("resources.price_as", str(exc)) from None
-    return Resources(provider=provider, usd_per_hour_micros=price.usd_per_hour_micros, workers=workers,
-                     price_as=price.ref, market=market, billing=billing_rule(cloud),
-                     rate_source=f"{price.source} (as of {price.as_of.isoformat()})")
 
 
 def _command(value: Any, space: SearchSpace) -> tuple[str, ...]:

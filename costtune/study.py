@@ -155,7 +155,8 @@ class Study:
     def claim(self, *, max_trials: int | None = None) -> ClaimedTrial | None:
         """Reserve the next trial for this process (queued first, then a fresh proposal)."""
         return self.store.claim_next(self.id, self._propose, owner=self.owner, max_trials=max_trials,
-                                     output_dir=self.trial_dir)
+                                     output_dir=self.trial_dir,
+                                     needs_history=getattr(self.sampler, "uses_history", True))
 
     def _propose(self, history: History, number: int, space_dict: dict[str, Any]) -> Proposal:
         self._space = dict(space_dict)

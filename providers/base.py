@@ -42,6 +42,7 @@ class LaunchRequest:
     instance_type: str | None = None
     market: str | None = None  # "spot" or "on-demand"; None means on-demand
     region: str | None = None
+    start_step: int = 0  # resume at this step (the trial's checkpoint); a command trial reads its checkpoint dir
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class Handle(Protocol):
 
 class Provider(Protocol):
     name: str
+    # True when what it launches can outlive the controller (a process, an instance): the
+    # controller then commits an attempt's row before launching it, so a crash never hides one.
+    outlives_controller: bool
 
     def launch(self, request: LaunchRequest, idempotency_key: str) -> Handle:
         """Start the attempt; calling again with the same key returns the same attempt."""

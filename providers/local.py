@@ -44,6 +44,7 @@ class LocalHandle:
 
 class LocalProvider:
     name = "local"
+    outlives_controller = True  # a process group: it must be on the books before it starts
 
     def __init__(self, terminate_grace_s: float = 5.0) -> None:
         self.grace = terminate_grace_s

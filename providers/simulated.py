@@ -69,6 +69,7 @@ class SimHandle:
 
 class SimulatedProvider:
     name = "simulated"
+    outlives_controller = False  # its instances live in this process's memory
 
     def __init__(
         self,
@@ -127,6 +128,7 @@ class SimulatedProvider:
             instance_type=request.instance_type or "", market=market, launched_at=now,
             startup_end=now + self.startup_seconds,
             preempt_at=self._preemption_time(idempotency_key, now) if market == "spot" else None,
+            step=max(0, request.start_step),
         )
         self._attempts[idempotency_key] = handle
         self._live[idempotency_key] = handle

@@ -344,10 +344,12 @@ def test_budget_usd_stops_the_sweep_near_the_cap(tmp_path: Path, db: str) -> Non
     proc = run(tmp_path, file, db)
     assert "stopped: budget.usd reached" in proc.stdout
     rows = trials(tmp_path, "capped", db)
-    # Both workers launched at once and no trial ended on its own, so nothing else was started.
+    # The first launch reserved all the cap's money, so the second trial was never launched: it
+    # waits in the queue with no attempt, and the first was stopped when its reservation ran out.
     assert len(rows) == workers
-    assert {r["state"] for r in rows} == {"stopped"}
+    assert sorted(r["state"] for r in rows) == ["queued", "stopped"]
     assert {a["exit_reason"] for r in rows for a in r["attempts"]} == {"budget"}
+    assert [len(r["attempts"]) for r in rows if r["state"] == "queued"] == [0]
     spent = sum(r["cost_micros"] for r in rows)
     assert spent >= cap
     # The overshoot bound. Let t* be the first moment the live spend (closed attempts as booked plus

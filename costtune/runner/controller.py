@@ -1,343 +1,445 @@
-"""Runs a sweep file's command trials through a provider, ``workers`` at a time.
+"""The sweep controller: one event loop, one code path for every provider and every clock.
 
-Each worker thread claims a trial from the store, launches it, turns its stdout report lines into
-stored reports, charges billable time x the rate snapshotted at launch, and closes the trial. The
-controller stops claiming when the trial or dollar budget is used up, and stops running trials
-once the dollar budget is reached. Interrupting it re-queues what was running.
+Each tick reads what running attempts reported, makes the decisions that are due (a rung reached,
+a reservation used up, a time limit, a stop), closes attempts that ended (completed, failed, or
+preempted: re-queued, not failed), and fills free worker slots: claim a trial, reserve its next
+segment of money in the ledger, book the attempt, launch it. Then it waits: on a wall clock a
+short sleep, on a virtual clock a jump to the next moment anything happens (a step end, a
+preemption, a deadline), so a simulated 10,000-trial sweep runs in seconds.
+
+Money: no launch without a reservation, and an attempt is stopped when its spend reaches what it
+reserved unless the scheduler promotes it (which reserves the next rung first). Spend therefore
+never passes ``budget.usd`` on a virtual clock, and on a wall clock only by what running attempts
+bill between a deadline and their termination (see README, "How far can spend pass the cap?").
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import sys
+import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from costtune.errors import CosttuneError
-from costtune.history import TrialState
+from costtune.clock import Clock, VirtualClock, WallClock
+from costtune.errors import CapExceeded, CosttuneError, StoreError
+from costtune.history import Mode, TrialState
 from costtune.money import format_usd
-from costtune.protocol import (
-    ENV_ATTEMPT,
-    ENV_CHECKPOINT_DIR,
-    ENV_PARAMS_FILE,
-    ENV_STUDY,
-    ENV_TRIAL_DIR,
-    ENV_TRIAL_NUMBER,
-    MetricLineError,
-    parse_line,
-)
-from costtune.providers.base import LaunchRequest, Provider, ProviderError
+from costtune.protocol import MetricLineError, parse_line
+from costtune.providers.base import Provider, ProviderError, Status
+from costtune.runner.attempts import LiveAttempt, launch_request
 from costtune.runner.heartbeat import Heartbeat
 from costtune.runner.owner import hostname, is_alive
-from costtune.schedulers import Decision
+from costtune.runner.status import RunStatus, short_params, stderr_tail, write_header
+from costtune.schedulers import make_rung_scheduler
 from costtune.spec import SweepSpec
 from costtune.store import ClaimedTrial
 from costtune.study import Study
 
 log = logging.getLogger(__name__)
-STDERR_TAIL_BYTES = 4000
-_POLL_S = 0.2
+_POLL_S = 0.05  # wall-clock tick
+_GROUP_S = 0.25  # a simulated world commits its books at least this often (wall time)
 _DRAIN_S = 10.0  # at most this long reading what an ended trial left in its pipe
+_CHUNK_S = 600  # without rungs, money is reserved ten instance-minutes at a time
 
-
-@dataclass
-class RunStatus:
-    """What a progress display shows; updated by the workers."""
-
-    finished: int = 0
-    failed: int = 0
-    running: int = 0
-    launched: int = 0
-    spend_micros: int = 0
-    best_value: float | None = None
-    best_trial: int | None = None
-    stop_reason: str = ""
-
-
-@dataclass
-class _Live:
-    attempt_id: int
-    handle: Any
-    rate: int
-    stop_reason: str | None = None  # set to stop it: "stopped" | "budget" | "interrupted"
+__all__ = ["RunStatus", "SweepController"]
 
 
 class SweepController:
     def __init__(self, spec: SweepSpec, study: Study, provider: Provider, *,
-                 on_event: Callable[[str], None] | None = None, workdir: str | None = None) -> None:
+                 on_event: Callable[[str], None] | None = None, workdir: str | None = None,
+                 clock: Clock | None = None, trial_events: bool = True) -> None:
         self.spec = spec
         self.study = study
+        self.store = study.store
         self.provider = provider
+        self.clock: Clock = clock or getattr(provider, "clock", None) or WallClock()
+        self.virtual = isinstance(self.clock, VirtualClock)
         self.status = RunStatus()
+        self.billing = spec.resources.billing
+        self.rungs = make_rung_scheduler(spec.scheduler, mode=str(spec.mode), budget_micros=spec.budget.usd_micros)
+        self.scope = f"study:{study.id}"
         self._on_event = on_event or (lambda _msg: None)
+        self._trial_events = trial_events
         self._workdir = str(Path(spec.workdir or workdir or ".").expanduser().resolve())
-        self._live: dict[int, _Live] = {}
-        self._lock = threading.RLock()  # _claim holds it while pricing running attempts
-        self._stop = threading.Event()
-        self._stopping: str | None = None  # why running attempts were stopped: "interrupted" | "budget"
-        self._errors: list[BaseException] = []
+        self._live: dict[int, LiveAttempt] = {}
+        self._stopping: str | None = None  # "interrupted": running attempts are being stopped
+        self._exhausted = False  # nothing left to claim
+        self._unfunded = False  # the ledger refused the last reservation; retry when money frees up
+        self._checkpoints = spec.resources.simulation.checkpoint if spec.resources.simulation else False
+        limits = [n for n in (spec.max_trials, self.rungs.max_trials() if self.rungs else None) if n is not None]
+        self._max_trials = min(limits) if limits else None
 
     # -- public --------------------------------------------------------------------------
     def run(self) -> RunStatus:
-        self._reap_orphans()
-        self._refresh_status()
-        # Each worker sets its own event as it ends. We wait on those, not on Thread.join: a Ctrl-C
-        # that interrupts join() can leave a running thread marked as stopped (CPython 3.11), and
-        # we would then exit before that worker re-queued its trial.
-        ended = [threading.Event() for _ in range(self.spec.resources.workers)]
-        workers = [threading.Thread(target=self._worker, args=(e,), name=f"costtune-worker-{i}", daemon=True)
-                   for i, e in enumerate(ended)]
-        with Heartbeat(self.study.store, self.study.owner, self._charges):
-            for w in workers:
-                w.start()
-            try:
-                while not all(e.is_set() for e in ended):
-                    self._enforce_budget()
-                    for e in ended:
-                        e.wait(timeout=_POLL_S / len(ended))
-            except KeyboardInterrupt:
-                self.interrupt()
-                for e in ended:
-                    e.wait()
-                raise
-        self._refresh_status()
-        if self._errors:
-            raise self._errors[0]
+        """Run until the sweep is done; Ctrl-C (or SIGTERM) stops it cleanly and raises KeyboardInterrupt.
+
+        The first signal only asks the loop to stop: raising it at a random point of a busy loop
+        could land in a finaliser (and be lost) or between two writes of one decision. A second
+        signal interrupts at once.
+        """
+        self._prepare()
+        beat = nullcontext() if self.virtual else Heartbeat(self.store, self.study.owner, self._charges)
+        restore = _catch_signals(self.interrupt)
+        try:
+            with beat:
+                try:
+                    self._loop()
+                except KeyboardInterrupt:
+                    self._abandon()
+                    raise
+        finally:
+            restore()
+        self.status.sim_seconds = self.clock.now() if self.virtual else 0.0
+        if self._stopping == "interrupted":
+            raise KeyboardInterrupt
         return self.status
 
     def interrupt(self) -> None:
         """Stop claiming; terminate running attempts and re-queue their trials."""
-        self._stop.set()
-        with self._lock:
-            self._stopping = "interrupted"
-            for live in self._live.values():
-                live.stop_reason = live.stop_reason or "interrupted"
+        if self._stopping == "interrupted":
+            raise KeyboardInterrupt  # asked twice: stop now
+        self._stopping = "interrupted"
+        self.status.stop_reason = "interrupted"
 
-    # -- workers -------------------------------------------------------------------------
-    def _worker(self, ended: threading.Event) -> None:
-        try:
-            while not self._stop.is_set():
-                claimed = self._claim()
-                if claimed is None:
-                    return
-                self._run_trial(claimed)
-        except BaseException as exc:  # surfaced by run()
-            self._errors.append(exc)
-            self._stop.set()
-        finally:
-            ended.set()
-
-    def _claim(self) -> ClaimedTrial | None:
-        with self._lock:  # one claim at a time per controller keeps the budget check honest
-            if self._stop.is_set():
-                return None
-            if self._budget_left() <= 0:
-                self.status.stop_reason = "budget.usd reached"
-                return None
-            claimed = self.study.claim(max_trials=self.spec.max_trials)
-            if claimed is None and not self.status.stop_reason:
-                limit = self.spec.max_trials
-                if limit is not None and self.spec.budget.trials == limit:
-                    self.status.stop_reason = f"all {limit} trials run (budget.trials)"
-                elif self.spec.sampler["type"] == "grid":
-                    self.status.stop_reason = "every grid combination has run"
-                else:
-                    self.status.stop_reason = "the sampler has nothing left to propose"
-            return claimed
-
-    def _budget_left(self) -> int:
-        cap = self.spec.budget.usd_micros
-        return 1 if cap is None else cap - self._spend_now()
-
-    def _spend_now(self) -> int:
-        """Closed attempts as booked, plus this controller's running attempts priced this instant."""
-        charges = self._charges()
-        return self.study.store.spend_micros(self.study.id, exclude_attempts=set(charges)) + sum(
-            cost for _ms, cost in charges.values())
-
-    def _run_trial(self, claimed: ClaimedTrial) -> None:
-        number, trial_dir = claimed.number, Path(claimed.output_dir or self.study.trial_dir(claimed.number))
-        (trial_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        params_file = trial_dir / "params.json"
-        params_file.write_text(json.dumps(claimed.params, indent=2))
-        values = {**claimed.params, "trial_dir": str(trial_dir), "checkpoint_dir": str(trial_dir / "checkpoints"),
-                  "trial_number": number, "study": self.study.name, "params_file": str(params_file)}
-        argv = [arg.format(**values) for arg in self.spec.command]
-        if argv[0] in ("python", "python3"):
-            argv[0] = sys.executable  # the interpreter costtune runs in, with its packages
-        key = f"ct-{self.study.id}-{claimed.id}-{claimed.attempt_number}"
-        env = {**self.spec.env, ENV_PARAMS_FILE: str(params_file), ENV_TRIAL_DIR: str(trial_dir),
-               ENV_CHECKPOINT_DIR: str(trial_dir / "checkpoints"), ENV_TRIAL_NUMBER: str(number),
-               ENV_STUDY: self.study.name, ENV_ATTEMPT: str(claimed.attempt_number)}
-        env.update({f"COSTTUNE_PARAM_{k.upper()}": str(v) for k, v in claimed.params.items()})
-        rate = self.spec.resources.usd_per_hour_micros
-        attempt_id = self.study.store.start_attempt(
-            claimed.id, claimed.attempt_number, idempotency_key=key, provider=self.provider.name,
-            rate_micros_per_hour=rate, host=hostname(), region=self.spec.resources.region,
-            instance_type=self.spec.resources.instance_type, market=self.spec.resources.market)
-        _append_header(trial_dir, claimed.attempt_number, argv)
-        request = LaunchRequest(argv=tuple(argv), workdir=self._workdir, output_dir=str(trial_dir), env=env,
-                                tags={**self._scope_tags(), "trial": str(number),
-                                      "attempt": str(claimed.attempt_number), "owner": self.study.owner})
-        try:
-            handle = self.provider.launch(request, key)
-        except ProviderError as exc:
-            self._close(claimed, attempt_id, TrialState.FAILED, "failed", None, 0, rate, str(exc))
-            self._on_event(f"trial {number} could not start: {exc}")
-            return
-        self.study.store.set_attempt_pid(attempt_id, getattr(handle, "pid", 0) or 0)
-        with self._lock:
-            # A stop that came while this attempt was launching applies to it too.
-            self._live[attempt_id] = _Live(attempt_id, handle, rate, stop_reason=self._stopping)
-            self.status.launched += 1
-            self.status.running += 1
-        self._on_event(f"trial {number} started: {_short(claimed.params)}")
-        try:
-            self._watch(claimed, attempt_id, handle, rate, trial_dir)
-        finally:
-            with self._lock:
-                self._live.pop(attempt_id, None)
-                self.status.running -= 1
-
-    def _watch(self, claimed: ClaimedTrial, attempt_id: int, handle: Any, rate: int, trial_dir: Path) -> None:
-        limit = self.spec.budget.trial_seconds
-        timed_out = False
-        step = -1
-        warned = 0
+    # -- the loop ------------------------------------------------------------------------
+    def _loop(self) -> None:
+        durable = getattr(self.provider, "outlives_controller", True)
         while True:
-            # A trial that prints without pause must not keep us from checking limits and stops.
-            deadline = time.monotonic() + _POLL_S
-            for line in self.provider.output(handle, timeout=_POLL_S):  # type: ignore[call-arg]
-                step, warned = self._take_line(claimed, attempt_id, handle, line, step, warned)
-                if time.monotonic() >= deadline:
-                    break
-            status = self.provider.poll(handle)
-            reason = self._live[attempt_id].stop_reason
-            if limit is not None and status.running and status.billable_ms / 1000 >= limit:
-                timed_out, reason = True, "timeout"
-            if reason is not None and status.running:
-                self.provider.terminate(handle)
-                status = self.provider.poll(handle)
-            if not status.running:
-                # What is still in the pipe; bounded, as a child of the trial may hold it open.
-                deadline = time.monotonic() + _DRAIN_S
-                for line in self.provider.output(handle, timeout=2.0):  # type: ignore[call-arg]
-                    step, warned = self._take_line(claimed, attempt_id, handle, line, step, warned)
-                    if time.monotonic() >= deadline:
+            with nullcontext() if durable else self.store.batch():
+                until = time.perf_counter() + _GROUP_S
+                while True:
+                    with self.store.batch():
+                        pending = self._tick()
+                    self._launch(pending)  # after the commit when launches outlive us
+                    if not self._live and not pending and (self._exhausted or self._unfunded or self._stopping):
+                        return
+                    self._advance()
+                    if durable or time.perf_counter() >= until:
                         break
-                break
-        self._finish(claimed, attempt_id, status.exit_code, status.billable_ms, rate, trial_dir,
-                     "timeout" if timed_out else reason)
 
-    def _take_line(self, claimed: ClaimedTrial, attempt_id: int, handle: Any, line: str, step: int,
-                   warned: int) -> tuple[int, int]:
-        """Store the report on ``line``, if any; returns the last step and the warnings given so far."""
-        try:
-            report = parse_line(line)
-        except MetricLineError as exc:
-            if warned < 5:
-                self._on_event(f"trial {claimed.number}: ignored {exc}")
-            return step, warned + 1
-        if report is None:
-            return step, warned
-        step = report.step if report.step is not None else step + 1
-        elapsed = self.provider.poll(handle).billable_ms / 1000
-        _frozen, decision = self.study.record_report(claimed.id, attempt_id, step, report.metrics,
-                                                      elapsed_s=elapsed)
-        if decision == Decision.STOP:
-            self._mark(attempt_id, "stopped")
-        return step, warned
+    def _tick(self) -> list[LiveAttempt]:
+        for live in list(self._live.values()):
+            self._read(live, self.provider.output(live.handle, timeout=0))  # type: ignore[call-arg]
+        for live in list(self._live.values()):
+            self._check(live)
+        return self._fill()
 
-    def _finish(self, claimed: ClaimedTrial, attempt_id: int, code: int | None, ms: int, rate: int,
-                trial_dir: Path, reason: str | None) -> None:
-        value = self.study.store.trial(self.study.id, claimed.number).value
-        if reason == "interrupted":
-            state, exit_reason, error = TrialState.QUEUED, "interrupted", None
-        elif reason == "timeout":
+    def _advance(self) -> None:
+        if not self.virtual:
+            self.clock.sleep(_POLL_S)
+            return
+        if any(live.stop_reason for live in self._live.values()):
+            return  # a stop decided this tick is carried out at this same moment
+        times = [t for t in (self.provider.next_event_time(),) if t is not None]  # type: ignore[attr-defined]
+        limit = self.spec.budget.trial_seconds
+        for live in self._live.values():
+            if live.deadline_ms is not None:
+                times.append(live.launched_at + live.deadline_ms / 1000)
+            if limit is not None:
+                times.append(live.launched_at + limit)
+        if times:
+            self.clock.advance_to(max(min(times), self.clock.now()))  # type: ignore[attr-defined]
+
+    # -- reading and deciding ------------------------------------------------------------
+    def _read(self, live: LiveAttempt, lines: Any) -> None:
+        status: Status | None = None
+        for line in lines:
+            try:
+                report = parse_line(line)
+            except MetricLineError as exc:
+                if live.warned < 5:
+                    self._on_event(f"trial {live.number}: ignored {exc}")
+                live.warned += 1
+                continue
+            if report is None:
+                continue
+            status = status or self.provider.poll(live.handle)
+            ms = status.billable_ms
+            live.step = report.step if report.step is not None else live.step + 1
+            cost = self.billing.charge(ms, live.rate)
+            live.metrics.update(report.metrics)
+            if self.study.metric in report.metrics:
+                live.value = float(report.metrics[self.study.metric])
+                self._note_value(live.number, live.value)
+            self.store.book_report(live.claimed.id, live.attempt_id, live.step, report.metrics, merged=live.metrics,
+                                   value=live.value, elapsed_s=ms / 1000,
+                                   trial_cost_micros=live.claimed.prior_cost_micros + cost, attempt_ms=ms,
+                                   attempt_cost_micros=cost)
+            live.report_ms = ms
+
+    def _check(self, live: LiveAttempt) -> None:
+        status = self.provider.poll(live.handle)
+        if status.running:
+            if live.stop_reason is None and self._stopping:
+                live.stop_reason = self._stopping
             limit = self.spec.budget.trial_seconds
+            if live.stop_reason is None and limit is not None and status.billable_ms >= limit * 1000:
+                live.stop_reason = "timeout"
+            if live.stop_reason is None and live.deadline_ms is not None and status.billable_ms >= live.deadline_ms:
+                live.stop_reason = self._at_deadline(live)
+            if live.stop_reason is None:
+                return
+            self.provider.terminate(live.handle)
+            status = self.provider.poll(live.handle)
+            if status.running:
+                return  # it is going; the next tick closes it
+        if not self.virtual:  # what an ended local process left in its pipe
+            deadline = time.monotonic() + _DRAIN_S
+            self._read(live, _until(self.provider.output(live.handle, timeout=2.0), deadline))  # type: ignore[call-arg]
+        self._finish(live, status)
+
+    def _at_deadline(self, live: LiveAttempt) -> str | None:
+        """The trial's spend reached its target: judge it at its rung, or extend its reservation."""
+        if live.rung is not None and self.rungs is not None:
+            decision = self.rungs.judge(live.number, live.rung, live.value)
+            live.decision = decision.reason
+            if not decision.promote:
+                return "completed" if live.rung == self.rungs.ladder(live.number)[-1] else "stopped"
+            extra, target, rung = decision.next_rung_micros - live.rung, decision.next_rung_micros, \
+                decision.next_rung_micros  # type: ignore[operator]
+        else:
+            extra = self._chunk(live.rate, must_fit=False)
+            target, rung = (live.target or 0) + extra, None
+            if extra == 0:
+                live.decision = "budget.usd reached"
+                return "budget"
+        try:
+            self.store.extend(live.key, extra)
+        except CapExceeded:
+            live.decision = f"budget.usd cannot fund the next {format_usd(extra)}"
+            return "budget"
+        live.reserved += extra
+        live.aim(self.billing, target, rung)
+        return None
+
+    def _finish(self, live: LiveAttempt, status: Status) -> None:
+        ms, reason = status.billable_ms, live.stop_reason
+        cost = self.billing.charge(ms, live.rate)
+        waste, error = 0, None
+        if reason == "interrupted":
+            state, exit_reason = TrialState.QUEUED, "interrupted"
+        elif status.preempted and reason is None:
+            state, exit_reason = TrialState.QUEUED, "preempted"  # not a failure: it runs again
+            kept = self.billing.charge(live.report_ms, live.rate) if self._checkpoints and live.step >= 0 else 0
+            waste = max(0, cost - kept)
+            self.status.preemptions += 1
+            self.status.waste_micros += waste
+        elif reason == "timeout":
             state, exit_reason = TrialState.FAILED, "timeout"
-            error = f"killed at its time limit of {limit:g} s (budget.trial_seconds)\n{_tail(trial_dir)}"
+            error = f"killed at its time limit of {self.spec.budget.trial_seconds:g} s (budget.trial_seconds)"
         elif reason in ("stopped", "budget"):
-            state, exit_reason, error = TrialState.STOPPED, reason, None
-        elif code == 0 and value is not None:
-            state, exit_reason, error = TrialState.COMPLETE, "completed", None
-        elif code == 0:
-            state, exit_reason = TrialState.FAILED, "failed"
-            error = f"exited 0 but never reported metric {self.study.metric!r}\n{_tail(trial_dir)}"
+            state, exit_reason = TrialState.STOPPED, reason
+        elif reason == "completed" or (status.exit_code == 0 and live.value is not None):
+            state = TrialState.COMPLETE if live.value is not None else TrialState.STOPPED
+            exit_reason = "completed"
         else:
             state, exit_reason = TrialState.FAILED, "failed"
-            error = f"exited with code {code}\n{_tail(trial_dir)}"
-        self._close(claimed, attempt_id, state, exit_reason, code, ms, rate, error)
-        cost = self.spec.resources.billing.charge(ms, rate)
-        word = {TrialState.QUEUED: "interrupted (re-queued)"}.get(state, str(state))
-        shown = f" {self.study.metric}={value:.6g}" if value is not None else ""
-        self._on_event(f"trial {claimed.number} {word}{shown} {format_usd(cost)}"
-                       + (f": {error.splitlines()[0]}" if error else ""))
+            what = f"exited with code {status.exit_code}" if status.exit_code else \
+                f"exited 0 but never reported metric {self.study.metric!r}"
+            error = f"{what}\n{stderr_tail(live.trial_dir)}".strip()
+        self.store.finish_attempt(live.attempt_id, exit_reason=exit_reason, exit_code=status.exit_code,
+                                  billable_ms=ms, cost_micros=cost, waste_micros=waste)
+        if live.reserved:
+            self.store.charge(live.key, cost)
+        self.store.finish_trial(live.claimed.id, state, error=error)
+        del self._live[live.attempt_id]
+        self._unfunded = False  # its unused reservation is free again
+        self.status.running = len(self._live)
+        self.status.spend_micros += cost
+        if state.finished:
+            self.status.finished += 1
+            self.status.failed += state == TrialState.FAILED
+        if self._trial_events:
+            shown = f" {self.study.metric}={live.value:.6g}" if live.value is not None else ""
+            why = f" ({live.decision})" if live.decision and state == TrialState.STOPPED else ""
+            word = {"interrupted": "interrupted (re-queued)", "preempted": "preempted (re-queued)"}.get(
+                exit_reason, str(state))
+            self._on_event(f"trial {live.number} {word}{shown} {format_usd(cost)}{why}"
+                           + (f": {error.splitlines()[0]}" if error else ""))
 
-    def _close(self, claimed: ClaimedTrial, attempt_id: int, state: TrialState, exit_reason: str,
-               code: int | None, ms: int, rate: int, error: str | None) -> None:
-        store = self.study.store
-        store.finish_attempt(attempt_id, exit_reason=exit_reason, exit_code=code, billable_ms=ms,
-                             cost_micros=self.spec.resources.billing.charge(ms, rate))
-        store.finish_trial(claimed.id, state, error=error)
-        self._refresh_status()
+    # -- claiming and launching ------------------------------------------------------------
+    def _fill(self) -> list[LiveAttempt]:
+        pending: list[LiveAttempt] = []
+        while (len(self._live) + len(pending) < self.spec.resources.workers and not self._stopping
+               and not self._exhausted and not self._unfunded):
+            claimed = self.study.claim(max_trials=self._max_trials)
+            if claimed is None:
+                self._exhausted = True
+                self.status.stop_reason = self.status.stop_reason or self._why_exhausted()
+                break
+            live = self._book(claimed)
+            if live is not None:
+                pending.append(live)
+        return pending
 
-    # -- money and status ----------------------------------------------------------------
-    def _charges(self) -> dict[int, tuple[int, int]]:
-        with self._lock:
-            live = list(self._live.values())
-        out = {}
-        for item in live:
-            ms = self.provider.poll(item.handle).billable_ms
-            out[item.attempt_id] = (ms, self.spec.resources.billing.charge(ms, item.rate))
-        return out
+    def _book(self, claimed: ClaimedTrial) -> LiveAttempt | None:
+        """Reserve the trial's next segment and book its attempt; None if it cannot run now."""
+        res = self.spec.resources
+        itype, market = res.placement(claimed.params)
+        rate = res.rate_for(itype, market)
+        prior = claimed.prior_cost_micros
+        rung = None
+        if self.rungs is not None:
+            rung = self.rungs.first_rung(claimed.number, prior)
+            if rung is None:  # it already spent its whole ladder: nothing to run
+                done = TrialState.COMPLETE if claimed.value is not None else TrialState.STOPPED
+                self.store.finish_trial(claimed.id, done)
+                return None
+            amount = max(rung - prior, self.billing.charge(1, rate))
+        elif rate == 0:
+            amount = 0  # a free trial (a local run with no rate): nothing to reserve or to cap
+        else:
+            amount = self._chunk(rate, must_fit=True)
+            if amount == 0:
+                return self._unfund(claimed)
+        key = f"ct-{self.study.id}-{claimed.id}-{claimed.attempt_number}"
+        try:
+            if amount:
+                self.store.reserve(key, [self.scope], amount)
+        except CapExceeded:
+            return self._unfund(claimed)
+        start = claimed.last_step + 1 if self._checkpoints and claimed.last_step is not None else 0
+        attempt_id = self.store.start_attempt(
+            claimed.id, claimed.attempt_number, idempotency_key=key, provider=self.provider.name,
+            rate_micros_per_hour=rate, host=hostname(), region=res.region, instance_type=itype, market=market,
+            start_step=start)
+        trial_dir = Path(claimed.output_dir or self.study.trial_dir(claimed.number))
+        live = LiveAttempt(claimed=claimed, attempt_id=attempt_id, key=key, rate=rate, instance_type=itype,
+                           market=market, trial_dir=trial_dir, start_step=start, reserved=amount, target=None,
+                           value=claimed.value, step=start - 1, metrics=dict(claimed.metrics or {}))
+        capped = amount and (self.rungs is not None or self.spec.budget.usd_micros is not None)
+        live.aim(self.billing, prior + amount if capped else None, rung)
+        return live
 
-    def _enforce_budget(self) -> None:
-        cap = self.spec.budget.usd_micros
-        if cap is None or self._stop.is_set() or self._spend_now() < cap:
-            return
+    def _unfund(self, claimed: ClaimedTrial) -> None:
+        """The cap leaves too little for it now: back to the queue, tried again when money frees up."""
+        self.store.finish_trial(claimed.id, TrialState.QUEUED)
+        self._unfunded = True
         self.status.stop_reason = "budget.usd reached"
-        self._stop.set()
-        with self._lock:
-            self._stopping = self._stopping or "budget"
-            for live in self._live.values():
-                live.stop_reason = live.stop_reason or "budget"
+        return None
 
-    def _mark(self, attempt_id: int, reason: str) -> None:
-        with self._lock:
-            if attempt_id in self._live:
-                self._live[attempt_id].stop_reason = self._live[attempt_id].stop_reason or reason
+    def _chunk(self, rate: int, *, must_fit: bool) -> int:
+        """Money for the next stretch of a trial without rungs; 0 when the cap has no room for it."""
+        chunk = max(self.billing.charge(_CHUNK_S * 1000, rate), self.billing.charge(1, rate))
+        cap, spent, reserved = self.store.balance(self.scope)
+        if cap is None:
+            return chunk
+        room = cap - spent - reserved
+        least = self.billing.charge(1, rate) if must_fit else 1
+        return min(chunk, room) if room >= least else 0
 
-    def _refresh_status(self) -> None:
-        history = self.study.history()
-        best = history.best()
-        with self._lock:
-            self.status.finished = sum(t.state.finished for t in history.trials)
-            self.status.failed = sum(t.state == TrialState.FAILED for t in history.trials)
-            self.status.spend_micros = sum(t.cost_micros for t in history.trials)
-            self.status.best_value = best.value if best else None
-            self.status.best_trial = best.number if best else None
+    def _launch(self, pending: list[LiveAttempt]) -> None:
+        tags = {**self._scope_tags(), "owner": self.study.owner}
+        for live in pending:
+            write_header(live.trial_dir, live.claimed.attempt_number, self.spec.command, self.provider.name)
+            request = launch_request(live, command=self.spec.command, env=self.spec.env, workdir=self._workdir,
+                                     study=self.study.name, region=self.spec.resources.region, tags=tags,
+                                     write_files=self.provider.name != "simulated")
+            try:
+                live.handle = self.provider.launch(request, live.key)
+            except ProviderError as exc:
+                with self.store.batch():
+                    self.store.finish_attempt(live.attempt_id, exit_reason="failed", billable_ms=0, cost_micros=0)
+                    if live.reserved:
+                        self.store.release(live.key)
+                    self.store.finish_trial(live.claimed.id, TrialState.FAILED, error=str(exc))
+                self.status.finished += 1
+                self.status.failed += 1
+                self._on_event(f"trial {live.number} could not start: {exc}")
+                continue
+            live.launched_at = self.clock.now()
+            pid = getattr(live.handle, "pid", 0)
+            if pid:
+                self.store.set_attempt_pid(live.attempt_id, pid)
+            self._live[live.attempt_id] = live
+            self.status.launched += 1
+            self.status.running = len(self._live)
+            if self._trial_events:
+                self._on_event(f"trial {live.number} started: {short_params(live.claimed.params)}")
 
-    def _reap_orphans(self) -> None:
-        """Re-queue trials of dead controllers and kill processes they left behind."""
+    # -- start, crash and interrupt --------------------------------------------------------
+    def _prepare(self) -> None:
+        """Recover what a dead controller left, settle its reservations, set the cap, replay rungs."""
         self.study.recover()
         for handle in self._owned_strays():
             self._on_event(f"terminating stray process group {handle.pid} ({handle.key})")
             self.provider.terminate(handle)
+        for reservation in self.store.open_reservations(self.scope):
+            booked = self.store.attempt_cost_by_key(reservation.key)
+            if booked is None:
+                self.store.release(reservation.key)
+            elif booked[1]:  # its attempt is closed: book what it cost
+                self.store.charge(reservation.key, booked[0])
+        cap = self.spec.budget.usd_micros
+        outside = self.store.unledgered_spend(self.study.id)  # spent before the ledger (in-process runs)
+        self.store.set_cap(self.scope, None if cap is None else max(0, cap - outside))
+        history = self.study.history()
+        if self.rungs is not None:
+            reports = self.store.rung_reports(self.study.id)
+            for trial in history.trials:
+                ladder = self.rungs.ladder(trial.number)
+                for level in ladder:
+                    if trial.cost_micros < level:
+                        break
+                    seen = [v for c, v in reports.get(trial.number, []) if c <= level and v is not None]
+                    self.rungs.record(trial.number, level, seen[-1] if seen else None,
+                                      trial.cost_micros > level and level != ladder[-1])
+        self.status.finished = sum(t.state.finished for t in history.trials)
+        self.status.failed = sum(t.state == TrialState.FAILED for t in history.trials)
+        self.status.spend_micros = history.spent_micros
+        best = history.best()
+        if best is not None:
+            self.status.best_value, self.status.best_trial = best.value, best.number
+
+    def _abandon(self) -> None:
+        """Ctrl-C: terminate what runs, book it as interrupted, re-queue its trials."""
+        for live in list(self._live.values()):
+            try:
+                if live.handle is not None:
+                    self.provider.terminate(live.handle)
+                live.stop_reason = "interrupted"
+                with self.store.batch():
+                    self._finish(live, self.provider.poll(live.handle))
+            except (CosttuneError, StoreError):
+                log.warning("could not book interrupted trial %s", live.number, exc_info=True)
+        self._live.clear()
+
+    def _charges(self) -> dict[int, tuple[int, int]]:
+        out = {}
+        for live in list(self._live.values()):
+            if live.handle is not None:
+                ms = self.provider.poll(live.handle).billable_ms
+                out[live.attempt_id] = (ms, self.billing.charge(ms, live.rate))
+        return out
+
+    def _note_value(self, number: int, value: float) -> None:
+        best = self.status.best_value
+        better = best is None or (value < best if self.study.mode == Mode.MIN else value > best)
+        if better:
+            self.status.best_value, self.status.best_trial = value, number
+
+    def _why_exhausted(self) -> str:
+        limit = self._max_trials
+        if limit is not None and self.spec.budget.trials == limit:
+            return f"all {limit} trials run (budget.trials)"
+        if limit is not None and self.rungs is not None and self.rungs.max_trials() == limit:
+            return f"the {self.rungs.kind} plan's {limit} trials have run"
+        if self.spec.sampler["type"] == "grid":
+            return "every grid combination has run"
+        return "the sampler has nothing left to propose"
 
     def _scope_tags(self) -> dict[str, str]:
         """Tags that name this study in this store: another store's same-named study is not ours."""
-        store_id = hashlib.sha256(self.study.store.display_url.encode()).hexdigest()[:12]
+        store_id = hashlib.sha256(self.store.display_url.encode()).hexdigest()[:12]
         return {"study": self.study.name, "store": store_id}
 
     def _owned_strays(self) -> list[Any]:
-        """Processes tagged with this study whose controller is dead."""
+        """Attempts tagged with this study whose controller is dead."""
         lister = getattr(self.provider, "list_owned", None)
         if lister is None:
             return []
@@ -348,20 +450,23 @@ class SweepController:
         return [h for h in found if not is_alive(getattr(h, "tags", {}).get("owner", ""), None)]
 
 
-def _append_header(trial_dir: Path, attempt: int, argv: list[str]) -> None:
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    for name in ("stdout.log", "stderr.log"):
-        with open(trial_dir / name, "a", encoding="utf-8") as handle:
-            handle.write(f"=== costtune attempt {attempt} at {stamp}: {' '.join(argv)}\n")
+def _catch_signals(handler: Callable[[], None]) -> Callable[[], None]:
+    """Route SIGINT and SIGTERM to ``handler`` while the loop runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda _signum, _frame: handler())
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
 
 
-def _tail(trial_dir: Path) -> str:
-    try:
-        data = (trial_dir / "stderr.log").read_bytes()[-STDERR_TAIL_BYTES:]
-    except OSError:
-        return ""
-    return data.decode("utf-8", errors="replace").strip()
-
-
-def _short(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+def _until(lines: Any, deadline: float) -> Any:
+    for line in lines:
+        yield line
+        if time.monotonic() >= deadline:
+            return

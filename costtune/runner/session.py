@@ -74,13 +74,15 @@ def _check_compatible(info: StudyInfo, spec: SweepSpec) -> None:
 
 def run_with_progress(spec: SweepSpec, study: Study, console: Console, *, quiet: bool = False,
                       workdir: str | None = None) -> RunStatus:
-    provider = make_provider(spec.resources.provider)
+    provider = make_provider(spec.resources.provider, simulation=spec.resources.simulation, metric=spec.metric)
+    simulated = spec.resources.provider == "simulated"
 
     def event(message: str) -> None:
         if not quiet:
             console.print(f"[dim]{message}[/]", highlight=False)
 
-    controller = SweepController(spec, study, provider, on_event=event, workdir=workdir)
+    # A simulated sweep runs thousands of trials a second: a line per trial would drown the progress bar.
+    controller = SweepController(spec, study, provider, on_event=event, workdir=workdir, trial_events=not simulated)
     if quiet:
         return controller.run()
     total = spec.max_trials
@@ -110,6 +112,7 @@ def run_with_progress(spec: SweepSpec, study: Study, console: Console, *, quiet:
 def _update(progress: Progress, task: Any, status: RunStatus, spec: SweepSpec, study: Study) -> None:
     best = "-" if status.best_value is None else f"{status.best_value:.5g} (trial {status.best_trial})"
     cap = f" of {format_usd(spec.budget.usd_micros)}" if spec.budget.usd_micros is not None else ""
-    detail = (f"running {status.running}  failed {status.failed}  best {study.metric} {best}  "
+    extra = f"  preempted {status.preemptions}" if status.preemptions else ""
+    detail = (f"running {status.running}  failed {status.failed}{extra}  best {study.metric} {best}  "
               f"spent {format_usd(status.spend_micros)}{cap}")
     progress.update(task, completed=status.finished, detail=detail)

@@ -21,7 +21,7 @@ _FIELDS = {
     "grid": ("type", "points", "configs"),
     "random": ("type", "seed", "configs"),
     "manual": ("type", "configs"),
-    "bayes": ("type", "seed", "configs", "n_startup"),
+    "bayes": ("type", "seed", "configs", "n_startup", "cost_aware", "cost_weight"),
 }
 
 
@@ -53,6 +53,7 @@ def sampler_config(value: Any, space: SearchSpace) -> dict[str, Any]:
         if isinstance(n_startup, bool) or not isinstance(n_startup, int) or n_startup < 1:
             raise SpecError("sampler.n_startup", "must be an integer >= 1", n_startup)
         cfg["n_startup"] = n_startup
+        cfg.update(_cost_fields(value))
     configs = value.get("configs", [])
     if not isinstance(configs, list):
         raise SpecError("sampler.configs", "must be a list of parameter mappings", configs)
@@ -63,6 +64,22 @@ def sampler_config(value: Any, space: SearchSpace) -> dict[str, Any]:
         for i, c in enumerate(configs)
     ]
     return cfg
+
+
+def _cost_fields(value: dict[str, Any]) -> dict[str, Any]:
+    """Cost-aware settings; absent unless switched on, so existing stored configs read back unchanged."""
+    cost_aware = value.get("cost_aware", False)
+    if not isinstance(cost_aware, bool):
+        raise SpecError("sampler.cost_aware", "must be true or false", cost_aware)
+    if "cost_weight" in value:
+        weight = value["cost_weight"]
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 < weight <= 1.0:
+            raise SpecError("sampler.cost_weight", "must be a number in (0, 1]", weight)
+        if not cost_aware:
+            raise SpecError("sampler.cost_weight", "only applies with cost_aware: true", weight)
+    if not cost_aware:
+        return {}
+    return {"cost_aware": True, "cost_weight": float(value.get("cost_weight", 1.0))}
 
 
 def _as_mapping(value: Any, path: str) -> dict[str, Any]:
@@ -80,7 +97,11 @@ def make_sampler(cfg: dict[str, Any]) -> Sampler:
     if kind == "bayes":
         from costtune.samplers.bayes import BayesSampler
 
-        return BayesSampler(n_startup=cfg.get("n_startup", 10))
+        return BayesSampler(
+            n_startup=cfg.get("n_startup", 10),
+            cost_aware=cfg.get("cost_aware", False),
+            cost_weight=cfg.get("cost_weight", 1.0),
+        )
     if kind == "random":
         return RandomSampler()
     raise SpecError("sampler.type", f"must be one of {', '.join(SAMPLER_TYPES)}", kind)

@@ -21,6 +21,7 @@ from scipy import optimize
 
 from costtune.errors import CosttuneError, SpecError
 from costtune.history import History, Mode
+from costtune.samplers.cost_model import CostPenalty, cost_exponent, fit_cost_penalty
 from costtune.samplers.gp import GaussianProcess, fit_gp, log_expected_improvement, single_threaded_blas
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class _Encoder:
     """Maps configurations to rows of [0, 1]^dim and back."""
 
     def __init__(self, space: SearchSpace) -> None:
+        self.space = space
         self.blocks: list[_Block] = []
         col = 0
         for name, dist in space.items():
@@ -185,6 +187,8 @@ class BayesSampler:
     ``xi``: EI margin in standardised units (0 = plain EI; raise it to explore more).
     ``max_observations``: cap on the points the GP sees (best half plus the most recent), keeping the
     cubic fit cost bounded in long studies.
+    ``cost_aware``: rank by log EI - alpha * log(predicted dollars), alpha cooling from ``cost_weight`` to 0
+    as the study's budget is spent (see ``cost_model``); off, the sampler is exactly plain EI.
     """
 
     def __init__(
@@ -196,6 +200,8 @@ class BayesSampler:
         xi: float = 0.0,
         n_restarts: int = 2,
         max_observations: int = 300,
+        cost_aware: bool = False,
+        cost_weight: float = 1.0,
     ) -> None:
         checks = {
             "n_startup": (n_startup, n_startup >= 1),
@@ -204,6 +210,8 @@ class BayesSampler:
             "xi": (xi, math.isfinite(xi) and xi >= 0.0),
             "n_restarts": (n_restarts, n_restarts >= 0),
             "max_observations": (max_observations, max_observations >= 2),
+            "cost_aware": (cost_aware, isinstance(cost_aware, bool)),
+            "cost_weight": (cost_weight, _is_real(cost_weight) and 0.0 < cost_weight <= 1.0),
         }
         for name, (value, ok) in checks.items():
             if not ok:
@@ -214,13 +222,24 @@ class BayesSampler:
         self.xi = xi
         self.n_restarts = n_restarts
         self.max_observations = max_observations
+        self.cost_aware = cost_aware
+        self.cost_weight = float(cost_weight)
 
     def __repr__(self) -> str:
+        cost = f", cost_aware=True, cost_weight={self.cost_weight}" if self.cost_aware else ""
         return (
             f"BayesSampler(n_startup={self.n_startup}, n_candidates={self.n_candidates}, "
             f"n_polish={self.n_polish}, xi={self.xi}, n_restarts={self.n_restarts}, "
-            f"max_observations={self.max_observations})"
+            f"max_observations={self.max_observations}{cost})"
         )
+
+    def cost_penalty(self, space: SearchSpace, history: History) -> CostPenalty | None:
+        """The fitted cost term at this point of the study (None: plain EI)."""
+        if not self.cost_aware:
+            return None
+        alpha = cost_exponent(history, self.cost_weight, self.n_startup)
+        encode, cap = _Encoder(space).encode, self.max_observations
+        return fit_cost_penalty(history, encode, alpha, n_restarts=self.n_restarts, max_observations=cap)
 
     def suggest(self, space: SearchSpace, history: History, rng: np.random.Generator) -> dict[str, Any]:
         encoder = _Encoder(space)
@@ -286,20 +305,25 @@ class BayesSampler:
             # parallel workers spread out instead of piling onto the same promising spot.
             believed, _ = model.predict(xp)
             model = model.condition_on(xp, np.maximum(believed, float(np.median(yt))))
+        cost = self.cost_penalty(encoder.space, history)
         cands = self._candidates(encoder, x, yt, model, rng)
-        scores = self._score(model, cands, best)
+        scores = self._score(model, cands, best, cost)
         if self.n_polish and encoder.continuous_cols.size:
             top = np.argsort(-scores, kind="stable")[: self.n_polish]
-            polished = self._polish(model, encoder, cands[top], best)
+            polished = self._polish(model, encoder, cands[top], best, cost)
             cands = np.vstack([cands, polished])
-            scores = np.concatenate([scores, self._score(model, polished, best)])
+            scores = np.concatenate([scores, self._score(model, polished, best, cost)])
         taken = np.vstack([x_all, *pending]) if pending else x_all
         row = self._pick(cands, scores, taken)
         return encoder.decode(row, rng)
 
-    def _score(self, model: GaussianProcess, cands: np.ndarray, best: float) -> np.ndarray:
+    def _score(
+        self, model: GaussianProcess, cands: np.ndarray, best: float, cost: CostPenalty | None = None
+    ) -> np.ndarray:
         mean, std = model.predict(cands)
         scores = log_expected_improvement(mean, std, best, self.xi)[0]
+        if cost is not None:
+            scores = scores - cost(cands)
         return np.where(np.isfinite(scores), scores, -np.inf)
 
     def _candidates(
@@ -331,7 +355,12 @@ class BayesSampler:
         return np.vstack([uniform, encoder.snap(local)])
 
     def _polish(
-        self, model: GaussianProcess, encoder: _Encoder, starts: np.ndarray, best: float
+        self,
+        model: GaussianProcess,
+        encoder: _Encoder,
+        starts: np.ndarray,
+        best: float,
+        cost: CostPenalty | None = None,
     ) -> np.ndarray:
         """A short joint L-BFGS-B run on the continuous dims; discrete dims stay where the search put them."""
         cols = encoder.continuous_cols
@@ -344,6 +373,9 @@ class BayesSampler:
             mean, std, dmean, dstd = model.predict_with_grad(pts)
             val, dval_dmean, dval_dstd = log_expected_improvement(mean, std, best, self.xi)
             grad = dval_dmean[:, None] * dmean + dval_dstd[:, None] * dstd
+            if cost is not None:
+                penalty, dpenalty = cost.with_grad(pts)
+                val, grad = val - penalty, grad - dpenalty
             # Each start is independent, so the sum's gradient is block-diagonal: one run polishes all.
             return -float(val.sum()), -grad[:, cols].ravel()
 

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 class RandomSampler:
     """Independent draws from each parameter's distribution; reproducible through the rng."""
 
+    uses_history = False  # so a claim need not read the study's trials
+
     def suggest(self, space: SearchSpace, history: History, rng: np.random.Generator) -> dict[str, Any]:
         return space.sample(rng)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -204,18 +204,18 @@ class LedgerBook:
 # -- helpers, all inside the caller's transaction ---------------------------------------------------
 
 
+# SQLite and PostgreSQL both speak this upsert; as text it skips statement building on a hot path.
+_ENSURE_BALANCE = text(
+    f"INSERT INTO {ScopeBalanceRow.__tablename__} (scope, reserved_micros, spent_micros) "
+    "VALUES (:scope, 0, 0) ON CONFLICT (scope) DO NOTHING"
+)
+
+
 def _lock_balances(s: Session, scopes: Sequence[str]) -> list[ScopeBalanceRow]:
     """Create missing balance rows and lock each, in sorted order (the anti-deadlock rule)."""
-    dialect = s.get_bind().dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = ScopeBalanceRow.__table__  # type: ignore[attr-defined]
     rows = []
     for scope in sorted(set(scopes)):
-        s.execute(
-            insert(table).values(scope=scope, reserved_micros=0, spent_micros=0).on_conflict_do_nothing(
-                index_elements=["scope"]
-            )
-        )
+        s.execute(_ENSURE_BALANCE, {"scope": scope})
         row = s.exec(
             select(ScopeBalanceRow)
             .where(ScopeBalanceRow.scope == scope)

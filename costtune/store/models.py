@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: report.cost_micros, attempt.start_step / waste_micros
 
 
 def utcnow() -> datetime:
@@ -85,6 +85,9 @@ class AttemptRow(SQLModel, table=True):
     exit_code: int | None = None
     billable_ms: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     cost_micros: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    start_step: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    # Money this attempt spent on work that was lost (a preemption after its last checkpoint).
+    waste_micros: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
 
 
 class ReportRow(SQLModel, table=True):
@@ -95,4 +98,14 @@ class ReportRow(SQLModel, table=True):
     step: int
     metrics_json: str = Field(sa_column=Column(Text, nullable=False))
     elapsed_s: float = 0.0  # seconds since the attempt started
+    # The trial's spend when it reported (all its attempts): what rungs are judged on.
+    cost_micros: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+# Columns added after schema 1, created in place on stores made by older versions.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("report", "cost_micros", "BIGINT NOT NULL DEFAULT 0"),
+    ("attempt", "start_step", "INTEGER NOT NULL DEFAULT 0"),
+    ("attempt", "waste_micros", "BIGINT NOT NULL DEFAULT 0"),
+)

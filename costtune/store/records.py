@@ -46,6 +46,10 @@ class ClaimedTrial:
     source: str
     attempt_number: int  # the attempt about to start (1 for a fresh trial)
     output_dir: str | None
+    prior_cost_micros: int = 0  # what earlier attempts of a re-queued trial spent
+    last_step: int | None = None  # the last step they reported (a resumed trial goes on from there)
+    value: float | None = None
+    metrics: dict[str, float] | None = None  # its last value of every metric so far
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import func, insert
+from sqlalchemy import DateTime, bindparam, func, insert, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
@@ -22,7 +23,17 @@ from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.store.attempts import AttemptBook
 from costtune.store.engine import make_engine, resolve_db_url
 from costtune.store.ledger import LedgerBook
-from costtune.store.models import SCHEMA_VERSION, AttemptRow, MetaRow, ReportRow, StudyRow, TrialRow, utcnow
+from costtune.store.ledger_models import ReservationRow
+from costtune.store.models import (
+    ADDED_COLUMNS,
+    SCHEMA_VERSION,
+    AttemptRow,
+    MetaRow,
+    ReportRow,
+    StudyRow,
+    TrialRow,
+    utcnow,
+)
 from costtune.store.records import (
     AttemptInfo,
     ClaimedTrial,
@@ -39,6 +50,11 @@ from costtune.store.records import (
 __all__ = ["AttemptInfo", "ClaimedTrial", "Orphan", "Proposal", "Propose", "Store", "StudyInfo"]
 
 
+_INSERT_RUNNING = text(
+    "INSERT INTO trial (study_id, number, state, source, params_json, grid_index, metrics_json, cost_micros, "
+    "output_dir, owner, heartbeat_at, created_at, started_at) VALUES (:study_id, :number, :state, 'sampler', "
+    ":params_json, :grid_index, '{}', 0, :output_dir, :owner, :now, :now, :now) RETURNING id"
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))
 _SCHEMA_LOCK_KEY = 0x636F7374  # pg_advisory_xact_lock key held while creating the tables ("cost")
 
 
@@ -46,12 +62,14 @@ class Store(AttemptBook, LedgerBook):
     def __init__(self, url: str | None = None) -> None:
         self.url = resolve_db_url(url)
         self.engine = make_engine(self.url)
+        self._batch: ContextVar[Session | None] = ContextVar(f"costtune-batch-{id(self)}", default=None)
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 # Workers opening a fresh database at once would race on CREATE TABLE (SQLite's
                 # BEGIN IMMEDIATE already serializes this); the lock ends with the transaction.
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
             SQLModel.metadata.create_all(conn)
+            _add_missing_columns(conn)
             meta = MetaRow.__table__  # type: ignore[attr-defined]
             if conn.execute(select(meta.c.key).where(meta.c.key == "schema_version")).first() is None:
                 conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -65,7 +83,34 @@ class Store(AttemptBook, LedgerBook):
         self.engine.dispose()
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run every store call inside this block as one transaction (nested blocks join it).
+
+        The event loop books many small things per tick (reports, charges, decisions); one commit
+        for all of them keeps a 10,000-trial simulated sweep fast, and a crash loses none of it
+        half-way: the tick is in the store entirely or not at all.
+        """
+        outer = self._batch.get()
+        if outer is not None:
+            yield
+            # A long batch would otherwise grow the session's identity map without bound, and
+            # every flush walks it: hand back what this block loaded (it is all flushed first).
+            outer.flush()
+            outer.expunge_all()
+            return
+        with self._tx() as session:
+            token = self._batch.set(session)
+            try:
+                yield
+            finally:
+                self._batch.reset(token)
+
+    @contextmanager
     def _tx(self) -> Iterator[Session]:
+        outer = self._batch.get()
+        if outer is not None:
+            yield outer
+            return
         with Session(self.engine, expire_on_commit=False) as session:
             try:
                 yield session
@@ -166,10 +211,13 @@ class Store(AttemptBook, LedgerBook):
         owner: str,
         max_trials: int | None = None,
         output_dir: Callable[[int], str] | None = None,
+        needs_history: bool = True,
     ) -> ClaimedTrial | None:
         """Take the oldest queued trial, else a new one from ``propose``; None when nothing is left.
 
-        ``max_trials`` caps how many trials the study may hold; queued ones always run.
+        ``max_trials`` caps how many trials the study may hold; queued ones always run. Without
+        ``needs_history`` the proposer gets an empty history (a random sampler never reads it, and
+        reading 10,000 trials per claim would make a long sweep quadratic).
         """
         with self._tx() as s:
             study = lock_study(s, study_id)
@@ -177,19 +225,20 @@ class Store(AttemptBook, LedgerBook):
                 select(TrialRow)
                 .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.QUEUED)
                 .order_by(col(TrialRow.number))
+                .limit(1)
             ).first()
             if row is None:
-                count = s.exec(select(func.count()).where(TrialRow.study_id == study_id)).one()
-                if propose is None or (max_trials is not None and count >= max_trials):
+                # Numbers are handed out one by one under this lock and trials are never deleted,
+                # so next_number is the study's trial count without counting rows.
+                if propose is None or (max_trials is not None and study.next_number >= max_trials):
                     return None
-                history = read_history(s, study)
+                history = read_history(s, study) if needs_history else History(
+                    study.metric, Mode(study.mode), (), study.budget_usd_micros)
                 try:
                     proposal = propose(history, study.next_number, json.loads(study.space_json))
                 except SamplerExhausted:
                     return None
-                row = self._insert_trial(
-                    s, study, proposal.params, TrialState.RUNNING, grid_index=proposal.grid_index
-                )
+                return self._insert_claimed(s, study, proposal, owner, output_dir)
             now = utcnow()
             row.state = TrialState.RUNNING
             row.owner = owner
@@ -207,7 +256,28 @@ class Store(AttemptBook, LedgerBook):
                 source=row.source,
                 attempt_number=attempts + 1,
                 output_dir=row.output_dir,
+                prior_cost_micros=row.cost_micros,
+                last_step=row.last_step,
+                value=row.value,
+                metrics=json.loads(row.metrics_json),
             )
+
+    @staticmethod
+    def _insert_claimed(s: Session, study: StudyRow, proposal: Proposal, owner: str,
+                        output_dir: Callable[[int], str] | None) -> ClaimedTrial:
+        """A fresh trial, inserted already running: one plain statement (claims are a hot path)."""
+        number = study.next_number
+        now = utcnow()
+        params_json = json.dumps(proposal.params)
+        folder = output_dir(number) if output_dir is not None else None
+        trial_id = s.execute(_INSERT_RUNNING, {
+            "study_id": study.id, "number": number, "state": str(TrialState.RUNNING), "params_json": params_json,
+            "grid_index": proposal.grid_index, "owner": owner, "now": now, "output_dir": folder,
+        }).scalar_one()
+        study.next_number = number + 1
+        s.add(study)
+        return ClaimedTrial(id=trial_id, number=number, params=json.loads(params_json), source="sampler",
+                            attempt_number=1, output_dir=folder, metrics={})
 
     @staticmethod
     def _insert_trial(
@@ -284,6 +354,41 @@ class Store(AttemptBook, LedgerBook):
                 for r in rows
             ]
 
+    def rung_reports(self, study_id: int) -> dict[int, list[tuple[int, float | None]]]:
+        """Per trial number, its reports as (trial spend then, objective value): what rungs replay from."""
+        with self._tx() as s:
+            study = s.get(StudyRow, study_id)
+            if study is None:
+                raise StudyNotFound(f"study id {study_id} does not exist")
+            rows = s.exec(
+                select(TrialRow.number, ReportRow.cost_micros, ReportRow.metrics_json)
+                .join(TrialRow, col(TrialRow.id) == col(ReportRow.trial_id))
+                .where(TrialRow.study_id == study_id)
+                .order_by(col(TrialRow.number), col(ReportRow.id))
+            ).all()
+        out: dict[int, list[tuple[int, float | None]]] = {}
+        for number, cost, metrics in rows:
+            value = json.loads(metrics).get(study.metric)
+            out.setdefault(number, []).append((cost, None if value is None else float(value)))
+        return out
+
+    def attempt_cost_by_key(self, key: str) -> tuple[int, bool] | None:
+        """(booked cost, closed?) of the attempt launched with ``key``; settles a dead controller's reservation."""
+        with self._tx() as s:
+            row = s.exec(select(AttemptRow).where(AttemptRow.idempotency_key == key)).first()
+            return None if row is None else (row.cost_micros, row.ended_at is not None)
+
+    def unledgered_spend(self, study_id: int) -> int:
+        """Money the study's attempts spent without a ledger reservation (in-process or older runs)."""
+        with self._tx() as s:
+            keys = select(ReservationRow.key)
+            query = (
+                select(func.coalesce(func.sum(AttemptRow.cost_micros), 0))
+                .join(TrialRow, col(TrialRow.id) == col(AttemptRow.trial_id))
+                .where(TrialRow.study_id == study_id, col(AttemptRow.idempotency_key).not_in(keys))
+            )
+            return int(s.exec(query).one())
+
     def spend_micros(
         self, study_id: int, *, exclude_attempts: set[int] | frozenset[int] = frozenset()
     ) -> int:
@@ -299,3 +404,11 @@ class Store(AttemptBook, LedgerBook):
             return int(s.exec(query).one())
 
 
+
+
+def _add_missing_columns(conn: Any) -> None:
+    """Bring a store made by an older costtune up to this schema (columns only ever get added)."""
+    inspector = inspect(conn)
+    for table, column, ddl in ADDED_COLUMNS:
+        if column not in {c["name"] for c in inspector.get_columns(table)}:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")

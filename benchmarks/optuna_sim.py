@@ -1,0 +1,137 @@
+"""Optuna on the simulated cloud: trials billed in dollars on a virtual clock, stopped by a dollar budget.
+
+Optuna knows nothing of money, so the bill is kept here with the same rules costtune uses: a trial
+holds its instance for a 60 s start-up plus the seconds of every step it runs, and is charged with
+``billing_rule("aws")`` at the bundled us-east-1 spot rate of the instance type it suggested. Trials
+run one after another; the one that crosses the budget is cut at the budget (only the steps that
+ended before that moment are seen). A trial's value is its last reported loss whether it completed,
+was pruned or was cut, as costtune scores a trial stopped by a scheduler or the budget.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import optuna
+
+from costtune.demo.bench_workloads import MAX_STEPS, SPACES, WORKLOADS
+from costtune.prices.billing import billing_rule
+from costtune.prices.catalog import PriceTable
+from costtune.space import SearchSpace
+
+INSTANCE_TYPES = ("m5.large", "c5.xlarge", "g4dn.xlarge")
+REGION = "us-east-1"
+MARKET = "spot"
+STARTUP_SECONDS = 60.0
+METHODS = ("optuna-random", "optuna-tpe", "optuna-tpe+hyperband")
+
+Curve = list[tuple[float, float]]  # (cumulative usd, best loss so far) after each finished trial
+
+
+@functools.cache
+def rates_micros() -> dict[str, int]:
+    table = PriceTable.bundled()
+    return {t: table.rate("aws", REGION, t, MARKET).usd_per_hour_micros for t in INSTANCE_TYPES}
+
+
+def bill_micros(seconds: float, instance_type: str) -> int:
+    """What holding ``instance_type`` for ``seconds`` (start-up included) costs."""
+    return billing_rule("aws").charge(math.ceil(seconds * 1000), rates_micros()[instance_type])
+
+
+def suggest(trial: optuna.Trial, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Ask Optuna for a config in a costtune ``space:`` mapping (the kinds the bench workloads use)."""
+    params: dict[str, Any] = {}
+    for name, dist in space.items():
+        kind = dist["type"]
+        if kind == "uniform":
+            params[name] = trial.suggest_float(name, dist["low"], dist["high"])
+        elif kind == "loguniform":
+            params[name] = trial.suggest_float(name, dist["low"], dist["high"], log=True)
+        elif kind == "int":
+            params[name] = trial.suggest_int(
+                name, dist["low"], dist["high"], step=dist.get("step", 1), log=dist.get("log", False)
+            )
+        elif kind == "categorical":
+            params[name] = trial.suggest_categorical(name, list(dist["choices"]))
+        else:
+            raise ValueError(f"{name}: no Optuna translation for distribution type {kind!r}")
+    return params
+
+
+def _study(method: str, workload: str, seed: int) -> optuna.Study:
+    if method == "optuna-random":
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.RandomSampler(seed=seed)
+        pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
+    elif method == "optuna-tpe":
+        sampler, pruner = optuna.samplers.TPESampler(seed=seed), optuna.pruners.NopPruner()
+    elif method == "optuna-tpe+hyperband":
+        sampler = optuna.samplers.TPESampler(seed=seed)
+        pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=MAX_STEPS[workload], reduction_factor=3)
+    else:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    # Hyperband assigns brackets from a hash of the study name, so the name is part of the seed.
+    return optuna.create_study(
+        study_name=f"{method}-{workload}-{seed}", direction="minimize", sampler=sampler, pruner=pruner
+    )
+
+
+def run_optuna(workload: str, seed: int, budget_usd: float, method: str) -> Curve:
+    """One budgeted Optuna run; the best-so-far curve in dollars."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    fn = WORKLOADS[workload]
+    max_steps = MAX_STEPS[workload]
+    budget = round(budget_usd * 1_000_000)
+    study = _study(method, workload, seed)
+    spent = 0
+    best = math.inf
+    curve: Curve = []
+    while spent < budget:
+        trial = study.ask()
+        params = suggest(trial, SPACES[workload])
+        instance = trial.suggest_categorical("instance_type", list(INSTANCE_TYPES))
+        seconds = STARTUP_SECONDS
+        cost = bill_micros(seconds, instance)
+        last: float | None = None
+        state = optuna.trial.TrialState.COMPLETE
+        for step in range(max_steps):
+            loss, step_s = fn(params, step, instance)
+            after = bill_micros(seconds + step_s, instance)
+            if spent + after > budget:  # this step would end after the money ran out: cut at the budget
+                cost, state = budget - spent, optuna.trial.TrialState.FAIL
+                break
+            seconds, cost, last = seconds + step_s, after, loss
+            trial.report(loss, step + 1)  # resource = steps done, 1..max_steps
+            if step + 1 < max_steps and trial.should_prune():  # a finished trial is complete, not pruned
+                state = optuna.trial.TrialState.PRUNED
+                break
+        spent += cost
+        if state == optuna.trial.TrialState.COMPLETE:
+            study.tell(trial, last)
+        else:
+            study.tell(trial, state=state)
+        if last is not None and last < best:
+            best = last
+        curve.append((spent / 1_000_000, best))
+    return curve
+
+
+@functools.cache
+def full_trial_usd(workload: str, samples: int = 2000) -> dict[str, np.ndarray]:
+    """Cost of a full (``MAX_STEPS``) trial per instance type, for a fixed random sample of configs."""
+    fn: Callable[[dict[str, Any], int, str], tuple[float, float]] = WORKLOADS[workload]
+    space = SearchSpace.from_dict(SPACES[workload])
+    rng = np.random.default_rng(0)
+    configs = [space.sample(rng) for _ in range(samples)]
+    out: dict[str, np.ndarray] = {}
+    for instance in INSTANCE_TYPES:
+        costs = []
+        for cfg in configs:
+            seconds = STARTUP_SECONDS + sum(fn(cfg, k, instance)[1] for k in range(MAX_STEPS[workload]))
+            costs.append(bill_micros(seconds, instance) / 1_000_000)
+        out[instance] = np.array(costs)
+    return out

@@ -1,0 +1,318 @@
+"""``costtune plan``: what a sweep will cost, worked out before any money is spent.
+
+The analytic half lives here: the scheduler's rungs and brackets in dollars, start-up and
+minimum-charge overheads per instance choice, and the preemption waste the market's rate implies.
+For a simulated sweep the simulator itself is the workload model, so step times come from calling
+the workload on sampled configurations, and ``costtune.plan_forecast`` adds a Monte Carlo forecast
+by running the sweep many times on throw-away stores. Nothing here opens the user's store.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from costtune.money import charge_micros, format_usd
+from costtune.plan_forecast import Forecast, RunSample, forecast
+from costtune.resources import Resources
+from costtune.schedulers import plan_brackets, rung_ladder
+from costtune.schedulers.hyperband import PLAN_KINDS
+from costtune.spec import SweepSpec
+
+SHAPE_SAMPLES = 48  # configurations drawn to learn a simulated workload's step times
+
+
+@dataclass(frozen=True)
+class BracketRow:
+    index: int
+    rungs_micros: tuple[int, ...]
+    trials_per_rung: tuple[int, ...]
+    cost_micros: int
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The scheduler's plan in dollars; ``trials``/``planned_micros`` None when unknowable."""
+
+    kind: str
+    eta: int | None = None
+    ladder_micros: tuple[int, ...] = ()
+    brackets: tuple[BracketRow, ...] = ()
+    iterations: int | None = None
+    trials: int | None = None
+    trials_estimated: bool = False
+    planned_micros: int | None = None  # the money the plan holds (rungs x trials), within budget.usd
+    expected_micros: int | None = None  # what it will likely spend, runs ending early included
+    trial_cost_micros: int | None = None  # expected cost of one trial (fifo: run to its end)
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """What each launch on one placement pays before (or regardless of) useful work."""
+
+    instance_type: str | None
+    market: str
+    rate_micros: int  # per hour
+    startup_seconds: float
+    startup_micros: int
+    minimum_seconds: int
+    minimum_micros: int
+
+
+@dataclass(frozen=True)
+class Preemption:
+    per_hour: float
+    instance_hours: float | None
+    expected: float | None  # preemptions over the plan
+    waste_micros: int | None  # work lost (billed since the last checkpointed step)
+    restart_micros: int | None  # start-up paid again by the relaunches
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One sampled configuration: where it runs and how long its start-up and steps take."""
+
+    rate_micros: int
+    spot: bool
+    startup_s: float
+    steps_s: tuple[float, ...]
+
+
+@dataclass
+class SweepPlan:
+    name: str
+    provider: str
+    scheduler: dict[str, Any]
+    budget_micros: int | None
+    budget_trials: int | None
+    workers: int
+    billing: str
+    rate_source: str
+    schedule: Schedule
+    overheads: list[Overhead]
+    launches: float | None
+    overhead_micros: int | None
+    preemption: Preemption
+    forecast: Forecast | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def build_plan(spec: SweepSpec, *, runs: int = 0,
+               on_run: Callable[[int, RunSample], None] | None = None) -> SweepPlan:
+    """The whole plan; ``runs`` > 0 adds the Monte Carlo forecast (simulated sweeps only)."""
+    res = spec.resources
+    notes: list[str] = []
+    shapes = _shapes(spec, notes)
+    schedule = _schedule(spec, shapes, notes)
+    overheads = _overheads(res)
+    preemption = _preemption(spec, schedule, shapes)
+    launches = overhead = None
+    if schedule.trials is not None:
+        launches = schedule.trials + (preemption.expected or 0.0)
+        per_launch = (float(np.mean([charge_micros(round(s.startup_s * 1000), s.rate_micros) for s in shapes]))
+                      if shapes else float(np.mean([o.startup_micros for o in overheads])))
+        overhead = round(launches * per_launch)
+    _rung_warnings(schedule, overheads, notes)
+    plan = SweepPlan(
+        name=spec.name, provider=res.provider, scheduler=dict(spec.scheduler), budget_micros=spec.budget.usd_micros,
+        budget_trials=spec.budget.trials, workers=res.workers, billing=res.billing.note, rate_source=res.rate_source,
+        schedule=schedule, overheads=overheads, launches=launches, overhead_micros=overhead, preemption=preemption,
+        notes=notes,
+    )
+    if res.provider == "simulated" and runs > 0:
+        plan.forecast = forecast(spec, runs, on_run=on_run)
+    elif res.provider != "simulated":
+        notes.append("no spend forecast: a local sweep needs a workload model (how long its steps take) for a "
+                     "Monte Carlo; the figures above are the analytic plan")
+    return plan
+
+
+def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str]) -> Schedule:
+    cfg, budget, limit = spec.scheduler, spec.budget.usd_micros, spec.max_trials
+    kind = cfg["type"]
+    full = _full_costs(spec, shapes)
+    if kind in PLAN_KINDS:
+        hb = plan_brackets(kind, cfg["min_usd_micros"], cfg["max_usd_micros"], cfg["eta"], budget)
+        trials, planned = hb.total_trials, hb.total_cost_micros
+        expected = None
+        if full:  # trials that finish their steps below a rung spend less than the plan holds
+            expected = hb.iterations * sum(
+                n * _step_up(level, below, full)
+                for b in hb.brackets for n, level, below in zip(b.trials_per_rung, b.rungs, (0, *b.rungs[:-1]),
+                                                                 strict=True))
+        if limit is not None and limit < trials:
+            notes.append(f"budget.trials (or the sampler) stops the sweep after {limit} of the plan's {trials} "
+                         "trials; planned money scaled to match")
+            planned = planned * limit // trials
+            expected = None if expected is None else expected * limit / trials
+            trials = limit
+        rows = tuple(BracketRow(b.index, b.rungs, b.trials_per_rung, b.cost_micros) for b in hb.brackets)
+        ladder = rung_ladder(cfg["min_usd_micros"], cfg["max_usd_micros"], cfg["eta"])
+        return Schedule(kind=kind, eta=hb.eta, ladder_micros=ladder, brackets=rows, iterations=hb.iterations,
+                        trials=trials, planned_micros=planned,
+                        expected_micros=None if expected is None else round(expected))
+    if kind == "asha":
+        eta = cfg["eta"]
+        ladder = rung_ladder(cfg["min_usd_micros"], cfg["max_usd_micros"], eta)
+        least = _mean_minimum(spec, shapes)
+        # In the long run a share eta**-i of the trials reaches rung i and pays for the step up to it,
+        # unless its run ends (all its steps done) below that rung.
+        per_trial = sum(_step_up(max(level, least) if i == 0 else level, below, full) / eta**i
+                        for i, (level, below) in enumerate(zip(ladder, (0, *ladder[:-1]), strict=True)))
+        trials, planned = _fill(budget, limit, per_trial)
+        notes.append("asha: trials started is an estimate (a share 1/eta of the trials promoted at each rung"
+                     + (", runs ending when their workload's steps are done)" if full else ")"))
+        return Schedule(kind=kind, eta=eta, ladder_micros=ladder, trials=trials, trials_estimated=True,
+                        planned_micros=planned, expected_micros=planned, trial_cost_micros=round(per_trial))
+    cost = round(float(np.mean(full))) if full else _time_limited_cost(spec)
+    if cost is None:
+        notes.append("fifo: the cost of one trial is unknown without a workload model; set budget.trial_seconds "
+                     "to bound it")
+        return Schedule(kind=kind, trials=limit, planned_micros=budget)
+    trials, planned = _fill(budget, limit, cost)
+    return Schedule(kind=kind, trials=trials, trials_estimated=True, planned_micros=planned, expected_micros=planned,
+                    trial_cost_micros=cost)
+
+
+def _step_up(level: float, below: float, full: list[int]) -> float:
+    """Mean money a trial pays going from ``below`` to ``level``, stopping at its run's full cost."""
+    if not full:
+        return level - below
+    return float(np.mean([max(0.0, min(level, c) - min(below, c)) for c in full]))
+
+
+def _fill(budget: int | None, limit: int | None, per_trial: float) -> tuple[int | None, int | None]:
+    """How many trials of ``per_trial`` the budget covers (capped by ``limit``), and what they cost."""
+    if per_trial <= 0:
+        return limit, None if limit is None else 0
+    counts = [n for n in (limit, None if budget is None else math.floor(budget / per_trial)) if n is not None]
+    if not counts:
+        return None, None
+    trials = min(counts)
+    planned = round(trials * per_trial)
+    return trials, planned if budget is None else min(budget, planned)
+
+
+def _mean_minimum(spec: SweepSpec, shapes: list[Shape]) -> float:
+    rule = spec.resources.billing
+    rates = [s.rate_micros for s in shapes] or list(spec.resources.rates.values()) or [
+        spec.resources.usd_per_hour_micros]
+    return float(np.mean([rule.charge(1, r) for r in rates]))
+
+
+def _full_costs(spec: SweepSpec, shapes: list[Shape]) -> list[int]:
+    """What each sampled configuration costs run to its last step (or its time limit); [] when unknown."""
+    rule, limit = spec.resources.billing, spec.budget.trial_seconds
+    costs = []
+    for s in shapes:
+        seconds = s.startup_s + sum(s.steps_s)
+        seconds = min(seconds, limit) if limit is not None else seconds
+        costs.append(rule.charge(round(seconds * 1000), s.rate_micros))
+    return costs
+
+
+def _time_limited_cost(spec: SweepSpec) -> int | None:
+    """Without a workload model, budget.trial_seconds bounds what one trial costs."""
+    limit, rate = spec.budget.trial_seconds, spec.resources.usd_per_hour_micros
+    return None if limit is None or not rate else spec.resources.billing.charge(round(limit * 1000), rate)
+
+
+def _shapes(spec: SweepSpec, notes: list[str]) -> list[Shape]:
+    """Sampled configurations of a simulated sweep, timed by calling its workload; [] when local."""
+    sim, res = spec.resources.simulation, spec.resources
+    if sim is None:
+        return []
+    from costtune.providers.simulated import load_workload
+
+    workload = load_workload(sim.workload)
+    rng = np.random.default_rng(spec.sampler.get("seed", 0))
+    shapes = []
+    for _ in range(SHAPE_SAMPLES):
+        params = spec.space.sample(rng)
+        itype, market = res.placement(params)
+        try:
+            steps = tuple(float(workload(params, step, itype or "")[1]) for step in range(sim.max_steps))
+        except Exception as exc:  # the user's workload: its failure is a finding, not a crash of the plan
+            notes.append(f"workload {sim.workload} failed on a sampled configuration ({exc!r}); "
+                         "step times unknown")
+            return []
+        shapes.append(Shape(res.rate_for(itype, market), market == "spot", sim.startup_seconds, steps))
+    return shapes
+
+
+def _overheads(res: Resources) -> list[Overhead]:
+    startup = res.simulation.startup_seconds if res.simulation else 0.0
+    minimum = res.billing.minimum_s
+    placements = [tuple(key.split("/", 1)) for key in res.rates] or [(None, res.market)]
+    out = []
+    for itype, market in placements:
+        rate = res.rate_for(itype, market)
+        out.append(Overhead(instance_type=itype, market=market, rate_micros=rate, startup_seconds=startup,
+                            startup_micros=charge_micros(round(startup * 1000), rate), minimum_seconds=minimum,
+                            minimum_micros=charge_micros(minimum * 1000, rate)))
+    return out
+
+
+def _preemption(spec: SweepSpec, schedule: Schedule, shapes: list[Shape]) -> Preemption:
+    sim = spec.resources.simulation
+    if sim is None:
+        return Preemption(0.0, None, 0.0, 0, 0, "local trials are not preempted")
+    if sim.preemption_trace is not None:
+        return Preemption(0.0, None, None, None, None,
+                          f"preemption_trace: {len(sim.preemption_trace)} moments, each preempting every spot "
+                          "attempt running then; see the forecast")
+    planned = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
+    if planned is None or not shapes:
+        return Preemption(sim.preemptions_per_hour, None, None, None, None, "planned money unknown")
+    trials = schedule.trials or 1
+    hours = per_dollar = waste = restart = 0.0
+    for s in shapes:
+        hours_i = planned / s.rate_micros  # instance-hours if the whole plan ran on this placement
+        rate_i = sim.preemptions_per_hour if s.spot else 0.0
+        lost_s = _lost_seconds(s, planned / trials / s.rate_micros * 3600, sim.checkpoint)
+        hours += hours_i
+        per_dollar += hours_i * rate_i
+        waste += hours_i * rate_i * lost_s / 3600 * s.rate_micros
+        restart += hours_i * rate_i * s.startup_s / 3600 * s.rate_micros
+    n = len(shapes)
+    note = "" if any(s.spot for s in shapes) else "on-demand instances are not preempted"
+    return Preemption(sim.preemptions_per_hour, hours / n, per_dollar / n, round(waste / n), round(restart / n), note)
+
+
+def _lost_seconds(shape: Shape, attempt_s: float, checkpoint: bool) -> float:
+    """Expected seconds lost when a preemption lands uniformly in an attempt of ``attempt_s``.
+
+    With checkpoints only the time since the last report is lost: over intervals of length L
+    (start-up plus the first step, then each step) that is sum(L**2) / (2 * sum(L)).
+    """
+    intervals: list[float] = []
+    left = attempt_s
+    for length in (shape.startup_s + (shape.steps_s[0] if shape.steps_s else 0.0), *shape.steps_s[1:]):
+        if left <= 0:
+            break
+        intervals.append(min(length, left))
+        left -= length
+    total = sum(intervals)
+    if total <= 0:
+        return 0.0
+    return sum(x * x for x in intervals) / (2 * total) if checkpoint else total / 2
+
+
+def _rung_warnings(schedule: Schedule, overheads: list[Overhead], notes: list[str]) -> None:
+    """A first rung that start-up or the minimum charge eats is money that buys no training."""
+    if not schedule.ladder_micros:
+        return
+    first = schedule.ladder_micros[0]
+    for o in overheads:
+        where = f"{o.instance_type or 'the instance'} ({o.market})"
+        if o.startup_micros >= first:
+            notes.append(f"start-up on {where} costs {format_usd(o.startup_micros)}, at least the first rung "
+                         f"{format_usd(first)}: its trials are judged before they train")
+        elif o.minimum_micros > first:
+            notes.append(f"the {o.minimum_seconds} s minimum charge on {where} is {format_usd(o.minimum_micros)}, "
+                         f"above the first rung {format_usd(first)}")

@@ -1,0 +1,220 @@
+"""The sweep file's ``resources`` section: where trials run and what each hour of them costs.
+
+Every rate a budget decision will use is looked up here, once, before anything touches the store:
+a local trial at ``usd_per_hour`` or priced as a catalogue instance (``price_as``), and simulated
+(later cloud) trials on an instance type and market that may themselves be search dimensions,
+each priced from the table. A missing or zero price is an error naming the field, never a free
+instance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from costtune.errors import SpecError
+from costtune.money import usd_to_micros
+from costtune.prices import MARKETS, PriceNotFound, PriceTable, parse_price_ref
+from costtune.prices.billing import PER_SECOND, BillingRule, billing_rule
+
+PROVIDERS = ("local", "simulated")
+INSTANCE_PARAM = "instance_type"  # the search-space name an instance-type dimension gets
+MARKET_PARAM = "market"
+_FIELDS = ("provider", "usd_per_hour", "workers", "price_as", "market", "region", "cloud", "instance_type",
+           "simulation")
+_SIM_FIELDS = ("workload", "max_steps", "startup_seconds", "preemptions_per_hour", "preemption_trace", "seed",
+               "checkpoint")
+
+
+@dataclass(frozen=True)
+class Simulation:
+    workload: str  # "module:function"
+    max_steps: int = 100
+    startup_seconds: float = 0.0
+    preemptions_per_hour: float = 0.0
+    preemption_trace: tuple[float, ...] | None = None
+    seed: int = 0
+    checkpoint: bool = True  # the simulated trial keeps a checkpoint at every step end
+
+
+@dataclass(frozen=True)
+class Resources:
+    provider: str = "local"
+    usd_per_hour_micros: int = 0  # the rate when there is one fixed rate (local trials)
+    workers: int = 1
+    price_as: str | None = None  # "aws/us-east-1/m5.large": a local trial priced like that instance
+    market: str = "on-demand"  # the fixed market, or the first choice when it is searched
+    billing: BillingRule = PER_SECOND
+    rate_source: str = "resources.usd_per_hour"
+    cloud: str | None = None
+    region: str | None = None
+    instance_type: str | None = None  # the fixed type; None when searched (or unpriced local)
+    instance_choices: tuple[str, ...] = ()  # set when instance_type is a search dimension
+    market_choices: tuple[str, ...] = ()  # set when market is a search dimension
+    rates: dict[str, int] = field(default_factory=dict)  # "type/market" -> micro-dollars per hour
+    simulation: Simulation | None = None
+
+    @property
+    def searched(self) -> dict[str, dict[str, Any]]:
+        """Search dimensions this section adds to the space (instance type, market)."""
+        out: dict[str, dict[str, Any]] = {}
+        if self.instance_choices:
+            out[INSTANCE_PARAM] = {"type": "categorical", "choices": list(self.instance_choices)}
+        if self.market_choices:
+            out[MARKET_PARAM] = {"type": "categorical", "choices": list(self.market_choices)}
+        return out
+
+    def placement(self, params: dict[str, Any]) -> tuple[str | None, str]:
+        """(instance type, market) a trial with these params runs on."""
+        itype = params.get(INSTANCE_PARAM, self.instance_type) if self.instance_choices else self.instance_type
+        market = params.get(MARKET_PARAM, self.market) if self.market_choices else self.market
+        return (None if itype is None else str(itype)), str(market)
+
+    def rate_for(self, instance_type: str | None, market: str) -> int:
+        """Micro-dollars per hour for one placement; every choice was priced when the file was read."""
+        if instance_type is None or not self.rates:
+            return self.usd_per_hour_micros
+        return self.rates[f"{instance_type}/{market}"]
+
+
+def parse_resources(value: Any) -> Resources:
+    if not isinstance(value, dict):
+        raise SpecError("resources", "must be a mapping", value)
+    for key in value:
+        if key not in _FIELDS:
+            raise SpecError(f"resources.{key}", f"unknown field; allowed: {', '.join(_FIELDS)}")
+    provider = value.get("provider", "local")
+    if provider not in PROVIDERS:
+        raise SpecError("resources.provider", f"must be one of {', '.join(PROVIDERS)}", provider)
+    workers = value.get("workers", 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise SpecError("resources.workers", "must be an integer >= 1", workers)
+    markets = _choices(value.get("market", "on-demand"), "resources.market", sorted(MARKETS))
+    if provider == "simulated":
+        return _simulated(value, workers, markets)
+    for key in ("simulation", "instance_type", "region", "cloud"):
+        if key in value:
+            raise SpecError(f"resources.{key}", "applies to provider simulated (local trials use price_as)",
+                            value[key])
+    if len(markets) > 1:
+        raise SpecError("resources.market", "can be a search dimension only for simulated trials", value["market"])
+    market = markets[0]
+    if value.get("price_as") is None:
+        rate = usd_to_micros(value.get("usd_per_hour", 0), "resources.usd_per_hour")
+        return Resources(provider=provider, usd_per_hour_micros=rate, workers=workers, market=market)
+    if "usd_per_hour" in value:
+        raise SpecError("resources.usd_per_hour", "give usd_per_hour or price_as, not both", value["usd_per_hour"])
+    cloud, region, instance_type = parse_price_ref(value["price_as"], "resources.price_as")
+    try:
+        price = PriceTable.bundled().rate(cloud, region, instance_type, market)
+    except PriceNotFound as exc:
+        raise SpecError("resources.price_as", str(exc)) from None
+    return Resources(provider=provider, usd_per_hour_micros=price.usd_per_hour_micros, workers=workers,
+                     price_as=price.ref, market=market, billing=billing_rule(cloud),
+                     rate_source=f"{price.source} (as of {price.as_of.isoformat()})", cloud=cloud, region=region,
+                     instance_type=instance_type, rates={f"{instance_type}/{market}": price.usd_per_hour_micros})
+
+
+def _simulated(value: dict[str, Any], workers: int, markets: list[str]) -> Resources:
+    if "usd_per_hour" in value or "price_as" in value:
+        key = "usd_per_hour" if "usd_per_hour" in value else "price_as"
+        raise SpecError(f"resources.{key}", "a simulated instance is priced from the price table by "
+                        "region, instance_type and market", value[key])
+    for required in ("region", "instance_type", "simulation"):
+        if required not in value:
+            raise SpecError(f"resources.{required}", "is required for provider simulated")
+    region = value["region"]
+    if not isinstance(region, str) or not region:
+        raise SpecError("resources.region", "must be a region name such as us-east-1", region)
+    types = _choices(value["instance_type"], "resources.instance_type", None)
+    table = PriceTable.bundled()
+    cloud = value.get("cloud") or _infer_cloud(table, region, types[0])
+    rates: dict[str, int] = {}
+    source = ""
+    for itype in types:
+        for market in markets:
+            try:
+                price = table.rate(cloud, region, itype, market)
+            except PriceNotFound as exc:
+                raise SpecError("resources.instance_type", str(exc), itype) from None
+            rates[f"{itype}/{market}"] = price.usd_per_hour_micros
+            source = source or f"{price.source} (as of {price.as_of.isoformat()})"
+    return Resources(
+        provider="simulated", workers=workers, market=markets[0], billing=billing_rule(cloud), rate_source=source,
+        cloud=cloud, region=region, instance_type=types[0] if len(types) == 1 else None,
+        instance_choices=tuple(types) if len(types) > 1 else (),
+        market_choices=tuple(markets) if len(markets) > 1 else (), rates=rates,
+        usd_per_hour_micros=rates[f"{types[0]}/{markets[0]}"], simulation=_simulation(value["simulation"]),
+    )
+
+
+def _infer_cloud(table: PriceTable, region: str, instance_type: str) -> str:
+    clouds = sorted({p.provider for p in table if p.region == region and p.instance_type == instance_type})
+    if len(clouds) == 1:
+        return clouds[0]
+    if not clouds:
+        raise SpecError("resources.region", f"no priced instance {instance_type!r} in region {region!r}; "
+                        "see `costtune prices`", region)
+    raise SpecError("resources.cloud", f"region {region!r} exists for {', '.join(clouds)}; say which", None)
+
+
+def _choices(value: Any, path: str, allowed: list[str] | None) -> list[str]:
+    """A fixed name, or ``{type: categorical, choices: [...]}`` (a search dimension)."""
+    if isinstance(value, dict):
+        if value.get("type") != "categorical" or set(value) - {"type", "choices"}:
+            raise SpecError(path, "must be a name or {type: categorical, choices: [...]}", value)
+        choices = value.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise SpecError(f"{path}.choices", "must be a non-empty list", choices)
+        if len(set(map(str, choices))) != len(choices):
+            raise SpecError(f"{path}.choices", "must not repeat a choice", choices)
+    else:
+        choices = [value]
+    for item in choices:
+        if not isinstance(item, str) or not item:
+            raise SpecError(path, "must be a name" if allowed is None else f"must be one of {', '.join(allowed)}",
+                            item)
+        if allowed is not None and item not in allowed:
+            raise SpecError(path, f"must be one of {', '.join(allowed)}", item)
+    return list(choices)
+
+
+def _simulation(value: Any) -> Simulation:
+    path = "resources.simulation"
+    if not isinstance(value, dict):
+        raise SpecError(path, "must be a mapping with at least workload: module:function", value)
+    for key in value:
+        if key not in _SIM_FIELDS:
+            raise SpecError(f"{path}.{key}", f"unknown field; allowed: {', '.join(_SIM_FIELDS)}")
+    from costtune.providers.simulated import load_workload
+
+    workload = value.get("workload")
+    load_workload(workload)  # a bad name fails now, naming the field
+    max_steps = value.get("max_steps", 100)
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise SpecError(f"{path}.max_steps", "must be an integer >= 1", max_steps)
+    startup = _number(value.get("startup_seconds", 0), f"{path}.startup_seconds")
+    rate = _number(value.get("preemptions_per_hour", 0), f"{path}.preemptions_per_hour")
+    trace = value.get("preemption_trace")
+    if trace is not None:
+        if rate:
+            raise SpecError(f"{path}.preemption_trace", "give preemptions_per_hour or preemption_trace, not both",
+                            trace)
+        if not isinstance(trace, list):
+            raise SpecError(f"{path}.preemption_trace", "must be a list of seconds since the sweep began", trace)
+        trace = tuple(_number(t, f"{path}.preemption_trace[{i}]") for i, t in enumerate(trace))
+    seed = value.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SpecError(f"{path}.seed", "must be an integer >= 0", seed)
+    checkpoint = value.get("checkpoint", True)
+    if not isinstance(checkpoint, bool):
+        raise SpecError(f"{path}.checkpoint", "must be true or false", checkpoint)
+    return Simulation(workload=workload, max_steps=max_steps, startup_seconds=startup, preemptions_per_hour=rate,
+                      preemption_trace=trace, seed=seed, checkpoint=checkpoint)
+
+
+def _number(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise SpecError(path, "must be a number >= 0", value)
+    return float(value)

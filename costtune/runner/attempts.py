@@ -1,0 +1,109 @@
+"""One running attempt as the controller sees it, and the money arithmetic of its rungs.
+
+An attempt holds a reservation in the ledger. Its *deadline* is the billable time at which the
+trial's spend reaches its current target (the next rung, or the end of its reserved chunk): the
+controller makes its decision there, so a trial never spends past its reservation unseen.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from costtune.prices.billing import BillingRule
+from costtune.protocol import (
+    ENV_ATTEMPT,
+    ENV_CHECKPOINT_DIR,
+    ENV_PARAMS_FILE,
+    ENV_STUDY,
+    ENV_TRIAL_DIR,
+    ENV_TRIAL_NUMBER,
+)
+from costtune.providers.base import LaunchRequest
+from costtune.store import ClaimedTrial
+
+ENV_START_STEP = "COSTTUNE_START_STEP"
+
+
+@dataclass
+class LiveAttempt:
+    claimed: ClaimedTrial
+    attempt_id: int
+    key: str  # idempotency key; also the ledger reservation's key
+    rate: int  # micro-dollars per hour, snapshotted at launch
+    instance_type: str | None
+    market: str
+    trial_dir: Path
+    start_step: int
+    reserved: int  # micro-dollars this attempt holds in the ledger
+    target: int | None  # trial spend at which the next decision is due; None: none (no cap, no rung)
+    rung: int | None = None  # target is this rung level (else the end of a reserved chunk)
+    handle: Any = None
+    launched_at: float = 0.0  # clock time at launch
+    deadline_ms: int | None = None
+    step: int = -1  # last step reported
+    value: float | None = None  # last objective value of the trial (any attempt)
+    report_ms: int = 0  # billable ms at its last report: a checkpoint when the workload keeps them
+    stop_reason: str | None = None  # "stopped" | "completed" | "budget" | "interrupted" | "timeout"
+    decision: str = ""  # why the scheduler stopped it, for the trial's record
+    warned: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)  # the trial's last value of every metric
+
+    @property
+    def number(self) -> int:
+        return self.claimed.number
+
+    def spend(self, billing: BillingRule, ms: int) -> int:
+        """The trial's spend with this attempt at ``ms`` billable: earlier attempts plus this one."""
+        return self.claimed.prior_cost_micros + billing.charge(ms, self.rate)
+
+    def aim(self, billing: BillingRule, target: int | None, rung: int | None) -> None:
+        self.target, self.rung = target, rung
+        self.deadline_ms = None if target is None else last_affordable_ms(
+            billing, self.rate, target - self.claimed.prior_cost_micros)
+
+
+def last_affordable_ms(billing: BillingRule, rate: int, budget_micros: int) -> int | None:
+    """The most billable milliseconds whose charge stays within ``budget_micros`` (None: free)."""
+    if rate <= 0:
+        return None
+    if budget_micros <= 0 or billing.charge(1, rate) > budget_micros:
+        return 0
+    lo, hi = 1, (budget_micros + 1) * 3_600_000 // rate + 1000 * max(1, billing.granularity_s) + 1
+    while lo < hi:  # charge is monotone in time: find the last ms that fits
+        mid = (lo + hi + 1) // 2
+        if billing.charge(mid, rate) <= budget_micros:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def launch_request(live: LiveAttempt, *, command: tuple[str, ...], env: dict[str, str], workdir: str,
+                   study: str, region: str | None, tags: dict[str, str], write_files: bool = True) -> LaunchRequest:
+    """The provider-neutral request: argv and env for a command trial, params for a simulated one.
+
+    ``write_files`` is False for simulated trials, which read nothing from disk.
+    """
+    claimed, trial_dir = live.claimed, live.trial_dir
+    checkpoints = trial_dir / "checkpoints"
+    params_file = trial_dir / "params.json"
+    if write_files:
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        params_file.write_text(json.dumps(claimed.params, indent=2))
+    values = {**claimed.params, "trial_dir": str(trial_dir), "checkpoint_dir": str(checkpoints),
+              "trial_number": claimed.number, "study": study, "params_file": str(params_file)}
+    argv = [arg.format(**values) for arg in command]
+    if argv and argv[0] in ("python", "python3"):
+        argv[0] = sys.executable  # the interpreter costtune runs in, with its packages
+    full_env = {**env, ENV_PARAMS_FILE: str(params_file), ENV_TRIAL_DIR: str(trial_dir),
+                ENV_CHECKPOINT_DIR: str(checkpoints), ENV_TRIAL_NUMBER: str(claimed.number), ENV_STUDY: study,
+                ENV_ATTEMPT: str(claimed.attempt_number), ENV_START_STEP: str(live.start_step)}
+    full_env.update({f"COSTTUNE_PARAM_{k.upper()}": str(v) for k, v in claimed.params.items()})
+    return LaunchRequest(argv=tuple(argv), workdir=workdir, output_dir=str(trial_dir), env=full_env,
+                         tags={**tags, "trial": str(claimed.number), "attempt": str(claimed.attempt_number)},
+                         params=dict(claimed.params), instance_type=live.instance_type, market=live.market,
+                         region=region, start_step=live.start_step)

@@ -1,0 +1,160 @@
+"""Schedulers decide whether a trial runs on.
+
+FIFO lets every trial run to its end. The dollar-rung schedulers (successive halving, Hyperband,
+BOHB's Hyperband half, ASHA) judge a trial each time the money it has spent reaches a rung; they are
+pure logic the sweep controller drives (``make_rung_scheduler``). In-process studies
+(``costtune.study``) use the per-report ``Scheduler`` interface and do not run rungs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any, Protocol
+
+from costtune.errors import SpecError
+from costtune.history import FrozenTrial, History, Mode
+from costtune.money import usd_to_micros
+from costtune.schedulers.hyperband import Bracket, Hyperband, HyperbandPlan, SuccessiveHalving, plan_brackets
+from costtune.schedulers.rungs import AshaScheduler, RungDecision, RungScheduler, rung_ladder
+
+__all__ = [
+    "SCHEDULER_TYPES",
+    "AshaScheduler",
+    "Bracket",
+    "Decision",
+    "FifoScheduler",
+    "Hyperband",
+    "HyperbandPlan",
+    "RungDecision",
+    "RungScheduler",
+    "Scheduler",
+    "SuccessiveHalving",
+    "make_rung_scheduler",
+    "make_scheduler",
+    "plan_brackets",
+    "rung_ladder",
+    "scheduler_config",
+]
+
+SCHEDULER_TYPES = ("fifo", "sh", "hyperband", "asha", "bohb")
+_FIELDS = {
+    "fifo": ("type",),
+    "sh": ("type", "min_usd", "max_usd", "eta"),
+    "hyperband": ("type", "min_usd", "max_usd", "eta"),
+    "asha": ("type", "min_usd", "max_usd", "eta"),
+    "bohb": ("type", "min_usd", "max_usd", "eta", "min_points"),
+}
+_DERIVED = ("min_usd_micros", "max_usd_micros")  # written by scheduler_config itself; accepted back on resume
+DEFAULT_ETA = 3
+
+
+class Decision(StrEnum):
+    CONTINUE = "continue"
+    STOP = "stop"
+
+
+class Scheduler(Protocol):
+    def on_report(self, trial: FrozenTrial, history: Callable[[], History]) -> Decision:
+        """``history`` is a callable so schedulers that need no peers never pay for a read."""
+        ...
+
+
+class FifoScheduler:
+    def on_report(self, trial: FrozenTrial, history: Callable[[], History]) -> Decision:
+        return Decision.CONTINUE
+
+
+def make_scheduler(cfg: dict[str, Any] | None) -> Scheduler:
+    """The per-report scheduler of an in-process study.
+
+    In-process studies do not run dollar rungs (the sweep controller does), so a rung type gives
+    FIFO here: every trial runs to its end.
+    """
+    kind = (cfg or {}).get("type", "fifo")
+    if kind in SCHEDULER_TYPES:
+        return FifoScheduler()
+    raise SpecError("scheduler.type", f"must be one of {', '.join(SCHEDULER_TYPES)}", kind)
+
+
+def _dollars(value: Any, path: str) -> tuple[str, int]:
+    """The amount as decimal text (``"0.05"``, kept as given) and in micros; must be > 0."""
+    micros = usd_to_micros(value, path)
+    if micros <= 0:
+        raise SpecError(path, "must be > 0", value)
+    try:
+        text = f"{Decimal(str(value).strip().lstrip('$')):f}"
+    except InvalidOperation:  # pragma: no cover - usd_to_micros already parsed it
+        raise SpecError(path, "must be a dollar amount", value) from None
+    return text, micros
+
+
+def scheduler_config(value: Any) -> dict[str, Any]:
+    """Validate a sweep file's ``scheduler`` section and return a normalised, JSON-serialisable dict.
+
+    fifo: ``{"type": "fifo"}``. Rung types: ``type``, ``min_usd``/``max_usd`` (decimal text as given)
+    with ``min_usd_micros``/``max_usd_micros``, ``eta`` (default 3); bohb also ``min_points``
+    (None = decided later from the space). Its own output validates to itself, so a stored config
+    can be re-checked on resume.
+    """
+    if not isinstance(value, dict):
+        raise SpecError("scheduler", "must be a mapping such as {type: asha, min_usd: 0.05, max_usd: 1.35}", value)
+    kind = value.get("type", "fifo")
+    if kind not in SCHEDULER_TYPES:
+        raise SpecError("scheduler.type", f"must be one of {', '.join(SCHEDULER_TYPES)}", kind)
+    allowed = _FIELDS[kind]
+    for key in value:
+        if key not in allowed and not (kind != "fifo" and key in _DERIVED):
+            raise SpecError(f"scheduler.{key}", f"unknown field for {kind}; allowed: {', '.join(allowed)}")
+    if kind == "fifo":
+        return {"type": "fifo"}
+    for key in ("min_usd", "max_usd"):
+        if value.get(key) is None:
+            raise SpecError(f"scheduler.{key}", f"is required for a {kind} scheduler (dollars a trial spends)")
+    eta = value.get("eta", DEFAULT_ETA)
+    if isinstance(eta, bool) or not isinstance(eta, int) or eta < 2:
+        raise SpecError("scheduler.eta", "must be an integer >= 2", eta)
+    min_text, min_micros = _dollars(value["min_usd"], "scheduler.min_usd")
+    max_text, max_micros = _dollars(value["max_usd"], "scheduler.max_usd")
+    if max_micros < min_micros * eta:
+        raise SpecError(
+            "scheduler.max_usd",
+            f"must be >= scheduler.min_usd * eta = {Decimal(min_micros * eta).scaleb(-6).normalize():f} "
+            "(at least two rungs)",
+            value["max_usd"],
+        )
+    cfg: dict[str, Any] = {
+        "type": kind, "min_usd": min_text, "max_usd": max_text, "eta": eta,
+        "min_usd_micros": min_micros, "max_usd_micros": max_micros,
+    }
+    for key, micros in (("min_usd_micros", min_micros), ("max_usd_micros", max_micros)):
+        if key in value and value[key] != micros:
+            raise SpecError(f"scheduler.{key}", f"does not match scheduler.{key[:-7]} ({micros})", value[key])
+    if kind == "bohb":
+        min_points = value.get("min_points")
+        if min_points is not None and (isinstance(min_points, bool) or not isinstance(min_points, int)
+                                       or min_points < 2):
+            raise SpecError("scheduler.min_points", "must be an integer >= 2", min_points)
+        cfg["min_points"] = min_points
+    return cfg
+
+
+def make_rung_scheduler(cfg: dict[str, Any], *, mode: str, budget_micros: int | None) -> RungScheduler | None:
+    """The controller's scheduler for a normalised config: None for fifo.
+
+    asha -> ``AshaScheduler`` (no plan; the budget ends it); sh -> ``SuccessiveHalving``;
+    hyperband and bohb -> ``Hyperband`` (the same decisions; BOHB differs only in its sampler).
+    Raises ``SpecError("budget.usd", ...)`` when the budget cannot hold one trial run to max_usd.
+    """
+    cfg = scheduler_config(cfg)
+    kind = cfg["type"]
+    if kind == "fifo":
+        return None
+    if mode not in (Mode.MIN, Mode.MAX):
+        raise SpecError("objective.mode", "must be min or max", mode)
+    low, high, eta = cfg["min_usd_micros"], cfg["max_usd_micros"], cfg["eta"]
+    if kind == "asha":
+        return AshaScheduler(rung_ladder(low, high, eta), eta, mode=mode)
+    plan = plan_brackets(kind, low, high, eta, budget_micros)
+    return SuccessiveHalving(plan, mode=mode) if kind == "sh" else Hyperband(plan, mode=mode)
