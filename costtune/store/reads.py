@@ -1,0 +1,81 @@
+"""Read-only queries for reports and the leaderboard, one query per study rather than one per trial.
+
+A 10,000-trial sweep has tens of thousands of attempts; asking ``Store.attempts`` trial by trial
+would be 10,000 round trips, so these read every attempt of a study at once and fold them here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from costtune.store.models import AttemptRow, TrialRow
+from costtune.store.store import Store
+
+PREEMPTED = "preempted"
+
+
+@dataclass(frozen=True)
+class AttemptCostRow:
+    """One attempt with what it cost and where it ran; ``trial`` is the trial's number in its study."""
+
+    trial: int
+    number: int
+    provider: str
+    region: str | None
+    instance_type: str | None
+    market: str | None
+    rate_micros_per_hour: int
+    exit_reason: str | None
+    billable_ms: int
+    cost_micros: int
+    start_step: int
+    waste_micros: int
+
+
+@dataclass(frozen=True)
+class TrialCost:
+    """What one trial's attempts add up to; where it ran is its last attempt's placement."""
+
+    attempts: int
+    instance_type: str | None
+    market: str | None
+    preemptions: int
+    waste_micros: int
+    cost_micros: int  # the sum over its attempts
+
+
+def attempt_rows(store: Store, study_id: int) -> list[AttemptCostRow]:
+    """Every attempt of the study, ordered by trial number then attempt number, in one query."""
+    query = (
+        select(TrialRow.number, AttemptRow.number, AttemptRow.provider, AttemptRow.region,
+               AttemptRow.instance_type, AttemptRow.market, AttemptRow.rate_micros_per_hour,
+               AttemptRow.exit_reason, AttemptRow.billable_ms, AttemptRow.cost_micros,
+               AttemptRow.start_step, AttemptRow.waste_micros)
+        .join(TrialRow, col(TrialRow.id) == col(AttemptRow.trial_id))
+        .where(TrialRow.study_id == study_id)
+        .order_by(col(TrialRow.number), col(AttemptRow.number))
+    )
+    with Session(store.engine) as session:
+        return [AttemptCostRow(*row) for row in session.exec(query).all()]
+
+
+def trial_costs(attempts: Iterable[AttemptCostRow]) -> dict[int, TrialCost]:
+    """Fold attempts (in ``attempt_rows`` order) into one ``TrialCost`` per trial number."""
+    grouped: dict[int, list[AttemptCostRow]] = {}
+    for a in attempts:
+        grouped.setdefault(a.trial, []).append(a)
+    out: dict[int, TrialCost] = {}
+    for number, rows in grouped.items():
+        last = max(rows, key=lambda a: a.number)
+        out[number] = TrialCost(
+            attempts=len(rows),
+            instance_type=last.instance_type,
+            market=last.market,
+            preemptions=sum(a.exit_reason == PREEMPTED for a in rows),
+            waste_micros=sum(a.waste_micros for a in rows),
+            cost_micros=sum(a.cost_micros for a in rows),
+        )
+    return out

@@ -1,0 +1,24 @@
+"""Workloads with known step times, for tests that check the books to the micro-dollar."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+
+def steady(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
+    """Ten seconds a step on every instance; the loss falls towards ``x``."""
+    return float(params["x"]) + 1.0 / (step + 1), 10.0
+
+
+def varied(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
+    """A step takes 1 to 30 s depending on ``x``; bigger x is slower but better."""
+    x = float(params["x"])
+    return (1.0 - x) + 1.0 / (step + 1), 1.0 + 29.0 * x
+
+
+def sluggish(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
+    """Like ``steady`` but each step also takes real time, so a test can kill the controller midway."""
+    time.sleep(float(os.environ.get("COSTTUNE_TEST_STEP_SLEEP", "0.002")))
+    return steady(params, step, instance_type)

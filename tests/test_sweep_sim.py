@@ -1,0 +1,226 @@
+"""Simulated sweeps through the real controller, store and ledger: the books to the micro-dollar."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from costtune.providers import make_provider
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from costtune.history import TrialState
+from costtune.runner.controller import RunStatus, SweepController
+from costtune.runner.session import open_sweep
+from costtune.schedulers import rung_ladder
+from costtune.spec import SweepSpec, parse_sweep
+from costtune.store import Store
+
+M5_LARGE_OD = 96_000  # micro-dollars an hour, bundled snapshot (aws us-east-1 on-demand)
+M5_2XLARGE_OD = 384_000
+
+BASE: dict[str, Any] = {
+    "name": "sim",
+    "objective": {"metric": "loss", "mode": "min"},
+    "space": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
+    "sampler": {"type": "random", "seed": 3},
+    "scheduler": {"type": "asha", "min_usd": 0.01, "max_usd": 0.09, "eta": 3},
+    "budget": {"usd": 0.5},
+    "resources": {
+        "provider": "simulated", "region": "us-east-1", "instance_type": "m5.large", "market": "on-demand",
+        "workers": 4,
+        "simulation": {"workload": "simworkloads:steady", "max_steps": 200, "startup_seconds": 30, "seed": 0},
+    },
+}
+
+
+def sweep(**changes: Any) -> dict[str, Any]:
+    cfg = copy.deepcopy(BASE)
+    for dotted, value in changes.items():
+        node = cfg
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return cfg
+
+
+def run_sim(store: Store, cfg: dict[str, Any]) -> tuple[SweepSpec, Any, RunStatus]:
+    spec = parse_sweep(cfg)
+    study, _ = open_sweep(store, spec)
+    provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
+    status = SweepController(spec, study, provider, trial_events=False).run()
+    return spec, study, status
+
+
+def all_attempts(store: Store, study: Any) -> list[tuple[Any, Any]]:
+    return [(t, a) for t in study.history().trials for a in store.attempts(study.id, t.number)]
+
+
+def check_books(store: Store, spec: SweepSpec, study: Any) -> int:
+    """Every attempt charged billable time x its rate under the provider's rounding; the ledger agrees."""
+    total = 0
+    for trial, attempt in all_attempts(store, study):
+        assert attempt.cost_micros == spec.resources.billing.charge(attempt.billable_ms, attempt.rate_micros_per_hour)
+        assert attempt.rate_micros_per_hour == spec.resources.rate_for(attempt.instance_type, attempt.market)
+        assert attempt.exit_reason is not None, f"trial {trial.number} left an attempt open"
+        total += attempt.cost_micros
+    history = study.history()
+    assert sum(t.cost_micros for t in history.trials) == total
+    cap, spent, reserved = store.balance(f"study:{study.id}")
+    assert (spent, reserved) == (total, 0)
+    return total
+
+
+def test_charges_are_exact_rungs_are_dollars_and_the_cap_holds(store: Store) -> None:
+    spec, study, status = run_sim(store, sweep())
+    ladder = rung_ladder(10_000, 90_000, 3)
+    assert ladder == (10_000, 30_000, 90_000)  # min_usd * eta**k, in micro-dollars
+    total = check_books(store, spec, study)
+    assert total <= 500_000 and status.spend_micros == total
+    granule = spec.resources.billing.charge(61_000, M5_LARGE_OD) - spec.resources.billing.charge(60_000, M5_LARGE_OD)
+    trials = study.history().trials
+    assert len(trials) > 10
+    for trial in trials:
+        if trial.state == TrialState.STOPPED:
+            # judged (and stopped) when its spend reached a rung: within one billing second below it
+            rung = min(level for level in ladder if level >= trial.cost_micros)
+            assert rung - granule < trial.cost_micros <= rung, (trial.number, trial.cost_micros)
+        elif trial.state == TrialState.COMPLETE:  # ran all 200 ten-second steps, or reached max_usd
+            assert trial.last_step == 199 or ladder[-1] - granule < trial.cost_micros <= ladder[-1]
+    promoted = [t for t in trials if t.cost_micros > ladder[0]]
+    assert promoted and len(promoted) < len(trials) / 2  # ASHA lets about 1/eta on
+
+
+def test_a_pricier_instance_reaches_its_first_rung_after_proportionally_fewer_steps(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    configs = [{"x": 0.5, "instance_type": "m5.large"}, {"x": 0.5, "instance_type": "m5.2xlarge"}]
+    cfg = sweep(sampler={"type": "manual", "configs": configs}, budget={"usd": 1.0},
+                resources__instance_type={"type": "categorical", "choices": ["m5.large", "m5.2xlarge"]},
+                resources__simulation__startup_seconds=0)
+    _spec, study, _status = run_sim(store, cfg)
+    booked = store.rung_reports(study.id)  # trial -> [(its spend at the report, loss)]
+    reached = {n: sum(1 for cost, _loss in booked[n] if cost <= 10_000) for n in (0, 1)}
+    # $0.01 buys 375 s of m5.large (37 ten-second steps) and 93 s of m5.2xlarge (9 steps)
+    assert reached == {0: 37, 1: 9}  # 4x the price, a quarter of the steps for the same dollars
+
+
+def test_spot_preemptions_requeue_charge_and_report_waste(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = sweep(resources__market="spot", budget={"usd": 0.3},
+                scheduler={"type": "asha", "min_usd": 0.004, "max_usd": 0.036, "eta": 3},
+                resources__simulation__preemptions_per_hour=3.0)
+    spec, study, status = run_sim(store, cfg)
+    check_books(store, spec, study)
+    attempts = [a for _t, a in all_attempts(store, study)]
+    preempted = [a for a in attempts if a.exit_reason == "preempted"]
+    assert len(preempted) >= 0.2 * len(attempts)  # a 20%-and-more preemption rate
+    assert status.preemptions == len(preempted) and status.waste_micros > 0
+    for trial in study.history().trials:
+        assert trial.state != TrialState.FAILED
+        assert trial.state in (TrialState.COMPLETE, TrialState.STOPPED, TrialState.QUEUED)
+    history = study.history()
+    assert sum(t.state.finished for t in history.trials) >= len(history.trials) - 1  # the sweep completed
+
+
+def test_preempted_trials_resume_from_their_checkpoint(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = sweep(resources__market="spot", budget={"usd": 0.3}, scheduler={"type": "fifo"},
+                resources__simulation__preemptions_per_hour=6.0, resources__simulation__max_steps=60)
+    spec, study, _status = run_sim(store, cfg)
+    resumed = 0
+    for trial in study.history().trials:
+        attempts = store.attempts(study.id, trial.number)
+        steps = [s for s, _m, _e in store.reports(study.id, trial.number)]
+        assert len(steps) == len(set(steps)), "a resumed trial repeated a checkpointed step"
+        resumed += sum(a.exit_reason == "preempted" for a in attempts[:-1])
+        if trial.state == TrialState.COMPLETE:
+            assert steps == list(range(60))
+    assert resumed > 0
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    kind=st.sampled_from(["asha", "hyperband", "sh", "fifo"]),
+    workers=st.integers(1, 8),
+    eta=st.integers(2, 4),
+    min_cents=st.integers(1, 3),
+    levels=st.integers(1, 3),
+    extra_cents=st.integers(0, 40),
+    preemptions=st.sampled_from([0.0, 2.0, 10.0]),
+    spot=st.booleans(),
+)
+def test_spend_never_passes_the_cap(kind: str, workers: int, eta: int, min_cents: int, levels: int,
+                                    extra_cents: int, preemptions: float, spot: bool) -> None:
+    min_usd = min_cents / 100
+    max_usd = min_usd * eta**levels
+    budget = round(max_usd + extra_cents / 100, 2)
+    scheduler = {"type": "fifo"} if kind == "fifo" else {"type": kind, "min_usd": min_usd, "max_usd": max_usd,
+                                                        "eta": eta}
+    cfg = sweep(scheduler=scheduler, budget={"usd": budget, "trials": 60},
+                resources__workers=workers, resources__market="spot" if spot else "on-demand",
+                resources__instance_type={"type": "categorical", "choices": ["m5.large", "c5.xlarge"]},
+                resources__simulation__workload="simworkloads:varied",
+                resources__simulation__preemptions_per_hour=preemptions)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(f"sqlite:///{tmp}/s.db")
+        try:
+            spec, study, status = run_sim(store, cfg)
+            total = check_books(store, spec, study)
+        finally:
+            store.close()
+    # On a virtual clock the bound is exact: no attempt outspends its reservation.
+    assert total <= spec.budget.usd_micros
+    assert status.spend_micros == total
+
+
+def test_killing_the_controller_mid_sweep_loses_no_charge_and_relaunches_nothing(tmp_path: Path) -> None:
+    cfg = sweep(name="killed", budget={"usd": 2.0}, resources__simulation__workload="simworkloads:sluggish",
+                resources__workers=6)
+    file = tmp_path / "sweep.yaml"
+    file.write_text(yaml.safe_dump(cfg))
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+           "COSTTUNE_TEST_STEP_SLEEP": "0.003"}
+    cmd = [sys.executable, "-m", "costtune.cli", "run", str(file), "--db", db, "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = Store(db)
+    deadline = time.monotonic() + 60
+    finished = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            study = store.get_study("killed")
+            finished = sum(t.state.finished for t in store.history(study.id).trials)
+        except Exception:
+            continue
+        if finished >= 15:
+            break
+    assert proc.poll() is None, "the sweep ended before it could be killed; slow its workload down"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert finished >= 15
+    again = subprocess.run(cmd, env={**env, "COSTTUNE_TEST_STEP_SLEEP": "0"}, capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 0, again.stderr
+    spec = parse_sweep(cfg)
+    study = store.get_study("killed")
+    from costtune.study import Study
+
+    study_obj = Study(store, study)
+    check_books(store, spec, study_obj)
+    for trial in study_obj.history().trials:
+        attempts = store.attempts(study.id, trial.number)
+        ends = [a.exit_reason for a in attempts]
+        # at most one attempt ran to a decision; any other was cut short by the kill and re-queued
+        assert sum(e in ("completed", "stopped", "budget") for e in ends) <= 1, ends
+        assert all(e in ("completed", "stopped", "budget", "interrupted") for e in ends), ends
+    assert study_obj.history().spent_micros <= spec.budget.usd_micros
