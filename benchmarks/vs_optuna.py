@@ -51,7 +51,8 @@ def sweep(workload: str, seed: int, budget_usd: float, scheduler: str) -> dict:
         "objective": {"metric": "loss", "mode": "min"},
         "space": SPACES[workload],
         "sampler": {"type": "bayes", "seed": seed, "cost_aware": True},
-        "scheduler": {"type": scheduler, "min_usd": min_usd, "max_usd": max_usd, "eta": 3},
+        "scheduler": {"type": "fifo"} if scheduler == "fifo" else
+        {"type": scheduler, "min_usd": min_usd, "max_usd": max_usd, "eta": 3},
         "budget": {"usd": budget_usd},
         "resources": {
             "provider": "simulated", "region": REGION, "market": MARKET, "workers": 4,

@@ -226,18 +226,26 @@ def studies(db: str | None, fmt: str) -> None:
 @click.option("--limit", type=int, default=None, help="Show only the first N rows (table only).")
 @_handled
 def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None:
-    """Every trial of STUDY, best first, with parameters, state, metrics and cost."""
-    from costtune.leaderboard import to_csv, to_json, to_table
+    """Every trial of STUDY, best first, with parameters, state, metrics and cost.
+
+    Cost columns: total spend, the highest dollar rung reached (rung schedulers), instance type and
+    market of the last attempt, preemptions, money preemptions wasted, and steps reached.
+    """
+    from costtune.leaderboard import study_ladder, to_csv, to_json, to_table
+    from costtune.store.reads import attempt_rows, trial_costs
 
     store = _store(db)
     info = store.get_study(study)
     history = store.history(info.id)
+    costs = trial_costs(attempt_rows(store, info.id))  # one query for every trial, not one per trial
+    ladder = study_ladder(info.spec)
     if fmt == "json":
-        click.echo(to_json(history, info.name))
+        click.echo(to_json(history, info.name, costs, ladder))
     elif fmt == "csv":
-        click.echo(to_csv(history), nl=False)
+        click.echo(to_csv(history, costs, ladder), nl=False)
     else:
-        out_console.print(to_table(history, f"leaderboard: {info.name} ({info.metric}, {info.mode})", limit))
+        out_console.print(to_table(history, f"leaderboard: {info.name} ({info.metric}, {info.mode})", limit,
+                                   costs, ladder))
         best = history.best()
         if best is not None and best.output_dir:
             out_console.print(f"best trial's output: {best.output_dir}", highlight=False, soft_wrap=True)
@@ -345,35 +353,43 @@ def logs(study: str, trial: int, db: str | None, stream: str, tail: int | None) 
 @format_option
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
               help="Write a self-contained HTML report (tables and charts) to this file.")
+@click.option("--section", type=click.Choice(["improvements", "waste", "spend", "steps"]), default="improvements",
+              show_default=True, help="Which table --format csv prints: cost per improvement, preemption waste "
+              "by trial, spend by instance type and market, or steps per dollar.")
 @_handled
-def report(study: str, db: str | None, fmt: str, html_path: str | None) -> None:
-    """What STUDY's money bought: cost per improvement, the cost/metric Pareto front, spend."""
+def report(study: str, db: str | None, fmt: str, html_path: str | None, section: str) -> None:
+    """What STUDY's money bought: cost per improvement, the Pareto front, spend, preemption waste.
+
+    Also spend by instance type and market, and median steps reached per dollar on each instance type.
+    """
     from costtune import reports
+    from costtune.store.reads import attempt_rows, trial_costs
 
     store = _store(db)
     info = store.get_study(study)
     history = store.history(info.id)
-
-    def attempts_fn(number: int) -> list[Any]:
-        return store.attempts(info.id, number)  # type: ignore[return-value]
-
+    attempts = attempt_rows(store, info.id)  # one query for every trial, not one per trial
+    costs = trial_costs(attempts)
+    attempts_fn = reports.attempts_by_trial(attempts)
     if html_path is not None:
         from costtune.report_html import render_html
 
         path = Path(html_path)
         try:
-            path.write_text(render_html(info.name, history, attempts_fn), encoding="utf-8")
+            path.write_text(render_html(info.name, history, attempts_fn, attempts), encoding="utf-8")
         except OSError as exc:
             raise InputError(f"--html: cannot write {path}: {exc.strerror or exc}") from None
         click.echo(str(path.resolve()))
     elif fmt == "json":
-        click.echo(reports.to_json(history, info.name, attempts_fn))
+        click.echo(reports.to_json(history, info.name, attempts_fn, attempts, costs))
     elif fmt == "csv":
-        click.echo(reports.to_csv(history), nl=False)
+        click.echo(reports.to_csv(history, section, attempts, costs), nl=False)
     else:
         label = f"{info.name} ({info.metric}, {info.mode})"
         out_console.print(reports.improvement_table(history, f"cost per improvement: {label}"))
         out_console.print(reports.pareto_table(history, f"Pareto front, {info.metric} vs cost: {label}"))
+        for part in reports.placement_tables(history, attempts, costs):
+            out_console.print(part, highlight=False)
 
 
 @main.command()

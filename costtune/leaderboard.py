@@ -1,7 +1,9 @@
 """The leaderboard: every trial with its parameters, state, metrics and cost.
 
 Rows are plain dicts so the same data feeds the terminal table, JSON and CSV; money goes out as an
-exact decimal string (``cost_usd``) beside the integer micro-dollars (``cost_micros``).
+exact decimal string (``cost_usd``) beside the integer micro-dollars (``cost_micros``). With the
+study's attempts (``costs``) and rung ladder, a row also says where the trial ran, what preemptions
+wasted and the highest dollar rung it reached, so the ranking shows what each result cost to get.
 """
 
 from __future__ import annotations
@@ -9,12 +11,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.table import Table
 
+from costtune.errors import SpecError
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.money import format_usd, micros_to_usd
+from costtune.schedulers import rung_ladder, scheduler_config
+from costtune.store.reads import TrialCost
+
+Costs = Mapping[int, TrialCost]  # trial number -> what its attempts add up to
 
 _STATE_ORDER = {TrialState.RUNNING: 1, TrialState.QUEUED: 2, TrialState.FAILED: 3}
 
@@ -28,13 +37,42 @@ def ranked(history: History) -> list[FrozenTrial]:
     return scored + rest
 
 
-def rows(history: History) -> list[dict[str, Any]]:
+def study_ladder(spec: Mapping[str, Any]) -> tuple[int, ...] | None:
+    """The rung levels (micros) of a study's dollar-rung scheduler; None for FIFO or no scheduler."""
+    section = spec.get("scheduler")
+    if not isinstance(section, dict):
+        return None
+    try:
+        cfg = scheduler_config(section)
+    except SpecError:  # a spec stored by another version: no rungs rather than no leaderboard
+        return None
+    if cfg["type"] == "fifo":
+        return None
+    return rung_ladder(cfg["min_usd_micros"], cfg["max_usd_micros"], cfg["eta"])
+
+
+def last_rung(ladder: Sequence[int] | None, spent_micros: int) -> int | None:
+    """The highest rung level the spend reached (as the controller replays rungs), None below the first."""
+    if not ladder:
+        return None
+    i = bisect_right(ladder, spent_micros)
+    return ladder[i - 1] if i else None
+
+
+def _usd(micros: int | None) -> str | None:
+    return None if micros is None else str(micros_to_usd(micros))
+
+
+def rows(history: History, costs: Costs | None = None, ladder: Sequence[int] | None = None) -> list[dict[str, Any]]:
+    """Ranked rows; placement keys are None without ``costs`` or an attempt, waste keys None without ``costs``."""
     out = []
     scored = {t.number for t in history.completed()}
     for rank, trial in enumerate(ranked(history), start=1):
         duration = None
         if trial.started_at and trial.finished_at:
             duration = round((trial.finished_at - trial.started_at).total_seconds(), 3)
+        cost = None if costs is None else costs.get(trial.number)
+        rung = last_rung(ladder, trial.cost_micros)
         out.append({
             "rank": rank if trial.number in scored else None,
             "trial": trial.number,
@@ -50,55 +88,81 @@ def rows(history: History) -> list[dict[str, Any]]:
             "source": trial.source,
             "output_dir": trial.output_dir,
             "error": (trial.error or "").splitlines()[0] if trial.error else None,
+            "rung_usd": _usd(rung),
+            "rung_micros": rung,
+            "instance_type": cost.instance_type if cost else None,
+            "market": cost.market if cost else None,
+            "preemptions": None if costs is None else (cost.preemptions if cost else 0),
+            "waste_usd": None if costs is None else _usd(cost.waste_micros if cost else 0),
+            "waste_micros": None if costs is None else (cost.waste_micros if cost else 0),
         })
     return out
 
 
-def to_json(history: History, study: str) -> str:
+def to_json(history: History, study: str, costs: Costs | None = None, ladder: Sequence[int] | None = None) -> str:
     best = history.best()
     doc = {"study": study, "metric": history.metric, "mode": str(history.mode),
-           "best_trial": best.number if best else None, "trials": rows(history)}
+           "best_trial": best.number if best else None,
+           "rung_levels_micros": list(ladder) if ladder else None, "trials": rows(history, costs, ladder)}
     return json.dumps(doc, indent=2, default=str)
 
 
-def to_csv(history: History) -> str:
-    data = rows(history)
+_CSV_COST = ["rung_usd", "rung_micros", "instance_type", "market", "preemptions", "waste_usd", "waste_micros"]
+
+
+def to_csv(history: History, costs: Costs | None = None, ladder: Sequence[int] | None = None) -> str:
+    """Columns as before, the cost breakdown appended at the end so positional readers keep working."""
+    data = rows(history, costs, ladder)
     params = sorted({k for r in data for k in r["params"]})
     metrics = sorted({k for r in data for k in r["metrics"]})
     head = ["rank", "trial", "state", "value", "cost_usd", "cost_micros", "duration_s", "attempts", "last_step"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(head + [f"param.{p}" for p in params] + [f"metric.{m}" for m in metrics]
-                    + ["output_dir", "error"])
+                    + ["output_dir", "error"] + _CSV_COST)
     for r in data:
         writer.writerow([r[h] for h in head] + [r["params"].get(p) for p in params]
-                        + [r["metrics"].get(m) for m in metrics] + [r["output_dir"], r["error"]])
+                        + [r["metrics"].get(m) for m in metrics] + [r["output_dir"], r["error"]]
+                        + [r[c] for c in _CSV_COST])
     return buf.getvalue()
 
 
-def to_table(history: History, title: str, limit: int | None = None) -> Table:
-    data = rows(history)
+def to_table(history: History, title: str, limit: int | None = None, costs: Costs | None = None,
+             ladder: Sequence[int] | None = None) -> Table:
+    data = rows(history, costs, ladder)
     if limit is not None:
         data = data[:limit]
     params = list(dict.fromkeys(k for r in data for k in r["params"]))
+    placed = any(r["instance_type"] or r["market"] for r in data)  # local runs have no instance: no columns
     table = Table(title=title, title_justify="left")
     for name, justify in (("#", "right"), ("trial", "right"), ("state", "left"),
                           (history.metric, "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for p in params:
         table.add_column(p, justify="right", overflow="fold")
-    for name in ("cost", "time", "tries"):
+    extra = (["$ at rung"] if ladder else []) + (["instance", "market"] if placed else []) \
+        + (["preempt", "waste"] if costs is not None else [])
+    for name in ("cost", *extra, "steps", "time", "tries"):
         table.add_column(name, justify="right")
     for r in data:
+        cells = ([_money(r["rung_micros"])] if ladder else []) \
+            + ([_fmt(r["instance_type"]), _fmt(r["market"])] if placed else []) \
+            + ([_fmt(r["preemptions"]), _money(r["waste_micros"])] if costs is not None else [])
         table.add_row(
             str(r["rank"] or "-"), str(r["trial"]), _state_style(r["state"]),
             "-" if r["value"] is None else f"{r['value']:.6g}",
             *(_fmt(r["params"].get(p)) for p in params),
             format_usd(r["cost_micros"]),
+            *cells,
+            _fmt(r["last_step"]),
             "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}s",
             str(r["attempts"]),
         )
     return table
+
+
+def _money(micros: int | None) -> str:
+    return "-" if micros is None else format_usd(micros)
 
 
 def _state_style(state: str) -> str:

@@ -21,8 +21,13 @@ from costtune.reports import (
     cost_per_improvement,
     format_params,
     pareto_front,
+    preemption_summary,
+    spend_by_placement,
     spend_summary,
+    steps_per_dollar,
+    waste_by_trial,
 )
+from costtune.store.reads import AttemptCostRow, trial_costs
 
 _NO_TRIAL = '<p class="empty">no finished trial yet</p>'
 _CSS = """
@@ -38,7 +43,9 @@ svg{background:#fff;border:1px solid #e3e5ee}svg text{font:11px system-ui,sans-s
 svg .title{font-size:13px;font-weight:600}svg .grid{stroke:#eceef4}svg .axis{stroke:#555}
 svg .curve{fill:none;stroke:#2f6fde;stroke-width:2}svg .dot{fill:#9aa3b8;fill-opacity:.75}
 svg .best{fill:#2f6fde}svg .pareto{fill:#e4572e}svg .front{fill:none;stroke:#e4572e;stroke-width:1.5}
+svg .useful{fill:#3b9c6b}svg .waste{fill:#d9822b}.key{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}
 """
+USEFUL_RGB, WASTE_RGB = (0x3B, 0x9C, 0x6B), (0xD9, 0x82, 0x2B)  # the bar colours above, for screenshot tests
 
 
 # -- a small SVG plotter ------------------------------------------------------------------------
@@ -171,6 +178,37 @@ def scatter_chart(history: History) -> str:
     return plot.svg(f"{history.metric} vs cost (Pareto front in red)", "metric-vs-cost")
 
 
+def spend_bars(rows: Sequence[dict[str, Any]], width: int = 520) -> str:
+    """Horizontal bars of spend per instance type and market, useful money then preemption waste."""
+    if not rows:
+        return '<p class="empty">no attempt records</p>'
+    bar, gap, top, left, right = 22, 10, 34, 150, 70
+    height = top + len(rows) * (bar + gap) + 34
+    scale = (width - left - right) / (max(r["cost_micros"] for r in rows) or 1)
+    parts = []
+    for i, r in enumerate(rows):
+        y = top + i * (bar + gap)
+        label = f"{r['instance_type'] or 'unattributed'} / {r['market'] or '-'}"
+        useful, waste = max(0, r["useful_micros"]) * scale, max(0, r["waste_micros"]) * scale
+        tip = (f"{label}: {format_usd(r['cost_micros'])} spent, {format_usd(r['waste_micros'])} lost to "
+               f"{r['preemptions']} preemptions")
+        parts.append(f'<text x="{left - 6}" y="{y + bar / 2 + 4:.1f}" text-anchor="end">{escape(label)}</text>'
+                     f'<g><title>{escape(tip)}</title>'
+                     f'<rect class="useful" x="{left}" y="{y}" width="{useful:.1f}" height="{bar}"/>'
+                     f'<rect class="waste" x="{left + useful:.1f}" y="{y}" width="{waste:.1f}" height="{bar}"/></g>'
+                     f'<text x="{left + useful + waste + 4:.1f}" y="{y + bar / 2 + 4:.1f}">'
+                     f"{escape(format_usd(r['cost_micros']))}</text>")
+    key_y = height - 14
+    parts.append(f'<rect class="useful" x="{left}" y="{key_y - 9}" width="10" height="10"/>'
+                 f'<text x="{left + 14}" y="{key_y}">useful</text>'
+                 f'<rect class="waste" x="{left + 70}" y="{key_y - 9}" width="10" height="10"/>'
+                 f'<text x="{left + 84}" y="{key_y}">lost to preemptions</text>')
+    title = "spend by instance type and market"
+    return (f'<svg id="spend-by-instance" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="{title}">'
+            f'<text class="title" x="{left}" y="18">{title}</text>{"".join(parts)}</svg>')
+
+
 def _table(head: Sequence[str], rows: Sequence[Sequence[Any]], numeric: set[int]) -> str:
     """Cells are escaped; a cell given as ``(text, css class)`` gets the class."""
     out = ["<table><thead><tr>", *(f"<th>{escape(h)}</th>" for h in head), "</tr></thead><tbody>"]
@@ -190,18 +228,50 @@ def _dash(value: Any, fmt: Callable[[Any], str] = str) -> str:
     return "-" if value is None else fmt(value)
 
 
-def leaderboard_html(history: History, limit: int = 50) -> str:
-    data = leaderboard.rows(history)
+def leaderboard_html(history: History, limit: int = 50, costs: leaderboard.Costs | None = None) -> str:
+    data = leaderboard.rows(history, costs)
     if not data:
         return '<p class="empty">no trial yet</p>'
     total = sum(t.cost_micros for t in history.trials) or 1
     rows = [[_dash(r["rank"]), r["trial"], (r["state"], r["state"]), _dash(r["value"], lambda v: f"{v:.6g}"),
              format_params(r["params"]), format_usd(r["cost_micros"]), f"{100 * r['cost_micros'] / total:.1f}%",
+             _dash(r["instance_type"]), _dash(r["preemptions"]), _dash(r["waste_micros"], format_usd),
              _dash(r["duration_s"], lambda s: f"{s:.1f}s"), r["attempts"], r["error"] or ""]
             for r in data[:limit]]
     more = f'<p class="empty">{len(data) - limit} more trials not shown</p>' if len(data) > limit else ""
-    head = ["#", "trial", "state", history.metric, "params", "cost", "share of spend", "time", "tries", "error"]
-    return _table(head, rows, {0, 1, 3, 5, 6, 7, 8}) + more
+    head = ["#", "trial", "state", history.metric, "params", "cost", "share of spend", "instance", "preempted",
+            "waste", "time", "tries", "error"]
+    return _table(head, rows, {0, 1, 3, 5, 6, 8, 9, 10, 11}) + more
+
+
+def placement_html(history: History, attempts: Sequence[AttemptCostRow] | None, top: int = 20) -> str:
+    """Preemption waste (sweep and worst trials), spend by instance type and market, steps per dollar."""
+    if attempts is None:
+        return '<p class="empty">no attempt records</p>'
+    costs = trial_costs(attempts)
+    p = preemption_summary(history, attempts)
+    share = _dash(p["waste_pct_of_spend"], lambda v: f"{v}%")
+    line = (f"<p>{p['preemptions']} preemptions in {p['trials_preempted']} trials lost "
+            f"{escape(format_usd(p['waste_micros']))}: {escape(share)} of {escape(format_usd(p['spend_micros']))} "
+            "spent (work done after a trial's last checkpoint, paid for and run again).</p>")
+    spend = _table(["instance type", "market", "trials", "attempts", "preemptions", "spend", "useful", "waste"],
+                   [[_dash(g["instance_type"]), _dash(g["market"]), g["trials"], g["attempts"], g["preemptions"],
+                     format_usd(g["cost_micros"]), format_usd(g["useful_micros"]), format_usd(g["waste_micros"])]
+                    for g in spend_by_placement(history, attempts)], {2, 3, 4, 5, 6, 7})
+    steps = _table(["instance type", "finished trials", "median steps", "median cost", "median steps per USD"],
+                   [[_dash(r["instance_type"]), r["trials"], f"{r['median_steps']:g}",
+                     format_usd(round(r["median_cost_micros"])), f"{r['median_steps_per_usd']:,.1f}"]
+                    for r in steps_per_dollar(history, costs)], {1, 2, 3, 4})
+    worst = waste_by_trial(history, costs)[:top]
+    worst_html = _table(["trial", "state", "instance type", "attempts", "preemptions", "waste", "trial cost",
+                         "waste share"],
+                        [[r["trial"], (r["state"], r["state"]), _dash(r["instance_type"]), r["attempts"],
+                          r["preemptions"], format_usd(r["waste_micros"]), format_usd(r["cost_micros"]),
+                          _dash(r["waste_pct_of_cost"], lambda v: f"{v}%")] for r in worst],
+                        {0, 3, 4, 5, 6, 7}) if worst else '<p class="empty">no trial was preempted</p>'
+    return (f"{line}{spend}<h2>steps per dollar by instance type</h2><p>Rungs are dollar levels: an instance "
+            f"that reaches fewer steps per dollar gets less training done before each rung judges it.</p>{steps}"
+            f"<h2>preemption waste by trial (top {top})</h2>{worst_html}")
 
 
 def improvements_html(history: History) -> str:
@@ -224,11 +294,13 @@ def spend_html(history: History, attempts_fn: AttemptsFn | None) -> str:
     waste = "unknown" if s["waste_micros"] is None else format_usd(s["waste_micros"])
     return (f"{table}<p>failed trials cost {escape(format_usd(s['failed_micros']))}; "
             f"{s['interrupted_attempts']} attempts were cut short and re-run "
-            f"({s['retried_trials']} trials), wasting {escape(waste)}.</p>")
+            f"({s['retried_trials']} trials); those earlier attempts cost {escape(waste)} "
+            "(what preemptions lost after the last checkpoint is below).</p>")
 
 
-def render_html(study_name: str, history: History, attempts_fn: AttemptsFn | None = None) -> str:
-    """The whole report as one HTML document string."""
+def render_html(study_name: str, history: History, attempts_fn: AttemptsFn | None = None,
+                attempts: Sequence[AttemptCostRow] | None = None) -> str:
+    """The whole report as one HTML document string; ``attempts`` adds the placement and waste views."""
     best = history.best()
     total = sum(t.cost_micros for t in history.trials)
     finished = sum(t.state.finished for t in history.trials)
@@ -245,13 +317,16 @@ def render_html(study_name: str, history: History, attempts_fn: AttemptsFn | Non
             facts.append(("spent to reach it", format_usd(reached)))
     fact_html = "".join(f"<div><span>{escape(k)}</span>{escape(v)}</div>" for k, v in facts)
     title = escape(f"costtune report: {study_name}")
+    costs = None if attempts is None else trial_costs(attempts)
+    bars = "" if attempts is None else spend_bars(spend_by_placement(history, attempts))
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         f"<style>{_CSS}</style></head><body>"
         f"<h1>{title}</h1><div class=\"facts\">{fact_html}</div>"
-        f'<h2>charts</h2><div class="charts">{best_chart(history)}{scatter_chart(history)}</div>'
+        f'<h2>charts</h2><div class="charts">{best_chart(history)}{scatter_chart(history)}{bars}</div>'
         f"<h2>cost per improvement</h2>{improvements_html(history)}"
         f"<h2>spend by state</h2>{spend_html(history, attempts_fn)}"
-        f"<h2>leaderboard (top 50)</h2>{leaderboard_html(history)}"
+        f"<h2>spend by instance type and preemption waste</h2>{placement_html(history, attempts)}"
+        f"<h2>leaderboard (top 50)</h2>{leaderboard_html(history, costs=costs)}"
         "</body></html>\n"
     )

@@ -5,6 +5,8 @@ so a report can be rebuilt from a hand-made history in a test. Time runs in the 
 *finished*: that is when their money was spent and when their value became known. Money stays in
 integer micro-dollars; ratios go out as exact ``Decimal`` strings. Non-finite objective values
 (nan, inf) are left out of bests and fronts because no improvement can be measured against them.
+The placement views (preemption waste, spend by instance type and market, steps per dollar) read
+the study's attempts, fetched once for the whole study (``costtune.store.reads.attempt_rows``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable, Sequence
+import statistics
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Any, Protocol
@@ -22,6 +25,7 @@ from rich.table import Table
 
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.money import format_usd, micros_to_usd
+from costtune.store.reads import PREEMPTED, AttemptCostRow, TrialCost
 
 
 class AttemptCost(Protocol):
@@ -167,11 +171,114 @@ def pareto_rows(history: History) -> list[dict[str, Any]]:
              "cost_usd": str(micros_to_usd(t.cost_micros)), "params": t.params} for t in pareto_front(history)]
 
 
+def attempts_by_trial(attempts: Iterable[AttemptCostRow]) -> AttemptsFn:
+    """An ``AttemptsFn`` over attempts already read, so re-run waste costs no query per trial."""
+    grouped: dict[int, list[AttemptCostRow]] = {}
+    for a in attempts:
+        grouped.setdefault(a.trial, []).append(a)
+    return lambda number: grouped.get(number, [])
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return None if whole <= 0 else round(100 * part / whole, 2)
+
+
+# -- what preemptions cost, where the money went, what it bought per instance type --------------
+def preemption_summary(history: History, attempts: Sequence[AttemptCostRow]) -> dict[str, Any]:
+    """The sweep's preemptions and the money they threw away (work after the last checkpoint)."""
+    total = sum(t.cost_micros for t in history.trials)
+    waste = sum(a.waste_micros for a in attempts)
+    preempted = [a for a in attempts if a.exit_reason == PREEMPTED]
+    return {"preemptions": len(preempted), "trials_preempted": len({a.trial for a in preempted}),
+            "waste_micros": waste, "waste_usd": str(micros_to_usd(waste)), "spend_micros": total,
+            "waste_pct_of_spend": _pct(waste, total)}
+
+
+def waste_by_trial(history: History, costs: Mapping[int, TrialCost]) -> list[dict[str, Any]]:
+    """Trials that were preempted or wasted money, most waste first."""
+    out = []
+    for t in history.trials:
+        c = costs.get(t.number)
+        if c is None or (c.preemptions == 0 and c.waste_micros == 0):
+            continue
+        out.append({"trial": t.number, "state": str(t.state), "instance_type": c.instance_type, "market": c.market,
+                    "attempts": c.attempts, "preemptions": c.preemptions, "waste_micros": c.waste_micros,
+                    "waste_usd": str(micros_to_usd(c.waste_micros)), "cost_micros": t.cost_micros,
+                    "cost_usd": str(micros_to_usd(t.cost_micros)),
+                    "waste_pct_of_cost": _pct(c.waste_micros, t.cost_micros)})
+    return sorted(out, key=lambda r: (-r["waste_micros"], r["trial"]))
+
+
+def spend_by_placement(history: History, attempts: Sequence[AttemptCostRow]) -> list[dict[str, Any]]:
+    """Attempt spend per (instance type, market), useful vs wasted, dearest first.
+
+    Spend the attempts do not account for (a trial booked without attempt rows) gets its own row
+    with no instance type, so the rows always add up to the sweep's total spend.
+    """
+    groups: dict[tuple[str | None, str | None], dict[str, Any]] = {}
+    trials: dict[tuple[str | None, str | None], set[int]] = {}
+    for a in attempts:
+        key = (a.instance_type, a.market)
+        g = groups.setdefault(key, {"instance_type": a.instance_type, "market": a.market, "attempts": 0,
+                                    "preemptions": 0, "cost_micros": 0, "waste_micros": 0})
+        g["attempts"] += 1
+        g["preemptions"] += a.exit_reason == PREEMPTED
+        g["cost_micros"] += a.cost_micros
+        g["waste_micros"] += a.waste_micros
+        trials.setdefault(key, set()).add(a.trial)
+    rest = sum(t.cost_micros for t in history.trials) - sum(g["cost_micros"] for g in groups.values())
+    if rest:
+        g = groups.setdefault((None, None), {"instance_type": None, "market": None, "attempts": 0,
+                                             "preemptions": 0, "cost_micros": 0, "waste_micros": 0})
+        g["cost_micros"] += rest
+    out = []
+    for key, g in groups.items():
+        g["trials"] = len(trials.get(key, ()))
+        g["useful_micros"] = g["cost_micros"] - g["waste_micros"]
+        for name in ("cost", "waste", "useful"):
+            g[f"{name}_usd"] = str(micros_to_usd(g[f"{name}_micros"]))
+        out.append(g)
+    return sorted(out, key=lambda g: (-g["cost_micros"], str(g["instance_type"]), str(g["market"])))
+
+
+def steps_per_dollar(history: History, costs: Mapping[int, TrialCost]) -> list[dict[str, Any]]:
+    """Per instance type, the median steps a finished trial reached per dollar it cost.
+
+    Rungs are dollar levels, so a slower or pricier instance reaches fewer steps by each rung; this
+    puts a number on it. Trials that cost nothing or reported no step are left out.
+    """
+    per_type: dict[str | None, list[tuple[int, int]]] = {}
+    for t in history.trials:
+        c = costs.get(t.number)
+        if not t.state.finished or t.last_step is None or t.cost_micros <= 0 or c is None:
+            continue
+        per_type.setdefault(c.instance_type, []).append((t.last_step, t.cost_micros))
+    out = []
+    for kind, pairs in per_type.items():
+        ratios = [steps * 1_000_000 / micros for steps, micros in pairs]
+        out.append({"instance_type": kind, "trials": len(pairs),
+                    "median_steps": statistics.median(s for s, _ in pairs),
+                    "median_cost_micros": statistics.median(m for _, m in pairs),
+                    "median_steps_per_usd": round(statistics.median(ratios), 3)})
+    return sorted(out, key=lambda r: (-r["median_steps_per_usd"], str(r["instance_type"])))
+
+
+def placement(history: History, attempts: Sequence[AttemptCostRow], costs: Mapping[int, TrialCost]) -> dict[str, Any]:
+    """The JSON block with every placement view."""
+    return {"preemption": preemption_summary(history, attempts), "waste_by_trial": waste_by_trial(history, costs),
+            "spend_by_placement": spend_by_placement(history, attempts),
+            "steps_per_dollar": steps_per_dollar(history, costs)}
+
+
 # -- terminal / JSON / CSV ----------------------------------------------------------------------
-def to_json(history: History, study: str, attempts_fn: AttemptsFn | None = None) -> str:
-    doc = {"study": study, "metric": history.metric, "mode": str(history.mode),
-           "cost_per_improvement": cost_per_improvement(history), "pareto": pareto_rows(history),
-           "summary": spend_summary(history, attempts_fn)}
+def to_json(history: History, study: str, attempts_fn: AttemptsFn | None = None,
+            attempts: Sequence[AttemptCostRow] | None = None, costs: Mapping[int, TrialCost] | None = None) -> str:
+    """Without ``attempts`` the placement block is left out (in-memory histories have none)."""
+    doc: dict[str, Any] = {"study": study, "metric": history.metric, "mode": str(history.mode),
+                           "cost_per_improvement": cost_per_improvement(history), "pareto": pareto_rows(history),
+                           "summary": spend_summary(history, attempts_fn)}
+    if attempts is not None:
+        doc.update(placement(history, attempts, costs or {}))
     return json.dumps(doc, indent=2, default=str)
 
 
@@ -179,11 +286,31 @@ _CSV_COLUMNS = ("trial", "value", "previous_best", "gain", "cumulative_micros", 
                 "cost_of_gain_micros", "cost_of_gain_usd", "usd_per_unit_gain")
 
 
-def to_csv(history: History) -> str:
+CSV_SECTIONS = ("improvements", "waste", "spend", "steps")
+
+
+def to_csv(history: History, section: str = "improvements", attempts: Sequence[AttemptCostRow] = (),
+           costs: Mapping[int, TrialCost] | None = None) -> str:
+    """One CSV table per call: a CSV file has one header, so the sections cannot share one."""
+    if section == "improvements":
+        data, fields = cost_per_improvement(history), list(_CSV_COLUMNS)
+    elif section == "waste":
+        data = waste_by_trial(history, costs or {})
+        fields = ["trial", "state", "instance_type", "market", "attempts", "preemptions", "waste_micros",
+                  "waste_usd", "cost_micros", "cost_usd", "waste_pct_of_cost"]
+    elif section == "spend":
+        data = spend_by_placement(history, attempts)
+        fields = ["instance_type", "market", "trials", "attempts", "preemptions", "cost_micros", "cost_usd",
+                  "useful_micros", "useful_usd", "waste_micros", "waste_usd"]
+    elif section == "steps":
+        data = steps_per_dollar(history, costs or {})
+        fields = ["instance_type", "trials", "median_steps", "median_cost_micros", "median_steps_per_usd"]
+    else:
+        raise ValueError(f"unknown CSV section {section!r}; one of {', '.join(CSV_SECTIONS)}")
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=_CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(cost_per_improvement(history))
+    writer.writerows(data)
     return buf.getvalue()
 
 
@@ -205,6 +332,44 @@ def pareto_table(history: History, title: str) -> Table:
     for t in pareto_front(history):
         table.add_row(str(t.number), _num(t.value), format_usd(t.cost_micros), format_params(t.params))
     return table
+
+
+def placement_tables(history: History, attempts: Sequence[AttemptCostRow], costs: Mapping[int, TrialCost],
+                     top: int = 10) -> list[Table | str]:
+    """Terminal views: waste line, spend by instance type/market, steps per dollar, worst-hit trials."""
+    p = preemption_summary(history, attempts)
+    share = "-" if p["waste_pct_of_spend"] is None else f"{p['waste_pct_of_spend']}%"
+    line = (f"preemptions: {p['preemptions']} in {p['trials_preempted']} trials, wasting "
+            f"{format_usd(p['waste_micros'])} ({share} of {format_usd(p['spend_micros'])})")
+    spend = Table(title="spend by instance type and market", title_justify="left")
+    for name in ("instance", "market", "trials", "attempts", "preempt", "spend", "useful", "waste"):
+        spend.add_column(name, justify="left" if name in ("instance", "market") else "right")
+    for g in spend_by_placement(history, attempts):
+        spend.add_row(_text(g["instance_type"]), _text(g["market"]), str(g["trials"]), str(g["attempts"]),
+                      str(g["preemptions"]), format_usd(g["cost_micros"]), format_usd(g["useful_micros"]),
+                      format_usd(g["waste_micros"]))
+    steps = Table(title="steps per dollar (median over finished trials)", title_justify="left")
+    for name in ("instance", "trials", "median steps", "median cost", "steps / $"):
+        steps.add_column(name, justify="left" if name == "instance" else "right")
+    for r in steps_per_dollar(history, costs):
+        steps.add_row(_text(r["instance_type"]), str(r["trials"]), f"{r['median_steps']:g}",
+                      format_usd(round(r["median_cost_micros"])), f"{r['median_steps_per_usd']:,.1f}")
+    out: list[Table | str] = [line, spend, steps]
+    worst = waste_by_trial(history, costs)[:top]
+    if worst:
+        table = Table(title=f"preemption waste by trial (top {top})", title_justify="left")
+        for name in ("trial", "instance", "attempts", "preempt", "waste", "cost", "waste %"):
+            table.add_column(name, justify="left" if name == "instance" else "right")
+        for r in worst:
+            table.add_row(str(r["trial"]), _text(r["instance_type"]), str(r["attempts"]), str(r["preemptions"]),
+                          format_usd(r["waste_micros"]), format_usd(r["cost_micros"]),
+                          "-" if r["waste_pct_of_cost"] is None else f"{r['waste_pct_of_cost']}%")
+        out.append(table)
+    return out
+
+
+def _text(value: str | None) -> str:
+    return "-" if value is None else value
 
 
 def format_params(params: dict[str, Any]) -> str:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import struct
 import subprocess
 import time
+import zlib
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,11 +19,12 @@ from typing import Any, ClassVar
 
 import pytest
 from click.testing import CliRunner
+from test_leaderboard_cost import run_sim_sweep
 
 import costtune
 from costtune.cli import main
 from costtune.history import FrozenTrial, History, Mode, TrialState
-from costtune.report_html import nice_ticks, render_html
+from costtune.report_html import USEFUL_RGB, WASTE_RGB, nice_ticks, render_html
 from costtune.reports import best_vs_spend, cost_per_improvement, pareto_front, spend_summary
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -257,12 +261,83 @@ def test_report_on_an_unknown_study_exits_2(db: str, tmp_path: Path) -> None:
     assert not (tmp_path / "x.html").exists()
 
 
+def decode_png(data: bytes) -> tuple[int, int, int, bytes]:
+    """(width, height, bytes per pixel, raw pixels) of an 8-bit RGB/RGBA PNG; enough to look at a screenshot."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, width = 8, bytearray(), 0
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and color in (2, 6) and interlace == 0, "only 8-bit RGB(A), non-interlaced"
+            bpp = 3 if color == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw, stride = zlib.decompress(bytes(idat)), width * bpp
+    out, prev = bytearray(), bytearray(stride)
+    for y in range(height):
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        if kind == 2:
+            line = bytearray((a + b) & 255 for a, b in zip(line, prev, strict=True))
+        elif kind in (1, 3, 4):
+            for i in range(stride):
+                left = line[i - bpp] if i >= bpp else 0
+                if kind == 1:
+                    line[i] = (line[i] + left) & 255
+                elif kind == 3:
+                    line[i] = (line[i] + ((left + prev[i]) >> 1)) & 255
+                else:
+                    up, corner = prev[i], prev[i - bpp] if i >= bpp else 0
+                    p = left + up - corner
+                    pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                    pred = left if pa <= pb and pa <= pc else up if pb <= pc else corner
+                    line[i] = (line[i] + pred) & 255
+        out += line
+        prev = line
+    return width, height, bpp, bytes(out)
+
+
+def colour_counts(png: Path) -> Counter[tuple[int, int, int]]:
+    _, _, bpp, pixels = decode_png(png.read_bytes())
+    return Counter(zip(pixels[0::bpp], pixels[1::bpp], pixels[2::bpp], strict=True))
+
+
+def near(counts: Counter[tuple[int, int, int]], rgb: tuple[int, int, int], tol: int = 6) -> int:
+    return sum(n for c, n in counts.items() if all(abs(a - b) <= tol for a, b in zip(c, rgb, strict=True)))
+
+
+def test_html_report_of_a_simulated_sweep_draws_spend_bars_split_into_useful_and_waste(tmp_path: Path) -> None:
+    url = run_sim_sweep(tmp_path)
+    page = tmp_path / "r.html"
+    result = CliRunner().invoke(main, ["report", "sim-cost", "--db", url, "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    doc = page.read_text(encoding="utf-8")
+    parse(doc)
+    bars = svg(doc, "spend-by-instance")
+    assert bars.count('class="useful"') >= 2 and bars.count('class="waste"') >= 2  # one pair per type, + key
+    assert "m5.large / spot" in bars and "c5.xlarge / spot" in bars
+    assert "steps per dollar" in doc and "preemption waste by trial" in doc
+
+
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium to render the report headless")
 def test_html_report_renders_in_a_headless_browser(tmp_path: Path) -> None:
+    url = run_sim_sweep(tmp_path)  # a simulated spot sweep: preemptions, so the bars have a waste part
     page, png = tmp_path / "r.html", tmp_path / "r.png"
-    page.write_text(render_html("shot", min_history()), encoding="utf-8")
+    result = CliRunner().invoke(main, ["report", "sim-cost", "--db", url, "--html", str(page)])
+    assert result.exit_code == 0, result.output
     subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run",
-                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={png}", "--window-size=1200,1600",
-                    page.as_uri()], capture_output=True, timeout=60, check=False)
-    assert png.exists() and png.stat().st_size > 20_000  # a blank 1200x1600 page compresses far smaller
+                    "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+                    "--force-device-scale-factor=1", f"--user-data-dir={tmp_path / 'profile'}",
+                    f"--screenshot={png}", "--window-size=1200,1100", page.as_uri()],
+                   capture_output=True, timeout=60, check=False)
+    assert png.exists(), "chromium wrote no screenshot"
+    counts = colour_counts(png)
+    total = sum(counts.values())
+    white = near(counts, (255, 255, 255), tol=2)
+    assert total - white > total // 50, "the page is (nearly) blank"
+    assert len(counts) > 20  # text, grid lines, dots, bars: not one flat colour
+    assert near(counts, (0x2F, 0x6F, 0xDE)) > 50  # the best-vs-spend curve
+    assert near(counts, USEFUL_RGB) > 1_000  # spend bars: the useful part ...
+    assert near(counts, WASTE_RGB) > 20  # ... and the part preemptions wasted (at least the legend key)

@@ -75,7 +75,7 @@ def check_books(store: Store, spec: SweepSpec, study: Any) -> int:
         total += attempt.cost_micros
     history = study.history()
     assert sum(t.cost_micros for t in history.trials) == total
-    cap, spent, reserved = store.balance(f"study:{study.id}")
+    _cap, spent, reserved = store.balance(f"study:{study.id}")
     assert (spent, reserved) == (total, 0)
     return total
 
@@ -135,7 +135,7 @@ def test_preempted_trials_resume_from_their_checkpoint(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     cfg = sweep(resources__market="spot", budget={"usd": 0.3}, scheduler={"type": "fifo"},
                 resources__simulation__preemptions_per_hour=6.0, resources__simulation__max_steps=60)
-    spec, study, _status = run_sim(store, cfg)
+    _spec, study, _status = run_sim(store, cfg)
     resumed = 0
     for trial in study.history().trials:
         attempts = store.attempts(study.id, trial.number)

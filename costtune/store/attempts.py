@@ -154,7 +154,8 @@ class AttemptBook:
                                        "cost_micros": trial_cost_micros, "created_at": utcnow()})
             s.execute(_UPDATE_TRIAL, {"id": trial_id, "metrics_json": json.dumps(merged), "last_step": step,
                                       "value": value, "cost_micros": trial_cost_micros})
-            s.execute(_UPDATE_ATTEMPT, {"id": attempt_id, "billable_ms": attempt_ms, "cost_micros": attempt_cost_micros})
+            s.execute(_UPDATE_ATTEMPT, {"id": attempt_id, "billable_ms": attempt_ms,
+                                        "cost_micros": attempt_cost_micros})
 
     def heartbeat(self, owner: str, charges: dict[int, tuple[int, int]]) -> None:
         """Keep ``owner``'s trials alive and book the running cost of its attempts.

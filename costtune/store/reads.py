@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
 from costtune.store.models import AttemptRow, TrialRow
-from costtune.store.store import Store
+
+if TYPE_CHECKING:
+    from costtune.store.store import Store
 
 PREEMPTED = "preempted"
 
