@@ -224,3 +224,22 @@ def test_killing_the_controller_mid_sweep_loses_no_charge_and_relaunches_nothing
         assert sum(e in ("completed", "stopped", "budget") for e in ends) <= 1, ends
         assert all(e in ("completed", "stopped", "budget", "interrupted") for e in ends), ends
     assert study_obj.history().spent_micros <= spec.budget.usd_micros
+
+
+def test_bohb_fits_its_model_on_the_highest_rung_with_enough_results(tmp_path: Path) -> None:
+    from costtune.samplers.rung_model import RungModelSampler
+    from costtune.space import SearchSpace
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = sweep(scheduler={"type": "bohb", "min_usd": 0.01, "max_usd": 0.09, "eta": 3, "min_points": 3},
+                sampler={"type": "bayes", "seed": 1, "n_startup": 3}, budget={"usd": 1.5},
+                resources__simulation__workload="simworkloads:varied")
+    spec, study, _status = run_sim(store, cfg)
+    check_books(store, spec, study)
+    sampler = study.sampler
+    assert isinstance(sampler, RungModelSampler)
+    space = SearchSpace.from_dict(study.space_dict())
+    seen = sampler.rung_history(space, study.history())
+    assert seen is not None
+    top = max(level for level in sampler.rungs.levels() if len(sampler.rungs.results_at(level)) >= 3)
+    assert {t.number: t.value for t in seen.trials} == sampler.rungs.results_at(top)

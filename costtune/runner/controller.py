@@ -71,6 +71,12 @@ class SweepController:
         self._exhausted = False  # nothing left to claim
         self._unfunded = False  # the ledger refused the last reservation; retry when money frees up
         self._checkpoints = spec.resources.simulation.checkpoint if spec.resources.simulation else False
+        if self.rungs is not None and self.rungs.kind == "bohb":
+            from costtune.samplers import make_sampler
+            from costtune.samplers.rung_model import RungModelSampler
+
+            inner = study.sampler if spec.sampler["type"] == "bayes" else make_sampler({"type": "bayes"})
+            study.sampler = RungModelSampler(inner, self.rungs, min_points=spec.scheduler.get("min_points"))
         limits = [n for n in (spec.max_trials, self.rungs.max_trials() if self.rungs else None) if n is not None]
         self._max_trials = min(limits) if limits else None
 
