@@ -335,6 +335,12 @@ class Study:
     def spend_micros(self) -> int:
         return self.store.spend_micros(self.id)
 
+    def pareto_front(self) -> list[FrozenTrial]:
+        """Trials no other trial beats on both the metric and the money it cost (cheapest first)."""
+        from costtune.reports import pareto_front
+
+        return pareto_front(self.history())
+
     def add_param(self, trial_id: int, name: str, value: Any, dist: dict[str, Any]) -> None:
         self.store.add_param(self.id, trial_id, name, value, dist)
         self._space[name] = dist

@@ -243,3 +243,18 @@ def test_bohb_fits_its_model_on_the_highest_rung_with_enough_results(tmp_path: P
     assert seen is not None
     top = max(level for level in sampler.rungs.levels() if len(sampler.rungs.results_at(level)) >= 3)
     assert {t.number: t.value for t in seen.trials} == sampler.rungs.results_at(top)
+
+
+def test_every_study_returns_its_metric_cost_pareto_front(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = sweep(scheduler={"type": "fifo"}, budget={"usd": 0.2}, resources__simulation__workload="simworkloads:varied",
+                resources__simulation__max_steps=20)
+    _spec, study, _status = run_sim(store, cfg)
+    front = study.pareto_front()
+    scored = [t for t in study.history().trials if t.value is not None and t.state.finished]
+    assert front and len(front) <= len(scored)
+    costs = [t.cost_micros for t in front]
+    values = [t.value for t in front]
+    assert costs == sorted(costs) and values == sorted(values, reverse=True)  # pay more only to do better
+    for trial in scored:  # nothing off the front beats a front trial on both counts
+        assert not any(t.cost_micros > trial.cost_micros and t.value > trial.value for t in front if t is not trial)
