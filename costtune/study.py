@@ -120,6 +120,7 @@ class Study:
         self.output_root = Path(output_root) if output_root else costtune_home() / "runs" / info.name
         self.owner = controller_id()
         self._space = dict(info.space)
+        self._parsed: tuple[dict[str, Any], SearchSpace] | None = None
         self._charges = _Charges()
 
     # -- identity ------------------------------------------------------------------------
@@ -162,7 +163,9 @@ class Study:
         self._space = dict(space_dict)
         if not space_dict:
             return Proposal({})
-        space = SearchSpace.from_dict(space_dict)
+        if self._parsed is None or self._parsed[0] != space_dict:  # parse once, not on every claim
+            self._parsed = (dict(space_dict), SearchSpace.from_dict(space_dict))
+        space = self._parsed[1]
         names = set(space.names)
         usable = History(history.metric, history.mode,
                          tuple(t for t in history.trials if names <= set(t.params)), history.budget_micros)

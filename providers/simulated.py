@@ -111,6 +111,7 @@ class SimulatedProvider:
         self._live: dict[str, SimHandle] = {}
         self._heap: list[tuple[float, int, SimHandle]] = []
         self._seq = itertools.count()
+        self._changed: dict[str, SimHandle] = {}  # attempts something happened to since take_changed()
 
     # -- the Provider protocol ---------------------------------------------------------------
 
@@ -171,6 +172,16 @@ class SimulatedProvider:
 
     # -- for an event-loop controller ----------------------------------------------------------
 
+    def take_changed(self) -> list[SimHandle]:
+        """Attempts that reported, ended or started a step since the last call (then forgets them).
+
+        An event-loop controller with many instances looks only at these, not at every live one.
+        """
+        self._sync()
+        changed = list(self._changed.values())
+        self._changed.clear()
+        return changed
+
     def next_event_time(self) -> float | None:
         """When anything next happens to a live attempt (start-up end, step end, preemption).
 
@@ -220,6 +231,7 @@ class SimulatedProvider:
 
     def _fire(self, handle: SimHandle) -> None:
         """Apply the attempt's earliest event; a step end at the preemption moment still reports."""
+        self._changed[handle.key] = handle
         own = handle.step_end if handle.started else handle.startup_end
         if handle.preempt_at is not None and handle.preempt_at < own:
             self._end(handle, handle.preempt_at, None, preempted=True)
@@ -240,6 +252,7 @@ class SimulatedProvider:
         handle.step_end = at + seconds
 
     def _end(self, handle: SimHandle, at: float, exit_code: int | None, *, preempted: bool) -> None:
+        self._changed[handle.key] = handle
         handle.ended_at = at
         handle.exit_code = exit_code
         handle.preempted = preempted

@@ -129,11 +129,29 @@ class SweepController:
                         break
 
     def _tick(self) -> list[LiveAttempt]:
-        for live in list(self._live.values()):
+        due = self._due()
+        for live in due:
             self._read(live, self.provider.output(live.handle, timeout=0))  # type: ignore[call-arg]
-        for live in list(self._live.values()):
+        for live in due:
             self._check(live)
         return self._fill()
+
+    def _due(self) -> list[LiveAttempt]:
+        """The attempts to look at this tick: all of them, or on a simulator only those that changed
+        or reached a deadline (with 100 instances, most have nothing new at any one moment)."""
+        take = getattr(self.provider, "take_changed", None)
+        if take is None or self._stopping:
+            return list(self._live.values())
+        changed = {handle.key for handle in take()}
+        now, limit = self.clock.now(), self.spec.budget.trial_seconds
+        due = []
+        for live in self._live.values():
+            held_ms = round((now - live.launched_at) * 1000)
+            if (live.key in changed or live.stop_reason
+                    or (live.deadline_ms is not None and held_ms >= live.deadline_ms)
+                    or (limit is not None and held_ms >= limit * 1000)):
+                due.append(live)
+        return due
 
     def _advance(self) -> None:
         if not self.virtual:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
 
-from sqlalchemy import DateTime, bindparam, func, text
+from sqlalchemy import DateTime, bindparam, func, insert, text, update
 from sqlmodel import Session, col, select
 
 from costtune.errors import StoreError
@@ -40,6 +40,23 @@ _FINISH_TRIAL = text(
 ).bindparams(bindparam("finished_at", type_=DateTime(timezone=True)))
 
 
+_ATTEMPT = AttemptRow.__table__  # type: ignore[attr-defined]
+_INSERT_ATTEMPT = insert(_ATTEMPT).values(
+    trial_id=bindparam("trial_id"), number=bindparam("number"), idempotency_key=bindparam("idempotency_key"),
+    provider=bindparam("provider"), rate_micros_per_hour=bindparam("rate"), region=bindparam("region"),
+    instance_type=bindparam("instance_type"), market=bindparam("market"), host=bindparam("host"),
+    start_step=bindparam("start_step"), started_at=bindparam("now"), billable_ms=0, cost_micros=0, waste_micros=0,
+).returning(_ATTEMPT.c.id)
+# Closing is first-wins: only an open attempt is closed, and RETURNING says whether this call did it.
+_CLOSE_ATTEMPT = (
+    update(_ATTEMPT)
+    .where(_ATTEMPT.c.id == bindparam("a_id"), _ATTEMPT.c.ended_at.is_(None))
+    .values(ended_at=bindparam("a_ended"), exit_reason=bindparam("a_reason"), exit_code=bindparam("a_code"),
+            billable_ms=bindparam("a_ms"), cost_micros=bindparam("a_cost"), waste_micros=bindparam("a_waste"))
+    .returning(_ATTEMPT.c.trial_id)
+)
+
+
 class AttemptBook:
     """Mixed into ``Store``; every method is one transaction."""
 
@@ -60,21 +77,11 @@ class AttemptBook:
         start_step: int = 0,
     ) -> int:
         with self._tx() as s:
-            row = AttemptRow(
-                start_step=start_step,
-                trial_id=trial_id,
-                number=number,
-                idempotency_key=idempotency_key,
-                provider=provider,
-                rate_micros_per_hour=rate_micros_per_hour,
-                region=region,
-                instance_type=instance_type,
-                market=market,
-                host=host,
-            )
-            s.add(row)
-            s.flush()
-            return row.id  # type: ignore[return-value]
+            return s.execute(_INSERT_ATTEMPT, {
+                "trial_id": trial_id, "number": number, "idempotency_key": idempotency_key, "provider": provider,
+                "rate": rate_micros_per_hour, "region": region, "instance_type": instance_type, "market": market,
+                "host": host, "start_step": start_step, "now": utcnow(),
+            }).scalar_one()
 
     def set_attempt_pid(self, attempt_id: int, pid: int) -> None:
         with self._tx() as s:
@@ -188,15 +195,17 @@ class AttemptBook:
         waste_micros: int = 0,
     ) -> None:
         with self._tx() as s:
-            row = s.get(AttemptRow, attempt_id)
-            if row is None or row.ended_at is not None:
+            s.flush()
+            trial_id = s.execute(_CLOSE_ATTEMPT, {
+                "a_id": attempt_id, "a_ended": ended_at or utcnow(), "a_reason": exit_reason, "a_code": exit_code,
+                "a_ms": billable_ms, "a_cost": cost_micros, "a_waste": waste_micros,
+            }).scalar()
+            if trial_id is None:
                 return  # closing twice is a no-op: the first close holds the books
-            row.ended_at = ended_at or utcnow()
-            row.exit_reason, row.exit_code = exit_reason, exit_code
-            row.billable_ms, row.cost_micros = billable_ms, cost_micros
-            row.waste_micros = waste_micros
-            s.add(row)
-            self._recost_trial(s, row.trial_id)
+            attempt = s.identity_map.get(s.identity_key(AttemptRow, attempt_id))  # type: ignore[arg-type]
+            if attempt is not None:
+                s.refresh(attempt)
+            self._recost_trial(s, trial_id)
 
     @staticmethod
     def _recost_trial(s: Session, trial_id: int) -> None:

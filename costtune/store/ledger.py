@@ -13,6 +13,7 @@ reservation lock its row first, then the scopes, in the same order everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -100,15 +101,12 @@ class LedgerBook:
                 if existing is not None:
                     return _same_or_conflict(existing, wanted, amount_micros)
                 _admit(s, balances, amount_micros)
-                for bal in balances:
-                    bal.reserved_micros += amount_micros
-                    s.add(bal)
-                row = ReservationRow(
-                    key=key, scopes_json=json.dumps(wanted), amount_micros=amount_micros, attempt_id=attempt_id
-                )
-                s.add(row)
-                s.flush()
-                return _info(row)
+                _bump(s, wanted, reserved=amount_micros)
+                now = utcnow()
+                new_id = s.execute(_INSERT_RESERVATION, {
+                    "key": key, "scopes_json": json.dumps(wanted), "amount_micros": amount_micros,
+                    "attempt_id": attempt_id, "state": HELD, "created_at": now}).scalar_one()
+                return ReservationInfo(new_id, key, tuple(wanted), amount_micros, HELD, attempt_id, None, now, None)
         except IntegrityError:
             # PostgreSQL only: a concurrent reserve with this key and disjoint scopes won the insert.
             with self._tx() as s:
@@ -129,15 +127,14 @@ class LedgerBook:
         with self._tx() as s:
             row = _locked(s, key)
             if row.state == CHARGED:
-                return _info(row)
+                return row
             held = row.amount_micros if row.state == HELD else 0
-            for bal in _lock_balances(s, json.loads(row.scopes_json)):
-                bal.reserved_micros -= held
-                bal.spent_micros += amount_micros
-                s.add(bal)
-            row.state, row.charged_micros, row.closed_at = CHARGED, amount_micros, utcnow()
-            s.add(row)
-            return _info(row)
+            _lock_balances(s, row.scopes)
+            _bump(s, row.scopes, reserved=-held, spent=amount_micros)
+            now = utcnow()
+            s.execute(_CLOSE_RESERVATION, {"r_id": row.id, "r_state": CHARGED, "r_charged": amount_micros,
+                                           "r_now": now})
+            return dataclasses.replace(row, state=CHARGED, charged_micros=amount_micros, closed_at=now)
 
     def release(self, key: str) -> ReservationInfo:
         """Give a held reservation's money back (the launch never happened); otherwise a no-op."""
@@ -145,13 +142,12 @@ class LedgerBook:
         with self._tx() as s:
             row = _locked(s, key)
             if row.state != HELD:
-                return _info(row)
-            for bal in _lock_balances(s, json.loads(row.scopes_json)):
-                bal.reserved_micros -= row.amount_micros
-                s.add(bal)
-            row.state, row.closed_at = RELEASED, utcnow()
-            s.add(row)
-            return _info(row)
+                return row
+            _lock_balances(s, row.scopes)
+            _bump(s, row.scopes, reserved=-row.amount_micros)
+            now = utcnow()
+            s.execute(_CLOSE_RESERVATION, {"r_id": row.id, "r_state": RELEASED, "r_charged": None, "r_now": now})
+            return dataclasses.replace(row, state=RELEASED, closed_at=now)
 
     def extend(self, key: str, extra_micros: int) -> ReservationInfo:
         """Grow a held reservation (a promotion to the next rung) under the same cap rule.
@@ -165,14 +161,11 @@ class LedgerBook:
             row = _locked(s, key)
             if row.state != HELD:
                 raise StoreError(f"extend: reservation {key!r} is {row.state}, only a held one can grow")
-            balances = _lock_balances(s, json.loads(row.scopes_json))
+            balances = _lock_balances(s, row.scopes)
             _admit(s, balances, extra_micros)
-            for bal in balances:
-                bal.reserved_micros += extra_micros
-                s.add(bal)
-            row.amount_micros += extra_micros
-            s.add(row)
-            return _info(row)
+            _bump(s, row.scopes, reserved=extra_micros)
+            s.execute(_GROW_RESERVATION, {"r_id": row.id, "r_extra": extra_micros})
+            return dataclasses.replace(row, amount_micros=row.amount_micros + extra_micros)
 
     def balance(self, scope: str) -> Balance:
         """``(cap or None, spent, reserved)`` of one scope, in micro-dollars."""
@@ -188,8 +181,7 @@ class LedgerBook:
 
     def reservation(self, key: str) -> ReservationInfo | None:
         with self._tx() as s:
-            row = _find(s, _key(key, "reservation: key"))
-            return _info(row) if row else None
+            return _find(s, _key(key, "reservation: key"))
 
     def open_reservations(self, scope: str | None = None) -> list[ReservationInfo]:
         """Held reservations, oldest first; only those counting against ``scope`` if given."""
@@ -204,70 +196,92 @@ class LedgerBook:
 # -- helpers, all inside the caller's transaction ---------------------------------------------------
 
 
-# SQLite and PostgreSQL both speak this upsert; as text it skips statement building on a hot path.
+# The hot path as precompiled Core statements: every launch reserves and every attempt is charged,
+# and the ORM's per-statement work would cost more than the SQL. Both backends speak all of these.
+_BAL = ScopeBalanceRow.__table__  # type: ignore[attr-defined]
+_CAP = ScopeCapRow.__table__  # type: ignore[attr-defined]
+_RES = ReservationRow.__table__  # type: ignore[attr-defined]
 _ENSURE_BALANCE = text(
     f"INSERT INTO {ScopeBalanceRow.__tablename__} (scope, reserved_micros, spent_micros) "
     "VALUES (:scope, 0, 0) ON CONFLICT (scope) DO NOTHING"
 )
+_SELECT_BALANCE = select(_BAL.c.scope, _BAL.c.reserved_micros, _BAL.c.spent_micros).where(
+    _BAL.c.scope == bindparam("scope"))
+_SELECT_BALANCE_LOCKED = _SELECT_BALANCE.with_for_update()
+_BUMP_BALANCE = (
+    update(_BAL).where(_BAL.c.scope == bindparam("b_scope"))
+    .values(reserved_micros=_BAL.c.reserved_micros + bindparam("b_reserved"),
+            spent_micros=_BAL.c.spent_micros + bindparam("b_spent"))
+)
+_SELECT_CAPS = select(_CAP.c.scope, _CAP.c.cap_micros).where(_CAP.c.scope.in_(bindparam("scopes", expanding=True)))
+_RES_COLUMNS = (_RES.c.id, _RES.c.key, _RES.c.scopes_json, _RES.c.amount_micros, _RES.c.state, _RES.c.attempt_id,
+                _RES.c.charged_micros, _RES.c.created_at, _RES.c.closed_at)
+_SELECT_RESERVATION = select(*_RES_COLUMNS).where(_RES.c.key == bindparam("key"))
+_SELECT_RESERVATION_LOCKED = _SELECT_RESERVATION.with_for_update()
+_INSERT_RESERVATION = insert(_RES).values(
+    key=bindparam("key"), scopes_json=bindparam("scopes_json"), amount_micros=bindparam("amount_micros"),
+    attempt_id=bindparam("attempt_id"), state=bindparam("state"), created_at=bindparam("created_at"),
+).returning(_RES.c.id)
+_CLOSE_RESERVATION = update(_RES).where(_RES.c.id == bindparam("r_id")).values(
+    state=bindparam("r_state"), charged_micros=bindparam("r_charged"), closed_at=bindparam("r_now"))
+_GROW_RESERVATION = update(_RES).where(_RES.c.id == bindparam("r_id")).values(
+    amount_micros=_RES.c.amount_micros + bindparam("r_extra"))
 
 
-def _lock_balances(s: Session, scopes: Sequence[str]) -> list[ScopeBalanceRow]:
-    """Create missing balance rows and lock each, in sorted order (the anti-deadlock rule)."""
-    rows = []
+def _lock_balances(s: Session, scopes: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Create missing balance rows and lock each, in sorted order (the anti-deadlock rule).
+
+    Returns scope -> (reserved, spent) as locked.
+    """
+    out = {}
     for scope in sorted(set(scopes)):
         s.execute(_ENSURE_BALANCE, {"scope": scope})
-        row = s.exec(
-            select(ScopeBalanceRow)
-            .where(ScopeBalanceRow.scope == scope)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
-        rows.append(row)
-    return rows
+        _scope_name, reserved, spent = s.execute(_SELECT_BALANCE_LOCKED, {"scope": scope}).one()
+        out[scope] = (int(reserved), int(spent))
+    return out
 
 
-def _admit(s: Session, balances: list[ScopeBalanceRow], amount: int) -> None:
+def _bump(s: Session, scopes: Sequence[str], *, reserved: int = 0, spent: int = 0) -> None:
+    for scope in sorted(set(scopes)):
+        s.execute(_BUMP_BALANCE, {"b_scope": scope, "b_reserved": reserved, "b_spent": spent})
+
+
+def _admit(s: Session, balances: dict[str, tuple[int, int]], amount: int) -> None:
     """Raise ``CapExceeded`` for the first capped scope that ``amount`` more would break."""
-    scopes = [b.scope for b in balances]
-    caps = {c.scope: c.cap_micros for c in s.exec(select(ScopeCapRow).where(col(ScopeCapRow.scope).in_(scopes)))}
-    for bal in balances:
-        cap = caps.get(bal.scope)
-        if cap is not None and bal.spent_micros + bal.reserved_micros + amount > cap:
-            raise CapExceeded(bal.scope, cap, bal.spent_micros, bal.reserved_micros, amount)
+    caps = dict(s.execute(_SELECT_CAPS, {"scopes": list(balances)}).all())
+    for scope, (reserved, spent) in balances.items():
+        cap = caps.get(scope)
+        if cap is not None and spent + reserved + amount > cap:
+            raise CapExceeded(scope, cap, spent, reserved, amount)
 
 
-def _find(s: Session, key: str) -> ReservationRow | None:
-    return s.exec(select(ReservationRow).where(ReservationRow.key == key)).first()
+def _find(s: Session, key: str) -> ReservationInfo | None:
+    row = s.execute(_SELECT_RESERVATION, {"key": key}).first()
+    return None if row is None else _info(row)
 
 
-def _locked(s: Session, key: str) -> ReservationRow:
-    row = s.exec(
-        select(ReservationRow)
-        .where(ReservationRow.key == key)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
+def _locked(s: Session, key: str) -> ReservationInfo:
+    row = s.execute(_SELECT_RESERVATION_LOCKED, {"key": key}).first()
     if row is None:
         raise StoreError(f"reservation {key!r} does not exist")
-    return row
+    return _info(row)
 
 
-def _same_or_conflict(row: ReservationRow, scopes: list[str], amount: int) -> ReservationInfo:
-    info = _info(row)
-    if list(info.scopes) != scopes or row.amount_micros < amount:
+def _same_or_conflict(info: ReservationInfo, scopes: list[str], amount: int) -> ReservationInfo:
+    if list(info.scopes) != scopes or info.amount_micros < amount:
         raise StoreError(
-            f"reserve: key {row.key!r} already holds a reservation of {row.amount_micros} micro-dollars "
+            f"reserve: key {info.key!r} already holds a reservation of {info.amount_micros} micro-dollars "
             f"in {list(info.scopes)}; asked for {amount} in {scopes}"
         )
     return info
 
 
-def _info(row: ReservationRow) -> ReservationInfo:
+def _info(row: Any) -> ReservationInfo:
     return ReservationInfo(
-        id=row.id,  # type: ignore[arg-type]
+        id=row.id,
         key=row.key,
         scopes=tuple(json.loads(row.scopes_json)),
-        amount_micros=row.amount_micros,
+        amount_micros=int(row.amount_micros),
         state=row.state,
         attempt_id=row.attempt_id,
         charged_micros=row.charged_micros,

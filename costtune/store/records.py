@@ -79,7 +79,10 @@ Propose = Callable[[History, int, dict[str, Any]], Proposal]
 
 
 def lock_study(s: Session, study_id: int) -> StudyRow:
-    row = s.exec(select(StudyRow).where(StudyRow.id == study_id).with_for_update()).first()
+    # populate_existing: within a batch, plain UPDATEs (claims) may have changed the row under the ORM
+    row = s.exec(
+        select(StudyRow).where(StudyRow.id == study_id).with_for_update().execution_options(populate_existing=True)
+    ).first()
     if row is None:
         raise StudyNotFound(f"study id {study_id} does not exist")
     return row

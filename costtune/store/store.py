@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import DateTime, bindparam, func, insert, inspect, text
+from sqlalchemy import DateTime, bindparam, func, insert, inspect, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
@@ -55,6 +55,21 @@ _INSERT_RUNNING = text(
     "output_dir, owner, heartbeat_at, created_at, started_at) VALUES (:study_id, :number, :state, 'sampler', "
     ":params_json, :grid_index, '{}', 0, :output_dir, :owner, :now, :now, :now) RETURNING id"
 ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
+_STUDY = StudyRow.__table__  # type: ignore[attr-defined]
+_TRIAL = TrialRow.__table__  # type: ignore[attr-defined]
+_LOCK_STUDY = (
+    select(_STUDY.c.id, _STUDY.c.metric, _STUDY.c.mode, _STUDY.c.space_json, _STUDY.c.next_number,
+           _STUDY.c.budget_usd_micros)
+    .where(_STUDY.c.id == bindparam("sid"))
+    .with_for_update()
+)
+_FIRST_QUEUED = (
+    select(_TRIAL.c.id)
+    .where(_TRIAL.c.study_id == bindparam("sid"), _TRIAL.c.state == str(TrialState.QUEUED))
+    .order_by(_TRIAL.c.number)
+    .limit(1)
+)
+_NEXT_NUMBER = update(_STUDY).where(_STUDY.c.id == bindparam("sid")).values(next_number=bindparam("n"))
 _SCHEMA_LOCK_KEY = 0x636F7374  # pg_advisory_xact_lock key held while creating the tables ("cost")
 
 
@@ -220,14 +235,11 @@ class Store(AttemptBook, LedgerBook):
         reading 10,000 trials per claim would make a long sweep quadratic).
         """
         with self._tx() as s:
-            study = lock_study(s, study_id)
-            row = s.exec(
-                select(TrialRow)
-                .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.QUEUED)
-                .order_by(col(TrialRow.number))
-                .limit(1)
-            ).first()
-            if row is None:
+            study = s.execute(_LOCK_STUDY, {"sid": study_id}).first()
+            if study is None:
+                raise StudyNotFound(f"study id {study_id} does not exist")
+            queued = s.execute(_FIRST_QUEUED, {"sid": study_id}).scalar()
+            if queued is None:
                 # Numbers are handed out one by one under this lock and trials are never deleted,
                 # so next_number is the study's trial count without counting rows.
                 if propose is None or (max_trials is not None and study.next_number >= max_trials):
@@ -239,6 +251,8 @@ class Store(AttemptBook, LedgerBook):
                 except SamplerExhausted:
                     return None
                 return self._insert_claimed(s, study, proposal, owner, output_dir)
+            row = s.get(TrialRow, queued)
+            assert row is not None  # we hold the study's lock and trials are never deleted
             now = utcnow()
             row.state = TrialState.RUNNING
             row.owner = owner
@@ -263,7 +277,7 @@ class Store(AttemptBook, LedgerBook):
             )
 
     @staticmethod
-    def _insert_claimed(s: Session, study: StudyRow, proposal: Proposal, owner: str,
+    def _insert_claimed(s: Session, study: Any, proposal: Proposal, owner: str,
                         output_dir: Callable[[int], str] | None) -> ClaimedTrial:
         """A fresh trial, inserted already running: one plain statement (claims are a hot path)."""
         number = study.next_number
@@ -274,8 +288,7 @@ class Store(AttemptBook, LedgerBook):
             "study_id": study.id, "number": number, "state": str(TrialState.RUNNING), "params_json": params_json,
             "grid_index": proposal.grid_index, "owner": owner, "now": now, "output_dir": folder,
         }).scalar_one()
-        study.next_number = number + 1
-        s.add(study)
+        s.execute(_NEXT_NUMBER, {"sid": study.id, "n": number + 1})
         return ClaimedTrial(id=trial_id, number=number, params=json.loads(params_json), source="sampler",
                             attempt_number=1, output_dir=folder, metrics={})
 
