@@ -143,11 +143,15 @@ def _print_summary(study: Any, status: Any) -> None:
     line = f"{len(history.trials)} trials, {format_usd(total)} spent"
     if status.stop_reason:
         line += f"; stopped: {status.stop_reason}"
+    if status.preemptions:
+        line += f"; {status.preemptions} preemptions, {format_usd(status.waste_micros)} of work lost to them"
+    if status.sim_seconds:
+        line += f"; {status.sim_seconds / 3600:.2f} simulated hours"
     out_console.print(line, highlight=False)
     if best is not None:
         out_console.print(f"best: trial {best.number} {history.metric}={best.value:.6g} "
                           f"cost {format_usd(best.cost_micros)} params {best.params}", highlight=False)
-        if best.output_dir:
+        if best.output_dir and Path(best.output_dir).exists():
             out_console.print(f"best trial's output: {best.output_dir}", highlight=False, soft_wrap=True)
     out_console.print(f"store: {study.store.display_url}  (costtune leaderboard {study.name})", highlight=False)
     if best is None and history.trials:

@@ -72,6 +72,8 @@ def rows(history: History, costs: Costs | None = None, ladder: Sequence[int] | N
         if trial.started_at and trial.finished_at:
             duration = round((trial.finished_at - trial.started_at).total_seconds(), 3)
         cost = None if costs is None else costs.get(trial.number)
+        if cost is not None and cost.simulated:
+            duration = round(cost.billable_ms / 1000, 3)  # simulated instance time, not wall time
         rung = last_rung(ladder, trial.cost_micros)
         out.append({
             "rank": rank if trial.number in scored else None,

@@ -45,6 +45,9 @@ _POLL_S = 0.05  # wall-clock tick
 _GROUP_S = 0.25  # a simulated world commits its books at least this often (wall time)
 _DRAIN_S = 10.0  # at most this long reading what an ended trial left in its pipe
 _CHUNK_S = 600  # without rungs, money is reserved ten instance-minutes at a time
+# On a wall clock a deadline is noticed up to a tick late and termination takes a moment: act this
+# much early, so a trial stopped at its reservation rarely starts another billing second.
+_LEAD_MS = 150
 
 __all__ = ["RunStatus", "SweepController"]
 
@@ -168,6 +171,7 @@ class SweepController:
                 times.append(live.launched_at + limit)
         if times:
             self.clock.advance_to(max(min(times), self.clock.now()))  # type: ignore[attr-defined]
+            self.status.sim_seconds = self.clock.now()
 
     # -- reading and deciding ------------------------------------------------------------
     def _read(self, live: LiveAttempt, lines: Any) -> None:
@@ -204,7 +208,9 @@ class SweepController:
             limit = self.spec.budget.trial_seconds
             if live.stop_reason is None and limit is not None and status.billable_ms >= limit * 1000:
                 live.stop_reason = "timeout"
-            if live.stop_reason is None and live.deadline_ms is not None and status.billable_ms >= live.deadline_ms:
+            lead = 0 if self.virtual else _LEAD_MS
+            if (live.stop_reason is None and live.deadline_ms is not None
+                    and status.billable_ms >= live.deadline_ms - lead):
                 live.stop_reason = self._at_deadline(live)
             if live.stop_reason is None:
                 return

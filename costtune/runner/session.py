@@ -113,6 +113,8 @@ def _update(progress: Progress, task: Any, status: RunStatus, spec: SweepSpec, s
     best = "-" if status.best_value is None else f"{status.best_value:.5g} (trial {status.best_trial})"
     cap = f" of {format_usd(spec.budget.usd_micros)}" if spec.budget.usd_micros is not None else ""
     extra = f"  preempted {status.preemptions}" if status.preemptions else ""
+    if status.sim_seconds:
+        extra += f"  simulated {status.sim_seconds / 3600:.1f} h"
     detail = (f"running {status.running}  failed {status.failed}{extra}  best {study.metric} {best}  "
               f"spent {format_usd(status.spend_micros)}{cap}")
     progress.update(task, completed=status.finished, detail=detail)

@@ -48,6 +48,8 @@ class TrialCost:
     preemptions: int
     waste_micros: int
     cost_micros: int  # the sum over its attempts
+    billable_ms: int = 0  # instance time held, over its attempts
+    simulated: bool = False  # its time is virtual: wall-clock start/finish mean nothing
 
 
 def attempt_rows(store: Store, study_id: int) -> list[AttemptCostRow]:
@@ -80,5 +82,7 @@ def trial_costs(attempts: Iterable[AttemptCostRow]) -> dict[int, TrialCost]:
             preemptions=sum(a.exit_reason == PREEMPTED for a in rows),
             waste_micros=sum(a.waste_micros for a in rows),
             cost_micros=sum(a.cost_micros for a in rows),
+            billable_ms=sum(a.billable_ms for a in rows),
+            simulated=any(a.provider == "simulated" for a in rows),
         )
     return out
