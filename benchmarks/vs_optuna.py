@@ -14,7 +14,6 @@ seeds: dollars until the best loss reaches the workload's target (inf: never), t
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from optuna_sim import INSTANCE_TYPES, MARKET, METHODS, REGION, STARTUP_SECONDS, Curve, full_trial_usd, run_optuna
+from optuna_sim import INSTANCE_TYPES, MARKET, METHODS, REGION, STARTUP_SECONDS, Curve, bill_micros, run_optuna
 
 from costtune.demo.bench_workloads import MAX_STEPS, SPACES, TARGETS
 
@@ -34,25 +33,37 @@ FRACTIONS = (0.25, 0.5, 1.0)
 _INF_STANDIN = 1e18  # percentiles of lists holding inf, without inf - inf = nan
 
 
-def scheduler_usd(workload: str) -> tuple[float, float]:
-    """ASHA/Hyperband rungs in dollars: from the cheapest full trial on any instance type to the
-    dearest full trial on the priciest one (g4dn.xlarge), over a fixed sample of configs."""
-    costs = full_trial_usd(workload)
-    low = min(float(c.min()) for c in costs.values())
-    high = float(costs[INSTANCE_TYPES[-1]].max())
-    return float(f"{low:.4g}"), float(f"{high:.4g}")
+RECIPES = ("cost", "cost/5", "asha/5")  # costtune configurations, described in ``sweep``
 
 
-def sweep(workload: str, seed: int, budget_usd: float, scheduler: str) -> dict:
-    """The costtune sweep file (as a mapping) for one run."""
-    min_usd, max_usd = scheduler_usd(workload)
+def rung_usd(budget_usd: float) -> tuple[float, float]:
+    """A rule a user can apply, not a fit to the workload: the first rung buys twice the start-up of the
+    priciest instance choice (so every trial reports before it is judged), a trial may spend at most
+    1/20 of the budget."""
+    startup = max(bill_micros(STARTUP_SECONDS, instance) for instance in INSTANCE_TYPES) / 1_000_000
+    return round(2 * startup, 4), round(budget_usd / 20, 4)
+
+
+def sweep(workload: str, seed: int, budget_usd: float, recipe: str) -> dict:
+    """The costtune sweep file (as a mapping) for one run.
+
+    ``cost``: every trial runs to its end, proposed by the cost-aware Bayesian sampler (expected
+    improvement per predicted dollar, cooling as the budget is spent) with its defaults; ``cost/5``:
+    the same with 5 random start-up trials instead of 10; ``asha/5``: ``cost/5`` plus dollar-rung ASHA.
+    """
+    sampler: dict = {"type": "bayes", "seed": seed, "cost_aware": True}
+    if recipe.endswith("/5"):
+        sampler["n_startup"] = 5
+    scheduler: dict = {"type": "fifo"}
+    if recipe.startswith("asha"):
+        min_usd, max_usd = rung_usd(budget_usd)
+        scheduler = {"type": "asha", "min_usd": min_usd, "max_usd": max_usd, "eta": 3}
     return {
         "name": f"bench-{workload}-{seed}",
         "objective": {"metric": "loss", "mode": "min"},
         "space": SPACES[workload],
-        "sampler": {"type": "bayes", "seed": seed, "cost_aware": True},
-        "scheduler": {"type": "fifo"} if scheduler == "fifo" else
-        {"type": scheduler, "min_usd": min_usd, "max_usd": max_usd, "eta": 3},
+        "sampler": sampler,
+        "scheduler": scheduler,
         "budget": {"usd": budget_usd},
         "resources": {
             "provider": "simulated", "region": REGION, "market": MARKET, "workers": 4,
@@ -66,24 +77,14 @@ def sweep(workload: str, seed: int, budget_usd: float, scheduler: str) -> dict:
     }
 
 
-def costtune_missing() -> str | None:
-    """Why costtune rows cannot run (its simulated runner is not importable yet), or None."""
-    try:
-        importlib.import_module("costtune.runner.simulate")
-    except ImportError as exc:
-        return f"costtune.runner.simulate is not importable ({exc})"
-    return None
-
-
-def run_costtune(workload: str, seed: int, budget_usd: float, scheduler: str) -> Curve:
+def run_costtune(workload: str, seed: int, budget_usd: float, recipe: str) -> Curve:
     """One budgeted costtune run in a throw-away SQLite store; the best-so-far curve in dollars."""
-    # Imported here (and by name) so the Optuna rows run while costtune's simulated runner is being built.
-    run_simulated = importlib.import_module("costtune.runner.simulate").run_simulated
     from costtune.reports import best_vs_spend
+    from costtune.runner.simulate import run_simulated
     from costtune.spec import parse_sweep
     from costtune.store import Store
 
-    spec = parse_sweep(sweep(workload, seed, budget_usd, scheduler))
+    spec = parse_sweep(sweep(workload, seed, budget_usd, recipe))
     with tempfile.TemporaryDirectory(prefix="costtune-bench-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'x.db'}"
         run_simulated(spec, url)
@@ -131,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10, help="repetitions per method and workload (default 10)")
     parser.add_argument("--workloads", default=",".join(BUDGETS_USD), help="comma-separated subset")
-    parser.add_argument("--schedulers", default="asha", help="costtune schedulers to run, comma-separated")
+    parser.add_argument("--costtune", default=",".join(RECIPES),
+                        help=f"costtune recipes to run, comma-separated (default {','.join(RECIPES)})")
     parser.add_argument("--quick", action="store_true", help="3 seeds (overrides --seeds)")
     args = parser.parse_args(argv)
     seeds = 3 if args.quick else args.seeds
@@ -140,11 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         if w not in BUDGETS_USD:
             parser.error(f"unknown workload {w!r}; known: {', '.join(BUDGETS_USD)}")
     methods: list[str] = list(METHODS)
-    missing = costtune_missing()
-    if missing is None:
-        methods += [f"costtune-{s.strip()}" for s in args.schedulers.split(",") if s.strip()]
-    else:
-        print(f"note: costtune rows skipped: {missing}", file=sys.stderr, flush=True)
+    methods += [f"costtune-{s.strip()}" for s in args.costtune.split(",") if s.strip()]
 
     results: dict[str, dict[str, list[Curve]]] = {}
     for workload in workloads:
@@ -168,8 +166,6 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"seeds: {seeds}; cells: median [IQR]; instance types {', '.join(INSTANCE_TYPES)} ({REGION} {MARKET}),")
     print(f"billed per second with a 60 s minimum, {STARTUP_SECONDS:.0f} s start-up per trial")
-    if missing is not None:
-        print(f"costtune rows skipped: {missing}")
     for workload, by_method in results.items():
         budget, target = BUDGETS_USD[workload], TARGETS[workload]
         print()

@@ -16,6 +16,8 @@ bill between a deadline and their termination (see README, "How far can spend pa
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import logging
 import signal
 import threading
@@ -70,6 +72,13 @@ class SweepController:
         self._trial_events = trial_events
         self._workdir = str(Path(spec.workdir or workdir or ".").expanduser().resolve())
         self._live: dict[int, LiveAttempt] = {}
+        self._tags: dict[str, str] | None = None
+        self._by_key: dict[str, LiveAttempt] = {}
+        limit = spec.budget.trial_seconds
+        self._limit_ms = None if limit is None else round(limit * 1000)
+        # (clock time, seq, attempt id, deadline ms) of every deadline set; stale entries are skipped
+        self._deadlines: list[tuple[float, int, int, int]] = []
+        self._seq = itertools.count()
         self._stopping: str | None = None  # "interrupted": running attempts are being stopped
         self._exhausted = False  # nothing left to claim
         self._unfunded = False  # the ledger refused the last reservation; retry when money frees up
@@ -145,16 +154,24 @@ class SweepController:
         take = getattr(self.provider, "take_changed", None)
         if take is None or self._stopping:
             return list(self._live.values())
-        changed = {handle.key for handle in take()}
-        now, limit = self.clock.now(), self.spec.budget.trial_seconds
-        due = []
-        for live in self._live.values():
-            held_ms = round((now - live.launched_at) * 1000)
-            if (live.key in changed or live.stop_reason
-                    or (live.deadline_ms is not None and held_ms >= live.deadline_ms)
-                    or (limit is not None and held_ms >= limit * 1000)):
-                due.append(live)
-        return due
+        due = {}
+        for handle in take():
+            live = self._by_key.get(handle.key)
+            if live is not None:
+                due[live.attempt_id] = live
+        now = self.clock.now()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _t, _seq, attempt_id, ms = heapq.heappop(self._deadlines)
+            live = self._live.get(attempt_id)
+            if live is not None and ms in (live.deadline_ms, self._limit_ms):
+                due[attempt_id] = live
+        return list(due.values())
+
+    def _watch_deadlines(self, live: LiveAttempt) -> None:
+        """Wake the loop when ``live`` reaches its deadline (and its time limit)."""
+        for ms in (live.deadline_ms, self._limit_ms):
+            if ms is not None:
+                heapq.heappush(self._deadlines, (live.launched_at + ms / 1000, next(self._seq), live.attempt_id, ms))
 
     def _advance(self) -> None:
         if not self.virtual:
@@ -163,12 +180,10 @@ class SweepController:
         if any(live.stop_reason for live in self._live.values()):
             return  # a stop decided this tick is carried out at this same moment
         times = [t for t in (self.provider.next_event_time(),) if t is not None]  # type: ignore[attr-defined]
-        limit = self.spec.budget.trial_seconds
-        for live in self._live.values():
-            if live.deadline_ms is not None:
-                times.append(live.launched_at + live.deadline_ms / 1000)
-            if limit is not None:
-                times.append(live.launched_at + limit)
+        while self._deadlines and self._deadlines[0][2] not in self._live:
+            heapq.heappop(self._deadlines)  # its attempt ended
+        if self._deadlines:
+            times.append(self._deadlines[0][0])
         if times:
             self.clock.advance_to(max(min(times), self.clock.now()))  # type: ignore[attr-defined]
             self.status.sim_seconds = self.clock.now()
@@ -245,6 +260,7 @@ class SweepController:
             return "budget"
         live.reserved += extra
         live.aim(self.billing, target, rung)
+        self._watch_deadlines(live)
         return None
 
     def _finish(self, live: LiveAttempt, status: Status) -> None:
@@ -278,6 +294,7 @@ class SweepController:
             self.store.charge(live.key, cost)
         self.store.finish_trial(live.claimed.id, state, error=error)
         del self._live[live.attempt_id]
+        self._by_key.pop(live.key, None)
         self._unfunded = False  # its unused reservation is free again
         self.status.running = len(self._live)
         self.status.spend_micros += cost
@@ -364,6 +381,8 @@ class SweepController:
         return min(chunk, room) if room >= least else 0
 
     def _launch(self, pending: list[LiveAttempt]) -> None:
+        if not pending:
+            return
         tags = {**self._scope_tags(), "owner": self.study.owner}
         for live in pending:
             write_header(live.trial_dir, live.claimed.attempt_number, self.spec.command, self.provider.name)
@@ -383,6 +402,9 @@ class SweepController:
                 self._on_event(f"trial {live.number} could not start: {exc}")
                 continue
             live.launched_at = self.clock.now()
+            self._by_key[live.key] = live
+            if self.virtual:
+                self._watch_deadlines(live)
             pid = getattr(live.handle, "pid", 0)
             if pid:
                 self.store.set_attempt_pid(live.attempt_id, pid)
@@ -465,8 +487,10 @@ class SweepController:
 
     def _scope_tags(self) -> dict[str, str]:
         """Tags that name this study in this store: another store's same-named study is not ours."""
-        store_id = hashlib.sha256(self.store.display_url.encode()).hexdigest()[:12]
-        return {"study": self.study.name, "store": store_id}
+        if self._tags is None:
+            store_id = hashlib.sha256(self.store.display_url.encode()).hexdigest()[:12]
+            self._tags = {"study": self.study.name, "store": store_id}
+        return self._tags
 
     def _owned_strays(self) -> list[Any]:
         """Attempts tagged with this study whose controller is dead."""
