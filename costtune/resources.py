@@ -129,7 +129,7 @@ def _simulated(value: dict[str, Any], workers: int, markets: list[str]) -> Resou
         raise SpecError("resources.region", "must be a region name such as us-east-1", region)
     types = _choices(value["instance_type"], "resources.instance_type", None)
     table = PriceTable.bundled()
-    cloud = value.get("cloud") or _infer_cloud(table, region, types[0])
+    cloud = value.get("cloud") or _infer_cloud(table, region)
     rates: dict[str, int] = {}
     source = ""
     for itype in types:
@@ -149,13 +149,14 @@ def _simulated(value: dict[str, Any], workers: int, markets: list[str]) -> Resou
     )
 
 
-def _infer_cloud(table: PriceTable, region: str, instance_type: str) -> str:
-    clouds = sorted({p.provider for p in table if p.region == region and p.instance_type == instance_type})
+def _infer_cloud(table: PriceTable, region: str) -> str:
+    """Region names tell the clouds apart (us-east-1, us-central1, eastus); say ``cloud`` otherwise."""
+    clouds = sorted({p.provider for p in table if p.region == region})
     if len(clouds) == 1:
         return clouds[0]
     if not clouds:
-        raise SpecError("resources.region", f"no priced instance {instance_type!r} in region {region!r}; "
-                        "see `costtune prices`", region)
+        known = sorted({p.region for p in table})
+        raise SpecError("resources.region", f"no prices for this region; known: {', '.join(known)}", region)
     raise SpecError("resources.cloud", f"region {region!r} exists for {', '.join(clouds)}; say which", None)
 
 

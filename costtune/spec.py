@@ -22,7 +22,7 @@ from costtune.history import Mode
 from costtune.money import usd_to_micros
 from costtune.resources import Resources, parse_resources
 from costtune.samplers import SAMPLER_TYPES, sampler_config
-from costtune.schedulers import scheduler_config
+from costtune.schedulers import plan_brackets, scheduler_config
 from costtune.space import SearchSpace
 
 TOP_LEVEL = ("name", "objective", "space", "sampler", "scheduler", "budget", "resources", "command", "env",
@@ -113,6 +113,9 @@ def parse_sweep(data: Any) -> SweepSpec:
     sampler = sampler_config(data.get("sampler", {"type": "random"}), space)
     scheduler = scheduler_config(data.get("scheduler", {"type": "fifo"}))
     budget = _budget(data.get("budget", {}), sampler["type"])
+    if scheduler["type"] in ("sh", "hyperband", "bohb"):  # a budget too small for the plan fails here
+        plan_brackets(scheduler["type"], scheduler["min_usd_micros"], scheduler["max_usd_micros"], scheduler["eta"],
+                      budget.usd_micros)
     if scheduler["type"] == "asha" and budget.usd_micros is None and budget.trials is None:
         raise SpecError("budget", "an asha sweep runs until its budget: give usd and/or trials", data.get("budget"))
     command = _command(data.get("command", ["simulated"]), space)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from costtune.providers import make_provider
 from hypothesis import HealthCheck, given, settings
@@ -258,3 +259,42 @@ def test_every_study_returns_its_metric_cost_pareto_front(tmp_path: Path) -> Non
     assert costs == sorted(costs) and values == sorted(values, reverse=True)  # pay more only to do better
     for trial in scored:  # nothing off the front beats a front trial on both counts
         assert not any(t.cost_micros > trial.cost_micros and t.value > trial.value for t in front if t is not trial)
+
+
+def test_a_trial_time_limit_is_exact_on_the_virtual_clock(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = sweep(scheduler={"type": "fifo"}, budget={"usd": 0.1, "trials": 3, "trial_seconds": 95},
+                resources__simulation__startup_seconds=0)
+    spec, study, _status = run_sim(store, cfg)
+    check_books(store, spec, study)
+    for trial in study.history().trials:
+        (attempt,) = store.attempts(study.id, trial.number)
+        assert (trial.state, attempt.exit_reason, attempt.billable_ms) == (TrialState.FAILED, "timeout", 95_000)
+        assert trial.last_step == 8  # reports at 10 s, 20 s, ... 90 s: steps 0..8
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"resources__instance_type": "m5.huge"}, "resources.instance_type: no price for aws/us-east-1/m5.huge"),
+    ({"resources__instance_type": {"type": "categorical", "choices": ["m5.large", "m5.large"]}},
+     "resources.instance_type.choices: must not repeat a choice"),
+    ({"resources__market": "preemptible"}, "resources.market: must be one of on-demand, spot, got 'preemptible'"),
+    ({"resources__region": "mars-1"}, "resources.region: no prices for this region; known: "),
+    ({"resources__simulation__workload": "nosuchmodule:f"}, "resources.simulation.workload: no module named"),
+    ({"resources__simulation__max_steps": 0}, "resources.simulation.max_steps: must be an integer >= 1, got 0"),
+    ({"resources__simulation__preemptions_per_hour": -1},
+     "resources.simulation.preemptions_per_hour: must be a number >= 0, got -1"),
+    ({"resources__usd_per_hour": 1}, "resources.usd_per_hour: a simulated instance is priced from the price table"),
+    ({"scheduler": {"type": "asha", "min_usd": 0.01}}, "scheduler.max_usd"),
+    ({"scheduler": {"type": "hyperband", "min_usd": 0.1, "max_usd": 0.9, "eta": 3}, "budget": {"usd": 0.5}},
+     "budget.usd: too small"),
+    ({"space": {"x": {"type": "uniform", "low": 0, "high": 1},
+                "instance_type": {"type": "categorical", "choices": ["a"]}},
+      "resources__instance_type": {"type": "categorical", "choices": ["m5.large", "c5.xlarge"]}},
+     "space.instance_type: is set by resources.instance_type"),
+])
+def test_bad_simulated_sweeps_name_the_field(change: dict[str, Any], message: str) -> None:
+    from costtune.errors import SpecError
+
+    with pytest.raises(SpecError) as caught:
+        parse_sweep(sweep(**change))
+    assert message in str(caught.value)
