@@ -187,6 +187,35 @@ def demo(db: str | None, trials: int | None, workers: int | None, quiet: bool) -
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @_handled
+def spend(db: str | None, fmt: str) -> None:
+    """Spend by ledger scope: cap, spent, held by running trials, and what is left."""
+    from rich.table import Table
+
+    from costtune.money import format_usd
+
+    store = _store(db)
+    names = {f"study:{info.id}": f"study {info.name}" for info in store.list_studies()}
+    rows = []
+    for scope, (cap, spent, reserved) in store.balances().items():
+        rows.append({"scope": scope, "name": names.get(scope, scope), "cap_micros": cap, "spent_micros": spent,
+                     "reserved_micros": reserved, "left_micros": None if cap is None else cap - spent - reserved})
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"spend by scope in {store.display_url}", title_justify="left")
+    for col in ("scope", "cap", "spent", "held", "left"):
+        table.add_column(col, justify="left" if col == "scope" else "right")
+    for r in rows:
+        money = [("-" if r[k] is None else format_usd(r[k])) for k in ("cap_micros", "spent_micros", "reserved_micros",
+                                                                      "left_micros")]
+        table.add_row(r["name"], *money)
+    out_console.print(table)
+
+
+@main.command()
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@_handled
 def studies(db: str | None, fmt: str) -> None:
     """List the studies in the store."""
     from rich.table import Table

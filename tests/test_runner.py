@@ -352,14 +352,12 @@ def test_budget_usd_stops_the_sweep_near_the_cap(tmp_path: Path, db: str) -> Non
     assert [len(r["attempts"]) for r in rows if r["state"] == "queued"] == [0]
     spent = sum(r["cost_micros"] for r in rows)
     assert spent >= cap
-    # The overshoot bound. Let t* be the first moment the live spend (closed attempts as booked plus
-    # running ones priced at that instant) reaches the cap. Up to t* the spend was below the cap, and at
-    # t* it jumped by at most one billing second per running trial (a started second is a paid second).
-    # The controller checks the spend every poll interval P (0.2 s) and a trial's worker notices the
-    # stop within another P, then terminates it: SIGTERM, and SIGKILL after the grace period G (5 s),
-    # though these trials die at SIGTERM. Each of the W running trials therefore runs at most 2P + G
-    # past t*, billed in whole seconds, so
-    #     spent <= cap + W x rate x (1 s + ceil(2P + G)) = cap + 2 x 10_000 x (1 + 6) = cap + 140_000.
+    # The overshoot bound (README, "How far can spend pass the cap?"). Each launch reserved money first,
+    # so the running trials together hold at most the cap; each is stopped at the deadline where its
+    # charge reaches its reservation, noticed within one 0.05 s tick, then terminated: SIGTERM, and
+    # SIGKILL after the grace period G (5 s), though these trials die at SIGTERM. Billed in whole
+    # seconds, each of the W running trials can pass its reservation by at most rate x (1 s + ceil(G)):
+    #     spent <= cap + W x rate x (1 + 5) <= cap + 2 x 10_000 x 6 (the old bound, with room, still holds).
     # A sweep that ignored the cap would run both trials for 120 s: 2_400_000.
     rate_per_s = RATE_MICROS // 3600
     assert spent <= cap + workers * rate_per_s * (1 + 6)

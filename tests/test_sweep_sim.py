@@ -298,3 +298,21 @@ def test_bad_simulated_sweeps_name_the_field(change: dict[str, Any], message: st
     with pytest.raises(SpecError) as caught:
         parse_sweep(sweep(**change))
     assert message in str(caught.value)
+
+
+def test_costtune_spend_shows_each_scope_cap_spent_and_left(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from costtune.cli import main
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(db)
+    spec, study, _status = run_sim(store, sweep(budget={"usd": 0.2}))
+    total = check_books(store, spec, study)
+    result = CliRunner().invoke(main, ["spend", "--db", db, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)
+    assert row == {"scope": f"study:{study.id}", "name": "study sim", "cap_micros": 200_000, "spent_micros": total,
+                   "reserved_micros": 0, "left_micros": 200_000 - total}

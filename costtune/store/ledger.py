@@ -179,6 +179,14 @@ class LedgerBook:
                 bal.reserved_micros if bal else 0,
             )
 
+    def balances(self) -> dict[str, Balance]:
+        """Every scope the ledger knows (capped or with money booked): spend queries by scope."""
+        with self._tx() as s:
+            caps = dict(s.execute(select(_CAP.c.scope, _CAP.c.cap_micros)).all())
+            held = {scope: (int(spent), int(reserved)) for scope, reserved, spent in s.execute(
+                select(_BAL.c.scope, _BAL.c.reserved_micros, _BAL.c.spent_micros)).all()}
+        return {scope: Balance(caps.get(scope), *held.get(scope, (0, 0))) for scope in sorted(set(caps) | set(held))}
+
     def reservation(self, key: str) -> ReservationInfo | None:
         with self._tx() as s:
             return _find(s, _key(key, "reservation: key"))
