@@ -316,3 +316,11 @@ def test_costtune_spend_shows_each_scope_cap_spent_and_left(tmp_path: Path) -> N
     (row,) = json.loads(result.output)
     assert row == {"scope": f"study:{study.id}", "name": "study sim", "cap_micros": 200_000, "spent_micros": total,
                    "reserved_micros": 0, "left_micros": 200_000 - total}
+
+
+@pytest.mark.parametrize("example", sorted((Path(__file__).parent.parent / "examples").rglob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_example_sweep_files_parse(example: Path) -> None:
+    from costtune.spec import load_sweep
+
+    assert load_sweep(example).name
