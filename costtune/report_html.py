@@ -280,7 +280,8 @@ def improvements_html(history: History) -> str:
         return _NO_TRIAL
     rows = [[r["trial"], f"{r['value']:.6g}", _dash(r["previous_best"], lambda v: f"{v:.6g}"),
              _dash(r["gain"], lambda v: f"{v:.6g}"), format_usd(r["cumulative_micros"]),
-             format_usd(r["cost_of_gain_micros"]), _dash(r["usd_per_unit_gain"], lambda v: f"${v}")] for r in data]
+             format_usd(r["cost_of_gain_micros"]), _dash(r["usd_per_unit_gain"], lambda v: f"${float(v):,.6g}")]
+            for r in data]
     head = ["trial", history.metric, "previous best", "gain", "spent so far", "cost of gain", "USD per unit gain"]
     return _table(head, rows, set(range(7)))
 

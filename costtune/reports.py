@@ -321,7 +321,7 @@ def improvement_table(history: History, title: str) -> Table:
     for r in cost_per_improvement(history):
         table.add_row(str(r["trial"]), f"{r['value']:.6g}", _num(r["previous_best"]), _num(r["gain"]),
                       format_usd(r["cumulative_micros"]), format_usd(r["cost_of_gain_micros"]),
-                      "-" if r["usd_per_unit_gain"] is None else f"${r['usd_per_unit_gain']}")
+                      "-" if r["usd_per_unit_gain"] is None else f"${float(r['usd_per_unit_gain']):,.6g}")
     return table
 
 
