@@ -15,12 +15,9 @@ bill between a deadline and their termination (see README, "How far can spend pa
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import itertools
 import logging
-import signal
-import threading
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -28,14 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from costtune.clock import Clock, VirtualClock, WallClock
-from costtune.errors import CapExceeded, CosttuneError, StoreError
+from costtune.errors import CapExceeded
 from costtune.history import Mode, TrialState
 from costtune.money import format_usd
 from costtune.protocol import MetricLineError, parse_line
 from costtune.providers.base import Provider, ProviderError, Status
 from costtune.runner.attempts import LiveAttempt, launch_request
 from costtune.runner.heartbeat import Heartbeat
-from costtune.runner.owner import hostname, is_alive
+from costtune.runner.owner import hostname
+from costtune.runner.recovery import Recovery, catch_signals
 from costtune.runner.status import RunStatus, short_params, stderr_tail, write_header
 from costtune.schedulers import make_rung_scheduler
 from costtune.spec import SweepSpec
@@ -54,7 +52,7 @@ _LEAD_MS = 150
 __all__ = ["RunStatus", "SweepController"]
 
 
-class SweepController:
+class SweepController(Recovery):
     def __init__(self, spec: SweepSpec, study: Study, provider: Provider, *,
                  on_event: Callable[[str], None] | None = None, workdir: str | None = None,
                  clock: Clock | None = None, trial_events: bool = True) -> None:
@@ -102,7 +100,7 @@ class SweepController:
         """
         self._prepare()
         beat = nullcontext() if self.virtual else Heartbeat(self.store, self.study.owner, self._charges)
-        restore = _catch_signals(self.interrupt)
+        restore = catch_signals(self.interrupt)
         try:
             with beat:
                 try:
@@ -414,53 +412,6 @@ class SweepController:
             if self._trial_events:
                 self._on_event(f"trial {live.number} started: {short_params(live.claimed.params)}")
 
-    # -- start, crash and interrupt --------------------------------------------------------
-    def _prepare(self) -> None:
-        """Recover what a dead controller left, settle its reservations, set the cap, replay rungs."""
-        self.study.recover()
-        for handle in self._owned_strays():
-            self._on_event(f"terminating stray process group {handle.pid} ({handle.key})")
-            self.provider.terminate(handle)
-        for reservation in self.store.open_reservations(self.scope):
-            booked = self.store.attempt_cost_by_key(reservation.key)
-            if booked is None:
-                self.store.release(reservation.key)
-            elif booked[1]:  # its attempt is closed: book what it cost
-                self.store.charge(reservation.key, booked[0])
-        cap = self.spec.budget.usd_micros
-        outside = self.store.unledgered_spend(self.study.id)  # spent before the ledger (in-process runs)
-        self.store.set_cap(self.scope, None if cap is None else max(0, cap - outside))
-        history = self.study.history()
-        if self.rungs is not None:
-            reports = self.store.rung_reports(self.study.id)
-            for trial in history.trials:
-                ladder = self.rungs.ladder(trial.number)
-                for level in ladder:
-                    if trial.cost_micros < level:
-                        break
-                    seen = [v for c, v in reports.get(trial.number, []) if c <= level and v is not None]
-                    self.rungs.record(trial.number, level, seen[-1] if seen else None,
-                                      trial.cost_micros > level and level != ladder[-1])
-        self.status.finished = sum(t.state.finished for t in history.trials)
-        self.status.failed = sum(t.state == TrialState.FAILED for t in history.trials)
-        self.status.spend_micros = history.spent_micros
-        best = history.best()
-        if best is not None:
-            self.status.best_value, self.status.best_trial = best.value, best.number
-
-    def _abandon(self) -> None:
-        """Ctrl-C: terminate what runs, book it as interrupted, re-queue its trials."""
-        for live in list(self._live.values()):
-            try:
-                if live.handle is not None:
-                    self.provider.terminate(live.handle)
-                live.stop_reason = "interrupted"
-                with self.store.batch():
-                    self._finish(live, self.provider.poll(live.handle))
-            except (CosttuneError, StoreError):
-                log.warning("could not book interrupted trial %s", live.number, exc_info=True)
-        self._live.clear()
-
     def _charges(self) -> dict[int, tuple[int, int]]:
         out = {}
         for live in list(self._live.values()):
@@ -484,40 +435,6 @@ class SweepController:
         if self.spec.sampler["type"] == "grid":
             return "every grid combination has run"
         return "the sampler has nothing left to propose"
-
-    def _scope_tags(self) -> dict[str, str]:
-        """Tags that name this study in this store: another store's same-named study is not ours."""
-        if self._tags is None:
-            store_id = hashlib.sha256(self.store.display_url.encode()).hexdigest()[:12]
-            self._tags = {"study": self.study.name, "store": store_id}
-        return self._tags
-
-    def _owned_strays(self) -> list[Any]:
-        """Attempts tagged with this study whose controller is dead."""
-        lister = getattr(self.provider, "list_owned", None)
-        if lister is None:
-            return []
-        try:
-            found = lister(self._scope_tags())
-        except (OSError, CosttuneError):
-            return []
-        return [h for h in found if not is_alive(getattr(h, "tags", {}).get("owner", ""), None)]
-
-
-def _catch_signals(handler: Callable[[], None]) -> Callable[[], None]:
-    """Route SIGINT and SIGTERM to ``handler`` while the loop runs (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, lambda _signum, _frame: handler())
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-    return restore
-
 
 def _until(lines: Any, deadline: float) -> Any:
     for line in lines:

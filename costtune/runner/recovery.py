@@ -1,0 +1,130 @@
+"""What the controller does at the edges of a run: pick up after a dead controller, let go on Ctrl-C.
+
+On start it re-queues the trials of controllers that died, books their open attempts as
+interrupted at their last booked cost, kills processes they left running, settles their ledger
+reservations, sets the study's cap in the ledger and replays stored reports into the rung
+scheduler. On Ctrl-C (or SIGTERM) it stops what runs and books it the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from costtune.errors import CosttuneError, StoreError
+from costtune.history import TrialState
+from costtune.runner.owner import is_alive
+
+if TYPE_CHECKING:
+    from costtune.providers.base import Provider
+    from costtune.runner.attempts import LiveAttempt
+    from costtune.runner.status import RunStatus
+    from costtune.schedulers import RungScheduler
+    from costtune.spec import SweepSpec
+    from costtune.store import Store
+    from costtune.study import Study
+
+log = logging.getLogger(__name__)
+
+
+class Recovery:
+    """Mixed into ``SweepController``; uses its fields, keeps none of its own but the tag cache."""
+
+    spec: SweepSpec
+    study: Study
+    store: Store
+    provider: Provider
+    rungs: RungScheduler | None
+    scope: str
+    status: RunStatus
+    _live: dict[int, LiveAttempt]
+    _tags: dict[str, str] | None
+    _on_event: Callable[[str], None]
+
+    def _finish(self, live: LiveAttempt, status: Any) -> None: ...
+
+    def _prepare(self) -> None:
+        """Recover what a dead controller left, settle its reservations, set the cap, replay rungs."""
+        self.study.recover()
+        for handle in self._owned_strays():
+            self._on_event(f"terminating stray process group {handle.pid} ({handle.key})")
+            self.provider.terminate(handle)
+        for reservation in self.store.open_reservations(self.scope):
+            booked = self.store.attempt_cost_by_key(reservation.key)
+            if booked is None:
+                self.store.release(reservation.key)
+            elif booked[1]:  # its attempt is closed: book what it cost
+                self.store.charge(reservation.key, booked[0])
+        cap = self.spec.budget.usd_micros
+        outside = self.store.unledgered_spend(self.study.id)  # spent before the ledger (in-process runs)
+        self.store.set_cap(self.scope, None if cap is None else max(0, cap - outside))
+        history = self.study.history()
+        if self.rungs is not None:
+            reports = self.store.rung_reports(self.study.id)
+            for trial in history.trials:
+                ladder = self.rungs.ladder(trial.number)
+                for level in ladder:
+                    if trial.cost_micros < level:
+                        break
+                    seen = [v for c, v in reports.get(trial.number, []) if c <= level and v is not None]
+                    self.rungs.record(trial.number, level, seen[-1] if seen else None,
+                                      trial.cost_micros > level and level != ladder[-1])
+        self.status.finished = sum(t.state.finished for t in history.trials)
+        self.status.failed = sum(t.state == TrialState.FAILED for t in history.trials)
+        self.status.spend_micros = history.spent_micros
+        best = history.best()
+        if best is not None:
+            self.status.best_value, self.status.best_trial = best.value, best.number
+
+    def _abandon(self) -> None:
+        """Ctrl-C: terminate what runs, book it as interrupted, re-queue its trials."""
+        for live in list(self._live.values()):
+            try:
+                if live.handle is not None:
+                    self.provider.terminate(live.handle)
+                live.stop_reason = "interrupted"
+                with self.store.batch():
+                    self._finish(live, self.provider.poll(live.handle))
+            except (CosttuneError, StoreError):
+                log.warning("could not book interrupted trial %s", live.number, exc_info=True)
+        self._live.clear()
+
+    def _scope_tags(self) -> dict[str, str]:
+        """Tags that name this study in this store: another store's same-named study is not ours."""
+        if self._tags is None:
+            store_id = hashlib.sha256(self.store.display_url.encode()).hexdigest()[:12]
+            self._tags = {"study": self.study.name, "store": store_id}
+        return self._tags
+
+    def _owned_strays(self) -> list[Any]:
+        """Attempts tagged with this study whose controller is dead."""
+        lister = getattr(self.provider, "list_owned", None)
+        if lister is None:
+            return []
+        try:
+            found = lister(self._scope_tags())
+        except (OSError, CosttuneError):
+            return []
+        return [h for h in found if not is_alive(getattr(h, "tags", {}).get("owner", ""), None)]
+
+
+
+def catch_signals(handler: Callable[[], None]) -> Callable[[], None]:
+    """Route SIGINT and SIGTERM to ``handler`` while the loop runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda _signum, _frame: handler())
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
