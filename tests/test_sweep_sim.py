@@ -324,3 +324,21 @@ def test_example_sweep_files_parse(example: Path) -> None:
     from costtune.spec import load_sweep
 
     assert load_sweep(example).name
+
+
+def test_a_resumed_sweep_replays_every_rung_decision(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    spec, study, _status = run_sim(store, sweep(budget={"usd": 0.4}))
+    first = SweepController(spec, study, make_provider("simulated", simulation=spec.resources.simulation,
+                                                       metric=spec.metric), trial_events=False)
+    # what the first run's scheduler held, rebuilt by a fresh controller from the store alone
+    first._prepare()
+    judged = {level: first.rungs.results_at(level) for level in first.rungs.levels()}
+    assert sum(len(v) for v in judged.values()) > len(study.history().trials)  # every trial, promoted ones twice
+    for trial in study.history().trials:
+        if trial.state == TrialState.STOPPED:
+            assert any(trial.number in results for results in judged.values())
+    before = len(study.history().trials)
+    spec2, study2, _ = run_sim(store, sweep(budget={"usd": 0.6}))  # more money: the sweep goes on
+    assert len(study2.history().trials) > before
+    assert check_books(store, spec2, study2) <= 600_000

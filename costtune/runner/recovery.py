@@ -64,21 +64,31 @@ class Recovery:
         self.store.set_cap(self.scope, None if cap is None else max(0, cap - outside))
         history = self.study.history()
         if self.rungs is not None:
-            reports = self.store.rung_reports(self.study.id)
-            for trial in history.trials:
-                ladder = self.rungs.ladder(trial.number)
-                for level in ladder:
-                    if trial.cost_micros < level:
-                        break
-                    seen = [v for c, v in reports.get(trial.number, []) if c <= level and v is not None]
-                    self.rungs.record(trial.number, level, seen[-1] if seen else None,
-                                      trial.cost_micros > level and level != ladder[-1])
+            self._replay_rungs(history)
         self.status.finished = sum(t.state.finished for t in history.trials)
         self.status.failed = sum(t.state == TrialState.FAILED for t in history.trials)
         self.status.spend_micros = history.spent_micros
         best = history.best()
         if best is not None:
             self.status.best_value, self.status.best_trial = best.value, best.number
+
+    def _replay_rungs(self, history: Any) -> None:
+        """Give the rung scheduler back what earlier runs decided, from the stored reports.
+
+        A trial is judged when its spend reaches a rung, so a stopped trial's spend ends up to one
+        billing granule *below* the rung it was judged at: a level counts as reached within that.
+        """
+        rates = self.spec.resources.rates.values() or [self.spec.resources.usd_per_hour_micros]
+        granule = max(self.spec.resources.billing.charge(self.spec.resources.billing.granularity_s * 1000, r)
+                      for r in rates) + 1
+        reports = self.store.rung_reports(self.study.id)
+        for trial in history.trials:
+            ladder = self.rungs.ladder(trial.number)  # type: ignore[union-attr]
+            judged = [level for level in ladder if level <= trial.cost_micros + granule]
+            for level in judged:
+                seen = [v for c, v in reports.get(trial.number, []) if c <= level and v is not None]
+                promoted = level != ladder[-1] and (level != judged[-1] or not trial.state.finished)
+                self.rungs.record(trial.number, level, seen[-1] if seen else None, promoted)  # type: ignore[union-attr]
 
     def _abandon(self) -> None:
         """Ctrl-C: terminate what runs, book it as interrupted, re-queue its trials."""
