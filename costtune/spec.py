@@ -113,6 +113,9 @@ def parse_sweep(data: Any) -> SweepSpec:
     sampler = sampler_config(data.get("sampler", {"type": "random"}), space)
     scheduler = scheduler_config(data.get("scheduler", {"type": "fifo"}))
     budget = _budget(data.get("budget", {}), sampler["type"])
+    if scheduler["type"] != "fifo" and resources.usd_per_hour_micros == 0:
+        raise SpecError("scheduler.type", f"{scheduler['type']} judges trials by the dollars they spend: price them "
+                        "with resources.usd_per_hour or resources.price_as", scheduler["type"])
     if scheduler["type"] in ("sh", "hyperband", "bohb"):  # a budget too small for the plan fails here
         plan_brackets(scheduler["type"], scheduler["min_usd_micros"], scheduler["max_usd_micros"], scheduler["eta"],
                       budget.usd_micros)

@@ -342,3 +342,14 @@ def test_a_resumed_sweep_replays_every_rung_decision(tmp_path: Path) -> None:
     spec2, study2, _ = run_sim(store, sweep(budget={"usd": 0.6}))  # more money: the sweep goes on
     assert len(study2.history().trials) > before
     assert check_books(store, spec2, study2) <= 600_000
+
+
+def test_dollar_rungs_refuse_unpriced_local_trials() -> None:
+    from costtune.errors import SpecError
+
+    cfg = {"name": "free", "objective": {"metric": "loss"}, "space": {"x": [1, 2]}, "command": ["true"],
+           "scheduler": {"type": "asha", "min_usd": 0.01, "max_usd": 0.09}, "budget": {"trials": 2}}
+    with pytest.raises(SpecError, match=r"^scheduler.type: asha judges trials by the dollars they spend"):
+        parse_sweep(cfg)
+    cfg["resources"] = {"usd_per_hour": 1.0}
+    assert parse_sweep(cfg).scheduler["type"] == "asha"
