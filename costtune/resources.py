@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from costtune.errors import SpecError
@@ -22,7 +23,7 @@ PROVIDERS = ("local", "simulated")
 INSTANCE_PARAM = "instance_type"  # the search-space name an instance-type dimension gets
 MARKET_PARAM = "market"
 _FIELDS = ("provider", "usd_per_hour", "workers", "price_as", "market", "region", "cloud", "instance_type",
-           "simulation")
+           "simulation", "price_overrides")
 _SIM_FIELDS = ("workload", "max_steps", "startup_seconds", "preemptions_per_hour", "preemption_trace", "seed",
                "checkpoint")
 
@@ -91,8 +92,9 @@ def parse_resources(value: Any) -> Resources:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SpecError("resources.workers", "must be an integer >= 1", workers)
     markets = _choices(value.get("market", "on-demand"), "resources.market", sorted(MARKETS))
+    table = _price_table(value.get("price_overrides"))
     if provider == "simulated":
-        return _simulated(value, workers, markets)
+        return _simulated(value, workers, markets, table)
     for key in ("simulation", "instance_type", "region", "cloud"):
         if key in value:
             raise SpecError(f"resources.{key}", "applies to provider simulated (local trials use price_as)",
@@ -100,6 +102,9 @@ def parse_resources(value: Any) -> Resources:
     if len(markets) > 1:
         raise SpecError("resources.market", "can be a search dimension only for simulated trials", value["market"])
     market = markets[0]
+    if value.get("price_as") is None and "price_overrides" in value:
+        raise SpecError("resources.price_overrides", "prices catalog instances: use it with price_as or provider "
+                        "simulated", value["price_overrides"])
     if value.get("price_as") is None:
         rate = usd_to_micros(value.get("usd_per_hour", 0), "resources.usd_per_hour")
         return Resources(provider=provider, usd_per_hour_micros=rate, workers=workers, market=market)
@@ -107,7 +112,7 @@ def parse_resources(value: Any) -> Resources:
         raise SpecError("resources.usd_per_hour", "give usd_per_hour or price_as, not both", value["usd_per_hour"])
     cloud, region, instance_type = parse_price_ref(value["price_as"], "resources.price_as")
     try:
-        price = PriceTable.bundled().rate(cloud, region, instance_type, market)
+        price = table.rate(cloud, region, instance_type, market)
     except PriceNotFound as exc:
         raise SpecError("resources.price_as", str(exc)) from None
     return Resources(provider=provider, usd_per_hour_micros=price.usd_per_hour_micros, workers=workers,
@@ -116,7 +121,21 @@ def parse_resources(value: Any) -> Resources:
                      instance_type=instance_type, rates={f"{instance_type}/{market}": price.usd_per_hour_micros})
 
 
-def _simulated(value: dict[str, Any], workers: int, markets: list[str]) -> Resources:
+def _price_table(overrides: Any) -> PriceTable:
+    """The bundled catalog, with the sweep's override file (negotiated rates, discounts) on top.
+
+    A relative path is taken from where costtune runs, like ``workdir``.
+    """
+    if overrides is None:
+        return PriceTable.bundled()
+    if not isinstance(overrides, str) or not overrides:
+        raise SpecError("resources.price_overrides", "must be the path of a price override file", overrides)
+    if not Path(overrides).expanduser().is_file():
+        raise SpecError("resources.price_overrides", "no such file", overrides)
+    return PriceTable.bundled().with_overrides(Path(overrides).expanduser())
+
+
+def _simulated(value: dict[str, Any], workers: int, markets: list[str], table: PriceTable) -> Resources:
     if "usd_per_hour" in value or "price_as" in value:
         key = "usd_per_hour" if "usd_per_hour" in value else "price_as"
         raise SpecError(f"resources.{key}", "a simulated instance is priced from the price table by "
@@ -128,7 +147,6 @@ def _simulated(value: dict[str, Any], workers: int, markets: list[str]) -> Resou
     if not isinstance(region, str) or not region:
         raise SpecError("resources.region", "must be a region name such as us-east-1", region)
     types = _choices(value["instance_type"], "resources.instance_type", None)
-    table = PriceTable.bundled()
     cloud = value.get("cloud") or _infer_cloud(table, region)
     rates: dict[str, int] = {}
     source = ""

@@ -114,6 +114,26 @@ def test_a_pricier_instance_reaches_its_first_rung_after_proportionally_fewer_st
     assert reached == {0: 37, 1: 9}  # 4x the price, a quarter of the steps for the same dollars
 
 
+def test_an_instance_priced_3x_reaches_its_first_rung_after_a_third_of_the_steps(tmp_path: Path) -> None:
+    overrides = tmp_path / "prices.yaml"
+    overrides.write_text(yaml.safe_dump({"prices": [
+        {"provider": "aws", "region": "us-east-1", "instance_type": "m5.large", "market": "on-demand",
+         "usd_per_hour": 0.10, "source": "test rate"},
+        {"provider": "aws", "region": "us-east-1", "instance_type": "m5.xlarge", "market": "on-demand",
+         "usd_per_hour": 0.30, "source": "test rate"}]}))
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    configs = [{"x": 0.5, "instance_type": "m5.large"}, {"x": 0.5, "instance_type": "m5.xlarge"}]
+    cfg = sweep(sampler={"type": "manual", "configs": configs}, budget={"usd": 1.0},
+                resources__instance_type={"type": "categorical", "choices": ["m5.large", "m5.xlarge"]},
+                resources__price_overrides=str(overrides), resources__simulation__startup_seconds=0)
+    spec, study, _status = run_sim(store, cfg)
+    assert spec.resources.rates == {"m5.large/on-demand": 100_000, "m5.xlarge/on-demand": 300_000}
+    booked = store.rung_reports(study.id)
+    reached = {n: sum(1 for cost, _loss in booked[n] if cost <= 10_000) for n in (0, 1)}
+    assert reached == {0: 36, 1: 12}  # $0.01 buys 360 s at $0.10/h and 120 s at $0.30/h: a third of the steps
+    check_books(store, spec, study)
+
+
 def test_spot_preemptions_requeue_charge_and_report_waste(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     cfg = sweep(resources__market="spot", budget={"usd": 0.3},
