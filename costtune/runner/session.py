@@ -85,12 +85,14 @@ def run_with_progress(spec: SweepSpec, study: Study, console: Console, *, quiet:
     controller = SweepController(spec, study, provider, on_event=event, workdir=workdir, trial_events=not simulated)
     if quiet:
         return controller.run()
-    total = spec.max_trials
+    # The bar counts trials when their number is known, else dollars against budget.usd (an ASHA sweep).
+    by_money = spec.max_trials is None and spec.budget.usd_micros is not None
+    total = spec.budget.usd_micros if by_money else spec.max_trials
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.fields[total_text]}"),
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
         TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console, transient=False,
     )
-    task = progress.add_task(spec.name, total=total, total_text=total or "?", detail="")
+    task = progress.add_task(spec.name, total=total, count="", detail="", by_money=by_money)
     done = threading.Event()
 
     def refresh() -> None:
@@ -115,6 +117,12 @@ def _update(progress: Progress, task: Any, status: RunStatus, spec: SweepSpec, s
     extra = f"  preempted {status.preemptions}" if status.preemptions else ""
     if status.sim_seconds:
         extra += f"  simulated {status.sim_seconds / 3600:.1f} h"
+    if progress.tasks[0].fields.get("by_money"):
+        count = f"{status.finished} trials"
+        completed = min(status.spend_micros, spec.budget.usd_micros or 0)
+    else:
+        count = f"{status.finished}/{spec.max_trials or '?'}"
+        completed = status.finished
     detail = (f"running {status.running}  failed {status.failed}{extra}  best {study.metric} {best}  "
               f"spent {format_usd(status.spend_micros)}{cap}")
-    progress.update(task, completed=status.finished, detail=detail)
+    progress.update(task, completed=completed, count=count, detail=detail)
