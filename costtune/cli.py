@@ -278,7 +278,9 @@ def trials(study: str, db: str | None, fmt: str) -> None:
             "cost_micros": t.cost_micros, "output_dir": t.output_dir, "error": t.error,
             "attempts": [{"number": a.number, "provider": a.provider, "exit_reason": a.exit_reason,
                           "exit_code": a.exit_code, "billable_ms": a.billable_ms, "cost_micros": a.cost_micros,
-                          "started_at": a.started_at.isoformat(),
+                          "instance_type": a.instance_type, "market": a.market, "region": a.region,
+                          "rate_micros_per_hour": a.rate_micros_per_hour, "start_step": a.start_step,
+                          "waste_micros": a.waste_micros, "started_at": a.started_at.isoformat(),
                           "ended_at": a.ended_at.isoformat() if a.ended_at else None} for a in attempts],
         })
     if fmt == "json":

@@ -72,6 +72,9 @@ class AttemptInfo:
     exit_code: int | None
     billable_ms: int
     cost_micros: int
+    start_step: int = 0  # resumed at this step (a checkpoint), 0 for a fresh start
+    waste_micros: int = 0  # work lost to a preemption after the last checkpoint
+    region: str | None = None
 
 
 # (history, next trial number, the study's current space as a dict) -> proposal

@@ -363,6 +363,7 @@ class Store(AttemptBook, LedgerBook):
                 AttemptInfo(
                     r.number, r.provider, r.instance_type, r.market, r.rate_micros_per_hour,
                     r.started_at, r.ended_at, r.exit_reason, r.exit_code, r.billable_ms, r.cost_micros,
+                    r.start_step, r.waste_micros, r.region,
                 )
                 for r in rows
             ]
