@@ -289,9 +289,15 @@ def _check_seconds(name: str, value: float) -> None:
 
 
 def load_workload(spec: str) -> Workload:
-    """The callable named by ``"package.module:function"`` (``function`` may be dotted)."""
+    """The callable named by ``"package.module:function"`` (``function`` may be dotted), or a
+    recorded table (a path ending in ``.csv``, see ``table_workload``)."""
+    if isinstance(spec, str) and spec.strip().lower().endswith(".csv"):
+        from costtune.providers.table_workload import TableWorkload
+
+        return TableWorkload(spec.strip())
     if not isinstance(spec, str) or spec.count(":") != 1:
-        raise SpecError(WORKLOAD_FIELD, "must be 'module:function', e.g. 'costtune.demo.workloads:hartmann6'", spec)
+        raise SpecError(WORKLOAD_FIELD, "must be 'module:function' (e.g. 'costtune.demo.workloads:hartmann6') or "
+                        "a recorded table ending in .csv", spec)
     module_name, attr_path = (part.strip() for part in spec.split(":"))
     if not module_name or not attr_path:
         raise SpecError(WORKLOAD_FIELD, "must be 'module:function', e.g. 'costtune.demo.workloads:hartmann6'", spec)

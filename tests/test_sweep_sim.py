@@ -373,3 +373,32 @@ def test_dollar_rungs_refuse_unpriced_local_trials() -> None:
         parse_sweep(cfg)
     cfg["resources"] = {"usd_per_hour": 1.0}
     assert parse_sweep(cfg).scheduler["type"] == "asha"
+
+
+def test_a_recorded_table_replays_as_a_workload(tmp_path: Path) -> None:
+    table = tmp_path / "recorded.csv"
+    lines = ["depth,booster,instance_type,step,value,seconds"]
+    for depth in (2, 8):
+        for itype, seconds in (("m5.large", 30.0), ("c5.xlarge", 15.0)):
+            for step in range(6):
+                lines.append(f"{depth},gbtree,{itype},{step},{1.0 / depth + 1.0 / (step + 1):.6f},{seconds * depth}")
+    table.write_text("\n".join(lines) + "\n")
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = sweep(space={"depth": {"values": [2, 8]}, "booster": "gbtree"}, sampler={"type": "grid"},
+                scheduler={"type": "fifo"}, budget={"usd": 1.0},
+                resources__instance_type={"type": "categorical", "choices": ["m5.large", "c5.xlarge"]},
+                resources__simulation__workload=str(table), resources__simulation__max_steps=8,
+                resources__simulation__startup_seconds=0)
+    spec, study, _status = run_sim(store, cfg)
+    check_books(store, spec, study)
+    trials = study.history().trials
+    assert len(trials) == 4  # the grid over depth x instance type
+    for trial in trials:
+        (attempt,) = store.attempts(study.id, trial.number)
+        per_step = (30.0 if trial.params["instance_type"] == "m5.large" else 15.0) * trial.params["depth"]
+        assert attempt.billable_ms == round(8 * per_step * 1000)  # steps 6 and 7 repeat the last recorded one
+        assert trial.value == pytest.approx(1.0 / trial.params["depth"] + 1.0 / 6, abs=1e-6)
+    with pytest.raises(Exception, match="needs columns step, value, seconds; missing seconds"):
+        bad = tmp_path / "bad.csv"
+        bad.write_text("depth,step,value\n2,0,1.0\n")
+        parse_sweep(sweep(resources__simulation__workload=str(bad)))
