@@ -25,7 +25,7 @@ MARKET_PARAM = "market"
 _FIELDS = ("provider", "usd_per_hour", "workers", "price_as", "market", "region", "cloud", "instance_type",
            "simulation", "price_overrides")
 _SIM_FIELDS = ("workload", "max_steps", "startup_seconds", "preemptions_per_hour", "preemption_trace", "seed",
-               "checkpoint")
+               "checkpoint", "spot_prices")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class Simulation:
     preemption_trace: tuple[float, ...] | None = None
     seed: int = 0
     checkpoint: bool = True  # the simulated trial keeps a checkpoint at every step end
+    # instance type -> ((seconds since the sweep began, micro-dollars per hour), ...): a spot price trace
+    spot_prices: dict[str, tuple[tuple[float, int], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,16 @@ class Resources:
         market = params.get(MARKET_PARAM, self.market) if self.market_choices else self.market
         return (None if itype is None else str(itype)), str(market)
 
-    def rate_for(self, instance_type: str | None, market: str) -> int:
-        """Micro-dollars per hour for one placement; every choice was priced when the file was read."""
+    def rate_for(self, instance_type: str | None, market: str, at: float | None = None) -> int:
+        """Micro-dollars per hour for one placement; every choice was priced when the file was read.
+
+        With a simulated spot price trace, the spot rate in force at time ``at`` (seconds since the
+        sweep began) instead of the catalog's: the controller snapshots it at launch.
+        """
+        trace = self.simulation.spot_prices.get(instance_type or "") if self.simulation else None
+        if trace and market == "spot" and at is not None:
+            current = [rate for t, rate in trace if t <= at]
+            return current[-1] if current else trace[0][1]
         if instance_type is None or not self.rates:
             return self.usd_per_hour_micros
         return self.rates[f"{instance_type}/{market}"]
@@ -158,12 +168,17 @@ def _simulated(value: dict[str, Any], workers: int, markets: list[str], table: P
                 raise SpecError("resources.instance_type", str(exc), itype) from None
             rates[f"{itype}/{market}"] = price.usd_per_hour_micros
             source = source or f"{price.source} (as of {price.as_of.isoformat()})"
+    simulation = _simulation(value["simulation"])
+    for itype in simulation.spot_prices:
+        if itype not in types:
+            raise SpecError(f"resources.simulation.spot_prices.{itype}", "is not one of resources.instance_type",
+                            itype)
     return Resources(
         provider="simulated", workers=workers, market=markets[0], billing=billing_rule(cloud), rate_source=source,
         cloud=cloud, region=region, instance_type=types[0] if len(types) == 1 else None,
         instance_choices=tuple(types) if len(types) > 1 else (),
         market_choices=tuple(markets) if len(markets) > 1 else (), rates=rates,
-        usd_per_hour_micros=rates[f"{types[0]}/{markets[0]}"], simulation=_simulation(value["simulation"]),
+        usd_per_hour_micros=rates[f"{types[0]}/{markets[0]}"], simulation=simulation,
     )
 
 
@@ -230,7 +245,32 @@ def _simulation(value: Any) -> Simulation:
     if not isinstance(checkpoint, bool):
         raise SpecError(f"{path}.checkpoint", "must be true or false", checkpoint)
     return Simulation(workload=workload, max_steps=max_steps, startup_seconds=startup, preemptions_per_hour=rate,
-                      preemption_trace=trace, seed=seed, checkpoint=checkpoint)
+                      preemption_trace=trace, seed=seed, checkpoint=checkpoint,
+                      spot_prices=_spot_prices(value.get("spot_prices", {}), f"{path}.spot_prices"))
+
+
+def _spot_prices(value: Any, path: str) -> dict[str, tuple[tuple[float, int], ...]]:
+    """``{m5.large: [[0, 0.04], [3600, 0.06]], ...}``: seconds since the start, dollars per hour."""
+    if not isinstance(value, dict):
+        raise SpecError(path, "must map instance types to [[seconds, usd_per_hour], ...]", value)
+    out = {}
+    for itype, points in value.items():
+        where = f"{path}.{itype}"
+        if not isinstance(points, list) or not points:
+            raise SpecError(where, "must be a non-empty list of [seconds, usd_per_hour]", points)
+        trace = []
+        for i, point in enumerate(points):
+            if not isinstance(point, list | tuple) or len(point) != 2:
+                raise SpecError(f"{where}[{i}]", "must be [seconds, usd_per_hour]", point)
+            seconds = _number(point[0], f"{where}[{i}][0]")
+            micros = usd_to_micros(point[1], f"{where}[{i}][1]")
+            if micros <= 0:
+                raise SpecError(f"{where}[{i}][1]", "must be > 0: a free instance is never a price", point[1])
+            trace.append((seconds, micros))
+        if [t for t, _ in trace] != sorted(t for t, _ in trace):
+            raise SpecError(where, "times must be in increasing order", points)
+        out[str(itype)] = tuple(trace)
+    return out
 
 
 def _number(value: Any, path: str) -> float:

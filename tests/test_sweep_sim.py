@@ -71,7 +71,8 @@ def check_books(store: Store, spec: SweepSpec, study: Any) -> int:
     total = 0
     for trial, attempt in all_attempts(store, study):
         assert attempt.cost_micros == spec.resources.billing.charge(attempt.billable_ms, attempt.rate_micros_per_hour)
-        assert attempt.rate_micros_per_hour == spec.resources.rate_for(attempt.instance_type, attempt.market)
+        if not spec.resources.simulation.spot_prices:  # with a price trace the rate depends on the launch time
+            assert attempt.rate_micros_per_hour == spec.resources.rate_for(attempt.instance_type, attempt.market)
         assert attempt.exit_reason is not None, f"trial {trial.number} left an attempt open"
         total += attempt.cost_micros
     history = study.history()
@@ -402,3 +403,18 @@ def test_a_recorded_table_replays_as_a_workload(tmp_path: Path) -> None:
         bad = tmp_path / "bad.csv"
         bad.write_text("depth,step,value\n2,0,1.0\n")
         parse_sweep(sweep(resources__simulation__workload=str(bad)))
+
+
+def test_a_spot_price_trace_prices_each_launch_at_its_moment(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = sweep(resources__market="spot", scheduler={"type": "fifo"}, budget={"usd": 0.25},
+                resources__simulation__max_steps=30,
+                resources__simulation__spot_prices={"m5.large": [[0, 0.05], [1800, 0.10]]})
+    spec, study, _status = run_sim(store, cfg)
+    check_books(store, spec, study)
+    attempts = [a for _t, a in all_attempts(store, study)]
+    assert {a.rate_micros_per_hour for a in attempts} == {50_000, 100_000}
+    first_expensive = min(i for i, a in enumerate(attempts) if a.rate_micros_per_hour == 100_000)
+    assert all(a.rate_micros_per_hour == 50_000 for a in attempts[:first_expensive])
+    with pytest.raises(Exception, match=r"spot_prices.c5.xlarge: is not one of resources.instance_type"):
+        parse_sweep(sweep(resources__simulation__spot_prices={"c5.xlarge": [[0, 0.05]]}))

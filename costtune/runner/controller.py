@@ -326,7 +326,7 @@ class SweepController(Recovery):
         """Reserve the trial's next segment and book its attempt; None if it cannot run now."""
         res = self.spec.resources
         itype, market = res.placement(claimed.params)
-        rate = res.rate_for(itype, market)
+        rate = res.rate_for(itype, market, at=self.clock.now() if self.virtual else None)
         prior = claimed.prior_cost_micros
         rung = None
         if self.rungs is not None:
