@@ -270,8 +270,9 @@ def trials(study: str, db: str | None, fmt: str) -> None:
     info = store.get_study(study)
     history = store.history(info.id)
     rows = []
+    by_trial = store.attempts_by_trial(info.id)  # one query, not one per trial
     for t in history.trials:
-        attempts = store.attempts(info.id, t.number)
+        attempts = by_trial.get(t.number, [])
         rows.append({
             "trial": t.number, "state": str(t.state), "source": t.source, "params": t.params,
             "value": t.value, "last_step": t.last_step, "cost_usd": str(micros_to_usd(t.cost_micros)),

@@ -352,21 +352,27 @@ class Store(AttemptBook, LedgerBook):
             return [(r.step, json.loads(r.metrics_json), r.elapsed_s) for r in rows]
 
     def attempts(self, study_id: int, number: int) -> list[AttemptInfo]:
+        return self.attempts_by_trial(study_id, number).get(number, [])
+
+    def attempts_by_trial(self, study_id: int, number: int | None = None) -> dict[int, list[AttemptInfo]]:
+        """Trial number -> its attempts in order; every trial's in one query unless ``number`` is given."""
+        query = (
+            select(TrialRow.number, AttemptRow)
+            .join(TrialRow, col(TrialRow.id) == col(AttemptRow.trial_id))
+            .where(TrialRow.study_id == study_id)
+            .order_by(col(TrialRow.number), col(AttemptRow.number))
+        )
+        if number is not None:
+            query = query.where(TrialRow.number == number)
+        out: dict[int, list[AttemptInfo]] = {}
         with self._tx() as s:
-            rows = s.exec(
-                select(AttemptRow)
-                .join(TrialRow, col(TrialRow.id) == col(AttemptRow.trial_id))
-                .where(TrialRow.study_id == study_id, TrialRow.number == number)
-                .order_by(col(AttemptRow.number))
-            ).all()
-            return [
-                AttemptInfo(
+            for n, r in s.exec(query).all():
+                out.setdefault(n, []).append(AttemptInfo(
                     r.number, r.provider, r.instance_type, r.market, r.rate_micros_per_hour,
                     r.started_at, r.ended_at, r.exit_reason, r.exit_code, r.billable_ms, r.cost_micros,
                     r.start_step, r.waste_micros, r.region,
-                )
-                for r in rows
-            ]
+                ))
+        return out
 
     def rung_reports(self, study_id: int) -> dict[int, list[tuple[int, float | None]]]:
         """Per trial number, its reports as (trial spend then, objective value): what rungs replay from."""
