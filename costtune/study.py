@@ -153,10 +153,13 @@ class Study:
         config = space.coerce_config(params, path="params") if space else dict(params)
         return self.store.enqueue(self.id, config)
 
-    def claim(self, *, max_trials: int | None = None) -> ClaimedTrial | None:
-        """Reserve the next trial for this process (queued first, then a fresh proposal)."""
+    def claim(self, *, max_trials: int | None = None, with_output_dir: bool = True) -> ClaimedTrial | None:
+        """Reserve the next trial for this process (queued first, then a fresh proposal).
+
+        ``with_output_dir=False`` for trials that write nothing (simulated ones).
+        """
         return self.store.claim_next(self.id, self._propose, owner=self.owner, max_trials=max_trials,
-                                     output_dir=self.trial_dir,
+                                     output_dir=self.trial_dir if with_output_dir else None,
                                      needs_history=getattr(self.sampler, "uses_history", True))
 
     def _propose(self, history: History, number: int, space_dict: dict[str, Any]) -> Proposal:

@@ -312,7 +312,7 @@ class SweepController(Recovery):
         pending: list[LiveAttempt] = []
         while (len(self._live) + len(pending) < self.spec.resources.workers and not self._stopping
                and not self._exhausted and not self._unfunded):
-            claimed = self.study.claim(max_trials=self._max_trials)
+            claimed = self.study.claim(max_trials=self._max_trials, with_output_dir=self.provider.name != "simulated")
             if claimed is None:
                 self._exhausted = True
                 self.status.stop_reason = self.status.stop_reason or self._why_exhausted()
