@@ -51,6 +51,7 @@ class Status:
     exit_code: int | None
     billable_ms: int  # time the resource has been held so far (or in all, once ended)
     preempted: bool = False
+    error: str | None = None  # why it failed, when the provider knows (a simulated workload's exception)
 
 
 class Handle(Protocol):

@@ -57,6 +57,7 @@ class SimHandle:
     ended_at: float | None = None
     exit_code: int | None = None
     preempted: bool = False
+    error: str | None = None  # why the workload failed, when it did
     lines: list[str] = field(default_factory=list)
     read: int = 0  # lines already handed out by output()
     heap_seq: int = -1  # the sequence number of this attempt's live heap entry
@@ -141,7 +142,7 @@ class SimulatedProvider:
         end = handle.ended_at if handle.ended_at is not None else self.clock.now()
         return Status(
             running=handle.ended_at is None, exit_code=handle.exit_code,
-            billable_ms=_ms(end - handle.launched_at), preempted=handle.preempted,
+            billable_ms=_ms(end - handle.launched_at), preempted=handle.preempted, error=handle.error,
         )
 
     def output(self, handle: SimHandle, timeout: float | None = None) -> Iterator[str]:
@@ -247,7 +248,12 @@ class SimulatedProvider:
         if handle.step >= self.max_steps:
             self._end(handle, at, 0, preempted=False)
             return
-        value, seconds = _call_workload(self.workload, handle.params, handle.step, handle.instance_type)
+        try:
+            value, seconds = _call_workload(self.workload, handle.params, handle.step, handle.instance_type)
+        except Exception as exc:  # the workload is the trial's code: it fails this attempt, not the sweep
+            handle.error = f"workload {_name(self.workload)} raised at step {handle.step}: {type(exc).__name__}: {exc}"
+            self._end(handle, at, 1, preempted=False)
+            return
         handle.step_value = value
         handle.step_end = at + seconds
 

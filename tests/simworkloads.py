@@ -22,3 +22,10 @@ def sluggish(params: dict[str, Any], step: int, instance_type: str) -> tuple[flo
     """Like ``steady`` but each step also takes real time, so a test can kill the controller midway."""
     time.sleep(float(os.environ.get("COSTTUNE_TEST_STEP_SLEEP", "0.002")))
     return steady(params, step, instance_type)
+
+
+def breaks_at_3(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
+    """Fails at step 3 when ``x`` > 0.5: a workload bug must fail that trial, not the sweep."""
+    if step == 3 and float(params["x"]) > 0.5:
+        raise RuntimeError("no curve recorded past step 2")
+    return steady(params, step, instance_type)

@@ -341,15 +341,15 @@ def test_ten_thousand_attempts_run_to_completion() -> None:
 
 
 def test_bad_workload_results_and_options_are_clear_errors() -> None:
-    clock = VirtualClock()
-    sim = SimulatedProvider(clock, lambda p, k, t: (math.nan, 1.0), metric="loss", max_steps=2)
-    sim.launch(request(), "k")
-    with pytest.raises(ValueError, match="metric value at step 0 must be finite"):
-        sim.next_event_time()
-    sim = SimulatedProvider(VirtualClock(), lambda p, k, t: (0.5, -1.0), metric="loss", max_steps=2)
-    sim.launch(request(), "k")
-    with pytest.raises(ValueError, match="seconds at step 0"):
-        sim.next_event_time()
+    # A bad result is the trial's bug: its attempt fails with the reason, the simulator goes on.
+    for fn, reason in [(lambda p, k, t: (math.nan, 1.0), "metric value at step 0 must be finite"),
+                       (lambda p, k, t: (0.5, -1.0), "seconds at step 0 must be >= 0")]:
+        sim = SimulatedProvider(VirtualClock(), fn, metric="loss", max_steps=2)
+        handle = sim.launch(request(), "k")
+        assert sim.next_event_time() is None
+        status = sim.poll(handle)
+        assert (status.running, status.exit_code) == (False, 1)
+        assert reason in (status.error or "")
     with pytest.raises(ValueError, match="not both"):
         make(preemptions_per_hour=1.0, preemption_trace=[1.0])
     with pytest.raises(ValueError, match="max_steps"):

@@ -418,3 +418,20 @@ def test_a_spot_price_trace_prices_each_launch_at_its_moment(tmp_path: Path) -> 
     assert all(a.rate_micros_per_hour == 50_000 for a in attempts[:first_expensive])
     with pytest.raises(Exception, match=r"spot_prices.c5.xlarge: is not one of resources.instance_type"):
         parse_sweep(sweep(resources__simulation__spot_prices={"c5.xlarge": [[0, 0.05]]}))
+
+
+def test_a_workload_that_raises_fails_its_trial_not_the_sweep(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = sweep(scheduler={"type": "fifo"}, budget={"trials": 8, "usd": 1.0},
+                resources__simulation__workload="simworkloads:breaks_at_3", resources__simulation__max_steps=5)
+    spec, study, _status = run_sim(store, cfg)
+    check_books(store, spec, study)
+    trials = study.history().trials
+    assert len(trials) == 8
+    for trial in trials:
+        if trial.params["x"] > 0.5:
+            assert trial.state == TrialState.FAILED
+            assert "breaks_at_3 raised at step 3: RuntimeError: no curve recorded past step 2" in trial.error
+            assert trial.last_step == 2  # what it reported before failing is kept
+        else:
+            assert trial.state == TrialState.COMPLETE

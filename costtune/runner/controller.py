@@ -285,7 +285,7 @@ class SweepController(Recovery):
             state, exit_reason = TrialState.FAILED, "failed"
             what = f"exited with code {status.exit_code}" if status.exit_code else \
                 f"exited 0 but never reported metric {self.study.metric!r}"
-            error = f"{what}\n{stderr_tail(live.trial_dir)}".strip()
+            error = f"{what}\n{status.error or stderr_tail(live.trial_dir)}".strip()
         self.store.finish_attempt(live.attempt_id, exit_reason=exit_reason, exit_code=status.exit_code,
                                   billable_ms=ms, cost_micros=cost, waste_micros=waste)
         if live.reserved:
