@@ -435,3 +435,21 @@ def test_a_workload_that_raises_fails_its_trial_not_the_sweep(tmp_path: Path) ->
             assert trial.last_step == 2  # what it reported before failing is kept
         else:
             assert trial.state == TrialState.COMPLETE
+
+
+def test_hyperband_plans_another_iteration_while_the_budget_holds_one(tmp_path: Path) -> None:
+    from costtune.schedulers import plan_brackets
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    # Trials end after 20 steps (~$0.0056), far below the top rung: each iteration costs a fraction of its plan.
+    cfg = sweep(scheduler={"type": "hyperband", "min_usd": 0.002, "max_usd": 0.018, "eta": 3},
+                budget={"usd": 0.3}, resources__simulation__max_steps=20)
+    spec, study, _status = run_sim(store, cfg)
+    planned = plan_brackets("hyperband", 2_000, 18_000, 3, 300_000)
+    trials = len(study.history().trials)
+    assert trials > planned.total_trials  # the leftover money bought more iterations
+    total = check_books(store, spec, study)
+    assert total <= 300_000
+    again_spec, again, _ = run_sim(store, cfg)  # resuming covers the added iterations; nothing breaks
+    assert len(again.history().trials) >= trials
+    assert check_books(store, again_spec, again) <= 300_000

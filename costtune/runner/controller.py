@@ -80,6 +80,8 @@ class SweepController(Recovery):
         self._stopping: str | None = None  # "interrupted": running attempts are being stopped
         self._exhausted = False  # nothing left to claim
         self._unfunded = False  # the ledger refused the last reservation; retry when money frees up
+        self._launched_at_extension = -1  # status.launched when the plan last grew by an iteration
+        self._spent_at_iteration = 0  # the ledger's spend when the current iteration began
         self._checkpoints = spec.resources.simulation.checkpoint if spec.resources.simulation else False
         if self.rungs is not None and self.rungs.kind == "bohb":
             from costtune.samplers import make_sampler
@@ -132,7 +134,8 @@ class SweepController(Recovery):
                     with self.store.batch():
                         pending = self._tick()
                     self._launch(pending)  # after the commit when launches outlive us
-                    if not self._live and not pending and (self._exhausted or self._unfunded or self._stopping):
+                    idle = not self._live and not pending
+                    if idle and (self._exhausted or self._unfunded or self._stopping) and not self._another_iteration():
                         return
                     self._advance()
                     if durable or time.perf_counter() >= until:
@@ -306,6 +309,30 @@ class SweepController(Recovery):
                 exit_reason, str(state))
             self._on_event(f"trial {live.number} {word}{shown} {format_usd(cost)}{why}"
                            + (f": {error.splitlines()[0]}" if error else ""))
+
+    def _another_iteration(self) -> bool:
+        """At the end of a Hyperband (or SH) plan, plan one more iteration if what is left of the cap
+        holds one: as planned, or as the last iteration really cost (trials that end below their
+        rungs leave money the plan counted as spent). The ledger still stops anything past the cap."""
+        add = getattr(self.rungs, "add_iteration", None)
+        if (add is None or not self._exhausted or self._stopping or self._unfunded
+                or self.status.launched == self._launched_at_extension):
+            return False  # not a plan, not the plan's end, or the last extension launched nothing
+        if self.spec.max_trials is not None and self.spec.max_trials <= (self._max_trials or 0):
+            return False  # budget.trials (or the sampler) is the limit, not the plan
+        cap, spent, reserved = self.store.balance(self.scope)
+        needed = min(self.rungs.iteration_cost(), spent - self._spent_at_iteration)  # type: ignore[union-attr]
+        if cap is None or needed <= 0 or cap - spent - reserved < needed:
+            return False
+        self._spent_at_iteration = spent
+        add()
+        self._launched_at_extension = self.status.launched
+        self._max_trials = self.rungs.max_trials()  # type: ignore[union-attr]
+        self._exhausted = False
+        self.status.stop_reason = ""
+        self._on_event(f"budget left for another {self.rungs.kind} iteration: "  # type: ignore[union-attr]
+                       f"{self._max_trials} trials planned")
+        return True
 
     # -- claiming and launching ------------------------------------------------------------
     def _fill(self) -> list[LiveAttempt]:

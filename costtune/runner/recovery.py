@@ -43,6 +43,8 @@ class Recovery:
     status: RunStatus
     _live: dict[int, LiveAttempt]
     _tags: dict[str, str] | None
+    _max_trials: int | None
+    _spent_at_iteration: int
     _on_event: Callable[[str], None]
 
     def _finish(self, live: LiveAttempt, status: Any) -> None: ...
@@ -62,8 +64,14 @@ class Recovery:
         cap = self.spec.budget.usd_micros
         outside = self.store.unledgered_spend(self.study.id)  # spent before the ledger (in-process runs)
         self.store.set_cap(self.scope, None if cap is None else max(0, cap - outside))
+        self._spent_at_iteration = self.store.balance(self.scope).spent_micros
         history = self.study.history()
         if self.rungs is not None:
+            cover = getattr(self.rungs, "cover", None)
+            if cover is not None:  # iterations added by earlier runs hold trials of their own
+                cover(len(history.trials))
+                limits = [n for n in (self.spec.max_trials, self.rungs.max_trials()) if n is not None]
+                self._max_trials = min(limits) if limits else None
             self._replay_rungs(history)
         self.status.finished = sum(t.state.finished for t in history.trials)
         self.status.failed = sum(t.state == TrialState.FAILED for t in history.trials)

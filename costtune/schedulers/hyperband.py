@@ -9,6 +9,7 @@ within its own bracket, and the plan's per-rung counts become promotion quotas.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from costtune.errors import SpecError
@@ -175,6 +176,26 @@ class Hyperband:
 
     def max_trials(self) -> int | None:
         return self.plan.total_trials
+
+    def iteration_cost(self) -> int:
+        """The planned money of one more iteration of the bracket sequence."""
+        return self.plan.total_cost_micros // self.plan.iterations
+
+    def add_iteration(self) -> None:
+        """Plan one more iteration (the controller does so only when the budget still holds a whole one:
+        trials that end below their rungs leave money the first plan counted as spent)."""
+        per_trials = self.plan.total_trials // self.plan.iterations
+        self.plan = dataclasses.replace(
+            self.plan, iterations=self.plan.iterations + 1, total_trials=self.plan.total_trials + per_trials,
+            total_cost_micros=self.plan.total_cost_micros + self.iteration_cost())
+        self._quota = {key: quota // (self.plan.iterations - 1) * self.plan.iterations
+                       for key, quota in self._quota.items()}
+        self._bracket_cache = {n: b for n, b in self._bracket_cache.items() if b is not None}
+
+    def cover(self, trials: int) -> None:
+        """Plan enough iterations for ``trials`` trials (a resumed sweep that had added some)."""
+        while self.plan.total_trials < trials:
+            self.add_iteration()
 
     def ladder(self, number: int) -> tuple[int, ...]:
         bracket = self._bracket(number)
