@@ -1,0 +1,157 @@
+"""What the controller launches next and with what money: claims, reservations, more iterations.
+
+A claimed trial runs only once the ledger holds its next segment (up to its next rung; without
+rungs, ten instance-minutes at a time); when the cap has no room the trial goes back to the queue
+and is tried again when a running attempt frees money.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from costtune.errors import CapExceeded
+from costtune.history import TrialState
+from costtune.runner.attempts import LiveAttempt
+from costtune.runner.owner import hostname
+
+if TYPE_CHECKING:
+    from costtune.clock import Clock
+    from costtune.prices.billing import BillingRule
+    from costtune.providers.base import Provider
+    from costtune.runner.status import RunStatus
+    from costtune.schedulers import RungScheduler
+    from costtune.spec import SweepSpec
+    from costtune.store import ClaimedTrial, Store
+    from costtune.study import Study
+
+_CHUNK_S = 600  # without rungs, money is reserved ten instance-minutes at a time
+
+
+class Claims:
+    """Mixed into ``SweepController``; uses its fields."""
+
+    spec: SweepSpec
+    study: Study
+    store: Store
+    provider: Provider
+    clock: Clock
+    virtual: bool
+    billing: BillingRule
+    rungs: RungScheduler | None
+    scope: str
+    status: RunStatus
+    _live: dict[int, LiveAttempt]
+    _stopping: str | None
+    _exhausted: bool
+    _unfunded: bool
+    _checkpoints: bool
+    _max_trials: int | None
+    _launched_at_extension: int
+    _spent_at_iteration: int
+
+    def _on_event(self, message: str) -> None: ...
+
+    def _another_iteration(self) -> bool:
+        """At the end of a Hyperband (or SH) plan, plan one more iteration if what is left of the cap
+        holds one: as planned, or as the last iteration really cost (trials that end below their
+        rungs leave money the plan counted as spent). The ledger still stops anything past the cap."""
+        add = getattr(self.rungs, "add_iteration", None)
+        if (add is None or not self._exhausted or self._stopping or self._unfunded
+                or self.status.launched == self._launched_at_extension):
+            return False  # not a plan, not the plan's end, or the last extension launched nothing
+        if self.spec.max_trials is not None and self.spec.max_trials <= (self._max_trials or 0):
+            return False  # budget.trials (or the sampler) is the limit, not the plan
+        cap, spent, reserved = self.store.balance(self.scope)
+        needed = min(self.rungs.iteration_cost(), spent - self._spent_at_iteration)  # type: ignore[union-attr]
+        if cap is None or needed <= 0 or cap - spent - reserved < needed:
+            return False
+        self._spent_at_iteration = spent
+        add()
+        self._launched_at_extension = self.status.launched
+        self._max_trials = self.rungs.max_trials()  # type: ignore[union-attr]
+        self._exhausted = False
+        self.status.stop_reason = ""
+        self._on_event(f"budget left for another {self.rungs.kind} iteration: "  # type: ignore[union-attr]
+                       f"{self._max_trials} trials planned")
+        return True
+
+    def _fill(self) -> list[LiveAttempt]:
+        pending: list[LiveAttempt] = []
+        while (len(self._live) + len(pending) < self.spec.resources.workers and not self._stopping
+               and not self._exhausted and not self._unfunded):
+            claimed = self.study.claim(max_trials=self._max_trials, with_output_dir=self.provider.name != "simulated")
+            if claimed is None:
+                self._exhausted = True
+                self.status.stop_reason = self.status.stop_reason or self._why_exhausted()
+                break
+            live = self._book(claimed)
+            if live is not None:
+                pending.append(live)
+        return pending
+
+    def _book(self, claimed: ClaimedTrial) -> LiveAttempt | None:
+        """Reserve the trial's next segment and book its attempt; None if it cannot run now."""
+        res = self.spec.resources
+        itype, market = res.placement(claimed.params)
+        rate = res.rate_for(itype, market, at=self.clock.now() if self.virtual else None)
+        prior = claimed.prior_cost_micros
+        rung = None
+        if self.rungs is not None:
+            rung = self.rungs.first_rung(claimed.number, prior)
+            if rung is None:  # it already spent its whole ladder: nothing to run
+                done = TrialState.COMPLETE if claimed.value is not None else TrialState.STOPPED
+                self.store.finish_trial(claimed.id, done)
+                return None
+            amount = max(rung - prior, self.billing.charge(1, rate))
+        elif rate == 0:
+            amount = 0  # a free trial (a local run with no rate): nothing to reserve or to cap
+        else:
+            amount = self._chunk(rate, must_fit=True)
+            if amount == 0:
+                return self._unfund(claimed)
+        key = f"ct-{self.study.id}-{claimed.id}-{claimed.attempt_number}"
+        try:
+            if amount:
+                self.store.reserve(key, [self.scope], amount)
+        except CapExceeded:
+            return self._unfund(claimed)
+        start = claimed.last_step + 1 if self._checkpoints and claimed.last_step is not None else 0
+        attempt_id = self.store.start_attempt(
+            claimed.id, claimed.attempt_number, idempotency_key=key, provider=self.provider.name,
+            rate_micros_per_hour=rate, host=hostname(), region=res.region, instance_type=itype, market=market,
+            start_step=start)
+        trial_dir = Path(claimed.output_dir or self.study.trial_dir(claimed.number))
+        live = LiveAttempt(claimed=claimed, attempt_id=attempt_id, key=key, rate=rate, instance_type=itype,
+                           market=market, trial_dir=trial_dir, start_step=start, reserved=amount, target=None,
+                           value=claimed.value, step=start - 1, metrics=dict(claimed.metrics or {}))
+        capped = amount and (self.rungs is not None or self.spec.budget.usd_micros is not None)
+        live.aim(self.billing, prior + amount if capped else None, rung)
+        return live
+
+    def _unfund(self, claimed: ClaimedTrial) -> None:
+        """The cap leaves too little for it now: back to the queue, tried again when money frees up."""
+        self.store.finish_trial(claimed.id, TrialState.QUEUED)
+        self._unfunded = True
+        self.status.stop_reason = "budget.usd reached"
+        return None
+
+    def _chunk(self, rate: int, *, must_fit: bool) -> int:
+        """Money for the next stretch of a trial without rungs; 0 when the cap has no room for it."""
+        chunk = max(self.billing.charge(_CHUNK_S * 1000, rate), self.billing.charge(1, rate))
+        cap, spent, reserved = self.store.balance(self.scope)
+        if cap is None:
+            return chunk
+        room = cap - spent - reserved
+        least = self.billing.charge(1, rate) if must_fit else 1
+        return min(chunk, room) if room >= least else 0
+
+    def _why_exhausted(self) -> str:
+        limit = self._max_trials
+        if limit is not None and self.spec.budget.trials == limit:
+            return f"all {limit} trials run (budget.trials)"
+        if limit is not None and self.rungs is not None and self.rungs.max_trials() == limit:
+            return f"the {self.rungs.kind} plan's {limit} trials have run"
+        if self.spec.sampler["type"] == "grid":
+            return "every grid combination has run"
+        return "the sampler has nothing left to propose"
