@@ -69,12 +69,17 @@ class Claims:
         self._spent_at_iteration = spent
         add()
         self._launched_at_extension = self.status.launched
-        self._max_trials = self.rungs.max_trials()  # type: ignore[union-attr]
+        self._max_trials = self._trial_limit()
         self._exhausted = False
         self.status.stop_reason = ""
         self._on_event(f"budget left for another {self.rungs.kind} iteration: "  # type: ignore[union-attr]
                        f"{self._max_trials} trials planned")
         return True
+
+    def _trial_limit(self) -> int | None:
+        """How many trials the study may hold: budget.trials / the sampler, and a rung plan's size."""
+        limits = [n for n in (self.spec.max_trials, self.rungs.max_trials() if self.rungs else None) if n is not None]
+        return min(limits) if limits else None
 
     def _fill(self) -> list[LiveAttempt]:
         pending: list[LiveAttempt] = []

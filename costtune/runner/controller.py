@@ -87,8 +87,7 @@ class SweepController(Claims, Recovery):
 
             inner = study.sampler if spec.sampler["type"] == "bayes" else make_sampler({"type": "bayes"})
             study.sampler = RungModelSampler(inner, self.rungs, min_points=spec.scheduler.get("min_points"))
-        limits = [n for n in (spec.max_trials, self.rungs.max_trials() if self.rungs else None) if n is not None]
-        self._max_trials = min(limits) if limits else None
+        self._max_trials = self._trial_limit()
 
     # -- public --------------------------------------------------------------------------
     def run(self) -> RunStatus:

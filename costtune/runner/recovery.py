@@ -49,6 +49,8 @@ class Recovery:
 
     def _finish(self, live: LiveAttempt, status: Any) -> None: ...
 
+    def _trial_limit(self) -> int | None: ...
+
     def _prepare(self) -> None:
         """Recover what a dead controller left, settle its reservations, set the cap, replay rungs."""
         self.study.recover()
@@ -70,8 +72,7 @@ class Recovery:
             cover = getattr(self.rungs, "cover", None)
             if cover is not None:  # iterations added by earlier runs hold trials of their own
                 cover(len(history.trials))
-                limits = [n for n in (self.spec.max_trials, self.rungs.max_trials()) if n is not None]
-                self._max_trials = min(limits) if limits else None
+                self._max_trials = self._trial_limit()
             self._replay_rungs(history)
         self.status.finished = sum(t.state.finished for t in history.trials)
         self.status.failed = sum(t.state == TrialState.FAILED for t in history.trials)

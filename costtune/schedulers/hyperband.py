@@ -224,13 +224,7 @@ class Hyperband:
 
     def record(self, number: int, rung_micros: int, value: float | None, promoted: bool) -> None:
         _, _, rung = self._rung(number, rung_micros)
-        if not usable(value):
-            rung.discard(number)
-            return
-        assert value is not None
-        rung.add(number, value)
-        if promoted:
-            rung.promoted.add(number)
+        rung.record(number, value, promoted)
 
     def judge(self, number: int, rung_micros: int, value: float | None) -> RungDecision:
         bracket, i, rung = self._rung(number, rung_micros)

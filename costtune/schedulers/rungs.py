@@ -118,6 +118,16 @@ class Competition:
     def values(self) -> dict[int, float]:
         return {number: self._sign * key for number, key in self._by_trial.items()}
 
+    def record(self, number: int, value: float | None, promoted: bool) -> None:
+        """Replay a stored result without a decision (a value that cannot be ranked is dropped)."""
+        if not usable(value):
+            self.discard(number)
+            return
+        assert value is not None
+        self.add(number, value)
+        if promoted:
+            self.promoted.add(number)
+
 
 def mode_of(mode: str | Mode) -> Mode:
     if mode not in (Mode.MIN, Mode.MAX):
@@ -174,14 +184,7 @@ class AshaScheduler:
 
     def record(self, number: int, rung_micros: int, value: float | None, promoted: bool) -> None:
         position(self.ladder(number), rung_micros)
-        rung = self._rungs[rung_micros]
-        if not usable(value):
-            rung.discard(number)
-            return
-        assert value is not None
-        rung.add(number, value)
-        if promoted:
-            rung.promoted.add(number)
+        self._rungs[rung_micros].record(number, value, promoted)
 
     def judge(self, number: int, rung_micros: int, value: float | None) -> RungDecision:
         ladder = self.ladder(number)

@@ -16,17 +16,19 @@ from costtune.money import charge_micros
 from costtune.store.models import AttemptRow, ReportRow, TrialRow, utcnow
 from costtune.store.records import Orphan, _frozen, lock_study
 
-# The report path as plain SQL: building SQLAlchemy statements costs more than running them.
-_INSERT_REPORT = text(
+# The report path as plain SQL with named parameters: SQLAlchemy runs it on PostgreSQL, and on SQLite
+# the DBAPI runs the very same text (sqlite3 speaks ``:name`` too).
+_REPORT_SQL = (
     "INSERT INTO report (trial_id, attempt_id, step, metrics_json, elapsed_s, cost_micros, created_at) "
-    "VALUES (:trial_id, :attempt_id, :step, :metrics_json, :elapsed_s, :cost_micros, :created_at)"
-).bindparams(bindparam("created_at", type_=DateTime(timezone=True)))
-_UPDATE_TRIAL = text(
-    "UPDATE trial SET metrics_json = :metrics_json, last_step = :last_step, value = :value, "
-    "cost_micros = :cost_micros WHERE id = :id"
+    "VALUES (:trial_id, :attempt_id, :step, :metrics_json, :elapsed_s, :cost_micros, :created_at)",
+    "UPDATE trial SET metrics_json = :merged_json, last_step = :step, value = :value, "
+    "cost_micros = :cost_micros WHERE id = :trial_id",
+    "UPDATE attempt SET billable_ms = :attempt_ms, cost_micros = :attempt_cost WHERE id = :attempt_id "
+    "AND ended_at IS NULL",
 )
-_UPDATE_ATTEMPT = text(
-    "UPDATE attempt SET billable_ms = :billable_ms, cost_micros = :cost_micros WHERE id = :id AND ended_at IS NULL"
+_REPORT_STATEMENTS = tuple(
+    text(sql).bindparams(bindparam("created_at", type_=DateTime(timezone=True))) if ":created_at" in sql else text(sql)
+    for sql in _REPORT_SQL
 )
 
 
@@ -55,14 +57,6 @@ _CLOSE_ATTEMPT = (
             billable_ms=bindparam("a_ms"), cost_micros=bindparam("a_cost"), waste_micros=bindparam("a_waste"))
     .returning(_ATTEMPT.c.trial_id)
 )
-
-
-_SQLITE_INSERT_REPORT = (
-    "INSERT INTO report (trial_id, attempt_id, step, metrics_json, elapsed_s, cost_micros, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
-_SQLITE_UPDATE_TRIAL = "UPDATE trial SET metrics_json = ?, last_step = ?, value = ?, cost_micros = ? WHERE id = ?"
-_SQLITE_UPDATE_ATTEMPT = "UPDATE attempt SET billable_ms = ?, cost_micros = ? WHERE id = ? AND ended_at IS NULL"
 
 
 class AttemptBook:
@@ -106,21 +100,9 @@ class AttemptBook:
         *,
         objective: str,
         elapsed_s: float = 0.0,
-        cost_micros: int = 0,
-        attempt_charge: tuple[int, int] | None = None,
     ) -> FrozenTrial:
-        """Store one report; ``cost_micros`` is the trial's spend at that moment.
-
-        ``attempt_charge`` (billable ms, cost so far) books the running attempt in the same
-        transaction, so a crash right after a report loses no money already known.
-        """
+        """Store one report (the in-process path; the controller books through ``book_report``)."""
         with self._tx() as s:
-            if attempt_charge is not None and attempt_id is not None:
-                attempt = s.get(AttemptRow, attempt_id)
-                if attempt is not None and attempt.ended_at is None:
-                    attempt.billable_ms, attempt.cost_micros = attempt_charge
-                    s.add(attempt)
-                    self._recost_trial(s, trial_id)
             trial = s.get(TrialRow, trial_id)
             if trial is None:
                 raise StoreError(f"trial {trial_id} does not exist")
@@ -131,7 +113,7 @@ class AttemptBook:
                     step=step,
                     metrics_json=json.dumps(metrics),
                     elapsed_s=elapsed_s,
-                    cost_micros=cost_micros,
+                    cost_micros=trial.cost_micros,  # its spend as booked so far
                 )
             )
             merged = json.loads(trial.metrics_json)
@@ -163,26 +145,23 @@ class AttemptBook:
 
         Three plain statements, no reads: a simulated sweep books tens of thousands of these.
         """
-        report = (trial_id, attempt_id, step, json.dumps(metrics), elapsed_s, trial_cost_micros)
-        trial = (json.dumps(merged), step, value, trial_cost_micros, trial_id)
-        attempt = (attempt_ms, attempt_cost_micros, attempt_id)
+        params = {"trial_id": trial_id, "attempt_id": attempt_id, "step": step, "metrics_json": json.dumps(metrics),
+                  "elapsed_s": elapsed_s, "cost_micros": trial_cost_micros, "merged_json": json.dumps(merged),
+                  "value": value, "attempt_ms": attempt_ms, "attempt_cost": attempt_cost_micros}
         with self._tx() as s:
             conn = s.connection()
             if conn.dialect.name == "sqlite":
                 # The DBAPI directly, inside the same transaction: SQLAlchemy's per-statement work
                 # costs several times the SQL here, and a simulated sweep books ~100,000 reports.
+                params["created_at"] = utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite format
                 cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                stamp = utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")  # how SQLAlchemy stores DateTime in SQLite
-                cursor.execute(_SQLITE_INSERT_REPORT, (*report, stamp))
-                cursor.execute(_SQLITE_UPDATE_TRIAL, trial)
-                cursor.execute(_SQLITE_UPDATE_ATTEMPT, attempt)
+                for sql in _REPORT_SQL:
+                    cursor.execute(sql, params)
                 cursor.close()
                 return
-            s.execute(_INSERT_REPORT, dict(zip(("trial_id", "attempt_id", "step", "metrics_json", "elapsed_s",
-                                                "cost_micros", "created_at"), (*report, utcnow()), strict=True)))
-            s.execute(_UPDATE_TRIAL, dict(zip(("metrics_json", "last_step", "value", "cost_micros", "id"), trial,
-                                              strict=True)))
-            s.execute(_UPDATE_ATTEMPT, dict(zip(("billable_ms", "cost_micros", "id"), attempt, strict=True)))
+            params["created_at"] = utcnow()
+            for statement in _REPORT_STATEMENTS:
+                s.execute(statement, params)
 
     def heartbeat(self, owner: str, charges: dict[int, tuple[int, int]]) -> None:
         """Keep ``owner``'s trials alive and book the running cost of its attempts.
