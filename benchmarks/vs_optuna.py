@@ -79,7 +79,7 @@ def sweep(workload: str, seed: int, budget_usd: float, recipe: str) -> dict:
 
 def run_costtune(workload: str, seed: int, budget_usd: float, recipe: str) -> Curve:
     """One budgeted costtune run in a throw-away SQLite store; the best-so-far curve in dollars."""
-    from costtune.reports import best_vs_spend
+    from costtune.reports.cost import best_vs_spend
     from costtune.runner.simulate import run_simulated
     from costtune.spec import parse_sweep
     from costtune.store import Store

@@ -17,7 +17,7 @@ _EXPORTS = {
     "create_study": "costtune.study",
     "load_study": "costtune.study",
     "Study": "costtune.study",
-    "Trial": "costtune.trial",
+    "Trial": "costtune.study",
     "Store": "costtune.store",
     "SearchSpace": "costtune.space",
     "TrialState": "costtune.history",
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from costtune.spec import load_sweep
     from costtune.store import Store
     from costtune.study import Study, create_study, load_study
-    from costtune.trial import Trial
+    from costtune.study.trial import Trial
 
 
 def __getattr__(name: str) -> Any:

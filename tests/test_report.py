@@ -24,8 +24,8 @@ from test_leaderboard_cost import run_sim_sweep
 import costtune
 from costtune.cli import main
 from costtune.history import FrozenTrial, History, Mode, TrialState
-from costtune.report_html import USEFUL_RGB, WASTE_RGB, nice_ticks, render_html
-from costtune.reports import best_vs_spend, cost_per_improvement, pareto_front, spend_summary
+from costtune.reports.cost import best_vs_spend, cost_per_improvement, pareto_front, spend_summary
+from costtune.reports.html import USEFUL_RGB, WASTE_RGB, nice_ticks, render_html
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CHROMIUM = Path("/usr/bin/chromium")

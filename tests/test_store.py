@@ -26,9 +26,9 @@ from sqlmodel import Session
 from costtune.errors import SamplerExhausted, StoreError, StudyNotFound
 from costtune.history import History, Mode, TrialState
 from costtune.money import charge_micros
-from costtune.runner.owner import controller_id, hostname, is_alive
 from costtune.store import Proposal, Store, StudyInfo
 from costtune.store.models import AttemptRow, TrialRow
+from costtune.store.owner import controller_id, hostname, is_alive
 
 OWNER = "testhost:4242:99"
 RATE = 3_600_000  # micro-dollars per hour: exactly 1000 micro-dollars per billed second

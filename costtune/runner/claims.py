@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from costtune.errors import CapExceeded
 from costtune.history import TrialState
 from costtune.runner.attempts import LiveAttempt
-from costtune.runner.owner import hostname
+from costtune.store.owner import hostname
 
 if TYPE_CHECKING:
     from costtune.clock import Clock

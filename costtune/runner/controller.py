@@ -32,11 +32,11 @@ from costtune.protocol import MetricLineError, parse_line
 from costtune.providers.base import Provider, ProviderError, Status
 from costtune.runner.attempts import LiveAttempt, launch_request
 from costtune.runner.claims import Claims
-from costtune.runner.heartbeat import Heartbeat
 from costtune.runner.recovery import Recovery, catch_signals
 from costtune.runner.status import RunStatus, short_params, stderr_tail, write_header
 from costtune.schedulers import make_rung_scheduler
 from costtune.spec import SweepSpec
+from costtune.store.heartbeat import Heartbeat
 from costtune.study import Study
 
 log = logging.getLogger(__name__)

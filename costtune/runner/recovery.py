@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from costtune.errors import CosttuneError, StoreError
 from costtune.history import TrialState
-from costtune.runner.owner import is_alive
+from costtune.store.owner import is_alive
 
 if TYPE_CHECKING:
     from costtune.providers.base import Provider

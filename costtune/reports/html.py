@@ -12,10 +12,10 @@ from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any
 
-from costtune import leaderboard
 from costtune.history import History
 from costtune.money import format_usd
-from costtune.reports import (
+from costtune.reports import leaderboard
+from costtune.reports.cost import (
     AttemptsFn,
     best_vs_spend,
     cost_per_improvement,

@@ -8,21 +8,21 @@ from typing import Any
 
 import click
 
-from costtune.cli import _handled, _store, db_option, err_console, main, out_console
+from costtune.cli.common import db_option, err_console, handled, open_store, out_console
 from costtune.errors import SpecError
 
 
-@main.command()
+@click.command()
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@_handled
+@handled
 def spend(db: str | None, fmt: str) -> None:
     """Spend by ledger scope: cap, spent, held by running trials, and what is left."""
     from rich.table import Table
 
     from costtune.money import format_usd
 
-    store = _store(db)
+    store = open_store(db)
     names = {f"study:{info.id}": f"study {info.name}" for info in store.list_studies()}
     rows = []
     for scope, (cap, spent, reserved) in store.balances().items():
@@ -41,14 +41,14 @@ def spend(db: str | None, fmt: str) -> None:
     out_console.print(table)
 
 
-@main.command()
+@click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
 @click.option("--runs", type=int, default=20, show_default=True,
               help="Simulated runs behind the spend forecast (simulated sweeps only).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="Output format.")
 @click.option("--quiet", is_flag=True, help="No progress bar while the simulated runs go.")
-@_handled
+@handled
 def plan(sweep_file: str, runs: int, fmt: str, quiet: bool) -> None:
     """What SWEEP_FILE will cost, before any money is spent.
 
@@ -59,7 +59,7 @@ def plan(sweep_file: str, runs: int, fmt: str, quiet: bool) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from costtune.plan import build_plan
-    from costtune.plan_render import render, to_dict
+    from costtune.plan.render import render, to_dict
     from costtune.spec import load_sweep
 
     if runs < 1:

@@ -20,10 +20,10 @@ import yaml
 from costtune.errors import InputError, SpecError
 from costtune.history import Mode
 from costtune.money import usd_to_micros
-from costtune.resources import Resources, parse_resources
 from costtune.samplers import SAMPLER_TYPES, sampler_config
 from costtune.schedulers import plan_brackets, scheduler_config
 from costtune.space import SearchSpace
+from costtune.spec.resources import Resources, parse_resources
 
 TOP_LEVEL = ("name", "objective", "space", "sampler", "scheduler", "budget", "resources", "command", "env",
              "workdir", "output_dir")

@@ -20,13 +20,13 @@ from costtune.errors import InputError, SamplerExhausted, SpecError, StopTrial, 
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.money import charge_micros, usd_to_micros
 from costtune.protocol import current_trial
-from costtune.runner.heartbeat import Heartbeat
-from costtune.runner.owner import controller_id, hostname, is_alive
 from costtune.samplers import Sampler, make_sampler, sampler_config
 from costtune.schedulers import Decision, Scheduler, make_scheduler
 from costtune.space import SearchSpace
 from costtune.store import ClaimedTrial, Proposal, Store, StudyInfo, costtune_home
-from costtune.trial import Trial
+from costtune.store.heartbeat import Heartbeat
+from costtune.store.owner import controller_id, hostname, is_alive
+from costtune.study.trial import Trial
 
 Objective = Callable[[Trial], float | dict[str, float] | None]
 
@@ -343,7 +343,7 @@ class Study:
 
     def pareto_front(self) -> list[FrozenTrial]:
         """Trials no other trial beats on both the metric and the money it cost (cheapest first)."""
-        from costtune.reports import pareto_front
+        from costtune.reports.cost import pareto_front
 
         return pareto_front(self.history())
 

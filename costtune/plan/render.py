@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from costtune.money import format_usd, micros_to_usd
-from costtune.plan import SweepPlan
-from costtune.plan_forecast import Forecast
+from costtune.plan.analytic import SweepPlan
+from costtune.plan.forecast import Forecast
 
 
 def _money(micros: int | None) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -22,12 +22,27 @@ from costtune.space import Categorical, Int, LogUniform, Uniform, parse_distribu
 
 if TYPE_CHECKING:
     from costtune.space import Distribution
-    from costtune.study import Study
+
+
+class TrialHost(Protocol):
+    """What a trial needs of its study (``costtune.study.Study`` is one); no import of it here."""
+
+    name: str
+    seed: int
+
+    def trial_dir(self, number: int) -> str: ...
+
+    def space_dict(self) -> dict[str, Any]: ...
+
+    def add_param(self, trial_id: int, name: str, value: Any, dist: dict[str, Any]) -> None: ...
+
+    def record_report(self, trial_id: int, attempt_id: int | None, step: int, metrics: dict[str, float],
+                      ) -> tuple[FrozenTrial, Decision]: ...
 
 
 class Trial:
     def __init__(
-        self, study: Study, trial_id: int, number: int, params: dict[str, Any], attempt_id: int | None,
+        self, study: TrialHost, trial_id: int, number: int, params: dict[str, Any], attempt_id: int | None,
         output_dir: str | None,
     ) -> None:
         self._study = study

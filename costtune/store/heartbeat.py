@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from types import TracebackType
 
-from costtune.runner.owner import HEARTBEAT_SECONDS
+from costtune.store.owner import HEARTBEAT_SECONDS
 
 log = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 
 from costtune.money import charge_micros, format_usd
-from costtune.plan_forecast import Forecast, RunSample, forecast
-from costtune.resources import Resources
+from costtune.plan.forecast import Forecast, RunSample, forecast
 from costtune.schedulers import plan_brackets, rung_ladder
 from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec
+from costtune.spec.resources import Resources
 
 SHAPE_SAMPLES = 48  # configurations drawn to learn a simulated workload's step times
 

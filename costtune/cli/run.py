@@ -1,0 +1,125 @@
+"""`costtune run` and `costtune demo`: run (or resume) a sweep with a live progress line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from costtune.cli.common import db_option, err_console, handled, open_store, out_console
+from costtune.errors import CosttuneError, SpecError
+
+
+def _terminate_like_ctrl_c() -> None:
+    """`kill PID` stops a sweep the way Ctrl-C does: running trials are re-queued, not lost."""
+
+    def handler(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.command()
+@click.argument("sweep_file", type=click.Path(dir_okay=False))
+@db_option
+@click.option("--workers", type=int, help="Override resources.workers.")
+@click.option("--name", help="Override the study name from the sweep file.")
+@click.option("--quiet", is_flag=True, help="No progress display; only the final leaderboard.")
+@handled
+def run(sweep_file: str, db: str | None, workers: int | None, name: str | None, quiet: bool) -> None:
+    """Run (or resume) the sweep described by SWEEP_FILE."""
+    from costtune.spec import load_sweep
+
+    raw_overrides: dict[str, Any] = {}
+    if name is not None:
+        raw_overrides["name"] = name
+    if workers is not None:
+        if workers < 1:
+            raise SpecError("--workers", "must be >= 1", workers)
+        raw_overrides["workers"] = workers
+    spec = load_sweep(sweep_file)
+    spec = _override(spec, raw_overrides)
+    _run_spec(spec, db, quiet=quiet, workdir=str(Path.cwd()))
+
+
+def _override(spec: Any, overrides: dict[str, Any]) -> Any:
+    from costtune.spec import parse_sweep
+
+    if not overrides:
+        return spec
+    raw = json.loads(json.dumps(spec.raw))
+    if "name" in overrides:
+        raw["name"] = overrides["name"]
+    if "workers" in overrides:
+        raw.setdefault("resources", {})["workers"] = overrides["workers"]
+    return parse_sweep(raw)
+
+
+def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str) -> None:
+    from costtune.runner.session import open_sweep, run_with_progress
+
+    store = open_store(db, create=True)
+    _terminate_like_ctrl_c()
+    study, resumed = open_sweep(store, spec)
+    if resumed and not quiet:
+        err_console.print(f"resuming study [bold]{spec.name}[/] in {store.display_url}", highlight=False)
+    status = run_with_progress(spec, study, err_console, quiet=quiet, workdir=workdir)
+    _print_summary(study, status)
+
+
+def _print_summary(study: Any, status: Any) -> None:
+    from costtune.money import format_usd
+    from costtune.reports.leaderboard import to_table
+
+    history = study.history()
+    out_console.print(to_table(history, f"leaderboard: {study.name} ({history.metric}, {history.mode})",
+                               limit=10))
+    best = history.best()
+    total = sum(t.cost_micros for t in history.trials)
+    line = f"{len(history.trials)} trials, {format_usd(total)} spent"
+    if status.stop_reason:
+        line += f"; stopped: {status.stop_reason}"
+    if status.preemptions:
+        line += f"; {status.preemptions} preemptions, {format_usd(status.waste_micros)} of work lost to them"
+    if status.sim_seconds:
+        line += f"; {status.sim_seconds / 3600:.2f} simulated hours"
+    out_console.print(line, highlight=False)
+    if best is not None:
+        out_console.print(f"best: trial {best.number} {history.metric}={best.value:.6g} "
+                          f"cost {format_usd(best.cost_micros)} params {best.params}", highlight=False)
+        if best.output_dir and Path(best.output_dir).exists():
+            out_console.print(f"best trial's output: {best.output_dir}", highlight=False, soft_wrap=True)
+    out_console.print(f"store: {study.store.display_url}  (costtune leaderboard {study.name})", highlight=False)
+    if best is None and history.trials:
+        raise CosttuneError("no trial produced a value; see `costtune trials` and `costtune logs`")
+
+
+@click.command()
+@db_option
+@click.option("--trials", type=int, default=None, help="How many trials (default 16).")
+@click.option("--workers", type=int, default=None, help="Parallel trials (default 2).")
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@handled
+def demo(db: str | None, trials: int | None, workers: int | None, quiet: bool) -> None:
+    """Tune a real MLP on scikit-learn's digits data, 2 trials at a time, on the local provider."""
+    import yaml
+
+    from costtune.spec import parse_sweep
+
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise CosttuneError("the demo trains with scikit-learn: pip install 'costtune[examples]'") from None
+    raw = yaml.safe_load(resources.files("costtune.demo").joinpath("digits.yaml").read_text())
+    raw["name"] = f"digits-demo-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    if trials is not None:
+        raw["budget"]["trials"] = trials
+    if workers is not None:
+        raw["resources"]["workers"] = workers
+    _run_spec(parse_sweep(raw), db, quiet=quiet, workdir=str(Path.cwd()))
