@@ -196,7 +196,7 @@ def spend_html(history: History, attempts: Sequence[AttemptCostRow] | None) -> s
     line = (f"<p>{cut} attempts were cut short ({s['preempted_attempts']} preempted, "
             f"{s['interrupted_attempts']} interrupted) in {s['retried_trials']} trials; the work they had to run "
             f"again cost {escape(format_usd(rerun['micros']))}. Money a cut-short attempt spent on work that a "
-            "checkpoint kept counts where its trial ended.</p>") if attempts is not None else ""
+            "checkpoint kept counts where its trial ended.</p>") if attempts is not None and cut else ""
     return table + line
 
 
@@ -208,7 +208,8 @@ def placement_html(history: History, attempts: Sequence[AttemptCostRow] | None, 
     p = preemption_summary(history, attempts)
     line = (f"<p>{p['preemptions']} preemptions in {p['trials_preempted']} trials and {p['interruptions']} "
             f"interruptions: re-running their work cost {escape(format_usd(p['waste_micros']))}, "
-            f"{escape(_pct(p['waste_pct_of_spend']))} of {escape(format_usd(p['spend_micros']))} spent.</p>")
+            f"{escape(_pct(p['waste_pct_of_spend']))} of {escape(format_usd(p['spend_micros']))} spent.</p>"
+            if p["preemptions"] or p["interruptions"] else "<p>No attempt was preempted or interrupted.</p>")
     groups = spend_by_placement(history, attempts)
     kinds = [k for k in CLASSES if any(g[f"{k}_micros"] for g in groups)]
     spend = _table(["where", "trials", "attempts", "preemptions", "spend", *(SHORT_LABELS[k] for k in kinds)],

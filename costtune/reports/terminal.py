@@ -110,7 +110,8 @@ def placement_tables(history: History, attempts: Sequence[AttemptCostRow], costs
         Column("median cost", format_usd_column([round(r["median_cost_micros"]) for r in per_type]), keep=4),
         Column("steps / $", [f"{r['median_steps_per_usd']:,.1f}" for r in per_type], keep=1),
     ], title="steps per dollar (median over finished trials)")
-    out: list[FittedTable | Text] = [classes_table(history, attempts), line, spend, steps]
+    cut_short = p["preemptions"] or p["interruptions"]
+    out: list[FittedTable | Text] = [classes_table(history, attempts), *([line] if cut_short else []), spend, steps]
     worst = waste_by_trial(history, costs, attempts)[:top]
     if worst:
         out.append(FittedTable([
