@@ -18,6 +18,7 @@ deletion fail with ``StudyBusy`` and changes nothing.
 
 from __future__ import annotations
 
+import difflib
 import json
 import uuid
 from collections.abc import Callable
@@ -153,3 +154,15 @@ class StudyAdmin:
                 spec["name"] = new_name
             study.name, study.spec_json = new_name, json.dumps(spec)
             s.add(study)
+
+
+def not_found_hint(name: str, known: list[str], shown: int = 10) -> str:
+    """``; did you mean 'digits-mlp'?`` for close names, else the names the store holds (the first ``shown``)."""
+    if not known:
+        return "; the store holds no study yet"
+    lowered = {k.lower(): k for k in reversed(known)}  # names differing only in case: the first one
+    close = [lowered[k] for k in difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)]
+    if close:
+        return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    more = f" and {len(known) - shown} more (costtune studies)" if len(known) > shown else ""
+    return f"; known studies: {', '.join(known[:shown])}{more}"

@@ -7,7 +7,6 @@ worker threads or processes on any number of machines can share a study.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from costtune.errors import SamplerExhausted, StoreError, StudyNotFound
 from costtune.history import FrozenTrial, History, Mode, TrialState
-from costtune.store.admin import StudyAdmin
+from costtune.store.admin import StudyAdmin, not_found_hint
 from costtune.store.attempts import AttemptBook
 from costtune.store.engine import make_engine, resolve_db_url
 from costtune.store.ledger import LedgerBook
@@ -426,18 +425,6 @@ class Store(AttemptBook, LedgerBook, StudyAdmin):
             return int(s.exec(query).one())
 
 
-
-
-def not_found_hint(name: str, known: list[str], shown: int = 10) -> str:
-    """``; did you mean 'digits-mlp'?`` for close names, else the names the store holds (the first ``shown``)."""
-    if not known:
-        return "; the store holds no study yet"
-    lowered = {k.lower(): k for k in reversed(known)}  # names differing only in case: the first one
-    close = [lowered[k] for k in difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)]
-    if close:
-        return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
-    more = f" and {len(known) - shown} more (costtune studies)" if len(known) > shown else ""
-    return f"; known studies: {', '.join(known[:shown])}{more}"
 
 
 def _add_missing_columns(conn: Any) -> None:
