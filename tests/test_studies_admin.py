@@ -124,8 +124,9 @@ def test_cli_delete_asks_or_needs_yes_and_can_remove_output(tmp_path: Path) -> N
                                      "command": ["python", str(trial), "--lr", "{lr}"]}))
     runner = CliRunner()
     assert runner.invoke(main, ["run", str(sweep), "--db", db, "--quiet"]).exit_code == 0
-    dirs = sorted((tmp_path / "runs").iterdir())
-    assert [d.name for d in dirs] == ["trial-0000", "trial-0001"]
+    board = json.loads(runner.invoke(main, ["leaderboard", "local", "--db", db, "--format", "json"]).output)
+    dirs = sorted(Path(t["output_dir"]) for t in board["trials"])
+    assert [d.name for d in dirs] == ["trial-0000", "trial-0001"] and all(d.is_dir() for d in dirs)
 
     no_tty = runner.invoke(main, ["studies", "delete", "local", "--db", db])  # nobody to ask
     assert no_tty.exit_code == 1 and "--yes" in no_tty.output
@@ -136,7 +137,7 @@ def test_cli_delete_asks_or_needs_yes_and_can_remove_output(tmp_path: Path) -> N
     agreed = _with_terminal(["costtune", "studies", "delete", "local", "--db", db, "--delete-output"], "y\n", tmp_path)
     assert agreed[0] == 0, agreed[1]
     assert "deleted study 'local': 2 trials" in agreed[1] and "removed 2 trial output directories" in agreed[1]
-    assert not (tmp_path / "runs").exists()  # the emptied root goes too
+    assert not any(d.exists() for d in dirs) and not dirs[0].parent.exists()  # the emptied folder goes too
     assert json.loads(runner.invoke(main, ["studies", "--format", "json", "--db", db]).output) == []
     assert runner.invoke(main, ["studies", "delete", "local", "--yes", "--db", db]).exit_code == 2  # gone
 
