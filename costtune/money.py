@@ -39,12 +39,50 @@ def micros_to_usd(micros: int) -> Decimal:
     return Decimal(micros) / MICROS_PER_USD
 
 
+# How many decimals a dollar amount shows: three significant digits of the amount (of the smallest
+# non-zero amount, for a column), never fewer than cents nor more than micro-dollars.
+_MIN_PLACES, _MAX_PLACES, _SIGNIFICANT = 2, 6, 3
+
+
+def usd_places(*micros: int | None) -> int:
+    """Decimals that show the smallest non-zero amount to three significant digits (2..6).
+
+    One rule for every money display: a single amount (``format_usd``) and a column of amounts
+    (``format_usd_column``), where all rows share the places of the column's smallest amount so
+    that ``$0.0100`` and ``$0.2700`` line up instead of ``$0.010000`` beside ``$0.2700``.
+    """
+    nonzero = [abs(m) for m in micros if m]
+    if not nonzero:
+        return _MIN_PLACES
+    digits = len(str(min(nonzero)))  # micro-dollars with n digits: the leading one is 10^(n-7) dollars
+    return max(_MIN_PLACES, min(_MAX_PLACES, _SIGNIFICANT + 6 - digits))
+
+
 def format_usd(micros: int, places: int | None = None) -> str:
-    """``$1.2345`` or, under ten cents, every micro-dollar (``$0.000043``); for display only."""
+    """A dollar amount for people: ``$1.23``, ``$0.0123``, ``$0.000043``, ``$0.096``, ``$1,234.50``, ``$0``.
+
+    By default three significant digits, trailing zeros past the cents dropped; ``places`` fixes the
+    decimals instead (a column's ``usd_places``, so the column lines up). For display only.
+    """
+    if micros == 0:
+        return "$0"  # exactly nothing, not $0.000000 beside the amounts of its column
+    single = places is None
     if places is None:
-        places = 4 if abs(micros) >= 100_000 else 6
+        places = usd_places(micros)
     quantum = Decimal(1).scaleb(-places)
-    return f"${micros_to_usd(micros).quantize(quantum, rounding=ROUND_HALF_UP)}"
+    amount = micros_to_usd(micros).quantize(quantum, rounding=ROUND_HALF_UP)
+    if single:  # alone, trailing zeros say nothing: $0.096, $0.27 (a column keeps them to line up)
+        while places > _MIN_PLACES and amount == amount.quantize(Decimal(1).scaleb(1 - places)):
+            places -= 1
+            amount = amount.quantize(Decimal(1).scaleb(-places))
+    sign = "-" if amount < 0 else ""
+    return f"{sign}${abs(amount):,}"
+
+
+def format_usd_column(micros: list[int | None], missing: str = "-") -> list[str]:
+    """Amounts that share one number of decimals (``usd_places`` of the column); None shows ``missing``."""
+    places = usd_places(*micros)
+    return [missing if m is None else format_usd(m, places) for m in micros]
 
 
 def charge_micros(

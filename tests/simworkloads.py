@@ -29,3 +29,10 @@ def breaks_at_3(params: dict[str, Any], step: int, instance_type: str) -> tuple[
     if step == 3 and float(params["x"]) > 0.5:
         raise RuntimeError("no curve recorded past step 2")
     return steady(params, step, instance_type)
+
+
+def flaky_sluggish(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
+    """``sluggish`` that fails at step 3 when ``x`` > 0.8: a failed trial among complete and stopped ones."""
+    if step == 3 and float(params["x"]) > 0.8:
+        raise RuntimeError("diverged at step 3")
+    return sluggish(params, step, instance_type)

@@ -67,7 +67,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Finished]:
         "sampler": {"type": "manual", "configs": CONFIGS},
         "resources": {"usd_per_hour": 3.6},
         "output_dir": str(root / "runs"),
-        "command": ["python", "trial.py"],
+        "command": ["python", "trial.py", "--lr", "{lr}", "--act", "{act}"],
     }
     (root / "sweep.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     store = Finished(db=f"sqlite:///{root / 'store.db'}", env=env, root=root)
@@ -226,3 +226,40 @@ def test_demo_smoke(tmp_path: Path) -> None:
     with open(Path(best["output_dir"]) / "model.pkl", "rb") as handle:
         saved = pickle.load(handle)  # the trained model lands in the trial's own directory
     assert hasattr(saved["model"], "predict_proba") and hasattr(saved["scaler"], "transform")
+
+
+def test_logs_and_trials_show_the_command_a_trial_really_ran(finished: Finished) -> None:
+    header = finished.ok("logs", "clistudy", "0").splitlines()[0]
+    assert header.startswith("=== costtune attempt 1 at ") and header.endswith(" trial.py --lr 0.01 --act relu")
+    assert "{lr}" not in header
+    rows = json.loads(finished.ok("trials", "clistudy", "--format", "json"))
+    for row, config in zip(rows, CONFIGS, strict=True):
+        [attempt] = row["attempts"]
+        argv = attempt["argv"]
+        assert Path(argv[0]).name.startswith("python") and Path(argv[0]).is_absolute()  # costtune's interpreter
+        assert argv[1:] == ["trial.py", "--lr", str(config["lr"]), "--act", config["act"]]
+    one = json.loads(finished.ok("trials", "clistudy", "1", "--format", "json"))
+    assert one == rows[1]
+    detail = finished.ok("trials", "clistudy", "1")
+    assert "attempt 1 ran: " in detail and "trial.py --lr 0.1 --act tanh" in detail
+    assert "ValueError: boom" in detail  # the whole error, not its first line
+    assert finished.run("trials", "clistudy", "7").returncode == 2
+
+
+def test_top_level_help_cuts_no_description(tmp_path: Path) -> None:
+    for columns in ("80", "200"):
+        env = {**os.environ, "COLUMNS": columns, "COSTTUNE_HOME": str(tmp_path / "home")}
+        out = subprocess.run(["costtune", "--help"], capture_output=True, text=True, env=env, timeout=60).stdout
+        commands = out.split("Commands:", 1)[1]
+        assert "..." not in commands
+        assert "Queue a configuration to run next." in commands  # not "Queue a configuration for STUDY, e.g."
+        assert "every attempt in order" in " ".join(commands.split())
+
+
+def test_db_help_names_the_real_default_store(tmp_path: Path) -> None:
+    home = tmp_path / "elsewhere"
+    env = {**os.environ, "COSTTUNE_HOME": str(home), "COLUMNS": "200"}
+    for command in ("leaderboard", "studies", "report"):
+        out = subprocess.run(["costtune", command, "--help"], capture_output=True, text=True, env=env, timeout=60)
+        text = "".join(out.stdout.split())  # click wraps long help, a long path too
+        assert f"default{home / 'costtune.db'}" in text and "~/.local/share" not in text

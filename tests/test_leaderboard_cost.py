@@ -111,7 +111,7 @@ def test_leaderboard_csv_and_table_carry_the_cost_columns(sim_db: str) -> None:
     assert sum(int(r["preemptions"]) for r in rows) == sum(a.exit_reason == "preempted" for a in _attempts(sim_db))
     result = CliRunner().invoke(main, ["leaderboard", STUDY, "--db", sim_db, "--limit", "5"])
     assert result.exit_code == 0, result.output
-    for column in ("$ at rung", "instance", "market", "preempt", "waste", "steps"):
+    for column in ("$ at rung", "instance", "market", "preempt", "waste", "last step"):
         assert column in result.output
 
 
@@ -128,7 +128,9 @@ def test_report_json_waste_and_spend_by_instance_add_up(sim_db: str) -> None:
     spend = data["spend_by_placement"]
     assert sum(g["cost_micros"] for g in spend) == total
     assert {g["instance_type"] for g in spend} <= {"m5.large", "c5.xlarge"}
-    assert all(g["useful_micros"] + g["waste_micros"] == g["cost_micros"] for g in spend)
+    classes = ("useful", "stopped", "failed", "rerun", "unfinished")
+    assert all(sum(g[f"{k}_micros"] for k in classes) == g["cost_micros"] for g in spend)
+    assert sum(g["rerun_micros"] for g in spend) == p["waste_micros"] == data["summary"]["classes"]["rerun"]["micros"]
     costs = trial_costs(attempts)
     steps = {r["instance_type"]: r for r in data["steps_per_dollar"]}
     assert set(steps) <= {"m5.large", "c5.xlarge"} and steps
@@ -153,7 +155,7 @@ def test_report_table_shows_waste_spend_and_steps_per_dollar(sim_db: str) -> Non
     result = CliRunner().invoke(main, ["report", STUDY, "--db", sim_db])
     assert result.exit_code == 0, result.output
     for text in ("cost per improvement", "Pareto front", "preemptions:", "spend by instance type and market",
-                 "steps per dollar", "preemption waste by trial"):
+                 "steps per dollar", "re-run money by trial", "where the money went"):
         assert text in result.output
 
 

@@ -276,7 +276,7 @@ def test_percent_discounts_are_integer_and_round_up(table: PriceTable, tmp_path:
     new = table.with_overrides(write(tmp_path, "prices.yaml", OVERRIDES), today=TODAY)
     r5 = new.rate("aws", "us-west-2", "r5.xlarge", "on-demand")
     assert r5.usd_per_hour_micros == 221_760  # 252000 x 88 / 100
-    assert "EDP 2026" in r5.source and "12% discount on list $0.2520/h" in r5.note
+    assert "EDP 2026" in r5.source and "12% discount on list $0.252/h" in r5.note
     assert r5.as_of == datetime.date(2023, 12, 13)  # no fresher than the list price it discounts
     p4d = new.rate("aws", "us-east-1", "p4d.24xlarge", "on-demand")
     assert p4d.usd_per_hour_micros == -(-21_957_642 * 88 // 100) == 19_322_725

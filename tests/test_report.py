@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
 import struct
 import subprocess
 import time
 import zlib
 from collections import Counter
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from html.parser import HTMLParser
@@ -24,7 +25,7 @@ from test_leaderboard_cost import run_sim_sweep
 import costtune
 from costtune.cli import main
 from costtune.history import FrozenTrial, History, Mode, TrialState
-from costtune.reports.cost import best_vs_spend, cost_per_improvement, pareto_front, spend_summary
+from costtune.reports.cost import best_vs_spend, cost_per_improvement, pareto_front
 from costtune.reports.html import USEFUL_RGB, WASTE_RGB, nice_ticks, render_html
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -108,31 +109,6 @@ def test_pareto_front_drops_dominated_trials_keeps_exact_ties_and_sorts_by_cost(
     assert pareto_front(History("loss", Mode.MIN)) == []
 
 
-@dataclass
-class Attempt:
-    number: int
-    cost_micros: int
-
-
-def test_spend_summary_splits_by_state_and_prices_the_attempts_that_were_re_run() -> None:
-    history = History("loss", Mode.MIN, (*min_history().trials, trial(7, 0.9, 60, at=60, attempts=3)))
-    asked: list[int] = []
-
-    def attempts(number: int) -> list[Attempt]:
-        asked.append(number)
-        return [Attempt(2, 20), Attempt(3, 30), Attempt(1, 10)]  # the last attempt (3) is not waste
-
-    summary = spend_summary(history, attempts)
-    assert summary["total_micros"] == 900_000 + 999 + 60
-    assert summary["by_state"]["failed"] == {"trials": 1, "micros": 50_000}
-    assert summary["by_state"]["running"] == {"trials": 1, "micros": 999}
-    assert summary["failed_micros"] == 50_000
-    assert (summary["interrupted_attempts"], summary["retried_trials"], summary["waste_micros"]) == (2, 1, 30)
-    assert asked == [7]  # only re-run trials cost a store read
-    assert spend_summary(history)["waste_micros"] is None  # re-runs happened but cannot be priced
-    assert spend_summary(min_history())["waste_micros"] == 0
-
-
 # -- HTML -------------------------------------------------------------------------------------
 class Balanced(HTMLParser):
     """Fails on a close tag that does not match the open one; records open <svg> chunks."""
@@ -173,12 +149,12 @@ def test_html_report_is_self_contained_well_formed_and_draws_both_charts() -> No
     parser = parse(doc)
     assert parser.tags.count("svg") == 2
     scatter = svg(doc, "metric-vs-cost")
-    assert scatter.count("<circle") == len(history.completed()) == 5
-    assert scatter.count('class="pareto"') == len(pareto_front(history)) and "<polyline" in scatter
+    assert scatter.count("<title>trial ") == len(history.completed()) == 5  # one mark per trial with a value
+    assert scatter.count('class="ring"') == len(pareto_front(history)) + 1 and "<polyline" in scatter  # + legend
     assert "<path" in svg(doc, "best-vs-spend")
     assert "tune&lt;&amp;&gt;" in doc and "tune<&>" not in doc
     assert "http://" not in doc.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in doc
-    assert "$0.9010" in doc  # total spend, running trial included
+    assert "$0.901" in doc  # total spend ($0.900999), running trial included
 
 
 def test_html_report_escapes_user_text() -> None:
@@ -202,7 +178,7 @@ def test_html_report_without_a_finished_value_says_so(trials: tuple[FrozenTrial,
 def test_html_report_with_one_trial_plots_one_point() -> None:
     doc = render_html("one", History("loss", Mode.MAX, (trial(0, 0.25, 0, at=1),)))
     assert parse(doc).tags.count("svg") == 2
-    assert svg(doc, "metric-vs-cost").count("<circle") == 1
+    assert svg(doc, "metric-vs-cost").count("<title>trial ") == 1
 
 
 def test_nice_ticks_cover_the_data_with_round_steps() -> None:
@@ -236,7 +212,7 @@ def test_report_command_writes_html_and_prints_json_csv_and_tables(db: str, tmp_
     assert str(out.resolve()) in result.output
     doc = out.read_text(encoding="utf-8")
     parse(doc)
-    assert svg(doc, "metric-vs-cost").count("<circle") == 5  # trial 2 failed: no value to plot
+    assert svg(doc, "metric-vs-cost").count("<title>trial ") == 5  # trial 2 failed: no value to plot
 
     result = runner.invoke(main, ["report", "tuned", "--db", db, "--format", "json"])
     assert result.exit_code == 0, result.output
@@ -316,9 +292,9 @@ def test_html_report_of_a_simulated_sweep_draws_spend_bars_split_into_useful_and
     doc = page.read_text(encoding="utf-8")
     parse(doc)
     bars = svg(doc, "spend-by-instance")
-    assert bars.count('class="useful"') >= 2 and bars.count('class="waste"') >= 2  # one pair per type, + key
+    assert bars.count('class="useful-bar"') >= 2 and bars.count('class="rerun-bar"') >= 2  # per type, + key
     assert "m5.large / spot" in bars and "c5.xlarge / spot" in bars
-    assert "steps per dollar" in doc and "preemption waste by trial" in doc
+    assert "steps per dollar" in doc and "re-run money by trial" in doc
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium to render the report headless")
@@ -341,3 +317,57 @@ def test_html_report_renders_in_a_headless_browser(tmp_path: Path) -> None:
     assert near(counts, (0x2F, 0x6F, 0xDE)) > 50  # the best-vs-spend curve
     assert near(counts, USEFUL_RGB) > 1_000  # spend bars: the useful part ...
     assert near(counts, WASTE_RGB) > 20  # ... and the part preemptions wasted (at least the legend key)
+
+
+# -- any finite float can be drawn ---------------------------------------------------------------
+EXTREMES = {
+    "huge": [1.7e308], "huge negative": [-1.7e308], "both ends": [1.7e308, -1.7e308, 0.0],
+    "float max": [1.7976931348623157e308, -1.7976931348623157e308], "subnormal": [5e-324],
+    "subnormals": [5e-324, 1e-323], "equal": [0.5, 0.5, 0.5], "one point": [3.0], "zero": [0.0],
+    "next float": [1.0, 1.0000000000000002], "with non-finite": [float("nan"), 2.0, float("inf"), -float("inf"), 1.0],
+}
+
+
+def _coordinates(chart: str) -> list[float]:
+    """Every number the SVG draws with: positions, sizes, path and polyline points."""
+    numbers = re.findall(r'\b(?:cx|cy|x|y|x1|x2|y1|y2|width|height|r)="([^"]*)"', chart)
+    for attr in re.findall(r'\b(?:d|points)="([^"]*)"', chart):
+        numbers += re.findall(r"-?[0-9.]+(?:e[-+]?\d+)?", attr)
+    return [float(n) for n in numbers]
+
+
+@pytest.mark.parametrize("case", sorted(EXTREMES))
+def test_every_chart_renders_any_finite_value_and_skips_the_rest(case: str) -> None:
+    values = EXTREMES[case]
+    finite = [v for v in values if math.isfinite(v)]
+    for mode in (Mode.MIN, Mode.MAX):
+        history = History("loss", mode, tuple(
+            trial(n, v, 1_000 * (n + 1), at=n, state=(TrialState.COMPLETE, TrialState.STOPPED)[n % 2])
+            for n, v in enumerate(values)))
+        doc = render_html(case, history)
+        parse(doc)
+        for ident in ("best-vs-spend", "metric-vs-cost"):
+            chart = svg(doc, ident)
+            coords = _coordinates(chart)
+            assert coords and all(math.isfinite(c) and -1 <= c <= 600 for c in coords), (ident, case)
+            assert "nan" not in chart and "inf" not in chart.replace("font", "")
+        assert svg(doc, "metric-vs-cost").count("<title>trial ") == len(finite)  # non-finite values: not drawn
+
+
+def test_report_html_of_a_stored_objective_of_1_7e308(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    study = costtune.create_study("huge", storage=url, metric="loss", sampler="random",
+                                  space={"x": {"type": "uniform", "low": 0, "high": 1}})
+    values = iter([1.7e308, -1.7e308, 5e-324, 1.7e308])
+    study.optimize(lambda t: next(values), n_trials=4)
+    study.store.close()
+    page = tmp_path / "r.html"
+    result = CliRunner().invoke(main, ["report", "huge", "--db", url, "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    doc = page.read_text(encoding="utf-8")
+    parse(doc)
+    assert svg(doc, "metric-vs-cost").count("<title>trial ") == 4
+    assert "e+308" in svg(doc, "metric-vs-cost")  # the axis is labelled in the data's own terms
+    for args in (["--format", "json"], ["--format", "csv"], []):
+        result = CliRunner().invoke(main, ["report", "huge", "--db", url, *args])
+        assert result.exit_code == 0, result.output

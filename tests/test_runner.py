@@ -391,7 +391,7 @@ def test_grid_tries_every_combination_exactly_once_with_parallel_workers(tmp_pat
     file = sweep(tmp_path, "grid", script, space=GRID_SPACE, sampler={"type": "grid"},
                  resources={"workers": 3})
     proc = run(tmp_path, file, db)
-    assert "24 trials, $0.000000 spent; stopped: every grid combination has run" in proc.stdout
+    assert "24 trials, $0 spent; stopped: every grid combination has run" in proc.stdout
     board = leaderboard(tmp_path, "grid", db)["trials"]
     assert len(board) == 24
     assert {t["state"] for t in board} == {"complete"}

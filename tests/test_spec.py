@@ -152,7 +152,7 @@ def test_money_is_parsed_exactly_and_charged_in_integers() -> None:
     assert usd_to_micros("$2") == 2_000_000
     assert usd_to_micros(Decimal("0.0000005")) == 1  # half a micro-dollar rounds half up
     assert micros_to_usd(96_000) == Decimal("0.096")
-    assert format_usd(43) == "$0.000043" and format_usd(1_234_567) == "$1.2346"
+    assert format_usd(43) == "$0.000043" and format_usd(1_234_567) == "$1.23"
     # one hour at $0.096/h; a started second is a paid second; cost rounds up to the micro-dollar
     assert charge_micros(3_600_000, 96_000) == 96_000
     assert charge_micros(1, 3_600_000_000) == 1_000_000

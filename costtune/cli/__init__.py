@@ -10,10 +10,10 @@ from __future__ import annotations
 import click
 
 from costtune.cli import money, prices, report, run, studies
-from costtune.cli.common import handled
+from costtune.cli.common import CommandGroup, handled
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="costtune")
 def main() -> None:
     """Cost-aware hyperparameter tuning: sweeps budgeted in dollars."""

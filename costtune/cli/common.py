@@ -8,6 +8,9 @@ Exit codes: 0 success, 1 failure, 2 bad input (a sweep file, a flag, a study nam
 from __future__ import annotations
 
 import functools
+import inspect
+import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,15 +23,57 @@ from costtune.errors import CosttuneError, InputError
 
 # Messages keep their lines when piped (CI logs, grep) instead of wrapping at 80 columns.
 err_console = Console(stderr=True, soft_wrap=True)
-# Piped output (a file, CI) gets wide tables instead of rich's 80-column default.
-out_console = Console() if Console().is_terminal else Console(width=200)
+PIPED_WIDTH = 200  # output going to a file or CI, with no terminal anywhere to measure
 
-db_option = click.option(
-    "--db", "db", envvar="COSTTUNE_DB", metavar="URL",
-    help="Store URL or SQLite path (env COSTTUNE_DB; default ~/.local/share/costtune/costtune.db).",
-)
+
+def _output_width() -> int | None:
+    """Tables fit the terminal: stdout's, else ``$COLUMNS``, else the terminal stderr still shows
+    (``costtune leaderboard x | less``), else a wide page for files and CI logs."""
+    if Console().is_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return None  # rich measures the terminal or reads COLUMNS itself
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return PIPED_WIDTH
+
+
+out_console = Console(width=_output_width())
+
+
+class _DbOption(click.Option):
+    """``--db``, whose help names the store this environment really defaults to (``COSTTUNE_HOME``...)."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        from costtune.store.engine import costtune_home
+
+        self.help = f"Store URL or SQLite path (env COSTTUNE_DB; default {costtune_home() / 'costtune.db'})."
+        return super().get_help_record(ctx)
+
+
+db_option = click.option("--db", "db", envvar="COSTTUNE_DB", metavar="URL", cls=_DbOption,
+                         help="Store URL or SQLite path (env COSTTUNE_DB; default under COSTTUNE_HOME).")
 format_option = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
                              show_default=True, help="Output format.")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
+
+
+def summary(command: click.Command) -> str:
+    """A command's one-line description: its ``short_help``, else the whole first sentence of its help."""
+    if command.short_help:
+        return command.short_help
+    first = inspect.cleandoc(command.help or "").split("\n\n", 1)[0]
+    return _SENTENCE_END.split(" ".join(first.split()), maxsplit=1)[0]
+
+
+class CommandGroup(click.Group):
+    """A group whose command list shows each command's whole first sentence, wrapped, never cut."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, summary(cmd)) for name in self.list_commands(ctx)
+                if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 def handled(func: Callable[..., Any]) -> Callable[..., Any]:

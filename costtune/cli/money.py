@@ -20,7 +20,7 @@ def spend(db: str | None, fmt: str) -> None:
     """Spend by ledger scope: cap, spent, held by running trials, and what is left."""
     from rich.table import Table
 
-    from costtune.money import format_usd
+    from costtune.money import format_usd_column
 
     store = open_store(db)
     names = {f"study:{info.id}": f"study {info.name}" for info in store.list_studies()}
@@ -34,10 +34,10 @@ def spend(db: str | None, fmt: str) -> None:
     table = Table(title=f"spend by scope in {store.display_url}", title_justify="left")
     for col in ("scope", "cap", "spent", "held", "left"):
         table.add_column(col, justify="left" if col == "scope" else "right")
-    for r in rows:
-        money = [("-" if r[k] is None else format_usd(r[k])) for k in ("cap_micros", "spent_micros", "reserved_micros",
-                                                                      "left_micros")]
-        table.add_row(r["name"], *money)
+    keys = ("cap_micros", "spent_micros", "reserved_micros", "left_micros")
+    columns = [format_usd_column([r[k] for r in rows]) for k in keys]  # one number of decimals per column
+    for i, r in enumerate(rows):
+        table.add_row(r["name"], *(column[i] for column in columns))
     out_console.print(table)
 
 

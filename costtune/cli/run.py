@@ -75,11 +75,14 @@ def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str) -> None:
 
 def _print_summary(study: Any, status: Any) -> None:
     from costtune.money import format_usd
-    from costtune.reports.leaderboard import to_table
+    from costtune.reports.fmt import format_duration, format_params
+    from costtune.reports.leaderboard import study_ladder, to_table
+    from costtune.store.reads import attempt_rows, trial_costs
 
     history = study.history()
+    costs = trial_costs(attempt_rows(study.store, study.id))  # placement and simulated time columns
     out_console.print(to_table(history, f"leaderboard: {study.name} ({history.metric}, {history.mode})",
-                               limit=10))
+                               limit=10, costs=costs, ladder=study_ladder(study.info.spec)))
     best = history.best()
     total = sum(t.cost_micros for t in history.trials)
     line = f"{len(history.trials)} trials, {format_usd(total)} spent"
@@ -88,11 +91,12 @@ def _print_summary(study: Any, status: Any) -> None:
     if status.preemptions:
         line += f"; {status.preemptions} preemptions, {format_usd(status.waste_micros)} of work lost to them"
     if status.sim_seconds:
-        line += f"; {status.sim_seconds / 3600:.2f} simulated hours"
+        line += f"; {format_duration(status.sim_seconds)} of simulated time"
     out_console.print(line, highlight=False)
     if best is not None:
         out_console.print(f"best: trial {best.number} {history.metric}={best.value:.6g} "
-                          f"cost {format_usd(best.cost_micros)} params {best.params}", highlight=False)
+                          f"cost {format_usd(best.cost_micros)} params {format_params(best.params)}",
+                          highlight=False)
         if best.output_dir and Path(best.output_dir).exists():
             out_console.print(f"best trial's output: {best.output_dir}", highlight=False, soft_wrap=True)
     out_console.print(f"store: {study.store.display_url}  (costtune leaderboard {study.name})", highlight=False)

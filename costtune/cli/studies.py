@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -11,15 +13,23 @@ from costtune.cli.common import db_option, err_console, format_option, handled, 
 from costtune.errors import CosttuneError, InputError, SpecError
 
 
-@click.command()
+@click.group(invoke_without_command=True, short_help="List, delete or rename studies.")
 @db_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output format of the listing.")
+@click.pass_context
 @handled
-def studies(db: str | None, fmt: str) -> None:
-    """List the studies in the store."""
-    from rich.table import Table
+def studies(ctx: click.Context, db: str | None, fmt: str) -> None:
+    """List the studies in the store; `studies delete NAME` and `studies rename OLD NEW` edit them."""
+    ctx.ensure_object(dict)["db"] = db
+    if ctx.invoked_subcommand is None:
+        _list_studies(db, fmt)
 
-    from costtune.money import format_usd, micros_to_usd
+
+def _list_studies(db: str | None, fmt: str) -> None:
+    from costtune.money import format_usd_column, micros_to_usd
+    from costtune.reports.fmt import format_number
+    from costtune.reports.table import Column, FittedTable
 
     try:
         store = open_store(db)
@@ -34,24 +44,129 @@ def studies(db: str | None, fmt: str) -> None:
             "name": info.name, "metric": info.metric, "mode": str(info.mode),
             "trials": len(history.trials), "finished": sum(t.state.finished for t in history.trials),
             "best_value": best.value if best else None,
-            "cost_usd": str(micros_to_usd(sum(t.cost_micros for t in history.trials))),
-            "cost_micros": sum(t.cost_micros for t in history.trials),
+            "cost_usd": str(micros_to_usd(history.spent_micros)),
+            "cost_micros": history.spent_micros,
             "created_at": info.created_at.isoformat(),
         })
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"studies in {store.display_url if store else 'no store'}", title_justify="left")
-    for col in ("name", "objective", "trials", "best", "cost", "created"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["name"], f"{r['metric']} ({r['mode']})", f"{r['finished']}/{r['trials']}",
-                      "-" if r["best_value"] is None else f"{r['best_value']:.6g}",
-                      format_usd(r["cost_micros"]), r["created_at"][:19])
-    out_console.print(table)
+    out_console.print(FittedTable([
+        Column("name", [r["name"] for r in rows], keep=0, justify="left"),
+        Column("objective", [f"{r['metric']} ({r['mode']})" for r in rows], keep=3, justify="left"),
+        Column("trials", [f"{r['finished']}/{r['trials']}" for r in rows], keep=2),
+        Column("best", [format_number(r["best_value"]) for r in rows], keep=1),
+        Column("cost", format_usd_column([r["cost_micros"] for r in rows]), keep=1),
+        Column("created", [r["created_at"][:19].replace("T", " ") for r in rows], keep=4),
+    ], title=f"studies in {store.display_url if store else 'no store'}"))
 
 
-@click.command()
+def _store_db(ctx: click.Context, db: str | None) -> str | None:
+    """A subcommand's --db, else the one given to `costtune studies`."""
+    return db if db is not None else (ctx.obj or {}).get("db")
+
+
+@studies.command("delete", short_help="Delete a study, its trials and its own ledger scope.")
+@click.argument("name")
+@db_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--delete-output", is_flag=True, help="Also remove the trials' output directories.")
+@click.pass_context
+@handled
+def delete_study(ctx: click.Context, name: str, db: str | None, yes: bool, delete_output: bool) -> None:
+    """Delete study NAME: its trials, attempts, reports and its own ledger scope, in one transaction.
+
+    Refused while a live `costtune run` (or in-process study) runs one of its trials. Money it spent
+    stays in the books of every other ledger scope (team, day, month). Output directories stay on
+    disk unless --delete-output. Asks first unless --yes; without a terminal to ask, --yes is needed.
+    """
+    from costtune.money import format_usd
+    from costtune.store.admin import StudyBusy
+
+    store = open_store(_store_db(ctx, db))
+    info = store.get_study(name)
+    busy = store.live_owners(info.id)
+    if busy:
+        owners = ", ".join(sorted(busy))
+        raise StudyBusy(f"study {name!r} is being run by a live controller ({owners}); stop it first")
+    history = store.history(info.id)
+    dirs = sorted({t.output_dir for t in history.trials if t.output_dir})
+    what = (f"study {name!r} in {store.display_url}: {len(history.trials)} trials, "
+            f"{format_usd(history.spent_micros)} spent")
+    if delete_output and dirs:
+        what += f", and {len(dirs)} trial output directories under {_common_root(dirs)}"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise CosttuneError(f"not deleted: {what}; pass --yes to delete without being asked")
+        if not click.confirm(f"delete {what}?", default=False, err=True):
+            err_console.print("nothing deleted", highlight=False)
+            sys.exit(1)
+    done = store.delete_study(info.id)
+    kept = f"; {done.reservations_kept} reservations stay in other scopes' books" if done.reservations_kept else ""
+    click.echo(f"deleted study {done.name!r}: {done.trials} trials, {done.attempts} attempts, {done.reports} "
+               f"reports, {format_usd(done.spent_micros)} of spend{kept}")
+    if delete_output:
+        removed, left = _remove_trial_dirs(done.output_dirs)
+        click.echo(f"removed {removed} trial output directories" + (f"; left {', '.join(left)}" if left else ""))
+    elif done.output_dirs:
+        click.echo(f"output directories kept under {_common_root(list(done.output_dirs))} (--delete-output)")
+
+
+def _common_root(dirs: list[str]) -> str:
+    import os.path
+
+    return os.path.commonpath(dirs) if len(dirs) > 1 else str(Path(dirs[0]).parent)
+
+
+def _remove_trial_dirs(dirs: tuple[str, ...]) -> tuple[int, list[str]]:
+    """Remove the trials' folders (costtune named them ``trial-NNNN``), then their parent if empty."""
+    import shutil
+
+    removed, left, parents = 0, [], set()
+    for d in dirs:
+        path = Path(d)
+        if not path.exists():
+            continue
+        if not (path.is_dir() and path.name.startswith("trial-")):
+            left.append(d)  # not a folder costtune made: never remove it
+            continue
+        try:
+            shutil.rmtree(path)
+            removed += 1
+            parents.add(path.parent)
+        except OSError as exc:
+            left.append(f"{d} ({exc.strerror or exc})")
+    for parent in parents:
+        with contextlib.suppress(OSError):
+            parent.rmdir()  # only when nothing else lives there
+    return removed, left
+
+
+@studies.command("rename", short_help="Give a study another name.")
+@click.argument("old")
+@click.argument("new")
+@db_option
+@click.pass_context
+@handled
+def rename_study(ctx: click.Context, old: str, new: str, db: str | None) -> None:
+    """Rename study OLD to NEW (letters, digits, '_', '.', '-', like a sweep file's name).
+
+    Trials keep their output directories; new trials of the renamed study go under its new name.
+    """
+    from costtune.spec.sweep import _NAME as STUDY_NAME
+
+    if not STUDY_NAME.match(new):
+        raise SpecError("NEW", "a study name must be letters, digits, '_', '.' or '-' (at most 128)", new)
+    store = open_store(_store_db(ctx, db))
+    info = store.get_study(old)
+    if store.find_study(new) is not None:
+        raise InputError(f"NEW: study {new!r} already exists in {store.display_url}; pick another name "
+                         f"or delete it first (costtune studies delete {new})")
+    store.rename_study(info.id, new)
+    click.echo(f"renamed study {old!r} to {new!r}")
+
+
+@click.command(short_help="Every trial of a study, best first, with its cost.")
 @click.argument("study")
 @db_option
 @format_option
@@ -61,7 +176,9 @@ def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None
     """Every trial of STUDY, best first, with parameters, state, metrics and cost.
 
     Cost columns: total spend, the highest dollar rung reached (rung schedulers), instance type and
-    market of the last attempt, preemptions, money preemptions wasted, and steps reached.
+    market of the last attempt and preemptions with the money their re-run work cost (when the study
+    has them), the last step reported, time held (simulated instance time on a virtual clock) and
+    tries. The table keeps the columns that fit the terminal; --format json|csv has every column.
     """
     from costtune.reports.leaderboard import study_ladder, to_csv, to_json, to_table
     from costtune.store.reads import attempt_rows, trial_costs
@@ -83,54 +200,41 @@ def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None
             out_console.print(f"best trial's output: {best.output_dir}", highlight=False, soft_wrap=True)
 
 
-@click.command()
+@click.command(short_help="Trials in creation order, with attempts and errors.")
 @click.argument("study")
+@click.argument("trial", type=int, required=False)
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @handled
-def trials(study: str, db: str | None, fmt: str) -> None:
-    """Trials of STUDY in the order they were created, with their attempts."""
-    from rich.table import Table
+def trials(study: str, trial: int | None, db: str | None, fmt: str) -> None:
+    """Trials of STUDY in the order they were created, with their attempts; TRIAL: one trial in detail.
 
-    from costtune.money import format_usd, micros_to_usd
+    The detail view shows every attempt: where it ran, its billable time and cost, how it ended, and
+    the command line it really ran (placeholders filled in).
+    """
+    from costtune.reports.trials import trial_detail, trial_rows, trials_table
 
     store = open_store(db)
     info = store.get_study(study)
+    if trial is not None:
+        store.trial(info.id, trial)  # an unknown number is an error naming it
     history = store.history(info.id)
-    rows = []
-    by_trial = store.attempts_by_trial(info.id)  # one query, not one per trial
-    for t in history.trials:
-        attempts = by_trial.get(t.number, [])
-        rows.append({
-            "trial": t.number, "state": str(t.state), "source": t.source, "params": t.params,
-            "value": t.value, "last_step": t.last_step, "cost_usd": str(micros_to_usd(t.cost_micros)),
-            "cost_micros": t.cost_micros, "output_dir": t.output_dir, "error": t.error,
-            "attempts": [{"number": a.number, "provider": a.provider, "exit_reason": a.exit_reason,
-                          "exit_code": a.exit_code, "billable_ms": a.billable_ms, "cost_micros": a.cost_micros,
-                          "instance_type": a.instance_type, "market": a.market, "region": a.region,
-                          "rate_micros_per_hour": a.rate_micros_per_hour, "start_step": a.start_step,
-                          "waste_micros": a.waste_micros, "started_at": a.started_at.isoformat(),
-                          "ended_at": a.ended_at.isoformat() if a.ended_at else None} for a in attempts],
-        })
+    rows = trial_rows(history, store.attempts_by_trial(info.id, trial))  # one query, not one per trial
+    if trial is not None:
+        [row] = [r for r in rows if r["trial"] == trial]
+        if fmt == "json":
+            click.echo(json.dumps(row, indent=2))
+        else:
+            for part in trial_detail(row, info.metric, title=f"trial {trial} of {info.name}"):
+                out_console.print(part, highlight=False)
+        return
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"trials: {info.name}", title_justify="left")
-    for col in ("trial", "state", "source", info.metric, "step", "cost", "attempts", "params / error"):
-        table.add_column(col)
-    for r in rows:
-        detail = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["params"].items())
-        if r["error"]:
-            detail += f"\n[red]{r['error'].splitlines()[0]}[/]"
-        exits = ",".join(str(a["exit_reason"] or "running") for a in r["attempts"]) or "-"
-        table.add_row(str(r["trial"]), r["state"], r["source"],
-                      "-" if r["value"] is None else f"{r['value']:.6g}",
-                      "-" if r["last_step"] is None else str(r["last_step"]),
-                      format_usd(r["cost_micros"]), exits, detail)
-    out_console.print(table)
+    out_console.print(trials_table(rows, info.metric, title=f"trials: {info.name}"))
 
 
-@click.command()
+@click.command(short_help="Queue a configuration to run next.")
 @click.argument("study")
 @click.argument("assignments", nargs=-1, required=True)
 @db_option
@@ -159,7 +263,7 @@ def enqueue(study: str, assignments: tuple[str, ...], db: str | None) -> None:
     click.echo(f"queued trial {number} for study {info.name}: {typed}")
 
 
-@click.command()
+@click.command(short_help="A trial's stdout or stderr, every attempt in order.")
 @click.argument("study")
 @click.argument("trial", type=int)
 @db_option

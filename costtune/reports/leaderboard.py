@@ -15,12 +15,15 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rich.table import Table
+from rich.text import Text
 
 from costtune.errors import SpecError
 from costtune.history import FrozenTrial, History, Mode, TrialState
-from costtune.money import format_usd, micros_to_usd
+from costtune.money import format_usd_column, micros_to_usd
+from costtune.reports.fmt import format_duration, format_number
+from costtune.reports.table import Column, FittedTable
 from costtune.schedulers import rung_ladder, scheduler_config
+from costtune.spec.resources import INSTANCE_PARAM, MARKET_PARAM
 from costtune.store.reads import TrialCost
 
 Costs = Mapping[int, TrialCost]  # trial number -> what its attempts add up to
@@ -131,49 +134,57 @@ def to_csv(history: History, costs: Costs | None = None, ladder: Sequence[int] |
 
 
 def to_table(history: History, title: str, limit: int | None = None, costs: Costs | None = None,
-             ladder: Sequence[int] | None = None) -> Table:
+             ladder: Sequence[int] | None = None) -> FittedTable:
+    """The terminal leaderboard, fitted to the console: whole columns are left out, numbers never cut.
+
+    Columns, most important first: trial, objective, cost, state, rank, one per parameter (a searched
+    instance type ranks with them), $ at the rung reached, instance and market (only when trials ran
+    on a typed instance), preemptions and re-run money (only when some trial has them), last step,
+    time (simulated instance time for simulated trials) and tries. The JSON and CSV formats keep all.
+    """
     data = rows(history, costs, ladder)
     if limit is not None:
         data = data[:limit]
     params = list(dict.fromkeys(k for r in data for k in r["params"]))
-    placed = any(r["instance_type"] or r["market"] for r in data)  # local runs have no instance: no columns
-    table = Table(title=title, title_justify="left")
-    for name, justify in (("#", "right"), ("trial", "right"), ("state", "left"),
-                          (history.metric, "right")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for p in params:
-        table.add_column(p, justify="right", overflow="fold")
-    extra = (["$ at rung"] if ladder else []) + (["instance", "market"] if placed else []) \
-        + (["preempt", "waste"] if costs is not None else [])
-    for name in ("cost", *extra, "steps", "time", "tries"):
-        table.add_column(name, justify="right")
-    for r in data:
-        cells = ([_money(r["rung_micros"])] if ladder else []) \
-            + ([_fmt(r["instance_type"]), _fmt(r["market"])] if placed else []) \
-            + ([_fmt(r["preemptions"]), _money(r["waste_micros"])] if costs is not None else [])
-        table.add_row(
-            str(r["rank"] or "-"), str(r["trial"]), _state_style(r["state"]),
-            "-" if r["value"] is None else f"{r['value']:.6g}",
-            *(_fmt(r["params"].get(p)) for p in params),
-            format_usd(r["cost_micros"]),
-            *cells,
-            _fmt(r["last_step"]),
-            "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}s",
-            str(r["attempts"]),
-        )
-    return table
+    placed = any(r["instance_type"] for r in data)  # local runs at usd_per_hour have no instance: no columns
+    searched = placed and INSTANCE_PARAM in params  # then the instance column ranks with the parameters
+    if placed:  # the instance and market columns show these search dimensions
+        params = [p for p in params if p not in (INSTANCE_PARAM, MARKET_PARAM)]
+    place_keep = 9 if searched else 10 + len(params)
+    preempted = any(r["preemptions"] for r in data)
+    wasted = any(r["waste_micros"] for r in data)
+    columns = [
+        Column("#", [str(r["rank"] or "-") for r in data], keep=4),
+        Column("trial", [str(r["trial"]) for r in data], keep=0),
+        Column("state", [_state(r["state"]) for r in data], keep=3, justify="left"),
+        Column(history.metric, [format_number(r["value"]) for r in data], keep=1),
+        *(Column(p, [_fmt(r["params"].get(p)) for r in data], keep=10 + i) for i, p in enumerate(params)),
+        Column("cost", format_usd_column([r["cost_micros"] for r in data]), keep=2),
+    ]
+    if ladder:
+        columns.append(Column("$ at rung", format_usd_column([r["rung_micros"] for r in data]), keep=40))
+    if placed:  # one instance type or market for every trial says little per row: it goes early
+        one_type, one_market = len({r["instance_type"] for r in data}) < 2, len({r["market"] for r in data}) < 2
+        columns += [Column("instance", [_fmt(r["instance_type"]) for r in data], keep=43 if one_type else place_keep,
+                           justify="left"),
+                    Column("market", [_fmt(r["market"]) for r in data], keep=43 if one_market else place_keep + 1,
+                           justify="left")]
+    if preempted:
+        columns.append(Column("preempt", [_fmt(r["preemptions"]) for r in data], keep=44))
+    if wasted:
+        columns.append(Column("waste", format_usd_column([r["waste_micros"] for r in data]), keep=45))
+    columns += [
+        Column("last step", [_fmt(r["last_step"]) for r in data], keep=41),
+        Column("time", [format_duration(r["duration_s"]) for r in data], keep=42),
+        Column("tries", [str(r["attempts"]) for r in data], keep=46),
+    ]
+    return FittedTable(columns, title=title)
 
 
-def _money(micros: int | None) -> str:
-    return "-" if micros is None else format_usd(micros)
-
-
-def _state_style(state: str) -> str:
+def _state(state: str) -> Text:
     color = {"complete": "green", "stopped": "yellow", "failed": "red", "running": "cyan"}.get(state)
-    return f"[{color}]{state}[/]" if color else state
+    return Text(state, style=color or "")
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
+    return format_number(value, 4)

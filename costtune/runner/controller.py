@@ -313,10 +313,12 @@ class SweepController(Claims, Recovery):
             return
         tags = {**self._scope_tags(), "owner": self.study.owner}
         for live in pending:
-            write_header(live.trial_dir, live.claimed.attempt_number, self.spec.command, self.provider.name)
             request = launch_request(live, command=self.spec.command, env=self.spec.env, workdir=self._workdir,
                                      study=self.study.name, region=self.spec.resources.region, tags=tags,
                                      write_files=self.provider.name != "simulated")
+            write_header(live.trial_dir, live.claimed.attempt_number, request.argv, self.provider.name)
+            if request.argv and self.provider.name != "simulated":
+                self.store.set_attempt_argv(live.attempt_id, request.argv)  # what `costtune trials` shows
             try:
                 live.handle = self.provider.launch(request, live.key)
             except ProviderError as exc:

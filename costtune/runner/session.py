@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from costtune.errors import InputError, StoreError
 from costtune.money import format_usd, micros_to_usd
 from costtune.providers import make_provider
+from costtune.reports.fmt import format_duration
 from costtune.runner.controller import RunStatus, SweepController
 from costtune.space import SearchSpace
 from costtune.spec import SweepSpec
@@ -116,7 +117,7 @@ def _update(progress: Progress, task: Any, status: RunStatus, spec: SweepSpec, s
     cap = f" of {format_usd(spec.budget.usd_micros)}" if spec.budget.usd_micros is not None else ""
     extra = f"  preempted {status.preemptions}" if status.preemptions else ""
     if status.sim_seconds:
-        extra += f"  simulated {status.sim_seconds / 3600:.1f} h"
+        extra += f"  simulated {format_duration(status.sim_seconds)}"
     if progress.tasks[0].fields.get("by_money"):
         count = f"{status.finished} trials"
         completed = min(status.spend_micros, spec.budget.usd_micros or 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ def write_header(trial_dir: Path, attempt: int, argv: tuple[str, ...], provider:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     for name in ("stdout.log", "stderr.log"):
         with open(trial_dir / name, "a", encoding="utf-8") as handle:
-            handle.write(f"=== costtune attempt {attempt} at {stamp}: {' '.join(argv)}\n")
+            handle.write(f"=== costtune attempt {attempt} at {stamp}: {shlex.join(argv)}\n")
 
 
 def stderr_tail(trial_dir: Path) -> str:

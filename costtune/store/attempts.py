@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 
@@ -90,6 +90,12 @@ class AttemptBook:
             row = s.get(AttemptRow, attempt_id)
             if row is not None:
                 row.pid = pid
+
+    def set_attempt_argv(self, attempt_id: int, argv: Sequence[str]) -> None:
+        """Record the command line an attempt runs (its placeholders filled in), for `costtune trials`."""
+        with self._tx() as s:
+            s.execute(update(AttemptRow).where(col(AttemptRow.id) == attempt_id)
+                      .values(argv_json=json.dumps(list(argv))))
 
     def add_report(
         self,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import BigInteger, Column, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2  # 2: report.cost_micros, attempt.start_step / waste_micros
+SCHEMA_VERSION = 3  # 2: report.cost_micros, attempt.start_step / waste_micros; 3: attempt.argv_json
 
 
 def utcnow() -> datetime:
@@ -88,6 +88,8 @@ class AttemptRow(SQLModel, table=True):
     start_step: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     # Money this attempt spent on work that was lost (a preemption after its last checkpoint).
     waste_micros: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    # The command line this attempt really ran (placeholders filled in), as a JSON list; None if none.
+    argv_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class ReportRow(SQLModel, table=True):
@@ -108,4 +110,5 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("report", "cost_micros", "BIGINT NOT NULL DEFAULT 0"),
     ("attempt", "start_step", "INTEGER NOT NULL DEFAULT 0"),
     ("attempt", "waste_micros", "BIGINT NOT NULL DEFAULT 0"),
+    ("attempt", "argv_json", "TEXT"),
 )

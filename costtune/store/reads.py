@@ -6,7 +6,7 @@ would be 10,000 round trips, so these read every attempt of a study at once and 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from costtune.store.store import Store
 
 PREEMPTED = "preempted"
+INTERRUPTED = "interrupted"
+CUT_SHORT = (PREEMPTED, INTERRUPTED)  # exit reasons after which a trial is queued and run again
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class TrialCost:
     instance_type: str | None
     market: str | None
     preemptions: int
-    waste_micros: int
+    waste_micros: int  # money spent on work that had to be run again (``rerun_micros``)
     cost_micros: int  # the sum over its attempts
     billable_ms: int = 0  # instance time held, over its attempts
     simulated: bool = False  # its time is virtual: wall-clock start/finish mean nothing
@@ -67,6 +69,23 @@ def attempt_rows(store: Store, study_id: int) -> list[AttemptCostRow]:
         return [AttemptCostRow(*row) for row in session.exec(query).all()]
 
 
+def rerun_micros(attempts: Sequence[AttemptCostRow]) -> list[int]:
+    """Per attempt of one trial (in attempt order), the money it spent on work that was run again.
+
+    The one rule every report uses: an attempt cut short (preempted or interrupted) whose next
+    attempt started no further on (no checkpoint kept its progress) lost everything it cost; any
+    other attempt lost what the controller booked as its waste (work after the last checkpoint of
+    a preempted attempt). Never more than the attempt cost.
+    """
+    out = []
+    for k, a in enumerate(attempts):
+        following = attempts[k + 1] if k + 1 < len(attempts) else None
+        restarted = a.exit_reason in CUT_SHORT and following is not None and following.start_step <= a.start_step
+        lost = a.cost_micros if restarted else a.waste_micros
+        out.append(max(0, min(lost, a.cost_micros)))
+    return out
+
+
 def trial_costs(attempts: Iterable[AttemptCostRow]) -> dict[int, TrialCost]:
     """Fold attempts (in ``attempt_rows`` order) into one ``TrialCost`` per trial number."""
     grouped: dict[int, list[AttemptCostRow]] = {}
@@ -80,7 +99,7 @@ def trial_costs(attempts: Iterable[AttemptCostRow]) -> dict[int, TrialCost]:
             instance_type=last.instance_type,
             market=last.market,
             preemptions=sum(a.exit_reason == PREEMPTED for a in rows),
-            waste_micros=sum(a.waste_micros for a in rows),
+            waste_micros=sum(rerun_micros(sorted(rows, key=lambda a: a.number))),
             cost_micros=sum(a.cost_micros for a in rows),
             billable_ms=sum(a.billable_ms for a in rows),
             simulated=any(a.provider == "simulated" for a in rows),

@@ -75,6 +75,7 @@ class AttemptInfo:
     start_step: int = 0  # resumed at this step (a checkpoint), 0 for a fresh start
     waste_micros: int = 0  # work lost to a preemption after the last checkpoint
     region: str | None = None
+    argv: tuple[str, ...] | None = None  # the command line it ran; None for simulated or in-process trials
 
 
 # (history, next trial number, the study's current space as a dict) -> proposal

@@ -20,6 +20,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from costtune.errors import SamplerExhausted, StoreError, StudyNotFound
 from costtune.history import FrozenTrial, History, Mode, TrialState
+from costtune.store.admin import StudyAdmin, not_found_hint
 from costtune.store.attempts import AttemptBook
 from costtune.store.engine import make_engine, resolve_db_url
 from costtune.store.ledger import LedgerBook
@@ -73,7 +74,7 @@ _NEXT_NUMBER = update(_STUDY).where(_STUDY.c.id == bindparam("sid")).values(next
 _SCHEMA_LOCK_KEY = 0x636F7374  # pg_advisory_xact_lock key held while creating the tables ("cost")
 
 
-class Store(AttemptBook, LedgerBook):
+class Store(AttemptBook, LedgerBook, StudyAdmin):
     def __init__(self, url: str | None = None) -> None:
         self.url = resolve_db_url(url)
         self.engine = make_engine(self.url)
@@ -177,8 +178,7 @@ class Store(AttemptBook, LedgerBook):
     def get_study(self, name: str) -> StudyInfo:
         info = self.find_study(name)
         if info is None:
-            known = [st.name for st in self.list_studies()]
-            hint = f"; known studies: {', '.join(known)}" if known else "; the store holds no study yet"
+            hint = not_found_hint(name, [st.name for st in self.list_studies()])
             raise StudyNotFound(f"study: no study named {name!r} in {self.display_url}{hint}")
         return info
 
@@ -371,6 +371,7 @@ class Store(AttemptBook, LedgerBook):
                     r.number, r.provider, r.instance_type, r.market, r.rate_micros_per_hour,
                     r.started_at, r.ended_at, r.exit_reason, r.exit_code, r.billable_ms, r.cost_micros,
                     r.start_step, r.waste_micros, r.region,
+                    None if r.argv_json is None else tuple(json.loads(r.argv_json)),
                 ))
         return out
 

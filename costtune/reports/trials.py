@@ -1,0 +1,96 @@
+"""`costtune trials`: every trial in creation order with its attempts, or one trial in detail.
+
+Rows are plain dicts (the JSON output); the terminal views are fitted tables. Each attempt carries
+the command line it really ran (``argv``, placeholders filled in), its placement, billable time
+(simulated instance time on a virtual clock), cost and how it ended.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import RenderableType
+from rich.text import Text
+
+from costtune.history import History
+from costtune.money import format_usd, format_usd_column, micros_to_usd
+from costtune.reports.fmt import format_duration, format_number, format_params
+from costtune.reports.table import Column, FittedTable
+from costtune.store.records import AttemptInfo
+
+
+def trial_rows(history: History, attempts: Mapping[int, Sequence[AttemptInfo]]) -> list[dict[str, Any]]:
+    """One dict per trial (creation order) with its attempts; money as exact text and micro-dollars."""
+    rows = []
+    for t in history.trials:
+        rows.append({
+            "trial": t.number, "state": str(t.state), "source": t.source, "params": t.params,
+            "value": t.value, "metrics": t.metrics, "last_step": t.last_step,
+            "cost_usd": str(micros_to_usd(t.cost_micros)), "cost_micros": t.cost_micros,
+            "output_dir": t.output_dir, "error": t.error,
+            "attempts": [{"number": a.number, "provider": a.provider, "exit_reason": a.exit_reason,
+                          "exit_code": a.exit_code, "billable_ms": a.billable_ms, "cost_micros": a.cost_micros,
+                          "cost_usd": str(micros_to_usd(a.cost_micros)), "instance_type": a.instance_type,
+                          "market": a.market, "region": a.region, "rate_micros_per_hour": a.rate_micros_per_hour,
+                          "start_step": a.start_step, "waste_micros": a.waste_micros,
+                          "started_at": a.started_at.isoformat(),
+                          "ended_at": a.ended_at.isoformat() if a.ended_at else None,
+                          "argv": None if a.argv is None else list(a.argv)}
+                         for a in attempts.get(t.number, [])],
+        })
+    return rows
+
+
+def _state(state: str) -> Text:
+    color = {"complete": "green", "stopped": "yellow", "failed": "red", "running": "cyan"}.get(state)
+    return Text(state, style=color or "")
+
+
+def trials_table(rows: Sequence[Mapping[str, Any]], metric: str, *, title: str) -> FittedTable:
+    """Trial, state, value, cost, how each attempt ended, one column per parameter, the error's first line."""
+    names = list(dict.fromkeys(k for r in rows for k in r["params"]))
+    return FittedTable([
+        Column("trial", [str(r["trial"]) for r in rows], keep=0),
+        Column("state", [_state(r["state"]) for r in rows], keep=2, justify="left"),
+        Column("source", [r["source"] for r in rows], keep=30, justify="left"),
+        Column(metric, [format_number(r["value"]) for r in rows], keep=1),
+        Column("last step", [format_number(r["last_step"]) for r in rows], keep=21),
+        Column("cost", format_usd_column([r["cost_micros"] for r in rows]), keep=3),
+        Column("attempts", [",".join(str(a["exit_reason"] or "running") for a in r["attempts"]) or "-"
+                            for r in rows], keep=20, justify="left"),
+        *(Column(n, [format_number(r["params"].get(n), 4) for r in rows], keep=10 + i) for i, n in enumerate(names)),
+        Column("error", [(r["error"] or "").splitlines()[0] if r["error"] else "" for r in rows], keep=5,
+               justify="left", wrap=24, style="red"),
+    ], title=title)
+
+
+def trial_detail(row: Mapping[str, Any], metric: str, *, title: str) -> list[RenderableType]:
+    """One trial: what it was, what it reached, each attempt (with the command it ran), its full error."""
+    facts = [("state", row["state"]), ("source", row["source"]), ("params", format_params(row["params"]) or "-"),
+             (metric, format_number(row["value"])), ("last step", format_number(row["last_step"])),
+             ("metrics", format_params(row["metrics"]) or "-"), ("cost", format_usd(row["cost_micros"])),
+             ("output", row["output_dir"] or "-")]
+    out: list[RenderableType] = [Text(title, style="bold")]
+    out += [Text(f"  {k}: {v}") for k, v in facts]
+    att = row["attempts"]
+    out.append(FittedTable([
+        Column("attempt", [str(a["number"]) for a in att], keep=0),
+        Column("provider", [a["provider"] for a in att], keep=5, justify="left"),
+        Column("instance", [a["instance_type"] or "-" for a in att], keep=4, justify="left"),
+        Column("market", [a["market"] or "-" for a in att], keep=6, justify="left"),
+        Column("$/h", format_usd_column([a["rate_micros_per_hour"] for a in att]), keep=7),
+        Column("from step", [str(a["start_step"]) for a in att], keep=8),
+        Column("time", [format_duration(a["billable_ms"] / 1000) for a in att], keep=2),
+        Column("cost", format_usd_column([a["cost_micros"] for a in att]), keep=1),
+        Column("ended", [a["exit_reason"] or "running" for a in att], keep=3, justify="left"),
+        Column("exit", [format_number(a["exit_code"]) for a in att], keep=9),
+    ], title="attempts"))
+    for a in att:
+        if a["argv"] is not None:
+            out.append(Text(f"attempt {a['number']} ran: {shlex.join(a['argv'])}"))
+    if row["error"]:
+        out.append(Text("error:", style="red"))
+        out.append(Text(row["error"]))
+    return out

@@ -1,0 +1,140 @@
+"""What a person reads: one money rule, durations in h/m, and tables that fit the terminal without cutting numbers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from rich.cells import cell_len
+from rich.console import Console
+from test_leaderboard_cost import STUDY, sim_db  # noqa: F401  (the module-scoped simulated sweep)
+
+from costtune.money import format_usd, format_usd_column, usd_places
+from costtune.reports.fmt import format_duration
+from costtune.reports.leaderboard import rows, study_ladder, to_table
+from costtune.reports.table import Column, FittedTable
+from costtune.reports.terminal import placement_tables
+from costtune.store import Store
+from costtune.store.reads import attempt_rows, trial_costs
+
+
+@pytest.mark.parametrize(("micros", "text"), [
+    (1_230_000, "$1.23"), (12_300, "$0.0123"), (43, "$0.000043"), (0, "$0"), (270_000, "$0.27"),
+    (1_234_567_891, "$1,234.57"), (89_982, "$0.09"), (96_000, "$0.096"), (-5_000, "-$0.005"), (1, "$0.000001"),
+    (1_200_000, "$1.20"), (123_456, "$0.123"),
+])
+def test_a_single_amount_shows_up_to_three_significant_digits_between_cents_and_micro_dollars(micros: int,
+                                                                                        text: str) -> None:
+    assert format_usd(micros) == text
+
+
+def test_a_money_column_shares_the_decimals_its_smallest_amount_needs() -> None:
+    # the issue's case: $0.010000 beside $0.2700 in one table
+    assert format_usd_column([10_000, 270_000]) == ["$0.0100", "$0.2700"]
+    assert format_usd_column([89_982, 270_000, None, 0]) == ["$0.0900", "$0.2700", "-", "$0"]
+    assert format_usd_column([43, 6_692_200]) == ["$0.000043", "$6.692200"]
+    assert usd_places() == 2 and usd_places(0, None) == 2 and usd_places(5_000_000_000) == 2
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0, "0 s"), (0.85, "850 ms"), (4.25, "4.2 s"), (42, "42 s"), (59.6, "1 m 0 s"), (192, "3 m 12 s"),
+    (12_165.0, "3 h 23 m"), (86_400 * 2 + 4 * 3600, "2 d 4 h"), (None, "-"), (float("nan"), "-"),
+])
+def test_durations_read_like_a_person_writes_them(seconds: float | None, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+def _render(renderable: object, width: int) -> str:
+    console = Console(width=width, record=True, color_system=None, legacy_windows=False)
+    console.print(renderable)
+    return console.export_text()
+
+
+def _body_rows(text: str) -> list[list[str]]:
+    """The cells of each body line of a rendered (boxed) table."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("│"):
+            out.append([cell.strip() for cell in line.strip("│").split("│")])
+    return out
+
+
+def test_a_fitted_table_drops_whole_columns_in_priority_order_and_names_them() -> None:
+    cols = [Column("trial", ["1", "22"], keep=0), Column("cost", ["$0.0900", "$12.00"], keep=1),
+            Column("learning_rate_decay", ["0.5", "0.25"], keep=5),
+            Column("error", ["a long error message that wraps", ""], keep=3, wrap=10, justify="left")]
+    narrow = _render(FittedTable(cols), 30)
+    assert "not shown: learning_rate_decay, error" in " ".join(narrow.split())
+    assert [r[:2] for r in _body_rows(narrow)] == [["1", "$0.0900"], ["22", "$12.00"]]
+    wide = _render(FittedTable(cols), 100)
+    assert "not shown" not in wide and "a long error message that wraps" in wide
+    with pytest.raises(ValueError, match="one cell per row"):
+        FittedTable([Column("a", ["1"]), Column("b", [])])
+
+
+@pytest.fixture(scope="module")
+def board(sim_db: str):  # type: ignore[no-untyped-def]  # noqa: F811
+    store = Store(sim_db)
+    try:
+        info = store.get_study(STUDY)
+        attempts = attempt_rows(store, info.id)
+        return store.history(info.id), trial_costs(attempts), study_ladder(info.spec), attempts
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+def test_the_leaderboard_fits_the_width_and_never_cuts_a_number(board, width: int) -> None:  # type: ignore[no-untyped-def]
+    history, costs, ladder, _ = board
+    table = to_table(history, "leaderboard: sim-cost (loss, min)", None, costs, ladder)
+    text = _render(table, width)
+    assert max(cell_len(line.rstrip()) for line in text.splitlines()) <= width
+    assert "…" not in text  # rich's mark of a cut cell
+    kept, dropped = table.fit(width)
+    headers = [str(c.header) for c in kept.columns]
+    by_header = {c.header: c for c in table.columns}
+    body = _body_rows(text)
+    assert len(body) == len(history.trials)  # one line per trial: nothing wrapped onto a second line
+    for r, cells in enumerate(body):
+        assert cells == [by_header[h]._texts[r].plain for h in headers]  # every kept cell whole
+    assert set(headers) | set(dropped) == set(by_header)
+    assert {"trial", "loss", "cost"} <= set(headers)  # the columns a ranking is about stay longest
+    if dropped:
+        assert "--format json" in text and "not shown:" in text
+    if width == 200:  # room for the cloud columns of a simulated spot sweep with preemptions
+        assert {"instance", "preempt", "waste", "$ at rung"} <= set(headers)
+    data = rows(history, costs, ladder)
+    assert [cells[headers.index("trial")] for cells in body] == [str(d["trial"]) for d in data]
+
+
+def test_cloud_columns_appear_only_when_the_study_has_them(board) -> None:  # type: ignore[no-untyped-def]
+    history, costs, ladder, _ = board
+    names = {c.header for c in to_table(history, "t", None, costs, ladder).columns}
+    assert {"instance", "market", "preempt", "waste", "$ at rung"} <= names
+    assert "instance_type" not in names  # the searched dimension shows as the instance column
+    local = {c.header for c in to_table(history, "t").columns}  # no attempts known: nothing about placement
+    assert not local & {"instance", "market", "preempt", "waste", "$ at rung"}
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_report_tables_fit_the_width_without_cutting_money(board, width: int) -> None:  # type: ignore[no-untyped-def]
+    history, costs, _, attempts = board
+    for part in placement_tables(history, attempts, costs):
+        text = _render(part, width)
+        assert max(cell_len(line.rstrip()) for line in text.splitlines()) <= width
+        assert "…" not in text
+        for cells in _body_rows(text):
+            for cell in cells:
+                if cell.startswith("$"):
+                    assert cell.replace("$", "").replace(",", "").replace(".", "").isdigit(), cell
+
+
+def test_the_cli_leaderboard_fits_columns_when_piped(sim_db: str, tmp_path: Path) -> None:  # noqa: F811
+    env = {**os.environ, "COLUMNS": "80", "COSTTUNE_HOME": str(tmp_path)}
+    proc = subprocess.run(["costtune", "leaderboard", STUDY, "--db", sim_db], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert max(cell_len(line) for line in proc.stdout.splitlines()) <= 80
+    assert "not shown:" in proc.stdout and "…" not in proc.stdout
