@@ -105,6 +105,7 @@ def trials(study: str, db: str | None, fmt: str) -> None:
             "trial": t.number, "state": str(t.state), "source": t.source, "params": t.params,
             "value": t.value, "last_step": t.last_step, "cost_usd": str(micros_to_usd(t.cost_micros)),
             "cost_micros": t.cost_micros, "output_dir": t.output_dir, "error": t.error,
+            "warnings": list(t.warnings), "warning_count": t.warning_count,
             "attempts": [{"number": a.number, "provider": a.provider, "exit_reason": a.exit_reason,
                           "exit_code": a.exit_code, "billable_ms": a.billable_ms, "cost_micros": a.cost_micros,
                           "instance_type": a.instance_type, "market": a.market, "region": a.region,
@@ -138,7 +139,8 @@ def trials(study: str, db: str | None, fmt: str) -> None:
 def enqueue(study: str, assignments: tuple[str, ...], db: str | None) -> None:
     """Queue a configuration for STUDY, e.g. `costtune enqueue mystudy lr=0.01 hidden=64`.
 
-    Queued configurations run before sampled ones, in the order they were queued.
+    Queued configurations run before sampled ones, in the order they were queued. Each counts
+    toward the sweep's budget.trials: a study that already holds that many trials refuses more (exit 2).
     """
     from costtune.space import SearchSpace
 
@@ -155,7 +157,8 @@ def enqueue(study: str, assignments: tuple[str, ...], db: str | None) -> None:
     if not info.space:
         raise InputError(f"study {study!r} has no declared search space to check the configuration against")
     typed = SearchSpace.from_dict(info.space).coerce_config(config, path="config")
-    number = store.enqueue(info.id, typed)
+    limit = (info.spec.get("budget") or {}).get("trials")  # an enqueued trial counts toward budget.trials
+    number = store.enqueue(info.id, typed, max_trials=limit if isinstance(limit, int) else None)
     click.echo(f"queued trial {number} for study {info.name}: {typed}")
 
 
