@@ -157,15 +157,15 @@ class SweepController(Claims, Ending, Recovery):
                 return
 
     def _tick(self) -> list[LiveAttempt]:
-        due = self._due()
-        for live in due:
-            self._guarded(live, lambda a: self._read(a, self.provider.output(a.handle, timeout=0)))  # type: ignore[call-arg]
-        for live in due:
-            if live.attempt_id in self._live:
-                self._guarded(live, self._check)
+        for live in self._due():
+            self._guarded(live, self._step)
         if not self._claimable and not self.virtual and time.monotonic() - self._claimed_at >= _RECLAIM_S:
             self._claimable = True  # another controller or `costtune enqueue` may have queued work
         return self._fill()
+
+    def _step(self, live: LiveAttempt) -> None:
+        self._read(live, self.provider.output(live.handle, timeout=0))  # type: ignore[call-arg]
+        self._check(live)
 
     def _guarded(self, live: LiveAttempt, step: Callable[[LiveAttempt], None]) -> None:
         """Handle one attempt; whatever goes wrong with it fails that trial, never the sweep."""
