@@ -29,3 +29,11 @@ def breaks_at_3(params: dict[str, Any], step: int, instance_type: str) -> tuple[
     if step == 3 and float(params["x"]) > 0.5:
         raise RuntimeError("no curve recorded past step 2")
     return steady(params, step, instance_type)
+
+
+def overfits(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
+    """Best at step 5, worse after (its final value is not its best); fails at step 8 when x < 0.2."""
+    x = float(params["x"])
+    if step == 8 and x < 0.2:
+        raise RuntimeError("diverged")
+    return x + abs(step - 5) / 20, 10.0
