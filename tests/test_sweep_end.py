@@ -5,6 +5,7 @@ through the real controller, store and ledger."""
 from __future__ import annotations
 
 import copy
+import io
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,27 @@ def test_a_relaunched_trial_is_judged_on_what_this_attempt_reported(tmp_path: Pa
         assert steps and steps[-1] >= attempts[-1].start_step, (trial.number, attempts[-1])
     assert relaunched >= 2
     check_normal_end(store, study, status)
+
+
+def test_the_progress_line_says_why_fewer_trials_run_than_asked() -> None:
+    from rich.console import Console
+    from rich.progress import Progress, TextColumn
+
+    from costtune.runner.session import _update
+    from costtune.runner.status import RunStatus
+
+    spec = parse_sweep(cfg_with(budget={"usd": 0.01, "trials": 4}))
+
+    class Named:
+        metric = "loss"
+
+    progress = Progress(TextColumn("{task.fields[detail]}"), console=Console(file=io.StringIO()))
+    task = progress.add_task("end", total=4, count="", detail="", by_money=False)
+    note = "budget.usd: what is left is held by running trials or too little for another"
+    status = RunStatus(running=1, workers=3, note=note, best_value=0.5, best_trial=2)
+    _update(progress, task, status, spec, Named())  # type: ignore[arg-type]
+    detail = progress.tasks[0].fields["detail"]
+    assert detail.startswith(f"running 1 of 3 ({note})  failed 0  best loss 0.5 (trial 2)")
+    status.running = 3
+    _update(progress, task, status, spec, Named())  # type: ignore[arg-type]
+    assert progress.tasks[0].fields["detail"].startswith("running 3  failed 0")

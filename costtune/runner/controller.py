@@ -91,6 +91,7 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         self._claimed_at = 0.0  # wall time of the last claim that gave nothing
         self._halt: str | None = None  # "failures" | "objective": launch nothing more (status.error says why)
         self._failures_in_a_row = 0
+        self._waiting_for = 0
         self._objective_seen: bool | None = None
         self._startup_warned = False
         self.status.workers = spec.resources.workers
@@ -350,6 +351,7 @@ class SweepController(Decisions, Claims, Ending, Recovery):
             if pid:
                 self.store.set_attempt_pid(live.attempt_id, pid)
             self._live[live.attempt_id] = live
+            self._waiting_for = 0
             self.status.launched += 1
             self.status.running = len(self._live)
             if self._trial_events:

@@ -54,6 +54,7 @@ class Ending:
     _idle: str  # LIMIT or BUDGET: why the last claim gave nothing
     _halt: str | None  # "failures" | "objective": launch nothing more, end with status.error
     _failures_in_a_row: int
+    _waiting_for: int  # trials other controllers run while this one has nothing to do
     _objective_seen: bool | None  # some trial of the study reported the objective (None: not looked yet)
 
     # provided by the controller and its other parts (annotations only: nothing here overrides them)
@@ -72,12 +73,12 @@ class Ending:
             return True
         if self._another_iteration():
             return False
-        others = self._running_elsewhere()
-        if not others:
+        self._waiting_for = self._running_elsewhere()
+        if not self._waiting_for:
             self.status.stop_reason = self._stop_reason()
             self.status.note = ""
             return True
-        self.status.note = f"waiting for {others} trial{'s' * (others != 1)} run by another controller"
+        self.status.note = self._idle_note()
         time.sleep(_WAIT_S)
         self._claimable = True
         return False
@@ -132,6 +133,8 @@ class Ending:
             return ""
         if self._halt:
             return "launching nothing more: " + self._stop_reason()
+        if self._waiting_for:
+            return f"waiting for {self._waiting_for} trial{'s' * (self._waiting_for != 1)} run by another controller"
         if self._idle == BUDGET:
             return "budget.usd: what is left is held by running trials or too little for another"
         return "no more trials to start: " + self._why_exhausted()
