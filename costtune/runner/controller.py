@@ -62,7 +62,8 @@ class SweepController(Decisions, Claims, Ending, Recovery):
                  clock: Clock | None = None, trial_events: bool = True,
                  on_warning: Callable[[str], None] | None = None) -> None:
         """``on_event`` gets progress messages (hidden by ``--quiet``); ``on_warning`` gets what a
-        user must see even then (ignored metric lines, fail-fast), by default the ``logging`` warning."""
+        user must see even then (ignored metric lines, fail-fast, rung advice; `costtune run` prints
+        them), by default logged at INFO (a forecast runs many sweeps; trial warnings are stored)."""
         self.spec = spec
         self.study = study
         self.store = study.store
@@ -74,7 +75,7 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         self.rungs = make_rung_scheduler(spec.scheduler, mode=str(spec.mode), budget_micros=spec.budget.usd_micros)
         self.scope = f"study:{study.id}"
         self._on_event = on_event or (lambda _msg: None)
-        self._warn = on_warning or log.warning
+        self._warn = on_warning or log.info
         self._trial_events = trial_events
         self._workdir = str(Path(spec.workdir or workdir or ".").expanduser().resolve())
         self._live: dict[int, LiveAttempt] = {}
