@@ -45,6 +45,8 @@ class FrozenTrial:
     finished_at: datetime | None = None
     output_dir: str | None = None
     error: str | None = None
+    warnings: tuple[str, ...] = ()  # the first messages about its output the controller ignored or dropped
+    warning_count: int = 0  # all of them, kept or not
 
     @property
     def cost_usd(self) -> float:

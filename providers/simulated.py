@@ -129,7 +129,7 @@ class SimulatedProvider:
             key=idempotency_key, tags=dict(request.tags), params=dict(request.params or {}),
             instance_type=request.instance_type or "", market=market, launched_at=now,
             startup_end=now + self.startup_seconds,
-            preempt_at=self._preemption_time(idempotency_key, now) if market == "spot" else None,
+            preempt_at=self._preemption_time(_draw_key(request, idempotency_key), now) if market == "spot" else None,
             step=max(0, request.start_step),
         )
         self._attempts[idempotency_key] = handle
@@ -197,8 +197,9 @@ class SimulatedProvider:
     def _preemption_time(self, key: str, now: float) -> float | None:
         """From the trace: its first time after launch. From the rate: launch + an exponential draw.
 
-        The draw's generator is seeded by (seed, key), so an attempt's fate does not depend on
-        how many attempts were launched before it.
+        The draw's generator is seeded by (seed, key), the key naming the trial and attempt numbers
+        (``_draw_key``), so an attempt's fate depends neither on how many attempts were launched
+        before it nor on what else the store holds.
         """
         if self._trace is not None:
             i = bisect_right(self._trace, now)
@@ -263,6 +264,13 @@ class SimulatedProvider:
         handle.exit_code = exit_code
         handle.preempted = preempted
         self._live.pop(handle.key, None)
+
+
+def _draw_key(request: LaunchRequest, idempotency_key: str) -> str:
+    """What seeds an attempt's preemption draw: its trial and attempt numbers when the request
+    carries them (a controller's launches do, as tags), else the idempotency key."""
+    trial, attempt = request.tags.get("trial"), request.tags.get("attempt")
+    return f"trial {trial} attempt {attempt}" if trial is not None and attempt is not None else idempotency_key
 
 
 def _call_workload(workload: Workload, params: dict, step: int, instance_type: str) -> tuple[float, float]:

@@ -36,3 +36,11 @@ def flaky_sluggish(params: dict[str, Any], step: int, instance_type: str) -> tup
     if step == 3 and float(params["x"]) > 0.8:
         raise RuntimeError("diverged at step 3")
     return sluggish(params, step, instance_type)
+
+
+def overfits(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
+    """Best at step 5, worse after (its final value is not its best); fails at step 8 when x < 0.2."""
+    x = float(params["x"])
+    if step == 8 and x < 0.2:
+        raise RuntimeError("diverged")
+    return x + abs(step - 5) / 20, 10.0

@@ -120,7 +120,7 @@ def test_leaderboard_json_lists_every_trial_best_first(finished: Finished, board
         assert str(Path(r["output_dir"]).parent) == str(finished.root / "runs")
     assert by_number[0]["metrics"]["val_accuracy"] == 0.9 and by_number[0]["last_step"] == 1
     assert by_number[1]["metrics"]["val_accuracy"] == 0.5  # a failed trial keeps what it reported
-    assert by_number[1]["error"] == "exited with code 3"
+    assert by_number[1]["error"] == "exited with code 3: ValueError: boom"  # the reason line
 
 
 def test_leaderboard_csv_carries_the_json_rows(finished: Finished, board: dict[str, Any]) -> None:
@@ -161,7 +161,7 @@ def test_trials_lists_attempts_and_errors_in_creation_order(finished: Finished) 
         (2, "complete", "manual", CONFIGS[2])]
     assert [[(a["number"], a["exit_reason"], a["exit_code"]) for a in r["attempts"]] for r in rows] == [
         [(1, "completed", 0)], [(1, "failed", 3)], [(1, "completed", 0)]]
-    assert rows[1]["error"].startswith("exited with code 3\n")
+    assert rows[1]["error"].startswith("exited with code 3: ValueError: boom\n")
     assert "stderr-marker-1" in rows[1]["error"] and rows[1]["error"].rstrip().endswith("ValueError: boom")
     table = finished.ok("trials", "clistudy")
     assert "trials: clistudy" in table and "exited with code 3" in table

@@ -14,14 +14,22 @@ import pytest
 
 import costtune
 from costtune.errors import InputError
-from costtune.protocol import ENV_PARAMS_FILE, PREFIX, MetricLineError, format_line, parse_line
+from costtune.protocol import (
+    ENV_OBJECTIVE,
+    ENV_PARAMS_FILE,
+    PREFIX,
+    MetricLineError,
+    format_line,
+    nonfinite_objective,
+    parse_line,
+)
 
 
 @pytest.mark.parametrize(("step", "metrics"), [
     (3, {"val_loss": 0.41}),
     (0, {"val_loss": 1e-300, "val_accuracy": 0.9, "train/loss": -2.5, "lr.group-0": 3e-4}),
     (None, {"loss": 7}),
-    (10**12, {"loss": 0.1 + 0.2}),
+    (2**31 - 1, {"loss": 0.1 + 0.2}),  # the largest step the store holds (PostgreSQL INTEGER)
 ])
 def test_format_then_parse_round_trips(step: int | None, metrics: dict[str, float]) -> None:
     line = format_line(step, metrics)
@@ -69,10 +77,6 @@ BAD_LINES = [
     ('{"step": 1.5, "val_loss": 0.4}', ["step", "1.5"]),
     ('{"step": 2.0, "val_loss": 0.4}', ["step", "2.0"]),
     ('{"step": "3", "val_loss": 0.4}', ["step", "'3'"]),
-    ('{"step": 1, "val_loss": NaN}', ["val_loss", "finite", "nan"]),
-    ('{"step": 1, "val_loss": Infinity}', ["val_loss", "finite", "inf"]),
-    ('{"step": 1, "val_loss": -Infinity}', ["val_loss", "finite", "-inf"]),
-    ('{"step": 1, "val_loss": 1e400}', ["val_loss", "finite", "inf"]),
     ('{"step": 1, "val_loss": "0.4"}', ["val_loss", "'0.4'"]),
     ('{"step": 1, "val_loss": true}', ["val_loss", "True"]),
     ('{"step": 1, "val_loss": null}', ["val_loss", "None"]),
@@ -85,9 +89,16 @@ BAD_LINES = [
     ('{"step": 1, "' + "x" * 200 + '": 0.4}', ["metric name", "xxxx"]),
     ('{"step": 1}', ["no metric"]),
     ("{}", ["no metric"]),
-    # integers beyond float range, or too long to read at all, are rejected like any bad value
-    ('{"val_loss": 1' + "0" * 400 + "}", ["val_loss", "finite"]),
+    # an integer too long to read at all is rejected like any bad value
     ('{"val_loss": 1' + "0" * 5000 + "}", ["not a JSON object"]),
+    # steps the store cannot hold, lines too big or too deep to parse safely (issue 7)
+    ('{"step": 9223372036854775808, "loss": 0.5}', ["step", "9223372036854775808", "2147483647"]),
+    ('{"step": 2147483648, "loss": 0.5}', ["step", "2147483648"]),
+    ('{"step": 1' + "0" * 5000 + ', "loss": 0.5}', ["not a JSON object"]),
+    ('{"loss": ' + "[" * 100_000 + "]" * 100_000 + "}", ["longer than 100000 characters"]),
+    ('{"loss": ' + "[" * 40_000 + "]" * 40_000 + "}", ["nested too deeply"]),
+    ('{"loss": ' + '{"a":' * 12_000 + "1" + "}" * 12_001, ["nested too deeply"]),
+    ("{" + ", ".join(f'"m{i}": {i}' for i in range(300)) + "}", ["more than 256 metrics"]),
 ]
 
 
@@ -103,8 +114,26 @@ def test_malformed_report_raises_naming_field_and_value(body: str, named: list[s
     assert isinstance(info.value, InputError)
 
 
+@pytest.mark.parametrize(("body", "finite", "dropped"), [
+    ('{"step": 1, "val_loss": NaN}', {}, {"val_loss": "NaN"}),
+    ('{"step": 1, "val_loss": Infinity}', {}, {"val_loss": "inf"}),
+    ('{"step": 1, "val_loss": -Infinity, "acc": 0.5}', {"acc": 0.5}, {"val_loss": "-inf"}),
+    ('{"step": 1, "val_loss": 1e400}', {}, {"val_loss": "inf"}),
+    ('{"val_loss": 1' + "0" * 400 + ', "acc": 1}', {"acc": 1.0}, {"val_loss": "1e400 (an integer beyond float range)"}),
+])
+def test_non_finite_values_are_never_metrics_but_are_named(body: str, finite: dict[str, float],
+                                                           dropped: dict[str, str]) -> None:
+    """The caller (the controller) knows the objective: a non-finite objective fails the trial, any
+    other non-finite metric is dropped with a warning; neither is ever stored as a number."""
+    report = parse_line("costtune:report " + body)
+    assert report is not None and (report.metrics, report.nonfinite) == (finite, dropped)
+    name, text = next(iter(dropped.items()))
+    assert nonfinite_objective(name, text, 1) == f"objective {name} was {text} at step 1"
+
+
 @pytest.mark.parametrize(("step", "metrics", "named"), [
     (-1, {"loss": 1.0}, "step"),
+    (2**31, {"loss": 1.0}, "step"),
     (None, {"loss": math.nan}, "loss"),
     (None, {"loss": math.inf}, "loss"),
     (None, {"bad name": 1.0}, "bad name"),
@@ -153,6 +182,25 @@ def test_report_with_bad_metric_raises_in_the_trial_and_prints_nothing(tmp_path:
     assert proc.returncode != 0
     assert proc.stdout == ""
     assert "MetricLineError" in proc.stderr and "val_loss" in proc.stderr
+
+
+def test_report_of_a_nan_objective_in_a_trial_prints_the_line_then_raises_the_reason(tmp_path: Path) -> None:
+    """Under a controller (COSTTUNE_OBJECTIVE set) the line goes out, so the controller fails the trial
+    with this very reason, and the trial's code stops there instead of training on with NaN."""
+    script = tmp_path / "trial.py"
+    script.write_text("import costtune\ncosttune.report(step=1, val_loss=float('nan'), acc=float('inf'))\n"
+                      "print('after')\n")
+    env = {**os.environ, ENV_OBJECTIVE: "val_loss"}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 1 and "after" not in proc.stdout
+    report = parse_line(proc.stdout.strip())
+    assert report is not None and report.nonfinite == {"val_loss": "NaN", "acc": "inf"}
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "costtune.protocol.NonFiniteObjective: objective val_loss was NaN at step 1")
+    # another metric's NaN is the controller's to drop: the trial goes on
+    script.write_text("import costtune\ncosttune.report(step=1, val_loss=0.5, acc=float('nan'))\nprint('after')\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == "after"
 
 
 def test_params_reads_the_params_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from proctools import wait_gone
 
 from costtune.cli import main
+from costtune.money import format_usd
 from costtune.store import Store
 
 RATE_USD_PER_HOUR = 36  # 10_000 micro-dollars a second: every billed second shows in the books
@@ -194,7 +195,8 @@ def test_crashing_trial_is_failed_with_its_stderr_tail_and_the_sweep_goes_on(tmp
     rows = trials(tmp_path, "crash", db)
     assert [r["state"] for r in rows] == ["complete", "failed", "complete"]
     crashed = rows[1]
-    assert crashed["error"].startswith("exited with code 3\n")
+    # no traceback: the reason line is the exit code and stderr's last line, then stderr's last lines
+    assert crashed["error"].startswith("exited with code 3: ValueError: boom in trial 1\n")
     assert crashed["error"].rstrip().endswith("ValueError: boom in trial 1")
     assert "early noise" not in crashed["error"]  # a tail, not the whole log
     assert len(crashed["error"]) < 4200
@@ -203,7 +205,7 @@ def test_crashing_trial_is_failed_with_its_stderr_tail_and_the_sweep_goes_on(tmp
     board = leaderboard(tmp_path, "crash", db)
     assert board["best_trial"] == 0
     failed = next(t for t in board["trials"] if t["trial"] == 1)
-    assert (failed["rank"], failed["error"]) == (None, "exited with code 3")
+    assert (failed["rank"], failed["error"]) == (None, "exited with code 3: ValueError: boom in trial 1")
 
 
 HUNG_TRIAL = """
@@ -244,7 +246,7 @@ def test_hung_trials_are_killed_at_trial_seconds_with_their_children(tmp_path: P
 MALFORMED_TRIAL = """
 print('costtune:report {"step": 0, "val_loss": 0.9', flush=True)
 print('costtune:report {"step": 1, "val_loss": "high"}', flush=True)
-print('costtune:report {"step": 1, "val_loss": 1' + '0' * 400 + '}', flush=True)
+print('costtune:report {"step": 1, "val_acc": 1' + '0' * 400 + '}', flush=True)
 print('costtune:report {"step": -1, "val_loss": 0.5}', flush=True)
 print('costtune:reporting finished', flush=True)
 print('costtune:report {"step": 2, "val_loss": 0.25, "val_accuracy": 0.75}', flush=True)
@@ -253,13 +255,18 @@ print('costtune:report {"step": 2, "val_loss": 0.25, "val_accuracy": 0.75}', flu
 
 def test_malformed_report_lines_are_ignored_with_a_warning(tmp_path: Path, db: str) -> None:
     file = sweep(tmp_path, "malformed", MALFORMED_TRIAL, budget={"trials": 1})
-    proc = run(tmp_path, file, db, quiet=False)
-    assert "trial 0: ignored metric line: not a JSON object" in proc.stderr
-    assert "trial 0: ignored metric line: val_loss must be a finite number, got 'high'" in proc.stderr
-    assert "trial 0: ignored metric line: step must be an integer >= 0, got -1" in proc.stderr
+    proc = run(tmp_path, file, db, quiet=True)  # warnings are shown even with --quiet
+    expected = ["ignored metric line: not a JSON object (Expecting ',' delimiter), "
+                "got '{\"step\": 0, \"val_loss\": 0.9'",
+                "ignored metric line: val_loss must be a finite number, got 'high'",
+                "dropped val_acc=1e400 (an integer beyond float range) at step 1: not a finite number",
+                "ignored metric line: step must be an integer from 0 to 2147483647, got -1"]
+    for message in expected:
+        assert f"trial 0: {message}" in proc.stderr
     assert "reporting finished" not in proc.stderr  # ordinary output, no warning
     [row] = trials(tmp_path, "malformed", db)
     assert (row["state"], row["value"], row["last_step"]) == ("complete", 0.25, 2)
+    assert (row["warnings"], row["warning_count"]) == (expected, 4)  # stored with the trial
     store = Store(db)
     try:
         reports = store.reports(store.get_study("malformed").id, 0)
@@ -268,15 +275,25 @@ def test_malformed_report_lines_are_ignored_with_a_warning(tmp_path: Path, db: s
     assert [(step, metrics) for step, metrics, _ in reports] == [(2, {"val_loss": 0.25, "val_accuracy": 0.75})]
 
 
-def test_trial_exiting_0_without_the_objective_is_failed(tmp_path: Path, db: str) -> None:
-    file = sweep(tmp_path, "noobjective", "import costtune\ncosttune.report(step=0, val_accuracy=0.9)\n",
-                 budget={"trials": 1})
-    proc = run(tmp_path, file, db, expect=1)
-    assert "no trial produced a value" in proc.stderr
-    [row] = trials(tmp_path, "noobjective", db)
-    assert row["state"] == "failed"
-    assert row["error"].startswith("exited 0 but never reported metric 'val_loss'")
-    assert row["attempts"][0]["exit_code"] == 0
+@pytest.mark.parametrize(("metric", "hint"), [("val_los", "; did you mean 'val_loss'?"),
+                                            ("val loss", "; did you mean 'val_loss'?"), ("auc", ".")])
+def test_an_objective_no_trial_reports_stops_the_sweep_after_the_first_trial(tmp_path: Path, db: str, metric: str,
+                                                                             hint: str) -> None:
+    """A misspelt objective.metric would burn every trial: the first trial that ends reporting other
+    metrics stops the sweep, naming what it reported and the closest name (issue 7)."""
+    script = "import time, costtune\ncosttune.report(step=0, val_loss=0.3, val_accuracy=0.9)\ntime.sleep(0.5)\n"
+    file = sweep(tmp_path, "typo", script, objective={"metric": metric, "mode": "min"}, budget={"trials": 20},
+                 resources={"workers": 2})
+    proc = run(tmp_path, file, db, expect=2)
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: objective.metric: no trial reports {metric!r}: trial 0 reported val_accuracy, val_loss{hint} "
+        "Nothing more was launched; fix objective.metric in the sweep file and run it under a new name (--name)")
+    rows = trials(tmp_path, "typo", db)
+    assert len(rows) <= 3  # the first trial, the one running beside it, at most one claimed meanwhile
+    assert rows[0]["state"] == "failed"
+    assert rows[0]["error"].startswith(f"exited 0 but never reported metric {metric!r} "
+                                       "(it reported val_accuracy, val_loss)")
+    assert all(r["state"] in ("failed", "queued") for r in rows)  # the other was stopped and re-queued
 
 
 # -- money ------------------------------------------------------------------------------------
@@ -342,15 +359,19 @@ def test_budget_usd_stops_the_sweep_near_the_cap(tmp_path: Path, db: str) -> Non
     file = sweep(tmp_path, "capped", BUDGET_TRIAL, budget={"trials": 10, "usd": 0.03},
                  resources={"usd_per_hour": RATE_USD_PER_HOUR, "workers": workers})
     proc = run(tmp_path, file, db)
-    assert "stopped: budget.usd reached" in proc.stdout
     rows = trials(tmp_path, "capped", db)
-    # The first launch reserved all the cap's money, so the second trial was never launched: it
-    # waits in the queue with no attempt, and the first was stopped when its reservation ran out.
-    assert len(rows) == workers
-    assert sorted(r["state"] for r in rows) == ["queued", "stopped"]
-    assert {a["exit_reason"] for r in rows for a in r["attempts"]} == {"budget"}
-    assert [len(r["attempts"]) for r in rows if r["state"] == "queued"] == [0]
     spent = sum(r["cost_micros"] for r in rows)
+    assert f"stopped: budget.usd reached: {format_usd(spent)} of $0.030000 spent; " \
+           "1 queued trial waits for more budget" in proc.stdout
+    # The workers share the binding cap (each launch reserves half of what is left), so both trials run
+    # at once until their shares run out; the third trial claimed then finds no money: it waits in the
+    # queue with no attempt, and the stop reason says so.
+    assert len(rows) == workers + 1
+    assert [r["state"] for r in rows] == ["stopped", "stopped", "queued"]
+    assert {a["exit_reason"] for r in rows for a in r["attempts"]} == {"budget"}
+    assert len(rows[2]["attempts"]) == 0
+    first, second = (r["attempts"][0] for r in rows[:2])
+    assert second["started_at"] < first["ended_at"] and first["started_at"] < second["ended_at"]  # at once
     assert spent >= cap
     # The overshoot bound (README, "How far can spend pass the cap?"). Each launch reserved money first,
     # so the running trials together hold at most the cap; each is stopped at the deadline where its
@@ -426,30 +447,34 @@ def test_configs_added_to_a_manual_sweep_run_once_on_resume(tmp_path: Path, db: 
     assert [r["params"] for r in trials(tmp_path, "grow", db)] == more
 
 
-def test_enqueued_config_runs_first_when_the_sweep_resumes(tmp_path: Path, db: str) -> None:
+def test_enqueued_configs_count_toward_budget_trials_and_run_when_the_sweep_resumes(tmp_path: Path, db: str) -> None:
+    """`costtune enqueue` adds a trial to the study: it counts toward budget.trials (issue 7: 41 of 40),
+    so past it the enqueue is refused (exit 2, naming budget.trials) and `costtune studies` never shows
+    more trials than the budget allows."""
     order = tmp_path / "order.jsonl"
     space = {"lr": {"type": "loguniform", "low": 1e-4, "high": 0.3}, "hidden": {"type": "int", "low": 16, "high": 256}}
-    fields: dict[str, Any] = {"space": space, "sampler": {"type": "random", "seed": 3},
+    first = [{"lr": 0.1, "hidden": 16}, {"lr": 0.2, "hidden": 32}]
+    fields: dict[str, Any] = {"space": space, "sampler": {"type": "manual", "configs": first},
                               "env": {"ORDER_FILE": str(order)}}
-    run(tmp_path, sweep(tmp_path, "queued", ORDER_TRIAL, budget={"trials": 2}, **fields), db)
+    file = sweep(tmp_path, "queued", ORDER_TRIAL, budget={"trials": 4}, **fields)
+    run(tmp_path, file, db)
 
-    proc = costtune(tmp_path, "enqueue", "queued", "lr=0.01", "hidden=64", db=db)
-    assert proc.returncode == 0, proc.stderr
-    assert "queued trial 2 for study queued" in proc.stdout
-    queued = trials(tmp_path, "queued", db)[2]
-    assert (queued["state"], queued["source"], queued["params"]) == ("queued", "manual", {"lr": 0.01, "hidden": 64})
+    for number, assignments in ((2, ("lr=0.01", "hidden=64")), (3, ("lr=0.02", "hidden=65"))):
+        proc = costtune(tmp_path, "enqueue", "queued", *assignments, db=db)
+        assert proc.returncode == 0, proc.stderr
+        assert f"queued trial {number} for study queued" in proc.stdout
+    refused = costtune(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", db=db)
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("error: budget.trials: study 'queued' already holds 4 trials")
+    assert "Traceback" not in refused.stderr
+    queued = trials(tmp_path, "queued", db)
+    assert [(r["state"], r["source"]) for r in queued[2:]] == [("queued", "manual")] * 2
 
-    run(tmp_path, sweep(tmp_path, "queued", ORDER_TRIAL, budget={"trials": 4}, **fields), db)
+    run(tmp_path, file, db)
     ran = [json.loads(line) for line in order.read_text().splitlines()]
-    assert len(ran) == 4
-    assert ran[2] == {"lr": 0.01, "hidden": 64}  # before the sampler's next proposal
-    store = Store(db)
-    try:
-        after = store.history(store.get_study("queued").id).trials
-    finally:
-        store.close()
-    assert [(t.number, t.state) for t in after] == [(n, "complete") for n in range(4)]
-    assert after[2].params == {"lr": 0.01, "hidden": 64}
+    assert ran == [*first, {"lr": 0.01, "hidden": 64}, {"lr": 0.02, "hidden": 65}]
+    [row] = _read_json("studies", "--db", db)
+    assert (row["finished"], row["trials"]) == (4, 4)
 
 
 @pytest.mark.parametrize(("assignments", "named"), [

@@ -100,8 +100,25 @@ def _print_summary(study: Any, status: Any) -> None:
         if best.output_dir and Path(best.output_dir).exists():
             out_console.print(f"best trial's output: {best.output_dir}", highlight=False, soft_wrap=True)
     out_console.print(f"store: {study.store.display_url}  (costtune leaderboard {study.name})", highlight=False)
+    _print_failures(history, study.name)
+    if status.error is not None:  # fail-fast, a misspelt objective.metric: the sweep stopped on it
+        raise status.error
     if best is None and history.trials:
         raise CosttuneError("no trial produced a value; see `costtune trials` and `costtune logs`")
+
+
+def _print_failures(history: Any, name: str, shown: int = 5) -> None:
+    """Each failed trial's reason (the first line of its stored error), the latest first."""
+    failed = [t for t in history.trials if str(t.state) == "failed"]
+    if not failed:
+        return
+    out_console.print(f"{len(failed)} failed trial{'s' * (len(failed) != 1)}:", highlight=False)
+    for t in sorted(failed, key=lambda t: t.number, reverse=True)[:shown]:
+        reason = (t.error or "no reason stored").splitlines()[0]
+        out_console.print(f"  trial {t.number}: {reason}", highlight=False, soft_wrap=True)
+    if len(failed) > shown:
+        out_console.print(f"  ... and {len(failed) - shown} more (costtune trials {name})",
+                          highlight=False)
 
 
 @click.command()

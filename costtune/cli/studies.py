@@ -242,7 +242,8 @@ def trials(study: str, trial: int | None, db: str | None, fmt: str) -> None:
 def enqueue(study: str, assignments: tuple[str, ...], db: str | None) -> None:
     """Queue a configuration for STUDY, e.g. `costtune enqueue mystudy lr=0.01 hidden=64`.
 
-    Queued configurations run before sampled ones, in the order they were queued.
+    Queued configurations run before sampled ones, in the order they were queued. Each counts
+    toward the sweep's budget.trials: a study that already holds that many trials refuses more (exit 2).
     """
     from costtune.space import SearchSpace
 
@@ -259,7 +260,8 @@ def enqueue(study: str, assignments: tuple[str, ...], db: str | None) -> None:
     if not info.space:
         raise InputError(f"study {study!r} has no declared search space to check the configuration against")
     typed = SearchSpace.from_dict(info.space).coerce_config(config, path="config")
-    number = store.enqueue(info.id, typed)
+    limit = (info.spec.get("budget") or {}).get("trials")  # an enqueued trial counts toward budget.trials
+    number = store.enqueue(info.id, typed, max_trials=limit if isinstance(limit, int) else None)
     click.echo(f"queued trial {number} for study {info.name}: {typed}")
 
 

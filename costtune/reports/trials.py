@@ -30,6 +30,7 @@ def trial_rows(history: History, attempts: Mapping[int, Sequence[AttemptInfo]]) 
             "value": t.value, "metrics": t.metrics, "last_step": t.last_step,
             "cost_usd": str(micros_to_usd(t.cost_micros)), "cost_micros": t.cost_micros,
             "output_dir": t.output_dir, "error": t.error,
+            "warnings": list(t.warnings), "warning_count": t.warning_count,
             "attempts": [{"number": a.number, "provider": a.provider, "exit_reason": a.exit_reason,
                           "exit_code": a.exit_code, "billable_ms": a.billable_ms, "cost_micros": a.cost_micros,
                           "cost_usd": str(micros_to_usd(a.cost_micros)), "instance_type": a.instance_type,

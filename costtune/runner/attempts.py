@@ -17,6 +17,7 @@ from costtune.prices.billing import BillingRule
 from costtune.protocol import (
     ENV_ATTEMPT,
     ENV_CHECKPOINT_DIR,
+    ENV_OBJECTIVE,
     ENV_PARAMS_FILE,
     ENV_STUDY,
     ENV_TRIAL_DIR,
@@ -49,8 +50,14 @@ class LiveAttempt:
     report_ms: int = 0  # billable ms at its last report: a checkpoint when the workload keeps them
     stop_reason: str | None = None  # "stopped" | "completed" | "budget" | "interrupted" | "timeout"
     decision: str = ""  # why the scheduler stopped it, for the trial's record
-    warned: int = 0
+    warned: int = 0  # warnings about its output, all of them
+    warnings: list[str] = field(default_factory=list)  # the first few, stored with the trial
     metrics: dict[str, float] = field(default_factory=dict)  # the trial's last value of every metric
+    attempt_value: float | None = None  # the objective as reported by this attempt (rungs judge on it)
+    reported: set[str] = field(default_factory=set)  # metric names this attempt reported
+    grace: bool = False  # reached a rung before its first report: given one first rung's worth more
+    judge_now: bool = False  # reported during its grace: judge it at this tick
+    error: str | None = None  # why it fails, when costtune decided that (a NaN objective, an internal error)
 
     @property
     def number(self) -> int:
@@ -83,7 +90,8 @@ def last_affordable_ms(billing: BillingRule, rate: int, budget_micros: int) -> i
 
 
 def launch_request(live: LiveAttempt, *, command: tuple[str, ...], env: dict[str, str], workdir: str,
-                   study: str, region: str | None, tags: dict[str, str], write_files: bool = True) -> LaunchRequest:
+                   study: str, region: str | None, tags: dict[str, str], write_files: bool = True,
+                   objective: str | None = None) -> LaunchRequest:
     """The provider-neutral request: argv and env for a command trial, params for a simulated one.
 
     ``write_files`` is False for simulated trials, which read nothing from disk.
@@ -102,6 +110,8 @@ def launch_request(live: LiveAttempt, *, command: tuple[str, ...], env: dict[str
     full_env = {**env, ENV_PARAMS_FILE: str(params_file), ENV_TRIAL_DIR: str(trial_dir),
                 ENV_CHECKPOINT_DIR: str(checkpoints), ENV_TRIAL_NUMBER: str(claimed.number), ENV_STUDY: study,
                 ENV_ATTEMPT: str(claimed.attempt_number), ENV_START_STEP: str(live.start_step)}
+    if objective:
+        full_env[ENV_OBJECTIVE] = objective  # costtune.report fails a trial whose objective is NaN
     full_env.update({f"COSTTUNE_PARAM_{k.upper()}": str(v) for k, v in claimed.params.items()})
     return LaunchRequest(argv=tuple(argv), workdir=workdir, output_dir=str(trial_dir), env=full_env,
                          tags={**tags, "trial": str(claimed.number), "attempt": str(claimed.attempt_number)},

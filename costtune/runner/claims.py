@@ -1,18 +1,21 @@
 """What the controller launches next and with what money: claims, reservations, more iterations.
 
 A claimed trial runs only once the ledger holds its next segment (up to its next rung; without
-rungs, ten instance-minutes at a time); when the cap has no room the trial goes back to the queue
-and is tried again when a running attempt frees money.
+rungs, ten instance-minutes at a time, or an equal share of what is left of a binding cap among the
+workers, so a cap is shared rather than taken by the first trial); when the cap has no room the
+trial goes back to the queue and is tried again when a running attempt frees money.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from costtune.errors import CapExceeded
 from costtune.history import TrialState
 from costtune.runner.attempts import LiveAttempt
+from costtune.runner.ending import BUDGET, LIMIT
 from costtune.store.owner import hostname
 
 if TYPE_CHECKING:
@@ -43,8 +46,10 @@ class Claims:
     status: RunStatus
     _live: dict[int, LiveAttempt]
     _stopping: str | None
-    _exhausted: bool
-    _unfunded: bool
+    _claimable: bool
+    _idle: str
+    _claimed_at: float
+    _halt: str | None
     _checkpoints: bool
     _max_trials: int | None
     _launched_at_extension: int
@@ -57,7 +62,7 @@ class Claims:
         holds one: as planned, or as the last iteration really cost (trials that end below their
         rungs leave money the plan counted as spent). The ledger still stops anything past the cap."""
         add = getattr(self.rungs, "add_iteration", None)
-        if (add is None or not self._exhausted or self._stopping or self._unfunded
+        if (add is None or self._idle != LIMIT or self._stopping or self._halt
                 or self.status.launched == self._launched_at_extension):
             return False  # not a plan, not the plan's end, or the last extension launched nothing
         if self.spec.max_trials is not None and self.spec.max_trials <= (self._max_trials or 0):
@@ -70,8 +75,7 @@ class Claims:
         add()
         self._launched_at_extension = self.status.launched
         self._max_trials = self._trial_limit()
-        self._exhausted = False
-        self.status.stop_reason = ""
+        self._claimable = True
         self._on_event(f"budget left for another {self.rungs.kind} iteration: "  # type: ignore[union-attr]
                        f"{self._max_trials} trials planned")
         return True
@@ -82,21 +86,31 @@ class Claims:
         return min(limits) if limits else None
 
     def _fill(self) -> list[LiveAttempt]:
+        """Claim and book trials for the free worker slots. A claim that gives nothing (no trial to
+        start, or none the cap can fund now) is not tried again until something changes: an
+        attempt ends, the plan grows, or (wall clock) a second passes."""
         pending: list[LiveAttempt] = []
-        while (len(self._live) + len(pending) < self.spec.resources.workers and not self._stopping
-               and not self._exhausted and not self._unfunded):
+        workers = self.spec.resources.workers
+        while len(self._live) + len(pending) < workers and self._claimable and not self._stopping and not self._halt:
             claimed = self.study.claim(max_trials=self._max_trials, with_output_dir=self.provider.name != "simulated")
             if claimed is None:
-                self._exhausted = True
-                self.status.stop_reason = self.status.stop_reason or self._why_exhausted()
+                self._idle = LIMIT
                 break
-            live = self._book(claimed)
+            live = self._book(claimed, among=workers - len(pending) - len(self._live))
             if live is not None:
                 pending.append(live)
+            elif self._idle == BUDGET:
+                break
+        else:
+            return pending
+        self._claimable = False
+        self._claimed_at = time.monotonic()
         return pending
 
-    def _book(self, claimed: ClaimedTrial) -> LiveAttempt | None:
-        """Reserve the trial's next segment and book its attempt; None if it cannot run now."""
+    def _book(self, claimed: ClaimedTrial, *, among: int = 1) -> LiveAttempt | None:
+        """Reserve the trial's next segment and book its attempt; None if it cannot run now.
+
+        Without rungs a binding cap's room is shared: the trial takes at most 1/``among`` of it."""
         res = self.spec.resources
         itype, market = res.placement(claimed.params)
         rate = res.rate_for(itype, market, at=self.clock.now() if self.virtual else None)
@@ -112,7 +126,7 @@ class Claims:
         elif rate == 0:
             amount = 0  # a free trial (a local run with no rate): nothing to reserve or to cap
         else:
-            amount = self._chunk(rate, must_fit=True)
+            amount = self._chunk(rate, must_fit=True, among=among)
             if amount == 0:
                 return self._unfund(claimed)
         key = f"ct-{self.study.id}-{claimed.id}-{claimed.attempt_number}"
@@ -137,26 +151,20 @@ class Claims:
     def _unfund(self, claimed: ClaimedTrial) -> None:
         """The cap leaves too little for it now: back to the queue, tried again when money frees up."""
         self.store.finish_trial(claimed.id, TrialState.QUEUED)
-        self._unfunded = True
-        self.status.stop_reason = "budget.usd reached"
+        self._idle = BUDGET
         return None
 
-    def _chunk(self, rate: int, *, must_fit: bool) -> int:
-        """Money for the next stretch of a trial without rungs; 0 when the cap has no room for it."""
+    def _chunk(self, rate: int, *, must_fit: bool, among: int = 1) -> int:
+        """Money for the next stretch of a trial without rungs; 0 when the cap has no room for it.
+
+        Ten instance-minutes, or less under a binding cap: 1/``among`` of the room left (the workers
+        competing for it), never less than one billable millisecond's charge."""
         chunk = max(self.billing.charge(_CHUNK_S * 1000, rate), self.billing.charge(1, rate))
         cap, spent, reserved = self.store.balance(self.scope)
         if cap is None:
             return chunk
         room = cap - spent - reserved
         least = self.billing.charge(1, rate) if must_fit else 1
-        return min(chunk, room) if room >= least else 0
-
-    def _why_exhausted(self) -> str:
-        limit = self._max_trials
-        if limit is not None and self.spec.budget.trials == limit:
-            return f"all {limit} trials run (budget.trials)"
-        if limit is not None and self.rungs is not None and self.rungs.max_trials() == limit:
-            return f"the {self.rungs.kind} plan's {limit} trials have run"
-        if self.spec.sampler["type"] == "grid":
-            return "every grid combination has run"
-        return "the sampler has nothing left to propose"
+        if room < least:
+            return 0
+        return min(chunk, max(least, room // max(1, among)))

@@ -11,6 +11,11 @@ Money: no launch without a reservation, and an attempt is stopped when its spend
 reserved unless the scheduler promotes it (which reserves the next rung first). Spend therefore
 never passes ``budget.usd`` on a virtual clock, and on a wall clock only by what running attempts
 bill between a deadline and their termination (see README, "How far can spend pass the cap?").
+
+Its parts: claims.py (what to launch, with what money), decisions.py (reading reports, rung
+verdicts), ending.py (when the run ends and why, fail-fast), recovery.py (start and Ctrl-C). One
+attempt's trouble never stops the loop: each attempt is handled inside a savepoint, and whatever
+goes wrong fails that trial with the error stored.
 """
 
 from __future__ import annotations
@@ -25,15 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from costtune.clock import Clock, VirtualClock, WallClock
-from costtune.errors import CapExceeded
 from costtune.history import Mode, TrialState
 from costtune.money import format_usd
-from costtune.protocol import MetricLineError, parse_line
 from costtune.providers.base import Provider, ProviderError, Status
 from costtune.runner.attempts import LiveAttempt, launch_request
 from costtune.runner.claims import Claims
+from costtune.runner.decisions import Decisions
+from costtune.runner.ending import LIMIT, Ending
 from costtune.runner.recovery import Recovery, catch_signals
-from costtune.runner.status import RunStatus, short_params, stderr_tail, write_header
+from costtune.runner.status import RunStatus, failure_reason, short_params, stderr_tail, write_header
 from costtune.schedulers import make_rung_scheduler
 from costtune.spec import SweepSpec
 from costtune.store.heartbeat import Heartbeat
@@ -46,14 +51,19 @@ _DRAIN_S = 10.0  # at most this long reading what an ended trial left in its pip
 # On a wall clock a deadline is noticed up to a tick late and termination takes a moment: act this
 # much early, so a trial stopped at its reservation rarely starts another billing second.
 _LEAD_MS = 150
+_RECLAIM_S = 1.0  # on a wall clock, look for new work this often when the last claim found none
 
 __all__ = ["RunStatus", "SweepController"]
 
 
-class SweepController(Claims, Recovery):
+class SweepController(Decisions, Claims, Ending, Recovery):
     def __init__(self, spec: SweepSpec, study: Study, provider: Provider, *,
                  on_event: Callable[[str], None] | None = None, workdir: str | None = None,
-                 clock: Clock | None = None, trial_events: bool = True) -> None:
+                 clock: Clock | None = None, trial_events: bool = True,
+                 on_warning: Callable[[str], None] | None = None) -> None:
+        """``on_event`` gets progress messages (hidden by ``--quiet``); ``on_warning`` gets what a
+        user must see even then (ignored metric lines, fail-fast, rung advice; `costtune run` prints
+        them), by default logged at INFO (a forecast runs many sweeps; trial warnings are stored)."""
         self.spec = spec
         self.study = study
         self.store = study.store
@@ -65,6 +75,7 @@ class SweepController(Claims, Recovery):
         self.rungs = make_rung_scheduler(spec.scheduler, mode=str(spec.mode), budget_micros=spec.budget.usd_micros)
         self.scope = f"study:{study.id}"
         self._on_event = on_event or (lambda _msg: None)
+        self._warn = on_warning or log.info
         self._trial_events = trial_events
         self._workdir = str(Path(spec.workdir or workdir or ".").expanduser().resolve())
         self._live: dict[int, LiveAttempt] = {}
@@ -76,8 +87,15 @@ class SweepController(Claims, Recovery):
         self._deadlines: list[tuple[float, int, int, int]] = []
         self._seq = itertools.count()
         self._stopping: str | None = None  # "interrupted": running attempts are being stopped
-        self._exhausted = False  # nothing left to claim
-        self._unfunded = False  # the ledger refused the last reservation; retry when money frees up
+        self._claimable = True  # worth claiming: something may have changed since a claim last gave nothing
+        self._idle = LIMIT  # why the last claim gave nothing: LIMIT (no trial to start) or BUDGET
+        self._claimed_at = 0.0  # wall time of the last claim that gave nothing
+        self._halt: str | None = None  # "failures" | "objective": launch nothing more (status.error says why)
+        self._failures_in_a_row = 0
+        self._waiting_for = 0
+        self._objective_seen: bool | None = None
+        self._startup_warned = False
+        self.status.workers = spec.resources.workers
         self._launched_at_extension = -1  # status.launched when the plan last grew by an iteration
         self._spent_at_iteration = 0  # the ledger's spend when the current iteration began
         self._checkpoints = spec.resources.simulation.checkpoint if spec.resources.simulation else False
@@ -125,32 +143,64 @@ class SweepController(Claims, Recovery):
     def _loop(self) -> None:
         durable = getattr(self.provider, "outlives_controller", True)
         while True:
+            done = False
             with nullcontext() if durable else self.store.batch():
                 until = time.perf_counter() + _GROUP_S
                 while True:
                     with self.store.batch():
                         pending = self._tick()
                     self._launch(pending)  # after the commit when launches outlive us
-                    idle = not self._live and not pending
-                    if idle and (self._exhausted or self._unfunded or self._stopping) and not self._another_iteration():
-                        return
+                    self.status.note = self._idle_note()
+                    idle = not self._claimable or self._stopping or self._halt
+                    done = not self._live and not pending and bool(idle)
+                    if done:
+                        break
                     self._advance()
                     if durable or time.perf_counter() >= until:
                         break
+            if done and self._ended():  # outside the group's transaction: it may wait for others
+                return
 
     def _tick(self) -> list[LiveAttempt]:
-        due = self._due()
-        for live in due:
-            self._read(live, self.provider.output(live.handle, timeout=0))  # type: ignore[call-arg]
-        for live in due:
-            self._check(live)
+        for live in self._due():
+            self._guarded(live, self._step)
+        if not self._claimable and not self.virtual and time.monotonic() - self._claimed_at >= _RECLAIM_S:
+            self._claimable = True  # another controller or `costtune enqueue` may have queued work
         return self._fill()
+
+    def _step(self, live: LiveAttempt) -> None:
+        self._read(live, self.provider.output(live.handle, timeout=0))  # type: ignore[call-arg]
+        self._check(live)
+
+    def _guarded(self, live: LiveAttempt, step: Callable[[LiveAttempt], None]) -> None:
+        """Handle one attempt; whatever goes wrong with it fails that trial, never the sweep."""
+        try:
+            with self.store.savepoint():
+                step(live)
+        except Exception as exc:
+            log.warning("trial %s: could not handle its output or state", live.number, exc_info=True)
+            self._fail_broken(live, exc)
+
+    def _fail_broken(self, live: LiveAttempt, exc: Exception) -> None:
+        """Terminate the attempt, book it failed with the error, free its reservation; keep going."""
+        live.stop_reason = "failed"
+        live.error = f"costtune could not handle this trial: {type(exc).__name__}: {str(exc)[:300]}"
+        try:
+            with self.store.savepoint():
+                self.provider.terminate(live.handle)
+                self._finish(live, self.provider.poll(live.handle))
+        except Exception:
+            log.error("trial %s: could not book its failure; `costtune run` settles it next time",
+                      live.number, exc_info=True)
+            self._live.pop(live.attempt_id, None)
+            self._by_key.pop(live.key, None)
+            self.status.running = len(self._live)
 
     def _due(self) -> list[LiveAttempt]:
         """The attempts to look at this tick: all of them, or on a simulator only those that changed
         or reached a deadline (with 100 instances, most have nothing new at any one moment)."""
         take = getattr(self.provider, "take_changed", None)
-        if take is None or self._stopping:
+        if take is None or self._stopping or self._halt:
             return list(self._live.values())
         due = {}
         for handle in take():
@@ -187,32 +237,6 @@ class SweepController(Claims, Recovery):
             self.status.sim_seconds = self.clock.now()
 
     # -- reading and deciding ------------------------------------------------------------
-    def _read(self, live: LiveAttempt, lines: Any) -> None:
-        status: Status | None = None
-        for line in lines:
-            try:
-                report = parse_line(line)
-            except MetricLineError as exc:
-                if live.warned < 5:
-                    self._on_event(f"trial {live.number}: ignored {exc}")
-                live.warned += 1
-                continue
-            if report is None:
-                continue
-            status = status or self.provider.poll(live.handle)
-            ms = status.billable_ms
-            live.step = report.step if report.step is not None else live.step + 1
-            cost = self.billing.charge(ms, live.rate)
-            live.metrics.update(report.metrics)
-            if self.study.metric in report.metrics:
-                live.value = float(report.metrics[self.study.metric])
-                self._note_value(live.number, live.value)
-            self.store.book_report(live.claimed.id, live.attempt_id, live.step, report.metrics, merged=live.metrics,
-                                   value=live.value, elapsed_s=ms / 1000,
-                                   trial_cost_micros=live.claimed.prior_cost_micros + cost, attempt_ms=ms,
-                                   attempt_cost_micros=cost)
-            live.report_ms = ms
-
     def _check(self, live: LiveAttempt) -> None:
         status = self.provider.poll(live.handle)
         if status.running:
@@ -223,7 +247,7 @@ class SweepController(Claims, Recovery):
                 live.stop_reason = "timeout"
             lead = 0 if self.virtual else _LEAD_MS
             if (live.stop_reason is None and live.deadline_ms is not None
-                    and status.billable_ms >= live.deadline_ms - lead):
+                    and (status.billable_ms >= live.deadline_ms - lead or live.judge_now)):
                 live.stop_reason = self._at_deadline(live)
             if live.stop_reason is None:
                 return
@@ -235,31 +259,6 @@ class SweepController(Claims, Recovery):
             deadline = time.monotonic() + _DRAIN_S
             self._read(live, _until(self.provider.output(live.handle, timeout=2.0), deadline))  # type: ignore[call-arg]
         self._finish(live, status)
-
-    def _at_deadline(self, live: LiveAttempt) -> str | None:
-        """The trial's spend reached its target: judge it at its rung, or extend its reservation."""
-        if live.rung is not None and self.rungs is not None:
-            decision = self.rungs.judge(live.number, live.rung, live.value)
-            live.decision = decision.reason
-            if not decision.promote:
-                return "completed" if live.rung == self.rungs.ladder(live.number)[-1] else "stopped"
-            extra, target, rung = decision.next_rung_micros - live.rung, decision.next_rung_micros, \
-                decision.next_rung_micros  # type: ignore[operator]
-        else:
-            extra = self._chunk(live.rate, must_fit=False)
-            target, rung = (live.target or 0) + extra, None
-            if extra == 0:
-                live.decision = "budget.usd reached"
-                return "budget"
-        try:
-            self.store.extend(live.key, extra)
-        except CapExceeded:
-            live.decision = f"budget.usd cannot fund the next {format_usd(extra)}"
-            return "budget"
-        live.reserved += extra
-        live.aim(self.billing, target, rung)
-        self._watch_deadlines(live)
-        return None
 
     def _finish(self, live: LiveAttempt, status: Status) -> None:
         ms, reason = status.billable_ms, live.stop_reason
@@ -276,6 +275,8 @@ class SweepController(Claims, Recovery):
         elif reason == "timeout":
             state, exit_reason = TrialState.FAILED, "timeout"
             error = f"killed at its time limit of {self.spec.budget.trial_seconds:g} s (budget.trial_seconds)"
+        elif reason == "failed":  # costtune failed it: a non-finite objective, an internal error
+            state, exit_reason, error = TrialState.FAILED, "failed", live.error
         elif reason in ("stopped", "budget"):
             state, exit_reason = TrialState.STOPPED, reason
         elif reason == "completed" or (status.exit_code == 0 and live.value is not None):
@@ -283,22 +284,27 @@ class SweepController(Claims, Recovery):
             exit_reason = "completed"
         else:
             state, exit_reason = TrialState.FAILED, "failed"
-            what = f"exited with code {status.exit_code}" if status.exit_code else \
-                f"exited 0 but never reported metric {self.study.metric!r}"
-            error = f"{what}\n{status.error or stderr_tail(live.trial_dir)}".strip()
+            error = self._failure(live, status)
         self.store.finish_attempt(live.attempt_id, exit_reason=exit_reason, exit_code=status.exit_code,
                                   billable_ms=ms, cost_micros=cost, waste_micros=waste)
         if live.reserved:
             self.store.charge(live.key, cost)
         self.store.finish_trial(live.claimed.id, state, error=error)
+        if live.warned:
+            self.store.add_trial_warnings(live.claimed.id, live.warnings, live.warned)
         del self._live[live.attempt_id]
         self._by_key.pop(live.key, None)
-        self._unfunded = False  # its unused reservation is free again
+        self._claimable = True  # its reservation is free again, its trial may be queued again
         self.status.running = len(self._live)
         self.status.spend_micros += cost
         if state.finished:
             self.status.finished += 1
             self.status.failed += state == TrialState.FAILED
+            if state != TrialState.FAILED and live.value is not None:
+                self._note_value(live.number, live.value)  # the best finished trial, as the leaderboard ranks
+            self._count_outcome(live.number, state, error)
+            if live.attempt_value is None and (state == TrialState.STOPPED or status.exit_code == 0):
+                self._check_objective(live, live.reported)
         if self._trial_events:
             shown = f" {self.study.metric}={live.value:.6g}" if live.value is not None else ""
             why = f" ({live.decision})" if live.decision and state == TrialState.STOPPED else ""
@@ -306,6 +312,14 @@ class SweepController(Claims, Recovery):
                 exit_reason, str(state))
             self._on_event(f"trial {live.number} {word}{shown} {format_usd(cost)}{why}"
                            + (f": {error.splitlines()[0]}" if error else ""))
+
+    def _failure(self, live: LiveAttempt, status: Status) -> str:
+        """Why an attempt that ended on its own without a value failed (first line: the reason)."""
+        if status.exit_code:
+            return status.error or failure_reason(status.exit_code, stderr_tail(live.trial_dir))
+        others = f" (it reported {', '.join(sorted(live.reported))})" if live.reported else ""
+        what = f"exited 0 but never reported metric {self.study.metric!r}{others}"
+        return f"{what}\n{status.error or stderr_tail(live.trial_dir)[-1000:]}".strip()
 
     # -- launching ------------------------------------------------------------------------
     def _launch(self, pending: list[LiveAttempt]) -> None:
@@ -315,7 +329,7 @@ class SweepController(Claims, Recovery):
         for live in pending:
             request = launch_request(live, command=self.spec.command, env=self.spec.env, workdir=self._workdir,
                                      study=self.study.name, region=self.spec.resources.region, tags=tags,
-                                     write_files=self.provider.name != "simulated")
+                                     write_files=self.provider.name != "simulated", objective=self.study.metric)
             write_header(live.trial_dir, live.claimed.attempt_number, request.argv, self.provider.name)
             if request.argv and self.provider.name != "simulated":
                 self.store.set_attempt_argv(live.attempt_id, request.argv)  # what `costtune trials` shows
@@ -330,6 +344,7 @@ class SweepController(Claims, Recovery):
                 self.status.finished += 1
                 self.status.failed += 1
                 self._on_event(f"trial {live.number} could not start: {exc}")
+                self._count_outcome(live.number, TrialState.FAILED, str(exc))
                 continue
             live.launched_at = self.clock.now()
             self._by_key[live.key] = live
@@ -339,6 +354,7 @@ class SweepController(Claims, Recovery):
             if pid:
                 self.store.set_attempt_pid(live.attempt_id, pid)
             self._live[live.attempt_id] = live
+            self._waiting_for = 0
             self.status.launched += 1
             self.status.running = len(self._live)
             if self._trial_events:

@@ -82,8 +82,12 @@ def run_with_progress(spec: SweepSpec, study: Study, console: Console, *, quiet:
         if not quiet:
             console.print(f"[dim]{message}[/]", highlight=False)
 
+    def warn(message: str) -> None:  # ignored metric lines, fail-fast, rung advice: shown even with --quiet
+        console.print(f"[yellow]warning: {message}[/]", highlight=False, soft_wrap=True)
+
     # A simulated sweep runs thousands of trials a second: a line per trial would drown the progress bar.
-    controller = SweepController(spec, study, provider, on_event=event, workdir=workdir, trial_events=not simulated)
+    controller = SweepController(spec, study, provider, on_event=event, workdir=workdir, trial_events=not simulated,
+                                 on_warning=warn)
     if quiet:
         return controller.run()
     # The bar counts trials when their number is known, else dollars against budget.usd (an ASHA sweep).
@@ -113,6 +117,7 @@ def run_with_progress(spec: SweepSpec, study: Study, console: Console, *, quiet:
 
 
 def _update(progress: Progress, task: Any, status: RunStatus, spec: SweepSpec, study: Study) -> None:
+    # the best finished trial (complete or stopped), the one the leaderboard ranks first
     best = "-" if status.best_value is None else f"{status.best_value:.5g} (trial {status.best_trial})"
     cap = f" of {format_usd(spec.budget.usd_micros)}" if spec.budget.usd_micros is not None else ""
     extra = f"  preempted {status.preemptions}" if status.preemptions else ""
@@ -124,6 +129,9 @@ def _update(progress: Progress, task: Any, status: RunStatus, spec: SweepSpec, s
     else:
         count = f"{status.finished}/{spec.max_trials or '?'}"
         completed = status.finished
-    detail = (f"running {status.running}  failed {status.failed}{extra}  best {study.metric} {best}  "
+    running = f"running {status.running}"
+    if status.note and status.running < status.workers:  # fewer than asked for, and why
+        running += f" of {status.workers} ({status.note})"
+    detail = (f"{running}  failed {status.failed}{extra}  best {study.metric} {best}  "
               f"spent {format_usd(status.spend_micros)}{cap}")
     progress.update(task, completed=completed, count=count, detail=detail)

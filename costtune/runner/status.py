@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,11 @@ class RunStatus:
     preemptions: int = 0
     waste_micros: int = 0
     sim_seconds: float = 0.0  # virtual time the sweep took, when simulated
+    workers: int = 0  # trials the sweep may run at once (resources.workers)
+    note: str = ""  # why fewer than ``workers`` run now, for the progress line
+    # Set when the sweep ended on an error the user must see (fail-fast, a missing objective metric):
+    # `costtune run` prints the summary, then raises it (exit 1, or 2 for a sweep-file mistake).
+    error: Exception | None = None
 
 
 def write_header(trial_dir: Path, attempt: int, argv: tuple[str, ...], provider: str) -> None:
@@ -45,6 +51,45 @@ def stderr_tail(trial_dir: Path) -> str:
     except OSError:
         return ""
     return data.decode("utf-8", errors="replace").strip()
+
+
+def failure_reason(exit_code: int | None, stderr: str, *, lines: int = 15) -> str:
+    """Why a trial that exited non-zero failed, for `costtune trials`: the reason on the first line
+    (a Python traceback's exception line, else the last stderr line), with the exit code, then the
+    last ``lines`` lines of this attempt's stderr.
+
+    ``ValueError: lr must be > 0 (exited with code 1)`` / ``exited with code 3: out of memory`` /
+    ``killed by signal SIGKILL``.
+    """
+    text = stderr.rsplit(_HEADER, 1)[-1]  # only this attempt's part of stderr.log
+    shown = [line for line in text.splitlines()[1:] if line.strip()] if _HEADER in stderr else \
+        [line for line in text.splitlines() if line.strip()]
+    how = _exit_text(exit_code)
+    cause = ""
+    if "Traceback (most recent call last):" in text:
+        after = text.rsplit("Traceback (most recent call last):", 1)[1].splitlines()
+        top = [line for line in after if line.strip() and not line[0].isspace()]
+        cause = top[-1].strip() if top else ""
+    if cause:
+        head = f"{cause} ({how})"
+    elif shown:
+        head = f"{how}: {shown[-1].strip()}"
+    else:
+        head = how
+    tail = "\n".join(shown[-lines:])[-2000:]
+    return f"{head}\n{tail}".strip()
+
+
+_HEADER = "=== costtune attempt "
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
 
 
 def short_params(params: dict[str, Any]) -> str:

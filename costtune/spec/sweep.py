@@ -36,6 +36,7 @@ class Budget:
     trials: int | None = None
     usd_micros: int | None = None
     trial_seconds: float | None = None
+    max_failures: int = 5  # stop launching after this many failed trials in a row; 0: never
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,7 @@ def _positive_int(value: Any, path: str, minimum: int = 1) -> int:
 
 def _budget(value: Any, sampler_type: str) -> Budget:
     cfg = _mapping(value, "budget")
-    _no_unknown(cfg, ("trials", "usd", "trial_seconds"), "budget")
+    _no_unknown(cfg, ("trials", "usd", "trial_seconds", "max_failures"), "budget")
     trials = None if cfg.get("trials") is None else _positive_int(cfg["trials"], "budget.trials")
     usd = None if cfg.get("usd") is None else usd_to_micros(cfg["usd"], "budget.usd")
     seconds = cfg.get("trial_seconds")
@@ -178,7 +179,8 @@ def _budget(value: Any, sampler_type: str) -> Budget:
         raise SpecError("budget.trial_seconds", "must be a number of seconds > 0", seconds)
     if trials is None and usd is None and sampler_type in ("random", "bayes"):
         raise SpecError("budget", f"a {sampler_type} sweep needs an end: give trials and/or usd", cfg)
-    return Budget(trials=trials, usd_micros=usd, trial_seconds=seconds)
+    failures = 5 if cfg.get("max_failures") is None else _positive_int(cfg["max_failures"], "budget.max_failures", 0)
+    return Budget(trials=trials, usd_micros=usd, trial_seconds=seconds, max_failures=failures)
 
 
 def _command(value: Any, space: SearchSpace) -> tuple[str, ...]:

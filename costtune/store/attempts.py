@@ -231,6 +231,20 @@ class AttemptBook:
             if trial is not None:
                 s.refresh(trial)
 
+    def add_trial_warnings(self, trial_id: int, messages: list[str], count: int, *, keep: int = 20) -> None:
+        """Add ``count`` warnings about a trial's output, keeping the first ``keep`` messages."""
+        if count <= 0:
+            return
+        with self._tx() as s:
+            trial = s.get(TrialRow, trial_id)
+            if trial is None:
+                raise StoreError(f"trial {trial_id} does not exist")
+            data = json.loads(trial.warnings_json) if trial.warnings_json else {"count": 0, "first": []}
+            data["first"] = (data["first"] + list(messages))[:keep]
+            data["count"] += count
+            trial.warnings_json = json.dumps(data)
+            s.add(trial)
+
     def recover_orphans(
         self, study_id: int, is_alive: Callable[[str, datetime | None], bool]
     ) -> list[Orphan]:

@@ -57,7 +57,9 @@ class TrialRow(SQLModel, table=True):
     last_step: int | None = None
     cost_micros: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     output_dir: str | None = None
-    error: str | None = Field(default=None, sa_column=Column(Text))
+    error: str | None = Field(default=None, sa_column=Column(Text))  # why it failed; first line the reason
+    # What the controller ignored or dropped from its output: {"count": N, "first": [message, ...]}.
+    warnings_json: str | None = Field(default=None, sa_column=Column(Text))
     owner: str | None = None  # the controller that runs it now (host:pid:start)
     heartbeat_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -111,4 +113,5 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("attempt", "start_step", "INTEGER NOT NULL DEFAULT 0"),
     ("attempt", "waste_micros", "BIGINT NOT NULL DEFAULT 0"),
     ("attempt", "argv_json", "TEXT"),
+    ("trial", "warnings_json", "TEXT"),
 )

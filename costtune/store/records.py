@@ -142,4 +142,12 @@ def _frozen(row: TrialRow, attempts: int) -> FrozenTrial:
         finished_at=row.finished_at,
         output_dir=row.output_dir,
         error=row.error,
+        **_warnings(row.warnings_json),
     )
+
+
+def _warnings(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    data = json.loads(text)
+    return {"warnings": tuple(data.get("first", ())), "warning_count": int(data.get("count", 0))}

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
-from costtune.errors import SamplerExhausted, StoreError, StudyNotFound
+from costtune.errors import SamplerExhausted, SpecError, StoreError, StudyNotFound
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.store.admin import StudyAdmin, not_found_hint
 from costtune.store.attempts import AttemptBook
@@ -122,6 +122,32 @@ class Store(AttemptBook, LedgerBook, StudyAdmin):
                 self._batch.reset(token)
 
     @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Inside ``batch``: undo only this block's writes if it raises, and the batch goes on.
+
+        Plain SAVEPOINT statements on the batch's connection (the ORM's nested transactions cost
+        several times more, and a simulated sweep takes one per attempt per tick). On PostgreSQL
+        a failed statement spoils the whole transaction without one."""
+        outer = self._batch.get()
+        if outer is None:
+            yield
+            return
+        outer.flush()
+        cursor = outer.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute("SAVEPOINT costtune_step")
+        try:
+            yield
+            outer.flush()
+        except BaseException:
+            cursor.execute("ROLLBACK TO SAVEPOINT costtune_step")
+            cursor.execute("RELEASE SAVEPOINT costtune_step")
+            cursor.close()
+            outer.expire_all()  # what the ORM holds may be what was rolled back
+            raise
+        cursor.execute("RELEASE SAVEPOINT costtune_step")
+        cursor.close()
+
+    @contextmanager
     def _tx(self) -> Iterator[Session]:
         outer = self._batch.get()
         if outer is not None:
@@ -213,10 +239,27 @@ class Store(AttemptBook, LedgerBook, StudyAdmin):
             trial.params_json = json.dumps(params)
 
     # -- trials ----------------------------------------------------------------------------
-    def enqueue(self, study_id: int, params: dict[str, Any], *, source: str = "manual") -> int:
+    def enqueue(self, study_id: int, params: dict[str, Any], *, source: str = "manual",
+                max_trials: int | None = None) -> int:
+        """Queue a configuration; its trial number. An enqueued trial counts toward ``max_trials``
+        (``budget.trials``): past it, ``SpecError`` naming budget.trials and nothing is queued."""
         with self._tx() as s:
             study = lock_study(s, study_id)
+            if max_trials is not None and study.next_number >= max_trials:
+                raise SpecError("budget.trials", f"study {study.name!r} already holds {study.next_number} trials "
+                                f"and queued ones count toward budget.trials; raise it in the sweep file and "
+                                f"run it again to queue more", max_trials)
             return self._insert_trial(s, study, params, TrialState.QUEUED, source=source).number
+
+    def running_elsewhere(self, study_id: int, owner: str) -> list[tuple[str, Any]]:
+        """(owner, last heartbeat) of the study's running trials that ``owner`` does not run."""
+        with self._tx() as s:
+            rows = s.execute(
+                select(_TRIAL.c.owner, _TRIAL.c.heartbeat_at).where(
+                    _TRIAL.c.study_id == study_id, _TRIAL.c.state == str(TrialState.RUNNING),
+                    (_TRIAL.c.owner != owner) | _TRIAL.c.owner.is_(None))
+            ).all()
+            return [(o or "", hb) for o, hb in rows]
 
     def claim_next(
         self,

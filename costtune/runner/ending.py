@@ -1,0 +1,178 @@
+"""When a sweep ends, and why: one end condition, a stop reason computed from facts, fail-fast.
+
+A run ends when none of its attempts is live, the last claim found nothing it could run (no trial
+queued that the cap can fund, and the sampler, the plan and ``budget.trials`` allow no new one),
+and no trial of the study runs under another live controller: several ``costtune run`` processes
+may share a study, and one whose own work is done waits for the others (taking over what they
+re-queue or leave behind when they die) instead of ending early.
+
+Two things end a run early with an error: ``budget.max_failures`` trials failing in a row (a
+crashing or mistyped script), and a first finished trial that reported metrics but never the
+objective (``objective.metric`` is misspelt): nothing more is launched and the error says why.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from costtune.errors import CosttuneError, InputError
+from costtune.history import TrialState
+from costtune.money import format_usd
+from costtune.store.owner import is_alive
+
+if TYPE_CHECKING:
+    from costtune.providers.base import Provider
+    from costtune.runner.attempts import LiveAttempt
+    from costtune.runner.status import RunStatus
+    from costtune.schedulers import RungScheduler
+    from costtune.spec import SweepSpec
+    from costtune.store import Store
+    from costtune.study import Study
+
+_WAIT_S = 0.5  # wall-clock pause between looks at what other controllers of the study still run
+LIMIT, BUDGET = "limit", "budget"  # why the last claim gave nothing
+
+
+class Ending:
+    """Mixed into ``SweepController``; uses its fields."""
+
+    spec: SweepSpec
+    study: Study
+    store: Store
+    provider: Provider
+    rungs: RungScheduler | None
+    scope: str
+    status: RunStatus
+    virtual: bool
+    _live: dict[int, LiveAttempt]
+    _stopping: str | None
+    _max_trials: int | None
+    _claimable: bool  # worth claiming: something may have changed since a claim last gave nothing
+    _idle: str  # LIMIT or BUDGET: why the last claim gave nothing
+    _halt: str | None  # "failures" | "objective": launch nothing more, end with status.error
+    _failures_in_a_row: int
+    _waiting_for: int  # trials other controllers run while this one has nothing to do
+    _objective_seen: bool | None  # some trial of the study reported the objective (None: not looked yet)
+
+    # provided by the controller and its other parts (annotations only: nothing here overrides them)
+    _warn: Callable[[str], None]
+    _owned_strays: Callable[[], list[Any]]
+    _another_iteration: Callable[[], bool]
+
+    # -- the end condition ----------------------------------------------------------------
+    def _ended(self) -> bool:
+        """Called when this controller has nothing live and nothing to launch: True to end the run.
+
+        Otherwise it has just waited a moment for other controllers' trials and made the next claim
+        worth trying (they may re-queue a trial or free money)."""
+        if self._stopping or self._halt:
+            self.status.stop_reason = self._stop_reason()
+            return True
+        if self._another_iteration():
+            return False
+        self._waiting_for = self._running_elsewhere()
+        if not self._waiting_for:
+            self.status.stop_reason = self._stop_reason()
+            self.status.note = ""
+            return True
+        self.status.note = self._idle_note()
+        time.sleep(_WAIT_S)
+        self._claimable = True
+        return False
+
+    def _running_elsewhere(self) -> int:
+        """How many of the study's trials other live controllers run; a dead one's are re-queued."""
+        running = self.store.running_elsewhere(self.study.id, self.study.owner)
+        if any(not owner or not is_alive(owner, beat) for owner, beat in running):
+            self.study.recover()  # re-queues them: this controller runs them next
+            for handle in self._owned_strays():
+                self.provider.terminate(handle)
+            running = self.store.running_elsewhere(self.study.id, self.study.owner)
+        return len(running)
+
+    # -- why it ended ---------------------------------------------------------------------
+    def _stop_reason(self) -> str:
+        """The reason, from the facts at the end (never from a flag set earlier in the run)."""
+        if self._stopping == "interrupted":
+            return "interrupted"
+        if self._halt == "failures":
+            return f"{self._failures_in_a_row} trials failed in a row (budget.max_failures)"
+        if self._halt == "objective":
+            return f"no trial reports objective.metric {self.study.metric!r}"
+        queued = sum(t.state == TrialState.QUEUED for t in self.study.history().trials)
+        if self._idle == BUDGET or queued:
+            return self._budget_reason(queued)
+        return self._why_exhausted()
+
+    def _budget_reason(self, queued: int) -> str:
+        cap = self.spec.budget.usd_micros
+        text = f"budget.usd reached: {format_usd(self.status.spend_micros)} of {format_usd(cap or 0)} spent"
+        if queued:
+            text += f"; {queued} queued trial{'s wait' if queued != 1 else ' waits'} for more budget"
+        return text
+
+    def _why_exhausted(self) -> str:
+        limit = self._max_trials
+        if limit is not None and self.spec.budget.trials == limit:
+            return f"all {limit} trials run (budget.trials)"
+        if limit is not None and self.rungs is not None and self.rungs.max_trials() == limit:
+            return f"the {self.rungs.kind} plan's {limit} trials have run"
+        kind = self.spec.sampler["type"]
+        if kind == "grid":
+            return "every grid combination has run"
+        if kind == "manual" or (limit is not None and limit == len(self.spec.sampler.get("configs", []))):
+            return "every configuration in sampler.configs has run"
+        return "the sampler has nothing left to propose"
+
+    def _idle_note(self) -> str:
+        """Why fewer trials run than ``resources.workers`` asks for (empty when all slots run)."""
+        if len(self._live) >= self.spec.resources.workers or self._stopping:
+            return ""
+        if self._halt:
+            return "launching nothing more: " + self._stop_reason()
+        if self._waiting_for:
+            return f"waiting for {self._waiting_for} trial{'s' * (self._waiting_for != 1)} run by another controller"
+        if self._idle == BUDGET:
+            return "budget.usd: what is left is held by running trials or too little for another"
+        return "no more trials to start: " + self._why_exhausted()
+
+    # -- outcomes that end a run early ----------------------------------------------------
+    def _count_outcome(self, number: int, state: TrialState, error: str | None) -> None:
+        """Fail fast: ``budget.max_failures`` failed trials in a row stop all launching."""
+        if state == TrialState.FAILED:
+            self._failures_in_a_row += 1
+            limit = self.spec.budget.max_failures
+            if limit and self._failures_in_a_row >= limit and self._halt is None:
+                self._halt = "failures"
+                last = (error or "no reason stored").strip()
+                self.status.error = CosttuneError(
+                    f"stopped after {self._failures_in_a_row} failed trials in a row (budget.max_failures: "
+                    f"{limit}; 0 never stops); the last, trial {number}:\n{last}")
+                self._warn(f"{self._failures_in_a_row} trials failed in a row: launching no more "
+                           f"(budget.max_failures: {limit})")
+        elif state.finished:
+            self._failures_in_a_row = 0
+
+    def _check_objective(self, live: LiveAttempt, reported: set[str]) -> None:
+        """A trial ended having reported metrics but never the objective, and no trial ever did:
+        ``objective.metric`` is wrong. Stop at once rather than burn every trial."""
+        if not reported or self._halt or self.study.metric in reported:
+            return
+        if self._objective_seen is None:
+            self._objective_seen = any(t.value is not None for t in self.study.history().trials)
+        if self._objective_seen:
+            return  # the objective works for other trials: this one is the trial's own fault
+        names = sorted(reported)
+        close = difflib.get_close_matches(self.study.metric, names, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        self._halt = "objective"
+        self.status.error = InputError(
+            f"objective.metric: no trial reports {self.study.metric!r}: trial {live.number} reported "
+            f"{', '.join(names)}{hint} Nothing more was launched; fix objective.metric in the sweep file "
+            f"and run it under a new name (--name)")
+        for other in self._live.values():  # let nothing else burn: stop and re-queue the rest
+            if other is not live and other.stop_reason is None:
+                other.stop_reason = "interrupted"
