@@ -361,7 +361,7 @@ def test_budget_usd_stops_the_sweep_near_the_cap(tmp_path: Path, db: str) -> Non
     proc = run(tmp_path, file, db)
     rows = trials(tmp_path, "capped", db)
     spent = sum(r["cost_micros"] for r in rows)
-    assert f"stopped: budget.usd reached: {format_usd(spent)} of $0.030000 spent; " \
+    assert f"stopped: budget.usd reached: {format_usd(spent)} of {format_usd(cap)} spent; " \
            "1 queued trial waits for more budget" in proc.stdout
     # The workers share the binding cap (each launch reserves half of what is left), so both trials run
     # at once until their shares run out; the third trial claimed then finds no money: it waits in the

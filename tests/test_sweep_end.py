@@ -241,7 +241,7 @@ def test_a_rung_waits_for_this_attempts_first_report_within_one_rung_of_grace(tm
     assert len(trials) > 10
     assert sum(t.state == TrialState.COMPLETE for t in trials) >= 3  # promoted past the first rung to the top
     # the first report comes after 60 s of start-up and a 10 s step: 70 s at $0.096/h
-    assert warnings == ["trials spend ~$0.001867 before their first report, above the first rung $0.001000: "
+    assert warnings == ["trials spend ~$0.00187 before their first report, above the first rung $0.001: "
                         "raise scheduler.min_usd"]
     check_normal_end(store, study, status)
 

@@ -37,7 +37,7 @@ def _output_width() -> int | None:
         return PIPED_WIDTH
 
 
-out_console = Console(width=_output_width())
+out_console = Console(width=_output_width(), soft_wrap=True)  # tables fit the width; prose lines never wrap
 
 
 class _DbOption(click.Option):
