@@ -117,4 +117,5 @@ class FittedTable:
         table, dropped = self.fit(options.max_width)
         yield table
         if dropped:
-            yield Text(f"not shown: {', '.join(dropped)} ({self.hint})", style="dim")
+            note = Text(f"not shown: {', '.join(dropped)} ({self.hint})", style="dim")
+            yield from note.wrap(console, options.max_width)  # wraps even on a soft-wrapping console
