@@ -110,7 +110,8 @@ def trials(study: str, db: str | None, fmt: str) -> None:
                           "instance_type": a.instance_type, "market": a.market, "region": a.region,
                           "rate_micros_per_hour": a.rate_micros_per_hour, "start_step": a.start_step,
                           "waste_micros": a.waste_micros, "started_at": a.started_at.isoformat(),
-                          "ended_at": a.ended_at.isoformat() if a.ended_at else None} for a in attempts],
+                          "ended_at": a.ended_at.isoformat() if a.ended_at else None,
+                          "note": a.note} for a in attempts],
         })
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import BigInteger, Column, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2  # 2: report.cost_micros, attempt.start_step / waste_micros
+SCHEMA_VERSION = 3  # 2: report.cost_micros, attempt.start_step / waste_micros; 3: attempt billing rule, note
 
 
 def utcnow() -> datetime:
@@ -88,6 +88,10 @@ class AttemptRow(SQLModel, table=True):
     start_step: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     # Money this attempt spent on work that was lost (a preemption after its last checkpoint).
     waste_micros: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    # The provider's billing rule at launch (whole granules, minimum charge): how recovery bills it too.
+    bill_granule_s: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
+    bill_minimum_s: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    note: str | None = Field(default=None, sa_column=Column(Text))  # how recovery billed it, when it did
 
 
 class ReportRow(SQLModel, table=True):
@@ -108,4 +112,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("report", "cost_micros", "BIGINT NOT NULL DEFAULT 0"),
     ("attempt", "start_step", "INTEGER NOT NULL DEFAULT 0"),
     ("attempt", "waste_micros", "BIGINT NOT NULL DEFAULT 0"),
+    ("attempt", "bill_granule_s", "INTEGER NOT NULL DEFAULT 1"),
+    ("attempt", "bill_minimum_s", "INTEGER NOT NULL DEFAULT 0"),
+    ("attempt", "note", "TEXT"),
 )

@@ -35,8 +35,10 @@ from costtune.store.models import (
     utcnow,
 )
 from costtune.store.records import (
+    AttemptEnd,
     AttemptInfo,
     ClaimedTrial,
+    OpenAttempt,
     Orphan,
     Proposal,
     Propose,
@@ -47,7 +49,8 @@ from costtune.store.records import (
     read_history,
 )
 
-__all__ = ["AttemptInfo", "ClaimedTrial", "Orphan", "Proposal", "Propose", "Store", "StudyInfo"]
+__all__ = ["AttemptEnd", "AttemptInfo", "ClaimedTrial", "OpenAttempt", "Orphan", "Proposal", "Propose", "Store",
+           "StudyInfo"]
 
 
 _INSERT_RUNNING = text(
@@ -370,7 +373,7 @@ class Store(AttemptBook, LedgerBook):
                 out.setdefault(n, []).append(AttemptInfo(
                     r.number, r.provider, r.instance_type, r.market, r.rate_micros_per_hour,
                     r.started_at, r.ended_at, r.exit_reason, r.exit_code, r.billable_ms, r.cost_micros,
-                    r.start_step, r.waste_micros, r.region,
+                    r.start_step, r.waste_micros, r.region, r.note,
                 ))
         return out
 
