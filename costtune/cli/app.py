@@ -1,8 +1,7 @@
-"""The ``costtune`` command: one module per command group, assembled here.
+"""The ``costtune`` click group: every command module's commands, assembled here.
 
-run.py (run, demo), studies.py (studies, leaderboard, trials, enqueue, logs), report.py (report),
-money.py (plan, spend), prices.py (prices); common.py holds what they share. Command modules never
-import this package, so there is no import circle.
+Command modules never import this module, so there is no import circle. The console script runs
+it through entry.py, which owns signals and exit codes.
 """
 
 from __future__ import annotations
@@ -26,6 +25,3 @@ prices.prices.callback = handled(prices.prices.callback)  # type: ignore[arg-typ
 main.add_command(prices.prices)
 
 __all__ = ["main"]
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
