@@ -181,8 +181,9 @@ class LocalProvider:
             handle.process.send_signal(sig)  # the supervisor only; it signals the tree
 
     def facts(self, key: str, *, output_dir: str | None = None) -> AttemptFacts | None:
-        """The supervisor's record of the attempt, its end completed by what recovery saw: a stray of
-        it that was alive at recovery ended when recovery last saw one gone."""
+        """The supervisor's record of the attempt. When the supervisor died before recording an end, the
+        end is the moment this provider (recovering) last saw a stray process of it gone; None if none
+        was seen. None when there is no record at all."""
         record: dict[str, object] = {}
         if output_dir:
             try:
@@ -192,17 +193,14 @@ class LocalProvider:
         started = record.get("started_at")
         if not isinstance(started, int | float):
             return None
-        ended = record.get("ended_at")
-        ends = [t for t in (ended, self._gone.get(key)) if isinstance(t, int | float)]
-        code = record.get("exit_code")
-        how = str(record.get("how") or "")
-        if not isinstance(ended, int | float) and key in self._gone:
-            how = how or "killed by recovery"
+        ended, code, how = record.get("ended_at"), record.get("exit_code"), str(record.get("how") or "")
+        source = "the local supervisor's record"
+        if not isinstance(ended, int | float):  # the supervisor died before its tree: recovery saw the end
+            ended, how, source = self._gone.get(key), "stopped by recovery", source + " and recovery"
         return AttemptFacts(
             started_at=datetime.fromtimestamp(started, UTC),
-            ended_at=datetime.fromtimestamp(max(ends), UTC) if ends else None,
-            exit_code=code if isinstance(code, int) else None, how=how,
-            source="the local supervisor's record" + ("" if isinstance(ended, int | float) else " and recovery"),
+            ended_at=None if ended is None else datetime.fromtimestamp(ended, UTC),
+            exit_code=code if isinstance(code, int) else None, how=how, source=source,
         )
 
     def list_owned(self, tags: dict[str, str]) -> list[LocalHandle]:
