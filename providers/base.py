@@ -53,6 +53,9 @@ class Status:
     billable_ms: int  # time the resource has been held so far (or in all, once ended)
     preempted: bool = False
     error: str | None = None  # why it failed, when the provider knows (a simulated workload's exception)
+    # Ended (billable_ms is final, exit_code set), but its last output is still arriving: running
+    # stays True until it is all readable, so nothing is decided about it meanwhile.
+    draining: bool = False
 
 
 @dataclass(frozen=True)

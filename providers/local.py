@@ -134,10 +134,10 @@ class LocalProvider:
                 handle.process.stdin.close()
         end = handle.ended if handle.ended is not None else now
         billable_ms = int((end - handle.started) * 1000)
-        draining = code is not None and handle.process is not None and not handle.eof and now - end < _DRAIN_S
-        if code is None or draining:
+        if code is None:
             return Status(running=True, exit_code=None, billable_ms=billable_ms)
-        return Status(running=False, exit_code=code, billable_ms=billable_ms)
+        draining = handle.process is not None and not handle.eof and now - end < _DRAIN_S
+        return Status(running=draining, exit_code=code, billable_ms=billable_ms, draining=draining)
 
     def terminate(self, handle: LocalHandle) -> None:
         """Ask the supervisor to stop the tree (SIGTERM now, SIGKILL after the grace) and return at once.

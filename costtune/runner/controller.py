@@ -219,6 +219,8 @@ class SweepController(Claims, Recovery):
 
     def _check(self, live: LiveAttempt) -> None:
         status = self.provider.poll(live.handle)
+        if status.draining:
+            return  # it ended; a later tick reads the last of its output and closes it
         if status.running:
             if live.stop_reason is None and self._stopping:
                 live.stop_reason = self._stopping
