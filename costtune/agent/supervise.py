@@ -131,11 +131,11 @@ class Supervisor:
             )
         except OSError as exc:
             self.facts.update(ended_at=time.time(), exit_code=127, how="could-not-start")
-            write_facts(self.facts_path, self.facts)
+            self._record()
             print(f"costtune: cannot start {self.argv[0]!r}: {exc.strerror}", file=sys.stderr, flush=True)
             return 127
         self.facts["pid"] = self.child
-        write_facts(self.facts_path, self.facts)
+        self._record()
         while True:
             readable = [wake_r] + ([0] if watch_stdin else [])
             ready, _, _ = select.select(readable, [], [], self._timeout(watch_stdin))
@@ -172,8 +172,16 @@ class Supervisor:
                 self._stop("exited")  # the command is done; what it left behind goes with it
         code = os.waitstatus_to_exitcode(self.child_status)
         self.facts.update(ended_at=time.time(), exit_code=code, how=self.how or "exited")
-        write_facts(self.facts_path, self.facts)
+        self._record()
         return code
+
+    def _record(self) -> None:
+        """Write the facts; a file that cannot be written never stops the supervision itself."""
+        try:
+            write_facts(self.facts_path, self.facts)
+        except OSError as exc:
+            print(f"costtune: cannot record the attempt in {self.facts_path}: {exc.strerror}", file=sys.stderr,
+                  flush=True)
 
     def _timeout(self, watch_stdin: bool) -> float | None:
         waits = [] if watch_stdin else [1.0]  # without a pipe, look at the parent every second
