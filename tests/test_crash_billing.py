@@ -118,7 +118,7 @@ def test_kill_9_bills_a_trial_that_reports_only_at_its_end_for_its_real_run_time
     seen_gone = time.time()
     resume(tmp_path, file, db)
     check_billed(db, "end-only", held_at_least_s=killed - mark["start"],
-                 held_at_most_s=seen_gone - mark["start"] + 1.0)
+                 held_at_most_s=seen_gone - mark["start"] + 3.0)
 
 
 SLOW = """
@@ -146,7 +146,7 @@ def test_kill_9_takes_the_grandchild_of_sh_c_down_and_bills_its_time(tmp_path: P
     seen_gone = time.time()
     resume(tmp_path, file, db)
     check_billed(db, "grandchild", held_at_least_s=killed - mark["start"],
-                 held_at_most_s=seen_gone - mark["start"] + 1.0)
+                 held_at_most_s=seen_gone - mark["start"] + 3.0)
 
 
 def test_resume_stops_and_bills_a_tree_whose_supervisor_was_killed_too(tmp_path: Path, db: str) -> None:
@@ -169,5 +169,5 @@ def test_resume_stops_and_bills_a_tree_whose_supervisor_was_killed_too(tmp_path:
         if not gone(mark["pid"]):
             os.kill(mark["pid"], signal.SIGKILL)
     first = check_billed(db, "orphaned", held_at_least_s=resumed_at - mark["start"],
-                         held_at_most_s=time.time() - mark["start"] + 1.0)
+                         held_at_most_s=time.time() - mark["start"] + 3.0)
     assert "recovery" in (first.note or "")
