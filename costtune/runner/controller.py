@@ -364,4 +364,3 @@ class SweepController(Claims, Recovery):
         better = best is None or (value < best if self.study.mode == Mode.MIN else value > best)
         if better:
             self.status.best_value, self.status.best_trial = value, number
-
