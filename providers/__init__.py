@@ -6,6 +6,7 @@ Cloud SDKs are imported lazily inside their adapters, never by this package.
 from typing import Any
 
 from costtune.providers.base import (
+    AttemptFacts,
     CapacityError,
     FatalProviderError,
     LaunchRequest,
@@ -15,7 +16,7 @@ from costtune.providers.base import (
     Status,
 )
 
-__all__ = ["CapacityError", "FatalProviderError", "LaunchRequest", "Provider", "ProviderError",
+__all__ = ["AttemptFacts", "CapacityError", "FatalProviderError", "LaunchRequest", "Provider", "ProviderError",
            "RetryableError", "Status", "make_provider"]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from costtune.errors import CosttuneError
@@ -47,11 +48,26 @@ class LaunchRequest:
 
 @dataclass(frozen=True)
 class Status:
-    running: bool
+    running: bool  # False once the attempt has ended and all of its output can be read
     exit_code: int | None
     billable_ms: int  # time the resource has been held so far (or in all, once ended)
     preempted: bool = False
     error: str | None = None  # why it failed, when the provider knows (a simulated workload's exception)
+    # Ended (billable_ms is final, exit_code set), but its last output is still arriving: running
+    # stays True until it is all readable, so nothing is decided about it meanwhile.
+    draining: bool = False
+
+
+@dataclass(frozen=True)
+class AttemptFacts:
+    """What the resource itself recorded about an attempt (a local supervisor's file; for a cloud
+    instance, its launch and termination times as the provider reports them). Wall clock, UTC."""
+
+    started_at: datetime
+    ended_at: datetime | None  # None: still running, or its end was never recorded
+    exit_code: int | None = None
+    how: str = ""  # how it ended, in the provider's words ("controller-died", "stopped", "terminated", ...)
+    source: str = ""  # where the facts come from, for the attempt's note
 
 
 class Handle(Protocol):
@@ -75,9 +91,24 @@ class Provider(Protocol):
         ...
 
     def terminate(self, handle: Handle) -> None:
-        """Stop the attempt; idempotent."""
+        """Start stopping the attempt and return at once (never wait for it to die): a graceful stop
+        first, a forced one after the provider's grace period. Idempotent; call it again on later
+        ticks until ``poll`` says it ended (a provider may escalate on a later call)."""
         ...
 
     def list_owned(self, tags: dict[str, str]) -> list[Handle]:
         """Live attempts carrying all of ``tags``, wherever they were launched from (the reaper's view)."""
+        ...
+
+
+class Recoverable(Protocol):
+    """Providers whose attempts outlive the controller also answer for them after it died."""
+
+    def facts(self, key: str, *, output_dir: str | None = None) -> AttemptFacts | None:
+        """The resource's own record of the attempt launched with ``key`` (by any controller), or None
+        when it has none. ``output_dir`` is the trial's output directory (where a local record lives)."""
+        ...
+
+    def kill(self, handle: Handle) -> None:
+        """Stop the attempt now, without the grace period (a second Ctrl-C); returns at once."""
         ...

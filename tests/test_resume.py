@@ -141,7 +141,7 @@ def kill_and_resume(tmp_path: Path, file: Path, marks: Path, db: str, name: str,
     done = {t.number for t in before.trials if t.state.finished}
     interrupted = {t.number for t in before.trials if t.state == TrialState.RUNNING and t.attempts}
     assert len(done) >= finished and interrupted
-    # The trials die with their controller (parent-death signal), before anyone resumes anything.
+    # The trials die with their controller (their supervisors see it go), before anyone resumes anything.
     assert wait_gone(started_pids(marks)) == []
 
     run_to_end(tmp_path, file, db)
@@ -194,8 +194,8 @@ costtune.report(val_loss=1.0)
 """
 
 
-def test_resume_stops_what_the_killed_trials_left_running(tmp_path: Path, db: str) -> None:
-    """The parent-death signal reaches a trial, not its children; the resumed sweep stops those."""
+def test_a_trials_children_die_with_its_controller(tmp_path: Path, db: str) -> None:
+    """The supervisor stops the whole tree when its controller dies, not only the trial itself."""
     pids_file = tmp_path / "pids"
     file = write_sweep(tmp_path, "orphans", GRANDCHILD_TRIAL, budget={"trials": 1}, env={"PIDS": str(pids_file)})
     proc = subprocess.Popen(run_args(file, db), cwd=tmp_path, stdout=subprocess.DEVNULL,
@@ -207,13 +207,12 @@ def test_resume_stops_what_the_killed_trials_left_running(tmp_path: Path, db: st
     trial_pid, child_pid = (int(p) for p in pids_file.read_text().split())
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
-    assert wait_gone([trial_pid]) == []
     try:
-        run_to_end(tmp_path, file, db)
-        assert wait_gone([child_pid]) == []
+        assert wait_gone([trial_pid, child_pid]) == []  # before any resume
     finally:
         if not gone(child_pid):
             os.kill(child_pid, signal.SIGKILL)
+    run_to_end(tmp_path, file, db)
     assert attempt_reasons(db, "orphans") == {0: ["interrupted", "completed"]}
 
 

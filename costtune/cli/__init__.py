@@ -1,31 +1,24 @@
-"""The ``costtune`` command: one module per command group, assembled here.
+"""The ``costtune`` command: one module per command group, assembled in app.py.
 
 run.py (run, demo), studies.py (studies, leaderboard, trials, enqueue, logs), report.py (report),
-money.py (plan, spend), prices.py (prices); common.py holds what they share. Command modules never
-import this package, so there is no import circle.
+money.py (plan, spend), prices.py (prices); common.py holds what they share. The console script
+starts in entry.py, which handles SIGINT and SIGTERM before anything heavy is imported. This
+package imports nothing itself: ``costtune.cli.main`` (the click group) loads app.py on first use.
 """
 
 from __future__ import annotations
 
-import click
+from typing import TYPE_CHECKING, Any
 
-from costtune.cli import money, prices, report, run, studies
-from costtune.cli.common import CommandGroup, handled
-
-
-@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="costtune")
-def main() -> None:
-    """Cost-aware hyperparameter tuning: sweeps budgeted in dollars."""
-
-
-for _command in (run.run, run.demo, studies.studies, studies.leaderboard, studies.trials, studies.enqueue,
-                 studies.logs, report.report, money.plan, money.spend):
-    main.add_command(_command)
-prices.prices.callback = handled(prices.prices.callback)  # type: ignore[arg-type]
-main.add_command(prices.prices)
+if TYPE_CHECKING:
+    from costtune.cli.app import main
 
 __all__ = ["main"]
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+
+def __getattr__(name: str) -> Any:
+    if name == "main":
+        from costtune.cli.app import main
+
+        return main
+    raise AttributeError(f"module 'costtune.cli' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """``python -m costtune.cli``: the same as the ``costtune`` command."""
 
-from costtune.cli import main
+from costtune.cli.entry import main
 
 main()

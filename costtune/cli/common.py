@@ -19,6 +19,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from costtune.cli.entry import exit_interrupted, hint_for
 from costtune.errors import CosttuneError, InputError
 
 # Messages keep their lines when piped (CI logs, grep) instead of wrapping at 80 columns.
@@ -90,9 +91,7 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
             err_console.print(f"[red]failed:[/] {exc}", highlight=False)
             sys.exit(1)
         except KeyboardInterrupt:
-            err_console.print("interrupted: running trials were stopped and re-queued; "
-                              "run the same command again to resume", highlight=False)
-            sys.exit(130)
+            exit_interrupted(hint_for(func.__name__))
 
     return wrapper
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 from importlib import resources
 from pathlib import Path
@@ -14,15 +13,6 @@ import click
 
 from costtune.cli.common import db_option, err_console, handled, open_store, out_console
 from costtune.errors import CosttuneError, SpecError
-
-
-def _terminate_like_ctrl_c() -> None:
-    """`kill PID` stops a sweep the way Ctrl-C does: running trials are re-queued, not lost."""
-
-    def handler(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 @click.command()
@@ -63,9 +53,11 @@ def _override(spec: Any, overrides: dict[str, Any]) -> Any:
 
 def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str) -> None:
     from costtune.runner.session import open_sweep, run_with_progress
+    from costtune.spec.environment import resolve_env
 
+    resolve_env(spec.env, os.environ)  # a ${VAR} that is not set is bad input: refused before the store opens
+    # `kill PID` (SIGTERM) stops a sweep the way Ctrl-C does (entry.py, and the controller while it runs)
     store = open_store(db, create=True)
-    _terminate_like_ctrl_c()
     study, resumed = open_sweep(store, spec)
     if resumed and not quiet:
         err_console.print(f"resuming study [bold]{spec.name}[/] in {store.display_url}", highlight=False)

@@ -38,7 +38,7 @@ def trial_rows(history: History, attempts: Mapping[int, Sequence[AttemptInfo]]) 
                           "start_step": a.start_step, "waste_micros": a.waste_micros,
                           "started_at": a.started_at.isoformat(),
                           "ended_at": a.ended_at.isoformat() if a.ended_at else None,
-                          "argv": None if a.argv is None else list(a.argv)}
+                          "argv": None if a.argv is None else list(a.argv), "note": a.note}
                          for a in attempts.get(t.number, [])],
         })
     return rows

@@ -8,8 +8,13 @@ controller makes its decision there, so a trial never spends past its reservatio
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fnmatch import translate
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +29,21 @@ from costtune.protocol import (
     ENV_TRIAL_NUMBER,
 )
 from costtune.providers.base import LaunchRequest
+from costtune.spec.environment import resolve_env
 from costtune.store import ClaimedTrial
 
 ENV_START_STEP = "COSTTUNE_START_STEP"
+# What every command trial gets from costtune's environment (README, "Command trials"): what a
+# program needs to run (the search path, the user, locale, time zone, temp dir, terminal), the
+# Python or conda environment it runs in, CA certificates, GPU selection and thread counts. Nothing
+# that holds credentials: cloud keys, COSTTUNE_DB, tokens and passwords reach a trial only through
+# the sweep's ``env`` (``${VAR}``) or ``env_passthrough``.
+BASE_ENV = (
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "TEMP", "TMP", "TERM",
+    "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "CUDA_PATH", "NVIDIA_VISIBLE_DEVICES",
+    "NVIDIA_DRIVER_CAPABILITIES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "*_NUM_THREADS",
+)
 
 
 @dataclass
@@ -89,12 +106,34 @@ def last_affordable_ms(billing: BillingRule, rate: int, budget_micros: int) -> i
     return lo
 
 
+@lru_cache(maxsize=32)
+def _matcher(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(translate(p) for p in patterns))
+
+
+def trial_environment(env: Mapping[str, str], passthrough: Sequence[str] = (),
+                      environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A command trial's environment before costtune's own ``COSTTUNE_*`` variables: the variables
+    of ``environ`` (default: costtune's own) named by ``BASE_ENV`` or ``passthrough`` (names or
+    globs, case-sensitive), then the sweep's ``env`` with ``${VAR}`` resolved from ``environ``.
+
+    Raises SpecError naming ``env.KEY`` when a referenced variable is not set.
+    """
+    environ = os.environ if environ is None else environ
+    match = _matcher((*BASE_ENV, *passthrough)).match
+    out = {k: v for k, v in environ.items() if match(k)}
+    out.update(resolve_env(env, environ))
+    return out
+
+
 def launch_request(live: LiveAttempt, *, command: tuple[str, ...], env: dict[str, str], workdir: str,
                    study: str, region: str | None, tags: dict[str, str], write_files: bool = True,
-                   objective: str | None = None) -> LaunchRequest:
+                   objective: str | None = None, passthrough: Sequence[str] = ()) -> LaunchRequest:
     """The provider-neutral request: argv and env for a command trial, params for a simulated one.
 
-    ``write_files`` is False for simulated trials, which read nothing from disk.
+    The trial's environment is built here and nowhere else (see ``trial_environment``); providers
+    add only their own bookkeeping variables. ``write_files`` is False for simulated trials, which
+    read nothing from disk and get no environment.
     """
     claimed, trial_dir = live.claimed, live.trial_dir
     checkpoints = trial_dir / "checkpoints"
@@ -107,7 +146,8 @@ def launch_request(live: LiveAttempt, *, command: tuple[str, ...], env: dict[str
     argv = [arg.format(**values) for arg in command]
     if argv and argv[0] in ("python", "python3"):
         argv[0] = sys.executable  # the interpreter costtune runs in, with its packages
-    full_env = {**env, ENV_PARAMS_FILE: str(params_file), ENV_TRIAL_DIR: str(trial_dir),
+    base = trial_environment(env, passthrough) if write_files else {}
+    full_env = {**base, ENV_PARAMS_FILE: str(params_file), ENV_TRIAL_DIR: str(trial_dir),
                 ENV_CHECKPOINT_DIR: str(checkpoints), ENV_TRIAL_NUMBER: str(claimed.number), ENV_STUDY: study,
                 ENV_ATTEMPT: str(claimed.attempt_number), ENV_START_STEP: str(live.start_step)}
     if objective:

@@ -139,7 +139,7 @@ class Claims:
         attempt_id = self.store.start_attempt(
             claimed.id, claimed.attempt_number, idempotency_key=key, provider=self.provider.name,
             rate_micros_per_hour=rate, host=hostname(), region=res.region, instance_type=itype, market=market,
-            start_step=start)
+            start_step=start, granularity_s=self.billing.granularity_s, minimum_s=self.billing.minimum_s)
         trial_dir = Path(claimed.output_dir or self.study.trial_dir(claimed.number))
         live = LiveAttempt(claimed=claimed, attempt_id=attempt_id, key=key, rate=rate, instance_type=itype,
                            market=market, trial_dir=trial_dir, start_step=start, reserved=amount, target=None,

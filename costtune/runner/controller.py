@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
 
 from costtune.clock import Clock, VirtualClock, WallClock
 from costtune.history import Mode, TrialState
@@ -47,7 +46,6 @@ from costtune.study import Study
 log = logging.getLogger(__name__)
 _POLL_S = 0.05  # wall-clock tick
 _GROUP_S = 0.25  # a simulated world commits its books at least this often (wall time)
-_DRAIN_S = 10.0  # at most this long reading what an ended trial left in its pipe
 # On a wall clock a deadline is noticed up to a tick late and termination takes a moment: act this
 # much early, so a trial stopped at its reservation rarely starts another billing second.
 _LEAD_MS = 150
@@ -96,6 +94,7 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         self._objective_seen: bool | None = None
         self._startup_warned = False
         self.status.workers = spec.resources.workers
+        self._kill_now = False  # asked twice to stop: running attempts are killed without their grace
         self._launched_at_extension = -1  # status.launched when the plan last grew by an iteration
         self._spent_at_iteration = 0  # the ledger's spend when the current iteration began
         self._checkpoints = spec.resources.simulation.checkpoint if spec.resources.simulation else False
@@ -111,9 +110,10 @@ class SweepController(Decisions, Claims, Ending, Recovery):
     def run(self) -> RunStatus:
         """Run until the sweep is done; Ctrl-C (or SIGTERM) stops it cleanly and raises KeyboardInterrupt.
 
-        The first signal only asks the loop to stop: raising it at a random point of a busy loop
-        could land in a finaliser (and be lost) or between two writes of one decision. A second
-        signal interrupts at once.
+        Signals only ask the loop to stop: raising at a random point of a busy loop could land in a
+        finaliser (and be lost) or between two writes of one decision. The first stops running
+        attempts with their grace period, a second kills them now (the loop books them within a few
+        ticks), a third interrupts at once (what runs is killed and booked on the way out).
         """
         self._prepare()
         beat = nullcontext() if self.virtual else Heartbeat(self.store, self.study.owner, self._charges)
@@ -135,7 +135,10 @@ class SweepController(Decisions, Claims, Ending, Recovery):
     def interrupt(self) -> None:
         """Stop claiming; terminate running attempts and re-queue their trials."""
         if self._stopping == "interrupted":
-            raise KeyboardInterrupt  # asked twice: stop now
+            if self._kill_now:
+                raise KeyboardInterrupt  # asked three times: stop here
+            self._kill_now = True  # asked twice: no grace period
+            return
         self._stopping = "interrupted"
         self.status.stop_reason = "interrupted"
 
@@ -239,6 +242,8 @@ class SweepController(Decisions, Claims, Ending, Recovery):
     # -- reading and deciding ------------------------------------------------------------
     def _check(self, live: LiveAttempt) -> None:
         status = self.provider.poll(live.handle)
+        if status.draining:
+            return  # it ended; a later tick reads the last of its output and closes it
         if status.running:
             if live.stop_reason is None and self._stopping:
                 live.stop_reason = self._stopping
@@ -251,13 +256,15 @@ class SweepController(Decisions, Claims, Ending, Recovery):
                 live.stop_reason = self._at_deadline(live)
             if live.stop_reason is None:
                 return
-            self.provider.terminate(live.handle)
+            # Never waits: it asks for a stop (and, called again on later ticks, escalates after the
+            # provider's grace period), so the other trials' deadlines are still seen on time.
+            kill = getattr(self.provider, "kill", None) if self._kill_now else None
+            (kill or self.provider.terminate)(live.handle)
             status = self.provider.poll(live.handle)
             if status.running:
-                return  # it is going; the next tick closes it
-        if not self.virtual:  # what an ended local process left in its pipe
-            deadline = time.monotonic() + _DRAIN_S
-            self._read(live, _until(self.provider.output(live.handle, timeout=2.0), deadline))  # type: ignore[call-arg]
+                return  # it is going; a later tick closes it
+        if not self.virtual:  # what an ended process left in its pipe (a provider reports it ended once all is read)
+            self._read(live, self.provider.output(live.handle, timeout=0))  # type: ignore[call-arg]
         self._finish(live, status)
 
     def _finish(self, live: LiveAttempt, status: Status) -> None:
@@ -329,7 +336,8 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         for live in pending:
             request = launch_request(live, command=self.spec.command, env=self.spec.env, workdir=self._workdir,
                                      study=self.study.name, region=self.spec.resources.region, tags=tags,
-                                     write_files=self.provider.name != "simulated", objective=self.study.metric)
+                                     write_files=self.provider.name != "simulated", objective=self.study.metric,
+                                     passthrough=self.spec.env_passthrough)
             write_header(live.trial_dir, live.claimed.attempt_number, request.argv, self.provider.name)
             if request.argv and self.provider.name != "simulated":
                 self.store.set_attempt_argv(live.attempt_id, request.argv)  # what `costtune trials` shows
@@ -373,10 +381,3 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         better = best is None or (value < best if self.study.mode == Mode.MIN else value > best)
         if better:
             self.status.best_value, self.status.best_trial = value, number
-
-
-def _until(lines: Any, deadline: float) -> Any:
-    for line in lines:
-        yield line
-        if time.monotonic() >= deadline:
-            return

@@ -23,10 +23,11 @@ from costtune.money import usd_to_micros
 from costtune.samplers import SAMPLER_TYPES, sampler_config
 from costtune.schedulers import plan_brackets, scheduler_config
 from costtune.space import SearchSpace
+from costtune.spec.environment import parse_env, parse_passthrough
 from costtune.spec.resources import Resources, parse_resources
 
 TOP_LEVEL = ("name", "objective", "space", "sampler", "scheduler", "budget", "resources", "command", "env",
-             "workdir", "output_dir")
+             "env_passthrough", "workdir", "output_dir")
 RESERVED_PLACEHOLDERS = ("trial_dir", "checkpoint_dir", "trial_number", "study", "params_file")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
@@ -50,7 +51,8 @@ class SweepSpec:
     budget: Budget
     resources: Resources
     command: tuple[str, ...]
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # values as written: ${VAR} resolved at launch
+    env_passthrough: tuple[str, ...] = ()  # names or globs of costtune's environment that trials see
     workdir: str | None = None
     output_dir: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # the file as given, kept with the study
@@ -127,6 +129,7 @@ def parse_sweep(data: Any) -> SweepSpec:
     spec = SweepSpec(
         name=name, metric=metric, mode=mode, space=space, sampler=sampler, scheduler=scheduler,
         budget=budget, resources=resources, command=command, env=env,
+        env_passthrough=parse_passthrough(data.get("env_passthrough")),
         workdir=_optional_path(data.get("workdir"), "workdir"),
         output_dir=_optional_path(data.get("output_dir"), "output_dir"), raw=data,
     )
@@ -220,15 +223,7 @@ def _check_template(text: str, path: str, allowed: set[str], sample: dict[str, A
 
 
 def _env(value: Any) -> dict[str, str]:
-    cfg = _mapping(value, "env")
-    out: dict[str, str] = {}
-    for key, val in cfg.items():
-        if not isinstance(key, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-            raise SpecError(f"env.{key}", "must be an environment variable name")
-        if isinstance(val, bool) or not isinstance(val, str | int | float):
-            raise SpecError(f"env.{key}", "must be a string or a number", val)
-        out[key] = str(val)
-    return out
+    return parse_env(value)
 
 
 def _optional_path(value: Any, path: str) -> str | None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, bindparam, func, insert, text, update
 from sqlmodel import Session, col, select
@@ -14,7 +14,7 @@ from costtune.errors import StoreError
 from costtune.history import FrozenTrial, TrialState
 from costtune.money import charge_micros
 from costtune.store.models import AttemptRow, ReportRow, TrialRow, utcnow
-from costtune.store.records import Orphan, _frozen, lock_study
+from costtune.store.records import AttemptEnd, OpenAttempt, Orphan, _frozen, lock_study
 
 # The report path as plain SQL with named parameters: SQLAlchemy runs it on PostgreSQL, and on SQLite
 # the DBAPI runs the very same text (sqlite3 speaks ``:name`` too).
@@ -48,6 +48,7 @@ _INSERT_ATTEMPT = insert(_ATTEMPT).values(
     provider=bindparam("provider"), rate_micros_per_hour=bindparam("rate"), region=bindparam("region"),
     instance_type=bindparam("instance_type"), market=bindparam("market"), host=bindparam("host"),
     start_step=bindparam("start_step"), started_at=bindparam("now"), billable_ms=0, cost_micros=0, waste_micros=0,
+    bill_granule_s=bindparam("granularity_s"), bill_minimum_s=bindparam("minimum_s"),
 ).returning(_ATTEMPT.c.id)
 # Closing is first-wins: only an open attempt is closed, and RETURNING says whether this call did it.
 _CLOSE_ATTEMPT = (
@@ -77,12 +78,17 @@ class AttemptBook:
         market: str | None = None,
         host: str | None = None,
         start_step: int = 0,
+        granularity_s: int = 1,
+        minimum_s: int = 0,
     ) -> int:
+        """Open an attempt; ``granularity_s`` / ``minimum_s`` are its provider's billing rule (whole
+        granules, minimum charge in seconds), kept so that recovery after a crash bills it the same way."""
         with self._tx() as s:
             return s.execute(_INSERT_ATTEMPT, {
                 "trial_id": trial_id, "number": number, "idempotency_key": idempotency_key, "provider": provider,
                 "rate": rate_micros_per_hour, "region": region, "instance_type": instance_type, "market": market,
-                "host": host, "start_step": start_step, "now": utcnow(),
+                "host": host, "start_step": start_step, "now": utcnow(), "granularity_s": granularity_s,
+                "minimum_s": minimum_s,
             }).scalar_one()
 
     def set_attempt_pid(self, attempt_id: int, pid: int) -> None:
@@ -245,14 +251,41 @@ class AttemptBook:
             trial.warnings_json = json.dumps(data)
             s.add(trial)
 
-    def recover_orphans(
+    def orphaned_attempts(
         self, study_id: int, is_alive: Callable[[str, datetime | None], bool]
+    ) -> list[OpenAttempt]:
+        """Open attempts of running trials whose controller is gone: what ``recover_orphans`` will close.
+
+        Read only; recovery asks each attempt's provider how it really ended before closing it.
+        """
+        with self._tx() as s:
+            rows = s.exec(
+                select(TrialRow, AttemptRow)
+                .join(AttemptRow, col(AttemptRow.trial_id) == col(TrialRow.id))
+                .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.RUNNING,
+                       col(AttemptRow.ended_at).is_(None))
+            ).all()
+            return [
+                OpenAttempt(attempt.id, trial.number, attempt.number, attempt.idempotency_key,  # type: ignore[arg-type]
+                            attempt.provider, trial.output_dir, _aware(attempt.started_at))
+                for trial, attempt in rows
+                if not (trial.owner and is_alive(trial.owner, trial.heartbeat_at))
+            ]
+
+    def recover_orphans(
+        self, study_id: int, is_alive: Callable[[str, datetime | None], bool], *,
+        ends: Mapping[int, AttemptEnd] | None = None,
     ) -> list[Orphan]:
         """Re-queue running trials whose controller is gone; book their open attempts as interrupted.
 
-        The open attempt is charged up to its trial's last heartbeat, the last moment we know
-        the process held the machine. Returns what may still need killing.
+        An attempt in ``ends`` (attempt id -> how it really ended, from its resource's own record) is
+        billed from its resource's start to its end. Any other attempt that held a machine is billed up
+        to its trial's last heartbeat, the last moment we know it ran, and its note says so; a
+        simulated attempt keeps what its reports booked (its time is virtual). Either way it is charged
+        with the billing rule it was launched under, and never below what was booked already.
+        Returns what may still need killing.
         """
+        ends = ends or {}
         orphans: list[Orphan] = []
         with self._tx() as s:
             lock_study(s, study_id)
@@ -262,21 +295,27 @@ class AttemptBook:
             for trial in rows:
                 if trial.owner and is_alive(trial.owner, trial.heartbeat_at):
                     continue
-                last_seen = trial.heartbeat_at or utcnow()
+                last_seen = _aware(trial.heartbeat_at or utcnow())
                 open_attempts = s.exec(
                     select(AttemptRow).where(
                         AttemptRow.trial_id == trial.id, col(AttemptRow.ended_at).is_(None)
                     )
                 ).all()
                 for attempt in open_attempts:
-                    # A simulated attempt's time is virtual: only what its reports booked counts.
-                    wall = attempt.provider != "simulated"
-                    held_ms = max(0, int((last_seen - attempt.started_at).total_seconds() * 1000)) if wall else 0
+                    end = ends.get(attempt.id)  # type: ignore[arg-type]
+                    if end is not None:
+                        held_ms, attempt.ended_at = end.billable_ms, end.ended_at
+                        attempt.exit_code, attempt.note = end.exit_code, end.note or None
+                    elif attempt.provider == "simulated":
+                        held_ms, attempt.ended_at = 0, last_seen
+                    else:
+                        held_ms = int((last_seen - _aware(attempt.started_at)).total_seconds() * 1000)
+                        attempt.ended_at = last_seen
+                        attempt.note = "billed to its controller's last heartbeat: no record of when it ended"
                     attempt.billable_ms = max(attempt.billable_ms, held_ms)
-                    attempt.cost_micros = max(
-                        attempt.cost_micros, charge_micros(attempt.billable_ms, attempt.rate_micros_per_hour)
-                    )
-                    attempt.ended_at = last_seen
+                    attempt.cost_micros = max(attempt.cost_micros, charge_micros(
+                        attempt.billable_ms, attempt.rate_micros_per_hour, granularity_s=attempt.bill_granule_s,
+                        minimum_s=attempt.bill_minimum_s))
                     attempt.exit_reason = "interrupted"
                     s.add(attempt)
                     orphans.append(Orphan(trial.number, attempt.host, attempt.pid))
@@ -287,3 +326,8 @@ class AttemptBook:
                 if not open_attempts:
                     orphans.append(Orphan(trial.number, None, None))
         return orphans
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without a zone; they were written in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

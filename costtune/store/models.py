@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from sqlalchemy import BigInteger, Column, Integer, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 3  # 2: report.cost_micros, attempt.start_step / waste_micros; 3: attempt.argv_json
+# 2: report.cost_micros, attempt.start_step / waste_micros
+# 3: attempt.argv_json, bill_granule_s, bill_minimum_s, note; trial.warnings_json
+SCHEMA_VERSION = 3
 
 
 def utcnow() -> datetime:
@@ -92,6 +94,10 @@ class AttemptRow(SQLModel, table=True):
     waste_micros: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
     # The command line this attempt really ran (placeholders filled in), as a JSON list; None if none.
     argv_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The provider's billing rule at launch (whole granules, minimum charge): how recovery bills it too.
+    bill_granule_s: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
+    bill_minimum_s: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    note: str | None = Field(default=None, sa_column=Column(Text))  # how recovery billed it, when it did
 
 
 class ReportRow(SQLModel, table=True):
@@ -114,4 +120,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("attempt", "waste_micros", "BIGINT NOT NULL DEFAULT 0"),
     ("attempt", "argv_json", "TEXT"),
     ("trial", "warnings_json", "TEXT"),
+    ("attempt", "bill_granule_s", "INTEGER NOT NULL DEFAULT 1"),
+    ("attempt", "bill_minimum_s", "INTEGER NOT NULL DEFAULT 0"),
+    ("attempt", "note", "TEXT"),
 )

@@ -60,6 +60,29 @@ class Orphan:
 
 
 @dataclass(frozen=True)
+class OpenAttempt:
+    """An open attempt of a trial whose controller is gone: what recovery asks its provider about."""
+
+    attempt_id: int
+    trial_number: int
+    number: int  # the attempt's number within its trial
+    key: str  # the idempotency key it was launched with
+    provider: str
+    output_dir: str | None  # the trial's output directory
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class AttemptEnd:
+    """How an orphaned attempt really ended, from its resource's own record (e.g. a local supervisor's)."""
+
+    billable_ms: int  # from the resource's start to its end
+    ended_at: datetime
+    exit_code: int | None = None
+    note: str = ""  # where these facts come from, kept on the attempt
+
+
+@dataclass(frozen=True)
 class AttemptInfo:
     number: int
     provider: str
@@ -76,6 +99,7 @@ class AttemptInfo:
     waste_micros: int = 0  # work lost to a preemption after the last checkpoint
     region: str | None = None
     argv: tuple[str, ...] | None = None  # the command line it ran; None for simulated or in-process trials
+    note: str | None = None  # how recovery after a crash billed it
 
 
 # (history, next trial number, the study's current space as a dict) -> proposal

@@ -36,8 +36,10 @@ from costtune.store.models import (
     utcnow,
 )
 from costtune.store.records import (
+    AttemptEnd,
     AttemptInfo,
     ClaimedTrial,
+    OpenAttempt,
     Orphan,
     Proposal,
     Propose,
@@ -48,7 +50,8 @@ from costtune.store.records import (
     read_history,
 )
 
-__all__ = ["AttemptInfo", "ClaimedTrial", "Orphan", "Proposal", "Propose", "Store", "StudyInfo"]
+__all__ = ["AttemptEnd", "AttemptInfo", "ClaimedTrial", "OpenAttempt", "Orphan", "Proposal", "Propose", "Store",
+           "StudyInfo"]
 
 
 _INSERT_RUNNING = text(
@@ -415,6 +418,7 @@ class Store(AttemptBook, LedgerBook, StudyAdmin):
                     r.started_at, r.ended_at, r.exit_reason, r.exit_code, r.billable_ms, r.cost_micros,
                     r.start_step, r.waste_micros, r.region,
                     None if r.argv_json is None else tuple(json.loads(r.argv_json)),
+                    note=r.note,
                 ))
         return out
 
