@@ -1,7 +1,7 @@
 """The ``costtune`` command: one module per command group, assembled here.
 
 run.py (run, demo), studies.py (studies, leaderboard, trials, enqueue, logs), report.py (report),
-money.py (plan, spend), prices.py (prices); common.py holds what they share. Command modules never
+money.py (plan, spend), prices.py (prices), audit.py (audit); common.py holds what they share. Command modules never
 import this package, so there is no import circle.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from costtune.cli import money, prices, report, run, studies
+from costtune.cli import audit, money, prices, report, run, studies
 from costtune.cli.common import handled
 
 
@@ -20,7 +20,7 @@ def main() -> None:
 
 
 for _command in (run.run, run.demo, studies.studies, studies.leaderboard, studies.trials, studies.enqueue,
-                 studies.logs, report.report, money.plan, money.spend):
+                 studies.logs, report.report, money.plan, money.spend, audit.audit):
     main.add_command(_command)
 prices.prices.callback = handled(prices.prices.callback)  # type: ignore[arg-type]
 main.add_command(prices.prices)

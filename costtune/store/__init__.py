@@ -1,10 +1,22 @@
 """The store: studies, trials, attempts and reports in SQLite or PostgreSQL."""
 
 from costtune.store.engine import costtune_home, default_db_url, resolve_db_url
-from costtune.store.store import AttemptInfo, ClaimedTrial, Orphan, Proposal, Store, StudyInfo
+from costtune.store.store import (
+    AttemptInfo,
+    AuditEntry,
+    CapChange,
+    ClaimedTrial,
+    Orphan,
+    Proposal,
+    Store,
+    StudyInfo,
+    study_scope,
+)
 
 __all__ = [
     "AttemptInfo",
+    "AuditEntry",
+    "CapChange",
     "ClaimedTrial",
     "Orphan",
     "Proposal",
@@ -13,4 +25,5 @@ __all__ = [
     "costtune_home",
     "default_db_url",
     "resolve_db_url",
+    "study_scope",
 ]

@@ -37,6 +37,8 @@ class StudyRow(SQLModel, table=True):
     budget_usd_micros: int | None = Field(default=None, sa_column=Column(BigInteger))
     next_number: int = 0  # trial numbers are handed out under the study's lock
     created_at: datetime = Field(default_factory=utcnow)
+    # Where its trial directories go (<output root>/<study>[-N]), claimed once when it is created.
+    output_dir: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class TrialRow(SQLModel, table=True):
@@ -108,4 +110,5 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("report", "cost_micros", "BIGINT NOT NULL DEFAULT 0"),
     ("attempt", "start_step", "INTEGER NOT NULL DEFAULT 0"),
     ("attempt", "waste_micros", "BIGINT NOT NULL DEFAULT 0"),
+    ("study", "output_dir", "TEXT"),
 )
