@@ -29,3 +29,9 @@ def breaks_at_3(params: dict[str, Any], step: int, instance_type: str) -> tuple[
     if step == 3 and float(params["x"]) > 0.5:
         raise RuntimeError("no curve recorded past step 2")
     return steady(params, step, instance_type)
+
+
+def three_choices(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
+    """A loss over three categoricals (opt x act x width): one best combination, 10 s a step."""
+    loss = {"adam": 0.0, "sgd": 0.3}[params["opt"]] + {"relu": 0.0, "tanh": 0.2}[params["act"]]
+    return loss + {"s": 0.2, "m": 0.0, "l": 0.1}[params["width"]] + 1.0 / (step + 1), 10.0
