@@ -128,3 +128,32 @@ def test_three_parallel_workers_on_the_simulated_cloud_try_twelve_configs(tmp_pa
     store = Store(db)
     trials = store.history(store.get_study("sim12").id).trials
     assert len(trials) == 12 and _distinct(list(trials)) == 12
+
+
+def test_cost_aware_bayes_tries_all_twelve_in_twelve_trials(tmp_path: Path) -> None:
+    study = costtune.create_study("cost12", storage=str(tmp_path / "s.db"), space=THREE, usd_per_hour="3600",
+                                  sampler={"type": "bayes", "seed": 3, "n_startup": 4, "cost_aware": True})
+    study.optimize(lambda t: _loss(t.params), n_trials=12)
+    assert _distinct(study.trials) == 12
+
+
+def test_bohb_does_not_repeat_on_a_finite_space(tmp_path: Path) -> None:
+    from costtune.providers import make_provider
+
+    from costtune.runner.controller import SweepController
+    from costtune.runner.session import open_sweep
+    from costtune.spec import parse_sweep
+
+    spec = parse_sweep({
+        "name": "bohb12", "objective": {"metric": "loss", "mode": "min"}, "space": THREE,
+        "sampler": {"type": "bayes", "seed": 0, "n_startup": 3},
+        "scheduler": {"type": "bohb", "min_usd": 0.0003, "max_usd": 0.0027, "eta": 3, "min_points": 3},
+        "budget": {"usd": 0.03, "trials": 12},
+        "resources": {"provider": "simulated", "region": "us-east-1", "instance_type": "m5.large", "workers": 3,
+                      "simulation": {"workload": "simworkloads:three_choices", "max_steps": 100}}})
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    study, _ = open_sweep(store, spec)
+    SweepController(spec, study, make_provider("simulated", simulation=spec.resources.simulation,
+                                               metric=spec.metric), trial_events=False).run()
+    trials = study.history().trials
+    assert len(trials) == 12 and _distinct(list(trials)) == 12
