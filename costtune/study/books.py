@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from costtune.errors import BudgetExhausted, CapExceeded
+from costtune.errors import BudgetExhausted, CapExceeded, StoreError
 from costtune.money import format_usd
 from costtune.prices.billing import BillingRule
 from costtune.store import study_scope
@@ -182,7 +182,7 @@ class Books:
     def _extend(self, run: Running, extra: int) -> bool:
         try:
             self.store.extend(run.key, extra)
-        except CapExceeded:
+        except (CapExceeded, StoreError):  # StoreError: another process settled it as orphaned
             return False
         run.reserved += extra
         return True

@@ -40,7 +40,6 @@ def optimize(study: Study, objective: Objective, n_trials: int | None, *, n_jobs
     study.recover()
     books = study._money()
     books.share = n_jobs
-    study.store.sync_study_cap(study.id)
     deadline = None if timeout is None else time.monotonic() + timeout
     state = {"started": 0, "running": 0}
     cond = threading.Condition()

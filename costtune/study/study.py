@@ -185,6 +185,7 @@ class Study:
             if rungs is not None and self.rate_micros_per_hour == 0:
                 raise SpecError("usd_per_hour", f"study {self.name!r} judges trials at dollar rungs: "
                                 "give a rate > 0", 0)
+            self.store.sync_study_cap(self.id)  # a study made before its cap was kept in the ledger
             self._books = Books(self.store, self.id, rungs=rungs)
         return self._books
 
