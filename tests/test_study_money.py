@@ -54,20 +54,27 @@ def test_asha_in_process_stops_trials_at_dollar_rungs(store_url: str) -> None:
         assert attempt.cost_micros == IN_PROCESS_BILLING.charge(attempt.billable_ms, 36_000_000)
         costs = [c for c, _v in reported[trial.number]]
         # Judged at the report whose spend reached a rung, and stopped right there: the report
-        # before it was below that rung, and the leaderboard shows that rung as "$ at rung".
+        # before it was below that rung.
         level = max(lv for lv in LADDER if lv <= costs[-1])
         assert len(costs) >= 2 and costs[-2] < level <= costs[-1]
-        assert board[trial.number]["rung_micros"] == level
-        assert board[trial.number]["rung_usd"] == {1_000: "0.001", 3_000: "0.003", 9_000: "0.009"}[level]
+        # "$ at rung" is the highest rung its spend reached: that one, unless the objective took
+        # longer to return than the spend between two rungs (only a badly stalled machine does)
+        reached = max(lv for lv in LADDER if lv <= trial.cost_micros)
+        assert board[trial.number]["rung_micros"] == reached
+        assert board[trial.number]["rung_usd"] == {1_000: "0.001", 3_000: "0.003", 9_000: "0.009"}[reached]
+        if trial.cost_micros - costs[-1] < 2_000:  # returned within 0.2 s of its last report
+            assert reached == level
     # ASHA at the first rung (trials ran one after another): a trial runs on when its loss there
     # ranks in the top max(1, n // 3) of the n losses recorded at that rung so far.
     at_first: list[float] = []
     for trial in history.trials:
-        loss = next(v for c, v in reported[trial.number] if c >= LADDER[0])
-        at_first.append(loss)
-        rank = sorted(at_first).index(loss) + 1
-        promoted = board[trial.number]["rung_micros"] > LADDER[0]
-        assert promoted == (rank <= max(1, len(at_first) // 3)), (trial.number, at_first)
+        costs = [c for c, _v in reported[trial.number]]
+        first = next(i for i, c in enumerate(costs) if c >= LADDER[0])  # the report judged at $0.001
+        at_first.append(reported[trial.number][first][1])  # type: ignore[arg-type]
+        rank = sorted(at_first).index(at_first[-1]) + 1
+        promoted = first < len(costs) - 1  # it reported again: it ran on
+        if promoted or costs[-1] < LADDER[1]:  # (a stall past two rungs in one report would hide which)
+            assert promoted == (rank <= max(1, len(at_first) // 3)), (trial.number, at_first)
     assert study.store.balance(f"study:{study.id}") == (None, study.spend_micros(), 0)
 
 
