@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -339,8 +340,8 @@ class Study:
         self.store.settle_reservations(f"study:{self.id}")
         return numbers
 
-    def optimize(self, objective: Any, n_trials: int | None = None, *, n_jobs: int = 1,
-                 timeout: float | None = None, catch: Any = ()) -> None:
+    def optimize(self, objective: Callable[[Trial], Any], n_trials: int | None = None, *, n_jobs: int = 1,
+                 timeout: float | None = None, catch: Iterable[type[BaseException]] = ()) -> None:
         """Run ``objective`` on new trials until ``n_trials`` ran, time or budget ran out, or the
         sampler is exhausted; ``study.stop_reason`` says which. See ``costtune.study.optimize``."""
         from costtune.study.optimize import optimize
