@@ -23,6 +23,8 @@ _EXPORTS = {
     "TrialState": "costtune.history",
     "FrozenTrial": "costtune.history",
     "StopTrial": "costtune.errors",
+    "TrialFailed": "costtune.errors",
+    "BudgetExhausted": "costtune.errors",
     "CosttuneError": "costtune.errors",
     "InputError": "costtune.errors",
     "SpecError": "costtune.errors",
@@ -33,7 +35,15 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from costtune.errors import CosttuneError, InputError, SamplerExhausted, SpecError, StopTrial
+    from costtune.errors import (
+        BudgetExhausted,
+        CosttuneError,
+        InputError,
+        SamplerExhausted,
+        SpecError,
+        StopTrial,
+        TrialFailed,
+    )
     from costtune.history import FrozenTrial, TrialState
     from costtune.protocol import params, report
     from costtune.space import SearchSpace

@@ -56,6 +56,18 @@ class StopTrial(Exception):
     """
 
 
+class TrialFailed(Exception):
+    """Raised by ``trial.report`` when the trial cannot go on (its objective was NaN or infinite).
+
+    The trial is already recorded as failed with the reason; ``Study.optimize`` goes on to the
+    next trial. In an ask/tell loop, catch it and ask for the next trial.
+    """
+
+
+class BudgetExhausted(CosttuneError):
+    """The study's dollar cap cannot fund another trial (``Study.ask``; ``optimize`` just ends)."""
+
+
 class CapExceeded(CosttuneError):
     """A reservation would take a scope past its hard cap; nothing was reserved anywhere."""
 

@@ -44,3 +44,9 @@ def overfits(params: dict[str, Any], step: int, instance_type: str) -> tuple[flo
     if step == 8 and x < 0.2:
         raise RuntimeError("diverged")
     return x + abs(step - 5) / 20, 10.0
+
+
+def three_choices(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
+    """A loss over three categoricals (opt x act x width): one best combination, 10 s a step."""
+    loss = {"adam": 0.0, "sgd": 0.3}[params["opt"]] + {"relu": 0.0, "tanh": 0.2}[params["act"]]
+    return loss + {"s": 0.2, "m": 0.0, "l": 0.1}[params["width"]] + 1.0 / (step + 1), 10.0

@@ -117,7 +117,7 @@ def test_leaderboard_json_lists_every_trial_best_first(finished: Finished, board
         assert r["value"] == pytest.approx(config["lr"] * 10)
         assert r["metrics"]["val_loss"] == r["value"]
         assert r["cost_micros"] > 0 and r["attempts"] == 1
-        assert str(Path(r["output_dir"]).parent) == str(finished.root / "runs")
+        assert str(Path(r["output_dir"]).parent) == str(finished.root / "runs" / "clistudy")  # its own directory
     assert by_number[0]["metrics"]["val_accuracy"] == 0.9 and by_number[0]["last_step"] == 1
     assert by_number[1]["metrics"]["val_accuracy"] == 0.5  # a failed trial keeps what it reported
     assert by_number[1]["error"] == "exited with code 3: ValueError: boom"  # the reason line

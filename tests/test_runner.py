@@ -153,8 +153,9 @@ def test_relative_workdir_and_output_dir_are_taken_from_where_run_starts(tmp_pat
     run(tmp_path, file, db)
     [row] = trials(tmp_path, "relative", db)
     assert row["state"] == "complete"
-    assert row["output_dir"] == str(tmp_path / "runs" / "trial-0000")
-    assert (tmp_path / "runs" / "trial-0000" / "model.txt").read_text() == "weights"
+    # output_dir is the root: the study has its own directory inside it
+    assert row["output_dir"] == str(tmp_path / "runs" / "relative" / "trial-0000")
+    assert (tmp_path / "runs" / "relative" / "trial-0000" / "model.txt").read_text() == "weights"
     elsewhere = subprocess.run(["costtune", "logs", "relative", "0", "--db", db], cwd=tmp_path / "code",
                                capture_output=True, text=True, timeout=60)
     assert elsewhere.returncode == 0 and "costtune:report" in elsewhere.stdout

@@ -1,8 +1,8 @@
 """The ``costtune`` command: one module per command group, assembled in app.py.
 
 run.py (run, demo), studies.py (studies, leaderboard, trials, enqueue, logs), report.py (report),
-money.py (plan, spend), prices.py (prices); common.py holds what they share. The console script
-starts in entry.py, which handles SIGINT and SIGTERM before anything heavy is imported. This
+money.py (plan, spend), prices.py (prices), audit.py (audit); common.py holds what they share. The
+console script starts in entry.py, which handles SIGINT and SIGTERM before anything heavy is imported. This
 package imports nothing itself: ``costtune.cli.main`` (the click group) loads app.py on first use.
 """
 

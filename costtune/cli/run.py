@@ -21,9 +21,16 @@ from costtune.errors import CosttuneError, SpecError
 @click.option("--workers", type=int, help="Override resources.workers.")
 @click.option("--name", help="Override the study name from the sweep file.")
 @click.option("--quiet", is_flag=True, help="No progress display; only the final leaderboard.")
+@click.option("--change-cap", is_flag=True,
+              help="Resuming: make the file's budget.usd the study's new cap (recorded; see `costtune audit`).")
 @handled
-def run(sweep_file: str, db: str | None, workers: int | None, name: str | None, quiet: bool) -> None:
-    """Run (or resume) the sweep described by SWEEP_FILE."""
+def run(sweep_file: str, db: str | None, workers: int | None, name: str | None, quiet: bool,
+        change_cap: bool) -> None:
+    """Run (or resume) the sweep described by SWEEP_FILE.
+
+    A study has one dollar cap, stored when it is created: resuming with another budget.usd is an
+    error unless --change-cap is given.
+    """
     from costtune.spec import load_sweep
 
     raw_overrides: dict[str, Any] = {}
@@ -35,7 +42,7 @@ def run(sweep_file: str, db: str | None, workers: int | None, name: str | None, 
         raw_overrides["workers"] = workers
     spec = load_sweep(sweep_file)
     spec = _override(spec, raw_overrides)
-    _run_spec(spec, db, quiet=quiet, workdir=str(Path.cwd()))
+    _run_spec(spec, db, quiet=quiet, workdir=str(Path.cwd()), change_cap=change_cap)
 
 
 def _override(spec: Any, overrides: dict[str, Any]) -> Any:
@@ -51,14 +58,14 @@ def _override(spec: Any, overrides: dict[str, Any]) -> Any:
     return parse_sweep(raw)
 
 
-def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str) -> None:
+def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_cap: bool = False) -> None:
     from costtune.runner.session import open_sweep, run_with_progress
     from costtune.spec.environment import resolve_env
 
     resolve_env(spec.env, os.environ)  # a ${VAR} that is not set is bad input: refused before the store opens
     # `kill PID` (SIGTERM) stops a sweep the way Ctrl-C does (entry.py, and the controller while it runs)
     store = open_store(db, create=True)
-    study, resumed = open_sweep(store, spec)
+    study, resumed = open_sweep(store, spec, change_cap=change_cap)
     if resumed and not quiet:
         err_console.print(f"resuming study [bold]{spec.name}[/] in {store.display_url}", highlight=False)
     status = run_with_progress(spec, study, err_console, quiet=quiet, workdir=workdir)

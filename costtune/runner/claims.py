@@ -144,8 +144,9 @@ class Claims:
         live = LiveAttempt(claimed=claimed, attempt_id=attempt_id, key=key, rate=rate, instance_type=itype,
                            market=market, trial_dir=trial_dir, start_step=start, reserved=amount, target=None,
                            value=claimed.value, step=start - 1, metrics=dict(claimed.metrics or {}))
-        capped = amount and (self.rungs is not None or self.spec.budget.usd_micros is not None)
-        live.aim(self.billing, prior + amount if capped else None, rung)
+        # Every reserved segment has a deadline, capped or not: a cap set while the sweep runs
+        # (`costtune run --change-cap`, `study.set_cap`) then holds for trials already running.
+        live.aim(self.billing, prior + amount if amount else None, rung)
         return live
 
     def _unfund(self, claimed: ClaimedTrial) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from costtune.errors import CosttuneError, StoreError
 from costtune.history import TrialState
+from costtune.schedulers.replay import replay_rungs
 from costtune.store import AttemptEnd, OpenAttempt
 from costtune.store.owner import is_alive
 
@@ -65,9 +66,7 @@ class Recovery:
                 self.store.release(reservation.key)
             elif booked[1]:  # its attempt is closed: book what it cost
                 self.store.charge(reservation.key, booked[0])
-        cap = self.spec.budget.usd_micros
-        outside = self.store.unledgered_spend(self.study.id)  # spent before the ledger (in-process runs)
-        self.store.set_cap(self.scope, None if cap is None else max(0, cap - outside))
+        self.store.sync_study_cap(self.study.id)  # the study's stored cap, less what it spent outside the ledger
         self._spent_at_iteration = self.store.balance(self.scope).spent_micros
         history = self.study.history()
         if self.rungs is not None:
@@ -92,14 +91,7 @@ class Recovery:
         rates = self.spec.resources.rates.values() or [self.spec.resources.usd_per_hour_micros]
         granule = max(self.spec.resources.billing.charge(self.spec.resources.billing.granularity_s * 1000, r)
                       for r in rates) + 1
-        reports = self.store.rung_reports(self.study.id)
-        for trial in history.trials:
-            ladder = self.rungs.ladder(trial.number)  # type: ignore[union-attr]
-            judged = [level for level in ladder if level <= trial.cost_micros + granule]
-            for level in judged:
-                seen = [v for c, v in reports.get(trial.number, []) if c <= level and v is not None]
-                promoted = level != ladder[-1] and (level != judged[-1] or not trial.state.finished)
-                self.rungs.record(trial.number, level, seen[-1] if seen else None, promoted)  # type: ignore[union-attr]
+        replay_rungs(self.rungs, history, self.store.rung_reports(self.study.id), granule=granule)  # type: ignore[arg-type]
 
     def _recover(self) -> None:
         """Close dead controllers' open attempts, each billed from its resource's own record.

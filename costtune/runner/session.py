@@ -18,33 +18,59 @@ from costtune.space import SearchSpace
 from costtune.spec import SweepSpec
 from costtune.store import Store, StudyInfo
 from costtune.study import Study
+from costtune.study.output import claim_output_dir, release_output_dir
 
 
-def open_sweep(store: Store, spec: SweepSpec) -> tuple[Study, bool]:
+def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False) -> tuple[Study, bool]:
     """The sweep's study, created or (same name) resumed; True when resumed.
 
-    A resumed study must keep its objective, space and search method; budgets, workers and the
-    command may change between runs.
+    A resumed study must keep its objective, space and search method; workers and the command may
+    change between runs. Its dollar cap is the one stored: a file whose ``budget.usd`` differs is
+    an ``InputError`` unless ``change_cap`` (``costtune run --change-cap``) makes the file's value
+    the new cap, recorded in the audit trail. A new study claims its own output directory,
+    ``<output_dir or COSTTUNE_HOME/runs>/<name>`` (or ``<name>-2``, ... when that one holds
+    something else); a resumed one keeps the directory it recorded.
     """
     info = store.find_study(spec.name)
     resumed = info is not None
+    root = Path(spec.output_dir).expanduser().resolve() if spec.output_dir else None
     if info is None:
+        simulated = spec.resources.provider == "simulated"  # writes no trial directories
+        folder = None if simulated else claim_output_dir(root, spec.name, store=store.display_url)
         try:
             info = store.create_study(
                 spec.name, metric=spec.metric, mode=spec.mode, space=spec.space.to_dict(),
                 sampler=spec.sampler, spec=spec.raw, budget_usd_micros=spec.budget.usd_micros,
-                queued=spec.sampler.get("configs", []),
+                queued=spec.sampler.get("configs", []), output_dir=None if folder is None else str(folder),
             )
         except StoreError:  # another `costtune run` created it a moment ago
+            if folder is not None:
+                release_output_dir(folder)
             info, resumed = store.get_study(spec.name), True
     if resumed:
         _check_compatible(info, spec)
-        store.update_study(info.id, spec=spec.raw, budget_usd_micros=spec.budget.usd_micros)
+        if info.budget_usd_micros != spec.budget.usd_micros:
+            if not change_cap:
+                raise InputError(_cap_message(info, spec))
+            store.change_study_cap(info.id, spec.budget.usd_micros, field="budget.usd",
+                                   reason="costtune run --change-cap")
+        store.update_study(info.id, spec=spec.raw)
         _enqueue_new_configs(store, info, spec)
+        info = store.get_study(spec.name)
     study = Study(store, info, usd_per_hour=str(micros_to_usd(spec.resources.usd_per_hour_micros)),
                   # absolute, as trials run in `workdir` and `costtune logs` runs anywhere
-                  output_root=Path(spec.output_dir).expanduser().resolve() if spec.output_dir else None)
+                  output_root=root)
     return study, resumed
+
+
+def _cap_message(info: StudyInfo, spec: SweepSpec) -> str:
+    def usd(micros: int | None) -> str:
+        return "no cap" if micros is None else format_usd(micros)
+
+    return (f"budget.usd: study {info.name!r} has a stored cap of {usd(info.budget_usd_micros)}; the file says "
+            f"{usd(spec.budget.usd_micros)}. A study has one cap: to change it to "
+            f"{usd(spec.budget.usd_micros)}, run the same command with --change-cap (the change is recorded; "
+            f"see `costtune audit {info.name}`)")
 
 
 def _enqueue_new_configs(store: Store, info: StudyInfo, spec: SweepSpec) -> None:

@@ -23,6 +23,7 @@ from costtune.errors import CosttuneError, SpecError
 from costtune.history import History, Mode
 from costtune.samplers.cost_model import CostPenalty, cost_exponent, fit_cost_penalty
 from costtune.samplers.gp import GaussianProcess, fit_gp, log_expected_improvement, single_threaded_blas
+from costtune.samplers.novelty import taken_keys, untried
 
 if TYPE_CHECKING:
     from costtune.space import SearchSpace
@@ -32,6 +33,7 @@ __all__ = ["BayesSampler"]
 _logger = logging.getLogger(__name__)
 
 _CONTINUOUS, _ORDINAL, _ONEHOT = "continuous", "ordinal", "onehot"
+_ENUMERATE_CANDIDATES = 4096  # finite spaces up to this size have every untried point scored
 
 
 @dataclass(frozen=True)
@@ -307,14 +309,19 @@ class BayesSampler:
             model = model.condition_on(xp, np.maximum(believed, float(np.median(yt))))
         cost = self.cost_penalty(encoder.space, history)
         cands = self._candidates(encoder, x, yt, model, rng)
+        taken_configs = [t.params for t in history.trials]  # every state: tried, running, queued
+        fresh = untried(encoder.space, taken_keys(encoder.space, taken_configs), limit=_ENUMERATE_CANDIDATES)
+        rows = [r for r in (encoder.encode(c) for c in fresh or []) if r is not None]
+        if rows:  # a small finite space: score every untried configuration, not only the random ones
+            cands = np.vstack([cands, np.array(rows)])
         scores = self._score(model, cands, best, cost)
         if self.n_polish and encoder.continuous_cols.size:
             top = np.argsort(-scores, kind="stable")[: self.n_polish]
             polished = self._polish(model, encoder, cands[top], best, cost)
             cands = np.vstack([cands, polished])
             scores = np.concatenate([scores, self._score(model, polished, best, cost)])
-        taken = np.vstack([x_all, *pending]) if pending else x_all
-        row = self._pick(cands, scores, taken)
+        encoded = [r for r in (encoder.encode(c) for c in taken_configs) if r is not None]
+        row = self._pick(cands, scores, np.array(encoded) if encoded else np.zeros((0, encoder.dim)))
         return encoder.decode(row, rng)
 
     def _score(
@@ -394,9 +401,17 @@ class BayesSampler:
 
     @staticmethod
     def _pick(cands: np.ndarray, scores: np.ndarray, taken: np.ndarray) -> np.ndarray:
-        """Best-scoring candidate that is not already run or running (matters in discrete spaces)."""
+        """Best-scoring candidate that is not a configuration already tried, running or queued.
+
+        Every candidate is considered, not only the top few: in a small discrete space thousands of
+        candidates collapse onto the same handful of points. Only when every candidate is taken
+        (a finite space fully tried) does the best one repeat.
+        """
         order = np.argsort(-scores, kind="stable")
-        for i in order[:256]:
-            if not np.any(np.all(np.abs(taken - cands[i]) < 1e-9, axis=1)):
-                return cands[i]
+        if len(taken):
+            seen = {row.tobytes() for row in np.round(taken, 9) + 0.0}  # + 0.0: -0.0 is 0.0
+            keys = np.round(cands, 9) + 0.0
+            for i in order:
+                if keys[i].tobytes() not in seen:
+                    return cands[i]
         return cands[order[0]]

@@ -40,8 +40,11 @@ class RungModelSampler:
                 continue
             seen = [dataclasses.replace(by_number[n], value=v, state=TrialState.COMPLETE)
                     for n, v in results.items() if n in by_number]
-            running = [t for t in history.trials if t.state == TrialState.RUNNING and t.number not in results]
-            return History(history.metric, history.mode, tuple(seen + running), history.budget_micros)
+            # Every other trial without a value: not an observation, but a configuration already
+            # tried or running that the inner sampler must not propose again.
+            others = [t if t.state == TrialState.RUNNING else dataclasses.replace(t, value=None)
+                      for t in history.trials if t.number not in results]
+            return History(history.metric, history.mode, tuple(seen + others), history.budget_micros)
         return None
 
     def suggest(self, space: SearchSpace, history: History, rng: np.random.Generator) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 FIFO lets every trial run to its end. The dollar-rung schedulers (successive halving, Hyperband,
 BOHB's Hyperband half, ASHA) judge a trial each time the money it has spent reaches a rung; they are
-pure logic the sweep controller drives (``make_rung_scheduler``). In-process studies
-(``costtune.study``) use the per-report ``Scheduler`` interface and do not run rungs.
+pure logic that the sweep controller and in-process studies (``costtune.study.books``) drive
+(``make_rung_scheduler``; ``replay.py`` rebuilds their state from the store). A custom per-report
+``Scheduler`` object can also be given to an in-process study.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ __all__ = [
     "Scheduler",
     "SuccessiveHalving",
     "make_rung_scheduler",
-    "make_scheduler",
     "plan_brackets",
     "rung_ladder",
     "scheduler_config",
@@ -64,18 +64,6 @@ class Scheduler(Protocol):
 class FifoScheduler:
     def on_report(self, trial: FrozenTrial, history: Callable[[], History]) -> Decision:
         return Decision.CONTINUE
-
-
-def make_scheduler(cfg: dict[str, Any] | None) -> Scheduler:
-    """The per-report scheduler of an in-process study.
-
-    In-process studies do not run dollar rungs (the sweep controller does), so a rung type gives
-    FIFO here: every trial runs to its end.
-    """
-    kind = (cfg or {}).get("type", "fifo")
-    if kind in SCHEDULER_TYPES:
-        return FifoScheduler()
-    raise SpecError("scheduler.type", f"must be one of {', '.join(SCHEDULER_TYPES)}", kind)
 
 
 def _dollars(value: Any, path: str) -> tuple[str, int]:

@@ -6,7 +6,6 @@ Later features add sections; names that exist here are never renamed.
 
 from __future__ import annotations
 
-import re
 import shlex
 import string
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import yaml
 from costtune.errors import InputError, SpecError
 from costtune.history import Mode
 from costtune.money import usd_to_micros
+from costtune.names import check_study_name
 from costtune.samplers import SAMPLER_TYPES, sampler_config
 from costtune.schedulers import plan_brackets, scheduler_config
 from costtune.space import SearchSpace
@@ -29,7 +29,6 @@ from costtune.spec.resources import Resources, parse_resources
 TOP_LEVEL = ("name", "objective", "space", "sampler", "scheduler", "budget", "resources", "command", "env",
              "env_passthrough", "workdir", "output_dir")
 RESERVED_PLACEHOLDERS = ("trial_dir", "checkpoint_dir", "trial_number", "study", "params_file")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -102,9 +101,7 @@ def parse_sweep(data: Any) -> SweepSpec:
     for required in ("name", "objective", "space") + (() if simulated else ("command",)):
         if required not in data:
             raise SpecError(required, "is required")
-    name = data["name"]
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise SpecError("name", "must be letters, digits, '_', '.' or '-' (at most 128)", name)
+    name = check_study_name(data["name"], "name")
     metric, mode = _objective(data["objective"])
     resources = parse_resources(data.get("resources", {}))
     space_cfg = dict(_mapping(data["space"], "space"))

@@ -112,12 +112,22 @@ class AttemptBook:
         *,
         objective: str,
         elapsed_s: float = 0.0,
+        spend: tuple[int, int, int] | None = None,
     ) -> FrozenTrial:
-        """Store one report (the in-process path; the controller books through ``book_report``)."""
+        """Store one report (the in-process path; the controller books through ``book_report``).
+
+        ``spend``: (trial spend, attempt billable ms, attempt cost) now, booked with the report;
+        without it the report carries the trial's spend as last booked.
+        """
         with self._tx() as s:
             trial = s.get(TrialRow, trial_id)
             if trial is None:
                 raise StoreError(f"trial {trial_id} does not exist")
+            if spend is not None and attempt_id is not None:
+                attempt = s.get(AttemptRow, attempt_id)
+                if attempt is not None and attempt.ended_at is None:
+                    attempt.billable_ms, attempt.cost_micros = spend[1], spend[2]
+                    trial.cost_micros = spend[0]
             s.add(
                 ReportRow(
                     trial_id=trial_id,

@@ -60,17 +60,20 @@ class LedgerBook:
 
     _tx: Callable[[], AbstractContextManager[Session]]
 
-    def set_cap(self, scope: str, cap_micros: int | None) -> None:
+    def set_cap(self, scope: str, cap_micros: int | None, *, not_below_committed: bool = False) -> None:
         """Cap a scope (None removes the cap). A cap of 0 freezes the scope.
 
         Holds the scope's balance row, so a reservation is checked against the old cap or the new
-        one, never half of each.
+        one, never half of each. With ``not_below_committed``, a cap below what the scope has
+        spent plus what it holds raises ``CapExceeded`` (asked = 0) and changes nothing.
         """
         scope = _scope(scope, "set_cap: scope")
         if cap_micros is not None:
             _amount(cap_micros, "set_cap: cap_micros", allow_zero=True)
         with self._tx() as s:
-            _lock_balances(s, [scope])
+            reserved, spent = _lock_balances(s, [scope])[scope]
+            if not_below_committed and cap_micros is not None and cap_micros < spent + reserved:
+                raise CapExceeded(scope, cap_micros, spent, reserved, 0)
             row = s.get(ScopeCapRow, scope)
             if cap_micros is None:
                 if row is not None:

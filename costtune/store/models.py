@@ -39,6 +39,8 @@ class StudyRow(SQLModel, table=True):
     budget_usd_micros: int | None = Field(default=None, sa_column=Column(BigInteger))
     next_number: int = 0  # trial numbers are handed out under the study's lock
     created_at: datetime = Field(default_factory=utcnow)
+    # Where its trial directories go (<output root>/<study>[-N]), claimed once when it is created.
+    output_dir: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class TrialRow(SQLModel, table=True):
@@ -123,4 +125,5 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("attempt", "bill_granule_s", "INTEGER NOT NULL DEFAULT 1"),
     ("attempt", "bill_minimum_s", "INTEGER NOT NULL DEFAULT 0"),
     ("attempt", "note", "TEXT"),
+    ("study", "output_dir", "TEXT"),
 )

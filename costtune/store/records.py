@@ -30,6 +30,7 @@ class StudyInfo:
     spec: dict[str, Any]
     budget_usd_micros: int | None
     created_at: datetime
+    output_dir: str | None = None  # the study's own directory of trial directories
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def _study_info(row: StudyRow) -> StudyInfo:
         spec=json.loads(row.spec_json),
         budget_usd_micros=row.budget_usd_micros,
         created_at=row.created_at,
+        output_dir=row.output_dir,
     )
 
 

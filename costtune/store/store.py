@@ -20,8 +20,11 @@ from sqlmodel import Session, SQLModel, col, select
 
 from costtune.errors import SamplerExhausted, SpecError, StoreError, StudyNotFound
 from costtune.history import FrozenTrial, History, Mode, TrialState
+from costtune.names import check_study_name
 from costtune.store.admin import StudyAdmin, not_found_hint
 from costtune.store.attempts import AttemptBook
+from costtune.store.audit import AuditBook, AuditEntry, add_audit, current_actor
+from costtune.store.caps import CAP_ACTION, CapBook, CapChange, study_scope
 from costtune.store.engine import make_engine, resolve_db_url
 from costtune.store.ledger import LedgerBook
 from costtune.store.ledger_models import ReservationRow
@@ -50,8 +53,8 @@ from costtune.store.records import (
     read_history,
 )
 
-__all__ = ["AttemptEnd", "AttemptInfo", "ClaimedTrial", "OpenAttempt", "Orphan", "Proposal", "Propose", "Store",
-           "StudyInfo"]
+__all__ = ["AttemptEnd", "AttemptInfo", "AuditEntry", "CapChange", "ClaimedTrial", "OpenAttempt", "Orphan", "Proposal",
+           "Propose", "Store", "StudyInfo", "study_scope"]
 
 
 _INSERT_RUNNING = text(
@@ -77,7 +80,7 @@ _NEXT_NUMBER = update(_STUDY).where(_STUDY.c.id == bindparam("sid")).values(next
 _SCHEMA_LOCK_KEY = 0x636F7374  # pg_advisory_xact_lock key held while creating the tables ("cost")
 
 
-class Store(AttemptBook, LedgerBook, StudyAdmin):
+class Store(AttemptBook, LedgerBook, StudyAdmin, CapBook, AuditBook):
     def __init__(self, url: str | None = None) -> None:
         self.url = resolve_db_url(url)
         self.engine = make_engine(self.url)
@@ -176,8 +179,16 @@ class Store(AttemptBook, LedgerBook, StudyAdmin):
         spec: dict[str, Any] | None = None,
         budget_usd_micros: int | None = None,
         queued: list[dict[str, Any]] | None = None,
+        output_dir: str | None = None,
     ) -> StudyInfo:
-        """Create a study and queue its manual configurations in one transaction."""
+        """Create a study and queue its manual configurations in one transaction.
+
+        ``output_dir``: the study's own directory of trial directories (``costtune.study.output``
+        claims one). A cap is recorded in the audit trail as the study's first ``cap.set`` and set
+        in the ledger's ``study:ID`` scope. Raises ``SpecError`` for an invalid name and
+        ``StoreError`` when the name is taken.
+        """
+        check_study_name(name)
         with self._tx() as s:
             if s.exec(select(StudyRow).where(StudyRow.name == name)).first() is not None:
                 raise StoreError(f"study {name!r} already exists")
@@ -189,6 +200,7 @@ class Store(AttemptBook, LedgerBook, StudyAdmin):
                 sampler_json=json.dumps(sampler),
                 spec_json=json.dumps(spec or {}),
                 budget_usd_micros=budget_usd_micros,
+                output_dir=output_dir,
             )
             s.add(row)
             try:
@@ -197,7 +209,13 @@ class Store(AttemptBook, LedgerBook, StudyAdmin):
                 raise StoreError(f"study {name!r} already exists") from None
             for params in queued or []:
                 self._insert_trial(s, row, params, TrialState.QUEUED, source="manual")
-            return _study_info(row)
+            if budget_usd_micros is not None:
+                add_audit(s, CAP_ACTION, actor=current_actor(), study_id=row.id, detail={
+                    "study": name, "from_micros": None, "to_micros": budget_usd_micros, "reason": "study created"})
+            info = _study_info(row)
+        if budget_usd_micros is not None:
+            self.set_cap(study_scope(info.id), budget_usd_micros)
+        return info
 
     def find_study(self, name: str) -> StudyInfo | None:
         with self._tx() as s:

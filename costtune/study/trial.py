@@ -1,12 +1,13 @@
 """The trial object an in-process objective receives.
 
 It hands out parameters (sampled up front from the study's space, or on first request for
-define-by-run objectives), takes reports, and carries the scheduler's verdict: ``should_stop()``
-turns true when the scheduler says stop, and ``raise StopTrial()`` ends the trial cleanly.
+define-by-run objectives), takes reports, and carries the verdict of its dollar rungs and of the
+study's cap: ``should_stop()`` turns true when it must end, and ``raise StopTrial()`` ends it cleanly.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,6 @@ import numpy as np
 from costtune.errors import SpecError
 from costtune.history import FrozenTrial
 from costtune.protocol import MetricLineError, format_line
-from costtune.schedulers import Decision
 from costtune.space import Categorical, Int, LogUniform, Uniform, parse_distribution
 
 if TYPE_CHECKING:
@@ -36,8 +36,9 @@ class TrialHost(Protocol):
 
     def add_param(self, trial_id: int, name: str, value: Any, dist: dict[str, Any]) -> None: ...
 
-    def record_report(self, trial_id: int, attempt_id: int | None, step: int, metrics: dict[str, float],
-                      ) -> tuple[FrozenTrial, Decision]: ...
+    def record_report(self, trial: Trial, step: int, metrics: dict[str, Any]) -> str | None:
+        """Store a report; return why the trial must stop now, or None (raises ``TrialFailed``)."""
+        ...
 
 
 class Trial:
@@ -52,8 +53,10 @@ class Trial:
         self._attempt_id = attempt_id
         self._output_dir = output_dir
         self._last_step: int | None = None
-        self._decision = Decision.CONTINUE
+        self._stop: str | None = None
         self.last_report: FrozenTrial | None = None
+        self.closed = False  # told (or failed by a report): nothing more is recorded for it
+        self.failure: str | None = None  # why it failed, when a report failed it
 
     @property
     def id(self) -> int:
@@ -110,22 +113,38 @@ class Trial:
 
     # -- reports -------------------------------------------------------------------------
     def report(self, step: int | None = None, **metrics: float) -> None:
-        """Record metrics at ``step`` (default: the previous step + 1) and ask the scheduler."""
+        """Record metrics at ``step`` (default: the previous step + 1) and let the scheduler judge.
+
+        A NaN or infinite value of the study's objective metric fails the trial ("objective
+        val_loss was nan at step 3") and raises ``TrialFailed``; a non-finite value of any other
+        metric is dropped with a warning. Other bad input (a negative step, a metric that is not a
+        number) raises ``SpecError``.
+        """
         if step is None:
             step = 0 if self._last_step is None else self._last_step + 1
         try:
-            format_line(step, metrics)  # the same validation a command trial's line gets
+            format_line(step, {k: 0.0 if _non_finite(v) else v for k, v in metrics.items()})  # the checks a line gets
         except MetricLineError as exc:
             raise SpecError("report", str(exc).removeprefix("metric line: ")) from None
         self._last_step = step
-        frozen, decision = self._study.record_report(self._id, self._attempt_id, step, metrics)
-        self.last_report = frozen
-        if decision == Decision.STOP:
-            self._decision = Decision.STOP
+        stop = self._study.record_report(self, step, metrics)
+        if stop is not None and self._stop is None:
+            self._stop = stop
 
     def should_stop(self) -> bool:
-        """True once the scheduler decided this trial should end; then ``raise StopTrial()``."""
-        return self._decision == Decision.STOP
+        """True once the trial should end: a dollar rung stopped it, the study's cap cannot fund
+        more of it, or a custom scheduler said stop; then ``raise StopTrial()``."""
+        return self._stop is not None
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why ``should_stop()`` turned true (``"below the top 1/3 at $0.001 rung (rank 2 of 2)"``)."""
+        return self._stop
 
     def __repr__(self) -> str:
         return f"Trial(number={self.number}, params={self._params!r})"
+
+
+def _non_finite(value: Any) -> bool:
+    """A float that is NaN or infinite (judged by the study's rule, not rejected as bad input)."""
+    return isinstance(value, float) and not math.isfinite(value)

@@ -1,0 +1,133 @@
+"""``create_study`` and ``load_study``: open an in-process study, checking every argument first.
+
+Bad arguments raise ``SpecError`` naming the argument and leave the store untouched. A study's
+dollar cap is stored once; opening it again with another ``budget_usd`` is an error unless the
+change is asked for (``change_cap=True``, or ``Study.set_cap``), and every change is recorded.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from costtune.errors import InputError, SpecError, StoreError
+from costtune.history import Mode
+from costtune.money import format_usd, micros_to_usd, usd_to_micros
+from costtune.names import check_study_name
+from costtune.samplers import Sampler, sampler_config
+from costtune.schedulers import Scheduler, make_rung_scheduler, scheduler_config
+from costtune.space import SearchSpace
+from costtune.store import Store
+from costtune.study.output import claim_output_dir, release_output_dir
+from costtune.study.study import Study
+
+
+def create_study(
+    name: str,
+    *,
+    storage: str | Store | None = None,
+    metric: str = "value",
+    mode: str = "min",
+    space: dict[str, Any] | SearchSpace | None = None,
+    sampler: str | dict[str, Any] | Sampler = "random",
+    scheduler: dict[str, Any] | Scheduler | None = None,
+    budget_usd: Any = None,
+    usd_per_hour: Any = None,
+    output_dir: str | Path | None = None,
+    load_if_exists: bool = False,
+    change_cap: bool = False,
+) -> Study:
+    """Create a study (or, with ``load_if_exists``, open the existing one of that name).
+
+    ``scheduler``: ``{"type": "asha"|"sh"|"hyperband"|"bohb", "min_usd", "max_usd", "eta"}`` judges
+    trials at dollar rungs (needs ``usd_per_hour``), or a custom ``Scheduler`` object; default FIFO.
+    ``budget_usd``: the study's dollar cap, enforced through the ledger. ``usd_per_hour``: what a
+    trial costs per hour of wall time, charged per millisecond (stored with the study; default 0).
+    ``output_dir``: root of the study's own directory (default ``COSTTUNE_HOME/runs``).
+    ``change_cap``: an existing study whose stored cap differs from ``budget_usd`` takes the new cap
+    (recorded); without it that is an ``InputError``. Raises ``SpecError`` for a bad argument,
+    ``StoreError`` when the study exists and ``load_if_exists`` is False.
+    """
+    check_study_name(name, "name")
+    if mode not in ("min", "max"):
+        raise SpecError("mode", "must be min or max", mode)
+    if not isinstance(metric, str) or not metric:
+        raise SpecError("metric", "must be a metric name such as val_loss", metric)
+    rate = None if usd_per_hour is None else usd_to_micros(usd_per_hour, "usd_per_hour")
+    cap = None if budget_usd is None else usd_to_micros(budget_usd, "budget_usd")
+    sched_cfg = _scheduler(scheduler, mode=mode, rate=rate or 0, cap=cap)
+    store = storage if isinstance(storage, Store) else Store(storage)
+    info = store.find_study(name)
+    if info is not None and not load_if_exists:
+        raise StoreError(f"study {name!r} already exists; pass load_if_exists=True to continue it")
+    if info is None:
+        search_space = space if isinstance(space, SearchSpace) else (
+            SearchSpace.from_dict(space) if space else None
+        )
+        sampler_cfg = {"type": "custom"} if isinstance(sampler, Sampler) else sampler_config(
+            {"type": sampler} if isinstance(sampler, str) else sampler, search_space or SearchSpace({})
+        )
+        spec: dict[str, Any] = {"resources": {"usd_per_hour": _text(rate or 0)}}
+        if sched_cfg is not None:
+            spec["scheduler"] = sched_cfg
+        folder = claim_output_dir(output_dir, name, store=store.display_url)
+        try:
+            info = store.create_study(
+                name, metric=metric, mode=Mode(mode), space=search_space.to_dict() if search_space else {},
+                sampler=sampler_cfg, spec=spec, budget_usd_micros=cap, queued=sampler_cfg.get("configs", []),
+                output_dir=str(folder),
+            )
+        except StoreError:
+            release_output_dir(folder)
+            if not load_if_exists:
+                raise
+            info = store.get_study(name)  # another worker created it between our check and insert
+    study = Study(store, info, sampler=sampler if isinstance(sampler, Sampler) else None,
+                  scheduler=scheduler if not isinstance(scheduler, dict) else None, usd_per_hour=usd_per_hour)
+    if cap is not None and cap != info.budget_usd_micros:
+        if not change_cap:
+            raise InputError(
+                f"budget_usd: study {name!r} has a stored cap of {_cap(info.budget_usd_micros)}; asked for "
+                f"{format_usd(cap)}. A study has one cap: pass change_cap=True, or call "
+                f"study.set_cap({_text(cap)}, reason=...), to change it (the change is recorded)")
+        study.set_cap(micros_to_usd(cap), reason="create_study(change_cap=True)")
+    return study
+
+
+def load_study(name: str, *, storage: str | Store | None = None, sampler: Sampler | None = None,
+               usd_per_hour: Any = None) -> Study:
+    """Open an existing study; ``usd_per_hour`` defaults to the rate stored with it."""
+    check_study_name(name, "name")
+    if usd_per_hour is not None:
+        usd_to_micros(usd_per_hour, "usd_per_hour")
+    store = storage if isinstance(storage, Store) else Store(storage)
+    return Study(store, store.get_study(name), sampler=sampler, usd_per_hour=usd_per_hour)
+
+
+def _scheduler(value: Any, *, mode: str, rate: int, cap: int | None) -> dict[str, Any] | None:
+    """The normalised rung config (None for FIFO or a custom object), checked like a sweep file's."""
+    if value is None or not isinstance(value, dict):
+        return None
+    try:
+        cfg = scheduler_config(value)
+        if cfg["type"] != "fifo":
+            make_rung_scheduler(cfg, mode=mode, budget_micros=cap)  # a budget too small for the plan fails here
+    except SpecError as exc:
+        if exc.path != "budget.usd":
+            raise
+        raise SpecError("budget_usd", exc.reason, exc.value) from None
+    if cfg["type"] == "fifo":
+        return None
+    if rate == 0:
+        raise SpecError("usd_per_hour", f"a {cfg['type']} scheduler judges trials by the dollars they spend: "
+                        "give usd_per_hour > 0", rate)
+    return cfg
+
+
+def _text(micros: int) -> str:
+    return f"{Decimal(micros).scaleb(-6).normalize():f}"
+
+
+def _cap(micros: int | None) -> str:
+    return "none" if micros is None else format_usd(micros)
