@@ -67,7 +67,7 @@ def test_a_resume_with_another_budget_is_refused_until_change_cap(tmp_path: Path
     refused = _costtune(tmp_path, "run", str(_sweep(tmp_path, "0.61")), "--quiet")
     assert refused.returncode == 2
     message = " ".join(refused.stderr.split())
-    assert "budget.usd: study 'capped' has a stored cap of $0.3000; the file says $0.6100" in message
+    assert "budget.usd: study 'capped' has a stored cap of $0.30; the file says $0.61" in message
     assert "--change-cap" in message and "Traceback" not in refused.stderr
     assert _books(tmp_path) == (info, balance, trials)  # nothing changed
 
@@ -83,7 +83,7 @@ def test_a_resume_with_another_budget_is_refused_until_change_cap(tmp_path: Path
     assert [(a["action"], a["detail"]["from_micros"], a["detail"]["to_micros"]) for a in audit] == [
         ("cap.set", None, 300_000), ("cap.set", 300_000, 610_000)]
     assert audit[1]["detail"]["reason"] == "costtune run --change-cap" and "@" in audit[1]["actor"]
-    assert "$0.3000 -> $0.6100" in _read(tmp_path, "audit")
+    assert "$0.30 -> $0.61" in _read(tmp_path, "audit")
 
 
 def test_a_cap_below_what_is_spent_is_refused(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_a_cap_below_what_is_spent_is_refused(tmp_path: Path) -> None:
     before = _books(tmp_path)
     low = _costtune(tmp_path, "run", str(_sweep(tmp_path, "0.01")), "--quiet", "--change-cap")
     assert low.returncode == 2
-    assert "budget.usd: $0.010000 is below what study 'capped' has already spent" in " ".join(low.stderr.split())
+    assert "budget.usd: $0.01 is below what study 'capped' has already spent" in " ".join(low.stderr.split())
     assert _books(tmp_path) == before
     removed = _costtune(tmp_path, "run", str(_sweep(tmp_path, None)), "--quiet")  # no budget.usd: also a change
     assert removed.returncode == 2 and "the file says no cap" in " ".join(removed.stderr.split())
@@ -100,8 +100,8 @@ def test_a_cap_below_what_is_spent_is_refused(tmp_path: Path) -> None:
 def test_in_process_cap_changes_are_explicit_and_recorded(tmp_path: Path) -> None:
     url = str(tmp_path / "s.db")
     study = costtune.create_study("inproc", storage=url, budget_usd="0.30")
-    with pytest.raises(InputError, match=r"budget_usd: study 'inproc' has a stored cap of \$0\.3000; asked for "
-                                         r"\$0\.6100\. A study has one cap: pass change_cap=True"):
+    with pytest.raises(InputError, match=r"budget_usd: study 'inproc' has a stored cap of \$0\.30; asked for "
+                                         r"\$0\.61\. A study has one cap: pass change_cap=True"):
         costtune.create_study("inproc", storage=url, budget_usd="0.61", load_if_exists=True)
     assert costtune.load_study("inproc", storage=url).budget_usd == costtune.load_study(
         "inproc", storage=url).budget_usd == study.budget_usd
@@ -139,5 +139,5 @@ def test_a_running_optimize_picks_up_a_raised_cap(tmp_path: Path) -> None:
     changer.join()
     spent = study.spend_micros()
     assert spent > 60_000  # past the old cap and the most it could overshoot it
-    assert study.stop_reason is not None and study.stop_reason.startswith("budget_usd $0.1500")
+    assert study.stop_reason is not None and study.stop_reason.startswith("budget_usd $0.15 ")
     assert study.store.balance(f"study:{study.id}") == (150_000, spent, 0)

@@ -364,13 +364,13 @@ def test_budget_usd_stops_the_sweep_near_the_cap(tmp_path: Path, db: str) -> Non
     spent = sum(r["cost_micros"] for r in rows)
     assert f"stopped: budget.usd reached: {format_usd(spent)} of {format_usd(cap)} spent; " \
            "1 queued trial waits for more budget" in proc.stdout
-    # The workers share the binding cap (each launch reserves half of what is left), so both trials run
-    # at once until their shares run out; the third trial claimed then finds no money: it waits in the
-    # queue with no attempt, and the stop reason says so.
-    assert len(rows) == workers + 1
-    assert [r["state"] for r in rows] == ["stopped", "stopped", "queued"]
+    # The workers share the binding cap (each launch reserves an equal share of what is left), so the
+    # first two trials run at once until their shares run out; later trials get what is left; the last
+    # trial claimed finds no money: it waits in the queue with no attempt, and the stop reason says so.
+    assert len(rows) >= workers + 1
+    assert [r["state"] for r in rows] == ["stopped"] * (len(rows) - 1) + ["queued"]
     assert {a["exit_reason"] for r in rows for a in r["attempts"]} == {"budget"}
-    assert len(rows[2]["attempts"]) == 0
+    assert len(rows[-1]["attempts"]) == 0
     first, second = (r["attempts"][0] for r in rows[:2])
     assert second["started_at"] < first["ended_at"] and first["started_at"] < second["ended_at"]  # at once
     assert spent >= cap

@@ -163,7 +163,7 @@ def test_rename_checks_the_new_name_and_keeps_everything_else(store_url: str) ->
     finally:
         store.close()
     runner = CliRunner()
-    for bad, code, text in (("no spaces", 2, "NEW: a study name must be"), ("other", 2, "already exists"),
+    for bad, code, text in (("no spaces", 2, "NEW: must be letters, digits"), ("other", 2, "already exists"),
                             ("", 2, "NEW:")):
         result = runner.invoke(main, ["studies", "rename", "first", bad, "--db", store_url])
         assert result.exit_code == code and text in result.output, result.output

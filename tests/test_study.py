@@ -192,7 +192,7 @@ def test_budget_usd_ends_optimize(tmp_path: Path) -> None:
     # when what is left is less than one more trial.
     assert sum(costs) <= 250_000 < sum(costs) + max(costs)
     assert len(costs) < 50
-    assert study.stop_reason is not None and study.stop_reason.startswith("budget_usd $0.2500 cannot fund")
+    assert study.stop_reason is not None and study.stop_reason.startswith("budget_usd $0.25 cannot fund")
     assert study.store.balance(f"study:{study.id}") == (250_000, sum(costs), 0)
 
 

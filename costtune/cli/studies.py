@@ -136,8 +136,12 @@ def _remove_trial_dirs(dirs: tuple[str, ...]) -> tuple[int, list[str]]:
             parents.add(path.parent)
         except OSError as exc:
             left.append(f"{d} ({exc.strerror or exc})")
+    from costtune.study.output import MARKER
+
     for parent in parents:
         with contextlib.suppress(OSError):
+            if [entry.name for entry in parent.iterdir()] == [MARKER]:
+                (parent / MARKER).unlink()  # the study's claim on its folder goes with the study
             parent.rmdir()  # only when nothing else lives there
     return removed, left
 
@@ -151,12 +155,12 @@ def _remove_trial_dirs(dirs: tuple[str, ...]) -> tuple[int, list[str]]:
 def rename_study(ctx: click.Context, old: str, new: str, db: str | None) -> None:
     """Rename study OLD to NEW (letters, digits, '_', '.', '-', like a sweep file's name).
 
-    Trials keep their output directories; new trials of the renamed study go under its new name.
+    The study keeps its output directory (chosen when it was created), so its trials' files stay
+    where they are.
     """
-    from costtune.spec.sweep import _NAME as STUDY_NAME
+    from costtune.names import check_study_name
 
-    if not STUDY_NAME.match(new):
-        raise SpecError("NEW", "a study name must be letters, digits, '_', '.' or '-' (at most 128)", new)
+    check_study_name(new, "NEW")
     store = open_store(_store_db(ctx, db))
     info = store.get_study(old)
     if store.find_study(new) is not None:

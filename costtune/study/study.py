@@ -21,6 +21,7 @@ import numpy as np
 from costtune.errors import BudgetExhausted, InputError, SamplerExhausted, SpecError, StoreError, TrialFailed
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.money import micros_to_usd, usd_to_micros
+from costtune.protocol import nonfinite_objective, value_text
 from costtune.samplers import Sampler, make_sampler
 from costtune.samplers.novelty import avoid_repeat, finite_size
 from costtune.schedulers import Decision, FifoScheduler, RungScheduler, Scheduler, make_rung_scheduler
@@ -41,7 +42,7 @@ def screen_metrics(metrics: dict[str, Any], objective: str, step: int,
     """The one rule for non-finite values, for ``trial.report`` and ``Study.tell`` alike.
 
     Returns (the finite metrics, why the trial fails or None): a NaN or infinite objective fails
-    the trial ("objective val_loss was nan at step 3"); any other non-finite metric is dropped
+    the trial ("objective val_loss was NaN at step 3"); any other non-finite metric is dropped
     with a warning.
     """
     kept: dict[str, float] = {}
@@ -53,9 +54,9 @@ def screen_metrics(metrics: dict[str, Any], objective: str, step: int,
         if math.isfinite(number_):
             kept[name] = number_
         elif name == objective:
-            return kept, f"objective {name} was {number_} at step {step}"
+            return kept, nonfinite_objective(name, value_text(value), step)
         else:
-            log.warning("trial %d: metric %s was %s at step %d; dropped", number, name, number_, step)
+            log.warning("trial %d: metric %s was %s at step %d; dropped", number, name, value_text(value), step)
     return kept, None
 
 

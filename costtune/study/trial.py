@@ -116,7 +116,7 @@ class Trial:
         """Record metrics at ``step`` (default: the previous step + 1) and let the scheduler judge.
 
         A NaN or infinite value of the study's objective metric fails the trial ("objective
-        val_loss was nan at step 3") and raises ``TrialFailed``; a non-finite value of any other
+        val_loss was NaN at step 3") and raises ``TrialFailed``; a non-finite value of any other
         metric is dropped with a warning. Other bad input (a negative step, a metric that is not a
         number) raises ``SpecError``.
         """
