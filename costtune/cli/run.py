@@ -108,15 +108,15 @@ def _print_summary(study: Any, status: Any) -> None:
 @handled
 def demo(db: str | None, trials: int | None, workers: int | None, quiet: bool) -> None:
     """Tune a real MLP on scikit-learn's digits data, 2 trials at a time, on the local provider."""
-    import yaml
-
     from costtune.spec import parse_sweep
+    from costtune.yamlfile import load_yaml
 
     try:
         import sklearn  # noqa: F401
     except ImportError:
         raise CosttuneError("the demo trains with scikit-learn: pip install 'costtune[examples]'") from None
-    raw = yaml.safe_load(resources.files("costtune.demo").joinpath("digits.yaml").read_text())
+    raw = load_yaml(resources.files("costtune.demo").joinpath("digits.yaml").read_text(encoding="utf-8"),
+                    source="demo sweep digits.yaml")
     raw["name"] = f"digits-demo-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     if trials is not None:
         raw["budget"]["trials"] = trials

@@ -15,15 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from costtune.errors import InputError, SpecError
+from costtune.errors import SpecError
 from costtune.history import Mode
 from costtune.money import usd_to_micros
 from costtune.samplers import SAMPLER_TYPES, sampler_config
 from costtune.schedulers import plan_brackets, scheduler_config
 from costtune.space import SearchSpace
 from costtune.spec.resources import Resources, parse_resources
+from costtune.yamlfile import read_yaml_file
 
 TOP_LEVEL = ("name", "objective", "space", "sampler", "scheduler", "budget", "resources", "command", "env",
              "workdir", "output_dir")
@@ -75,20 +75,11 @@ def _sampler_size(spec: SweepSpec) -> int | None:
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"sweep file: no such file {str(file)!r}") from None
-    except OSError as exc:
-        raise InputError(f"sweep file: cannot read {str(file)!r}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        raise InputError(f"sweep file {str(file)!r}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    return parse_sweep(data)
+    """Read and validate a sweep file (YAML 1.2 core rules, see ``costtune.yamlfile``).
+
+    Raises ``SpecError`` (an ``InputError``) naming the file or the field; nothing is created.
+    """
+    return parse_sweep(read_yaml_file(path, what="sweep file"))
 
 
 def parse_sweep(data: Any) -> SweepSpec:
