@@ -7,8 +7,16 @@ exit code 2 and every other ``CosttuneError`` to exit code 1.
 
 from __future__ import annotations
 
+import reprlib
 from decimal import Decimal
 from typing import Any
+
+# Values in messages stay one bounded line, whatever was given (a 1 MiB string, a deep alias tree).
+_VALUE = reprlib.Repr()
+_VALUE.maxstring = _VALUE.maxother = 200
+_VALUE.maxlong = 60
+_VALUE.maxlist = _VALUE.maxtuple = _VALUE.maxdict = _VALUE.maxset = 12
+_VALUE.maxlevel = 4
 
 
 class CosttuneError(Exception):
@@ -33,7 +41,7 @@ class SpecError(InputError):
         self.value = value
         text = f"{path}: {message}" if path else message
         if value is not SpecError._MISSING:
-            text += f", got {value!r}"
+            text += f", got {_VALUE.repr(value)}"
         super().__init__(text)
 
 
