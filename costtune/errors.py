@@ -49,6 +49,27 @@ class StoreError(CosttuneError):
     """The store refused an operation (missing study, conflicting definition, ...)."""
 
 
+class StoreUnavailable(InputError):
+    """The store cannot be opened: a bad URL, a refused or failed connection, a path that is no store.
+
+    ``reason`` is one line naming the URL (password masked); ``label`` names where the URL came from
+    (``--db``, ``COSTTUNE_DB``; ``store`` by default). Raised while the store is first opened, and
+    only after anything that open created (a SQLite file, its directories) was removed again.
+    """
+
+    def __init__(self, reason: str, *, label: str = "store") -> None:
+        self.reason = reason
+        self.label = label
+        super().__init__(f"{label}: {reason}")
+
+    def with_label(self, label: str) -> StoreUnavailable:
+        return type(self)(self.reason, label=label)
+
+
+class NoStore(StoreUnavailable):
+    """A command that only reads was pointed at a SQLite file that does not exist (none was created)."""
+
+
 class StudyNotFound(StoreError, InputError):
     """A study name or id that the store does not hold."""
 

@@ -30,11 +30,11 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from costtune.errors import SpecError
+from costtune.limits import INT64_MAX, INT64_MIN
 
 MAX_BYTES = 1 << 20  # 1 MiB: a sweep file is a few hundred bytes; a huge one is a mistake (or /dev/zero)
 MAX_DEPTH = 64
 MAX_NODES = 1_000_000
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _TAG = "tag:yaml.org,2002:"
 _CORE_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "seq", "map", "merge")}

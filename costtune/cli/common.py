@@ -8,15 +8,18 @@ Exit codes: 0 success, 1 failure, 2 bad input (a sweep file, a flag, a study nam
 from __future__ import annotations
 
 import functools
+import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 
-from costtune.errors import CosttuneError, InputError
+from costtune.errors import CosttuneError, InputError, NoStore, StoreUnavailable
 
 # Messages keep their lines when piped (CI logs, grep) instead of wrapping at 80 columns.
 err_console = Console(stderr=True, soft_wrap=True)
@@ -27,6 +30,28 @@ db_option = click.option(
     "--db", "db", envvar="COSTTUNE_DB", metavar="URL",
     help="Store URL or SQLite path (env COSTTUNE_DB; default ~/.local/share/costtune/costtune.db).",
 )
+ENV_DB = "COSTTUNE_DB"
+
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses ``nan`` and ``inf`` (which pass a range check)."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def count(minimum: int = 1, maximum: int | None = None) -> click.IntRange:
+    """The type of a numeric flag: an integer >= minimum (and <= maximum); click names the flag on a bad value.
+
+    Values that reach the store (a trial number) pass ``maximum=INT64_MAX``, the store's column range.
+    """
+    return click.IntRange(minimum, maximum)
+
 format_option = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
                              show_default=True, help="Output format.")
 
@@ -53,12 +78,31 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def open_store(db: str | None, *, create: bool = False):  # type: ignore[no-untyped-def]
-    """Open the store; commands that only read refuse to create an empty SQLite file."""
+    """Open the store; commands that only read refuse to create an empty SQLite file.
+
+    Every failure to open is an ``InputError`` (exit 2) naming where the URL came from (``--db``,
+    ``COSTTUNE_DB``) and the URL with its password masked; nothing is left behind.
+    """
     from sqlalchemy.engine import make_url
 
     from costtune.store import Store, resolve_db_url
 
-    url = make_url(resolve_db_url(db))
-    if not create and url.drivername == "sqlite" and url.database and not Path(url.database).exists():
-        raise InputError(f"--db: no store at {url.database} (run a sweep first, or pass --db / COSTTUNE_DB)")
-    return Store(db)
+    label = _db_label(db)
+    try:
+        url = make_url(resolve_db_url(db))
+        if not create and url.drivername == "sqlite" and url.database and not Path(url.database).exists():
+            raise NoStore(f"no store at {url.database} (run a sweep first, or pass --db / COSTTUNE_DB)")
+        return Store(db)
+    except StoreUnavailable as exc:
+        raise exc.with_label(label) from None
+
+
+def _db_label(db: str | None) -> str:
+    """Where the store URL came from, for messages: ``--db``, ``COSTTUNE_DB`` or the default path."""
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source("db") if ctx is not None and "db" in ctx.params else None
+    if source == ParameterSource.ENVIRONMENT or (db is None and os.environ.get(ENV_DB)):
+        return ENV_DB
+    if db is None:
+        return "default store (--db / COSTTUNE_DB not given)"
+    return "--db"

@@ -12,8 +12,9 @@ from typing import Any
 
 import click
 
-from costtune.cli.common import db_option, err_console, handled, open_store, out_console
+from costtune.cli.common import count, db_option, err_console, handled, open_store, out_console
 from costtune.errors import CosttuneError, SpecError
+from costtune.limits import MAX_WORKERS
 
 
 def _terminate_like_ctrl_c() -> None:
@@ -28,7 +29,7 @@ def _terminate_like_ctrl_c() -> None:
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
 @db_option
-@click.option("--workers", type=int, help="Override resources.workers.")
+@click.option("--workers", type=count(1, MAX_WORKERS), help="Override resources.workers.")
 @click.option("--name", help="Override the study name from the sweep file.")
 @click.option("--quiet", is_flag=True, help="No progress display; only the final leaderboard.")
 @handled
@@ -102,8 +103,8 @@ def _print_summary(study: Any, status: Any) -> None:
 
 @click.command()
 @db_option
-@click.option("--trials", type=int, default=None, help="How many trials (default 16).")
-@click.option("--workers", type=int, default=None, help="Parallel trials (default 2).")
+@click.option("--trials", type=count(), default=None, help="How many trials (default 16).")
+@click.option("--workers", type=count(1, MAX_WORKERS), default=None, help="Parallel trials (default 2).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @handled
 def demo(db: str | None, trials: int | None, workers: int | None, quiet: bool) -> None:

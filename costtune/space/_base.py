@@ -15,12 +15,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from costtune.errors import SpecError
+from costtune.limits import INT64_MAX, INT64_MIN, MAX_GRID_POINTS
 from costtune.ostext import unfit_for_os
 
 _EPS = 1e-9
 _REQUIRED: Any = object()
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-MAX_GRID_POINTS = 100_000  # per parameter; a grid's total size is the product and is never built whole
 _NEEDS_POINTS = "a grid needs explicit values or a point count (points: N)"
 _SCALAR_MSG = "must be a string, number, boolean or null"
 

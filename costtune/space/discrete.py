@@ -11,9 +11,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from costtune.errors import SpecError
+from costtune.limits import INT64_MAX, MAX_GRID_POINTS
 from costtune.space._base import (
-    INT64_MAX,
-    MAX_GRID_POINTS,
     _as_int,
     _Base,
     _integer,

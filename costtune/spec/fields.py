@@ -10,11 +10,8 @@ import math
 from typing import Any
 
 from costtune.errors import SpecError
-from costtune.ostext import MAX_ARG_BYTES, unfit_for_os
-
-INT64_MAX = 2**63 - 1
-MAX_SECONDS = 365 * 24 * 3600  # one year: the longest trial, start-up or trace time a sweep may name
-MAX_WORKERS = 10_000
+from costtune.limits import INT64_MAX, MAX_SECONDS
+from costtune.ostext import unfit_for_os
 
 
 def integer(value: Any, path: str, *, minimum: int = 1, maximum: int = INT64_MAX) -> int:
@@ -45,5 +42,4 @@ def os_text(text: str, path: str) -> str:
     return text
 
 
-__all__ = ["INT64_MAX", "MAX_ARG_BYTES", "MAX_SECONDS", "MAX_WORKERS", "integer", "os_text", "seconds",
-           "unfit_for_os"]
+__all__ = ["integer", "os_text", "seconds", "unfit_for_os"]

@@ -15,18 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from costtune.errors import SpecError
+from costtune.limits import MAX_PREEMPTIONS_PER_HOUR, MAX_STEPS, MAX_WORKERS
 from costtune.money import rate_to_micros
 from costtune.prices import MARKETS, PriceNotFound, PriceTable, parse_price_ref
 from costtune.prices.billing import PER_SECOND, BillingRule, billing_rule
-from costtune.spec.fields import MAX_WORKERS, integer, seconds
+from costtune.spec.fields import integer, seconds
 
 PROVIDERS = ("local", "simulated")
 INSTANCE_PARAM = "instance_type"  # the search-space name an instance-type dimension gets
 MARKET_PARAM = "market"
 _FIELDS = ("provider", "usd_per_hour", "workers", "price_as", "market", "region", "cloud", "instance_type",
            "simulation", "price_overrides")
-MAX_STEPS = 10**9
-MAX_PREEMPTIONS_PER_HOUR = 3600
 _SIM_FIELDS = ("workload", "max_steps", "startup_seconds", "preemptions_per_hour", "preemption_trace", "seed",
                "checkpoint", "spot_prices")
 

@@ -22,7 +22,7 @@ from costtune.money import format_usd, usd_to_micros
 from costtune.samplers import SAMPLER_TYPES, sampler_config
 from costtune.schedulers import plan_brackets, scheduler_config
 from costtune.space import SearchSpace
-from costtune.spec.fields import INT64_MAX, integer, os_text, seconds, unfit_for_os
+from costtune.spec.fields import integer, os_text, seconds, unfit_for_os
 from costtune.spec.paths import check_output_root, check_workdir, path_text
 from costtune.spec.resources import Resources, parse_resources
 from costtune.yamlfile import read_yaml_file
@@ -163,7 +163,7 @@ def _objective(value: Any) -> tuple[str, Mode]:
 def _budget(value: Any, sampler_type: str) -> Budget:
     cfg = _mapping(value, "budget")
     _no_unknown(cfg, ("trials", "usd", "trial_seconds"), "budget")
-    trials = None if cfg.get("trials") is None else integer(cfg["trials"], "budget.trials", maximum=INT64_MAX)
+    trials = None if cfg.get("trials") is None else integer(cfg["trials"], "budget.trials")
     usd = None if cfg.get("usd") is None else usd_to_micros(cfg["usd"], "budget.usd")
     limit = cfg.get("trial_seconds")
     if limit is not None:
