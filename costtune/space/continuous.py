@@ -33,7 +33,10 @@ def _round(x: float, scale: float, digits: int) -> float:
     """``x`` rounded to ``digits`` significant digits of ``scale`` (0.30000000000000004 -> 0.3)."""
     if x == 0 or scale == 0 or not math.isfinite(scale):
         return x
-    return round(x, digits - 1 - math.floor(math.log10(scale)))
+    try:
+        return round(x, digits - 1 - math.floor(math.log10(scale)))
+    except OverflowError:  # rounding up past the largest float
+        return x
 
 
 def _tidy(xs: Any, lo: float, hi: float, *, relative: bool, exact_ends: bool, points: int, path: str) -> list[float]:
@@ -41,7 +44,7 @@ def _tidy(xs: Any, lo: float, hi: float, *, relative: bool, exact_ends: bool, po
 
     ``relative``: round each point to 12 significant digits of itself (log grids), else of the grid's
     span too (so a point at rounding noise from 0 becomes 0). ``exact_ends`` keeps the bounds as
-    given. Falls back to 15 digits, then to the raw points, if rounding would merge two points.
+    given (``lo`` and ``hi``). Falls back to 15 digits, then to the raw points, if rounding would merge two.
     """
     raw = [min(max(float(x), lo), hi) for x in xs]
     span = raw[-1] - raw[0]
@@ -49,7 +52,7 @@ def _tidy(xs: Any, lo: float, hi: float, *, relative: bool, exact_ends: bool, po
         out = raw if digits is None else [
             min(max(_round(x, abs(x) if relative else max(abs(x), span), digits), lo), hi) for x in raw]
         if exact_ends and len(out) > 1:
-            out[0], out[-1] = raw[0], raw[-1]
+            out[0], out[-1] = lo, hi
         if all(a < b for a, b in itertools.pairwise(out)):
             return out
     raise SpecError(f"{path}.points" if path else "points",
@@ -171,8 +174,8 @@ class Uniform(_Continuous):
 
     def grid(self, points: int | None = None, *, path: str = "") -> list[float]:
         n = self._grid_points(points, path)
-        return _tidy(np.linspace(self.low, self.high, n), self.low, self.high, relative=False, exact_ends=True,
-                     points=n, path=path)
+        xs = [self.from_unit(u) for u in np.linspace(0.0, 1.0, n)]  # no overflow in between, whatever the span
+        return _tidy(xs, self.low, self.high, relative=False, exact_ends=True, points=n, path=path)
 
 
 @dataclass(frozen=True)
@@ -207,15 +210,15 @@ class LogUniform(_Continuous):
 
     def from_unit(self, u: float) -> float:
         u = _unit(u)
-        if u >= 1.0:
-            return self.high
+        if u <= 0.0 or u >= 1.0:
+            return self.low if u <= 0.0 else self.high
         start, span = self._logs()
         return self._clamp(math.exp(start + u * span))
 
     def grid(self, points: int | None = None, *, path: str = "") -> list[float]:
         n = self._grid_points(points, path)
-        return _tidy(np.geomspace(self.low, self.high, n), self.low, self.high, relative=True, exact_ends=True,
-                     points=n, path=path)
+        xs = [self.from_unit(u) for u in np.linspace(0.0, 1.0, n)] if n > 1 else [self.low]
+        return _tidy(xs, self.low, self.high, relative=True, exact_ends=True, points=n, path=path)
 
 
 @dataclass(frozen=True)
