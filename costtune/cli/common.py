@@ -18,6 +18,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 from rich.console import Console
+from rich.markup import escape
 
 from costtune.errors import CosttuneError, InputError, NoStore, StoreUnavailable
 
@@ -63,11 +64,11 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except InputError as exc:
-            err_console.print(f"[red]error:[/] {exc}", highlight=False)
+        except InputError as exc:  # escaped: a value like "[/x]" in a message is text, not rich markup
+            err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             sys.exit(2)
         except CosttuneError as exc:
-            err_console.print(f"[red]failed:[/] {exc}", highlight=False)
+            err_console.print(f"[red]failed:[/] {escape(str(exc))}", highlight=False)
             sys.exit(1)
         except KeyboardInterrupt:
             err_console.print("interrupted: running trials were stopped and re-queued; "

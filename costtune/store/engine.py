@@ -118,6 +118,25 @@ def opening(url: str) -> Iterator[Engine]:
 def refuse_foreign_sqlite(conn: Connection, shown: str, *, known: set[str]) -> None:
     """A SQLite file with tables but none of ``known`` belongs to another program: never add ours to it."""
     tables = {row[0] for row in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    _refuse_unless_ours(tables, shown, known)
+
+
+def _refuse_foreign_tables(path: Path, shown: str) -> None:
+    """The same check on a file read-only, through sqlite3 itself: nothing about the file changes."""
+    from sqlmodel import SQLModel
+
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreUnavailable(f"cannot open {shown}: {exc}") from None
+    _refuse_unless_ours(tables, shown, set(SQLModel.metadata.tables))
+
+
+def _refuse_unless_ours(tables: set[str], shown: str, known: set[str]) -> None:
     if tables and not tables & known:
         listed = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
         raise StoreUnavailable(f"cannot open {shown}: it is a SQLite database of another program "
@@ -131,9 +150,11 @@ def _prepare_sqlite(path: Path, shown: str) -> list[Path]:
             raise StoreUnavailable(f"cannot open {shown}: it is a directory, not a SQLite file")
         if path.exists():
             with path.open("rb") as handle:
-                header = handle.read(len(_SQLITE_HEADER))
-            if header and header != _SQLITE_HEADER:
+                header = handle.read(100)
+            if header and not header.startswith(_SQLITE_HEADER):
                 raise StoreUnavailable(f"cannot open {shown}: the file is not a SQLite database")
+            if len(header) == 100 and header[18] == 1:  # a rollback-journal file: not one we opened before
+                _refuse_foreign_tables(path, shown)  # before the WAL switch on connect would rewrite its header
             return []
         missing = []
         ancestor = path.parent
