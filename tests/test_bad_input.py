@@ -151,6 +151,7 @@ CASES: dict[str, tuple[Any, str]] = {
                            "budget.trial_seconds: must be at most 31536000 (365 days)"),
     "NUL in command": (changed(LOCAL, "command", ["python", "-c", TRIAL, "a\x00b"]),
                        "command[3] (line 42): text holds a NUL character"),
+    "empty program": (changed(LOCAL, "command", ["", "train.py"]), "command[0]: must name the program to run"),
     "NUL in env": (changed(LOCAL, "env", {"MODE": "f\x00st"}), "env.MODE (line 46): text holds a NUL character"),
     "NUL in a choice": (changed(LOCAL, "space.act", {"type": "categorical", "choices": ["re\x00lu"]}),
                         "text holds a NUL character"),

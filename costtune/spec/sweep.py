@@ -230,7 +230,9 @@ def _command(value: Any, space: SearchSpace) -> tuple[str, ...]:
         if isinstance(arg, bool) or not isinstance(arg, str | int | float):
             raise SpecError(path, "must be a string or a number", arg)
         text = os_text(str(arg), path)
-        os_text(_check_template(text, path, allowed, sample), path)
+        formatted = os_text(_check_template(text, path, allowed, sample), path)
+        if i == 0 and not formatted.strip():
+            raise SpecError(path, "must name the program to run", arg)
         args.append(text)
     return tuple(args)
 
