@@ -87,6 +87,11 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
 
 def parse_sweep(data: Any) -> SweepSpec:
+    """Validate a sweep file's mapping (as read by ``load_sweep``, or built in Python) in full.
+
+    Also checks ``workdir`` and the output root on this machine (nothing is created). Raises
+    ``SpecError`` naming the field and the value; the store is never touched.
+    """
     if not isinstance(data, dict):
         raise SpecError("", "a sweep file must be a mapping of fields (name, objective, space, ...)", data)
     _no_unknown(data, TOP_LEVEL, "")
