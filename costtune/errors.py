@@ -7,8 +7,16 @@ exit code 2 and every other ``CosttuneError`` to exit code 1.
 
 from __future__ import annotations
 
+import reprlib
 from decimal import Decimal
 from typing import Any
+
+# Values in messages stay one bounded line, whatever was given (a 1 MiB string, a deep alias tree).
+_VALUE = reprlib.Repr()
+_VALUE.maxstring = _VALUE.maxother = 200
+_VALUE.maxlong = 60
+_VALUE.maxlist = _VALUE.maxtuple = _VALUE.maxdict = _VALUE.maxset = 12
+_VALUE.maxlevel = 4
 
 
 class CosttuneError(Exception):
@@ -33,12 +41,33 @@ class SpecError(InputError):
         self.value = value
         text = f"{path}: {message}" if path else message
         if value is not SpecError._MISSING:
-            text += f", got {value!r}"
+            text += f", got {_VALUE.repr(value)}"
         super().__init__(text)
 
 
 class StoreError(CosttuneError):
     """The store refused an operation (missing study, conflicting definition, ...)."""
+
+
+class StoreUnavailable(InputError):
+    """The store cannot be opened: a bad URL, a refused or failed connection, a path that is no store.
+
+    ``reason`` is one line naming the URL (password masked); ``label`` names where the URL came from
+    (``--db``, ``COSTTUNE_DB``; ``store`` by default). Raised while the store is first opened, and
+    only after anything that open created (a SQLite file, its directories) was removed again.
+    """
+
+    def __init__(self, reason: str, *, label: str = "store") -> None:
+        self.reason = reason
+        self.label = label
+        super().__init__(f"{label}: {reason}")
+
+    def with_label(self, label: str) -> StoreUnavailable:
+        return type(self)(self.reason, label=label)
+
+
+class NoStore(StoreUnavailable):
+    """A command that only reads was pointed at a SQLite file that does not exist (none was created)."""
 
 
 class StudyNotFound(StoreError, InputError):

@@ -14,25 +14,43 @@ from costtune.errors import SpecError
 
 MICROS_PER_USD = 1_000_000
 _MS_PER_HOUR = 3_600_000
+# The largest dollar amount costtune accepts anywhere (caps, rungs, budgets): 10**15 micro-dollars,
+# so ledger sums stay far inside a signed 64-bit column (about 9.2 * 10**18).
+MAX_USD = 1_000_000_000
+MAX_USD_MICROS = MAX_USD * MICROS_PER_USD
+# The largest hourly rate (usd_per_hour, spot prices, price files): a year of one trial at it is
+# 8.8 * 10**15 micro-dollars, so costs summed over many trials still fit 64 bits.
+MAX_USD_PER_HOUR = 1_000_000
+MAX_RATE_MICROS = MAX_USD_PER_HOUR * MICROS_PER_USD
 
 
-def usd_to_micros(amount: Any, path: str = "usd") -> int:
+def usd_to_micros(amount: Any, path: str = "usd", *, maximum: int = MAX_USD_MICROS) -> int:
     """Parse a dollar amount (str, int, Decimal, or a float written in a YAML file) exactly.
 
-    Floats go through ``str`` first, so ``0.1`` is ten cents, not 0.1000000000000000055.
+    Floats go through ``str`` first, so ``0.1`` is ten cents, not 0.1000000000000000055. Returns
+    micro-dollars (rounded half up). Raises ``SpecError`` naming ``path`` for anything that is not
+    a finite amount in [0, ``maximum``] micro-dollars (default ``MAX_USD``; rates pass
+    ``MAX_RATE_MICROS``).
     """
     if isinstance(amount, bool) or amount is None:
         raise SpecError(path, "must be a dollar amount", amount)
     try:
         value = Decimal(str(amount).strip().lstrip("$"))
-    except InvalidOperation:
+    except (InvalidOperation, ValueError):
         raise SpecError(path, "must be a dollar amount", amount) from None
     if not value.is_finite():
         raise SpecError(path, "must be a finite dollar amount", amount)
     if value < 0:
         raise SpecError(path, "must be >= 0", amount)
+    if value > Decimal(maximum) / MICROS_PER_USD:
+        raise SpecError(path, f"must be at most ${maximum // MICROS_PER_USD:,}", amount)
     micros = (value * MICROS_PER_USD).quantize(Decimal(1), rounding=ROUND_HALF_UP)
     return int(micros)
+
+
+def rate_to_micros(amount: Any, path: str = "usd_per_hour") -> int:
+    """An hourly rate in dollars to micro-dollars per hour: ``usd_to_micros`` up to ``MAX_USD_PER_HOUR``."""
+    return usd_to_micros(amount, path, maximum=MAX_RATE_MICROS)
 
 
 def micros_to_usd(micros: int) -> Decimal:

@@ -163,7 +163,7 @@ def test_relative_workdir_and_output_dir_are_taken_from_where_run_starts(tmp_pat
 
 @pytest.mark.parametrize(("fields", "message"), [
     ({"command": ["no-such-program-costtune"]}, "command[0]: no such program 'no-such-program-costtune'"),
-    ({"workdir": "no-such-dir"}, "workdir: no such directory"),
+    # a missing workdir is refused before the store opens: tests/test_bad_input.py "missing workdir"
 ])
 def test_trial_that_cannot_start_is_failed_naming_why(tmp_path: Path, db: str, fields: dict[str, Any],
                                                       message: str) -> None:

@@ -43,7 +43,7 @@ def spend(db: str | None, fmt: str) -> None:
 
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
-@click.option("--runs", type=int, default=20, show_default=True,
+@click.option("--runs", type=click.IntRange(min=0), default=20, show_default=True,
               help="Simulated runs behind the spend forecast (simulated sweeps only).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="Output format.")

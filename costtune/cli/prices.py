@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from costtune.cli.common import FiniteFloatRange, count
 from costtune.prices.catalog import PriceTable
 from costtune.prices.price import FAMILIES, MARKETS
 
@@ -20,12 +21,12 @@ from costtune.prices.price import FAMILIES, MARKETS
 @click.option("--type", "instance_types", multiple=True, help="Instance type (repeatable).")
 @click.option("--market", "markets", multiple=True, type=click.Choice(sorted(MARKETS)), help="Market (repeatable).")
 @click.option("--family", "families", multiple=True, type=click.Choice(sorted(FAMILIES)), help="Family (repeatable).")
-@click.option("--min-vcpus", type=int, help="At least this many vCPUs.")
-@click.option("--min-memory", "min_memory_gib", type=float, help="At least this many GiB of memory.")
+@click.option("--min-vcpus", type=count(0), help="At least this many vCPUs.")
+@click.option("--min-memory", "min_memory_gib", type=FiniteFloatRange(min=0), help="At least this many GiB of memory.")
 @click.option("--gpu", "gpu_model", help="GPU model, e.g. T4, A10G, A100.")
 @click.option("--overrides", type=click.Path(exists=True, dir_okay=False),
               help="A price override file (negotiated rates, discounts, on-prem rows).")
-@click.option("--limit", type=int, help="Only the N cheapest rows.")
+@click.option("--limit", type=count(), help="Only the N cheapest rows.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 def prices(providers: tuple[str, ...], regions: tuple[str, ...], instance_types: tuple[str, ...],
            markets: tuple[str, ...], families: tuple[str, ...], min_vcpus: int | None,

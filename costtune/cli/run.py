@@ -11,14 +11,15 @@ from typing import Any
 
 import click
 
-from costtune.cli.common import db_option, err_console, handled, open_store, out_console
+from costtune.cli.common import count, db_option, err_console, handled, open_store, out_console
 from costtune.errors import CosttuneError, SpecError
+from costtune.limits import MAX_WORKERS
 
 
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
 @db_option
-@click.option("--workers", type=int, help="Override resources.workers.")
+@click.option("--workers", type=count(1, MAX_WORKERS), help="Override resources.workers.")
 @click.option("--name", help="Override the study name from the sweep file.")
 @click.option("--quiet", is_flag=True, help="No progress display; only the final leaderboard.")
 @click.option("--change-cap", is_flag=True,
@@ -122,21 +123,21 @@ def _print_failures(history: Any, name: str, shown: int = 5) -> None:
 
 @click.command()
 @db_option
-@click.option("--trials", type=int, default=None, help="How many trials (default 16).")
-@click.option("--workers", type=int, default=None, help="Parallel trials (default 2).")
+@click.option("--trials", type=count(), default=None, help="How many trials (default 16).")
+@click.option("--workers", type=count(1, MAX_WORKERS), default=None, help="Parallel trials (default 2).")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @handled
 def demo(db: str | None, trials: int | None, workers: int | None, quiet: bool) -> None:
     """Tune a real MLP on scikit-learn's digits data, 2 trials at a time, on the local provider."""
-    import yaml
-
     from costtune.spec import parse_sweep
+    from costtune.yamlfile import load_yaml
 
     try:
         import sklearn  # noqa: F401
     except ImportError:
         raise CosttuneError("the demo trains with scikit-learn: pip install 'costtune[examples]'") from None
-    raw = yaml.safe_load(resources.files("costtune.demo").joinpath("digits.yaml").read_text())
+    raw = load_yaml(resources.files("costtune.demo").joinpath("digits.yaml").read_text(encoding="utf-8"),
+                    source="demo sweep digits.yaml")
     raw["name"] = f"digits-demo-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     if trials is not None:
         raw["budget"]["trials"] = trials

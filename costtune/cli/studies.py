@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from costtune.cli.common import db_option, err_console, format_option, handled, open_store, out_console
-from costtune.errors import CosttuneError, InputError, SpecError
+from costtune.cli.common import count, db_option, err_console, format_option, handled, open_store, out_console
+from costtune.errors import CosttuneError, InputError, NoStore, SpecError
+from costtune.limits import INT64_MAX
 
 
 @click.group(invoke_without_command=True, short_help="List, delete or rename studies.")
@@ -33,8 +34,8 @@ def _list_studies(db: str | None, fmt: str) -> None:
 
     try:
         store = open_store(db)
-    except InputError as exc:  # no store yet: nothing to list, and nothing created
-        err_console.print(str(exc).replace("--db: ", ""), highlight=False)
+    except NoStore as exc:  # no store yet: nothing to list, and nothing created
+        err_console.print(exc.reason, highlight=False)
         store = None
     rows = []
     for info in store.list_studies() if store else []:
@@ -174,7 +175,7 @@ def rename_study(ctx: click.Context, old: str, new: str, db: str | None) -> None
 @click.argument("study")
 @db_option
 @format_option
-@click.option("--limit", type=int, default=None, help="Show only the first N rows (table only).")
+@click.option("--limit", type=count(), default=None, help="Show only the first N rows (table only).")
 @handled
 def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None:
     """Every trial of STUDY, best first, with parameters, state, metrics and cost.
@@ -271,11 +272,11 @@ def enqueue(study: str, assignments: tuple[str, ...], db: str | None) -> None:
 
 @click.command(short_help="A trial's stdout or stderr, every attempt in order.")
 @click.argument("study")
-@click.argument("trial", type=int)
+@click.argument("trial", type=count(0, INT64_MAX))
 @db_option
 @click.option("--stderr", "stream", flag_value="stderr", help="Show stderr instead of stdout.")
 @click.option("--stdout", "stream", flag_value="stdout", default=True, help="Show stdout (default).")
-@click.option("--tail", type=int, default=None, help="Only the last N lines.")
+@click.option("--tail", type=count(), default=None, help="Only the last N lines.")
 @handled
 def logs(study: str, trial: int, db: str | None, stream: str, tail: int | None) -> None:
     """Print the stdout (or --stderr) log of TRIAL of STUDY, every attempt in order."""

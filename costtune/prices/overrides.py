@@ -36,17 +36,17 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from costtune.errors import SpecError
 from costtune.money import format_usd
 from costtune.prices.csvio import KEY_FIELDS, SpecsFor, read_prices_csv
 from costtune.prices.price import CSV_FIELDS, MARKETS, PROVIDERS, Price, PriceKey, parse_date, parse_price
+from costtune.yamlfile import decode_utf8, load_yaml
 
 if TYPE_CHECKING:
     from costtune.prices.catalog import PriceTable
 
 TOP_LEVEL = ("prices", "discounts")
+MAX_FILE_BYTES = 16 << 20  # a CSV of every price of a cloud fits; a YAML file is held to 1 MiB by its reader
 DISCOUNT_FIELDS = ("provider", "region", "instance_type", "market", "percent", "source", "as_of", "note")
 
 
@@ -80,11 +80,15 @@ def apply_overrides(table: PriceTable, path: str | Path, *, today: datetime.date
     file = Path(path)
     label = str(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise SpecError(label, "no such price override file") from None
     except OSError as exc:
         raise SpecError(label, f"cannot read price override file ({exc.strerror})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError(label, f"a price override file must be at most {MAX_FILE_BYTES >> 20} MiB")
+    text = decode_utf8(data, source=label)
     suffix = file.suffix.lower()
 
     def specs_for(provider: str, region: str, instance_type: str, market: str) -> Price | None:
@@ -107,12 +111,7 @@ def apply_overrides(table: PriceTable, path: str | Path, *, today: datetime.date
 def _from_yaml(
     text: str, label: str, today: datetime.date, specs_for: SpecsFor
 ) -> tuple[list[Price], list[Discount]]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise SpecError(label, f"is not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    data = load_yaml(text, source=label)
     if data is None:
         raise SpecError(label, "is empty; give prices and/or discounts")
     if not isinstance(data, dict):

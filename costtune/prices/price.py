@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from costtune.errors import SpecError
-from costtune.money import format_usd, micros_to_usd, usd_to_micros
+from costtune.money import format_usd, micros_to_usd, rate_to_micros
 
 PROVIDERS = ("aws", "gcp", "azure", "onprem")
 MARKETS = ("on-demand", "spot")
@@ -151,11 +151,11 @@ def _present(fields: Mapping[str, Any], name: str) -> bool:
 
 
 def parse_rate(value: Any, path: str) -> int:
-    """Dollars per hour (text, int, Decimal, YAML float) to micro-dollars; must be > 0."""
+    """Dollars per hour (text, int, Decimal, YAML float) to micro-dollars; > 0 and at most ``MAX_USD_PER_HOUR``."""
     if isinstance(value, str) and not value.strip():
         raise SpecError(path, "is required (a missing price is never a free instance)")
     try:
-        micros = usd_to_micros(value, path)
+        micros = rate_to_micros(value, path)
     except SpecError as exc:
         if exc.reason == "must be >= 0":
             raise SpecError(path, "must be > 0", value) from None

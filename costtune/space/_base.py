@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from costtune.errors import SpecError
+from costtune.limits import INT64_MAX, INT64_MIN, MAX_GRID_POINTS
+from costtune.ostext import unfit_for_os
 
 _EPS = 1e-9
 _REQUIRED: Any = object()
@@ -98,12 +100,24 @@ def _integer(spec: Mapping, key: str, path: str, kind: str, default: Any = _REQU
     value = _as_int(spec[key])
     if value is None:
         raise SpecError(f"{path}.{key}", "must be an integer", spec[key])
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise SpecError(f"{path}.{key}", "must be a 64-bit integer (between -2**63 and 2**63 - 1)", spec[key])
     return value
 
 
 def _order(low: float, high: float, spec: Mapping, path: str) -> None:
     if high <= low:
         raise SpecError(f"{path}.high", f"must be > low ({_fmt(low)})", spec.get("high", high))
+
+
+def _points(raw: Any, where: str) -> int:
+    """A grid point count: an integer in [1, MAX_GRID_POINTS]."""
+    k = _as_int(raw)
+    if k is None or k < 1:
+        raise SpecError(where, "must be an integer >= 1", raw)
+    if k > MAX_GRID_POINTS:
+        raise SpecError(where, f"must be at most {MAX_GRID_POINTS} (grid points per parameter)", raw)
+    return k
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -128,6 +142,10 @@ def _options(raw: Any, where: str) -> tuple:
             raise SpecError(f"{where}[{i}]", _SCALAR_MSG, item)
         if isinstance(value, float) and not math.isfinite(value):
             raise SpecError(f"{where}[{i}]", "must be finite", item)
+        if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+            raise SpecError(f"{where}[{i}]", "must be a 64-bit integer (between -2**63 and 2**63 - 1)", item)
+        if isinstance(value, str) and unfit_for_os(value):  # a value reaches the trial's argv and environment
+            raise SpecError(f"{where}[{i}]", str(unfit_for_os(value)), item)
         for j, seen in enumerate(out):
             if _same(seen, value):
                 raise SpecError(f"{where}[{i}]", f"duplicates {where.rsplit('.', 1)[-1]}[{j}]", item)
@@ -161,11 +179,12 @@ class _Base:
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
+    def _check_representable(self, path: str) -> None:
+        """Raise ``SpecError`` naming ``path`` when samples, unit maps or grid points could leave 64-bit
+        numbers; distributions whose fields are checked on parsing need nothing more."""
+
     def _grid_points(self, points: int | None, path: str) -> int:
         n = self.points if points is None else points
         if n is None:
             raise SpecError(path, _NEEDS_POINTS)
-        k = _as_int(n)
-        if k is None or k < 1:
-            raise SpecError(f"{path}.points" if path else "points", "must be an integer >= 1", n)
-        return k
+        return _points(n, f"{path}.points" if path else "points")

@@ -5,7 +5,10 @@ Exponential, Gamma and Beta.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -15,11 +18,45 @@ import numpy as np
 from costtune.errors import SpecError
 from costtune.space._base import _EPS, _Base, _fmt, _is_real, _literal, _number, _order, _positive, _unit
 
+_FLOAT_MAX = sys.float_info.max
+_TAIL = 1e-16  # about the smallest tail probability a 64-bit draw resolves: samples reach this quantile
+_PROBES = (0.0, _EPS, 0.25, 0.5, 0.75, 1.0 - _EPS, 1.0)
+
 
 @functools.lru_cache(maxsize=256)
 def _scipy(dist: _ScipyBased) -> Any:
     """Frozen scipy objects are slow to build; distributions are hashable, so cache per instance."""
     return dist._make_scipy()
+
+
+def _round(x: float, scale: float, digits: int) -> float:
+    """``x`` rounded to ``digits`` significant digits of ``scale`` (0.30000000000000004 -> 0.3)."""
+    if x == 0 or scale == 0 or not math.isfinite(scale):
+        return x
+    try:
+        return round(x, digits - 1 - math.floor(math.log10(scale)))
+    except OverflowError:  # rounding up past the largest float
+        return x
+
+
+def _tidy(xs: Any, lo: float, hi: float, *, relative: bool, exact_ends: bool, points: int, path: str) -> list[float]:
+    """Grid points as clean decimals inside [lo, hi], every one distinct.
+
+    ``relative``: round each point to 12 significant digits of itself (log grids), else of the grid's
+    span too (so a point at rounding noise from 0 becomes 0). ``exact_ends`` keeps the bounds as
+    given (``lo`` and ``hi``). Falls back to 15 digits, then to the raw points, if rounding would merge two.
+    """
+    raw = [min(max(float(x), lo), hi) for x in xs]
+    span = raw[-1] - raw[0]
+    for digits in (12, 15, None):
+        out = raw if digits is None else [
+            min(max(_round(x, abs(x) if relative else max(abs(x), span), digits), lo), hi) for x in raw]
+        if exact_ends and len(out) > 1:
+            out[0], out[-1] = lo, hi
+        if all(a < b for a, b in itertools.pairwise(out)):
+            return out
+    raise SpecError(f"{path}.points" if path else "points",
+                    "asks for more grid points than there are distinct 64-bit floats in the range", points)
 
 
 class _Continuous(_Base):
@@ -29,9 +66,35 @@ class _Continuous(_Base):
         """(low, high, low is excluded)."""
         raise NotImplementedError
 
+    def _reach(self) -> tuple[float, float]:
+        """The least and the greatest value a sample can take."""
+        lo, hi, _ = self._support()
+        return lo, hi
+
     def _clamp(self, x: float) -> float:
         lo, hi, _ = self._support()
-        return min(max(x, lo), hi)
+        return min(max(x, lo, -_FLOAT_MAX), hi, _FLOAT_MAX)
+
+    def _check_representable(self, path: str) -> None:
+        """Samples, the unit maps at both ends and in between, and the reachable tails are finite floats."""
+        lo, hi, _ = self._support()
+        if math.isfinite(lo) and math.isfinite(hi) and not math.isfinite(hi - lo):
+            raise SpecError(path, "high - low must be a finite 64-bit float (at most 1.8e308)", self.to_dict())
+        overflow = "samples can overflow a 64-bit float (a draw could be inf); use a smaller location or scale"
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                reach = self._reach()
+                xs = [self.from_unit(u) for u in _PROBES]
+                units = [self.to_unit(x) for x in xs]
+            except OverflowError:
+                raise SpecError(path, overflow, self.to_dict()) from None
+            except (ArithmeticError, ValueError) as exc:
+                raise SpecError(path, f"cannot be computed in 64-bit floats ({exc})", self.to_dict()) from None
+        if not all(math.isfinite(x) and (abs(x) < _FLOAT_MAX or x in (lo, hi)) for x in (*reach, *xs)):
+            raise SpecError(path, overflow, self.to_dict())
+        if not all(self.contains(x) for x in xs) or not all(0.0 <= u <= 1.0 for u in units):
+            raise SpecError(path, "its quantiles cannot be computed in 64-bit floats", self.to_dict())
 
     def contains(self, value: Any) -> bool:
         if not _is_real(value):
@@ -69,9 +132,18 @@ class _ScipyBased(_Continuous):
     def from_unit(self, u: float) -> float:
         return self._clamp(float(_scipy(self).ppf(min(max(_unit(u), _EPS), 1.0 - _EPS))))
 
+    def _reach(self) -> tuple[float, float]:
+        lo, hi, _ = self._support()
+        dist = _scipy(self)
+        return (lo if math.isfinite(lo) else float(dist.ppf(_TAIL)),
+                hi if math.isfinite(hi) else float(dist.isf(_TAIL)))
+
     def grid(self, points: int | None = None, *, path: str = "") -> list[float]:
         n = self._grid_points(points, path)
-        return [self._clamp(float(x)) for x in _scipy(self).ppf((np.arange(n) + 0.5) / n)]
+        lo, hi, _ = self._support()
+        xs = [self._clamp(float(x)) for x in _scipy(self).ppf((np.arange(n) + 0.5) / n)]
+        return _tidy(xs, max(lo, -_FLOAT_MAX), min(hi, _FLOAT_MAX), relative=False, exact_ends=False, points=n,
+                     path=path)
 
 
 @dataclass(frozen=True)
@@ -101,7 +173,9 @@ class Uniform(_Continuous):
         return self._clamp(self.low + _unit(u) * (self.high - self.low))
 
     def grid(self, points: int | None = None, *, path: str = "") -> list[float]:
-        return [float(x) for x in np.linspace(self.low, self.high, self._grid_points(points, path))]
+        n = self._grid_points(points, path)
+        xs = [self.from_unit(u) for u in np.linspace(0.0, 1.0, n)]  # no overflow in between, whatever the span
+        return _tidy(xs, self.low, self.high, relative=False, exact_ends=True, points=n, path=path)
 
 
 @dataclass(frozen=True)
@@ -124,16 +198,27 @@ class LogUniform(_Continuous):
     def sample(self, rng: np.random.Generator) -> float:
         return self.from_unit(float(rng.random()))
 
+    def _logs(self) -> tuple[float, float]:
+        """log(low) and log(high) - log(low): differences of logs, as high / low can overflow."""
+        start = math.log(self.low)
+        return start, math.log(self.high) - start
+
     def to_unit(self, value: float) -> float:
         x = min(max(float(value), self.low), self.high)
-        return min(max(math.log(x / self.low) / math.log(self.high / self.low), 0.0), 1.0)
+        start, span = self._logs()
+        return min(max((math.log(x) - start) / span, 0.0), 1.0)
 
     def from_unit(self, u: float) -> float:
-        return self._clamp(self.low * math.exp(_unit(u) * math.log(self.high / self.low)))
+        u = _unit(u)
+        if u <= 0.0 or u >= 1.0:
+            return self.low if u <= 0.0 else self.high
+        start, span = self._logs()
+        return self._clamp(math.exp(start + u * span))
 
     def grid(self, points: int | None = None, *, path: str = "") -> list[float]:
-        xs = np.geomspace(self.low, self.high, self._grid_points(points, path))
-        return [self._clamp(float(x)) for x in xs]
+        n = self._grid_points(points, path)
+        xs = [self.from_unit(u) for u in np.linspace(0.0, 1.0, n)] if n > 1 else [self.low]
+        return _tidy(xs, self.low, self.high, relative=True, exact_ends=True, points=n, path=path)
 
 
 @dataclass(frozen=True)
@@ -175,7 +260,7 @@ class Normal(_ScipyBased):
     def sample(self, rng: np.random.Generator) -> float:
         if self.truncated:  # inverse CDF keeps every draw inside the bounds without rejection loops
             return self.from_unit(float(rng.random()))
-        return float(rng.normal(self.mu, self.sigma))
+        return self._clamp(float(rng.normal(self.mu, self.sigma)))
 
 
 @dataclass(frozen=True)
@@ -195,7 +280,7 @@ class LogNormal(_ScipyBased):
         return 0.0, math.inf, True
 
     def _clamp(self, x: float) -> float:
-        return max(x, math.ulp(0.0))
+        return min(max(x, math.ulp(0.0)), _FLOAT_MAX)
 
     def _make_scipy(self) -> Any:
         from scipy import stats  # scipy.stats costs ~0.5 s to import: only when a spec needs it
@@ -226,7 +311,7 @@ class Exponential(_ScipyBased):
         return stats.expon(scale=self.scale)
 
     def sample(self, rng: np.random.Generator) -> float:
-        return float(rng.exponential(self.scale))
+        return self._clamp(float(rng.exponential(self.scale)))
 
 
 @dataclass(frozen=True)
@@ -251,7 +336,7 @@ class Gamma(_ScipyBased):
         return stats.gamma(self.shape, scale=self.scale)
 
     def sample(self, rng: np.random.Generator) -> float:
-        return float(rng.gamma(self.shape, self.scale))
+        return self._clamp(float(rng.gamma(self.shape, self.scale)))
 
 
 @dataclass(frozen=True)

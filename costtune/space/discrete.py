@@ -11,7 +11,18 @@ from typing import Any, ClassVar
 import numpy as np
 
 from costtune.errors import SpecError
-from costtune.space._base import _as_int, _Base, _integer, _is_real, _literal, _options, _order, _same, _unit
+from costtune.limits import INT64_MAX, MAX_GRID_POINTS
+from costtune.space._base import (
+    _as_int,
+    _Base,
+    _integer,
+    _is_real,
+    _literal,
+    _options,
+    _order,
+    _same,
+    _unit,
+)
 
 
 def _pick(count: int, targets: np.ndarray) -> list[int]:
@@ -57,6 +68,10 @@ class Int(_Base):
     def is_discrete(self) -> bool:
         return True
 
+    def _check_representable(self, path: str) -> None:
+        if self.count > INT64_MAX:  # numpy draws an index below count in 64 bits
+            raise SpecError(path, "(high - low) / step must be below 2**63", self.to_dict())
+
     @property
     def count(self) -> int:
         """How many values are allowed."""
@@ -94,6 +109,9 @@ class Int(_Base):
         return self.low + min(int(_unit(u) * self.count), self.count - 1) * self.step
 
     def grid(self, points: int | None = None, *, path: str = "") -> list[int]:
+        if points is None and self.points is None and self.count > MAX_GRID_POINTS:
+            raise SpecError(path, f"holds {self.count} integers, more than a grid takes ({MAX_GRID_POINTS}); "
+                            "give points: N", self.to_dict())
         n = self.count if points is None and self.points is None else self._grid_points(points, path)
         if n >= self.count:
             return list(range(self.low, self.top + 1, self.step))

@@ -3,7 +3,6 @@
 Each distribution is a frozen dataclass so spaces can be compared, hashed and stored. Checks live in
 ``parse_distribution`` rather than ``__post_init__`` because only the parser knows the field path a
 message must name; objects built directly are re-parsed (and so checked) when they enter a space.
-message must name; objects built directly are re-parsed (and so checked) when they enter a space.
 
 The classes live in ``continuous`` (real-valued) and ``discrete`` (Int, Categorical, Values), the shared
 field readers and base class in ``_base``. This module ties them together and stays the import path:
@@ -23,7 +22,8 @@ from costtune.space._base import _EPS as _EPS
 from costtune.space._base import _NEEDS_POINTS as _NEEDS_POINTS
 from costtune.space._base import _REQUIRED as _REQUIRED
 from costtune.space._base import _SCALAR_MSG as _SCALAR_MSG
-from costtune.space._base import _as_int, _Base, _options
+from costtune.space._base import _as_int as _as_int
+from costtune.space._base import _Base, _options, _points
 from costtune.space._base import _fmt as _fmt
 from costtune.space._base import _integer as _integer
 from costtune.space._base import _is_real as _is_real
@@ -68,9 +68,9 @@ def parse_distribution(spec: Any, path: str) -> Distribution:
             if key != "type" and key not in allowed:
                 raise SpecError(f"{path}.{key}", f"unknown field for {kind}; allowed: {', '.join(allowed)}")
         points = spec.get("points")
-        if points is not None and ((n := _as_int(points)) is None or n < 1):
-            raise SpecError(f"{path}.points", "must be an integer >= 1", points)
-        return cls._parse(spec, path, None if points is None else _as_int(points))
+        dist = cls._parse(spec, path, None if points is None else _points(points, f"{path}.points"))
+        dist._check_representable(path)
+        return dist
     if isinstance(spec, (list, tuple)):
         return Values(_options(spec, path))
     if isinstance(spec, (str, bool, int, float, np.generic)):

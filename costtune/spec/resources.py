@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from costtune.errors import SpecError
-from costtune.money import usd_to_micros
+from costtune.limits import MAX_PREEMPTIONS_PER_HOUR, MAX_STEPS, MAX_WORKERS
+from costtune.money import rate_to_micros
 from costtune.prices import MARKETS, PriceNotFound, PriceTable, parse_price_ref
 from costtune.prices.billing import PER_SECOND, BillingRule, billing_rule
+from costtune.spec.fields import integer, seconds
 
 PROVIDERS = ("local", "simulated")
 INSTANCE_PARAM = "instance_type"  # the search-space name an instance-type dimension gets
@@ -98,9 +100,7 @@ def parse_resources(value: Any) -> Resources:
     provider = value.get("provider", "local")
     if provider not in PROVIDERS:
         raise SpecError("resources.provider", f"must be one of {', '.join(PROVIDERS)}", provider)
-    workers = value.get("workers", 1)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise SpecError("resources.workers", "must be an integer >= 1", workers)
+    workers = integer(value.get("workers", 1), "resources.workers", maximum=MAX_WORKERS)
     markets = _choices(value.get("market", "on-demand"), "resources.market", sorted(MARKETS))
     table = _price_table(value.get("price_overrides"))
     if provider == "simulated":
@@ -116,7 +116,7 @@ def parse_resources(value: Any) -> Resources:
         raise SpecError("resources.price_overrides", "prices catalog instances: use it with price_as or provider "
                         "simulated", value["price_overrides"])
     if value.get("price_as") is None:
-        rate = usd_to_micros(value.get("usd_per_hour", 0), "resources.usd_per_hour")
+        rate = rate_to_micros(value.get("usd_per_hour", 0), "resources.usd_per_hour")
         return Resources(provider=provider, usd_per_hour_micros=rate, workers=workers, market=market)
     if "usd_per_hour" in value:
         raise SpecError("resources.usd_per_hour", "give usd_per_hour or price_as, not both", value["usd_per_hour"])
@@ -225,11 +225,12 @@ def _simulation(value: Any) -> Simulation:
 
     workload = value.get("workload")
     load_workload(workload)  # a bad name fails now, naming the field
-    max_steps = value.get("max_steps", 100)
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise SpecError(f"{path}.max_steps", "must be an integer >= 1", max_steps)
-    startup = _number(value.get("startup_seconds", 0), f"{path}.startup_seconds")
+    max_steps = integer(value.get("max_steps", 100), f"{path}.max_steps", maximum=MAX_STEPS)
+    startup = seconds(value.get("startup_seconds", 0), f"{path}.startup_seconds", positive=False)
     rate = _number(value.get("preemptions_per_hour", 0), f"{path}.preemptions_per_hour")
+    if rate > MAX_PREEMPTIONS_PER_HOUR:
+        raise SpecError(f"{path}.preemptions_per_hour", f"must be at most {MAX_PREEMPTIONS_PER_HOUR} (one a second)",
+                        value["preemptions_per_hour"])
     trace = value.get("preemption_trace")
     if trace is not None:
         if rate:
@@ -237,10 +238,9 @@ def _simulation(value: Any) -> Simulation:
                             trace)
         if not isinstance(trace, list):
             raise SpecError(f"{path}.preemption_trace", "must be a list of seconds since the sweep began", trace)
-        trace = tuple(_number(t, f"{path}.preemption_trace[{i}]") for i, t in enumerate(trace))
-    seed = value.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise SpecError(f"{path}.seed", "must be an integer >= 0", seed)
+        trace = tuple(seconds(t, f"{path}.preemption_trace[{i}]", positive=False, what="a number")
+                      for i, t in enumerate(trace))
+    seed = integer(value.get("seed", 0), f"{path}.seed", minimum=0)
     checkpoint = value.get("checkpoint", True)
     if not isinstance(checkpoint, bool):
         raise SpecError(f"{path}.checkpoint", "must be true or false", checkpoint)
@@ -262,11 +262,11 @@ def _spot_prices(value: Any, path: str) -> dict[str, tuple[tuple[float, int], ..
         for i, point in enumerate(points):
             if not isinstance(point, list | tuple) or len(point) != 2:
                 raise SpecError(f"{where}[{i}]", "must be [seconds, usd_per_hour]", point)
-            seconds = _number(point[0], f"{where}[{i}][0]")
-            micros = usd_to_micros(point[1], f"{where}[{i}][1]")
+            at = seconds(point[0], f"{where}[{i}][0]", positive=False, what="a number")
+            micros = rate_to_micros(point[1], f"{where}[{i}][1]")
             if micros <= 0:
                 raise SpecError(f"{where}[{i}][1]", "must be > 0: a free instance is never a price", point[1])
-            trace.append((seconds, micros))
+            trace.append((at, micros))
         if [t for t, _ in trace] != sorted(t for t, _ in trace):
             raise SpecError(where, "times must be in increasing order", points)
         out[str(itype)] = tuple(trace)

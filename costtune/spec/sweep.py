@@ -6,6 +6,7 @@ Later features add sections; names that exist here are never renamed.
 
 from __future__ import annotations
 
+import re
 import shlex
 import string
 from dataclasses import dataclass, field
@@ -14,21 +15,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from costtune.errors import InputError, SpecError
+from costtune.errors import SpecError
 from costtune.history import Mode
-from costtune.money import usd_to_micros
+from costtune.money import format_usd, usd_to_micros
 from costtune.names import check_study_name
 from costtune.samplers import SAMPLER_TYPES, sampler_config
 from costtune.schedulers import plan_brackets, scheduler_config
 from costtune.space import SearchSpace
 from costtune.spec.environment import parse_env, parse_passthrough
+from costtune.spec.fields import integer, os_text, seconds, unfit_for_os
+from costtune.spec.paths import check_output_root, check_workdir, path_text
 from costtune.spec.resources import Resources, parse_resources
+from costtune.yamlfile import read_yaml_file
 
 TOP_LEVEL = ("name", "objective", "space", "sampler", "scheduler", "budget", "resources", "command", "env",
              "env_passthrough", "workdir", "output_dir")
 RESERVED_PLACEHOLDERS = ("trial_dir", "checkpoint_dir", "trial_number", "study", "params_file")
+_PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PARAM_ENV = "COSTTUNE_PARAM_"
 
 
 @dataclass(frozen=True)
@@ -77,23 +82,19 @@ def _sampler_size(spec: SweepSpec) -> int | None:
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"sweep file: no such file {str(file)!r}") from None
-    except OSError as exc:
-        raise InputError(f"sweep file: cannot read {str(file)!r}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-        raise InputError(f"sweep file {str(file)!r}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    return parse_sweep(data)
+    """Read and validate a sweep file (YAML 1.2 core rules, see ``costtune.yamlfile``).
+
+    Raises ``SpecError`` (an ``InputError``) naming the file or the field; nothing is created.
+    """
+    return parse_sweep(read_yaml_file(path, what="sweep file"))
 
 
 def parse_sweep(data: Any) -> SweepSpec:
+    """Validate a sweep file's mapping (as read by ``load_sweep``, or built in Python) in full.
+
+    Also checks ``workdir`` and the output root on this machine (nothing is created). Raises
+    ``SpecError`` naming the field and the value; the store is never touched.
+    """
     if not isinstance(data, dict):
         raise SpecError("", "a sweep file must be a mapping of fields (name, objective, space, ...)", data)
     _no_unknown(data, TOP_LEVEL, "")
@@ -110,12 +111,15 @@ def parse_sweep(data: Any) -> SweepSpec:
             raise SpecError(f"space.{param}", f"is set by resources.{param}; search it there, not in space")
         space_cfg[param] = dim
     space = SearchSpace.from_dict(space_cfg, path="space")
+    _check_param_names(space)
     sampler = sampler_config(data.get("sampler", {"type": "random"}), space)
     scheduler = scheduler_config(data.get("scheduler", {"type": "fifo"}))
     budget = _budget(data.get("budget", {}), sampler["type"])
     if scheduler["type"] != "fifo" and resources.usd_per_hour_micros == 0:
         raise SpecError("scheduler.type", f"{scheduler['type']} judges trials by the dollars they spend: price them "
                         "with resources.usd_per_hour or resources.price_as", scheduler["type"])
+    if budget.usd_micros is not None:
+        _check_cap_funds_a_trial(budget.usd_micros, resources, scheduler, data["budget"]["usd"])
     if scheduler["type"] in ("sh", "hyperband", "bohb"):  # a budget too small for the plan fails here
         plan_brackets(scheduler["type"], scheduler["min_usd_micros"], scheduler["max_usd_micros"], scheduler["eta"],
                       budget.usd_micros)
@@ -123,12 +127,11 @@ def parse_sweep(data: Any) -> SweepSpec:
         raise SpecError("budget", "an asha sweep runs until its budget: give usd and/or trials", data.get("budget"))
     command = _command(data.get("command", ["simulated"]), space)
     env = _env(data.get("env", {}))
+    workdir, output_dir = _directories(data, resources.provider)
     spec = SweepSpec(
         name=name, metric=metric, mode=mode, space=space, sampler=sampler, scheduler=scheduler,
-        budget=budget, resources=resources, command=command, env=env,
-        env_passthrough=parse_passthrough(data.get("env_passthrough")),
-        workdir=_optional_path(data.get("workdir"), "workdir"),
-        output_dir=_optional_path(data.get("output_dir"), "output_dir"), raw=data,
+        budget=budget, resources=resources, command=command, env=env, workdir=workdir, output_dir=output_dir,
+        env_passthrough=parse_passthrough(data.get("env_passthrough")), raw=data,
     )
     if spec.sampler["type"] == "grid":
         spec.space.grid(spec.sampler.get("points"), path="space")  # every parameter must be griddable
@@ -155,7 +158,7 @@ def _objective(value: Any) -> tuple[str, Mode]:
     obj = _mapping(value, "objective")
     _no_unknown(obj, ("metric", "mode"), "objective")
     metric = obj.get("metric")
-    if not isinstance(metric, str) or not metric:
+    if not isinstance(metric, str) or not metric or unfit_for_os(metric):
         raise SpecError("objective.metric", "must be a metric name such as val_loss", metric)
     mode = obj.get("mode", "min")
     if mode not in ("min", "max"):
@@ -163,24 +166,59 @@ def _objective(value: Any) -> tuple[str, Mode]:
     return metric, Mode(mode)
 
 
-def _positive_int(value: Any, path: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpecError(path, f"must be an integer >= {minimum}", value)
-    return value
-
-
 def _budget(value: Any, sampler_type: str) -> Budget:
     cfg = _mapping(value, "budget")
     _no_unknown(cfg, ("trials", "usd", "trial_seconds", "max_failures"), "budget")
-    trials = None if cfg.get("trials") is None else _positive_int(cfg["trials"], "budget.trials")
+    trials = None if cfg.get("trials") is None else integer(cfg["trials"], "budget.trials")
     usd = None if cfg.get("usd") is None else usd_to_micros(cfg["usd"], "budget.usd")
-    seconds = cfg.get("trial_seconds")
-    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0):
-        raise SpecError("budget.trial_seconds", "must be a number of seconds > 0", seconds)
+    limit = cfg.get("trial_seconds")
+    if limit is not None:
+        limit = seconds(limit, "budget.trial_seconds", positive=True)
     if trials is None and usd is None and sampler_type in ("random", "bayes"):
         raise SpecError("budget", f"a {sampler_type} sweep needs an end: give trials and/or usd", cfg)
-    failures = 5 if cfg.get("max_failures") is None else _positive_int(cfg["max_failures"], "budget.max_failures", 0)
-    return Budget(trials=trials, usd_micros=usd, trial_seconds=seconds, max_failures=failures)
+    failures = 5 if cfg.get("max_failures") is None else integer(cfg["max_failures"], "budget.max_failures",
+                                                                  minimum=0)
+    return Budget(trials=trials, usd_micros=usd, trial_seconds=limit, max_failures=failures)
+
+
+def _check_param_names(space: SearchSpace) -> None:
+    """Each parameter reaches a command trial as ``{name}`` and as ``COSTTUNE_PARAM_<NAME>``: both must be its own.
+
+    Refused: a built-in placeholder's name, a name that is not ASCII letters, digits and ``_``
+    (``COSTTUNE_PARAM_<NAME>`` must be a portable environment variable name; ``ß`` upper-cases to
+    ``SS``), and two names that upper-case alike (``lr`` and ``LR``).
+    """
+    taken: dict[str, str] = {}
+    for name in space.names:
+        if name in RESERVED_PLACEHOLDERS:
+            raise SpecError(f"space.{name}", f"is the name of a built-in placeholder ({{{name}}} is filled in by "
+                            "costtune); rename the parameter")
+        if not _PARAM.match(name):
+            raise SpecError(f"space.{name}", "a parameter name must be ASCII letters, digits and '_' (it becomes "
+                            f"the environment variable {_PARAM_ENV}<NAME>)", name)
+        env = _PARAM_ENV + name.upper()
+        if env in taken:
+            raise SpecError(f"space.{name}", f"and space.{taken[env]} would both be the environment variable "
+                            f"{env}; rename one")
+        taken[env] = name
+
+
+def _check_cap_funds_a_trial(cap: int, resources: Resources, scheduler: dict[str, Any], given: Any) -> None:
+    """A cap below what the cheapest placement costs for one billable millisecond can run nothing.
+
+    With dollar rungs, a trial's first reservation is its first rung (``scheduler.min_usd``).
+    A sweep with no rate at all (local, usd_per_hour 0) is free and never needs the cap.
+    """
+    rates = set(resources.rates.values()) or {resources.usd_per_hour_micros}
+    if resources.simulation is not None:
+        rates |= {rate for trace in resources.simulation.spot_prices.values() for _, rate in trace}
+    least = min(resources.billing.charge(1, rate) for rate in rates)
+    if cap < least:
+        raise SpecError("budget.usd", f"must be at least {format_usd(least)}: one trial's minimum charge "
+                        f"({resources.billing.note} at {format_usd(min(rates))}/h)", given)
+    if scheduler["type"] != "fifo" and cap < scheduler["min_usd_micros"]:
+        raise SpecError("budget.usd", f"must be at least scheduler.min_usd ({format_usd(scheduler['min_usd_micros'])}):"
+                        " no trial can reach its first rung", given)
 
 
 def _command(value: Any, space: SearchSpace) -> tuple[str, ...]:
@@ -199,36 +237,54 @@ def _command(value: Any, space: SearchSpace) -> tuple[str, ...]:
         path = f"command[{i}]"
         if isinstance(arg, bool) or not isinstance(arg, str | int | float):
             raise SpecError(path, "must be a string or a number", arg)
-        text = str(arg)
-        _check_template(text, path, allowed, sample)
+        text = os_text(str(arg), path)
+        formatted = os_text(_check_template(text, path, allowed, sample), path)
+        if i == 0 and not formatted.strip():
+            raise SpecError(path, "must name the program to run", arg)
         args.append(text)
     return tuple(args)
 
 
-def _check_template(text: str, path: str, allowed: set[str], sample: dict[str, Any]) -> None:
+def _check_template(text: str, path: str, allowed: set[str], sample: dict[str, Any]) -> str:
+    """``text`` formatted with ``sample``; its placeholders must be known and their specs sane."""
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+        parts = [(f, spec) for _, f, spec, _ in string.Formatter().parse(text) if f is not None]
     except ValueError as exc:
         raise SpecError(path, f"bad placeholder ({exc}); write {{{{ and }}}} for literal braces", text) from None
-    for name in fields:
+    for name, spec in parts:
         if name not in allowed:
             raise SpecError(path, f"unknown placeholder {{{name}}}; known: {', '.join(sorted(allowed))}", text)
+        if any(int(n) > 1000 for n in re.findall(r"\d+", spec or "")):
+            raise SpecError(path, f"placeholder {{{name}:{spec}}} asks for a width or precision above 1000", text)
     try:
-        text.format(**sample)
-    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        return text.format(**sample)
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
         raise SpecError(path, f"placeholder cannot be formatted ({exc})", text) from None
 
 
 def _env(value: Any) -> dict[str, str]:
-    return parse_env(value)
+    env = parse_env(value)
+    for key, text in env.items():
+        os_text(text, f"env.{key}")
+    return env
 
 
-def _optional_path(value: Any, path: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise SpecError(path, "must be a path", value)
-    return value
+def _directories(data: dict[str, Any], provider: str) -> tuple[str | None, str | None]:
+    """``workdir`` and ``output_dir``, checked on this machine (nothing is created).
+
+    Local trials write under ``$COSTTUNE_HOME/runs`` when no output_dir is given: that root is checked too.
+    """
+    workdir = None if data.get("workdir") is None else path_text(data["workdir"], "workdir")
+    output_dir = None if data.get("output_dir") is None else path_text(data["output_dir"], "output_dir")
+    if workdir is not None:
+        check_workdir(workdir)
+    if output_dir is not None:
+        check_output_root(output_dir)
+    elif provider == "local":
+        from costtune.store.engine import costtune_home  # the store package is heavy: only when needed
+
+        check_output_root(costtune_home() / "runs", f"output_dir (default {costtune_home() / 'runs'})")
+    return workdir, output_dir
 
 
 __all__ = ["SAMPLER_TYPES", "Budget", "Resources", "SweepSpec", "load_sweep", "parse_sweep"]

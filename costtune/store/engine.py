@@ -8,19 +8,24 @@ journal is WAL so readers (a leaderboard while a sweep runs) never block writers
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlmodel import create_engine
 
-from costtune.errors import InputError
+from costtune.errors import StoreUnavailable
 
 ENV_DB = "COSTTUNE_DB"
 ENV_HOME = "COSTTUNE_HOME"
+_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]*@")
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def costtune_home() -> Path:
@@ -35,34 +40,160 @@ def default_db_url() -> str:
     return f"sqlite:///{costtune_home() / 'costtune.db'}"
 
 
+def mask_url(raw: str) -> str:
+    """``raw`` with the password of a ``scheme://user:password@host`` URL replaced by ``***``.
+
+    Works on text that is not a valid URL too, so a message can always show what was given.
+    """
+    return _PASSWORD.sub(r"\1***@", raw)
+
+
 def resolve_db_url(db: str | None = None) -> str:
     """A ``--db`` value, else ``$COSTTUNE_DB``, else the default SQLite file.
 
-    A bare path means a SQLite file; ``postgresql://`` URLs use the psycopg 3 driver.
+    A bare path means a SQLite file; ``postgresql://`` URLs use the psycopg 3 driver. Raises
+    ``StoreUnavailable`` for text that is not a database URL or names another database.
     """
     raw = db or os.environ.get(ENV_DB) or default_db_url()
-    if "://" not in raw:
-        raw = f"sqlite:///{Path(raw).expanduser().resolve()}"
+    if "\x00" in raw:
+        raise StoreUnavailable(f"not a database URL or path (it holds a NUL character): {mask_url(raw)!r}")
     try:
+        if "://" not in raw:
+            raw = f"sqlite:///{Path(raw).expanduser().resolve()}"
         url = make_url(raw)
-    except ArgumentError:
-        raise InputError(f"--db: not a database URL, got {raw!r}") from None
+        url.port  # noqa: B018 - a port that is not a number fails here, not at connect time
+    except (ArgumentError, ValueError, OSError, RuntimeError):
+        raise StoreUnavailable(f"not a database URL or path: {mask_url(raw)!r}") from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     if url.drivername not in ("sqlite", "postgresql+psycopg"):
-        raise InputError(f"--db: unsupported database {url.drivername!r}; use sqlite:/// or postgresql://")
+        raise StoreUnavailable(f"unsupported database {url.drivername!r} in {mask_url(raw)!r}; "
+                               "use sqlite:///PATH, a path, or postgresql://")
     return url.render_as_string(hide_password=False)
 
 
 def make_engine(url: str) -> Engine:
+    """An engine for a resolved URL; connects lazily (see ``opening`` for the checked first open)."""
     parsed = make_url(url)
     if parsed.drivername == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # An unreachable host fails after 10 s instead of the operating system's minutes (a URL may say otherwise).
+    args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=args)
+
+
+@contextmanager
+def opening(url: str) -> Iterator[Engine]:
+    """The engine of a resolved URL for a store's first open, with every failure mapped.
+
+    Inside the block, a database error (refused connection, missing database, permission, a file
+    that is not SQLite) or an OS error becomes ``StoreUnavailable`` with a one-line reason; any SQLite
+    file or directory this open created is removed first, so a failed open leaves nothing behind.
+    """
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True).replace("postgresql+psycopg://", "postgresql://", 1)
+    sqlite_file = parsed.drivername == "sqlite" and parsed.database not in (None, "", ":memory:") \
+        and not str(parsed.database).startswith("file:")
+    created = _prepare_sqlite(Path(str(parsed.database)), shown) if sqlite_file else []
+    try:
+        engine = make_engine(url)
+    except (ImportError, NoSuchModuleError):
+        _remove(created)
+        raise StoreUnavailable(f"cannot open {shown}: the PostgreSQL driver is missing "
+                               "(pip install 'costtune[postgres]')") from None
+    try:
+        yield engine
+    except (DBAPIError, OSError) as exc:
+        engine.dispose()
+        _remove(created)
+        raise StoreUnavailable(f"cannot open {shown}: {_one_line(exc)}") from None
+    except BaseException:
+        engine.dispose()
+        _remove(created)
+        raise
+
+
+def refuse_foreign_sqlite(conn: Connection, shown: str, *, known: set[str]) -> None:
+    """A SQLite file with tables but none of ``known`` belongs to another program: never add ours to it."""
+    tables = {row[0] for row in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    _refuse_unless_ours(tables, shown, known)
+
+
+def _refuse_foreign_tables(path: Path, shown: str) -> None:
+    """The same check on a file read-only, through sqlite3 itself: nothing about the file changes."""
+    from sqlmodel import SQLModel
+
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreUnavailable(f"cannot open {shown}: {exc}") from None
+    _refuse_unless_ours(tables, shown, set(SQLModel.metadata.tables))
+
+
+def _refuse_unless_ours(tables: set[str], shown: str, known: set[str]) -> None:
+    if tables and not tables & known:
+        listed = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StoreUnavailable(f"cannot open {shown}: it is a SQLite database of another program "
+                               f"(tables: {listed}), not a costtune store")
+
+
+def _prepare_sqlite(path: Path, shown: str) -> list[Path]:
+    """Check a SQLite path and create its missing directories; returns what was created, deepest last."""
+    try:
+        if path.is_dir():
+            raise StoreUnavailable(f"cannot open {shown}: it is a directory, not a SQLite file")
+        if path.exists():
+            with path.open("rb") as handle:
+                header = handle.read(100)
+            if header and not header.startswith(_SQLITE_HEADER):
+                raise StoreUnavailable(f"cannot open {shown}: the file is not a SQLite database")
+            if len(header) == 100 and header[18] == 1:  # a rollback-journal file: not one we opened before
+                _refuse_foreign_tables(path, shown)  # before the WAL switch on connect would rewrite its header
+            return []
+        missing = []
+        ancestor = path.parent
+        while not ancestor.exists():
+            missing.append(ancestor)
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise StoreUnavailable(f"cannot open {shown}: {ancestor} is not a directory")
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot open {shown}: {exc.strerror or exc}") from None
+    created: list[Path] = []
+    try:
+        for folder in reversed(missing):
+            folder.mkdir()
+            created.append(folder)
+    except OSError as exc:
+        _remove(created)
+        raise StoreUnavailable(f"cannot open {shown}: cannot create {folder}: {exc.strerror or exc}") from None
+    return [*created, path]
+
+
+def _remove(created: list[Path]) -> None:
+    """Undo ``_prepare_sqlite``: the database file (and its journal files), then the new directories."""
+    for path in reversed(created):
+        try:
+            if path.is_dir():
+                path.rmdir()
+            else:
+                for extra in ("", "-wal", "-shm", "-journal"):
+                    Path(f"{path}{extra}").unlink(missing_ok=True)
+        except OSError:
+            pass  # something else put a file there meanwhile: leave it
+
+
+def _one_line(exc: BaseException) -> str:
+    """The driver's own message, on one line, without SQLAlchemy's background link."""
+    inner = getattr(exc, "orig", None) or exc
+    text = " ".join(str(getattr(inner, "strerror", None) or inner).split())
+    return text if len(text) <= 300 else f"{text[:300]}..."
 
 
 def _use_wal(cursor: sqlite3.Cursor, patience_s: float = 60.0) -> None:

@@ -25,7 +25,7 @@ from costtune.store.admin import StudyAdmin, not_found_hint
 from costtune.store.attempts import AttemptBook
 from costtune.store.audit import AuditBook, AuditEntry, add_audit, current_actor
 from costtune.store.caps import CAP_ACTION, CapBook, CapChange, study_scope
-from costtune.store.engine import make_engine, resolve_db_url
+from costtune.store.engine import opening, refuse_foreign_sqlite, resolve_db_url
 from costtune.store.ledger import LedgerBook
 from costtune.store.ledger_models import ReservationRow
 from costtune.store.models import (
@@ -82,19 +82,27 @@ _SCHEMA_LOCK_KEY = 0x636F7374  # pg_advisory_xact_lock key held while creating t
 
 class Store(AttemptBook, LedgerBook, StudyAdmin, CapBook, AuditBook):
     def __init__(self, url: str | None = None) -> None:
+        """Open (creating when new) the store at ``url`` (see ``resolve_db_url``).
+
+        Raises ``StoreUnavailable`` (an ``InputError``) for a bad URL, a failed connection or a file
+        that is not a costtune store; a failed open leaves no file behind.
+        """
         self.url = resolve_db_url(url)
-        self.engine = make_engine(self.url)
         self._batch: ContextVar[Session | None] = ContextVar(f"costtune-batch-{id(self)}", default=None)
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # Workers opening a fresh database at once would race on CREATE TABLE (SQLite's
-                # BEGIN IMMEDIATE already serializes this); the lock ends with the transaction.
-                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
-            SQLModel.metadata.create_all(conn)
-            _add_missing_columns(conn)
-            meta = MetaRow.__table__  # type: ignore[attr-defined]
-            if conn.execute(select(meta.c.key).where(meta.c.key == "schema_version")).first() is None:
-                conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
+        with opening(self.url) as engine:
+            self.engine = engine
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    # Workers opening a fresh database at once would race on CREATE TABLE (SQLite's
+                    # BEGIN IMMEDIATE already serializes this); the lock ends with the transaction.
+                    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
+                else:
+                    refuse_foreign_sqlite(conn, self.display_url, known=set(SQLModel.metadata.tables))
+                SQLModel.metadata.create_all(conn)
+                _add_missing_columns(conn)
+                meta = MetaRow.__table__  # type: ignore[attr-defined]
+                if conn.execute(select(meta.c.key).where(meta.c.key == "schema_version")).first() is None:
+                    conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
 
     @property
     def display_url(self) -> str:
