@@ -13,7 +13,7 @@ from typing import Any
 
 from costtune.errors import InputError, SpecError, StoreError
 from costtune.history import Mode
-from costtune.money import format_usd, micros_to_usd, usd_to_micros
+from costtune.money import format_usd, micros_to_usd, rate_to_micros, usd_to_micros
 from costtune.names import check_study_name
 from costtune.samplers import Sampler, sampler_config
 from costtune.schedulers import Scheduler, make_rung_scheduler, scheduler_config
@@ -54,7 +54,7 @@ def create_study(
         raise SpecError("mode", "must be min or max", mode)
     if not isinstance(metric, str) or not metric:
         raise SpecError("metric", "must be a metric name such as val_loss", metric)
-    rate = None if usd_per_hour is None else usd_to_micros(usd_per_hour, "usd_per_hour")
+    rate = None if usd_per_hour is None else rate_to_micros(usd_per_hour, "usd_per_hour")
     cap = None if budget_usd is None else usd_to_micros(budget_usd, "budget_usd")
     sched_cfg = _scheduler(scheduler, mode=mode, rate=rate or 0, cap=cap)
     store = storage if isinstance(storage, Store) else Store(storage)
@@ -100,7 +100,7 @@ def load_study(name: str, *, storage: str | Store | None = None, sampler: Sample
     """Open an existing study; ``usd_per_hour`` defaults to the rate stored with it."""
     check_study_name(name, "name")
     if usd_per_hour is not None:
-        usd_to_micros(usd_per_hour, "usd_per_hour")
+        rate_to_micros(usd_per_hour, "usd_per_hour")
     store = storage if isinstance(storage, Store) else Store(storage)
     return Study(store, store.get_study(name), sampler=sampler, usd_per_hour=usd_per_hour)
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from costtune.errors import BudgetExhausted, InputError, SamplerExhausted, SpecError, StoreError, TrialFailed
 from costtune.history import FrozenTrial, History, Mode, TrialState
-from costtune.money import micros_to_usd, usd_to_micros
+from costtune.money import micros_to_usd, rate_to_micros, usd_to_micros
 from costtune.protocol import nonfinite_objective, value_text
 from costtune.samplers import Sampler, make_sampler
 from costtune.samplers.novelty import avoid_repeat, finite_size
@@ -73,7 +73,7 @@ class Study:
         self.seed: int = int(info.sampler.get("seed", 0))
         if usd_per_hour is None:  # the rate stored with the study
             usd_per_hour = (info.spec.get("resources") or {}).get("usd_per_hour") or 0
-        self.rate_micros_per_hour = usd_to_micros(usd_per_hour, "usd_per_hour")
+        self.rate_micros_per_hour = rate_to_micros(usd_per_hour, "usd_per_hour")
         self.output_root = Path(output_root) if output_root else None  # where a directory is claimed if it has none
         self.owner = controller_id()
         self.stop_reason: str | None = None  # why the last optimize() ended
