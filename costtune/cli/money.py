@@ -108,11 +108,19 @@ def _plan(sweep_file: str, *, runs: int, jobs: int | None, exact_sampler: bool, 
 
 def _forecast_with_progress(spec: Any, runs: int, *, jobs: int | None, exact_sampler: bool, show: bool) -> Any:
     """The forecast, with a progress bar on stderr: runs done / total and the median spend so far."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     progress = Progress(TextColumn("[bold]forecast {task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("runs"), TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
-                        console=err_console, transient=True, disable=not show)
+                        TextColumn("left"), TimeRemainingColumn(), console=err_console, transient=True,
+                        disable=not show)
     task = progress.add_task(spec.name, total=runs, detail="")
     spends: list[int] = []
 

@@ -96,9 +96,9 @@ def render_notes(plan: SweepPlan, console: Console) -> None:
 
 def stand_in_note(f: Forecast) -> str:
     return (f"the forecast's runs drew configurations at random in place of the sweep's {f.stand_in} sampler "
-            "(a model fit per trial would take minutes): spend, trials and preemptions follow the scheduler and "
-            f"the cap; the best metric is random search's, which {f.stand_in} usually beats; --exact-sampler "
-            f"runs {f.stand_in} itself")
+            "(fitting its model for every trial takes minutes a run): spend, trials and preemptions follow the "
+            f"scheduler and the cap; the best metric is random search's, which {f.stand_in} usually beats; "
+            f"--exact-sampler runs {f.stand_in} itself")
 
 
 def render_forecast(f: Forecast, console: Console) -> None:
