@@ -328,3 +328,41 @@ def test_a_missing_store_is_skipped_and_not_created(tmp_path: Path) -> None:
         assert result.exit_code == 0 and not db.exists() and not db.parent.joinpath("none.db-wal").exists()
     assert _cli("plan", str(path)).exit_code == 0  # the default store does not exist either
     assert not (tmp_path / "home").exists()
+
+
+def test_workload_shapes_ask_few_steps_and_match_asking_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    import math
+
+    import costtune.providers.simulated as simulated
+
+    from costtune.plan import shapes
+    from costtune.plan.analytic import build_plan
+    from costtune.plan.render import to_dict
+    from costtune.spec import parse_sweep
+
+    calls = [0]
+
+    def wavy(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
+        calls[0] += 1  # step times that drift and oscillate, unlike hartmann6's constant ones
+        return 1.0 / (step + 1), 10 + 5 * math.sin(step / 50) + step * 0.01 + 20 * float(params["x1"])
+
+    monkeypatch.setattr(simulated, "load_workload", lambda _name: wavy)
+    figures = {}
+    for kind, scheduler in (("fifo", {"type": "fifo"}), ("asha", {"type": "asha", "min_usd": 0.01, "max_usd": 0.27}),
+                            ("hyperband", SWEEP["scheduler"])):
+        raw = json.loads(json.dumps(SWEEP))
+        raw.update(scheduler=scheduler, budget={"usd": 7.5})
+        raw["resources"]["simulation"]["max_steps"] = 3000
+        spec = parse_sweep(raw)
+        calls[0] = 0
+        sparse = to_dict(build_plan(spec))
+        figures[kind] = calls[0]
+        monkeypatch.setattr(shapes, "EXACT_STEPS", 10**9)  # ask every step, as the plan used to
+        exact = to_dict(build_plan(spec))
+        monkeypatch.setattr(shapes, "EXACT_STEPS", 32)
+        for key in ("planned_micros", "expected_micros", "trial_cost_micros"):
+            if exact["plan"][key]:
+                assert abs(sparse["plan"][key] - exact["plan"][key]) <= 0.02 * exact["plan"][key], (kind, key)
+        assert sparse["plan"]["trials"] == exact["plan"]["trials"]
+        assert abs(sparse["overhead_micros"] - exact["overhead_micros"]) <= 0.02 * exact["overhead_micros"]
+    assert all(n <= shapes.SHAPE_SAMPLES * 160 for n in figures.values()), figures  # not 48 x 3000

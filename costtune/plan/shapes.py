@@ -85,17 +85,18 @@ def _ceiling_micros(spec: SweepSpec) -> int | None:
 def _step_runs(seconds_at: Callable[[int], float], max_steps: int, horizon_s: float) -> tuple[tuple[float, int], ...]:
     """Step times as (seconds, count) runs, up to ``max_steps`` or just past ``horizon_s`` seconds.
 
-    The first ``EXACT_STEPS`` steps are asked one by one; later ones every ``stride`` steps, each
-    answer standing for the steps up to the next one asked (workload step times change slowly).
+    The first ``EXACT_STEPS`` steps are asked one by one; later ones in strides of about
+    (max_steps - EXACT_STEPS) / SPARSE_STEPS steps, each stride timed by its middle step.
     """
     runs: list[tuple[float, int]] = []
     step, total = 0, 0.0
+    stride = max(1, (max_steps - EXACT_STEPS) // SPARSE_STEPS)
     while step < max_steps and total <= horizon_s:
-        seconds = seconds_at(step)
-        stride = 1 if step < EXACT_STEPS else max(1, (max_steps - EXACT_STEPS) // SPARSE_STEPS)
-        if seconds > 0 and math.isfinite(horizon_s):  # no more steps than it takes to pass the horizon
-            stride = max(1, min(stride, math.ceil((horizon_s - total) / seconds) + 1))
-        n = min(stride, max_steps - step)
+        n = 1 if step < EXACT_STEPS else min(stride, max_steps - step)
+        last = runs[-1][0] if runs else 0.0
+        if n > 1 and last > 0 and math.isfinite(horizon_s):  # no further than it takes to pass the horizon
+            n = max(1, min(n, math.ceil((horizon_s - total) / last) + 1))
+        seconds = seconds_at(step + n // 2)
         if runs and runs[-1][0] == seconds:
             runs[-1] = (seconds, runs[-1][1] + n)
         else:
