@@ -104,7 +104,7 @@ def measured_warning(first_rung: int, seen: FirstReports | None) -> str | None:
         parts.append(f"{len(seen.exact_micros)} reported")
     if censored:
         parts.append(f"{len(censored)} were stopped before any report")
-    return (f"earlier attempts of study {seen.study!r} in {seen.where} spent a median "
+    return (f"earlier attempts of study {seen.study!r} in {seen.where} spent a median of "
             f"{'at least ' if censored else ''}{format_usd(median)} before their first report "
             f"({', '.join(parts)}); the first rung, {format_usd(first_rung)} (scheduler.min_usd), comes "
             "before that, so trials are stopped there before they report; raise min_usd")
