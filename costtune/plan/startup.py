@@ -36,7 +36,7 @@ _AT_RUNG = 0.95
 
 _ATTEMPTS_SQL = (
     "SELECT a.rate_micros_per_hour, a.cost_micros, a.exit_reason, a.ended_at, "
-    "(SELECT MIN(r.elapsed_s) FROM report r WHERE r.attempt_id = a.id) "
+    "(SELECT MIN(r.elapsed_s) FROM report r WHERE r.trial_id = a.trial_id AND r.attempt_id = a.id) "  # indexed
     "FROM attempt a JOIN trial t ON t.id = a.trial_id JOIN study s ON s.id = t.study_id WHERE s.name = ?"
 )
 
