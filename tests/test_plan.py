@@ -216,9 +216,10 @@ def test_ctrl_c_stops_the_forecast_and_its_workers(tmp_path: Path) -> None:
     assert len(children) >= 2, proc.communicate(timeout=60)
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
-    _out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
+    assert "hyperband brackets" in out and "forecast:" not in out  # the plan came at once, before any run
     assert wait_gone(children) == []
     assert not (tmp_path / "home").exists()
 
