@@ -367,3 +367,18 @@ def test_workload_shapes_ask_few_steps_and_match_asking_every_step(monkeypatch: 
         assert sparse["plan"]["trials"] == exact["plan"]["trials"]
         assert abs(sparse["overhead_micros"] - exact["overhead_micros"]) <= 0.02 * exact["overhead_micros"]
     assert all(n <= shapes.SHAPE_SAMPLES * 160 for n in figures.values()), figures  # not 48 x 3000
+
+
+def test_a_worker_that_dies_fails_the_forecast_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "dying_workload.py").write_text(
+        "import multiprocessing, os\n"
+        "def curve(params, step, instance_type):\n"
+        "    if step == 3 and multiprocessing.parent_process() is not None:\n"
+        "        os._exit(3)  # takes its forecast worker down with it\n"
+        "    return 1.0 / (step + 1), 10.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers get this process's sys.path
+    path = _sweep(tmp_path, resources__simulation__workload="dying_workload:curve")
+    result = _cli("plan", str(path), "--runs", "4", "--jobs", "2", "--quiet")
+    assert result.exit_code == 1
+    assert "a worker process died" in result.stderr and "--jobs 1" in result.stderr
+    assert "hyperband brackets" in result.stdout  # the plan was out before the forecast failed

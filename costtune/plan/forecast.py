@@ -22,11 +22,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from costtune.errors import CosttuneError
 from costtune.spec import SweepSpec, parse_sweep
 
 CAP_SHARE = 0.99  # a run "reaches the cap" when it spends at least this share of budget.usd
@@ -183,6 +185,10 @@ def _in_processes(raws: list[dict[str, Any]], workers: int, exact: bool,
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 done(pending.pop(future), future.result())
+    except BrokenProcessPool as exc:
+        _kill(pool)
+        raise CosttuneError(f"forecast: a worker process died ({exc}); --jobs 1 runs the forecast in this "
+                            "process") from None
     except BaseException:
         _kill(pool)
         raise
