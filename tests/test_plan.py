@@ -382,3 +382,21 @@ def test_a_worker_that_dies_fails_the_forecast_cleanly(tmp_path: Path, monkeypat
     assert result.exit_code == 1
     assert "a worker process died" in result.stderr and "--jobs 1" in result.stderr
     assert "hyperband brackets" in result.stdout  # the plan was out before the forecast failed
+
+
+def test_progress_shows_runs_done_and_the_median_spend_so_far(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    import costtune.cli.money as money
+
+    screen = io.StringIO()
+    monkeypatch.setattr(money, "err_console", Console(file=screen, force_terminal=True, width=160))
+    result = _cli("plan", str(_sweep(tmp_path, budget={"usd": 0.3})), "--runs", "3", "--jobs", "2", "--format", "json")
+    assert result.exit_code == 0
+    shown = screen.getvalue()
+    for done in ("0/3", "1/3", "2/3", "3/3"):
+        assert done in shown
+    spends = sorted(s["spend_micros"] for s in json.loads(result.stdout)["forecast"]["samples"])
+    assert f"median spend so far ${spends[1] / 1e6:.4f}" in shown  # after the third run: the median of all three
