@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -152,9 +153,250 @@ def test_bad_sweep_exits_2_naming_the_field(tmp_path: Path, changes: dict[str, A
     assert not (tmp_path / "home").exists()
 
 
-def test_missing_file_and_bad_runs_exit_2(tmp_path: Path) -> None:
+def test_missing_file_and_bad_flags_exit_2(tmp_path: Path) -> None:
     missing = _cli("plan", str(tmp_path / "nope.yaml"))
     assert missing.exit_code == 2 and "no such file" in missing.stderr
-    for runs in ("0", "-3"):
-        result = _cli("plan", str(_sweep(tmp_path)), "--runs", runs)
-        assert result.exit_code == 2 and "--runs" in result.stderr
+    for flag, value in (("--runs", "-3"), ("--jobs", "0"), ("--jobs", "-1")):
+        result = _cli("plan", str(_sweep(tmp_path)), flag, value)
+        assert result.exit_code == 2 and flag in result.stderr and value in result.stderr
+    assert not (tmp_path / "home").exists()
+
+
+# -- the plan at once, the parallel forecast ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flags", [("--runs", "0"), ("--no-forecast",), ("--no-forecast", "--runs", "5")])
+def test_plan_alone_prints_without_a_forecast(tmp_path: Path, flags: tuple[str, ...]) -> None:
+    path = _sweep(tmp_path)
+    out = json.loads(_cli("plan", str(path), *flags, "--format", "json").stdout)
+    assert out["forecast"] is None
+    assert out["plan"]["trials"] == plan_brackets("hyperband", 2000, 54000, 3, usd_to_micros(1)).total_trials
+    assert any("no spend forecast" in note for note in out["notes"])
+    table = _cli("plan", str(path), *flags)
+    assert table.exit_code == 0
+    assert "hyperband brackets" in table.stdout and "forecast:" not in table.stdout
+    assert not (tmp_path / "home").exists()
+
+
+def test_parallel_runs_match_serial_runs_and_report_as_they_finish(tmp_path: Path) -> None:
+    from costtune.plan.forecast import forecast
+    from costtune.spec import load_sweep
+
+    spec = load_sweep(_sweep(tmp_path, budget={"usd": 0.3}))
+    seen: list[tuple[int, int]] = []
+    parallel = forecast(spec, 3, jobs=2, on_run=lambda k, sample: seen.append((k, sample.spend_micros)))
+    serial = forecast(spec, 3, jobs=1)
+    assert parallel.runs == serial.runs  # run k is seeded by k, whichever process runs it
+    assert sorted(seen) == [(k, r.spend_micros) for k, r in enumerate(serial.runs)]
+    assert len({r.seed for r in serial.runs}) == 3  # and the runs differ from each other
+    assert parallel.sampler == "random" and parallel.stand_in is None
+
+
+def test_ctrl_c_stops_the_forecast_and_its_workers(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from proctools import wait_gone
+
+    path = _sweep(tmp_path, budget={"usd": 40})  # far more runs than finish before the signal
+    env = {**os.environ, "COSTTUNE_HOME": str(tmp_path / "home"), "COSTTUNE_DB": str(tmp_path / "home" / "u.db")}
+    proc = subprocess.Popen([sys.executable, "-m", "costtune.cli", "plan", str(path), "--runs", "40", "--jobs", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    children: list[int] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(children) < 2:  # the two workers (and spawn's resource tracker)
+        time.sleep(0.1)
+        try:
+            children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        except OSError:
+            break
+    assert len(children) >= 2, proc.communicate(timeout=60)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert "hyperband brackets" in out and "forecast:" not in out  # the plan came at once, before any run
+    assert wait_gone(children) == []
+    assert not (tmp_path / "home").exists()
+
+
+def test_bayes_forecast_says_it_drew_at_random_and_stays_close_to_real_bayes_runs(tmp_path: Path) -> None:
+    bayes = {"type": "bayes", "seed": 1, "cost_aware": True, "n_startup": 5}
+    out = _plan_json(_sweep(tmp_path, sampler=bayes, budget={"usd": 0.4}), 5)
+    forecast = out["forecast"]
+    assert forecast["sampler"] == "random" and forecast["stands_in_for"] == "bayes"
+    assert any("in place of the sweep's bayes sampler" in note for note in out["notes"])
+    table = _cli("plan", str(tmp_path / "sweep.yaml"), "--runs", "1", "--quiet").stdout
+    assert "drew configurations at random in place of bayes" in table and "--exact-sampler" in table
+    spends = []
+    for k in range(5):
+        path = _sweep(tmp_path, f"actual-{k}.yaml", name=f"actual-{k}", sampler={**bayes, "seed": 100 + k},
+                      budget={"usd": 0.4}, resources__simulation__seed=100 + k)
+        db = tmp_path / f"actual-{k}.db"
+        assert _cli("run", str(path), "--db", str(db), "--quiet").exit_code == 0
+        board = json.loads(_cli("leaderboard", f"actual-{k}", "--db", str(db), "--format", "json").stdout)
+        spends.append(sum(t["cost_micros"] for t in board["trials"]))
+    actual = statistics.median(spends)
+    assert abs(forecast["spend_median_micros"] - actual) <= 0.15 * actual, (forecast["spend_median_micros"], spends)
+
+
+def test_exact_sampler_runs_the_sweeps_own_bayes(tmp_path: Path) -> None:
+    bayes = {"type": "bayes", "seed": 1, "n_startup": 3}
+    path = _sweep(tmp_path, sampler=bayes, budget={"usd": 0.1}, scheduler={"type": "sh", "min_usd": 0.002,
+                                                                            "max_usd": 0.018, "eta": 3})
+    result = _cli("plan", str(path), "--runs", "1", "--exact-sampler", "--format", "json", "--quiet")
+    forecast = json.loads(result.stdout)["forecast"]
+    assert forecast["sampler"] == "bayes" and forecast["stands_in_for"] is None
+    assert not any("in place of" in note for note in json.loads(result.stdout)["notes"])
+
+
+# -- a first rung below what a trial spends before its first report (issue 7) ----------------------------
+
+
+def test_declared_startup_and_first_step_above_the_first_rung_is_warned(tmp_path: Path) -> None:
+    # m5.large spot: $0.0395/h; 60 s start-up + a first step of 15-45 s bills ~$0.0008-0.0012 before the first report
+    low = _sweep(tmp_path, "low.yaml", scheduler={"type": "asha", "min_usd": 0.0008, "max_usd": 0.0216, "eta": 3},
+                 resources__instance_type="m5.large", budget={"usd": 0.2})
+    notes = _plan_json(low, 0)["notes"]
+    warned = [n for n in notes if "reports first after" in n]
+    assert len(warned) == 1 and "m5.large" in warned[0] and "$0.0008" in warned[0] and "min_usd" in warned[0]
+    assert not any("start-up on" in n for n in notes)  # start-up alone ($0.000658) is below the rung
+    ok = _sweep(tmp_path, "ok.yaml", scheduler={"type": "asha", "min_usd": 0.002, "max_usd": 0.054, "eta": 3},
+                resources__instance_type="m5.large", budget={"usd": 0.2})
+    assert not any("reports first after" in n for n in _plan_json(ok, 0)["notes"])
+
+
+def _local_sweep(tmp_path: Path, name: str, *, min_usd: float, sleep_s: float) -> Path:
+    """A local sweep whose trial sleeps before its first report, at $3.60/h ($0.001 a second)."""
+    script = tmp_path / "train.py"
+    script.write_text(f"import time\ntime.sleep({sleep_s})\n"
+                      "print('costtune:report ' + '{\"step\": 0, \"loss\": 1.0}')\n")
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": name, "objective": {"metric": "loss"},
+        "space": {"lr": {"type": "loguniform", "low": 1e-4, "high": 0.1}},
+        "command": [sys.executable, str(script)],
+        "scheduler": {"type": "asha", "min_usd": min_usd, "max_usd": min_usd * 9, "eta": 3},
+        "budget": {"trials": 3}, "resources": {"provider": "local", "usd_per_hour": 3.6, "workers": 3},
+    }))
+    return path
+
+
+def test_measured_first_reports_in_the_store_are_warned_and_the_store_is_only_read(tmp_path: Path) -> None:
+    # Issue 7: every trial of the earlier sweep was stopped at the $0.002 rung before its first report.
+    db = tmp_path / "user.db"
+    early = _local_sweep(tmp_path, "slow-start", min_usd=0.002, sleep_s=4.0)
+    _cli("run", str(early), "--db", str(db), "--quiet")  # fails: "no trial produced a value"
+    board = json.loads(_cli("leaderboard", "slow-start", "--db", str(db), "--format", "json").stdout)
+    assert [t["value"] for t in board["trials"]] == [None, None, None]  # the failure the warning is about
+    files = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in tmp_path.iterdir() if p.name.startswith("user")}
+    notes = json.loads(_cli("plan", str(early), "--db", str(db), "--format", "json").stdout)["notes"]
+    warned = [n for n in notes if "earlier attempts of study 'slow-start'" in n]
+    assert len(warned) == 1 and "3 were stopped before any report" in warned[0] and "$0.002" in warned[0]
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in tmp_path.iterdir()
+            if p.name.startswith("user")} == files  # read-only: not a byte of the store changed
+    # a first rung above what they spent is not warned about; another sweep name has no history
+    higher = _local_sweep(tmp_path, "slow-start", min_usd=0.02, sleep_s=4.0)
+    assert not any("earlier attempts" in n for n in _plan_json_db(higher, db)["notes"])
+    other = _local_sweep(tmp_path, "other-name", min_usd=0.002, sleep_s=4.0)
+    assert not any("earlier attempts" in n for n in _plan_json_db(other, db)["notes"])
+
+
+def _plan_json_db(path: Path, db: Path) -> dict[str, Any]:
+    result = _cli("plan", str(path), "--db", str(db), "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_measured_first_reports_above_the_rung_are_not_warned(tmp_path: Path) -> None:
+    db = tmp_path / "user.db"
+    quick = _local_sweep(tmp_path, "quick-start", min_usd=0.005, sleep_s=0.0)
+    assert _cli("run", str(quick), "--db", str(db), "--quiet").exit_code == 0
+    assert not any("earlier attempts" in n for n in _plan_json_db(quick, db)["notes"])
+    tighter = _local_sweep(tmp_path, "quick-start", min_usd=0.0001, sleep_s=0.0)  # below python's own start-up
+    warned = [n for n in _plan_json_db(tighter, db)["notes"] if "earlier attempts" in n]
+    assert len(warned) == 1 and "3 reported" in warned[0]
+
+
+def test_a_missing_store_is_skipped_and_not_created(tmp_path: Path) -> None:
+    path = _local_sweep(tmp_path, "slow-start", min_usd=0.002, sleep_s=1.0)
+    for db in (tmp_path / "nowhere" / "none.db", tmp_path / "none.db"):
+        result = _cli("plan", str(path), "--db", str(db), "--format", "json")
+        assert result.exit_code == 0 and not db.exists() and not db.parent.joinpath("none.db-wal").exists()
+    assert _cli("plan", str(path)).exit_code == 0  # the default store does not exist either
+    assert not (tmp_path / "home").exists()
+
+
+def test_workload_shapes_ask_few_steps_and_match_asking_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    import math
+
+    import costtune.providers.simulated as simulated
+
+    from costtune.plan import shapes
+    from costtune.plan.analytic import build_plan
+    from costtune.plan.render import to_dict
+    from costtune.spec import parse_sweep
+
+    calls = [0]
+
+    def wavy(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
+        calls[0] += 1  # step times that drift and oscillate, unlike hartmann6's constant ones
+        return 1.0 / (step + 1), 10 + 5 * math.sin(step / 50) + step * 0.01 + 20 * float(params["x1"])
+
+    monkeypatch.setattr(simulated, "load_workload", lambda _name: wavy)
+    figures = {}
+    for kind, scheduler in (("fifo", {"type": "fifo"}), ("asha", {"type": "asha", "min_usd": 0.01, "max_usd": 0.27}),
+                            ("hyperband", SWEEP["scheduler"])):
+        raw = json.loads(json.dumps(SWEEP))
+        raw.update(scheduler=scheduler, budget={"usd": 7.5})
+        raw["resources"]["simulation"]["max_steps"] = 3000
+        spec = parse_sweep(raw)
+        calls[0] = 0
+        sparse = to_dict(build_plan(spec))
+        figures[kind] = calls[0]
+        monkeypatch.setattr(shapes, "EXACT_STEPS", 10**9)  # ask every step, as the plan used to
+        exact = to_dict(build_plan(spec))
+        monkeypatch.setattr(shapes, "EXACT_STEPS", 32)
+        for key in ("planned_micros", "expected_micros", "trial_cost_micros"):
+            if exact["plan"][key]:
+                assert abs(sparse["plan"][key] - exact["plan"][key]) <= 0.02 * exact["plan"][key], (kind, key)
+        assert sparse["plan"]["trials"] == exact["plan"]["trials"]
+        assert abs(sparse["overhead_micros"] - exact["overhead_micros"]) <= 0.02 * exact["overhead_micros"]
+    assert all(n <= shapes.SHAPE_SAMPLES * 160 for n in figures.values()), figures  # not 48 x 3000
+
+
+def test_a_worker_that_dies_fails_the_forecast_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "dying_workload.py").write_text(
+        "import multiprocessing, os\n"
+        "def curve(params, step, instance_type):\n"
+        "    if step == 3 and multiprocessing.parent_process() is not None:\n"
+        "        os._exit(3)  # takes its forecast worker down with it\n"
+        "    return 1.0 / (step + 1), 10.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers get this process's sys.path
+    path = _sweep(tmp_path, resources__simulation__workload="dying_workload:curve")
+    result = _cli("plan", str(path), "--runs", "4", "--jobs", "2", "--quiet")
+    assert result.exit_code == 1
+    assert "a worker process died" in result.stderr and "--jobs 1" in result.stderr
+    assert "hyperband brackets" in result.stdout  # the plan was out before the forecast failed
+
+
+def test_progress_shows_runs_done_and_the_median_spend_so_far(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    import costtune.cli.money as money
+
+    screen = io.StringIO()
+    monkeypatch.setattr(money, "err_console", Console(file=screen, force_terminal=True, width=160))
+    result = _cli("plan", str(_sweep(tmp_path, budget={"usd": 0.3})), "--runs", "3", "--jobs", "2", "--format", "json")
+    assert result.exit_code == 0
+    shown = screen.getvalue()
+    for done in ("0/3", "1/3", "2/3", "3/3"):
+        assert done in shown
+    spends = sorted(s["spend_micros"] for s in json.loads(result.stdout)["forecast"]["samples"])
+    assert f"median spend so far ${spends[1] / 1e6:.4f}" in shown  # after the third run: the median of all three

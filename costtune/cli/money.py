@@ -44,46 +44,92 @@ def spend(db: str | None, fmt: str) -> None:
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
 @click.option("--runs", type=click.IntRange(min=0), default=20, show_default=True,
-              help="Simulated runs behind the spend forecast (simulated sweeps only).")
+              help="Simulated runs behind the spend forecast (simulated sweeps only); 0: the plan alone.")
+@click.option("--no-forecast", is_flag=True, help="The plan alone, at once (same as --runs 0).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Worker processes for the forecast's runs [default: one per CPU core].")
+@click.option("--exact-sampler", is_flag=True,
+              help="Forecast runs use the sweep's own bayes sampler (a model fit per trial: slow) instead of "
+                   "drawing configurations at random.")
+@click.option("--db", "db", envvar="COSTTUNE_DB", metavar="URL",
+              help="Store to read earlier attempts of this sweep from, read-only, for the start-up warning "
+                   "(env COSTTUNE_DB; default the usual store; skipped when it does not exist).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="Output format.")
 @click.option("--quiet", is_flag=True, help="No progress bar while the simulated runs go.")
 @handled
-def plan(sweep_file: str, runs: int, fmt: str, quiet: bool) -> None:
+def plan(sweep_file: str, runs: int, no_forecast: bool, jobs: int | None, exact_sampler: bool, db: str | None,
+         fmt: str, quiet: bool) -> None:
     """What SWEEP_FILE will cost, before any money is spent.
 
     Rungs and brackets in dollars, start-up and minimum-charge overheads, expected preemption
-    waste and, for a simulated sweep, a spend forecast from --runs runs of it on the simulator.
-    Nothing is written to any store of yours: plan takes no --db.
+    waste (printed at once) and, for a simulated sweep, a spend forecast from --runs runs of it on
+    the simulator, in --jobs parallel processes on in-memory stores. Nothing is written to any
+    store: --db is only read, for earlier attempts' spend before their first report.
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    if runs < 0:
+        raise SpecError("--runs", "must be an integer >= 0", runs)
+    if jobs is not None and jobs < 1:
+        raise SpecError("--jobs", "must be an integer >= 1", jobs)
+    try:
+        _plan(sweep_file, runs=0 if no_forecast else runs, jobs=jobs, exact_sampler=exact_sampler, db=db, fmt=fmt,
+              quiet=quiet)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: plan spends nothing and keeps nothing", highlight=False)
+        sys.exit(130)
 
-    from costtune.plan import build_plan
-    from costtune.plan.render import render, to_dict
+
+def _plan(sweep_file: str, *, runs: int, jobs: int | None, exact_sampler: bool, db: str | None, fmt: str,
+          quiet: bool) -> None:
+    from costtune.plan.analytic import build_plan
+    from costtune.plan.render import render_forecast, render_notes, render_plan, to_dict
+    from costtune.plan.startup import read_first_reports
     from costtune.spec import load_sweep
+    from costtune.store import resolve_db_url
 
-    if runs < 1:
-        raise SpecError("--runs", "must be an integer >= 1", runs)
     spec = load_sweep(sweep_file)
-    show = not quiet and spec.resources.provider == "simulated"
-    progress = Progress(TextColumn("[bold]simulating {task.description}"), BarColumn(),
-                        TextColumn("{task.completed}/{task.total} runs"), TextColumn("{task.fields[detail]}"),
-                        TimeElapsedColumn(), console=err_console, transient=True, disable=not show)
+    simulated = spec.resources.provider == "simulated"
+    measured = read_first_reports(resolve_db_url(db), spec.name, spec.resources.billing)
+    result = build_plan(spec, measured=measured)
+    if fmt == "table":
+        render_plan(result, out_console)  # the plan at once; the forecast follows when its runs are done
+        out_console.file.flush()
+    if simulated and runs:
+        result.forecast = _forecast_with_progress(spec, runs, jobs=jobs, exact_sampler=exact_sampler, show=not quiet)
+    elif simulated:
+        result.notes.append("no spend forecast (--runs 0 / --no-forecast): the figures above are the analytic plan")
+    if fmt == "json":
+        click.echo(json.dumps(to_dict(result), indent=2))
+        return
+    if result.forecast is not None:
+        render_forecast(result.forecast, out_console)
+    render_notes(result, out_console)
+
+
+def _forecast_with_progress(spec: Any, runs: int, *, jobs: int | None, exact_sampler: bool, show: bool) -> Any:
+    """The forecast, with a progress bar on stderr: runs done / total and the median spend so far."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(TextColumn("[bold]forecast {task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("runs"), TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+                        TextColumn("left"), TimeRemainingColumn(), console=err_console, transient=True,
+                        disable=not show)
     task = progress.add_task(spec.name, total=runs, detail="")
     spends: list[int] = []
 
     def on_run(_k: int, sample: Any) -> None:
         spends.append(sample.spend_micros)
         median = sorted(spends)[len(spends) // 2]
-        progress.update(task, advance=1, detail=f"median spend so far ${median / 1e6:.4f}")
+        progress.update(task, advance=1, detail=f"median spend so far ${median / 1e6:.4f}", refresh=True)
 
-    try:
-        with progress:
-            result = build_plan(spec, runs=runs, on_run=on_run)
-    except KeyboardInterrupt:
-        err_console.print("interrupted: plan spends nothing and keeps nothing", highlight=False)
-        sys.exit(130)
-    if fmt == "json":
-        click.echo(json.dumps(to_dict(result), indent=2))
-    else:
-        render(result, out_console)
+    from costtune.plan.forecast import forecast
+
+    with progress:
+        return forecast(spec, runs, jobs=jobs, exact_sampler=exact_sampler, on_run=on_run)

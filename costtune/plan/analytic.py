@@ -3,8 +3,9 @@
 The analytic half lives here: the scheduler's rungs and brackets in dollars, start-up and
 minimum-charge overheads per instance choice, and the preemption waste the market's rate implies.
 For a simulated sweep the simulator itself is the workload model, so step times come from calling
-the workload on sampled configurations, and ``costtune.plan_forecast`` adds a Monte Carlo forecast
-by running the sweep many times on throw-away stores. Nothing here opens the user's store.
+the workload on sampled configurations, and ``costtune.plan.forecast`` adds a Monte Carlo forecast
+by running the sweep many times on in-memory stores. The user's store is at most read (start-up
+measured on earlier attempts, see ``costtune.plan.startup``), never written.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import numpy as np
 
 from costtune.money import charge_micros, format_usd
 from costtune.plan.forecast import Forecast, RunSample, forecast
+from costtune.plan.shapes import Shape, sample_shapes
+from costtune.plan.startup import FirstReports, declared_warnings, measured_warning
 from costtune.schedulers import plan_brackets, rung_ladder
 from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec
 from costtune.spec.resources import Resources
-
-SHAPE_SAMPLES = 48  # configurations drawn to learn a simulated workload's step times
 
 
 @dataclass(frozen=True)
@@ -73,16 +74,6 @@ class Preemption:
     note: str = ""
 
 
-@dataclass(frozen=True)
-class Shape:
-    """One sampled configuration: where it runs and how long its start-up and steps take."""
-
-    rate_micros: int
-    spot: bool
-    startup_s: float
-    steps_s: tuple[float, ...]
-
-
 @dataclass
 class SweepPlan:
     name: str
@@ -102,12 +93,17 @@ class SweepPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def build_plan(spec: SweepSpec, *, runs: int = 0,
+def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact_sampler: bool = False,
+               measured: FirstReports | None = None,
                on_run: Callable[[int, RunSample], None] | None = None) -> SweepPlan:
-    """The whole plan; ``runs`` > 0 adds the Monte Carlo forecast (simulated sweeps only)."""
+    """The whole plan; ``runs`` > 0 adds the Monte Carlo forecast (simulated sweeps only).
+
+    ``measured``: earlier attempts of the sweep's study (``startup.read_first_reports``), for the
+    first-rung warning. ``jobs``/``exact_sampler``/``on_run`` go to ``forecast.forecast``.
+    """
     res = spec.resources
     notes: list[str] = []
-    shapes = _shapes(spec, notes)
+    shapes = sample_shapes(spec, notes)
     schedule = _schedule(spec, shapes, notes)
     overheads = _overheads(res)
     preemption = _preemption(spec, schedule, shapes)
@@ -117,7 +113,13 @@ def build_plan(spec: SweepSpec, *, runs: int = 0,
         per_launch = (float(np.mean([charge_micros(round(s.startup_s * 1000), s.rate_micros) for s in shapes]))
                       if shapes else float(np.mean([o.startup_micros for o in overheads])))
         overhead = round(launches * per_launch)
-    _rung_warnings(schedule, overheads, notes)
+    warned = _rung_warnings(schedule, overheads, notes)
+    if schedule.ladder_micros:
+        first = schedule.ladder_micros[0]
+        notes.extend(declared_warnings(first, shapes, res.billing, skip=warned))
+        seen = measured_warning(first, measured)
+        if seen:
+            notes.append(seen)
     plan = SweepPlan(
         name=spec.name, provider=res.provider, scheduler=dict(spec.scheduler), budget_micros=spec.budget.usd_micros,
         budget_trials=spec.budget.trials, workers=res.workers, billing=res.billing.note, rate_source=res.rate_source,
@@ -125,7 +127,7 @@ def build_plan(spec: SweepSpec, *, runs: int = 0,
         notes=notes,
     )
     if res.provider == "simulated" and runs > 0:
-        plan.forecast = forecast(spec, runs, on_run=on_run)
+        plan.forecast = forecast(spec, runs, jobs=jobs, exact_sampler=exact_sampler, on_run=on_run)
     elif res.provider != "simulated":
         notes.append("no spend forecast: a local sweep needs a workload model (how long its steps take) for a "
                      "Monte Carlo; the figures above are the analytic plan")
@@ -210,7 +212,7 @@ def _full_costs(spec: SweepSpec, shapes: list[Shape]) -> list[int]:
     rule, limit = spec.resources.billing, spec.budget.trial_seconds
     costs = []
     for s in shapes:
-        seconds = s.startup_s + sum(s.steps_s)
+        seconds = s.startup_s + s.steps_total_s
         seconds = min(seconds, limit) if limit is not None else seconds
         costs.append(rule.charge(round(seconds * 1000), s.rate_micros))
     return costs
@@ -220,29 +222,6 @@ def _time_limited_cost(spec: SweepSpec) -> int | None:
     """Without a workload model, budget.trial_seconds bounds what one trial costs."""
     limit, rate = spec.budget.trial_seconds, spec.resources.usd_per_hour_micros
     return None if limit is None or not rate else spec.resources.billing.charge(round(limit * 1000), rate)
-
-
-def _shapes(spec: SweepSpec, notes: list[str]) -> list[Shape]:
-    """Sampled configurations of a simulated sweep, timed by calling its workload; [] when local."""
-    sim, res = spec.resources.simulation, spec.resources
-    if sim is None:
-        return []
-    from costtune.providers.simulated import load_workload
-
-    workload = load_workload(sim.workload)
-    rng = np.random.default_rng(spec.sampler.get("seed", 0))
-    shapes = []
-    for _ in range(SHAPE_SAMPLES):
-        params = spec.space.sample(rng)
-        itype, market = res.placement(params)
-        try:
-            steps = tuple(float(workload(params, step, itype or "")[1]) for step in range(sim.max_steps))
-        except Exception as exc:  # the user's workload: its failure is a finding, not a crash of the plan
-            notes.append(f"workload {sim.workload} failed on a sampled configuration ({exc!r}); "
-                         "step times unknown")
-            return []
-        shapes.append(Shape(res.rate_for(itype, market), market == "spot", sim.startup_seconds, steps))
-    return shapes
 
 
 def _overheads(res: Resources) -> list[Overhead]:
@@ -290,23 +269,38 @@ def _lost_seconds(shape: Shape, attempt_s: float, checkpoint: bool) -> float:
     With checkpoints only the time since the last report is lost: over intervals of length L
     (start-up plus the first step, then each step) that is sum(L**2) / (2 * sum(L)).
     """
-    intervals: list[float] = []
+    total = squares = 0.0
     left = attempt_s
-    for length in (shape.startup_s + (shape.steps_s[0] if shape.steps_s else 0.0), *shape.steps_s[1:]):
+    first = True
+    for seconds, count in shape.steps:
+        runs = [(shape.startup_s + seconds, 1), (seconds, count - 1)] if first else [(seconds, count)]
+        first = False
+        for length, n in runs:
+            if left <= 0 or n <= 0:
+                continue
+            whole = n if length <= 0 else min(n, int(left // length))
+            total += whole * length
+            squares += whole * length * length
+            left -= whole * length
+            if whole < n and left > 0:  # the attempt ends part-way through this interval
+                total += left
+                squares += left * left
+                left = 0.0
         if left <= 0:
             break
-        intervals.append(min(length, left))
-        left -= length
-    total = sum(intervals)
     if total <= 0:
         return 0.0
-    return sum(x * x for x in intervals) / (2 * total) if checkpoint else total / 2
+    return squares / (2 * total) if checkpoint else total / 2
 
 
-def _rung_warnings(schedule: Schedule, overheads: list[Overhead], notes: list[str]) -> None:
-    """A first rung that start-up or the minimum charge eats is money that buys no training."""
+def _rung_warnings(schedule: Schedule, overheads: list[Overhead], notes: list[str]) -> set[tuple[str | None, str]]:
+    """A first rung that start-up or the minimum charge eats is money that buys no training.
+
+    Returns the placements (instance type, market) warned about.
+    """
+    warned: set[tuple[str | None, str]] = set()
     if not schedule.ladder_micros:
-        return
+        return warned
     first = schedule.ladder_micros[0]
     for o in overheads:
         where = f"{o.instance_type or 'the instance'} ({o.market})"
@@ -316,3 +310,7 @@ def _rung_warnings(schedule: Schedule, overheads: list[Overhead], notes: list[st
         elif o.minimum_micros > first:
             notes.append(f"the {o.minimum_seconds} s minimum charge on {where} is {format_usd(o.minimum_micros)}, "
                          f"above the first rung {format_usd(first)}")
+        else:
+            continue
+        warned.add((o.instance_type, o.market))
+    return warned

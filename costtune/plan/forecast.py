@@ -1,25 +1,40 @@
 """The Monte Carlo half of ``costtune plan``: run a simulated sweep many times, nothing kept.
 
-Each run is the real controller on the simulator, with its own preemption seed and sampler seed,
-on a SQLite store in a temporary directory that is deleted afterwards, so the forecast includes
-everything the controller does (rungs, reservations, preemptions, the cap) and the user's store is
-never opened.
+Each run is the real controller on the simulator (the same loop, store code and ledger as
+``costtune run``), with its own preemption seed and sampler seed, on an in-memory SQLite store, so
+the forecast includes everything the controller does (rungs, reservations, preemptions, the cap)
+and neither the user's store nor the disk is touched. Runs go in worker processes (one per core
+by default) and come back as each finishes; run ``k`` gives the same result whichever worker runs it.
+
+A model-based sampler (bayes, and BOHB's model) costs a Gaussian-process fit per trial: tens of
+seconds a run, where the rest of a run takes about one. Unless ``exact_sampler`` is set, such runs
+draw configurations at random instead; the forecast says so (``Forecast.stand_in``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import tempfile
-from collections.abc import Callable
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from costtune.errors import CosttuneError
 from costtune.spec import SweepSpec, parse_sweep
 
 CAP_SHARE = 0.99  # a run "reaches the cap" when it spends at least this share of budget.usd
+MEMORY_STORE = "sqlite:///:memory:"
+MODEL_SAMPLERS = ("bayes",)
+_PARENT_CHECK_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -35,8 +50,13 @@ class RunSample:
 
 @dataclass(frozen=True)
 class Forecast:
+    """``runs`` in run-index order; ``stand_in``: the sampler the runs used in place of the sweep's
+    own (None when they used the sweep's own)."""
+
     runs: tuple[RunSample, ...]
     cap_micros: int | None
+    sampler: str = "random"
+    stand_in: str | None = None
 
     def spend(self, q: float) -> int:
         return round(float(np.percentile([r.spend_micros for r in self.runs], q)))
@@ -56,8 +76,13 @@ class Forecast:
         return float(np.percentile([getattr(r, attr) for r in self.runs], q))
 
 
-def seeded_spec(spec: SweepSpec, k: int, tmp: str) -> SweepSpec:
-    """The same sweep with preemption and sampler seeds moved on by ``k``; output kept under ``tmp``."""
+def uses_model(spec: SweepSpec) -> bool:
+    """True when the sweep's trials are proposed by a fitted model (bayes, or BOHB's rung model)."""
+    return spec.sampler["type"] in MODEL_SAMPLERS or spec.scheduler["type"] == "bohb"
+
+
+def seeded_raw(spec: SweepSpec, k: int) -> dict[str, Any]:
+    """The sweep file of run ``k``: preemption and sampler seeds moved on by ``k``, nothing written."""
     raw: dict[str, Any] = json.loads(json.dumps(spec.raw))
     sim = raw["resources"]["simulation"]
     base = spec.resources.simulation.seed if spec.resources.simulation else 0
@@ -66,42 +91,161 @@ def seeded_spec(spec: SweepSpec, k: int, tmp: str) -> SweepSpec:
     if "seed" in spec.sampler:
         sampler["seed"] = spec.sampler["seed"] + k  # the file's seed, or the one drawn when it gave none
     raw["sampler"] = sampler
-    raw["output_dir"] = str(Path(tmp) / "runs")
-    return parse_sweep(raw)
+    raw.pop("output_dir", None)  # simulated trials write no files
+    return raw
 
 
-def simulate_once(spec: SweepSpec, k: int, tmp: str) -> RunSample:
-    """One full simulated run of the sweep on a throw-away store."""
+def seeded_spec(spec: SweepSpec, k: int) -> SweepSpec:
+    """The same sweep with preemption and sampler seeds moved on by ``k``."""
+    return parse_sweep(seeded_raw(spec, k))
+
+
+def simulate_once(raw: dict[str, Any], *, exact_sampler: bool = True) -> RunSample:
+    """One full simulated run of the sweep file ``raw`` on an in-memory store.
+
+    ``exact_sampler=False`` swaps a model-based sampler for random draws (see the module doc).
+    """
     from costtune.providers import make_provider
     from costtune.runner.controller import SweepController
     from costtune.runner.session import open_sweep
+    from costtune.samplers import RandomSampler
     from costtune.store import Store
 
-    run_spec = seeded_spec(spec, k, tmp)
-    store = Store(f"sqlite:///{tmp}/plan-{k}.db")
+    run_spec = parse_sweep(raw)
+    store = Store(MEMORY_STORE)
     try:
         study, _ = open_sweep(store, run_spec)
         provider = make_provider(run_spec.resources.provider, simulation=run_spec.resources.simulation,
                                  metric=run_spec.metric)
-        status = SweepController(run_spec, study, provider, workdir=tmp, trial_events=False).run()
+        controller = SweepController(run_spec, study, provider, trial_events=False)
+        if not exact_sampler and uses_model(run_spec):
+            study.sampler = RandomSampler()  # also replaces BOHB's rung model, set up by the controller
+        status = controller.run()
         trials = len(study.history().trials)
     finally:
         store.close()
-    seed = run_spec.resources.simulation.seed if run_spec.resources.simulation else k
+    seed = run_spec.resources.simulation.seed if run_spec.resources.simulation else 0
     return RunSample(seed=seed, spend_micros=status.spend_micros, best_value=status.best_value,
                      preemptions=status.preemptions, waste_micros=status.waste_micros, trials=trials,
                      sim_seconds=status.sim_seconds)
 
 
-def forecast(spec: SweepSpec, runs: int, *, on_run: Callable[[int, RunSample], None] | None = None) -> Forecast:
-    """``runs`` simulated runs of the sweep; ``on_run(k, sample)`` after each (a progress bar)."""
+def default_jobs() -> int:
+    return os.cpu_count() or 1
+
+
+def forecast(spec: SweepSpec, runs: int, *, jobs: int | None = None, exact_sampler: bool = False,
+             on_run: Callable[[int, RunSample], None] | None = None) -> Forecast:
+    """``runs`` simulated runs of the sweep in ``jobs`` worker processes (default: one per core).
+
+    ``on_run(k, sample)`` is called in this process as each run finishes (in finishing order: a
+    progress bar); the result holds the runs in index order, so it does not depend on ``jobs``.
+    Ctrl-C (KeyboardInterrupt) kills the workers before it propagates: nothing is left running.
+    Raises ValueError when ``runs`` or ``jobs`` is < 1.
+    """
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
-    samples = []
-    with tempfile.TemporaryDirectory(prefix="costtune-plan-") as tmp:
-        for k in range(runs):
-            sample = simulate_once(spec, k, tmp)
-            samples.append(sample)
-            if on_run is not None:
-                on_run(k, sample)
-    return Forecast(runs=tuple(samples), cap_micros=spec.budget.usd_micros)
+    jobs = default_jobs() if jobs is None else jobs
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    exact = exact_sampler or not uses_model(spec)
+    raws = [seeded_raw(spec, k) for k in range(runs)]
+    samples: dict[int, RunSample] = {}
+
+    def done(k: int, sample: RunSample) -> None:
+        samples[k] = sample
+        if on_run is not None:
+            on_run(k, sample)
+
+    workers = min(jobs, runs)
+    if workers == 1:
+        for k, raw in enumerate(raws):
+            done(k, simulate_once(raw, exact_sampler=exact))
+    else:
+        _in_processes(raws, workers, exact, done)
+    model = "bohb" if spec.scheduler["type"] == "bohb" else spec.sampler["type"]
+    return Forecast(runs=tuple(samples[k] for k in range(runs)), cap_micros=spec.budget.usd_micros,
+                    sampler=model if exact else "random", stand_in=None if exact else model)
+
+
+def _in_processes(raws: list[dict[str, Any]], workers: int, exact: bool,
+                  done: Callable[[int, RunSample], None]) -> None:
+    """Run every ``raws[k]`` in a pool of fresh (spawned) processes; ``done`` as each one finishes.
+
+    Ctrl-C or SIGTERM kills the workers; a worker whose parent is gone exits on its own.
+    """
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(os.getpid(),))
+    restore = _term_as_interrupt()
+    try:
+        with _workers_ignore_ctrl_c():  # submit starts the workers
+            pending: dict[Future[RunSample], int] = {
+                pool.submit(simulate_once, raw, exact_sampler=exact): k for k, raw in enumerate(raws)}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                done(pending.pop(future), future.result())
+    except BrokenProcessPool as exc:
+        _kill(pool)
+        raise CosttuneError(f"forecast: a worker process died ({exc}); --jobs 1 runs the forecast in this "
+                            "process") from None
+    except BaseException:
+        _kill(pool)
+        raise
+    finally:
+        restore()
+    pool.shutdown(wait=True)
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool at once: queued runs are dropped and the workers killed (they hold nothing)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # no public way before 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+    for process in processes:
+        process.join(timeout=5)
+
+
+@contextlib.contextmanager
+def _workers_ignore_ctrl_c() -> Iterator[None]:
+    """Processes started in this block begin with SIGINT ignored (inherited through exec).
+
+    A worker is in the terminal's process group until its initializer moves it out; a Ctrl-C in
+    that moment would otherwise print a worker's KeyboardInterrupt traceback.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _term_as_interrupt() -> Callable[[], None]:
+    """While the pool runs, SIGTERM stops it like Ctrl-C (main thread only); returns the undo."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def _worker_init(parent: int) -> None:
+    """A worker leaves Ctrl-C to its parent, which kills it; and exits when that parent is gone."""
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()  # out of the terminal's process group: the terminal's Ctrl-C reaches the parent only
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="costtune-plan-parent", daemon=True).start()

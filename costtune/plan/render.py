@@ -29,6 +29,15 @@ def _num(value: float | None, fmt: str = ".1f") -> str:
 
 
 def render(plan: SweepPlan, console: Console) -> None:
+    """The whole plan: the analytic tables, the forecast (when there is one), then the notes."""
+    render_plan(plan, console)
+    if plan.forecast is not None:
+        render_forecast(plan.forecast, console)
+    render_notes(plan, console)
+
+
+def render_plan(plan: SweepPlan, console: Console) -> None:
+    """The analytic part: brackets or rung ladder, money, start-up and minimum charges."""
     s = plan.schedule
     budget = " and ".join(x for x in (
         None if plan.budget_micros is None else format_usd(plan.budget_micros),
@@ -75,13 +84,28 @@ def render(plan: SweepPlan, console: Console) -> None:
         over.add_row(o.instance_type or "-", o.market, format_usd(o.rate_micros), f"{o.startup_seconds:g} s",
                      format_usd(o.startup_micros), f"{format_usd(o.minimum_micros)} ({o.minimum_seconds} s)")
     console.print(over)
-    if plan.forecast is not None:
-        _render_forecast(plan.forecast, console)
-    for note in ([p.note] if p.note else []) + plan.notes:
+
+
+def render_notes(plan: SweepPlan, console: Console) -> None:
+    notes = ([plan.preemption.note] if plan.preemption.note else []) + plan.notes
+    if plan.forecast is not None and plan.forecast.stand_in:
+        notes.append(stand_in_note(plan.forecast))
+    for note in notes:
         console.print(f"[dim]note: {note}[/]", highlight=False)
 
 
-def _render_forecast(f: Forecast, console: Console) -> None:
+def stand_in_note(f: Forecast) -> str:
+    return (f"the forecast's runs drew configurations at random in place of the sweep's {f.stand_in} sampler "
+            "(fitting its model for every trial takes minutes a run): spend, trials and preemptions follow the "
+            f"scheduler and the cap; the best metric is random search's, which {f.stand_in} usually beats; "
+            f"--exact-sampler runs {f.stand_in} itself")
+
+
+def render_forecast(f: Forecast, console: Console) -> None:
+    """The Monte Carlo forecast: spend, best metric, trials and preemptions (median, p10, p90)."""
+    if f.stand_in:
+        console.print(f"forecast runs drew configurations at random in place of {f.stand_in} (see the note; "
+                      "--exact-sampler runs it)", highlight=False)
     table = Table(title=f"forecast: {len(f.runs)} simulated runs", title_justify="left")
     for col in ("", "median", "p10", "p90"):
         table.add_column(col, justify="right" if col else "left")
@@ -126,11 +150,11 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
                        "waste_usd": _usd(p.waste_micros), "waste_micros": p.waste_micros,
                        "restart_usd": _usd(p.restart_micros), "restart_micros": p.restart_micros, "note": p.note},
         "forecast": None,
-        "notes": plan.notes,
+        "notes": plan.notes + ([stand_in_note(f)] if f is not None and f.stand_in else []),
     }
     if f is not None:
         out["forecast"] = {
-            "runs": len(f.runs),
+            "runs": len(f.runs), "sampler": f.sampler, "stands_in_for": f.stand_in,
             "spend_median_usd": _usd(f.spend(50)), "spend_p10_usd": _usd(f.spend(10)),
             "spend_p90_usd": _usd(f.spend(90)), "spend_median_micros": f.spend(50),
             "spend_p10_micros": f.spend(10), "spend_p90_micros": f.spend(90),

@@ -1,0 +1,94 @@
+"""How long `costtune plan` takes; prints figures, asserts nothing.
+
+    python benchmarks/plan_speed.py [--repeat 3] [--jobs N] [--quick]
+
+Times the whole command (`python -m costtune.cli plan ... --quiet`, start-up included, output
+discarded) on:
+
+1. examples/simulated/hyperband.yaml: the plan alone (--runs 0) and the default forecast (20 runs);
+2. examples/simulated/asha-cost-aware.yaml: --runs 3 and the default forecast (20 runs), with its
+   bayes sampler stood in for by random draws (the default), and one --exact-sampler run;
+3. a large Hyperband plan (the hyperband example with budget.usd 60 and max_usd 2.43, 400+ trials):
+   the plan alone and --runs 1.
+
+Each case runs ``--repeat`` times; the best and the median wall time are printed, with the CPU
+time (the command and its workers: on an idle machine with N cores the wall time of the forecast
+is about CPU / N plus start-up) and the load average, because on a shared machine the wall time
+mostly measures the neighbours. Pass ``--quick``
+to skip the slow --exact-sampler case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+HYPERBAND = ROOT / "examples" / "simulated" / "hyperband.yaml"
+ASHA = ROOT / "examples" / "simulated" / "asha-cost-aware.yaml"
+
+
+def large_hyperband(folder: Path) -> Path:
+    data = yaml.safe_load(HYPERBAND.read_text())
+    data["name"] = "sim-hyperband-large"
+    data["scheduler"] = {"type": "hyperband", "min_usd": 0.01, "max_usd": 2.43, "eta": 3}
+    data["budget"] = {"usd": 60}
+    path = folder / "hyperband-large.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def timed(args: list[str], repeat: int, env: dict[str, str]) -> tuple[list[float], list[float]]:
+    """Wall seconds and CPU seconds (user + system, the command and its worker processes) per repeat."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "costtune.cli", "plan", *args, "--quiet"], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+        walls.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return walls, cpus
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=None, help="--jobs for plan (default: its own, one per core)")
+    parser.add_argument("--quick", action="store_true", help="skip the --exact-sampler case")
+    opts = parser.parse_args()
+    jobs = [] if opts.jobs is None else ["--jobs", str(opts.jobs)]
+    with tempfile.TemporaryDirectory(prefix="costtune-plan-bench-") as tmp:
+        env = {**os.environ, "COSTTUNE_HOME": tmp, "COSTTUNE_DB": str(Path(tmp) / "none.db")}  # no store read
+        large = large_hyperband(Path(tmp))
+        cases = [
+            ("hyperband example, plan alone (--runs 0)", [str(HYPERBAND), "--runs", "0"]),
+            ("hyperband example, forecast (default 20 runs)", [str(HYPERBAND), *jobs]),
+            ("asha cost-aware example, --runs 3", [str(ASHA), "--runs", "3", *jobs]),
+            ("asha cost-aware example, forecast (default 20 runs)", [str(ASHA), *jobs]),
+            ("large hyperband plan, plan alone (--runs 0)", [str(large), "--runs", "0"]),
+            ("large hyperband plan, --runs 1", [str(large), "--runs", "1", *jobs]),
+        ]
+        if not opts.quick:
+            cases.append(("asha cost-aware example, --runs 1 --exact-sampler (bayes itself)",
+                          [str(ASHA), "--runs", "1", "--exact-sampler"]))
+        print(f"cores: {os.cpu_count()}, jobs: {opts.jobs or 'default (one per core)'}, repeat: {opts.repeat}")
+        for label, args in cases:
+            load = os.getloadavg()[0]
+            walls, cpus = timed(args, 1 if "exact" in label else opts.repeat, env)
+            print(f"{label}: wall best {min(walls):.1f} s, median {statistics.median(walls):.1f} s; "
+                  f"CPU best {min(cpus):.1f} s (load average {load:.1f} before)", flush=True)
+
+
+if __name__ == "__main__":
+    main()

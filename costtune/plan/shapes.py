@@ -1,0 +1,106 @@
+"""Sampled workload shapes of a simulated sweep: where a configuration runs and how long its steps take.
+
+``costtune plan`` works out expected costs from these. A shape asks the workload for its first
+``EXACT_STEPS`` steps one by one, later steps only every few steps (each answer standing for the
+steps up to the next one asked), and stops at the money no trial can pass (the top rung, or
+budget.usd): a 2,000-step workload costs about a hundred calls per shape, not 2,000.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from costtune.spec import SweepSpec
+
+SHAPE_SAMPLES = 48  # configurations drawn to learn a simulated workload's step times
+EXACT_STEPS = 32  # a shape's first steps, each asked of the workload
+SPARSE_STEPS = 96  # about how many more steps are asked, evenly spread over the rest
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One sampled configuration: where it runs and how long its start-up and steps take.
+
+    ``steps`` is run-length coded in step order: (seconds of one step, how many steps in a row);
+    ``rate_micros`` is micro-dollars per hour.
+    """
+
+    rate_micros: int
+    spot: bool
+    startup_s: float
+    steps: tuple[tuple[float, int], ...]
+    instance_type: str | None = None
+
+    @property
+    def steps_total_s(self) -> float:
+        return sum(seconds * n for seconds, n in self.steps)
+
+    @property
+    def first_step_s(self) -> float:
+        return self.steps[0][0] if self.steps else 0.0
+
+
+def sample_shapes(spec: SweepSpec, notes: list[str]) -> list[Shape]:
+    """Sampled configurations of a simulated sweep, timed by calling its workload; [] when local."""
+    sim, res = spec.resources.simulation, spec.resources
+    if sim is None:
+        return []
+    from costtune.providers.simulated import load_workload
+
+    workload = load_workload(sim.workload)
+    rng = np.random.default_rng(spec.sampler.get("seed", 0))
+    ceiling = _ceiling_micros(spec)
+    shapes = []
+    for _ in range(SHAPE_SAMPLES):
+        params = spec.space.sample(rng)
+        itype, market = res.placement(params)
+        rate = res.rate_for(itype, market)
+        # Past the money no trial can spend, step times change nothing the plan shows.
+        horizon = math.inf if ceiling is None or rate <= 0 else ceiling / rate * 3600 - sim.startup_seconds
+        if spec.budget.trial_seconds is not None:
+            horizon = min(horizon, spec.budget.trial_seconds)
+        try:
+            steps = _step_runs(lambda step, p=params, t=itype: float(workload(p, step, t or "")[1]),
+                               sim.max_steps, horizon)
+        except Exception as exc:  # the user's workload: its failure is a finding, not a crash of the plan
+            notes.append(f"workload {sim.workload} failed on a sampled configuration ({exc!r}); "
+                         "step times unknown")
+            return []
+        shapes.append(Shape(rate, market == "spot", sim.startup_seconds, steps, itype))
+    return shapes
+
+
+def _ceiling_micros(spec: SweepSpec) -> int | None:
+    """The most one trial can spend: the top rung for rung schedulers, else budget.usd (None: no bound)."""
+    cfg = spec.scheduler
+    if "max_usd_micros" in cfg and cfg["type"] != "fifo":
+        return int(cfg["max_usd_micros"])
+    return spec.budget.usd_micros
+
+
+def _step_runs(seconds_at: Callable[[int], float], max_steps: int, horizon_s: float) -> tuple[tuple[float, int], ...]:
+    """Step times as (seconds, count) runs, up to ``max_steps`` or just past ``horizon_s`` seconds.
+
+    The first ``EXACT_STEPS`` steps are asked one by one; later ones in strides of about
+    (max_steps - EXACT_STEPS) / SPARSE_STEPS steps, each stride timed by its middle step.
+    """
+    runs: list[tuple[float, int]] = []
+    step, total = 0, 0.0
+    stride = max(1, (max_steps - EXACT_STEPS) // SPARSE_STEPS)
+    while step < max_steps and total <= horizon_s:
+        n = 1 if step < EXACT_STEPS else min(stride, max_steps - step)
+        last = runs[-1][0] if runs else 0.0
+        if n > 1 and last > 0 and math.isfinite(horizon_s):  # no further than it takes to pass the horizon
+            n = max(1, min(n, math.ceil((horizon_s - total) / last) + 1))
+        seconds = seconds_at(step + n // 2)
+        if runs and runs[-1][0] == seconds:
+            runs[-1] = (seconds, runs[-1][1] + n)
+        else:
+            runs.append((seconds, n))
+        step += n
+        total += seconds * n
+    return tuple(runs)

@@ -1,0 +1,174 @@
+"""What a trial spends before its first report, and first rungs that are below it.
+
+A trial is judged at its first rung on what it has reported by then. A rung below the spend of
+start-up (instance boot, Python and library imports) plus the first step stops every trial
+before it reports ("no result by the $0.003 rung"). Two sources know that spend:
+
+- declared: a simulated sweep's ``startup_seconds`` plus its workload's first step, priced at
+  each placement's rate with the provider's billing rule (minimum charge included);
+- measured: earlier attempts of a study with the sweep's name in the user's store: the spend at
+  their first report, or, for attempts stopped before any report, at least what they spent.
+
+The store is only read, through a read-only connection; a missing store, study or table means
+nothing was measured. Nothing here creates, migrates or writes a store.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from costtune.money import format_usd
+
+if TYPE_CHECKING:
+    from costtune.plan.shapes import Shape
+    from costtune.prices.billing import BillingRule
+
+# Attempts that ended this way without a report had not reported by then: what they spent is a
+# lower bound of their spend at a first report. (A failure or an interruption says nothing.)
+_CENSORING_ENDS = ("stopped", "budget", "timeout", "preempted")
+# A wall-clock controller stops a trial a moment before its reservation runs out: an attempt stopped
+# at the rung without a report may show a hair less than the rung.
+_AT_RUNG = 0.95
+
+_ATTEMPTS_SQL = (
+    "SELECT a.rate_micros_per_hour, a.cost_micros, a.exit_reason, a.ended_at, "
+    "(SELECT MIN(r.elapsed_s) FROM report r WHERE r.trial_id = a.trial_id AND r.attempt_id = a.id) "  # indexed
+    "FROM attempt a JOIN trial t ON t.id = a.trial_id JOIN study s ON s.id = t.study_id WHERE s.name = ?"
+)
+
+
+@dataclass(frozen=True)
+class FirstReports:
+    """Earlier attempts of a study: spend at first report (exact) and lower bounds (no report)."""
+
+    study: str
+    where: str
+    exact_micros: tuple[int, ...]
+    at_least_micros: tuple[int, ...]
+
+    @property
+    def attempts(self) -> int:
+        return len(self.exact_micros) + len(self.at_least_micros)
+
+
+def declared_first_report(shapes: list[Shape], rule: BillingRule) -> dict[tuple[str | None, str], int]:
+    """Median spend at the first report per placement (instance type, market), micro-dollars."""
+    by_place: dict[tuple[str | None, str], list[int]] = {}
+    for s in shapes:
+        ms = round((s.startup_s + s.first_step_s) * 1000)
+        by_place.setdefault(_place(s), []).append(rule.charge(ms, s.rate_micros))
+    return {place: round(statistics.median(v)) for place, v in by_place.items()}
+
+
+def declared_warnings(first_rung: int, shapes: list[Shape], rule: BillingRule, *,
+                      skip: set[tuple[str | None, str]] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    """Notes for placements whose trials spend more than the first rung before their first report.
+
+    ``skip``: placements already warned about (start-up or minimum charge alone above the rung).
+    """
+    notes = []
+    for place, spend in sorted(declared_first_report(shapes, rule).items(), key=lambda kv: str(kv[0])):
+        if spend <= first_rung or place in skip:
+            continue
+        mine = [s for s in shapes if _place(s) == place]
+        seconds = statistics.median(s.startup_s + s.first_step_s for s in mine)
+        where = f"{place[0] or 'the instance'} ({place[1]})"
+        notes.append(f"a trial on {where} reports first after ~{seconds:.0f} s (start-up {mine[0].startup_s:g} s + "
+                     f"its first step), having spent ~{format_usd(spend)}: above the first rung "
+                     f"{format_usd(first_rung)} (scheduler.min_usd), so it is stopped there before it reports; "
+                     "raise min_usd")
+    return notes
+
+
+def _place(shape: Shape) -> tuple[str | None, str]:
+    return shape.instance_type, "spot" if shape.spot else "on-demand"
+
+
+def measured_warning(first_rung: int, seen: FirstReports | None) -> str | None:
+    """A note when most earlier attempts spent more than the first rung before their first report."""
+    if seen is None or not seen.attempts:
+        return None
+    # An attempt that ended below the rung without a report says nothing about the rung: left out.
+    censored = [v for v in seen.at_least_micros if v >= _AT_RUNG * first_rung]
+    values = list(seen.exact_micros) + censored
+    above = sum(v > first_rung for v in seen.exact_micros) + len(censored)
+    if not values or 2 * above < len(values):
+        return None
+    median = round(statistics.median(values))
+    parts = []
+    if seen.exact_micros:
+        parts.append(f"{len(seen.exact_micros)} reported")
+    if censored:
+        parts.append(f"{len(censored)} were stopped before any report")
+    return (f"earlier attempts of study {seen.study!r} in {seen.where} spent a median of "
+            f"{'at least ' if censored else ''}{format_usd(median)} before their first report "
+            f"({', '.join(parts)}); the first rung, {format_usd(first_rung)} (scheduler.min_usd), comes "
+            "before that, so trials are stopped there before they report; raise min_usd")
+
+
+def read_first_reports(db_url: str, study: str, rule: BillingRule) -> FirstReports | None:
+    """Earlier attempts of ``study`` in the store at ``db_url``, read-only; None when there are none.
+
+    A store that does not exist, cannot be read or holds no such study gives None (never an error:
+    ``plan`` works without a store). SQLite files are opened with ``mode=ro``; PostgreSQL in a
+    read-only transaction.
+    """
+    rows = _read_sqlite(db_url, study) if db_url.startswith("sqlite") else _read_other(db_url, study)
+    if not rows:
+        return None
+    exact, at_least = [], []
+    for rate, cost, reason, ended, first_s in rows:
+        if first_s is not None:
+            exact.append(rule.charge(round(float(first_s) * 1000), int(rate or 0)))
+        elif ended is not None and reason in _CENSORING_ENDS:
+            at_least.append(int(cost or 0))
+    if not exact and not at_least:
+        return None
+    where = db_url.split("///", 1)[-1] if db_url.startswith("sqlite") else _masked(db_url)
+    return FirstReports(study, where, tuple(exact), tuple(at_least))
+
+
+def _read_sqlite(db_url: str, study: str) -> list[Any]:
+    from sqlalchemy.engine import make_url
+
+    path = make_url(db_url).database
+    if not path or path == ":memory:" or not Path(path).is_file():
+        return []
+    try:
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return []
+    try:
+        return conn.execute(_ATTEMPTS_SQL, (study,)).fetchall()
+    except sqlite3.Error:  # not a costtune store, an older schema, locked: nothing measured
+        return []
+    finally:
+        conn.close()
+
+
+def _read_other(db_url: str, study: str) -> list[Any]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        engine = create_engine(db_url, pool_pre_ping=False, connect_args={"connect_timeout": 5})
+    except (SQLAlchemyError, ImportError, ValueError):
+        return []
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            return list(conn.execute(text(_ATTEMPTS_SQL.replace("?", ":name")), {"name": study}).fetchall())
+    except SQLAlchemyError:
+        return []
+    finally:
+        engine.dispose()
+
+
+def _masked(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
