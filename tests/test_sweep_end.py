@@ -287,3 +287,20 @@ def test_the_progress_line_says_why_fewer_trials_run_than_asked() -> None:
     status.running = 3
     _update(progress, task, status, spec, Named())  # type: ignore[arg-type]
     assert progress.tasks[0].fields["detail"].startswith("running 3  failed 0")
+
+
+def test_sampler_configs_count_toward_budget_trials_and_an_excess_changes_nothing(tmp_path: Path) -> None:
+    """Queued configurations count toward budget.trials on every path (issue 7: 41 of 40): a file
+    listing more than the budget is refused, and configs added on resume past it change nothing."""
+    with pytest.raises(SpecError, match=r"sampler\.configs: lists 3 configurations, more than budget\.trials \(2\)"):
+        parse_sweep(cfg_with(sampler__configs=[{"x": 0.1}, {"x": 0.2}, {"x": 0.3}]))
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    _spec, study, status, _provider = run_sim(store, cfg_with(sampler__configs=[{"x": 0.1}]))
+    check_normal_end(store, study, status)
+    before = [(t.number, t.state, t.params) for t in study.history().trials]
+    assert len(before) == 2
+    grown = parse_sweep(cfg_with(sampler__configs=[{"x": 0.1}, {"x": 0.2}]))
+    with pytest.raises(SpecError, match=r"budget\.trials: study 'end' holds 2 trials and sampler\.configs adds 1"):
+        open_sweep(store, grown)
+    assert [(t.number, t.state, t.params) for t in study.history().trials] == before
+    assert store.get_study("end").spec == cfg_with(sampler__configs=[{"x": 0.1}])  # the stored file, unchanged

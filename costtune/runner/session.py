@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from costtune.errors import InputError, StoreError
+from costtune.errors import InputError, SpecError, StoreError
 from costtune.money import format_usd, micros_to_usd
 from costtune.providers import make_provider
 from costtune.reports.fmt import format_duration
@@ -49,13 +49,15 @@ def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False) -> tu
             info, resumed = store.get_study(spec.name), True
     if resumed:
         _check_compatible(info, spec)
+        added = _new_configs(store, info, spec)  # checked before anything is written
         if info.budget_usd_micros != spec.budget.usd_micros:
             if not change_cap:
                 raise InputError(_cap_message(info, spec))
             store.change_study_cap(info.id, spec.budget.usd_micros, field="budget.usd",
                                    reason="costtune run --change-cap")
         store.update_study(info.id, spec=spec.raw)
-        _enqueue_new_configs(store, info, spec)
+        for config in added:
+            store.enqueue(info.id, config, max_trials=spec.budget.trials)
         info = store.get_study(spec.name)
     study = Study(store, info, usd_per_hour=str(micros_to_usd(spec.resources.usd_per_hour_micros)),
                   # absolute, as trials run in `workdir` and `costtune logs` runs anywhere
@@ -73,14 +75,25 @@ def _cap_message(info: StudyInfo, spec: SweepSpec) -> str:
             f"see `costtune audit {info.name}`)")
 
 
-def _enqueue_new_configs(store: Store, info: StudyInfo, spec: SweepSpec) -> None:
-    """Configurations added to ``sampler.configs`` since the study began are queued, once."""
-    known = [t.params for t in store.history(info.id).trials if t.source == "manual"]
+def _new_configs(store: Store, info: StudyInfo, spec: SweepSpec) -> list[dict[str, Any]]:
+    """Configurations added to ``sampler.configs`` since the study began (each is queued once).
+
+    They count toward ``budget.trials`` like every queued trial: more than the study has room for
+    is a ``SpecError`` naming budget.trials, raised before anything is queued.
+    """
+    trials = store.history(info.id).trials
+    known = [t.params for t in trials if t.source == "manual"]
+    added = []
     for config in spec.sampler.get("configs", []):
         if config in known:
             known.remove(config)  # a config listed twice in the file runs twice, no more
         else:
-            store.enqueue(info.id, config)
+            added.append(config)
+    limit = spec.budget.trials
+    if added and limit is not None and len(trials) + len(added) > limit:
+        raise SpecError("budget.trials", f"study {info.name!r} holds {len(trials)} trials and sampler.configs adds "
+                        f"{len(added)}: more than budget.trials; raise it to queue them", limit)
+    return added
 
 
 def _check_compatible(info: StudyInfo, spec: SweepSpec) -> None:

@@ -118,6 +118,10 @@ def parse_sweep(data: Any) -> SweepSpec:
     if scheduler["type"] != "fifo" and resources.usd_per_hour_micros == 0:
         raise SpecError("scheduler.type", f"{scheduler['type']} judges trials by the dollars they spend: price them "
                         "with resources.usd_per_hour or resources.price_as", scheduler["type"])
+    configs = sampler.get("configs", [])
+    if budget.trials is not None and len(configs) > budget.trials:
+        raise SpecError("sampler.configs", f"lists {len(configs)} configurations, more than budget.trials "
+                        f"({budget.trials}); each queued configuration counts toward it", len(configs))
     if budget.usd_micros is not None:
         _check_cap_funds_a_trial(budget.usd_micros, resources, scheduler, data["budget"]["usd"])
     if scheduler["type"] in ("sh", "hyperband", "bohb"):  # a budget too small for the plan fails here
