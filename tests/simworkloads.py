@@ -50,3 +50,17 @@ def three_choices(params: dict[str, Any], step: int, instance_type: str) -> tupl
     """A loss over three categoricals (opt x act x width): one best combination, 10 s a step."""
     loss = {"adam": 0.0, "sgd": 0.3}[params["opt"]] + {"relu": 0.0, "tanh": 0.2}[params["act"]]
     return loss + {"s": 0.2, "m": 0.0, "l": 0.1}[params["width"]] + 1.0 / (step + 1), 10.0
+
+
+def with_changes(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """A deep copy of the sweep ``base`` with ``a__b__c=value`` setting ``copy["a"]["b"]["c"]``."""
+    import copy
+
+    cfg = copy.deepcopy(base)
+    for dotted, value in changes.items():
+        node = cfg
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return cfg

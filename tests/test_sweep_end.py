@@ -4,7 +4,6 @@ through the real controller, store and ledger."""
 
 from __future__ import annotations
 
-import copy
 import io
 import tempfile
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from costtune.providers import make_provider
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from simworkloads import with_changes
 
 from costtune.errors import SpecError
 from costtune.history import TrialState
@@ -39,14 +39,7 @@ HARTMANN = {f"x{i}": {"type": "uniform", "low": 0, "high": 1} for i in range(1, 
 
 
 def cfg_with(**changes: Any) -> dict[str, Any]:
-    cfg = copy.deepcopy(BASE)
-    for dotted, value in changes.items():
-        node = cfg
-        *parents, leaf = dotted.split("__")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return cfg
+    return with_changes(BASE, **changes)
 
 
 def run_sim(store: Store, cfg: dict[str, Any], **kwargs: Any) -> tuple[Any, Any, Any, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import yaml
 from costtune.providers import make_provider
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from simworkloads import with_changes
 
 from costtune.history import TrialState
 from costtune.runner.controller import RunStatus, SweepController
@@ -44,14 +44,7 @@ BASE: dict[str, Any] = {
 
 
 def sweep(**changes: Any) -> dict[str, Any]:
-    cfg = copy.deepcopy(BASE)
-    for dotted, value in changes.items():
-        node = cfg
-        *parents, leaf = dotted.split("__")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return cfg
+    return with_changes(BASE, **changes)
 
 
 def run_sim(store: Store, cfg: dict[str, Any], *, change_cap: bool = False) -> tuple[SweepSpec, Any, RunStatus]:
