@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from costtune.errors import CosttuneError
+
+if TYPE_CHECKING:
+    from costtune.trialrun import TrialLaunch
 
 
 class ProviderError(CosttuneError):
@@ -44,6 +47,9 @@ class LaunchRequest:
     market: str | None = None  # "spot" or "on-demand"; None means on-demand
     region: str | None = None
     start_step: int = 0  # resume at this step (the trial's checkpoint); a command trial reads its checkpoint dir
+    # The command trial as a machine-independent description: a remote provider's agent renders it
+    # against its own trial directory (argv and env above are rendered for this machine).
+    launch: TrialLaunch | None = None
 
 
 @dataclass(frozen=True)

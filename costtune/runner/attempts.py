@@ -7,43 +7,19 @@ controller makes its decision there, so a trial never spends past its reservatio
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from fnmatch import translate
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from costtune.prices.billing import BillingRule
-from costtune.protocol import (
-    ENV_ATTEMPT,
-    ENV_CHECKPOINT_DIR,
-    ENV_OBJECTIVE,
-    ENV_PARAMS_FILE,
-    ENV_STUDY,
-    ENV_TRIAL_DIR,
-    ENV_TRIAL_NUMBER,
-)
 from costtune.providers.base import LaunchRequest
 from costtune.spec.environment import resolve_env
 from costtune.store import ClaimedTrial
+from costtune.trialrun import BASE_ENV, ENV_START_STEP, TrialLaunch, trial_environment
 
-ENV_START_STEP = "COSTTUNE_START_STEP"
-# What every command trial gets from costtune's environment (README, "Command trials"): what a
-# program needs to run (the search path, the user, locale, time zone, temp dir, terminal), the
-# Python or conda environment it runs in, CA certificates, GPU selection and thread counts. Nothing
-# that holds credentials: cloud keys, COSTTUNE_DB, tokens and passwords reach a trial only through
-# the sweep's ``env`` (``${VAR}``) or ``env_passthrough``.
-BASE_ENV = (
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "LC_*", "TZ", "TMPDIR", "TEMP", "TMP", "TERM",
-    "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CONDA_PREFIX", "CONDA_DEFAULT_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR",
-    "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "CUDA_PATH", "NVIDIA_VISIBLE_DEVICES",
-    "NVIDIA_DRIVER_CAPABILITIES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "*_NUM_THREADS",
-)
+__all__ = ["BASE_ENV", "ENV_START_STEP", "LiveAttempt", "last_affordable_ms", "launch_request", "trial_environment"]
 
 
 @dataclass
@@ -106,26 +82,6 @@ def last_affordable_ms(billing: BillingRule, rate: int, budget_micros: int) -> i
     return lo
 
 
-@lru_cache(maxsize=32)
-def _matcher(patterns: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile("|".join(translate(p) for p in patterns))
-
-
-def trial_environment(env: Mapping[str, str], passthrough: Sequence[str] = (),
-                      environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A command trial's environment before costtune's own ``COSTTUNE_*`` variables: the variables
-    of ``environ`` (default: costtune's own) named by ``BASE_ENV`` or ``passthrough`` (names or
-    globs, case-sensitive), then the sweep's ``env`` with ``${VAR}`` resolved from ``environ``.
-
-    Raises SpecError naming ``env.KEY`` when a referenced variable is not set.
-    """
-    environ = os.environ if environ is None else environ
-    match = _matcher((*BASE_ENV, *passthrough)).match
-    out = {k: v for k, v in environ.items() if match(k)}
-    out.update(resolve_env(env, environ))
-    return out
-
-
 def launch_request(live: LiveAttempt, *, command: tuple[str, ...], env: dict[str, str], workdir: str,
                    study: str, region: str | None, tags: dict[str, str], write_files: bool = True,
                    objective: str | None = None, passthrough: Sequence[str] = ()) -> LaunchRequest:
@@ -135,25 +91,13 @@ def launch_request(live: LiveAttempt, *, command: tuple[str, ...], env: dict[str
     add only their own bookkeeping variables. ``write_files`` is False for simulated trials, which
     read nothing from disk and get no environment.
     """
-    claimed, trial_dir = live.claimed, live.trial_dir
-    checkpoints = trial_dir / "checkpoints"
-    params_file = trial_dir / "params.json"
-    if write_files:
-        checkpoints.mkdir(parents=True, exist_ok=True)
-        params_file.write_text(json.dumps(claimed.params, indent=2))
-    values = {**claimed.params, "trial_dir": str(trial_dir), "checkpoint_dir": str(checkpoints),
-              "trial_number": claimed.number, "study": study, "params_file": str(params_file)}
-    argv = [arg.format(**values) for arg in command]
-    if argv and argv[0] in ("python", "python3"):
-        argv[0] = sys.executable  # the interpreter costtune runs in, with its packages
-    base = trial_environment(env, passthrough) if write_files else {}
-    full_env = {**base, ENV_PARAMS_FILE: str(params_file), ENV_TRIAL_DIR: str(trial_dir),
-                ENV_CHECKPOINT_DIR: str(checkpoints), ENV_TRIAL_NUMBER: str(claimed.number), ENV_STUDY: study,
-                ENV_ATTEMPT: str(claimed.attempt_number), ENV_START_STEP: str(live.start_step)}
-    if objective:
-        full_env[ENV_OBJECTIVE] = objective  # costtune.report fails a trial whose objective is NaN
-    full_env.update({f"COSTTUNE_PARAM_{k.upper()}": str(v) for k, v in claimed.params.items()})
-    return LaunchRequest(argv=tuple(argv), workdir=workdir, output_dir=str(trial_dir), env=full_env,
+    claimed = live.claimed
+    launch = TrialLaunch(command=tuple(command), params=dict(claimed.params), study=study,
+                         trial_number=claimed.number, attempt_number=claimed.attempt_number,
+                         start_step=live.start_step, env=resolve_env(env, os.environ) if write_files else {},
+                         passthrough=tuple(passthrough), objective=objective)
+    argv, full_env = launch.render(live.trial_dir, write_files=write_files)
+    return LaunchRequest(argv=argv, workdir=workdir, output_dir=str(live.trial_dir), env=full_env,
                          tags={**tags, "trial": str(claimed.number), "attempt": str(claimed.attempt_number)},
                          params=dict(claimed.params), instance_type=live.instance_type, market=live.market,
-                         region=region, start_step=live.start_step)
+                         region=region, start_step=live.start_step, launch=launch)
