@@ -27,10 +27,11 @@ from costtune.spec.environment import parse_env, parse_passthrough
 from costtune.spec.fields import integer, os_text, seconds, unfit_for_os
 from costtune.spec.paths import check_output_root, check_workdir, path_text
 from costtune.spec.resources import Resources, parse_resources
+from costtune.spec.server import ServerSettings, parse_server
 from costtune.yamlfile import read_yaml_file
 
 TOP_LEVEL = ("name", "objective", "space", "sampler", "scheduler", "budget", "resources", "command", "env",
-             "env_passthrough", "workdir", "output_dir")
+             "env_passthrough", "workdir", "output_dir", "server")
 RESERVED_PLACEHOLDERS = ("trial_dir", "checkpoint_dir", "trial_number", "study", "params_file")
 _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PARAM_ENV = "COSTTUNE_PARAM_"
@@ -60,6 +61,7 @@ class SweepSpec:
     workdir: str | None = None
     output_dir: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # the file as given, kept with the study
+    server: ServerSettings = field(default_factory=ServerSettings)  # the worker API of remote trials
 
     @cached_property
     def max_trials(self) -> int | None:
@@ -136,6 +138,7 @@ def parse_sweep(data: Any) -> SweepSpec:
         name=name, metric=metric, mode=mode, space=space, sampler=sampler, scheduler=scheduler,
         budget=budget, resources=resources, command=command, env=env, workdir=workdir, output_dir=output_dir,
         env_passthrough=parse_passthrough(data.get("env_passthrough")), raw=data,
+        server=parse_server(data.get("server")),
     )
     if spec.sampler["type"] == "grid":
         spec.space.grid(spec.sampler.get("points"), path="space")  # every parameter must be griddable

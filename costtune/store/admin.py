@@ -37,6 +37,7 @@ from costtune.store.ledger_models import ReservationRow, ScopeBalanceRow, ScopeC
 from costtune.store.models import AttemptRow, ReportRow, StudyRow, TrialRow
 from costtune.store.owner import is_alive as owner_alive
 from costtune.store.records import lock_study
+from costtune.store.remote import delete_remote
 
 
 class StudyBusy(StoreError):
@@ -129,6 +130,7 @@ class StudyAdmin:
             s.execute(delete(ScopeCapRow).where(col(ScopeCapRow.scope) == scope))
             s.execute(delete(ScopeBalanceRow).where(col(ScopeBalanceRow.scope) == scope))
             reports = s.execute(delete(ReportRow).where(col(ReportRow.trial_id).in_(trial_ids))).rowcount
+            delete_remote(s, [a_id for a_id, _key, _cost in attempts])
             s.execute(delete(AttemptRow).where(col(AttemptRow.trial_id).in_(trial_ids)))
             s.execute(delete(TrialRow).where(col(TrialRow.study_id) == study_id))
             s.execute(delete(StudyRow).where(col(StudyRow.id) == study_id))

@@ -14,7 +14,8 @@ from sqlmodel import Field, SQLModel
 
 # 2: report.cost_micros, attempt.start_step / waste_micros
 # 3: attempt.argv_json, bill_granule_s, bill_minimum_s, note; trial.warnings_json
-SCHEMA_VERSION = 3
+# 4: tables bundle, remote_attempt, remote_line (store/remote_models.py)
+SCHEMA_VERSION = 4
 
 
 def utcnow() -> datetime:

@@ -52,9 +52,10 @@ from costtune.store.records import (
     lock_study,
     read_history,
 )
+from costtune.store.remote import RemoteBook, RemoteConflict, RemoteState
 
 __all__ = ["AttemptEnd", "AttemptInfo", "AuditEntry", "CapChange", "ClaimedTrial", "OpenAttempt", "Orphan", "Proposal",
-           "Propose", "Store", "StudyInfo", "study_scope"]
+           "Propose", "RemoteConflict", "RemoteState", "Store", "StudyInfo", "study_scope"]
 
 
 _INSERT_RUNNING = text(
@@ -80,7 +81,7 @@ _NEXT_NUMBER = update(_STUDY).where(_STUDY.c.id == bindparam("sid")).values(next
 _SCHEMA_LOCK_KEY = 0x636F7374  # pg_advisory_xact_lock key held while creating the tables ("cost")
 
 
-class Store(AttemptBook, LedgerBook, StudyAdmin, CapBook, AuditBook):
+class Store(AttemptBook, LedgerBook, StudyAdmin, CapBook, AuditBook, RemoteBook):
     def __init__(self, url: str | None = None) -> None:
         """Open (creating when new) the store at ``url`` (see ``resolve_db_url``).
 
