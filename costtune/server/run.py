@@ -1,0 +1,92 @@
+"""Running the worker API: in the foreground (``costtune serve``) or on a thread beside a controller.
+
+uvicorn's access log shows method, path and status only; tokens travel in a header and are never
+written anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from costtune.errors import InputError
+
+if TYPE_CHECKING:
+    from costtune.store import Store
+
+_START_TIMEOUT_S = 20.0
+
+
+def _missing_extra() -> InputError:
+    return InputError("costtune serve needs the server extra: pip install 'costtune[server]'")
+
+
+def _config(store: Store, host: str, port: int, *, access_log: bool, max_body: int | None):  # type: ignore[no-untyped-def]
+    try:
+        import uvicorn
+
+        from costtune.server.app import MAX_BODY_BYTES, create_app
+    except ImportError:
+        raise _missing_extra() from None
+    app = create_app(store, max_body=max_body or MAX_BODY_BYTES)
+    return uvicorn.Config(app, host=host, port=port, log_level="info" if access_log else "warning",
+                          access_log=access_log, lifespan="off", server_header=False)
+
+
+def serve(store: Store, host: str, port: int, *, access_log: bool = True, max_body: int | None = None) -> None:
+    """Serve the worker API until interrupted (KeyboardInterrupt / SIGTERM). Raises InputError when
+    the ``server`` extra is missing or the address cannot be bound."""
+    config = _config(store, host, port, access_log=access_log, max_body=max_body)
+    import uvicorn
+
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise InputError(f"bind: cannot listen on {host}:{port} (in use, or not an address of this machine)")
+
+
+class BackgroundServer:
+    """The worker API on a daemon thread (a controller's own, or a test's); ``url`` once started."""
+
+    def __init__(self, store: Store, host: str = "127.0.0.1", port: int = 0, *, max_body: int | None = None) -> None:
+        config = _config(store, host, port, access_log=False, max_body=max_body)
+        import uvicorn
+
+        self._server = uvicorn.Server(config)
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the thread's owner has them
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._server.serve()), daemon=True,
+                                        name="costtune-serve")
+        self.host = host
+        self.port = port
+
+    def start(self) -> BackgroundServer:
+        """Start and wait until it listens; InputError if it cannot."""
+        self._thread.start()
+        until = time.monotonic() + _START_TIMEOUT_S
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > until:
+                raise InputError(f"bind: cannot listen on {self.host}:{self.port}")
+            time.sleep(0.01)
+        sockets = [s for srv in self._server.servers for s in srv.sockets]
+        self.port = sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+__all__ = ["BackgroundServer", "serve"]
