@@ -71,20 +71,21 @@ def _install_block(install: Install) -> tuple[str, str]:
 def render_user_data(*, server_url: str, attempt_id: int, token: str, install: Install = Install(),
                      home: str = DEFAULT_HOME, shutdown_command: str = DEFAULT_SHUTDOWN,
                      metadata_url: str | None = "http://169.254.169.254", grace_s: float = 60.0,
-                     heading: str = "") -> str:
-    """The user-data script for one attempt. ``token`` is written to ``<home>/token`` (mode 0600).
+                     metadata_interval_s: float = 5.0, heading: str = "") -> str:
+    """The user-data script for one attempt. ``token`` is written to ``<home>/token-<attempt_id>`` (mode 0600).
 
     Raises ValueError for a token that is not URL-safe text (``secrets.token_urlsafe`` gives one).
     """
     if not token or not all(c.isalnum() or c in "-_" for c in token):
         raise ValueError("token: must be URL-safe text (secrets.token_urlsafe)")
     install_lines, costtune = _install_block(install)
-    token_file = f"{home}/token"
+    token_file = f"{home}/token-{attempt_id}"
     workdir = f"{home}/attempt-{attempt_id}"
     agent = [costtune, "agent", "--server", shlex.quote(server_url), "--attempt", str(attempt_id),
              "--token-file", shlex.quote(token_file), "--workdir", shlex.quote(workdir),
              "--grace", repr(float(grace_s)), "--shutdown-command", shlex.quote(shutdown_command)]
-    agent += ["--metadata-url", shlex.quote(metadata_url)] if metadata_url else ["--no-metadata"]
+    agent += (["--metadata-url", shlex.quote(metadata_url), "--metadata-interval", repr(float(metadata_interval_s))]
+              if metadata_url else ["--no-metadata"])
     comment = "".join(f"# {line}\n" for line in heading.splitlines())
     return (
         "#!/bin/bash\n"

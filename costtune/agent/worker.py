@@ -222,7 +222,7 @@ class Agent:
 
     def _say(self, line: str) -> None:
         """An agent note in the trial's output (the controller's stdout.log shows it)."""
-        log.info("%s", line)
+        log.info("%s", line.removeprefix("costtune agent: "))
         self.run_.lines.append(line)
 
     def _end(self, exit_code: int | None, why: str | None, how: str) -> int:

@@ -105,7 +105,7 @@ def create_app(store: Store, *, max_body: int = MAX_BODY_BYTES) -> Starlette:
         state = await call(store.remote_state, attempt_id)
         if not state.attempt_open:
             raise Refusal(409, f"attempt {attempt_id} has ended")
-        return JSONResponse({"attempt": attempt_id, **state.launch})
+        return JSONResponse({**state.launch, "attempt": attempt_id, "bundle": state.bundle_digest})
 
     async def bundle(request: Request) -> Response:
         attempt_id = await authorized(request)
