@@ -34,6 +34,7 @@ class ProcessCloud(RemoteProvider):
         self.preempt: set[str] = set()
         self.user_data: dict[str, str] = {}
         self.starts = 0
+        self.frozen = False  # the controller has lost the cloud too: nothing is terminated, all looks running
 
     def start_instance(self, request: LaunchRequest, key: str, user_data: str) -> str:
         self.starts += 1
@@ -58,7 +59,7 @@ class ProcessCloud(RemoteProvider):
             if instance_id not in self.instances:
                 continue
             process, launched = self.instances[instance_id]
-            if process.poll() is None:
+            if process.poll() is None or self.frozen:
                 out[instance_id] = InstanceFacts(state="running", launched_at=launched)
                 continue
             ended = self.ended.setdefault(instance_id, datetime.now(UTC))
@@ -69,7 +70,7 @@ class ProcessCloud(RemoteProvider):
 
     def terminate_instance(self, instance_id: str) -> None:
         found = self.instances.get(instance_id)
-        if found is not None and found[0].poll() is None:
+        if found is not None and found[0].poll() is None and not self.frozen:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(found[0].pid, signal.SIGKILL)
             found[0].wait(timeout=10)
