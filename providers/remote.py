@@ -139,7 +139,8 @@ class RemoteProvider:
                 user_data = render_user_data(
                     server_url=self.settings.url, attempt_id=attempt_id, token=token, install=self.install,
                     home=self.agent_home, shutdown_command=self.shutdown_command, metadata_url=self.metadata_url,
-                    grace_s=self.grace_s, metadata_interval_s=self.metadata_interval_s, heading=f"study {request.launch.study}, trial {request.launch.trial_number}")
+                    grace_s=self.grace_s, metadata_interval_s=self.metadata_interval_s,
+                    heading=f"study {request.launch.study}, trial {request.launch.trial_number}")
                 instance_id = self.start_instance(request, idempotency_key, user_data)
             self.store.set_remote_instance(attempt_id, instance_id)
             handle = RemoteHandle(key=idempotency_key, attempt_id=attempt_id, instance_id=instance_id,
@@ -224,6 +225,7 @@ class RemoteProvider:
             error = f"the agent ended the attempt: {state.how}"
         code = state.exit_code if state is not None else None
         self._handles.pop(handle.key, None)  # ended: no more describing it
+        self.store.erase_remote_env(handle.attempt_id)  # the sweep's secrets leave the store with the attempt
         return Status(running=False, exit_code=code if code is not None else (None if preempted else -1),
                       billable_ms=_ms(start, end), preempted=preempted, error=error)
 

@@ -59,6 +59,9 @@ class _Run:
     last_contact: float = field(default_factory=time.monotonic)
     how: str | None = None  # why the agent is stopping the trial
     forwarding: bool = True
+    next_beat: float = 0.0  # monotonic times of the next heartbeat, look at the metadata, send of lines
+    next_watch: float = 0.0
+    next_flush: float = 0.0
 
 
 class Agent:
@@ -175,34 +178,14 @@ class Agent:
             return self._end(127, str(exc), "could-not-start")
         watcher = SpotNoticeWatcher(self.o.metadata_url) if self.o.metadata_url else None
         run = self.run_
-        next_beat = next_watch = next_flush = 0.0
         while True:
-            run.lines.extend(provider.output(handle, timeout=0.05))
-            now = time.monotonic()
-            if now >= next_flush:
-                self._flush()
-                next_flush = now + 0.25
-            if now >= next_beat:
-                next_beat = now + heartbeat_s
-                try:
-                    answer = self._contact(lambda: self.client.heartbeat(started))
-                except Refused as exc:
-                    answer = ("stop", exc.reason)
-                if answer is not None and answer[0] == "stop" and run.how is None:
-                    run.how = "stopped"
-                    log.info("the controller asked to stop the trial: %s", answer[1])
-            if watcher is not None and now >= next_watch and run.how is None:
-                next_watch = now + self.o.metadata_interval_s
-                notice = watcher.check()
-                if notice:
-                    run.how = "spot-interruption"
-                    self._say(f"costtune agent: spot interruption notice ({notice}): stopping the trial")
-            if run.how is None and self._lost():
-                run.how = "controller-lost"
-                log.error("the controller was unreachable for %.0f s: ending the trial", self.lost_after_s)
-            if run.how is not None:
-                provider.terminate(handle)  # SIGTERM now, SIGKILL after the grace (called again: escalates)
-            status = provider.poll(handle)
+            try:
+                status = self._tick(provider, handle, watcher, started, heartbeat_s)
+            except KeyboardInterrupt:  # SIGTERM or SIGINT to the agent (the instance is shutting down)
+                if run.how is None:
+                    run.how = "agent-stopped"
+                    log.warning("the agent was asked to stop: stopping the trial")
+                continue
             if not status.running:
                 break
         run.lines.extend(provider.output(handle, timeout=0))
@@ -213,6 +196,37 @@ class Agent:
             except CheckpointError as exc:
                 self._say(f"costtune agent: {exc}")
         return self._end(status.exit_code, None, run.how or "exited")
+
+    def _tick(self, provider: Any, handle: Any, watcher: SpotNoticeWatcher | None, started: float,
+              heartbeat_s: float) -> Any:
+        """One look at everything: output, heartbeat, notice, switch; the trial's status."""
+        run = self.run_
+        run.lines.extend(provider.output(handle, timeout=0.05))
+        now = time.monotonic()
+        if now >= run.next_flush:
+            run.next_flush = now + 0.25
+            self._flush()
+        if now >= run.next_beat:
+            run.next_beat = now + heartbeat_s
+            try:
+                answer = self._contact(lambda: self.client.heartbeat(started))
+            except Refused as exc:
+                answer = ("stop", exc.reason)
+            if answer is not None and answer[0] == "stop" and run.how is None:
+                run.how = "stopped"
+                log.info("the controller asked to stop the trial: %s", answer[1])
+        if watcher is not None and now >= run.next_watch and run.how is None:
+            run.next_watch = now + self.o.metadata_interval_s
+            notice = watcher.check()
+            if notice:
+                run.how = "spot-interruption"
+                self._say(f"costtune agent: spot interruption notice ({notice}): stopping the trial")
+        if run.how is None and self._lost():
+            run.how = "controller-lost"
+            log.error("the controller was unreachable for %.0f s: ending the trial", self.lost_after_s)
+        if run.how is not None:
+            provider.terminate(handle)  # SIGTERM now, SIGKILL after the grace (called again: escalates)
+        return provider.poll(handle)
 
     def _setup(self, line: str, code_dir: Path, trial_dir: Path) -> int:
         with open(trial_dir / "setup.log", "ab") as out:

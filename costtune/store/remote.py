@@ -177,11 +177,15 @@ class RemoteBook:
             if row.ended_at is not None:
                 return False
             row.ended_at, row.exit_code, row.how = ended_at, exit_code, how
-            launch = json.loads(row.launch_json)
-            if isinstance(launch.get("trial"), dict):
-                launch["trial"]["env"] = {}
-            row.launch_json = json.dumps(launch)
+            _erase_env(row)
             return True
+
+    def erase_remote_env(self, attempt_id: int) -> None:
+        """Drop the launch description's environment (the sweep's resolved ``env``): the attempt is over."""
+        with self._tx() as s:
+            row = s.get(RemoteAttemptRow, attempt_id)
+            if row is not None:
+                _erase_env(row)
 
     @staticmethod
     def _open_row(s: Session, attempt_id: int) -> RemoteAttemptRow:
@@ -192,6 +196,13 @@ class RemoteBook:
         if attempt.ended_at is not None:
             raise RemoteConflict(f"attempt {attempt_id} has ended; nothing more is taken for it")
         return row
+
+
+def _erase_env(row: RemoteAttemptRow) -> None:
+    launch = json.loads(row.launch_json)
+    if isinstance(launch.get("trial"), dict) and launch["trial"].get("env"):
+        launch["trial"]["env"] = {}
+        row.launch_json = json.dumps(launch)
 
 
 def delete_remote(s: Session, attempt_ids: Sequence[int]) -> None:
