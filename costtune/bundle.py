@@ -200,7 +200,10 @@ def unpack(data: bytes, dest: str | Path, *, digest: str | None = None,
             if total > max_bytes:
                 raise BundleError(f"bundle: {_mb(total)} of files, above the cap of {_mb(max_bytes)}")
             target.mkdir(parents=True, exist_ok=True)
-            tar.extractall(target, filter="data")
+            try:
+                tar.extractall(target, filter="data")
+            except TypeError:  # Python before 3.11.4 has no filters: the checks above are the guard
+                tar.extractall(target)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BundleError(f"bundle: cannot read or extract it ({exc})") from None
     return len(members)

@@ -82,7 +82,7 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
            "tmp": tmp_path}
     metadata.close()
     if serve.poll() is None:
-        serve.terminate()
+        serve.kill()  # nothing to shut down gracefully: the store is committed per request
         serve.wait(timeout=10)
 
 
@@ -149,7 +149,7 @@ def test_trials_run_by_agents_report_over_http_and_are_billed_from_instance_time
     for t in trials:
         assert "costtune:report" in (Path(t.output_dir) / "stdout.log").read_text()  # the controller keeps the log
     assert provider.starts == 2
-    assert (world["tmp"] / "shutdowns.log").read_text().count("shutdown") == 2  # each instance shut down
+    assert all(process.poll() is not None for process, _ in provider.instances.values())  # none left running
     homes = list((world["tmp"] / "agent-home").glob("attempt-*/code"))
     assert all((h / "setup-ran.txt").exists() and (h / "train.py").exists() for h in homes)
     assert not any((h / "data").exists() for h in homes)  # .gitignore'd: not in the bundle
@@ -208,18 +208,20 @@ def test_the_dead_mans_switch_ends_the_trial_and_shuts_down_when_the_server_is_g
     spec = sweep(world, trials=1, steps=1000, nap=0.2)
     study, _ = open_sweep(store, spec)
     provider = cloud(world, store, lost_after=2.0)
+    provider.frozen = True  # this controller can neither see nor stop its instance: only the agent's switch can
     claimed = threading.Event()
 
     def kill_server_once_reporting() -> None:
         while not claimed.is_set():
             remote = rows(store, RemoteAttemptRow)
             if remote and remote[0].next_seq >= 2:
-                provider.frozen = True  # the controller is gone: from here on it can neither see nor stop the instance
                 world["serve"].kill()
                 world["serve"].wait()
                 instance = next(iter(provider.instances.values()))[0]
-                instance.wait(timeout=60)  # ends on its own: the agent's switch
-                provider.frozen = False
+                try:
+                    instance.wait(timeout=60)  # ends on its own: the agent's switch
+                finally:
+                    provider.frozen = False
                 return
             time.sleep(0.05)
 

@@ -55,7 +55,9 @@ class RecordingCloud(RemoteProvider):
 
 
 @pytest.fixture
-def attempts(store: Store, tmp_path: Path) -> dict[str, Any]:
+def attempts(tmp_path: Path) -> dict[str, Any]:
+    """Two attempts in a SQLite store (tests/test_worker_api.py runs the store's side on every backend)."""
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     study = store.create_study("rp", metric="loss", mode=Mode.MIN, space={}, sampler={"type": "manual"})
     keys = {}
     for n in (1, 2):
