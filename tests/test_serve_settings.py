@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,16 @@ def test_user_data_holds_the_token_only_in_a_root_only_file_and_is_valid_bash(tm
     assert "--no-metadata" in local
     with pytest.raises(ValueError, match="token"):
         render_user_data(server_url="http://x", attempt_id=1, token="a'b")
+
+
+def test_serve_on_an_address_in_use_exits_2_and_an_agent_that_cannot_start_still_shuts_down(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--bind", f"127.0.0.1:{port}", "--db", str(tmp_path / "s.db")])
+    assert result.exit_code == 2 and "cannot listen on 127.0.0.1" in result.output, result.output
+    marker = tmp_path / "shut-down"
+    result = CliRunner().invoke(main, ["agent", "--server", "http://127.0.0.1:1", "--attempt", "1", "--token-file",
+                                       str(tmp_path / "missing"), "--shutdown-command", f"touch {marker}"])
+    assert result.exit_code == 2 and marker.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -73,7 +74,13 @@ def agent(server: str, attempt: int, token_file: str, workdir: str, shutdown_com
     from costtune.agent.worker import Agent, AgentOptions
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s costtune agent: %(message)s", stream=sys.stderr)
-    options = AgentOptions(server=server, attempt=attempt, token=_read_token(token_file),
+    try:
+        token = _read_token(token_file)
+    except InputError:
+        if shutdown_command:  # on an instance: never left running because the agent could not start
+            subprocess.run(shutdown_command, shell=True, check=False, stdin=subprocess.DEVNULL)
+        raise
+    options = AgentOptions(server=server, attempt=attempt, token=token,
                            workdir=Path(workdir).resolve(), shutdown_command=shutdown_command,
                            metadata_url=None if no_metadata else metadata_url, metadata_interval_s=metadata_interval,
                            grace_s=grace, lost_after_s=lost_after)

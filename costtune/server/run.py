@@ -7,6 +7,7 @@ written anywhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -42,9 +43,10 @@ def serve(store: Store, host: str, port: int, *, access_log: bool = True, max_bo
     import uvicorn
 
     server = uvicorn.Server(config)
-    server.run()
+    with contextlib.suppress(SystemExit):  # uvicorn's answer to an address it cannot bind (it logged why)
+        server.run()
     if not server.started:
-        raise InputError(f"bind: cannot listen on {host}:{port} (in use, or not an address of this machine)")
+        raise InputError(f"--bind: cannot listen on {host}:{port} (in use, or not an address of this machine)")
 
 
 class BackgroundServer:
@@ -67,7 +69,7 @@ class BackgroundServer:
         until = time.monotonic() + _START_TIMEOUT_S
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > until:
-                raise InputError(f"bind: cannot listen on {self.host}:{self.port}")
+                raise InputError(f"--bind: cannot listen on {self.host}:{self.port}")
             time.sleep(0.01)
         sockets = [s for srv in self._server.servers for s in srv.sockets]
         self.port = sockets[0].getsockname()[1]
