@@ -19,7 +19,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +72,10 @@ class Agent:
         self.client = WorkerClient(options.server, options.attempt, options.token, timeout_s=options.timeout_s)
         self.run_ = _Run()
         self.lost_after_s = options.lost_after_s or 600.0
+        # setup lines and the trial find this Python's environment first (pip installs into the venv
+        # costtune runs from, which is also the interpreter ``python`` means in the command)
+        bindir = os.path.dirname(sys.executable)
+        self.environ = {**os.environ, "PATH": os.pathsep.join(p for p in (bindir, os.environ.get("PATH")) if p)}
 
     # -- talking to the controller -------------------------------------------------------------
     def _contact(self, call: Callable[[], Any]) -> Any:
@@ -168,7 +174,7 @@ class Agent:
         from costtune.providers.base import LaunchRequest, ProviderError
         from costtune.providers.local import LocalProvider
 
-        argv, env = trial.render(trial_dir)
+        argv, env = trial.render(trial_dir, environ=self.environ)
         provider = LocalProvider(terminate_grace_s=self.o.grace_s)
         started = time.time()
         try:
@@ -231,7 +237,7 @@ class Agent:
     def _setup(self, line: str, code_dir: Path, trial_dir: Path) -> int:
         with open(trial_dir / "setup.log", "ab") as out:
             process = subprocess.run(["bash", "-c", line], cwd=code_dir, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, check=False)
+                                     stdin=subprocess.DEVNULL, env=self.environ, check=False)
         return process.returncode
 
     def _say(self, line: str) -> None:
