@@ -168,3 +168,17 @@ def test_launch_and_bundle_are_served_to_their_attempt_only_while_it_is_open(ser
     assert call(served, "POST", one, "lines", {"seq": 0, "lines": ["late"]}, TOKENS[1])[0] == 409
     assert snapshot(store) == before
     assert call(served, "POST", one, "heartbeat", {}, TOKENS[1])[1]["decision"] == "stop"  # an ended attempt stops
+
+
+def test_whatever_a_trial_prints_reaches_the_store_through_the_agent(served: dict[str, Any], tmp_path: Any) -> None:
+    """NUL bytes, a line longer than any request may be, and more output than one request holds."""
+    from costtune.agent.worker import Agent, AgentOptions, fit_line
+
+    store, one = served["store"], served["ids"][1]
+    printed = ["nul\x00here", "y" * 3_000_000, *[f"line {i} " + "z" * 1000 for i in range(800)], "last"]
+    agent = Agent(AgentOptions(server=served["url"], attempt=one, token=TOKENS[1], workdir=tmp_path))
+    agent.run_.lines.extend(map(fit_line, printed))
+    agent._flush()
+    stored = [line for _seq, line in store.remote_lines(one, 0, limit=10_000)]
+    assert agent.run_.forwarding and len(stored) == len(printed) and stored[-1] == "last"
+    assert stored[0] == "nul\ufffdhere" and 100_000 < len(stored[1]) < 3_000_000  # still judged "too long"

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -35,7 +36,30 @@ from costtune.bundle import BundleError, unpack
 from costtune.trialrun import TrialLaunch
 
 log = logging.getLogger("costtune.agent")
-_BATCH = 500  # lines per request
+_BATCH = 500  # lines per request, at most
+_BATCH_BYTES = 512 * 1024  # of JSON per request, at most (the API refuses bodies above 1 MiB)
+_LINE_CHARS = 120_000  # a longer line is cut here: above protocol.MAX_LINE_CHARS, so the same rule judges it
+_LINE_BYTES = 256 * 1024  # of JSON for one line, at most
+
+
+def fit_line(line: str) -> str:
+    """``line`` as the worker API takes it: NUL (which no store column holds) becomes U+FFFD, and a
+    line too long to send is cut (a report line that long is ignored by the controller either way)."""
+    line = line.replace("\x00", "\ufffd")[:_LINE_CHARS]
+    while len(json.dumps(line)) > _LINE_BYTES:
+        line = line[: len(line) // 2]
+    return line
+
+
+def _batch(lines: list[str]) -> list[str]:
+    """The first lines of ``lines`` that fit one request."""
+    size, out = 0, []
+    for line in lines[:_BATCH]:
+        size += len(json.dumps(line)) + 1
+        if out and size > _BATCH_BYTES:
+            break
+        out.append(line)
+    return out
 
 
 @dataclass
@@ -107,7 +131,7 @@ class Agent:
     def _flush(self) -> None:
         run = self.run_
         while run.forwarding and run.sent - run.base < len(run.lines):
-            batch = run.lines[run.sent - run.base: run.sent - run.base + _BATCH]
+            batch = _batch(run.lines[run.sent - run.base:])
             try:
                 next_seq = self._contact(lambda b=batch: self.client.lines(run.sent, b))
             except Refused as exc:
@@ -194,7 +218,7 @@ class Agent:
                 continue
             if not status.running:
                 break
-        run.lines.extend(provider.output(handle, timeout=0))
+        run.lines.extend(map(fit_line, provider.output(handle, timeout=0)))
         if store is not None:
             try:
                 count = store.upload(trial_dir / "checkpoints")
@@ -207,7 +231,7 @@ class Agent:
               heartbeat_s: float) -> Any:
         """One look at everything: output, heartbeat, notice, switch; the trial's status."""
         run = self.run_
-        run.lines.extend(provider.output(handle, timeout=0.05))
+        run.lines.extend(map(fit_line, provider.output(handle, timeout=0.05)))
         now = time.monotonic()
         if now >= run.next_flush:
             run.next_flush = now + 0.25
