@@ -20,8 +20,26 @@ __all__ = ["AttemptFacts", "CapacityError", "FatalProviderError", "LaunchRequest
            "RetryableError", "Status", "make_provider"]
 
 
-def make_provider(name: str, *, simulation: Any = None, metric: str = "value", clock: Any = None) -> Provider:
-    """The provider a sweep names; a simulated one needs the sweep's ``simulation`` and a virtual clock."""
+def make_provider(name: str, *, simulation: Any = None, metric: str = "value", clock: Any = None, aws: Any = None,
+                  user_data: Any = None, session: Any = None) -> Provider:
+    """The provider a sweep names; a simulated one needs the sweep's ``simulation`` and a virtual clock, an
+    aws one the sweep's ``resources.aws`` and the user data that starts the worker agent on each instance.
+
+    Raises SpecError for an unknown provider; InputError for aws without user data (the agent is not
+    built yet: `costtune run` cannot launch AWS trials).
+    """
+    if name == "aws":
+        from costtune.errors import InputError, SpecError
+
+        if aws is None:
+            raise SpecError("resources.provider", "provider aws needs the sweep's resources (region, image, ...)")
+        if user_data is None:
+            raise InputError("resources.provider: aws trials are not wired into `costtune run` yet: the worker "
+                             "agent and `costtune serve` that each instance runs are still being built; "
+                             "`costtune prices refresh --provider aws` and `costtune reap` work today")
+        from costtune.providers.aws import AwsProvider
+
+        return AwsProvider(aws, user_data=user_data, session=session)
     if name == "local":
         from costtune.providers.local import LocalProvider
 
@@ -43,4 +61,4 @@ def make_provider(name: str, *, simulation: Any = None, metric: str = "value", c
         )
     from costtune.errors import SpecError
 
-    raise SpecError("resources.provider", "must be one of local, simulated", name)
+    raise SpecError("resources.provider", "must be one of local, simulated, aws", name)
