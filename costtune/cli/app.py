@@ -21,7 +21,7 @@ def main() -> None:
 for _command in (run.run, run.demo, studies.studies, studies.leaderboard, studies.trials, studies.enqueue,
                  studies.logs, report.report, money.plan, money.spend, audit.audit, reap.reap):
     main.add_command(_command)
-prices.prices.callback = handled(prices.prices.callback)  # type: ignore[arg-type]
+prices.prices.callback = handled(prices.prices.callback)  # type: ignore[arg-type]  # a group: its listing
 main.add_command(prices.prices)
 
 __all__ = ["main"]

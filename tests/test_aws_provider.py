@@ -1,0 +1,169 @@
+"""The AWS EC2 adapter against moto (in-process): tags, markets, idempotent launches, batched polls,
+EC2-reported billing, preemption, termination, and field-named validation errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from awstools import Recorder, fake_credentials, preempt, request, resources
+
+pytest.importorskip("moto")
+pytest.importorskip("boto3")
+
+
+@pytest.fixture(scope="module")
+def moto():
+    from moto import mock_aws
+
+    with fake_credentials(), mock_aws():
+        yield
+
+
+@pytest.fixture(scope="module")
+def recorder(moto):
+    return Recorder()  # one session: loading EC2's service model takes a second
+
+
+@pytest.fixture()
+def rec(recorder):
+    recorder.calls.clear()
+    return recorder
+
+
+@pytest.fixture(scope="module")
+def ec2(recorder):
+    import boto3
+
+    return boto3.client("ec2", region_name="us-east-1")  # the test's own eyes: not recorded
+
+
+def provider(rec, **changes):
+    from costtune.providers.aws import AwsProvider
+
+    clock = {"t": 0.0}
+    made = AwsProvider(resources(**changes), user_data="#!/bin/sh\necho agent", session=rec.session,
+                       monotonic=lambda: clock["t"], sleep=lambda s: None)
+    made.clock = clock  # type: ignore[attr-defined]
+    return made
+
+
+def tagged(ec2, key):
+    found = ec2.describe_instances(Filters=[{"Name": "tag:costtune:key", "Values": [key]}])
+    return [i for r in found["Reservations"] for i in r["Instances"]]
+
+
+def test_a_spot_launch_carries_every_tag_on_instance_and_volume_and_terminates_on_shutdown(rec, ec2):
+    handle = provider(rec).launch(request(1, 1, study="tags"), "tags-1-1")
+    [instance] = tagged(ec2, "tags-1-1")
+    assert instance["InstanceLifecycle"] == "spot" and instance["InstanceType"] == "m5.large"
+    assert handle.market == "spot" and handle.instance_id == instance["InstanceId"]
+    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    for name in ("study", "trial", "attempt", "owner", "store", "version", "expires-at", "key"):
+        assert f"costtune:{name}" in tags
+    assert tags["costtune:study"] == "tags" and tags["costtune:trial"] == "1" and tags["cost-centre"] == "vision"
+    volumes = ec2.describe_volumes(Filters=[{"Name": "tag:costtune:key", "Values": ["tags-1-1"]}])["Volumes"]
+    assert volumes and {t["Key"] for t in volumes[0]["Tags"]} >= {"costtune:study", "cost-centre"}
+    behaviour = ec2.describe_instance_attribute(InstanceId=handle.instance_id,
+                                                Attribute="instanceInitiatedShutdownBehavior")
+    assert behaviour["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
+
+
+def test_on_demand_launch_has_no_spot_lifecycle(rec, ec2):
+    handle = provider(rec, market="on-demand").launch(request(2, 1, study="od"), "od-2-1")
+    [instance] = tagged(ec2, "od-2-1")
+    assert "InstanceLifecycle" not in instance and handle.market == "on-demand"
+
+
+def test_a_launch_retried_after_a_crash_finds_its_instance_and_makes_no_second_one(rec, ec2):
+    first = provider(rec).launch(request(1, 1, study="crash"), "crash-1-1")
+    again = provider(rec).launch(request(1, 1, study="crash"), "crash-1-1")  # a new controller, same key
+    assert again.instance_id == first.instance_id
+    assert len(tagged(ec2, "crash-1-1")) == 1
+    assert rec.count("ec2:RunInstances") == 1
+
+
+def test_six_attempts_make_six_instances_polled_with_one_call_per_tick(rec, ec2):
+    aws = provider(rec)
+    handles = [aws.launch(request(n, 1, study="six"), f"six-{n}-1") for n in range(6)]
+    assert len({h.instance_id for h in handles}) == 6
+    before = rec.count("ec2:DescribeInstances")
+    assert all(aws.poll(h).running for h in handles)
+    assert rec.count("ec2:DescribeInstances") == before + 1  # one batched call for all six
+    assert all(aws.poll(h).running for h in handles)
+    assert rec.count("ec2:DescribeInstances") == before + 1  # same tick: the cache answers
+    aws.clock["t"] += aws.poll_interval_s
+    aws.poll(handles[0])
+    assert rec.count("ec2:DescribeInstances") == before + 2
+
+
+def test_a_preempted_spot_instance_is_billed_from_ec2s_launch_to_its_termination(rec):
+    aws = provider(rec)
+    handle = aws.launch(request(1, 1, study="preempt"), "preempt-1-1")
+    ended = handle.launched_at.replace(microsecond=0) + timedelta(seconds=95)
+    preempt(handle.instance_id, ended)
+    aws.clock["t"] += 60
+    status = aws.poll(handle)
+    assert not status.running and status.preempted and status.error is None
+    assert status.billable_ms == int((ended - handle.launched_at).total_seconds() * 1000)
+    facts = aws.facts("preempt-1-1")
+    assert facts.started_at == handle.launched_at and facts.ended_at == ended
+    assert facts.how == "Server.SpotInstanceTermination" and handle.instance_id in facts.source
+
+
+def test_terminate_ends_the_attempt_and_list_owned_no_longer_shows_it(rec):
+    aws = provider(rec)
+    handle = aws.launch(request(1, 1, study="stop"), "stop-1-1")
+    assert [h.key for h in aws.list_owned({"study": "stop"})] == ["stop-1-1"]
+    aws.terminate(handle)
+    aws.terminate(handle)  # idempotent, and not sent twice within a minute
+    assert rec.count("ec2:TerminateInstances") == 1
+    aws.clock["t"] += 10
+    status = aws.poll(handle)
+    assert not status.running and not status.preempted and "UserInitiatedShutdown" in status.error
+    assert aws.list_owned({"study": "stop"}) == []
+    facts = aws.facts("stop-1-1")
+    assert facts.ended_at is not None and facts.ended_at >= facts.started_at.replace(microsecond=0)
+
+
+def test_facts_of_an_unknown_key_is_none(rec):
+    assert provider(rec).facts("never-launched") is None
+
+
+@pytest.mark.parametrize(("changes", "types", "field", "value"), [
+    ({}, ["m5.nope"], "resources.instance_type", "m5.nope"),
+    ({"image": "/no/such/parameter"}, ["m5.large"], "resources.image", "/no/such/parameter"),
+    ({"image": "ami-0000000000000dead"}, ["m5.large"], "resources.image", "ami-0000000000000dead"),
+    ({"subnet": "subnet-0123456789abcdef0"}, ["m5.large"], "resources.subnet", "subnet-0123456789abcdef0"),
+    ({"security_groups": ("sg-0123456789abcdef0",)}, ["m5.large"], "resources.security_groups", None),
+    ({"zones": ("us-east-1q",)}, ["m5.large"], "resources.zones", None),
+])
+def test_validate_names_the_field_ec2_does_not_know(rec, changes, types, field, value):
+    from costtune.errors import SpecError
+
+    with pytest.raises(SpecError) as caught:
+        provider(rec, **changes).validate(types)
+    assert caught.value.path == field
+    if value is not None:
+        assert value in str(caught.value)
+
+
+def test_validate_accepts_what_exists(rec):
+    provider(rec, zones=("us-east-1a",)).validate(["m5.large", "c5.xlarge"])
+    assert rec.count("ssm:GetParameter") == 1  # the SSM path is resolved once per region
+
+
+def test_a_missing_instance_type_is_refused_before_launching(rec):
+    from costtune.providers.base import FatalProviderError
+
+    with pytest.raises(FatalProviderError, match="instance type"):
+        provider(rec).launch(request(1, 1, itype=""), "nt-1-1")
+    assert rec.count("ec2:RunInstances") == 0
+
+
+def test_expires_at_is_a_day_after_launch(rec, ec2):
+    provider(rec).launch(request(1, 1, study="exp"), "exp-1-1")
+    [instance] = tagged(ec2, "exp-1-1")
+    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    expires = datetime.fromisoformat(tags["costtune:expires-at"].replace("Z", "+00:00"))
+    assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(hours=24)
