@@ -46,11 +46,17 @@ class Recorder:
 
         self.session = boto3.session.Session(region_name="us-east-1")
         self.calls: list[str] = []
-        self.session.events.register("before-call", self._note)
+        self.params: list[tuple[str, dict[str, Any]]] = []  # (action, the API parameters sent)
+        self.session.events.register("before-parameter-build", self._note)  # every call, with its API parameters
 
-    def _note(self, model: Any, **_: Any) -> None:
-        prefix = model.service_model.signing_name
-        self.calls.append(f"{prefix}:{model.name}")
+    def _note(self, model: Any, params: Any = None, **_: Any) -> None:
+        action = f"{model.service_model.signing_name}:{model.name}"
+        self.calls.append(action)
+        self.params.append((action, dict(params or {})))
+
+    def sent(self, action: str) -> list[dict[str, Any]]:
+        """The request bodies of every ``action`` call, in order."""
+        return [body for name, body in self.params if name == action]
 
     def count(self, action: str) -> int:
         return self.calls.count(action)

@@ -129,7 +129,8 @@ class AwsProvider:
                     lambda offer: self._run(offer, itype, idempotency_key, tags, user_data or ""))
             finally:
                 self._strikes[trial] = failover.strikes
-            handle = self._adopt(region, instance)
+            own = {k[len(tg.PREFIX):]: v for k, v in tags.items() if k.startswith(tg.PREFIX)}
+            handle = self._adopt(region, instance, own)  # tags as sent: a launch answer may not echo them
             handle.tries = tuple(tries)
             return handle
 
@@ -162,8 +163,8 @@ class AwsProvider:
         answer = call(ec2.run_instances, "RunInstances", sleep=self.sleep, **params)
         return offer.region, answer["Instances"][0]
 
-    def _adopt(self, region: str, instance: dict[str, Any]) -> AwsHandle:
-        own = tg.costtune_tags(instance)
+    def _adopt(self, region: str, instance: dict[str, Any], own: dict[str, str] | None = None) -> AwsHandle:
+        own = own or tg.costtune_tags(instance)
         handle = AwsHandle(key=own.get("key", instance["InstanceId"]), instance_id=instance["InstanceId"],
                            region=region, instance_type=instance.get("InstanceType", ""),
                            market=tg.market_of(instance), launched_at=tg.launch_time(instance),
@@ -213,7 +214,7 @@ class AwsProvider:
                 with boundary("DescribeInstances"):
                     seen.update({i["InstanceId"]: i for i in self._describe_once(region, chunk)})
         except RetryableError:
-            wait = min(self._backoff.get(region, self.poll_interval_s / 2) * 2, MAX_BACKOFF_S)
+            wait = min(self._backoff.get(region, self.poll_interval_s) * 2, MAX_BACKOFF_S)
             self._backoff[region] = wait
             self._next_poll[region] = self.monotonic() + wait
             return
