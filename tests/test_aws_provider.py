@@ -167,3 +167,48 @@ def test_expires_at_is_a_day_after_launch(rec, ec2):
     tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
     expires = datetime.fromisoformat(tags["costtune:expires-at"].replace("Z", "+00:00"))
     assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(hours=24)
+
+
+def test_reap_dry_run_lists_an_orphan_and_a_young_instance_then_terminates_the_orphan_only(rec, ec2, tmp_path,
+                                                                                           monkeypatch):
+    from awstools import age
+    from click.testing import CliRunner
+
+    from costtune.cli.app import main
+    from costtune.history import Mode
+    from costtune.store import Store
+    from costtune.store.reads import store_tag
+
+    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "home"))
+    db = str(tmp_path / "reap.db")
+    store = Store(db)
+    tag = store_tag(store)
+    study = store.create_study("reaped", metric="loss", mode=Mode.MIN, space={}, sampler={"type": "random"})
+    store.enqueue(study.id, {"x": 1})
+    claimed = store.claim_next(study.id, None, owner="host:1:abc")
+    store.start_attempt(claimed.id, 1, idempotency_key="reap-owned", provider="aws", rate_micros_per_hour=96_000)
+    aws = provider(rec)
+    made = {key: aws.launch(request(n, 1, study="reaped", store=store_for_key), key).instance_id
+            for n, (key, store_for_key) in enumerate([("reap-orphan", tag), ("reap-young", tag), ("reap-owned", tag),
+                                                      ("reap-foreign", "another0")])}
+    for key, seconds in (("reap-orphan", 3600), ("reap-young", 10), ("reap-owned", 3600), ("reap-foreign", 3600)):
+        age(made[key], seconds)
+
+    def state(key):
+        [instance] = tagged(ec2, key)
+        return instance["State"]["Name"]
+
+    listed = CliRunner().invoke(main, ["reap", "--db", db, "--regions", "us-east-1", "--dry-run"])
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split()[1]: line for line in listed.output.splitlines() if "│ i-" in line}
+    assert "would terminate" in rows[made["reap-orphan"]]
+    assert "spared: younger" in rows[made["reap-young"]]
+    assert "spared: a live" in rows[made["reap-owned"]]
+    assert "another" in rows[made["reap-foreign"]]
+    assert "would terminate 1 instances: $" in listed.output
+    assert all(state(key) == "running" for key in made)
+    reaped = CliRunner().invoke(main, ["reap", "--db", db, "--regions", "us-east-1", "--older-than", "60"])
+    assert reaped.exit_code == 0, reaped.output
+    assert "terminated 1 instances: $" in reaped.output and "/h stopped" in reaped.output
+    assert {key: state(key) for key in made} == {"reap-orphan": "terminated", "reap-young": "running",
+                                                 "reap-owned": "running", "reap-foreign": "running"}
