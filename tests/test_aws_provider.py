@@ -212,3 +212,72 @@ def test_reap_dry_run_lists_an_orphan_and_a_young_instance_then_terminates_the_o
     assert "terminated 1 instances: $" in reaped.output and "/h stopped" in reaped.output
     assert {key: state(key) for key in made} == {"reap-orphan": "terminated", "reap-young": "running",
                                                  "reap-owned": "running", "reap-foreign": "running"}
+
+
+# Actions that no API call names but that an API call needs, each with the parameter that needs it.
+IMPLIED = {"ec2:CreateTags": ("ec2:RunInstances", "TagSpecifications"),
+           "iam:PassRole": ("ec2:RunInstances", "IamInstanceProfile")}
+
+
+def _policy_actions(name):
+    import json
+    from pathlib import Path
+
+    policy = json.loads((Path(__file__).resolve().parents[1] / "infra" / "aws" / name).read_text())
+    actions = set()
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow" and "NotAction" not in statement
+        given = statement["Action"]
+        actions.update([given] if isinstance(given, str) else given)
+    return policy, actions
+
+
+def test_the_controller_policy_grants_exactly_what_the_adapter_calls(rec, ec2, tmp_path, monkeypatch):
+    from botocore.stub import Stubber
+    from costtune.providers.aws.pricing import AwsPriceSource
+    from costtune.providers.base import CapacityError
+
+    from costtune.cli.prices import refresh_prices
+
+    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path))
+    subnet = ec2.describe_subnets()["Subnets"][0]
+    group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    aws = provider(rec, zones=(subnet["AvailabilityZone"],))
+    aws.validate(["m5.large"])
+    placed = provider(rec, subnet=subnet["SubnetId"], security_groups=(group,), disk_gb=40)
+    placed.validate(["m5.large"])
+    handle = placed.launch(request(1, 1, study="policy"), "policy-1-1")
+    placed.poll(handle)
+    placed.facts("policy-1-1")
+    placed.list_owned({"study": "policy"})
+    placed.terminate(handle)
+    source = AwsPriceSource(rec.session)
+    stub = Stubber(source.clients.pricing())
+    stub.add_response("get_products", {"PriceList": [], "FormatVersion": "aws_v1"})
+    with stub:
+        refresh_prices(source, "aws", ["us-east-1"], ["m5.large"])  # spot history from moto
+    profiled = provider(rec, instance_profile="costtune-worker", image="ami-0123456789abcdef0", launch_wait_s=1.0)
+    profiled.images._by_region["us-east-1"] = placed.images.resolve("us-east-1")
+    launcher = Stubber(profiled.clients.ec2("us-east-1"))
+    launcher.add_response("describe_instances", {"Reservations": []})
+    launcher.add_client_error("run_instances", "InsufficientInstanceCapacity", http_status_code=500)
+    with launcher, pytest.raises(CapacityError):
+        profiled.launch(request(1, 1, study="policy-profile"), "policy-profile-1-1")
+
+    called = set(rec.calls)
+    _, granted = _policy_actions("controller-policy.json")
+    assert called - granted == set(), "the policy misses operations the adapter calls"
+    for action, (needed_by, parameter) in IMPLIED.items():
+        assert any(parameter in sent for sent in rec.sent(needed_by)), f"{action}: nothing sent {parameter}"
+    assert granted - called - set(IMPLIED) == set(), "the policy grants operations the adapter never calls"
+
+
+def test_the_worker_policy_reaches_only_the_checkpoint_prefix():
+    policy, actions = _policy_actions("worker-policy.json")
+    assert actions == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+    for statement in policy["Statement"]:
+        resources = [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
+        for resource in resources:
+            assert resource in ("arn:aws:s3:::BUCKET/PREFIX/*", "arn:aws:s3:::BUCKET")
+        if statement["Resource"] == "arn:aws:s3:::BUCKET":
+            assert statement["Condition"]["StringLike"]["s3:prefix"] == ["PREFIX/*"]
