@@ -3,6 +3,7 @@
 Cloud SDKs are imported lazily inside their adapters, never by this package.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from costtune.providers.base import (
@@ -21,12 +22,14 @@ __all__ = ["AttemptFacts", "CapacityError", "FatalProviderError", "LaunchRequest
 
 
 def make_provider(name: str, *, simulation: Any = None, metric: str = "value", clock: Any = None, aws: Any = None,
-                  user_data: Any = None, session: Any = None) -> Provider:
+                  instance_types: Sequence[str] = (), user_data: Any = None, session: Any = None) -> Provider:
     """The provider a sweep names; a simulated one needs the sweep's ``simulation`` and a virtual clock, an
-    aws one the sweep's ``resources.aws`` and the user data that starts the worker agent on each instance.
+    aws one the sweep's ``resources.aws`` and the user data that starts the worker agent on each instance;
+    it asks EC2 whether ``instance_types``, the image, subnet, groups and zones exist before returning.
 
-    Raises SpecError for an unknown provider; InputError for aws without user data (the agent is not
-    built yet: `costtune run` cannot launch AWS trials).
+    Raises SpecError for an unknown provider or a resource EC2 does not know (naming the field);
+    InputError for aws without user data (the agent is not built yet: `costtune run` cannot launch
+    AWS trials); FatalProviderError for AWS credentials or permissions.
     """
     if name == "aws":
         from costtune.errors import InputError, SpecError
@@ -39,7 +42,10 @@ def make_provider(name: str, *, simulation: Any = None, metric: str = "value", c
                              "`costtune prices refresh --provider aws` and `costtune reap` work today")
         from costtune.providers.aws import AwsProvider
 
-        return AwsProvider(aws, user_data=user_data, session=session)
+        provider = AwsProvider(aws, user_data=user_data, session=session)
+        if instance_types:
+            provider.validate(list(instance_types))
+        return provider
     if name == "local":
         from costtune.providers.local import LocalProvider
 

@@ -281,3 +281,17 @@ def test_the_worker_policy_reaches_only_the_checkpoint_prefix():
             assert resource in ("arn:aws:s3:::BUCKET/PREFIX/*", "arn:aws:s3:::BUCKET")
         if statement["Resource"] == "arn:aws:s3:::BUCKET":
             assert statement["Condition"]["StringLike"]["s3:prefix"] == ["PREFIX/*"]
+
+
+def test_the_provider_factory_validates_with_ec2_before_returning(rec):
+    from costtune.providers import make_provider
+
+    from costtune.errors import SpecError
+
+    with pytest.raises(SpecError) as caught:
+        make_provider("aws", aws=resources(), instance_types=["m5.large", "m5.nope"], user_data="#!/bin/sh",
+                      session=rec.session)
+    assert caught.value.path == "resources.instance_type" and "m5.nope" in str(caught.value)
+    made = make_provider("aws", aws=resources(), instance_types=["m5.large"], user_data="#!/bin/sh",
+                         session=rec.session)
+    assert made.name == "aws" and rec.count("ec2:DescribeInstanceTypes") == 2
