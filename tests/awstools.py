@@ -38,13 +38,27 @@ def fake_credentials() -> Iterator[None]:
                 os.environ[key] = value
 
 
+_LOADER: list[Any] = []  # one botocore data loader for every test session: EC2's model is parsed once
+
+
+def session() -> Any:
+    """A new boto3 session that shares the parsed service models of the others."""
+    import boto3
+    import botocore.session
+
+    core = botocore.session.get_session()
+    if _LOADER:
+        core.register_component("data_loader", _LOADER[0])
+    else:
+        _LOADER.append(core.get_component("data_loader"))
+    return boto3.session.Session(botocore_session=core, region_name="us-east-1")
+
+
 class Recorder:
     """A boto3 session whose clients note every operation they call, as IAM actions (``ec2:RunInstances``)."""
 
     def __init__(self) -> None:
-        import boto3
-
-        self.session = boto3.session.Session(region_name="us-east-1")
+        self.session = session()
         self.calls: list[str] = []
         self.params: list[tuple[str, dict[str, Any]]] = []  # (action, the API parameters sent)
         self.session.events.register("before-parameter-build", self._note)  # every call, with its API parameters

@@ -33,9 +33,9 @@ def rec(recorder):
 
 @pytest.fixture(scope="module")
 def ec2(recorder):
-    import boto3
+    from awstools import session
 
-    return boto3.client("ec2", region_name="us-east-1")  # the test's own eyes: not recorded
+    return session().client("ec2")  # the test's own eyes: not recorded
 
 
 def provider(rec, **changes):
@@ -180,6 +180,7 @@ def test_reap_dry_run_lists_an_orphan_and_a_young_instance_then_terminates_the_o
     from costtune.store.reads import store_tag
 
     monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr("boto3.session.Session", lambda **_: rec.session)  # the CLI's calls are recorded too
     db = str(tmp_path / "reap.db")
     store = Store(db)
     tag = store_tag(store)
@@ -212,6 +213,9 @@ def test_reap_dry_run_lists_an_orphan_and_a_young_instance_then_terminates_the_o
     assert "terminated 1 instances: $" in reaped.output and "/h stopped" in reaped.output
     assert {key: state(key) for key in made} == {"reap-orphan": "terminated", "reap-young": "running",
                                                  "reap-owned": "running", "reap-foreign": "running"}
+    # the reaper only lists and terminates (the rest launched the instances)
+    assert set(rec.calls) == {"ssm:GetParameter", "ec2:DescribeImages", "ec2:DescribeInstances", "ec2:RunInstances",
+                              "ec2:TerminateInstances"}
 
 
 # Actions that no API call names but that an API call needs, each with the parameter that needs it.
