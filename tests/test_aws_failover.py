@@ -212,3 +212,37 @@ def test_missing_credentials_are_fatal():
     from costtune.providers.base import FatalProviderError
 
     assert isinstance(map_error(NoCredentialsError(), "RunInstances"), FatalProviderError)
+
+
+def test_where_an_attempt_was_placed_and_what_was_tried_first_shows_in_costtune_trials(tmp_path, monkeypatch):
+    import sys
+
+    from click.testing import CliRunner
+    from costtune.providers.local import LocalProvider
+
+    from costtune.cli.app import main
+    from costtune.runner.controller import SweepController
+    from costtune.runner.session import open_sweep
+    from costtune.spec import parse_sweep
+    from costtune.store import Store
+
+    note = "i-0abc spot m5.large in us-east-1b after 1 tries: spot in us-east-1a: no-capacity (AWS RunInstances)"
+
+    class Placed(LocalProvider):  # a launch that, like the AWS adapter's, says where it landed
+        def launch(self, request, key):
+            handle = super().launch(request, key)
+            handle.note = note
+            return handle
+
+    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path))
+    script = tmp_path / "t.py"
+    script.write_text("import costtune\ncosttune.report(step=0, loss=1.0)\n")
+    spec = parse_sweep({"name": "noted", "objective": {"metric": "loss", "mode": "min"},
+                        "space": {"x": {"type": "uniform", "low": 0, "high": 1}}, "budget": {"trials": 1},
+                        "command": [sys.executable, str(script)], "resources": {"usd_per_hour": 1}})
+    db = f"sqlite:///{tmp_path / 'noted.db'}"
+    study, _ = open_sweep(Store(db), spec)
+    SweepController(spec, study, Placed(), workdir=str(tmp_path)).run()
+    shown = CliRunner().invoke(main, ["trials", "noted", "0", "--db", db])
+    assert shown.exit_code == 0, shown.output
+    assert f"attempt 1: {note}" in " ".join(shown.output.split())
