@@ -126,6 +126,25 @@ def test_no_capacity_in_a_region_fails_over_to_the_next_region(rec):
     assert handle.region == "us-west-2" and [t.offer.region for t in handle.tries] == ["us-east-1", "us-west-2"]
 
 
+def test_waiting_for_capacity_never_blocks_and_a_later_round_launches(rec):
+    s = Stubbed(rec, zones=("us-east-1a", "us-east-1b"))
+    s.none_found()
+    s.no_capacity()
+    s.no_capacity()
+    handle = s.aws.launch(request(), "k")  # every offer full: the handle waits, the controller goes on
+    assert handle.instance_id == "" and s.time.slept == []
+    assert s.aws.poll(handle) == s.aws.poll(handle)  # before the pause (5 s) is over: no call
+    assert s.aws.poll(handle).running and s.aws.poll(handle).billable_ms == 0
+    s.time.t += 5
+    s.no_capacity()
+    s.launched(zone="us-east-1b")
+    assert s.aws.poll(handle).running  # the second round found capacity in the second zone
+    s.done()
+    assert handle.instance_id == "i-0123456789abcdef0" and handle.zone == "us-east-1b"
+    assert [t.outcome for t in handle.tries] == ["no-capacity"] * 3 + ["launched"]
+    assert "after 3 tries" in handle.note
+
+
 def test_the_wait_budget_bounds_fail_over_and_names_every_try(rec):
     from costtune.providers.aws.failover import OutOfCapacity
     from costtune.providers.base import CapacityError
@@ -133,13 +152,31 @@ def test_the_wait_budget_bounds_fail_over_and_names_every_try(rec):
     s = Stubbed(rec, launch_wait_s=12.0)
     s.none_found()
     s.no_capacity()
+    handle = s.aws.launch(request(), "k")
+    s.time.t += 5
     s.no_capacity()
-    with pytest.raises(OutOfCapacity) as caught:
-        s.aws.launch(request(), "k")
+    status = s.aws.poll(handle)  # a third round would start 15 s in: past the 12 s budget
     s.done()
-    assert isinstance(caught.value, CapacityError) and len(caught.value.tries) == 2
-    assert s.time.slept == [5.0]  # a second pause (10 s) would pass the 12 s budget
-    assert "resources.launch_wait" in str(caught.value)
+    assert not status.running and status.billable_ms == 0 and len(handle.tries) == 2
+    assert "no capacity after 2 tries" in status.error and "resources.launch_wait" in status.error
+    short = Stubbed(rec, launch_wait_s=1.0)
+    short.none_found()
+    short.no_capacity()
+    with pytest.raises(OutOfCapacity) as caught:  # not even a second round fits: refused at once
+        short.aws.launch(request(), "k")
+    assert isinstance(caught.value, CapacityError) and len(caught.value.tries) == 1
+
+
+def test_stopping_an_attempt_that_waits_for_capacity_launches_nothing(rec):
+    s = Stubbed(rec)
+    s.none_found()
+    s.no_capacity()
+    handle = s.aws.launch(request(), "k")
+    s.aws.terminate(handle)
+    s.time.t += 60
+    status = s.aws.poll(handle)
+    s.done()
+    assert not status.running and status.billable_ms == 0 and rec.count("ec2:TerminateInstances") == 0
 
 
 def test_bad_credentials_stop_the_launch_with_a_clear_message(rec):

@@ -52,13 +52,22 @@ class AwsHandle:
     tries: tuple[Try, ...] = ()  # the fail-over tries that led to it (empty when found by look-up)
     final: Status | None = None
     terminate_sent: float | None = None  # monotonic time of the last terminate_instances
+    pending: _Pending | None = None  # set while no offer had capacity yet (instance_id is "")
 
     @property
     def note(self) -> str:
         """One line for the attempt's note: where it runs and what was tried before."""
-        where = f"{self.instance_id} {self.market} {self.instance_type} in {self.zone or self.region}"
+        where = (f"{self.instance_id} {self.market} {self.instance_type} in {self.zone or self.region}"
+                 if self.instance_id else f"waiting for capacity for {self.instance_type}")
         failed = [str(t) for t in self.tries if t.outcome != "launched"]
         return where + (f" after {len(failed)} tries: " + "; ".join(failed) if failed else "")
+
+
+@dataclass
+class _Pending:
+    failover: FailOver
+    trial: tuple[str, str]  # (study, trial): whose strikes its capacity errors count as
+    launch: Callable[[Offer], tuple[str, Any]]
 
 
 def client_token(key: str, offer: Offer) -> str:
@@ -105,7 +114,9 @@ class AwsProvider:
     def launch(self, request: LaunchRequest, idempotency_key: str) -> AwsHandle:
         """The attempt's instance: the one already tagged with this key, or a new one after fail-over.
 
-        Raises OutOfCapacity (a CapacityError) or LaunchRefused (a FatalProviderError), both with ``tries``.
+        The first round of offers runs now; when none had capacity the handle waits for it (``poll`` runs
+        the next rounds, never sleeping) until ``resources.launch_wait``. Raises LaunchRefused (a
+        FatalProviderError) on a fatal error, OutOfCapacity when the wait budget allows no second round.
         """
         with self._lock:
             known = self._handles.get(idempotency_key)
@@ -115,24 +126,51 @@ class AwsProvider:
             if found:
                 region, instance = found[0]
                 return self._adopt(region, instance)
-            itype = request.instance_type
-            if not itype:
-                raise FatalProviderError("provider aws needs an instance type (resources.instance_type)")
-            trial = (request.tags.get("study", ""), request.tags.get("trial", idempotency_key))
-            failover = FailOver(self.aws, request.market or self.aws.market, self._strikes.get(trial, 0),
-                                self.sleep, self.monotonic, self.now)
-            user_data = self.user_data(request, idempotency_key) if callable(self.user_data) else self.user_data
-            tags = tg.instance_tags(request.tags, idempotency_key, version=self.version,
-                                   expires_at=tg.expires_at(self.now(), self.expires_after_h), user_tags=self.aws.tags)
-            try:
-                (region, instance), tries = failover.run(
-                    lambda offer: self._run(offer, itype, idempotency_key, tags, user_data or ""))
-            finally:
-                self._strikes[trial] = failover.strikes
-            own = {k[len(tg.PREFIX):]: v for k, v in tags.items() if k.startswith(tg.PREFIX)}
-            handle = self._adopt(region, instance, own)  # tags as sent: a launch answer may not echo them
-            handle.tries = tuple(tries)
-            return handle
+        itype = request.instance_type
+        if not itype:
+            raise FatalProviderError("provider aws needs an instance type (resources.instance_type)")
+        trial = (request.tags.get("study", ""), request.tags.get("trial", idempotency_key))
+        market = request.market or self.aws.market
+        user_data = self.user_data(request, idempotency_key) if callable(self.user_data) else self.user_data
+        tags = tg.instance_tags(request.tags, idempotency_key, version=self.version,
+                                expires_at=tg.expires_at(self.now(), self.expires_after_h), user_tags=self.aws.tags)
+        own = {k[len(tg.PREFIX):]: v for k, v in tags.items() if k.startswith(tg.PREFIX)}
+        failover = FailOver(self.aws, market, self._strikes.get(trial, 0), self.monotonic, self.now)
+        handle = AwsHandle(key=idempotency_key, instance_id="", region=self.aws.region, instance_type=itype,
+                           market=market, launched_at=self.now(), tags=own)
+        handle.pending = _Pending(failover, trial,
+                                  lambda offer: self._run(offer, itype, idempotency_key, tags, user_data or ""))
+        self._advance(handle)
+        if handle.final is not None:  # no second round fits in the budget
+            raise failover.out_of_capacity()
+        with self._lock:
+            self._handles[idempotency_key] = handle
+        return handle
+
+    def _advance(self, handle: AwsHandle) -> None:
+        """One fail-over round for a handle still waiting for capacity; fills it in when one launched."""
+        pending = handle.pending
+        assert pending is not None
+        try:
+            got = pending.failover.round(pending.launch)
+        finally:
+            self._strikes[pending.trial] = pending.failover.strikes
+            handle.tries = tuple(pending.failover.tries)
+        if got is None:
+            if pending.failover.expired:
+                handle.pending = None
+                handle.final = Status(running=False, exit_code=None, billable_ms=0,
+                                      error=str(pending.failover.out_of_capacity()))
+            return
+        region, instance = got
+        handle.pending = None
+        handle.instance_id = instance["InstanceId"]
+        handle.region = region
+        handle.market = tg.market_of(instance)
+        handle.launched_at = tg.launch_time(instance)
+        handle.zone = instance.get("Placement", {}).get("AvailabilityZone") or None
+        with self._lock:
+            self._seen.setdefault(region, {})[handle.instance_id] = instance
 
     def _run(self, offer: Offer, itype: str, key: str, tags: dict[str, str], user_data: str) -> tuple[str, Any]:
         image = self.images.resolve(offer.region)
@@ -197,6 +235,19 @@ class AwsProvider:
         """The attempt's state from the region's latest batched description (refreshed when due)."""
         if handle.final is not None:
             return handle.final
+        if handle.pending is not None:  # waiting for capacity: nothing held, nothing billed
+            if handle.pending.failover.due():
+                try:
+                    self._advance(handle)
+                except FatalProviderError as exc:
+                    handle.pending = None
+                    handle.final = Status(running=False, exit_code=None, billable_ms=0, error=str(exc))
+            if handle.final is not None:
+                return handle.final
+            if handle.pending is not None:
+                return Status(running=True, exit_code=None, billable_ms=0)
+            with self._lock:  # launched just now: its launch answer is its state
+                return self._status(handle, self._seen.get(handle.region, {}).get(handle.instance_id))
         with self._lock:
             self._refresh(handle.region)
             instance = self._seen.get(handle.region, {}).get(handle.instance_id)
@@ -206,7 +257,8 @@ class AwsProvider:
         """One describe_instances for every live attempt in ``region``, when due; throttling backs off."""
         if self.monotonic() < self._next_poll.get(region, 0.0):
             return
-        ids = sorted(h.instance_id for h in self._handles.values() if h.region == region and h.final is None)
+        ids = sorted(h.instance_id for h in self._handles.values()
+                     if h.region == region and h.final is None and h.instance_id)
         try:
             seen = {}
             for start in range(0, len(ids), _FILTER_VALUES):
@@ -271,6 +323,10 @@ class AwsProvider:
     def terminate(self, handle: AwsHandle) -> None:
         """terminate_instances, sent again at most once a minute while ``poll`` says it is still held."""
         if handle.final is not None:
+            return
+        if handle.pending is not None:  # still waiting for capacity: stop waiting, nothing to terminate
+            handle.pending = None
+            handle.final = Status(running=False, exit_code=None, billable_ms=0)
             return
         if handle.terminate_sent is not None and self.monotonic() - handle.terminate_sent < 60:
             return

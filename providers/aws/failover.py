@@ -5,7 +5,8 @@ alone, EC2 choosing the zone), then the same in the next region of ``resources.r
 ``market: spot-then-on-demand`` spot offers come first; once the trial has had
 ``resources.spot_fallback_after`` strikes (spot capacity errors, or preemptions of its earlier
 attempts) only on-demand offers remain. When every offer said "no capacity" the round starts again
-after a pause (5 s, doubling up to a minute) until ``resources.launch_wait`` seconds have passed.
+after a pause (5 s, doubling up to a minute) until ``resources.launch_wait`` seconds have passed. No
+round sleeps: the attempt waits for capacity between rounds while the controller goes on polling.
 
 Every try is recorded (``Try``), for the attempt's note and ``costtune trials``; money is reserved
 once per attempt by the controller, never per try.
@@ -14,7 +15,7 @@ once per attempt by the controller, never per try.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
@@ -76,28 +77,35 @@ def offers(aws: AwsResources, market: str, strikes: int) -> list[Offer]:
 
 @dataclass
 class FailOver:
-    """Runs ``launch(offer)`` over the offers until one succeeds; ``strikes`` counts toward on-demand."""
+    """One attempt's fail-over: each ``round`` tries every offer once; ``strikes`` count toward on-demand.
+
+    Rounds never sleep: between them the attempt waits for capacity without holding the controller
+    (``due`` says when the next round may run); ``expired`` once another pause would pass the budget.
+    """
 
     aws: AwsResources
     market: str
     strikes: int
-    sleep: Callable[[float], None]
     monotonic: Callable[[], float]
     now: Callable[[], datetime]
+    tries: list[Try] = field(default_factory=list)
+    deadline: float = 0.0
+    next_round: float = 0.0
+    pause: float = FIRST_PAUSE_S
 
-    def run(self, launch: Callable[[Offer], T]) -> tuple[T, list[Try]]:
-        """The first launch that succeeds, with every try; ``OutOfCapacity`` when the wait budget ran out,
-        ``LaunchRefused`` on a fatal error (bad credentials, an invalid request)."""
-        tries: list[Try] = []
-        deadline = self.monotonic() + self.aws.launch_wait_s
-        pause = FIRST_PAUSE_S
+    def __post_init__(self) -> None:
+        self.deadline = self.monotonic() + self.aws.launch_wait_s
+
+    def round(self, launch: Callable[[Offer], T]) -> T | None:
+        """The first offer ``launch`` succeeds with, or None when none had capacity (the next round is
+        scheduled). Raises ``LaunchRefused`` on a fatal error (bad credentials, an invalid request)."""
         while True:
             replan = False
             for offer in offers(self.aws, self.market, self.strikes):
                 try:
                     result = launch(offer)
                 except CapacityError as exc:
-                    tries.append(Try(offer, "no-capacity", _short(exc), self.now()))
+                    self.tries.append(Try(offer, "no-capacity", _short(exc), self.now()))
                     if offer.market == "spot":
                         self.strikes += 1
                         if self.market == FALLBACK and self.strikes == self.aws.spot_fallback_after:
@@ -105,21 +113,30 @@ class FailOver:
                             break
                     continue
                 except RetryableError as exc:
-                    tries.append(Try(offer, "retry-later", _short(exc), self.now()))
+                    self.tries.append(Try(offer, "retry-later", _short(exc), self.now()))
                     continue
                 except FatalProviderError as exc:
-                    tries.append(Try(offer, "refused", _short(exc), self.now()))
-                    raise LaunchRefused(str(exc), tries) from None
-                tries.append(Try(offer, "launched", "", self.now()))
-                return result, tries
-            if replan:
-                continue
-            if self.monotonic() + pause > deadline:
-                shown = "; ".join(str(t) for t in tries[-6:])
-                raise OutOfCapacity(f"no capacity after {len(tries)} tries in {self.aws.launch_wait_s:g} s "
-                                    f"(resources.launch_wait): {shown}", tries)
-            self.sleep(pause)
-            pause = min(pause * 2, MAX_PAUSE_S)
+                    self.tries.append(Try(offer, "refused", _short(exc), self.now()))
+                    raise LaunchRefused(str(exc), self.tries) from None
+                self.tries.append(Try(offer, "launched", "", self.now()))
+                return result
+            if not replan:
+                self.next_round = self.monotonic() + self.pause
+                self.pause = min(self.pause * 2, MAX_PAUSE_S)
+                return None
+
+    @property
+    def expired(self) -> bool:
+        """True when waiting for the next round would pass ``resources.launch_wait``."""
+        return self.next_round > self.deadline
+
+    def due(self) -> bool:
+        return self.monotonic() >= self.next_round
+
+    def out_of_capacity(self) -> OutOfCapacity:
+        shown = "; ".join(str(t) for t in self.tries[-6:])
+        return OutOfCapacity(f"no capacity after {len(self.tries)} tries in {self.aws.launch_wait_s:g} s "
+                             f"(resources.launch_wait): {shown}", self.tries)
 
 
 def _short(exc: Exception) -> str:
