@@ -130,8 +130,8 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
         plan.forecast = forecast(spec, runs, jobs=jobs, exact_sampler=exact_sampler, on_run=on_run)
     elif res.provider != "simulated":
         article = "an" if res.provider[:1] in "aeiou" else "a"
-        notes.append(f"no spend forecast: {article} {res.provider} sweep needs a workload model (how long its steps take) "
-                     "for a Monte Carlo; the figures above are the analytic plan")
+        notes.append(f"no spend forecast: {article} {res.provider} sweep needs a workload model (how long its steps "
+                     "take) for a Monte Carlo; the figures above are the analytic plan")
     return plan
 
 
