@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, bindparam, func, insert, text, update
@@ -14,23 +15,8 @@ from costtune.errors import StoreError
 from costtune.history import FrozenTrial, TrialState
 from costtune.money import charge_micros
 from costtune.store.models import AttemptRow, ReportRow, TrialRow, utcnow
+from costtune.store.pending import Pending, write_report_now
 from costtune.store.records import AttemptEnd, OpenAttempt, Orphan, _frozen, lock_study
-
-# The report path as plain SQL with named parameters: SQLAlchemy runs it on PostgreSQL, and on SQLite
-# the DBAPI runs the very same text (sqlite3 speaks ``:name`` too).
-_REPORT_SQL = (
-    "INSERT INTO report (trial_id, attempt_id, step, metrics_json, elapsed_s, cost_micros, created_at) "
-    "VALUES (:trial_id, :attempt_id, :step, :metrics_json, :elapsed_s, :cost_micros, :created_at)",
-    "UPDATE trial SET metrics_json = :merged_json, last_step = :step, value = :value, "
-    "cost_micros = :cost_micros WHERE id = :trial_id",
-    "UPDATE attempt SET billable_ms = :attempt_ms, cost_micros = :attempt_cost WHERE id = :attempt_id "
-    "AND ended_at IS NULL",
-)
-_REPORT_STATEMENTS = tuple(
-    text(sql).bindparams(bindparam("created_at", type_=DateTime(timezone=True))) if ":created_at" in sql else text(sql)
-    for sql in _REPORT_SQL
-)
-
 
 _RECOST_TRIAL = text(
     "UPDATE trial SET cost_micros = (SELECT COALESCE(SUM(cost_micros), 0) FROM attempt WHERE trial_id = :id) "
@@ -64,6 +50,7 @@ class AttemptBook:
     """Mixed into ``Store``; every method is one transaction."""
 
     _tx: Callable[[], AbstractContextManager[Session]]
+    _batch: ContextVar[Session | None]
 
     def start_attempt(
         self,
@@ -165,25 +152,19 @@ class AttemptBook:
     ) -> None:
         """The controller's report path: the caller already knows the merged metrics and the money.
 
-        Three plain statements, no reads: a simulated sweep books tens of thousands of these.
+        Three plain statements, no reads; inside a batch they are queued and written with the
+        batch's other reports (``store.pending``): a simulated sweep books tens of thousands.
         """
         params = {"trial_id": trial_id, "attempt_id": attempt_id, "step": step, "metrics_json": json.dumps(metrics),
                   "elapsed_s": elapsed_s, "cost_micros": trial_cost_micros, "merged_json": json.dumps(merged),
                   "value": value, "attempt_ms": attempt_ms, "attempt_cost": attempt_cost_micros}
+        batch = self._batch.get()
+        pending = None if batch is None else Pending.of(batch)
+        if pending is not None:
+            pending.add_report(params)
+            return
         with self._tx() as s:
-            conn = s.connection()
-            if conn.dialect.name == "sqlite":
-                # The DBAPI directly, inside the same transaction: SQLAlchemy's per-statement work
-                # costs several times the SQL here, and a simulated sweep books ~100,000 reports.
-                params["created_at"] = utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite format
-                cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                for sql in _REPORT_SQL:
-                    cursor.execute(sql, params)
-                cursor.close()
-                return
-            params["created_at"] = utcnow()
-            for statement in _REPORT_STATEMENTS:
-                s.execute(statement, params)
+            write_report_now(s, params)
 
     def heartbeat(self, owner: str, charges: dict[int, tuple[int, int]]) -> None:
         """Keep ``owner``'s trials alive and book the running cost of its attempts.

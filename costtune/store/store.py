@@ -38,6 +38,7 @@ from costtune.store.models import (
     TrialRow,
     utcnow,
 )
+from costtune.store.pending import Pending
 from costtune.store.records import (
     AttemptEnd,
     AttemptInfo,
@@ -118,21 +119,26 @@ class Store(AttemptBook, LedgerBook, StudyAdmin, CapBook, AuditBook):
 
         The event loop books many small things per tick (reports, charges, decisions); one commit
         for all of them keeps a 10,000-trial simulated sweep fast, and a crash loses none of it
-        half-way: the tick is in the store entirely or not at all.
+        half-way: the tick is in the store entirely or not at all. Reports booked in a batch are
+        written together, before anything else reads or writes the store (``store.pending``).
         """
         outer = self._batch.get()
         if outer is not None:
             yield
             # A long batch would otherwise grow the session's identity map without bound, and
             # every flush walks it: hand back what this block loaded (it is all flushed first).
-            outer.flush()
-            outer.expunge_all()
+            if outer.identity_map or outer.new or outer.deleted:
+                outer.flush()
+                outer.expunge_all()
             return
         with self._tx() as session:
             token = self._batch.set(session)
+            pending = Pending.attach(session)
             try:
                 yield
+                pending.settle()
             finally:
+                pending.detach()
                 self._batch.reset(token)
 
     @contextmanager
@@ -140,31 +146,29 @@ class Store(AttemptBook, LedgerBook, StudyAdmin, CapBook, AuditBook):
         """Inside ``batch``: undo only this block's writes if it raises, and the batch goes on.
 
         Plain SAVEPOINT statements on the batch's connection (the ORM's nested transactions cost
-        several times more, and a simulated sweep takes one per attempt per tick). On PostgreSQL
-        a failed statement spoils the whole transaction without one."""
+        several times more, and a simulated sweep takes one per attempt per tick), issued only
+        when a statement runs inside the block (``store.pending``). On PostgreSQL a failed
+        statement spoils the whole transaction without one."""
         outer = self._batch.get()
-        if outer is None:
+        pending = None if outer is None else Pending.of(outer)
+        if pending is None:
             yield
             return
-        outer.flush()
-        cursor = outer.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute("SAVEPOINT costtune_step")
+        point = pending.enter_savepoint()
         try:
             yield
-            outer.flush()
         except BaseException:
-            cursor.execute("ROLLBACK TO SAVEPOINT costtune_step")
-            cursor.execute("RELEASE SAVEPOINT costtune_step")
-            cursor.close()
-            outer.expire_all()  # what the ORM holds may be what was rolled back
+            pending.leave_savepoint(point, failed=True)
             raise
-        cursor.execute("RELEASE SAVEPOINT costtune_step")
-        cursor.close()
+        pending.leave_savepoint(point, failed=False)
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
         outer = self._batch.get()
         if outer is not None:
+            pending = Pending.of(outer)
+            if pending is not None:
+                pending.settle()  # what was held back runs first, in the order it was asked for
             yield outer
             return
         with Session(self.engine, expire_on_commit=False) as session:
