@@ -29,7 +29,7 @@ from costtune.providers.base import FatalProviderError, LaunchRequest, Status
 
 from costtune.clock import VirtualClock
 from costtune.errors import SpecError
-from costtune.protocol import format_line
+from costtune.protocol import MetricReport, format_line
 
 Workload = Callable[[dict, int, str], tuple[float, float]]
 
@@ -58,8 +58,8 @@ class SimHandle:
     exit_code: int | None = None
     preempted: bool = False
     error: str | None = None  # why the workload failed, when it did
-    lines: list[str] = field(default_factory=list)
-    read: int = 0  # lines already handed out by output()
+    reports: list[tuple[int, float]] = field(default_factory=list)  # (step, metric value) of each step ended
+    read: int = 0  # reports already handed out, as lines (output) or as reports (take_reports)
     heap_seq: int = -1  # the sequence number of this attempt's live heap entry
 
     def next_event(self) -> float:
@@ -154,11 +154,23 @@ class SimulatedProvider:
         self._sync()
         return self._unread(handle)
 
-    @staticmethod
-    def _unread(handle: SimHandle) -> Iterator[str]:
-        while handle.read < len(handle.lines):
+    def _unread(self, handle: SimHandle) -> Iterator[str]:
+        while handle.read < len(handle.reports):
             handle.read += 1  # counted as read once handed out, even if the reader stops early
-            yield handle.lines[handle.read - 1]
+            step, value = handle.reports[handle.read - 1]
+            yield format_line(step, {self.metric: value})
+
+    def take_reports(self, handle: SimHandle) -> list[MetricReport]:
+        """What ``output`` would hand out now, as the reports ``protocol.parse_line`` makes of its lines.
+
+        The controller's fast path: a simulated sweep has one report per step, and writing each as
+        a line only to parse it again was a large share of a forecast's time. Values are finite
+        floats and the metric name was checked at construction, so the report is the same either way.
+        """
+        self._sync()
+        start, handle.read = handle.read, len(handle.reports)
+        metric = self.metric
+        return [MetricReport(step, {metric: value}) for step, value in handle.reports[start:]]
 
     def terminate(self, handle: SimHandle) -> None:
         """Stop at the current virtual time; billable time ends here. Idempotent."""
@@ -241,7 +253,7 @@ class SimulatedProvider:
             handle.started = True
             self._begin_step(handle, own)
         else:
-            handle.lines.append(format_line(handle.step, {self.metric: handle.step_value}))
+            handle.reports.append((handle.step, handle.step_value))
             handle.step += 1
             self._begin_step(handle, own)
 

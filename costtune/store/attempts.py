@@ -155,8 +155,11 @@ class AttemptBook:
         Three plain statements, no reads; inside a batch they are queued and written with the
         batch's other reports (``store.pending``): a simulated sweep books tens of thousands.
         """
-        params = {"trial_id": trial_id, "attempt_id": attempt_id, "step": step, "metrics_json": json.dumps(metrics),
-                  "elapsed_s": elapsed_s, "cost_micros": trial_cost_micros, "merged_json": json.dumps(merged),
+        metrics_json = json.dumps(metrics)
+        same = merged.items() == metrics.items() and list(merged) == list(metrics)  # one metric: the usual case
+        params = {"trial_id": trial_id, "attempt_id": attempt_id, "step": step, "metrics_json": metrics_json,
+                  "elapsed_s": elapsed_s, "cost_micros": trial_cost_micros,
+                  "merged_json": metrics_json if same else json.dumps(merged),
                   "value": value, "attempt_ms": attempt_ms, "attempt_cost": attempt_cost_micros}
         batch = self._batch.get()
         pending = None if batch is None else Pending.of(batch)
