@@ -14,6 +14,7 @@ from costtune.money import format_usd, micros_to_usd
 from costtune.providers import make_provider
 from costtune.reports.fmt import format_duration
 from costtune.runner.controller import RunStatus, SweepController
+from costtune.samplers import Sampler
 from costtune.space import SearchSpace
 from costtune.spec import SweepSpec
 from costtune.store import Store, StudyInfo
@@ -21,7 +22,8 @@ from costtune.study import Study
 from costtune.study.output import claim_output_dir, release_output_dir
 
 
-def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False) -> tuple[Study, bool]:
+def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False,
+               sampler: Sampler | None = None) -> tuple[Study, bool]:
     """The sweep's study, created or (same name) resumed; True when resumed.
 
     A resumed study must keep its objective, space and search method; workers and the command may
@@ -29,7 +31,8 @@ def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False) -> tu
     an ``InputError`` unless ``change_cap`` (``costtune run --change-cap``) makes the file's value
     the new cap, recorded in the audit trail. A new study claims its own output directory,
     ``<output_dir or COSTTUNE_HOME/runs>/<name>`` (or ``<name>-2``, ... when that one holds
-    something else); a resumed one keeps the directory it recorded.
+    something else); a resumed one keeps the directory it recorded. ``sampler``: an object to
+    propose with in place of the one the file names (a forecast's random stand-in).
     """
     info = store.find_study(spec.name)
     resumed = info is not None
@@ -59,7 +62,7 @@ def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False) -> tu
         for config in added:
             store.enqueue(info.id, config, max_trials=spec.budget.trials)
         info = store.get_study(spec.name)
-    study = Study(store, info, usd_per_hour=str(micros_to_usd(spec.resources.usd_per_hour_micros)),
+    study = Study(store, info, sampler=sampler, usd_per_hour=str(micros_to_usd(spec.resources.usd_per_hour_micros)),
                   # absolute, as trials run in `workdir` and `costtune logs` runs anywhere
                   output_root=root)
     return study, resumed
