@@ -113,6 +113,7 @@ class SimulatedProvider:
         self._heap: list[tuple[float, int, SimHandle]] = []
         self._seq = itertools.count()
         self._changed: dict[str, SimHandle] = {}  # attempts something happened to since take_changed()
+        self._synced_at: float | None = None  # clock time of the last _sync, None: an event may be due
 
     # -- the Provider protocol ---------------------------------------------------------------
 
@@ -135,6 +136,7 @@ class SimulatedProvider:
         self._attempts[idempotency_key] = handle
         self._live[idempotency_key] = handle
         self._schedule(handle)
+        self._synced_at = None  # its start-up may end at once
         return handle
 
     def poll(self, handle: SimHandle) -> Status:
@@ -234,9 +236,12 @@ class SimulatedProvider:
     def _sync(self) -> None:
         """Play every event due by ``clock.now()``, in time order across attempts."""
         now = self.clock.now()
+        if now == self._synced_at:
+            return  # played up to this moment already, and nothing was launched since
         while True:
             self._drop_stale()
             if not self._heap or self._heap[0][0] > now:
+                self._synced_at = now
                 return
             _, _, handle = heapq.heappop(self._heap)
             self._fire(handle)

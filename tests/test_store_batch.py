@@ -118,3 +118,21 @@ def test_a_failed_batch_leaves_none_of_its_reports(store: Store) -> None:
     assert (trial.value, trial.last_step, trial.warnings) == (None, None, ())
     _report(store, t0, a0, 0, 0.5)  # outside a batch a report is written at once
     assert store.trial(sid, 0).value == 0.5
+
+
+@pytest.mark.parametrize("metrics", [{"loss": 0.1 + 0.2}, {"val/loss": -0.0}, {"loss": 5e-324}, {"loss": 1e22},
+                                     {"acc": 1.0, "loss": 2.5}])
+def test_a_report_stores_its_metrics_as_json_dumps_writes_them(store: Store, metrics: dict[str, float]) -> None:
+    """The text in report.metrics_json is what other tools reading the store parse, byte for byte."""
+    import json
+
+    from sqlalchemy import text
+
+    _sid, [(t0, a0), _] = _running(store)
+    with store.batch():
+        store.book_report(t0, a0, 0, metrics, merged=metrics, value=None, elapsed_s=1.0, trial_cost_micros=1,
+                          attempt_ms=1, attempt_cost_micros=1)
+    with store.engine.connect() as conn:
+        stored = conn.execute(text("SELECT r.metrics_json, t.metrics_json FROM report r JOIN trial t "
+                                   "ON t.id = r.trial_id")).one()
+    assert tuple(stored) == (json.dumps(metrics), json.dumps(metrics))

@@ -232,8 +232,9 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         if not self.virtual:
             self.clock.sleep(_POLL_S)
             return
-        if any(live.stop_reason for live in self._live.values()):
-            return  # a stop decided this tick is carried out at this same moment
+        for live in self._live.values():
+            if live.stop_reason:
+                return  # a stop decided this tick is carried out at this same moment
         times = [t for t in (self.provider.next_event_time(),) if t is not None]  # type: ignore[attr-defined]
         while self._deadlines and self._deadlines[0][2] not in self._live:
             heapq.heappop(self._deadlines)  # its attempt ended

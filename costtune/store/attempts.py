@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
@@ -18,6 +20,7 @@ from costtune.store.models import AttemptRow, ReportRow, TrialRow, utcnow
 from costtune.store.pending import Pending, write_report_now
 from costtune.store.records import AttemptEnd, OpenAttempt, Orphan, _frozen, lock_study
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-/]+\Z")  # nothing json.dumps would escape
 _RECOST_TRIAL = text(
     "UPDATE trial SET cost_micros = (SELECT COALESCE(SUM(cost_micros), 0) FROM attempt WHERE trial_id = :id) "
     "WHERE id = :id"
@@ -155,7 +158,7 @@ class AttemptBook:
         Three plain statements, no reads; inside a batch they are queued and written with the
         batch's other reports (``store.pending``): a simulated sweep books tens of thousands.
         """
-        metrics_json = json.dumps(metrics)
+        metrics_json = _metrics_json(metrics)
         same = merged.items() == metrics.items() and list(merged) == list(metrics)  # one metric: the usual case
         params = {"trial_id": trial_id, "attempt_id": attempt_id, "step": step, "metrics_json": metrics_json,
                   "elapsed_s": elapsed_s, "cost_micros": trial_cost_micros,
@@ -320,6 +323,15 @@ class AttemptBook:
                 if not open_attempts:
                     orphans.append(Orphan(trial.number, None, None))
         return orphans
+
+
+def _metrics_json(metrics: dict[str, float]) -> str:
+    """``json.dumps(metrics)``, written directly for the usual report: one finite float under a plain name."""
+    if len(metrics) == 1:
+        ((name, value),) = metrics.items()
+        if type(value) is float and math.isfinite(value) and _PLAIN_NAME.match(name):
+            return f'{{"{name}": {value!r}}}'  # what json.dumps writes: repr of the float, no escapes needed
+    return json.dumps(metrics)
 
 
 def _aware(moment: datetime) -> datetime:
