@@ -13,6 +13,7 @@ from costtune.errors import InputError, SpecError, StoreError
 from costtune.money import format_usd, micros_to_usd
 from costtune.providers import make_provider
 from costtune.reports.fmt import format_duration
+from costtune.richtext import styled
 from costtune.runner.controller import RunStatus, SweepController
 from costtune.space import SearchSpace
 from costtune.spec import SweepSpec
@@ -119,10 +120,10 @@ def run_with_progress(spec: SweepSpec, study: Study, console: Console, *, quiet:
 
     def event(message: str) -> None:
         if not quiet:
-            console.print(f"[dim]{message}[/]", highlight=False)
+            console.print(styled((message, "dim")), highlight=False)
 
     def warn(message: str) -> None:  # ignored metric lines, fail-fast, rung advice: shown even with --quiet
-        console.print(f"[yellow]warning: {message}[/]", highlight=False, soft_wrap=True)
+        console.print(styled((f"warning: {message}", "yellow")), highlight=False, soft_wrap=True)
 
     # A simulated sweep runs thousands of trials a second: a line per trial would drown the progress bar.
     controller = SweepController(spec, study, provider, on_event=event, workdir=workdir, trial_events=not simulated,
@@ -133,8 +134,9 @@ def run_with_progress(spec: SweepSpec, study: Study, console: Console, *, quiet:
     by_money = spec.max_trials is None and spec.budget.usd_micros is not None
     total = spec.budget.usd_micros if by_money else spec.max_trials
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
-        TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console, transient=False,
+        TextColumn("{task.description}", style="bold", markup=False), BarColumn(),
+        TextColumn("{task.fields[count]}", markup=False), TextColumn("{task.fields[detail]}", markup=False),
+        TimeElapsedColumn(), console=console, transient=False,
     )
     task = progress.add_task(spec.name, total=total, count="", detail="", by_money=by_money)
     done = threading.Event()
