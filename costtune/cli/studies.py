@@ -243,12 +243,16 @@ def trials(study: str, trial: int | None, db: str | None, fmt: str) -> None:
 @click.argument("study")
 @click.argument("assignments", nargs=-1, required=True)
 @db_option
+@click.option("--raise-trials", "raise_trials", type=count(1, INT64_MAX), default=None, metavar="N",
+              help="First raise the study's stored budget.trials to N (recorded in `costtune audit`).")
 @handled
-def enqueue(study: str, assignments: tuple[str, ...], db: str | None) -> None:
+def enqueue(study: str, assignments: tuple[str, ...], db: str | None, raise_trials: int | None) -> None:
     """Queue a configuration for STUDY, e.g. `costtune enqueue mystudy lr=0.01 hidden=64`.
 
     Queued configurations run before sampled ones, in the order they were queued. Each counts
-    toward the sweep's budget.trials: a study that already holds that many trials refuses more (exit 2).
+    toward the sweep's budget.trials: a study that already holds that many trials refuses more (exit 2,
+    naming how many it allows and holds) unless --raise-trials N raises the stored budget.trials to N,
+    a change recorded in `costtune audit`.
     """
     from costtune.space import SearchSpace
 
@@ -266,8 +270,10 @@ def enqueue(study: str, assignments: tuple[str, ...], db: str | None) -> None:
         raise InputError(f"study {study!r} has no declared search space to check the configuration against")
     typed = SearchSpace.from_dict(info.space).coerce_config(config, path="config")
     limit = (info.spec.get("budget") or {}).get("trials")  # an enqueued trial counts toward budget.trials
-    number = store.enqueue(info.id, typed, max_trials=limit if isinstance(limit, int) else None)
-    click.echo(f"queued trial {number} for study {info.name}: {typed}")
+    number = store.enqueue(info.id, typed, max_trials=limit if isinstance(limit, int) else None,
+                           raise_trials=raise_trials)
+    raised = f" (budget.trials raised from {limit} to {raise_trials}, see costtune audit)" if raise_trials else ""
+    click.echo(f"queued trial {number} for study {info.name}: {typed}{raised}")
 
 
 @click.command(short_help="A trial's stdout or stderr, every attempt in order.")

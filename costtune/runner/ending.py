@@ -104,10 +104,14 @@ class Ending:
             return self._failures_reason()
         if self._halt == "objective":
             return f"no trial reports objective.metric {self.study.metric!r}"
-        queued = sum(t.state == TrialState.QUEUED for t in self.study.history().trials)
-        if self._idle == BUDGET or queued:
+        trials = self.study.history().trials
+        queued = sum(t.state == TrialState.QUEUED for t in trials)
+        if queued:  # queued trials always run first: what keeps them waiting is money
             return self._budget_reason(queued)
-        return self._why_exhausted()
+        held, limit = len(trials), self._max_trials
+        if self._idle == BUDGET and (limit is None or held < limit):
+            return self._budget_reason(0)
+        return self._why_exhausted(held)
 
     def _budget_reason(self, queued: int) -> str:
         cap = self.spec.budget.usd_micros
@@ -116,9 +120,15 @@ class Ending:
             text += f"; {queued} queued trial{'s wait' if queued != 1 else ' waits'} for more budget"
         return text
 
-    def _why_exhausted(self) -> str:
+    def _why_exhausted(self, held: int | None = None) -> str:
+        """Why no new trial may start; ``held``: how many trials the study holds (read when None)."""
         limit = self._max_trials
-        if limit is not None and self.spec.budget.trials == limit:
+        if held is None:
+            held = len(self.study.history().trials)
+        trials = self.spec.budget.trials
+        if trials is not None and held > trials:  # queued (enqueue, sampler.configs) while budget.trials was higher
+            return f"the study holds {held} trials, more than budget.trials ({trials}): all have run (budget.trials)"
+        if limit is not None and trials == limit:
             return f"all {limit} trials run (budget.trials)"
         if limit is not None and self.rungs is not None and self.rungs.max_trials() == limit:
             return f"the {self.rungs.kind} plan's {limit} trials have run"

@@ -56,7 +56,12 @@ def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False) -> tu
                 raise InputError(_cap_message(info, spec))
             store.change_study_cap(info.id, spec.budget.usd_micros, field="budget.usd",
                                    reason="costtune run --change-cap")
+        stored = (info.spec.get("budget") or {}).get("trials")
         store.update_study(info.id, spec=spec.raw)
+        if stored != spec.budget.trials:  # the file sets budget.trials for this run on: recorded like a raise
+            store.audit("trials.set", study_id=info.id, detail={
+                "study": info.name, "field": "budget.trials", "from": stored, "to": spec.budget.trials,
+                "reason": "costtune run (the sweep file's budget.trials)"})
         for config in added:
             store.enqueue(info.id, config, max_trials=spec.budget.trials)
         info = store.get_study(spec.name)
