@@ -180,7 +180,7 @@ def rename_study(ctx: click.Context, old: str, new: str, db: str | None) -> None
 def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None:
     """Every trial of STUDY, best first, with parameters, state, metrics and cost.
 
-    Cost columns: total spend, the highest dollar rung reached (rung schedulers), instance type and
+    Cost columns: total spend, the highest dollar rung judged at (rung schedulers; stored verdicts), instance type and
     market of the last attempt and preemptions with the money their re-run work cost (when the study
     has them), the last step reported, time held (simulated instance time on a virtual clock) and
     tries. The table keeps the columns that fit the terminal; --format json|csv has every column.

@@ -247,6 +247,18 @@ class AttemptBook:
             if trial is not None:
                 s.refresh(trial)
 
+    def record_verdict(self, trial_id: int, rung_micros: int, value: float | None, promoted: bool) -> None:
+        """Store a rung verdict when it is made: the level (micro-dollars), the value judged and whether the
+        trial was promoted. A verdict at a level already judged replaces it. Raises ``StoreError`` for an
+        unknown trial."""
+        with self._tx() as s:
+            trial = s.get(TrialRow, trial_id)
+            if trial is None:
+                raise StoreError(f"trial {trial_id} does not exist")
+            kept = [v for v in json.loads(trial.verdicts_json or "[]") if v[0] != rung_micros]
+            trial.verdicts_json = json.dumps(sorted([*kept, [rung_micros, value, promoted]], key=lambda v: v[0]))
+            s.add(trial)
+
     def add_trial_warnings(self, trial_id: int, messages: list[str], count: int, *, keep: int = 20) -> None:
         """Add ``count`` warnings about a trial's output, keeping the first ``keep`` messages."""
         if count <= 0:
