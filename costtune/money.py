@@ -49,8 +49,16 @@ def usd_to_micros(amount: Any, path: str = "usd", *, maximum: int = MAX_USD_MICR
 
 
 def rate_to_micros(amount: Any, path: str = "usd_per_hour") -> int:
-    """An hourly rate in dollars to micro-dollars per hour: ``usd_to_micros`` up to ``MAX_USD_PER_HOUR``."""
-    return usd_to_micros(amount, path, maximum=MAX_RATE_MICROS)
+    """An hourly rate in dollars to micro-dollars per hour: ``usd_to_micros`` up to ``MAX_USD_PER_HOUR``.
+
+    A rate above 0 that rounds to 0 micro-dollars an hour would bill nothing at all, so it raises
+    ``SpecError`` naming ``path``, the value and the smallest accepted rate ($0.000001 an hour; 0 is free).
+    """
+    micros = usd_to_micros(amount, path, maximum=MAX_RATE_MICROS)
+    if micros == 0 and Decimal(str(amount).strip().lstrip("$")) > 0:
+        raise SpecError(path, "rounds to $0 an hour, so no time would ever be billed: the smallest accepted rate "
+                        "is $0.000001 an hour (one micro-dollar; 0 means free)", amount)
+    return micros
 
 
 def micros_to_usd(micros: int) -> Decimal:
