@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from costtune.errors import SpecError
+from costtune.yamlfile import core_number
 
 MICROS_PER_USD = 1_000_000
 _MS_PER_HOUR = 3_600_000
@@ -34,8 +35,11 @@ def usd_to_micros(amount: Any, path: str = "usd", *, maximum: int = MAX_USD_MICR
     """
     if isinstance(amount, bool) or amount is None:
         raise SpecError(path, "must be a dollar amount", amount)
+    text = str(amount).strip().lstrip("$")
+    if isinstance(amount, str) and core_number(text) is None:  # YAML 1.2 numbers only: '1_000' is not one
+        raise SpecError(path, "must be a dollar amount", amount)
     try:
-        value = Decimal(str(amount).strip().lstrip("$"))
+        value = Decimal(text)
     except (InvalidOperation, ValueError):
         raise SpecError(path, "must be a dollar amount", amount) from None
     if not value.is_finite():
