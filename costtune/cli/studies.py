@@ -254,6 +254,7 @@ def enqueue(study: str, assignments: tuple[str, ...], db: str | None, raise_tria
     naming how many it allows and holds) unless --raise-trials N raises the stored budget.trials to N,
     a change recorded in `costtune audit`.
     """
+    from costtune.names import check_config_names
     from costtune.space import SearchSpace
 
     config: dict[str, str] = {}
@@ -268,6 +269,7 @@ def enqueue(study: str, assignments: tuple[str, ...], db: str | None, raise_tria
     info = store.get_study(study)
     if not info.space:
         raise InputError(f"study {study!r} has no declared search space to check the configuration against")
+    check_config_names(config, info.space, "config")  # the sweep file's parameter-name rule and message
     typed = SearchSpace.from_dict(info.space).coerce_config(config, path="config")
     limit = (info.spec.get("budget") or {}).get("trials")  # an enqueued trial counts toward budget.trials
     number = store.enqueue(info.id, typed, max_trials=limit if isinstance(limit, int) else None,
