@@ -91,6 +91,8 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         self._claimed_at = 0.0  # wall time of the last claim that gave nothing
         self._halt: str | None = None  # "failures" | "objective": launch nothing more (status.error says why)
         self._failures_in_a_row = 0
+        self._last_failure: tuple[int, str] | None = None
+        self._streak_before = 0  # set from the store when the run starts (fail-fast counts across resumes)
         self._waiting_for = 0
         self._objective_seen: bool | None = None
         self._startup_warned = False

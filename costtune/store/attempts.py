@@ -239,6 +239,18 @@ class AttemptBook:
             if trial is not None:
                 s.refresh(trial)
 
+    def record_verdict(self, trial_id: int, rung_micros: int, value: float | None, promoted: bool) -> None:
+        """Store a rung verdict when it is made: the level (micro-dollars), the value judged and whether the
+        trial was promoted. A verdict at a level already judged replaces it. Raises ``StoreError`` for an
+        unknown trial."""
+        with self._tx() as s:  # column reads and an UPDATE: no ORM row left behind in the controller's batch
+            found = s.exec(select(TrialRow.id, TrialRow.verdicts_json).where(TrialRow.id == trial_id)).first()
+            if found is None:
+                raise StoreError(f"trial {trial_id} does not exist")
+            kept = [v for v in json.loads(found[1] or "[]") if v[0] != rung_micros]
+            text_ = json.dumps(sorted([*kept, [rung_micros, value, promoted]], key=lambda v: v[0]))
+            s.execute(update(TrialRow).where(col(TrialRow.id) == trial_id).values(verdicts_json=text_))
+
     def add_trial_warnings(self, trial_id: int, messages: list[str], count: int, *, keep: int = 20) -> None:
         """Add ``count`` warnings about a trial's output, keeping the first ``keep`` messages."""
         if count <= 0:

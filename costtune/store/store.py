@@ -24,7 +24,7 @@ from costtune.names import check_study_name
 from costtune.store.admin import StudyAdmin, not_found_hint
 from costtune.store.attempts import AttemptBook
 from costtune.store.audit import AuditBook, AuditEntry, add_audit, current_actor
-from costtune.store.caps import CAP_ACTION, CapBook, CapChange, study_scope
+from costtune.store.caps import CAP_ACTION, CapBook, CapChange, raise_trial_budget, study_scope
 from costtune.store.engine import opening, refuse_foreign_sqlite, resolve_db_url
 from costtune.store.ledger import LedgerBook
 from costtune.store.ledger_models import ReservationRow
@@ -273,15 +273,21 @@ class Store(AttemptBook, LedgerBook, StudyAdmin, CapBook, AuditBook):
 
     # -- trials ----------------------------------------------------------------------------
     def enqueue(self, study_id: int, params: dict[str, Any], *, source: str = "manual",
-                max_trials: int | None = None) -> int:
+                max_trials: int | None = None, raise_trials: int | None = None) -> int:
         """Queue a configuration; its trial number. An enqueued trial counts toward ``max_trials``
-        (``budget.trials``): past it, ``SpecError`` naming budget.trials and nothing is queued."""
+        (``budget.trials``): past it, ``SpecError`` naming budget.trials, how many it allows and how many
+        the study holds, and nothing is queued. ``raise_trials`` first makes that the stored budget.trials
+        (recorded in the audit trail as ``trials.set``; ``InputError`` if it raises nothing)."""
         with self._tx() as s:
             study = lock_study(s, study_id)
+            if raise_trials is not None:
+                raise_trial_budget(s, study, study.next_number, raise_trials, reason="costtune enqueue --raise-trials")
+                max_trials = raise_trials
             if max_trials is not None and study.next_number >= max_trials:
-                raise SpecError("budget.trials", f"study {study.name!r} already holds {study.next_number} trials "
-                                f"and queued ones count toward budget.trials; raise it in the sweep file and "
-                                f"run it again to queue more", max_trials)
+                raise SpecError("budget.trials", f"study {study.name!r} holds {study.next_number} trials and "
+                                f"budget.trials allows {max_trials}; an enqueued trial counts toward it, so nothing "
+                                f"was queued: pass --raise-trials {study.next_number + 1} (or more) to raise it "
+                                f"(recorded in costtune audit)")
             return self._insert_trial(s, study, params, TrialState.QUEUED, source=source).number
 
     def running_elsewhere(self, study_id: int, owner: str) -> list[tuple[str, Any]]:
