@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from costtune.cli.common import db_option, err_console, handled, open_store, out_console
+from costtune.cli.common import count, db_option, err_console, handled, open_store, out_console
 from costtune.errors import SpecError
+from costtune.limits import MAX_FORECAST_RUNS, MAX_JOBS
 
 
 @click.command()
@@ -43,10 +44,10 @@ def spend(db: str | None, fmt: str) -> None:
 
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
-@click.option("--runs", type=click.IntRange(min=0), default=20, show_default=True,
+@click.option("--runs", type=count(0, MAX_FORECAST_RUNS), default=20, show_default=True,
               help="Simulated runs behind the spend forecast (simulated sweeps only); 0: the plan alone.")
 @click.option("--no-forecast", is_flag=True, help="The plan alone, at once (same as --runs 0).")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+@click.option("--jobs", type=count(1, MAX_JOBS), default=None, metavar="N",
               help="Worker processes for the forecast's runs [default: one per CPU core].")
 @click.option("--exact-sampler", is_flag=True,
               help="Forecast runs use the sweep's own bayes sampler (a model fit per trial: slow) instead of "

@@ -11,7 +11,7 @@ import click
 
 from costtune.cli.common import count, db_option, err_console, format_option, handled, open_store, out_console
 from costtune.errors import CosttuneError, InputError, NoStore, SpecError
-from costtune.limits import INT64_MAX
+from costtune.limits import INT32_MAX
 
 
 @click.group(invoke_without_command=True, short_help="List, delete or rename studies.")
@@ -207,7 +207,7 @@ def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None
 
 @click.command(short_help="Trials in creation order, with attempts and errors.")
 @click.argument("study")
-@click.argument("trial", type=int, required=False)
+@click.argument("trial", type=count(0, INT32_MAX), required=False)
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @handled
@@ -272,7 +272,7 @@ def enqueue(study: str, assignments: tuple[str, ...], db: str | None) -> None:
 
 @click.command(short_help="A trial's stdout or stderr, every attempt in order.")
 @click.argument("study")
-@click.argument("trial", type=count(0, INT64_MAX))
+@click.argument("trial", type=count(0, INT32_MAX))
 @db_option
 @click.option("--stderr", "stream", flag_value="stderr", help="Show stderr instead of stdout.")
 @click.option("--stdout", "stream", flag_value="stdout", default=True, help="Show stdout (default).")
