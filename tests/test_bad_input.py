@@ -316,7 +316,7 @@ def test_bad_db_as_a_real_subprocess_leaves_no_file(tmp_path: Path) -> None:
     (["logs", "s", "99999999999999999999"], "'TRIAL'"),
     (["logs", "s", "99999999999"], "'TRIAL'"),  # past the store's 32-bit trial numbers
     (["logs", "s", "2147483648"], "'TRIAL'"),
-    (["trials", "s", "99999999999"], "TRIAL"),
+    (["trials", "s", "99999999999"], "'[TRIAL]'"),
     (["plan", "sweep.yaml", "--runs", "1001"], "'--runs'"),
     (["plan", "sweep.yaml", "--jobs", "257"], "'--jobs'"),
     (["plan", "sweep.yaml", "--jobs", "0"], "'--jobs'"),
