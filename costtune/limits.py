@@ -17,5 +17,5 @@ MAX_PREEMPTIONS_PER_HOUR = 3600  # one a second
 MAX_FORECAST_RUNS = 1000  # costtune plan --runs: about 1.5 s of CPU each for the examples
 MAX_JOBS = 256  # costtune plan --jobs: worker processes
 
-__all__ = ["INT32_MAX", "INT64_MAX", "INT64_MIN", "MAX_FORECAST_RUNS", "MAX_JOBS", "MAX_GRID_POINTS", "MAX_PREEMPTIONS_PER_HOUR", "MAX_SECONDS", "MAX_STEPS",
-           "MAX_WORKERS"]
+__all__ = ["INT32_MAX", "INT64_MAX", "INT64_MIN", "MAX_FORECAST_RUNS", "MAX_GRID_POINTS", "MAX_JOBS",
+           "MAX_PREEMPTIONS_PER_HOUR", "MAX_SECONDS", "MAX_STEPS", "MAX_WORKERS"]
