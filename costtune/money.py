@@ -103,6 +103,21 @@ def format_usd_column(micros: list[int | None], missing: str = "-") -> list[str]
     return [missing if m is None else format_usd(m, places) for m in micros]
 
 
+BELOW_A_MICRO = "<$0.000001"
+
+
+def format_usd_decimals(amounts: list[Decimal | str | None], missing: str = "-") -> list[str]:
+    """Dollar amounts that need not be whole micro-dollars (a ratio such as dollars per unit of gain),
+    shown as a column by the one rule: rounded to the micro-dollar, then ``format_usd_column``; an
+    amount that rounds to nothing but is not zero shows ``<$0.000001`` (``-`` for None)."""
+    micros: list[int | None] = []
+    for a in amounts:
+        micros.append(None if a is None else int((Decimal(a) * MICROS_PER_USD).to_integral_value(ROUND_HALF_UP)))
+    shown = format_usd_column(micros, missing)
+    return [BELOW_A_MICRO if m == 0 and a is not None and Decimal(a) != 0 else text
+            for a, m, text in zip(amounts, micros, shown, strict=True)]
+
+
 def charge_micros(
     billable_ms: int, rate_micros_per_hour: int, *, granularity_s: int = 1, minimum_s: int = 0
 ) -> int:

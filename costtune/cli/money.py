@@ -128,8 +128,9 @@ def _forecast_with_progress(spec: Any, runs: int, *, jobs: int | None, exact_sam
     def on_run(_k: int, sample: Any) -> None:
         spends.append(sample.spend_micros)
         median = sorted(spends)[len(spends) // 2]
-        progress.update(task, advance=1, detail=f"median spend so far ${median / 1e6:.4f}", refresh=True)
+        progress.update(task, advance=1, detail=f"median spend so far {format_usd(median)}", refresh=True)
 
+    from costtune.money import format_usd
     from costtune.plan.forecast import forecast
 
     with progress:

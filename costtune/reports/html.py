@@ -16,7 +16,7 @@ from html import escape
 from typing import Any
 
 from costtune.history import History, TrialState
-from costtune.money import format_usd, format_usd_column
+from costtune.money import MICROS_PER_USD, format_usd, format_usd_column, format_usd_decimals
 from costtune.reports import leaderboard
 from costtune.reports.cost import best_vs_spend, cost_per_improvement, pareto_front
 from costtune.reports.fmt import format_duration, format_number, format_params
@@ -63,8 +63,12 @@ svg .front{fill:none;stroke:#e4572e;stroke-width:1.5}
 
 
 def _usd_tick(value: Decimal) -> str:
-    """Plain decimals, never ``$5e-05``: sweeps of tiny local trials cost fractions of a cent."""
-    return f"${format(value.normalize(), 'f') if value else '0'}"
+    """An axis tick by the one money rule (``$0.05``, ``$0.000043``), never ``$5e-05``; a tick finer
+    than a micro-dollar (a chart of tiny local trials) keeps its plain decimals."""
+    micros = value * MICROS_PER_USD
+    if micros == micros.to_integral_value():
+        return format_usd(int(micros))
+    return f"${format(value.normalize(), 'f')}"
 
 
 # -- charts -------------------------------------------------------------------------------------
@@ -247,7 +251,7 @@ def improvements_html(history: History) -> str:
                          [format_number(Decimal(g) if isinstance(g := r["gain"], str) else g) for r in data],
                          format_usd_column([r["cumulative_micros"] for r in data]),
                          format_usd_column([r["cost_of_gain_micros"] for r in data]),
-                         [_dash(r["usd_per_unit_gain"], lambda v: f"${format(Decimal(v), ',.6g')}") for r in data]],
+                         format_usd_decimals([r["usd_per_unit_gain"] for r in data])],
                   set(range(7)))
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from rich.text import Text
 
 from costtune.history import History
-from costtune.money import format_usd, format_usd_column
+from costtune.money import format_usd, format_usd_column, format_usd_decimals
 from costtune.reports.cost import cost_per_improvement, pareto_front
 from costtune.reports.fmt import format_number
 from costtune.reports.sections import SECTIONS
@@ -31,10 +31,6 @@ from costtune.reports.table import Column, FittedTable
 from costtune.store.reads import AttemptCostRow, TrialCost
 
 
-def _ratio(text: str | None) -> str:
-    return "-" if text is None else f"${format(Decimal(text), ',.6g')}"
-
-
 def improvement_table(history: History, title: str) -> FittedTable:
     rows = cost_per_improvement(history)
     return FittedTable([
@@ -44,7 +40,7 @@ def improvement_table(history: History, title: str) -> FittedTable:
         Column("gain", [format_number(Decimal(g) if isinstance(g := r["gain"], str) else g) for r in rows], keep=4),
         Column("spent so far", format_usd_column([r["cumulative_micros"] for r in rows]), keep=2),
         Column("cost of gain", format_usd_column([r["cost_of_gain_micros"] for r in rows]), keep=3),
-        Column("$ / unit", [_ratio(r["usd_per_unit_gain"]) for r in rows], keep=6),
+        Column("$ / unit", format_usd_decimals([r["usd_per_unit_gain"] for r in rows]), keep=6),
     ], title=title)
 
 
