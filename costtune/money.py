@@ -104,18 +104,21 @@ def format_usd_column(micros: list[int | None], missing: str = "-") -> list[str]
 
 
 BELOW_A_MICRO = "<$0.000001"
+_HUGE_USD = Decimal(10) ** 15
 
 
 def format_usd_decimals(amounts: list[Decimal | str | None], missing: str = "-") -> list[str]:
     """Dollar amounts that need not be whole micro-dollars (a ratio such as dollars per unit of gain),
     shown as a column by the one rule: rounded to the micro-dollar, then ``format_usd_column``; an
-    amount that rounds to nothing but is not zero shows ``<$0.000001`` (``-`` for None)."""
+    amount that rounds to nothing but is not zero shows ``<$0.000001`` (``-`` for None), and one past
+    ``$10^15`` (a ratio over a vanishing gain) three significant digits with an exponent."""
+    huge = [a is not None and abs(Decimal(a)) >= _HUGE_USD for a in amounts]
     micros: list[int | None] = []
-    for a in amounts:
-        micros.append(None if a is None else int((Decimal(a) * MICROS_PER_USD).to_integral_value(ROUND_HALF_UP)))
+    for a, big in zip(amounts, huge, strict=True):
+        micros.append(None if a is None or big else int((Decimal(a) * MICROS_PER_USD).to_integral_value(ROUND_HALF_UP)))
     shown = format_usd_column(micros, missing)
-    return [BELOW_A_MICRO if m == 0 and a is not None and Decimal(a) != 0 else text
-            for a, m, text in zip(amounts, micros, shown, strict=True)]
+    return [f"{'-' * (Decimal(a) < 0)}${abs(Decimal(a)):.2E}" if big else BELOW_A_MICRO if m == 0 and a is not None and Decimal(a) != 0 else text
+            for a, m, text, big in zip(amounts, micros, shown, huge, strict=True)]
 
 
 def charge_micros(
@@ -133,3 +136,19 @@ def charge_micros(
     if billable_ms > 0:
         billed_ms = max(billed_ms, minimum_s * 1000)
     return -(-billed_ms * rate_micros_per_hour // _MS_PER_HOUR)
+
+
+def charged_ms(billable_ms: int, cost_micros: int, rate_micros_per_hour: int) -> int:
+    """The time an attempt was charged for (milliseconds): its held time rounded up to what its
+    ``cost_micros`` at its rate pays for, so a started second and a minimum charge count (60 s on
+    AWS for a 20 s attempt). Derived from the booked cost, as the attempt does not store its rule."""
+    if rate_micros_per_hour <= 0 or cost_micros <= 0 or billable_ms < 0:
+        return max(billable_ms, 0)
+    if charge_micros(billable_ms, rate_micros_per_hour, granularity_s=0) >= cost_micros:
+        return billable_ms  # billed per millisecond (in-process studies) or exactly whole seconds
+    seconds = cost_micros * _MS_PER_HOUR // rate_micros_per_hour // 1000  # the fewest whole seconds that cost it
+    while seconds > 0 and charge_micros((seconds - 1) * 1000, rate_micros_per_hour) >= cost_micros:
+        seconds -= 1
+    while charge_micros(seconds * 1000, rate_micros_per_hour) < cost_micros:
+        seconds += 1
+    return max(billable_ms, seconds * 1000)

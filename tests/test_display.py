@@ -104,7 +104,7 @@ def test_the_leaderboard_fits_the_width_and_never_cuts_a_number(board, width: in
     if dropped:
         assert "--format json" in text and "not shown:" in text
     if width == 200:  # room for the cloud columns of a simulated spot sweep with preemptions
-        assert {"instance", "preempt", "waste", "$ at rung"} <= set(headers)
+        assert {"instance", "preempt", "re-run $", "$ at rung"} <= set(headers)
     data = rows(history, costs, ladder)
     assert [cells[headers.index("trial")] for cells in body] == [str(d["trial"]) for d in data]
 
@@ -112,10 +112,10 @@ def test_the_leaderboard_fits_the_width_and_never_cuts_a_number(board, width: in
 def test_cloud_columns_appear_only_when_the_study_has_them(board) -> None:  # type: ignore[no-untyped-def]
     history, costs, ladder, _ = board
     names = {c.header for c in to_table(history, "t", None, costs, ladder).columns}
-    assert {"instance", "market", "preempt", "waste", "$ at rung"} <= names
+    assert {"instance", "market", "preempt", "re-run $", "$ at rung"} <= names
     assert "instance_type" not in names  # the searched dimension shows as the instance column
     local = {c.header for c in to_table(history, "t").columns}  # no attempts known: nothing about placement
-    assert not local & {"instance", "market", "preempt", "waste", "$ at rung"}
+    assert not local & {"instance", "market", "preempt", "re-run $", "$ at rung"}
 
 
 @pytest.mark.parametrize("width", [80, 120])

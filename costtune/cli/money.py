@@ -19,9 +19,8 @@ from costtune.limits import MAX_FORECAST_RUNS, MAX_JOBS
 @handled
 def spend(db: str | None, fmt: str) -> None:
     """Spend by ledger scope: cap, spent, held by running trials, and what is left."""
-    from rich.table import Table
-
     from costtune.money import format_usd_column
+    from costtune.reports.table import Column, FittedTable
 
     store = open_store(db)
     names = {f"study:{info.id}": f"study {info.name}" for info in store.list_studies()}
@@ -32,14 +31,13 @@ def spend(db: str | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"spend by scope in {store.display_url}", title_justify="left")
-    for col in ("scope", "cap", "spent", "held", "left"):
-        table.add_column(col, justify="left" if col == "scope" else "right")
     keys = ("cap_micros", "spent_micros", "reserved_micros", "left_micros")
-    columns = [format_usd_column([r[k] for r in rows]) for k in keys]  # one number of decimals per column
-    for i, r in enumerate(rows):
-        table.add_row(r["name"], *(column[i] for column in columns))
-    out_console.print(table)
+    money = [format_usd_column([r[k] for r in rows]) for k in keys]  # one number of decimals per column
+    out_console.print(FittedTable([
+        Column("scope", [r["name"] for r in rows], keep=0, justify="left", wrap=16),
+        *(Column(head, column, keep=keep) for head, column, keep in zip(("cap", "spent", "held", "left"), money,
+                                                                         (2, 1, 4, 3), strict=True)),
+    ], title=f"spend by scope in {store.display_url}"))
 
 
 @click.command()

@@ -15,7 +15,7 @@ from rich.console import RenderableType
 from rich.text import Text
 
 from costtune.history import History
-from costtune.money import format_usd, format_usd_column, micros_to_usd
+from costtune.money import charged_ms, format_usd, format_usd_column, micros_to_usd
 from costtune.reports.fmt import format_duration, format_number, format_params
 from costtune.reports.table import Column, FittedTable
 from costtune.store.records import AttemptInfo
@@ -32,7 +32,9 @@ def trial_rows(history: History, attempts: Mapping[int, Sequence[AttemptInfo]]) 
             "output_dir": t.output_dir, "error": t.error,
             "warnings": list(t.warnings), "warning_count": t.warning_count,
             "attempts": [{"number": a.number, "provider": a.provider, "exit_reason": a.exit_reason,
-                          "exit_code": a.exit_code, "billable_ms": a.billable_ms, "cost_micros": a.cost_micros,
+                          "exit_code": a.exit_code, "billable_ms": a.billable_ms,
+                          "charged_ms": charged_ms(a.billable_ms, a.cost_micros, a.rate_micros_per_hour),
+                          "cost_micros": a.cost_micros,
                           "cost_usd": str(micros_to_usd(a.cost_micros)), "instance_type": a.instance_type,
                           "market": a.market, "region": a.region, "rate_micros_per_hour": a.rate_micros_per_hour,
                           "start_step": a.start_step, "waste_micros": a.waste_micros,
@@ -83,7 +85,7 @@ def trial_detail(row: Mapping[str, Any], metric: str, *, title: str) -> list[Ren
         Column("market", [a["market"] or "-" for a in att], keep=6, justify="left"),
         Column("$/h", format_usd_column([a["rate_micros_per_hour"] for a in att]), keep=7),
         Column("from step", [str(a["start_step"]) for a in att], keep=8),
-        Column("time", [format_duration(a["billable_ms"] / 1000) for a in att], keep=2),
+        Column("time billed", [format_duration(a["charged_ms"] / 1000) for a in att], keep=2),
         Column("cost", format_usd_column([a["cost_micros"] for a in att]), keep=1),
         Column("ended", [a["exit_reason"] or "running" for a in att], keep=3, justify="left"),
         Column("exit", [format_number(a["exit_code"]) for a in att], keep=9),

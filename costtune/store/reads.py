@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
+from costtune.money import charged_ms
 from costtune.store.models import AttemptRow, TrialRow
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class TrialCost:
     waste_micros: int  # money spent on work that had to be run again (``rerun_micros``)
     cost_micros: int  # the sum over its attempts
     billable_ms: int = 0  # instance time held, over its attempts
+    charged_ms: int = 0  # the time it was charged for: held time with started seconds and minimum charges
     simulated: bool = False  # its time is virtual: wall-clock start/finish mean nothing
 
 
@@ -102,6 +104,7 @@ def trial_costs(attempts: Iterable[AttemptCostRow]) -> dict[int, TrialCost]:
             waste_micros=sum(rerun_micros(sorted(rows, key=lambda a: a.number))),
             cost_micros=sum(a.cost_micros for a in rows),
             billable_ms=sum(a.billable_ms for a in rows),
+            charged_ms=sum(charged_ms(a.billable_ms, a.cost_micros, a.rate_micros_per_hour) for a in rows),
             simulated=any(a.provider == "simulated" for a in rows),
         )
     return out
