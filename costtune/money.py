@@ -117,8 +117,14 @@ def format_usd_decimals(amounts: list[Decimal | str | None], missing: str = "-")
     for a, big in zip(amounts, huge, strict=True):
         micros.append(None if a is None or big else int((Decimal(a) * MICROS_PER_USD).to_integral_value(ROUND_HALF_UP)))
     shown = format_usd_column(micros, missing)
-    return [f"{'-' * (Decimal(a) < 0)}${abs(Decimal(a)):.2E}" if big else BELOW_A_MICRO if m == 0 and a is not None and Decimal(a) != 0 else text
-            for a, m, text, big in zip(amounts, micros, shown, huge, strict=True)]
+    out = []
+    for a, m, text, big in zip(amounts, micros, shown, huge, strict=True):
+        if big:
+            text = f"{'-' * (Decimal(a) < 0)}${abs(Decimal(a)):.2E}"  # type: ignore[arg-type]
+        elif m == 0 and a is not None and Decimal(a) != 0:
+            text = BELOW_A_MICRO
+        out.append(text)
+    return out
 
 
 def charge_micros(
