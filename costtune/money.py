@@ -137,24 +137,14 @@ def charge_micros(
     """
     if billable_ms < 0 or rate_micros_per_hour < 0:
         raise ValueError("billable time and rate must be >= 0")
+    return -(-charged_ms(billable_ms, granularity_s=granularity_s, minimum_s=minimum_s) * rate_micros_per_hour
+             // _MS_PER_HOUR)
+
+
+def charged_ms(billable_ms: int, *, granularity_s: int = 1, minimum_s: int = 0) -> int:
+    """The time (milliseconds) ``billable_ms`` of held time is charged for: rounded up to whole
+    granules (0: per millisecond), raised to the minimum charge (a 20 s AWS attempt pays 60 s)."""
     granule_ms = max(1, granularity_s * 1000)
-    billed_ms = -(-billable_ms // granule_ms) * granule_ms
-    if billable_ms > 0:
-        billed_ms = max(billed_ms, minimum_s * 1000)
-    return -(-billed_ms * rate_micros_per_hour // _MS_PER_HOUR)
+    billed = -(-max(billable_ms, 0) // granule_ms) * granule_ms
+    return max(billed, minimum_s * 1000) if billable_ms > 0 else billed
 
-
-def charged_ms(billable_ms: int, cost_micros: int, rate_micros_per_hour: int) -> int:
-    """The time an attempt was charged for (milliseconds): its held time rounded up to what its
-    ``cost_micros`` at its rate pays for, so a started second and a minimum charge count (60 s on
-    AWS for a 20 s attempt). Derived from the booked cost, as the attempt does not store its rule."""
-    if rate_micros_per_hour <= 0 or cost_micros <= 0 or billable_ms < 0:
-        return max(billable_ms, 0)
-    if charge_micros(billable_ms, rate_micros_per_hour, granularity_s=0) >= cost_micros:
-        return billable_ms  # billed per millisecond (in-process studies) or exactly whole seconds
-    seconds = cost_micros * _MS_PER_HOUR // rate_micros_per_hour // 1000  # the fewest whole seconds that cost it
-    while seconds > 0 and charge_micros((seconds - 1) * 1000, rate_micros_per_hour) >= cost_micros:
-        seconds -= 1
-    while charge_micros(seconds * 1000, rate_micros_per_hour) < cost_micros:
-        seconds += 1
-    return max(billable_ms, seconds * 1000)

@@ -16,7 +16,7 @@ from html import escape
 from typing import Any
 
 from costtune.history import History, TrialState
-from costtune.money import MICROS_PER_USD, charged_ms, format_usd, format_usd_column, format_usd_decimals
+from costtune.money import MICROS_PER_USD, format_usd, format_usd_column, format_usd_decimals
 from costtune.reports import leaderboard
 from costtune.reports.cost import best_vs_spend, cost_per_improvement, pareto_front
 from costtune.reports.fmt import format_duration, format_number, format_params
@@ -264,7 +264,7 @@ def render_html(study_name: str, history: History, attempts: Sequence[AttemptCos
     facts = [("objective", f"{history.metric} ({history.mode})"), ("trials", f"{finished} finished / "
              f"{len(history.trials)}"), ("total spend", format_usd(history.spent_micros))]
     if attempts is not None:
-        billed = sum(charged_ms(a.billable_ms, a.cost_micros, a.rate_micros_per_hour) for a in attempts) / 1000
+        billed = sum(a.charged_ms for a in attempts) / 1000
         simulated = any(a.provider == "simulated" for a in attempts)
         facts.append(("time billed (simulated)" if simulated else "time billed", format_duration(billed)))
     if best is None:

@@ -15,7 +15,7 @@ from rich.console import RenderableType
 from rich.text import Text
 
 from costtune.history import History
-from costtune.money import charged_ms, format_usd, format_usd_column, micros_to_usd
+from costtune.money import format_usd, format_usd_column, micros_to_usd
 from costtune.reports.fmt import format_duration, format_number, format_params
 from costtune.reports.table import Column, FittedTable
 from costtune.store.records import AttemptInfo
@@ -33,7 +33,7 @@ def trial_rows(history: History, attempts: Mapping[int, Sequence[AttemptInfo]]) 
             "warnings": list(t.warnings), "warning_count": t.warning_count,
             "attempts": [{"number": a.number, "provider": a.provider, "exit_reason": a.exit_reason,
                           "exit_code": a.exit_code, "billable_ms": a.billable_ms,
-                          "charged_ms": charged_ms(a.billable_ms, a.cost_micros, a.rate_micros_per_hour),
+                          "charged_ms": a.charged_ms,
                           "cost_micros": a.cost_micros,
                           "cost_usd": str(micros_to_usd(a.cost_micros)), "instance_type": a.instance_type,
                           "market": a.market, "region": a.region, "rate_micros_per_hour": a.rate_micros_per_hour,

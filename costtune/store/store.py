@@ -443,7 +443,7 @@ class Store(AttemptBook, LedgerBook, StudyAdmin, CapBook, AuditBook):
                     r.started_at, r.ended_at, r.exit_reason, r.exit_code, r.billable_ms, r.cost_micros,
                     r.start_step, r.waste_micros, r.region,
                     None if r.argv_json is None else tuple(json.loads(r.argv_json)),
-                    note=r.note,
+                    note=r.note, granularity_s=r.bill_granule_s, minimum_s=r.bill_minimum_s,
                 ))
         return out
 
