@@ -182,8 +182,9 @@ def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None
 
     Cost columns: total spend, the highest dollar rung reached (rung schedulers), instance type and
     market of the last attempt and preemptions with the money their re-run work cost (when the study
-    has them), the last step reported, time held (simulated instance time on a virtual clock) and
-    tries. The table keeps the columns that fit the terminal; --format json|csv has every column.
+    has them), the last step reported, time billed (what the cost pays for, minimum charges included;
+    simulated instance time on a virtual clock) and tries. The table keeps the columns that fit the
+    terminal; --format json|csv has every column.
     """
     from costtune.reports.leaderboard import study_ladder, to_csv, to_json, to_table
     from costtune.store.reads import attempt_rows, trial_costs
@@ -214,7 +215,7 @@ def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None
 def trials(study: str, trial: int | None, db: str | None, fmt: str) -> None:
     """Trials of STUDY in the order they were created, with their attempts; TRIAL: one trial in detail.
 
-    The detail view shows every attempt: where it ran, its billable time and cost, how it ended, and
+    The detail view shows every attempt: where it ran, its time billed and cost, how it ended, and
     the command line it really ran (placeholders filled in).
     """
     from costtune.reports.trials import trial_detail, trial_rows, trials_table
