@@ -9,7 +9,6 @@ into the rung scheduler. On Ctrl-C (or SIGTERM) it stops what runs and books it 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import signal
 import threading
@@ -178,8 +177,9 @@ class Recovery:
     def _scope_tags(self) -> dict[str, str]:
         """Tags that name this study in this store: another store's same-named study is not ours."""
         if self._tags is None:
-            store_id = hashlib.sha256(self.store.display_url.encode()).hexdigest()[:12]
-            self._tags = {"study": self.study.name, "store": store_id}
+            from costtune.store.reads import store_tag
+
+            self._tags = {"study": self.study.name, "store": store_tag(self.store)}
         return self._tags
 
     def _owned_strays(self) -> list[Any]:
