@@ -171,3 +171,37 @@ def test_resume_stops_and_bills_a_tree_whose_supervisor_was_killed_too(tmp_path:
     first = check_billed(db, "orphaned", held_at_least_s=resumed_at - mark["start"],
                          held_at_most_s=time.time() - mark["start"] + 3.0)
     assert "recovery" in (first.note or "")
+
+
+def test_a_tree_whose_supervisor_was_killed_is_watched_stopped_at_its_limit_and_billed(
+        tmp_path: Path, db: str) -> None:
+    """`kill -9` of the supervisor, the controller alive: the trial's processes used to run on,
+    unstopped, while the attempt was booked as failed up to the supervisor's death. Now the controller
+    watches the tree itself, stops it at its time limit and bills it until it is gone."""
+    (tmp_path / "slow.py").write_text(SLOW)
+    file = sweep(tmp_path, "lost-supervisor", ["sh", "-c", "python3 slow.py 60; true"],
+                 budget={"trials": 1, "trial_seconds": 4})
+    proc = subprocess.Popen(["costtune", "run", str(file), "--db", db, "--quiet"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        mark_file = tmp_path / "mark.json"
+        deadline = time.monotonic() + 120
+        while not mark_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the trial never started"
+            time.sleep(0.02)
+        mark = json.loads(mark_file.read_text())
+        [facts] = list((tmp_path / "costtune-home").glob("runs/lost-supervisor/trial-0000/attempt-*.json"))
+        os.kill(json.loads(facts.read_text())["supervisor_pid"], signal.SIGKILL)
+        assert proc.wait(timeout=120) == 1  # its only trial failed (time limit)
+        ended = time.time()
+        assert gone(mark["pid"])  # stopped by the controller, not left running
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if not gone(mark["pid"]):
+            os.kill(mark["pid"], signal.SIGKILL)
+    [attempt], trial_cost, spent = attempts(db, "lost-supervisor")
+    assert attempt.exit_reason == "timeout"
+    assert 4000 <= attempt.billable_ms <= (ended - mark["start"] + 1.0) * 1000
+    assert attempt.cost_micros == charge_micros(attempt.billable_ms, RATE_MICROS) == trial_cost == spent
+    assert json.loads(facts.read_text())["ended_at"] is not None  # the record is complete for a later recovery
