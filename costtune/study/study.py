@@ -247,8 +247,10 @@ class Study:
             self.store.finish_trial(claimed.id, TrialState.QUEUED)
             raise
         try:
-            attempt_id = self.store.start_attempt(claimed.id, claimed.attempt_number, idempotency_key=key,
-                                                  provider="inprocess", rate_micros_per_hour=rate, host=hostname())
+            attempt_id = self.store.start_attempt(  # with its billing rule: recovery bills it the same way
+                claimed.id, claimed.attempt_number, idempotency_key=key, provider="inprocess",
+                rate_micros_per_hour=rate, host=hostname(), granularity_s=books.billing.granularity_s,
+                minimum_s=books.billing.minimum_s)
         except BaseException:
             if amount:
                 self.store.release(key)
