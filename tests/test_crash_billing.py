@@ -205,3 +205,29 @@ def test_a_tree_whose_supervisor_was_killed_is_watched_stopped_at_its_limit_and_
     assert 4000 <= attempt.billable_ms <= (ended - mark["start"] + 1.0) * 1000
     assert attempt.cost_micros == charge_micros(attempt.billable_ms, RATE_MICROS) == trial_cost == spent
     assert json.loads(facts.read_text())["ended_at"] is not None  # the record is complete for a later recovery
+
+
+def test_deleting_a_study_whose_controller_died_settles_it_first_like_a_run(tmp_path: Path, db: str) -> None:
+    """`studies delete --yes` after the controller and the supervisor were killed: the tree used to run
+    on and the held money was charged at what the last heartbeat had booked ($0 before the first).
+    Now the tree is stopped and its attempt billed from its own start to its end, before deleting."""
+    (tmp_path / "trial.py").write_text(END_ONLY_TRIAL)
+    file = sweep(tmp_path, "doomed", ["python", "trial.py"])
+    proc, mark = start(tmp_path, file, db)
+    [facts] = list((tmp_path / "costtune-home").glob("runs/doomed/trial-0000/attempt-*.json"))
+    proc.send_signal(signal.SIGSTOP)
+    os.kill(json.loads(facts.read_text())["supervisor_pid"], signal.SIGKILL)
+    kill_9_at(proc, time.time())
+    try:
+        asked = time.time()
+        done = subprocess.run(["costtune", "studies", "delete", "doomed", "--yes", "--db", db], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert gone(mark["pid"])
+    finally:
+        if not gone(mark["pid"]):
+            os.kill(mark["pid"], signal.SIGKILL)
+    assert "terminating stray process group" in done.stderr
+    spent = float(done.stdout.split(" of spend")[0].rsplit("$", 1)[1])
+    held_s = asked - mark["start"]  # at the least: it ran until the delete stopped it
+    assert spent >= math.ceil(held_s) * RATE_USD_PER_HOUR / 3600 - 1e-9, done.stdout

@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -77,9 +78,12 @@ def _store_db(ctx: click.Context, db: str | None) -> str | None:
 def delete_study(ctx: click.Context, name: str, db: str | None, yes: bool, delete_output: bool) -> None:
     """Delete study NAME: its trials, attempts, reports and its own ledger scope, in one transaction.
 
-    Refused while a live `costtune run` (or in-process study) runs one of its trials. Money it spent
-    stays in the books of every other ledger scope (team, day, month). Output directories stay on
-    disk unless --delete-output. Asks first unless --yes; without a terminal to ask, --yes is needed.
+    Refused while a live `costtune run` (or in-process study) runs one of its trials. What a
+    controller that died left is settled first, exactly as the study's next run would: leftover
+    process trees stopped, open attempts closed and billed from their own facts, held money charged
+    or released. Money it spent stays in the books of every other ledger scope (team, day, month).
+    Output directories stay on disk unless --delete-output. Asks first unless --yes; without a
+    terminal to ask, --yes is needed.
     """
     from costtune.money import format_usd
     from costtune.store.admin import StudyBusy
@@ -102,6 +106,7 @@ def delete_study(ctx: click.Context, name: str, db: str | None, yes: bool, delet
         if not click.confirm(f"delete {what}?", default=False, err=True):
             err_console.print("nothing deleted", highlight=False)
             sys.exit(1)
+    _settle_first(store, info.id, name)
     done = store.delete_study(info.id)
     kept = f"; {done.reservations_kept} reservations stay in other scopes' books" if done.reservations_kept else ""
     click.echo(f"deleted study {done.name!r}: {done.trials} trials, {done.attempts} attempts, {done.reports} "
@@ -111,6 +116,24 @@ def delete_study(ctx: click.Context, name: str, db: str | None, yes: bool, delet
         click.echo(f"removed {removed} trial output directories" + (f"; left {', '.join(left)}" if left else ""))
     elif done.output_dirs:
         click.echo(f"output directories kept under {_common_root(list(done.output_dirs))} (--delete-output)")
+
+
+def _settle_first(store: Any, study_id: int, name: str) -> None:
+    """Settle what dead controllers left exactly as a run's recovery would (stop leftover process
+    trees, close open attempts billed from their own facts, charge and release held money), so the
+    spend reaches every scope before the study's own books go. Raises ``StudyBusy`` when an attempt
+    ran on another host, which only that host can settle."""
+    from costtune.providers import make_provider
+    from costtune.runner.settle import settle_dead
+    from costtune.store.admin import StudyBusy
+
+    orphans = settle_dead(store, study_id, name, make_provider("local"),
+                          lambda message: err_console.print(message, highlight=False))
+    away = sorted({(o.host or "?", o.number) for o in orphans if o.left_open})
+    if away:
+        where = "; ".join(f"trial {n} on {host}" for host, n in away)
+        raise StudyBusy(f"study {name!r} still has attempts another host ran ({where}), which this host cannot "
+                        f"see or stop: run `costtune studies delete {name}` on that host")
 
 
 def _common_root(dirs: list[str]) -> str:
