@@ -6,10 +6,12 @@ Real `costtune run` processes, real trials; each test takes a few seconds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -90,6 +92,12 @@ def attempts(db: str, name: str) -> tuple[list[AttemptInfo], int, int]:
 @pytest.fixture
 def db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+def dump(path: Path) -> list[str]:
+    """Every row of a SQLite store (a WAL checkpoint may rewrite the file's bytes, not its rows)."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        return list(conn.iterdump())
 
 
 def check_billed(db: str, name: str, *, held_at_least_s: float, held_at_most_s: float) -> AttemptInfo:
@@ -231,3 +239,31 @@ def test_deleting_a_study_whose_controller_died_settles_it_first_like_a_run(tmp_
     spent = float(done.stdout.split(" of spend")[0].rsplit("$", 1)[1])
     held_s = asked - mark["start"]  # at the least: it ran until the delete stopped it
     assert spent >= math.ceil(held_s) * RATE_USD_PER_HOUR / 3600 - 1e-9, done.stdout
+
+
+def test_read_only_views_show_a_dead_controllers_trials_and_money_as_such(tmp_path: Path, db: str) -> None:
+    """After `kill -9` of `costtune run`, `studies`, `trials`, `leaderboard` and `spend` used to show the
+    trial as running and its money as held like a live sweep's. Now they say the controller is gone,
+    and reading writes nothing."""
+    (tmp_path / "trial.py").write_text(END_ONLY_TRIAL)
+    file = sweep(tmp_path, "ghost", ["python", "trial.py"], budget={"trials": 1, "usd": 1})
+    proc, mark = start(tmp_path, file, db)
+    kill_9_at(proc, time.time())
+    assert wait_gone([mark["pid"]]) == []
+    before = dump(tmp_path / "store.db")
+    outputs = {}
+    for command in (["studies"], ["trials", "ghost"], ["leaderboard", "ghost"], ["spend"],
+                    ["trials", "ghost", "--format", "json"], ["spend", "--format", "json"]):
+        done = subprocess.run(["costtune", *command, "--db", db], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "COLUMNS": "200"})
+        assert done.returncode == 0, done.stdout + done.stderr
+        outputs[" ".join(command)] = done.stdout
+    assert dump(tmp_path / "store.db") == before  # read-only: nothing settled, nothing written
+    assert "1 running (controller gone)" in outputs["studies"]
+    for view in ("trials ghost", "leaderboard ghost"):
+        assert "running (controller gone)" in outputs[view], outputs[view]
+    assert "$1.00 held (controller gone; settled by the next run)" in outputs["spend"]
+    [row] = json.loads(outputs["trials ghost --format json"])
+    assert (row["state"], row["controller_gone"]) == ("running", True)
+    [scope] = json.loads(outputs["spend --format json"])
+    assert scope["held_controller_gone_micros"] == scope["reserved_micros"] == 1_000_000

@@ -45,6 +45,7 @@ def _list_studies(db: str | None, fmt: str) -> None:
         rows.append({
             "name": info.name, "metric": info.metric, "mode": str(info.mode),
             "trials": len(history.trials), "finished": sum(t.state.finished for t in history.trials),
+            "controller_gone": len(store.gone_trials(info.id)),
             "best_value": best.value if best else None,
             "cost_usd": str(micros_to_usd(history.spent_micros)),
             "cost_micros": history.spent_micros,
@@ -56,7 +57,8 @@ def _list_studies(db: str | None, fmt: str) -> None:
     out_console.print(FittedTable([
         Column("name", [r["name"] for r in rows], keep=0, justify="left"),
         Column("objective", [f"{r['metric']} ({r['mode']})" for r in rows], keep=3, justify="left"),
-        Column("trials", [f"{r['finished']}/{r['trials']}" for r in rows], keep=2),
+        Column("trials", [f"{r['finished']}/{r['trials']}" + (f", {r['controller_gone']} running (controller gone)"
+                                                              if r["controller_gone"] else "") for r in rows], keep=2),
         Column("best", [format_number(r["best_value"]) for r in rows], keep=1),
         Column("cost", format_usd_column([r["cost_micros"] for r in rows]), keep=1),
         Column("created", [r["created_at"][:19].replace("T", " ") for r in rows], keep=4),
@@ -216,13 +218,15 @@ def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None
     history = store.history(info.id)
     costs = trial_costs(attempt_rows(store, info.id))  # one query for every trial, not one per trial
     ladder = study_ladder(info.spec)
+    gone = store.gone_trials(info.id)  # running, but nothing watches them: not shown as live
     if fmt == "json":
-        click.echo(to_json(history, info.name, costs, ladder))
+        click.echo(to_json(history, info.name, costs, ladder, gone))
     elif fmt == "csv":
-        click.echo(to_csv(history, costs, ladder), nl=False)
+        click.echo(to_csv(history, costs, ladder, gone), nl=False)
     else:
         out_console.print(to_table(history, f"leaderboard: {info.name} ({info.metric}, {info.mode})", limit,
-                                   costs, ladder))
+                                   costs, ladder, gone))
+        _gone_note(gone)
         best = history.best()
         if best is not None and best.output_dir:
             out_console.print(f"best trial's output: {best.output_dir}", highlight=False, soft_wrap=True)
@@ -247,7 +251,8 @@ def trials(study: str, trial: int | None, db: str | None, fmt: str) -> None:
     if trial is not None:
         store.trial(info.id, trial)  # an unknown number is an error naming it
     history = store.history(info.id)
-    rows = trial_rows(history, store.attempts_by_trial(info.id, trial))  # one query, not one per trial
+    gone = store.gone_trials(info.id)  # running, but nothing watches them: not shown as live
+    rows = trial_rows(history, store.attempts_by_trial(info.id, trial), gone)  # one query, not one per trial
     if trial is not None:
         [row] = [r for r in rows if r["trial"] == trial]
         if fmt == "json":
@@ -260,6 +265,15 @@ def trials(study: str, trial: int | None, db: str | None, fmt: str) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     out_console.print(trials_table(rows, info.metric, title=f"trials: {info.name}"))
+    _gone_note(gone)
+
+
+def _gone_note(gone: set[int]) -> None:
+    if gone:
+        numbers = ", ".join(map(str, sorted(gone)))
+        which = f"trial {numbers}" if len(gone) == 1 else f"trials {numbers}"
+        err_console.print(f"{which}: running (controller gone): the controller that ran it died; the study's next "
+                          "run (or `costtune studies delete`) stops what is left and bills it", highlight=False)
 
 
 @click.command(short_help="Queue a configuration to run next.")
