@@ -157,10 +157,11 @@ class LocalProvider:
         ran is then watched here: found by its process group and its attempt key, stopped by
         ``terminate``/``kill``, billed until the last of it is gone."""
         if handle.lost is None:
-            if handle.facts_file is None or _recorded_end(handle.facts_file):
-                return False
+            if handle.facts_file is None or _recorded_end(handle.facts_file) or not _tree_pids(handle.key, handle.pid):
+                return False  # it saw its tree end (or nothing of it is left): an ordinary end
             assert handle.process is not None
             handle.lost = handle.process.returncode
+            return True
         return bool(_tree_pids(handle.key, handle.pid))
 
     def terminate(self, handle: LocalHandle) -> None:

@@ -89,7 +89,8 @@ class Ending:
         if any(not owner or not is_alive(owner, beat) for owner, beat in running):
             self._recover()  # as at a run's start: billed from their own facts, re-queued for this one to run
             running = self.store.running_elsewhere(self.study.id, self.study.owner)
-        return len(running)
+        # what is left running without a live controller (another host's attempt, left open) is not waited for
+        return sum(1 for owner, beat in running if owner and is_alive(owner, beat))
 
     # -- why it ended ---------------------------------------------------------------------
     def _stop_reason(self) -> str:

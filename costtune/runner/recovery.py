@@ -86,7 +86,14 @@ class Recovery:
 
     def _recover(self) -> None:
         """Settle what dead controllers of the study left (``costtune.runner.settle.settle_dead``)."""
-        settle_dead(self.store, self.study.id, self.study.name, self.provider, self._on_event)
+        said: set[str] = self.__dict__.setdefault("_said", set())
+
+        def once(message: str) -> None:  # a mid-run takeover may look again every half second
+            if message not in said:
+                said.add(message)
+                self._on_event(message)
+
+        settle_dead(self.store, self.study.id, self.study.name, self.provider, once)
 
     def _abandon(self) -> None:
         """Stop what runs now (no grace period), book it as interrupted, re-queue its trials.
