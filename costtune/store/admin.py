@@ -9,8 +9,11 @@ What deleting does to the books (the ledger keeps its history consistent):
   are not touched, and a reservation that also counted against them stays as their history,
   detached from the deleted attempt (``attempt_id`` NULL), without the study's scope, and under a
   key marked ``@deleted-<study name>-<id>-<nonce>`` so no later launch can collide with it;
-- a reservation still held by a dead controller is settled first, as recovery would: charged at
-  what its attempt booked (released when no attempt was booked), so the spend reaches those scopes.
+- a reservation still held by a dead controller is settled first: charged at what its attempt
+  booked (released when no attempt was booked), so the spend reaches those scopes. ``costtune
+  studies delete`` first settles the study exactly as a run's recovery does
+  (``costtune.runner.settle``: leftover trees stopped, open attempts billed from their own facts),
+  so what its attempts booked is what they really held.
 
 A live controller (``costtune.store.owner.is_alive``) running any of the study's trials makes
 deletion fail with ``StudyBusy`` and changes nothing.
