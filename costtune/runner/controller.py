@@ -361,6 +361,9 @@ class SweepController(Decisions, Claims, Ending, Recovery):
             pid = getattr(live.handle, "pid", 0)
             if pid:
                 self.store.set_attempt_pid(live.attempt_id, pid)
+            note = getattr(live.handle, "note", "")  # a cloud launch: where it runs, what was tried first
+            if note:
+                self.store.set_attempt_note(live.attempt_id, note)
             self._live[live.attempt_id] = live
             self._waiting_for = 0
             self.status.launched += 1

@@ -16,7 +16,6 @@ and said so: this host cannot see whether it still runs.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -36,7 +35,9 @@ STRAY_SLACK_S = 3.0  # strays get the provider's grace period and this much more
 
 def scope_tags(store: Store, study_name: str) -> dict[str, str]:
     """Tags that name a study in this store: another store's same-named study is not ours."""
-    return {"study": study_name, "store": hashlib.sha256(store.display_url.encode()).hexdigest()[:12]}
+    from costtune.store.reads import store_tag
+
+    return {"study": study_name, "store": store_tag(store)}
 
 
 def owned_strays(provider: Provider, tags: dict[str, str]) -> list[Any]:

@@ -284,7 +284,7 @@ def _directories(data: dict[str, Any], provider: str) -> tuple[str | None, str |
         check_workdir(workdir)
     if output_dir is not None:
         check_output_root(output_dir)
-    elif provider == "local":
+    elif provider in ("local", "aws"):  # aws trials keep their logs and params here too
         from costtune.store.engine import costtune_home  # the store package is heavy: only when needed
 
         check_output_root(costtune_home() / "runs", f"output_dir (default {costtune_home() / 'runs'})")

@@ -102,6 +102,11 @@ class AttemptBook:
             s.execute(update(AttemptRow).where(col(AttemptRow.id) == attempt_id)
                       .values(argv_json=json.dumps(list(argv))))
 
+    def set_attempt_note(self, attempt_id: int, note: str) -> None:
+        """Record how an attempt was placed (a cloud launch's fail-over tries), for `costtune trials`."""
+        with self._tx() as s:
+            s.execute(update(AttemptRow).where(col(AttemptRow.id) == attempt_id).values(note=note[:2000]))
+
     def add_report(
         self,
         trial_id: int,

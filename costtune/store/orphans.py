@@ -121,7 +121,7 @@ def _close(attempt: AttemptRow, end: AttemptEnd | None, heartbeat_at: datetime |
     started = aware(attempt.started_at)
     if end is not None:
         held_ms, ended_at = max(0, end.billable_ms), max(aware(end.ended_at), started)
-        attempt.exit_code, attempt.note = end.exit_code, end.note or None
+        attempt.exit_code, attempt.note = end.exit_code, _joined(attempt.note, end.note)
     elif attempt.provider == "simulated":
         held_ms, ended_at = 0, max(aware(heartbeat_at or utcnow()), started)
     else:
@@ -131,19 +131,25 @@ def _close(attempt: AttemptRow, end: AttemptEnd | None, heartbeat_at: datetime |
             held_ms, ended_at = int((last - started).total_seconds() * 1000), last
             which = "its own last report" if last_report_at is not None and aware(last_report_at) == last \
                 else "its controller's last heartbeat"
-            attempt.note = f"billed to {which}: no record of when it ended"
+            attempt.note = _joined(attempt.note, f"billed to {which}: no record of when it ended")
         else:
             ran = last_report_at is not None or attempt.pid is not None
             held_ms = 1 if ran else 0
             ended_at = started + timedelta(milliseconds=held_ms)
-            attempt.note = ("no sign of life after its start and no record of when it ended: billed "
-                            + ("its first billing granule" if ran else "nothing (it may never have started)"))
+            billed = "its first billing granule" if ran else "nothing (it may never have started)"
+            attempt.note = _joined(attempt.note, f"no sign of life after its start and no record of when it ended: "
+                                                 f"billed {billed}")
     attempt.ended_at = ended_at
     attempt.billable_ms = max(attempt.billable_ms, held_ms)
     attempt.cost_micros = max(attempt.cost_micros, charge_micros(
         attempt.billable_ms, attempt.rate_micros_per_hour, granularity_s=attempt.bill_granule_s,
         minimum_s=attempt.bill_minimum_s))
     attempt.exit_reason = "interrupted"
+
+
+def _joined(kept: str | None, added: str) -> str | None:
+    """The attempt's note (how it was placed, e.g. a cloud launch's fail-over) and how recovery billed it."""
+    return "; ".join(n for n in (kept, added) if n) or None
 
 
 def aware(moment: datetime) -> datetime:
