@@ -14,6 +14,7 @@ from rich.table import Table
 from costtune.cli.common import CommandGroup, FiniteFloatRange, count, handled
 from costtune.prices.catalog import PriceTable
 from costtune.prices.price import FAMILIES, MARKETS
+from costtune.richtext import make_console
 
 
 @click.group("prices", cls=CommandGroup, invoke_without_command=True)
@@ -72,7 +73,7 @@ def prices(ctx: click.Context, providers: tuple[str, ...], regions: tuple[str, .
         view.add_row(f"${r['usd_per_hour']}/h", r["provider"], r["region"], r["instance_type"], r["market"],
                      str(r["vcpus"] or ""), f"{r['memory_gib']:g}" if r["memory_gib"] else "", gpu, r["as_of"],
                      r["note"])
-    console = Console() if Console().is_terminal else Console(width=200)
+    console = make_console() if Console().is_terminal else make_console(width=200)
     console.print(view)
 
 

@@ -14,6 +14,7 @@ import click
 from costtune.cli.common import count, db_option, err_console, handled, open_store, out_console
 from costtune.errors import CosttuneError, SpecError
 from costtune.limits import MAX_WORKERS
+from costtune.richtext import styled
 
 
 @click.command()
@@ -73,7 +74,7 @@ def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_ca
     store = open_store(db, create=True)
     study, resumed = open_sweep(store, spec, change_cap=change_cap)
     if resumed and not quiet:
-        err_console.print(f"resuming study [bold]{spec.name}[/] in {store.display_url}", highlight=False)
+        err_console.print(styled("resuming study ", (spec.name, "bold"), f" in {store.display_url}"), highlight=False)
     status = run_with_progress(spec, study, err_console, quiet=quiet, workdir=workdir)
     _print_summary(study, status)
 

@@ -48,6 +48,9 @@ class Recovery:
     _tags: dict[str, str] | None
     _max_trials: int | None
     _spent_at_iteration: int
+    _failures_in_a_row: int
+    _streak_before: int
+    _failure_streak: Callable[[], int]
     _on_event: Callable[[str], None]
 
     def _finish(self, live: LiveAttempt, status: Any) -> None: ...
@@ -68,6 +71,7 @@ class Recovery:
             self._replay_rungs(history)
         self.status.finished = sum(t.state.finished for t in history.trials)
         self.status.failed = sum(t.state == TrialState.FAILED for t in history.trials)
+        self._failures_in_a_row = self._streak_before = self._failure_streak()  # fail-fast spans resumes
         self.status.spend_micros = history.spent_micros
         best = history.best()
         if best is not None:

@@ -14,7 +14,7 @@ from typing import Any
 from costtune.errors import InputError, SpecError, StoreError
 from costtune.history import Mode
 from costtune.money import format_usd, micros_to_usd, rate_to_micros, usd_to_micros
-from costtune.names import check_study_name
+from costtune.names import check_param_names, check_study_name
 from costtune.samplers import Sampler, sampler_config
 from costtune.schedulers import Scheduler, make_rung_scheduler, scheduler_config
 from costtune.space import SearchSpace
@@ -65,6 +65,8 @@ def create_study(
         search_space = space if isinstance(space, SearchSpace) else (
             SearchSpace.from_dict(space) if space else None
         )
+        if search_space is not None:
+            check_param_names(search_space.names, "space")  # the sweep file's parameter-name rule
         sampler_cfg = {"type": "custom"} if isinstance(sampler, Sampler) else sampler_config(
             {"type": sampler} if isinstance(sampler, str) else sampler, search_space or SearchSpace({})
         )
