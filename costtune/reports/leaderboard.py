@@ -94,6 +94,7 @@ def rows(history: History, costs: Costs | None = None, ladder: Sequence[int] | N
             "cost_usd": str(micros_to_usd(trial.cost_micros)),
             "cost_micros": trial.cost_micros,
             "duration_s": duration,
+            "charged_s": None if cost is None else cost.charged_ms / 1000,
             "attempts": trial.attempts,
             "last_step": trial.last_step,
             "source": trial.source,
@@ -119,7 +120,8 @@ def to_json(history: History, study: str, costs: Costs | None = None, ladder: Se
     return json.dumps(doc, indent=2, default=str)
 
 
-_CSV_COST = ["rung_usd", "rung_micros", "instance_type", "market", "preemptions", "waste_usd", "waste_micros"]
+_CSV_COST = ["rung_usd", "rung_micros", "instance_type", "market", "preemptions", "waste_usd", "waste_micros",
+             "charged_s"]
 
 
 def to_csv(history: History, costs: Costs | None = None, ladder: Sequence[int] | None = None,
@@ -147,7 +149,8 @@ def to_table(history: History, title: str, limit: int | None = None, costs: Cost
     Columns, most important first: trial, objective, cost, state, rank, one per parameter (a searched
     instance type ranks with them), $ at the rung reached, instance and market (only when trials ran
     on a typed instance), preemptions and re-run money (only when some trial has them), last step,
-    time (simulated instance time for simulated trials) and tries. The JSON and CSV formats keep all.
+    time billed (what the cost pays for; simulated instance time for simulated trials) and tries.
+    The JSON and CSV formats keep all.
     """
     data = rows(history, costs, ladder, gone)
     if limit is not None:
@@ -179,13 +182,22 @@ def to_table(history: History, title: str, limit: int | None = None, costs: Cost
     if preempted:
         columns.append(Column("preempt", [_fmt(r["preemptions"]) for r in data], keep=44))
     if wasted:
-        columns.append(Column("waste", format_usd_column([r["waste_micros"] for r in data]), keep=45))
+        columns.append(Column("re-run $", format_usd_column([r["waste_micros"] for r in data]), keep=45))
     columns += [
         Column("last step", [_fmt(r["last_step"]) for r in data], keep=41),
-        Column("time", [format_duration(r["duration_s"]) for r in data], keep=42),
+        Column(*time_cells(data), keep=42),
         Column("tries", [str(r["attempts"]) for r in data], keep=46),
     ]
     return FittedTable(columns, title=title)
+
+
+def time_cells(data: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:
+    """Header and cells of the time column: the time each trial was charged for (its attempts' billable
+    time with started seconds and minimum charges: what the cost column pays for), or wall time, so
+    labelled, when no attempt is known."""
+    if any(r["charged_s"] is not None for r in data):
+        return "time billed", [format_duration(r["charged_s"]) for r in data]
+    return "wall time", [format_duration(r["duration_s"]) for r in data]
 
 
 def _state(state: str) -> Text:
