@@ -55,6 +55,8 @@ class LocalHandle:
     stop_at: float | None = None  # when terminate first asked it to stop (monotonic)
     kill_at: float | None = None  # when kill asked it to die now (monotonic)
     killed: bool = False
+    facts_file: Path | None = None  # the supervisor's record (None for a stray)
+    lost: int | None = None  # the supervisor died before its tree did (its exit code): the tree is watched from here
 
 
 def facts_path(output_dir: str | Path, key: str) -> Path:
@@ -90,7 +92,8 @@ class LocalProvider:
                 raise FatalProviderError(f"cannot start the trial's supervisor: {exc}") from None
             finally:
                 stderr.close()
-            handle = LocalHandle(key=idempotency_key, pid=process.pid, process=process, tags=dict(request.tags))
+            handle = LocalHandle(key=idempotency_key, pid=process.pid, process=process, tags=dict(request.tags),
+                                 facts_file=facts_path(out_dir, idempotency_key))
             threading.Thread(target=self._pump, args=(handle, out_dir / "stdout.log"), daemon=True).start()
             self._launched[idempotency_key] = handle
             return handle
@@ -126,18 +129,40 @@ class LocalProvider:
         alive = handle.process is not None or _group_alive(handle.pid)
         code = handle.process.poll() if handle.process is not None else (None if alive else -1)
         now = time.monotonic()
+        if code is not None and handle.ended is None and handle.process is not None and self._tree_outlived(handle):
+            code = None  # its supervisor is gone, its processes are not: they run (and are billed) on
         if code is not None and handle.ended is None:
             handle.ended = now
             if handle.process is None:
                 self._gone[handle.key] = max(self._gone.get(handle.key, 0.0), time.time())
             elif handle.process.stdin is not None:
                 handle.process.stdin.close()
+            if handle.lost is not None:
+                _record_lost_end(handle)
         end = handle.ended if handle.ended is not None else now
         billable_ms = int((end - handle.started) * 1000)
         if code is None:
             return Status(running=True, exit_code=None, billable_ms=billable_ms)
         draining = handle.process is not None and not handle.eof and now - end < _DRAIN_S
-        return Status(running=draining, exit_code=code, billable_ms=billable_ms, draining=draining)
+        error = None
+        if handle.lost is not None:
+            error = (f"its supervisor died ({_how(handle.lost)}) before the trial's processes did; they were "
+                     "watched from here and billed until they ended; their exit code is unknown")
+        return Status(running=draining, exit_code=code, billable_ms=billable_ms, draining=draining, error=error)
+
+    @staticmethod
+    def _tree_outlived(handle: LocalHandle) -> bool:
+        """Whether processes of an attempt whose supervisor has exited still run. A supervisor that
+        recorded its end saw its whole tree gone; one killed (``kill -9``) recorded none, and what it
+        ran is then watched here: found by its process group and its attempt key, stopped by
+        ``terminate``/``kill``, billed until the last of it is gone."""
+        if handle.lost is None:
+            if handle.facts_file is None or _recorded_end(handle.facts_file) or not _tree_pids(handle.key, handle.pid):
+                return False  # it saw its tree end (or nothing of it is left): an ordinary end
+            assert handle.process is not None
+            handle.lost = handle.process.returncode
+            return True
+        return bool(_tree_pids(handle.key, handle.pid))
 
     def terminate(self, handle: LocalHandle) -> None:
         """Ask the supervisor to stop the tree (SIGTERM now, SIGKILL after the grace) and return at once.
@@ -146,12 +171,15 @@ class LocalProvider:
         due is killed with its process group from here. A stray (no supervisor of ours) gets the same
         treatment through its process group.
         """
-        if handle.ended is not None or (handle.process is not None and handle.process.poll() is not None):
+        if handle.ended is not None or (handle.process is not None and handle.process.poll() is not None
+                                        and handle.lost is None):
             return
         now = time.monotonic()
         if handle.stop_at is None:
             handle.stop_at = now
             self._send(handle, signal.SIGTERM)
+        elif handle.lost is not None and now - handle.stop_at >= self.grace:
+            self._send(handle, signal.SIGKILL)  # every tick until it is gone: nobody else will
         elif not handle.killed and now - handle.stop_at >= self.grace + (_SLACK_S if handle.process else 0.0):
             handle.killed = True
             _signal_group(handle.pid, signal.SIGKILL)
@@ -159,8 +187,8 @@ class LocalProvider:
     def kill(self, handle: LocalHandle) -> None:
         """Kill the tree now (SIGUSR1: the supervisor sends SIGKILL to every process of it) and return
         at once; idempotent. A supervisor still alive ``_SLACK_S`` later is killed with its group."""
-        if handle.process is None:
-            _signal_group(handle.pid, signal.SIGKILL)
+        if handle.process is None or (handle.lost is not None and handle.ended is None):
+            self._send(handle, signal.SIGKILL)
             return
         if handle.ended is not None or handle.process.poll() is not None:
             return
@@ -174,8 +202,11 @@ class LocalProvider:
 
     @staticmethod
     def _send(handle: LocalHandle, sig: int) -> None:
-        if handle.process is None:
+        if handle.process is None or handle.lost is not None:
             _signal_group(handle.pid, sig)
+            for pid in _tree_pids(handle.key, handle.pid) if handle.lost is not None else ():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)  # what left the group (a session of its own) too
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             handle.process.send_signal(sig)  # the supervisor only; it signals the tree
@@ -263,3 +294,58 @@ def _group_alive(pgid: int) -> bool:
         if len(fields) > 2 and fields[0] != "Z" and fields[2] == str(pgid):
             return True
     return False
+
+
+def _recorded_end(path: Path) -> bool:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and isinstance(record.get("ended_at"), int | float)
+
+
+def _record_lost_end(handle: LocalHandle) -> None:
+    """Complete the record a killed supervisor left open: the moment its tree was seen gone."""
+    if handle.facts_file is None:
+        return
+    try:
+        record = json.loads(handle.facts_file.read_text(encoding="utf-8"))
+        record.update(ended_at=time.time(), how=f"watched by the controller after its supervisor died "
+                                              f"({_how(handle.lost)})")
+        supervise.write_facts(str(handle.facts_file), record)
+    except (OSError, ValueError, AttributeError):
+        pass  # the controller books this attempt itself; the record only helps a later recovery
+
+
+def _how(code: int | None) -> str:
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _tree_pids(key: str, pgid: int) -> list[int]:
+    """Live processes of an attempt: its supervisor's process group, and any process carrying its
+    attempt key (one that started a session of its own); zombies do not count."""
+    found = []
+    needle = f"{KEY_ENV}={key}".encode()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text(encoding="ascii", errors="replace").rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) < 3 or fields[0] in ("Z", "X"):
+            continue
+        pid = int(stat.parent.name)
+        if pid == os.getpid():
+            continue
+        if fields[2] == str(pgid):
+            found.append(pid)
+            continue
+        try:
+            environ = (stat.parent / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(pid)
+    return found

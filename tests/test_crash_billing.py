@@ -6,10 +6,12 @@ Real `costtune run` processes, real trials; each test takes a few seconds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -92,6 +94,12 @@ def db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store.db'}"
 
 
+def dump(path: Path) -> list[str]:
+    """Every row of a SQLite store (a WAL checkpoint may rewrite the file's bytes, not its rows)."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        return list(conn.iterdump())
+
+
 def check_billed(db: str, name: str, *, held_at_least_s: float, held_at_most_s: float) -> AttemptInfo:
     (first, second), trial_cost, spent = attempts(db, name)
     assert (first.exit_reason, second.exit_reason) == ("interrupted", "completed")
@@ -171,3 +179,91 @@ def test_resume_stops_and_bills_a_tree_whose_supervisor_was_killed_too(tmp_path:
     first = check_billed(db, "orphaned", held_at_least_s=resumed_at - mark["start"],
                          held_at_most_s=time.time() - mark["start"] + 3.0)
     assert "recovery" in (first.note or "")
+
+
+def test_a_tree_whose_supervisor_was_killed_is_watched_stopped_at_its_limit_and_billed(
+        tmp_path: Path, db: str) -> None:
+    """`kill -9` of the supervisor, the controller alive: the trial's processes used to run on,
+    unstopped, while the attempt was booked as failed up to the supervisor's death. Now the controller
+    watches the tree itself, stops it at its time limit and bills it until it is gone."""
+    (tmp_path / "slow.py").write_text(SLOW)
+    file = sweep(tmp_path, "lost-supervisor", ["sh", "-c", "python3 slow.py 60; true"],
+                 budget={"trials": 1, "trial_seconds": 4})
+    proc = subprocess.Popen(["costtune", "run", str(file), "--db", db, "--quiet"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        mark_file = tmp_path / "mark.json"
+        deadline = time.monotonic() + 120
+        while not mark_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the trial never started"
+            time.sleep(0.02)
+        mark = json.loads(mark_file.read_text())
+        [facts] = list((tmp_path / "costtune-home").glob("runs/lost-supervisor/trial-0000/attempt-*.json"))
+        os.kill(json.loads(facts.read_text())["supervisor_pid"], signal.SIGKILL)
+        assert proc.wait(timeout=120) == 1  # its only trial failed (time limit)
+        ended = time.time()
+        assert gone(mark["pid"])  # stopped by the controller, not left running
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if not gone(mark["pid"]):
+            os.kill(mark["pid"], signal.SIGKILL)
+    [attempt], trial_cost, spent = attempts(db, "lost-supervisor")
+    assert attempt.exit_reason == "timeout"
+    assert 4000 <= attempt.billable_ms <= (ended - mark["start"] + 1.0) * 1000
+    assert attempt.cost_micros == charge_micros(attempt.billable_ms, RATE_MICROS) == trial_cost == spent
+    assert json.loads(facts.read_text())["ended_at"] is not None  # the record is complete for a later recovery
+
+
+def test_deleting_a_study_whose_controller_died_settles_it_first_like_a_run(tmp_path: Path, db: str) -> None:
+    """`studies delete --yes` after the controller and the supervisor were killed: the tree used to run
+    on and the held money was charged at what the last heartbeat had booked ($0 before the first).
+    Now the tree is stopped and its attempt billed from its own start to its end, before deleting."""
+    (tmp_path / "trial.py").write_text(END_ONLY_TRIAL)
+    file = sweep(tmp_path, "doomed", ["python", "trial.py"])
+    proc, mark = start(tmp_path, file, db)
+    [facts] = list((tmp_path / "costtune-home").glob("runs/doomed/trial-0000/attempt-*.json"))
+    proc.send_signal(signal.SIGSTOP)
+    os.kill(json.loads(facts.read_text())["supervisor_pid"], signal.SIGKILL)
+    kill_9_at(proc, time.time())
+    try:
+        asked = time.time()
+        done = subprocess.run(["costtune", "studies", "delete", "doomed", "--yes", "--db", db], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert gone(mark["pid"])
+    finally:
+        if not gone(mark["pid"]):
+            os.kill(mark["pid"], signal.SIGKILL)
+    assert "terminating stray process group" in done.stderr
+    spent = float(done.stdout.split(" of spend")[0].rsplit("$", 1)[1])
+    held_s = asked - mark["start"]  # at the least: it ran until the delete stopped it
+    assert spent >= math.ceil(held_s) * RATE_USD_PER_HOUR / 3600 - 1e-9, done.stdout
+
+
+def test_read_only_views_show_a_dead_controllers_trials_and_money_as_such(tmp_path: Path, db: str) -> None:
+    """After `kill -9` of `costtune run`, `studies`, `trials`, `leaderboard` and `spend` used to show the
+    trial as running and its money as held like a live sweep's. Now they say the controller is gone,
+    and reading writes nothing."""
+    (tmp_path / "trial.py").write_text(END_ONLY_TRIAL)
+    file = sweep(tmp_path, "ghost", ["python", "trial.py"], budget={"trials": 1, "usd": 1})
+    proc, mark = start(tmp_path, file, db)
+    kill_9_at(proc, time.time())
+    assert wait_gone([mark["pid"]]) == []
+    before = dump(tmp_path / "store.db")
+    outputs = {}
+    for command in (["studies"], ["trials", "ghost"], ["leaderboard", "ghost"], ["spend"],
+                    ["trials", "ghost", "--format", "json"], ["spend", "--format", "json"]):
+        done = subprocess.run(["costtune", *command, "--db", db], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "COLUMNS": "200"})
+        assert done.returncode == 0, done.stdout + done.stderr
+        outputs[" ".join(command)] = done.stdout
+    assert dump(tmp_path / "store.db") == before  # read-only: nothing settled, nothing written
+    assert "1 running (controller gone)" in outputs["studies"]
+    for view in ("trials ghost", "leaderboard ghost"):
+        assert "running (controller gone)" in outputs[view], outputs[view]
+    assert "$1.00 held (controller gone; settled by the next run)" in outputs["spend"]
+    [row] = json.loads(outputs["trials ghost --format json"])
+    assert (row["state"], row["controller_gone"]) == ("running", True)
+    [scope] = json.loads(outputs["spend --format json"])
+    assert scope["held_controller_gone_micros"] == scope["reserved_micros"] == 1_000_000

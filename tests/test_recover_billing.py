@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, col
 
 from costtune.history import Mode, TrialState
 from costtune.money import charge_micros
 from costtune.store import AttemptEnd, Store
-from costtune.store.models import AttemptRow, TrialRow
+from costtune.store.models import AttemptRow, ReportRow, TrialRow
 from costtune.store.owner import is_alive
 
 RATE = 3_600_000  # 1,000 micro-dollars per billed second
@@ -29,7 +30,11 @@ def _orphans(store: Store, specs: list[dict]) -> tuple[int, list[int]]:
         attempt_id = store.start_attempt(claimed.id, 1, idempotency_key=f"k-{claimed.number}",
                                          provider=spec.get("provider", "local"), rate_micros_per_hour=RATE,
                                          granularity_s=spec.get("granularity_s", 1),
-                                         minimum_s=spec.get("minimum_s", 0))
+                                         minimum_s=spec.get("minimum_s", 0), host=spec.get("host"))
+        if "pid" in spec:
+            store.set_attempt_pid(attempt_id, spec["pid"])
+        if "report_s" in spec:
+            store.add_report(claimed.id, attempt_id, 0, {"loss": 1.0}, objective="loss")
         attempts.append((attempt_id, claimed.id))
     for (attempt_id, _), spec in zip(attempts, specs, strict=True):
         if "booked" in spec:
@@ -42,6 +47,9 @@ def _orphans(store: Store, specs: list[dict]) -> tuple[int, list[int]]:
             trial.heartbeat_at = started + timedelta(seconds=spec.get("heartbeat_s", 4))
             s.add(row)
             s.add(trial)
+            if "report_s" in spec:
+                s.execute(update(ReportRow).where(col(ReportRow.attempt_id) == attempt_id).values(
+                    created_at=started + timedelta(seconds=spec["report_s"])))
         s.commit()
     return info.id, [a for a, _ in attempts]
 
@@ -83,3 +91,41 @@ def test_recovery_bills_facts_heartbeats_and_simulated_time_with_each_attempts_r
     assert abs((booked[0].ended_at.replace(tzinfo=UTC) - ended).total_seconds()) < 1e-3  # type: ignore[union-attr]
     assert [t.cost_micros for t in trials] == [a.cost_micros for a in booked]
     assert store.recover_orphans(study_id, is_alive, ends=ends) == []  # closed once
+
+
+def test_recovery_never_books_an_end_before_the_start_nor_nothing_for_a_process_that_ran(store: Store) -> None:
+    """A heartbeat from before an attempt started is no evidence of it: the attempt used to be booked
+    as ending at that heartbeat, before its own start. Its own report is evidence; with none, a
+    process known to have run is billed one granule and one never seen running nothing."""
+    study_id, attempts = _orphans(store, [
+        {"heartbeat_s": -20},  # 0: no pid, no report: it may never have started
+        {"heartbeat_s": -20, "pid": 4242},  # 1: it ran (a pid), no sign of life after its start
+        {"heartbeat_s": -20, "report_s": 7.5},  # 2: its own report 7.5 s in
+        {"heartbeat_s": 3, "report_s": 7.5},  # 3: the later of heartbeat and report
+        {},  # 4: its resource's record says it ended before the attempt row was stamped (clock skew)
+        {"provider": "inprocess", "granularity_s": 0, "report_s": 2.3456, "heartbeat_s": -20},  # 5: per millisecond
+    ])
+    skewed = datetime.now(UTC) - timedelta(minutes=11)
+    store.recover_orphans(study_id, is_alive, ends={attempts[4]: AttemptEnd(-50, skewed, 0, "record")})
+    booked = [store.attempts(study_id, n)[0] for n in range(6)]
+    for a in booked:
+        assert a.ended_at is not None and a.ended_at >= a.started_at, a
+        assert a.billable_ms >= 0
+    assert [(a.billable_ms, a.cost_micros) for a in booked] == [
+        (0, 0), (1, 1_000), (7_500, 8_000), (7_500, 8_000), (0, 0), (2_345, 2_345)]
+    assert booked[1].note and "first billing granule" in booked[1].note
+    assert booked[2].note and "own last report" in booked[2].note
+
+
+def test_an_attempt_another_host_ran_is_left_open_with_its_money_held(store: Store) -> None:
+    """This host cannot see a local process on another host: it must not judge it ended."""
+    study_id, attempts = _orphans(store, [{"host": "elsewhere.example"}, {}])
+    store.reserve("k-0", [f"study:{study_id}"], 50_000)
+    assert [a.attempt_id for a in store.orphaned_attempts(study_id, is_alive)] == [attempts[1]]
+    orphans = store.recover_orphans(study_id, is_alive)
+    assert [(o.number, o.host, o.left_open) for o in orphans if o.left_open] == [(0, "elsewhere.example", True)]
+    left = store.attempts(study_id, 0)[0]
+    assert (left.ended_at, left.exit_reason) == (None, None)
+    assert [t.state for t in store.history(study_id).trials] == [TrialState.RUNNING, TrialState.QUEUED]
+    store.settle_reservations(f"study:{study_id}")
+    assert store.balance(f"study:{study_id}").reserved_micros == 50_000

@@ -19,15 +19,17 @@ from costtune.limits import MAX_FORECAST_RUNS, MAX_JOBS
 @handled
 def spend(db: str | None, fmt: str) -> None:
     """Spend by ledger scope: cap, spent, held by running trials, and what is left."""
-    from costtune.money import format_usd_column
+    from costtune.money import format_usd, format_usd_column
     from costtune.reports.table import Column, FittedTable
 
     store = open_store(db)
     names = {f"study:{info.id}": f"study {info.name}" for info in store.list_studies()}
     rows = []
+    gone = store.held_by_gone()  # held for attempts whose controller died: not live, settled by the next run
     for scope, (cap, spent, reserved) in store.balances().items():
         rows.append({"scope": scope, "name": names.get(scope, scope), "cap_micros": cap, "spent_micros": spent,
-                     "reserved_micros": reserved, "left_micros": None if cap is None else cap - spent - reserved})
+                     "reserved_micros": reserved, "left_micros": None if cap is None else cap - spent - reserved,
+                     "held_controller_gone_micros": min(reserved, gone.get(scope, 0))})
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -38,6 +40,10 @@ def spend(db: str | None, fmt: str) -> None:
         *(Column(head, column, keep=keep) for head, column, keep in zip(("cap", "spent", "held", "left"), money,
                                                                          (2, 1, 4, 3), strict=True)),
     ], title=f"spend by scope in {store.display_url}"))
+    for r in rows:
+        if r["held_controller_gone_micros"]:
+            out_console.print(f"{r['name']}: {format_usd(r['held_controller_gone_micros'])} held (controller gone; "
+                              "settled by the next run)", highlight=False)
 
 
 @click.command()

@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -44,6 +45,7 @@ def _list_studies(db: str | None, fmt: str) -> None:
         rows.append({
             "name": info.name, "metric": info.metric, "mode": str(info.mode),
             "trials": len(history.trials), "finished": sum(t.state.finished for t in history.trials),
+            "controller_gone": len(store.gone_trials(info.id)),
             "best_value": best.value if best else None,
             "cost_usd": str(micros_to_usd(history.spent_micros)),
             "cost_micros": history.spent_micros,
@@ -55,7 +57,8 @@ def _list_studies(db: str | None, fmt: str) -> None:
     out_console.print(FittedTable([
         Column("name", [r["name"] for r in rows], keep=0, justify="left"),
         Column("objective", [f"{r['metric']} ({r['mode']})" for r in rows], keep=3, justify="left"),
-        Column("trials", [f"{r['finished']}/{r['trials']}" for r in rows], keep=2),
+        Column("trials", [f"{r['finished']}/{r['trials']}" + (f", {r['controller_gone']} running (controller gone)"
+                                                              if r["controller_gone"] else "") for r in rows], keep=2),
         Column("best", [format_number(r["best_value"]) for r in rows], keep=1),
         Column("cost", format_usd_column([r["cost_micros"] for r in rows]), keep=1),
         Column("created", [r["created_at"][:19].replace("T", " ") for r in rows], keep=4),
@@ -77,9 +80,12 @@ def _store_db(ctx: click.Context, db: str | None) -> str | None:
 def delete_study(ctx: click.Context, name: str, db: str | None, yes: bool, delete_output: bool) -> None:
     """Delete study NAME: its trials, attempts, reports and its own ledger scope, in one transaction.
 
-    Refused while a live `costtune run` (or in-process study) runs one of its trials. Money it spent
-    stays in the books of every other ledger scope (team, day, month). Output directories stay on
-    disk unless --delete-output. Asks first unless --yes; without a terminal to ask, --yes is needed.
+    Refused while a live `costtune run` (or in-process study) runs one of its trials. What a
+    controller that died left is settled first, exactly as the study's next run would: leftover
+    process trees stopped, open attempts closed and billed from their own facts, held money charged
+    or released. Money it spent stays in the books of every other ledger scope (team, day, month).
+    Output directories stay on disk unless --delete-output. Asks first unless --yes; without a
+    terminal to ask, --yes is needed.
     """
     from costtune.money import format_usd
     from costtune.store.admin import StudyBusy
@@ -102,6 +108,7 @@ def delete_study(ctx: click.Context, name: str, db: str | None, yes: bool, delet
         if not click.confirm(f"delete {what}?", default=False, err=True):
             err_console.print("nothing deleted", highlight=False)
             sys.exit(1)
+    _settle_first(store, info.id, name)
     done = store.delete_study(info.id)
     kept = f"; {done.reservations_kept} reservations stay in other scopes' books" if done.reservations_kept else ""
     click.echo(f"deleted study {done.name!r}: {done.trials} trials, {done.attempts} attempts, {done.reports} "
@@ -111,6 +118,24 @@ def delete_study(ctx: click.Context, name: str, db: str | None, yes: bool, delet
         click.echo(f"removed {removed} trial output directories" + (f"; left {', '.join(left)}" if left else ""))
     elif done.output_dirs:
         click.echo(f"output directories kept under {_common_root(list(done.output_dirs))} (--delete-output)")
+
+
+def _settle_first(store: Any, study_id: int, name: str) -> None:
+    """Settle what dead controllers left exactly as a run's recovery would (stop leftover process
+    trees, close open attempts billed from their own facts, charge and release held money), so the
+    spend reaches every scope before the study's own books go. Raises ``StudyBusy`` when an attempt
+    ran on another host, which only that host can settle."""
+    from costtune.providers import make_provider
+    from costtune.runner.settle import settle_dead
+    from costtune.store.admin import StudyBusy
+
+    orphans = settle_dead(store, study_id, name, make_provider("local"),
+                          lambda message: err_console.print(message, highlight=False))
+    away = sorted({(o.host or "?", o.number) for o in orphans if o.left_open})
+    if away:
+        where = "; ".join(f"trial {n} on {host}" for host, n in away)
+        raise StudyBusy(f"study {name!r} still has attempts another host ran ({where}), which this host cannot "
+                        f"see or stop: run `costtune studies delete {name}` on that host")
 
 
 def _common_root(dirs: list[str]) -> str:
@@ -194,13 +219,15 @@ def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None
     history = store.history(info.id)
     costs = trial_costs(attempt_rows(store, info.id))  # one query for every trial, not one per trial
     ladder = study_ladder(info.spec)
+    gone = store.gone_trials(info.id)  # running, but nothing watches them: not shown as live
     if fmt == "json":
-        click.echo(to_json(history, info.name, costs, ladder))
+        click.echo(to_json(history, info.name, costs, ladder, gone))
     elif fmt == "csv":
-        click.echo(to_csv(history, costs, ladder), nl=False)
+        click.echo(to_csv(history, costs, ladder, gone), nl=False)
     else:
         out_console.print(to_table(history, f"leaderboard: {info.name} ({info.metric}, {info.mode})", limit,
-                                   costs, ladder))
+                                   costs, ladder, gone))
+        _gone_note(gone)
         best = history.best()
         if best is not None and best.output_dir:
             out_console.print(f"best trial's output: {best.output_dir}", highlight=False, soft_wrap=True)
@@ -225,7 +252,8 @@ def trials(study: str, trial: int | None, db: str | None, fmt: str) -> None:
     if trial is not None:
         store.trial(info.id, trial)  # an unknown number is an error naming it
     history = store.history(info.id)
-    rows = trial_rows(history, store.attempts_by_trial(info.id, trial))  # one query, not one per trial
+    gone = store.gone_trials(info.id)  # running, but nothing watches them: not shown as live
+    rows = trial_rows(history, store.attempts_by_trial(info.id, trial), gone)  # one query, not one per trial
     if trial is not None:
         [row] = [r for r in rows if r["trial"] == trial]
         if fmt == "json":
@@ -238,6 +266,15 @@ def trials(study: str, trial: int | None, db: str | None, fmt: str) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     out_console.print(trials_table(rows, info.metric, title=f"trials: {info.name}"))
+    _gone_note(gone)
+
+
+def _gone_note(gone: set[int]) -> None:
+    if gone:
+        numbers = ", ".join(map(str, sorted(gone)))
+        which = f"trial {numbers}" if len(gone) == 1 else f"trials {numbers}"
+        err_console.print(f"{which}: running (controller gone): the controller that ran it died; the study's next "
+                          "run (or `costtune studies delete`) stops what is left and bills it", highlight=False)
 
 
 @click.command(short_help="Queue a configuration to run next.")

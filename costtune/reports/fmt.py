@@ -9,6 +9,7 @@ instance time of a virtual clock. These are for display only; JSON and CSV keep 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -68,3 +69,13 @@ def format_number(value: Any, digits: int = 6, missing: str = "-") -> str:
 def format_params(params: dict[str, Any]) -> str:
     """``lr=0.01 hidden=64``: floats to four significant digits."""
     return " ".join(f"{k}={format_number(v, 4)}" for k, v in params.items())
+
+
+GONE = "controller gone"
+
+
+def shown_state(row: Mapping[str, Any]) -> str:
+    """A row's state as read-only views show it: a trial marked running whose controller is gone
+    (``row["controller_gone"]``) is ``running (controller gone)``, not presented as live."""
+    state = str(row["state"])
+    return f"{state} ({GONE})" if row.get("controller_gone") else state

@@ -13,7 +13,7 @@ import csv
 import io
 import json
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from rich.text import Text
@@ -21,7 +21,7 @@ from rich.text import Text
 from costtune.errors import SpecError
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.money import format_usd_column, micros_to_usd
-from costtune.reports.fmt import format_duration, format_number
+from costtune.reports.fmt import format_duration, format_number, shown_state
 from costtune.reports.table import Column, FittedTable
 from costtune.schedulers import rung_ladder, scheduler_config
 from costtune.spec.resources import INSTANCE_PARAM, MARKET_PARAM
@@ -68,8 +68,10 @@ def _usd(micros: int | None) -> str | None:
     return None if micros is None else str(micros_to_usd(micros))
 
 
-def rows(history: History, costs: Costs | None = None, ladder: Sequence[int] | None = None) -> list[dict[str, Any]]:
-    """Ranked rows; placement keys are None without ``costs`` or an attempt, waste keys None without ``costs``."""
+def rows(history: History, costs: Costs | None = None, ladder: Sequence[int] | None = None,
+         gone: Collection[int] = ()) -> list[dict[str, Any]]:
+    """Ranked rows; placement keys are None without ``costs`` or an attempt, waste keys None without ``costs``.
+    ``gone``: numbers of running trials whose controller is gone (``controller_gone`` true)."""
     out = []
     scored = {t.number for t in history.completed()}
     for rank, trial in enumerate(ranked(history), start=1):
@@ -85,6 +87,7 @@ def rows(history: History, costs: Costs | None = None, ladder: Sequence[int] | N
             "rank": rank if trial.number in scored else None,
             "trial": trial.number,
             "state": str(trial.state),
+            "controller_gone": trial.number in gone,
             "value": trial.value,
             "params": trial.params,
             "metrics": trial.metrics,
@@ -108,11 +111,12 @@ def rows(history: History, costs: Costs | None = None, ladder: Sequence[int] | N
     return out
 
 
-def to_json(history: History, study: str, costs: Costs | None = None, ladder: Sequence[int] | None = None) -> str:
+def to_json(history: History, study: str, costs: Costs | None = None, ladder: Sequence[int] | None = None,
+            gone: Collection[int] = ()) -> str:
     best = history.best()
     doc = {"study": study, "metric": history.metric, "mode": str(history.mode),
            "best_trial": best.number if best else None,
-           "rung_levels_micros": list(ladder) if ladder else None, "trials": rows(history, costs, ladder)}
+           "rung_levels_micros": list(ladder) if ladder else None, "trials": rows(history, costs, ladder, gone)}
     return json.dumps(doc, indent=2, default=str)
 
 
@@ -120,9 +124,10 @@ _CSV_COST = ["rung_usd", "rung_micros", "instance_type", "market", "preemptions"
              "charged_s"]
 
 
-def to_csv(history: History, costs: Costs | None = None, ladder: Sequence[int] | None = None) -> str:
+def to_csv(history: History, costs: Costs | None = None, ladder: Sequence[int] | None = None,
+           gone: Collection[int] = ()) -> str:
     """Columns as before, the cost breakdown appended at the end so positional readers keep working."""
-    data = rows(history, costs, ladder)
+    data = [{**r, "state": shown_state(r)} for r in rows(history, costs, ladder, gone)]
     params = sorted({k for r in data for k in r["params"]})
     metrics = sorted({k for r in data for k in r["metrics"]})
     head = ["rank", "trial", "state", "value", "cost_usd", "cost_micros", "duration_s", "attempts", "last_step"]
@@ -138,7 +143,7 @@ def to_csv(history: History, costs: Costs | None = None, ladder: Sequence[int] |
 
 
 def to_table(history: History, title: str, limit: int | None = None, costs: Costs | None = None,
-             ladder: Sequence[int] | None = None) -> FittedTable:
+             ladder: Sequence[int] | None = None, gone: Collection[int] = ()) -> FittedTable:
     """The terminal leaderboard, fitted to the console: whole columns are left out, numbers never cut.
 
     Columns, most important first: trial, objective, cost, state, rank, one per parameter (a searched
@@ -147,7 +152,7 @@ def to_table(history: History, title: str, limit: int | None = None, costs: Cost
     time billed (what the cost pays for; simulated instance time for simulated trials) and tries.
     The JSON and CSV formats keep all.
     """
-    data = rows(history, costs, ladder)
+    data = rows(history, costs, ladder, gone)
     if limit is not None:
         data = data[:limit]
     params = list(dict.fromkeys(k for r in data for k in r["params"]))
@@ -161,7 +166,7 @@ def to_table(history: History, title: str, limit: int | None = None, costs: Cost
     columns = [
         Column("#", [str(r["rank"] or "-") for r in data], keep=4),
         Column("trial", [str(r["trial"]) for r in data], keep=0),
-        Column("state", [_state(r["state"]) for r in data], keep=3, justify="left"),
+        Column("state", [_state(shown_state(r)) for r in data], keep=3, justify="left"),
         Column(history.metric, [format_number(r["value"]) for r in data], keep=1),
         *(Column(p, [_fmt(r["params"].get(p)) for r in data], keep=10 + i) for i, p in enumerate(params)),
         Column("cost", format_usd_column([r["cost_micros"] for r in data]), keep=2),
@@ -196,7 +201,7 @@ def time_cells(data: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:
 
 
 def _state(state: str) -> Text:
-    color = {"complete": "green", "stopped": "yellow", "failed": "red", "running": "cyan"}.get(state)
+    color = {"complete": "green", "stopped": "yellow", "failed": "red", "running": "cyan"}.get(state, "magenta")
     return Text(state, style=color or "")
 
 

@@ -8,7 +8,7 @@ the command line it really ran (``argv``, placeholders filled in), its placement
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from rich.console import RenderableType
@@ -16,17 +16,20 @@ from rich.text import Text
 
 from costtune.history import History
 from costtune.money import format_usd, format_usd_column, micros_to_usd
-from costtune.reports.fmt import format_duration, format_number, format_params
+from costtune.reports.fmt import format_duration, format_number, format_params, shown_state
 from costtune.reports.table import Column, FittedTable
 from costtune.store.records import AttemptInfo
 
 
-def trial_rows(history: History, attempts: Mapping[int, Sequence[AttemptInfo]]) -> list[dict[str, Any]]:
-    """One dict per trial (creation order) with its attempts; money as exact text and micro-dollars."""
+def trial_rows(history: History, attempts: Mapping[int, Sequence[AttemptInfo]],
+               gone: Collection[int] = ()) -> list[dict[str, Any]]:
+    """One dict per trial (creation order) with its attempts; money as exact text and micro-dollars.
+    ``gone``: numbers of running trials whose controller is gone (``controller_gone`` true)."""
     rows = []
     for t in history.trials:
         rows.append({
-            "trial": t.number, "state": str(t.state), "source": t.source, "params": t.params,
+            "trial": t.number, "state": str(t.state), "controller_gone": t.number in gone, "source": t.source,
+            "params": t.params,
             "value": t.value, "metrics": t.metrics, "last_step": t.last_step,
             "cost_usd": str(micros_to_usd(t.cost_micros)), "cost_micros": t.cost_micros,
             "output_dir": t.output_dir, "error": t.error,
@@ -47,7 +50,7 @@ def trial_rows(history: History, attempts: Mapping[int, Sequence[AttemptInfo]]) 
 
 
 def _state(state: str) -> Text:
-    color = {"complete": "green", "stopped": "yellow", "failed": "red", "running": "cyan"}.get(state)
+    color = {"complete": "green", "stopped": "yellow", "failed": "red", "running": "cyan"}.get(state, "magenta")
     return Text(state, style=color or "")
 
 
@@ -56,7 +59,7 @@ def trials_table(rows: Sequence[Mapping[str, Any]], metric: str, *, title: str) 
     names = list(dict.fromkeys(k for r in rows for k in r["params"]))
     return FittedTable([
         Column("trial", [str(r["trial"]) for r in rows], keep=0),
-        Column("state", [_state(r["state"]) for r in rows], keep=2, justify="left"),
+        Column("state", [_state(shown_state(r)) for r in rows], keep=2, justify="left"),
         Column("source", [r["source"] for r in rows], keep=30, justify="left"),
         Column(metric, [format_number(r["value"]) for r in rows], keep=1),
         Column("last step", [format_number(r["last_step"]) for r in rows], keep=21),
@@ -71,7 +74,7 @@ def trials_table(rows: Sequence[Mapping[str, Any]], metric: str, *, title: str) 
 
 def trial_detail(row: Mapping[str, Any], metric: str, *, title: str) -> list[RenderableType]:
     """One trial: what it was, what it reached, each attempt (with the command it ran), its full error."""
-    facts = [("state", row["state"]), ("source", row["source"]), ("params", format_params(row["params"]) or "-"),
+    facts = [("state", shown_state(row)), ("source", row["source"]), ("params", format_params(row["params"]) or "-"),
              (metric, format_number(row["value"])), ("last step", format_number(row["last_step"])),
              ("metrics", format_params(row["metrics"]) or "-"), ("cost", format_usd(row["cost_micros"])),
              ("output", row["output_dir"] or "-")]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import difflib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from costtune.errors import CosttuneError, InputError
 from costtune.history import TrialState
@@ -62,7 +62,7 @@ class Ending:
 
     # provided by the controller and its other parts (annotations only: nothing here overrides them)
     _warn: Callable[[str], None]
-    _owned_strays: Callable[[], list[Any]]
+    _recover: Callable[[], None]
     _another_iteration: Callable[[], bool]
 
     # -- the end condition ----------------------------------------------------------------
@@ -90,11 +90,10 @@ class Ending:
         """How many of the study's trials other live controllers run; a dead one's are re-queued."""
         running = self.store.running_elsewhere(self.study.id, self.study.owner)
         if any(not owner or not is_alive(owner, beat) for owner, beat in running):
-            self.study.recover()  # re-queues them: this controller runs them next
-            for handle in self._owned_strays():
-                self.provider.terminate(handle)
+            self._recover()  # as at a run's start: billed from their own facts, re-queued for this one to run
             running = self.store.running_elsewhere(self.study.id, self.study.owner)
-        return len(running)
+        # what is left running without a live controller (another host's attempt, left open) is not waited for
+        return sum(1 for owner, beat in running if owner and is_alive(owner, beat))
 
     # -- why it ended ---------------------------------------------------------------------
     def _stop_reason(self) -> str:

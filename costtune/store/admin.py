@@ -9,8 +9,11 @@ What deleting does to the books (the ledger keeps its history consistent):
   are not touched, and a reservation that also counted against them stays as their history,
   detached from the deleted attempt (``attempt_id`` NULL), without the study's scope, and under a
   key marked ``@deleted-<study name>-<id>-<nonce>`` so no later launch can collide with it;
-- a reservation still held by a dead controller is settled first, as recovery would: charged at
-  what its attempt booked (released when no attempt was booked), so the spend reaches those scopes.
+- a reservation still held by a dead controller is settled first: charged at what its attempt
+  booked (released when no attempt was booked), so the spend reaches those scopes. ``costtune
+  studies delete`` first settles the study exactly as a run's recovery does
+  (``costtune.runner.settle``: leftover trees stopped, open attempts billed from their own facts),
+  so what its attempts booked is what they really held.
 
 A live controller (``costtune.store.owner.is_alive``) running any of the study's trials makes
 deletion fail with ``StudyBusy`` and changes nothing.
@@ -82,6 +85,33 @@ class StudyAdmin:
         for number, owner, heartbeat in rows:
             if is_alive(owner, heartbeat):
                 out.setdefault(owner, []).append(number)
+        return out
+
+    def gone_trials(self, study_id: int,
+                    is_alive: Callable[[str, datetime | None], bool] = owner_alive) -> set[int]:
+        """Numbers of the study's trials marked running whose controller is gone (read only): nothing
+        watches them now; the study's next run (or ``studies delete``) settles them."""
+        with self._tx() as s:
+            rows = s.exec(select(TrialRow.number, TrialRow.owner, TrialRow.heartbeat_at).where(
+                TrialRow.study_id == study_id, TrialRow.state == str(TrialState.RUNNING))).all()
+        return {number for number, owner, heartbeat in rows if not (owner and is_alive(owner, heartbeat))}
+
+    def held_by_gone(self, is_alive: Callable[[str, datetime | None], bool] = owner_alive) -> dict[str, int]:
+        """Scope -> micro-dollars held for attempts whose controller is gone (read only): money the
+        next run of their study settles. A reservation with no attempt booked yet is not counted."""
+        with self._tx() as s:
+            rows = s.exec(
+                select(ReservationRow.scopes_json, ReservationRow.amount_micros, TrialRow.state, TrialRow.owner,
+                       TrialRow.heartbeat_at)
+                .join(AttemptRow, col(AttemptRow.idempotency_key) == col(ReservationRow.key))
+                .join(TrialRow, col(TrialRow.id) == col(AttemptRow.trial_id))
+                .where(ReservationRow.state == HELD)).all()
+        out: dict[str, int] = {}
+        for scopes, amount, state, owner, heartbeat in rows:
+            if state == str(TrialState.RUNNING) and owner and is_alive(owner, heartbeat):
+                continue
+            for scope in json.loads(scopes):
+                out[scope] = out.get(scope, 0) + amount
         return out
 
     def delete_study(self, study_id: int, *,

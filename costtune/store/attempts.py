@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -15,10 +15,9 @@ from sqlmodel import Session, col, select
 
 from costtune.errors import StoreError
 from costtune.history import FrozenTrial, TrialState
-from costtune.money import charge_micros
 from costtune.store.models import AttemptRow, ReportRow, TrialRow, utcnow
 from costtune.store.pending import Pending, write_report_now
-from costtune.store.records import AttemptEnd, OpenAttempt, Orphan, _frozen, lock_study
+from costtune.store.records import _frozen
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-/]+\Z")  # nothing json.dumps would escape
 _RECOST_TRIAL = text(
@@ -264,82 +263,6 @@ class AttemptBook:
             data["count"] += count
             trial.warnings_json = json.dumps(data)
             s.add(trial)
-
-    def orphaned_attempts(
-        self, study_id: int, is_alive: Callable[[str, datetime | None], bool]
-    ) -> list[OpenAttempt]:
-        """Open attempts of running trials whose controller is gone: what ``recover_orphans`` will close.
-
-        Read only; recovery asks each attempt's provider how it really ended before closing it.
-        """
-        with self._tx() as s:
-            rows = s.exec(
-                select(TrialRow, AttemptRow)
-                .join(AttemptRow, col(AttemptRow.trial_id) == col(TrialRow.id))
-                .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.RUNNING,
-                       col(AttemptRow.ended_at).is_(None))
-            ).all()
-            return [
-                OpenAttempt(attempt.id, trial.number, attempt.number, attempt.idempotency_key,  # type: ignore[arg-type]
-                            attempt.provider, trial.output_dir, _aware(attempt.started_at))
-                for trial, attempt in rows
-                if not (trial.owner and is_alive(trial.owner, trial.heartbeat_at))
-            ]
-
-    def recover_orphans(
-        self, study_id: int, is_alive: Callable[[str, datetime | None], bool], *,
-        ends: Mapping[int, AttemptEnd] | None = None,
-    ) -> list[Orphan]:
-        """Re-queue running trials whose controller is gone; book their open attempts as interrupted.
-
-        An attempt in ``ends`` (attempt id -> how it really ended, from its resource's own record) is
-        billed from its resource's start to its end. Any other attempt that held a machine is billed up
-        to its trial's last heartbeat, the last moment we know it ran, and its note says so; a
-        simulated attempt keeps what its reports booked (its time is virtual). Either way it is charged
-        with the billing rule it was launched under, and never below what was booked already.
-        Returns what may still need killing.
-        """
-        ends = ends or {}
-        orphans: list[Orphan] = []
-        with self._tx() as s:
-            lock_study(s, study_id)
-            rows = s.exec(
-                select(TrialRow).where(TrialRow.study_id == study_id, TrialRow.state == TrialState.RUNNING)
-            ).all()
-            for trial in rows:
-                if trial.owner and is_alive(trial.owner, trial.heartbeat_at):
-                    continue
-                last_seen = _aware(trial.heartbeat_at or utcnow())
-                open_attempts = s.exec(
-                    select(AttemptRow).where(
-                        AttemptRow.trial_id == trial.id, col(AttemptRow.ended_at).is_(None)
-                    )
-                ).all()
-                for attempt in open_attempts:
-                    end = ends.get(attempt.id)  # type: ignore[arg-type]
-                    if end is not None:
-                        held_ms, attempt.ended_at = end.billable_ms, end.ended_at
-                        attempt.exit_code, attempt.note = end.exit_code, end.note or None
-                    elif attempt.provider == "simulated":
-                        held_ms, attempt.ended_at = 0, last_seen
-                    else:
-                        held_ms = int((last_seen - _aware(attempt.started_at)).total_seconds() * 1000)
-                        attempt.ended_at = last_seen
-                        attempt.note = "billed to its controller's last heartbeat: no record of when it ended"
-                    attempt.billable_ms = max(attempt.billable_ms, held_ms)
-                    attempt.cost_micros = max(attempt.cost_micros, charge_micros(
-                        attempt.billable_ms, attempt.rate_micros_per_hour, granularity_s=attempt.bill_granule_s,
-                        minimum_s=attempt.bill_minimum_s))
-                    attempt.exit_reason = "interrupted"
-                    s.add(attempt)
-                    orphans.append(Orphan(trial.number, attempt.host, attempt.pid))
-                trial.state = TrialState.QUEUED
-                trial.owner = None
-                s.add(trial)
-                self._recost_trial(s, trial.id)  # type: ignore[arg-type]
-                if not open_attempts:
-                    orphans.append(Orphan(trial.number, None, None))
-        return orphans
 
 
 def _metrics_json(metrics: dict[str, float]) -> str:

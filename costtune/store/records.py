@@ -59,6 +59,7 @@ class Orphan:
     number: int
     host: str | None
     pid: int | None
+    left_open: bool = False  # another host ran it and only that host can see it: not closed
 
 
 @dataclass(frozen=True)
