@@ -277,7 +277,7 @@ def test_malformed_report_lines_are_ignored_with_a_warning(tmp_path: Path, db: s
 
 
 @pytest.mark.parametrize(("metric", "hint"), [("val_los", "; did you mean 'val_loss'?"),
-                                            ("val loss", "; did you mean 'val_loss'?"), ("auc", ".")])
+                                            ("val-loss", "; did you mean 'val_loss'?"), ("auc", ".")])
 def test_an_objective_no_trial_reports_stops_the_sweep_after_the_first_trial(tmp_path: Path, db: str, metric: str,
                                                                              hint: str) -> None:
     """A misspelt objective.metric would burn every trial: the first trial that ends reporting other

@@ -14,18 +14,19 @@ from costtune.money import format_usd, micros_to_usd
 from costtune.providers import make_provider
 from costtune.reports.fmt import format_duration
 from costtune.runner.controller import RunStatus, SweepController
-from costtune.space import SearchSpace
 from costtune.spec import SweepSpec
 from costtune.store import Store, StudyInfo
 from costtune.study import Study
 from costtune.study.output import claim_output_dir, release_output_dir
+from costtune.study.resume import Asked, check_unchanged
 
 
 def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False) -> tuple[Study, bool]:
     """The sweep's study, created or (same name) resumed; True when resumed.
 
-    A resumed study must keep its objective, space and search method; workers and the command may
-    change between runs. Its dollar cap is the one stored: a file whose ``budget.usd`` differs is
+    A resumed study must keep its objective, space, sampler type and scheduler; workers and the command
+    may change between runs (the rule of ``costtune.study.resume``, shared with ``create_study``).
+    Its dollar cap is the one stored: a file whose ``budget.usd`` differs is
     an ``InputError`` unless ``change_cap`` (``costtune run --change-cap``) makes the file's value
     the new cap, recorded in the audit trail. A new study claims its own output directory,
     ``<output_dir or COSTTUNE_HOME/runs>/<name>`` (or ``<name>-2``, ... when that one holds
@@ -97,19 +98,9 @@ def _new_configs(store: Store, info: StudyInfo, spec: SweepSpec) -> list[dict[st
 
 
 def _check_compatible(info: StudyInfo, spec: SweepSpec) -> None:
-    what = f"study {info.name!r} already exists"
-    fix = "; give the sweep another name (--name) to start a new study"
-    if (info.metric, info.mode) != (spec.metric, spec.mode):
-        raise InputError(f"objective: {what} with objective {info.metric} ({info.mode}), "
-                         f"the file says {spec.metric} ({spec.mode}){fix}")
-    if info.space and SearchSpace.from_dict(info.space) != spec.space:
-        stored = SearchSpace.from_dict(info.space)
-        changed = sorted(set(stored.names) ^ set(spec.space.names)) or [
-            n for n in spec.space.names if stored[n] != spec.space[n]]
-        raise InputError(f"space: {what} with a different search space (changed: {', '.join(changed)}){fix}")
-    if info.sampler.get("type") != spec.sampler["type"] or info.sampler.get("points") != spec.sampler.get("points"):
-        raise InputError(f"sampler: {what} with sampler {info.sampler.get('type')}, "
-                         f"the file says {spec.sampler['type']}{fix}")
+    asked = Asked(metric=spec.metric, mode=str(spec.mode), space=spec.space, sampler=spec.sampler,
+                  scheduler=spec.scheduler)
+    check_unchanged(info, asked, says="the file says", fix="give the sweep another name (--name) to start a new study")
 
 
 def run_with_progress(spec: SweepSpec, study: Study, console: Console, *, quiet: bool = False,

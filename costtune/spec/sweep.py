@@ -19,12 +19,12 @@ import numpy as np
 from costtune.errors import SpecError
 from costtune.history import Mode
 from costtune.money import format_usd, usd_to_micros
-from costtune.names import check_study_name
+from costtune.names import check_metric_name, check_study_name
 from costtune.samplers import SAMPLER_TYPES, sampler_config
 from costtune.schedulers import plan_brackets, scheduler_config
 from costtune.space import SearchSpace
 from costtune.spec.environment import parse_env, parse_passthrough
-from costtune.spec.fields import integer, os_text, seconds, unfit_for_os
+from costtune.spec.fields import integer, os_text, seconds
 from costtune.spec.paths import check_output_root, check_workdir, path_text
 from costtune.spec.resources import Resources, parse_resources
 from costtune.yamlfile import read_yaml_file
@@ -161,9 +161,7 @@ def _no_unknown(data: dict[str, Any], allowed: tuple[str, ...], path: str) -> No
 def _objective(value: Any) -> tuple[str, Mode]:
     obj = _mapping(value, "objective")
     _no_unknown(obj, ("metric", "mode"), "objective")
-    metric = obj.get("metric")
-    if not isinstance(metric, str) or not metric or unfit_for_os(metric):
-        raise SpecError("objective.metric", "must be a metric name such as val_loss", metric)
+    metric = check_metric_name(obj.get("metric"), "objective.metric")
     mode = obj.get("mode", "min")
     if mode not in ("min", "max"):
         raise SpecError("objective.mode", "must be min or max", mode)
