@@ -105,6 +105,8 @@ def parse_sweep(data: Any) -> SweepSpec:
     name = check_study_name(data["name"], "name")
     metric, mode = _objective(data["objective"])
     resources = parse_resources(data.get("resources", {}))
+    if simulated:
+        _no_command_fields(data)
     space_cfg = dict(_mapping(data["space"], "space"))
     for param, dim in resources.searched.items():
         if param in space_cfg:
@@ -269,6 +271,25 @@ def _env(value: Any) -> dict[str, str]:
     for key, text in env.items():
         os_text(text, f"env.{key}")
     return env
+
+
+# What a simulated sweep would silently ignore: it runs resources.simulation.workload, no command.
+_COMMAND_ONLY = {
+    "command": "is not run by provider simulated, which runs resources.simulation.workload: remove it (or use "
+               "provider local to run the command)",
+    "env": "reaches only command trials; provider simulated runs resources.simulation.workload: remove it",
+    "env_passthrough": "reaches only command trials; provider simulated runs resources.simulation.workload: "
+                       "remove it",
+    "workdir": "is where command trials run; provider simulated runs resources.simulation.workload: remove it",
+    "output_dir": "holds command trials' directories; simulated trials write no files: remove it",
+}
+
+
+def _no_command_fields(data: dict[str, Any]) -> None:
+    """A field a simulated sweep would ignore is refused, never dropped silently."""
+    for key, reason in _COMMAND_ONLY.items():
+        if key in data:
+            raise SpecError(key, reason, data[key])
 
 
 def _directories(data: dict[str, Any], provider: str) -> tuple[str | None, str | None]:
