@@ -13,6 +13,7 @@ from rich.table import Table
 from costtune.cli.common import FiniteFloatRange, count
 from costtune.prices.catalog import PriceTable
 from costtune.prices.price import FAMILIES, MARKETS
+from costtune.words import plural, shown
 
 
 @click.command("prices")
@@ -39,6 +40,7 @@ def prices(providers: tuple[str, ...], regions: tuple[str, ...], instance_types:
     rows = table.offers(providers=providers or None, regions=regions or None, instance_types=instance_types or None,
                         markets=markets or None, family=families or None, min_vcpus=min_vcpus,
                         min_memory_gib=min_memory_gib, gpu_model=gpu_model)
+    total = len(rows)
     rows = rows[:limit] if limit else rows
     records = [{"provider": p.provider, "region": p.region, "instance_type": p.instance_type, "market": p.market,
                 "usd_per_hour": str(p.usd_per_hour), "usd_per_hour_micros": p.usd_per_hour_micros,
@@ -55,7 +57,7 @@ def prices(providers: tuple[str, ...], regions: tuple[str, ...], instance_types:
         writer.writerows(records)
         click.echo(buf.getvalue(), nl=False)
         return
-    view = Table(title=f"{len(records)} prices, cheapest first", title_justify="left")
+    view = Table(title=f"{plural(len(records), 'price')}, cheapest first", title_justify="left")
     for name in ("price", "provider", "region", "type", "market", "vCPU", "GiB", "GPU", "as of", "note"):
         view.add_column(name)
     for r in records:
@@ -65,3 +67,6 @@ def prices(providers: tuple[str, ...], regions: tuple[str, ...], instance_types:
                      r["note"])
     console = Console() if Console().is_terminal else Console(width=200)
     console.print(view)
+    note = shown(len(records), total, "leave out --limit for all")
+    if note:
+        console.print(note, style="dim", highlight=False)

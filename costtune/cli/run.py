@@ -14,6 +14,7 @@ import click
 from costtune.cli.common import count, db_option, err_console, handled, open_store, out_console
 from costtune.errors import CosttuneError, SpecError
 from costtune.limits import MAX_WORKERS
+from costtune.words import plural
 
 
 @click.command()
@@ -82,14 +83,15 @@ def _print_summary(study: Any, status: Any) -> None:
     history = study.history()
     costs = trial_costs(attempt_rows(study.store, study.id))  # placement and simulated time columns
     out_console.print(to_table(history, f"leaderboard: {study.name} ({history.metric}, {history.mode})",
-                               limit=10, costs=costs, ladder=study_ladder(study.info.spec)))
+                               limit=10, costs=costs, ladder=study_ladder(study.info.spec),
+                               for_all=f"costtune leaderboard {study.name} for all"))
     best = history.best()
     total = sum(t.cost_micros for t in history.trials)
-    line = f"{len(history.trials)} trials, {format_usd(total)} spent"
+    line = f"{plural(len(history.trials), 'trial')}, {format_usd(total)} spent"
     if status.stop_reason:
         line += f"; stopped: {status.stop_reason}"
     if status.preemptions:
-        line += f"; {status.preemptions} preemptions, {format_usd(status.waste_micros)} of work lost to them"
+        line += f"; {plural(status.preemptions, 'preemption')}, {format_usd(status.waste_micros)} of work lost to them"
     if status.sim_seconds:
         line += f"; {format_duration(status.sim_seconds)} of simulated time"
     out_console.print(line, highlight=False)
@@ -112,7 +114,7 @@ def _print_failures(history: Any, name: str, shown: int = 5) -> None:
     failed = [t for t in history.trials if str(t.state) == "failed"]
     if not failed:
         return
-    out_console.print(f"{len(failed)} failed trial{'s' * (len(failed) != 1)}:", highlight=False)
+    out_console.print(f"{plural(len(failed), 'failed trial')}:", highlight=False)
     for t in sorted(failed, key=lambda t: t.number, reverse=True)[:shown]:
         reason = (t.error or "no reason stored").splitlines()[0]
         out_console.print(f"  trial {t.number}: {reason}", highlight=False, soft_wrap=True)

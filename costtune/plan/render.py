@@ -14,6 +14,7 @@ from rich.table import Table
 from costtune.money import format_usd, micros_to_usd
 from costtune.plan.analytic import SweepPlan
 from costtune.plan.forecast import Forecast
+from costtune.words import plural
 
 
 def _money(micros: int | None) -> str:
@@ -41,12 +42,12 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
     s = plan.schedule
     budget = " and ".join(x for x in (
         None if plan.budget_micros is None else format_usd(plan.budget_micros),
-        None if plan.budget_trials is None else f"{plan.budget_trials} trials") if x) or "none"
+        None if plan.budget_trials is None else plural(plan.budget_trials, "trial")) if x) or "none"
     console.print(f"[bold]plan: {plan.name}[/]  provider {plan.provider}, scheduler {s.kind}, budget {budget}, "
-                  f"{plan.workers} workers; billing {plan.billing}", highlight=False)
+                  f"{plural(plan.workers, 'worker')}; billing {plan.billing}", highlight=False)
     if s.brackets:
-        table = Table(title=f"{s.kind} brackets (eta {s.eta}, {s.iterations} iteration"
-                      f"{'s' if s.iterations != 1 else ''})", title_justify="left")
+        table = Table(title=f"{s.kind} brackets (eta {s.eta}, {plural(s.iterations, 'iteration')})",
+                      title_justify="left")
         for col in ("bracket", "rungs ($)", "trials reaching each rung", "trials started", "planned"):
             table.add_column(col, justify="right" if col != "rungs ($)" else "left")
         for b in s.brackets:

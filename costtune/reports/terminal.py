@@ -28,6 +28,7 @@ from costtune.reports.spend import (
 )
 from costtune.reports.table import Column, FittedTable
 from costtune.store.reads import AttemptCostRow, TrialCost
+from costtune.words import plural, shown
 
 
 def _ratio(text: str | None) -> str:
@@ -87,8 +88,8 @@ def placement_tables(history: History, attempts: Sequence[AttemptCostRow], costs
                      top: int = 10) -> list[FittedTable | Text]:
     """Terminal views: spend by class, the re-run line, spend by placement, steps per dollar, worst trials."""
     p = preemption_summary(history, attempts)
-    line = Text(f"preemptions: {p['preemptions']} in {p['trials_preempted']} trials, "
-                f"{p['interruptions']} interrupted attempts; re-running their work cost "
+    line = Text(f"preemptions: {p['preemptions']} in {plural(p['trials_preempted'], 'trial')}, "
+                f"{plural(p['interruptions'], 'interrupted attempt')}; re-running their work cost "
                 f"{format_usd(p['waste_micros'])} ({_pct(p['waste_pct_of_spend'])} of "
                 f"{format_usd(p['spend_micros'])})")
     groups = spend_by_placement(history, attempts)
@@ -112,7 +113,8 @@ def placement_tables(history: History, attempts: Sequence[AttemptCostRow], costs
     ], title="steps per dollar (median over finished trials)")
     cut_short = p["preemptions"] or p["interruptions"]
     out: list[FittedTable | Text] = [classes_table(history, attempts), *([line] if cut_short else []), spend, steps]
-    worst = waste_by_trial(history, costs, attempts)[:top]
+    ranked = waste_by_trial(history, costs, attempts)
+    worst = ranked[:top]
     if worst:
         out.append(FittedTable([
             Column("trial", [str(r["trial"]) for r in worst], keep=0),
@@ -122,5 +124,6 @@ def placement_tables(history: History, attempts: Sequence[AttemptCostRow], costs
             Column("re-run", format_usd_column([r["waste_micros"] for r in worst]), keep=1),
             Column("cost", format_usd_column([r["cost_micros"] for r in worst]), keep=2),
             Column("re-run %", [_pct(r["waste_pct_of_cost"]) for r in worst], keep=6),
-        ], title=f"re-run money by trial (top {top})"))
+        ], title="re-run money by trial, most first",
+            note=shown(len(worst), len(ranked), "costtune report STUDY --format csv --section waste for all")))
     return out

@@ -22,6 +22,7 @@ from costtune.errors import CosttuneError, InputError
 from costtune.history import TrialState
 from costtune.money import format_usd
 from costtune.store.owner import is_alive
+from costtune.words import plural
 
 if TYPE_CHECKING:
     from costtune.providers.base import Provider
@@ -99,7 +100,7 @@ class Ending:
         if self._stopping == "interrupted":
             return "interrupted"
         if self._halt == "failures":
-            return f"{self._failures_in_a_row} trials failed in a row (budget.max_failures)"
+            return f"{plural(self._failures_in_a_row, 'trial')} failed in a row (budget.max_failures)"
         if self._halt == "objective":
             return f"no trial reports objective.metric {self.study.metric!r}"
         queued = sum(t.state == TrialState.QUEUED for t in self.study.history().trials)
@@ -111,15 +112,15 @@ class Ending:
         cap = self.spec.budget.usd_micros
         text = f"budget.usd reached: {format_usd(self.status.spend_micros)} of {format_usd(cap or 0)} spent"
         if queued:
-            text += f"; {queued} queued trial{'s wait' if queued != 1 else ' waits'} for more budget"
+            text += f"; {plural(queued, 'queued trial')} {'waits' if queued == 1 else 'wait'} for more budget"
         return text
 
     def _why_exhausted(self) -> str:
         limit = self._max_trials
         if limit is not None and self.spec.budget.trials == limit:
-            return f"all {limit} trials run (budget.trials)"
+            return f"{'all ' if limit != 1 else ''}{plural(limit, 'trial')} run (budget.trials)"
         if limit is not None and self.rungs is not None and self.rungs.max_trials() == limit:
-            return f"the {self.rungs.kind} plan's {limit} trials have run"
+            return f"the {self.rungs.kind} plan's {plural(limit, 'trial')} {'has' if limit == 1 else 'have'} run"
         kind = self.spec.sampler["type"]
         if kind == "grid":
             return "every grid combination has run"
@@ -134,7 +135,7 @@ class Ending:
         if self._halt:
             return "launching nothing more: " + self._stop_reason()
         if self._waiting_for:
-            return f"waiting for {self._waiting_for} trial{'s' * (self._waiting_for != 1)} run by another controller"
+            return f"waiting for {plural(self._waiting_for, 'trial')} run by another controller"
         if self._idle == BUDGET:
             return "budget.usd: what is left is held by running trials or too little for another"
         return "no more trials to start: " + self._why_exhausted()
@@ -149,9 +150,9 @@ class Ending:
                 self._halt = "failures"
                 last = (error or "no reason stored").strip()
                 self.status.error = CosttuneError(
-                    f"stopped after {self._failures_in_a_row} failed trials in a row (budget.max_failures: "
+                    f"stopped after {plural(self._failures_in_a_row, 'failed trial')} in a row (budget.max_failures: "
                     f"{limit}; 0 never stops); the last, trial {number}:\n{last}")
-                self._warn(f"{self._failures_in_a_row} trials failed in a row: launching no more "
+                self._warn(f"{plural(self._failures_in_a_row, 'trial')} failed in a row: launching no more "
                            f"(budget.max_failures: {limit})")
         elif state.finished:
             self._failures_in_a_row = 0

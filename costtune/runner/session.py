@@ -19,6 +19,7 @@ from costtune.store import Store, StudyInfo
 from costtune.study import Study
 from costtune.study.output import claim_output_dir, release_output_dir
 from costtune.study.resume import Asked, check_unchanged
+from costtune.words import plural
 
 
 def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False) -> tuple[Study, bool]:
@@ -92,8 +93,8 @@ def _new_configs(store: Store, info: StudyInfo, spec: SweepSpec) -> list[dict[st
             added.append(config)
     limit = spec.budget.trials
     if added and limit is not None and len(trials) + len(added) > limit:
-        raise SpecError("budget.trials", f"study {info.name!r} holds {len(trials)} trials and sampler.configs adds "
-                        f"{len(added)}: more than budget.trials; raise it to queue them", limit)
+        raise SpecError("budget.trials", f"study {info.name!r} holds {plural(len(trials), 'trial')} and "
+                        f"sampler.configs adds {len(added)}: more than budget.trials; raise it to queue them", limit)
     return added
 
 
@@ -154,7 +155,7 @@ def _update(progress: Progress, task: Any, status: RunStatus, spec: SweepSpec, s
     if status.sim_seconds:
         extra += f"  simulated {format_duration(status.sim_seconds)}"
     if progress.tasks[0].fields.get("by_money"):
-        count = f"{status.finished} trials"
+        count = plural(status.finished, "trial")
         completed = min(status.spend_micros, spec.budget.usd_micros or 0)
     else:
         count = f"{status.finished}/{spec.max_trials or '?'}"

@@ -27,6 +27,7 @@ from costtune.spec.environment import parse_env, parse_passthrough
 from costtune.spec.fields import integer, os_text, seconds
 from costtune.spec.paths import check_output_root, check_workdir, path_text
 from costtune.spec.resources import Resources, parse_resources
+from costtune.words import plural
 from costtune.yamlfile import read_yaml_file
 
 TOP_LEVEL = ("name", "objective", "space", "sampler", "scheduler", "budget", "resources", "command", "env",
@@ -122,7 +123,7 @@ def parse_sweep(data: Any) -> SweepSpec:
                         "with resources.usd_per_hour or resources.price_as", scheduler["type"])
     configs = sampler.get("configs", [])
     if budget.trials is not None and len(configs) > budget.trials:
-        raise SpecError("sampler.configs", f"lists {len(configs)} configurations, more than budget.trials "
+        raise SpecError("sampler.configs", f"lists {plural(len(configs), 'configuration')}, more than budget.trials "
                         f"({budget.trials}); each queued configuration counts toward it", len(configs))
     if budget.usd_micros is not None:
         _check_cap_funds_a_trial(budget.usd_micros, resources, scheduler, data["budget"]["usd"])

@@ -52,6 +52,7 @@ from costtune.store.records import (
     lock_study,
     read_history,
 )
+from costtune.words import plural
 
 __all__ = ["AttemptEnd", "AttemptInfo", "AuditEntry", "CapChange", "ClaimedTrial", "OpenAttempt", "Orphan", "Proposal",
            "Propose", "Store", "StudyInfo", "study_scope"]
@@ -275,9 +276,9 @@ class Store(AttemptBook, LedgerBook, StudyAdmin, CapBook, AuditBook):
         with self._tx() as s:
             study = lock_study(s, study_id)
             if max_trials is not None and study.next_number >= max_trials:
-                raise SpecError("budget.trials", f"study {study.name!r} already holds {study.next_number} trials "
-                                f"and queued ones count toward budget.trials; raise it in the sweep file and "
-                                f"run it again to queue more", max_trials)
+                raise SpecError("budget.trials", f"study {study.name!r} already holds "
+                                f"{plural(study.next_number, 'trial')} and queued ones count toward budget.trials; "
+                                "raise it in the sweep file and run it again to queue more", max_trials)
             return self._insert_trial(s, study, params, TrialState.QUEUED, source=source).number
 
     def running_elsewhere(self, study_id: int, owner: str) -> list[tuple[str, Any]]:

@@ -19,6 +19,7 @@ from costtune.errors import BudgetExhausted, SpecError, StopTrial, TrialFailed
 from costtune.history import TrialState
 from costtune.protocol import current_trial
 from costtune.store.heartbeat import Heartbeat
+from costtune.words import plural
 
 if TYPE_CHECKING:
     from costtune.study.study import Study
@@ -58,7 +59,7 @@ def optimize(study: Study, objective: Objective, n_trials: int | None, *, n_jobs
                 if stop.is_set():
                     return None
                 if n_trials is not None and state["started"] >= n_trials:
-                    end(f"{n_trials} trials run (n_trials)")
+                    end(f"{plural(n_trials, 'trial')} run (n_trials)")
                     return None
                 if deadline is not None and time.monotonic() >= deadline:
                     end(f"timeout of {timeout:g} s reached")
