@@ -1,6 +1,6 @@
 """How long `costtune plan` takes; prints figures, asserts nothing.
 
-    python benchmarks/plan_speed.py [--repeat 3] [--jobs N] [--quick]
+    python benchmarks/plan_speed.py [--repeat 3] [--jobs N] [--quick] [--no-per-run | --only-per-run]
 
 Times the whole command (`python -m costtune.cli plan ... --quiet`, start-up included, output
 discarded) on:
@@ -13,9 +13,13 @@ discarded) on:
 
 Each case runs ``--repeat`` times; the best and the median wall time are printed, with the CPU
 time (the command and its workers: on an idle machine with N cores the wall time of the forecast
-is about CPU / N plus start-up) and the load average, because on a shared machine the wall time
-mostly measures the neighbours. Pass ``--quick``
-to skip the slow --exact-sampler case.
+is about CPU / N plus start-up), the CPU time per forecast run (the command's CPU divided by its
+runs, start-up included) and the load average, because on a shared machine the wall time
+mostly measures the neighbours. Pass ``--quick`` to skip the slow --exact-sampler case.
+
+Then, unless ``--no-per-run``, the CPU seconds (user + system) of single forecast runs of each
+example measured in this process (``simulate_once``, imports done beforehand): what one run of
+the simulated controller loop costs, the figure that least depends on the load.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=None, help="--jobs for plan (default: its own, one per core)")
     parser.add_argument("--quick", action="store_true", help="skip the --exact-sampler case")
+    parser.add_argument("--no-per-run", action="store_true", help="skip the in-process CPU time per run")
+    parser.add_argument("--only-per-run", action="store_true", help="only the in-process CPU time per run")
     opts = parser.parse_args()
     jobs = [] if opts.jobs is None else ["--jobs", str(opts.jobs)]
     with tempfile.TemporaryDirectory(prefix="costtune-plan-bench-") as tmp:
@@ -83,11 +89,38 @@ def main() -> None:
             cases.append(("asha cost-aware example, --runs 1 --exact-sampler (bayes itself)",
                           [str(ASHA), "--runs", "1", "--exact-sampler"]))
         print(f"cores: {os.cpu_count()}, jobs: {opts.jobs or 'default (one per core)'}, repeat: {opts.repeat}")
-        for label, args in cases:
+        for label, args in [] if opts.only_per_run else cases:
             load = os.getloadavg()[0]
             walls, cpus = timed(args, 1 if "exact" in label else opts.repeat, env)
+            runs = runs_of(args)
+            per_run = f", {min(cpus) / runs:.2f} s per run" if runs else ""
             print(f"{label}: wall best {min(walls):.1f} s, median {statistics.median(walls):.1f} s; "
-                  f"CPU best {min(cpus):.1f} s (load average {load:.1f} before)", flush=True)
+                  f"CPU best {min(cpus):.1f} s{per_run} (load average {load:.1f} before)", flush=True)
+    if not opts.no_per_run:
+        per_run_cpu(opts.repeat)
+
+
+def runs_of(args: list[str]) -> int:
+    """How many forecast runs a plan command makes (its --runs, default 20)."""
+    return int(args[args.index("--runs") + 1]) if "--runs" in args else 20
+
+
+def per_run_cpu(repeat: int) -> None:
+    """CPU seconds of single forecast runs (seeds 0..repeat-1) of each example, in this process."""
+    from costtune.plan.forecast import seeded_raw, simulate_once
+    from costtune.spec import parse_sweep
+
+    for path in (HYPERBAND, ASHA):
+        spec = parse_sweep(yaml.safe_load(path.read_text()))
+        simulate_once(seeded_raw(spec, repeat), exact_sampler=False)  # imports and first-use caches
+        cpus = []
+        for k in range(repeat):
+            before = time.process_time()
+            simulate_once(seeded_raw(spec, k), exact_sampler=False)
+            cpus.append(time.process_time() - before)
+        print(f"{path.name}, one forecast run in this process: CPU median {statistics.median(cpus):.2f} s, "
+              f"best {min(cpus):.2f} s over seeds 0-{repeat - 1} (load average {os.getloadavg()[0]:.1f})",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,8 @@ class FrozenTrial:
     error: str | None = None
     warnings: tuple[str, ...] = ()  # the first messages about its output the controller ignored or dropped
     warning_count: int = 0  # all of them, kept or not
+    # rung verdicts as the scheduler made them: (rung level in micro-dollars, value judged, promoted)
+    verdicts: tuple[tuple[int, float | None, bool], ...] = ()
 
     @property
     def cost_usd(self) -> float:

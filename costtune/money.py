@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from costtune.errors import SpecError
+from costtune.yamlfile import core_number
 
 MICROS_PER_USD = 1_000_000
 _MS_PER_HOUR = 3_600_000
@@ -34,8 +35,11 @@ def usd_to_micros(amount: Any, path: str = "usd", *, maximum: int = MAX_USD_MICR
     """
     if isinstance(amount, bool) or amount is None:
         raise SpecError(path, "must be a dollar amount", amount)
+    text = str(amount).strip().lstrip("$")
+    if isinstance(amount, str) and core_number(text) is None:  # YAML 1.2 numbers only: '1_000' is not one
+        raise SpecError(path, "must be a dollar amount", amount)
     try:
-        value = Decimal(str(amount).strip().lstrip("$"))
+        value = Decimal(text)
     except (InvalidOperation, ValueError):
         raise SpecError(path, "must be a dollar amount", amount) from None
     if not value.is_finite():
@@ -49,8 +53,16 @@ def usd_to_micros(amount: Any, path: str = "usd", *, maximum: int = MAX_USD_MICR
 
 
 def rate_to_micros(amount: Any, path: str = "usd_per_hour") -> int:
-    """An hourly rate in dollars to micro-dollars per hour: ``usd_to_micros`` up to ``MAX_USD_PER_HOUR``."""
-    return usd_to_micros(amount, path, maximum=MAX_RATE_MICROS)
+    """An hourly rate in dollars to micro-dollars per hour: ``usd_to_micros`` up to ``MAX_USD_PER_HOUR``.
+
+    A rate above 0 that rounds to 0 micro-dollars an hour would bill nothing at all, so it raises
+    ``SpecError`` naming ``path``, the value and the smallest accepted rate ($0.000001 an hour; 0 is free).
+    """
+    micros = usd_to_micros(amount, path, maximum=MAX_RATE_MICROS)
+    if micros == 0 and Decimal(str(amount).strip().lstrip("$")) > 0:
+        raise SpecError(path, "rounds to $0 an hour, so no time would ever be billed: the smallest accepted rate "
+                        "is $0.000001 an hour (one micro-dollar; 0 means free)", amount)
+    return micros
 
 
 def micros_to_usd(micros: int) -> Decimal:

@@ -6,7 +6,8 @@ number is a number wherever it is written:
 
 - null: ``null``, ``Null``, ``NULL``, ``~`` and an empty value;
 - booleans: ``true``/``false`` (also ``True``, ``TRUE``, ...); ``yes``, ``no``, ``on``, ``off`` are text;
-- integers: ``42``, ``-7``, ``+3``, ``0o17``, ``0x1F`` (decimal digits may be grouped with ``_``);
+- integers: ``42``, ``-7``, ``+3``, ``0o17``, ``0x1F``; ``1_000`` (YAML 1.1 digit grouping) is text, as YAML 1.2
+  says, and a field that needs a number refuses it by name;
 - floats: ``1.5``, ``1e-4``, ``3e6``, ``+1.5E3``, ``.5``, ``.inf``, ``-.inf``, ``.nan``;
 - everything else is text (dates included), and ``<<`` merge keys still work.
 
@@ -40,8 +41,8 @@ _TAG = "tag:yaml.org,2002:"
 _CORE_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "seq", "map", "merge")}
 _NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
-_INT = re.compile(r"^(?:[-+]?[0-9][0-9_]*|0o[0-7][0-7_]*|0x[0-9a-fA-F][0-9a-fA-F_]*)$")
-_FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9][0-9_]*|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")  # YAML 1.2 core: no ``_`` grouping
+_FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
                     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 _BAD_CHAR = re.compile(r"[\x00\ud800-\udfff]")
 
@@ -53,27 +54,36 @@ class CoreLoader(yaml.SafeLoader):
     yaml_constructors: ClassVar[dict[Any, Any]] = dict(yaml.SafeLoader.yaml_constructors)
 
 
-def _construct_int(loader: CoreLoader, node: ScalarNode) -> int:
-    text = str(loader.construct_scalar(node)).replace("_", "")
-    try:
+def core_number(text: str) -> int | float | None:
+    """``text`` read as a YAML 1.2 core integer or float (``42``, ``+3``, ``0o17``, ``0x1F``, ``1e3``, ``.5``,
+    ``.inf``, ``.nan``); None when it is not one (``1_000``, ``Infinity``, ``1,5``). The one number rule for
+    sweep files, price files and command-line values (``costtune enqueue STUDY lr=1e-3``)."""
+    if _INT.match(text):
         if text[:2] in ("0o", "0x"):
             return int(text[2:], 8 if text[1] == "o" else 16)
         return int(text, 10)
-    except ValueError:
-        raise yaml.constructor.ConstructorError(None, None, f"not an integer: {text[:40]!r}",
-                                                node.start_mark) from None
+    if _FLOAT.match(text):
+        low = text.lower()
+        if low in (".inf", "+.inf", "-.inf", ".nan"):
+            return {".nan": math.nan, "-.inf": -math.inf}.get(low, math.inf)
+        return float(text)
+    return None
+
+
+def _construct_int(loader: CoreLoader, node: ScalarNode) -> int:
+    text = str(loader.construct_scalar(node))
+    value = core_number(text)
+    if not isinstance(value, int):
+        raise yaml.constructor.ConstructorError(None, None, f"not an integer: {text[:40]!r}", node.start_mark)
+    return value
 
 
 def _construct_float(loader: CoreLoader, node: ScalarNode) -> float:
-    text = str(loader.construct_scalar(node)).replace("_", "")
-    low = text.lower()
-    if low in (".inf", "+.inf", "-.inf", ".nan"):
-        return {".nan": math.nan, "-.inf": -math.inf}.get(low, math.inf)
-    try:
-        return float(text)
-    except ValueError:
-        raise yaml.constructor.ConstructorError(None, None, f"not a number: {text[:40]!r}",
-                                                node.start_mark) from None
+    text = str(loader.construct_scalar(node))
+    value = core_number(text)
+    if value is None:
+        raise yaml.constructor.ConstructorError(None, None, f"not a number: {text[:40]!r}", node.start_mark)
+    return float(value)
 
 
 def _construct_bool(loader: CoreLoader, node: ScalarNode) -> bool:

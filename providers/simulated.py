@@ -29,7 +29,7 @@ from costtune.providers.base import FatalProviderError, LaunchRequest, Status
 
 from costtune.clock import VirtualClock
 from costtune.errors import SpecError
-from costtune.protocol import format_line
+from costtune.protocol import MetricReport, format_line
 
 Workload = Callable[[dict, int, str], tuple[float, float]]
 
@@ -58,8 +58,8 @@ class SimHandle:
     exit_code: int | None = None
     preempted: bool = False
     error: str | None = None  # why the workload failed, when it did
-    lines: list[str] = field(default_factory=list)
-    read: int = 0  # lines already handed out by output()
+    reports: list[tuple[int, float]] = field(default_factory=list)  # (step, metric value) of each step ended
+    read: int = 0  # reports already handed out, as lines (output) or as reports (take_reports)
     heap_seq: int = -1  # the sequence number of this attempt's live heap entry
 
     def next_event(self) -> float:
@@ -113,6 +113,7 @@ class SimulatedProvider:
         self._heap: list[tuple[float, int, SimHandle]] = []
         self._seq = itertools.count()
         self._changed: dict[str, SimHandle] = {}  # attempts something happened to since take_changed()
+        self._synced_at: float | None = None  # clock time of the last _sync, None: an event may be due
 
     # -- the Provider protocol ---------------------------------------------------------------
 
@@ -135,6 +136,7 @@ class SimulatedProvider:
         self._attempts[idempotency_key] = handle
         self._live[idempotency_key] = handle
         self._schedule(handle)
+        self._synced_at = None  # its start-up may end at once
         return handle
 
     def poll(self, handle: SimHandle) -> Status:
@@ -154,11 +156,23 @@ class SimulatedProvider:
         self._sync()
         return self._unread(handle)
 
-    @staticmethod
-    def _unread(handle: SimHandle) -> Iterator[str]:
-        while handle.read < len(handle.lines):
+    def _unread(self, handle: SimHandle) -> Iterator[str]:
+        while handle.read < len(handle.reports):
             handle.read += 1  # counted as read once handed out, even if the reader stops early
-            yield handle.lines[handle.read - 1]
+            step, value = handle.reports[handle.read - 1]
+            yield format_line(step, {self.metric: value})
+
+    def take_reports(self, handle: SimHandle) -> list[MetricReport]:
+        """What ``output`` would hand out now, as the reports ``protocol.parse_line`` makes of its lines.
+
+        The controller's fast path: a simulated sweep has one report per step, and writing each as
+        a line only to parse it again was a large share of a forecast's time. Values are finite
+        floats and the metric name was checked at construction, so the report is the same either way.
+        """
+        self._sync()
+        start, handle.read = handle.read, len(handle.reports)
+        metric = self.metric
+        return [MetricReport(step, {metric: value}) for step, value in handle.reports[start:]]
 
     def terminate(self, handle: SimHandle) -> None:
         """Stop at the current virtual time; billable time ends here. Idempotent."""
@@ -222,9 +236,12 @@ class SimulatedProvider:
     def _sync(self) -> None:
         """Play every event due by ``clock.now()``, in time order across attempts."""
         now = self.clock.now()
+        if now == self._synced_at:
+            return  # played up to this moment already, and nothing was launched since
         while True:
             self._drop_stale()
             if not self._heap or self._heap[0][0] > now:
+                self._synced_at = now
                 return
             _, _, handle = heapq.heappop(self._heap)
             self._fire(handle)
@@ -241,7 +258,7 @@ class SimulatedProvider:
             handle.started = True
             self._begin_step(handle, own)
         else:
-            handle.lines.append(format_line(handle.step, {self.metric: handle.step_value}))
+            handle.reports.append((handle.step, handle.step_value))
             handle.step += 1
             self._begin_step(handle, own)
 

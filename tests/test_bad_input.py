@@ -140,6 +140,13 @@ CASES: dict[str, tuple[Any, str]] = {
                                      "budget.usd (line 32): 1e999999 is too large for a 64-bit float"),
     "usd_per_hour 1.0e40": (changed(LOCAL, "resources.usd_per_hour", 1.0e40),
                             "resources.usd_per_hour: must be at most $1,000,000"),
+    "usd_per_hour 4e-7 rounding to $0": (
+        changed(LOCAL, "resources.usd_per_hour", 4e-7),
+        "resources.usd_per_hour: rounds to $0 an hour, so no time would ever be billed: the smallest accepted rate "
+        "is $0.000001 an hour (one micro-dollar; 0 means free), got 4e-07"),
+    "spot price 4e-7 rounding to $0": (
+        changed(SIMULATED, "resources.simulation.spot_prices", {"m5.large": [[0, 4e-7]]}),
+        "resources.simulation.spot_prices.m5.large[0][1]: rounds to $0 an hour"),
     "spot price 1e7": (changed(SIMULATED, "resources.simulation.spot_prices", {"m5.large": [[0, 1e7]]}),
                        "resources.simulation.spot_prices.m5.large[0][1]: must be at most $1,000,000"),
     "rung amount 1e10": (changed(SIMULATED, "scheduler.max_usd", 1e10), "scheduler.max_usd: must be at most"),

@@ -79,6 +79,9 @@ def test_leaderboard_json_has_the_cost_columns_of_every_trial(sim_db: str) -> No
     for a in attempts:
         waste[a.trial] += a.waste_micros
     last = {a.trial: a for a in attempts}  # attempt_rows is ordered, so the last one wins
+    store = Store(sim_db)
+    verdicts = {t.number: t.verdicts for t in store.history(store.get_study(STUDY).id).trials}
+    store.close()
     for row in data["trials"]:
         n = row["trial"]
         assert {"rank", "state", "value", "params", "cost_usd", "cost_micros", "attempts", "last_step"} <= set(row)
@@ -89,11 +92,11 @@ def test_leaderboard_json_has_the_cost_columns_of_every_trial(sim_db: str) -> No
             continue
         assert (row["instance_type"], row["market"]) == (last[n].instance_type, last[n].market)
         assert row["instance_type"] == row["params"]["instance_type"] and row["market"] == "spot"
-        if row["cost_micros"] >= ladder[0]:
-            assert row["rung_micros"] in ladder and row["rung_micros"] <= row["cost_micros"]
-            above = [level for level in ladder if level > row["rung_micros"]]
-            assert not above or row["cost_micros"] < above[0]  # the highest level reached
+        if verdicts[n]:  # the highest level it was judged at, as stored when judged (when its spend
+            # reached the rung: a stopped one may end a billing granule below it)
+            assert row["rung_micros"] in ladder and row["rung_micros"] == max(level for level, _v, _up in verdicts[n])
         else:
+            assert row["cost_micros"] < ladder[0]
             assert row["rung_micros"] is None and row["rung_usd"] is None
     assert sum(r["preemptions"] for r in data["trials"]) == sum(preempted.values()) > 0
     assert sum(r["waste_micros"] for r in data["trials"]) == sum(a.waste_micros for a in attempts) > 0

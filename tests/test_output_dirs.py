@@ -116,3 +116,17 @@ def test_study_names_are_checked_everywhere_before_anything_is_written(tmp_path:
         Store(url).create_study(name, metric="m", mode=Mode.MIN, space={}, sampler={})
     assert not (tmp_path / "s.db").exists() or Store(url).list_studies() == []
     assert not (tmp_path / "x").exists() and not Path("/abs/path").exists()
+
+
+def test_after_a_rename_logs_trials_and_a_resume_find_the_recorded_output(tmp_path: Path) -> None:
+    """Issue 7: a renamed study's trials keep their output, and its resume keeps writing beside them."""
+    (tmp_path / "train.py").write_text(CHECKPOINT_TRIAL)
+    _cli(tmp_path, "run", str(_sweep(tmp_path, "before")), "--quiet")
+    _read(tmp_path, "studies", "rename", "before", "after")
+    assert "trial of before" in _read(tmp_path, "logs", "after", "0")
+    assert "completed" in _read(tmp_path, "trials", "after", "0")
+    _cli(tmp_path, "run", str(_sweep(tmp_path, "before", budget={"trials": 2})), "--name", "after", "--quiet")
+    rows = _board(tmp_path, "after")
+    folder = tmp_path / "shared" / "before"  # the directory recorded when the study was created
+    assert sorted(Path(r["output_dir"]) for r in rows) == [folder / "trial-0000", folder / "trial-0001"]
+    assert "trial of after" in _read(tmp_path, "logs", "after", "1")

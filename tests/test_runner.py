@@ -473,7 +473,9 @@ def test_enqueued_configs_count_toward_budget_trials_and_run_when_the_sweep_resu
         assert f"queued trial {number} for study queued" in proc.stdout
     refused = costtune(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", db=db)
     assert refused.returncode == 2
-    assert refused.stderr.startswith("error: budget.trials: study 'queued' already holds 4 trials")
+    assert refused.stderr.startswith("error: budget.trials: study 'queued' holds 4 trials and budget.trials "
+                                     "allows 4; an enqueued trial counts toward it, so nothing was queued: pass "
+                                     "--raise-trials 5 (or more)")
     assert "Traceback" not in refused.stderr
     queued = trials(tmp_path, "queued", db)
     assert [(r["state"], r["source"]) for r in queued[2:]] == [("queued", "manual")] * 2
@@ -483,6 +485,22 @@ def test_enqueued_configs_count_toward_budget_trials_and_run_when_the_sweep_resu
     assert ran == [*first, {"lr": 0.01, "hidden": 64}, {"lr": 0.02, "hidden": 65}]
     [row] = _read_json("studies", "--db", db)
     assert (row["finished"], row["trials"]) == (4, 4)
+
+    # --raise-trials N raises the stored budget.trials on purpose, recorded like a cap change
+    low = costtune(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", "--raise-trials", "4", db=db)
+    assert low.returncode == 2 and low.stderr.startswith(
+        "error: --raise-trials: must be more than budget.trials (4) and than the 4 trials study 'queued' holds, got 4")
+    raised = costtune(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", "--raise-trials", "5", db=db)
+    assert raised.returncode == 0, raised.stderr
+    assert "queued trial 4 for study queued" in raised.stdout and "raised from 4 to 5" in raised.stdout
+    entries = [e for e in json.loads(costtune(tmp_path, "audit", "queued", "--format", "json", db=db).stdout)
+               if e["action"] == "trials.set"]
+    assert [(e["detail"]["from"], e["detail"]["to"]) for e in entries] == [(4, 5)]
+    # the file still says 4: its run records that, runs the queued trial, and the stop reason says so
+    proc = run(tmp_path, file, db)
+    assert "stopped: the study holds 5 trials, more than budget.trials (4): all have run" in proc.stdout
+    [row] = _read_json("studies", "--db", db)
+    assert (row["finished"], row["trials"]) == (5, 5)
 
 
 @pytest.mark.parametrize(("assignments", "named"), [

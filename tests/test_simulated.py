@@ -148,6 +148,30 @@ def test_lines_accumulate_until_read() -> None:
     assert [s for s, _ in steps(sim.output(handle))] == [2, 3, 4]
 
 
+
+def test_take_reports_hands_over_what_parsing_the_lines_gives_and_shares_their_read_mark() -> None:
+    """The controller's fast path: the reports are those ``parse_line`` makes of the lines, each read once
+    whichever way it is read."""
+
+    def awkward(params: dict, step: int, instance_type: str) -> tuple[float, float]:
+        return [0.1 + 0.2, -0.0, 1e-320, 1.7976931348623157e308, 1 / 3][step], 10.0  # exact float round trips
+
+    clock_a, lines = make(max_steps=5)
+    clock_b, direct = make(max_steps=5)
+    lines.workload = direct.workload = awkward
+    ha, hb = lines.launch(request(), "k"), direct.launch(request(), "k")
+    for t in (75, 95, 200):
+        clock_a.advance_to(t)
+        clock_b.advance_to(t)
+        parsed = [parse_line(line) for line in lines.output(ha)]
+        taken = direct.take_reports(hb)
+        assert taken == parsed and taken
+        assert [math.copysign(1, r.metrics["loss"]) for r in taken] == [math.copysign(1, r.metrics["loss"])
+                                                                          for r in parsed]  # type: ignore[union-attr]
+        assert direct.take_reports(hb) == [] and list(direct.output(hb)) == []
+    clock_a.advance_to(1000)
+    assert steps(lines.output(ha)) == []
+
 def test_billable_ms_is_exact_at_any_moment() -> None:
     clock, sim = make(clock=VirtualClock(start=1000.0))
     handle = sim.launch(request(), "k")

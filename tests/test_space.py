@@ -435,7 +435,8 @@ def test_validation_messages(spec, message):
     ({}, "space: must define at least one parameter, got {}"),
     ([1, 2], "space: must be a mapping of parameter names to distributions, got [1, 2]"),
     ({"learning-rate": [1]},
-     "space.learning-rate: parameter name must be a valid Python identifier, got 'learning-rate'"),
+     "space.learning-rate: a parameter name must be ASCII letters, digits and '_', not starting with a digit (it "
+     "becomes the environment variable COSTTUNE_PARAM_<NAME>), got 'learning-rate'"),
 ])
 def test_space_level_messages(space, message):
     with pytest.raises(SpecError) as err:

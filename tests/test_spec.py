@@ -81,7 +81,7 @@ def test_load_sweep_reads_yaml(tmp_path: Path) -> None:
         ("budget.usd", -2, "budget.usd: must be >= 0, got -2"),
         ("budget.trial_seconds", 0, "budget.trial_seconds: must be a number of seconds > 0, got 0"),
         ("resources.workers", 0, "resources.workers: must be an integer >= 1, got 0"),
-        ("resources.provider", "gcp-ish", "resources.provider: must be one of local, simulated, got 'gcp-ish'"),
+        ("resources.provider", "gcp-ish", "resources.provider: must be one of local, simulated, aws, got 'gcp-ish'"),
         ("resources.usd_per_hour", True, "resources.usd_per_hour: must be a dollar amount, got True"),
         ("command", [], "command: must be a non-empty list of arguments, got []"),
         ("name", "my sweep!", "name: must be letters, digits"),

@@ -106,6 +106,12 @@ def test_delete_refuses_while_a_live_controller_runs_a_trial(store_url: str) -> 
         result = CliRunner().invoke(main, ["studies", "delete", "busy", "--yes", "--db", store_url])
         assert result.exit_code == 1 and "live controller" in result.output and "Traceback" not in result.output
         assert counts(store) == before
+        # a rename is refused the same way: the live controller knows the study by its name
+        with pytest.raises(StudyBusy, match="live controller"):
+            store.rename_study(info.id, "busy2")
+        result = CliRunner().invoke(main, ["studies", "rename", "busy", "busy2", "--db", store_url])
+        assert result.exit_code == 1 and "live controller" in result.output and "Traceback" not in result.output
+        assert store.find_study("busy2") is None
         # once its controller is gone (a dead owner), the study can go
         done = store.delete_study(info.id, is_alive=lambda owner, heartbeat: False)
         assert done.trials == 5 and store.find_study("busy") is None

@@ -297,3 +297,16 @@ def test_sampler_configs_count_toward_budget_trials_and_an_excess_changes_nothin
         open_sweep(store, grown)
     assert [(t.number, t.state, t.params) for t in study.history().trials] == before
     assert store.get_study("end").spec == cfg_with(sampler__configs=[{"x": 0.1}])  # the stored file, unchanged
+
+
+def test_a_resume_of_a_study_holding_its_trials_says_so_and_never_blames_the_cap(tmp_path: Path) -> None:
+    """Issue 7: a resume of a study that already held budget.trials said "budget.usd reached"; one
+    holding more than a lowered budget.trials said "all N trials run" with N below what `studies` shows."""
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = cfg_with(budget={"trials": 2, "usd": 0.05})
+    _spec, study, _status, _provider = run_sim(store, cfg)
+    assert len(study.history().trials) == 2
+    _spec, study, again, _provider = run_sim(store, cfg)
+    assert again.stop_reason == "all 2 trials run (budget.trials)" and again.launched == 0
+    _spec, study, lower, _provider = run_sim(store, cfg_with(budget={"trials": 1, "usd": 0.05}))
+    assert lower.stop_reason == "the study holds 2 trials, more than budget.trials (1): all have run (budget.trials)"

@@ -138,6 +138,23 @@ def test_fail_fast_stops_after_max_failures_in_a_row_and_shows_the_last_error(
     assert "ValueError: learning rate" in table.stdout  # the table's error column shows the reason line
 
 
+def test_the_fail_fast_count_is_the_failed_trials_the_store_shows_across_a_resume(tmp_path: Path, db: str) -> None:
+    """Issue 7: with 2 workers the stop message said 3 failed while `trials` showed 4 (the one still
+    running failed too), and a resume started counting from 0. The count is the store's streak."""
+    file = sweep(tmp_path, "crashing2", CRASHING_TRIAL, budget={"trials": 20, "max_failures": 3},
+                 resources={"workers": 2})
+    first = run(tmp_path, file, db, expect=1)
+    failed = [r for r in trials(tmp_path, "crashing2", db) if r["state"] == "failed"]
+    assert len(failed) >= 3
+    assert f"failed: stopped after {len(failed)} failed trials in a row (budget.max_failures: 3" in first.stderr
+    assert f"stopped: {len(failed)} trials failed in a row (budget.max_failures)" in first.stdout
+    second = run(tmp_path, file, db, expect=1)  # a resume: the streak goes on from the earlier failures
+    total = [r for r in trials(tmp_path, "crashing2", db) if r["state"] == "failed"]
+    assert len(failed) < len(total) <= len(failed) + 2  # it stops at its first failures (2 were running)
+    assert (f"failed: stopped after {len(total)} failed trials in a row, {len(failed)} of them in an earlier run "
+            f"(budget.max_failures: 3") in second.stderr
+
+
 @pytest.mark.parametrize("value", [-1, 1.5, "five", True])
 def test_a_bad_max_failures_names_the_field(value: Any) -> None:
     raw = {"name": "x", "objective": {"metric": "loss"}, "space": {"a": {"type": "uniform", "low": 0, "high": 1}},

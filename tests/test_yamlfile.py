@@ -41,14 +41,46 @@ def test_numbers_in_any_common_notation_are_numbers_everywhere(tmp_path: Path) -
 
 @pytest.mark.parametrize(("text", "value"), [
     ("1e-4", 1e-4), ("3e6", 3e6), ("+1.5E3", 1500.0), ("-2.5e-3", -0.0025), (".5", 0.5), ("1.", 1.0),
-    ("1_000", 1000), ("0o17", 15), ("0x1F", 31), ("017", 17), ("-7", -7), ("+3", 3),
+    ("0o17", 15), ("0x1F", 31), ("017", 17), ("-7", -7), ("+3", 3),
     ("true", True), ("False", False), ("~", None), ("null", None), ("", None),
     # YAML 1.1 readings that are text under YAML 1.2 core
     ("yes", "yes"), ("off", "off"), ("1:20", "1:20"), ("2024-01-01", "2024-01-01"), ("=", "="), ("inf", "inf"),
+    ("1_000", "1_000"), ("0x_1F", "0x_1F"), ("1_0.5", "1_0.5"), ("Infinity", "Infinity"),
 ])
 def test_yaml_1_2_core_scalars(text: str, value: object) -> None:
     got = load(f"a: {text}\n")["a"]  # type: ignore[index]
     assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("low: 1e-4", "low: 1_000", "space.lr.low: must be a number, got '1_000'"),
+    ("low: 1e-4", "low: '1_000'", "space.lr.low: must be a number, got '1_000'"),
+    ("trials: 2", "trials: 1_000", "budget.trials: must be an integer >= 1, got '1_000'"),
+    ("trials: 2", "trials: 2, usd: 1_000", "budget.usd: must be a dollar amount, got '1_000'"),
+    ("trials: 2", "trials: 2, trial_seconds: 1_0", "budget.trial_seconds: must be a number of seconds > 0, got '1_0'"),
+    ("sampler: {type: grid}", "sampler: {type: grid}\nresources: {usd_per_hour: 1_000}",
+     "resources.usd_per_hour: must be a dollar amount, got '1_000'"),
+])
+def test_1_000_is_text_in_every_field_and_a_number_field_names_it(tmp_path: Path, old: str, new: str,
+                                                                  message: str) -> None:
+    """Issue 7: YAML 1.1 digit grouping (`1_000`) was a number in some fields and text in others."""
+    file = tmp_path / "sweep.yaml"
+    file.write_text(SWEEP.replace(old, new))
+    with pytest.raises(SpecError, match=f"^{message.replace('.', '[.]').replace('(', '[(]').replace(')', '[)]')}$"):
+        load_sweep(file)
+
+
+def test_yaml_1_2_numbers_read_the_same_in_values_constants_bounds_and_on_the_command_line(tmp_path: Path) -> None:
+    file = tmp_path / "sweep.yaml"
+    file.write_text(SWEEP.replace("[1e-4, 1e-5]", "[1_000, 0o17, 1e3, +1]").replace("decay: 3e6", "decay: 1_000")
+                    .replace("low: 1e-4, high: 3e-1", "low: +1, high: 0x10"))
+    space = load_sweep(file).space
+    assert space["x"].values == ("1_000", 15, 1000.0, 1) and space["decay"].values == ("1_000",)
+    assert (space["lr"].low, space["lr"].high) == (1, 16)
+    config = space.coerce_config({"x": "0o17", "decay": "1_000", "lr": "1e1"}, path="config")
+    assert config == {"x": 15, "decay": "1_000", "lr": 10.0}  # `costtune enqueue` reads k=v the same way
+    with pytest.raises(SpecError, match=r"^config\.lr: must be a number in \[1, 16\], got '1_0'$"):
+        space.coerce_config({"x": "1_000", "decay": "1_000", "lr": "1_0"}, path="config")
 
 
 def test_inf_and_nan_are_floats_that_validation_refuses_by_name(tmp_path: Path) -> None:

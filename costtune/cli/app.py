@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from costtune.cli import audit, money, prices, report, run, studies
+from costtune.cli import audit, money, prices, reap, report, run, studies
 from costtune.cli.common import CommandGroup, handled
 
 
@@ -19,9 +19,9 @@ def main() -> None:
 
 
 for _command in (run.run, run.demo, studies.studies, studies.leaderboard, studies.trials, studies.enqueue,
-                 studies.logs, report.report, money.plan, money.spend, audit.audit):
+                 studies.logs, report.report, money.plan, money.spend, audit.audit, reap.reap):
     main.add_command(_command)
-prices.prices.callback = handled(prices.prices.callback)  # type: ignore[arg-type]
+prices.prices.callback = handled(prices.prices.callback)  # type: ignore[arg-type]  # a group: its listing
 main.add_command(prices.prices)
 
 __all__ = ["main"]

@@ -18,7 +18,8 @@ def audit(study: str | None, db: str | None, fmt: str) -> None:
     """Who changed what and when, oldest first (only STUDY's records when given).
 
     Each study's cap history is here: the cap it was created with and every change
-    (`costtune run FILE --change-cap`, `study.set_cap(...)`), with the old and new value.
+    (`costtune run FILE --change-cap`, `study.set_cap(...)`), with the old and new value; and every
+    raise of its budget.trials (`costtune enqueue STUDY k=v --raise-trials N`).
     """
     from rich.table import Table
 
@@ -37,7 +38,9 @@ def audit(study: str | None, db: str | None, fmt: str) -> None:
         table.add_column(col)
     for r in rows:
         d = r["detail"]
-        if r["action"] == "cap.set":
+        if r["action"] == "trials.set":
+            change = f"budget.trials {d.get('from')} -> {d.get('to')}"
+        elif r["action"] == "cap.set":
             change = f"{d.get('from', _usd(d.get('from_micros')))} -> {d.get('to', _usd(d.get('to_micros')))}"
         else:
             change = json.dumps(d)

@@ -20,13 +20,14 @@ from typing import Any
 import click
 from click.core import ParameterSource
 from rich.console import Console
-from rich.markup import escape
 
 from costtune.cli.entry import exit_interrupted, hint_for
 from costtune.errors import CosttuneError, InputError, NoStore, StoreUnavailable
+from costtune.richtext import make_console, styled
 
-# Messages keep their lines when piped (CI logs, grep) instead of wrapping at 80 columns.
-err_console = Console(stderr=True, soft_wrap=True)
+# Messages keep their lines when piped (CI logs, grep) instead of wrapping at 80 columns. Neither console reads
+# markup: a study name, a parameter value or a message quoting one prints as written (costtune.richtext).
+err_console = make_console(stderr=True, soft_wrap=True)
 PIPED_WIDTH = 200  # output going to a file or CI, with no terminal anywhere to measure
 
 
@@ -41,7 +42,7 @@ def _output_width() -> int | None:
         return PIPED_WIDTH
 
 
-out_console = Console(width=_output_width(), soft_wrap=True)  # tables fit the width; prose lines never wrap
+out_console = make_console(width=_output_width(), soft_wrap=True)  # tables fit the width; prose lines never wrap
 
 
 class _DbOption(click.Option):
@@ -109,11 +110,11 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except InputError as exc:  # escaped: a value like "[/x]" in a message is text, not rich markup
-            err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        except InputError as exc:  # a value like "[/x]" in a message is text, not rich markup
+            err_console.print(styled(("error:", "red"), f" {exc}"), highlight=False)
             sys.exit(2)
         except CosttuneError as exc:
-            err_console.print(f"[red]failed:[/] {escape(str(exc))}", highlight=False)
+            err_console.print(styled(("failed:", "red"), f" {exc}"), highlight=False)
             sys.exit(1)
         except KeyboardInterrupt:
             exit_interrupted(hint_for(func.__name__))

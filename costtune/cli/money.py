@@ -117,8 +117,9 @@ def _forecast_with_progress(spec: Any, runs: int, *, jobs: int | None, exact_sam
         TimeRemainingColumn,
     )
 
-    progress = Progress(TextColumn("[bold]forecast {task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("runs"), TextColumn("{task.fields[detail]}"), TimeElapsedColumn(),
+    progress = Progress(TextColumn("forecast {task.description}", style="bold", markup=False), BarColumn(),
+                        MofNCompleteColumn(),
+                        TextColumn("runs"), TextColumn("{task.fields[detail]}", markup=False), TimeElapsedColumn(),
                         TextColumn("left"), TimeRemainingColumn(), console=err_console, transient=True,
                         disable=not show)
     task = progress.add_task(spec.name, total=runs, detail="")

@@ -5,18 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from costtune.cli.common import FiniteFloatRange, count
+from costtune.cli.common import CommandGroup, FiniteFloatRange, count, handled
 from costtune.prices.catalog import PriceTable
 from costtune.prices.price import FAMILIES, MARKETS
+from costtune.richtext import make_console
 from costtune.words import plural, shown
 
 
-@click.command("prices")
+@click.group("prices", cls=CommandGroup, invoke_without_command=True)
 @click.option("--provider", "providers", multiple=True, help="aws, gcp, azure, ... (repeatable).")
 @click.option("--region", "regions", multiple=True, help="Region (repeatable).")
 @click.option("--type", "instance_types", multiple=True, help="Instance type (repeatable).")
@@ -29,12 +31,20 @@ from costtune.words import plural, shown
               help="A price override file (negotiated rates, discounts, on-prem rows).")
 @click.option("--limit", type=count(), help="Only the N cheapest rows.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-def prices(providers: tuple[str, ...], regions: tuple[str, ...], instance_types: tuple[str, ...],
+@click.pass_context
+def prices(ctx: click.Context, providers: tuple[str, ...], regions: tuple[str, ...], instance_types: tuple[str, ...],
            markets: tuple[str, ...], families: tuple[str, ...], min_vcpus: int | None,
            min_memory_gib: float | None, gpu_model: str | None, overrides: str | None, limit: int | None,
            fmt: str) -> None:
-    """Hourly prices, cheapest first, each with its source and as-of date."""
-    table = PriceTable.bundled()
+    """Hourly prices, cheapest first, each with its source and as-of date.
+
+    Fresh live prices (`costtune prices refresh`) replace the bundled snapshot's.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from costtune.prices.live import current_table
+
+    table, _ = current_table()
     if overrides:
         table = table.with_overrides(overrides)
     rows = table.offers(providers=providers or None, regions=regions or None, instance_types=instance_types or None,
@@ -65,8 +75,60 @@ def prices(providers: tuple[str, ...], regions: tuple[str, ...], instance_types:
         view.add_row(f"${r['usd_per_hour']}/h", r["provider"], r["region"], r["instance_type"], r["market"],
                      str(r["vcpus"] or ""), f"{r['memory_gib']:g}" if r["memory_gib"] else "", gpu, r["as_of"],
                      r["note"])
-    console = Console() if Console().is_terminal else Console(width=200)
+    console = make_console() if Console().is_terminal else make_console(width=200)
     console.print(view)
     note = shown(len(records), total, "leave out --limit for all")
     if note:
         console.print(note, style="dim", highlight=False)
+
+
+@prices.command("refresh")
+@click.option("--provider", type=click.Choice(["aws"]), required=True, help="The cloud to ask.")
+@click.option("--regions", "--region", "regions", multiple=True,
+              help="Regions (repeatable or comma-separated; default: the snapshot's regions of that provider).")
+@click.option("--type", "instance_types", multiple=True,
+              help="Instance types (repeatable or comma-separated; default: the snapshot's of that provider).")
+@handled
+def refresh(provider: str, regions: tuple[str, ...], instance_types: tuple[str, ...]) -> None:
+    """Fetch current on-demand and spot prices into the live price cache under COSTTUNE_HOME.
+
+    AWS: on-demand from the Price List Query API, spot from the spot price history (the latest per
+    zone). The cache's rows of these regions are replaced at once; a row is fresh for 24 hours.
+    """
+    from costtune.providers.aws.pricing import AwsPriceSource
+
+    refresh_prices(AwsPriceSource(), provider, _split(regions), _split(instance_types))
+
+
+def refresh_prices(source: Any, provider: str, regions: list[str], instance_types: list[str]) -> None:
+    """Fetch from ``source`` (a PriceSource) and swap the rows into the live cache; prints what it did.
+
+    Raises CosttuneError when nothing came back (the cache is left as it was).
+    """
+    from datetime import UTC, datetime
+
+    from costtune.errors import CosttuneError
+    from costtune.prices.live import LIVE_TTL_S, save_live
+
+    bundled = PriceTable.bundled().offers(providers=provider)
+    regions = regions or sorted({p.region for p in bundled})
+    instance_types = instance_types or sorted({p.instance_type for p in bundled})
+    fetched_at = datetime.now(UTC)
+    rows = source.fetch(regions, instance_types)
+    if not rows:
+        raise CosttuneError(f"no {provider} prices came back for {', '.join(regions)}; the cache is unchanged")
+    path = save_live(rows, provider=provider, regions=regions, fetched_at=fetched_at)
+    for region in regions:
+        mine = [p for p in rows if p.region == region]
+        counts = {m: sum(p.market == m and p.zone is None for p in mine) for m in ("on-demand", "spot")}
+        zones = len({p.zone for p in mine if p.zone})
+        click.echo(f"{provider} {region}: {counts['on-demand']} on-demand, {counts['spot']} spot prices "
+                   f"({zones} zones)")
+        missing = sorted(set(instance_types) - {p.instance_type for p in mine})
+        if missing:
+            click.echo(f"  no price for: {', '.join(missing)}")
+    click.echo(f"saved to {path} at {fetched_at.isoformat(timespec='seconds')}; fresh for {LIVE_TTL_S // 3600} h")
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return list(dict.fromkeys(v.strip() for item in values for v in item.split(",") if v.strip()))

@@ -14,6 +14,7 @@ import click
 from costtune.cli.common import count, db_option, err_console, handled, open_store, out_console
 from costtune.errors import CosttuneError, SpecError
 from costtune.limits import MAX_WORKERS
+from costtune.richtext import styled
 from costtune.words import plural
 
 
@@ -65,11 +66,16 @@ def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_ca
     from costtune.spec.environment import resolve_env
 
     resolve_env(spec.env, os.environ)  # a ${VAR} that is not set is bad input: refused before the store opens
+    if spec.resources.provider == "aws":  # refused before the store opens until the worker agent exists
+        from costtune.providers import make_provider
+
+        make_provider("aws", aws=spec.resources.aws,
+                      instance_types=spec.resources.instance_choices or [spec.resources.instance_type])
     # `kill PID` (SIGTERM) stops a sweep the way Ctrl-C does (entry.py, and the controller while it runs)
     store = open_store(db, create=True)
     study, resumed = open_sweep(store, spec, change_cap=change_cap)
     if resumed and not quiet:
-        err_console.print(f"resuming study [bold]{spec.name}[/] in {store.display_url}", highlight=False)
+        err_console.print(styled("resuming study ", (spec.name, "bold"), f" in {store.display_url}"), highlight=False)
     status = run_with_progress(spec, study, err_console, quiet=quiet, workdir=workdir)
     _print_summary(study, status)
 

@@ -183,7 +183,7 @@ def rename_study(ctx: click.Context, old: str, new: str, db: str | None) -> None
 def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None:
     """Every trial of STUDY, best first, with parameters, state, metrics and cost.
 
-    Cost columns: total spend, the highest dollar rung reached (rung schedulers), instance type and
+    Cost columns: total spend, the highest dollar rung judged at (rung schedulers; stored verdicts), instance type and
     market of the last attempt and preemptions with the money their re-run work cost (when the study
     has them), the last step reported, time held (simulated instance time on a virtual clock) and
     tries. The table keeps the columns that fit the terminal; --format json|csv has every column.
@@ -246,13 +246,18 @@ def trials(study: str, trial: int | None, db: str | None, fmt: str) -> None:
 @click.argument("study")
 @click.argument("assignments", nargs=-1, required=True)
 @db_option
+@click.option("--raise-trials", "raise_trials", type=count(1, INT64_MAX), default=None, metavar="N",
+              help="First raise the study's stored budget.trials to N (recorded in `costtune audit`).")
 @handled
-def enqueue(study: str, assignments: tuple[str, ...], db: str | None) -> None:
+def enqueue(study: str, assignments: tuple[str, ...], db: str | None, raise_trials: int | None) -> None:
     """Queue a configuration for STUDY, e.g. `costtune enqueue mystudy lr=0.01 hidden=64`.
 
     Queued configurations run before sampled ones, in the order they were queued. Each counts
-    toward the sweep's budget.trials: a study that already holds that many trials refuses more (exit 2).
+    toward the sweep's budget.trials: a study that already holds that many trials refuses more (exit 2,
+    naming how many it allows and holds) unless --raise-trials N raises the stored budget.trials to N,
+    a change recorded in `costtune audit`.
     """
+    from costtune.names import check_config_names
     from costtune.space import SearchSpace
 
     config: dict[str, str] = {}
@@ -267,10 +272,13 @@ def enqueue(study: str, assignments: tuple[str, ...], db: str | None) -> None:
     info = store.get_study(study)
     if not info.space:
         raise InputError(f"study {study!r} has no declared search space to check the configuration against")
+    check_config_names(config, info.space, "config")  # the sweep file's parameter-name rule and message
     typed = SearchSpace.from_dict(info.space).coerce_config(config, path="config")
     limit = (info.spec.get("budget") or {}).get("trials")  # an enqueued trial counts toward budget.trials
-    number = store.enqueue(info.id, typed, max_trials=limit if isinstance(limit, int) else None)
-    click.echo(f"queued trial {number} for study {info.name}: {typed}")
+    number = store.enqueue(info.id, typed, max_trials=limit if isinstance(limit, int) else None,
+                           raise_trials=raise_trials)
+    raised = f" (budget.trials raised from {limit} to {raise_trials}, see costtune audit)" if raise_trials else ""
+    click.echo(f"queued trial {number} for study {info.name}: {typed}{raised}")
 
 
 @click.command(short_help="A trial's stdout or stderr, every attempt in order.")

@@ -130,8 +130,9 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
     if res.provider == "simulated" and runs > 0:
         plan.forecast = forecast(spec, runs, jobs=jobs, exact_sampler=exact_sampler, on_run=on_run)
     elif res.provider != "simulated":
-        notes.append("no spend forecast: a local sweep needs a workload model (how long its steps take) for a "
-                     "Monte Carlo; the figures above are the analytic plan")
+        article = "an" if res.provider[:1] in "aeiou" else "a"
+        notes.append(f"no spend forecast: {article} {res.provider} sweep needs a workload model (how long its steps "
+                     "take) for a Monte Carlo; the figures above are the analytic plan")
     return plan
 
 
@@ -240,6 +241,8 @@ def _overheads(res: Resources) -> list[Overhead]:
 
 def _preemption(spec: SweepSpec, schedule: Schedule, shapes: list[Shape]) -> Preemption:
     sim = spec.resources.simulation
+    if sim is None and spec.resources.provider == "aws":
+        return Preemption(0.0, None, None, None, None, "aws spot trials may be preempted; no rate is modelled")
     if sim is None:
         return Preemption(0.0, None, 0.0, 0, 0, "local trials are not preempted")
     if sim.preemption_trace is not None:

@@ -112,13 +112,16 @@ def simulate_once(raw: dict[str, Any], *, exact_sampler: bool = True) -> RunSamp
     from costtune.store import Store
 
     run_spec = parse_sweep(raw)
+    stand_in = not exact_sampler and uses_model(run_spec)
     store = Store(MEMORY_STORE)
     try:
-        study, _ = open_sweep(store, run_spec)
+        # The stand-in from the start: the model's sampler is never built (nor scipy imported).
+        first = RandomSampler() if stand_in and run_spec.sampler["type"] in MODEL_SAMPLERS else None
+        study, _ = open_sweep(store, run_spec, sampler=first)
         provider = make_provider(run_spec.resources.provider, simulation=run_spec.resources.simulation,
                                  metric=run_spec.metric)
         controller = SweepController(run_spec, study, provider, trial_events=False)
-        if not exact_sampler and uses_model(run_spec):
+        if stand_in:
             study.sampler = RandomSampler()  # also replaces BOHB's rung model, set up by the controller
         status = controller.run()
         trials = len(study.history().trials)

@@ -14,6 +14,7 @@ from rich.table import Table
 from costtune.money import format_usd, micros_to_usd
 from costtune.plan.analytic import SweepPlan
 from costtune.plan.forecast import Forecast
+from costtune.richtext import styled
 from costtune.words import plural
 
 
@@ -43,8 +44,8 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
     budget = " and ".join(x for x in (
         None if plan.budget_micros is None else format_usd(plan.budget_micros),
         None if plan.budget_trials is None else plural(plan.budget_trials, "trial")) if x) or "none"
-    console.print(f"[bold]plan: {plan.name}[/]  provider {plan.provider}, scheduler {s.kind}, budget {budget}, "
-                  f"{plural(plan.workers, 'worker')}; billing {plan.billing}", highlight=False)
+    console.print(styled((f"plan: {plan.name}", "bold"), f"  provider {plan.provider}, scheduler {s.kind}, budget "
+                         f"{budget}, {plural(plan.workers, 'worker')}; billing {plan.billing}"), highlight=False)
     if s.brackets:
         table = Table(title=f"{s.kind} brackets (eta {s.eta}, {plural(s.iterations, 'iteration')})",
                       title_justify="left")
@@ -92,7 +93,7 @@ def render_notes(plan: SweepPlan, console: Console) -> None:
     if plan.forecast is not None and plan.forecast.stand_in:
         notes.append(stand_in_note(plan.forecast))
     for note in notes:
-        console.print(f"[dim]note: {note}[/]", highlight=False)
+        console.print(styled((f"note: {note}", "dim")), highlight=False)
 
 
 def stand_in_note(f: Forecast) -> str:

@@ -3,7 +3,8 @@
 Rows are plain dicts so the same data feeds the terminal table, JSON and CSV; money goes out as an
 exact decimal string (``cost_usd``) beside the integer micro-dollars (``cost_micros``). With the
 study's attempts (``costs``) and rung ladder, a row also says where the trial ran, what preemptions
-wasted and the highest dollar rung it reached, so the ranking shows what each result cost to get.
+wasted and the highest dollar rung it was judged at (its stored verdicts), so the ranking shows what
+each result cost to get.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def rows(history: History, costs: Costs | None = None, ladder: Sequence[int] | N
         cost = None if costs is None else costs.get(trial.number)
         if cost is not None and cost.simulated:
             duration = round(cost.billable_ms / 1000, 3)  # simulated instance time, not wall time
-        rung = last_rung(ladder, trial.cost_micros)
+        # the highest rung it was judged at, as stored when judged; derived from its spend for older stores
+        rung = max(v[0] for v in trial.verdicts) if trial.verdicts and ladder else last_rung(ladder, trial.cost_micros)
         out.append({
             "rank": rank if trial.number in scored else None,
             "trial": trial.number,

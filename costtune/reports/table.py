@@ -105,7 +105,7 @@ class FittedTable:
     def fit(self, width: int) -> tuple[Table, list[str]]:
         """The rich table for ``width`` cells and the headers of the columns left out."""
         dropped, widths = choose(self.columns, width, always=self.always)
-        table = Table(title=self.title, title_justify="left")
+        table = Table(title=None if self.title is None else Text(self.title), title_justify="left")  # never markup
         kept = [i for i in range(len(self.columns)) if i in widths]
         for i in kept:
             col = self.columns[i]

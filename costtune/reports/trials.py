@@ -91,6 +91,9 @@ def trial_detail(row: Mapping[str, Any], metric: str, *, title: str) -> list[Ren
     for a in att:
         if a["argv"] is not None:
             out.append(Text(f"attempt {a['number']} ran: {shlex.join(a['argv'])}"))
+    for a in att:
+        if a["note"]:
+            out.append(Text(f"attempt {a['number']}: {a['note']}"))
     if row["error"]:
         out.append(Text("error:", style="red"))
         out.append(Text(row["error"]))

@@ -79,6 +79,7 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         self._live: dict[int, LiveAttempt] = {}
         self._tags: dict[str, str] | None = None
         self._by_key: dict[str, LiveAttempt] = {}
+        self._take_reports = getattr(provider, "take_reports", None)
         limit = spec.budget.trial_seconds
         self._limit_ms = None if limit is None else round(limit * 1000)
         # (clock time, seq, attempt id, deadline ms) of every deadline set; stale entries are skipped
@@ -90,6 +91,8 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         self._claimed_at = 0.0  # wall time of the last claim that gave nothing
         self._halt: str | None = None  # "failures" | "objective": launch nothing more (status.error says why)
         self._failures_in_a_row = 0
+        self._last_failure: tuple[int, str] | None = None
+        self._streak_before = 0  # set from the store when the run starts (fail-fast counts across resumes)
         self._waiting_for = 0
         self._objective_seen: bool | None = None
         self._startup_warned = False
@@ -172,7 +175,10 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         return self._fill()
 
     def _step(self, live: LiveAttempt) -> None:
-        self._read(live, self.provider.output(live.handle, timeout=0))  # type: ignore[call-arg]
+        if self._take_reports is not None:  # the simulator hands reports over as they are, not as lines
+            self._read(live, self._take_reports(live.handle))
+        else:
+            self._read(live, self.provider.output(live.handle, timeout=0))  # type: ignore[call-arg]
         self._check(live)
 
     def _guarded(self, live: LiveAttempt, step: Callable[[LiveAttempt], None]) -> None:
@@ -228,8 +234,9 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         if not self.virtual:
             self.clock.sleep(_POLL_S)
             return
-        if any(live.stop_reason for live in self._live.values()):
-            return  # a stop decided this tick is carried out at this same moment
+        for live in self._live.values():
+            if live.stop_reason:
+                return  # a stop decided this tick is carried out at this same moment
         times = [t for t in (self.provider.next_event_time(),) if t is not None]  # type: ignore[attr-defined]
         while self._deadlines and self._deadlines[0][2] not in self._live:
             heapq.heappop(self._deadlines)  # its attempt ended
@@ -361,6 +368,9 @@ class SweepController(Decisions, Claims, Ending, Recovery):
             pid = getattr(live.handle, "pid", 0)
             if pid:
                 self.store.set_attempt_pid(live.attempt_id, pid)
+            note = getattr(live.handle, "note", "")  # a cloud launch: where it runs, what was tried first
+            if note:
+                self.store.set_attempt_note(live.attempt_id, note)
             self._live[live.attempt_id] = live
             self._waiting_for = 0
             self.status.launched += 1

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from costtune.errors import CapExceeded
 from costtune.money import format_usd
-from costtune.protocol import MAX_STEP, MetricLineError, nonfinite_objective, parse_line
+from costtune.protocol import MAX_STEP, MetricLineError, MetricReport, nonfinite_objective, parse_line
 
 if TYPE_CHECKING:
     from costtune.prices.billing import BillingRule
@@ -48,17 +48,20 @@ class Decisions:
     def _read(self, live: LiveAttempt, lines: Any) -> None:
         """Book what the attempt printed. One rule for every line (``protocol.parse_line``): a bad
         line is ignored with a warning, a non-finite metric dropped with one, a non-finite objective
-        fails the trial."""
+        fails the trial. A simulator hands over ``MetricReport``s, what ``parse_line`` makes of its lines."""
         status: Status | None = None
         metric = self.study.metric
         for line in lines:
             if live.stop_reason == "failed":
                 continue  # it failed on an earlier line: nothing it prints now counts
-            try:
-                report = parse_line(line)
-            except MetricLineError as exc:
-                self._trial_warning(live, f"ignored {exc}")
-                continue
+            if isinstance(line, MetricReport):
+                report: MetricReport | None = line  # already a report (the simulator's fast path)
+            else:
+                try:
+                    report = parse_line(line)
+                except MetricLineError as exc:
+                    self._trial_warning(live, f"ignored {exc}")
+                    continue
             if report is None:
                 continue
             step = report.step if report.step is not None else live.step + 1
@@ -118,6 +121,7 @@ class Decisions:
                 self._first_report(live, spent, late=True)
             value = live.attempt_value if live.attempt_value is not None else live.value
             decision = self.rungs.judge(live.number, live.rung, value)
+            self.store.record_verdict(live.claimed.id, live.rung, value, decision.promote)  # stored as made
             live.decision = decision.reason
             if not decision.promote:
                 return "completed" if live.rung == self.rungs.ladder(live.number)[-1] else "stopped"

@@ -55,6 +55,8 @@ class Ending:
     _idle: str  # LIMIT or BUDGET: why the last claim gave nothing
     _halt: str | None  # "failures" | "objective": launch nothing more, end with status.error
     _failures_in_a_row: int
+    _last_failure: tuple[int, str] | None  # number and error of the latest failed trial of this run
+    _streak_before: int  # failed trials in a row the study held when this run began (0 once one succeeds)
     _waiting_for: int  # trials other controllers run while this one has nothing to do
     _objective_seen: bool | None  # some trial of the study reported the objective (None: not looked yet)
 
@@ -100,13 +102,17 @@ class Ending:
         if self._stopping == "interrupted":
             return "interrupted"
         if self._halt == "failures":
-            return f"{plural(self._failures_in_a_row, 'trial')} failed in a row (budget.max_failures)"
+            return self._failures_reason()
         if self._halt == "objective":
             return f"no trial reports objective.metric {self.study.metric!r}"
-        queued = sum(t.state == TrialState.QUEUED for t in self.study.history().trials)
-        if self._idle == BUDGET or queued:
+        trials = self.study.history().trials
+        queued = sum(t.state == TrialState.QUEUED for t in trials)
+        if queued:  # queued trials always run first: what keeps them waiting is money
             return self._budget_reason(queued)
-        return self._why_exhausted()
+        held, limit = len(trials), self._max_trials
+        if self._idle == BUDGET and (limit is None or held < limit):
+            return self._budget_reason(0)
+        return self._why_exhausted(held)
 
     def _budget_reason(self, queued: int) -> str:
         cap = self.spec.budget.usd_micros
@@ -115,9 +121,16 @@ class Ending:
             text += f"; {plural(queued, 'queued trial')} {'waits' if queued == 1 else 'wait'} for more budget"
         return text
 
-    def _why_exhausted(self) -> str:
+    def _why_exhausted(self, held: int | None = None) -> str:
+        """Why no new trial may start; ``held``: how many trials the study holds (read when None)."""
         limit = self._max_trials
-        if limit is not None and self.spec.budget.trials == limit:
+        if held is None:
+            held = len(self.study.history().trials)
+        trials = self.spec.budget.trials
+        if trials is not None and held > trials:  # queued (enqueue, sampler.configs) while budget.trials was higher
+            return (f"the study holds {plural(held, 'trial')}, more than budget.trials ({trials}): all have run "
+                    "(budget.trials)")
+        if limit is not None and trials == limit:
             return f"{'all ' if limit != 1 else ''}{plural(limit, 'trial')} run (budget.trials)"
         if limit is not None and self.rungs is not None and self.rungs.max_trials() == limit:
             return f"the {self.rungs.kind} plan's {plural(limit, 'trial')} {'has' if limit == 1 else 'have'} run"
@@ -141,21 +154,45 @@ class Ending:
         return "no more trials to start: " + self._why_exhausted()
 
     # -- outcomes that end a run early ----------------------------------------------------
+    def _failure_streak(self) -> int:
+        """Failed trials since the study's last trial that ended otherwise (complete or stopped), in the
+        order they ended, counting earlier runs of the study: the failures `costtune trials` shows last."""
+        ended = [t for t in self.study.history().trials if t.state.finished and t.finished_at is not None]
+        streak = 0
+        for t in sorted(ended, key=lambda t: (t.finished_at, t.number), reverse=True):
+            if t.state != TrialState.FAILED:
+                break
+            streak += 1
+        return streak
+
     def _count_outcome(self, number: int, state: TrialState, error: str | None) -> None:
-        """Fail fast: ``budget.max_failures`` failed trials in a row stop all launching."""
+        """Fail fast: ``budget.max_failures`` failed trials in a row stop all launching. The streak
+        counts from the store, so a resumed study continues its earlier run's streak: one that stopped
+        on failures stops again at its next failure unless a trial succeeds first."""
+        limit = self.spec.budget.max_failures
         if state == TrialState.FAILED:
-            self._failures_in_a_row += 1
-            limit = self.spec.budget.max_failures
+            self._last_failure = (number, (error or "no reason stored").strip())
+            self._failures_in_a_row = self._failure_streak() if limit else self._failures_in_a_row + 1
             if limit and self._failures_in_a_row >= limit and self._halt is None:
                 self._halt = "failures"
-                last = (error or "no reason stored").strip()
-                self.status.error = CosttuneError(
-                    f"stopped after {plural(self._failures_in_a_row, 'failed trial')} in a row (budget.max_failures: "
-                    f"{limit}; 0 never stops); the last, trial {number}:\n{last}")
+                self._failures_reason()
                 self._warn(f"{plural(self._failures_in_a_row, 'trial')} failed in a row: launching no more "
                            f"(budget.max_failures: {limit})")
         elif state.finished:
-            self._failures_in_a_row = 0
+            self._failures_in_a_row = self._streak_before = 0
+
+    def _failures_reason(self) -> str:
+        """The stop reason of fail-fast, and ``status.error`` with the last error; the count is read at
+        the moment (at the end it includes the trials that were running when launching stopped)."""
+        self._failures_in_a_row = max(self._failures_in_a_row, self._failure_streak())
+        n, limit = self._failures_in_a_row, self.spec.budget.max_failures
+        earlier = self._streak_before
+        before = f", {earlier} of them in an earlier run" if earlier > 0 else ""
+        number, last = self._last_failure or (None, "no reason stored")
+        self.status.error = CosttuneError(
+            f"stopped after {plural(n, 'failed trial')} in a row{before} (budget.max_failures: {limit}; 0 never "
+            f"stops); the last, trial {number}:\n{last}")
+        return f"{plural(n, 'trial')} failed in a row{before} (budget.max_failures)"
 
     def _check_objective(self, live: LiveAttempt, reported: set[str]) -> None:
         """A trial ended having reported metrics but never the objective, and no trial ever did:

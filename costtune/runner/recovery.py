@@ -9,7 +9,6 @@ into the rung scheduler. On Ctrl-C (or SIGTERM) it stops what runs and books it 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import signal
 import threading
@@ -51,6 +50,9 @@ class Recovery:
     _tags: dict[str, str] | None
     _max_trials: int | None
     _spent_at_iteration: int
+    _failures_in_a_row: int
+    _streak_before: int
+    _failure_streak: Callable[[], int]
     _on_event: Callable[[str], None]
 
     def _finish(self, live: LiveAttempt, status: Any) -> None: ...
@@ -77,6 +79,7 @@ class Recovery:
             self._replay_rungs(history)
         self.status.finished = sum(t.state.finished for t in history.trials)
         self.status.failed = sum(t.state == TrialState.FAILED for t in history.trials)
+        self._failures_in_a_row = self._streak_before = self._failure_streak()  # fail-fast spans resumes
         self.status.spend_micros = history.spent_micros
         best = history.best()
         if best is not None:
@@ -178,8 +181,9 @@ class Recovery:
     def _scope_tags(self) -> dict[str, str]:
         """Tags that name this study in this store: another store's same-named study is not ours."""
         if self._tags is None:
-            store_id = hashlib.sha256(self.store.display_url.encode()).hexdigest()[:12]
-            self._tags = {"study": self.study.name, "store": store_id}
+            from costtune.store.reads import store_tag
+
+            self._tags = {"study": self.study.name, "store": store_tag(self.store)}
         return self._tags
 
     def _owned_strays(self) -> list[Any]:

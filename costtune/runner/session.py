@@ -13,7 +13,9 @@ from costtune.errors import InputError, SpecError, StoreError
 from costtune.money import format_usd, micros_to_usd
 from costtune.providers import make_provider
 from costtune.reports.fmt import format_duration
+from costtune.richtext import styled
 from costtune.runner.controller import RunStatus, SweepController
+from costtune.samplers import Sampler
 from costtune.spec import SweepSpec
 from costtune.store import Store, StudyInfo
 from costtune.study import Study
@@ -22,7 +24,8 @@ from costtune.study.resume import Asked, check_unchanged
 from costtune.words import plural
 
 
-def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False) -> tuple[Study, bool]:
+def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False,
+               sampler: Sampler | None = None) -> tuple[Study, bool]:
     """The sweep's study, created or (same name) resumed; True when resumed.
 
     A resumed study must keep its objective, space, sampler type and scheduler; workers and the command
@@ -31,7 +34,8 @@ def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False) -> tu
     an ``InputError`` unless ``change_cap`` (``costtune run --change-cap``) makes the file's value
     the new cap, recorded in the audit trail. A new study claims its own output directory,
     ``<output_dir or COSTTUNE_HOME/runs>/<name>`` (or ``<name>-2``, ... when that one holds
-    something else); a resumed one keeps the directory it recorded.
+    something else); a resumed one keeps the directory it recorded. ``sampler``: an object to
+    propose with in place of the one the file names (a forecast's random stand-in).
     """
     info = store.find_study(spec.name)
     resumed = info is not None
@@ -57,11 +61,16 @@ def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False) -> tu
                 raise InputError(_cap_message(info, spec))
             store.change_study_cap(info.id, spec.budget.usd_micros, field="budget.usd",
                                    reason="costtune run --change-cap")
+        stored = (info.spec.get("budget") or {}).get("trials")
         store.update_study(info.id, spec=spec.raw)
+        if stored != spec.budget.trials:  # the file sets budget.trials for this run on: recorded like a raise
+            store.audit("trials.set", study_id=info.id, detail={
+                "study": info.name, "field": "budget.trials", "from": stored, "to": spec.budget.trials,
+                "reason": "costtune run (the sweep file's budget.trials)"})
         for config in added:
             store.enqueue(info.id, config, max_trials=spec.budget.trials)
         info = store.get_study(spec.name)
-    study = Study(store, info, usd_per_hour=str(micros_to_usd(spec.resources.usd_per_hour_micros)),
+    study = Study(store, info, sampler=sampler, usd_per_hour=str(micros_to_usd(spec.resources.usd_per_hour_micros)),
                   # absolute, as trials run in `workdir` and `costtune logs` runs anywhere
                   output_root=root)
     return study, resumed
@@ -111,10 +120,10 @@ def run_with_progress(spec: SweepSpec, study: Study, console: Console, *, quiet:
 
     def event(message: str) -> None:
         if not quiet:
-            console.print(f"[dim]{message}[/]", highlight=False)
+            console.print(styled((message, "dim")), highlight=False)
 
     def warn(message: str) -> None:  # ignored metric lines, fail-fast, rung advice: shown even with --quiet
-        console.print(f"[yellow]warning: {message}[/]", highlight=False, soft_wrap=True)
+        console.print(styled((f"warning: {message}", "yellow")), highlight=False, soft_wrap=True)
 
     # A simulated sweep runs thousands of trials a second: a line per trial would drown the progress bar.
     controller = SweepController(spec, study, provider, on_event=event, workdir=workdir, trial_events=not simulated,
@@ -125,8 +134,9 @@ def run_with_progress(spec: SweepSpec, study: Study, console: Console, *, quiet:
     by_money = spec.max_trials is None and spec.budget.usd_micros is not None
     total = spec.budget.usd_micros if by_money else spec.max_trials
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
-        TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console, transient=False,
+        TextColumn("{task.description}", style="bold", markup=False), BarColumn(),
+        TextColumn("{task.fields[count]}", markup=False), TextColumn("{task.fields[detail]}", markup=False),
+        TimeElapsedColumn(), console=console, transient=False,
     )
     task = progress.add_task(spec.name, total=total, count="", detail="", by_money=by_money)
     done = threading.Event()

@@ -1,8 +1,9 @@
-"""Give a rung scheduler back what earlier runs decided, from the stored trials and reports.
+"""Give a rung scheduler back what earlier runs decided, from the stored verdicts.
 
-Decisions are not stored; they follow from what each trial spent and reported. Both the sweep
-controller (on resume) and in-process studies (when a process opens a study) rebuild their
-``RungScheduler`` this way.
+Each rung verdict is stored with its trial when it is made (level, value judged, promoted), and a
+replay records exactly those. Only a trial without stored verdicts (judged by an older costtune)
+has them re-derived from what it spent and reported. Both the sweep controller (on resume) and
+in-process studies (when a process opens a study) rebuild their ``RungScheduler`` this way.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ RungReports = Mapping[int, Sequence[tuple[int, float | None]]]
 
 def replay_rungs(rungs: RungScheduler, history: History, reports: RungReports, *, granule: int = 0,
                  judged_after: bool = False) -> None:
-    """Record every rung each trial's spend reached (within ``granule`` micros) with its value there.
+    """Record each trial's stored verdicts; for a trial without any, every rung its spend reached (within
+    ``granule`` micros) with its value there.
 
     The value at a level is the last one reported at a spend <= level (the controller judges at the
     deadline, on what was reported before it) or, with ``judged_after``, the first one reported at a
@@ -28,6 +30,10 @@ def replay_rungs(rungs: RungScheduler, history: History, reports: RungReports, *
     counted as promoted at every level it reached but the last one of a finished trial and the top.
     """
     for trial in history.trials:
+        if trial.verdicts:  # stored when made: the replay never re-judges them
+            for level, value, promoted in trial.verdicts:
+                rungs.record(trial.number, level, value, promoted)
+            continue
         ladder = rungs.ladder(trial.number)
         judged = [level for level in ladder if level <= trial.cost_micros + granule]
         mine = reports.get(trial.number, ())

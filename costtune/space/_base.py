@@ -17,6 +17,7 @@ import numpy as np
 from costtune.errors import SpecError
 from costtune.limits import INT64_MAX, INT64_MIN, MAX_GRID_POINTS
 from costtune.ostext import unfit_for_os
+from costtune.yamlfile import core_number
 
 _EPS = 1e-9
 _REQUIRED: Any = object()
@@ -43,12 +44,8 @@ def _literal(text: str) -> Any:
         return low == "true"
     if low in ("null", "none", "~"):
         return None
-    for conv in (int, float):
-        try:
-            return conv(t)
-        except ValueError:
-            pass
-    return text
+    number = core_number(t)  # YAML 1.2 core, like a sweep file: '0o17' is 15, '1_000' stays text
+    return text if number is None else number
 
 
 def _as_int(raw: Any) -> int | None:

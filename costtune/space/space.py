@@ -15,13 +15,17 @@ from typing import Any
 import numpy as np
 
 from costtune.errors import SpecError
+from costtune.names import check_param_name
 from costtune.space.distributions import Distribution, Values, _same, parse_distribution
 
 
-def _check_name(name: Any, path: str) -> str:
-    """Names must be identifiers so they work as ``{name}`` template fields and keyword arguments."""
-    if not isinstance(name, str) or not name.isidentifier():
-        raise SpecError(f"{path}.{name}", "parameter name must be a valid Python identifier", name)
+def _check_name(name: Any, path: str, taken: dict[str, str]) -> str:
+    """The one parameter-name rule (``costtune.names.check_param_name``): ASCII identifiers that work as
+    ``{name}`` template fields, keyword arguments and ``COSTTUNE_PARAM_<NAME>``, no built-in placeholder,
+    no two names that upper-case alike. ``taken`` (upper-cased name -> path) grows by ``name``."""
+    where = f"{path}.{name}"
+    check_param_name(name, where, taken)
+    taken.setdefault(name.upper(), where)
     return name
 
 
@@ -106,8 +110,9 @@ class SearchSpace(Mapping[str, Distribution]):
 
     def __init__(self, params: Mapping[str, Any] | None = None, *, path: str = "space") -> None:
         checked: dict[str, Distribution] = {}
+        taken: dict[str, str] = {}
         for name, spec in (params or {}).items():
-            checked[_check_name(name, path)] = parse_distribution(spec, f"{path}.{name}")
+            checked[_check_name(name, path, taken)] = parse_distribution(spec, f"{path}.{name}")
         self._params: dict[str, Distribution] = checked  # never handed out, so never mutated
 
     @classmethod
@@ -198,7 +203,7 @@ class SearchSpace(Mapping[str, Distribution]):
 
     def with_param(self, name: str, dist: Any) -> SearchSpace:
         """A new space with one more parameter; re-declaring it identically is a no-op."""
-        _check_name(name, "space")
+        _check_name(name, "space", {n.upper(): f"space.{n}" for n in self._params if n != name})
         parsed = parse_distribution(dist, f"space.{name}")
         if name in self._params:
             if self._params[name] != parsed:

@@ -34,6 +34,23 @@ def seconds(value: Any, path: str, *, positive: bool, what: str = "a number of s
     return float(value)
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(value: Any, path: str) -> float:
+    """Seconds from a number (``600``) or a number with a unit (``90s``, ``10m``, ``6h``, ``2d``), > 0 and at
+    most a year; ``SpecError`` naming ``path`` otherwise."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        unit = _UNITS.get(text[-1:], 0) if text else 0
+        number = text[:-1].strip() if unit else text
+        try:
+            value = float(number) * (unit or 1)
+        except ValueError:
+            raise SpecError(path, "must be a duration such as 600, 90s, 10m, 6h or 2d", value) from None
+    return seconds(value, path, positive=True, what="a duration (seconds, or 90s, 10m, 6h, 2d)")
+
+
 def os_text(text: str, path: str) -> str:
     """``text`` unchanged, or a ``SpecError`` when the operating system could not pass it on."""
     problem = unfit_for_os(text)
@@ -42,4 +59,4 @@ def os_text(text: str, path: str) -> str:
     return text
 
 
-__all__ = ["integer", "os_text", "seconds", "unfit_for_os"]
+__all__ = ["duration", "integer", "os_text", "seconds", "unfit_for_os"]

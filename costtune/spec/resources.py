@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,14 @@ from costtune.limits import MAX_PREEMPTIONS_PER_HOUR, MAX_STEPS, MAX_WORKERS
 from costtune.money import rate_to_micros
 from costtune.prices import MARKETS, PriceNotFound, PriceTable, parse_price_ref
 from costtune.prices.billing import PER_SECOND, BillingRule, billing_rule
+from costtune.spec.aws import AWS_FIELDS, FALLBACK, AwsResources, parse_aws
 from costtune.spec.fields import integer, seconds
 
-PROVIDERS = ("local", "simulated")
+PROVIDERS = ("local", "simulated", "aws")
 INSTANCE_PARAM = "instance_type"  # the search-space name an instance-type dimension gets
 MARKET_PARAM = "market"
 _FIELDS = ("provider", "usd_per_hour", "workers", "price_as", "market", "region", "cloud", "instance_type",
-           "simulation", "price_overrides")
+           "simulation", "price_overrides", *AWS_FIELDS)
 _SIM_FIELDS = ("workload", "max_steps", "startup_seconds", "preemptions_per_hour", "preemption_trace", "seed",
                "checkpoint", "spot_prices")
 
@@ -59,6 +61,8 @@ class Resources:
     market_choices: tuple[str, ...] = ()  # set when market is a search dimension
     rates: dict[str, int] = field(default_factory=dict)  # "type/market" -> micro-dollars per hour
     simulation: Simulation | None = None
+    aws: AwsResources | None = None  # provider aws: where and how instances launch
+    warnings: tuple[str, ...] = ()  # said once when the sweep starts (a price from the snapshot, not live)
 
     @property
     def searched(self) -> dict[str, dict[str, Any]]:
@@ -101,6 +105,15 @@ def parse_resources(value: Any) -> Resources:
     if provider not in PROVIDERS:
         raise SpecError("resources.provider", f"must be one of {', '.join(PROVIDERS)}", provider)
     workers = integer(value.get("workers", 1), "resources.workers", maximum=MAX_WORKERS)
+    if provider != "aws":
+        for key in AWS_FIELDS:
+            if key in value:
+                raise SpecError(f"resources.{key}", "applies to provider aws", value[key])
+    if provider == "aws":
+        markets = _choices(value.get("market", "on-demand"), "resources.market", [*sorted(MARKETS), FALLBACK])
+        if FALLBACK in markets and len(markets) > 1:
+            raise SpecError("resources.market", f"{FALLBACK} is a market policy, not a search choice", value["market"])
+        return _aws(value, workers, markets)
     markets = _choices(value.get("market", "on-demand"), "resources.market", sorted(MARKETS))
     table = _price_table(value.get("price_overrides"))
     if provider == "simulated":
@@ -134,18 +147,80 @@ def parse_resources(value: Any) -> Resources:
                      instance_type=instance_type, rates={f"{instance_type}/{market}": price.usd_per_hour_micros})
 
 
-def _price_table(overrides: Any) -> PriceTable:
-    """The bundled catalog, with the sweep's override file (negotiated rates, discounts) on top.
+def _price_table(overrides: Any, fresh: dict[Any, Any] | None = None) -> PriceTable:
+    """The bundled catalog with fresh live prices (``costtune prices refresh``) and then the sweep's override
+    file (negotiated rates, discounts) on top. ``fresh``, when given, receives the live rows by key.
 
     A relative path is taken from where costtune runs, like ``workdir``.
     """
+    from costtune.prices.live import current_table
+
+    table, live = current_table()
+    if fresh is not None:
+        fresh.update(live)
     if overrides is None:
-        return PriceTable.bundled()
+        return table
     if not isinstance(overrides, str) or not overrides:
         raise SpecError("resources.price_overrides", "must be the path of a price override file", overrides)
     if not Path(overrides).expanduser().is_file():
         raise SpecError("resources.price_overrides", "no such file", overrides)
-    return PriceTable.bundled().with_overrides(Path(overrides).expanduser())
+    return table.with_overrides(Path(overrides).expanduser())
+
+
+def _aws(value: dict[str, Any], workers: int, markets: list[str]) -> Resources:
+    """EC2 instances, priced in every fail-over region; each placement reserves at its dearest region's rate.
+
+    ``spot-then-on-demand`` reserves at the on-demand rate (what a fallen-back attempt costs). A rate
+    from the bundled snapshot instead of a fresh live one is a warning; with ``max_price_age`` a
+    price older than that is an error.
+    """
+    for key in ("usd_per_hour", "price_as", "simulation", "cloud"):
+        if key in value:
+            raise SpecError(f"resources.{key}", "does not apply to provider aws (instances are priced from the "
+                            "price table by region, instance_type and market)", value[key])
+    if "instance_type" not in value:
+        raise SpecError("resources.instance_type", "is required for provider aws")
+    aws = parse_aws(value, markets)
+    types = _choices(value["instance_type"], "resources.instance_type", None)
+    fresh: dict[Any, Any] = {}
+    table = _price_table(value.get("price_overrides"), fresh)
+    now = datetime.now(UTC)
+    rates: dict[str, int] = {}
+    stale: list[str] = []
+    source = ""
+    priced = ["spot", "on-demand"] if FALLBACK in markets else markets
+    for itype in types:
+        for market in priced:
+            for region in aws.regions:
+                try:
+                    price = table.rate("aws", region, itype, market)
+                except PriceNotFound as exc:
+                    raise SpecError("resources.instance_type", f"{exc}; or fetch it: costtune prices refresh "
+                                    f"--provider aws --regions {region}", itype) from None
+                live = fresh.get(price.key)
+                age = live.age_s(now) if live is not None else (now - datetime.combine(
+                    price.as_of, datetime.min.time(), UTC)).total_seconds()
+                said = f"{price.ref} {market}: {price.source} (as of {price.as_of.isoformat()})"
+                if aws.max_price_age_s is not None and age > aws.max_price_age_s:
+                    raise SpecError("resources.max_price_age", f"the price of {said} is {age / 3600:.1f} h old; "
+                                    f"run costtune prices refresh --provider aws --regions {region}",
+                                    value["max_price_age"])
+                if live is None:
+                    stale.append(f"{price.ref} {market} (as of {price.as_of.isoformat()})")
+                key = f"{itype}/{market}"
+                rates[key] = max(rates.get(key, 0), price.usd_per_hour_micros)
+                source = source or said
+        if FALLBACK in markets:
+            rates[f"{itype}/{FALLBACK}"] = rates[f"{itype}/on-demand"]
+    warnings = [f"no fresh live price for {', '.join(stale)}: using the bundled snapshot's; run costtune prices "
+                f"refresh --provider aws --regions {' '.join(aws.regions)}"] if stale else []
+    return Resources(
+        provider="aws", workers=workers, market=markets[0], billing=billing_rule("aws"), rate_source=source,
+        cloud="aws", region=aws.region, instance_type=types[0] if len(types) == 1 else None,
+        instance_choices=tuple(types) if len(types) > 1 else (),
+        market_choices=tuple(markets) if len(markets) > 1 else (), rates=rates,
+        usd_per_hour_micros=rates[f"{types[0]}/{markets[0]}"], aws=aws, warnings=tuple(warnings),
+    )
 
 
 def _simulated(value: dict[str, Any], workers: int, markets: list[str], table: PriceTable) -> Resources:

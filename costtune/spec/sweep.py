@@ -19,7 +19,7 @@ import numpy as np
 from costtune.errors import SpecError
 from costtune.history import Mode
 from costtune.money import format_usd, usd_to_micros
-from costtune.names import check_metric_name, check_study_name
+from costtune.names import RESERVED_PLACEHOLDERS, check_metric_name, check_param_names, check_study_name
 from costtune.samplers import SAMPLER_TYPES, sampler_config
 from costtune.schedulers import plan_brackets, scheduler_config
 from costtune.space import SearchSpace
@@ -32,9 +32,6 @@ from costtune.yamlfile import read_yaml_file
 
 TOP_LEVEL = ("name", "objective", "space", "sampler", "scheduler", "budget", "resources", "command", "env",
              "env_passthrough", "workdir", "output_dir")
-RESERVED_PLACEHOLDERS = ("trial_dir", "checkpoint_dir", "trial_number", "study", "params_file")
-_PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PARAM_ENV = "COSTTUNE_PARAM_"
 
 
 @dataclass(frozen=True)
@@ -187,25 +184,9 @@ def _budget(value: Any, sampler_type: str) -> Budget:
 
 
 def _check_param_names(space: SearchSpace) -> None:
-    """Each parameter reaches a command trial as ``{name}`` and as ``COSTTUNE_PARAM_<NAME>``: both must be its own.
-
-    Refused: a built-in placeholder's name, a name that is not ASCII letters, digits and ``_``
-    (``COSTTUNE_PARAM_<NAME>`` must be a portable environment variable name; ``ß`` upper-cases to
-    ``SS``), and two names that upper-case alike (``lr`` and ``LR``).
-    """
-    taken: dict[str, str] = {}
-    for name in space.names:
-        if name in RESERVED_PLACEHOLDERS:
-            raise SpecError(f"space.{name}", f"is the name of a built-in placeholder ({{{name}}} is filled in by "
-                            "costtune); rename the parameter")
-        if not _PARAM.match(name):
-            raise SpecError(f"space.{name}", "a parameter name must be ASCII letters, digits and '_' (it becomes "
-                            f"the environment variable {_PARAM_ENV}<NAME>)", name)
-        env = _PARAM_ENV + name.upper()
-        if env in taken:
-            raise SpecError(f"space.{name}", f"and space.{taken[env]} would both be the environment variable "
-                            f"{env}; rename one")
-        taken[env] = name
+    """Each parameter reaches a command trial as ``{name}`` and as ``COSTTUNE_PARAM_<NAME>``: the one rule
+    of ``costtune.names.check_param_name`` (also the Python API's and ``costtune enqueue``'s)."""
+    check_param_names(space.names, "space")
 
 
 def _check_cap_funds_a_trial(cap: int, resources: Resources, scheduler: dict[str, Any], given: Any) -> None:
@@ -304,7 +285,7 @@ def _directories(data: dict[str, Any], provider: str) -> tuple[str | None, str |
         check_workdir(workdir)
     if output_dir is not None:
         check_output_root(output_dir)
-    elif provider == "local":
+    elif provider in ("local", "aws"):  # aws trials keep their logs and params here too
         from costtune.store.engine import costtune_home  # the store package is heavy: only when needed
 
         check_output_root(costtune_home() / "runs", f"output_dir (default {costtune_home() / 'runs'})")

@@ -40,7 +40,7 @@ from costtune.store.records import lock_study
 
 
 class StudyBusy(StoreError):
-    """A live controller runs trials of the study: it cannot be deleted now."""
+    """A live controller runs trials of the study: it cannot be deleted or renamed now."""
 
 
 @dataclass(frozen=True)
@@ -138,14 +138,23 @@ class StudyAdmin:
                                 reservations_kept=kept,
                                 output_dirs=tuple(d for d, _cost in trials if d))
 
-    def rename_study(self, study_id: int, new_name: str) -> None:
-        """Give a study another name; raises ``StoreError`` when a study already has it.
+    def rename_study(self, study_id: int, new_name: str, *,
+                     is_alive: Callable[[str, datetime | None], bool] = owner_alive) -> None:
+        """Give a study another name; raises ``StoreError`` when a study already has it, and ``StudyBusy``
+        while a live controller runs one of its trials (it knows the study by its old name).
 
-        The stored sweep (``spec``) takes the new name too, so its sweep file resumes under it.
-        The name is not validated here: callers check it like a sweep file's ``name``.
+        The stored sweep (``spec``) takes the new name too, so its sweep file resumes under it. Trials
+        keep the output directories recorded with them, and the study its recorded output directory,
+        so `logs`, `trials` and a resume find them. The name is not validated here: callers check it
+        like a sweep file's ``name``.
         """
-        with self._tx() as s:
-            study = lock_study(s, study_id)
+        with self.batch(), self._tx() as s:
+            study = lock_study(s, study_id)  # claims take this lock too: no trial starts meanwhile
+            busy = self.live_owners(study_id, is_alive)
+            if busy:
+                who = "; ".join(f"{owner} (trials {', '.join(map(str, sorted(n)))})" for owner, n in busy.items())
+                raise StudyBusy(f"study {study.name!r} is being run by a live controller: {who}; stop that "
+                                "`costtune run` (Ctrl-C) or let it finish, then rename it")
             taken = s.exec(select(StudyRow.id).where(StudyRow.name == new_name)).first()
             if taken is not None and taken != study_id:
                 raise StoreError(f"study {new_name!r} already exists; pick another name or delete it first")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, bindparam, func, insert, text, update
@@ -14,24 +17,10 @@ from costtune.errors import StoreError
 from costtune.history import FrozenTrial, TrialState
 from costtune.money import charge_micros
 from costtune.store.models import AttemptRow, ReportRow, TrialRow, utcnow
+from costtune.store.pending import Pending, write_report_now
 from costtune.store.records import AttemptEnd, OpenAttempt, Orphan, _frozen, lock_study
 
-# The report path as plain SQL with named parameters: SQLAlchemy runs it on PostgreSQL, and on SQLite
-# the DBAPI runs the very same text (sqlite3 speaks ``:name`` too).
-_REPORT_SQL = (
-    "INSERT INTO report (trial_id, attempt_id, step, metrics_json, elapsed_s, cost_micros, created_at) "
-    "VALUES (:trial_id, :attempt_id, :step, :metrics_json, :elapsed_s, :cost_micros, :created_at)",
-    "UPDATE trial SET metrics_json = :merged_json, last_step = :step, value = :value, "
-    "cost_micros = :cost_micros WHERE id = :trial_id",
-    "UPDATE attempt SET billable_ms = :attempt_ms, cost_micros = :attempt_cost WHERE id = :attempt_id "
-    "AND ended_at IS NULL",
-)
-_REPORT_STATEMENTS = tuple(
-    text(sql).bindparams(bindparam("created_at", type_=DateTime(timezone=True))) if ":created_at" in sql else text(sql)
-    for sql in _REPORT_SQL
-)
-
-
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-/]+\Z")  # nothing json.dumps would escape
 _RECOST_TRIAL = text(
     "UPDATE trial SET cost_micros = (SELECT COALESCE(SUM(cost_micros), 0) FROM attempt WHERE trial_id = :id) "
     "WHERE id = :id"
@@ -64,6 +53,7 @@ class AttemptBook:
     """Mixed into ``Store``; every method is one transaction."""
 
     _tx: Callable[[], AbstractContextManager[Session]]
+    _batch: ContextVar[Session | None]
 
     def start_attempt(
         self,
@@ -102,6 +92,11 @@ class AttemptBook:
         with self._tx() as s:
             s.execute(update(AttemptRow).where(col(AttemptRow.id) == attempt_id)
                       .values(argv_json=json.dumps(list(argv))))
+
+    def set_attempt_note(self, attempt_id: int, note: str) -> None:
+        """Record how an attempt was placed (a cloud launch's fail-over tries), for `costtune trials`."""
+        with self._tx() as s:
+            s.execute(update(AttemptRow).where(col(AttemptRow.id) == attempt_id).values(note=note[:2000]))
 
     def add_report(
         self,
@@ -165,25 +160,22 @@ class AttemptBook:
     ) -> None:
         """The controller's report path: the caller already knows the merged metrics and the money.
 
-        Three plain statements, no reads: a simulated sweep books tens of thousands of these.
+        Three plain statements, no reads; inside a batch they are queued and written with the
+        batch's other reports (``store.pending``): a simulated sweep books tens of thousands.
         """
-        params = {"trial_id": trial_id, "attempt_id": attempt_id, "step": step, "metrics_json": json.dumps(metrics),
-                  "elapsed_s": elapsed_s, "cost_micros": trial_cost_micros, "merged_json": json.dumps(merged),
+        metrics_json = _metrics_json(metrics)
+        same = merged.items() == metrics.items() and list(merged) == list(metrics)  # one metric: the usual case
+        params = {"trial_id": trial_id, "attempt_id": attempt_id, "step": step, "metrics_json": metrics_json,
+                  "elapsed_s": elapsed_s, "cost_micros": trial_cost_micros,
+                  "merged_json": metrics_json if same else json.dumps(merged),
                   "value": value, "attempt_ms": attempt_ms, "attempt_cost": attempt_cost_micros}
+        batch = self._batch.get()
+        pending = None if batch is None else Pending.of(batch)
+        if pending is not None:
+            pending.add_report(params)
+            return
         with self._tx() as s:
-            conn = s.connection()
-            if conn.dialect.name == "sqlite":
-                # The DBAPI directly, inside the same transaction: SQLAlchemy's per-statement work
-                # costs several times the SQL here, and a simulated sweep books ~100,000 reports.
-                params["created_at"] = utcnow().strftime("%Y-%m-%d %H:%M:%S.%f")  # SQLAlchemy's SQLite format
-                cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                for sql in _REPORT_SQL:
-                    cursor.execute(sql, params)
-                cursor.close()
-                return
-            params["created_at"] = utcnow()
-            for statement in _REPORT_STATEMENTS:
-                s.execute(statement, params)
+            write_report_now(s, params)
 
     def heartbeat(self, owner: str, charges: dict[int, tuple[int, int]]) -> None:
         """Keep ``owner``'s trials alive and book the running cost of its attempts.
@@ -246,6 +238,18 @@ class AttemptBook:
             trial = s.identity_map.get(s.identity_key(TrialRow, trial_id))  # type: ignore[arg-type]
             if trial is not None:
                 s.refresh(trial)
+
+    def record_verdict(self, trial_id: int, rung_micros: int, value: float | None, promoted: bool) -> None:
+        """Store a rung verdict when it is made: the level (micro-dollars), the value judged and whether the
+        trial was promoted. A verdict at a level already judged replaces it. Raises ``StoreError`` for an
+        unknown trial."""
+        with self._tx() as s:  # column reads and an UPDATE: no ORM row left behind in the controller's batch
+            found = s.exec(select(TrialRow.id, TrialRow.verdicts_json).where(TrialRow.id == trial_id)).first()
+            if found is None:
+                raise StoreError(f"trial {trial_id} does not exist")
+            kept = [v for v in json.loads(found[1] or "[]") if v[0] != rung_micros]
+            text_ = json.dumps(sorted([*kept, [rung_micros, value, promoted]], key=lambda v: v[0]))
+            s.execute(update(TrialRow).where(col(TrialRow.id) == trial_id).values(verdicts_json=text_))
 
     def add_trial_warnings(self, trial_id: int, messages: list[str], count: int, *, keep: int = 20) -> None:
         """Add ``count`` warnings about a trial's output, keeping the first ``keep`` messages."""
@@ -336,6 +340,15 @@ class AttemptBook:
                 if not open_attempts:
                     orphans.append(Orphan(trial.number, None, None))
         return orphans
+
+
+def _metrics_json(metrics: dict[str, float]) -> str:
+    """``json.dumps(metrics)``, written directly for the usual report: one finite float under a plain name."""
+    if len(metrics) == 1:
+        ((name, value),) = metrics.items()
+        if type(value) is float and math.isfinite(value) and _PLAIN_NAME.match(name):
+            return f'{{"{name}": {value!r}}}'  # what json.dumps writes: repr of the float, no escapes needed
+    return json.dumps(metrics)
 
 
 def _aware(moment: datetime) -> datetime:

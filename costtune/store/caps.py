@@ -19,6 +19,7 @@ from costtune.errors import CapExceeded, InputError
 from costtune.money import format_usd
 from costtune.store.audit import add_audit, current_actor
 from costtune.store.records import lock_study
+from costtune.words import plural
 
 CAP_ACTION = "cap.set"
 
@@ -109,3 +110,30 @@ class CapBook:
             lock_study(s, study_id).budget_usd_micros = cap_micros
             add_audit(s, CAP_ACTION, actor=actor or current_actor(), study_id=study_id, detail=detail)
         return CapChange(name, old, cap_micros, changed=True)
+
+
+TRIALS_ACTION = "trials.set"
+
+
+def raise_trial_budget(s: Session, row: Any, held: int, new: int, *, reason: str,
+                       actor: str | None = None) -> int | None:
+    """Make ``new`` the study's stored ``budget.trials`` (in its stored sweep) and record it in the audit
+    trail, inside the caller's transaction with the study row locked; the old value.
+
+    Raises ``InputError`` naming ``--raise-trials`` when ``new`` does not raise the stored value or leaves no
+    room for one more trial than the ``held`` ones."""
+    import json
+
+    spec = json.loads(row.spec_json or "{}")
+    budget = spec.get("budget") if isinstance(spec.get("budget"), dict) else {}
+    old = budget.get("trials") if isinstance(budget.get("trials"), int) else None
+    if old is None:
+        raise InputError(f"--raise-trials: study {row.name!r} has no budget.trials to raise, got {new}")
+    if new <= old or new <= held:
+        raise InputError(f"--raise-trials: must be more than budget.trials ({old}) and than the "
+                         f"{plural(held, 'trial')} study {row.name!r} holds, got {new}")
+    spec["budget"] = {**budget, "trials": new}
+    row.spec_json = json.dumps(spec)
+    add_audit(s, TRIALS_ACTION, actor=actor or current_actor(), study_id=row.id,
+              detail={"study": row.name, "field": "budget.trials", "from": old, "to": new, "reason": reason})
+    return old

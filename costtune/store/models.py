@@ -14,7 +14,8 @@ from sqlmodel import Field, SQLModel
 
 # 2: report.cost_micros, attempt.start_step / waste_micros
 # 3: attempt.argv_json, bill_granule_s, bill_minimum_s, note; trial.warnings_json
-SCHEMA_VERSION = 3
+# 4: trial.verdicts_json
+SCHEMA_VERSION = 4
 
 
 def utcnow() -> datetime:
@@ -64,6 +65,8 @@ class TrialRow(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text))  # why it failed; first line the reason
     # What the controller ignored or dropped from its output: {"count": N, "first": [message, ...]}.
     warnings_json: str | None = Field(default=None, sa_column=Column(Text))
+    # Its rung verdicts as they were made: [[rung level micros, value judged or null, promoted], ...].
+    verdicts_json: str | None = Field(default=None, sa_column=Column(Text))
     owner: str | None = None  # the controller that runs it now (host:pid:start)
     heartbeat_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -126,4 +129,5 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("attempt", "bill_minimum_s", "INTEGER NOT NULL DEFAULT 0"),
     ("attempt", "note", "TEXT"),
     ("study", "output_dir", "TEXT"),
+    ("trial", "verdicts_json", "TEXT"),
 )

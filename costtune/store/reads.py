@@ -105,3 +105,22 @@ def trial_costs(attempts: Iterable[AttemptCostRow]) -> dict[int, TrialCost]:
             simulated=any(a.provider == "simulated" for a in rows),
         )
     return out
+
+
+def open_attempt_keys(store: Store, keys: Iterable[str]) -> set[str]:
+    """Those of ``keys`` whose attempt is in the store and has not ended (the reaper spares their instances)."""
+    wanted = sorted(set(keys))
+    found: set[str] = set()
+    with Session(store.engine) as session:
+        for start in range(0, len(wanted), 500):
+            query = select(AttemptRow.idempotency_key).where(
+                col(AttemptRow.idempotency_key).in_(wanted[start:start + 500]), col(AttemptRow.ended_at).is_(None))
+            found.update(session.exec(query).all())
+    return found
+
+
+def store_tag(store: Store) -> str:
+    """The ``store`` tag of what this store's sweeps launch: another store's same-named study is not ours."""
+    import hashlib
+
+    return hashlib.sha256(store.display_url.encode()).hexdigest()[:12]

@@ -169,6 +169,7 @@ def _frozen(row: TrialRow, attempts: int) -> FrozenTrial:
         output_dir=row.output_dir,
         error=row.error,
         **_warnings(row.warnings_json),
+        verdicts=tuple((int(level), value, bool(up)) for level, value, up in json.loads(row.verdicts_json or "[]")),
     )
 
 

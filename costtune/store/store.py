@@ -24,7 +24,7 @@ from costtune.names import check_study_name
 from costtune.store.admin import StudyAdmin, not_found_hint
 from costtune.store.attempts import AttemptBook
 from costtune.store.audit import AuditBook, AuditEntry, add_audit, current_actor
-from costtune.store.caps import CAP_ACTION, CapBook, CapChange, study_scope
+from costtune.store.caps import CAP_ACTION, CapBook, CapChange, raise_trial_budget, study_scope
 from costtune.store.engine import opening, refuse_foreign_sqlite, resolve_db_url
 from costtune.store.ledger import LedgerBook
 from costtune.store.ledger_models import ReservationRow
@@ -38,6 +38,7 @@ from costtune.store.models import (
     TrialRow,
     utcnow,
 )
+from costtune.store.pending import Pending
 from costtune.store.records import (
     AttemptEnd,
     AttemptInfo,
@@ -119,21 +120,26 @@ class Store(AttemptBook, LedgerBook, StudyAdmin, CapBook, AuditBook):
 
         The event loop books many small things per tick (reports, charges, decisions); one commit
         for all of them keeps a 10,000-trial simulated sweep fast, and a crash loses none of it
-        half-way: the tick is in the store entirely or not at all.
+        half-way: the tick is in the store entirely or not at all. Reports booked in a batch are
+        written together, before anything else reads or writes the store (``store.pending``).
         """
         outer = self._batch.get()
         if outer is not None:
             yield
             # A long batch would otherwise grow the session's identity map without bound, and
             # every flush walks it: hand back what this block loaded (it is all flushed first).
-            outer.flush()
-            outer.expunge_all()
+            if outer.identity_map or outer.new or outer.deleted:
+                outer.flush()
+                outer.expunge_all()
             return
         with self._tx() as session:
             token = self._batch.set(session)
+            pending = Pending.attach(session)
             try:
                 yield
+                pending.settle()
             finally:
+                pending.detach()
                 self._batch.reset(token)
 
     @contextmanager
@@ -141,31 +147,29 @@ class Store(AttemptBook, LedgerBook, StudyAdmin, CapBook, AuditBook):
         """Inside ``batch``: undo only this block's writes if it raises, and the batch goes on.
 
         Plain SAVEPOINT statements on the batch's connection (the ORM's nested transactions cost
-        several times more, and a simulated sweep takes one per attempt per tick). On PostgreSQL
-        a failed statement spoils the whole transaction without one."""
+        several times more, and a simulated sweep takes one per attempt per tick), issued only
+        when a statement runs inside the block (``store.pending``). On PostgreSQL a failed
+        statement spoils the whole transaction without one."""
         outer = self._batch.get()
-        if outer is None:
+        pending = None if outer is None else Pending.of(outer)
+        if pending is None:
             yield
             return
-        outer.flush()
-        cursor = outer.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute("SAVEPOINT costtune_step")
+        point = pending.enter_savepoint()
         try:
             yield
-            outer.flush()
         except BaseException:
-            cursor.execute("ROLLBACK TO SAVEPOINT costtune_step")
-            cursor.execute("RELEASE SAVEPOINT costtune_step")
-            cursor.close()
-            outer.expire_all()  # what the ORM holds may be what was rolled back
+            pending.leave_savepoint(point, failed=True)
             raise
-        cursor.execute("RELEASE SAVEPOINT costtune_step")
-        cursor.close()
+        pending.leave_savepoint(point, failed=False)
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
         outer = self._batch.get()
         if outer is not None:
+            pending = Pending.of(outer)
+            if pending is not None:
+                pending.settle()  # what was held back runs first, in the order it was asked for
             yield outer
             return
         with Session(self.engine, expire_on_commit=False) as session:
@@ -270,15 +274,21 @@ class Store(AttemptBook, LedgerBook, StudyAdmin, CapBook, AuditBook):
 
     # -- trials ----------------------------------------------------------------------------
     def enqueue(self, study_id: int, params: dict[str, Any], *, source: str = "manual",
-                max_trials: int | None = None) -> int:
+                max_trials: int | None = None, raise_trials: int | None = None) -> int:
         """Queue a configuration; its trial number. An enqueued trial counts toward ``max_trials``
-        (``budget.trials``): past it, ``SpecError`` naming budget.trials and nothing is queued."""
+        (``budget.trials``): past it, ``SpecError`` naming budget.trials, how many it allows and how many
+        the study holds, and nothing is queued. ``raise_trials`` first makes that the stored budget.trials
+        (recorded in the audit trail as ``trials.set``; ``InputError`` if it raises nothing)."""
         with self._tx() as s:
             study = lock_study(s, study_id)
+            if raise_trials is not None:
+                raise_trial_budget(s, study, study.next_number, raise_trials, reason="costtune enqueue --raise-trials")
+                max_trials = raise_trials
             if max_trials is not None and study.next_number >= max_trials:
-                raise SpecError("budget.trials", f"study {study.name!r} already holds "
-                                f"{plural(study.next_number, 'trial')} and queued ones count toward budget.trials; "
-                                "raise it in the sweep file and run it again to queue more", max_trials)
+                raise SpecError("budget.trials", f"study {study.name!r} holds {plural(study.next_number, 'trial')} and "
+                                f"budget.trials allows {max_trials}; an enqueued trial counts toward it, so nothing "
+                                f"was queued: pass --raise-trials {study.next_number + 1} (or more) to raise it "
+                                f"(recorded in costtune audit)")
             return self._insert_trial(s, study, params, TrialState.QUEUED, source=source).number
 
     def running_elsewhere(self, study_id: int, owner: str) -> list[tuple[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 from costtune.errors import InputError, SpecError, StoreError
 from costtune.history import Mode
 from costtune.money import format_usd, micros_to_usd, rate_to_micros, usd_to_micros
-from costtune.names import check_metric_name, check_study_name
+from costtune.names import check_metric_name, check_param_names, check_study_name
 from costtune.samplers import Sampler, sampler_config
 from costtune.schedulers import Scheduler, make_rung_scheduler, scheduler_config
 from costtune.space import SearchSpace
@@ -64,6 +64,8 @@ def create_study(
     cap = None if budget_usd is None else usd_to_micros(budget_usd, "budget_usd")
     sched_cfg = _scheduler(scheduler, mode=mode or "min", rate=rate or 0, cap=cap)
     search_space = space if isinstance(space, SearchSpace) else (SearchSpace.from_dict(space) if space else None)
+    if search_space is not None:
+        check_param_names(search_space.names, "space")  # the sweep file's parameter-name rule
     store = storage if isinstance(storage, Store) else Store(storage)
     info = store.find_study(name)
     if info is not None and not load_if_exists:

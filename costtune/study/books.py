@@ -167,6 +167,7 @@ class Books:
         assert self.rungs is not None
         while run.rung is not None and spend >= run.rung:
             decision = self.rungs.judge(run.number, run.rung, run.value)
+            self.store.record_verdict(run.trial_id, run.rung, run.value, decision.promote)  # stored as made
             if not decision.promote:
                 run.complete = run.rung == self.rungs.ladder(run.number)[-1]
                 run.stop, run.rung = decision.reason, None

@@ -21,6 +21,7 @@ import numpy as np
 from costtune.errors import BudgetExhausted, InputError, SamplerExhausted, SpecError, StoreError, TrialFailed
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.money import micros_to_usd, rate_to_micros, usd_to_micros
+from costtune.names import check_config_names
 from costtune.protocol import nonfinite_objective, value_text
 from costtune.samplers import Sampler, make_sampler
 from costtune.samplers.novelty import avoid_repeat, finite_size
@@ -138,6 +139,9 @@ class Study:
     # -- proposals -----------------------------------------------------------------------
     def enqueue(self, params: dict[str, Any]) -> int:
         """Queue a configuration of the user's own; queued trials run before sampled ones."""
+        if not isinstance(params, dict):
+            raise SpecError("params", "must be a mapping of parameter names to values", params)
+        check_config_names(params, self._space, "params")  # the sweep file's name rule
         space = SearchSpace.from_dict(self._space) if self._space else None
         config = space.coerce_config(params, path="params") if space else dict(params)
         return self.store.enqueue(self.id, config)

@@ -17,6 +17,7 @@ import numpy as np
 
 from costtune.errors import SpecError
 from costtune.history import FrozenTrial
+from costtune.names import check_param_name
 from costtune.protocol import MetricLineError, format_line
 from costtune.space import Categorical, Int, LogUniform, Uniform, parse_distribution
 
@@ -99,8 +100,11 @@ class Trial:
         A new parameter joins the study's space, so the model-based sampler uses it from the
         next trial on. Asking for a known name with another distribution is an error.
         """
+        space = self._study.space_dict()
+        if name not in space:  # a new parameter: the one name rule of sweep files (costtune.names)
+            check_param_name(name, f"space.{name}", {n.upper(): f"space.{n}" for n in space})
         dist = parse_distribution(dist, f"space.{name}")  # validates objects built directly too
-        known = self._study.space_dict().get(name)
+        known = space.get(name)
         if known is not None and known != dist.to_dict():
             raise SpecError(f"space.{name}", f"already defined as {known}; asked for", dist.to_dict())
         if name in self._params:
