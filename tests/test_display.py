@@ -154,7 +154,7 @@ def test_no_message_writes_a_variable_count_before_a_fixed_plural() -> None:
     import re
 
     root = Path(__file__).resolve().parents[1] / "costtune"
-    nouns = ("trials|preemptions|attempts|workers|iterations|interruptions|configurations|prices|moments"
+    nouns = ("trials|preemptions|attempts|workers|iterations|interruptions|configurations|moments"
              "|promotions|reservations|directories|studies|failures|rows")
     words = "(?:(?:failed|queued|running|more|finished|stopped|interrupted|preempted|trial output) )?"
     pattern = re.compile(r"\{(?!MAX_|[A-Z_]+\})[^{}]+\} " + words + "(?:" + nouns + r")\b")
