@@ -8,7 +8,6 @@ exit code 2 and every other ``CosttuneError`` to exit code 1.
 from __future__ import annotations
 
 import reprlib
-from decimal import Decimal
 from typing import Any
 
 # Values in messages stay one bounded line, whatever was given (a 1 MiB string, a deep alias tree).
@@ -107,8 +106,7 @@ class CapExceeded(CosttuneError):
         self.reserved_micros = reserved_micros
         self.asked_micros = asked_micros
 
-        def usd(micros: int) -> str:
-            return f"${Decimal(micros) / 1_000_000}"
+        from costtune.money import format_usd as usd  # money imports this module: imported when raised
 
         super().__init__(
             f"scope {scope!r}: cap {usd(cap_micros)} would be exceeded: spent {usd(spent_micros)}, "

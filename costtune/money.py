@@ -115,6 +115,30 @@ def format_usd_column(micros: list[int | None], missing: str = "-") -> list[str]
     return [missing if m is None else format_usd(m, places) for m in micros]
 
 
+BELOW_A_MICRO = "<$0.000001"
+_HUGE_USD = Decimal(10) ** 15
+
+
+def format_usd_decimals(amounts: list[Decimal | str | None], missing: str = "-") -> list[str]:
+    """Dollar amounts that need not be whole micro-dollars (a ratio such as dollars per unit of gain),
+    shown as a column by the one rule: rounded to the micro-dollar, then ``format_usd_column``; an
+    amount that rounds to nothing but is not zero shows ``<$0.000001`` (``-`` for None), and one past
+    ``$10^15`` (a ratio over a vanishing gain) three significant digits with an exponent."""
+    huge = [a is not None and abs(Decimal(a)) >= _HUGE_USD for a in amounts]
+    micros: list[int | None] = []
+    for a, big in zip(amounts, huge, strict=True):
+        micros.append(None if a is None or big else int((Decimal(a) * MICROS_PER_USD).to_integral_value(ROUND_HALF_UP)))
+    shown = format_usd_column(micros, missing)
+    out = []
+    for a, m, text, big in zip(amounts, micros, shown, huge, strict=True):
+        if big:
+            text = f"{'-' * (Decimal(a) < 0)}${abs(Decimal(a)):.2E}"  # type: ignore[arg-type]
+        elif m == 0 and a is not None and Decimal(a) != 0:
+            text = BELOW_A_MICRO
+        out.append(text)
+    return out
+
+
 def charge_micros(
     billable_ms: int, rate_micros_per_hour: int, *, granularity_s: int = 1, minimum_s: int = 0
 ) -> int:
@@ -125,8 +149,14 @@ def charge_micros(
     """
     if billable_ms < 0 or rate_micros_per_hour < 0:
         raise ValueError("billable time and rate must be >= 0")
+    return -(-charged_ms(billable_ms, granularity_s=granularity_s, minimum_s=minimum_s) * rate_micros_per_hour
+             // _MS_PER_HOUR)
+
+
+def charged_ms(billable_ms: int, *, granularity_s: int = 1, minimum_s: int = 0) -> int:
+    """The time (milliseconds) ``billable_ms`` of held time is charged for: rounded up to whole
+    granules (0: per millisecond), raised to the minimum charge (a 20 s AWS attempt pays 60 s)."""
     granule_ms = max(1, granularity_s * 1000)
-    billed_ms = -(-billable_ms // granule_ms) * granule_ms
-    if billable_ms > 0:
-        billed_ms = max(billed_ms, minimum_s * 1000)
-    return -(-billed_ms * rate_micros_per_hour // _MS_PER_HOUR)
+    billed = -(-max(billable_ms, 0) // granule_ms) * granule_ms
+    return max(billed, minimum_s * 1000) if billable_ms > 0 else billed
+

@@ -331,6 +331,12 @@ def test_bad_db_as_a_real_subprocess_leaves_no_file(tmp_path: Path) -> None:
     (["logs", "s", "0", "--tail", "-2"], "'--tail'"),
     (["logs", "s", "0", "--tail", "0"], "'--tail'"),
     (["logs", "s", "99999999999999999999"], "'TRIAL'"),
+    (["logs", "s", "99999999999"], "'TRIAL'"),  # past the store's 32-bit trial numbers
+    (["logs", "s", "2147483648"], "'TRIAL'"),
+    (["trials", "s", "99999999999"], "'[TRIAL]'"),
+    (["plan", "sweep.yaml", "--runs", "1001"], "'--runs'"),
+    (["plan", "sweep.yaml", "--jobs", "257"], "'--jobs'"),
+    (["plan", "sweep.yaml", "--jobs", "0"], "'--jobs'"),
     (["leaderboard", "s", "--limit", "-1"], "'--limit'"),
     (["leaderboard", "s", "--limit", "0"], "'--limit'"),
     (["run", "sweep.yaml", "--workers", "0"], "'--workers'"),
@@ -462,3 +468,9 @@ def test_mutated_sweep_files_as_real_subprocesses(tmp_path: Path, existing_store
                               env={**os.environ, "COSTTUNE_HOME": str(tmp_path / "home")})
         assert_refused(proc.returncode, proc.stderr, "")
     assert now() == before and not new.parent.exists()
+
+
+def test_plan_help_states_the_maxima_of_runs_and_jobs() -> None:
+    code, output = cli(["plan", "--help"])
+    text = " ".join(output.split())
+    assert code == 0 and "0<=x<=1000" in text and "1<=x<=256" in text

@@ -129,7 +129,8 @@ def test_leaderboard_csv_carries_the_json_rows(finished: Finished, board: dict[s
     assert reader.fieldnames == ["rank", "trial", "state", "value", "cost_usd", "cost_micros", "duration_s",
                                  "attempts", "last_step", "param.act", "param.lr", "metric.val_accuracy",
                                  "metric.val_loss", "output_dir", "error", "rung_usd", "rung_micros",
-                                 "instance_type", "market", "preemptions", "waste_usd", "waste_micros"]
+                                 "instance_type", "market", "preemptions", "waste_usd", "waste_micros",
+                                 "charged_s"]
     rows = list(reader)
     assert len(rows) == len(board["trials"]) == 3
     for csv_row, js in zip(rows, board["trials"], strict=True):

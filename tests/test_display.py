@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -104,7 +106,7 @@ def test_the_leaderboard_fits_the_width_and_never_cuts_a_number(board, width: in
     if dropped:
         assert "--format json" in text and "not shown:" in text
     if width == 200:  # room for the cloud columns of a simulated spot sweep with preemptions
-        assert {"instance", "preempt", "waste", "$ at rung"} <= set(headers)
+        assert {"instance", "preempt", "re-run $", "$ at rung"} <= set(headers)
     data = rows(history, costs, ladder)
     assert [cells[headers.index("trial")] for cells in body] == [str(d["trial"]) for d in data]
 
@@ -112,10 +114,10 @@ def test_the_leaderboard_fits_the_width_and_never_cuts_a_number(board, width: in
 def test_cloud_columns_appear_only_when_the_study_has_them(board) -> None:  # type: ignore[no-untyped-def]
     history, costs, ladder, _ = board
     names = {c.header for c in to_table(history, "t", None, costs, ladder).columns}
-    assert {"instance", "market", "preempt", "waste", "$ at rung"} <= names
+    assert {"instance", "market", "preempt", "re-run $", "$ at rung"} <= names
     assert "instance_type" not in names  # the searched dimension shows as the instance column
     local = {c.header for c in to_table(history, "t").columns}  # no attempts known: nothing about placement
-    assert not local & {"instance", "market", "preempt", "waste", "$ at rung"}
+    assert not local & {"instance", "market", "preempt", "re-run $", "$ at rung"}
 
 
 @pytest.mark.parametrize("width", [80, 120])
@@ -138,6 +140,107 @@ def test_the_cli_leaderboard_fits_columns_when_piped(sim_db: str, tmp_path: Path
     assert proc.returncode == 0, proc.stderr
     assert max(cell_len(line) for line in proc.stdout.splitlines()) <= 80
     assert "not shown:" in proc.stdout and "…" not in proc.stdout
+
+
+_MONEY = re.compile(r"(?<![<\w])-?\$(\d[\d,]*)(?:\.(\d+))?(?![\dE])")
+_BOX = tuple("┏┃┡│└╭╰")
+
+
+def money_rule_violations(text: str) -> list[str]:
+    """Dollar amounts that break the one rule: more decimals than the smallest amount shown needs
+    (``$0.010000`` beside ``$0.2700``), or past micro-dollars."""
+    amounts = [(m.group(0), int(m.group(1).replace(",", "")), m.group(2) or "") for m in _MONEY.finditer(text)]
+    nonzero = [int(whole) * 1_000_000 + int((dec + "000000")[:6]) for _, whole, dec in amounts if len(dec) <= 6]
+    places = usd_places(*(m for m in nonzero if m))
+    return [token for token, _, dec in amounts if len(dec) > max(places, 2) or len(dec) > 6]
+
+
+def test_the_money_rule_checker_catches_the_issues_case() -> None:
+    assert money_rule_violations("$0.010000 beside $0.2700") == ["$0.010000"]
+    assert money_rule_violations("$0.0100 beside $0.2700, $6.78 and $0.000043/h") == []
+    assert money_rule_violations("$/unit $0.0997751") == ["$0.0997751"]
+
+
+@pytest.mark.parametrize("width", [60, 80, 200])
+def test_every_command_fits_the_width_with_one_money_rule(sim_db: str, tmp_path: Path, width: int,  # noqa: F811
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each table a command prints fits the terminal without a cut value, and no output shows two
+    formats for dollars: trials, studies, spend, prices, report, plan, audit, leaderboard, the
+    end-of-run summary."""
+    from click.testing import CliRunner
+    from test_leaderboard_cost import write_sim_sweep
+
+    from costtune.cli import main
+    from costtune.cli.common import out_console
+
+    monkeypatch.setattr(out_console, "width", width)
+    sweep = write_sim_sweep(tmp_path / "sweep.yaml")
+    hyperband = Path(__file__).parents[1] / "examples" / "simulated" / "hyperband.yaml"
+    commands = [["run", str(sweep), "--quiet", "--db", sim_db], ["leaderboard", STUDY, "--db", sim_db],
+                ["trials", STUDY, "--db", sim_db], ["trials", STUDY, "1", "--db", sim_db], ["studies", "--db", sim_db],
+                ["spend", "--db", sim_db], ["audit", "--db", sim_db], ["report", STUDY, "--db", sim_db],
+                ["prices", "--provider", "aws"], ["plan", str(hyperband), "--no-forecast", "--db", sim_db]]
+    for args in commands:
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, (args, result.output)
+        text = result.stdout
+        assert "…" not in text, args
+        tables = [line for line in text.splitlines() if line.startswith(_BOX)]
+        assert tables, args
+        assert max(cell_len(line) for line in tables) <= width, (args, text)
+        assert money_rule_violations(text) == [], (args, text)
+
+
+def test_the_progress_line_wraps_its_figures_and_never_cuts_one() -> None:
+    from costtune.runner.session import _Progress
+
+    console = Console(width=60, record=True, color_system=None, soft_wrap=True, file=io.StringIO())
+    progress = _Progress(console=console, auto_refresh=False)
+    detail = ("running 2 of 3 workers (budget.usd: $0.005 left, running trials hold the rest; a trial needs "
+              "$0.01 to start)  failed 0  best val_loss -1.44471 (trial 37)  spent $6.78 of $7.50")
+    progress.add_task("sim-hyperband-with-a-long-name", total=10, detail=detail)
+    console.print(progress.get_renderable())
+    text = console.export_text()
+    assert "…" not in text and max(cell_len(line) for line in text.splitlines()) <= 60
+    assert " ".join(text.split()).endswith(detail.replace("  ", " ")) and "sim-hyperband-with-a-long-name" in text
+
+
+@pytest.mark.parametrize(("held_ms", "granularity_s", "minimum_s", "charged"), [
+    (20_000, 1, 60, 60_000),  # AWS: a 20 s attempt pays the 60 s minimum
+    (10_200, 1, 0, 11_000),  # per second: a started second is paid
+    (1_234, 0, 0, 1_234),  # in-process studies: per millisecond
+    (3_600_001, 1, 60, 3_601_000), (0, 1, 60, 0),
+])
+def test_the_time_billed_is_what_the_cost_pays_for(held_ms: int, granularity_s: int, minimum_s: int,
+                                                   charged: int) -> None:
+    from costtune.money import charge_micros, charged_ms
+
+    assert charged_ms(held_ms, granularity_s=granularity_s, minimum_s=minimum_s) == charged
+    for rate in (39_500, 96_000, 36_000_000):
+        assert charge_micros(held_ms, rate, granularity_s=granularity_s, minimum_s=minimum_s) == \
+            charge_micros(charged, rate, granularity_s=0)
+
+
+def test_the_leaderboard_and_trials_show_the_time_billed(board, sim_db: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    import json
+
+    from click.testing import CliRunner
+
+    from costtune.cli import main
+
+    history, costs, ladder, attempts = board
+    data = {r["trial"]: r for r in rows(history, costs, ladder)}
+    for number, cost in costs.items():  # simulated AWS attempts: per second, 60 s minimum
+        mine = [a for a in attempts if a.trial == number]
+        expected = sum(max(-(-a.billable_ms // 1000) * 1000, 60_000) if a.billable_ms else 0 for a in mine)
+        assert data[number]["charged_s"] == expected / 1000 >= cost.billable_ms / 1000
+    table = to_table(history, "t", None, costs, ladder)
+    assert "time billed" in {c.header for c in table.columns}
+    assert "wall time" in {c.header for c in to_table(history, "t").columns}  # no attempts: labelled as wall time
+    short = next(a for a in attempts if 0 < a.billable_ms < 59_000)  # a preempted attempt pays the whole minute
+    result = CliRunner().invoke(main, ["trials", STUDY, str(short.trial), "--db", sim_db, "--format", "json"])
+    [shown] = [a for a in json.loads(result.output)["attempts"] if a["number"] == short.number]
+    assert shown["charged_ms"] == 60_000 and shown["billable_ms"] == short.billable_ms
 
 
 def test_one_plural_rule_for_every_count() -> None:

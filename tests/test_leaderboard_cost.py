@@ -109,12 +109,12 @@ def test_leaderboard_csv_and_table_carry_the_cost_columns(sim_db: str) -> None:
     head = next(csv.reader(io.StringIO(result.output)))
     assert head[:9] == ["rank", "trial", "state", "value", "cost_usd", "cost_micros", "duration_s", "attempts",
                         "last_step"]  # the old columns keep their places
-    assert head[-7:] == ["rung_usd", "rung_micros", "instance_type", "market", "preemptions", "waste_usd",
-                         "waste_micros"]
+    assert head[-8:] == ["rung_usd", "rung_micros", "instance_type", "market", "preemptions", "waste_usd",
+                         "waste_micros", "charged_s"]
     assert sum(int(r["preemptions"]) for r in rows) == sum(a.exit_reason == "preempted" for a in _attempts(sim_db))
     result = CliRunner().invoke(main, ["leaderboard", STUDY, "--db", sim_db, "--limit", "5"])
     assert result.exit_code == 0, result.output
-    for column in ("$ at rung", "instance", "market", "preempt", "waste", "last step"):
+    for column in ("$ at rung", "instance", "market", "preempt", "re-run $", "last step"):
         assert column in result.output
 
 

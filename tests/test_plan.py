@@ -390,6 +390,7 @@ def test_progress_shows_runs_done_and_the_median_spend_so_far(tmp_path: Path, mo
     from rich.console import Console
 
     import costtune.cli.money as money
+    from costtune.money import format_usd
 
     screen = io.StringIO()
     monkeypatch.setattr(money, "err_console", Console(file=screen, force_terminal=True, width=160))
@@ -399,4 +400,5 @@ def test_progress_shows_runs_done_and_the_median_spend_so_far(tmp_path: Path, mo
     for done in ("0/3", "1/3", "2/3", "3/3"):
         assert done in shown
     spends = sorted(s["spend_micros"] for s in json.loads(result.stdout)["forecast"]["samples"])
-    assert f"median spend so far ${spends[1] / 1e6:.4f}" in shown  # after the third run: the median of all three
+    # after the third run: the median of all three, by the one money rule
+    assert f"median spend so far {format_usd(spends[1])}" in shown

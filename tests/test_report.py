@@ -25,8 +25,9 @@ from test_leaderboard_cost import run_sim_sweep
 import costtune
 from costtune.cli import main
 from costtune.history import FrozenTrial, History, Mode, TrialState
-from costtune.reports.cost import best_vs_spend, cost_per_improvement, pareto_front
+from costtune.reports.cost import JSON_KEYS, best_vs_spend, cost_per_improvement, pareto_front
 from costtune.reports.html import USEFUL_RGB, WASTE_RGB, nice_ticks, render_html
+from costtune.reports.sections import SECTIONS
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 CHROMIUM = Path("/usr/bin/chromium")
@@ -229,6 +230,33 @@ def test_report_command_writes_html_and_prints_json_csv_and_tables(db: str, tmp_
 
     result = runner.invoke(main, ["report", "tuned", "--db", db])
     assert result.exit_code == 0 and "cost per improvement" in result.output and "Pareto front" in result.output
+
+
+TITLES = {"improvements": "cost per improvement", "pareto": "Pareto front", "classes": "where the money went",
+          "spend": "spend by instance type and market", "steps": "steps per dollar"}
+
+
+@pytest.mark.parametrize("section", sorted(TITLES))
+def test_report_section_prints_just_that_section(db: str, section: str) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["report", "tuned", "--db", db, "--section", section])
+    assert result.exit_code == 0, result.output
+    shown = {name for name, title in TITLES.items() if title in result.output}
+    assert shown == {section}
+    data = json.loads(runner.invoke(main, ["report", "tuned", "--db", db, "--format", "json", "--section",
+                                           section]).output)
+    assert data["study"] == "tuned" and len(data) == 3 + len(JSON_KEYS[section])
+    assert set(data) >= set(JSON_KEYS[section])
+    result = runner.invoke(main, ["report", "tuned", "--db", db, "--format", "csv", "--section", section])
+    assert result.exit_code == 0 and result.output.count("\n") >= 1
+
+
+def test_a_wrong_section_name_lists_the_names(db: str) -> None:
+    result = CliRunner().invoke(main, ["report", "tuned", "--db", db, "--section", "money"])
+    assert result.exit_code == 2
+    assert all(name in result.output for name in SECTIONS)
+    help_text = " ".join(CliRunner().invoke(main, ["report", "--help"]).output.split())
+    assert all(f"{name} (" in help_text for name in SECTIONS)
 
 
 def test_report_on_an_unknown_study_exits_2(db: str, tmp_path: Path) -> None:

@@ -272,14 +272,29 @@ def test_the_progress_line_says_why_fewer_trials_run_than_asked() -> None:
 
     progress = Progress(TextColumn("{task.fields[detail]}"), console=Console(file=io.StringIO()))
     task = progress.add_task("end", total=4, count="", detail="", by_money=False)
-    note = "budget.usd: what is left is held by running trials or too little for another"
+    note = "budget.usd: $0.005 left, running trials hold the rest; a trial needs $0.01 to start"
     status = RunStatus(running=1, workers=3, note=note, best_value=0.5, best_trial=2)
     _update(progress, task, status, spec, Named())  # type: ignore[arg-type]
     detail = progress.tasks[0].fields["detail"]
-    assert detail.startswith(f"running 1 of 3 ({note})  failed 0  best loss 0.5 (trial 2)")
+    assert detail.startswith(f"running 1 of 3 workers ({note})  failed 0  best loss 0.5 (trial 2)")
     status.running = 3
     _update(progress, task, status, spec, Named())  # type: ignore[arg-type]
     assert progress.tasks[0].fields["detail"].startswith("running 3  failed 0")
+
+
+def test_the_controller_names_the_room_left_when_the_cap_funds_fewer_workers(tmp_path: Path) -> None:
+    """3 workers, $0.01 first rungs, a $0.025 cap: two trials hold $0.02, the third cannot start."""
+    cfg = cfg_with(scheduler={"type": "asha", "min_usd": 0.01, "max_usd": 0.03, "eta": 3},
+                   budget={"usd": 0.025, "trials": 6}, resources__workers=3)
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    spec = parse_sweep(cfg)
+    study, _ = open_sweep(store, spec)
+    provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
+    notes: list[str] = []
+    controller = SweepController(spec, study, provider, trial_events=True,
+                                 on_event=lambda _message: notes.append(controller.status.note))
+    controller.run()
+    assert "budget.usd: $0.005 left, running trials hold the rest; a trial needs $0.01 to start" in notes
 
 
 def test_sampler_configs_count_toward_budget_trials_and_an_excess_changes_nothing(tmp_path: Path) -> None:

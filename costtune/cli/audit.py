@@ -21,7 +21,7 @@ def audit(study: str | None, db: str | None, fmt: str) -> None:
     (`costtune run FILE --change-cap`, `study.set_cap(...)`), with the old and new value; and every
     raise of its budget.trials (`costtune enqueue STUDY k=v --raise-trials N`).
     """
-    from rich.table import Table
+    from costtune.reports.table import Column, FittedTable
 
     store = open_store(db)
     study_id = store.get_study(study).id if study else None
@@ -33,21 +33,23 @@ def audit(study: str | None, db: str | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, default=str))
         return
-    table = Table(title=f"audit trail in {store.display_url}", title_justify="left")
-    for col in ("at", "action", "study", "change", "by"):
-        table.add_column(col)
+    changes = []
     for r in rows:
         d = r["detail"]
         if r["action"] == "trials.set":
             change = f"budget.trials {d.get('from')} -> {d.get('to')}"
         elif r["action"] == "cap.set":
-            change = f"{d.get('from', _usd(d.get('from_micros')))} -> {d.get('to', _usd(d.get('to_micros')))}"
+            change = f"{_usd(d.get('from_micros'))} -> {_usd(d.get('to_micros'))}"
         else:
             change = json.dumps(d)
-        if d.get("reason"):
-            change += f" ({d['reason']})"
-        table.add_row(r["at"][:19], r["action"], r["study"] or "-", change, r["actor"])
-    out_console.print(table)
+        changes.append(change + (f" ({d['reason']})" if d.get("reason") else ""))
+    out_console.print(FittedTable([
+        Column("at", [r["at"][:19].replace("T", " ") for r in rows], keep=2, justify="left", wrap=10),
+        Column("action", [r["action"] for r in rows], keep=1, justify="left"),
+        Column("study", [r["study"] or "-" for r in rows], keep=3, justify="left"),
+        Column("change", changes, keep=0, justify="left", wrap=16),
+        Column("by", [r["actor"] for r in rows], keep=4, justify="left"),
+    ], title=f"audit trail in {store.display_url}", always=1))
 
 
 def _usd(micros: int | None) -> str:

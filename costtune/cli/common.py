@@ -75,7 +75,7 @@ class FiniteFloatRange(click.FloatRange):
 def count(minimum: int = 1, maximum: int | None = None) -> click.IntRange:
     """The type of a numeric flag: an integer >= minimum (and <= maximum); click names the flag on a bad value.
 
-    Values that reach the store (a trial number) pass ``maximum=INT64_MAX``, the store's column range.
+    Values that reach the store pass its column's range (a trial number: ``maximum=INT32_MAX``).
     """
     return click.IntRange(minimum, maximum)
 

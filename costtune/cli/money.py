@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from costtune.cli.common import db_option, err_console, handled, open_store, out_console
+from costtune.cli.common import count, db_option, err_console, handled, open_store, out_console
 from costtune.errors import SpecError
+from costtune.limits import MAX_FORECAST_RUNS, MAX_JOBS
 
 
 @click.command()
@@ -18,9 +19,8 @@ from costtune.errors import SpecError
 @handled
 def spend(db: str | None, fmt: str) -> None:
     """Spend by ledger scope: cap, spent, held by running trials, and what is left."""
-    from rich.table import Table
-
     from costtune.money import format_usd_column
+    from costtune.reports.table import Column, FittedTable
 
     store = open_store(db)
     names = {f"study:{info.id}": f"study {info.name}" for info in store.list_studies()}
@@ -31,22 +31,21 @@ def spend(db: str | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"spend by scope in {store.display_url}", title_justify="left")
-    for col in ("scope", "cap", "spent", "held", "left"):
-        table.add_column(col, justify="left" if col == "scope" else "right")
     keys = ("cap_micros", "spent_micros", "reserved_micros", "left_micros")
-    columns = [format_usd_column([r[k] for r in rows]) for k in keys]  # one number of decimals per column
-    for i, r in enumerate(rows):
-        table.add_row(r["name"], *(column[i] for column in columns))
-    out_console.print(table)
+    money = [format_usd_column([r[k] for r in rows]) for k in keys]  # one number of decimals per column
+    out_console.print(FittedTable([
+        Column("scope", [r["name"] for r in rows], keep=0, justify="left", wrap=16),
+        *(Column(head, column, keep=keep) for head, column, keep in zip(("cap", "spent", "held", "left"), money,
+                                                                         (2, 1, 4, 3), strict=True)),
+    ], title=f"spend by scope in {store.display_url}"))
 
 
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
-@click.option("--runs", type=click.IntRange(min=0), default=20, show_default=True,
+@click.option("--runs", type=count(0, MAX_FORECAST_RUNS), default=20, show_default=True,
               help="Simulated runs behind the spend forecast (simulated sweeps only); 0: the plan alone.")
 @click.option("--no-forecast", is_flag=True, help="The plan alone, at once (same as --runs 0).")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+@click.option("--jobs", type=count(1, MAX_JOBS), default=None, metavar="N",
               help="Worker processes for the forecast's runs [default: one per CPU core].")
 @click.option("--exact-sampler", is_flag=True,
               help="Forecast runs use the sweep's own bayes sampler (a model fit per trial: slow) instead of "
@@ -128,8 +127,9 @@ def _forecast_with_progress(spec: Any, runs: int, *, jobs: int | None, exact_sam
     def on_run(_k: int, sample: Any) -> None:
         spends.append(sample.spend_micros)
         median = sorted(spends)[len(spends) // 2]
-        progress.update(task, advance=1, detail=f"median spend so far ${median / 1e6:.4f}", refresh=True)
+        progress.update(task, advance=1, detail=f"median spend so far {format_usd(median)}", refresh=True)
 
+    from costtune.money import format_usd
     from costtune.plan.forecast import forecast
 
     with progress:

@@ -8,13 +8,10 @@ import json
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from costtune.cli.common import CommandGroup, FiniteFloatRange, count, handled
 from costtune.prices.catalog import PriceTable
 from costtune.prices.price import FAMILIES, MARKETS
-from costtune.richtext import make_console
 from costtune.words import plural, shown
 
 
@@ -67,19 +64,27 @@ def prices(ctx: click.Context, providers: tuple[str, ...], regions: tuple[str, .
         writer.writerows(records)
         click.echo(buf.getvalue(), nl=False)
         return
-    view = Table(title=f"{plural(len(records), 'price')}, cheapest first", title_justify="left")
-    for name in ("price", "provider", "region", "type", "market", "vCPU", "GiB", "GPU", "as of", "note"):
-        view.add_column(name)
-    for r in records:
-        gpu = f"{r['gpu_count']}x {r['gpu_model']}" if r["gpu_model"] else ""
-        view.add_row(f"${r['usd_per_hour']}/h", r["provider"], r["region"], r["instance_type"], r["market"],
-                     str(r["vcpus"] or ""), f"{r['memory_gib']:g}" if r["memory_gib"] else "", gpu, r["as_of"],
-                     r["note"])
-    console = make_console() if Console().is_terminal else make_console(width=200)
-    console.print(view)
-    note = shown(len(records), total, "leave out --limit for all")
-    if note:
-        console.print(note, style="dim", highlight=False)
+    from costtune.cli.common import out_console
+    from costtune.money import format_usd_column
+    from costtune.reports.table import Column, FittedTable
+
+    def text(key: str) -> list[str]:
+        return [str(r[key] or "") for r in records]
+
+    out_console.print(FittedTable([
+        Column("price", [f"{p}/h" for p in format_usd_column([r["usd_per_hour_micros"] for r in records])], keep=0),
+        Column("provider", text("provider"), keep=2, justify="left"),
+        Column("region", text("region"), keep=3, justify="left"),
+        Column("type", text("instance_type"), keep=1, justify="left"),
+        Column("market", text("market"), keep=4, justify="left"),
+        Column("vCPU", text("vcpus"), keep=6),
+        Column("GiB", [f"{r['memory_gib']:g}" if r["memory_gib"] else "" for r in records], keep=7),
+        Column("GPU", [f"{r['gpu_count']}x {r['gpu_model']}" if r["gpu_model"] else "" for r in records], keep=5,
+               justify="left"),
+        Column("as of", text("as_of"), keep=8, justify="left"),
+        Column("note", text("note"), keep=9, justify="left", wrap=24),
+    ], title=f"{plural(len(records), 'price')}, cheapest first", hint="widen the terminal, or use --format json|csv",
+        note=shown(len(records), total, "leave out --limit for all")))
 
 
 @prices.command("refresh")

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import click
-from rich.table import Table
 
 from costtune.cli.common import db_option, handled, open_store, out_console
 from costtune.errors import InputError, SpecError
@@ -37,9 +36,11 @@ def reap(db: str | None, provider: str, regions: tuple[str, ...], older_than: fl
     than --older-than are spared, since a listing may not show their attempt yet. Prints each instance
     and the dollars per hour that terminating the orphans stops.
     """
-    from costtune.money import format_usd
+    from costtune.money import format_usd, format_usd_column
     from costtune.providers.aws import AwsProvider
     from costtune.providers.aws.clients import Clients
+    from costtune.reports.fmt import format_duration
+    from costtune.reports.table import Column, FittedTable
     from costtune.runner.reap import reap as terminate
     from costtune.runner.reap import survey
     from costtune.spec.aws import AwsResources
@@ -58,18 +59,21 @@ def reap(db: str | None, provider: str, regions: tuple[str, ...], older_than: fl
     found = survey(aws, store_tag=store_tag(store), open_keys=lambda keys: open_attempt_keys(store, keys),
                    older_than_s=older_than, now=datetime.now(UTC), rate=_rate())
     done = [] if dry_run else terminate(aws, found)
-    view = Table(title=f"{len(found)} costtune instances in {', '.join(names)}", title_justify="left")
-    for column in ("instance", "region", "type", "market", "study", "trial", "age", "$/h", "action"):
-        view.add_column(column)
     words = {"orphan": "would terminate" if dry_run else "terminated", "young": "spared: younger than --older-than",
              "owned": "spared: a live attempt owns it", "other-store": "left alone: another store's"}
-    for f in found:
-        h = f.handle
-        view.add_row(h.instance_id, h.region, h.instance_type, h.market, h.tags.get("study", ""),
-                     h.tags.get("trial", ""), f"{f.age_s:.0f} s",
-                     "unknown" if f.usd_per_hour_micros is None else format_usd(f.usd_per_hour_micros),
-                     words[f.verdict])
-    out_console.print(view)
+    handles = [f.handle for f in found]
+    rates = format_usd_column([f.usd_per_hour_micros for f in found], missing="unknown")
+    out_console.print(FittedTable([
+        Column("instance", [h.instance_id for h in handles], keep=0, justify="left"),
+        Column("region", [h.region for h in handles], keep=3, justify="left"),
+        Column("type", [h.instance_type for h in handles], keep=4, justify="left"),
+        Column("market", [h.market for h in handles], keep=6, justify="left"),
+        Column("study", [h.tags.get("study", "") for h in handles], keep=2, justify="left"),
+        Column("trial", [h.tags.get("trial", "") for h in handles], keep=7),
+        Column("age", [format_duration(f.age_s) for f in found], keep=5),
+        Column("$/h", rates, keep=8),
+        Column("action", [words[f.verdict] for f in found], keep=1, justify="left", wrap=16),
+    ], title=f"{len(found)} costtune instances in {', '.join(names)}"))
     orphans = [f for f in found if f.reaped]
     hourly = sum(f.usd_per_hour_micros or 0 for f in orphans)
     unknown = sum(f.usd_per_hour_micros is None for f in orphans)

@@ -8,6 +8,7 @@ import click
 
 from costtune.cli.common import db_option, format_option, handled, open_store, out_console
 from costtune.errors import InputError
+from costtune.reports.sections import SECTIONS
 
 
 @click.command(short_help="What a study's money bought, as tables, JSON, CSV or HTML.")
@@ -16,13 +17,13 @@ from costtune.errors import InputError
 @format_option
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
               help="Write a self-contained HTML report (tables and charts) to this file.")
-@click.option("--section", type=click.Choice(["improvements", "classes", "waste", "spend", "steps"]),
-              default="improvements", show_default=True,
-              help="Which table --format csv prints: cost per improvement, spend by class (useful, stopped "
-              "early, failed, re-run, unfinished), re-run money by trial, spend by instance type and market, "
-              "or steps per dollar.")
+@click.option("--section", type=click.Choice(SECTIONS), default=None, metavar="NAME",
+              help="Print only this section: improvements (cost per improvement), pareto (the metric-vs-cost "
+              "front), classes (spend by class: useful, stopped early, failed, re-run, unfinished), spend "
+              "(by instance type and market), steps (steps per dollar), waste (re-run money by trial). "
+              "--format csv prints one section: improvements unless named.")
 @handled
-def report(study: str, db: str | None, fmt: str, html_path: str | None, section: str) -> None:
+def report(study: str, db: str | None, fmt: str, html_path: str | None, section: str | None) -> None:
     """What STUDY's money bought: cost per improvement, the Pareto front, where the money went.
 
     Every dollar is counted once: useful (trials that ran to their end), stopped early (at a rung or by
@@ -49,12 +50,10 @@ def report(study: str, db: str | None, fmt: str, html_path: str | None, section:
             raise InputError(f"--html: cannot write {path}: {exc.strerror or exc}") from None
         click.echo(str(path.resolve()))
     elif fmt == "json":
-        click.echo(cost.to_json(history, info.name, attempts, costs))
+        click.echo(cost.to_json(history, info.name, attempts, costs, section=section))
     elif fmt == "csv":
-        click.echo(cost.to_csv(history, section, attempts, costs), nl=False)
+        click.echo(cost.to_csv(history, section or "improvements", attempts, costs), nl=False)
     else:
         label = f"{info.name} ({info.metric}, {info.mode})"
-        out_console.print(terminal.improvement_table(history, f"cost per improvement: {label}"))
-        out_console.print(terminal.pareto_table(history, f"Pareto front, {info.metric} vs cost: {label}"))
-        for part in terminal.placement_tables(history, attempts, costs):
+        for part in terminal.sections(history, attempts, costs, label, only=section):
             out_console.print(part, highlight=False)

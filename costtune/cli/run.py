@@ -76,13 +76,40 @@ def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_ca
     study, resumed = open_sweep(store, spec, change_cap=change_cap)
     if resumed and not quiet:
         err_console.print(styled("resuming study ", (spec.name, "bold"), f" in {store.display_url}"), highlight=False)
+    before = study.history() if resumed else None  # what earlier runs left: this run's share is the rest
     status = run_with_progress(spec, study, err_console, quiet=quiet, workdir=workdir)
-    _print_summary(study, status)
+    _print_summary(study, status, before)
 
 
-def _print_summary(study: Any, status: Any) -> None:
+def totals_line(history: Any, status: Any, before: Any = None) -> str:
+    """The run's last word on money: study-wide totals (every run of the study), labelled so, then this
+    run's share when earlier runs hold some of it; preemptions and simulated time are this run's."""
     from costtune.money import format_usd
-    from costtune.reports.fmt import format_duration, format_params
+    from costtune.reports.fmt import format_duration
+
+    finished = sum(t.state.finished for t in history.trials)
+    line = f"study total (all runs): {plural(len(history.trials), 'trial')}, {finished} finished, " \
+           f"{format_usd(history.spent_micros)} spent"
+    own: list[str] = []
+    if before is not None and before.trials:
+        done_here = finished - sum(t.state.finished for t in before.trials)
+        spent_here = format_usd(history.spent_micros - before.spent_micros)
+        own.append(f"{plural(done_here, 'trial')} finished, {spent_here} spent")
+    if status.preemptions:
+        lost = format_usd(status.waste_micros)
+        own.append(f"{plural(status.preemptions, 'preemption')}, {lost} of work lost to them")
+    if status.sim_seconds:
+        own.append(f"{format_duration(status.sim_seconds)} of simulated time")
+    if own:
+        line += ("; this run: " if before is not None and before.trials else "; ") + ", ".join(own)
+    if status.stop_reason:
+        line += f"; stopped: {status.stop_reason}"
+    return line
+
+
+def _print_summary(study: Any, status: Any, before: Any = None) -> None:
+    from costtune.money import format_usd
+    from costtune.reports.fmt import format_params
     from costtune.reports.leaderboard import study_ladder, to_table
     from costtune.store.reads import attempt_rows, trial_costs
 
@@ -92,15 +119,7 @@ def _print_summary(study: Any, status: Any) -> None:
                                limit=10, costs=costs, ladder=study_ladder(study.info.spec),
                                for_all=f"costtune leaderboard {study.name} for all"))
     best = history.best()
-    total = sum(t.cost_micros for t in history.trials)
-    line = f"{plural(len(history.trials), 'trial')}, {format_usd(total)} spent"
-    if status.stop_reason:
-        line += f"; stopped: {status.stop_reason}"
-    if status.preemptions:
-        line += f"; {plural(status.preemptions, 'preemption')}, {format_usd(status.waste_micros)} of work lost to them"
-    if status.sim_seconds:
-        line += f"; {format_duration(status.sim_seconds)} of simulated time"
-    out_console.print(line, highlight=False)
+    out_console.print(totals_line(history, status, before), highlight=False)
     if best is not None:
         out_console.print(f"best: trial {best.number} {history.metric}={best.value:.6g} "
                           f"cost {format_usd(best.cost_micros)} params {format_params(best.params)}",

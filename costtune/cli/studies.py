@@ -11,7 +11,7 @@ import click
 
 from costtune.cli.common import count, db_option, err_console, format_option, handled, open_store, out_console
 from costtune.errors import CosttuneError, InputError, NoStore, SpecError
-from costtune.limits import INT64_MAX
+from costtune.limits import INT32_MAX, INT64_MAX
 from costtune.words import plural
 
 
@@ -185,8 +185,9 @@ def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None
 
     Cost columns: total spend, the highest dollar rung judged at (rung schedulers; stored verdicts), instance type and
     market of the last attempt and preemptions with the money their re-run work cost (when the study
-    has them), the last step reported, time held (simulated instance time on a virtual clock) and
-    tries. The table keeps the columns that fit the terminal; --format json|csv has every column.
+    has them), the last step reported, time billed (what the cost pays for, minimum charges included;
+    simulated instance time on a virtual clock) and tries. The table keeps the columns that fit the
+    terminal; --format json|csv has every column.
     """
     from costtune.reports.leaderboard import study_ladder, to_csv, to_json, to_table
     from costtune.store.reads import attempt_rows, trial_costs
@@ -210,14 +211,14 @@ def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None
 
 @click.command(short_help="Trials in creation order, with attempts and errors.")
 @click.argument("study")
-@click.argument("trial", type=int, required=False)
+@click.argument("trial", type=count(0, INT32_MAX), required=False)
 @db_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @handled
 def trials(study: str, trial: int | None, db: str | None, fmt: str) -> None:
     """Trials of STUDY in the order they were created, with their attempts; TRIAL: one trial in detail.
 
-    The detail view shows every attempt: where it ran, its billable time and cost, how it ended, and
+    The detail view shows every attempt: where it ran, its time billed and cost, how it ended, and
     the command line it really ran (placeholders filled in).
     """
     from costtune.reports.trials import trial_detail, trial_rows, trials_table
@@ -283,7 +284,7 @@ def enqueue(study: str, assignments: tuple[str, ...], db: str | None, raise_tria
 
 @click.command(short_help="A trial's stdout or stderr, every attempt in order.")
 @click.argument("study")
-@click.argument("trial", type=count(0, INT64_MAX))
+@click.argument("trial", type=count(0, INT32_MAX))
 @db_option
 @click.option("--stderr", "stream", flag_value="stderr", help="Show stderr instead of stdout.")
 @click.option("--stdout", "stream", flag_value="stdout", default=True, help="Show stdout (default).")

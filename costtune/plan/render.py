@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from costtune.money import format_usd, micros_to_usd
+from costtune.money import format_usd, format_usd_column, micros_to_usd, usd_places
 from costtune.plan.analytic import SweepPlan
 from costtune.plan.forecast import Forecast
+from costtune.reports.fmt import format_duration
+from costtune.reports.table import Column, FittedTable
 from costtune.richtext import styled
 from costtune.words import plural
 
@@ -47,45 +48,48 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
     console.print(styled((f"plan: {plan.name}", "bold"), f"  provider {plan.provider}, scheduler {s.kind}, budget "
                          f"{budget}, {plural(plan.workers, 'worker')}; billing {plan.billing}"), highlight=False)
     if s.brackets:
-        table = Table(title=f"{s.kind} brackets (eta {s.eta}, {plural(s.iterations, 'iteration')})",
-                      title_justify="left")
-        for col in ("bracket", "rungs ($)", "trials reaching each rung", "trials started", "planned"):
-            table.add_column(col, justify="right" if col != "rungs ($)" else "left")
-        for b in s.brackets:
-            table.add_row(str(b.index), " ".join(format_usd(r) for r in b.rungs_micros),
-                          " ".join(str(n) for n in b.trials_per_rung), str(b.trials_per_rung[0]),
-                          format_usd(b.cost_micros))
-        console.print(table)
+        places = usd_places(*(r for b in s.brackets for r in b.rungs_micros))  # every rung lines up
+        console.print(FittedTable([
+            Column("bracket", [str(b.index) for b in s.brackets], keep=0),
+            Column("rungs ($)", [" ".join(format_usd(r, places) for r in b.rungs_micros) for b in s.brackets],
+                   keep=1, justify="left", wrap=16),
+            Column("trials reaching each rung", [" ".join(str(n) for n in b.trials_per_rung) for b in s.brackets],
+                   keep=2, justify="left", wrap=12),
+            Column("trials started", [str(b.trials_per_rung[0]) for b in s.brackets], keep=4),
+            Column("planned", format_usd_column([b.cost_micros for b in s.brackets]), keep=3),
+        ], title=f"{s.kind} brackets (eta {s.eta}, {plural(s.iterations, 'iteration')})"))
     elif s.ladder_micros:
-        console.print(f"rung ladder (eta {s.eta}): " + " -> ".join(format_usd(r) for r in s.ladder_micros),
+        places = usd_places(*s.ladder_micros)
+        console.print(f"rung ladder (eta {s.eta}): " + " -> ".join(format_usd(r, places) for r in s.ladder_micros),
                       highlight=False)
-    totals = Table(title="money", title_justify="left", show_header=False)
-    totals.add_column("what")
-    totals.add_column("value", justify="right")
     approx = "~" if s.trials_estimated else ""
-    totals.add_row("trials started", "-" if s.trials is None else f"{approx}{s.trials}")
+    rows: list[tuple[str, str]] = [("trials started", "-" if s.trials is None else f"{approx}{s.trials}")]
     if s.trial_cost_micros is not None:
-        totals.add_row("expected cost of one trial", format_usd(s.trial_cost_micros))
-    totals.add_row("planned", _money(s.planned_micros))
+        rows.append(("expected cost of one trial", format_usd(s.trial_cost_micros)))
+    rows.append(("planned", _money(s.planned_micros)))
     if s.expected_micros is not None and s.expected_micros != s.planned_micros:
-        totals.add_row("expected (trials ending below a rung)", format_usd(s.expected_micros))
+        rows.append(("expected (trials ending below a rung)", format_usd(s.expected_micros)))
     if plan.launches is not None:
-        totals.add_row("launches (trials + relaunches after preemption)", f"~{plan.launches:.0f}")
-        totals.add_row("of which start-up, all launches (billed, no training)", _money(plan.overhead_micros))
+        rows.append(("launches (trials + relaunches after preemption)", f"~{plan.launches:.0f}"))
+        rows.append(("of which start-up, all launches (billed, no training)", _money(plan.overhead_micros)))
     p = plan.preemption
-    totals.add_row("preemptions per instance-hour (spot)", f"{p.per_hour:g}")
+    rows.append(("preemptions per instance-hour (spot)", f"{p.per_hour:g}"))
     if p.expected is not None:
-        totals.add_row("expected preemptions", f"{p.expected:.1f}")
-        totals.add_row("expected preemption waste (work lost)", _money(p.waste_micros))
-        totals.add_row("start-up paid again by relaunches", _money(p.restart_micros))
-    console.print(totals)
-    over = Table(title="start-up and minimum charge per launch", title_justify="left")
-    for col in ("instance", "market", "$/hour", "start-up", "start-up $", "minimum charge"):
-        over.add_column(col, justify="left" if col in ("instance", "market") else "right")
-    for o in plan.overheads:
-        over.add_row(o.instance_type or "-", o.market, format_usd(o.rate_micros), f"{o.startup_seconds:g} s",
-                     format_usd(o.startup_micros), f"{format_usd(o.minimum_micros)} ({o.minimum_seconds} s)")
-    console.print(over)
+        rows.append(("expected preemptions", f"{p.expected:.1f}"))
+        rows.append(("expected preemption waste (work lost)", _money(p.waste_micros)))
+        rows.append(("start-up paid again by relaunches", _money(p.restart_micros)))
+    console.print(FittedTable([Column("what", [r[0] for r in rows], keep=0, justify="left", wrap=20),
+                               Column("value", [r[1] for r in rows], keep=1)], title="money"))
+    o = plan.overheads
+    console.print(FittedTable([
+        Column("instance", [x.instance_type or "-" for x in o], keep=0, justify="left"),
+        Column("market", [x.market for x in o], keep=4, justify="left"),
+        Column("$/hour", format_usd_column([x.rate_micros for x in o]), keep=3),
+        Column("start-up", [format_duration(x.startup_seconds) for x in o], keep=5),
+        Column("start-up $", format_usd_column([x.startup_micros for x in o]), keep=1),
+        Column("minimum charge", [f"{m} ({format_duration(x.minimum_seconds)})" for m, x in
+                                  zip(format_usd_column([x.minimum_micros for x in o]), o, strict=True)], keep=2),
+    ], title="start-up and minimum charge per launch"))
 
 
 def render_notes(plan: SweepPlan, console: Console) -> None:
@@ -108,16 +112,19 @@ def render_forecast(f: Forecast, console: Console) -> None:
     if f.stand_in:
         console.print(f"forecast runs drew configurations at random in place of {f.stand_in} (see the note; "
                       "--exact-sampler runs it)", highlight=False)
-    table = Table(title=f"forecast: {len(f.runs)} simulated runs", title_justify="left")
-    for col in ("", "median", "p10", "p90"):
-        table.add_column(col, justify="right" if col else "left")
-    table.add_row("spend", format_usd(f.spend(50)), format_usd(f.spend(10)), format_usd(f.spend(90)))
-    table.add_row("best metric", _num(f.best(50), ".6g"), _num(f.best(10), ".6g"), _num(f.best(90), ".6g"))
-    for label, attr in (("trials", "trials"), ("preemptions", "preemptions")):
-        table.add_row(label, *(f"{f.quantile(attr, q):g}" for q in (50, 10, 90)))
-    table.add_row("preemption waste", *(format_usd(round(f.quantile("waste_micros", q))) for q in (50, 10, 90)))
-    table.add_row("simulated hours", *(f"{f.quantile('sim_seconds', q) / 3600:.1f}" for q in (50, 10, 90)))
-    console.print(table)
+    quantiles = (50, 10, 90)
+    rows = [
+        ("spend", format_usd_column([f.spend(q) for q in quantiles])),
+        ("best metric", [_num(f.best(q), ".6g") for q in quantiles]),
+        *((label, [f"{f.quantile(attr, q):g}" for q in quantiles])
+          for label, attr in (("trials", "trials"), ("preemptions", "preemptions"))),
+        ("preemption waste", format_usd_column([round(f.quantile("waste_micros", q)) for q in quantiles])),
+        ("simulated time", [format_duration(f.quantile("sim_seconds", q)) for q in quantiles]),
+    ]
+    console.print(FittedTable([
+        Column("", [r[0] for r in rows], keep=0, justify="left"),
+        *(Column(name, [r[1][i] for r in rows], keep=1 + i) for i, name in enumerate(("median", "p10", "p90"))),
+    ], title=f"forecast: {len(f.runs)} simulated runs"))
     cap = f.p_cap
     if cap is not None:
         console.print(f"P(reach cap) {cap:.2f}  (runs spending >= 99% of {format_usd(f.cap_micros or 0)})",

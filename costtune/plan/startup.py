@@ -169,6 +169,6 @@ def _read_other(db_url: str, study: str) -> list[Any]:
 
 
 def _masked(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from costtune.store.engine import display_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    return display_url(url)

@@ -22,6 +22,7 @@ from typing import Any
 
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.money import micros_to_usd
+from costtune.reports.sections import SECTIONS
 from costtune.reports.spend import (
     CLASSES,
     placement,
@@ -136,13 +137,17 @@ def pareto_rows(history: History) -> list[dict[str, Any]]:
 
 # -- terminal / JSON / CSV ----------------------------------------------------------------------
 def to_json(history: History, study: str, attempts: Sequence[AttemptCostRow] | None = None,
-            costs: Mapping[int, TrialCost] | None = None) -> str:
-    """Without ``attempts`` the placement block is left out (in-memory histories have none)."""
+            costs: Mapping[int, TrialCost] | None = None, section: str | None = None) -> str:
+    """Without ``attempts`` the placement block is left out (in-memory histories have none); with
+    ``section`` (a key of ``JSON_KEYS``) only that section's keys follow the study, metric and mode."""
     doc: dict[str, Any] = {"study": study, "metric": history.metric, "mode": str(history.mode),
                            "cost_per_improvement": cost_per_improvement(history), "pareto": pareto_rows(history),
                            "summary": spend_summary(history, attempts)}
     if attempts is not None:
         doc.update(placement(history, attempts, costs or {}))
+    if section is not None:
+        keep = {"study", "metric", "mode", *JSON_KEYS[section]}
+        doc = {k: v for k, v in doc.items() if k in keep}
     return json.dumps(doc, indent=2, default=str)
 
 
@@ -150,7 +155,10 @@ _CSV_COLUMNS = ("trial", "value", "previous_best", "gain", "cumulative_micros", 
                 "cost_of_gain_micros", "cost_of_gain_usd", "usd_per_unit_gain")
 
 
-CSV_SECTIONS = ("improvements", "classes", "waste", "spend", "steps")
+CSV_SECTIONS = SECTIONS
+JSON_KEYS = {"improvements": ("cost_per_improvement",), "pareto": ("pareto",), "classes": ("summary", "preemption"),
+             "spend": ("spend_by_placement",), "steps": ("steps_per_dollar",), "waste": ("waste_by_trial",)}
+"""Which keys of the full JSON document each report section is (``--format json --section NAME``)."""
 
 
 def to_csv(history: History, section: str = "improvements", attempts: Sequence[AttemptCostRow] = (),
@@ -158,6 +166,12 @@ def to_csv(history: History, section: str = "improvements", attempts: Sequence[A
     """One CSV table per call: a CSV file has one header, so the sections cannot share one."""
     if section == "improvements":
         data, fields = cost_per_improvement(history), list(_CSV_COLUMNS)
+    elif section == "pareto":
+        front = pareto_rows(history)
+        names = list(dict.fromkeys(k for r in front for k in r["params"]))
+        data = [{**{k: v for k, v in r.items() if k != "params"}, **{f"param.{n}": r["params"].get(n) for n in names}}
+                for r in front]
+        fields = ["trial", "value", "cost_micros", "cost_usd", *(f"param.{n}" for n in names)]
     elif section == "classes":
         data = [{"class": k, **v} for k, v in spend_summary(history, attempts)["classes"].items()]
         fields = ["class", "label", "trials", "micros", "usd", "pct_of_spend"]

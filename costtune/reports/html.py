@@ -16,7 +16,7 @@ from html import escape
 from typing import Any
 
 from costtune.history import History, TrialState
-from costtune.money import format_usd, format_usd_column
+from costtune.money import MICROS_PER_USD, format_usd, format_usd_column, format_usd_decimals
 from costtune.reports import leaderboard
 from costtune.reports.cost import best_vs_spend, cost_per_improvement, pareto_front
 from costtune.reports.fmt import format_duration, format_number, format_params
@@ -64,8 +64,12 @@ svg .front{fill:none;stroke:#e4572e;stroke-width:1.5}
 
 
 def _usd_tick(value: Decimal) -> str:
-    """Plain decimals, never ``$5e-05``: sweeps of tiny local trials cost fractions of a cent."""
-    return f"${format(value.normalize(), 'f') if value else '0'}"
+    """An axis tick by the one money rule (``$0.05``, ``$0.000043``), never ``$5e-05``; a tick finer
+    than a micro-dollar (a chart of tiny local trials) keeps its plain decimals."""
+    micros = value * MICROS_PER_USD
+    if micros == micros.to_integral_value():
+        return format_usd(int(micros))
+    return f"${format(value.normalize(), 'f')}"
 
 
 # -- charts -------------------------------------------------------------------------------------
@@ -174,7 +178,7 @@ def leaderboard_html(history: History, limit: int = 50, costs: leaderboard.Costs
     if any(r["waste_micros"] for r in data):
         cols.append(("re-run $", format_usd_column([r["waste_micros"] for r in data]), True))
     cols += [("last step", [format_number(r["last_step"]) for r in data], True),
-             ("time", [format_duration(r["duration_s"]) for r in data], True),
+             (*leaderboard.time_cells(data), True),
              ("tries", [r["attempts"] for r in data], True), ("error", [r["error"] or "" for r in data], False)]
     more = shown(len(data), len(history.trials), "costtune leaderboard STUDY for all")
     note = f'<p class="empty">{escape(more)}</p>' if more else ""
@@ -253,7 +257,7 @@ def improvements_html(history: History) -> str:
                          [format_number(Decimal(g) if isinstance(g := r["gain"], str) else g) for r in data],
                          format_usd_column([r["cumulative_micros"] for r in data]),
                          format_usd_column([r["cost_of_gain_micros"] for r in data]),
-                         [_dash(r["usd_per_unit_gain"], lambda v: f"${format(Decimal(v), ',.6g')}") for r in data]],
+                         format_usd_decimals([r["usd_per_unit_gain"] for r in data])],
                   set(range(7)))
 
 
@@ -266,9 +270,9 @@ def render_html(study_name: str, history: History, attempts: Sequence[AttemptCos
     facts = [("objective", f"{history.metric} ({history.mode})"), ("trials", f"{finished} finished / "
              f"{len(history.trials)}"), ("total spend", format_usd(history.spent_micros))]
     if attempts is not None:
-        held = sum(a.billable_ms for a in attempts) / 1000
+        billed = sum(a.charged_ms for a in attempts) / 1000
         simulated = any(a.provider == "simulated" for a in attempts)
-        facts.append(("simulated instance time" if simulated else "instance time", format_duration(held)))
+        facts.append(("time billed (simulated)" if simulated else "time billed", format_duration(billed)))
     if best is None:
         facts.append(("best", "no finished trial yet"))
     else:

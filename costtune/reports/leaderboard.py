@@ -92,6 +92,7 @@ def rows(history: History, costs: Costs | None = None, ladder: Sequence[int] | N
             "cost_usd": str(micros_to_usd(trial.cost_micros)),
             "cost_micros": trial.cost_micros,
             "duration_s": duration,
+            "charged_s": None if cost is None else cost.charged_ms / 1000,
             "attempts": trial.attempts,
             "last_step": trial.last_step,
             "source": trial.source,
@@ -116,7 +117,8 @@ def to_json(history: History, study: str, costs: Costs | None = None, ladder: Se
     return json.dumps(doc, indent=2, default=str)
 
 
-_CSV_COST = ["rung_usd", "rung_micros", "instance_type", "market", "preemptions", "waste_usd", "waste_micros"]
+_CSV_COST = ["rung_usd", "rung_micros", "instance_type", "market", "preemptions", "waste_usd", "waste_micros",
+             "charged_s"]
 
 
 def to_csv(history: History, costs: Costs | None = None, ladder: Sequence[int] | None = None) -> str:
@@ -143,7 +145,8 @@ def to_table(history: History, title: str, limit: int | None = None, costs: Cost
     Columns, most important first: trial, objective, cost, state, rank, one per parameter (a searched
     instance type ranks with them), $ at the rung reached, instance and market (only when trials ran
     on a typed instance), preemptions and re-run money (only when some trial has them), last step,
-    time (simulated instance time for simulated trials) and tries. The JSON and CSV formats keep all.
+    time billed (what the cost pays for; simulated instance time for simulated trials) and tries.
+    The JSON and CSV formats keep all.
     Cut to ``limit`` rows, a note under the table says how many are shown and ``for_all`` (how to
     see every row: "10 of 16 shown; costtune leaderboard NAME for all").
     """
@@ -178,13 +181,22 @@ def to_table(history: History, title: str, limit: int | None = None, costs: Cost
     if preempted:
         columns.append(Column("preempt", [_fmt(r["preemptions"]) for r in data], keep=44))
     if wasted:
-        columns.append(Column("waste", format_usd_column([r["waste_micros"] for r in data]), keep=45))
+        columns.append(Column("re-run $", format_usd_column([r["waste_micros"] for r in data]), keep=45))
     columns += [
         Column("last step", [_fmt(r["last_step"]) for r in data], keep=41),
-        Column("time", [format_duration(r["duration_s"]) for r in data], keep=42),
+        Column(*time_cells(data), keep=42),
         Column("tries", [str(r["attempts"]) for r in data], keep=46),
     ]
     return FittedTable(columns, title=title, note=shown(len(data), total, for_all or f"{total} in all"))
+
+
+def time_cells(data: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:
+    """Header and cells of the time column: the time each trial was charged for (its attempts' billable
+    time with started seconds and minimum charges: what the cost column pays for), or wall time, so
+    labelled, when no attempt is known."""
+    if any(r["charged_s"] is not None for r in data):
+        return "time billed", [format_duration(r["charged_s"]) for r in data]
+    return "wall time", [format_duration(r["duration_s"]) for r in data]
 
 
 def _state(state: str) -> Text:

@@ -13,9 +13,10 @@ from typing import Any
 from rich.text import Text
 
 from costtune.history import History
-from costtune.money import format_usd, format_usd_column
+from costtune.money import format_usd, format_usd_column, format_usd_decimals
 from costtune.reports.cost import cost_per_improvement, pareto_front
 from costtune.reports.fmt import format_number
+from costtune.reports.sections import SECTIONS
 from costtune.reports.spend import (
     CLASS_LABELS,
     CLASSES,
@@ -31,10 +32,6 @@ from costtune.store.reads import AttemptCostRow, TrialCost
 from costtune.words import plural, shown
 
 
-def _ratio(text: str | None) -> str:
-    return "-" if text is None else f"${format(Decimal(text), ',.6g')}"
-
-
 def improvement_table(history: History, title: str) -> FittedTable:
     rows = cost_per_improvement(history)
     return FittedTable([
@@ -44,7 +41,7 @@ def improvement_table(history: History, title: str) -> FittedTable:
         Column("gain", [format_number(Decimal(g) if isinstance(g := r["gain"], str) else g) for r in rows], keep=4),
         Column("spent so far", format_usd_column([r["cumulative_micros"] for r in rows]), keep=2),
         Column("cost of gain", format_usd_column([r["cost_of_gain_micros"] for r in rows]), keep=3),
-        Column("$ / unit", [_ratio(r["usd_per_unit_gain"]) for r in rows], keep=6),
+        Column("$ / unit", format_usd_decimals([r["usd_per_unit_gain"] for r in rows]), keep=6),
     ], title=title)
 
 
@@ -84,17 +81,20 @@ def classes_table(history: History, attempts: Sequence[AttemptCostRow] | None) -
     ], title="where the money went")
 
 
-def placement_tables(history: History, attempts: Sequence[AttemptCostRow], costs: Mapping[int, TrialCost],
-                     top: int = 10) -> list[FittedTable | Text]:
-    """Terminal views: spend by class, the re-run line, spend by placement, steps per dollar, worst trials."""
+def _preemption_line(history: History, attempts: Sequence[AttemptCostRow]) -> list[Text]:
     p = preemption_summary(history, attempts)
-    line = Text(f"preemptions: {p['preemptions']} in {plural(p['trials_preempted'], 'trial')}, "
-                f"{plural(p['interruptions'], 'interrupted attempt')}; re-running their work cost "
-                f"{format_usd(p['waste_micros'])} ({_pct(p['waste_pct_of_spend'])} of "
-                f"{format_usd(p['spend_micros'])})")
+    if not (p["preemptions"] or p["interruptions"]):
+        return []
+    return [Text(f"preemptions: {p['preemptions']} in {plural(p['trials_preempted'], 'trial')}, "
+                 f"{plural(p['interruptions'], 'interrupted attempt')}; re-running their work cost "
+                 f"{format_usd(p['waste_micros'])} ({_pct(p['waste_pct_of_spend'])} of "
+                 f"{format_usd(p['spend_micros'])})")]
+
+
+def spend_table(history: History, attempts: Sequence[AttemptCostRow]) -> FittedTable:
     groups = spend_by_placement(history, attempts)
     kinds = [k for k in CLASSES if any(g[f"{k}_micros"] for g in groups)]
-    spend = FittedTable([
+    return FittedTable([
         Column("where", [g["label"] for g in groups], keep=0, justify="left", wrap=16),
         Column("trials", [str(g["trials"]) for g in groups], keep=4),
         Column("attempts", [str(g["attempts"]) for g in groups], keep=5),
@@ -103,27 +103,58 @@ def placement_tables(history: History, attempts: Sequence[AttemptCostRow], costs
         *(Column(SHORT_LABELS[k], format_usd_column([g[f"{k}_micros"] for g in groups]), keep=2)
           for k in kinds),
     ], title="spend by instance type and market")
+
+
+def steps_table(history: History, costs: Mapping[int, TrialCost]) -> FittedTable:
     per_type = steps_per_dollar(history, costs)
-    steps = FittedTable([
+    return FittedTable([
         Column("instance", [r["instance_type"] or "-" for r in per_type], keep=0, justify="left"),
         Column("trials", [str(r["trials"]) for r in per_type], keep=3),
         Column("median last step", [f"{r['median_steps']:g}" for r in per_type], keep=2),
         Column("median cost", format_usd_column([round(r["median_cost_micros"]) for r in per_type]), keep=4),
         Column("steps / $", [f"{r['median_steps_per_usd']:,.1f}" for r in per_type], keep=1),
     ], title="steps per dollar (median over finished trials)")
-    cut_short = p["preemptions"] or p["interruptions"]
-    out: list[FittedTable | Text] = [classes_table(history, attempts), *([line] if cut_short else []), spend, steps]
+
+
+def waste_table(history: History, attempts: Sequence[AttemptCostRow], costs: Mapping[int, TrialCost],
+                top: int = 10) -> list[FittedTable]:
     ranked = waste_by_trial(history, costs, attempts)
     worst = ranked[:top]
-    if worst:
-        out.append(FittedTable([
-            Column("trial", [str(r["trial"]) for r in worst], keep=0),
-            Column("instance", [r["instance_type"] or "-" for r in worst], keep=4, justify="left"),
-            Column("attempts", [str(r["attempts"]) for r in worst], keep=5),
-            Column("preempt", [str(r["preemptions"]) for r in worst], keep=3),
-            Column("re-run", format_usd_column([r["waste_micros"] for r in worst]), keep=1),
-            Column("cost", format_usd_column([r["cost_micros"] for r in worst]), keep=2),
-            Column("re-run %", [_pct(r["waste_pct_of_cost"]) for r in worst], keep=6),
-        ], title="re-run money by trial, most first",
-            note=shown(len(worst), len(ranked), "costtune report STUDY --format csv --section waste for all")))
-    return out
+    if not worst:
+        return []
+    return [FittedTable([
+        Column("trial", [str(r["trial"]) for r in worst], keep=0),
+        Column("instance", [r["instance_type"] or "-" for r in worst], keep=4, justify="left"),
+        Column("attempts", [str(r["attempts"]) for r in worst], keep=5),
+        Column("preempt", [str(r["preemptions"]) for r in worst], keep=3),
+        Column("re-run", format_usd_column([r["waste_micros"] for r in worst]), keep=1),
+        Column("cost", format_usd_column([r["cost_micros"] for r in worst]), keep=2),
+        Column("re-run %", [_pct(r["waste_pct_of_cost"]) for r in worst], keep=6),
+    ], title="re-run money by trial, most first",
+        note=shown(len(worst), len(ranked), "costtune report STUDY --format csv --section waste for all"))]
+
+
+def sections(history: History, attempts: Sequence[AttemptCostRow], costs: Mapping[int, TrialCost], label: str,
+             only: str | None = None) -> list[FittedTable | Text]:
+    """The terminal report: every section in ``SECTIONS`` order, or only the one named ``only``.
+
+    Raises ``ValueError`` for a name not in ``SECTIONS`` (the CLI's choice list refuses it first).
+    """
+    if only is not None and only not in SECTIONS:
+        raise ValueError(f"unknown report section {only!r}; one of {', '.join(SECTIONS)}")
+    build = {
+        "improvements": lambda: [improvement_table(history, f"cost per improvement: {label}")],
+        "pareto": lambda: [pareto_table(history, f"Pareto front, {history.metric} vs cost: {label}")],
+        "classes": lambda: [classes_table(history, attempts), *_preemption_line(history, attempts)],
+        "spend": lambda: [spend_table(history, attempts)],
+        "steps": lambda: [steps_table(history, costs)],
+        "waste": lambda: waste_table(history, attempts, costs),
+    }
+    return [part for name in SECTIONS if only in (None, name) for part in build[name]()]
+
+
+def placement_tables(history: History, attempts: Sequence[AttemptCostRow], costs: Mapping[int, TrialCost],
+                     top: int = 10) -> list[FittedTable | Text]:
+    """Terminal views: spend by class, the re-run line, spend by placement, steps per dollar, worst trials."""
+    return [classes_table(history, attempts), *_preemption_line(history, attempts), spend_table(history, attempts),
+            steps_table(history, costs), *waste_table(history, attempts, costs, top)]

@@ -55,6 +55,7 @@ class Claims:
     _max_trials: int | None
     _launched_at_extension: int
     _spent_at_iteration: int
+    _short: tuple[int, int]  # the last unfunded claim: room left under the cap, money its trial needed
 
     def _on_event(self, message: str) -> None: ...
 
@@ -129,13 +130,13 @@ class Claims:
         else:
             amount = self._chunk(rate, must_fit=True, among=among)
             if amount == 0:
-                return self._unfund(claimed)
+                return self._unfund(claimed, self.billing.charge(1, rate))
         key = f"ct-{self.study.id}-{claimed.id}-{claimed.attempt_number}"
         try:
             if amount:
                 self.store.reserve(key, [self.scope], amount)
         except CapExceeded:
-            return self._unfund(claimed)
+            return self._unfund(claimed, amount)
         start = claimed.last_step + 1 if self._checkpoints and claimed.last_step is not None else 0
         attempt_id = self.store.start_attempt(
             claimed.id, claimed.attempt_number, idempotency_key=key, provider=self.provider.name,
@@ -150,10 +151,14 @@ class Claims:
         live.aim(self.billing, prior + amount if amount else None, rung)
         return live
 
-    def _unfund(self, claimed: ClaimedTrial) -> None:
-        """The cap leaves too little for it now: back to the queue, tried again when money frees up."""
+    def _unfund(self, claimed: ClaimedTrial, needed: int) -> None:
+        """The cap leaves too little for it now: back to the queue, tried again when money frees up.
+
+        What the cap has room for and what the trial needed (micro-dollars) go to the progress line."""
         self.store.finish_trial(claimed.id, TrialState.QUEUED)
         self._idle = BUDGET
+        cap, spent, reserved = self.store.balance(self.scope)
+        self._short = (max(0, (cap or 0) - spent - reserved), needed)
         return None
 
     def _chunk(self, rate: int, *, must_fit: bool, among: int = 1) -> int:

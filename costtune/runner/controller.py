@@ -88,6 +88,7 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         self._stopping: str | None = None  # "interrupted": running attempts are being stopped
         self._claimable = True  # worth claiming: something may have changed since a claim last gave nothing
         self._idle = LIMIT  # why the last claim gave nothing: LIMIT (no trial to start) or BUDGET
+        self._short = (0, 0)  # BUDGET: room left under the cap, and what the unfunded trial needed
         self._claimed_at = 0.0  # wall time of the last claim that gave nothing
         self._halt: str | None = None  # "failures" | "objective": launch nothing more (status.error says why)
         self._failures_in_a_row = 0

@@ -53,6 +53,7 @@ class Ending:
     _max_trials: int | None
     _claimable: bool  # worth claiming: something may have changed since a claim last gave nothing
     _idle: str  # LIMIT or BUDGET: why the last claim gave nothing
+    _short: tuple[int, int]  # BUDGET: room left under the cap and what the unfunded trial needed (micros)
     _halt: str | None  # "failures" | "objective": launch nothing more, end with status.error
     _failures_in_a_row: int
     _last_failure: tuple[int, str] | None  # number and error of the latest failed trial of this run
@@ -150,7 +151,9 @@ class Ending:
         if self._waiting_for:
             return f"waiting for {plural(self._waiting_for, 'trial')} run by another controller"
         if self._idle == BUDGET:
-            return "budget.usd: what is left is held by running trials or too little for another"
+            room, needed = self._short
+            held = "running trials hold the rest; " if self._live else ""
+            return (f"budget.usd: {format_usd(room)} left, {held}a trial needs {format_usd(needed)} to start")
         return "no more trials to start: " + self._why_exhausted()
 
     # -- outcomes that end a run early ----------------------------------------------------

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column
+from rich.text import Text
 
 from costtune.errors import InputError, SpecError, StoreError
 from costtune.money import format_usd, micros_to_usd
 from costtune.providers import make_provider
-from costtune.reports.fmt import format_duration
+from costtune.reports.fmt import format_duration, format_number
 from costtune.richtext import styled
 from costtune.runner.controller import RunStatus, SweepController
 from costtune.samplers import Sampler
@@ -133,10 +136,11 @@ def run_with_progress(spec: SweepSpec, study: Study, console: Console, *, quiet:
     # The bar counts trials when their number is known, else dollars against budget.usd (an ASHA sweep).
     by_money = spec.max_trials is None and spec.budget.usd_micros is not None
     total = spec.budget.usd_micros if by_money else spec.max_trials
-    progress = Progress(
-        TextColumn("{task.description}", style="bold", markup=False), BarColumn(),
-        TextColumn("{task.fields[count]}", markup=False), TextColumn("{task.fields[detail]}", markup=False),
-        TimeElapsedColumn(), console=console, transient=False,
+    whole = Column(no_wrap=True, overflow="ignore")
+    progress = _Progress(
+        TextColumn("{task.description}", style="bold", markup=False, table_column=whole), BarColumn(bar_width=None),
+        TextColumn("{task.fields[count]}", markup=False, table_column=whole), TimeElapsedColumn(), console=console,
+        transient=False, expand=True,
     )
     task = progress.add_task(spec.name, total=total, count="", detail="", by_money=by_money)
     done = threading.Event()
@@ -157,9 +161,30 @@ def run_with_progress(spec: SweepSpec, study: Study, console: Console, *, quiet:
     return status
 
 
+class _Progress(Progress):
+    """The bar on one line, the figures (running, failed, best, spent) under it: on a narrow terminal
+    the bar shrinks and the figures wrap word by word, so no name or number is ever cut."""
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        for task in self.tasks:
+            if task.fields.get("detail"):
+                yield _Wrapped(task.fields["detail"])
+
+
+class _Wrapped:
+    """Text wrapped at words to the width, even on a console that soft-wraps (the error console)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = Text(text)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from self.text.wrap(console, options.max_width)
+
+
 def _update(progress: Progress, task: Any, status: RunStatus, spec: SweepSpec, study: Study) -> None:
     # the best finished trial (complete or stopped), the one the leaderboard ranks first
-    best = "-" if status.best_value is None else f"{status.best_value:.5g} (trial {status.best_trial})"
+    best = "-" if status.best_value is None else f"{format_number(status.best_value)} (trial {status.best_trial})"
     cap = f" of {format_usd(spec.budget.usd_micros)}" if spec.budget.usd_micros is not None else ""
     extra = f"  preempted {status.preemptions}" if status.preemptions else ""
     if status.sim_seconds:
@@ -172,7 +197,7 @@ def _update(progress: Progress, task: Any, status: RunStatus, spec: SweepSpec, s
         completed = status.finished
     running = f"running {status.running}"
     if status.note and status.running < status.workers:  # fewer than asked for, and why
-        running += f" of {status.workers} ({status.note})"
+        running = f"running {status.running} of {plural(status.workers, 'worker')} ({status.note})"
     detail = (f"{running}  failed {status.failed}{extra}  best {study.metric} {best}  "
               f"spent {format_usd(status.spend_micros)}{cap}")
     progress.update(task, completed=completed, count=count, detail=detail)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Protocol
 
 from costtune.history import Mode
+from costtune.money import format_usd
 from costtune.words import plural
 
 
@@ -36,8 +36,8 @@ def rung_ladder(min_micros: int, max_micros: int, eta: int) -> tuple[int, ...]:
 
 
 def usd_text(micros: int) -> str:
-    """``$0.15``, ``$1``, ``$0.000043``: the shortest exact text, for reasons a user reads."""
-    return f"${Decimal(micros).scaleb(-6).normalize():f}"
+    """``$0.15``, ``$1``, ``$0.000043``: the amount by the one money rule (``costtune.money.format_usd``)."""
+    return format_usd(micros)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from costtune.errors import StoreUnavailable
 ENV_DB = "COSTTUNE_DB"
 ENV_HOME = "COSTTUNE_HOME"
 _PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]*@")
+_QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?pass(?:word)?=)[^&#\s]*", re.IGNORECASE)
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -41,18 +42,25 @@ def default_db_url() -> str:
 
 
 def mask_url(raw: str) -> str:
-    """``raw`` with the password of a ``scheme://user:password@host`` URL replaced by ``***``.
+    """``raw`` with every password replaced by ``***``: ``scheme://user:password@host`` and the
+    ``?password=`` (``sslpassword``) query parameters. The one masking rule for every URL costtune
+    shows (messages, listings, progress); works on text that is not a valid URL too."""
+    return _QUERY_PASSWORD.sub(r"\1***", _PASSWORD.sub(r"\1***@", raw))
 
-    Works on text that is not a valid URL too, so a message can always show what was given.
-    """
-    return _PASSWORD.sub(r"\1***@", raw)
+
+def display_url(url: str) -> str:
+    """A resolved store URL as people see it: passwords masked, ``postgresql://`` without the driver."""
+    return mask_url(url.replace("postgresql+psycopg://", "postgresql://", 1))
 
 
 def resolve_db_url(db: str | None = None) -> str:
     """A ``--db`` value, else ``$COSTTUNE_DB``, else the default SQLite file.
 
-    A bare path means a SQLite file; ``postgresql://`` URLs use the psycopg 3 driver. Raises
-    ``StoreUnavailable`` for text that is not a database URL or names another database.
+    A bare path (``x.db``, ``~/x.db``, ``/abs/x.db``) means a SQLite file, as do ``sqlite:///rel.db``
+    (relative to the working directory) and ``sqlite:////abs.db``; each is made absolute, ``~``
+    expanded. ``postgresql://`` URLs use the psycopg 3 driver and must name a database. Raises
+    ``StoreUnavailable`` for text that is not a database URL, names another kind of database, or
+    a PostgreSQL server without a database.
     """
     raw = db or os.environ.get(ENV_DB) or default_db_url()
     if "\x00" in raw:
@@ -66,6 +74,15 @@ def resolve_db_url(db: str | None = None) -> str:
         raise StoreUnavailable(f"not a database URL or path: {mask_url(raw)!r}") from None
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
+        if not url.database:  # libpq would quietly pick the database named after the user
+            example = display_url(url.set(database="costtune").render_as_string(hide_password=False))
+            raise StoreUnavailable(f"{mask_url(raw)!r} names no database: add its name, e.g. {example} "
+                                   "(create it first: createdb costtune)")
+    if url.drivername == "sqlite" and url.database and url.database != ":memory:" \
+            and not url.database.startswith("file:"):
+        # sqlite:///rel.db is relative to where costtune runs, sqlite:///~/x.db under the home directory:
+        # made absolute here, so every message, listing and tag names the one file meant
+        url = url.set(database=str(Path(url.database).expanduser().resolve()))
     if url.drivername not in ("sqlite", "postgresql+psycopg"):
         raise StoreUnavailable(f"unsupported database {url.drivername!r} in {mask_url(raw)!r}; "
                                "use sqlite:///PATH, a path, or postgresql://")
@@ -93,7 +110,7 @@ def opening(url: str) -> Iterator[Engine]:
     file or directory this open created is removed first, so a failed open leaves nothing behind.
     """
     parsed = make_url(url)
-    shown = parsed.render_as_string(hide_password=True).replace("postgresql+psycopg://", "postgresql://", 1)
+    shown = display_url(url)
     sqlite_file = parsed.drivername == "sqlite" and parsed.database not in (None, "", ":memory:") \
         and not str(parsed.database).startswith("file:")
     created = _prepare_sqlite(Path(str(parsed.database)), shown) if sqlite_file else []
@@ -192,7 +209,7 @@ def _remove(created: list[Path]) -> None:
 def _one_line(exc: BaseException) -> str:
     """The driver's own message, on one line, without SQLAlchemy's background link."""
     inner = getattr(exc, "orig", None) or exc
-    text = " ".join(str(getattr(inner, "strerror", None) or inner).split())
+    text = mask_url(" ".join(str(getattr(inner, "strerror", None) or inner).split()))
     return text if len(text) <= 300 else f"{text[:300]}..."
 
 

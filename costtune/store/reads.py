@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session, col, select
 
+from costtune.money import charged_ms
 from costtune.store.models import AttemptRow, TrialRow
 
 if TYPE_CHECKING:
@@ -38,6 +39,13 @@ class AttemptCostRow:
     cost_micros: int
     start_step: int
     waste_micros: int
+    granularity_s: int = 1  # its billing rule, snapshotted with its rate when it started
+    minimum_s: int = 0
+
+    @property
+    def charged_ms(self) -> int:
+        """The time it was charged for: held time with started granules and the minimum charge."""
+        return charged_ms(self.billable_ms, granularity_s=self.granularity_s, minimum_s=self.minimum_s)
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class TrialCost:
     waste_micros: int  # money spent on work that had to be run again (``rerun_micros``)
     cost_micros: int  # the sum over its attempts
     billable_ms: int = 0  # instance time held, over its attempts
+    charged_ms: int = 0  # the time it was charged for: held time with started seconds and minimum charges
     simulated: bool = False  # its time is virtual: wall-clock start/finish mean nothing
 
 
@@ -60,7 +69,7 @@ def attempt_rows(store: Store, study_id: int) -> list[AttemptCostRow]:
         select(TrialRow.number, AttemptRow.number, AttemptRow.provider, AttemptRow.region,
                AttemptRow.instance_type, AttemptRow.market, AttemptRow.rate_micros_per_hour,
                AttemptRow.exit_reason, AttemptRow.billable_ms, AttemptRow.cost_micros,
-               AttemptRow.start_step, AttemptRow.waste_micros)
+               AttemptRow.start_step, AttemptRow.waste_micros, AttemptRow.bill_granule_s, AttemptRow.bill_minimum_s)
         .join(TrialRow, col(TrialRow.id) == col(AttemptRow.trial_id))
         .where(TrialRow.study_id == study_id)
         .order_by(col(TrialRow.number), col(AttemptRow.number))
@@ -102,6 +111,7 @@ def trial_costs(attempts: Iterable[AttemptCostRow]) -> dict[int, TrialCost]:
             waste_micros=sum(rerun_micros(sorted(rows, key=lambda a: a.number))),
             cost_micros=sum(a.cost_micros for a in rows),
             billable_ms=sum(a.billable_ms for a in rows),
+            charged_ms=sum(a.charged_ms for a in rows),
             simulated=any(a.provider == "simulated" for a in rows),
         )
     return out

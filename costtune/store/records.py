@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from costtune.errors import StudyNotFound
 from costtune.history import FrozenTrial, History, Mode, TrialState
+from costtune.money import charged_ms
 from costtune.store.models import AttemptRow, StudyRow, TrialRow
 
 
@@ -101,6 +102,13 @@ class AttemptInfo:
     region: str | None = None
     argv: tuple[str, ...] | None = None  # the command line it ran; None for simulated or in-process trials
     note: str | None = None  # how recovery after a crash billed it
+    granularity_s: int = 1  # its billing rule: whole granules of this many seconds (0: milliseconds)
+    minimum_s: int = 0  # and the minimum charge
+
+    @property
+    def charged_ms(self) -> int:
+        """The time it was charged for: held time with started granules and the minimum charge."""
+        return charged_ms(self.billable_ms, granularity_s=self.granularity_s, minimum_s=self.minimum_s)
 
 
 # (history, next trial number, the study's current space as a dict) -> proposal

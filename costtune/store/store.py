@@ -14,7 +14,6 @@ from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import DateTime, bindparam, func, insert, inspect, text, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, select
 
@@ -25,7 +24,7 @@ from costtune.store.admin import StudyAdmin, not_found_hint
 from costtune.store.attempts import AttemptBook
 from costtune.store.audit import AuditBook, AuditEntry, add_audit, current_actor
 from costtune.store.caps import CAP_ACTION, CapBook, CapChange, raise_trial_budget, study_scope
-from costtune.store.engine import opening, refuse_foreign_sqlite, resolve_db_url
+from costtune.store.engine import mask_url, opening, refuse_foreign_sqlite, resolve_db_url
 from costtune.store.ledger import LedgerBook
 from costtune.store.ledger_models import ReservationRow
 from costtune.store.models import (
@@ -109,7 +108,7 @@ class Store(AttemptBook, LedgerBook, StudyAdmin, CapBook, AuditBook):
     @property
     def display_url(self) -> str:
         """The URL with any password masked, for messages and listings."""
-        return make_url(self.url).render_as_string(hide_password=True)
+        return mask_url(self.url)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -455,7 +454,7 @@ class Store(AttemptBook, LedgerBook, StudyAdmin, CapBook, AuditBook):
                     r.started_at, r.ended_at, r.exit_reason, r.exit_code, r.billable_ms, r.cost_micros,
                     r.start_step, r.waste_micros, r.region,
                     None if r.argv_json is None else tuple(json.loads(r.argv_json)),
-                    note=r.note,
+                    note=r.note, granularity_s=r.bill_granule_s, minimum_s=r.bill_minimum_s,
                 ))
         return out
 

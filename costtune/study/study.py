@@ -30,7 +30,7 @@ from costtune.schedulers.replay import replay_rungs
 from costtune.space import SearchSpace
 from costtune.store import CapChange, ClaimedTrial, Proposal, Store, StudyInfo
 from costtune.store.owner import controller_id, hostname, is_alive
-from costtune.study.books import Books, Running
+from costtune.study.books import IN_PROCESS_BILLING, Books, Running
 from costtune.study.output import claim_output_dir, default_output_root
 from costtune.study.trial import Trial
 
@@ -252,7 +252,9 @@ class Study:
             raise
         try:
             attempt_id = self.store.start_attempt(claimed.id, claimed.attempt_number, idempotency_key=key,
-                                                  provider="inprocess", rate_micros_per_hour=rate, host=hostname())
+                                                  provider="inprocess", rate_micros_per_hour=rate, host=hostname(),
+                                                  granularity_s=IN_PROCESS_BILLING.granularity_s,
+                                                  minimum_s=IN_PROCESS_BILLING.minimum_s)
         except BaseException:
             if amount:
                 self.store.release(key)
