@@ -73,7 +73,6 @@ def sweep(workload: str, seed: int, budget_usd: float, recipe: str) -> dict:
                 "startup_seconds": int(STARTUP_SECONDS), "preemptions_per_hour": 0, "seed": seed,
             },
         },
-        "command": ["simulated"],
     }
 
 

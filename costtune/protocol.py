@@ -8,9 +8,9 @@ A trial reports by printing one line per report::
 key is a metric name with a number. Any other line is ordinary output. One rule covers every bad
 report line, and nothing a trial prints can crash its controller:
 
-- a line that starts with the prefix but is malformed (not a JSON object, over ``MAX_LINE_CHARS``
-  characters or ``MAX_METRICS`` metrics, nested values, a bad name, a step out of range) is ignored
-  with a warning naming the field;
+- a line that starts with the prefix but is malformed (not a JSON object, a key given twice, over
+  ``MAX_LINE_CHARS`` characters or ``MAX_METRICS`` metrics, nested values, a bad name, a step out of
+  range) is ignored with a warning naming the field;
 - a non-finite value (NaN, +-Infinity, an integer beyond float range) is never stored: for the
   objective metric it fails the trial ("objective val_loss was NaN at step 1",
   :func:`nonfinite_objective`); any other metric is dropped from the line with a warning.
@@ -26,12 +26,12 @@ import contextvars
 import json
 import math
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from costtune.errors import InputError
+from costtune.names import METRIC_NAME_RULE, is_metric_name
 
 PREFIX = "costtune:report "
 ENV_PARAMS_FILE = "COSTTUNE_PARAMS_FILE"
@@ -40,7 +40,6 @@ ENV_CHECKPOINT_DIR = "COSTTUNE_CHECKPOINT_DIR"
 ENV_TRIAL_NUMBER = "COSTTUNE_TRIAL_NUMBER"
 ENV_STUDY = "COSTTUNE_STUDY"
 ENV_ATTEMPT = "COSTTUNE_ATTEMPT"
-_METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-/]{0,127}$")
 
 
 MAX_LINE_CHARS = 100_000  # a longer report line is ignored (nor parsed: no deep nesting, no huge numbers)
@@ -113,7 +112,7 @@ def parse_line(line: str) -> MetricReport | None:
         raise MetricLineError(f"metric line: longer than {MAX_LINE_CHARS} characters ({len(body)}), "
                               f"got {body[:40]!r}...")
     try:
-        payload = json.loads(body)
+        payload = json.loads(body, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise MetricLineError(f"metric line: nested too deeply, got {body[:40]!r}...") from None
     except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
@@ -122,6 +121,17 @@ def parse_line(line: str) -> MetricReport | None:
     if not isinstance(payload, dict):
         raise MetricLineError(f"metric line: must be a JSON object, got {body[:80]!r}")
     return _check(payload)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all distinct: ``{"loss": NaN, "loss": 0.5}`` is ambiguous (JSON
+    readers differ on which one wins), so such a line is a bad line, not the last value."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise MetricLineError(f"metric line: key {_short(key)} is given twice; each key must appear once")
+        seen.add(key)
+    return dict(pairs)
 
 
 def _check(payload: dict[str, Any]) -> MetricReport:
@@ -135,8 +145,8 @@ def _check(payload: dict[str, Any]) -> MetricReport:
     for name, value in payload.items():
         if name == "step":
             continue
-        if not isinstance(name, str) or not _METRIC_NAME.match(name):
-            raise MetricLineError(f"metric line: metric name must be a word like val_loss, got {_short(name)}")
+        if not is_metric_name(name):
+            raise MetricLineError(f"metric line: key {_short(name)} {METRIC_NAME_RULE}")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise MetricLineError(f"metric line: {name} must be a finite number, got {_short(value)}")
         if _finite(value):

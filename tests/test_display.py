@@ -241,3 +241,47 @@ def test_the_leaderboard_and_trials_show_the_time_billed(board, sim_db: str) -> 
     result = CliRunner().invoke(main, ["trials", STUDY, str(short.trial), "--db", sim_db, "--format", "json"])
     [shown] = [a for a in json.loads(result.output)["attempts"] if a["number"] == short.number]
     assert shown["charged_ms"] == 60_000 and shown["billable_ms"] == short.billable_ms
+
+
+def test_one_plural_rule_for_every_count() -> None:
+    """Issue 7: "all 1 trials run", "1 preemptions". Counts go through costtune.words.plural."""
+    from costtune.words import plural
+
+    assert [plural(n, "trial") for n in (0, 1, 2)] == ["0 trials", "1 trial", "2 trials"]
+    assert (plural(1, "preemption"), plural(3, "failed trial"), plural(2, "trial output directory"),
+            plural(2, "process")) == ("1 preemption", "3 failed trials", "2 trial output directories", "2 processes")
+
+
+def test_no_message_writes_a_variable_count_before_a_fixed_plural() -> None:
+    """A count in a message is ``plural(n, noun)``, never ``f"{n} trials"`` (wrong for n = 1)."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "costtune"
+    nouns = ("trials|preemptions|attempts|workers|iterations|interruptions|configurations|moments"
+             "|promotions|reservations|directories|studies|failures|rows")
+    words = "(?:(?:failed|queued|running|more|finished|stopped|interrupted|preempted|trial output) )?"
+    pattern = re.compile(r"\{(?!MAX_|[A-Z_]+\})[^{}]+\} " + words + "(?:" + nouns + r")\b")
+    found = [f"{path.relative_to(root)}:{n}: {line.strip()}" for path in sorted(root.rglob("*.py"))
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert found == []
+
+
+def test_a_leaderboard_cut_short_says_how_many_rows_are_hidden(tmp_path: Path) -> None:
+    """Issue 7: the end-of-run leaderboard showed 10 of 16 rows without saying so."""
+    import costtune
+    from costtune.reports.leaderboard import to_table
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = costtune.create_study("many", storage=url, metric="loss")
+    for value in range(16):
+        study.tell(study.ask(), float(value))
+    console = Console(width=120, record=True)
+    console.print(to_table(study.history(), "leaderboard", limit=10, for_all="costtune leaderboard many for all"))
+    console.print(to_table(study.history(), "leaderboard", limit=16, for_all="costtune leaderboard many for all"))
+    text = console.export_text()
+    assert text.count("10 of 16 shown; costtune leaderboard many for all") == 1 and " of 16 shown" not in \
+        text.split("10 of 16 shown")[1]
+    proc = subprocess.run(["costtune", "leaderboard", "many", "--limit", "3", "--db", url], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "COLUMNS": "120"})
+    assert proc.returncode == 0, proc.stderr
+    assert "3 of 16 shown; leave out --limit for all" in proc.stdout

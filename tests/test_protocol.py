@@ -88,6 +88,9 @@ BAD_LINES = [
     ('{"step": 1, "loss;drop": 0.4}', ["metric name", "'loss;drop'"]),
     ('{"step": 1, "' + "x" * 200 + '": 0.4}', ["metric name", "xxxx"]),
     ('{"step": 1}', ["no metric"]),
+    # duplicate keys: JSON readers disagree on which wins, so the line is ambiguous (issue 7)
+    ('{"step": 0, "loss": NaN, "loss": 0.5}', ["'loss'", "given twice"]),
+    ('{"step": 0, "step": 1, "loss": 0.5}', ["'step'", "given twice"]),
     ("{}", ["no metric"]),
     # an integer too long to read at all is rejected like any bad value
     ('{"val_loss": 1' + "0" * 5000 + "}", ["not a JSON object"]),

@@ -351,13 +351,19 @@ def test_resume_with_a_changed_definition_exits_2_and_changes_nothing(tmp_path: 
 
     changes = [
         ({"space": {"lr": {"type": "loguniform", "low": 1e-4, "high": 0.5}}}, "space:", "(changed: lr)"),
-        ({"objective": {"metric": "val_loss", "mode": "max"}}, "objective:", "val_loss (min)"),
+        ({"objective": {"metric": "val_loss", "mode": "max"}}, "objective.mode:",
+         "objective.mode min, the file says max"),
+        ({"objective": {"metric": "loss"}}, "objective.metric:", "objective.metric val_loss, the file says loss"),
+        ({"sampler": {"type": "bayes"}}, "sampler.type:", "sampler.type random, the file says bayes"),
+        ({"scheduler": {"type": "asha", "min_usd": 0.001, "max_usd": 0.009}, "resources": {"usd_per_hour": 3.6}},
+         "scheduler.type:", "scheduler.type fifo, the file says asha"),
     ]
     for change, field, detail in changes:
         file = write_sweep(tmp_path, "fixed", trial, **{**fields, "budget": {"trials": 5}, **change})
         proc = subprocess.run(run_args(file, db), cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2, proc.stderr
-        assert f"error: {field} study 'fixed' already exists" in proc.stderr and detail in proc.stderr
+        message = " ".join(proc.stderr.split())
+        assert f"error: {field} study 'fixed' already exists" in message and detail in message
         assert "--name" in proc.stderr  # how to start a new study instead
 
     store = Store(db)

@@ -249,6 +249,7 @@ print('costtune:report {"step": 0, "val_loss": 0.9', flush=True)
 print('costtune:report {"step": 1, "val_loss": "high"}', flush=True)
 print('costtune:report {"step": 1, "val_acc": 1' + '0' * 400 + '}', flush=True)
 print('costtune:report {"step": -1, "val_loss": 0.5}', flush=True)
+print('costtune:report {"step": 1, "val_loss": NaN, "val_loss": 0.1}', flush=True)
 print('costtune:reporting finished', flush=True)
 print('costtune:report {"step": 2, "val_loss": 0.25, "val_accuracy": 0.75}', flush=True)
 """
@@ -261,13 +262,15 @@ def test_malformed_report_lines_are_ignored_with_a_warning(tmp_path: Path, db: s
                 "got '{\"step\": 0, \"val_loss\": 0.9'",
                 "ignored metric line: val_loss must be a finite number, got 'high'",
                 "dropped val_acc=1e400 (an integer beyond float range) at step 1: not a finite number",
-                "ignored metric line: step must be an integer from 0 to 2147483647, got -1"]
+                "ignored metric line: step must be an integer from 0 to 2147483647, got -1",
+                # duplicate keys: not the last value (0.1 would rank best), a bad line (issue 7)
+                "ignored metric line: key 'val_loss' is given twice; each key must appear once"]
     for message in expected:
         assert f"trial 0: {message}" in proc.stderr
     assert "reporting finished" not in proc.stderr  # ordinary output, no warning
     [row] = trials(tmp_path, "malformed", db)
     assert (row["state"], row["value"], row["last_step"]) == ("complete", 0.25, 2)
-    assert (row["warnings"], row["warning_count"]) == (expected, 4)  # stored with the trial
+    assert (row["warnings"], row["warning_count"]) == (expected, 5)  # stored with the trial
     store = Store(db)
     try:
         reports = store.reports(store.get_study("malformed").id, 0)
@@ -277,7 +280,7 @@ def test_malformed_report_lines_are_ignored_with_a_warning(tmp_path: Path, db: s
 
 
 @pytest.mark.parametrize(("metric", "hint"), [("val_los", "; did you mean 'val_loss'?"),
-                                            ("val loss", "; did you mean 'val_loss'?"), ("auc", ".")])
+                                            ("val-loss", "; did you mean 'val_loss'?"), ("auc", ".")])
 def test_an_objective_no_trial_reports_stops_the_sweep_after_the_first_trial(tmp_path: Path, db: str, metric: str,
                                                                              hint: str) -> None:
     """A misspelt objective.metric would burn every trial: the first trial that ends reporting other

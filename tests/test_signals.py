@@ -167,11 +167,15 @@ def test_sigterm_during_a_run_stops_and_requeues_like_ctrl_c(tmp_path: Path) -> 
     check_requeued(db)
 
 
-def test_ctrl_c_during_another_command_exits_130_without_a_traceback(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["studies", "plan"])
+def test_ctrl_c_during_another_command_exits_130_without_a_traceback_or_resume_hint(tmp_path: Path,
+                                                                                   command: str) -> None:
+    """Read-only commands have nothing to resume: they said "run the same command again to resume" (issue 7)."""
     db = f"sqlite:///{tmp_path / 'store.db'}"
-    proc = start(tmp_path, LAUNCHERS["console-script"], db, "studies")
+    args = [command, str(sweep(tmp_path))] if command == "plan" else [command]
+    proc = start(tmp_path, LAUNCHERS["console-script"], db, *args)
     wait_for_handler(proc)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in err, err
-    assert err.strip() == "interrupted; run the same command again to resume"
+    assert err.strip() == "interrupted"

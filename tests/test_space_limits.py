@@ -161,3 +161,47 @@ def test_an_accepted_distribution_only_hands_out_finite_representable_values(spe
         _assert_finite(space, points=4)
     except SpecError as exc:  # only a grid may still be refused: too few distinct floats for the points
         assert "asks for more grid points" in str(exc)
+
+
+def test_a_truncated_normal_far_in_its_tail_samples_inside_its_bounds_not_one_value() -> None:
+    """Issue 7: `normal {mu: 0, sigma: 1, low: 1000, high: 1001}` must not collapse onto 1000."""
+    dist = SearchSpace.from_dict({"x": {"type": "normal", "mu": 0, "sigma": 1, "low": 1000, "high": 1001}})["x"]
+    rng = np.random.default_rng(0)
+    values = [dist.sample(rng) for _ in range(50)]
+    assert all(1000 <= x <= 1001 for x in values) and len(set(values)) == 50
+    # the tail's law: the excess over low is close to exponential with rate low (mean ~ 1/1000)
+    assert 0.0005 < float(np.mean(values)) - 1000 < 0.002
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"type": "normal", "mu": 0, "sigma": 1, "low": 1e8, "high": 1e8 + 1}, "space.x: its samples would all be"),
+    ({"type": "normal", "mu": 0, "sigma": 1, "low": 1e12, "high": 1e13}, "space.x: its probabilities cannot be"),
+    ({"type": "normal", "mu": 0, "sigma": 1, "high": -1e12}, "space.x: its probabilities cannot be"),
+    ({"type": "normal", "mu": 1e10, "sigma": 1e-10}, "space.x: its samples would all be 10000000000"),
+    ({"type": "lognormal", "mu": 10, "sigma": 1e-17}, "space.x: its samples would all be"),
+    ({"type": "gamma", "shape": 1e-9, "scale": 1}, "space.x: its samples would all be 0"),
+    ({"type": "beta", "a": 1e300, "b": 1e300}, "space.x: its samples would all be 0.5"),
+])
+def test_a_distribution_whose_samples_collapse_onto_one_float_is_refused(spec: dict[str, Any], message: str) -> None:
+    with pytest.raises(SpecError) as info:
+        SearchSpace.from_dict({"x": spec})
+    assert str(info.value).startswith(message) and ", got " in str(info.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(mu=st.floats(-1e6, 1e6), sigma=st.floats(1e-6, 1e6), start=st.floats(-1e7, 1e7), width=st.floats(1e-3, 1e4),
+       side=st.sampled_from(["both", "low", "high"]))
+def test_an_accepted_truncated_normal_samples_inside_its_bounds_and_not_one_value(
+        mu: float, sigma: float, start: float, width: float, side: str) -> None:
+    """Truncations anywhere, deep in either tail included: refused at validation, or sampled properly."""
+    low, high = start * sigma + mu, (start + width) * sigma + mu
+    bounds = {"both": {"low": low, "high": high}, "low": {"low": low}, "high": {"high": high}}[side]
+    try:
+        dist = SearchSpace.from_dict({"x": {"type": "normal", "mu": mu, "sigma": sigma, **bounds}})["x"]
+    except SpecError as exc:
+        assert str(exc).startswith("space.x: ") and "\n" not in str(exc)
+        return
+    rng = np.random.default_rng(0)
+    values = [dist.sample(rng) for _ in range(20)]
+    assert all(dist.contains(x) for x in values)
+    assert len(set(values)) > 1

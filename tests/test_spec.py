@@ -69,6 +69,8 @@ def test_load_sweep_reads_yaml(tmp_path: Path) -> None:
         ("colour", "red", "colour: unknown field; allowed: name"),
         ("objective.mode", "minimize", "objective.mode: must be min or max, got 'minimize'"),
         ("objective.metric", "", "objective.metric: must be a metric name"),
+        # no report line can carry it (issue 7): the protocol's rule for metric keys
+        ("objective.metric", "val loss", "objective.metric: must be a metric name like val_loss"),
         ("sampler.type", "tpe", "sampler.type: must be one of grid, random, manual, bayes, got 'tpe'"),
         ("sampler.seed", -3, "sampler.seed: must be an integer >= 0, got -3"),
         ("sampler.n_startp", 3, "sampler.n_startp: unknown field for bayes"),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import costtune
-from costtune.errors import SamplerExhausted, SpecError, StopTrial, StoreError
+from costtune.errors import InputError, SamplerExhausted, SpecError, StopTrial, StoreError
 from costtune.history import TrialState
 from costtune.money import charge_micros
 
@@ -64,6 +64,52 @@ def test_ask_tell_with_metrics_dict_and_missing_value(tmp_path: Path) -> None:
     assert failed.state == TrialState.FAILED and "loss" in (failed.error or "")
     t3 = study.ask()
     assert study.tell(t3, float("nan")).state == TrialState.FAILED
+
+
+def test_telling_a_finished_trial_again_raises_naming_its_state(tmp_path: Path) -> None:
+    """A second tell used to return normally and change nothing (issue 7): it is an error, like Optuna's."""
+    study = costtune.create_study("again", storage=str(tmp_path / "s.db"), metric="loss", space=SPACE)
+    done, failed = study.ask(), study.ask()
+    study.tell(done, 0.5)
+    study.tell(failed, float("nan"))
+    for trial, state in ((done, "complete"), (failed, "failed")):
+        with pytest.raises(InputError, match=f"trial {trial.number} has already finished \\({state}\\)"):
+            study.tell(trial, 0.1)
+    assert [(t.state, t.value) for t in study.trials] == [(TrialState.COMPLETE, 0.5), (TrialState.FAILED, None)]
+
+
+def test_create_study_refuses_an_objective_no_report_can_carry(tmp_path: Path) -> None:
+    """The sweep file's metric-name rule (issue 7): `val loss` could never be reported."""
+    url = str(tmp_path / "s.db")
+    with pytest.raises(SpecError, match=r"metric: must be a metric name like val_loss.*got 'val loss'"):
+        costtune.create_study("z4", storage=url, metric="val loss")
+    assert costtune.create_study("z5", storage=url, metric="val/loss-2").metric == "val/loss-2"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"metric": "acc"}, "metric: study 'm' already exists with metric loss, create_study asks for acc"),
+    ({"mode": "max"}, "mode: study 'm' already exists with mode min, create_study asks for max"),
+    ({"sampler": {"type": "bayes"}}, 'sampler["type"]: study \'m\' already exists with sampler["type"] random, '
+                                     "create_study asks for bayes"),
+    ({"scheduler": {"type": "asha", "min_usd": 0.001, "max_usd": 0.009}},
+     'scheduler["type"]: study \'m\' already exists with scheduler["type"] fifo, create_study asks for asha'),
+    ({"space": {"x": {"type": "uniform", "low": 0, "high": 2}}}, "space: study 'm' already exists with a different"),
+])
+def test_load_if_exists_refuses_a_changed_definition_like_a_sweep_resume(tmp_path: Path, change: dict,
+                                                                         message: str) -> None:
+    """The sweep file's resume rule (issue 7): a different objective, sampler or scheduler was accepted
+    and stored acc values as loss."""
+    url = str(tmp_path / "s.db")
+    study = costtune.create_study("m", storage=url, metric="loss", mode="min", usd_per_hour="3.6",
+                                  space={"x": {"type": "uniform", "low": 0, "high": 1}})
+    for value in (1.0, 2.0):
+        study.tell(study.ask(), value)
+    with pytest.raises(InputError) as info:
+        costtune.create_study("m", storage=url, usd_per_hour="3.6", load_if_exists=True, **change)
+    assert str(info.value).startswith(message)
+    again = costtune.create_study("m", storage=url, metric="loss", mode="min", sampler="random",
+                                  scheduler={"type": "fifo"}, load_if_exists=True)  # the same: accepted
+    assert (again.metric, [t.value for t in again.trials]) == ("loss", [1.0, 2.0])
 
 
 def test_report_routes_to_the_running_trial_and_last_value_counts(tmp_path: Path) -> None:

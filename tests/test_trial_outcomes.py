@@ -194,7 +194,7 @@ def test_a_second_controller_waits_for_the_first_instead_of_failing(tmp_path: Pa
         first.kill()
     assert first.returncode == 0, out + err
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "stopped: all 1 trials run (budget.trials)" in second.stdout
+    assert "stopped: 1 trial run (budget.trials)" in second.stdout  # one plural rule (issue 7)
     [row] = trials(tmp_path, "shared", db)
     assert row["state"] == "complete" and len(row["attempts"]) == 1
 

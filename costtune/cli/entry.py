@@ -2,7 +2,8 @@
 
 SIGINT and SIGTERM are handled before anything heavy is imported, so an interruption at any
 moment (imports, opening the store, a run, its clean-up, a second Ctrl-C) ends the same way: exit
-code 130, one line saying how to resume, no traceback. While a sweep's loop runs, the controller
+code 130, one line (``run`` says how to resume; other commands just "interrupted"), no traceback.
+While a sweep's loop runs, the controller
 puts its own handlers in place (first signal: stop the running trials and re-queue them; second:
 without their grace period) and restores these afterwards.
 """
@@ -15,7 +16,8 @@ from typing import NoReturn
 
 EXIT_INTERRUPTED = 130
 HINT_RUN = "interrupted: running trials were stopped and re-queued; run the same command again to resume"
-HINT = "interrupted; run the same command again to resume"
+HINT_DEMO = "interrupted: running trials were stopped"  # each demo is a new study: running it again starts over
+HINT = "interrupted"  # read-only and one-shot commands: there is nothing to resume
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _raised = False
 
@@ -54,7 +56,8 @@ def exit_interrupted(hint: str = HINT) -> NoReturn:
 
 
 def hint_for(command: str | None) -> str:
-    return HINT_RUN if command in ("run", "demo") else HINT
+    """The line for an interrupted ``command``: only ``run`` can be resumed by running it again."""
+    return {"run": HINT_RUN, "demo": HINT_DEMO}.get(command or "", HINT)
 
 
 def _run(args: list[str]) -> int:

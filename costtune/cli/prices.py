@@ -12,6 +12,7 @@ import click
 from costtune.cli.common import CommandGroup, FiniteFloatRange, count, handled
 from costtune.prices.catalog import PriceTable
 from costtune.prices.price import FAMILIES, MARKETS
+from costtune.words import plural, shown
 
 
 @click.group("prices", cls=CommandGroup, invoke_without_command=True)
@@ -46,6 +47,7 @@ def prices(ctx: click.Context, providers: tuple[str, ...], regions: tuple[str, .
     rows = table.offers(providers=providers or None, regions=regions or None, instance_types=instance_types or None,
                         markets=markets or None, family=families or None, min_vcpus=min_vcpus,
                         min_memory_gib=min_memory_gib, gpu_model=gpu_model)
+    total = len(rows)
     rows = rows[:limit] if limit else rows
     records = [{"provider": p.provider, "region": p.region, "instance_type": p.instance_type, "market": p.market,
                 "usd_per_hour": str(p.usd_per_hour), "usd_per_hour_micros": p.usd_per_hour_micros,
@@ -81,7 +83,8 @@ def prices(ctx: click.Context, providers: tuple[str, ...], regions: tuple[str, .
                justify="left"),
         Column("as of", text("as_of"), keep=8, justify="left"),
         Column("note", text("note"), keep=9, justify="left", wrap=24),
-    ], title=f"{len(records)} prices, cheapest first", hint="widen the terminal, or use --format json|csv"))
+    ], title=f"{plural(len(records), 'price')}, cheapest first", hint="widen the terminal, or use --format json|csv",
+        note=shown(len(records), total, "leave out --limit for all")))
 
 
 @prices.command("refresh")

@@ -15,6 +15,7 @@ from costtune.cli.common import count, db_option, err_console, handled, open_sto
 from costtune.errors import CosttuneError, SpecError
 from costtune.limits import MAX_WORKERS
 from costtune.richtext import styled
+from costtune.words import plural
 
 
 @click.command()
@@ -87,14 +88,16 @@ def totals_line(history: Any, status: Any, before: Any = None) -> str:
     from costtune.reports.fmt import format_duration
 
     finished = sum(t.state.finished for t in history.trials)
-    line = f"study total (all runs): {len(history.trials)} trials, {finished} finished, " \
+    line = f"study total (all runs): {plural(len(history.trials), 'trial')}, {finished} finished, " \
            f"{format_usd(history.spent_micros)} spent"
     own: list[str] = []
     if before is not None and before.trials:
         done_here = finished - sum(t.state.finished for t in before.trials)
-        own.append(f"{done_here} trials finished, {format_usd(history.spent_micros - before.spent_micros)} spent")
+        spent_here = format_usd(history.spent_micros - before.spent_micros)
+        own.append(f"{plural(done_here, 'trial')} finished, {spent_here} spent")
     if status.preemptions:
-        own.append(f"{status.preemptions} preemptions, {format_usd(status.waste_micros)} of work lost to them")
+        lost = format_usd(status.waste_micros)
+        own.append(f"{plural(status.preemptions, 'preemption')}, {lost} of work lost to them")
     if status.sim_seconds:
         own.append(f"{format_duration(status.sim_seconds)} of simulated time")
     if own:
@@ -113,7 +116,8 @@ def _print_summary(study: Any, status: Any, before: Any = None) -> None:
     history = study.history()
     costs = trial_costs(attempt_rows(study.store, study.id))  # placement and simulated time columns
     out_console.print(to_table(history, f"leaderboard: {study.name} ({history.metric}, {history.mode})",
-                               limit=10, costs=costs, ladder=study_ladder(study.info.spec)))
+                               limit=10, costs=costs, ladder=study_ladder(study.info.spec),
+                               for_all=f"costtune leaderboard {study.name} for all"))
     best = history.best()
     out_console.print(totals_line(history, status, before), highlight=False)
     if best is not None:
@@ -135,7 +139,7 @@ def _print_failures(history: Any, name: str, shown: int = 5) -> None:
     failed = [t for t in history.trials if str(t.state) == "failed"]
     if not failed:
         return
-    out_console.print(f"{len(failed)} failed trial{'s' * (len(failed) != 1)}:", highlight=False)
+    out_console.print(f"{plural(len(failed), 'failed trial')}:", highlight=False)
     for t in sorted(failed, key=lambda t: t.number, reverse=True)[:shown]:
         reason = (t.error or "no reason stored").splitlines()[0]
         out_console.print(f"  trial {t.number}: {reason}", highlight=False, soft_wrap=True)

@@ -13,6 +13,7 @@ import click
 from costtune.cli.common import count, db_option, err_console, format_option, handled, open_store, out_console
 from costtune.errors import CosttuneError, InputError, NoStore, SpecError
 from costtune.limits import INT32_MAX, INT64_MAX
+from costtune.words import plural
 
 
 @click.group(invoke_without_command=True, short_help="List, delete or rename studies.")
@@ -98,10 +99,10 @@ def delete_study(ctx: click.Context, name: str, db: str | None, yes: bool, delet
         raise StudyBusy(f"study {name!r} is being run by a live controller ({owners}); stop it first")
     history = store.history(info.id)
     dirs = sorted({t.output_dir for t in history.trials if t.output_dir})
-    what = (f"study {name!r} in {store.display_url}: {len(history.trials)} trials, "
+    what = (f"study {name!r} in {store.display_url}: {plural(len(history.trials), 'trial')}, "
             f"{format_usd(history.spent_micros)} spent")
     if delete_output and dirs:
-        what += f", and {len(dirs)} trial output directories under {_common_root(dirs)}"
+        what += f", and {plural(len(dirs), 'trial output directory')} under {_common_root(dirs)}"
     if not yes:
         if not sys.stdin.isatty():
             raise CosttuneError(f"not deleted: {what}; pass --yes to delete without being asked")
@@ -110,12 +111,14 @@ def delete_study(ctx: click.Context, name: str, db: str | None, yes: bool, delet
             sys.exit(1)
     _settle_first(store, info.id, name)
     done = store.delete_study(info.id)
-    kept = f"; {done.reservations_kept} reservations stay in other scopes' books" if done.reservations_kept else ""
-    click.echo(f"deleted study {done.name!r}: {done.trials} trials, {done.attempts} attempts, {done.reports} "
-               f"reports, {format_usd(done.spent_micros)} of spend{kept}")
+    kept = (f"; {plural(done.reservations_kept, 'reservation')} {'stays' if done.reservations_kept == 1 else 'stay'} "
+            "in other scopes' books") if done.reservations_kept else ""
+    click.echo(f"deleted study {done.name!r}: {plural(done.trials, 'trial')}, {plural(done.attempts, 'attempt')}, "
+               f"{plural(done.reports, 'report')}, {format_usd(done.spent_micros)} of spend{kept}")
     if delete_output:
         removed, left = _remove_trial_dirs(done.output_dirs)
-        click.echo(f"removed {removed} trial output directories" + (f"; left {', '.join(left)}" if left else ""))
+        left_text = f"; left {', '.join(left)}" if left else ""
+        click.echo(f"removed {plural(removed, 'trial output directory')}{left_text}")
     elif done.output_dirs:
         click.echo(f"output directories kept under {_common_root(list(done.output_dirs))} (--delete-output)")
 
@@ -226,7 +229,7 @@ def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None
         click.echo(to_csv(history, costs, ladder, gone), nl=False)
     else:
         out_console.print(to_table(history, f"leaderboard: {info.name} ({info.metric}, {info.mode})", limit,
-                                   costs, ladder, gone))
+                                    costs, ladder, gone, for_all="leave out --limit for all"))
         _gone_note(gone)
         best = history.best()
         if best is not None and best.output_dir:

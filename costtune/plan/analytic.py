@@ -25,6 +25,7 @@ from costtune.schedulers import plan_brackets, rung_ladder
 from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec
 from costtune.spec.resources import Resources
+from costtune.words import plural
 
 
 @dataclass(frozen=True)
@@ -246,8 +247,8 @@ def _preemption(spec: SweepSpec, schedule: Schedule, shapes: list[Shape]) -> Pre
         return Preemption(0.0, None, 0.0, 0, 0, "local trials are not preempted")
     if sim.preemption_trace is not None:
         return Preemption(0.0, None, None, None, None,
-                          f"preemption_trace: {len(sim.preemption_trace)} moments, each preempting every spot "
-                          "attempt running then; see the forecast")
+                          f"preemption_trace: {plural(len(sim.preemption_trace), 'moment')}, each preempting every "
+                          "spot attempt running then; see the forecast")
     planned = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
     if planned is None or not shapes:
         return Preemption(sim.preemptions_per_hour, None, None, None, None, "planned money unknown")

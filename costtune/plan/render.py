@@ -16,6 +16,7 @@ from costtune.plan.forecast import Forecast
 from costtune.reports.fmt import format_duration
 from costtune.reports.table import Column, FittedTable
 from costtune.richtext import styled
+from costtune.words import plural
 
 
 def _money(micros: int | None) -> str:
@@ -43,9 +44,9 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
     s = plan.schedule
     budget = " and ".join(x for x in (
         None if plan.budget_micros is None else format_usd(plan.budget_micros),
-        None if plan.budget_trials is None else f"{plan.budget_trials} trials") if x) or "none"
+        None if plan.budget_trials is None else plural(plan.budget_trials, "trial")) if x) or "none"
     console.print(styled((f"plan: {plan.name}", "bold"), f"  provider {plan.provider}, scheduler {s.kind}, budget "
-                         f"{budget}, {plan.workers} workers; billing {plan.billing}"), highlight=False)
+                         f"{budget}, {plural(plan.workers, 'worker')}; billing {plan.billing}"), highlight=False)
     if s.brackets:
         places = usd_places(*(r for b in s.brackets for r in b.rungs_micros))  # every rung lines up
         console.print(FittedTable([
@@ -56,7 +57,7 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
                    keep=2, justify="left", wrap=12),
             Column("trials started", [str(b.trials_per_rung[0]) for b in s.brackets], keep=4),
             Column("planned", format_usd_column([b.cost_micros for b in s.brackets]), keep=3),
-        ], title=f"{s.kind} brackets (eta {s.eta}, {s.iterations} iteration{'s' if s.iterations != 1 else ''})"))
+        ], title=f"{s.kind} brackets (eta {s.eta}, {plural(s.iterations, 'iteration')})"))
     elif s.ladder_micros:
         places = usd_places(*s.ladder_micros)
         console.print(f"rung ladder (eta {s.eta}): " + " -> ".join(format_usd(r, places) for r in s.ladder_micros),

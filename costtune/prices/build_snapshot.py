@@ -42,6 +42,7 @@ from pathlib import Path
 
 from costtune.prices.csvio import ZONE_FIELDS, read_prices_csv, read_zone_csv
 from costtune.prices.price import CSV_FIELDS, derive_family
+from costtune.words import plural
 
 KARPENTER_AWS_SOURCE = (
     "github.com/aws/karpenter-provider-aws@031e72b6099630e960dacb88b48a7e9bb780945f "
@@ -210,7 +211,8 @@ def _csv_text(rows: list[dict[str, str]], fields: Sequence[str]) -> str:
 
 
 def report(result: Build) -> str:
-    lines = [f"snapshot.csv: {len(result.snapshot)} rows; aws_spot_zones.csv: {len(result.zones)} rows"]
+    lines = [f"snapshot.csv: {plural(len(result.snapshot), 'row')}; "
+             f"aws_spot_zones.csv: {plural(len(result.zones), 'row')}"]
     counts = Counter((r["provider"], r["market"]) for r in result.snapshot)
     lines += [f"  {p} {m}: {n}" for (p, m), n in sorted(counts.items())]
     families = Counter(r["family"] for r in result.snapshot)
@@ -218,7 +220,7 @@ def report(result: Build) -> str:
     lines.append(f"omitted ({len(result.omitted)}):")
     lines += [f"  {o}" for o in result.omitted] or ["  none"]
     lines.append("caveats applied:")
-    lines += [f"  {c}: {n} rows" for c, n in sorted(result.caveats.items())]
+    lines += [f"  {c}: {plural(n, 'row')}" for c, n in sorted(result.caveats.items())]
     lines.append(f"warnings ({len(result.warnings)}):")
     lines += [f"  {w}" for w in result.warnings] or ["  none"]
     return "\n".join(lines)

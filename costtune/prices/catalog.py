@@ -21,6 +21,7 @@ from typing import Protocol, runtime_checkable
 from costtune.errors import InputError, SpecError
 from costtune.prices.csvio import read_prices_csv, read_zone_csv
 from costtune.prices.price import FAMILIES, MARKETS, PROVIDERS, Price, PriceKey
+from costtune.words import plural
 
 SNAPSHOT = "snapshot.csv"
 SPOT_ZONES = "aws_spot_zones.csv"
@@ -274,7 +275,7 @@ class PriceTable:
 
     def __repr__(self) -> str:
         providers = sorted({p.provider for p in self._rows})
-        return f"<PriceTable {len(self)} prices: {', '.join(providers) or 'empty'}>"
+        return f"<PriceTable {plural(len(self), 'price')}: {', '.join(providers) or 'empty'}>"
 
     def _suggest(self, key: PriceKey) -> list[str]:
         """Same type elsewhere (other region or market) first, then close type names."""

@@ -33,6 +33,7 @@ from costtune.reports.spend import (
 from costtune.reports.svg import Plot, format_tick, nice_ticks, stacked_bars
 from costtune.spec.resources import INSTANCE_PARAM, MARKET_PARAM
 from costtune.store.reads import AttemptCostRow, trial_costs
+from costtune.words import plural, shown
 
 __all__ = ["RERUN_RGB", "USEFUL_RGB", "WASTE_RGB", "nice_ticks", "render_html"]
 
@@ -179,8 +180,8 @@ def leaderboard_html(history: History, limit: int = 50, costs: leaderboard.Costs
     cols += [("last step", [format_number(r["last_step"]) for r in data], True),
              (*leaderboard.time_cells(data), True),
              ("tries", [r["attempts"] for r in data], True), ("error", [r["error"] or "" for r in data], False)]
-    more = len(history.trials) - len(data)
-    note = f'<p class="empty">{more} more trials not shown</p>' if more > 0 else ""
+    more = shown(len(data), len(history.trials), "costtune leaderboard STUDY for all")
+    note = f'<p class="empty">{escape(more)}</p>' if more else ""
     return _table([c[0] for c in cols], [c[1] for c in cols], {i for i, c in enumerate(cols) if c[2]}) + note
 
 
@@ -197,8 +198,9 @@ def spend_html(history: History, attempts: Sequence[AttemptCostRow] | None) -> s
                     [*(_pct(s["classes"][k]["pct_of_spend"]) for k in kinds), "100.0%"]], {1, 2, 3})
     rerun = s["classes"]["rerun"]
     cut = s["preempted_attempts"] + s["interrupted_attempts"]
-    line = (f"<p>{cut} attempts were cut short ({s['preempted_attempts']} preempted, "
-            f"{s['interrupted_attempts']} interrupted) in {s['retried_trials']} trials; the work they had to run "
+    line = (f"<p>{plural(cut, 'attempt')} {'was' if cut == 1 else 'were'} cut short "
+            f"({s['preempted_attempts']} preempted, {s['interrupted_attempts']} interrupted) in "
+            f"{plural(s['retried_trials'], 'trial')}; the work they had to run "
             f"again cost {escape(format_usd(rerun['micros']))}. Money a cut-short attempt spent on work that a "
             "checkpoint kept counts where its trial ended.</p>") if attempts is not None and cut else ""
     return table + line
@@ -210,8 +212,9 @@ def placement_html(history: History, attempts: Sequence[AttemptCostRow] | None, 
         return '<p class="empty">no attempt records</p>'
     costs = trial_costs(attempts)
     p = preemption_summary(history, attempts)
-    line = (f"<p>{p['preemptions']} preemptions in {p['trials_preempted']} trials and {p['interruptions']} "
-            f"interruptions: re-running their work cost {escape(format_usd(p['waste_micros']))}, "
+    line = (f"<p>{plural(p['preemptions'], 'preemption')} in {plural(p['trials_preempted'], 'trial')} and "
+            f"{plural(p['interruptions'], 'interruption')}: re-running their work cost "
+            f"{escape(format_usd(p['waste_micros']))}, "
             f"{escape(_pct(p['waste_pct_of_spend']))} of {escape(format_usd(p['spend_micros']))} spent.</p>"
             if p["preemptions"] or p["interruptions"] else "<p>No attempt was preempted or interrupted.</p>")
     groups = spend_by_placement(history, attempts)
@@ -227,7 +230,9 @@ def placement_html(history: History, attempts: Sequence[AttemptCostRow] | None, 
                     [f"{r['median_steps']:g}" for r in per_type],
                     format_usd_column([round(r["median_cost_micros"]) for r in per_type]),
                     [f"{r['median_steps_per_usd']:,.1f}" for r in per_type]], {1, 2, 3, 4})
-    worst = waste_by_trial(history, costs, attempts)[:top]
+    ranked = waste_by_trial(history, costs, attempts)
+    worst = ranked[:top]
+    note = shown(len(worst), len(ranked), "costtune report STUDY --format csv --section waste for all")
     worst_html = _table(["trial", "state", "instance type", "attempts", "preemptions", "re-run $", "trial cost",
                          "re-run share"],
                         [[r["trial"] for r in worst], [(r["state"], r["state"]) for r in worst],
@@ -238,7 +243,8 @@ def placement_html(history: History, attempts: Sequence[AttemptCostRow] | None, 
                         {0, 3, 4, 5, 6, 7}) if worst else '<p class="empty">no trial was preempted or interrupted</p>'
     return (f"{line}{spend}<h2>steps per dollar by instance type</h2><p>Rungs are dollar levels: an instance "
             f"that reaches fewer steps per dollar gets less training done before each rung judges it.</p>{steps}"
-            f"<h2>re-run money by trial (top {top})</h2>{worst_html}")
+            f"<h2>re-run money by trial, most first</h2>{worst_html}"
+            + (f'<p class="empty">{escape(note)}</p>' if note else ""))
 
 
 def improvements_html(history: History) -> str:

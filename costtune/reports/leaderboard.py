@@ -26,6 +26,7 @@ from costtune.reports.table import Column, FittedTable
 from costtune.schedulers import rung_ladder, scheduler_config
 from costtune.spec.resources import INSTANCE_PARAM, MARKET_PARAM
 from costtune.store.reads import TrialCost
+from costtune.words import shown
 
 Costs = Mapping[int, TrialCost]  # trial number -> what its attempts add up to
 
@@ -143,7 +144,7 @@ def to_csv(history: History, costs: Costs | None = None, ladder: Sequence[int] |
 
 
 def to_table(history: History, title: str, limit: int | None = None, costs: Costs | None = None,
-             ladder: Sequence[int] | None = None, gone: Collection[int] = ()) -> FittedTable:
+             ladder: Sequence[int] | None = None, gone: Collection[int] = (), for_all: str = "") -> FittedTable:
     """The terminal leaderboard, fitted to the console: whole columns are left out, numbers never cut.
 
     Columns, most important first: trial, objective, cost, state, rank, one per parameter (a searched
@@ -151,8 +152,11 @@ def to_table(history: History, title: str, limit: int | None = None, costs: Cost
     on a typed instance), preemptions and re-run money (only when some trial has them), last step,
     time billed (what the cost pays for; simulated instance time for simulated trials) and tries.
     The JSON and CSV formats keep all.
+    Cut to ``limit`` rows, a note under the table says how many are shown and ``for_all`` (how to
+    see every row: "10 of 16 shown; costtune leaderboard NAME for all").
     """
     data = rows(history, costs, ladder, gone)
+    total = len(data)
     if limit is not None:
         data = data[:limit]
     params = list(dict.fromkeys(k for r in data for k in r["params"]))
@@ -188,7 +192,7 @@ def to_table(history: History, title: str, limit: int | None = None, costs: Cost
         Column(*time_cells(data), keep=42),
         Column("tries", [str(r["attempts"]) for r in data], keep=46),
     ]
-    return FittedTable(columns, title=title)
+    return FittedTable(columns, title=title, note=shown(len(data), total, for_all or f"{total} in all"))
 
 
 def time_cells(data: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:

@@ -90,9 +90,11 @@ class FittedTable:
     """A table that keeps the columns that fit the console; see the module docstring."""
 
     def __init__(self, columns: Sequence[Column], *, title: str | None = None,
-                 hint: str = "widen the terminal, or use --format json for every column", always: int = 2) -> None:
+                 hint: str = "widen the terminal, or use --format json for every column", always: int = 2,
+                 note: str | None = None) -> None:
         self.columns = list(columns)
         self.title = title
+        self.note = note  # printed under the table: rows left out (``costtune.words.shown``)
         self.hint = hint
         self.always = always
         rows = {len(c.cells) for c in self.columns}
@@ -116,6 +118,8 @@ class FittedTable:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         table, dropped = self.fit(options.max_width)
         yield table
+        if self.note:
+            yield from Text(self.note, style="dim").wrap(console, options.max_width)
         if dropped:
             note = Text(f"not shown: {', '.join(dropped)} ({self.hint})", style="dim")
             yield from note.wrap(console, options.max_width)  # wraps even on a soft-wrapping console

@@ -29,6 +29,7 @@ from costtune.reports.spend import (
 )
 from costtune.reports.table import Column, FittedTable
 from costtune.store.reads import AttemptCostRow, TrialCost
+from costtune.words import plural, shown
 
 
 def improvement_table(history: History, title: str) -> FittedTable:
@@ -84,8 +85,8 @@ def _preemption_line(history: History, attempts: Sequence[AttemptCostRow]) -> li
     p = preemption_summary(history, attempts)
     if not (p["preemptions"] or p["interruptions"]):
         return []
-    return [Text(f"preemptions: {p['preemptions']} in {p['trials_preempted']} trials, "
-                 f"{p['interruptions']} interrupted attempts; re-running their work cost "
+    return [Text(f"preemptions: {p['preemptions']} in {plural(p['trials_preempted'], 'trial')}, "
+                 f"{plural(p['interruptions'], 'interrupted attempt')}; re-running their work cost "
                  f"{format_usd(p['waste_micros'])} ({_pct(p['waste_pct_of_spend'])} of "
                  f"{format_usd(p['spend_micros'])})")]
 
@@ -117,7 +118,8 @@ def steps_table(history: History, costs: Mapping[int, TrialCost]) -> FittedTable
 
 def waste_table(history: History, attempts: Sequence[AttemptCostRow], costs: Mapping[int, TrialCost],
                 top: int = 10) -> list[FittedTable]:
-    worst = waste_by_trial(history, costs, attempts)[:top]
+    ranked = waste_by_trial(history, costs, attempts)
+    worst = ranked[:top]
     if not worst:
         return []
     return [FittedTable([
@@ -128,7 +130,8 @@ def waste_table(history: History, attempts: Sequence[AttemptCostRow], costs: Map
         Column("re-run", format_usd_column([r["waste_micros"] for r in worst]), keep=1),
         Column("cost", format_usd_column([r["cost_micros"] for r in worst]), keep=2),
         Column("re-run %", [_pct(r["waste_pct_of_cost"]) for r in worst], keep=6),
-    ], title=f"re-run money by trial (top {top})")]
+    ], title="re-run money by trial, most first",
+        note=shown(len(worst), len(ranked), "costtune report STUDY --format csv --section waste for all"))]
 
 
 def sections(history: History, attempts: Sequence[AttemptCostRow], costs: Mapping[int, TrialCost], label: str,

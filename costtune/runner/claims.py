@@ -17,6 +17,7 @@ from costtune.history import TrialState
 from costtune.runner.attempts import LiveAttempt
 from costtune.runner.ending import BUDGET, LIMIT
 from costtune.store.owner import hostname
+from costtune.words import plural
 
 if TYPE_CHECKING:
     from costtune.clock import Clock
@@ -78,7 +79,7 @@ class Claims:
         self._max_trials = self._trial_limit()
         self._claimable = True
         self._on_event(f"budget left for another {self.rungs.kind} iteration: "  # type: ignore[union-attr]
-                       f"{self._max_trials} trials planned")
+                       f"{plural(self._max_trials or 0, 'trial')} planned")
         return True
 
     def _trial_limit(self) -> int | None:

@@ -22,6 +22,7 @@ from costtune.errors import CosttuneError, InputError
 from costtune.history import TrialState
 from costtune.money import format_usd
 from costtune.store.owner import is_alive
+from costtune.words import plural
 
 if TYPE_CHECKING:
     from costtune.providers.base import Provider
@@ -117,7 +118,7 @@ class Ending:
         cap = self.spec.budget.usd_micros
         text = f"budget.usd reached: {format_usd(self.status.spend_micros)} of {format_usd(cap or 0)} spent"
         if queued:
-            text += f"; {queued} queued trial{'s wait' if queued != 1 else ' waits'} for more budget"
+            text += f"; {plural(queued, 'queued trial')} {'waits' if queued == 1 else 'wait'} for more budget"
         return text
 
     def _why_exhausted(self, held: int | None = None) -> str:
@@ -127,11 +128,12 @@ class Ending:
             held = len(self.study.history().trials)
         trials = self.spec.budget.trials
         if trials is not None and held > trials:  # queued (enqueue, sampler.configs) while budget.trials was higher
-            return f"the study holds {held} trials, more than budget.trials ({trials}): all have run (budget.trials)"
+            return (f"the study holds {plural(held, 'trial')}, more than budget.trials ({trials}): all have run "
+                    "(budget.trials)")
         if limit is not None and trials == limit:
-            return f"all {limit} trials run (budget.trials)"
+            return f"{'all ' if limit != 1 else ''}{plural(limit, 'trial')} run (budget.trials)"
         if limit is not None and self.rungs is not None and self.rungs.max_trials() == limit:
-            return f"the {self.rungs.kind} plan's {limit} trials have run"
+            return f"the {self.rungs.kind} plan's {plural(limit, 'trial')} {'has' if limit == 1 else 'have'} run"
         kind = self.spec.sampler["type"]
         if kind == "grid":
             return "every grid combination has run"
@@ -146,7 +148,7 @@ class Ending:
         if self._halt:
             return "launching nothing more: " + self._stop_reason()
         if self._waiting_for:
-            return f"waiting for {self._waiting_for} trial{'s' * (self._waiting_for != 1)} run by another controller"
+            return f"waiting for {plural(self._waiting_for, 'trial')} run by another controller"
         if self._idle == BUDGET:
             room, needed = self._short
             held = "running trials hold the rest; " if self._live else ""
@@ -176,7 +178,7 @@ class Ending:
             if limit and self._failures_in_a_row >= limit and self._halt is None:
                 self._halt = "failures"
                 self._failures_reason()
-                self._warn(f"{self._failures_in_a_row} trials failed in a row: launching no more "
+                self._warn(f"{plural(self._failures_in_a_row, 'trial')} failed in a row: launching no more "
                            f"(budget.max_failures: {limit})")
         elif state.finished:
             self._failures_in_a_row = self._streak_before = 0
@@ -190,9 +192,9 @@ class Ending:
         before = f", {earlier} of them in an earlier run" if earlier > 0 else ""
         number, last = self._last_failure or (None, "no reason stored")
         self.status.error = CosttuneError(
-            f"stopped after {n} failed trials in a row{before} (budget.max_failures: {limit}; 0 never stops); "
-            f"the last, trial {number}:\n{last}")
-        return f"{n} trials failed in a row{before} (budget.max_failures)"
+            f"stopped after {plural(n, 'failed trial')} in a row{before} (budget.max_failures: {limit}; 0 never "
+            f"stops); the last, trial {number}:\n{last}")
+        return f"{plural(n, 'trial')} failed in a row{before} (budget.max_failures)"
 
     def _check_objective(self, live: LiveAttempt, reported: set[str]) -> None:
         """A trial ended having reported metrics but never the objective, and no trial ever did:

@@ -19,19 +19,21 @@ from costtune.reports.fmt import format_duration, format_number
 from costtune.richtext import styled
 from costtune.runner.controller import RunStatus, SweepController
 from costtune.samplers import Sampler
-from costtune.space import SearchSpace
 from costtune.spec import SweepSpec
 from costtune.store import Store, StudyInfo
 from costtune.study import Study
 from costtune.study.output import claim_output_dir, release_output_dir
+from costtune.study.resume import Asked, check_unchanged
+from costtune.words import plural
 
 
 def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False,
                sampler: Sampler | None = None) -> tuple[Study, bool]:
     """The sweep's study, created or (same name) resumed; True when resumed.
 
-    A resumed study must keep its objective, space and search method; workers and the command may
-    change between runs. Its dollar cap is the one stored: a file whose ``budget.usd`` differs is
+    A resumed study must keep its objective, space, sampler type and scheduler; workers and the command
+    may change between runs (the rule of ``costtune.study.resume``, shared with ``create_study``).
+    Its dollar cap is the one stored: a file whose ``budget.usd`` differs is
     an ``InputError`` unless ``change_cap`` (``costtune run --change-cap``) makes the file's value
     the new cap, recorded in the audit trail. A new study claims its own output directory,
     ``<output_dir or COSTTUNE_HOME/runs>/<name>`` (or ``<name>-2``, ... when that one holds
@@ -103,25 +105,15 @@ def _new_configs(store: Store, info: StudyInfo, spec: SweepSpec) -> list[dict[st
             added.append(config)
     limit = spec.budget.trials
     if added and limit is not None and len(trials) + len(added) > limit:
-        raise SpecError("budget.trials", f"study {info.name!r} holds {len(trials)} trials and sampler.configs adds "
-                        f"{len(added)}: more than budget.trials; raise it to queue them", limit)
+        raise SpecError("budget.trials", f"study {info.name!r} holds {plural(len(trials), 'trial')} and "
+                        f"sampler.configs adds {len(added)}: more than budget.trials; raise it to queue them", limit)
     return added
 
 
 def _check_compatible(info: StudyInfo, spec: SweepSpec) -> None:
-    what = f"study {info.name!r} already exists"
-    fix = "; give the sweep another name (--name) to start a new study"
-    if (info.metric, info.mode) != (spec.metric, spec.mode):
-        raise InputError(f"objective: {what} with objective {info.metric} ({info.mode}), "
-                         f"the file says {spec.metric} ({spec.mode}){fix}")
-    if info.space and SearchSpace.from_dict(info.space) != spec.space:
-        stored = SearchSpace.from_dict(info.space)
-        changed = sorted(set(stored.names) ^ set(spec.space.names)) or [
-            n for n in spec.space.names if stored[n] != spec.space[n]]
-        raise InputError(f"space: {what} with a different search space (changed: {', '.join(changed)}){fix}")
-    if info.sampler.get("type") != spec.sampler["type"] or info.sampler.get("points") != spec.sampler.get("points"):
-        raise InputError(f"sampler: {what} with sampler {info.sampler.get('type')}, "
-                         f"the file says {spec.sampler['type']}{fix}")
+    asked = Asked(metric=spec.metric, mode=str(spec.mode), space=spec.space, sampler=spec.sampler,
+                  scheduler=spec.scheduler)
+    check_unchanged(info, asked, says="the file says", fix="give the sweep another name (--name) to start a new study")
 
 
 def run_with_progress(spec: SweepSpec, study: Study, console: Console, *, quiet: bool = False,
@@ -198,14 +190,14 @@ def _update(progress: Progress, task: Any, status: RunStatus, spec: SweepSpec, s
     if status.sim_seconds:
         extra += f"  simulated {format_duration(status.sim_seconds)}"
     if progress.tasks[0].fields.get("by_money"):
-        count = f"{status.finished} trials"
+        count = plural(status.finished, "trial")
         completed = min(status.spend_micros, spec.budget.usd_micros or 0)
     else:
         count = f"{status.finished}/{spec.max_trials or '?'}"
         completed = status.finished
     running = f"running {status.running}"
     if status.note and status.running < status.workers:  # fewer than asked for, and why
-        running = f"running {status.running} of {status.workers} workers ({status.note})"
+        running = f"running {status.running} of {plural(status.workers, 'worker')} ({status.note})"
     detail = (f"{running}  failed {status.failed}{extra}  best {study.metric} {best}  "
               f"spent {format_usd(status.spend_micros)}{cap}")
     progress.update(task, completed=completed, count=count, detail=detail)

@@ -25,6 +25,7 @@ from costtune.schedulers.rungs import (
     usable,
     usd_text,
 )
+from costtune.words import plural
 
 PLAN_KINDS = ("sh", "hyperband", "bohb")
 
@@ -218,7 +219,7 @@ class Hyperband:
     def _rung(self, number: int, rung_micros: int) -> tuple[Bracket, int, Competition]:
         bracket = self._bracket(number)
         if bracket is None:
-            raise ValueError(f"trial {number} is beyond the plan's {self.plan.total_trials} trials")
+            raise ValueError(f"trial {number} is beyond the plan's {plural(self.plan.total_trials, 'trial')}")
         i = position(bracket.rungs, rung_micros)
         return bracket, i, self._rungs[(bracket.index, rung_micros)]
 

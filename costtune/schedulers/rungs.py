@@ -15,6 +15,7 @@ from typing import Protocol
 
 from costtune.history import Mode
 from costtune.money import format_usd
+from costtune.words import plural
 
 
 def rung_ladder(min_micros: int, max_micros: int, eta: int) -> tuple[int, ...]:
@@ -209,6 +210,6 @@ def ranked(rung: Competition, number: int, rank: int, eta: int, rung_micros: int
     if rank > top:
         return RungDecision(False, None, f"below the top 1/{eta} {at}")
     if quota is not None and len(rung.promoted) >= quota:
-        return RungDecision(False, None, f"top 1/{eta} {at}, but the quota of {quota} promotions is used up")
+        return RungDecision(False, None, f"top 1/{eta} {at}, but the quota of {plural(quota, 'promotion')} is used up")
     rung.promoted.add(number)
     return RungDecision(True, next_micros, f"top 1/{eta} {at}")

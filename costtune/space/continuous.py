@@ -89,6 +89,9 @@ class _Continuous(_Base):
                 units = [self.to_unit(x) for x in xs]
             except OverflowError:
                 raise SpecError(path, overflow, self.to_dict()) from None
+            except RecursionError:  # scipy's truncnorm recurses without end far in a tail
+                raise SpecError(path, "its probabilities cannot be computed in 64-bit floats (a truncation this far "
+                                "in the tail?)", self.to_dict()) from None
             except (ArithmeticError, ValueError) as exc:
                 raise SpecError(path, f"cannot be computed in 64-bit floats ({exc})", self.to_dict()) from None
         if not all(math.isfinite(x) and (abs(x) < _FLOAT_MAX or x in (lo, hi)) for x in (*reach, *xs)):
@@ -131,6 +134,24 @@ class _ScipyBased(_Continuous):
 
     def from_unit(self, u: float) -> float:
         return self._clamp(float(_scipy(self).ppf(min(max(_unit(u), _EPS), 1.0 - _EPS))))
+
+    def _check_representable(self, path: str) -> None:
+        """Also: the quartiles are three distinct floats, so samples are not one value over and over.
+
+        A truncation far in a tail (``normal {mu: 0, sigma: 1, low: 1e12, high: 1e12 + 1}``: its mass
+        lies within 1e-12 of ``low``) or a scale tiny next to the location puts every draw on the same
+        float, an exact repeat in a continuous space; such a distribution is refused here.
+        """
+        super()._check_representable(path)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            q1, q2, q3 = (self.from_unit(u) for u in (0.25, 0.5, 0.75))
+        if not q1 < q2 < q3:
+            raise SpecError(path, f"its samples would all be {_fmt(q2)} or next to it: the distribution's mass lies "
+                            f"within 64-bit float rounding of that value ({self._collapse_hint()})", self.to_dict())
+
+    def _collapse_hint(self) -> str:
+        return "its scale is too small next to its location; widen it"
 
     def _reach(self) -> tuple[float, float]:
         lo, hi, _ = self._support()
@@ -256,6 +277,11 @@ class Normal(_ScipyBased):
         lo, hi, _ = self._support()
         a, b = (lo - self.mu) / self.sigma, (hi - self.mu) / self.sigma
         return stats.truncnorm(a, b, loc=self.mu, scale=self.sigma)
+
+    def _collapse_hint(self) -> str:
+        if self.truncated:
+            return "low/high lie too far in the tail for sigma: move them nearer mu, or widen sigma"
+        return super()._collapse_hint()
 
     def sample(self, rng: np.random.Generator) -> float:
         if self.truncated:  # inverse CDF keeps every draw inside the bounds without rejection loops

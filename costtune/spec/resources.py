@@ -128,6 +128,9 @@ def parse_resources(value: Any) -> Resources:
     if value.get("price_as") is None and "price_overrides" in value:
         raise SpecError("resources.price_overrides", "prices catalog instances: use it with price_as or provider "
                         "simulated", value["price_overrides"])
+    if value.get("price_as") is None and "market" in value:
+        raise SpecError("resources.market", "prices a catalog instance: use it with price_as or provider simulated "
+                        "(a local trial at usd_per_hour has no market)", value["market"])
     if value.get("price_as") is None:
         rate = rate_to_micros(value.get("usd_per_hour", 0), "resources.usd_per_hour")
         return Resources(provider=provider, usd_per_hour_micros=rate, workers=workers, market=market)

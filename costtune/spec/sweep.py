@@ -19,15 +19,16 @@ import numpy as np
 from costtune.errors import SpecError
 from costtune.history import Mode
 from costtune.money import format_usd, usd_to_micros
-from costtune.names import RESERVED_PLACEHOLDERS, check_param_names, check_study_name
+from costtune.names import RESERVED_PLACEHOLDERS, check_metric_name, check_param_names, check_study_name
 from costtune.samplers import SAMPLER_TYPES, sampler_config
 from costtune.schedulers import plan_brackets, scheduler_config
 from costtune.space import SearchSpace
 from costtune.spec.environment import parse_env, parse_passthrough
-from costtune.spec.fields import integer, os_text, seconds, unfit_for_os
+from costtune.spec.fields import integer, os_text, seconds
 from costtune.spec.paths import check_output_root, check_workdir, path_text
 from costtune.spec.resources import Resources, parse_resources
 from costtune.spec.server import ServerSettings, parse_server
+from costtune.words import plural
 from costtune.yamlfile import read_yaml_file
 
 TOP_LEVEL = ("name", "objective", "space", "sampler", "scheduler", "budget", "resources", "command", "env",
@@ -104,6 +105,8 @@ def parse_sweep(data: Any) -> SweepSpec:
     name = check_study_name(data["name"], "name")
     metric, mode = _objective(data["objective"])
     resources = parse_resources(data.get("resources", {}))
+    if simulated:
+        _no_command_fields(data)
     space_cfg = dict(_mapping(data["space"], "space"))
     for param, dim in resources.searched.items():
         if param in space_cfg:
@@ -119,7 +122,7 @@ def parse_sweep(data: Any) -> SweepSpec:
                         "with resources.usd_per_hour or resources.price_as", scheduler["type"])
     configs = sampler.get("configs", [])
     if budget.trials is not None and len(configs) > budget.trials:
-        raise SpecError("sampler.configs", f"lists {len(configs)} configurations, more than budget.trials "
+        raise SpecError("sampler.configs", f"lists {plural(len(configs), 'configuration')}, more than budget.trials "
                         f"({budget.trials}); each queued configuration counts toward it", len(configs))
     if budget.usd_micros is not None:
         _check_cap_funds_a_trial(budget.usd_micros, resources, scheduler, data["budget"]["usd"])
@@ -161,9 +164,7 @@ def _no_unknown(data: dict[str, Any], allowed: tuple[str, ...], path: str) -> No
 def _objective(value: Any) -> tuple[str, Mode]:
     obj = _mapping(value, "objective")
     _no_unknown(obj, ("metric", "mode"), "objective")
-    metric = obj.get("metric")
-    if not isinstance(metric, str) or not metric or unfit_for_os(metric):
-        raise SpecError("objective.metric", "must be a metric name such as val_loss", metric)
+    metric = check_metric_name(obj.get("metric"), "objective.metric")
     mode = obj.get("mode", "min")
     if mode not in ("min", "max"):
         raise SpecError("objective.mode", "must be min or max", mode)
@@ -255,6 +256,25 @@ def _env(value: Any) -> dict[str, str]:
     for key, text in env.items():
         os_text(text, f"env.{key}")
     return env
+
+
+# What a simulated sweep would silently ignore: it runs resources.simulation.workload, no command.
+_COMMAND_ONLY = {
+    "command": "is not run by provider simulated, which runs resources.simulation.workload: remove it (or use "
+               "provider local to run the command)",
+    "env": "reaches only command trials; provider simulated runs resources.simulation.workload: remove it",
+    "env_passthrough": "reaches only command trials; provider simulated runs resources.simulation.workload: "
+                       "remove it",
+    "workdir": "is where command trials run; provider simulated runs resources.simulation.workload: remove it",
+    "output_dir": "holds command trials' directories; simulated trials write no files: remove it",
+}
+
+
+def _no_command_fields(data: dict[str, Any]) -> None:
+    """A field a simulated sweep would ignore is refused, never dropped silently."""
+    for key, reason in _COMMAND_ONLY.items():
+        if key in data:
+            raise SpecError(key, reason, data[key])
 
 
 def _directories(data: dict[str, Any], provider: str) -> tuple[str | None, str | None]:

@@ -19,6 +19,7 @@ from costtune.errors import CapExceeded, InputError
 from costtune.money import format_usd
 from costtune.store.audit import add_audit, current_actor
 from costtune.store.records import lock_study
+from costtune.words import plural
 
 CAP_ACTION = "cap.set"
 
@@ -129,8 +130,8 @@ def raise_trial_budget(s: Session, row: Any, held: int, new: int, *, reason: str
     if old is None:
         raise InputError(f"--raise-trials: study {row.name!r} has no budget.trials to raise, got {new}")
     if new <= old or new <= held:
-        raise InputError(f"--raise-trials: must be more than budget.trials ({old}) and than the {held} trials "
-                         f"study {row.name!r} holds, got {new}")
+        raise InputError(f"--raise-trials: must be more than budget.trials ({old}) and than the "
+                         f"{plural(held, 'trial')} study {row.name!r} holds, got {new}")
     spec["budget"] = {**budget, "trials": new}
     row.spec_json = json.dumps(spec)
     add_audit(s, TRIALS_ACTION, actor=actor or current_actor(), study_id=row.id,

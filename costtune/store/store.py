@@ -54,6 +54,7 @@ from costtune.store.records import (
     read_history,
 )
 from costtune.store.remote import RemoteBook, RemoteConflict, RemoteState
+from costtune.words import plural
 
 __all__ = ["AttemptEnd", "AttemptInfo", "AuditEntry", "CapChange", "ClaimedTrial", "OpenAttempt", "Orphan", "Proposal",
            "Propose", "RemoteConflict", "RemoteState", "Store", "StudyInfo", "study_scope"]
@@ -285,7 +286,7 @@ class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook,
                 raise_trial_budget(s, study, study.next_number, raise_trials, reason="costtune enqueue --raise-trials")
                 max_trials = raise_trials
             if max_trials is not None and study.next_number >= max_trials:
-                raise SpecError("budget.trials", f"study {study.name!r} holds {study.next_number} trials and "
+                raise SpecError("budget.trials", f"study {study.name!r} holds {plural(study.next_number, 'trial')} and "
                                 f"budget.trials allows {max_trials}; an enqueued trial counts toward it, so nothing "
                                 f"was queued: pass --raise-trials {study.next_number + 1} (or more) to raise it "
                                 f"(recorded in costtune audit)")

@@ -14,12 +14,13 @@ from typing import Any
 from costtune.errors import InputError, SpecError, StoreError
 from costtune.history import Mode
 from costtune.money import format_usd, micros_to_usd, rate_to_micros, usd_to_micros
-from costtune.names import check_param_names, check_study_name
+from costtune.names import check_metric_name, check_param_names, check_study_name
 from costtune.samplers import Sampler, sampler_config
 from costtune.schedulers import Scheduler, make_rung_scheduler, scheduler_config
 from costtune.space import SearchSpace
-from costtune.store import Store
+from costtune.store import Store, StudyInfo
 from costtune.study.output import claim_output_dir, release_output_dir
+from costtune.study.resume import Asked, check_unchanged
 from costtune.study.study import Study
 
 
@@ -27,10 +28,10 @@ def create_study(
     name: str,
     *,
     storage: str | Store | None = None,
-    metric: str = "value",
-    mode: str = "min",
+    metric: str | None = None,
+    mode: str | None = None,
     space: dict[str, Any] | SearchSpace | None = None,
-    sampler: str | dict[str, Any] | Sampler = "random",
+    sampler: str | dict[str, Any] | Sampler | None = None,
     scheduler: dict[str, Any] | Scheduler | None = None,
     budget_usd: Any = None,
     usd_per_hour: Any = None,
@@ -46,37 +47,41 @@ def create_study(
     trial costs per hour of wall time, charged per millisecond (stored with the study; default 0).
     ``output_dir``: root of the study's own directory (default ``COSTTUNE_HOME/runs``).
     ``change_cap``: an existing study whose stored cap differs from ``budget_usd`` takes the new cap
-    (recorded); without it that is an ``InputError``. Raises ``SpecError`` for a bad argument,
+    (recorded); without it that is an ``InputError``. ``metric`` (default ``"value"``; the sweep
+    file's metric-name rule), ``mode`` (default ``"min"``) and ``sampler`` (default ``"random"``)
+    of a new study. Continuing a study (``load_if_exists``) checks what is given against the stored
+    study with the sweep file's resume rule (``costtune.study.resume``): a different metric, mode,
+    space, sampler type or scheduler is an ``InputError`` naming the field and both values; an
+    argument left out keeps the stored value. Raises ``SpecError`` for a bad argument,
     ``StoreError`` when the study exists and ``load_if_exists`` is False.
     """
     check_study_name(name, "name")
-    if mode not in ("min", "max"):
+    if mode is not None and mode not in ("min", "max"):
         raise SpecError("mode", "must be min or max", mode)
-    if not isinstance(metric, str) or not metric:
-        raise SpecError("metric", "must be a metric name such as val_loss", metric)
+    if metric is not None:
+        check_metric_name(metric, "metric")
     rate = None if usd_per_hour is None else rate_to_micros(usd_per_hour, "usd_per_hour")
     cap = None if budget_usd is None else usd_to_micros(budget_usd, "budget_usd")
-    sched_cfg = _scheduler(scheduler, mode=mode, rate=rate or 0, cap=cap)
+    sched_cfg = _scheduler(scheduler, mode=mode or "min", rate=rate or 0, cap=cap)
+    search_space = space if isinstance(space, SearchSpace) else (SearchSpace.from_dict(space) if space else None)
+    if search_space is not None:
+        check_param_names(search_space.names, "space")  # the sweep file's parameter-name rule
     store = storage if isinstance(storage, Store) else Store(storage)
     info = store.find_study(name)
     if info is not None and not load_if_exists:
         raise StoreError(f"study {name!r} already exists; pass load_if_exists=True to continue it")
+    if info is not None:
+        _check_unchanged(info, metric, mode, search_space, sampler, scheduler, sched_cfg)
     if info is None:
-        search_space = space if isinstance(space, SearchSpace) else (
-            SearchSpace.from_dict(space) if space else None
-        )
-        if search_space is not None:
-            check_param_names(search_space.names, "space")  # the sweep file's parameter-name rule
-        sampler_cfg = {"type": "custom"} if isinstance(sampler, Sampler) else sampler_config(
-            {"type": sampler} if isinstance(sampler, str) else sampler, search_space or SearchSpace({})
-        )
+        sampler_cfg = _sampler(sampler, search_space)
         spec: dict[str, Any] = {"resources": {"usd_per_hour": _text(rate or 0)}}
         if sched_cfg is not None:
             spec["scheduler"] = sched_cfg
         folder = claim_output_dir(output_dir, name, store=store.display_url)
         try:
             info = store.create_study(
-                name, metric=metric, mode=Mode(mode), space=search_space.to_dict() if search_space else {},
+                name, metric=metric or "value", mode=Mode(mode or "min"),
+                space=search_space.to_dict() if search_space else {},
                 sampler=sampler_cfg, spec=spec, budget_usd_micros=cap, queued=sampler_cfg.get("configs", []),
                 output_dir=str(folder),
             )
@@ -85,6 +90,7 @@ def create_study(
             if not load_if_exists:
                 raise
             info = store.get_study(name)  # another worker created it between our check and insert
+            _check_unchanged(info, metric, mode, search_space, sampler, scheduler, sched_cfg)
     study = Study(store, info, sampler=sampler if isinstance(sampler, Sampler) else None,
                   scheduler=scheduler if not isinstance(scheduler, dict) else None, usd_per_hour=usd_per_hour)
     if cap is not None and cap != info.budget_usd_micros:
@@ -95,6 +101,26 @@ def create_study(
                 f"study.set_cap({_text(cap)}, reason=...), to change it (the change is recorded)")
         study.set_cap(micros_to_usd(cap), reason="create_study(change_cap=True)")
     return study
+
+
+def _sampler(sampler: str | dict[str, Any] | Sampler | None, space: SearchSpace | None) -> dict[str, Any]:
+    if isinstance(sampler, Sampler):
+        return {"type": "custom"}
+    value = sampler if sampler is not None else "random"
+    return sampler_config({"type": value} if isinstance(value, str) else value, space or SearchSpace({}))
+
+
+def _check_unchanged(info: StudyInfo, metric: str | None, mode: str | None, space: SearchSpace | None,
+                     sampler: Any, scheduler: Any, sched_cfg: dict[str, Any] | None) -> None:
+    """The sweep file's resume rule (``costtune.study.resume``) for the arguments given."""
+    asked = Asked(
+        metric=metric, mode=mode, space=space,
+        sampler=None if sampler is None or isinstance(sampler, Sampler) else _sampler(
+            sampler, space or (SearchSpace.from_dict(info.space) if info.space else None)),
+        scheduler=None if not isinstance(scheduler, dict) else (sched_cfg or {"type": "fifo"}),
+    )
+    check_unchanged(info, asked, says="create_study asks for", fix="use another name to start a new study",
+                    api=True)
 
 
 def load_study(name: str, *, storage: str | Store | None = None, sampler: Sampler | None = None,

@@ -19,6 +19,7 @@ from costtune.errors import BudgetExhausted, SpecError, StopTrial, TrialFailed
 from costtune.history import TrialState
 from costtune.protocol import current_trial
 from costtune.store.heartbeat import Heartbeat
+from costtune.words import plural
 
 if TYPE_CHECKING:
     from costtune.study.study import Study
@@ -58,7 +59,7 @@ def optimize(study: Study, objective: Objective, n_trials: int | None, *, n_jobs
                 if stop.is_set():
                     return None
                 if n_trials is not None and state["started"] >= n_trials:
-                    end(f"{n_trials} trials run (n_trials)")
+                    end(f"{plural(n_trials, 'trial')} run (n_trials)")
                     return None
                 if deadline is not None and time.monotonic() >= deadline:
                     end(f"timeout of {timeout:g} s reached")
@@ -126,23 +127,27 @@ def optimize(study: Study, objective: Objective, n_trials: int | None, *, n_jobs
 
 
 def _run_one(study: Study, objective: Objective, trial: Trial, catch: tuple[type[BaseException], ...]) -> None:
+    def finish(value: Any = None, **how: Any) -> None:
+        if not trial.closed:  # a failing report (or the objective itself) may have finished it already
+            study.tell(trial, value, **how)
+
     token = current_trial.set(trial)
     try:
         result = objective(trial)
     except TrialFailed:
-        study.tell(trial, state=TrialState.FAILED, error=trial.failure)  # recorded already; a no-op then
+        finish(state=TrialState.FAILED, error=trial.failure)
     except StopTrial:
         _, complete = study.verdict(trial)
-        study.tell(trial, state=TrialState.COMPLETE if complete else TrialState.STOPPED)
+        finish(state=TrialState.COMPLETE if complete else TrialState.STOPPED)
     except KeyboardInterrupt:
-        study.tell(trial, state=TrialState.QUEUED)  # interrupted, not failed: it runs again
+        finish(state=TrialState.QUEUED)  # interrupted, not failed: it runs again
         raise
     except catch as exc:
-        study.tell(trial, state=TrialState.FAILED, error=f"{type(exc).__name__}: {exc}")
+        finish(state=TrialState.FAILED, error=f"{type(exc).__name__}: {exc}")
     except BaseException as exc:
-        study.tell(trial, state=TrialState.FAILED, error=f"{type(exc).__name__}: {exc}")
+        finish(state=TrialState.FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
     else:
-        study.tell(trial, result)
+        finish(result)
     finally:
         current_trial.reset(token)

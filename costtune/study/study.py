@@ -297,11 +297,14 @@ class Study:
              state: TrialState = TrialState.COMPLETE, error: str | None = None) -> FrozenTrial:
         """Finish a trial with its objective value (a number, or a dict of metrics).
 
-        A NaN or infinite objective fails it (the same rule as ``trial.report``). Telling a trial
-        that already ended changes nothing and returns it as stored.
+        A NaN or infinite objective fails it (the same rule as ``trial.report``). Raises
+        ``InputError`` for a trial that already finished (told before, or failed by a report),
+        naming its state; nothing is changed.
         """
         if trial.closed:
-            return self.store.trial(self.id, trial.number)
+            stored = self.store.trial(self.id, trial.number)
+            raise InputError(f"trial {trial.number} has already finished ({stored.state}); a finished trial "
+                             "cannot be told again")
         if value is not None and state != TrialState.FAILED:
             metrics = value if isinstance(value, dict) else {self.metric: value}
             step = (trial.last_report.last_step or 0) + 1 if trial.last_report else 0

@@ -1,0 +1,33 @@
+"""The one way a count is written in a message (``1 trial``, ``2 trials``), and the one way a list
+cut short says so (``10 of 16 shown; costtune leaderboard NAME for all``)."""
+
+from __future__ import annotations
+
+
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """``n`` and ``noun``, the noun in its plural form unless ``n`` is exactly 1.
+
+    The plural is ``many`` when given, else ``noun`` + "s" ("trial" -> "trials"; "entry" ->
+    "entries"; "…s"/"…x"/"…ch"/"…sh" -> "…es"). Only the last word of ``noun`` changes:
+    ``plural(2, "failed trial")`` is "2 failed trials".
+    """
+    return f"{n} {noun if n == 1 else many or _plural(noun)}"
+
+
+def _plural(noun: str) -> str:
+    if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return noun[:-1] + "ies"
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return noun + "es"
+    return noun + "s"
+
+
+def shown(count: int, total: int, for_all: str) -> str | None:
+    """The note under a list cut to ``count`` of ``total`` rows, saying how to see them all
+    (``for_all``, e.g. "costtune leaderboard NAME for all"); None when nothing is hidden."""
+    if total <= count:
+        return None
+    return f"{count} of {total} shown; {for_all}"
+
+
+__all__ = ["plural", "shown"]
