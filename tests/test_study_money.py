@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import costtune
-from costtune.errors import SpecError, StopTrial, TrialFailed
+from costtune.errors import InputError, SpecError, StopTrial, TrialFailed
 from costtune.history import TrialState
 from costtune.reports.leaderboard import rows, study_ladder
 from costtune.study.books import IN_PROCESS_BILLING
@@ -189,7 +189,9 @@ def test_tell_and_report_share_one_non_finite_rule(tmp_path: Any) -> None:
     trial = study.ask()
     with pytest.raises(TrialFailed, match="objective loss was NaN at step 0"):
         trial.report(loss=float("nan"))
-    assert study.tell(trial, 1.0).state == TrialState.FAILED  # already ended: telling changes nothing
+    with pytest.raises(InputError, match="already finished"):  # already ended: telling it again is refused
+        study.tell(trial, 1.0)
+    assert study.trials[-1].state == TrialState.FAILED
     with pytest.raises(TrialFailed):
         trial.report(loss=1.0)
     with pytest.raises(SpecError, match="report: step must be an integer from 0 to 2147483647"):

@@ -331,7 +331,7 @@ def test_costtune_spend_shows_each_scope_cap_spent_and_left(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)
     assert row == {"scope": f"study:{study.id}", "name": "study sim", "cap_micros": 200_000, "spent_micros": total,
-                   "reserved_micros": 0, "left_micros": 200_000 - total}
+                   "reserved_micros": 0, "left_micros": 200_000 - total, "held_controller_gone_micros": 0}
 
 
 @pytest.mark.parametrize("example", sorted((Path(__file__).parent.parent / "examples").rglob("*.yaml")),
