@@ -118,3 +118,16 @@ def test_no_password_is_printed_by_any_command_on_postgresql(costtune, tmp_path:
         assert proc.returncode in (0, 2), proc.stderr
     assert "postgresql+psycopg://" in shown and ":***@" in shown and "password=***" in shown
     assert not any(s in shown for s in SECRETS)
+
+
+@pytest.mark.parametrize("raw", ["sqlite://", "sqlite:///", "sqlite:///:memory:", ":memory:", "file:sub/f.db?mode=ro"])
+def test_a_store_that_would_keep_nothing_or_litter_the_directory_is_refused(tmp_path: Path, costtune, raw: str) -> None:
+    """An acceptance run: `--db sqlite://` billed trials into a store that vanished at exit, `:memory:`
+    and `file:...?mode=ro` made a file or folder of that name. Each is refused before anything runs."""
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(yaml.safe_dump(SWEEP))
+    for args in (("run", str(sweep), "--quiet"), ("studies",)):
+        result = costtune(tmp_path, *args, "--db", raw)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "--db" in result.stderr and "in-memory or URI-form SQLite store" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # nothing created

@@ -75,6 +75,9 @@ def test_telling_a_finished_trial_again_raises_naming_its_state(tmp_path: Path) 
     for trial, state in ((done, "complete"), (failed, "failed")):
         with pytest.raises(InputError, match=f"trial {trial.number} has already finished \\({state}\\)"):
             study.tell(trial, 0.1)
+    for stored in study.trials:  # the stored record passed instead of the Trial: the same refusal, no AttributeError
+        with pytest.raises(InputError, match=f"trial {stored.number} has already finished \\({stored.state}\\)"):
+            study.tell(stored, 0.3)  # type: ignore[arg-type]
     assert [(t.state, t.value) for t in study.trials] == [(TrialState.COMPLETE, 0.5), (TrialState.FAILED, None)]
 
 

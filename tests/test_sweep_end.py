@@ -164,6 +164,27 @@ def test_a_manual_sweep_whose_configs_ran_out_says_so_not_budget(tmp_path: Path)
     check_normal_end(store, study, status)
 
 
+def test_the_budget_reason_names_the_studys_spend_not_this_runs(tmp_path: Path) -> None:
+    """An acceptance run: of two `costtune run` of one study, the second said "budget.usd reached: $0 of
+    $0.30 spent" while the study had spent $0.30. The reason quotes the study's books, which hold what
+    another controller charged too."""
+    cfg = cfg_with(scheduler={"type": "fifo"}, budget={"usd": 0.05, "trials": 40}, resources__workers=2,
+                   resources__market="on-demand", resources__simulation__preemptions_per_hour=0)
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    spec = parse_sweep(cfg)
+    study, _ = open_sweep(store, spec)
+    scope = f"study:{study.id}"
+    store.reserve("another-controller:attempt", [scope], 20_000)  # what another run of the study spent
+    store.charge("another-controller:attempt", 20_000)
+    provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
+    status = SweepController(spec, study, provider, trial_events=False).run()
+    spent = store.balance(scope).spent_micros
+    assert spent > 20_000 and spent > status.spend_micros  # this run's own spend is the smaller figure
+    from costtune.money import format_usd
+
+    assert status.stop_reason.startswith(f"budget.usd reached: {format_usd(spent)} of $0.05 spent")
+
+
 def test_a_binding_cap_is_shared_by_the_workers(tmp_path: Path) -> None:
     """Issue 7: without rungs a launch reserved min(ten instance-minutes, all that is left), so under a
     binding cap `workers: 2` ran one trial at a time. Now each launch takes a share: both run at once."""

@@ -131,15 +131,32 @@ def open_store(db: str | None, *, create: bool = False):  # type: ignore[no-unty
     from sqlalchemy.engine import make_url
 
     from costtune.store import Store, resolve_db_url
+    from costtune.store.engine import mask_url
 
     label = _db_label(db)
     try:
+        raw = db or os.environ.get(ENV_DB) or ""
         url = make_url(resolve_db_url(db))
+        if url.drivername == "sqlite" and _throwaway_sqlite(raw, url.database):
+            raise StoreUnavailable(
+                f"{mask_url(raw)!r} is an in-memory or URI-form SQLite store: it keeps nothing after the "
+                "command ends and no other process can share its caps; give a file path "
+                "(x.db, sqlite:///x.db) or a postgresql:// URL")
         if not create and url.drivername == "sqlite" and url.database and not Path(url.database).exists():
             raise NoStore(f"no store at {url.database} (run a sweep first, or pass --db / COSTTUNE_DB)")
         return Store(db)
     except StoreUnavailable as exc:
         raise exc.with_label(label) from None
+
+
+def _throwaway_sqlite(raw: str, database: str | None) -> bool:
+    """True for SQLite forms that keep nothing or that SQLite would read as a URI: ``sqlite://``,
+    ``sqlite:///:memory:``, a bare ``:memory:`` and ``file:...`` (which would otherwise become a file
+    or folder of that name in the working directory)."""
+    bare = raw.strip()
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return True
+    return "://" not in bare and (bare == ":memory:" or bare.startswith("file:"))
 
 
 def _db_label(db: str | None) -> str:

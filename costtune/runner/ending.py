@@ -116,7 +116,9 @@ class Ending:
 
     def _budget_reason(self, queued: int) -> str:
         cap = self.spec.budget.usd_micros
-        text = f"budget.usd reached: {format_usd(self.status.spend_micros)} of {format_usd(cap or 0)} spent"
+        # The study's books, not this run's tally: another controller may have spent on the same study.
+        spent = self.store.balance(self.scope).spent_micros
+        text = f"budget.usd reached: {format_usd(spent)} of {format_usd(cap or 0)} spent"
         if queued:
             text += f"; {plural(queued, 'queued trial')} {'waits' if queued == 1 else 'wait'} for more budget"
         return text

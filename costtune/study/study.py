@@ -299,8 +299,15 @@ class Study:
 
         A NaN or infinite objective fails it (the same rule as ``trial.report``). Raises
         ``InputError`` for a trial that already finished (told before, or failed by a report),
-        naming its state; nothing is changed.
+        naming its state, and for a stored record (``FrozenTrial``) instead of the ``Trial`` from
+        ``ask()``; nothing is changed.
         """
+        if isinstance(trial, FrozenTrial):  # a stored record (study.trials), not the trial ask() handed out
+            if trial.state not in (TrialState.RUNNING, TrialState.QUEUED):
+                raise InputError(f"trial {trial.number} has already finished ({trial.state}); a finished trial "
+                                 "cannot be told again")
+            raise InputError(f"tell takes the Trial that ask() returned, not the stored record of trial "
+                             f"{trial.number} (a FrozenTrial)")
         if trial.closed:
             stored = self.store.trial(self.id, trial.number)
             raise InputError(f"trial {trial.number} has already finished ({stored.state}); a finished trial "
