@@ -374,3 +374,12 @@ def test_fifo_never_stops_a_trial() -> None:
     """(In-process rung types run the rung schedulers: tests/test_study_money.py.)"""
     trial = FrozenTrial(number=0, state=TrialState.RUNNING, params={}, value=1.0, cost_micros=10**9)
     assert FifoScheduler().on_report(trial, lambda: History(metric="m", mode=Mode.MIN)) == Decision.CONTINUE
+
+
+@pytest.mark.parametrize("value", [4.0e-7, "0.0000004"])
+def test_a_rung_below_one_micro_dollar_names_the_smallest_amount(value: object) -> None:
+    """An acceptance run: `scheduler.min_usd: 4.0e-7` said "must be > 0" of a positive amount."""
+    from costtune.schedulers import _dollars
+
+    with pytest.raises(SpecError, match=r"scheduler.min_usd: must be at least \$0.000001 .*micro-dollars"):
+        _dollars(value, "scheduler.min_usd")

@@ -70,7 +70,12 @@ def _dollars(value: Any, path: str) -> tuple[str, int]:
     """The amount as decimal text (``"0.05"``, kept as given) and in micros; must be > 0."""
     micros = usd_to_micros(value, path)
     if micros <= 0:
-        raise SpecError(path, "must be > 0", value)
+        try:
+            positive = Decimal(str(value).strip().lstrip("$")) > 0
+        except InvalidOperation:
+            positive = False
+        raise SpecError(path, "must be at least $0.000001 (money is kept in whole micro-dollars)" if positive
+                        else "must be > 0", value)
     try:
         text = f"{Decimal(str(value).strip().lstrip('$')):f}"
     except InvalidOperation:  # pragma: no cover - usd_to_micros already parsed it
