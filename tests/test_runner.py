@@ -271,6 +271,9 @@ def test_malformed_report_lines_are_ignored_with_a_warning(tmp_path: Path, db: s
     [row] = trials(tmp_path, "malformed", db)
     assert (row["state"], row["value"], row["last_step"]) == ("complete", 0.25, 2)
     assert (row["warnings"], row["warning_count"]) == (expected, 5)  # stored with the trial
+    detail = costtune(tmp_path, "trials", "malformed", "0", db=db)  # and shown by the one-trial view
+    assert detail.returncode == 0 and "warnings about its output:" in detail.stdout
+    assert "key 'val_loss' is given twice" in detail.stdout
     store = Store(db)
     try:
         reports = store.reports(store.get_study("malformed").id, 0)

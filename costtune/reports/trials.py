@@ -73,7 +73,8 @@ def trials_table(rows: Sequence[Mapping[str, Any]], metric: str, *, title: str) 
 
 
 def trial_detail(row: Mapping[str, Any], metric: str, *, title: str) -> list[RenderableType]:
-    """One trial: what it was, what it reached, each attempt (with the command it ran), its full error."""
+    """One trial: what it was, what it reached, each attempt (with the command it ran), the warnings
+    stored about its output, its full error."""
     facts = [("state", shown_state(row)), ("source", row["source"]), ("params", format_params(row["params"]) or "-"),
              (metric, format_number(row["value"])), ("last step", format_number(row["last_step"])),
              ("metrics", format_params(row["metrics"]) or "-"), ("cost", format_usd(row["cost_micros"])),
@@ -99,6 +100,11 @@ def trial_detail(row: Mapping[str, Any], metric: str, *, title: str) -> list[Ren
     for a in att:
         if a["note"]:
             out.append(Text(f"attempt {a['number']}: {a['note']}"))
+    if row.get("warnings"):
+        count = row.get("warning_count") or len(row["warnings"])
+        shown = f" (the first {len(row['warnings'])} of {count})" if count > len(row["warnings"]) else ""
+        out.append(Text(f"warnings about its output{shown}:", style="yellow"))
+        out.extend(Text(f"  {w}") for w in row["warnings"])
     if row["error"]:
         out.append(Text("error:", style="red"))
         out.append(Text(row["error"]))
