@@ -68,7 +68,7 @@ def trials_table(rows: Sequence[Mapping[str, Any]], metric: str, *, title: str) 
                             for r in rows], keep=20, justify="left"),
         *(Column(n, [format_number(r["params"].get(n), 4) for r in rows], keep=10 + i) for i, n in enumerate(names)),
         Column("error", [(r["error"] or "").splitlines()[0] if r["error"] else "" for r in rows], keep=5,
-               justify="left", wrap=24, style="red"),
+               justify="left", wrap=16, style="red"),
     ], title=title)
 
 
