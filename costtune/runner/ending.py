@@ -35,10 +35,13 @@ if TYPE_CHECKING:
 
 _WAIT_S = 0.5  # wall-clock pause between looks at what other controllers of the study still run
 LIMIT, BUDGET = "limit", "budget"  # why the last claim gave nothing
+_NOTE_REFRESH_S = 1.0  # wall seconds a history-reading idle note is reused while the loop's state holds
 
 
 class Ending:
     """Mixed into ``SweepController``; uses its fields."""
+
+    _note_cache: tuple[tuple[object, ...], float, str] | None = None  # (loop state, when, note)
 
     spec: SweepSpec
     study: Study
@@ -144,9 +147,23 @@ class Ending:
         return "the sampler has nothing left to propose"
 
     def _idle_note(self) -> str:
-        """Why fewer trials run than ``resources.workers`` asks for (empty when all slots run)."""
+        """Why fewer trials run than ``resources.workers`` asks for (empty when all slots run).
+
+        Called every tick; the reasons that read the study's history are recomputed when the loop's
+        state changes or after ``_NOTE_REFRESH_S`` of wall time, not on every tick (a halted sweep with
+        free slots read its whole history each tick)."""
         if len(self._live) >= self.spec.resources.workers or self._stopping:
             return ""
+        key = (len(self._live), self._halt, self._waiting_for, self._idle, self._short)
+        now = time.monotonic()
+        cached = self._note_cache
+        if cached is not None and cached[0] == key and now - cached[1] < _NOTE_REFRESH_S:
+            return cached[2]
+        note = self._fresh_idle_note()
+        self._note_cache = (key, now, note)
+        return note
+
+    def _fresh_idle_note(self) -> str:
         if self._halt:
             return "launching nothing more: " + self._stop_reason()
         if self._waiting_for:
