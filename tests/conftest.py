@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from costtune.store import Store, resolve_db_url
@@ -29,6 +30,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if url is None:
         pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)")
     engine = make_engine(resolve_db_url(url))
+    with engine.begin() as conn:  # sessions left by earlier tests' processes must not write into this one's tables
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
     SQLModel.metadata.drop_all(engine)
     engine.dispose()
     yield url
