@@ -124,11 +124,7 @@ class StudyAdmin:
         scope = study_scope(study_id)
         with self.batch(), self._tx() as s:
             study = lock_study(s, study_id)  # claims take this lock too: no trial starts meanwhile
-            busy = self.live_owners(study_id, is_alive)
-            if busy:
-                who = "; ".join(f"{owner} (trials {', '.join(map(str, sorted(n)))})" for owner, n in busy.items())
-                raise StudyBusy(f"study {study.name!r} is being run by a live controller: {who}; stop that "
-                                "`costtune run` (Ctrl-C) and delete it afterwards")
+            self._refuse_while_live(study_id, study.name, "and delete it afterwards", is_alive)
             trial_ids = select(TrialRow.id).where(TrialRow.study_id == study_id)
             trials = s.exec(select(TrialRow.output_dir, TrialRow.cost_micros).where(
                 TrialRow.study_id == study_id).order_by(col(TrialRow.number))).all()
@@ -170,6 +166,15 @@ class StudyAdmin:
                                 reservations_kept=kept,
                                 output_dirs=tuple(d for d, _cost in trials if d))
 
+    def _refuse_while_live(self, study_id: int, name: str, then: str,
+                           is_alive: Callable[[str, datetime | None], bool]) -> None:
+        """Raise ``StudyBusy`` naming each live controller of the study and its trials; ``then``: what to do next."""
+        busy = self.live_owners(study_id, is_alive)
+        if busy:
+            who = "; ".join(f"{owner} (trials {', '.join(map(str, sorted(n)))})" for owner, n in busy.items())
+            raise StudyBusy(f"study {name!r} is being run by a live controller: {who}; stop that "
+                            f"`costtune run` (Ctrl-C) {then}")
+
     def rename_study(self, study_id: int, new_name: str, *,
                      is_alive: Callable[[str, datetime | None], bool] = owner_alive) -> None:
         """Give a study another name; raises ``StoreError`` when a study already has it, and ``StudyBusy``
@@ -182,11 +187,7 @@ class StudyAdmin:
         """
         with self.batch(), self._tx() as s:
             study = lock_study(s, study_id)  # claims take this lock too: no trial starts meanwhile
-            busy = self.live_owners(study_id, is_alive)
-            if busy:
-                who = "; ".join(f"{owner} (trials {', '.join(map(str, sorted(n)))})" for owner, n in busy.items())
-                raise StudyBusy(f"study {study.name!r} is being run by a live controller: {who}; stop that "
-                                "`costtune run` (Ctrl-C) or let it finish, then rename it")
+            self._refuse_while_live(study_id, study.name, "or let it finish, then rename it", is_alive)
             taken = s.exec(select(StudyRow.id).where(StudyRow.name == new_name)).first()
             if taken is not None and taken != study_id:
                 raise StoreError(f"study {new_name!r} already exists; pick another name or delete it first")
