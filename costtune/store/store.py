@@ -39,6 +39,7 @@ from costtune.store.models import (
 )
 from costtune.store.orphans import OrphanBook
 from costtune.store.pending import Pending
+from costtune.store.policies import PolicyBook
 from costtune.store.records import (
     AttemptEnd,
     AttemptInfo,
@@ -83,7 +84,7 @@ _NEXT_NUMBER = update(_STUDY).where(_STUDY.c.id == bindparam("sid")).values(next
 _SCHEMA_LOCK_KEY = 0x636F7374  # pg_advisory_xact_lock key held while creating the tables ("cost")
 
 
-class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook, RemoteBook):
+class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook, RemoteBook, PolicyBook):
     def __init__(self, url: str | None = None) -> None:
         """Open (creating when new) the store at ``url`` (see ``resolve_db_url``).
 
