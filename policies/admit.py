@@ -51,6 +51,7 @@ class Verdict:
     matched: tuple[str, ...] = ()
     windows: tuple[tuple[Policy, WindowSpan], ...] = ()
     max_held: dict[str, int] = field(default_factory=dict)
+    asked: LaunchRequest | None = None  # the request as it came, before any amend
 
     @property
     def caps(self) -> dict[str, int | None]:
@@ -78,7 +79,7 @@ def admit(request: LaunchRequest, policies: list[Policy], now: datetime,
     names = tuple(p.name for p in found)
     windows = tuple((p, span(p, now)) for p in found)
     max_held = {f"policy:{p.name}:": p.rules.max_instances for p in found if p.rules.max_instances is not None}
-    base = Verdict(ALLOW, request, matched=names, windows=windows, max_held=max_held)
+    base = Verdict(ALLOW, request, matched=names, windows=windows, max_held=max_held, asked=request)
     amended: list[str] = []
     amended_by: str | None = None
     for policy, window in windows:

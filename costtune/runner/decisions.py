@@ -43,6 +43,7 @@ class Decisions:
     _startup_warned: bool
     _warn: Callable[[str], None]
     _chunk: Callable[..., int]
+    _windows_of: dict[str, Any]  # reservation key -> the policy windows it holds money in (admission.py)
     _watch_deadlines: Callable[[LiveAttempt], None]
 
     def _read(self, live: LiveAttempt, lines: Any) -> None:
@@ -128,7 +129,9 @@ class Decisions:
             extra, target, rung = decision.next_rung_micros - live.rung, decision.next_rung_micros, \
                 decision.next_rung_micros  # type: ignore[operator]
         else:
-            extra = self._chunk(live.rate, must_fit=False, among=len(self._live))
+            windows = self._windows_of.get(live.key, ())  # policy windows it also holds money in
+            extra = self._chunk(live.rate, must_fit=False, among=len(self._live),
+                                caps={w.scope: p.cap_micros for p, w in windows})
             target, rung = (live.target or 0) + extra, None
             if extra == 0:
                 live.decision = "budget.usd reached"
