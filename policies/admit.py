@@ -110,14 +110,15 @@ def admit(request: LaunchRequest, policies: list[Policy], now: datetime,
 
 
 def _amendment(request: LaunchRequest, policies: list[Policy]) -> LaunchRequest | None:
-    """The cheapest of the sweep's choices that every matching policy's placement rules allow; on a tie
-    the request's own instance type, then its market."""
-    fits = [(rate, itype != request.instance_type, market != request.market, str(itype), market, itype)
+    """A placement among the sweep's choices that every matching policy's placement rules allow: the
+    request's own instance type in another market when one passes (the type may be a searched
+    hyperparameter), else the cheapest passing choice."""
+    fits = [(itype != request.instance_type, rate, market != request.market, str(itype), market, itype)
             for (itype, market), rate in request.choices.items()
             if all(p.rules.placement_problem(itype, market, rate) is None for p in policies)]
     if not fits:
         return None
-    rate, *_rest, market, itype = min(fits)
+    _other, rate, *_rest, market, itype = min(fits)
     return replace(request, instance_type=itype, market=market, rate_micros=rate)
 
 

@@ -24,6 +24,10 @@ def spend(db: str | None, fmt: str) -> None:
 
     store = open_store(db)
     names = {f"study:{info.id}": f"study {info.name}" for info in store.list_studies()}
+    for scope in store.balances():  # a policy window: policy:NAME:PERIOD:START
+        parts = scope.split(":")
+        if parts[0] == "policy" and len(parts) >= 3:
+            names[scope] = f"policy {parts[1]} {' '.join(parts[2:])}"
     rows = []
     gone = store.held_by_gone()  # held for attempts whose controller died: not live, settled by the next run
     for scope, (cap, spent, reserved) in store.balances().items():

@@ -67,8 +67,8 @@ class PolicyBook:
         with self._tx() as s:
             for policy in policies:
                 latest = _latest(s, policy.name)
-                body = json.dumps(policy.raw, sort_keys=True)
-                if latest is not None and not latest.removed and latest.body_json == body:
+                body = json.dumps(policy.raw)  # as written, in its order
+                if latest is not None and not latest.removed and json.loads(latest.body_json) == policy.raw:
                     out.append(AppliedPolicy(policy.name, latest.version, changed=False))
                     continue
                 version = 1 if latest is None else latest.version + 1

@@ -1,0 +1,60 @@
+"""Where each policy stands now: its current window's cap, spend, held money, forecast and alerts.
+
+Read-only over the store (``balance``, ``fired_alerts``); used by ``costtune policy status``,
+``costtune policy explain`` and ``costtune spend --policies``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from costtune.policies.model import Policy
+from costtune.policies.windows import forecast_micros, span
+
+
+def window_rows(store: Any, policies: list[Policy], now: datetime) -> list[dict[str, Any]]:
+    """One row per policy: name, scope, window label and key, start/end (ISO, UTC), cap, soft cap,
+    spent, held, left (micro-dollars; None when uncapped), forecast to the window's end, and the
+    thresholds fired in this window."""
+    fired: dict[str, list[str]] = {}
+    for alert in store.fired_alerts():
+        fired.setdefault(alert.scope, []).append(alert.threshold)
+    rows = []
+    for policy in policies:
+        window = span(policy, now)
+        _cap, spent, held = store.balance(window.scope)
+        cap = policy.cap_micros
+        rows.append({
+            "policy": policy.name, "scope": policy.scope_text, "window": window.label, "ledger_scope": window.scope,
+            "window_start": window.start.isoformat() if window.start else None,
+            "window_end": window.end.isoformat() if window.end else None,
+            "cap_micros": cap, "soft_cap_micros": policy.soft_cap_micros, "spent_micros": spent,
+            "held_micros": held, "left_micros": None if cap is None else max(0, cap - spent - held),
+            "forecast_micros": forecast_micros(spent + held, window, now) if window.start else None,
+            "alerts_fired": fired.get(window.scope, []),
+        })
+    return rows
+
+
+def rules_text(policy: Policy) -> str:
+    """The launch rules in one line (``-`` when none)."""
+    r = policy.rules
+    parts = []
+    for label, values in (("types", r.allowed_instance_types), ("not types", r.denied_instance_types),
+                          ("families", r.allowed_families), ("not families", r.denied_families),
+                          ("regions", r.allowed_regions), ("not regions", r.denied_regions),
+                          ("markets", r.allowed_markets)):
+        if values:
+            parts.append(f"{label} {','.join(values)}")
+    if r.max_usd_per_hour_micros is not None:
+        from costtune.money import format_usd
+
+        parts.append(f"<= {format_usd(r.max_usd_per_hour_micros)}/h")
+    if r.max_instances is not None:
+        parts.append(f"<= {r.max_instances} instances")
+    if r.required_tags:
+        parts.append("tags " + ",".join(f"{k}={v}" for k, v in r.required_tags.items()))
+    if r.amend:
+        parts.append("amend")
+    return "; ".join(parts) or "-"
