@@ -86,13 +86,14 @@ class PolicyBook:
         who = actor or current_actor()
         with self._tx() as s:
             latest = _latest(s, name)
-            if latest is None or latest.removed:
-                known = ", ".join(p.name for p in self.policies()) or "none"
-                raise InputError(f"policy {name!r}: no such policy in force (policies: {known})")
-            version = latest.version + 1
-            s.add(PolicyVersionRow(name=name, version=version, removed=True, body_json=latest.body_json, actor=who))
-            add_audit(s, REMOVE_ACTION, actor=who, study_id=None, detail={"policy": name, "version": version})
-        return version
+            if latest is not None and not latest.removed:
+                version = latest.version + 1
+                s.add(PolicyVersionRow(name=name, version=version, removed=True, body_json=latest.body_json,
+                                       actor=who))
+                add_audit(s, REMOVE_ACTION, actor=who, study_id=None, detail={"policy": name, "version": version})
+                return version
+        known = ", ".join(p.name for p in self.policies()) or "none"
+        raise InputError(f"policy {name!r}: no such policy in force (policies in force: {known})")
 
     def policies(self) -> list[Policy]:
         """The policies in force, by name."""
