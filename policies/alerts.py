@@ -2,7 +2,8 @@
 
 A threshold of ``actual`` compares what the window has committed (spent plus held by running
 launches) with its percentage of the policy's cap (``cap_usd``, else ``soft_cap_usd``); one of
-``forecast`` compares the run-rate forecast to the window's end (``windows.forecast_micros``). A soft
+``forecast`` compares the run-rate forecast to the window's end (``windows.forecast_micros``). A launch the
+hard cap refuses counts as the cap reached (spend stops just short of it). A soft
 cap without thresholds alerts (log, and the webhook when there is one) when the committed spend
 reaches it. The store records each firing once per (window, threshold): see ``PolicyBook.fire_alert``.
 
@@ -52,10 +53,15 @@ class Crossing:
     body: dict[str, Any]
 
 
-def crossed(policy: Policy, window: WindowSpan, spent: int, held: int, now: datetime, *, study: str = ""
-            ) -> list[Crossing]:
-    """Every threshold of ``policy`` that the window's spend reaches now (fired before or not)."""
+def crossed(policy: Policy, window: WindowSpan, spent: int, held: int, now: datetime, *, study: str = "",
+            full: bool = False) -> list[Crossing]:
+    """Every threshold of ``policy`` that the window's spend reaches now (fired before or not).
+
+    ``full``: the hard cap refused a launch for want of room, so the window counts as at its cap (a
+    hard cap stops spend just short of 100%, which would otherwise never be reached)."""
     committed = spent + held
+    if full and policy.cap_micros is not None:
+        committed = max(committed, policy.cap_micros)
     forecast = forecast_micros(committed, window, now) if window.start is not None else committed
     out = []
     checks: list[tuple[Threshold, str, int | None]] = [(t, t.label, policy.base_micros) for t in policy.thresholds]

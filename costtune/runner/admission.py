@@ -95,6 +95,8 @@ class Admission:
     def _refused(self, claimed: ClaimedTrial, verdict: Verdict, exc: Exception | None = None) -> None:
         """Back to the queue with why (stored on the trial, shown in progress), audited once per reason."""
         reason = verdict.reason if exc is None else self._limit_reason(verdict, exc)
+        if isinstance(exc, CapExceeded):  # a window's hard cap is reached: its thresholds up to 100% fire
+            self._check_thresholds(tuple((p, w) for p, w in verdict.windows if w.scope == exc.scope), full=True)
         from costtune.runner.ending import BUDGET
 
         self.store.finish_trial(claimed.id, TrialState.QUEUED, error=f"waiting: {reason}")
@@ -104,6 +106,15 @@ class Admission:
             self._denials[claimed.id] = reason
             self._audit_verdict("deny", claimed, verdict, reason)
             self._warn(f"trial {claimed.number} not launched: {reason}")
+        return None
+
+    def _window_short(self, verdict: Verdict, needed: int) -> CapExceeded | None:
+        """The first capped window of ``verdict`` with less than ``needed`` left, as the ledger would say it."""
+        for policy, window in verdict.windows:
+            if policy.cap_micros is not None:
+                _cap, spent, held = self.store.balance(window.scope)
+                if policy.cap_micros - spent - held < needed:
+                    return CapExceeded(window.scope, policy.cap_micros, spent, held, needed)
         return None
 
     def _limit_reason(self, verdict: Verdict, exc: Exception) -> str:
@@ -142,8 +153,9 @@ class Admission:
         if windows:
             self._check_thresholds(windows)
 
-    def _check_thresholds(self, windows: tuple[tuple[Policy, WindowSpan], ...]) -> None:
-        """Fire every threshold these windows crossed that no controller fired yet (the store decides)."""
+    def _check_thresholds(self, windows: tuple[tuple[Policy, WindowSpan], ...], *, full: bool = False) -> None:
+        """Fire every threshold these windows crossed that no controller fired yet (the store decides);
+        ``full``: the windows' hard caps refused a launch (see ``alerts.crossed``)."""
         from costtune.policies.alerts import WebhookSender, crossed
 
         now = self.calendar()
@@ -151,7 +163,7 @@ class Admission:
             if not policy.thresholds and policy.soft_cap_micros is None:
                 continue
             _cap, spent, held = self.store.balance(window.scope)
-            for crossing in crossed(policy, window, spent, held, now, study=self.study.name):
+            for crossing in crossed(policy, window, spent, held, now, study=self.study.name, full=full):
                 if "stop-running" in crossing.threshold.actions:
                     self._stop_running(window.scope, crossing.body["text"])
                 if (window.scope, crossing.label) in self._fired:

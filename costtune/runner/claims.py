@@ -65,6 +65,7 @@ class Claims:
     _admit: Callable[[ClaimedTrial, str | None, str], Verdict | None]
     _refused: Callable[..., None]
     _admitted: Callable[[ClaimedTrial, Verdict, str], None]
+    _window_short: Callable[[Verdict, int], CapExceeded | None]
     _windows_of: dict[str, Any]
     _denied: str | None
 
@@ -144,6 +145,9 @@ class Claims:
         else:
             amount = self._chunk(rate, must_fit=True, among=among, caps=verdict.caps if verdict else None)
             if amount == 0:
+                short = self._window_short(verdict, self.billing.charge(1, rate)) if verdict else None
+                if short is not None:  # a policy window has no room for it, not the study
+                    return self._refused(claimed, verdict, short)
                 return self._unfund(claimed, self.billing.charge(1, rate))
         key = f"ct-{self.study.id}-{claimed.id}-{claimed.attempt_number}"
         try:
