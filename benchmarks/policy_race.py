@@ -59,7 +59,7 @@ def ledger_worker(url: str, proc: int, runs: int, seed: int, barrier: Any) -> No
             verdict = admit(request, policies, now)
             key = f"race-{run}-{proc}-{i}"
             i += 1
-            amount = rng.randint(1_000, 120_000)
+            amount = rng.randint(20_000, 250_000)
             try:
                 store.reserve(key, [f"study:race-{run}-{proc}", *verdict.scopes], amount, caps=verdict.caps)
             except CapExceeded:

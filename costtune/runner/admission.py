@@ -78,7 +78,8 @@ class Admission:
         choices: dict[tuple[str | None, str], int] = {}
         for key, rate in res.rates.items():
             itype, _, mkt = key.rpartition("/")
-            choices[(itype or None, mkt)] = rate
+            if mkt in ("spot", "on-demand"):  # not a market policy's reservation rate
+                choices[(itype or None, mkt)] = rate
         rate = choices.get((instance_type, market), res.usd_per_hour_micros)
         choices.setdefault((instance_type, market), rate)
         aws = getattr(res, "aws", None)
@@ -91,6 +92,39 @@ class Admission:
             return spent, held
 
         return admit(request, policies, self.calendar(), spend)
+
+    def _market_for(self, claimed: ClaimedTrial, instance_type: str | None, market: str) -> tuple[str, str]:
+        """``market: cheapest-expected``: spot or on-demand for this launch, and the note that says why
+        (``costtune.policies.market``); any other market as it is, with no note."""
+        from costtune.policies.market import DEFAULT_BUCKET, bucket_rate, choose_market, observed_rate
+        from costtune.spec.resources import CHEAPEST
+
+        if market != CHEAPEST:
+            return market, ""
+        res = self.spec.resources
+        spot, on_demand = res.rates[f"{instance_type}/spot"], res.rates[f"{instance_type}/on-demand"]
+        sim = res.simulation
+        prior = sim.preemptions_per_hour if sim is not None else bucket_rate(DEFAULT_BUCKET)
+        rate = observed_rate(prior, *self.store.spot_record(instance_type))
+        hours = self._expected_hours(claimed, on_demand)
+        checkpoints = sim.checkpoint if sim is not None else False
+        at_risk = hours / max(1, sim.max_steps) if checkpoints and sim is not None else hours
+        startup = (sim.startup_seconds if sim is not None else 0.0) / 3600
+        choice = choose_market(spot, on_demand, hours=hours, at_risk_hours=at_risk, rate_per_hour=rate,
+                               startup_hours=startup)
+        return choice.market, choice.note()
+
+    def _expected_hours(self, claimed: ClaimedTrial, on_demand_rate: int) -> float:
+        """How long the trial's remaining work is expected to take: up to its top rung (dollar rungs at the
+        on-demand rate), else budget.trial_seconds, else the study's mean completed attempt, else 1 hour."""
+        rungs = getattr(self, "rungs", None)
+        if rungs is not None and on_demand_rate > 0:
+            top = rungs.ladder(claimed.number)[-1]
+            return max(top - claimed.prior_cost_micros, 1) / on_demand_rate
+        if self.spec.budget.trial_seconds is not None:
+            return self.spec.budget.trial_seconds / 3600
+        mean = self.store.mean_attempt_hours(self.study.id)
+        return mean if mean else 1.0
 
     def _refused(self, claimed: ClaimedTrial, verdict: Verdict, exc: Exception | None = None) -> None:
         """Back to the queue with why (stored on the trial, shown in progress), audited once per reason."""

@@ -66,6 +66,7 @@ class Claims:
     _refused: Callable[..., None]
     _admitted: Callable[[ClaimedTrial, Verdict, str], None]
     _window_short: Callable[[Verdict, int], CapExceeded | None]
+    _market_for: Callable[[ClaimedTrial, str | None, str], tuple[str, str]]
     _windows_of: dict[str, Any]
     _denied: str | None
 
@@ -125,6 +126,7 @@ class Claims:
         Without rungs a binding cap's room is shared: the trial takes at most 1/``among`` of it."""
         res = self.spec.resources
         itype, market = res.placement(claimed.params)
+        market, market_note = self._market_for(claimed, itype, market)  # market: cheapest-expected
         verdict = self._admit(claimed, itype, market)  # spend policies: allow, amend or deny (admission.py)
         if verdict is not None:
             if verdict.kind == "deny":
@@ -166,6 +168,8 @@ class Claims:
             claimed.id, claimed.attempt_number, idempotency_key=key, provider=self.provider.name,
             rate_micros_per_hour=rate, host=hostname(), region=res.region, instance_type=itype, market=market,
             start_step=start, granularity_s=self.billing.granularity_s, minimum_s=self.billing.minimum_s)
+        if market_note:
+            self.store.set_attempt_note(attempt_id, market_note)  # `costtune trials STUDY N` shows it
         trial_dir = Path(claimed.output_dir or self.study.trial_dir(claimed.number))
         live = LiveAttempt(claimed=claimed, attempt_id=attempt_id, key=key, rate=rate, instance_type=itype,
                            market=market, trial_dir=trial_dir, start_step=start, reserved=amount, target=None,

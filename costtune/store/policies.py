@@ -130,6 +130,30 @@ class PolicyBook:
                           detail={"policy": policy, "scope": scope, "threshold": threshold, **detail})
             return fired
 
+    def spot_record(self, instance_type: str | None) -> tuple[int, float]:
+        """``(preemptions, spot hours)`` of every spot attempt on ``instance_type`` in this store: what
+        costtune observed, for the interruption rate of ``market: cheapest-expected``."""
+        from costtune.store.models import AttemptRow
+
+        with self._tx() as s:
+            row = s.exec(select(func.count(), func.coalesce(func.sum(AttemptRow.billable_ms), 0)).where(
+                AttemptRow.market == "spot", AttemptRow.instance_type == instance_type,
+                col(AttemptRow.ended_at).is_not(None))).one()
+            preempted = s.exec(select(func.count()).where(
+                AttemptRow.market == "spot", AttemptRow.instance_type == instance_type,
+                AttemptRow.exit_reason == "preempted")).one()
+        return int(preempted), int(row[1]) / 3_600_000
+
+    def mean_attempt_hours(self, study_id: int) -> float | None:
+        """Mean billable hours of the study's attempts that completed (None before the first)."""
+        from costtune.store.models import AttemptRow, TrialRow
+
+        with self._tx() as s:
+            mean = s.exec(select(func.avg(AttemptRow.billable_ms)).join(
+                TrialRow, col(TrialRow.id) == col(AttemptRow.trial_id)).where(
+                TrialRow.study_id == study_id, AttemptRow.exit_reason == "completed")).one()
+        return None if mean is None else float(mean) / 3_600_000
+
     def fired_alerts(self, policy: str | None = None) -> list[FiredAlert]:
         query = select(PolicyAlertRow).order_by(col(PolicyAlertRow.id))
         if policy is not None:
