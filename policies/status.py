@@ -58,3 +58,38 @@ def rules_text(policy: Policy) -> str:
     if r.amend:
         parts.append("amend")
     return "; ".join(parts) or "-"
+
+
+def study_verdicts(store: Any, study_id: int) -> list[dict[str, Any]]:
+    """The policies a study's launches ran under, from the audit trail: per policy, how many launches it
+    allowed, amended and denied (a trial refused again for the same reason counts once per run), and the
+    latest denial's reason. Empty when no policy matched any of its launches."""
+    rows: dict[str, dict[str, Any]] = {}
+    for entry in store.audit_log(study_id=study_id):
+        if entry.action not in ("policy.allow", "policy.amend", "policy.deny"):
+            continue
+        kind = entry.action.split(".", 1)[1]
+        deciding = entry.detail.get("policy")
+        for name in entry.detail.get("policies", []):
+            row = rows.setdefault(name, {"policy": name, "allow": 0, "amend": 0, "deny": 0, "last_denial": None})
+            if name == deciding and kind != "allow":
+                row[kind] += 1
+                if kind == "deny":
+                    row["last_denial"] = entry.detail.get("reason")
+            elif kind != "deny":  # a denial by one policy: the others' verdicts were not needed
+                row["allow"] += 1
+    return [rows[k] for k in sorted(rows)]
+
+
+def verdicts_line(rows: list[dict[str, Any]]) -> str:
+    """``policies: a (12 allowed), b (3 amended, 1 denied: ...)`` for terminal reports ("" without any)."""
+    if not rows:
+        return ""
+    parts = []
+    for r in rows:
+        counts = [f"{r[k]} {w}" for k, w in (("allow", "allowed"), ("amend", "amended"), ("deny", "denied")) if r[k]]
+        text = f"{r['policy']} ({', '.join(counts) or 'no launch'})"
+        if r["last_denial"]:
+            text += f" last denial: {r['last_denial']}"
+        parts.append(text)
+    return "policies: " + "; ".join(parts)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from costtune.policies import parse_policy
+from costtune.policies.status import study_verdicts
 from costtune.providers import make_provider
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,7 @@ from simworkloads import with_changes
 from costtune.cli import main
 from costtune.errors import CapExceeded, LaunchLimit
 from costtune.history import TrialState
+from costtune.reports.html import render_html
 from costtune.runner.controller import RunStatus, SweepController
 from costtune.runner.session import open_sweep
 from costtune.spec import parse_sweep
@@ -84,6 +86,10 @@ def test_a_denied_launch_stays_queued_with_the_policy_and_rule_named_and_audited
     assert any(why in w for w in warnings)
     shown = CliRunner().invoke(main, ["trials", "vision-a", "--db", store.url, "--format", "json"]).output
     assert why in shown
+    board = CliRunner().invoke(main, ["leaderboard", "vision-a", "--db", store.url]).output
+    assert f"policies: no-m5 (1 denied) last denial: {why}" in board.replace("\n", "")
+    assert "<td>no-m5</td><td class=\"n\">0</td><td class=\"n\">0</td><td class=\"n\">1</td>" in render_html(
+        "vision-a", study.history(), policies=study_verdicts(store, study.id))
     untagged = run(store, SWEEP, name="untagged", tags={"team": "vision"}, resources={
         **SWEEP["resources"], "instance_type": "c5.xlarge"})[1]
     store.apply_policies([parse_policy({"name": "tagged", "rules": {"required_tags": ["cost_centre"]}})])
@@ -106,6 +112,8 @@ def test_an_amend_rewrites_the_launch_and_is_audited(store: Store) -> None:
                           for a in amends)
     allows = store.audit_log(action="policy.allow")
     assert len(amends) + len(allows) == status.launched
+    assert study_verdicts(store, study.id) == [{"policy": "spot-only", "allow": len(allows), "amend": len(amends),
+                                                "deny": 0, "last_denial": None}]
 
 
 def test_thresholds_fire_once_per_window_across_controllers_and_a_restart(store: Store) -> None:
