@@ -4,6 +4,7 @@ denials that leave trials queued, amends, max_instances, thresholds that fire on
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -112,6 +113,12 @@ def test_an_amend_rewrites_the_launch_and_is_audited(store: Store) -> None:
                           for a in amends)
     allows = store.audit_log(action="policy.allow")
     assert len(amends) + len(allows) == status.launched
+    by_market = json.loads(CliRunner().invoke(main, ["spend", "--by", "market", "--db", store.url, "--window", "month",
+                                                    "--format", "json"]).output)
+    assert [(r["market"], r["attempts"]) for r in by_market] == [("spot", status.launched)]
+    by_team = json.loads(CliRunner().invoke(main, ["spend", "--by", "team", "--db", store.url,
+                                                  "--format", "json"]).output)
+    assert by_team[0]["team"] == "vision" and by_team[0]["spent_micros"] == store.balance(f"study:{study.id}")[1]
     assert study_verdicts(store, study.id) == [{"policy": "spot-only", "allow": len(allows), "amend": len(amends),
                                                 "deny": 0, "last_denial": None}]
 
