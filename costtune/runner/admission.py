@@ -54,10 +54,9 @@ class Admission:
     _webhooks: WebhookSender | None = None
     _stop_checked = 0.0
 
-    def _setup_policies(self) -> None:
+    def _setup_policies(self, calendar: Callable[[], datetime] | None) -> None:
         self._denials, self._windows_of, self._fired = {}, {}, set()
-        if not hasattr(self, "calendar"):
-            self.calendar = lambda: datetime.now(UTC)
+        self.calendar = calendar or (lambda: datetime.now(UTC))
 
     def _policies_in_force(self) -> list[Policy]:
         now = time.monotonic()

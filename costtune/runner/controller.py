@@ -63,10 +63,8 @@ class SweepController(Decisions, Claims, Ending, Recovery, Admission):
                  on_warning: Callable[[str], None] | None = None,
                  calendar: Callable[[], datetime] | None = None) -> None:
         """``on_event`` gets progress messages (hidden by ``--quiet``); ``on_warning`` gets what a
-        user must see even then (ignored metric lines, fail-fast, rung advice, policy verdicts and
-        alerts; `costtune run` prints them), by default logged at INFO (a forecast runs many sweeps;
-        trial warnings are stored). ``calendar``: the aware UTC date-time that policy windows are
-        computed from (default: now)."""
+        user must see even then (metric lines, fail-fast, rung advice, policy verdicts and alerts),
+        by default logged at INFO. ``calendar``: aware UTC now, for policy windows (admission.py)."""
         self.spec = spec
         self.study = study
         self.store = study.store
@@ -114,9 +112,7 @@ class SweepController(Decisions, Claims, Ending, Recovery, Admission):
             inner = study.sampler if spec.sampler["type"] == "bayes" else make_sampler({"type": "bayes"})
             study.sampler = RungModelSampler(inner, self.rungs, min_points=spec.scheduler.get("min_points"))
         self._max_trials = self._trial_limit()
-        if calendar is not None:
-            self.calendar = calendar
-        self._setup_policies()
+        self._setup_policies(calendar)
 
     # -- public --------------------------------------------------------------------------
     def run(self) -> RunStatus:

@@ -342,6 +342,8 @@ class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook,
             row.state = TrialState.RUNNING
             row.owner = owner
             row.heartbeat_at = now
+            if row.error and row.error.startswith("waiting: "):
+                row.error = None  # why a spend policy held it back (runner/admission.py): no longer so
             row.started_at = row.started_at or now
             if row.output_dir is None and output_dir is not None:
                 row.output_dir = output_dir(row.number)
