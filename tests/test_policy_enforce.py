@@ -203,3 +203,17 @@ def test_property_window_caps_hold_and_nothing_is_lost_or_counted_twice(store: S
     assert store.balance(window).spent_micros == booked[window]
     studies = [s for s in booked if s.startswith("study:")]
     assert sum(store.balance(s).spent_micros for s in studies) == booked[window]
+
+
+def test_stop_running_requeues_what_runs_in_the_window_and_launches_nothing_more(store: Store) -> None:
+    policy = {**TEAM, "cap_usd": 1.0, "thresholds": [{"percent": 10, "actions": ["stop-running"]}]}
+    store.apply_policies([parse_policy(policy)])
+    study, status, warnings = run(store, SWEEP, budget={"usd": 0.5, "trials": 12})
+    attempts = [a for t in study.history().trials for a in store.attempts(study.id, t.number)]
+    stopped = [a for a in attempts if a.exit_reason == "interrupted"]
+    assert stopped and any("stopped (re-queued): costtune: policy 'team-daily' reached 10% of actual" in w
+                           for w in warnings)
+    assert "thresholds: 10% of actual reached" in status.stop_reason
+    assert {t.state for t in study.history().trials} >= {TrialState.QUEUED}
+    spent = store.balance(WINDOW).spent_micros
+    assert 100_000 <= spent < 300_000  # it stopped soon after 10% of $1, far below the cap
