@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import json
 import re
 import sqlite3
 import subprocess
@@ -222,3 +223,28 @@ def test_policy_validate_runs_as_a_command(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert f"{bad}: window.timezone: is not a known IANA time zone" in done.stderr and "'Mars/Base'" in done.stderr
+
+
+def test_status_and_explain(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    policies = tmp_path / "p.yaml"
+    policies.write_text(yaml.safe_dump({"policies": [BASE, {"name": "org", "window": {"period": "monthly"},
+                                                           "cap_usd": 1000, "rules": {"denied_regions": ["ap-*"]}}]}))
+    runner = CliRunner()
+    assert runner.invoke(main, ["policy", "apply", str(policies), "--db", url]).exit_code == 0
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "name": "s", "tags": {"team": "vision", "cost_centre": "cc-1"}, "objective": {"metric": "loss"},
+        "space": {"x": {"type": "uniform", "low": 0, "high": 1}}, "budget": {"trials": 2},
+        "resources": {"provider": "simulated", "region": "us-east-1", "instance_type": "p4d.24xlarge",
+                      "market": {"type": "categorical", "choices": ["on-demand", "spot"]},
+                      "simulation": {"workload": "simworkloads:steady", "max_steps": 5}}}, sort_keys=False))
+    out = runner.invoke(main, ["policy", "explain", str(sweep), "--db", url]).output
+    assert "s (team=vision, cost_centre=cc-1): org, vision-daily" in out
+    assert "p4d.24xlarge spot: deny: policy 'vision-daily': rules.denied_families: family p4d matches 'p4d'" in out
+    status = json.loads(runner.invoke(main, ["policy", "status", "--db", url, "--format", "json"]).output)
+    assert [(r["policy"], r["cap_micros"], r["spent_micros"]) for r in status] == [
+        ("org", 1_000_000_000, 0), ("vision-daily", 500_000_000, 0)]
+    assert status[1]["ledger_scope"].startswith("policy:vision-daily:daily:") and status[1]["alerts_fired"] == []
+    checked = runner.invoke(main, ["policy", "check", str(policies), "--sweep", str(tmp_path)]).output
+    assert f"{sweep} (team=vision, cost_centre=cc-1): org, vision-daily" in checked

@@ -52,10 +52,16 @@ def check(files: tuple[str, ...], sweeps: tuple[str, ...]) -> None:
         out_console.print(f"{p.name}: scope {p.scope_text}; window {_window_text(p)}; cap {_usd(p.cap_micros)}; "
                           f"soft cap {_usd(p.soft_cap_micros)}; {len(p.thresholds)} thresholds; rules: {rules_text(p)}",
                           highlight=False, markup=False)
-    for path in _sweep_files(sweeps):
+    for path, listed in _sweep_files(sweeps):
         from costtune.spec import load_sweep
 
-        tags = load_sweep(path).tags
+        try:
+            tags = load_sweep(path).tags
+        except SpecError as exc:
+            if not listed:
+                raise
+            out_console.print(f"{path}: skipped, not a valid sweep file ({exc})", highlight=False, markup=False)
+            continue
         under = [p.name for p in matching(found, tags)]
         shown = ", ".join(f"{k}={v}" for k, v in tags.items()) or "no tags"
         out_console.print(f"{path} ({shown}): {', '.join(under) or 'no policy'}", highlight=False, markup=False)
@@ -74,14 +80,15 @@ def _window_text(p: Any) -> str:
     return f"{w.period} ({w.timezone}{day.get(w.period, '') if w.reset_day != 1 else ''})"
 
 
-def _sweep_files(paths: tuple[str, ...]) -> list[Path]:
-    out: list[Path] = []
+def _sweep_files(paths: tuple[str, ...]) -> list[tuple[Path, bool]]:
+    """(file, found in a directory): a directory's YAML files that are not sweeps are skipped, not errors."""
+    out: list[tuple[Path, bool]] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            out.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+            out.extend((p, True) for p in sorted(path.iterdir()) if p.suffix in (".yaml", ".yml"))
         elif path.exists():
-            out.append(path)
+            out.append((path, False))
         else:
             raise InputError(f"--sweep: no such file or directory {raw!r}")
     return out
