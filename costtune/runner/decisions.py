@@ -38,6 +38,7 @@ class Decisions:
     provider: Provider
     billing: BillingRule
     rungs: RungScheduler | None
+    scope: str  # the study's ledger scope
     _live: dict[int, LiveAttempt]
     _objective_seen: bool | None
     _startup_warned: bool
@@ -134,12 +135,13 @@ class Decisions:
                                 caps={w.scope: p.cap_micros for p, w in windows})
             target, rung = (live.target or 0) + extra, None
             if extra == 0:
-                live.decision = "budget.usd reached"
+                live.decision = "budget.usd reached" if not windows else "budget.usd or a spend policy's cap reached"
                 return "budget"
         try:
             self.store.extend(live.key, extra)
-        except CapExceeded:
-            live.decision = f"budget.usd cannot fund the next {format_usd(extra)}"
+        except CapExceeded as exc:
+            what = "budget.usd" if exc.scope == self.scope else f"spend-policy scope {exc.scope}"
+            live.decision = f"{what} cannot fund the next {format_usd(extra)}"
             return "budget"
         live.reserved += extra
         live.aim(self.billing, target, rung)
