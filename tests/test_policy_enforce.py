@@ -6,7 +6,9 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,6 +50,14 @@ TEAM = {"name": "team-daily", "scope": {"tags": {"team": "vision"}}, "window": {
                                        {"percent": 100, "actions": ["log"]}]}
 
 
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """For what the runner decides (the same on every backend): the ledger's races run on both."""
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    yield store
+    store.close()
+
+
 def run(store: Store, cfg: dict[str, Any], **changes: Any) -> tuple[Any, RunStatus, list[str]]:
     spec = parse_sweep(with_changes(cfg, **changes))
     study, _ = open_sweep(store, spec)
@@ -73,7 +83,8 @@ def test_a_daily_team_cap_holds_across_sweeps_and_the_books_add_up(store: Store)
     assert store.balance(f"study:{other.id}").spent_micros > 0 and store.balance(WINDOW).spent_micros == spent
 
 
-def test_a_denied_launch_stays_queued_with_the_policy_and_rule_named_and_audited(store: Store) -> None:
+def test_a_denied_launch_stays_queued_with_the_policy_and_rule_named_and_audited(sqlite_store: Store) -> None:
+    store = sqlite_store
     store.apply_policies([parse_policy({"name": "no-m5", "scope": {"tags": {"team": "vision"}},
                                         "rules": {"denied_families": ["m5"]}})])
     study, status, warnings = run(store, SWEEP)
@@ -100,7 +111,8 @@ def test_a_denied_launch_stays_queued_with_the_policy_and_rule_named_and_audited
     assert "policy 'tagged': rules.required_tags: the sweep has no tag 'cost_centre'" in again.stop_reason
 
 
-def test_an_amend_rewrites_the_launch_and_is_audited(store: Store) -> None:
+def test_an_amend_rewrites_the_launch_and_is_audited(sqlite_store: Store) -> None:
+    store = sqlite_store
     store.apply_policies([parse_policy({"name": "spot-only", "rules": {"allowed_markets": ["spot"],
                                                                        "amend": True}})])
     resources = {**SWEEP["resources"], "market": {"type": "categorical", "choices": ["on-demand", "spot"]}}
@@ -168,7 +180,7 @@ def test_window_caps_and_max_instances_in_the_ledger(store: Store) -> None:
     assert store.balance("policy:t:daily:2026-12-01") == (1_000, 0, 501)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_property_window_caps_hold_and_nothing_is_lost_or_counted_twice(store: Store, data: st.DataObject) -> None:
     run_id = f"{next(_RUNS)}"  # each example books in scopes of its own (the store is not wiped between them)
@@ -205,7 +217,8 @@ def test_property_window_caps_hold_and_nothing_is_lost_or_counted_twice(store: S
     assert sum(store.balance(s).spent_micros for s in studies) == booked[window]
 
 
-def test_stop_running_requeues_what_runs_in_the_window_and_launches_nothing_more(store: Store) -> None:
+def test_stop_running_requeues_what_runs_in_the_window_and_launches_nothing_more(sqlite_store: Store) -> None:
+    store = sqlite_store
     policy = {**TEAM, "cap_usd": 1.0, "thresholds": [{"percent": 10, "actions": ["stop-running"]}]}
     store.apply_policies([parse_policy(policy)])
     study, status, warnings = run(store, SWEEP, budget={"usd": 0.5, "trials": 12})
