@@ -1,0 +1,85 @@
+"""``costtune models ...``: the versions scheduled runs published (list, show, path, promote)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from costtune.cli.common import CommandGroup, db_option, handled, open_store, out_console
+
+
+@click.group("models", cls=CommandGroup)
+def models() -> None:
+    """Model versions: each scheduled run's best trial, with metric, cost and lineage."""
+
+
+@models.command("list")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@db_option
+@handled
+def list_(name: str | None, as_json: bool, db: str | None) -> None:
+    """Every version (of model NAME when given); * marks the promoted one."""
+    from rich.table import Table
+
+    from costtune.money import format_usd
+
+    store = open_store(db)
+    versions = store.model_versions(name)
+    if name is not None and not versions:
+        store.model_version(name)  # the error naming the models there are
+    if as_json:
+        out_console.print_json(json.dumps([_record(v) for v in versions], default=str))
+        return
+    table = Table("model", "version", "metric", "value", "run cost", "cost to reach", "study", "trial", "replaced")
+    for v in versions:
+        table.add_row(v.model, f"{v.version}{' *' if v.promoted else ''}", v.metric, f"{v.value:.6g}",
+                      format_usd(v.run_cost_micros), format_usd(v.reach_cost_micros), v.study_name,
+                      str(v.trial_number), "-" if v.replaced_version is None else str(v.replaced_version))
+    out_console.print(table)
+    if not versions:
+        out_console.print("no model versions yet: a scheduled run registers one when it ends", highlight=False)
+
+
+def _record(v: object) -> dict[str, object]:
+    from dataclasses import asdict
+
+    return asdict(v)  # type: ignore[call-overload]
+
+
+@models.command("show")
+@click.argument("ref", metavar="NAME[:VERSION]")
+@db_option
+@handled
+def show(ref: str, db: str | None) -> None:
+    """One version (the promoted one when no VERSION is given) as JSON: params, metric, cost, lineage."""
+    store = open_store(db)
+    out_console.print_json(json.dumps(_record(store.model_version(ref)), default=str))
+
+
+@models.command("path")
+@click.argument("ref", metavar="NAME[:VERSION]")
+@db_option
+@handled
+def path(ref: str, db: str | None) -> None:
+    """Print the directory holding the version's artifact (the promoted version when no VERSION)."""
+    store = open_store(db)
+    click.echo(store.model_version(ref).artifact_path)
+
+
+@models.command("promote")
+@click.argument("ref", metavar="NAME:VERSION")
+@click.option("--reason", help="Why (kept in the audit trail).")
+@db_option
+@handled
+def promote(ref: str, reason: str | None, db: str | None) -> None:
+    """Make NAME:VERSION the promoted version (recorded in `costtune audit`)."""
+    from costtune.errors import InputError
+
+    if ":" not in ref:
+        raise InputError(f"NAME:VERSION: give the version to promote, e.g. {ref}:3")
+    store = open_store(db)
+    version, replaced = store.promote_version(ref, reason=reason)
+    was = "" if replaced is None else f" (replacing version {replaced})"
+    out_console.print(f"model {version.ref} promoted{was}", highlight=False)

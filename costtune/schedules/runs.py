@@ -1,0 +1,145 @@
+"""One claimed run of a schedule: a study named from the schedule and the fire time, run to its end.
+
+The study is ``<schedule>-<YYYYmmdd-HHMM>`` (the fire time on the schedule's own clock; ``-2``, ...
+if that name is taken by something else), created from the sweep content stored on the schedule
+(never the file on disk). Its dollar cap is ``run_cap_micros`` -- the schedule's ``--cap``, else the
+sweep's ``budget.usd``. A run that is interrupted (SIGTERM to the scheduler) is recorded
+``interrupted``; the next scheduler to claim the schedule resumes the same study (finished trials
+kept, stopped ones re-queued), before any newer fire time.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from costtune.errors import CosttuneError, SpecError
+from costtune.history import History
+from costtune.money import micros_to_usd
+from costtune.schedules.publish import build_summary, deliver, register_version
+from costtune.schedules.timing import zone
+from costtune.schedules.warm import WarmStart, WarmStartSampler, build_warm_start
+from costtune.store.schedules import RunInfo, ScheduleInfo
+
+log = logging.getLogger(__name__)
+DONE = ("finished", "failed", "interrupted")
+
+
+def study_name_for(schedule: ScheduleInfo, fire_s: int, taken: Callable[[str], bool]) -> str:
+    local = datetime.fromtimestamp(fire_s, UTC).astimezone(zone(schedule.trigger.tz))
+    base = f"{schedule.name}-{local:%Y%m%d-%H%M}"
+    name, n = base, 1
+    while taken(name):
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def run_cap_micros(store: Any, schedule: ScheduleInfo, sweep: dict[str, Any]) -> int | None:
+    """The dollar cap of one run: the schedule's own cap, else the sweep's budget.usd (None: none).
+
+    The seam for policy window caps (a team's daily or monthly window, issue 10): when policies land,
+    this returns the smaller of this and what the windows that apply have left.
+    """
+    if schedule.settings.cap_micros is not None:
+        return schedule.settings.cap_micros
+    usd = (sweep.get("budget") or {}).get("usd")
+    from costtune.money import usd_to_micros
+
+    return None if usd is None else usd_to_micros(usd, "budget.usd")
+
+
+def sweep_for_run(schedule: ScheduleInfo, study_name: str, cap_micros: int | None, warm: WarmStart,
+                  seed: int | None) -> dict[str, Any]:
+    """The stored sweep with the run's name, cap and warm-start configurations (trimmed to budget.trials)."""
+    raw = copy.deepcopy(schedule.sweep)
+    raw["name"] = study_name
+    if cap_micros is not None:
+        raw.setdefault("budget", {})["usd"] = str(micros_to_usd(cap_micros).normalize() + Decimal(0))
+    sampler = raw.setdefault("sampler", {"type": "random"})
+    if seed is not None and sampler.get("type") not in ("grid", "manual"):
+        sampler["seed"] = seed
+    configs = list(sampler.get("configs") or [])
+    limit = (raw.get("budget") or {}).get("trials")
+    for config in warm.configs:
+        if isinstance(limit, int) and len(configs) >= limit:
+            break
+        if config not in configs:
+            configs.append(config)
+    if configs:
+        sampler["configs"] = configs
+    return raw
+
+
+def earlier_runs(store: Any, schedule: ScheduleInfo, run: RunInfo) -> list[tuple[str, History]]:
+    """(study, history) of the schedule's runs before ``run`` that have a study, newest first."""
+    out = []
+    for r in store.schedule_runs(schedule.id):
+        if r.id == run.id or r.fire_s >= run.fire_s or r.study_name is None or r.state not in DONE:
+            continue
+        info = store.find_study(r.study_name)
+        if info is not None:
+            out.append((r.study_name, store.history(info.id)))
+    return out
+
+
+def execute_run(store: Any, schedule: ScheduleInfo, run: RunInfo, *, owner: str, now_s: Callable[[], int],
+                say: Callable[[str], None] = log.info,
+                on_controller: Callable[[Any], None] | None = None) -> RunInfo:
+    """Run the claimed ``run`` to its end; its final record. KeyboardInterrupt (SIGTERM) records it
+    ``interrupted`` and propagates; any other error records it ``failed`` with the reason."""
+    from costtune.providers import make_provider
+    from costtune.runner.controller import SweepController
+    from costtune.runner.session import open_sweep
+    from costtune.samplers import make_sampler
+    from costtune.spec import parse_sweep
+
+    name = run.study_name or study_name_for(schedule, run.fire_s, lambda n: store.find_study(n) is not None)
+    store.update_run(run.id, owner=owner, state="running", study_name=name, heartbeat_s=now_s())
+    try:
+        existing = store.find_study(name)
+        seed = None if existing is None else existing.sampler.get("seed")
+        cap = run_cap_micros(store, schedule, schedule.sweep)
+        settings = schedule.settings
+        space_probe = parse_sweep(sweep_for_run(schedule, name, cap, WarmStart(), seed))
+        warm = build_warm_start(space_probe.space, space_probe.mode, earlier_runs(store, schedule, run),
+                                top_k=settings.warm_start, prior_runs=settings.prior_runs, decay=settings.prior_decay)
+        spec = parse_sweep(sweep_for_run(schedule, name, cap, warm, space_probe.sampler.get("seed")))
+        say(warm.describe())
+        sampler = WarmStartSampler(make_sampler(spec.sampler), warm.prior) if warm.prior else None
+        study, resumed = open_sweep(store, spec, sampler=sampler)
+        say(f"{'resuming' if resumed else 'starting'} study {name} (cap {_usd(cap)})")
+        provider = make_provider(spec.resources.provider, simulation=spec.resources.simulation, metric=spec.metric)
+        controller = SweepController(spec, study, provider, on_event=say, workdir=settings.workdir,
+                                     trial_events=spec.resources.provider != "simulated", on_warning=say)
+        if on_controller is not None:
+            on_controller(controller)
+        status = controller.run()
+    except KeyboardInterrupt:
+        store.update_run(run.id, owner=owner, state="interrupted", heartbeat_s=now_s(),
+                         reason="the scheduler was stopped; the next scheduler start resumes this study")
+        raise
+    except (CosttuneError, SpecError, OSError, ValueError) as exc:
+        return store.update_run(run.id, owner=owner, state="failed", reason=f"{type(exc).__name__}: {exc}",
+                                finished_s=now_s())
+    history = study.history()
+    previous = next((r.summary for r in store.schedule_runs(schedule.id)
+                     if r.fire_s < run.fire_s and r.state == "finished" and r.summary), None)
+    version = register_version(store, schedule, run.id, name, history)
+    summary = build_summary(schedule, run, name, history, cap, previous, version, warm.describe(), status.stop_reason)
+    notes = deliver(summary, schedule)
+    say(summary["text"])
+    for note in notes:
+        say(f"warning: {note}")
+    return store.update_run(run.id, owner=owner, state="finished", summary=summary, finished_s=now_s(),
+                            reason="; ".join(notes) or None)
+
+
+def _usd(micros: int | None) -> str:
+    from costtune.money import format_usd
+
+    return "none" if micros is None else format_usd(micros)
