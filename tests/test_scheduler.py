@@ -47,6 +47,14 @@ class Clock:
         return float(self.now)
 
 
+@pytest.fixture
+def store(tmp_path: Any) -> Any:
+    """SQLite only: the claim rules are the same SQL on both; the PostgreSQL race is tested above them."""
+    st = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    yield st
+    st.close()
+
+
 def daemon(store: Store, clock: Clock, owner: str) -> SchedulerDaemon:
     return SchedulerDaemon(store, clock=clock, owner=owner, say=lambda _m: None)
 
