@@ -25,7 +25,7 @@ def receiver() -> Any:
     bodies: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+        def do_POST(self) -> None:
             length = int(self.headers["Content-Length"])
             assert self.headers["Content-Type"] == "application/json"
             bodies.append(json.loads(self.rfile.read(length)))

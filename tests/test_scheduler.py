@@ -69,7 +69,7 @@ def test_each_fire_time_runs_once_across_two_schedulers_and_a_restart(store_url:
         for fire in expected:
             clock.now = fire + 30
             results: list[Any] = []
-            threads = [threading.Thread(target=lambda d=d: results.append(d.run_pending())) for d in (a, b)]
+            threads = [threading.Thread(target=lambda d=d, out=results: out.append(d.run_pending())) for d in (a, b)]
             for t in threads:
                 t.start()
             for t in threads:
