@@ -1,0 +1,89 @@
+"""`costtune schedule` / `scheduler` / `models` as a user types them: bad input exits 2 and stores nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from test_scheduler import sweep
+
+from costtune.cli import main
+from costtune.store import Store
+
+
+def write(tmp_path: Path, raw: dict[str, Any], name: str = "sweep.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return str(path)
+
+
+def cli(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize(("args", "extra", "named"), [
+    (["--cron", "0 25 * * *"], {}, "--cron"),
+    (["--cron", "every night"], {}, "--cron"),
+    (["--cron", "0 2 * * *", "--tz", "Europe/Atlantis"], {}, "--tz"),
+    (["--every", "2 weeks"], {}, "--every"),
+    (["--cron", "0 2 * * *"], {"colour": "red"}, "colour"),
+    (["--cron", "0 2 * * *"], {"budget": {"trials": 0}}, "budget.trials"),
+    (["--cron", "0 2 * * *", "--cap", "-3"], {}, "--cap"),
+    (["--cron", "0 2 * * *", "--webhook", "ftp://x"], {}, "--webhook"),
+    (["--cron", "0 2 * * *", "--misfire-grace", "soon"], {}, "--misfire-grace"),
+])
+def test_bad_schedule_input_exits_2_names_the_field_and_stores_nothing(tmp_path: Path, args: list[str],
+                                                                      extra: dict[str, Any], named: str) -> None:
+    db = tmp_path / "s.db"
+    Store(f"sqlite:///{db}").close()
+    before = db.read_bytes()
+    result = cli("schedule", "add", "nightly", write(tmp_path, {**sweep(), **extra}), "--db", str(db), *args)
+    assert result.exit_code == 2, result.output
+    assert named in result.output and "Traceback" not in result.output
+    assert db.read_bytes() == before
+
+
+def test_add_stores_the_file_content_and_later_edits_change_nothing(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    path = write(tmp_path, sweep(trials=3))
+    assert cli("schedule", "add", "nightly", path, "--cron", "0 2 * * *", "--tz", "America/New_York",
+               "--db", db).exit_code == 0
+    Path(path).write_text(yaml.safe_dump(sweep(trials=9)), encoding="utf-8")
+    again = cli("schedule", "add", "nightly", path, "--every", "6h", "--db", db)
+    assert again.exit_code == 2 and "already exists" in again.output
+    shown = json.loads(cli("schedule", "show", "nightly", "--json", "--db", db).output)
+    assert shown["sweep"]["budget"]["trials"] == 3 and shown["trigger"]["tz"] == "America/New_York"
+    assert cli("schedule", "update", "nightly", "--sweep", path, "--overlap", "queue", "--db", db).exit_code == 0
+    shown = json.loads(cli("schedule", "show", "nightly", "--json", "--db", db).output)
+    assert shown["sweep"]["budget"]["trials"] == 9 and shown["settings"]["overlap"] == "queue"
+    assert cli("schedule", "pause", "nightly", "--db", db).exit_code == 0
+    assert "paused" in cli("schedule", "list", "--db", db).output
+    assert cli("schedule", "remove", "nightly", "--db", db).exit_code == 0
+    assert cli("schedule", "show", "nightly", "--db", db).exit_code == 2
+
+
+def test_run_now_then_models_in_a_real_process(tmp_path: Path) -> None:
+    env = {**os.environ, "COSTTUNE_HOME": str(tmp_path / "home"), "COSTTUNE_DB": str(tmp_path / "s.db")}
+    path = write(tmp_path, sweep(trials=3))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "costtune.cli", *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+
+    assert run("schedule", "add", "nightly", path, "--every", "1d").returncode == 0
+    done = run("schedule", "run-now", "nightly")
+    assert done.returncode == 0, done.stderr
+    assert "finished" in done.stdout and "Model nightly:1 promoted" in done.stderr
+    listing = run("models", "list")
+    assert "nightly" in listing.stdout and "1 *" in listing.stdout
+    artifact = Path(run("models", "path", "nightly:1").stdout.strip())
+    assert json.loads((artifact / "model.json").read_text())["model"] == "nightly"
+    assert run("models", "path", "nightly:7").returncode == 2
+    assert run("scheduler", "--once").returncode == 0  # nothing due: the daily run is a day away
