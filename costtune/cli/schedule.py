@@ -48,18 +48,26 @@ def schedule() -> None:
     """Nightly sweeps: add, list, show, pause, resume, update, remove, run-now."""
 
 
-def _read_sweep(path: str, name: str) -> dict[str, Any]:
-    """The sweep file's content, validated as a run of schedule ``name`` would be (nothing stored)."""
-    from costtune.spec import parse_sweep
+def _read_sweep(path: str) -> dict[str, Any]:
     from costtune.yamlfile import read_yaml_file
 
     raw = read_yaml_file(path, what="sweep file")
     if not isinstance(raw, dict):
         raise SpecError("", "a sweep file must be a mapping of fields (name, objective, space, ...)", raw)
+    return raw
+
+
+def _check_sweep(raw: dict[str, Any], name: str, cap_micros: int | None) -> None:
+    """Validate the sweep as a run of schedule ``name`` will see it (its name, the --cap); nothing stored."""
+    from costtune.money import micros_to_usd
+    from costtune.spec import parse_sweep
+
     probe = json.loads(json.dumps(raw))
     probe["name"] = f"{name}-20260101-0000"
+    if cap_micros is not None:
+        budget = probe.get("budget")
+        probe["budget"] = {**(budget if isinstance(budget, dict) else {}), "usd": f"{micros_to_usd(cap_micros):f}"}
     parse_sweep(probe)
-    return raw
 
 
 def _settings(base: Any, **given: Any) -> Any:
@@ -113,9 +121,9 @@ def add(name: str, sweep_file: str, cron: str | None, every: str | None, tz: str
     _check_name(name)
     now = datetime.now(UTC).replace(microsecond=0)
     trigger = make_trigger(cron=cron, every=every, tz=tz or "UTC", anchor=now)
-    sweep = _read_sweep(sweep_file, name)
-    base = ScheduleSettings(workdir=str(Path.cwd()))
-    config = _settings(base, **settings)
+    sweep = _read_sweep(sweep_file)
+    config = _settings(ScheduleSettings(workdir=str(Path.cwd())), **settings)
+    _check_sweep(sweep, name, config.cap_micros)
     store = open_store(db, create=True)
     info = store.add_schedule(name, trigger=trigger, sweep=sweep, sweep_source=str(Path(sweep_file).resolve()),
                               settings=config, now_s=int(now.timestamp()), paused=paused)
@@ -146,8 +154,9 @@ def update(name: str, sweep_file: str | None, cron: str | None, every: str | Non
             cron = old.cron
             every = None if old.every_s is None else f"{old.every_s}s"
         trigger = make_trigger(cron=cron, every=every, tz=tz or old.tz, anchor=now)
-    sweep = _read_sweep(sweep_file, name) if sweep_file else None
+    sweep = _read_sweep(sweep_file) if sweep_file else None
     config = _settings(info.settings, **settings)
+    _check_sweep(sweep or info.sweep, name, config.cap_micros)
     store.update_schedule(name, now_s=int(now.timestamp()), trigger=trigger, sweep=sweep,
                           sweep_source=str(Path(sweep_file).resolve()) if sweep_file else info.sweep_source,
                           settings=config)

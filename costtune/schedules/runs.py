@@ -14,10 +14,9 @@ import copy
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
-from costtune.errors import CosttuneError, SpecError
+from costtune.errors import CosttuneError
 from costtune.history import History
 from costtune.money import micros_to_usd
 from costtune.schedules.publish import build_summary, deliver, register_version
@@ -59,7 +58,7 @@ def sweep_for_run(schedule: ScheduleInfo, study_name: str, cap_micros: int | Non
     raw = copy.deepcopy(schedule.sweep)
     raw["name"] = study_name
     if cap_micros is not None:
-        raw.setdefault("budget", {})["usd"] = str(micros_to_usd(cap_micros).normalize() + Decimal(0))
+        raw.setdefault("budget", {})["usd"] = f"{micros_to_usd(cap_micros):f}"  # exact: no float on the way
     sampler = raw.setdefault("sampler", {"type": "random"})
     if seed is not None and sampler.get("type") not in ("grid", "manual"):
         sampler["seed"] = seed
@@ -123,7 +122,8 @@ def execute_run(store: Any, schedule: ScheduleInfo, run: RunInfo, *, owner: str,
         store.update_run(run.id, owner=owner, state="interrupted", heartbeat_s=now_s(),
                          reason="the scheduler was stopped; the next scheduler start resumes this study")
         raise
-    except (CosttuneError, SpecError, OSError, ValueError) as exc:
+    except Exception as exc:  # the run failed, not the scheduler: recorded, and the next fire time comes
+        log.warning("run %s of schedule %s failed", run.id, schedule.name, exc_info=not isinstance(exc, CosttuneError))
         return store.update_run(run.id, owner=owner, state="failed", reason=f"{type(exc).__name__}: {exc}",
                                 finished_s=now_s())
     history = study.history()
