@@ -69,21 +69,20 @@ def test_add_stores_the_file_content_and_later_edits_change_nothing(tmp_path: Pa
     assert cli("schedule", "show", "nightly", "--db", db).exit_code == 2
 
 
-def test_run_now_then_models_in_a_real_process(tmp_path: Path) -> None:
-    env = {**os.environ, "COSTTUNE_HOME": str(tmp_path / "home"), "COSTTUNE_DB": str(tmp_path / "s.db")}
-    path = write(tmp_path, sweep(trials=3))
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "costtune.cli", *args], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
-
-    assert run("schedule", "add", "nightly", path, "--every", "1d").returncode == 0
-    done = run("schedule", "run-now", "nightly")
+def test_run_now_in_a_real_process_then_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = str(tmp_path / "s.db")
+    monkeypatch.setenv("COSTTUNE_DB", db)
+    assert cli("schedule", "add", "nightly", write(tmp_path, sweep(trials=3)), "--every", "1d").exit_code == 0
+    env = {**os.environ, "COSTTUNE_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, "-m", "costtune.cli", "schedule", "run-now", "nightly"], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "finished" in done.stdout and "Model nightly:1 promoted" in done.stderr
-    listing = run("models", "list")
-    assert "nightly" in listing.stdout and "1 *" in listing.stdout
-    artifact = Path(run("models", "path", "nightly:1").stdout.strip())
+    listing = cli("models", "list")
+    assert "nightly" in listing.output and "1 *" in listing.output
+    artifact = Path(cli("models", "path", "nightly:1").output.strip())
     assert json.loads((artifact / "model.json").read_text())["model"] == "nightly"
-    assert run("models", "path", "nightly:7").returncode == 2
-    assert run("scheduler", "--once").returncode == 0  # nothing due: the daily run is a day away
+    assert cli("models", "path", "nightly:7").exit_code == 2
+    assert cli("models", "promote", "nightly").exit_code == 2  # NAME:VERSION required
+    once = cli("scheduler", "--once")
+    assert once.exit_code == 0 and "0 runs" in once.output  # nothing due: the daily run is a day away
