@@ -139,3 +139,41 @@ def test_the_prior_lets_the_bayesian_sampler_aim_from_its_first_trial() -> None:
     picks = [WarmStartSampler(BayesSampler(n_startup=5, n_candidates=300), prior)
              .suggest(space, empty, np.random.default_rng(seed))["a"] for seed in range(3)]
     assert all(abs(p - 0.2) < 0.1 for p in picks)  # without the prior the first trials are uniform draws
+
+
+def test_the_best_trials_logged_artifact_becomes_the_versions_files(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import costtune
+    from costtune.errors import InputError
+    from costtune.schedules.publish import register_version
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    add(store, artifact_root=str(tmp_path / "models"))
+    schedule = store.get_schedule("nightly")
+    named, whole = tmp_path / "trial-0", tmp_path / "trial-1"
+    for folder in (named, whole):
+        folder.mkdir()
+        (folder / "model.bin").write_bytes(b"weights")
+        (folder / "stdout.log").write_text("noise")
+    monkeypatch.delenv("COSTTUNE_TRIAL_DIR", raising=False)
+    with pytest.raises(InputError, match="COSTTUNE_TRIAL_DIR"):
+        costtune.log_artifact(named / "model.bin")
+    monkeypatch.setenv("COSTTUNE_TRIAL_DIR", str(named))
+    with pytest.raises(InputError, match="does not exist"):
+        costtune.log_artifact(named / "missing.bin")
+    costtune.log_artifact(named / "model.bin")
+    costtune.log_artifact(str(named / "model.bin"))  # once is enough
+    best = History("loss", Mode.MIN, (replace_dir(trial(0, {"a": 1}, 0.1), named),))
+    v1 = register_version(store, schedule, 1, "nightly-a", best)
+    assert sorted(p.name for p in Path(v1.artifact_path).iterdir()) == ["model.bin", "model.json"]  # type: ignore[union-attr]
+    unnamed = History("loss", Mode.MIN, (replace_dir(trial(0, {"a": 2}, 0.05), whole),))
+    v2 = register_version(store, schedule, 2, "nightly-b", unnamed)
+    assert sorted(p.name for p in Path(v2.artifact_path).iterdir()) == ["model.bin", "model.json", "stdout.log"]  # type: ignore[union-attr]
+    assert store.model_version("nightly").version == 2  # better: promoted; the bare name means the promoted one
+    store.close()
+
+
+def replace_dir(t: FrozenTrial, folder: Path) -> FrozenTrial:
+    from dataclasses import replace
+
+    return replace(t, output_dir=str(folder))

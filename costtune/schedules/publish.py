@@ -58,18 +58,38 @@ def register_version(store: Any, schedule: Any, run_id: int, study_name: str, hi
         run_cost_micros=history.spent_micros, reach_cost_micros=reach)
     target = Path(version.artifact_path)
     target.mkdir(parents=True, exist_ok=True)
-    copied = False
-    if best.output_dir and Path(best.output_dir).is_dir():
-        shutil.copytree(best.output_dir, target, dirs_exist_ok=True)
-        copied = True
+    copied = _copy_output(best.output_dir, target)
     card = {"model": version.model, "version": version.version, "schedule": schedule.name, "study": study_name,
             "trial": best.number, "metric": history.metric, "mode": str(history.mode), "value": best.value,
             "params": best.params, "run_cost_usd": format_usd(history.spent_micros),
             "reach_cost_usd": format_usd(reach), "promoted": version.promoted,
             "replaced_version": version.replaced_version,
-            "files_from": best.output_dir if copied else None}
+            "files": copied, "trial_dir": best.output_dir}
     (target / "model.json").write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
     return version
+
+
+def _copy_output(trial_dir: str | None, target: Path) -> list[str]:
+    """Copy what the trial named with ``log_artifact`` (else its whole directory) into ``target``;
+    the names copied, relative to ``target``. A named path that is gone is skipped."""
+    from costtune.artifacts import MANIFEST, logged_artifacts
+
+    if not trial_dir or not Path(trial_dir).is_dir():
+        return []
+    named = logged_artifacts(trial_dir)
+    if named is None:
+        shutil.copytree(trial_dir, target, dirs_exist_ok=True)
+        return sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file() and p.name != "model.json")
+    out = []
+    for source in map(Path, named):
+        if source.is_dir():
+            shutil.copytree(source, target / source.name, dirs_exist_ok=True)
+        elif source.is_file() and source.name != MANIFEST:
+            shutil.copy2(source, target / source.name)
+        else:
+            continue
+        out.append(source.name)
+    return out
 
 
 def improvements(history: History) -> list[dict[str, Any]]:
