@@ -27,8 +27,8 @@ from typing import Any
 
 from costtune.history import History
 from costtune.schedules.daemon import SchedulerDaemon
-from costtune.schedules.settings import ScheduleSettings
-from costtune.schedules.timing import make_trigger
+from costtune.spec.schedule_settings import ScheduleSettings
+from costtune.spec.schedule_timing import make_trigger
 from costtune.store import Store
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from test_display import money_rule_violations
 from test_scheduler import sweep
 
 from costtune.cli import main
@@ -80,6 +81,7 @@ def test_run_now_in_a_real_process_then_models(tmp_path: Path, monkeypatch: pyte
     assert "finished" in done.stdout and "Model nightly:1 promoted" in done.stderr
     listing = cli("models", "list")
     assert "nightly" in listing.output and "1 *" in listing.output
+    assert money_rule_violations(listing.output) == []
     artifact = Path(cli("models", "path", "nightly:1").output.strip())
     assert json.loads((artifact / "model.json").read_text())["model"] == "nightly"
     assert cli("models", "path", "nightly:7").exit_code == 2

@@ -115,7 +115,7 @@ def test_a_changed_space_keeps_what_fits_and_says_what_it_dropped() -> None:
     warm = build_warm_start(narrower, Mode.MIN, [("n1", old)], top_k=5, prior_runs=3, decay=0.5)
     assert warm.configs == [{"a": 0.1}, {"a": 0.5}]  # best first; a=0.9 no longer fits
     assert any("'b' is no longer searched" in d for d in warm.dropped)
-    assert any("outside the current ranges" in d and "(1 trials)" in d for d in warm.dropped)
+    assert any("outside the current ranges" in d and "(1 trial)" in d for d in warm.dropped)
     wider = SearchSpace.from_dict({"a": {"type": "uniform", "low": 0, "high": 1},
                                    "b": {"type": "int", "low": 1, "high": 3},
                                    "c": {"type": "uniform", "low": 0, "high": 1}})

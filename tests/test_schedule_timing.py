@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from costtune.errors import SpecError
-from costtune.schedules.timing import fire_times, make_trigger, next_fire, zone
+from costtune.spec.schedule_timing import fire_times, make_trigger, next_fire, zone
 
 NY = zone("America/New_York")
 ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from costtune.schedules.daemon import SchedulerDaemon
-from costtune.schedules.settings import ScheduleSettings
-from costtune.schedules.timing import make_trigger
+from costtune.spec.schedule_settings import ScheduleSettings
+from costtune.spec.schedule_timing import make_trigger
 from costtune.store import Store
 
 SPACE = {f"x{i}": {"type": "uniform", "low": 0, "high": 1} for i in range(1, 7)}

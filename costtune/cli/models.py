@@ -23,7 +23,7 @@ def list_(name: str | None, as_json: bool, db: str | None) -> None:
     """Every version (of model NAME when given); * marks the promoted one."""
     from rich.table import Table
 
-    from costtune.money import format_usd
+    from costtune.money import format_usd_column
 
     store = open_store(db)
     versions = store.model_versions(name)
@@ -33,9 +33,10 @@ def list_(name: str | None, as_json: bool, db: str | None) -> None:
         out_console.print_json(json.dumps([_record(v) for v in versions], default=str))
         return
     table = Table("model", "version", "metric", "value", "run cost", "cost to reach", "study", "trial", "replaced")
-    for v in versions:
+    costs = format_usd_column([v.run_cost_micros for v in versions] + [v.reach_cost_micros for v in versions])
+    for i, v in enumerate(versions):
         table.add_row(v.model, f"{v.version}{' *' if v.promoted else ''}", v.metric, f"{v.value:.6g}",
-                      format_usd(v.run_cost_micros), format_usd(v.reach_cost_micros), v.study_name,
+                      costs[i], costs[len(versions) + i], v.study_name,
                       str(v.trial_number), "-" if v.replaced_version is None else str(v.replaced_version))
     out_console.print(table)
     if not versions:

@@ -12,6 +12,7 @@ import click
 
 from costtune.cli.common import CommandGroup, db_option, err_console, handled, open_store, out_console
 from costtune.errors import SpecError
+from costtune.words import plural
 
 _TIMING = [
     click.option("--cron", help='Five-field cron expression, e.g. "0 2 * * *" (minute hour day month weekday).'),
@@ -74,8 +75,8 @@ def _settings(base: Any, **given: Any) -> Any:
     from dataclasses import replace
 
     from costtune.money import usd_to_micros
-    from costtune.schedules.settings import check_settings
     from costtune.spec.fields import duration
+    from costtune.spec.schedule_settings import check_settings
 
     changes: dict[str, Any] = {}
     for key, value in given.items():
@@ -115,8 +116,8 @@ def add(name: str, sweep_file: str, cron: str | None, every: str | None, tz: str
     The file's content is stored now: later edits of the file change nothing until
     `costtune schedule update NAME --sweep FILE`. Each run is a study named NAME-YYYYmmdd-HHMM.
     """
-    from costtune.schedules.settings import ScheduleSettings
-    from costtune.schedules.timing import make_trigger
+    from costtune.spec.schedule_settings import ScheduleSettings
+    from costtune.spec.schedule_timing import make_trigger
 
     _check_name(name)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -142,7 +143,7 @@ def add(name: str, sweep_file: str, cron: str | None, every: str | None, tz: str
 def update(name: str, sweep_file: str | None, cron: str | None, every: str | None, tz: str | None,
            db: str | None, **settings: Any) -> None:
     """Change schedule NAME: its sweep (--sweep FILE), timing or settings; the rest stays."""
-    from costtune.schedules.timing import make_trigger
+    from costtune.spec.schedule_timing import make_trigger
 
     store = open_store(db)
     info = store.get_schedule(name)
@@ -204,9 +205,11 @@ def show(name: str, limit: int, as_json: bool, db: str | None) -> None:
                       f"{s.settings.misfire_grace_s}s; coalesce {'on' if s.settings.coalesce else 'off'}; "
                       f"warm start top {s.settings.warm_start}; promote {s.settings.promote}", highlight=False)
     out_console.print(f"sweep stored from {s.sweep_source}", highlight=False, soft_wrap=True)
-    for r in runs:
+    from costtune.money import format_usd_column
+
+    spends = format_usd_column([(r.summary or {}).get("spent_micros") for r in runs], missing="")
+    for r, spent in zip(runs, spends, strict=True):
         best = ((r.summary or {}).get("best") or {}).get("value")
-        spent = (r.summary or {}).get("spent_usd")
         extra = "".join(f"  {k} {v}" for k, v in (("best", None if best is None else f"{best:.6g}"),
                                                    ("spent", spent), ("", r.reason)) if v)
         out_console.print(f"  {_when(r.fire_s, s.trigger.tz)}  {r.state:<11} {r.study_name or '-'}{extra}",
@@ -247,7 +250,7 @@ def remove(name: str, db: str | None) -> None:
     """Delete schedule NAME and its run records; its studies and model versions stay."""
     store = open_store(db)
     n = store.remove_schedule(name)
-    out_console.print(f"schedule {name} removed ({n} run records); its studies and model versions stay",
+    out_console.print(f"schedule {name} removed ({plural(n, 'run record')}); its studies and model versions stay",
                       highlight=False)
 
 
@@ -287,8 +290,8 @@ def scheduler(db: str | None, poll: str, once: bool, reap_every: str | None, ref
     Any number of scheduler processes may share one store: each run is claimed exactly once.
     """
     from costtune.schedules.daemon import SchedulerDaemon
-    from costtune.schedules.timing import make_trigger
     from costtune.spec.fields import duration
+    from costtune.spec.schedule_timing import make_trigger
 
     poll_s = duration(poll, "--poll")
     reap_s = None if reap_every is None else duration(reap_every, "--reap-every")
@@ -298,7 +301,7 @@ def scheduler(db: str | None, poll: str, once: bool, reap_every: str | None, ref
     daemon = SchedulerDaemon(store, say=_say)
     if once:
         runs = daemon.run_pending()
-        out_console.print(f"{len(runs)} runs", highlight=False)
+        out_console.print(plural(len(runs), "run"), highlight=False)
         return
     daemon.serve(poll_s=poll_s, reap_every_s=reap_s, prices_cron=refresh_prices_cron, db_url=store.url)
 
@@ -308,7 +311,7 @@ def _say(message: str) -> None:
 
 
 def _when(epoch_s: int | None, tz: str) -> str:
-    from costtune.schedules.timing import zone
+    from costtune.spec.schedule_timing import zone
 
     if epoch_s is None:
         return "never"

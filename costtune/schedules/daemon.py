@@ -35,6 +35,7 @@ from typing import Any
 from costtune.schedules.runs import execute_run
 from costtune.store.owner import controller_id
 from costtune.store.schedules import RunInfo
+from costtune.words import plural
 
 log = logging.getLogger(__name__)
 HEARTBEAT_S = 30
@@ -116,7 +117,7 @@ class SchedulerDaemon:
             jobs.add_job(_cli_job, CronTrigger.from_crontab(prices_cron, timezone="UTC"), id="prices",
                          args=[["prices", "refresh", "--provider", "aws"], None])
         jobs.start()
-        self.say(f"scheduler {self.owner} started: {len(self.store.list_schedules())} schedules, "
+        self.say(f"scheduler {self.owner} started: {plural(len(self.store.list_schedules()), 'schedule')}, "
                  f"polling every {poll_s:g}s")
         try:
             while True:

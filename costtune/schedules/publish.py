@@ -25,6 +25,7 @@ from typing import Any
 from costtune.history import History, Mode
 from costtune.money import format_usd
 from costtune.store.versions import ModelVersion
+from costtune.words import plural
 
 TOP = 5
 WEBHOOK_TIMEOUT_S = 10.0
@@ -138,6 +139,7 @@ def build_summary(schedule: Any, run: Any, study_name: str, history: History, ca
         "schedule": schedule.name, "study": study_name, "run_id": run.id, "fire_time": run.fire_s,
         "metric": history.metric, "mode": str(history.mode),
         "trials": len(history.trials), "spent_usd": format_usd(history.spent_micros),
+        "spent_micros": history.spent_micros,
         "cap_usd": None if cap_micros is None else format_usd(cap_micros), "stop_reason": stop_reason,
         "best": None if best is None else {"trial": best.number, "value": best.value, "params": best.params,
                                             "cost_usd": format_usd(best.cost_micros)},
@@ -157,7 +159,7 @@ def build_summary(schedule: Any, run: Any, study_name: str, history: History, ca
 def summary_text(s: dict[str, Any]) -> str:
     """One paragraph a chat channel can show."""
     cap = f" of {s['cap_usd']}" if s["cap_usd"] else ""
-    text = f"{s['schedule']}: {s['study']} ran {s['trials']} trials, spent {s['spent_usd']}{cap}."
+    text = f"{s['schedule']}: {s['study']} ran {plural(s['trials'], 'trial')}, spent {s['spent_usd']}{cap}."
     if s["best"] is not None:
         text += f" Best {s['metric']} {s['best']['value']:.6g} (trial {s['best']['trial']})."
     change = s["change"]

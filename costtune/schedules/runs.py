@@ -20,8 +20,8 @@ from costtune.errors import CosttuneError
 from costtune.history import History
 from costtune.money import micros_to_usd
 from costtune.schedules.publish import build_summary, deliver, register_version
-from costtune.schedules.timing import zone
 from costtune.schedules.warm import WarmStart, WarmStartSampler, build_warm_start
+from costtune.spec.schedule_timing import zone
 from costtune.store.schedules import RunInfo, ScheduleInfo
 
 log = logging.getLogger(__name__)

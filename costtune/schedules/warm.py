@@ -26,6 +26,7 @@ import numpy as np
 
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.space import SearchSpace
+from costtune.words import plural
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,8 @@ class WarmStart:
     def describe(self) -> str:
         if not self.sources:
             return "warm start: no earlier run to start from"
-        text = (f"warm start from {', '.join(self.sources)}: {len(self.configs)} configurations queued, "
-                f"{len(self.prior)} earlier observations as the sampler's prior")
+        text = (f"warm start from {', '.join(self.sources)}: {plural(len(self.configs), 'configuration')} queued, "
+                f"{plural(len(self.prior), 'earlier observation')} as the sampler's prior")
         if self.dropped:
             text += "; dropped: " + "; ".join(self.dropped)
         return text
@@ -99,7 +100,7 @@ def build_warm_start(space: SearchSpace, mode: Mode, earlier: list[tuple[str, Hi
             configs.append(params)
         if len(configs) >= top_k:
             break
-    dropped = [f"{reason} ({n} trials)" for reason, n in drops.items()]
+    dropped = [f"{reason} ({plural(n, 'trial')})" for reason, n in drops.items()]
     return WarmStart(configs, tuple(prior), dropped, [name for name, _ in earlier])
 
 

@@ -18,10 +18,10 @@ class ScheduleRow(SQLModel, table=True):
     __tablename__ = "schedule"
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True, max_length=150)
-    trigger_json: str = Field(sa_column=Column(Text, nullable=False))  # costtune.schedules.timing.Trigger
+    trigger_json: str = Field(sa_column=Column(Text, nullable=False))  # costtune.spec.schedule_timing.Trigger
     sweep_json: str = Field(sa_column=Column(Text, nullable=False))  # the sweep file's content when added/updated
     sweep_source: str | None = Field(default=None, sa_column=Column(Text))  # the path it was read from
-    settings_json: str = Field(sa_column=Column(Text, nullable=False))  # costtune.schedules.settings
+    settings_json: str = Field(sa_column=Column(Text, nullable=False))  # costtune.spec.schedule_settings
     paused: bool = False
     next_fire_s: int | None = Field(default=None, sa_column=Column(BigInteger))
     created_at: datetime = Field(default_factory=utcnow)

@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from costtune.errors import InputError, StoreError
-from costtune.schedules.settings import ScheduleSettings
-from costtune.schedules.timing import Trigger, fire_times, next_fire
+from costtune.spec.schedule_settings import ScheduleSettings
+from costtune.spec.schedule_timing import Trigger, fire_times, next_fire
 from costtune.store.models import utcnow
 from costtune.store.schedule_models import ScheduleRow, ScheduleRunRow
 
