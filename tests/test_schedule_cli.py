@@ -88,3 +88,50 @@ def test_run_now_in_a_real_process_then_models(tmp_path: Path, monkeypatch: pyte
     assert cli("models", "promote", "nightly").exit_code == 2  # NAME:VERSION required
     once = cli("scheduler", "--once")
     assert once.exit_code == 0 and "0 runs" in once.output  # nothing due: the daily run is a day away
+
+
+def test_sigterm_stops_a_run_which_the_next_scheduler_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM to a process running a scheduled sweep: exit 130, the run recorded interrupted; the next
+    scheduler resumes the same study (its finished trials kept) rather than starting over."""
+    import signal
+    import time
+
+    from costtune.schedules.daemon import SchedulerDaemon
+
+    db = str(tmp_path / "s.db")
+    raw = sweep(trials=40)
+    raw["space"] = {"x": {"type": "uniform", "low": 0, "high": 1}}
+    raw["resources"]["simulation"]["workload"] = "simworkloads:sluggish"
+    raw["resources"]["workers"] = 1
+    assert cli("schedule", "add", "slow", write(tmp_path, raw), "--every", "1d", "--db", db).exit_code == 0
+    env = {**os.environ, "COSTTUNE_HOME": str(tmp_path / "home"), "COSTTUNE_DB": db,
+           "COSTTUNE_TEST_STEP_SLEEP": "0.02", "PYTHONPATH": str(Path(__file__).parent)}
+    proc = subprocess.Popen([sys.executable, "-m", "costtune.cli", "schedule", "run-now", "slow"], env=env,
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store = Store(f"sqlite:///{db}")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait until the sweep has finished a trial
+            study = next(iter(store.list_studies()), None)
+            if study is not None and any(t.state.finished for t in store.history(study.id).trials):
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        (run,) = store.schedule_runs(store.get_schedule("slow").id)
+        assert run.state == "interrupted", run
+        before = [t.number for t in store.history(store.get_study(run.study_name).id).trials if t.state.finished]
+        assert 0 < len(before) < 40
+        import simworkloads  # noqa: F401  (the workload the stored sweep names)
+
+        monkeypatch.setenv("COSTTUNE_TEST_STEP_SLEEP", "0")
+        resumed = SchedulerDaemon(store, owner="next", say=lambda _m: None).run_pending()
+        assert [(r.id, r.state, r.study_name) for r in resumed] == [(run.id, "finished", run.study_name)]
+        history = store.history(store.get_study(run.study_name).id)
+        assert len(history.trials) == 40 and set(before) <= {t.number for t in history.trials if t.state.finished}
+        assert len(store.list_studies()) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        store.close()
