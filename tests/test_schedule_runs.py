@@ -177,3 +177,26 @@ def replace_dir(t: FrozenTrial, folder: Path) -> FrozenTrial:
     from dataclasses import replace
 
     return replace(t, output_dir=str(folder))
+
+
+def test_an_s3_artifact_root_uploads_the_version(tmp_path: Path) -> None:
+    """moto serves S3 in-process; the version's files land under s3://bucket/prefix/<model>/v<N>/."""
+    import boto3
+    from awstools import fake_credentials
+    from moto import mock_aws
+
+    from costtune.schedules.publish import register_version
+
+    folder = tmp_path / "trial-0"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(b"weights")
+    with fake_credentials(), mock_aws():
+        boto3.client("s3").create_bucket(Bucket="models-bkt")
+        store = Store(f"sqlite:///{tmp_path / 's.db'}")
+        add(store, artifact_root="s3://models-bkt/team")
+        best = History("loss", Mode.MIN, (replace_dir(trial(0, {"a": 1}, 0.1), folder),))
+        version = register_version(store, store.get_schedule("nightly"), 1, "nightly-a", best)
+        assert version is not None and version.artifact_path == "s3://models-bkt/team/nightly/v1"
+        listed = boto3.client("s3").list_objects_v2(Bucket="models-bkt")["Contents"]
+        assert sorted(o["Key"] for o in listed) == ["team/nightly/v1/model.bin", "team/nightly/v1/model.json"]
+        store.close()

@@ -32,7 +32,7 @@ _SETTINGS = [
                  help="When a run's best becomes the promoted model version (default better)."),
     click.option("--webhook", help="URL that receives each run's summary as a JSON POST."),
     click.option("--summary-dir", type=click.Path(file_okay=False), help="Where run summaries are written."),
-    click.option("--artifact-root", type=click.Path(file_okay=False), help="Where model artifacts are copied."),
+    click.option("--artifact-root", help="Where model artifacts are copied: a directory or s3://bucket/prefix."),
 ]
 
 
@@ -86,6 +86,8 @@ def _settings(base: Any, **given: Any) -> Any:
             changes["cap_micros"] = usd_to_micros(value, "--cap")
         elif key == "misfire_grace":
             changes["misfire_grace_s"] = int(duration(value, "--misfire-grace"))
+        elif key == "artifact_root" and str(value).startswith("s3://"):
+            changes[key] = str(value)
         elif key in ("summary_dir", "artifact_root"):
             changes[key] = str(Path(value).expanduser().resolve())
         else:

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
+from costtune.errors import CosttuneError
 from costtune.history import History, Mode
 from costtune.money import format_usd
 from costtune.store.versions import ModelVersion
@@ -31,10 +33,13 @@ TOP = 5
 WEBHOOK_TIMEOUT_S = 10.0
 
 
-def artifact_root(settings: Any) -> Path:
+def artifact_root(settings: Any) -> str:
+    """The schedule's artifact root: a local directory (absolute) or an ``s3://bucket/prefix`` URI."""
     from costtune.store.engine import costtune_home
 
-    return Path(settings.artifact_root).expanduser() if settings.artifact_root else costtune_home() / "models"
+    if settings.artifact_root and str(settings.artifact_root).startswith("s3://"):
+        return str(settings.artifact_root).rstrip("/")
+    return str(Path(settings.artifact_root).expanduser() if settings.artifact_root else costtune_home() / "models")
 
 
 def summary_dir(settings: Any, schedule: str) -> Path:
@@ -50,14 +55,16 @@ def register_version(store: Any, schedule: Any, run_id: int, study_name: str, hi
     best = history.best()
     if best is None:
         return None
-    root = artifact_root(schedule.settings) / schedule.name
+    root = f"{artifact_root(schedule.settings)}/{schedule.name}"
     reach = sum(t.cost_micros for t in history.trials if t.number <= best.number)
     version = store.add_model_version(
-        schedule.name, promote=schedule.settings.promote, artifact_path=lambda n: str(root / f"v{n}"),
+        schedule.name, promote=schedule.settings.promote, artifact_path=lambda n: f"{root}/v{n}",
         schedule_id=schedule.id, run_id=run_id, study_name=study_name, trial_number=best.number,
         metric=history.metric, mode=history.mode, value=best.value, params=best.params,
         run_cost_micros=history.spent_micros, reach_cost_micros=reach)
-    target = Path(version.artifact_path)
+    remote = version.artifact_path.startswith("s3://")
+    staging = tempfile.TemporaryDirectory(prefix="costtune-model-") if remote else None
+    target = Path(staging.name) if staging is not None else Path(version.artifact_path)
     target.mkdir(parents=True, exist_ok=True)
     copied = _copy_output(best.output_dir, target)
     card = {"model": version.model, "version": version.version, "schedule": schedule.name, "study": study_name,
@@ -67,6 +74,15 @@ def register_version(store: Any, schedule: Any, run_id: int, study_name: str, hi
             "replaced_version": version.replaced_version,
             "files": copied, "trial_dir": best.output_dir}
     (target / "model.json").write_text(json.dumps(card, indent=2, default=str) + "\n", encoding="utf-8")
+    if staging is not None:
+        from costtune.agent.checkpoints import CheckpointError, checkpoints_at
+
+        try:
+            checkpoints_at(version.artifact_path).upload(target)  # boto3's upload_file per file
+        except CheckpointError as exc:
+            raise CosttuneError(f"model {version.ref}: {exc}") from None
+        finally:
+            staging.cleanup()
     return version
 
 

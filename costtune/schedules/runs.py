@@ -129,9 +129,14 @@ def execute_run(store: Any, schedule: ScheduleInfo, run: RunInfo, *, owner: str,
     history = study.history()
     previous = next((r.summary for r in store.schedule_runs(schedule.id)
                      if r.fire_s < run.fire_s and r.state == "finished" and r.summary), None)
-    version = register_version(store, schedule, run.id, name, history)
+    notes: list[str] = []
+    try:
+        version = register_version(store, schedule, run.id, name, history)
+    except Exception as exc:  # the sweep's results stand in the store; the artifact is what failed
+        log.warning("model version of %s not published", name, exc_info=not isinstance(exc, CosttuneError))
+        version, notes = None, [f"model version not published: {exc}"]
     summary = build_summary(schedule, run, name, history, cap, previous, version, warm.describe(), status.stop_reason)
-    notes = deliver(summary, schedule)
+    notes += deliver(summary, schedule)
     say(summary["text"])
     for note in notes:
         say(f"warning: {note}")

@@ -6,6 +6,7 @@ version reads back. ``check_settings`` validates a mapping and names the field i
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -71,4 +72,11 @@ def check_settings(s: ScheduleSettings) -> ScheduleSettings:
         url = urlparse(s.webhook)
         if url.scheme not in ("http", "https") or not url.netloc:
             raise SpecError("--webhook", "must be an http:// or https:// URL", s.webhook)
+    if s.artifact_root is not None and s.artifact_root.startswith("s3://"):
+        root = urlparse(s.artifact_root)
+        if not root.netloc:
+            raise SpecError("--artifact-root", "must be s3://BUCKET or s3://BUCKET/PREFIX", s.artifact_root)
+        if importlib.util.find_spec("boto3") is None:
+            raise SpecError("--artifact-root", "an s3:// root needs boto3: pip install 'costtune[aws]'",
+                            s.artifact_root)
     return s
