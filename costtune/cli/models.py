@@ -10,8 +10,11 @@ from costtune.cli.common import CommandGroup, db_option, handled, open_store, ou
 
 
 @click.group("models", cls=CommandGroup)
-def models() -> None:
+@db_option
+@click.pass_context
+def models(ctx: click.Context, db: str | None) -> None:
     """Model versions: each scheduled run's best trial, with metric, cost and lineage."""
+    ctx.meta["costtune.group_db"] = db  # `costtune models --db URL CMD` as well as `CMD --db URL`
 
 
 @models.command("list")
@@ -25,7 +28,7 @@ def list_(name: str | None, as_json: bool, db: str | None) -> None:
 
     from costtune.money import format_usd_column
 
-    store = open_store(db)
+    store = open_store(_group_db(db))
     versions = store.model_versions(name)
     if name is not None and not versions:
         store.model_version(name)  # the error naming the models there are
@@ -55,7 +58,7 @@ def _record(v: object) -> dict[str, object]:
 @handled
 def show(ref: str, db: str | None) -> None:
     """One version (the promoted one when no VERSION is given) as JSON: params, metric, cost, lineage."""
-    store = open_store(db)
+    store = open_store(_group_db(db))
     out_console.print_json(json.dumps(_record(store.model_version(ref)), default=str))
 
 
@@ -65,7 +68,7 @@ def show(ref: str, db: str | None) -> None:
 @handled
 def path(ref: str, db: str | None) -> None:
     """Print the directory holding the version's artifact (the promoted version when no VERSION)."""
-    store = open_store(db)
+    store = open_store(_group_db(db))
     click.echo(store.model_version(ref).artifact_path)
 
 
@@ -80,7 +83,13 @@ def promote(ref: str, reason: str | None, db: str | None) -> None:
 
     if ":" not in ref:
         raise InputError(f"NAME:VERSION: give the version to promote, e.g. {ref}:3")
-    store = open_store(db)
+    store = open_store(_group_db(db))
     version, replaced = store.promote_version(ref, reason=reason)
     was = "" if replaced is None else f" (replacing version {replaced})"
     out_console.print(f"model {version.ref} promoted{was}", highlight=False)
+
+
+def _group_db(db: str | None) -> str | None:
+    """The command's --db, else the group's (``costtune models --db URL ...``)."""
+    ctx = click.get_current_context(silent=True)
+    return db if db is not None or ctx is None else ctx.meta.get("costtune.group_db")

@@ -45,8 +45,11 @@ def _options(options: list[Any]) -> Any:
 
 
 @click.group("schedule", cls=CommandGroup)
-def schedule() -> None:
+@db_option
+@click.pass_context
+def schedule(ctx: click.Context, db: str | None) -> None:
     """Nightly sweeps: add, list, show, pause, resume, update, remove, run-now."""
+    ctx.meta["costtune.group_db"] = db  # `costtune schedule --db URL CMD` as well as `CMD --db URL`
 
 
 def _read_sweep(path: str) -> dict[str, Any]:
@@ -127,7 +130,7 @@ def add(name: str, sweep_file: str, cron: str | None, every: str | None, tz: str
     sweep = _read_sweep(sweep_file)
     config = _settings(ScheduleSettings(workdir=str(Path.cwd())), **settings)
     _check_sweep(sweep, name, config.cap_micros)
-    store = open_store(db, create=True)
+    store = open_store(_group_db(db), create=True)
     info = store.add_schedule(name, trigger=trigger, sweep=sweep, sweep_source=str(Path(sweep_file).resolve()),
                               settings=config, now_s=int(now.timestamp()), paused=paused)
     out_console.print(f"schedule {name}: {trigger.describe()}, next run {_when(info.next_fire_s, trigger.tz)}"
@@ -147,7 +150,7 @@ def update(name: str, sweep_file: str | None, cron: str | None, every: str | Non
     """Change schedule NAME: its sweep (--sweep FILE), timing or settings; the rest stays."""
     from costtune.spec.schedule_timing import make_trigger
 
-    store = open_store(db)
+    store = open_store(_group_db(db))
     info = store.get_schedule(name)
     now = datetime.now(UTC).replace(microsecond=0)
     trigger = None
@@ -173,7 +176,7 @@ def list_(db: str | None) -> None:
     """Every schedule: timing, next run, state and its last run."""
     from rich.table import Table
 
-    store = open_store(db)
+    store = open_store(_group_db(db))
     table = Table("schedule", "timing", "next run", "state", "cap", "last run")
     for s in store.list_schedules():
         last = next(iter(store.schedule_runs(s.id, limit=1)), None)
@@ -191,7 +194,7 @@ def list_(db: str | None) -> None:
 @handled
 def show(name: str, limit: int, as_json: bool, db: str | None) -> None:
     """Schedule NAME: timing, settings, the stored sweep and its recent runs."""
-    store = open_store(db)
+    store = open_store(_group_db(db))
     s = store.get_schedule(name)
     runs = store.schedule_runs(s.id, limit=limit)
     if as_json:
@@ -219,7 +222,7 @@ def show(name: str, limit: int, as_json: bool, db: str | None) -> None:
 
 
 def _pause(name: str, db: str | None, paused: bool) -> None:
-    store = open_store(db)
+    store = open_store(_group_db(db))
     store.get_schedule(name)
     info = store.update_schedule(name, now_s=int(time.time()), paused=paused)
     state = "paused" if paused else f"active, next run {_when(info.next_fire_s, info.trigger.tz)}"
@@ -250,7 +253,7 @@ def resume(name: str, db: str | None) -> None:
 @handled
 def remove(name: str, db: str | None) -> None:
     """Delete schedule NAME and its run records; its studies and model versions stay."""
-    store = open_store(db)
+    store = open_store(_group_db(db))
     n = store.remove_schedule(name)
     out_console.print(f"schedule {name} removed ({plural(n, 'run record')}); its studies and model versions stay",
                       highlight=False)
@@ -265,7 +268,7 @@ def run_now(name: str, db: str | None) -> None:
     from costtune.schedules.runs import execute_run
     from costtune.store.owner import controller_id
 
-    store = open_store(db)
+    store = open_store(_group_db(db))
     info = store.get_schedule(name)
     owner = controller_id()
     run = store.claim_manual(name, now_s=int(time.time()), owner=owner)
@@ -299,7 +302,7 @@ def scheduler(db: str | None, poll: str, once: bool, reap_every: str | None, ref
     reap_s = None if reap_every is None else duration(reap_every, "--reap-every")
     if refresh_prices_cron:
         make_trigger(cron=refresh_prices_cron, every=None, tz="UTC", anchor=datetime.now(UTC))
-    store = open_store(db, create=True)
+    store = open_store(_group_db(db), create=True)
     daemon = SchedulerDaemon(store, say=_say)
     if once:
         runs = daemon.run_pending()
@@ -327,3 +330,9 @@ def _cap(store: Any, s: Any) -> str:
 
     cap = run_cap_micros(store, s, s.sweep)
     return "none" if cap is None else format_usd(cap)
+
+
+def _group_db(db: str | None) -> str | None:
+    """The command's --db, else the group's (``costtune schedule --db URL ...``)."""
+    ctx = click.get_current_context(silent=True)
+    return db if db is not None or ctx is None else ctx.meta.get("costtune.group_db")
