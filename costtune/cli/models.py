@@ -24,9 +24,8 @@ def models(ctx: click.Context, db: str | None) -> None:
 @handled
 def list_(name: str | None, as_json: bool, db: str | None) -> None:
     """Every version (of model NAME when given); * marks the promoted one."""
-    from rich.table import Table
-
     from costtune.money import format_usd_column
+    from costtune.reports.table import Column, FittedTable
 
     store = open_store(_group_db(db))
     versions = store.model_versions(name)
@@ -35,13 +34,19 @@ def list_(name: str | None, as_json: bool, db: str | None) -> None:
     if as_json:
         out_console.print_json(json.dumps([_record(v) for v in versions], default=str))
         return
-    table = Table("model", "version", "metric", "value", "run cost", "cost to reach", "study", "trial", "replaced")
     costs = format_usd_column([v.run_cost_micros for v in versions] + [v.reach_cost_micros for v in versions])
-    for i, v in enumerate(versions):
-        table.add_row(v.model, f"{v.version}{' *' if v.promoted else ''}", v.metric, f"{v.value:.6g}",
-                      costs[i], costs[len(versions) + i], v.study_name,
-                      str(v.trial_number), "-" if v.replaced_version is None else str(v.replaced_version))
-    out_console.print(table)
+    n = len(versions)
+    out_console.print(FittedTable([
+        Column("model", [v.model for v in versions], keep=0, justify="left"),
+        Column("version", [f"{v.version}{' *' if v.promoted else ''}" for v in versions], keep=0),
+        Column("value", [f"{v.value:.6g}" for v in versions], keep=1),
+        Column("run cost", costs[:n], keep=2),
+        Column("cost to reach", costs[n:], keep=4),
+        Column("metric", [v.metric for v in versions], keep=5, justify="left"),
+        Column("study", [v.study_name for v in versions], keep=3, justify="left"),
+        Column("trial", [str(v.trial_number) for v in versions], keep=6),
+        Column("replaced", ["-" if v.replaced_version is None else str(v.replaced_version) for v in versions], keep=7),
+    ], hint="widen the terminal, or use --json for every field", always=2))
     if not versions:
         out_console.print("no model versions yet: a scheduled run registers one when it ends", highlight=False)
 

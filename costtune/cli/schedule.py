@@ -174,16 +174,24 @@ def update(name: str, sweep_file: str | None, cron: str | None, every: str | Non
 @handled
 def list_(db: str | None) -> None:
     """Every schedule: timing, next run, state and its last run."""
-    from rich.table import Table
+    from costtune.reports.table import Column, FittedTable
 
     store = open_store(_group_db(db))
-    table = Table("schedule", "timing", "next run", "state", "cap", "last run")
-    for s in store.list_schedules():
-        last = next(iter(store.schedule_runs(s.id, limit=1)), None)
-        last_text = "-" if last is None else f"{last.study_name or _when(last.fire_s, s.trigger.tz)} {last.state}"
-        table.add_row(s.name, s.trigger.describe(), "-" if s.paused else _when(s.next_fire_s, s.trigger.tz),
-                      "paused" if s.paused else "active", _cap(store, s), last_text)
-    out_console.print(table)
+    schedules = store.list_schedules()
+    lasts = [next(iter(store.schedule_runs(s.id, limit=1)), None) for s in schedules]
+    out_console.print(FittedTable([
+        Column("schedule", [s.name for s in schedules], keep=0, justify="left"),
+        Column("next run", ["-" if s.paused else _when(s.next_fire_s, s.trigger.tz) for s in schedules], keep=1,
+               justify="left"),
+        Column("state", ["paused" if s.paused else "active" for s in schedules], keep=2, justify="left"),
+        Column("timing", [s.trigger.describe() for s in schedules], keep=3, justify="left", wrap=14),
+        Column("cap", [_cap(store, s) for s in schedules], keep=4),
+        Column("last run", ["-" if r is None else f"{r.study_name or _when(r.fire_s, s.trigger.tz)} {r.state}"
+                            for s, r in zip(schedules, lasts, strict=True)], keep=5, justify="left", wrap=16),
+    ], hint="widen the terminal, or use `costtune schedule show NAME --json`", always=1))
+    if not schedules:
+        out_console.print("no schedules yet: costtune schedule add NAME SWEEP.yaml --cron \"0 2 * * *\"",
+                          highlight=False)
 
 
 @schedule.command("show")
