@@ -200,3 +200,16 @@ def test_an_s3_artifact_root_uploads_the_version(tmp_path: Path) -> None:
         listed = boto3.client("s3").list_objects_v2(Bucket="models-bkt")["Contents"]
         assert sorted(o["Key"] for o in listed) == ["team/nightly/v1/model.bin", "team/nightly/v1/model.json"]
         store.close()
+
+
+def test_a_failed_night_is_recorded_and_reported(tmp_path: Path, receiver: Any) -> None:
+    url, bodies = receiver
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    raw = sweep()
+    raw["resources"]["simulation"]["workload"] = "costtune.demo.drift:no_such_night"  # e.g. a module renamed since
+    add(store, raw=raw, webhook=url, summary_dir=str(tmp_path / "summaries"))
+    (run,) = daemon(store, Clock(ts(2026, 3, 7, 7) + 5), "d").run_pending()
+    assert run.state == "failed" and "resources.simulation.workload" in (run.reason or "")
+    assert [(b["state"], b["study"]) for b in bodies] == [("failed", "nightly-20260307-0200")]
+    assert "failed" in bodies[0]["text"] and store.model_versions() == []
+    store.close()

@@ -124,8 +124,13 @@ def execute_run(store: Any, schedule: ScheduleInfo, run: RunInfo, *, owner: str,
         raise
     except Exception as exc:  # the run failed, not the scheduler: recorded, and the next fire time comes
         log.warning("run %s of schedule %s failed", run.id, schedule.name, exc_info=not isinstance(exc, CosttuneError))
-        return store.update_run(run.id, owner=owner, state="failed", reason=f"{type(exc).__name__}: {exc}",
-                                finished_s=now_s())
+        reason = f"{type(exc).__name__}: {exc}"
+        failed = {"schedule": schedule.name, "study": name, "run_id": run.id, "fire_time": run.fire_s,
+                  "state": "failed", "reason": reason, "text": f"{schedule.name}: run {name} failed: {reason}"}
+        notes = deliver(failed, schedule)  # a failed night is news too
+        say(failed["text"])
+        return store.update_run(run.id, owner=owner, state="failed", reason="; ".join([reason, *notes]),
+                                summary=failed, finished_s=now_s())
     history = study.history()
     previous = next((r.summary for r in store.schedule_runs(schedule.id)
                      if r.fire_s < run.fire_s and r.state == "finished" and r.summary), None)
