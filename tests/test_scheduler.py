@@ -176,3 +176,22 @@ def test_a_paused_schedule_does_not_fire_and_resumes_from_the_next_fire_time(sto
     store.update_schedule("nightly", now_s=clock.now, paused=False)
     assert store.get_schedule("nightly").next_fire_s == ts(2026, 3, 8, 7)  # paused nights are not made up
     assert store.schedule_runs(store.get_schedule("nightly").id) == []
+
+
+def test_a_running_sweep_keeps_its_run_alive(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The heartbeat a run-now or a daemon's sweep writes, so no other scheduler takes it over."""
+    import time
+
+    from costtune.schedules import runs
+
+    add(store)
+    run = store.claim_manual("nightly", now_s=1000, owner="me")
+    monkeypatch.setattr(runs, "HEARTBEAT_S", 0.01)
+    clock = Clock(1000)
+    with runs._Heartbeat(store, run.id, "me", lambda: int(clock())):
+        clock.now = 5000
+        deadline = time.monotonic() + 10
+        while store.schedule_runs(run.schedule_id)[0].heartbeat_s != 5000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert store.schedule_runs(run.schedule_id)[0].heartbeat_s == 5000
+    assert store.claim_due("nightly", now_s=5100, owner="other") is None  # alive: not taken over

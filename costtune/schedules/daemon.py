@@ -1,9 +1,10 @@
 """``costtune scheduler``: claim due runs from the store and run them, on APScheduler 3.
 
 The store is the source of truth: APScheduler (a ``BackgroundScheduler`` with an in-memory job
-store) only *wakes* the process -- every ``poll_s`` seconds, and at each schedule's next fire time
--- and runs the built-in jobs (heartbeat, optional reaper and price refresh). Every wake-up asks the
-store to claim due fire times (``Store.claim_due``: one transaction per schedule, the schedule row
+store) only *wakes* the process every ``poll_s`` seconds (the main loop also never sleeps past the
+next fire time of any schedule) and runs the built-in jobs (the optional reaper and price refresh).
+A running sweep marks its run alive every 30 s (``runs._Heartbeat``). Every wake-up asks the store
+to claim due fire times (``Store.claim_due``: one transaction per schedule, the schedule row
 locked), so any number of scheduler processes on one store start each run exactly once; a process
 that finds a fire time already claimed backs off. Sweeps run one at a time in the main thread of
 each process (run more processes for more at once), so signals reach the sweep's controller.
@@ -38,7 +39,6 @@ from costtune.store.schedules import RunInfo
 from costtune.words import plural
 
 log = logging.getLogger(__name__)
-HEARTBEAT_S = 30
 STALE_S = 300  # a run with no heartbeat for this long belongs to a dead scheduler
 
 
@@ -93,14 +93,6 @@ class SchedulerDaemon:
     def _attach(self, controller: Any) -> None:
         self.controller = controller
 
-    def heartbeat(self) -> None:
-        run = self.current
-        if run is not None:
-            try:
-                self.store.update_run(run.id, owner=self.owner, heartbeat_s=self.now_s())
-            except Exception:  # a heartbeat never stops a sweep; stale_s is generous
-                log.warning("heartbeat of run %s failed", run.id, exc_info=True)
-
     def serve(self, *, poll_s: float = 15.0, reap_every_s: float | None = None, prices_cron: str | None = None,
               db_url: str | None = None) -> None:
         """Run until SIGTERM / Ctrl-C (raised here as KeyboardInterrupt after recording the run)."""
@@ -110,7 +102,6 @@ class SchedulerDaemon:
         wake = threading.Event()
         jobs = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         jobs.add_job(wake.set, "interval", seconds=poll_s, id="wake")
-        jobs.add_job(self.heartbeat, "interval", seconds=HEARTBEAT_S, id="heartbeat")
         if reap_every_s:
             jobs.add_job(_cli_job, "interval", seconds=reap_every_s, id="reap", args=[["reap"], db_url])
         if prices_cron:

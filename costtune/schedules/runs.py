@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from costtune.store.schedules import RunInfo, ScheduleInfo
 
 log = logging.getLogger(__name__)
 DONE = ("finished", "failed", "interrupted")
+HEARTBEAT_S = 30
 
 
 def study_name_for(schedule: ScheduleInfo, fire_s: int, taken: Callable[[str], bool]) -> str:
@@ -117,7 +119,8 @@ def execute_run(store: Any, schedule: ScheduleInfo, run: RunInfo, *, owner: str,
                                      trial_events=spec.resources.provider != "simulated", on_warning=say)
         if on_controller is not None:
             on_controller(controller)
-        status = controller.run()
+        with _Heartbeat(store, run.id, owner, now_s):
+            status = controller.run()
     except KeyboardInterrupt:
         store.update_run(run.id, owner=owner, state="interrupted", heartbeat_s=now_s(),
                          reason="the scheduler was stopped; the next scheduler start resumes this study")
@@ -147,6 +150,32 @@ def execute_run(store: Any, schedule: ScheduleInfo, run: RunInfo, *, owner: str,
         say(f"warning: {note}")
     return store.update_run(run.id, owner=owner, state="finished", summary=summary, finished_s=now_s(),
                             reason="; ".join(notes) or None)
+
+
+class _Heartbeat:
+    """Marks the run alive every ``HEARTBEAT_S`` while its sweep runs (a thread), so no other scheduler
+    takes it over as crashed (``stale_s``, default 300 s), whether a daemon or ``run-now`` runs it."""
+
+    def __init__(self, store: Any, run_id: int, owner: str, now_s: Callable[[], int]) -> None:
+        self.args = (store, run_id, owner, now_s)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"costtune-run-{run_id}-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        store, run_id, owner, now_s = self.args
+        while not self.done.wait(HEARTBEAT_S):
+            try:
+                store.update_run(run_id, owner=owner, heartbeat_s=now_s())
+            except Exception:  # a missed beat never stops a sweep; the stale limit is ten beats
+                log.warning("heartbeat of schedule run %s failed", run_id, exc_info=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
 
 
 def _usd(micros: int | None) -> str:
