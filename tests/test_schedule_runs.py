@@ -213,3 +213,40 @@ def test_a_failed_night_is_recorded_and_reported(tmp_path: Path, receiver: Any) 
     assert [(b["state"], b["study"]) for b in bodies] == [("failed", "nightly-20260307-0200")]
     assert "failed" in bodies[0]["text"] and store.model_versions() == []
     store.close()
+
+
+TRAIN = """
+import pathlib, costtune
+p = costtune.params()
+pathlib.Path("model.txt").write_text(str(p["lr"]))
+costtune.log_artifact("model.txt")
+costtune.report(loss=abs(p["lr"] - 0.3))
+"""
+
+
+def test_a_command_sweep_runs_where_it_was_added_and_publishes_its_logged_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real trial processes: the sweep's relative workdir is the one `schedule add` saw, whatever the
+    daemon's directory; the best trial's `costtune.log_artifact` file becomes the model version."""
+    from test_schedule_cli import cli, write
+
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "train.py").write_text(TRAIN, encoding="utf-8")
+    raw = {"name": "x", "objective": {"metric": "loss", "mode": "min"},
+           "space": {"lr": {"type": "uniform", "low": 0, "high": 1}}, "sampler": {"type": "random", "seed": 3},
+           "budget": {"trials": 2}, "resources": {"provider": "local", "usd_per_hour": 0.1, "workers": 1},
+           "workdir": "src", "command": ["python", "train.py"]}
+    db = str(tmp_path / "s.db")
+    monkeypatch.chdir(project)
+    added = cli("schedule", "add", "local", write(project, raw), "--every", "1d", "--db", db)
+    assert added.exit_code == 0, added.output
+    monkeypatch.chdir(tmp_path)  # the daemon runs elsewhere
+    store = Store(f"sqlite:///{db}")
+    clock = Clock(int(store.get_schedule("local").next_fire_s or 0) + 5)  # type: ignore[arg-type]
+    (run,) = daemon(store, clock, "d").run_pending()
+    assert run.state == "finished", run.reason
+    version = store.model_version("local")
+    assert sorted(p.name for p in Path(version.artifact_path).iterdir()) == ["model.json", "model.txt"]
+    assert float((Path(version.artifact_path) / "model.txt").read_text()) == version.params["lr"]
+    store.close()

@@ -15,6 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from costtune.errors import CosttuneError
@@ -59,6 +60,11 @@ def sweep_for_run(schedule: ScheduleInfo, study_name: str, cap_micros: int | Non
     """The stored sweep with the run's name, cap and warm-start configurations (trimmed to budget.trials)."""
     raw = copy.deepcopy(schedule.sweep)
     raw["name"] = study_name
+    base = schedule.settings.workdir
+    for key in ("workdir", "output_dir"):  # relative to where `schedule add` ran, not the daemon's directory
+        value = raw.get(key)
+        if base and isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            raw[key] = str(Path(base) / value)
     if cap_micros is not None:
         raw.setdefault("budget", {})["usd"] = f"{micros_to_usd(cap_micros):f}"  # exact: no float on the way
     sampler = raw.setdefault("sampler", {"type": "random"})
