@@ -40,7 +40,7 @@ def cli(*args: str) -> Any:
     (["--cron", "0 2 * * *", "--webhook", "ftp://x"], {}, "--webhook"),
     (["--cron", "0 2 * * *", "--misfire-grace", "soon"], {}, "--misfire-grace"),
     (["--cron", "0 2 * * *", "--artifact-root", "s3://"], {}, "--artifact-root"),
-    (["--cron", "0 2 * * *", "--cap", "0.000001"], {}, "budget.usd"),
+    (["--cron", "0 2 * * *", "--cap", "0.000001"], {}, "--cap"),
 ])
 def test_bad_schedule_input_exits_2_names_the_field_and_stores_nothing(tmp_path: Path, args: list[str],
                                                                       extra: dict[str, Any], named: str) -> None:

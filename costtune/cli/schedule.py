@@ -71,7 +71,12 @@ def _check_sweep(raw: dict[str, Any], name: str, cap_micros: int | None) -> None
     if cap_micros is not None:
         budget = probe.get("budget")
         probe["budget"] = {**(budget if isinstance(budget, dict) else {}), "usd": f"{micros_to_usd(cap_micros):f}"}
-    parse_sweep(probe)
+    try:
+        parse_sweep(probe)
+    except SpecError as exc:
+        if cap_micros is not None and exc.path == "budget.usd":  # the user gave --cap, not the file's field
+            raise SpecError("--cap", f"(the runs' budget.usd) {exc.reason}", f"{micros_to_usd(cap_micros):f}") from None
+        raise
 
 
 def _settings(base: Any, **given: Any) -> Any:
