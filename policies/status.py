@@ -93,3 +93,18 @@ def verdicts_line(rows: list[dict[str, Any]]) -> str:
             text += f" last denial: {r['last_denial']}"
         parts.append(text)
     return "policies: " + "; ".join(parts)
+
+
+def room_left(store: Any, tags: dict[str, str], now: datetime) -> int | None:
+    """The least money (micro-dollars) any hard-capped policy window that applies to a sweep with these
+    tags has left now (cap - spent - held, at least 0); None when no capped policy applies. What a
+    scheduled run may plan to spend (`costtune.schedules.runs.run_cap_micros`); the ledger enforces it
+    at each launch anyway."""
+    from costtune.policies.admit import matching
+
+    rooms = []
+    for policy in matching(store.policies(), tags):
+        if policy.cap_micros is not None:
+            _cap, spent, held = store.balance(span(policy, now).scope)
+            rooms.append(max(0, policy.cap_micros - spent - held))
+    return min(rooms) if rooms else None
