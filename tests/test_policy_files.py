@@ -253,3 +253,13 @@ def test_status_and_explain(tmp_path: Path) -> None:
     assert status[1]["ledger_scope"].startswith("policy:vision-daily:daily:") and status[1]["alerts_fired"] == []
     checked = runner.invoke(main, ["policy", "check", str(policies), "--sweep", str(tmp_path)]).output
     assert f"{sweep} (team=vision, cost_centre=cc-1): org, vision-daily" in checked
+    from datetime import UTC, datetime
+
+    from costtune.policies.status import room_left
+
+    store = Store(url)
+    now = datetime.now(UTC)
+    assert room_left(store, {"team": "vision"}, now) == 500_000_000  # the tighter of the two windows
+    assert room_left(store, {"team": "nlp"}, now) == 1_000_000_000
+    store.remove_policy("org")
+    assert room_left(store, {"team": "nlp"}, now) is None
