@@ -217,6 +217,13 @@ def test_apply_versions_list_show_remove_and_audit(tmp_path: Path) -> None:
     assert store.policies() == []
     assert [a.action for a in store.audit_log()] == ["policy.apply", "policy.apply", "policy.remove"]
     assert [v.removed for v in store.policy_versions("vision-daily")] == [False, False, True]
+    recent = runner.invoke(main, ["audit", "--since", "1h", "--action", "policy.remove", "--format", "json",
+                                  "--db", url]).output
+    assert [r["action"] for r in json.loads(recent)] == ["policy.remove"]
+    assert json.loads(runner.invoke(main, ["audit", "--since", "2999-01-01", "--format", "json", "--db", url]).output) \
+        == []
+    bad = runner.invoke(main, ["audit", "--since", "yesterday", "--db", url])
+    assert bad.exit_code == 2 and "--since" in bad.output and "'yesterday'" in bad.output
 
 
 def test_policy_validate_runs_as_a_command(tmp_path: Path) -> None:
