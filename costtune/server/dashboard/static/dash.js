@@ -1,0 +1,503 @@
+/* costtune dashboard: draws each page from /api/v1 and keeps it live. No build step, no network
+   beyond this server. Every value is put in the page as text (textContent), never as markup. */
+(function () {
+  "use strict";
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const app = $("#app");
+  const page = document.body.dataset.page;
+  const initial = JSON.parse($("#initial").textContent);
+  const charts = {};
+  window.costtune = { charts: charts };
+
+  // -- elements, formatting ---------------------------------------------------------------------
+  function el(tag, attrs) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "text") node.textContent = String(v);
+      else if (k === "on") for (const [ev, fn] of Object.entries(v)) node.addEventListener(ev, fn);
+      else if (k === "cls") node.className = v;
+      else node.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (let i = 2; i < arguments.length; i++) {
+      const c = arguments[i];
+      if (c === null || c === undefined || c === false) continue;
+      if (Array.isArray(c)) c.forEach((x) => x && node.appendChild(typeof x === "object" ? x : document.createTextNode(String(x))));
+      else node.appendChild(typeof c === "object" ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+  function usd(micros) {
+    if (micros === null || micros === undefined) return "–";
+    const d = micros / 1e6, a = Math.abs(d);
+    const places = a >= 100 ? 2 : a >= 1 ? 2 : a >= 0.01 ? 4 : 6;
+    return (d < 0 ? "-$" : "$") + Math.abs(d).toFixed(places);
+  }
+  const rate = (m) => (m ? usd(m) + "/h" : "–");
+  function num(v) {
+    if (v === null || v === undefined) return "–";
+    if (typeof v !== "number") return String(v);
+    if (Number.isInteger(v)) return String(v);
+    return String(Number(v.toPrecision(6)));
+  }
+  function ago(iso) {
+    if (!iso) return "–";
+    const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    if (s < 90) return Math.round(s) + " s ago";
+    if (s < 5400) return Math.round(s / 60) + " min ago";
+    if (s < 172800) return Math.round(s / 3600) + " h ago";
+    return Math.round(s / 86400) + " d ago";
+  }
+  const studyUrl = (name) => "/studies/" + encodeURIComponent(name);
+  const apiStudy = (name) => "/api/v1/studies/" + encodeURIComponent(name);
+  function params(p) { return Object.entries(p || {}).map(([k, v]) => k + "=" + num(v)).join(" "); }
+
+  // -- token and requests ---------------------------------------------------------------------
+  if (location.hash.startsWith("#token=")) {
+    localStorage.setItem("costtune_token", decodeURIComponent(location.hash.slice(7)));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  const token = () => localStorage.getItem("costtune_token") || "";
+  $("#token").value = token();
+  $("#tokenform").addEventListener("submit", (e) => {
+    e.preventDefault();
+    localStorage.setItem("costtune_token", $("#token").value.trim());
+    flash("token saved in this browser");
+    if (page === "login") location.href = "/login?" + new URLSearchParams({ token: token(), next: location.pathname });
+  });
+  async function call(path, opts) {
+    opts = opts || {};
+    const headers = Object.assign({}, opts.headers || {});
+    if (token()) headers["Authorization"] = "Bearer " + token();
+    if (opts.body !== undefined) headers["Content-Type"] = "application/json";
+    const r = await fetch(path, { method: opts.method || "GET", headers: headers, credentials: "same-origin",
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
+    if (opts.raw && r.ok) return r;
+    const data = await r.json().catch(() => ({ error: "HTTP " + r.status }));
+    if (!r.ok) throw new Error(data.error || "HTTP " + r.status);
+    return data;
+  }
+  function flash(message, bad) {
+    let box = $("#flash");
+    if (!box) { box = el("div", { id: "flash" }); document.body.appendChild(box); }
+    box.textContent = message;
+    box.className = bad ? "bad" : "ok";
+    clearTimeout(flash.t);
+    flash.t = setTimeout(() => { box.className = "gone"; }, 6000);
+  }
+  function poll(fn, ms) {
+    let busy = false;
+    const live = $("#live");
+    const tick = async () => {
+      if (busy || document.hidden) return;
+      busy = true;
+      try { await fn(); live.className = "live ok"; } catch (e) { live.className = "live err"; live.title = String(e.message || e); }
+      busy = false;
+    };
+    setInterval(tick, ms);
+  }
+
+  // -- tables ---------------------------------------------------------------------------------
+  function table(cols, rows, opts) {
+    opts = opts || {};
+    const head = el("tr", {}, cols.map((c) => {
+      const th = el("th", { cls: (c.num ? "n " : "") + (c.sort ? "sortable" : ""), "data-key": c.key, text: c.label });
+      if (c.sort && opts.onSort) {
+        th.addEventListener("click", () => opts.onSort(c.sort));
+        if (opts.sorted && opts.sorted.key === c.sort) th.classList.add(opts.sorted.desc ? "desc" : "asc");
+      }
+      return th;
+    }));
+    const body = el("tbody", {}, rows.map((r) => el("tr", { "data-row": r._id === undefined ? null : r._id },
+      cols.map((c) => {
+        const v = c.get(r);
+        const td = el("td", { cls: (c.num ? "n " : "") + (c.cls ? c.cls(r) : "") });
+        if (v instanceof Node) td.appendChild(v); else td.textContent = v === null || v === undefined ? "–" : String(v);
+        return td;
+      }))));
+    return el("div", { cls: "scroll" }, el("table", { id: opts.id }, el("thead", {}, head), body));
+  }
+  function facts(items) {
+    return el("div", { cls: "facts" }, items.map(([label, value, id]) =>
+      el("div", {}, el("span", { text: label }), el("b", { id: id, text: value }))));
+  }
+  const bar = (frac) => el("span", { cls: "bar" + (frac > 0.8 ? " hot" : "") },
+    el("i", { style: "width:" + Math.min(100, Math.max(0, (frac || 0) * 100)).toFixed(1) + "%" }));
+
+  // -- charts -----------------------------------------------------------------------------------
+  function box(id, title) {
+    return el("figure", { cls: "chart", id: id }, el("figcaption", { text: title }), el("div", { cls: "plot" }));
+  }
+  function draw(id, opts, data, points) {
+    const holder = $("#" + id);
+    if (!holder) return;
+    const plot = $(".plot", holder);
+    if (charts[id]) charts[id].destroy();
+    plot.textContent = "";
+    holder.dataset.points = String(points);
+    if (!points) { plot.appendChild(el("p", { cls: "empty", text: "no data yet" })); delete charts[id]; return; }
+    opts.width = Math.max(300, plot.clientWidth || 520);
+    opts.height = opts.height || 260;
+    charts[id] = new uPlot(opts, data, plot);
+  }
+  const usdAxis = (label) => ({ label: label, values: (u, ticks) => ticks.map((t) => "$" + Number(t.toPrecision(4))) });
+  const dots = { show: true, size: 5, fill: "#2f6fde" };
+  const noLine = () => null;
+
+  function bestChart(c) {
+    const rows = c.best_vs_spend;
+    const xs = rows.map((r) => r[0] / 1e6), ys = rows.map((r) => r[1]);
+    draw("chart-best", { scales: { x: { time: false } }, axes: [usdAxis("cumulative spend"), { label: "best " + c.metric }],
+      series: [{ label: "spend", value: (u, v) => (v == null ? "–" : "$" + v.toFixed(4)) },
+        { label: "best " + c.metric, stroke: "#2f6fde", width: 2, paths: uPlot.paths.stepped({ align: 1 }) }] },
+    [xs, ys], ys.filter((v) => v !== null).length);
+  }
+  function paretoChart(c) {
+    const pts = c.scatter.slice().sort((a, b) => a[0] - b[0]);
+    const front = new Set(c.pareto.map((p) => p[2]));
+    const xs = pts.map((p) => p[0] / 1e6), ys = pts.map((p) => p[1]);
+    const fr = pts.map((p) => (front.has(p[2]) ? p[1] : null));
+    draw("chart-pareto", { scales: { x: { time: false } }, axes: [usdAxis("trial cost"), { label: c.metric }],
+      series: [{ label: "cost" }, { label: c.metric, stroke: "#2f6fde", paths: noLine, points: dots },
+        { label: "Pareto front", stroke: "#e4572e", width: 2, spanGaps: true, points: { show: true, size: 7, stroke: "#e4572e" } }] },
+    [xs, ys, fr], pts.length);
+  }
+  function curvesChart(c) {
+    const curves = c.curves.filter((k) => k.points.length);
+    const xsSet = new Set();
+    curves.forEach((k) => k.points.forEach((p) => xsSet.add(p[0])));
+    const xsMicros = Array.from(xsSet).sort((a, b) => a - b);
+    const index = new Map(xsMicros.map((x, i) => [x, i]));
+    const series = [{ label: "trial spend" }], data = [xsMicros.map((x) => x / 1e6)];
+    const palette = ["#2f6fde", "#e4572e", "#3b9c6b", "#8e44ad", "#d9822b", "#16a085", "#c0392b", "#2c3e50", "#7f8c8d", "#b7950b", "#1abc9c", "#e84393"];
+    let n = 0;
+    curves.forEach((k, i) => {
+      const col = new Array(xsMicros.length).fill(null);
+      k.points.forEach((p) => { col[index.get(p[0])] = p[1]; n++; });
+      data.push(col);
+      series.push({ label: "trial " + k.trial, stroke: palette[i % palette.length], spanGaps: true, width: 1.5 });
+    });
+    const rungs = (c.rungs || []).map((r) => r / 1e6);
+    draw("chart-curves", { scales: { x: { time: false } }, axes: [usdAxis("trial spend (rung lines dashed)"), { label: c.metric }],
+      series: series, legend: { show: curves.length <= 12 },
+      hooks: { draw: [(u) => {
+        const ctx = u.ctx; ctx.save(); ctx.strokeStyle = "#999"; ctx.setLineDash([4, 4]);
+        rungs.forEach((r) => {
+          const x = u.valToPos(r, "x", true);
+          if (x >= u.bbox.left && x <= u.bbox.left + u.bbox.width) { ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke(); }
+        });
+        ctx.restore();
+      }] } }, data, n);
+  }
+  function parallelChart(c) {
+    const holder = $("#chart-parallel");
+    if (!holder) return;
+    const plot = $(".plot", holder);
+    plot.textContent = "";
+    const rows = c.parallel.rows, names = c.parallel.params.concat([c.metric]);
+    holder.dataset.points = String(rows.length);
+    if (!rows.length) { plot.appendChild(el("p", { cls: "empty", text: "no data yet" })); return; }
+    const w = Math.max(300, plot.clientWidth || 520), h = 280, pad = 30;
+    const canvas = el("canvas", { width: w, height: h });
+    plot.appendChild(canvas);
+    const ctx = canvas.getContext("2d");
+    const cols = names.map((_, j) => rows.map((r) => (j < names.length - 1 ? r[j + 2] : r[1])));
+    const scales = cols.map((vals) => {
+      if (vals.every((v) => typeof v === "number")) {
+        const lo = Math.min(...vals), hi = Math.max(...vals);
+        return (v) => (hi > lo ? (v - lo) / (hi - lo) : 0.5);
+      }
+      const cats = Array.from(new Set(vals.map(String))).sort();
+      return (v) => (cats.length > 1 ? cats.indexOf(String(v)) / (cats.length - 1) : 0.5);
+    });
+    const x = (j) => pad + (j * (w - 2 * pad)) / Math.max(1, names.length - 1);
+    const y = (f) => h - pad - f * (h - 2 * pad);
+    ctx.lineWidth = 1;
+    for (let i = rows.length - 1; i >= 0; i--) {  // best drawn last, on top
+      const t = rows.length > 1 ? i / (rows.length - 1) : 0;
+      ctx.strokeStyle = "hsla(" + (220 - 180 * t).toFixed(0) + ",70%," + (35 + 30 * t).toFixed(0) + "%," + (rows.length > 500 ? 0.25 : 0.6) + ")";
+      ctx.beginPath();
+      names.forEach((_, j) => { const yy = y(scales[j](cols[j][i])); if (j) ctx.lineTo(x(j), yy); else ctx.moveTo(x(j), yy); });
+      ctx.stroke();
+    }
+    ctx.fillStyle = "#222"; ctx.strokeStyle = "#555"; ctx.font = "11px system-ui,sans-serif"; ctx.textAlign = "center";
+    names.forEach((name, j) => {
+      ctx.beginPath(); ctx.moveTo(x(j), pad); ctx.lineTo(x(j), h - pad); ctx.stroke();
+      ctx.fillText(name.length > 14 ? name.slice(0, 13) + "…" : name, x(j), h - 10);
+    });
+    ctx.fillText("colour: " + c.metric + " (blue = best)", w / 2, 14);
+  }
+  function placementTable(c) {
+    const total = c.placement.reduce((a, r) => a + r.cost_micros, 0) || 1;
+    return table([
+      { label: "instance type", get: (r) => r.instance_type || r.provider },
+      { label: "market", get: (r) => r.market },
+      { label: "attempts", num: true, get: (r) => r.attempts },
+      { label: "running", num: true, get: (r) => r.running },
+      { label: "preemptions", num: true, get: (r) => r.preemptions },
+      { label: "spend", num: true, get: (r) => usd(r.cost_micros) },
+      { label: "share", get: (r) => bar(r.cost_micros / total) },
+      { label: "preemption waste", num: true, get: (r) => usd(r.waste_micros) },
+    ], c.placement, { id: "placement-table" });
+  }
+  function improvementsTable(c) {
+    return table([
+      { label: "trial", get: (r) => r.trial },
+      { label: c.metric, num: true, get: (r) => num(r.value) },
+      { label: "gain", num: true, get: (r) => num(r.gain) },
+      { label: "spent since previous best", num: true, get: (r) => usd(r.cost_of_gain_micros) },
+      { label: "cumulative", num: true, get: (r) => usd(r.cumulative_micros) },
+      { label: "$ per unit gain", num: true, get: (r) => (r.usd_per_unit_gain ? "$" + num(Number(r.usd_per_unit_gain)) : "–") },
+    ], c.improvements.slice().reverse(), { id: "improvements-table" });
+  }
+
+  // -- pages ------------------------------------------------------------------------------------
+  function studiesPage() {
+    let rows = initial.studies, sort = { key: "last_activity", desc: true }, query = "";
+    const search = el("input", { id: "search", type: "search", placeholder: "search studies", "aria-label": "search studies" });
+    const holder = el("div", {});
+    app.append(el("div", { cls: "tools" }, search), holder);
+    search.addEventListener("input", () => { query = search.value.toLowerCase(); render(); });
+    const keyOf = { name: (r) => r.name, state: (r) => r.state, trials: (r) => r.trials, best: (r) => r.best,
+      spend: (r) => r.spend_micros, burn: (r) => r.burn_micros_per_hour, last_activity: (r) => r.last_activity || "" };
+    function render() {
+      const shown = rows.filter((r) => !query || r.name.toLowerCase().includes(query) || r.metric.toLowerCase().includes(query));
+      const f = keyOf[sort.key];
+      shown.sort((a, b) => { const x = f(a), y = f(b); const c = x === y ? 0 : x === null ? 1 : y === null ? -1 : x < y ? -1 : 1; return sort.desc ? -c : c; });
+      holder.textContent = "";
+      holder.appendChild(shown.length ? table([
+        { label: "study", sort: "name", get: (r) => el("a", { href: studyUrl(r.name), text: r.name }) },
+        { label: "state", sort: "state", get: (r) => r.state + (r.paused ? " (paused)" : ""), cls: (r) => "st-" + r.state },
+        { label: "trials", sort: "trials", num: true, get: (r) => (r.counts.complete + r.counts.stopped + r.counts.failed) + "/" + r.trials },
+        { label: "best", sort: "best", num: true, get: (r) => num(r.best) + " " + r.metric + " (" + r.mode + ")" },
+        { label: "spend / cap", sort: "spend", num: true, get: (r) => usd(r.spend_micros) + " / " + (r.cap_micros === null ? "no cap" : usd(r.cap_micros)) },
+        { label: "", get: (r) => (r.cap_micros ? bar(r.spend_micros / r.cap_micros) : "") },
+        { label: "$/h now", sort: "burn", num: true, get: (r) => rate(r.burn_micros_per_hour) },
+        { label: "last activity", sort: "last_activity", get: (r) => ago(r.last_activity) },
+      ], shown, { id: "studies", sorted: sort, onSort: (k) => { sort = { key: k, desc: sort.key === k ? !sort.desc : false }; render(); } })
+        : el("p", { cls: "empty", text: rows.length ? "no study matches" : "no studies in this store yet: costtune run SWEEP.yaml" }));
+    }
+    render();
+    poll(async () => { rows = (await call("/api/v1/studies")).studies; render(); }, 3000);
+  }
+
+  function studyPage() {
+    const s = initial.summary, name = s.name;
+    let lb = initial.trials, cursor = { after_report: 0, after_trial: 0, since: "" }, state = { sort: "value", desc: false, offset: 0 };
+    const pauseBtn = el("button", { id: "pause", text: s.paused ? "resume launches" : "pause launches" });
+    app.append(
+      facts([["state", s.state + (s.paused ? " (paused)" : ""), "f-state"], ["trials", String(s.trials), "f-trials"],
+        ["spend", usd(s.spend_micros), "f-spend"], ["cap", s.cap_micros === null ? "no cap" : usd(s.cap_micros), "f-cap"],
+        ["$/h now", rate(s.burn_micros_per_hour), "f-burn"], ["best " + s.metric + " (" + s.mode + ")", num(s.best), "f-best"]]),
+      el("div", { cls: "tools" }, pauseBtn,
+        el("button", { id: "export-csv", text: "export CSV", on: { click: () => exportAs("csv") } }),
+        el("button", { id: "export-json", text: "export JSON", on: { click: () => exportAs("json") } })),
+      el("div", { cls: "charts" }, box("chart-best", "best " + s.metric + " vs cumulative spend"),
+        box("chart-pareto", s.metric + " vs trial cost, Pareto front"), box("chart-curves", "learning curves of the best trials, in dollars"),
+        box("chart-parallel", "parallel coordinates of the parameters")),
+      el("h2", { text: "spend by instance type and market" }), el("div", { id: "placement" }),
+      el("h2", { text: "cost per improvement" }), el("div", { id: "improvements" }),
+      el("h2", { text: "leaderboard" }), leaderboardTools(), el("div", { id: "lb" }), el("div", { cls: "pager", id: "pager" }),
+      el("h2", { text: "enqueue a configuration" }), enqueueForm());
+    pauseBtn.addEventListener("click", async () => {
+      const paused = pauseBtn.textContent.startsWith("pause");
+      try { await call(apiStudy(name) + (paused ? "/pause" : "/resume"), { method: "POST", body: {} });
+        pauseBtn.textContent = paused ? "resume launches" : "pause launches"; flash(paused ? "launches paused" : "launches resumed");
+      } catch (e) { flash(e.message, true); }
+    });
+    async function exportAs(fmt) {
+      try {
+        const r = await call(apiStudy(name) + "/export?format=" + fmt, { raw: true });
+        const url = URL.createObjectURL(await r.blob());
+        const a = el("a", { href: url, download: name + "-leaderboard." + fmt });
+        document.body.appendChild(a); a.click(); a.remove();
+      } catch (e) { flash(e.message, true); }
+    }
+    function leaderboardTools() {
+      const st = el("select", { id: "f-state-filter", "aria-label": "state" }, ["", "complete", "stopped", "failed", "running", "queued"].map((v) => el("option", { value: v, text: v || "any state" })));
+      const q = el("input", { id: "f-search", type: "search", placeholder: "parameter text" });
+      const lo = el("input", { id: "f-min", type: "number", step: "any", placeholder: "min $" });
+      const hi = el("input", { id: "f-max", type: "number", step: "any", placeholder: "max $" });
+      const apply = () => { state.offset = 0; state.states = st.value; state.q = q.value; state.min = lo.value; state.max = hi.value; loadTrials(); };
+      [st, q, lo, hi].forEach((i) => i.addEventListener("change", apply));
+      return el("div", { cls: "tools" }, st, q, lo, hi);
+    }
+    async function loadTrials() {
+      const p = new URLSearchParams({ sort: state.sort, desc: state.desc ? "1" : "0", offset: String(state.offset), limit: "50" });
+      if (state.states) p.set("state", state.states);
+      if (state.q) p.set("q", state.q);
+      if (state.min) p.set("min_cost", String(Math.round(Number(state.min) * 1e6)));
+      if (state.max) p.set("max_cost", String(Math.round(Number(state.max) * 1e6)));
+      lb = await call(apiStudy(name) + "/trials?" + p);
+      renderTrials();
+    }
+    function renderTrials() {
+      const keys = Array.from(new Set(lb.rows.flatMap((r) => Object.keys(r.params)))).sort();
+      const holder = $("#lb");
+      holder.textContent = "";
+      const sortBy = (k) => { state.desc = state.sort === k ? !state.desc : false; state.sort = k; state.offset = 0; loadTrials().catch((e) => flash(e.message, true)); };
+      holder.appendChild(table([
+        { label: "trial", sort: "number", get: (r) => el("a", { href: studyUrl(name) + "/trials/" + r.number, text: "#" + r.number }) },
+        { label: "state", sort: "state", get: (r) => r.state, cls: (r) => "st-" + r.state },
+        { label: s.metric, sort: "value", num: true, get: (r) => num(r.value === null ? r.raw_value : r.value) },
+        { label: "cost", sort: "cost", num: true, get: (r) => usd(r.cost_micros) },
+        { label: "instance", get: (r) => r.instance_type },
+        { label: "market", get: (r) => r.market },
+        { label: "$/h", num: true, get: (r) => rate(r.rate_micros_per_hour) },
+        { label: "billed", num: true, get: (r) => (r.billable_ms / 1000).toFixed(0) + " s" },
+        { label: "attempts", num: true, get: (r) => r.attempts },
+        { label: "preempted", num: true, get: (r) => r.preemptions },
+        { label: "step", sort: "step", num: true, get: (r) => r.last_step },
+      ].concat(keys.map((k) => ({ label: k, num: true, get: (r) => num(r.params[k]) }))),
+      lb.rows.map((r) => Object.assign({ _id: r.number }, r)), { id: "leaderboard", sorted: { key: state.sort, desc: state.desc }, onSort: sortBy }));
+      const pager = $("#pager");
+      pager.textContent = "";
+      const last = Math.min(lb.total, lb.offset + lb.rows.length);
+      pager.append(el("button", { text: "‹ previous", disabled: lb.offset <= 0, on: { click: () => { state.offset = Math.max(0, lb.offset - 50); loadTrials(); } } }),
+        el("span", { id: "page-info", text: (lb.total ? lb.offset + 1 : 0) + "–" + last + " of " + lb.total }),
+        el("button", { text: "next ›", disabled: last >= lb.total, on: { click: () => { state.offset = lb.offset + 50; loadTrials(); } } }));
+    }
+    function enqueueForm() {
+      const space = s.space || {};
+      const inputs = Object.entries(space).map(([k, d]) => {
+        const hint = d && typeof d === "object" ? (d.choices ? d.choices.join(" | ") : (d.type || "") + (d.low !== undefined ? " " + d.low + "…" + d.high : "")) : String(d);
+        return el("label", {}, el("span", { text: k }), el("input", { name: k, "data-param": k, placeholder: hint }));
+      });
+      const out = el("span", { id: "enqueue-result" });
+      const form = el("form", { id: "enqueue", cls: "enqueue" }, inputs, el("button", { type: "submit", text: "enqueue" }), out);
+      form.addEventListener("submit", async (e) => {
+        e.preventDefault();
+        const p = {};
+        form.querySelectorAll("input[data-param]").forEach((i) => { if (i.value !== "") p[i.dataset.param] = i.value; });
+        try { const r = await call(apiStudy(name) + "/enqueue", { method: "POST", body: { params: p } });
+          out.textContent = "queued trial " + r.queued; out.className = "ok"; flash("queued trial " + r.queued);
+        } catch (err) { out.textContent = err.message; out.className = "bad"; flash(err.message, true); }
+      });
+      return form;
+    }
+    async function loadCharts() {
+      const c = await call(apiStudy(name) + "/charts");
+      bestChart(c); paretoChart(c); curvesChart(c); parallelChart(c);
+      const pl = $("#placement"); pl.textContent = ""; pl.appendChild(c.placement.length ? placementTable(c) : el("p", { cls: "empty", text: "no attempts yet" }));
+      const im = $("#improvements"); im.textContent = ""; im.appendChild(c.improvements.length ? improvementsTable(c) : el("p", { cls: "empty", text: "no finished trial yet" }));
+    }
+    renderTrials();
+    loadCharts().catch((e) => flash(e.message, true));
+    let chartsDue = 0;
+    poll(async () => {
+      const d = await call(apiStudy(name) + "/live?" + new URLSearchParams(cursor));
+      cursor = d.cursor; if (!cursor.since) cursor.since = "";
+      $("#f-trials").textContent = String(d.trials);
+      $("#f-spend").textContent = usd(d.spend_micros);
+      $("#f-burn").textContent = rate(d.burn_micros_per_hour);
+      const st = d.counts.running ? "running" : d.counts.queued ? "queued" : d.trials ? "finished" : "empty";
+      $("#f-state").textContent = st + (d.paused ? " (paused)" : "");
+      pauseBtn.textContent = d.paused ? "resume launches" : "pause launches";
+      if (d.trials_changed.length || d.counts.running) {
+        await loadTrials();
+        if (Date.now() >= chartsDue && d.trials_changed.some((t) => t.finished_at)) { chartsDue = Date.now() + 3000; await loadCharts(); }
+      }
+      const finished = d.trials_changed.filter((t) => t.value !== null);
+      if (finished.length) call(apiStudy(name)).then((x) => { $("#f-best").textContent = num(x.best); });
+    }, 2000);
+  }
+
+  function trialPage() {
+    let t = initial;
+    function render() {
+      app.textContent = "";
+      const stop = (t.state === "running" || t.state === "queued")
+        ? el("button", { id: "stop", text: "stop this trial", on: { click: async () => {
+          try { const r = await call(apiStudy(t.study) + "/trials/" + t.number + "/stop", { method: "POST", body: {} }); flash("trial " + r.trial + ": " + r.state); }
+          catch (e) { flash(e.message, true); } } } }) : null;
+      app.append(facts([["state", t.state, "t-state"], [t.metric, num(t.value), "t-value"], ["cost", usd(t.cost_micros), "t-cost"],
+        ["last step", num(t.last_step), "t-step"], ["source", t.source], ["attempts", String(t.attempts.length)]]),
+      el("div", { cls: "tools" }, stop),
+      t.error ? el("pre", { cls: "error", id: "t-error", text: t.error }) : null,
+      el("h2", { text: "parameters" }), table([{ label: "name", get: (r) => r[0] }, { label: "value", get: (r) => (typeof r[1] === "object" ? JSON.stringify(r[1]) : num(r[1])) }], Object.entries(t.params), { id: "params" }),
+      el("h2", { text: "metrics (last reported)" }), table([{ label: "name", get: (r) => r[0] }, { label: "value", num: true, get: (r) => num(r[1]) }], Object.entries(t.metrics), { id: "metrics" }),
+      el("div", { cls: "charts" }, box("chart-trial", t.metric + " vs this trial's spend")),
+      t.verdicts.length ? el("h2", { text: "rung verdicts" }) : null,
+      t.verdicts.length ? table([{ label: "rung", num: true, get: (r) => usd(r.rung_micros) }, { label: t.metric, num: true, get: (r) => num(r.value) }, { label: "verdict", get: (r) => (r.promoted ? "promoted" : "stopped") }], t.verdicts) : null,
+      el("h2", { text: "attempts" }),
+      table([{ label: "#", get: (r) => r.number }, { label: "provider", get: (r) => r.provider }, { label: "region", get: (r) => r.region },
+        { label: "instance", get: (r) => r.instance_type }, { label: "market", get: (r) => r.market }, { label: "rate", num: true, get: (r) => rate(r.rate_micros_per_hour) },
+        { label: "billable", num: true, get: (r) => (r.billable_ms / 1000).toFixed(1) + " s" }, { label: "charged", num: true, get: (r) => (r.charged_ms / 1000).toFixed(0) + " s" },
+        { label: "charge", num: true, get: (r) => usd(r.cost_micros) }, { label: "waste", num: true, get: (r) => usd(r.waste_micros) },
+        { label: "exit", get: (r) => (r.exit_reason || "running") + (r.exit_code !== null ? " (" + r.exit_code + ")" : "") },
+        { label: "started", get: (r) => r.started_at }, { label: "note", get: (r) => r.note }], t.attempts, { id: "attempts" }),
+      el("h2", { text: "log tail" }),
+      Object.entries(t.logs).map(([k, lines]) => el("details", { open: lines.length ? true : null }, el("summary", { text: k + " (" + lines.length + " lines)" }), el("pre", { cls: "log", text: lines.join("\n") }))),
+      el("h2", { text: "artifacts" }),
+      t.artifacts.length ? table([{ label: "file", get: (r) => r.name }, { label: "bytes", num: true, get: (r) => r.bytes }], t.artifacts) : el("p", { cls: "empty", text: t.output_dir ? "no files besides the logs in " + t.output_dir : "no output directory" }));
+      const xs = t.curve.map((p) => p[0] / 1e6), ys = t.curve.map((p) => p[1]);
+      draw("chart-trial", { scales: { x: { time: false } }, axes: [usdAxis("trial spend"), { label: t.metric }],
+        series: [{ label: "spend" }, { label: t.metric, stroke: "#2f6fde", width: 2, points: { show: xs.length < 200 } }] }, [xs, ys], xs.length);
+    }
+    render();
+    poll(async () => { if (t.state === "running" || t.state === "queued") { t = await call(apiStudy(t.study) + "/trials/" + t.number); render(); } }, 3000);
+  }
+
+  function moneyPage() {
+    let d = initial;
+    function render() {
+      app.textContent = "";
+      app.append(facts([["burning now", rate(d.burn_micros_per_hour), "m-burn"], ["attempts running", String(d.running), "m-running"],
+        ["scopes", String(d.scopes.length)]]),
+      el("h2", { text: "spend by scope against caps" }),
+      d.scopes.length ? table([
+        { label: "scope", get: (r) => r.label }, { label: "kind", get: (r) => r.kind },
+        { label: "spent", num: true, get: (r) => usd(r.spent_micros) }, { label: "reserved", num: true, get: (r) => usd(r.reserved_micros) },
+        { label: "cap", num: true, get: (r) => (r.cap_micros === null ? "no cap" : usd(r.cap_micros)) },
+        { label: "used", get: (r) => (r.used === null ? "" : bar(r.used)) }, { label: "used %", num: true, get: (r) => (r.used === null ? "–" : (100 * r.used).toFixed(1) + "%") },
+        { label: "$/h now", num: true, get: (r) => rate(r.burn_micros_per_hour) },
+        { label: "forecast", get: (r) => forecast(r) },
+      ], d.scopes, { id: "scopes" }) : el("p", { cls: "empty", text: "no money scopes yet" }),
+      el("h2", { text: "burn-down" }),
+      el("div", { cls: "charts" }, d.scopes.filter((r) => r.burn_down).slice(0, 12).map((r, i) => box("chart-burn-" + i, r.label + ": left of " + usd(r.cap_micros)))),
+      el("h2", { text: "audit trail (latest 50)" }),
+      d.audit.length ? table([{ label: "when", get: (r) => r.at }, { label: "who", get: (r) => r.actor }, { label: "action", get: (r) => r.action },
+        { label: "detail", get: (r) => JSON.stringify(r.detail) }], d.audit, { id: "audit" }) : el("p", { cls: "empty", text: "nothing audited yet" }));
+      d.scopes.filter((r) => r.burn_down).slice(0, 12).forEach((r, i) => {
+        const pts = r.burn_down.points;
+        draw("chart-burn-" + i, { scales: { x: { time: true } }, axes: [{}, usdAxis("left")],
+          series: [{}, { label: "left", stroke: "#3b9c6b", width: 2, fill: "rgba(59,156,107,.1)", paths: uPlot.paths.stepped({ align: 1 }) }] },
+        [pts.map((p) => Date.parse(p[0]) / 1000), pts.map((p) => p[1] / 1e6)], pts.length);
+      });
+    }
+    function forecast(r) {
+      const f = r.burn_down && r.burn_down.forecast;
+      if (!f) return "–";
+      if (f.left_at_end_micros !== null && f.left_at_end_micros !== undefined) return usd(f.left_at_end_micros) + " left at window end";
+      if (f.cap_reached_at) return "cap reached " + f.cap_reached_at.slice(0, 16).replace("T", " ") + " UTC at this rate";
+      return f.rate_micros_per_hour ? "averaging " + rate(f.rate_micros_per_hour) : "–";
+    }
+    render();
+    poll(async () => { const n = await call("/api/v1/spend"); if (JSON.stringify(n) !== JSON.stringify(d)) { d = n; render(); } }, 5000);
+  }
+
+  function runningPage() {
+    let rows = initial.attempts;
+    function render() {
+      app.textContent = "";
+      app.append(facts([["attempts running", String(rows.length), "r-count"], ["burning", rate(rows.reduce((a, r) => a + r.rate_micros_per_hour, 0)), "r-burn"],
+        ["spent by them so far", usd(rows.reduce((a, r) => a + r.attempt_cost_micros, 0)), "r-spent"]]),
+      rows.length ? table([
+        { label: "study", get: (r) => el("a", { href: studyUrl(r.study), text: r.study }) },
+        { label: "trial", get: (r) => el("a", { href: studyUrl(r.study) + "/trials/" + r.trial, text: "#" + r.trial + " (attempt " + r.attempt + ")" }) },
+        { label: "instance", get: (r) => r.instance_type || r.provider }, { label: "market", get: (r) => r.market }, { label: "region", get: (r) => r.region },
+        { label: "$/h", num: true, get: (r) => rate(r.rate_micros_per_hour) }, { label: "attempt spend", num: true, get: (r) => usd(r.attempt_cost_micros) },
+        { label: "trial spend", num: true, get: (r) => usd(r.trial_cost_micros) }, { label: "next rung", num: true, get: (r) => usd(r.next_rung_micros) },
+        { label: "to next rung", num: true, get: (r) => (r.hours_to_next_rung === null ? "–" : usd(r.to_next_rung_micros) + " ≈ " + (r.hours_to_next_rung * 60).toFixed(1) + " min") },
+        { label: "step", num: true, get: (r) => r.last_step }, { label: "started", get: (r) => ago(r.started_at) },
+      ], rows, { id: "running" }) : el("p", { cls: "empty", text: "nothing is running" }));
+    }
+    render();
+    poll(async () => { rows = (await call("/api/v1/running")).attempts; render(); }, 2000);
+  }
+
+  const pages = { studies: studiesPage, study: studyPage, trial: trialPage, money: moneyPage, running: runningPage };
+  if (pages[page]) pages[page]();
+  else if (initial.error) app.appendChild(el("p", { cls: "empty", text: initial.error }));
+  else if (initial.needs_token) app.appendChild(el("p", { text: "Open the link printed when the dashboard started, or save the token above and reload." }));
+})();
