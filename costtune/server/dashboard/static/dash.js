@@ -101,7 +101,7 @@
   function table(cols, rows, opts) {
     opts = opts || {};
     const head = el("tr", {}, cols.map((c) => {
-      const th = el("th", { cls: (c.num ? "n " : "") + (c.sort ? "sortable" : ""), "data-key": c.key, text: c.label });
+      const th = el("th", { cls: (c.num ? "n " : "") + (c.sort ? "sortable" : ""), "data-sort": c.sort, text: c.label });
       if (c.sort && opts.onSort) {
         th.addEventListener("click", () => opts.onSort(c.sort));
         if (opts.sorted && opts.sorted.key === c.sort) th.classList.add(opts.sorted.desc ? "desc" : "asc");
@@ -364,12 +364,16 @@
         return el("label", {}, el("span", { text: k }), el("input", { name: k, "data-param": k, placeholder: hint }));
       });
       const out = el("span", { id: "enqueue-result" });
-      const form = el("form", { id: "enqueue", cls: "enqueue" }, inputs, el("button", { type: "submit", text: "enqueue" }), out);
+      const raise = el("input", { id: "raise-trials", type: "number", min: "1", step: "1", placeholder: "optional" });
+      const form = el("form", { id: "enqueue", cls: "enqueue" }, inputs,
+        el("label", {}, el("span", { text: "raise budget.trials to" }), raise), el("button", { type: "submit", text: "enqueue" }), out);
       form.addEventListener("submit", async (e) => {
         e.preventDefault();
         const p = {};
         form.querySelectorAll("input[data-param]").forEach((i) => { if (i.value !== "") p[i.dataset.param] = i.value; });
-        try { const r = await call(apiStudy(name) + "/enqueue", { method: "POST", body: { params: p } });
+        const body = { params: p };
+        if (raise.value) body.raise_trials = Number(raise.value);
+        try { const r = await call(apiStudy(name) + "/enqueue", { method: "POST", body: body });
           out.textContent = "queued trial " + r.queued; out.className = "ok"; flash("queued trial " + r.queued);
         } catch (err) { out.textContent = err.message; out.className = "bad"; flash(err.message, true); }
       });
