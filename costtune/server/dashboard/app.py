@@ -54,7 +54,10 @@ def routes(store: Store, access: Access, *, actor: str = "dashboard") -> list[Ba
     def study(request: Request) -> str:
         info = api.study(request.path_params["name"])
         request.path_params["name"] = info.name
-        first = {"summary": api.study_summary(request), "trials": api.trials(request)}
+        from costtune.server.dashboard.queries import live_cursor
+
+        cursor = live_cursor(store, info.id)  # before the reads: a change in between shows on the first poll
+        first = {"summary": api.study_summary(request), "trials": api.trials(request), "cursor": cursor}
         return page("study", info.name, first, crumbs=crumbs_for(info.name))
 
     def trial(request: Request) -> str:

@@ -22,14 +22,13 @@ from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.reports.cost import best_vs_spend, cost_per_improvement, pareto_front
 from costtune.reports.leaderboard import study_ladder
 from costtune.store.models import AttemptRow, ReportRow, TrialRow
-from costtune.store.records import _frozen
 
 if TYPE_CHECKING:
     from costtune.store import Store, StudyInfo
 
 FINISHED = [str(s) for s in TrialState if s.finished]
 CURVES = 12  # learning curves drawn: the best trials so far
-PARALLEL_MAX = 5000  # parallel coordinates: the best this many scored trials (lines beyond are noise)
+PARALLEL_MAX = 2000  # parallel coordinates: the best this many scored trials (lines beyond are noise)
 
 
 class StudyCharts:
@@ -51,12 +50,14 @@ class StudyCharts:
         changed = [TrialRow.id > self._max_id]
         if self._since is not None:
             changed.append(col(TrialRow.finished_at) > self._since)
-        rows = s.exec(select(TrialRow).where(*where, or_(*changed))).all()
-        for row in rows:
-            self._trials[row.id or 0] = _frozen(row, 0)
-            self._max_id = max(self._max_id, row.id or 0)
-            if row.finished_at is not None and (self._since is None or row.finished_at > self._since):
-                self._since = row.finished_at
+        rows = s.exec(select(TrialRow.id, TrialRow.number, TrialRow.state, TrialRow.params_json, TrialRow.value,
+                             TrialRow.cost_micros, TrialRow.finished_at).where(*where, or_(*changed))).all()
+        for tid, number, state, params, value, cost, finished in rows:  # the fields the charts use, no more
+            self._trials[tid] = FrozenTrial(number=number, state=TrialState(state), params=json.loads(params),
+                                            value=value, cost_micros=cost, finished_at=finished)
+            self._max_id = max(self._max_id, tid)
+            if finished is not None and (self._since is None or finished > self._since):
+                self._since = finished
         return bool(rows) or self._built is None
 
     def payload(self) -> dict[str, Any]:
@@ -74,21 +75,30 @@ class StudyCharts:
         scored = [t for t in history.trials if t.value is not None and math.isfinite(t.value)
                   and t.state in (TrialState.COMPLETE, TrialState.STOPPED)]
         scored.sort(key=lambda t: (sign * t.value, t.cost_micros, t.number))  # type: ignore[operator]
-        params = sorted({k for t in scored[:PARALLEL_MAX] for k in t.params})
-        numeric = [p for p in params if all(_num(t.params.get(p)) is not None or isinstance(t.params.get(p), str)
-                                             for t in scored[:PARALLEL_MAX])]
+        top = scored[:PARALLEL_MAX]
+        params = sorted({k for t in top for k in t.params})
         best_ids = [t.number for t in scored[:CURVES]]
         return {
             "metric": info.metric, "mode": str(info.mode), "finished": len(history.trials),
-            "best_vs_spend": [[r["cumulative_micros"], r["best"], r["trial"]] for r in best_vs_spend(history)],
+            "best_vs_spend": _steps(best_vs_spend(history)),
             "improvements": cost_per_improvement(history),
             "pareto": [[t.cost_micros, t.value, t.number] for t in pareto_front(history)],
-            "scatter": [[t.cost_micros, t.value, t.number, str(t.state)] for t in scored],
-            "parallel": {"params": numeric, "rows": [[t.number, t.value, *[_axis(t.params.get(p)) for p in numeric]]
-                                                     for t in scored[:PARALLEL_MAX]]},
+            "scatter": [[t.cost_micros, t.value, t.number] for t in scored],
+            "parallel": {"params": params, "rows": [[t.number, t.value, *[_axis(t.params.get(p)) for p in params]]
+                                                    for t in top]},
             "curves": _curves(s, info, best_ids),
             "rungs": list(study_ladder(info.spec) or ()),
         }
+
+
+def _steps(rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """The best-vs-spend step curve as [cumulative micros, best, trial] at its first point, each change
+    of the best and its last point: the same steps, without 10,000 points that repeat the best."""
+    out: list[list[Any]] = []
+    for k, r in enumerate(rows):
+        if not out or r["best"] != out[-1][1] or k == len(rows) - 1:
+            out.append([r["cumulative_micros"], r["best"], r["trial"]])
+    return out
 
 
 def _num(value: Any) -> float | None:

@@ -207,6 +207,16 @@ def live_delta(store: Store, study_id: int, *, after_report: int = 0, after_tria
     }
 
 
+def live_cursor(store: Store, study_id: int) -> dict[str, Any]:
+    """The cursors of ``live_delta`` as of now (three aggregates): a page drawn from current data starts here."""
+    with Session(store.engine) as s:
+        report = s.exec(select(func.max(ReportRow.id)).join(TrialRow, col(TrialRow.id) == col(ReportRow.trial_id))
+                        .where(TrialRow.study_id == study_id)).one()
+        trial, finished = s.exec(select(func.max(TrialRow.id), func.max(TrialRow.finished_at))
+                                 .where(TrialRow.study_id == study_id)).one()
+    return {"after_report": report or 0, "after_trial": trial or 0, "since": iso(finished) or ""}
+
+
 def scope_rows(store: Store) -> list[dict[str, Any]]:
     """Every ledger scope with its cap, spent and reserved micro-dollars, scopes with a cap first."""
     with Session(store.engine) as s:

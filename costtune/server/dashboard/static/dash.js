@@ -283,7 +283,7 @@
 
   function studyPage() {
     const s = initial.summary, name = s.name;
-    let lb = initial.trials, cursor = { after_report: 0, after_trial: 0, since: "" }, state = { sort: "value", desc: false, offset: 0 };
+    let lb = initial.trials, cursor = initial.cursor, state = { sort: "value", desc: false, offset: 0 };
     const pauseBtn = el("button", { id: "pause", text: s.paused ? "resume launches" : "pause launches" });
     app.append(
       facts([["state", s.state + (s.paused ? " (paused)" : ""), "f-state"], ["trials", String(s.trials), "f-trials"],
