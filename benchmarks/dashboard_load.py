@@ -44,7 +44,8 @@ def synthetic(store: Store, name: str, trials: int) -> None:
         cost = rng.choice((4000, 4000, 4000, 12000, 12000, 36000, 108000))
         value = -3 + sum((v - 0.5) ** 2 for v in params.values()) + rng.random() * 3000 / cost
         when = start + timedelta(seconds=n * 3)
-        trial_rows.append({"id": n + 1, "study_id": info.id, "number": n, "state": "stopped" if cost < 108000 else "complete",
+        state = "stopped" if cost < 108000 else "complete"
+        trial_rows.append({"id": n + 1, "study_id": info.id, "number": n, "state": state,
                            "source": "sampler", "params_json": json.dumps(params), "value": value,
                            "metrics_json": json.dumps({"loss": value}), "last_step": cost // 1000,
                            "cost_micros": cost, "created_at": when, "started_at": when, "finished_at": when})
@@ -52,10 +53,12 @@ def synthetic(store: Store, name: str, trials: int) -> None:
             itype, rate = types[n % 3]
             attempt_id += 1
             attempt_rows.append({"id": attempt_id, "trial_id": n + 1, "number": k + 1, "idempotency_key": f"k{n}-{k}",
-                                 "provider": "simulated", "region": "us-east-1", "instance_type": itype, "market": "spot",
+                                 "provider": "simulated", "region": "us-east-1", "instance_type": itype,
+                                 "market": "spot",
                                  "rate_micros_per_hour": rate, "started_at": when, "ended_at": when,
                                  "exit_reason": "preempted" if k == 0 and n % 5 == 0 else "stopped",
-                                 "billable_ms": cost * 3_600_000 // rate, "cost_micros": cost // (2 if n % 5 == 0 else 1),
+                                 "billable_ms": cost * 3_600_000 // rate,
+                                 "cost_micros": cost // (2 if n % 5 == 0 else 1),
                                  "start_step": 0, "waste_micros": 0, "bill_granule_s": 1, "bill_minimum_s": 0})
         for r in range(3):
             report_id += 1

@@ -75,7 +75,8 @@ def main() -> None:
         from costtune.store import Store
 
         store = Store(args.db)
-        with BackgroundServer(store, routes=routes(store, Access(new_token(), open_read=True)), worker_api=False) as srv:
+        served = routes(store, Access(new_token(), open_read=True))
+        with BackgroundServer(store, routes=served, worker_api=False) as srv:
             paths = shoot(srv.url, args.study, Path(args.out), browser)
     for path in paths:
         print(f"wrote {path}")

@@ -90,7 +90,8 @@ def test_the_leaderboard_sorts_filters_and_pages_in_the_database(swept: tuple[St
 
 def test_a_bad_leaderboard_query_is_refused_naming_the_field_and_value(swept: tuple[Store, TestClient]) -> None:
     for query, named in [("sort=price", "sort: must be one of number, value, cost, step, state, finished, got 'price'"),
-                         ("state=done", "state: must be among"), ("limit=100000", "limit: must be from 1 to 500, got 100000"),
+                         ("state=done", "state: must be among"),
+                         ("limit=100000", "limit: must be from 1 to 500, got 100000"),
                          ("offset=-1", "offset: must be from 0"), ("desc=yes", "desc: must be 0 or 1, got 'yes'"),
                          ("min_cost=1.5", "min_cost: must be an integer, got '1.5'")]:
         answer = swept[1].get(f"/api/v1/studies/swept/trials?{query}")
@@ -157,7 +158,8 @@ def test_actions_need_the_token_in_a_header_and_change_nothing_without_it(swept:
     before = len(store.history(info.id).trials)
     config = {"params": {**{f"x{i}": "0.5" for i in range(1, 7)}, "tag": "plain", "instance_type": "m5.large"}}
     assert http.post("/api/v1/studies/swept/enqueue", json=config).status_code == 401
-    assert http.post("/api/v1/studies/swept/enqueue", json=config, headers={"Authorization": "Bearer nope"}).status_code == 403
+    wrong = {"Authorization": "Bearer nope"}
+    assert http.post("/api/v1/studies/swept/enqueue", json=config, headers=wrong).status_code == 403
     http.cookies.set("costtune_token", TOKEN)  # a cookie is what a cross-site form would carry: never enough
     assert http.post("/api/v1/studies/swept/enqueue", json=config).status_code == 401
     assert http.post("/api/v1/studies/swept/pause").status_code == 401
@@ -198,7 +200,8 @@ def test_off_loopback_reading_needs_the_token_too(swept: tuple[Store, TestClient
     assert http.get("/").status_code == 401
     login = http.get("/login?token=" + TOKEN + "&next=//evil.example", follow_redirects=False)
     assert login.status_code == 303 and login.headers["location"] == "/"
-    assert "httponly" in login.headers["set-cookie"].lower() and "samesite=strict" in login.headers["set-cookie"].lower()
+    cookie = login.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
     assert http.get("/").status_code == 200 and http.get("/api/v1/studies").status_code == 200
 
 

@@ -52,7 +52,7 @@ def parse_bind_option(bind: str) -> tuple[str, int]:
         raise InputError(str(exc)) from None
 
 
-@click.command("dashboard")
+@click.command("dashboard", short_help="Serve the web dashboard: studies, costs, charts, money, live.")
 @db_option
 @click.option("--bind", default=DEFAULT_BIND, show_default=True, metavar="HOST:PORT",
               help="Address to listen on; off this machine (0.0.0.0:8471) reading needs the token too.")

@@ -21,7 +21,8 @@ from costtune.errors import InputError
 @db_option
 @click.option("--quiet", is_flag=True, help="No access log.")
 @click.option("--no-dashboard", is_flag=True, help="Serve the worker API only, not the dashboard's pages.")
-@click.option("--public-read", is_flag=True, help="Dashboard: let anyone who reaches the address read without the token.")
+@click.option("--public-read", is_flag=True,
+              help="Dashboard: let anyone who reaches the address read without the token.")
 @handled
 def serve(bind: str, db: str | None, quiet: bool, no_dashboard: bool, public_read: bool) -> None:
     """Serve the worker API that agents on instances talk to, and the dashboard, until interrupted."""

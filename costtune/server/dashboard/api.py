@@ -188,7 +188,10 @@ class Api:
         ladder, gone = study_ladder(info.spec), self.store.gone_trials(info.id)
         self.store.audit("leaderboard.export", actor=self.actor, study_id=info.id,
                          detail={"study": info.name, "format": fmt})
-        body = to_csv(history, costs, ladder, gone) if fmt == "csv" else to_json(history, info.name, costs, ladder, gone)
+        if fmt == "csv":
+            body = to_csv(history, costs, ladder, gone)
+        else:
+            body = to_json(history, info.name, costs, ladder, gone)
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in info.name)
         return Response(body, media_type="text/csv" if fmt == "csv" else "application/json",
                         headers={"Content-Disposition": f'attachment; filename="{safe}-leaderboard.{fmt}"'})

@@ -40,8 +40,8 @@ def routes(store: Store, access: Access, *, actor: str = "dashboard") -> list[Ba
     def guarded(render: Any) -> Any:
         async def endpoint(request: Request) -> Response:
             if not access.may_read(request):
-                return _html(page("login", "token needed", {"needs_token": True}, heading="This dashboard needs its token"),
-                             401)
+                asking = page("login", "token needed", {"needs_token": True}, heading="This dashboard needs its token")
+                return _html(asking, 401)
             try:
                 return _html(await run_in_threadpool(render, request))
             except Refused as exc:

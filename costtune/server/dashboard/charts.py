@@ -15,7 +15,7 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import case, func, or_
 from sqlmodel import Session, col, select
 
 from costtune.history import FrozenTrial, History, Mode, TrialState
@@ -135,8 +135,8 @@ def _placement(s: Session, study_id: int) -> list[dict[str, Any]]:
     rows = s.exec(
         select(AttemptRow.provider, AttemptRow.instance_type, AttemptRow.market, func.count(),
                func.sum(func.coalesce(AttemptRow.cost_micros, 0)), func.sum(func.coalesce(AttemptRow.waste_micros, 0)),
-               func.sum((AttemptRow.exit_reason == "preempted").cast(TrialRow.number.type)),  # type: ignore[attr-defined]
-               func.sum(AttemptRow.ended_at.is_(None).cast(TrialRow.number.type)))  # type: ignore[union-attr]
+               func.sum(case((col(AttemptRow.exit_reason) == "preempted", 1), else_=0)),
+               func.sum(case((col(AttemptRow.ended_at).is_(None), 1), else_=0)))
         .join(TrialRow, col(TrialRow.id) == col(AttemptRow.trial_id))
         .where(TrialRow.study_id == study_id)
         .group_by(AttemptRow.provider, AttemptRow.instance_type, AttemptRow.market)).all()

@@ -110,9 +110,11 @@ def spend_overview(store: Store) -> dict[str, Any]:
     for row in scopes:
         burn = burn_by_study.get(row["scope"], total_burn if row["kind"] in ("day", "month") else 0)
         row["burn_micros_per_hour"] = burn
-        row["used"] = None if not row["cap_micros"] else (row["spent_micros"] + row["reserved_micros"]) / row["cap_micros"]
+        committed = row["spent_micros"] + row["reserved_micros"]
+        row["used"] = None if not row["cap_micros"] else committed / row["cap_micros"]
         if row["cap_micros"] is not None:
             row["burn_down"] = burn_down(store, row["scope"], row["cap_micros"], row["spent_micros"], burn)
     audit = [{"at": iso(e.at), "actor": e.actor, "action": e.action, "study_id": e.study_id, "detail": e.detail}
              for e in store.audit_log()[-50:]]
-    return {"scopes": scopes, "burn_micros_per_hour": total_burn, "running": len(running), "audit": list(reversed(audit))}
+    return {"scopes": scopes, "burn_micros_per_hour": total_burn, "running": len(running),
+            "audit": list(reversed(audit))}

@@ -24,8 +24,8 @@ def _json_block(data: Any) -> str:
 
 def page(kind: str, title: str, data: Any, *, heading: str | None = None, crumbs: str = "") -> str:
     """A whole page: ``kind`` picks what the script draws (studies, study, trial, money, running)."""
-    nav = "".join(f'<a href="{href}"{" class=on" if key == kind or (key == "studies" and kind in ("study", "trial")) else ""}>'
-                  f"{label}</a>" for key, href, label in _NAV)
+    here = "studies" if kind in ("study", "trial") else kind
+    nav = "".join(f'<a href="{href}"{" class=on" if key == here else ""}>{label}</a>' for key, href, label in _NAV)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{escape(title)} · costtune</title>

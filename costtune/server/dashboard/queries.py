@@ -67,13 +67,14 @@ def study_rows(store: Store) -> list[dict[str, Any]]:
             spend += int(cost)
             if state in ("complete", "stopped"):
                 candidate = _finite(lo if st.mode == "min" else hi)
-                if candidate is not None and (best is None or (candidate < best if st.mode == "min" else candidate > best)):
+                better = best is None or (candidate < best if st.mode == "min" else candidate > best)
+                if candidate is not None and better:
                     best = candidate
             for moment in (fin, hb, created):
                 if moment is not None and _naive(moment) > _naive(last):
                     last = moment
         running, queued = counts["running"], counts["queued"]
-        state = "running" if running else ("queued" if queued else ("empty" if not sum(counts.values()) else "finished"))
+        state = "running" if running else "queued" if queued else "finished" if sum(counts.values()) else "empty"
         out.append({
             "name": st.name, "metric": st.metric, "mode": st.mode, "state": state,
             "trials": sum(counts.values()), "counts": counts, "best": best, "spend_micros": spend,
@@ -176,8 +177,9 @@ def live_delta(store: Store, study_id: int, *, after_report: int = 0, after_tria
     with Session(store.engine) as s:
         counts = dict.fromkeys(STATES, 0)
         spend = 0
-        for state, n, cost in s.exec(select(TrialRow.state, func.count(), func.coalesce(func.sum(TrialRow.cost_micros), 0))
-                                     .where(TrialRow.study_id == study_id).group_by(TrialRow.state)).all():
+        grouped = select(TrialRow.state, func.count(), func.coalesce(func.sum(TrialRow.cost_micros), 0)).where(
+            TrialRow.study_id == study_id).group_by(TrialRow.state)
+        for state, n, cost in s.exec(grouped).all():
             counts[state] = n
             spend += int(cost)
         reports = s.exec(
