@@ -93,3 +93,19 @@ def test_serve_has_the_worker_api_and_the_dashboard(tmp_path: Path) -> None:
     assert http.get("/api/v1/studies").status_code == 401  # not a loopback bind: reading needs the token
     assert http.get("/v1/attempts/1/launch").status_code == 401
     store.close()
+
+
+def test_every_shipped_asset_is_package_data() -> None:
+    """A non-editable install ships what the pages load: each static file matches pyproject's package-data."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "costtune.server.dashboard"]
+    static = root / "costtune" / "server" / "dashboard" / "static"
+    files = sorted(p.name for p in static.iterdir())
+    assert {"uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE", "dash.js", "dash.css"} <= set(files)
+    for name in files:
+        assert any(fnmatch.fnmatch(f"static/{name}", pattern) for pattern in patterns), name
+    assert "MIT License" in (static / "uPlot.LICENSE").read_text()
