@@ -51,6 +51,7 @@ class Api:
     """The routes, over one store; chart series are kept per study (``StudyCharts``)."""
 
     def __init__(self, store: Store, access: Access, actor: str) -> None:
+        """``actor``: who the audit trail names for an action (the client's address is added)."""
         self.store, self.access, self.actor = store, access, actor
         self._charts: dict[int, StudyCharts] = {}
 
@@ -144,7 +145,7 @@ class Api:
             raise Refused(400, "body: must be a JSON object")
         return data
 
-    def enqueue(self, name: str, data: dict[str, Any]) -> Any:
+    def enqueue(self, name: str, data: dict[str, Any], actor: str) -> Any:
         from costtune.study.queue import enqueue_config
 
         params = data.get("params")
@@ -156,26 +157,26 @@ class Api:
             raise Refused(400, f"raise_trials: must be an integer >= 1, got {raise_trials!r:.40}")
         info = self.study(name)
         queued = enqueue_config(self.store, info.name, params, raise_trials=raise_trials)
-        self.store.audit("trial.enqueue", actor=self.actor, study_id=info.id,
+        self.store.audit("trial.enqueue", actor=actor, study_id=info.id,
                          detail={"study": info.name, "trial": queued.number, "params": queued.params})
         return {"queued": queued.number, "params": queued.params, "study": info.name}
 
-    def stop(self, name: str, number: int) -> Any:
+    def stop(self, name: str, number: int, actor: str) -> Any:
         info = self.study(name)
         try:
-            state = self.store.request_stop(info.id, number, actor=self.actor)
+            state = self.store.request_stop(info.id, number, actor=actor)
         except StudyNotFound:
             raise Refused(404, f"trial: study {info.name!r} has no trial number {number}") from None
         except StoreError as exc:
             raise Refused(409, str(exc)) from None
         return {"trial": number, "state": state}
 
-    def pause(self, name: str, paused: bool) -> Any:
+    def pause(self, name: str, paused: bool, actor: str) -> Any:
         info = self.study(name)
-        changed = self.store.set_paused(info.id, paused, actor=self.actor)
+        changed = self.store.set_paused(info.id, paused, actor=actor)
         return {"study": info.name, "paused": paused, "changed": changed}
 
-    def export(self, request: Request) -> Response:
+    def export(self, request: Request, actor: str) -> Response:
         from costtune.reports.leaderboard import study_ladder, to_csv, to_json
         from costtune.store.reads import attempt_rows, trial_costs
 
@@ -186,7 +187,7 @@ class Api:
         history = self.store.history(info.id)
         costs = trial_costs(attempt_rows(self.store, info.id))
         ladder, gone = study_ladder(info.spec), self.store.gone_trials(info.id)
-        self.store.audit("leaderboard.export", actor=self.actor, study_id=info.id,
+        self.store.audit("leaderboard.export", actor=actor, study_id=info.id,
                          detail={"study": info.name, "format": fmt})
         if fmt == "csv":
             body = to_csv(history, costs, ladder, gone)
@@ -213,16 +214,17 @@ class Api:
                                          "<token> (printed when the dashboard started, or COSTTUNE_DASHBOARD_TOKEN)"},
                                         status_code=401 if self.access.header_token(request) is None else 403)
                 name = request.path_params["name"]
+                actor = f"{self.actor} for {request.client.host if request.client else 'unknown'}"
                 if kind == "export":
-                    return await _answer(lambda: run_in_threadpool(self.export, request))
+                    return await _answer(lambda: run_in_threadpool(self.export, request, actor))
 
                 async def run() -> Any:
                     if kind == "enqueue":
                         data = await self.body(request)
-                        return await run_in_threadpool(self.enqueue, name, data)
+                        return await run_in_threadpool(self.enqueue, name, data, actor)
                     if kind == "stop":
-                        return await run_in_threadpool(self.stop, name, int(request.path_params["number"]))
-                    return await run_in_threadpool(self.pause, name, kind == "pause")
+                        return await run_in_threadpool(self.stop, name, int(request.path_params["number"]), actor)
+                    return await run_in_threadpool(self.pause, name, kind == "pause", actor)
                 return await _answer(run)
             return endpoint
 

@@ -29,6 +29,7 @@
   }
   function usd(micros) {
     if (micros === null || micros === undefined) return "–";
+    if (micros === 0) return "$0";
     const d = micros / 1e6, a = Math.abs(d);
     const places = a >= 100 ? 2 : a >= 1 ? 2 : a >= 0.01 ? 4 : 6;
     return (d < 0 ? "-$" : "$") + Math.abs(d).toFixed(places);
