@@ -98,7 +98,8 @@ def first_view(store: Store, study: str) -> None:
     cursor = urlencode(live_cursor(store, info.id))  # what the page carries for its first live poll
     cpu, wall = time.process_time(), time.perf_counter()
     sizes = []
-    for path in (f"/studies/{study}", "/static/dash.js", "/static/uPlot.iife.min.js", "/static/dash.css",
+    for path in (f"/studies/{study}", "/static/ui.js", "/static/charts.js", "/static/dash.js",
+                 "/static/uPlot.iife.min.js", "/static/dash.css",
                  "/static/uPlot.min.css", f"/api/v1/studies/{study}/charts", f"/api/v1/studies/{study}/live?{cursor}"):
         answer = timed(path, lambda p=path: http.get(p))
         assert answer.status_code == 200, (path, answer.status_code)  # type: ignore[attr-defined]

@@ -105,7 +105,8 @@ def test_every_shipped_asset_is_package_data() -> None:
         "costtune.server.dashboard"]
     static = root / "costtune" / "server" / "dashboard" / "static"
     files = sorted(p.name for p in static.iterdir())
-    assert {"uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE", "dash.js", "dash.css"} <= set(files)
+    shipped = {"uPlot.iife.min.js", "uPlot.min.css", "uPlot.LICENSE", "ui.js", "charts.js", "dash.js", "dash.css"}
+    assert shipped <= set(files)
     for name in files:
         assert any(fnmatch.fnmatch(f"static/{name}", pattern) for pattern in patterns), name
     assert "MIT License" in (static / "uPlot.LICENSE").read_text()

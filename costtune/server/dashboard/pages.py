@@ -38,7 +38,8 @@ def page(kind: str, title: str, data: Any, *, heading: str | None = None, crumbs
 <main><div class="crumbs">{crumbs}</div><h1 id="title">{escape(heading if heading is not None else title)}</h1>
 <div id="app"></div></main>
 <script type="application/json" id="initial">{_json_block(data)}</script>
-<script src="/static/uPlot.iife.min.js"></script><script src="/static/dash.js"></script>
+<script src="/static/uPlot.iife.min.js"></script><script src="/static/ui.js"></script>
+<script src="/static/charts.js"></script><script src="/static/dash.js"></script>
 </body></html>"""
 
 
