@@ -106,6 +106,9 @@ def test_studies_study_charts_sorting_and_a_trial(served: tuple[Store, str], pag
     page.wait_for_selector("#attempts tbody tr")
     assert page.inner_text("#t-state") in ("stopped", "complete")
     assert _points(page, "chart-trial") > 0
+    assert page.locator("details pre.log").count() == 2  # stdout and stderr tails
+    text = page.inner_text("main")
+    assert "[object " not in text and "\nnull\n" not in text
     assert page.evaluate("window.pwned") is None
 
 

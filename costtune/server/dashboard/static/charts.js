@@ -1,7 +1,7 @@
 /* costtune dashboard, part 2 of 3: the charts (uPlot, shipped beside this file) and the money tables. */
 (function () {
   "use strict";
-  const { $, el, usd, rate, num, ago, studyUrl, apiStudy, params, token, call, flash, poll, table, facts, bar } = window.costtuneUI;
+  const { $, put, el, usd, rate, num, ago, studyUrl, apiStudy, params, token, call, flash, poll, table, facts, bar } = window.costtuneUI;
   const charts = {};
   // -- charts -----------------------------------------------------------------------------------
   function box(id, title) {

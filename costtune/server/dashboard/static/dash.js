@@ -2,7 +2,7 @@
    step, no network beyond this server. Every value is put in the page as text (textContent). */
 (function () {
   "use strict";
-  const { $, el, usd, rate, num, ago, studyUrl, apiStudy, params, token, call, flash, poll, table, facts, bar } = window.costtuneUI;
+  const { $, put, el, usd, rate, num, ago, studyUrl, apiStudy, params, token, call, flash, poll, table, facts, bar } = window.costtuneUI;
   const { charts, box, draw, usdAxis, bestChart, paretoChart, curvesChart, parallelChart, placementTable, improvementsTable } = window.costtuneCharts;
   const app = $("#app");
   const page = document.body.dataset.page;
@@ -12,7 +12,7 @@
     let rows = initial.studies, sort = { key: "last_activity", desc: true }, query = "";
     const search = el("input", { id: "search", type: "search", placeholder: "search studies", "aria-label": "search studies" });
     const holder = el("div", {});
-    app.append(el("div", { cls: "tools" }, search), holder);
+    put(app, el("div", { cls: "tools" }, search), holder);
     search.addEventListener("input", () => { query = search.value.toLowerCase(); render(); });
     const keyOf = { name: (r) => r.name, state: (r) => r.state, trials: (r) => r.trials, best: (r) => r.best,
       spend: (r) => r.spend_micros, burn: (r) => r.burn_micros_per_hour, last_activity: (r) => r.last_activity || "" };
@@ -41,7 +41,7 @@
     const s = initial.summary, name = s.name;
     let lb = initial.trials, cursor = initial.cursor, state = { sort: "value", desc: false, offset: 0 };
     const pauseBtn = el("button", { id: "pause", text: s.paused ? "resume launches" : "pause launches" });
-    app.append(
+    put(app, 
       facts([["state", s.state + (s.paused ? " (paused)" : ""), "f-state"], ["trials", String(s.trials), "f-trials"],
         ["spend", usd(s.spend_micros), "f-spend"], ["cap", s.cap_micros === null ? "no cap" : usd(s.cap_micros), "f-cap"],
         ["$/h now", rate(s.burn_micros_per_hour), "f-burn"], ["best " + s.metric + " (" + s.mode + ")", num(s.best), "f-best"]]),
@@ -170,7 +170,7 @@
         ? el("button", { id: "stop", text: "stop this trial", on: { click: async () => {
           try { const r = await call(apiStudy(t.study) + "/trials/" + t.number + "/stop", { method: "POST", body: {} }); flash("trial " + r.trial + ": " + r.state); }
           catch (e) { flash(e.message, true); } } } }) : null;
-      app.append(facts([["state", t.state, "t-state"], [t.metric, num(t.value), "t-value"], ["cost", usd(t.cost_micros), "t-cost"],
+      put(app, facts([["state", t.state, "t-state"], [t.metric, num(t.value), "t-value"], ["cost", usd(t.cost_micros), "t-cost"],
         ["last step", num(t.last_step), "t-step"], ["source", t.source], ["attempts", String(t.attempts.length)]]),
       el("div", { cls: "tools" }, stop),
       t.error ? el("pre", { cls: "error", id: "t-error", text: t.error }) : null,
@@ -202,7 +202,7 @@
     let d = initial;
     function render() {
       app.textContent = "";
-      app.append(facts([["burning now", rate(d.burn_micros_per_hour), "m-burn"], ["attempts running", String(d.running), "m-running"],
+      put(app, facts([["burning now", rate(d.burn_micros_per_hour), "m-burn"], ["attempts running", String(d.running), "m-running"],
         ["scopes", String(d.scopes.length)]]),
       el("h2", { text: "spend by scope against caps" }),
       d.scopes.length ? table([
@@ -240,7 +240,7 @@
     let rows = initial.attempts;
     function render() {
       app.textContent = "";
-      app.append(facts([["attempts running", String(rows.length), "r-count"], ["burning", rate(rows.reduce((a, r) => a + r.rate_micros_per_hour, 0)), "r-burn"],
+      put(app, facts([["attempts running", String(rows.length), "r-count"], ["burning", rate(rows.reduce((a, r) => a + r.rate_micros_per_hour, 0)), "r-burn"],
         ["spent by them so far", usd(rows.reduce((a, r) => a + r.attempt_cost_micros, 0)), "r-spent"]]),
       rows.length ? table([
         { label: "study", get: (r) => el("a", { href: studyUrl(r.study), text: r.study }) },

@@ -22,6 +22,11 @@
     }
     return node;
   }
+  function put(parent) {  // append children, arrays flattened, null/false left out (Element.append would write "null")
+    const kids = Array.prototype.slice.call(arguments, 1).flat(Infinity);
+    kids.forEach((k) => { if (k !== null && k !== undefined && k !== false) parent.appendChild(typeof k === "object" ? k : document.createTextNode(String(k))); });
+    return parent;
+  }
   function usd(micros) {
     if (micros === null || micros === undefined) return "–";
     if (micros === 0) return "$0";
@@ -120,5 +125,5 @@
   const bar = (frac) => el("span", { cls: "bar" + (frac > 0.8 ? " hot" : "") },
     el("i", { style: "width:" + Math.min(100, Math.max(0, (frac || 0) * 100)).toFixed(1) + "%" }));
 
-  window.costtuneUI = { $, el, usd, rate, num, ago, studyUrl, apiStudy, params, token, call, flash, poll, table, facts, bar };
+  window.costtuneUI = { $, put, el, usd, rate, num, ago, studyUrl, apiStudy, params, token, call, flash, poll, table, facts, bar };
 })();
