@@ -52,6 +52,11 @@ def test_pause_holds_launches_and_stop_ends_a_running_trial(tmp_path: Path) -> N
 
     try:
         _wait(lambda: reported(0) or run.poll() is not None)
+        [live] = http.get("/api/v1/running").json()["attempts"]  # what the Running now page shows
+        assert (live["study"], live["trial"], live["attempt"]) == ("slow", 0, 1)
+        assert live["rate_micros_per_hour"] == 3_600_000 and live["next_rung_micros"] is None  # $3.60/h, no rungs
+        studies = http.get("/api/v1/studies").json()["studies"]
+        assert studies[0]["state"] == "running" and studies[0]["burn_micros_per_hour"] == 3_600_000
         assert http.post("/api/v1/studies/slow/pause", headers=AUTH).json()["paused"] is True
         assert http.post("/api/v1/studies/slow/trials/0/stop", headers=AUTH).json()["state"] == "stopping"
         _wait(lambda: http.get("/api/v1/studies/slow/trials/0").json()["state"] == "stopped" or run.poll() is not None)
