@@ -115,6 +115,11 @@ def test_charts_are_the_reports_series_and_follow_new_trials(swept: tuple[Store,
     assert sum(r["cost_micros"] for r in charts["placement"]) == history.spent_micros
     assert charts["rungs"] == [4000, 12000, 36000] and charts["curves"] and charts["curves"][0]["points"]
     assert charts["parallel"]["rows"] and "tag" in charts["parallel"]["params"]
+    report = http.get("/api/v1/studies/swept/report").json()  # what `costtune report --format json` prints
+    assert [r["trial"] for r in report["pareto"]] == [p[2] for p in charts["pareto"]]
+    assert report["summary"] and report["spend_by_placement"]
+    assert set(http.get("/api/v1/studies/swept/report?section=pareto").json()) == {"study", "metric", "mode", "pareto"}
+    assert "section: must be one of" in http.get("/api/v1/studies/swept/report?section=x").json()["error"]
     run_simulated(sim_spec("swept", trials=20), store)  # the same study, resumed with more trials
     again = http.get("/api/v1/studies/swept/charts").json()
     assert again["finished"] == 20 and again["best_vs_spend"][-1][0] == store.history(info.id).spent_micros

@@ -100,6 +100,20 @@ class Api:
             max_cost=_int(request, "max_cost", None), offset=_int(request, "offset", 0) or 0,
             limit=_int(request, "limit", 50, 1, queries.MAX_PAGE) or 50)
 
+    def report(self, request: Request) -> Response:
+        """``costtune report NAME --format json [--section S]``: the whole cost report, read on demand."""
+        from costtune.reports import cost
+        from costtune.store.reads import attempt_rows, trial_costs
+
+        info = self.study(request.path_params["name"])
+        section = request.query_params.get("section") or None
+        if section is not None and section not in cost.JSON_KEYS:
+            raise Refused(400, f"section: must be one of {', '.join(cost.JSON_KEYS)}, got {section[:40]!r}")
+        history = self.store.history(info.id)
+        attempts = attempt_rows(self.store, info.id)
+        body = cost.to_json(history, info.name, attempts, trial_costs(attempts), section=section)
+        return Response(body, media_type="application/json")
+
     def charts(self, request: Request) -> Any:
         return self.charts_for(self.study(request.path_params["name"])).payload()
 
@@ -234,6 +248,7 @@ class Api:
             Route(base, read(self.study_summary)),
             Route(f"{base}/trials", read(self.trials)),
             Route(f"{base}/charts", read(self.charts)),
+            Route(f"{base}/report", read(self.report)),
             Route(f"{base}/live", read(self.live)),
             Route(base + "/trials/{number:int}", read(self.trial)),
             Route("/api/v1/running", read(self.running)),
