@@ -174,6 +174,7 @@ def test_actions_need_the_token_in_a_header_and_change_nothing_without_it(swept:
     assert bad.status_code == 400 and "config.x1" in bad.json()["error"] and "7" in bad.json()["error"]
     full = http.post("/api/v1/studies/swept/enqueue", json=config, headers=AUTH)
     assert full.status_code == 400 and "budget.trials" in full.json()["error"]  # the study holds its 12
+    assert "raise_trials 13" in full.json()["error"]  # the request's field, not the CLI's flag
     assert len(store.history(info.id).trials) == before
     raised = http.post("/api/v1/studies/swept/enqueue", json={**config, "raise_trials": 13}, headers=AUTH)
     assert raised.status_code == 200, raised.text

@@ -170,7 +170,10 @@ class Api:
                                          or raise_trials < 1):
             raise Refused(400, f"raise_trials: must be an integer >= 1, got {raise_trials!r:.40}")
         info = self.study(name)
-        queued = enqueue_config(self.store, info.name, params, raise_trials=raise_trials)
+        try:
+            queued = enqueue_config(self.store, info.name, params, raise_trials=raise_trials)
+        except InputError as exc:  # the CLI's flag is this request's field
+            raise Refused(400, str(exc).replace("--raise-trials", "raise_trials")) from None
         self.store.audit("trial.enqueue", actor=actor, study_id=info.id,
                          detail={"study": info.name, "trial": queued.number, "params": queued.params})
         return {"queued": queued.number, "params": queued.params, "study": info.name}
