@@ -153,6 +153,9 @@ def test_a_trial_page_shows_attempts_charges_and_logs_as_text(swept: tuple[Store
         page = http.get(path)
         assert page.status_code == 200 and "<script>window.pwned" not in page.text and "<img src=x" not in page.text
         assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    missing = http.get("/studies/%3Cimg%20src%3Dx%20onerror%3Dwindow.pwned%3D3%3E")  # a name from the address bar
+    assert missing.status_code == 404 and "<img src=x" not in missing.text
+    assert "&lt;img src=x onerror=window.pwned=3&gt;" in missing.text
     inlined = http.get(f"/studies/swept/trials/{number}").text
     assert "\\u003cscript\\u003ewindow.pwned=2\\u003c/script\\u003e" in inlined
 
