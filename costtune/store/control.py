@@ -19,6 +19,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from costtune.errors import StoreError, StudyNotFound
 from costtune.store.audit import add_audit
 from costtune.store.models import StudyRow, TrialRow, utcnow
+from costtune.store.records import lock_study
 
 FINISHED = ("complete", "stopped", "failed")
 
@@ -80,6 +81,7 @@ class ControlBook:
         Audited as trial.stop.
         """
         with self._tx() as s:
+            lock_study(s, study_id)  # claims take this lock: a queued trial is stopped or claimed, never both
             trial = s.exec(select(TrialRow).where(TrialRow.study_id == study_id, TrialRow.number == number)
                            .with_for_update()).first()
             if trial is None:
