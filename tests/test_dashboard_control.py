@@ -78,3 +78,33 @@ def test_pause_holds_launches_and_stop_ends_a_running_trial(tmp_path: Path) -> N
     assert [e.action for e in store.audit_log(study_id=store.get_study("slow").id) if e.action.startswith(
         ("study.", "trial."))] == ["study.pause", "trial.stop", "study.resume", "trial.stop"]
     assert store.controls(store.get_study("slow").id).stop == frozenset()  # the request is settled
+
+
+def test_requests_are_kept_per_study_and_settled_in_every_store(store: Store) -> None:
+    from costtune.errors import StoreError
+    from costtune.history import Mode, TrialState
+    from costtune.store import Proposal
+
+    info = store.create_study("ctl", metric="loss", mode=Mode.MIN, space={}, sampler={"type": "random"},
+                              queued=[{}, {}])
+    claimed = store.claim_next(info.id, lambda h, n, s: Proposal({}), owner="test")
+    assert claimed is not None and claimed.number == 0
+    assert store.set_paused(info.id, True, actor="me") is True and store.set_paused(info.id, True, actor="me") is False
+    assert store.request_stop(info.id, 0, actor="me") == "stopping"
+    assert store.request_stop(info.id, 0, actor="me") == "stopping"  # asked twice: one request
+    assert store.request_stop(info.id, 1, actor="me") == "stopped"  # queued: out of the queue at once
+    assert store.trial(info.id, 1).state == TrialState.STOPPED
+    assert store.controls(info.id).paused and store.controls(info.id).stop == frozenset({claimed.id})
+    store.finish_trial(claimed.id, TrialState.STOPPED)
+    assert store.controls(info.id).stop == frozenset()
+    try:
+        store.request_stop(info.id, 0, actor="me")
+        raise AssertionError("a finished trial was stopped again")
+    except StoreError as exc:
+        assert "already ended (stopped)" in str(exc)
+    assert store.set_paused(info.id, False, actor="me") is True and not store.controls(info.id).paused
+    assert [e.action for e in store.audit_log(study_id=info.id)] == [
+        "study.pause", "trial.stop", "trial.stop", "trial.stop", "study.resume"]
+    store.set_paused(info.id, True, actor="me")
+    store.delete_study(info.id)
+    assert store.paused_studies() == set()
