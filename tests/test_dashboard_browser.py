@@ -131,9 +131,10 @@ def test_a_running_sweep_shows_on_the_open_page_and_enqueue_needs_the_token(serv
     assert page.inner_text("#f-spend") != spend_before
     assert page.evaluate("window.__same_page") is True  # updated without a reload
 
-    values = {**{f"x{i}": "0.25" for i in range(1, 7)}, "tag": "plain", "instance_type": "c5.xlarge"}
-    for name, value in values.items():
-        page.fill(f"#enqueue input[data-param='{name}']", value)
+    for name in (f"x{i}" for i in range(1, 7)):
+        page.fill(f"#enqueue input[data-param='{name}']", "0.25")
+    page.select_option("#enqueue select[data-param='tag']", MARKUP)  # a choice made of markup is an option's text
+    page.select_option("#enqueue select[data-param='instance_type']", "c5.xlarge")
     page.click("#enqueue button[type=submit]")
     page.wait_for_selector("#enqueue-result.bad")
     assert "token" in page.inner_text("#enqueue-result")
@@ -151,3 +152,4 @@ def test_a_running_sweep_shows_on_the_open_page_and_enqueue_needs_the_token(serv
     page.wait_for_selector("#attempts tbody tr")
     assert page.inner_text("#t-state") in ("stopped", "complete")
     assert "c5.xlarge" in page.inner_text("#attempts")
+    assert store.trial(store.get_study("live").id, 60).params["tag"] == MARKUP

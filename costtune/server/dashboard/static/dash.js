@@ -117,7 +117,10 @@
       const space = s.space || {};
       const inputs = Object.entries(space).map(([k, d]) => {
         const hint = d && typeof d === "object" ? (d.choices ? d.choices.join(" | ") : (d.type || "") + (d.low !== undefined ? " " + d.low + "…" + d.high : "")) : String(d);
-        return el("label", {}, el("span", { text: k }), el("input", { name: k, "data-param": k, placeholder: hint }));
+        const field = d && typeof d === "object" && Array.isArray(d.choices)
+          ? el("select", { name: k, "data-param": k }, el("option", { value: "", text: "choose" }), d.choices.map((c) => el("option", { value: String(c), text: String(c) })))
+          : el("input", { name: k, "data-param": k, placeholder: hint });
+        return el("label", {}, el("span", { text: k }), field);
       });
       const out = el("span", { id: "enqueue-result" });
       const raise = el("input", { id: "raise-trials", type: "number", min: "1", step: "1", placeholder: "optional" });
@@ -126,7 +129,7 @@
       form.addEventListener("submit", async (e) => {
         e.preventDefault();
         const p = {};
-        form.querySelectorAll("input[data-param]").forEach((i) => { if (i.value !== "") p[i.dataset.param] = i.value; });
+        form.querySelectorAll("[data-param]").forEach((i) => { if (i.value !== "") p[i.dataset.param] = i.value; });
         const body = { params: p };
         if (raise.value) body.raise_trials = Number(raise.value);
         try { const r = await call(apiStudy(name) + "/enqueue", { method: "POST", body: body });
