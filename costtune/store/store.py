@@ -55,6 +55,8 @@ from costtune.store.records import (
     read_history,
 )
 from costtune.store.remote import RemoteBook, RemoteConflict, RemoteState
+from costtune.store.schedules import ScheduleBook
+from costtune.store.versions import ModelBook
 from costtune.words import plural
 
 __all__ = ["AttemptEnd", "AttemptInfo", "AuditEntry", "CapChange", "ClaimedTrial", "OpenAttempt", "Orphan", "Proposal",
@@ -84,7 +86,8 @@ _NEXT_NUMBER = update(_STUDY).where(_STUDY.c.id == bindparam("sid")).values(next
 _SCHEMA_LOCK_KEY = 0x636F7374  # pg_advisory_xact_lock key held while creating the tables ("cost")
 
 
-class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook, RemoteBook, ControlBook):
+class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook, RemoteBook, ScheduleBook, ModelBook,
+            ControlBook):
     def __init__(self, url: str | None = None) -> None:
         """Open (creating when new) the store at ``url`` (see ``resolve_db_url``).
 
