@@ -247,3 +247,29 @@ def test_every_read_works_on_postgresql_too(store_url: str) -> None:
         assert http.get("/api/v1/studies/pg/trials/0").json()["attempts"]
     finally:
         store.close()
+
+
+def test_the_schedules_page_lists_schedules_and_model_versions(swept: tuple[Store, TestClient]) -> None:
+    from datetime import UTC, datetime
+
+    from costtune.history import Mode
+    from costtune.spec.schedule_settings import ScheduleSettings
+    from costtune.spec.schedule_timing import make_trigger
+
+    store, http = swept
+    now = int(datetime(2026, 3, 6, 12, tzinfo=UTC).timestamp())
+    trigger = make_trigger(cron="0 2 * * *", every=None, tz="UTC", anchor=datetime.fromtimestamp(now, UTC))
+    store.add_schedule("nightly", trigger=trigger, sweep={"name": "swept"}, sweep_source=None,
+                       settings=ScheduleSettings(), now_s=now)
+    store.add_model_version("digits", promote="better", artifact_path=lambda v: f"/tmp/m{v}", study_name="swept",
+                            trial_number=3, metric="loss", mode=Mode.MIN, value=0.25, params={"tag": MARKUP},
+                            run_cost_micros=1200, reach_cost_micros=900)
+    data = http.get("/api/v1/schedules").json()
+    [schedule] = data["schedules"]
+    assert schedule["name"] == "nightly" and schedule["timing"] == "cron '0 2 * * *' (UTC)"
+    assert schedule["next_fire"] == "2026-03-07T02:00:00+00:00" and schedule["runs"] == [] and not schedule["paused"]
+    [version] = data["models"]
+    shown = (version["ref"], version["promoted"], version["value"], version["run_cost_micros"])
+    assert shown == ("digits:1", True, 0.25, 1200)
+    page = http.get("/schedules")
+    assert page.status_code == 200 and "<img src=x" not in page.text and 'href="/schedules"' in page.text

@@ -110,6 +110,11 @@ def test_studies_study_charts_sorting_and_a_trial(served: tuple[Store, str], pag
     text = page.inner_text("main")
     assert "[object " not in text and "\nnull\n" not in text
     assert page.evaluate("window.pwned") is None
+    page.goto(url + "/money")  # the other pages draw without a script error (the fixture checks)
+    assert _points(page, "chart-burn-0") > 1  # the study's cap burning down
+    for other, shown in (("/running", "#r-count"), ("/schedules", "#app p.empty")):
+        page.goto(url + other)
+        page.wait_for_selector(shown)
 
 
 def test_a_running_sweep_shows_on_the_open_page_and_enqueue_needs_the_token(served: tuple[Store, str],

@@ -146,6 +146,11 @@ class Api:
     def spend(self, request: Request) -> Any:
         return money.spend_overview(self.store)
 
+    def schedules(self, request: Request) -> Any:
+        from costtune.server.dashboard.schedules import schedules_overview
+
+        return schedules_overview(self.store)
+
     # -- actions -------------------------------------------------------------------------------
     async def body(self, request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -256,6 +261,7 @@ class Api:
             Route(base + "/trials/{number:int}", read(self.trial)),
             Route("/api/v1/running", read(self.running)),
             Route("/api/v1/spend", read(self.spend)),
+            Route("/api/v1/schedules", read(self.schedules)),
             Route(f"{base}/export", act("export")),
             Route(f"{base}/enqueue", act("enqueue"), methods=["POST"]),
             Route(base + "/trials/{number:int}/stop", act("stop"), methods=["POST"]),

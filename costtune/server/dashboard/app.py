@@ -71,6 +71,9 @@ def routes(store: Store, access: Access, *, actor: str = "dashboard") -> list[Ba
     def running(request: Request) -> str:
         return page("running", "Running now", api.running(request))
 
+    def schedules(request: Request) -> str:
+        return page("schedules", "Schedules and models", api.schedules(request))
+
     async def login(request: Request) -> Response:
         token = request.query_params.get("token", "")
         target = request.query_params.get("next", "/")
@@ -87,6 +90,7 @@ def routes(store: Store, access: Access, *, actor: str = "dashboard") -> list[Ba
         Route("/studies/{name}/trials/{number:int}", guarded(trial)),
         Route("/money", guarded(money)),
         Route("/running", guarded(running)),
+        Route("/schedules", guarded(schedules)),
         Route("/login", login),
         *api.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC), name="dashboard-static"),

@@ -14,7 +14,8 @@ import json
 from html import escape
 from typing import Any
 
-_NAV = (("studies", "/", "Studies"), ("running", "/running", "Running now"), ("money", "/money", "Money"))
+_NAV = (("studies", "/", "Studies"), ("running", "/running", "Running now"), ("money", "/money", "Money"),
+        ("schedules", "/schedules", "Schedules"))
 
 
 def _json_block(data: Any) -> str:

@@ -259,7 +259,34 @@
     poll(async () => { rows = (await call("/api/v1/running")).attempts; render(); }, 2000);
   }
 
-  const pages = { studies: studiesPage, study: studyPage, trial: trialPage, money: moneyPage, running: runningPage };
+  function schedulesPage() {
+    let d = initial;
+    function render() {
+      app.textContent = "";
+      put(app, el("h2", { text: "schedules" }),
+        d.schedules.length ? table([
+          { label: "schedule", get: (r) => r.name }, { label: "timing", get: (r) => r.timing },
+          { label: "state", get: (r) => (r.paused ? "paused" : "active") },
+          { label: "next run (UTC)", get: (r) => (r.next_fire ? r.next_fire.slice(0, 16).replace("T", " ") : "–") },
+          { label: "last run", get: (r) => (r.runs.length ? r.runs[0].state + (r.runs[0].reason ? ": " + r.runs[0].reason : "") : "never") },
+          { label: "last study", get: (r) => (r.runs.length && r.runs[0].study ? el("a", { href: studyUrl(r.runs[0].study), text: r.runs[0].study }) : "–") },
+        ], d.schedules, { id: "schedules" }) : el("p", { cls: "empty", text: "no schedules: costtune schedule add ..." }),
+        el("h2", { text: "model versions" }),
+        d.models.length ? table([
+          { label: "version", get: (r) => r.ref }, { label: "serving", get: (r) => (r.promoted ? "yes" : "") },
+          { label: "metric", num: true, get: (r) => num(r.value) + " " + r.metric },
+          { label: "run cost", num: true, get: (r) => usd(r.run_cost_micros) }, { label: "cost to reach", num: true, get: (r) => usd(r.reach_cost_micros) },
+          { label: "from", get: (r) => el("a", { href: studyUrl(r.study) + "/trials/" + r.trial, text: r.study + " #" + r.trial }) },
+          { label: "parameters", get: (r) => params(r.params) }, { label: "created", get: (r) => r.created_at },
+          { label: "note", get: (r) => r.note },
+        ], d.models.slice().reverse(), { id: "models" }) : el("p", { cls: "empty", text: "no model versions yet" }));
+    }
+    render();
+    poll(async () => { const n = await call("/api/v1/schedules"); if (JSON.stringify(n) !== JSON.stringify(d)) { d = n; render(); } }, 5000);
+  }
+
+  const pages = { studies: studiesPage, study: studyPage, trial: trialPage, money: moneyPage, running: runningPage,
+    schedules: schedulesPage };
   if (pages[page]) pages[page]();
   else if (initial.error) app.appendChild(el("p", { cls: "empty", text: initial.error }));
   else if (initial.needs_token) app.appendChild(el("p", { text: "Open the link printed when the dashboard started, or save the token above and reload." }));
