@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from costtune.history import FrozenTrial, History, TrialState
-from costtune.samplers.gp import GaussianProcess, fit_gp
+from costtune.samplers.gp import GaussianProcess
+from costtune.samplers.surrogate import Surrogate
 
 __all__ = ["MIN_COST_OBSERVATIONS", "CostPenalty", "cost_exponent", "cost_observations", "fit_cost_penalty"]
 
@@ -68,7 +69,8 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def cost_observations(history: History, encode: Encode, max_observations: int = 300) -> tuple[np.ndarray, np.ndarray]:
+def cost_observations(history: History, encode: Encode,
+                      max_observations: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Encoded rows and log-dollar costs of finished trials that were charged.
 
     Trials a rung scheduler stopped early cost less than a full run of the same config would; they are
@@ -83,7 +85,8 @@ def cost_observations(history: History, encode: Encode, max_observations: int = 
     pairs = _encoded(complete, encode)
     if len(pairs) < MIN_COST_OBSERVATIONS:
         pairs = _encoded(charged, encode)
-    pairs = pairs[-max_observations:]  # the most recent: prices and code change over a long study
+    if max_observations is not None:
+        pairs = pairs[-max_observations:]  # the most recent: prices and code change over a long study
     if not pairs:
         return np.zeros((0, 0)), np.zeros(0)
     rows, costs = zip(*pairs, strict=True)
@@ -99,6 +102,10 @@ def _encoded(trials: list[FrozenTrial], encode: Encode) -> list[tuple[np.ndarray
     return out
 
 
+def _standardise(v: np.ndarray) -> np.ndarray:
+    return (v - float(np.mean(v))) / (float(np.std(v)) or 1.0)
+
+
 @dataclass(frozen=True)
 class CostPenalty:
     """``alpha * E[log cost(x)]``: what the sampler subtracts from log EI."""
@@ -110,8 +117,7 @@ class CostPenalty:
 
     def log_cost(self, x: np.ndarray) -> np.ndarray:
         """Predicted mean of log dollars (the median cost, under the model's log-normal view)."""
-        mean, _ = self.gp.predict(x)
-        return self.loc + self.scale * mean
+        return self.loc + self.scale * self.gp.predict_mean(x)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         value = self.alpha * self.log_cost(x)
@@ -127,22 +133,28 @@ def fit_cost_penalty(
     history: History,
     encode: Encode,
     alpha: float,
-    *,
-    n_restarts: int = 2,
-    max_observations: int = 300,
+    surrogate: Surrogate | None = None,
 ) -> CostPenalty | None:
-    """The penalty to apply, or None when there is none to apply (alpha 0, too little data, equal costs)."""
+    """The penalty to apply, or None when there is none to apply (alpha 0, too little data, equal costs).
+
+    ``surrogate`` fits the GP (bounded training set, memoised hyperparameters); a default one when None.
+    """
     if not alpha > 0.0:
         return None
     try:
-        x, log_cost = cost_observations(history, encode, max_observations)
+        x, log_cost = cost_observations(history, encode)
         if len(log_cost) < MIN_COST_OBSERVATIONS:
             return None
-        loc = float(np.mean(log_cost))
-        scale = float(np.std(log_cost))
-        if not (math.isfinite(loc) and math.isfinite(scale)) or scale < 1e-9:
+        if float(np.std(log_cost)) < 1e-9:
             return None  # every trial cost the same: nothing to trade against
-        gp = fit_gp(x, (log_cost - loc) / scale, np.random.default_rng(_COST_FIT_SEED), n_restarts=n_restarts)
+        fitter = surrogate or Surrogate()
+        # Each training subset is standardised on its own, so the hyperparameter data (and the memo's
+        # key) stays the same between refit points. The cost has no "better" end: the subset's first
+        # third is simply the cheapest trials.
+        gp, keep = fitter.fit(x, log_cost, _standardise, seed=_COST_FIT_SEED)
+        loc, scale = float(np.mean(log_cost[keep])), float(np.std(log_cost[keep])) or 1.0
+        if not (math.isfinite(loc) and math.isfinite(scale)):
+            return None
         return CostPenalty(gp, loc, scale, float(alpha))
     except Exception:  # the cost model refines EI; losing it must never cost a suggestion
         _logger.warning("cost model could not be fitted; using plain expected improvement", exc_info=True)
