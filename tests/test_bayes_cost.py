@@ -13,11 +13,10 @@ import pytest
 
 from costtune.errors import SpecError
 from costtune.history import FrozenTrial, History, Mode, TrialState
-from costtune.samplers import cost_model as cost_module
 from costtune.samplers import make_sampler, sampler_config
 from costtune.samplers.bayes import BayesSampler
-from costtune.samplers.encoding import Encoder
 from costtune.samplers.cost_model import cost_exponent, cost_observations, fit_cost_penalty
+from costtune.samplers.encoding import Encoder
 from costtune.space import Categorical, SearchSpace, Uniform
 
 # "speed" buys nothing on the objective but makes every trial dearer: exp(4 * speed) dollars.

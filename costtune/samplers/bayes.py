@@ -3,9 +3,10 @@
 Configurations live in the unit cube (``encoding.py``). What the sampler proposes depends only on the
 ``History`` and the ``rng`` it is handed, so a seeded sweep is reproducible whatever the worker count;
 the only state it keeps is memoised work (encoded configurations, fitted hyperparameters, see
-``surrogate.py``) that makes a suggestion at 1,000 trials cost tens of milliseconds, not seconds. Whenever the model cannot be used (too few
-trials, a numerical failure, a config it cannot decode) it falls back to ``space.sample(rng)``: a
-sweep must never die because of its surrogate.
+``surrogate.py``) that makes a suggestion at 1,000 trials cost tens of milliseconds, not seconds.
+Whenever the model cannot be used (too few trials, a numerical failure, a config it cannot decode) it
+falls back to ``space.sample(rng)``: a sweep must never die because of its surrogate. With
+``cost_aware`` and a searched instance type or market, see ``resource.py``.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from scipy import optimize
 from costtune.errors import SpecError
 from costtune.history import History, Mode
 from costtune.samplers.cost_model import CostPenalty, cost_exponent, fit_cost_penalty
-from costtune.samplers.encoding import CONTINUOUS, ONEHOT, Encoder, is_real
+from costtune.samplers.encoding import ONEHOT, Encoder, is_real
 from costtune.samplers.gp import GaussianProcess, log_expected_improvement, single_threaded_blas
 from costtune.samplers.novelty import finite_size, taken_keys, untried
+from costtune.samplers.resource import CheapestPenalty, ResourceCost, resource_split
 from costtune.samplers.surrogate import Surrogate
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ __all__ = ["BayesSampler"]
 
 _logger = logging.getLogger(__name__)
 
+Penalty = CostPenalty | CheapestPenalty  # what log EI is reduced by: alpha * log predicted dollars
 _ENUMERATE_CANDIDATES = 4096  # finite spaces up to this size have every untried point scored
 
 
@@ -103,7 +106,7 @@ class BayesSampler:
         self.cost_weight = float(cost_weight)
         self.surrogate = Surrogate(max_observations=max_observations, hyper_cap=hyper_cap, n_restarts=n_restarts)
         self.cost_surrogate = Surrogate(max_observations=max_observations, hyper_cap=hyper_cap, n_restarts=n_restarts)
-        self._encoder: tuple[str, Encoder] | None = None
+        self._encoders: dict[str, Encoder] = {}
         self._encoder_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -125,24 +128,60 @@ class BayesSampler:
         """The encoder of ``space``, kept while the space stays the same (its memo is the point)."""
         key = json.dumps(space.to_dict(), sort_keys=True, default=str)
         with self._encoder_lock:
-            if self._encoder is None or self._encoder[0] != key:
-                self._encoder = (key, Encoder(space))
-            return self._encoder[1]
+            if key not in self._encoders:
+                if len(self._encoders) >= 4:  # the space was edited: drop the old ones
+                    self._encoders.clear()
+                self._encoders[key] = Encoder(space)
+            return self._encoders[key]
 
     def suggest(self, space: SearchSpace, history: History, rng: np.random.Generator) -> dict[str, Any]:
+        split = resource_split(space) if self.cost_aware else None
+        if split is not None:
+            return self._suggest_with_resources(space, split[0], split[1], history, rng)
         encoder = self.encoder(space)
         x, y = self._observations(encoder, history)
         if encoder.dim == 0 or len(y) < max(self.n_startup, 2):
             return space.sample(rng)
         try:
             with single_threaded_blas():
-                config = self._suggest_with_model(encoder, x, y, history, rng)
+                config = self._suggest_with_model(encoder, x, y, history, rng, self.cost_penalty(space, history))
             if space.contains(config):
                 return config
             _logger.warning("BayesSampler decoded %r outside the space; sampling at random", config)
         except Exception:  # the surrogate is an optimisation, never a reason to stop a sweep
             _logger.warning("BayesSampler model failed; sampling at random", exc_info=True)
         return space.sample(rng)
+
+    def _suggest_with_resources(self, space: SearchSpace, inner: SearchSpace,
+                                resources: dict[str, tuple[Any, ...]], history: History,
+                                rng: np.random.Generator) -> dict[str, Any]:
+        """Cost-aware with a searched instance type or market: see ``resource.py``."""
+        encoder = self.encoder(inner)
+        x, y = self._observations(encoder, history)
+        config: dict[str, Any] | None = None
+        cost: ResourceCost | None = None
+        try:
+            with single_threaded_blas():
+                model = fit_cost_penalty(history, self.encoder(space).encode, 1.0, self.cost_surrogate)
+                cost = None if model is None else ResourceCost(self.encoder(space), encoder, model, resources)
+                if len(y) >= max(self.n_startup, 2):
+                    alpha = cost_exponent(history, self.cost_weight, self.n_startup)
+                    penalty = cost.penalty(alpha) if cost is not None and alpha > 0 else None
+                    config = self._suggest_with_model(encoder, x, y, history, rng, penalty)
+                    if not inner.contains(config):
+                        _logger.warning("BayesSampler decoded %r outside the space; sampling at random", config)
+                        config = None
+        except Exception:  # the surrogate is an optimisation, never a reason to stop a sweep
+            _logger.warning("BayesSampler model failed; sampling at random", exc_info=True)
+            cost = None
+        if config is None:
+            config = inner.sample(rng)
+        row = encoder.encode(config)
+        if cost is not None and row is not None:
+            config.update(cost.choose(row))
+        else:
+            config.update({name: choices[int(rng.integers(len(choices)))] for name, choices in resources.items()})
+        return {name: config[name] for name in space.names}
 
     def _observations(self, encoder: Encoder, history: History) -> tuple[np.ndarray, np.ndarray]:
         """Finished trials as (rows, values to minimise), skipping NaN/inf and foreign configs."""
@@ -169,6 +208,7 @@ class BayesSampler:
         y_all: np.ndarray,
         history: History,
         rng: np.random.Generator,
+        cost: Penalty | None = None,
     ) -> dict[str, Any]:
         model, _ = self.surrogate.fit(x_all, y_all, _transform_targets)
         x, yt = model.x, model.y
@@ -180,7 +220,6 @@ class BayesSampler:
             # parallel workers spread out instead of piling onto the same promising spot.
             believed, _ = model.predict(xp)
             model = model.condition_on(xp, np.maximum(believed, float(np.median(yt))))
-        cost = self.cost_penalty(encoder.space, history)
         cands = self._candidates(encoder, x, yt, model, rng)
         taken_configs = [t.params for t in history.trials]  # every state: tried, running, queued
         small = (finite_size(encoder.space) or _ENUMERATE_CANDIDATES + 1) <= _ENUMERATE_CANDIDATES
@@ -199,7 +238,7 @@ class BayesSampler:
         return encoder.decode(row, rng)
 
     def _score(
-        self, model: GaussianProcess, cands: np.ndarray, best: float, cost: CostPenalty | None = None
+        self, model: GaussianProcess, cands: np.ndarray, best: float, cost: Penalty | None = None
     ) -> np.ndarray:
         mean, std = model.predict(cands)
         scores = log_expected_improvement(mean, std, best, self.xi)[0]
@@ -241,7 +280,7 @@ class BayesSampler:
         encoder: Encoder,
         starts: np.ndarray,
         best: float,
-        cost: CostPenalty | None = None,
+        cost: Penalty | None = None,
     ) -> np.ndarray:
         """A short joint L-BFGS-B run on the continuous dims; discrete dims stay where the search put them."""
         cols = encoder.continuous_cols

@@ -44,7 +44,7 @@ def refit_point(count: int) -> int:
     """
     if count <= _EVERY_TRIAL_UNTIL:
         return count
-    step = 1 << int(math.floor(math.log2(count / 16)))
+    step = 1 << math.floor(math.log2(count / 16))
     return count - count % step
 
 
