@@ -147,3 +147,28 @@ def test_start_up_trials_are_random_until_the_cost_is_known() -> None:
     picks = [sampler.suggest(RES, known, np.random.default_rng(s)) for s in range(6)]
     assert {p["instance_type"] for p in picks} == {"cpu"}
     assert len({p["x"] for p in picks}) == 6
+
+
+def test_running_trials_teach_the_cost_model_before_any_trial_finishes() -> None:
+    """Start-up $0.50 then $0.10 a step on cpu; 5x both on gpu; full trials run 20 steps."""
+    def billed(kind: str, steps: int) -> int:
+        return int(USD * (0.5 + 0.1 * steps) * (5 if kind == "gpu" else 1))
+
+    rng = np.random.default_rng(4)
+    trials = [FrozenTrial(i, TrialState.RUNNING, {"x": float(rng.random()), "y": float(rng.random()),
+                                                   "instance_type": kind},
+                          cost_micros=billed(kind, steps), last_step=steps - 1)
+              for i, (kind, steps) in enumerate([("cpu", 2), ("gpu", 3), ("cpu", 7), ("gpu", 9), ("cpu", 12)])]
+    trials.append(FrozenTrial(5, TrialState.COMPLETE, {"x": 0.5, "y": 0.5, "instance_type": "cpu"}, 1.0,
+                              cost_micros=billed("cpu", 20), last_step=19))
+    history = History("loss", Mode.MIN, tuple(trials))
+    from costtune.samplers.cost_model import cost_data
+
+    sampler = BayesSampler(n_startup=10, cost_aware=True)
+    rows, log_cost, n_finished = cost_data(history, sampler.encoder(RES).encode)
+    assert n_finished == 1 and len(rows) == 6
+    # every running trial is projected to the full 20-step bill of its instance, start-up counted once
+    expected = [billed(t.params["instance_type"], 20) / USD for t in trials]
+    assert np.allclose(np.exp(log_cost), [expected[5], *expected[:5]], rtol=0.02)
+    picks = {sampler.suggest(RES, history, np.random.default_rng(s))["instance_type"] for s in range(4)}
+    assert picks == {"cpu"}

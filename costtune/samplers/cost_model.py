@@ -24,7 +24,8 @@ from costtune.history import FrozenTrial, History, TrialState
 from costtune.samplers.gp import GaussianProcess
 from costtune.samplers.surrogate import Surrogate
 
-__all__ = ["MIN_COST_OBSERVATIONS", "CostPenalty", "cost_exponent", "cost_observations", "fit_cost_penalty"]
+__all__ = ["MIN_COST_OBSERVATIONS", "RESOURCE_PARAMS", "CostPenalty", "cost_data", "cost_exponent",
+           "cost_observations", "fit_cost_penalty"]
 
 _logger = logging.getLogger(__name__)
 
@@ -71,34 +72,93 @@ def _finite(value: Any) -> bool:
 
 def cost_observations(history: History, encode: Encode,
                       max_observations: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Encoded rows and log-dollar costs of finished trials that were charged.
+    """Encoded rows and log full-trial dollars of every charged trial; see ``cost_data``."""
+    rows, log_cost, _ = cost_data(history, encode, max_observations)
+    return rows, log_cost
 
-    Trials a rung scheduler stopped early cost less than a full run of the same config would; they are
-    used only until there are enough complete trials to learn from.
+
+def cost_data(history: History, encode: Encode,
+              max_observations: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(rows, log dollars of a full trial, how many leading rows are finished trials).
+
+    Complete trials count as they were billed. A trial that is still running or was stopped early,
+    after ``k`` of the ``K`` steps complete trials run, is projected to a full trial from what it has
+    been billed so far: ``A + (cost - A) * K / k``, where ``A`` is the start-up bill of its instance
+    type and market (the intercept of cost against steps over that resource's trials, clipped to
+    [0, 0.9 x its cheapest trial]; 0 until it has trials at two step counts), so the model
+    learns from every report, not only from finished trials. Trials without step counts cannot be
+    projected: stopped ones are used only while there are fewer than three complete trials, running
+    ones not at all. Finished trials come first (in trial order), then running ones, so the leading
+    rows, on which the hyperparameters are fitted, do not move as running trials report.
     """
-    charged = [
-        t
-        for t in sorted(history.trials, key=lambda t: t.number)
-        if t.state in (TrialState.COMPLETE, TrialState.STOPPED) and t.cost_micros > 0
-    ]
+    trials = sorted(history.trials, key=lambda t: t.number)
+    charged = [t for t in trials if t.state in _CHARGED and t.cost_micros > 0]
     complete = [t for t in charged if t.state == TrialState.COMPLETE]
-    pairs = _encoded(complete, encode)
-    if len(pairs) < MIN_COST_OBSERVATIONS:
-        pairs = _encoded(charged, encode)
-    if max_observations is not None:
-        pairs = pairs[-max_observations:]  # the most recent: prices and code change over a long study
+    full_steps = max((_steps(t) or 0 for t in (complete or charged)), default=0)
+    startup = _startup_micros([t for t in charged if _steps(t)])
+    finished: list[tuple[FrozenTrial, float]] = []
+    running: list[tuple[FrozenTrial, float]] = []
+    for t in charged:
+        k = _steps(t)
+        if t.state == TrialState.COMPLETE or (k is not None and k >= full_steps):
+            cost = float(t.cost_micros)
+        elif k is not None and full_steps > 0:
+            a = startup.get(_resource(t), 0.0)
+            cost = a + (t.cost_micros - a) * full_steps / k
+        elif t.state == TrialState.STOPPED and len(complete) < MIN_COST_OBSERVATIONS:
+            cost = float(t.cost_micros)
+        else:
+            continue
+        (running if t.state == TrialState.RUNNING else finished).append((t, cost))
+    if max_observations is not None:  # the most recent: prices and code change over a long study
+        finished = finished[-max_observations:]
+        running = running[-max_observations:]
+    pairs = _encoded(finished, encode)
+    n_finished = len(pairs)
+    pairs += _encoded(running, encode)
     if not pairs:
-        return np.zeros((0, 0)), np.zeros(0)
+        return np.zeros((0, 0)), np.zeros(0), 0
     rows, costs = zip(*pairs, strict=True)
-    return np.array(rows), np.log(np.array(costs) / 1_000_000)
+    return np.array(rows), np.log(np.array(costs) / 1_000_000), n_finished
 
 
-def _encoded(trials: list[FrozenTrial], encode: Encode) -> list[tuple[np.ndarray, int]]:
-    out = []
+_CHARGED = (TrialState.COMPLETE, TrialState.STOPPED, TrialState.RUNNING)
+# The names spec/resources.py gives a searched instance type and market (INSTANCE_PARAM, MARKET_PARAM).
+RESOURCE_PARAMS = ("instance_type", "market")
+
+
+def _steps(t: FrozenTrial) -> int | None:
+    """Steps done: reports are numbered from 0."""
+    return None if t.last_step is None or t.last_step < 0 else t.last_step + 1
+
+
+def _resource(t: FrozenTrial) -> tuple[str, ...]:
+    return tuple(repr(t.params.get(name)) for name in RESOURCE_PARAMS)
+
+
+def _startup_micros(trials: list[FrozenTrial]) -> dict[tuple[str, ...], float]:
+    """Per resource, the intercept of billed cost against steps done (least squares), clipped."""
+    groups: dict[tuple[str, ...], list[tuple[int, int]]] = {}
     for t in trials:
+        groups.setdefault(_resource(t), []).append((_steps(t) or 0, t.cost_micros))
+    out = {}
+    for key, points in groups.items():
+        k = np.array([p[0] for p in points], dtype=float)
+        c = np.array([p[1] for p in points], dtype=float)
+        if len(np.unique(k)) < 2:
+            continue
+        _, intercept = np.polyfit(k, c, 1)
+        if math.isfinite(intercept):
+            out[key] = float(min(max(intercept, 0.0), 0.9 * c.min()))
+    return out
+
+
+def _encoded(trials: list[tuple[FrozenTrial, float]], encode: Encode) -> list[tuple[np.ndarray, float]]:
+    out = []
+    for t, cost in trials:
         row = encode(t.params)
         if row is not None:
-            out.append((row, t.cost_micros))
+            out.append((row, cost))
     return out
 
 
@@ -142,7 +202,7 @@ def fit_cost_penalty(
     if not alpha > 0.0:
         return None
     try:
-        x, log_cost = cost_observations(history, encode)
+        x, log_cost, n_finished = cost_data(history, encode)
         if len(log_cost) < MIN_COST_OBSERVATIONS:
             return None
         if float(np.std(log_cost)) < 1e-9:
@@ -151,7 +211,7 @@ def fit_cost_penalty(
         # Each training subset is standardised on its own, so the hyperparameter data (and the memo's
         # key) stays the same between refit points. The cost has no "better" end: the subset's first
         # third is simply the cheapest trials.
-        gp, keep = fitter.fit(x, log_cost, _standardise, seed=_COST_FIT_SEED)
+        gp, keep = fitter.fit(x, log_cost, _standardise, seed=_COST_FIT_SEED, stable=n_finished)
         loc, scale = float(np.mean(log_cost[keep])), float(np.std(log_cost[keep])) or 1.0
         if not (math.isfinite(loc) and math.isfinite(scale)):
             return None

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from costtune.samplers.cost_model import CostPenalty
+from costtune.samplers.cost_model import RESOURCE_PARAMS, CostPenalty
 from costtune.samplers.encoding import Encoder
 
 if TYPE_CHECKING:
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RESOURCE_PARAMS", "ResourceCost", "resource_split"]
 
-# The names spec/resources.py gives a searched instance type and market (INSTANCE_PARAM, MARKET_PARAM).
-RESOURCE_PARAMS = ("instance_type", "market")
 _OPTIMISM = 1.0  # standard deviations of the cost GP subtracted when choosing a resource
 
 

@@ -108,16 +108,19 @@ class Surrogate:
         self.fits = 0  # hyperparameter fits actually run (the rest were memo hits)
 
     def fit(self, x: np.ndarray, y: np.ndarray, transform: Callable[[np.ndarray], np.ndarray],
-            *, seed: int = 0) -> tuple[GaussianProcess, np.ndarray]:
+            *, seed: int = 0, stable: int | None = None) -> tuple[GaussianProcess, np.ndarray]:
         """A GP on rows ``x`` (n, d) in trial order with raw values ``y`` (n,), lower better, and the
         indices of the rows it was conditioned on.
 
         ``transform`` maps raw values to the standardised targets the GP models; it is applied to
         each training subset on its own. The model's ``x``/``y`` are the posterior's subset and its
-        transformed targets; the indices are the posterior's rows of ``x``. Raises ``GPFitError``
-        when no hyperparameters could be fitted.
+        transformed targets; the indices are the posterior's rows of ``x``. ``stable``: how many
+        leading rows no longer change (finished trials; default all): the hyperparameters are fitted
+        on those only. Raises ``GPFitError`` when no hyperparameters could be fitted.
         """
-        m = refit_point(len(y))
+        m = refit_point(len(y) if stable is None else min(stable, len(y)))
+        if m < 2:  # too little settled data: fit on everything there is
+            m = len(y)
         # keyed by the raw leading data, so a hit costs a hash, not the subset selection
         key = _digest(x[:m], y[:m], (seed, self.n_restarts, self.hyper_cap))
         with self._lock:
