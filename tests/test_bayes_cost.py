@@ -208,9 +208,11 @@ def test_config_json_round_trip() -> None:
     assert again == cfg
     sampler = make_sampler(again)
     assert isinstance(sampler, BayesSampler)
-    assert (sampler.cost_aware, sampler.cost_weight, sampler.n_startup) == (True, 0.5, 10)
+    # cost-aware start-up trials are paid for: 5 by default (plain bayes keeps 10), stored with the study
+    assert (sampler.cost_aware, sampler.cost_weight, sampler.n_startup) == (True, 0.5, 5)
     default = sampler_config({"type": "bayes", "seed": 3, "cost_aware": True}, SPEED)
     assert default["cost_weight"] == 1.0 and make_sampler(json.loads(json.dumps(default))).cost_weight == 1.0
+    assert sampler_config({"type": "bayes", "cost_aware": True, "n_startup": 12}, SPEED)["n_startup"] == 12
 
 
 @pytest.mark.parametrize(
