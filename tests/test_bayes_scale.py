@@ -172,3 +172,55 @@ def test_running_trials_teach_the_cost_model_before_any_trial_finishes() -> None
     assert np.allclose(np.exp(log_cost), [expected[5], *expected[:5]], rtol=0.02)
     picks = {sampler.suggest(RES, history, np.random.default_rng(s))["instance_type"] for s in range(4)}
     assert picks == {"cpu"}
+
+
+def test_with_prices_an_instance_is_judged_by_its_speed_not_by_which_configs_it_happened_to_run() -> None:
+    """The start-up draws put only big (slow) configurations on cpu; told the hourly prices, the
+    sampler sees cpu is merely slower for big x and runs small-x configurations there. GPU: 5x the
+    price, 20x faster on the x-dependent part."""
+    price = {"cpu": 1_000_000, "gpu": 5_000_000}
+
+    def hours(c: dict[str, Any]) -> float:
+        return 0.05 + c["x"] ** 2 / (20 if c["instance_type"] == "gpu" else 1)
+
+    rng = np.random.default_rng(2)
+    configs = [{"x": float(0.7 + 0.3 * rng.random()), "y": float(rng.random()), "instance_type": "cpu"}
+               for _ in range(3)]
+    configs += [{"x": float(rng.random()), "y": float(rng.random()), "instance_type": "gpu"} for _ in range(9)]
+    history = History("loss", Mode.MIN, tuple(
+        FrozenTrial(i, TrialState.COMPLETE, c, (c["x"] - 0.1) ** 2,
+                    cost_micros=int(hours(c) * price[c["instance_type"]]), last_step=9)
+        for i, c in enumerate(configs)))
+    sampler = BayesSampler(n_startup=5, n_candidates=300, cost_aware=True)
+    sampler.set_rates(lambda params: price[params["instance_type"]])
+    picks = [sampler.suggest(RES, history, np.random.default_rng(s)) for s in range(4)]
+    assert all(p["x"] < 0.5 for p in picks)  # the objective wants small x ...
+    assert {p["instance_type"] for p in picks} == {"cpu"}  # ... which is 5x cheaper on cpu
+
+
+def test_the_controller_tells_a_cost_aware_sampler_each_placements_price(tmp_path: Any) -> None:
+    from costtune.providers import make_provider
+
+    from costtune.runner.controller import SweepController
+    from costtune.runner.session import open_sweep
+    from costtune.spec import parse_sweep
+    from costtune.store import Store
+
+    spec = parse_sweep({
+        "name": "priced", "objective": {"metric": "loss", "mode": "min"},
+        "space": {"x": {"type": "uniform", "low": 0, "high": 1}},
+        "sampler": {"type": "bayes", "seed": 0, "cost_aware": True}, "budget": {"usd": 0.05},
+        "resources": {"provider": "simulated", "region": "us-east-1", "market": "spot",
+                      "instance_type": {"type": "categorical", "choices": ["m5.large", "g4dn.xlarge"]},
+                      "simulation": {"workload": "costtune.demo.workloads:hartmann6", "max_steps": 3}},
+    })
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        study, _ = open_sweep(store, spec)
+        provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
+        SweepController(spec, study, provider, trial_events=False)
+        assert isinstance(study.sampler, BayesSampler) and study.sampler._rate is not None
+        for itype in ("m5.large", "g4dn.xlarge"):
+            assert study.sampler._rate({"x": 0.5, "instance_type": itype}) == spec.resources.rates[f"{itype}/spot"]
+    finally:
+        store.close()

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -107,6 +108,7 @@ class BayesSampler:
         self.surrogate = Surrogate(max_observations=max_observations, hyper_cap=hyper_cap, n_restarts=n_restarts)
         self.cost_surrogate = Surrogate(max_observations=max_observations, hyper_cap=hyper_cap, n_restarts=n_restarts)
         self._encoders: dict[str, Encoder] = {}
+        self._rate: Callable[[dict[str, Any]], float] | None = None
         self._encoder_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -123,6 +125,12 @@ class BayesSampler:
             return None
         alpha = cost_exponent(history, self.cost_weight, self.n_startup)
         return fit_cost_penalty(history, self.encoder(space).encode, alpha, self.cost_surrogate)
+
+    def set_rates(self, rate: Callable[[dict[str, Any]], float] | None) -> None:
+        """Tell the sampler what a placement costs: ``rate(params)`` is the micro-dollars per hour of
+        the instance type and market a trial with ``params`` runs on (the controller knows the sweep's
+        price table). With it, a searched resource's cost model learns only speed; prices are exact."""
+        self._rate = rate
 
     def encoder(self, space: SearchSpace) -> Encoder:
         """The encoder of ``space``, kept while the space stays the same (its memo is the point)."""
@@ -162,8 +170,7 @@ class BayesSampler:
         cost: ResourceCost | None = None
         try:
             with single_threaded_blas():
-                model = fit_cost_penalty(history, self.encoder(space).encode, 1.0, self.cost_surrogate)
-                cost = None if model is None else ResourceCost(self.encoder(space), encoder, model, resources)
+                cost = self._resource_cost(space, encoder, resources, history)
                 if len(y) >= max(self.n_startup, 2):
                     alpha = cost_exponent(history, self.cost_weight, self.n_startup)
                     penalty = cost.penalty(alpha) if cost is not None and alpha > 0 else None
@@ -182,6 +189,24 @@ class BayesSampler:
         else:
             config.update({name: choices[int(rng.integers(len(choices)))] for name, choices in resources.items()})
         return {name: config[name] for name in space.names}
+
+    def _resource_cost(self, space: SearchSpace, inner: Encoder, resources: dict[str, tuple[Any, ...]],
+                       history: History) -> ResourceCost | None:
+        full = self.encoder(space)
+        log_prices: tuple[float, ...] = ()
+        rate = self._rate
+        if rate is not None:
+            try:
+                combos = ResourceCost(full, inner, None, resources).combos  # type: ignore[arg-type]
+                log_prices = tuple(math.log(float(rate(c)) / 1e6) for c in combos)
+                if not all(math.isfinite(p) for p in log_prices) or not all(
+                        float(rate(t.params)) > 0 for t in history.trials if t.cost_micros > 0):
+                    raise ValueError("a placement without a positive price")
+            except Exception:  # an unpriced placement: learn dollars instead of hours
+                _logger.debug("no usable price per placement; the cost model learns dollars", exc_info=True)
+                log_prices, rate = (), None
+        model = fit_cost_penalty(history, full.encode, 1.0, self.cost_surrogate, rate=rate)
+        return None if model is None else ResourceCost(full, inner, model, resources, log_prices)
 
     def _observations(self, encoder: Encoder, history: History) -> tuple[np.ndarray, np.ndarray]:
         """Finished trials as (rows, values to minimise), skipping NaN/inf and foreign configs."""

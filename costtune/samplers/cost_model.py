@@ -35,6 +35,7 @@ MIN_COST_OBSERVATIONS = 3
 _COST_FIT_SEED = 0x0C057
 
 Encode = Callable[[dict[str, Any]], "np.ndarray | None"]
+Rate = Callable[[dict[str, Any]], float]  # params -> micro-dollars per hour of their placement
 
 
 def cost_exponent(history: History, cost_weight: float, n_startup: int) -> float:
@@ -77,9 +78,12 @@ def cost_observations(history: History, encode: Encode,
     return rows, log_cost
 
 
-def cost_data(history: History, encode: Encode,
-              max_observations: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+def cost_data(history: History, encode: Encode, max_observations: int | None = None,
+              rate: Rate | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """(rows, log dollars of a full trial, how many leading rows are finished trials).
+
+    With ``rate`` (params -> micro-dollars per hour of the placement they run on), the values are
+    log *hours* of a full trial instead: the price is known exactly, only the speed is learnt.
 
     Complete trials count as they were billed. A trial that is still running or was stopped early,
     after ``k`` of the ``K`` steps complete trials run, is projected to a full trial from what it has
@@ -109,6 +113,8 @@ def cost_data(history: History, encode: Encode,
             cost = float(t.cost_micros)
         else:
             continue
+        if rate is not None:
+            cost = cost / rate(t.params)
         (running if t.state == TrialState.RUNNING else finished).append((t, cost))
     if max_observations is not None:  # the most recent: prices and code change over a long study
         finished = finished[-max_observations:]
@@ -194,15 +200,17 @@ def fit_cost_penalty(
     encode: Encode,
     alpha: float,
     surrogate: Surrogate | None = None,
+    rate: Rate | None = None,
 ) -> CostPenalty | None:
     """The penalty to apply, or None when there is none to apply (alpha 0, too little data, equal costs).
 
     ``surrogate`` fits the GP (bounded training set, memoised hyperparameters); a default one when None.
+    With ``rate`` the GP models log hours (``cost_data``) and the caller adds the log price.
     """
     if not alpha > 0.0:
         return None
     try:
-        x, log_cost, n_finished = cost_data(history, encode)
+        x, log_cost, n_finished = cost_data(history, encode, rate=rate)
         if len(log_cost) < MIN_COST_OBSERVATIONS:
             return None
         if float(np.std(log_cost)) < 1e-9:

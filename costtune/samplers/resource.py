@@ -53,13 +53,16 @@ class ResourceCost:
     """The cost GP seen from the configuration's side: the cheapest resource per configuration row.
 
     ``full``: the encoder of the whole space (configuration and resources); ``inner``: that of the
-    space without resources; ``model``: the fitted log-cost penalty (alpha 1) on ``full`` rows.
+    space without resources; ``model``: the fitted log-cost penalty (alpha 1) on ``full`` rows;
+    ``log_prices``: per resource combination (in ``combos`` order), the log price added to the model's
+    prediction when it models hours rather than dollars (empty: it models dollars).
     """
 
     full: Encoder
     inner: Encoder
     model: CostPenalty
     resources: dict[str, tuple[Any, ...]]
+    log_prices: tuple[float, ...] = ()
 
     @property
     def combos(self) -> list[dict[str, Any]]:
@@ -91,13 +94,14 @@ class ResourceCost:
         """(m, combos) predicted log dollars of each row on each resource combination, minus
         ``optimism`` standard deviations."""
         out = []
-        for combo in self.combos:
+        for i, combo in enumerate(self.combos):
             rows = self._rows(inner_rows, combo)
+            price = self.log_prices[i] if self.log_prices else 0.0
             if optimism:
                 mean, std = self.model.gp.predict(rows)
-                out.append(self.model.loc + self.model.scale * (mean - optimism * std))
+                out.append(price + self.model.loc + self.model.scale * (mean - optimism * std))
             else:
-                out.append(self.model.log_cost(rows))
+                out.append(price + self.model.log_cost(rows))
         return np.stack(out, axis=1)
 
     def choose(self, inner_row: np.ndarray) -> dict[str, Any]:
