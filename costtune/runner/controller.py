@@ -58,10 +58,13 @@ class SweepController(Decisions, Claims, Ending, Recovery):
     def __init__(self, spec: SweepSpec, study: Study, provider: Provider, *,
                  on_event: Callable[[str], None] | None = None, workdir: str | None = None,
                  clock: Clock | None = None, trial_events: bool = True,
-                 on_warning: Callable[[str], None] | None = None) -> None:
+                 on_warning: Callable[[str], None] | None = None, every_report: bool = True) -> None:
         """``on_event`` gets progress messages (hidden by ``--quiet``); ``on_warning`` gets what a
         user must see even then (ignored metric lines, fail-fast, rung advice; `costtune run` prints
-        them), by default logged at INFO (a forecast runs many sweeps; trial warnings are stored)."""
+        them), by default logged at INFO (a forecast runs many sweeps; trial warnings are stored).
+        ``every_report=False`` (a forecast, whose store is thrown away) stores only the last report
+        of each read of an attempt: the trial's totals and every decision are the same, the rows
+        of the reports before it are not written."""
         self.spec = spec
         self.study = study
         self.store = study.store
@@ -80,6 +83,7 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         self._tags: dict[str, str] | None = None
         self._by_key: dict[str, LiveAttempt] = {}
         self._take_reports = getattr(provider, "take_reports", None)
+        self._every_report = every_report
         limit = spec.budget.trial_seconds
         self._limit_ms = None if limit is None else round(limit * 1000)
         # (clock time, seq, attempt id, deadline ms) of every deadline set; stale entries are skipped
@@ -227,7 +231,7 @@ class SweepController(Decisions, Claims, Ending, Recovery):
             live = self._live.get(attempt_id)
             if live is not None and ms in (live.deadline_ms, self._limit_ms):
                 due[attempt_id] = live
-        return list(due.values())
+        return sorted(due.values(), key=lambda live: live.attempt_id)  # ties at one moment: launch order
 
     def _watch_deadlines(self, live: LiveAttempt) -> None:
         """Wake the loop when ``live`` reaches its deadline (and its time limit)."""
@@ -242,11 +246,19 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         for live in self._live.values():
             if live.stop_reason:
                 return  # a stop decided this tick is carried out at this same moment
-        times = [t for t in (self.provider.next_event_time(),) if t is not None]  # type: ignore[attr-defined]
         while self._deadlines and self._deadlines[0][2] not in self._live:
             heapq.heappop(self._deadlines)  # its attempt ended
-        if self._deadlines:
-            times.append(self._deadlines[0][0])
+        deadline = self._deadlines[0][0] if self._deadlines else None
+        advance = getattr(self.provider, "advance", None)
+        if advance is not None and not (self._stopping or self._halt):
+            # The simulator plays quiet step ends on the way to what matters. While stopping, every
+            # attempt is looked at from its next step end on, as on a step-by-step clock.
+            advance(None if deadline is None else max(deadline, self.clock.now()))
+            self.status.sim_seconds = self.clock.now()
+            return
+        times = [t for t in (self.provider.next_event_time(),) if t is not None]  # type: ignore[attr-defined]
+        if deadline is not None:
+            times.append(deadline)
         if times:
             self.clock.advance_to(max(min(times), self.clock.now()))  # type: ignore[attr-defined]
             self.status.sim_seconds = self.clock.now()
