@@ -136,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
             rows.setdefault(name, {})[n] = secs
             print(f"{n} trials: {name}: {secs * 1e3:.0f} ms CPU", file=sys.stderr, flush=True)
     print(f"CPU ms per suggestion (median of {args.repeats}), 6 dimensions (5 continuous + instance type)")
-    header = f"{'sampler':<28}" + "".join(f"{f'{n} trials':>14}" for n in sizes)
+    header = f"{'sampler':<34}" + "".join(f"{f'{n} trials':>14}" for n in sizes)
     print(header)
     print("-" * len(header))
     for name, by_n in rows.items():
-        print(f"{name:<28}" + "".join(f"{by_n[n] * 1e3:>14.0f}" if n in by_n else f"{'-':>14}" for n in sizes))
+        print(f"{name:<34}" + "".join(f"{by_n[n] * 1e3:>14.0f}" if n in by_n else f"{'-':>14}" for n in sizes))
     return 0
 
 
