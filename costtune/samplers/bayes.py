@@ -66,7 +66,10 @@ class BayesSampler:
     hyperparameters are fitted on (best, most recent and space-filling thirds; see ``surrogate``),
     keeping the cubic cost bounded in long studies.
     ``cost_aware``: rank by log EI - alpha * log(predicted dollars), alpha cooling from ``cost_weight`` to 0
-    as the study's budget is spent (see ``cost_model``); off, the sampler is exactly plain EI.
+    as the study's budget is spent (see ``cost_model``); off, the sampler is exactly plain EI. A
+    searched instance type or market is then a resource chosen per configuration (``resource``),
+    priced exactly once ``set_rates`` gave the price of each placement.
+    Raises ``SpecError`` (field ``BayesSampler.<name>``) for an out-of-range setting.
     """
 
     def __init__(
