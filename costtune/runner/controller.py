@@ -34,6 +34,7 @@ from costtune.money import format_usd
 from costtune.providers.base import Provider, ProviderError, Status
 from costtune.runner.attempts import LiveAttempt, launch_request
 from costtune.runner.claims import Claims
+from costtune.runner.control import Control
 from costtune.runner.decisions import Decisions
 from costtune.runner.ending import LIMIT, Ending
 from costtune.runner.recovery import Recovery, catch_signals
@@ -54,7 +55,7 @@ _RECLAIM_S = 1.0  # on a wall clock, look for new work this often when the last 
 __all__ = ["RunStatus", "SweepController"]
 
 
-class SweepController(Decisions, Claims, Ending, Recovery):
+class SweepController(Decisions, Claims, Ending, Recovery, Control):
     def __init__(self, spec: SweepSpec, study: Study, provider: Provider, *,
                  on_event: Callable[[str], None] | None = None, workdir: str | None = None,
                  clock: Clock | None = None, trial_events: bool = True,
@@ -159,6 +160,7 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         durable = getattr(self.provider, "outlives_controller", True)
         while True:
             done = False
+            self._wait_while_paused()
             with nullcontext() if durable else self.store.batch():
                 until = time.perf_counter() + _GROUP_S
                 while True:
@@ -171,17 +173,18 @@ class SweepController(Decisions, Claims, Ending, Recovery):
                     if done:
                         break
                     self._advance()
-                    if durable or time.perf_counter() >= until:
+                    if durable or time.perf_counter() >= until or (self._paused and not self._live):
                         break
             if done and self._ended():  # outside the group's transaction: it may wait for others
                 return
 
     def _tick(self) -> list[LiveAttempt]:
+        paused = self._obey()
         for live in self._due():
             self._guarded(live, self._step)
         if not self._claimable and not self.virtual and time.monotonic() - self._claimed_at >= _RECLAIM_S:
             self._claimable = True  # another controller or `costtune enqueue` may have queued work
-        return self._fill()
+        return [] if paused else self._fill()
 
     def _step(self, live: LiveAttempt) -> None:
         if self._take_reports is not None:  # the simulator hands reports over as they are, not as lines
