@@ -33,7 +33,7 @@ FRACTIONS = (0.25, 0.5, 1.0)
 _INF_STANDIN = 1e18  # percentiles of lists holding inf, without inf - inf = nan
 
 
-RECIPES = ("cost", "cost/5", "asha/5")  # costtune configurations, described in ``sweep``
+RECIPES = ("cost", "cost/10", "asha")  # costtune configurations, described in ``sweep``
 
 
 def rung_usd(budget_usd: float) -> tuple[float, float]:
@@ -48,12 +48,13 @@ def sweep(workload: str, seed: int, budget_usd: float, recipe: str) -> dict:
     """The costtune sweep file (as a mapping) for one run.
 
     ``cost``: every trial runs to its end, proposed by the cost-aware Bayesian sampler (expected
-    improvement per predicted dollar, cooling as the budget is spent) with its defaults; ``cost/5``:
-    the same with 5 random start-up trials instead of 10; ``asha/5``: ``cost/5`` plus dollar-rung ASHA.
+    improvement per predicted dollar, cooling as the budget is spent; instance type chosen per
+    configuration) with its defaults (5 random start-up trials); ``cost/N``: the same with N random
+    start-up trials; ``asha``: ``cost`` plus dollar-rung ASHA.
     """
     sampler: dict = {"type": "bayes", "seed": seed, "cost_aware": True}
-    if recipe.endswith("/5"):
-        sampler["n_startup"] = 5
+    if "/" in recipe:
+        sampler["n_startup"] = int(recipe.split("/", 1)[1])
     scheduler: dict = {"type": "fifo"}
     if recipe.startswith("asha"):
         min_usd, max_usd = rung_usd(budget_usd)
@@ -133,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workloads", default=",".join(BUDGETS_USD), help="comma-separated subset")
     parser.add_argument("--costtune", default=",".join(RECIPES),
                         help=f"costtune recipes to run, comma-separated (default {','.join(RECIPES)})")
+    parser.add_argument("--optuna", default=",".join(METHODS),
+                        help=f"Optuna methods to run, comma-separated, or none (default {','.join(METHODS)})")
     parser.add_argument("--quick", action="store_true", help="3 seeds (overrides --seeds)")
     args = parser.parse_args(argv)
     seeds = 3 if args.quick else args.seeds
@@ -140,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     for w in workloads:
         if w not in BUDGETS_USD:
             parser.error(f"unknown workload {w!r}; known: {', '.join(BUDGETS_USD)}")
-    methods: list[str] = list(METHODS)
+    methods: list[str] = [m.strip() for m in args.optuna.split(",") if m.strip() and m.strip() != "none"]
+    for m in methods:
+        if m not in METHODS:
+            parser.error(f"unknown Optuna method {m!r}; known: {', '.join(METHODS)}")
     methods += [f"costtune-{s.strip()}" for s in args.costtune.split(",") if s.strip()]
 
     results: dict[str, dict[str, list[Curve]]] = {}
@@ -184,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             bests = " ".join(f"{_cell([best_at(c, f * budget) for c in curves]):<26}" for f in FRACTIONS)
             trials = float(np.median([len(c) for c in curves]))
             print(f"{method:<22} {hit:>5.0%}  {_cell(to_target, usd=True):<28} {bests} {trials:>6.0f}")
-        best_optuna = min(medians[m] for m in METHODS)
+        best_optuna = min((medians[m] for m in METHODS if m in medians), default=math.nan)
         for method in (m for m in by_method if m.startswith("costtune-")):
             ratio = medians[method] / best_optuna if math.isfinite(best_optuna) and best_optuna > 0 else math.nan
             print(f"{method}: median $ to target / best Optuna median = {ratio:.2f} (below 1: costtune cheaper)")

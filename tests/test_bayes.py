@@ -14,7 +14,7 @@ from scipy import optimize, special
 
 from costtune.errors import SpecError
 from costtune.history import FrozenTrial, History, Mode, TrialState
-from costtune.samplers import bayes as bayes_module
+from costtune.samplers import surrogate as surrogate_module
 from costtune.samplers.base import Sampler
 from costtune.samplers.bayes import BayesSampler
 from costtune.samplers.gp import GPFitError, LogNormalPrior, _neg_log_marginal, fit_gp, log_h
@@ -193,7 +193,7 @@ def test_falls_back_to_random_when_the_fit_fails(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise GPFitError("boom")
 
-    monkeypatch.setattr(bayes_module, "fit_gp", broken)
+    monkeypatch.setattr(surrogate_module, "fit_gp", broken)
     history = history_of(BRANIN, branin, 20)
     with caplog.at_level(logging.WARNING, logger="costtune.samplers.bayes"):
         got = BayesSampler(n_startup=5).suggest(BRANIN, history, np.random.default_rng(5))

@@ -13,10 +13,10 @@ import pytest
 
 from costtune.errors import SpecError
 from costtune.history import FrozenTrial, History, Mode, TrialState
-from costtune.samplers import cost_model as cost_module
 from costtune.samplers import make_sampler, sampler_config
-from costtune.samplers.bayes import BayesSampler, _Encoder
+from costtune.samplers.bayes import BayesSampler
 from costtune.samplers.cost_model import cost_exponent, cost_observations, fit_cost_penalty
+from costtune.samplers.encoding import Encoder
 from costtune.space import Categorical, SearchSpace, Uniform
 
 # "speed" buys nothing on the objective but makes every trial dearer: exp(4 * speed) dollars.
@@ -81,12 +81,12 @@ def test_cost_model_learns_a_categorical_and_a_slow_parameter() -> None:
     inst = history_of(INSTANCE, instance_cost, 12, seed=1)
     penalty = BayesSampler(cost_aware=True).cost_penalty(INSTANCE, inst)
     assert penalty is not None and penalty.alpha == 1.0
-    enc = _Encoder(INSTANCE)
+    enc = Encoder(INSTANCE)
     rows = np.array([enc.encode({"instance_type": t, "y": 0.5}) for t in ("small", "large")])
     np.testing.assert_allclose(np.exp(penalty.log_cost(rows)), [1.0, 10.0], rtol=0.1)
     speed = BayesSampler(cost_aware=True).cost_penalty(SPEED, history_of(SPEED, speed_cost, 12, seed=1))
     assert speed is not None
-    enc = _Encoder(SPEED)
+    enc = Encoder(SPEED)
     lc = speed.log_cost(np.array([enc.encode({"speed": s, "y": 0.5}) for s in (0.1, 0.5, 0.9)]))
     np.testing.assert_allclose(lc, [0.4, 2.0, 3.6], atol=0.3)
 
@@ -163,9 +163,9 @@ def test_a_failing_cost_fit_falls_back_to_plain_ei(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise np.linalg.LinAlgError("boom")
 
-    monkeypatch.setattr(cost_module, "fit_gp", broken)
     history = history_of(SPEED, speed_cost, 12, seed=5)
     aware = BayesSampler(n_startup=5, n_candidates=400, cost_aware=True)
+    monkeypatch.setattr(aware.cost_surrogate, "fit", broken)
     with caplog.at_level(logging.WARNING):
         got = aware.suggest(SPEED, history, np.random.default_rng(2))
     assert got == BayesSampler(n_startup=5, n_candidates=400).suggest(SPEED, history, np.random.default_rng(2))
@@ -173,7 +173,7 @@ def test_a_failing_cost_fit_falls_back_to_plain_ei(
 
 
 def test_cost_model_prefers_complete_trials_over_stopped_ones() -> None:
-    enc = _Encoder(SPEED).encode
+    enc = Encoder(SPEED).encode
     complete = history_of(SPEED, speed_cost, 3, seed=6)
     stopped = history_of(SPEED, lambda c: speed_cost(c) // 4, 4, seed=7, state=TrialState.STOPPED)
     renumbered = tuple(
@@ -208,9 +208,11 @@ def test_config_json_round_trip() -> None:
     assert again == cfg
     sampler = make_sampler(again)
     assert isinstance(sampler, BayesSampler)
-    assert (sampler.cost_aware, sampler.cost_weight, sampler.n_startup) == (True, 0.5, 10)
+    # cost-aware start-up trials are paid for: 5 by default (plain bayes keeps 10), stored with the study
+    assert (sampler.cost_aware, sampler.cost_weight, sampler.n_startup) == (True, 0.5, 5)
     default = sampler_config({"type": "bayes", "seed": 3, "cost_aware": True}, SPEED)
     assert default["cost_weight"] == 1.0 and make_sampler(json.loads(json.dumps(default))).cost_weight == 1.0
+    assert sampler_config({"type": "bayes", "cost_aware": True, "n_startup": 12}, SPEED)["n_startup"] == 12
 
 
 @pytest.mark.parametrize(

@@ -115,6 +115,10 @@ class SweepController(Decisions, Claims, Ending, Recovery, Control, Admission):
 
             inner = study.sampler if spec.sampler["type"] == "bayes" else make_sampler({"type": "bayes"})
             study.sampler = RungModelSampler(inner, self.rungs, min_points=spec.scheduler.get("min_points"))
+        set_rates = getattr(getattr(study.sampler, "inner", study.sampler), "set_rates", None)
+        if set_rates is not None and (spec.resources.instance_choices or spec.resources.market_choices):
+            res = spec.resources  # a cost-aware sampler then learns each placement's speed, not its price
+            set_rates(lambda params: res.rate_for(*res.placement(params)))
         self._max_trials = self._trial_limit()
         self._setup_policies(calendar)
 

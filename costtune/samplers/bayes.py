@@ -1,29 +1,34 @@
 """Bayesian optimisation: a Gaussian-process surrogate and log expected improvement.
 
-Configurations live in the unit cube: numeric parameters through their distribution's ``to_unit`` map
-(so log scales and priors shape the geometry), unordered choices as one-hot blocks. The sampler keeps no
-state between calls; everything is rebuilt from the ``History`` and the ``rng`` it is handed, so a
-seeded sweep is reproducible whatever the worker count. Whenever the model cannot be used (too few
-trials, a numerical failure, a config it cannot decode) it falls back to ``space.sample(rng)``: a
-sweep must never die because of its surrogate.
+Configurations live in the unit cube (``encoding.py``). What the sampler proposes depends only on the
+``History`` and the ``rng`` it is handed, so a seeded sweep is reproducible whatever the worker count;
+the only state it keeps is memoised work (encoded configurations, fitted hyperparameters, see
+``surrogate.py``) that makes a suggestion at 1,000 trials cost tens of milliseconds, not seconds.
+Whenever the model cannot be used (too few trials, a numerical failure, a config it cannot decode) it
+falls back to ``space.sample(rng)``: a sweep must never die because of its surrogate. With
+``cost_aware`` and a searched instance type or market, see ``resource.py``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-import numbers
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import optimize
 
-from costtune.errors import CosttuneError, SpecError
+from costtune.errors import SpecError
 from costtune.history import History, Mode
 from costtune.samplers.cost_model import CostPenalty, cost_exponent, fit_cost_penalty
-from costtune.samplers.gp import GaussianProcess, fit_gp, log_expected_improvement, single_threaded_blas
-from costtune.samplers.novelty import taken_keys, untried
+from costtune.samplers.encoding import ONEHOT, Encoder, is_real
+from costtune.samplers.gp import GaussianProcess, log_expected_improvement, single_threaded_blas
+from costtune.samplers.novelty import finite_size, taken_keys, untried
+from costtune.samplers.resource import CheapestPenalty, ResourceCost, resource_split
+from costtune.samplers.surrogate import Surrogate
 
 if TYPE_CHECKING:
     from costtune.space import SearchSpace
@@ -32,138 +37,8 @@ __all__ = ["BayesSampler"]
 
 _logger = logging.getLogger(__name__)
 
-_CONTINUOUS, _ORDINAL, _ONEHOT = "continuous", "ordinal", "onehot"
+Penalty = CostPenalty | CheapestPenalty  # what log EI is reduced by: alpha * log predicted dollars
 _ENUMERATE_CANDIDATES = 4096  # finite spaces up to this size have every untried point scored
-
-
-@dataclass(frozen=True)
-class _Block:
-    name: str
-    dist: Any
-    kind: str
-    start: int
-    width: int
-    options: tuple[Any, ...] = ()
-
-
-def _is_real(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
-
-
-def _plain(v: Any) -> Any:
-    """numpy scalars to Python ones, so configs serialise and compare like user input."""
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _index_of(options: tuple[Any, ...], value: Any) -> int | None:
-    loose = None
-    for i, o in enumerate(options):
-        try:
-            equal = bool(o == value)
-        except (TypeError, ValueError):
-            continue
-        if equal:
-            if type(o) is type(value):
-                return i  # prefer an exact-type match: True == 1 must not pick option 1 over True
-            loose = i if loose is None else loose
-    return loose
-
-
-class _Encoder:
-    """Maps configurations to rows of [0, 1]^dim and back."""
-
-    def __init__(self, space: SearchSpace) -> None:
-        self.space = space
-        self.blocks: list[_Block] = []
-        col = 0
-        for name, dist in space.items():
-            options = getattr(dist, "options", None)
-            ordered = (
-                options is not None
-                and getattr(dist, "kind", "") == "values"
-                and all(_is_real(o) for o in options)
-            )
-            if options is not None and not ordered:
-                self.blocks.append(_Block(name, dist, _ONEHOT, col, len(options), tuple(options)))
-                col += len(options)
-            else:
-                kind = _ORDINAL if getattr(dist, "is_discrete", False) or ordered else _CONTINUOUS
-                self.blocks.append(_Block(name, dist, kind, col, 1))
-                col += 1
-        self.dim = col
-        self.continuous_cols = np.array([b.start for b in self.blocks if b.kind == _CONTINUOUS], dtype=int)
-        self.numeric_cols = np.array([b.start for b in self.blocks if b.kind != _ONEHOT], dtype=int)
-        self._snap_cache: dict[str, dict[Any, float]] = {}
-
-    def encode(self, params: dict[str, Any]) -> np.ndarray | None:
-        """None when the config does not belong to this space (e.g. the space was edited mid-study)."""
-        row = np.zeros(self.dim)
-        for b in self.blocks:
-            if b.name not in params:
-                return None
-            value = params[b.name]
-            try:
-                if not b.dist.contains(value):
-                    return None
-                if b.kind == _ONEHOT:
-                    idx = _index_of(b.options, value)
-                    if idx is None:
-                        return None
-                    row[b.start + idx] = 1.0
-                    continue
-                u = float(b.dist.to_unit(value))
-            except (TypeError, ValueError, ArithmeticError, CosttuneError):
-                return None
-            if not math.isfinite(u):
-                return None
-            row[b.start] = min(max(u, 0.0), 1.0)
-        return row
-
-    def random(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        x = rng.random((n, self.dim))
-        for b in self.blocks:
-            if b.kind == _ONEHOT:
-                x[:, b.start : b.start + b.width] = np.eye(b.width)[rng.integers(b.width, size=n)]
-        return self.snap(x)
-
-    def snap(self, x: np.ndarray) -> np.ndarray:
-        """Move every row onto a point the space can express, so the model scores what we would run."""
-        x = np.array(x, dtype=float)
-        x[:, self.numeric_cols] = np.clip(x[:, self.numeric_cols], 0.0, 1.0)
-        for b in self.blocks:
-            if b.kind == _ONEHOT:
-                block = x[:, b.start : b.start + b.width]
-                x[:, b.start : b.start + b.width] = np.eye(b.width)[np.argmax(block, axis=1)]
-            elif b.kind == _ORDINAL:
-                cache = self._snap_cache.setdefault(b.name, {})
-                col = x[:, b.start]
-                for i, u in enumerate(col):
-                    value = _plain(b.dist.from_unit(float(u)))
-                    if value not in cache:
-                        cache[value] = float(b.dist.to_unit(value))
-                    col[i] = cache[value]
-        return x
-
-    def decode(self, row: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
-        config: dict[str, Any] = {}
-        for b in self.blocks:
-            if b.kind == _ONEHOT:
-                config[b.name] = b.options[int(np.argmax(row[b.start : b.start + b.width]))]
-            else:
-                config[b.name] = self._from_unit(b.dist, float(row[b.start]), rng)
-        return config
-
-    @staticmethod
-    def _from_unit(dist: Any, u: float, rng: np.random.Generator) -> Any:
-        # Unbounded priors (normal, gamma, ...) map the cube's faces to +-inf: retry just inside.
-        for lo in (0.0, 1e-9, 1e-6):
-            try:
-                value = _plain(dist.from_unit(min(max(u, lo), 1.0 - lo)))
-            except (ValueError, ArithmeticError, CosttuneError):
-                continue
-            if (not isinstance(value, float) or math.isfinite(value)) and dist.contains(value):
-                return value
-        return _plain(dist.sample(rng))
 
 
 def _transform_targets(y: np.ndarray) -> np.ndarray:
@@ -187,10 +62,14 @@ class BayesSampler:
     ``n_candidates``: uniform random candidates scored per suggestion; half as many more are drawn
     around the best trials, and the ``n_polish`` best are refined by L-BFGS-B on continuous dims.
     ``xi``: EI margin in standardised units (0 = plain EI; raise it to explore more).
-    ``max_observations``: cap on the points the GP sees (best half plus the most recent), keeping the
-    cubic fit cost bounded in long studies.
+    ``max_observations``: cap on the points the GP's posterior sees and ``hyper_cap`` on those its
+    hyperparameters are fitted on (best, most recent and space-filling thirds; see ``surrogate``),
+    keeping the cubic cost bounded in long studies.
     ``cost_aware``: rank by log EI - alpha * log(predicted dollars), alpha cooling from ``cost_weight`` to 0
-    as the study's budget is spent (see ``cost_model``); off, the sampler is exactly plain EI.
+    as the study's budget is spent (see ``cost_model``); off, the sampler is exactly plain EI. A
+    searched instance type or market is then a resource chosen per configuration (``resource``),
+    priced exactly once ``set_rates`` gave the price of each placement.
+    Raises ``SpecError`` (field ``BayesSampler.<name>``) for an out-of-range setting.
     """
 
     def __init__(
@@ -201,7 +80,8 @@ class BayesSampler:
         n_polish: int = 5,
         xi: float = 0.0,
         n_restarts: int = 2,
-        max_observations: int = 300,
+        max_observations: int = 256,
+        hyper_cap: int = 128,
         cost_aware: bool = False,
         cost_weight: float = 1.0,
     ) -> None:
@@ -212,8 +92,9 @@ class BayesSampler:
             "xi": (xi, math.isfinite(xi) and xi >= 0.0),
             "n_restarts": (n_restarts, n_restarts >= 0),
             "max_observations": (max_observations, max_observations >= 2),
+            "hyper_cap": (hyper_cap, hyper_cap >= 2),
             "cost_aware": (cost_aware, isinstance(cost_aware, bool)),
-            "cost_weight": (cost_weight, _is_real(cost_weight) and 0.0 < cost_weight <= 1.0),
+            "cost_weight": (cost_weight, is_real(cost_weight) and 0.0 < cost_weight <= 1.0),
         }
         for name, (value, ok) in checks.items():
             if not ok:
@@ -224,15 +105,21 @@ class BayesSampler:
         self.xi = xi
         self.n_restarts = n_restarts
         self.max_observations = max_observations
+        self.hyper_cap = hyper_cap
         self.cost_aware = cost_aware
         self.cost_weight = float(cost_weight)
+        self.surrogate = Surrogate(max_observations=max_observations, hyper_cap=hyper_cap, n_restarts=n_restarts)
+        self.cost_surrogate = Surrogate(max_observations=max_observations, hyper_cap=hyper_cap, n_restarts=n_restarts)
+        self._encoders: dict[str, Encoder] = {}
+        self._rate: Callable[[dict[str, Any]], float] | None = None
+        self._encoder_lock = threading.Lock()
 
     def __repr__(self) -> str:
         cost = f", cost_aware=True, cost_weight={self.cost_weight}" if self.cost_aware else ""
         return (
             f"BayesSampler(n_startup={self.n_startup}, n_candidates={self.n_candidates}, "
             f"n_polish={self.n_polish}, xi={self.xi}, n_restarts={self.n_restarts}, "
-            f"max_observations={self.max_observations}{cost})"
+            f"max_observations={self.max_observations}, hyper_cap={self.hyper_cap}{cost})"
         )
 
     def cost_penalty(self, space: SearchSpace, history: History) -> CostPenalty | None:
@@ -240,17 +127,35 @@ class BayesSampler:
         if not self.cost_aware:
             return None
         alpha = cost_exponent(history, self.cost_weight, self.n_startup)
-        encode, cap = _Encoder(space).encode, self.max_observations
-        return fit_cost_penalty(history, encode, alpha, n_restarts=self.n_restarts, max_observations=cap)
+        return fit_cost_penalty(history, self.encoder(space).encode, alpha, self.cost_surrogate)
+
+    def set_rates(self, rate: Callable[[dict[str, Any]], float] | None) -> None:
+        """Tell the sampler what a placement costs: ``rate(params)`` is the micro-dollars per hour of
+        the instance type and market a trial with ``params`` runs on (the controller knows the sweep's
+        price table). With it, a searched resource's cost model learns only speed; prices are exact."""
+        self._rate = rate
+
+    def encoder(self, space: SearchSpace) -> Encoder:
+        """The encoder of ``space``, kept while the space stays the same (its memo is the point)."""
+        key = json.dumps(space.to_dict(), sort_keys=True, default=str)
+        with self._encoder_lock:
+            if key not in self._encoders:
+                if len(self._encoders) >= 4:  # the space was edited: drop the old ones
+                    self._encoders.clear()
+                self._encoders[key] = Encoder(space)
+            return self._encoders[key]
 
     def suggest(self, space: SearchSpace, history: History, rng: np.random.Generator) -> dict[str, Any]:
-        encoder = _Encoder(space)
+        split = resource_split(space) if self.cost_aware else None
+        if split is not None:
+            return self._suggest_with_resources(space, split[0], split[1], history, rng)
+        encoder = self.encoder(space)
         x, y = self._observations(encoder, history)
         if encoder.dim == 0 or len(y) < max(self.n_startup, 2):
             return space.sample(rng)
         try:
             with single_threaded_blas():
-                config = self._suggest_with_model(encoder, x, y, history, rng)
+                config = self._suggest_with_model(encoder, x, y, history, rng, self.cost_penalty(space, history))
             if space.contains(config):
                 return config
             _logger.warning("BayesSampler decoded %r outside the space; sampling at random", config)
@@ -258,7 +163,55 @@ class BayesSampler:
             _logger.warning("BayesSampler model failed; sampling at random", exc_info=True)
         return space.sample(rng)
 
-    def _observations(self, encoder: _Encoder, history: History) -> tuple[np.ndarray, np.ndarray]:
+    def _suggest_with_resources(self, space: SearchSpace, inner: SearchSpace,
+                                resources: dict[str, tuple[Any, ...]], history: History,
+                                rng: np.random.Generator) -> dict[str, Any]:
+        """Cost-aware with a searched instance type or market: see ``resource.py``."""
+        encoder = self.encoder(inner)
+        x, y = self._observations(encoder, history)
+        config: dict[str, Any] | None = None
+        cost: ResourceCost | None = None
+        try:
+            with single_threaded_blas():
+                cost = self._resource_cost(space, encoder, resources, history)
+                if len(y) >= max(self.n_startup, 2):
+                    alpha = cost_exponent(history, self.cost_weight, self.n_startup)
+                    penalty = cost.penalty(alpha) if cost is not None and alpha > 0 else None
+                    config = self._suggest_with_model(encoder, x, y, history, rng, penalty)
+                    if not inner.contains(config):
+                        _logger.warning("BayesSampler decoded %r outside the space; sampling at random", config)
+                        config = None
+        except Exception:  # the surrogate is an optimisation, never a reason to stop a sweep
+            _logger.warning("BayesSampler model failed; sampling at random", exc_info=True)
+            cost = None
+        if config is None:
+            config = inner.sample(rng)
+        row = encoder.encode(config)
+        if cost is not None and row is not None:
+            config.update(cost.choose(row))
+        else:
+            config.update({name: choices[int(rng.integers(len(choices)))] for name, choices in resources.items()})
+        return {name: config[name] for name in space.names}
+
+    def _resource_cost(self, space: SearchSpace, inner: Encoder, resources: dict[str, tuple[Any, ...]],
+                       history: History) -> ResourceCost | None:
+        full = self.encoder(space)
+        log_prices: tuple[float, ...] = ()
+        rate = self._rate
+        if rate is not None:
+            try:
+                combos = ResourceCost(full, inner, None, resources).combos  # type: ignore[arg-type]
+                log_prices = tuple(math.log(float(rate(c)) / 1e6) for c in combos)
+                if not all(math.isfinite(p) for p in log_prices) or not all(
+                        float(rate(t.params)) > 0 for t in history.trials if t.cost_micros > 0):
+                    raise ValueError("a placement without a positive price")
+            except Exception:  # an unpriced placement: learn dollars instead of hours
+                _logger.debug("no usable price per placement; the cost model learns dollars", exc_info=True)
+                log_prices, rate = (), None
+        model = fit_cost_penalty(history, full.encode, 1.0, self.cost_surrogate, rate=rate)
+        return None if model is None else ResourceCost(full, inner, model, resources, log_prices)
+
+    def _observations(self, encoder: Encoder, history: History) -> tuple[np.ndarray, np.ndarray]:
         """Finished trials as (rows, values to minimise), skipping NaN/inf and foreign configs."""
         rows: list[np.ndarray] = []
         values: list[float] = []
@@ -276,29 +229,17 @@ class BayesSampler:
             return np.zeros((0, encoder.dim)), np.zeros(0)
         return np.array(rows), np.array(values)
 
-    def _subset(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if len(y) <= self.max_observations:
-            return x, y
-        n_best = self.max_observations // 2
-        keep = set(np.argsort(y, kind="stable")[:n_best].tolist())
-        for i in range(len(y) - 1, -1, -1):
-            if len(keep) >= self.max_observations:
-                break
-            keep.add(i)
-        idx = np.array(sorted(keep))
-        return x[idx], y[idx]
-
     def _suggest_with_model(
         self,
-        encoder: _Encoder,
+        encoder: Encoder,
         x_all: np.ndarray,
         y_all: np.ndarray,
         history: History,
         rng: np.random.Generator,
+        cost: Penalty | None = None,
     ) -> dict[str, Any]:
-        x, y = self._subset(x_all, y_all)
-        yt = _transform_targets(y)
-        model = fit_gp(x, yt, rng, n_restarts=self.n_restarts)
+        model, _ = self.surrogate.fit(x_all, y_all, _transform_targets)
+        x, yt = model.x, model.y
         best = float(yt.min())
         pending = [r for r in (encoder.encode(t.params) for t in history.running()) if r is not None]
         if pending:
@@ -307,10 +248,10 @@ class BayesSampler:
             # parallel workers spread out instead of piling onto the same promising spot.
             believed, _ = model.predict(xp)
             model = model.condition_on(xp, np.maximum(believed, float(np.median(yt))))
-        cost = self.cost_penalty(encoder.space, history)
         cands = self._candidates(encoder, x, yt, model, rng)
         taken_configs = [t.params for t in history.trials]  # every state: tried, running, queued
-        fresh = untried(encoder.space, taken_keys(encoder.space, taken_configs), limit=_ENUMERATE_CANDIDATES)
+        small = (finite_size(encoder.space) or _ENUMERATE_CANDIDATES + 1) <= _ENUMERATE_CANDIDATES
+        fresh = untried(encoder.space, taken_keys(encoder.space, taken_configs)) if small else None
         rows = [r for r in (encoder.encode(c) for c in fresh or []) if r is not None]
         if rows:  # a small finite space: score every untried configuration, not only the random ones
             cands = np.vstack([cands, np.array(rows)])
@@ -325,7 +266,7 @@ class BayesSampler:
         return encoder.decode(row, rng)
 
     def _score(
-        self, model: GaussianProcess, cands: np.ndarray, best: float, cost: CostPenalty | None = None
+        self, model: GaussianProcess, cands: np.ndarray, best: float, cost: Penalty | None = None
     ) -> np.ndarray:
         mean, std = model.predict(cands)
         scores = log_expected_improvement(mean, std, best, self.xi)[0]
@@ -335,7 +276,7 @@ class BayesSampler:
 
     def _candidates(
         self,
-        encoder: _Encoder,
+        encoder: Encoder,
         x: np.ndarray,
         yt: np.ndarray,
         model: GaussianProcess,
@@ -355,7 +296,7 @@ class BayesSampler:
             mask[np.arange(n_local), rng.integers(cols.size, size=n_local)] = True
             local[:, cols] += mask * step * rng.standard_normal((n_local, cols.size))
         for b in encoder.blocks:
-            if b.kind == _ONEHOT:
+            if b.kind == ONEHOT:
                 flip = rng.random(n_local) < 0.15
                 fresh = np.eye(b.width)[rng.integers(b.width, size=n_local)]
                 local[flip, b.start : b.start + b.width] = fresh[flip]
@@ -364,10 +305,10 @@ class BayesSampler:
     def _polish(
         self,
         model: GaussianProcess,
-        encoder: _Encoder,
+        encoder: Encoder,
         starts: np.ndarray,
         best: float,
-        cost: CostPenalty | None = None,
+        cost: Penalty | None = None,
     ) -> np.ndarray:
         """A short joint L-BFGS-B run on the continuous dims; discrete dims stay where the search put them."""
         cols = encoder.continuous_cols

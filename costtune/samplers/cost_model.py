@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 
 from costtune.history import FrozenTrial, History, TrialState
-from costtune.samplers.gp import GaussianProcess, fit_gp
+from costtune.samplers.gp import GaussianProcess
+from costtune.samplers.surrogate import Surrogate
 
-__all__ = ["MIN_COST_OBSERVATIONS", "CostPenalty", "cost_exponent", "cost_observations", "fit_cost_penalty"]
+__all__ = ["MIN_COST_OBSERVATIONS", "RESOURCE_PARAMS", "CostPenalty", "cost_data", "cost_exponent",
+           "cost_observations", "fit_cost_penalty"]
 
 _logger = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ MIN_COST_OBSERVATIONS = 3
 _COST_FIT_SEED = 0x0C057
 
 Encode = Callable[[dict[str, Any]], "np.ndarray | None"]
+Rate = Callable[[dict[str, Any]], float]  # params -> micro-dollars per hour of their placement
 
 
 def cost_exponent(history: History, cost_weight: float, n_startup: int) -> float:
@@ -68,35 +71,105 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def cost_observations(history: History, encode: Encode, max_observations: int = 300) -> tuple[np.ndarray, np.ndarray]:
-    """Encoded rows and log-dollar costs of finished trials that were charged.
+def cost_observations(history: History, encode: Encode,
+                      max_observations: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Encoded rows and log full-trial dollars of every charged trial; see ``cost_data``."""
+    rows, log_cost, _ = cost_data(history, encode, max_observations)
+    return rows, log_cost
 
-    Trials a rung scheduler stopped early cost less than a full run of the same config would; they are
-    used only until there are enough complete trials to learn from.
+
+def cost_data(history: History, encode: Encode, max_observations: int | None = None,
+              rate: Rate | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(rows, log dollars of a full trial, how many leading rows are finished trials).
+
+    With ``rate`` (params -> micro-dollars per hour of the placement they run on), the values are
+    log *hours* of a full trial instead: the price is known exactly, only the speed is learnt.
+
+    Complete trials count as they were billed. A trial that is still running or was stopped early,
+    after ``k`` of the ``K`` steps complete trials run, is projected to a full trial from what it has
+    been billed so far: ``A + (cost - A) * K / k``, where ``A`` is the start-up bill of its instance
+    type and market (the intercept of cost against steps over that resource's trials, clipped to
+    [0, 0.9 x its cheapest trial]; 0 until it has trials at two step counts), so the model
+    learns from every report, not only from finished trials. Trials without step counts cannot be
+    projected: stopped ones are used only while there are fewer than three complete trials, running
+    ones not at all. Finished trials come first (in trial order), then running ones, so the leading
+    rows, on which the hyperparameters are fitted, do not move as running trials report.
     """
-    charged = [
-        t
-        for t in sorted(history.trials, key=lambda t: t.number)
-        if t.state in (TrialState.COMPLETE, TrialState.STOPPED) and t.cost_micros > 0
-    ]
+    trials = sorted(history.trials, key=lambda t: t.number)
+    charged = [t for t in trials if t.state in _CHARGED and t.cost_micros > 0]
     complete = [t for t in charged if t.state == TrialState.COMPLETE]
-    pairs = _encoded(complete, encode)
-    if len(pairs) < MIN_COST_OBSERVATIONS:
-        pairs = _encoded(charged, encode)
-    pairs = pairs[-max_observations:]  # the most recent: prices and code change over a long study
+    full_steps = max((_steps(t) or 0 for t in (complete or charged)), default=0)
+    startup = _startup_micros([t for t in charged if _steps(t)])
+    finished: list[tuple[FrozenTrial, float]] = []
+    running: list[tuple[FrozenTrial, float]] = []
+    for t in charged:
+        k = _steps(t)
+        if t.state == TrialState.COMPLETE or (k is not None and k >= full_steps):
+            cost = float(t.cost_micros)
+        elif k is not None and full_steps > 0:
+            a = startup.get(_resource(t), 0.0)
+            cost = a + (t.cost_micros - a) * full_steps / k
+        elif t.state == TrialState.STOPPED and len(complete) < MIN_COST_OBSERVATIONS:
+            cost = float(t.cost_micros)
+        else:
+            continue
+        if rate is not None:
+            cost = cost / rate(t.params)
+        (running if t.state == TrialState.RUNNING else finished).append((t, cost))
+    if max_observations is not None:  # the most recent: prices and code change over a long study
+        finished = finished[-max_observations:]
+        running = running[-max_observations:]
+    pairs = _encoded(finished, encode)
+    n_finished = len(pairs)
+    pairs += _encoded(running, encode)
     if not pairs:
-        return np.zeros((0, 0)), np.zeros(0)
+        return np.zeros((0, 0)), np.zeros(0), 0
     rows, costs = zip(*pairs, strict=True)
-    return np.array(rows), np.log(np.array(costs) / 1_000_000)
+    return np.array(rows), np.log(np.array(costs) / 1_000_000), n_finished
 
 
-def _encoded(trials: list[FrozenTrial], encode: Encode) -> list[tuple[np.ndarray, int]]:
-    out = []
+_CHARGED = (TrialState.COMPLETE, TrialState.STOPPED, TrialState.RUNNING)
+# The names spec/resources.py gives a searched instance type and market (INSTANCE_PARAM, MARKET_PARAM).
+RESOURCE_PARAMS = ("instance_type", "market")
+
+
+def _steps(t: FrozenTrial) -> int | None:
+    """Steps done: reports are numbered from 0."""
+    return None if t.last_step is None or t.last_step < 0 else t.last_step + 1
+
+
+def _resource(t: FrozenTrial) -> tuple[str, ...]:
+    return tuple(repr(t.params.get(name)) for name in RESOURCE_PARAMS)
+
+
+def _startup_micros(trials: list[FrozenTrial]) -> dict[tuple[str, ...], float]:
+    """Per resource, the intercept of billed cost against steps done (least squares), clipped."""
+    groups: dict[tuple[str, ...], list[tuple[int, int]]] = {}
     for t in trials:
+        groups.setdefault(_resource(t), []).append((_steps(t) or 0, t.cost_micros))
+    out = {}
+    for key, points in groups.items():
+        k = np.array([p[0] for p in points], dtype=float)
+        c = np.array([p[1] for p in points], dtype=float)
+        if len(np.unique(k)) < 2:
+            continue
+        _, intercept = np.polyfit(k, c, 1)
+        if math.isfinite(intercept):
+            out[key] = float(min(max(intercept, 0.0), 0.9 * c.min()))
+    return out
+
+
+def _encoded(trials: list[tuple[FrozenTrial, float]], encode: Encode) -> list[tuple[np.ndarray, float]]:
+    out = []
+    for t, cost in trials:
         row = encode(t.params)
         if row is not None:
-            out.append((row, t.cost_micros))
+            out.append((row, cost))
     return out
+
+
+def _standardise(v: np.ndarray) -> np.ndarray:
+    return (v - float(np.mean(v))) / (float(np.std(v)) or 1.0)
 
 
 @dataclass(frozen=True)
@@ -110,8 +183,7 @@ class CostPenalty:
 
     def log_cost(self, x: np.ndarray) -> np.ndarray:
         """Predicted mean of log dollars (the median cost, under the model's log-normal view)."""
-        mean, _ = self.gp.predict(x)
-        return self.loc + self.scale * mean
+        return self.loc + self.scale * self.gp.predict_mean(x)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         value = self.alpha * self.log_cost(x)
@@ -127,22 +199,30 @@ def fit_cost_penalty(
     history: History,
     encode: Encode,
     alpha: float,
-    *,
-    n_restarts: int = 2,
-    max_observations: int = 300,
+    surrogate: Surrogate | None = None,
+    rate: Rate | None = None,
 ) -> CostPenalty | None:
-    """The penalty to apply, or None when there is none to apply (alpha 0, too little data, equal costs)."""
+    """The penalty to apply, or None when there is none to apply (alpha 0, too little data, equal costs).
+
+    ``surrogate`` fits the GP (bounded training set, memoised hyperparameters); a default one when None.
+    With ``rate`` the GP models log hours (``cost_data``) and the caller adds the log price.
+    """
     if not alpha > 0.0:
         return None
     try:
-        x, log_cost = cost_observations(history, encode, max_observations)
+        x, log_cost, n_finished = cost_data(history, encode, rate=rate)
         if len(log_cost) < MIN_COST_OBSERVATIONS:
             return None
-        loc = float(np.mean(log_cost))
-        scale = float(np.std(log_cost))
-        if not (math.isfinite(loc) and math.isfinite(scale)) or scale < 1e-9:
+        if float(np.std(log_cost)) < 1e-9:
             return None  # every trial cost the same: nothing to trade against
-        gp = fit_gp(x, (log_cost - loc) / scale, np.random.default_rng(_COST_FIT_SEED), n_restarts=n_restarts)
+        fitter = surrogate or Surrogate()
+        # Each training subset is standardised on its own, so the hyperparameter data (and the memo's
+        # key) stays the same between refit points. The cost has no "better" end: the subset's first
+        # third is simply the cheapest trials.
+        gp, keep = fitter.fit(x, log_cost, _standardise, seed=_COST_FIT_SEED, stable=n_finished)
+        loc, scale = float(np.mean(log_cost[keep])), float(np.std(log_cost[keep])) or 1.0
+        if not (math.isfinite(loc) and math.isfinite(scale)):
+            return None
         return CostPenalty(gp, loc, scale, float(alpha))
     except Exception:  # the cost model refines EI; losing it must never cost a suggestion
         _logger.warning("cost model could not be fitted; using plain expected improvement", exc_info=True)

@@ -8,6 +8,7 @@ Inputs are rows of [0, 1]^d; targets are expected to be standardised by the call
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import threading
 from collections.abc import Iterator
@@ -143,15 +144,23 @@ class LogNormalPrior:
 class GaussianProcess:
     """Posterior of a constant-mean GP with a Matern-5/2 ARD kernel and Gaussian noise."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, params: GPParams) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, params: GPParams, *, refit_mean: bool = False) -> None:
+        """``refit_mean``: replace ``params.mean`` by its generalised-least-squares estimate on these
+        points (clipped to ``MEAN_BOUNDS``), for hyperparameters fitted on other data."""
         self.x = np.asarray(x, dtype=float)
         self.y = np.asarray(y, dtype=float)
-        self.params = params
         self._inv_ls = 1.0 / params.lengthscales
         self._signal = math.exp(params.log_signal)
         r = np.sqrt(_scaled_sqdist(self.x, self.x, self._inv_ls))
         k = self._signal * matern52(r) + math.exp(params.log_noise) * np.eye(len(self.x))
         self._chol = robust_cholesky(k)
+        if refit_mean and len(self.y):
+            kinv_one = linalg.cho_solve((self._chol, True), np.ones(len(self.y)), check_finite=False)
+            denom = float(kinv_one.sum())
+            if denom > 0 and math.isfinite(denom):
+                mean = float(np.clip(kinv_one @ self.y / denom, *MEAN_BOUNDS))
+                params = dataclasses.replace(params, mean=mean)
+        self.params = params
         self._alpha = linalg.cho_solve((self._chol, True), self.y - params.mean)
 
     def condition_on(self, x_new: np.ndarray, y_new: np.ndarray) -> GaussianProcess:
@@ -161,6 +170,11 @@ class GaussianProcess:
     def _cross(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r = np.sqrt(_scaled_sqdist(xs, self.x, self._inv_ls))
         return r, self._signal * matern52(r)
+
+    def predict_mean(self, xs: np.ndarray) -> np.ndarray:
+        """Posterior mean only (no triangular solve): what a point estimate needs."""
+        _, ks = self._cross(np.atleast_2d(xs))
+        return self.params.mean + ks @ self._alpha
 
     def predict(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of the latent (noise-free) function."""

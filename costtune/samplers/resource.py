@@ -1,0 +1,139 @@
+"""Resource dimensions (instance type, market) in cost-aware Bayesian optimisation.
+
+When the sweep searches the instance type or the market, the cost-aware sampler treats them as what
+they are: they decide how fast and how dear a trial is, not what it learns. So the objective's GP is
+fitted on the other parameters only (a trial's loss on a c5 and on a g4dn counts as the same
+configuration's), the acquisition ranks a configuration by its expected improvement per dollar *on
+its cheapest resource*, and the resource is then chosen for that configuration as the one whose
+predicted cost is lowest, optimistically (mean - one standard deviation of the cost GP, so a type
+the study knows little about still gets tried). The choice stays cost-driven when the cost weight
+has cooled to 0: an instance 5x pricier and no faster never becomes a coin flip.
+
+The cost GP (``cost_model``) sees the resource as one-hot columns next to the configuration, so a
+per-type price x speed factor is learnt across configurations while a speed-up that only some
+configurations get (a GPU for large matrices) is learnt as an interaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from costtune.samplers.cost_model import RESOURCE_PARAMS, CostPenalty
+from costtune.samplers.encoding import Encoder
+
+if TYPE_CHECKING:
+    from costtune.space import SearchSpace
+
+__all__ = ["RESOURCE_PARAMS", "ResourceCost", "resource_split"]
+
+_OPTIMISM = 1.0  # standard deviations of the cost GP subtracted when choosing a resource
+
+
+def resource_split(space: SearchSpace) -> tuple[SearchSpace, dict[str, tuple[Any, ...]]] | None:
+    """(the space without resource dimensions, each resource dimension's choices); None when the space
+    searches no resource or has nothing else (then there is no configuration to separate)."""
+    from costtune.space import SearchSpace
+
+    resources = {
+        name: tuple(dist.options)
+        for name, dist in space.items()
+        if name in RESOURCE_PARAMS and getattr(dist, "options", None)
+    }
+    if not resources or len(resources) == len(space):
+        return None
+    return SearchSpace({n: d for n, d in space.items() if n not in resources}), resources
+
+
+@dataclass(frozen=True)
+class ResourceCost:
+    """The cost GP seen from the configuration's side: the cheapest resource per configuration row.
+
+    ``full``: the encoder of the whole space (configuration and resources); ``inner``: that of the
+    space without resources; ``model``: the fitted log-cost penalty (alpha 1) on ``full`` rows;
+    ``log_prices``: per resource combination (in ``combos`` order), the log price added to the model's
+    prediction when it models hours rather than dollars (empty: it models dollars).
+    """
+
+    full: Encoder
+    inner: Encoder
+    model: CostPenalty
+    resources: dict[str, tuple[Any, ...]]
+    log_prices: tuple[float, ...] = ()
+
+    @property
+    def combos(self) -> list[dict[str, Any]]:
+        names = list(self.resources)
+        return [dict(zip(names, values, strict=True)) for values in itertools.product(*self.resources.values())]
+
+    def _rows(self, inner_rows: np.ndarray, combo: dict[str, Any]) -> np.ndarray:
+        """Full-space rows: ``inner_rows`` (m, inner.dim) with the resource columns of ``combo``."""
+        out = np.zeros((len(inner_rows), self.full.dim))
+        inner_blocks = {b.name: b for b in self.inner.blocks}
+        for b in self.full.blocks:
+            if b.name in combo:
+                out[:, b.start + b.options.index(combo[b.name])] = 1.0
+            else:
+                ib = inner_blocks[b.name]
+                out[:, b.start : b.start + b.width] = inner_rows[:, ib.start : ib.start + ib.width]
+        return out
+
+    def _columns(self) -> np.ndarray:
+        """For each inner column, its column in the full encoding."""
+        full_blocks = {b.name: b for b in self.full.blocks}
+        cols = []
+        for b in self.inner.blocks:
+            fb = full_blocks[b.name]
+            cols.extend(range(fb.start, fb.start + fb.width))
+        return np.array(cols, dtype=int)
+
+    def log_costs(self, inner_rows: np.ndarray, optimism: float = 0.0) -> np.ndarray:
+        """(m, combos) predicted log dollars of each row on each resource combination, minus
+        ``optimism`` standard deviations."""
+        out = []
+        for i, combo in enumerate(self.combos):
+            rows = self._rows(inner_rows, combo)
+            price = self.log_prices[i] if self.log_prices else 0.0
+            if optimism:
+                mean, std = self.model.gp.predict(rows)
+                out.append(price + self.model.loc + self.model.scale * (mean - optimism * std))
+            else:
+                out.append(price + self.model.log_cost(rows))
+        return np.stack(out, axis=1)
+
+    def choose(self, inner_row: np.ndarray) -> dict[str, Any]:
+        """The resource combination to run a configuration on: lowest optimistic predicted cost."""
+        scores = self.log_costs(inner_row[None, :], optimism=_OPTIMISM)[0]
+        scores = np.where(np.isfinite(scores), scores, np.inf)
+        return self.combos[int(np.argmin(scores))]
+
+    def penalty(self, alpha: float) -> CheapestPenalty:
+        return CheapestPenalty(self, alpha)
+
+
+@dataclass(frozen=True)
+class CheapestPenalty:
+    """``alpha * log cost`` of a configuration on its cheapest resource: what log EI is reduced by."""
+
+    cost: ResourceCost
+    alpha: float
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        value = self.alpha * self.cost.log_costs(x).min(axis=1)
+        return np.where(np.isfinite(value), value, self.alpha * self.cost.model.loc)
+
+    def with_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logs = self.cost.log_costs(x)
+        best = np.argmin(np.where(np.isfinite(logs), logs, np.inf), axis=1)
+        cols = self.cost._columns()
+        grad = np.zeros_like(x, dtype=float)
+        combos = self.cost.combos
+        for k in np.unique(best):
+            sel = best == k
+            rows = self.cost._rows(x[sel], combos[int(k)])
+            _, dfull = self.cost.model.with_grad(rows)  # alpha 1: d log cost / d full row
+            grad[sel] = dfull[:, cols]
+        return self.alpha * logs[np.arange(len(x)), best], self.alpha * grad
