@@ -133,7 +133,7 @@ class Ending:
         """Why no new trial may start; ``held``: how many trials the study holds (read when None)."""
         limit = self._max_trials
         if held is None:
-            held = len(self.study.history().trials)
+            held = self.store.trial_count(self.study.id)
         trials = self.spec.budget.trials
         if trials is not None and held > trials:  # queued (enqueue, sampler.configs) while budget.trials was higher
             return (f"the study holds {plural(held, 'trial')}, more than budget.trials ({trials}): all have run "

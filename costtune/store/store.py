@@ -307,6 +307,12 @@ class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook,
             ).all()
             return [(o or "", hb) for o, hb in rows]
 
+    def trial_count(self, study_id: int) -> int:
+        """How many trials the study holds, in any state (one COUNT, no rows read)."""
+        with self._tx() as s:
+            return int(s.execute(select(func.count()).select_from(_TRIAL).where(_TRIAL.c.study_id == study_id))
+                       .scalar() or 0)
+
     def claim_next(
         self,
         study_id: int,
