@@ -4,7 +4,8 @@ A cloud adapter (AWS, GCP, Azure) only launches, describes and terminates instan
 ``RemoteProvider`` and implements four methods:
 
 - ``start_instance(request, key, user_data) -> instance id``: start one instance running
-  ``user_data`` (cloud-init), tagged with ``request.tags`` and ``key``; idempotent per ``key``.
+  ``user_data`` (cloud-init), tagged with ``request.tags`` and ``key``; idempotent per ``key``
+  (None while it waits for capacity: the adapter's ``poll`` fills ``handle.instance_id`` in later).
 - ``find_instance(key) -> instance id | None``: the instance launched with ``key``, if any (a
   retried launch after a crash adopts it instead of making a second one).
 - ``describe_instances(ids) -> {id: InstanceFacts}``: one batched call for every live instance.
@@ -70,6 +71,8 @@ class RemoteHandle:
     terminated: bool = False
     agent_done_at: float | None = None  # monotonic time the agent's exit was first seen
     lost: str | None = None  # why the controller gave up on the agent
+    note: str = ""  # where it runs (a cloud launch's placement and fail-over tries), for the attempt's note
+    reads: bool = True  # False for a stray found by listing: its lines are not read, its end not waited on
 
 
 def _ms(start: datetime, end: datetime) -> int:
@@ -99,8 +102,13 @@ class RemoteProvider:
         self._described = 0.0
         self._lock = threading.Lock()
 
+    @property
+    def grace(self) -> float:
+        """Seconds a stop may take before the instance is terminated from here (recovery waits this long)."""
+        return self.grace_s + 2 * self.heartbeat_s + self.describe_every_s
+
     # -- what an adapter implements ----------------------------------------------------------
-    def start_instance(self, request: LaunchRequest, key: str, user_data: str) -> str:
+    def start_instance(self, request: LaunchRequest, key: str, user_data: str) -> str | None:
         raise NotImplementedError
 
     def find_instance(self, key: str) -> str | None:
@@ -141,8 +149,9 @@ class RemoteProvider:
                     home=self.agent_home, shutdown_command=self.shutdown_command, metadata_url=self.metadata_url,
                     grace_s=self.grace_s, metadata_interval_s=self.metadata_interval_s,
                     heading=f"study {request.launch.study}, trial {request.launch.trial_number}")
-                instance_id = self.start_instance(request, idempotency_key, user_data)
-            self.store.set_remote_instance(attempt_id, instance_id)
+                instance_id = self.start_instance(request, idempotency_key, user_data) or None
+            if instance_id:  # None: the adapter is still waiting for capacity (its poll fills it in)
+                self.store.set_remote_instance(attempt_id, instance_id)
             handle = RemoteHandle(key=idempotency_key, attempt_id=attempt_id, instance_id=instance_id,
                                   output_dir=request.output_dir, tags=dict(request.tags))
             self._handles[idempotency_key] = handle
@@ -198,7 +207,7 @@ class RemoteProvider:
         now = datetime.now(UTC)
         start = (facts.launched_at if facts and facts.launched_at else None) or datetime.fromtimestamp(
             handle.launched, UTC)
-        unread = state is not None and handle.seq < state.next_seq
+        unread = handle.reads and state is not None and handle.seq < state.next_seq
         agent_done = state is not None and state.ended_at is not None
         if agent_done and handle.agent_done_at is None:
             handle.agent_done_at = time.monotonic()

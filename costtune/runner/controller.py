@@ -102,6 +102,7 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         self._launched_at_extension = -1  # status.launched when the plan last grew by an iteration
         self._spent_at_iteration = 0  # the ledger's spend when the current iteration began
         self._checkpoints = spec.resources.simulation.checkpoint if spec.resources.simulation else False
+        self._price_warnings: set[str] = set()
         if self.rungs is not None and self.rungs.kind == "bohb":
             from costtune.samplers import make_sampler
             from costtune.samplers.rung_model import RungModelSampler
@@ -176,6 +177,8 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         return self._fill()
 
     def _step(self, live: LiveAttempt) -> None:
+        if not live.placed:
+            self._place(live)
         if self._take_reports is not None:  # the simulator hands reports over as they are, not as lines
             self._read(live, self._take_reports(live.handle))
         else:
@@ -372,12 +375,35 @@ class SweepController(Decisions, Claims, Ending, Recovery):
             note = getattr(live.handle, "note", "")  # a cloud launch: where it runs, what was tried first
             if note:
                 self.store.set_attempt_note(live.attempt_id, note)
+            self._place(live)
             self._live[live.attempt_id] = live
             self._waiting_for = 0
             self.status.launched += 1
             self.status.running = len(self._live)
             if self._trial_events:
                 self._on_event(f"trial {live.number} started: {short_params(live.claimed.params)}")
+
+    def _place(self, live: LiveAttempt) -> None:
+        """Charge a cloud attempt at the rate of the offer it landed on (fail-over may have moved it to
+        another zone, or to on-demand); its deadline is re-aimed at that rate within what it reserved."""
+        place = getattr(self.provider, "placement", None)
+        got = place(live.handle) if place is not None else None
+        if place is not None and got is None:
+            return  # still waiting for capacity: asked again next tick
+        live.placed = True
+        if got is None:
+            return
+        if got.warning and got.warning not in self._price_warnings:
+            self._price_warnings.add(got.warning)
+            self._warn(got.warning)
+        if got.rate_micros_per_hour <= 0:
+            return  # the provider knows no better rate: the booked one stays
+        live.rate, live.market = got.rate_micros_per_hour, got.market
+        self.store.set_attempt_placement(live.attempt_id, rate_micros_per_hour=live.rate, market=got.market,
+                                         region=got.region)
+        note = "; ".join(n for n in (getattr(live.handle, "note", ""), f"charged {got.source}") if n)
+        self.store.set_attempt_note(live.attempt_id, note)
+        live.aim(self.billing, live.target, live.rung)
 
     def _charges(self) -> dict[int, tuple[int, int]]:
         out = {}

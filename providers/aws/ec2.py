@@ -201,6 +201,23 @@ class AwsProvider:
         answer = call(ec2.run_instances, "RunInstances", sleep=self.sleep, **params)
         return offer.region, answer["Instances"][0]
 
+    def remember_strikes(self, trial: tuple[str, str], strikes: int) -> None:
+        """Strikes a trial had before this controller started (kept in the store), toward on-demand."""
+        with self._lock:
+            self._strikes[trial] = max(self._strikes.get(trial, 0), strikes)
+
+    def find(self, key: str) -> list[tuple[str, dict[str, Any]]]:
+        """(region, instance) of every instance tagged with ``key``, earliest launch first."""
+        return self._find(key)
+
+    def describe_once(self, region: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One describe_instances (every page), without retries: the caller backs off on throttling."""
+        return self._describe_once(region, filters)
+
+    def terminate_ids(self, region: str, ids: list[str]) -> None:
+        """terminate_instances; an instance EC2 no longer knows is not an error."""
+        self._terminate(region, ids)
+
     def _adopt(self, region: str, instance: dict[str, Any], own: dict[str, str] | None = None) -> AwsHandle:
         own = own or tg.costtune_tags(instance)
         handle = AwsHandle(key=own.get("key", instance["InstanceId"]), instance_id=instance["InstanceId"],
