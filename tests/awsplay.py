@@ -71,6 +71,10 @@ class InstancePlayer:
         self.metadata[instance_id].notice = {"action": "terminate",
                                              "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
+    def pull_plug(self, instance_id: str) -> None:
+        """EC2 reclaims the spot instance at once, without a notice (its process is killed next tick)."""
+        preempt(instance_id, datetime.now(UTC))
+
     def log(self, instance_id: str) -> str:
         path = self.root / "instances" / f"{instance_id}.log"
         return path.read_text(errors="replace") if path.exists() else ""

@@ -192,22 +192,24 @@ def test_a_spot_sweep_runs_on_instances_reports_over_http_and_is_billed_from_ec2
     store.close()
 
 
-def test_a_spot_interruption_checkpoints_requeues_and_resumes_on_a_new_instance(world: dict[str, Any],
-                                                                               ec2: Any) -> None:
-    raw = sweep_raw(world, name="spot", trials=1, workers=1, steps=8, nap=0.3)
+def test_spot_interruptions_checkpoint_requeue_and_resume_on_new_instances(world: dict[str, Any], ec2: Any) -> None:
+    """The first instance gets a notice (the trial checkpoints to S3), the second is reclaimed by EC2 at
+    once (Server.SpotInstanceTermination, no notice); the third resumes from the checkpoint."""
+    raw = sweep_raw(world, name="spot", trials=1, workers=1, steps=10, nap=0.2)
     done = threading.Event()
     with InstancePlayer(ec2, world["tmp"]) as player:
         store = Store(world["db"])
 
-        def interrupt_first() -> None:
-            while not done.is_set():
-                remote = rows(store, RemoteAttemptRow)
-                if remote and remote[0].next_seq >= 3 and remote[0].instance_id:
-                    player.notice(remote[0].instance_id)
-                    return
+        def interrupt() -> None:
+            handled: set[int] = set()
+            while not done.is_set() and len(handled) < 2:
+                for row in rows(store, RemoteAttemptRow):
+                    if row.attempt_id not in handled and row.next_seq >= 3 and row.instance_id:
+                        (player.notice if not handled else player.pull_plug)(row.instance_id)
+                        handled.add(row.attempt_id)
                 time.sleep(0.05)
 
-        watcher = threading.Thread(target=interrupt_first, daemon=True)
+        watcher = threading.Thread(target=interrupt, daemon=True)
         watcher.start()
         try:
             study, status, store = run_in_process(world, raw)
@@ -215,13 +217,18 @@ def test_a_spot_interruption_checkpoints_requeues_and_resumes_on_a_new_instance(
             done.set()
     assert not player.errors
     attempts = sorted(rows(store, AttemptRow), key=lambda a: a.number)
-    assert [a.exit_reason for a in attempts] == ["preempted", "completed"], attempts
-    assert status.preemptions == 1 and attempts[0].cost_micros > 0  # the interrupted instance is charged
-    first = next(i for i in instances(ec2, "spot") if i["InstanceId"] == rows(store, RemoteAttemptRow)[0].instance_id)
-    assert first["StateReason"]["Code"] == "Server.SpotInstanceTermination"
+    assert [a.exit_reason for a in attempts] == ["preempted", "preempted", "completed"], attempts
+    assert status.preemptions == 2 and all(a.cost_micros > 0 for a in attempts)  # interrupted instances are charged
+    remote = {r.attempt_id: r for r in rows(store, RemoteAttemptRow)}
+    assert remote[attempts[0].id].how == "spot-interruption"  # the agent saw the notice
+    reclaimed = next(i for i in instances(ec2, "spot") if i["InstanceId"] == remote[attempts[1].id].instance_id)
+    assert reclaimed["StateReason"]["Code"] == "Server.SpotInstanceTermination"  # EC2's word alone
     check_billing(store, ec2, "spot")
     saved = session().client("s3").get_object(Bucket=BUCKET, Key="ckpt/spot/trial-0/state.json")["Body"].read()
-    resumed = [r.step for r in rows(store, ReportRow) if r.attempt_id == attempts[1].id]
-    assert resumed[0] == yaml.safe_load(saved)["step"] + 1 > 0  # the second instance restored the checkpoint
+    step = yaml.safe_load(saved)["step"]
+    first_log = (Path(study.history().trials[0].output_dir) / "stdout.log").read_text()
+    assert "checkpointed at step" in first_log  # SIGTERM reached the trial on the notice
+    resumed = [r.step for r in rows(store, ReportRow) if r.attempt_id == attempts[2].id]
+    assert resumed[0] == step + 1 > 0  # the last instance restored the checkpoint
     assert study.history().trials[0].state.value == "complete"
     store.close()
