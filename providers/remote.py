@@ -6,8 +6,9 @@ A cloud adapter (AWS, GCP, Azure) only launches, describes and terminates instan
 - ``start_instance(request, key, user_data) -> instance id``: start one instance running
   ``user_data`` (cloud-init), tagged with ``request.tags`` and ``key``; idempotent per ``key``
   (None while it waits for capacity: the adapter's ``poll`` fills ``handle.instance_id`` in later).
-- ``find_instance(key) -> instance id | None``: the instance launched with ``key``, if any (a
-  retried launch after a crash adopts it instead of making a second one).
+- ``find_instance(key, tags) -> instance id | None``: the instance launched with ``key`` (and the
+  request's store and study tags: keys repeat across stores), if any (a retried launch after a
+  crash adopts it instead of making a second one).
 - ``describe_instances(ids) -> {id: InstanceFacts}``: one batched call for every live instance.
 - ``terminate_instance(id)``: idempotent; ``list_instances(tags)`` for the reaper.
 
@@ -111,7 +112,7 @@ class RemoteProvider:
     def start_instance(self, request: LaunchRequest, key: str, user_data: str) -> str | None:
         raise NotImplementedError
 
-    def find_instance(self, key: str) -> str | None:
+    def find_instance(self, key: str, tags: dict[str, str]) -> str | None:
         raise NotImplementedError
 
     def describe_instances(self, instance_ids: list[str]) -> dict[str, InstanceFacts]:
@@ -139,7 +140,7 @@ class RemoteProvider:
             state = self.store.remote_state(attempt_id)
             instance_id = state.instance_id if state is not None else None
             if instance_id is None and state is not None:
-                instance_id = self.find_instance(idempotency_key)  # launched before a crash, never recorded
+                instance_id = self.find_instance(idempotency_key, request.tags)  # launched before a crash
             if instance_id is None:
                 token = secrets.token_urlsafe(32)
                 self.store.register_remote(attempt_id, token_sha256=hashlib.sha256(token.encode()).hexdigest(),

@@ -198,7 +198,7 @@ def test_an_aws_section_in_full(tmp_path, monkeypatch):
     assert r.rates["m5.large/spot-then-on-demand"] == r.rates["m5.large/on-demand"] >= west
 
 
-def test_run_refuses_aws_trials_before_the_store_opens(tmp_path, monkeypatch):
+def test_run_refuses_an_aws_sweep_instances_cannot_report_to_before_the_store_opens(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from costtune.cli.app import main
@@ -211,5 +211,6 @@ def test_run_refuses_aws_trials_before_the_store_opens(tmp_path, monkeypatch):
     monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     done = CliRunner().invoke(main, ["run", str(sweep), "--db", str(db)])
-    assert done.exit_code == 2 and "not wired" in done.output and done.exception.__class__ is SystemExit
+    assert done.exit_code == 2 and done.exception.__class__ is SystemExit
+    assert "server.public_url" in done.output and "instances cannot reach" in done.output
     assert not db.exists()

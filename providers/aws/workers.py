@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from costtune.providers.aws import tags as tg
-from costtune.providers.aws.ec2 import AwsHandle, AwsProvider
+from costtune.providers.aws.ec2 import AwsHandle, AwsProvider, key_scope
 from costtune.providers.aws.errors import boundary
 from costtune.providers.base import LaunchRequest, Placement, RetryableError, Status
 from costtune.providers.remote import InstanceFacts, RemoteHandle, RemoteProvider
@@ -91,8 +91,8 @@ class AwsWorkers(RemoteProvider):
         if attempt_id is not None and strikes:
             self.store.set_remote_strikes(attempt_id, strikes)
 
-    def find_instance(self, key: str) -> str | None:
-        found = self.ec2.find(key)
+    def find_instance(self, key: str, tags: dict[str, str]) -> str | None:
+        found = self.ec2.find(key, key_scope(tags))
         if not found:
             return None
         region, instance = found[0]
