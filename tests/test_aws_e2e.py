@@ -13,6 +13,7 @@ import dataclasses
 import io
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -231,4 +232,38 @@ def test_spot_interruptions_checkpoint_requeue_and_resume_on_new_instances(world
     resumed = [r.step for r in rows(store, ReportRow) if r.attempt_id == attempts[2].id]
     assert resumed[0] == step + 1 > 0  # the last instance restored the checkpoint
     assert study.history().trials[0].state.value == "complete"
+    store.close()
+
+
+def test_a_controller_killed_mid_sweep_leaves_nothing_running_unbilled_or_launched_twice(world: dict[str, Any],
+                                                                                      ec2: Any) -> None:
+    """`kill -9` of `costtune run` (and its worker API) while two instances run; the next `costtune run`
+    stops them (EC2 reports their end), bills them from EC2's times, re-queues their trials and finishes."""
+    raw = sweep_raw(world, name="crash", trials=2, workers=2, steps=20, nap=0.1)
+    sweep = world["tmp"] / "crash.yaml"
+    sweep.write_text(yaml.safe_dump(raw))
+    argv = [sys.executable, "-m", "costtune.cli", "run", str(sweep), "--db", world["db"], "--quiet"]
+    with InstancePlayer(ec2, world["tmp"]) as player:
+        first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        store = Store(world["db"])
+        until = time.monotonic() + 90
+        while sum(r.next_seq >= 3 for r in rows(store, RemoteAttemptRow)) < 2:
+            assert first.poll() is None and time.monotonic() < until, "the first run never got both trials going"
+            time.sleep(0.05)
+        first.kill()  # kill -9: no goodbye, the worker API goes with it
+        first.wait()
+        assert sum(i["State"]["Name"] == "running" for i in instances(ec2, "crash")) == 2  # left running
+        second = subprocess.run(argv[:-1], capture_output=True, text=True, timeout=180)  # events shown
+    assert second.returncode == 0, second.stderr + second.stdout
+    assert not player.errors
+    assert second.stderr.count("terminating stray instance") == 2, second.stderr
+    attempts = sorted(rows(store, AttemptRow), key=lambda a: (a.trial_id, a.number))
+    assert [a.exit_reason for a in attempts] == ["interrupted", "completed"] * 2, attempts
+    keys = [next(t["Value"] for t in i["Tags"] if t["Key"] == "costtune:key") for i in instances(ec2, "crash")]
+    assert sorted(keys) == sorted(a.idempotency_key for a in attempts)  # one instance per attempt, no more
+    check_billing(store, ec2, "crash")  # the interrupted ones too: billed from EC2's launch and end
+    study_id = attempts[0].trial_id and store.get_study("crash").id
+    assert store.balance(f"study:{study_id}").spent_micros == sum(a.cost_micros for a in attempts)  # nothing lost
+    assert store.balance(f"study:{study_id}").reserved_micros == 0
+    assert [t.state.value for t in store.history(study_id).trials] == ["complete", "complete"]
     store.close()
