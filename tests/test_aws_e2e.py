@@ -239,7 +239,7 @@ def test_a_controller_killed_mid_sweep_leaves_nothing_running_unbilled_or_launch
                                                                                       ec2: Any) -> None:
     """`kill -9` of `costtune run` (and its worker API) while two instances run; the next `costtune run`
     stops them (EC2 reports their end), bills them from EC2's times, re-queues their trials and finishes."""
-    raw = sweep_raw(world, name="crash", trials=2, workers=2, steps=20, nap=0.1)
+    raw = sweep_raw(world, name="crash", trials=2, workers=2, steps=50, nap=0.1)  # both run when killed
     sweep = world["tmp"] / "crash.yaml"
     sweep.write_text(yaml.safe_dump(raw))
     argv = [sys.executable, "-m", "costtune.cli", "run", str(sweep), "--db", world["db"], "--quiet"]

@@ -159,6 +159,11 @@ GOOD = {"provider": "aws", "region": "us-east-1", "instance_type": "m5.large", "
     ({"launch_wait": "soon"}, "resources.launch_wait"),
     ({"instance_type": "m5.enormous"}, "resources.instance_type"),
     ({"usd_per_hour": 1}, "resources.usd_per_hour"),
+    ({"install": ""}, "resources.install"),
+    ({"install": "costtune\nrm -rf /"}, "resources.install"),
+    ({"install": "costtune", "agent_command": ["/opt/costtune/bin/costtune"]}, "resources.install"),
+    ({"agent_command": []}, "resources.agent_command"),
+    ({"agent_command": [3]}, "resources.agent_command"),
 ])
 def test_bad_aws_fields_are_named(change, field, tmp_path, monkeypatch):
     from costtune.errors import SpecError
@@ -170,6 +175,16 @@ def test_bad_aws_fields_are_named(change, field, tmp_path, monkeypatch):
     with pytest.raises(SpecError) as caught:
         parse_resources(section)
     assert caught.value.path == field
+
+
+def test_how_the_instance_gets_costtune(tmp_path, monkeypatch):
+    from costtune.spec.resources import parse_resources
+
+    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path))
+    wheel = parse_resources({**GOOD, "install": " https://example.org/costtune-0.1-py3-none-any.whl "}).aws
+    assert wheel.install == "https://example.org/costtune-0.1-py3-none-any.whl" and wheel.agent_command == ()
+    baked = parse_resources({**GOOD, "agent_command": "/opt/costtune/bin/costtune"}).aws
+    assert baked.agent_command == ("/opt/costtune/bin/costtune",) and baked.install is None
 
 
 def test_aws_fields_on_another_provider_are_refused():
