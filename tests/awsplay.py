@@ -37,7 +37,7 @@ _KEPT_ENV = ("PATH", "HOME", "LANG", "PYTHONPATH", "VIRTUAL_ENV", "COSTTUNE_HOME
 
 
 class InstancePlayer:
-    def __init__(self, ec2: Any, root: Path, *, interval_s: float = 0.05) -> None:
+    def __init__(self, ec2: Any, root: Path, *, interval_s: float = 0.2) -> None:
         self.ec2 = ec2  # a boto3 EC2 client on the moto server
         self.root = root
         self.interval_s = interval_s

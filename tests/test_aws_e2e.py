@@ -63,8 +63,11 @@ for step in range(first, int(sys.argv[1])):
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
     with fake_credentials():
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
@@ -118,7 +121,7 @@ def sweep_raw(world: dict[str, Any], *, name: str, trials: int, workers: int, st
         "resources": {"provider": "aws", "region": "us-east-1", "zones": ["us-east-1a"], "instance_type": "m5.large",
                       "market": "spot", "image": AL2023, "tags": {"cost-centre": "vision"}, "workers": workers,
                       "checkpoint_uri": f"s3://{BUCKET}/ckpt", "agent_command": [sys.executable, "-m", "costtune.cli"]},
-        "server": {"bind": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}", "heartbeat": 0.2,
+        "server": {"bind": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}", "heartbeat": 0.5,
                    "stop_grace": 5, "lost_after": 60},
         "workdir": str(world["work"]), "output_dir": str(world["tmp"] / "runs"),
     }

@@ -150,6 +150,12 @@ class AwsWorkers(RemoteProvider):
 
     # -- waiting for capacity --------------------------------------------------------------
     def poll(self, handle: RemoteHandle) -> Status:
+        """As ``RemoteProvider.poll``; one thread at a time (the controller's heartbeat polls too), so a
+        fail-over round is never run twice at once."""
+        with self._lock:
+            return self._poll(handle)
+
+    def _poll(self, handle: RemoteHandle) -> Status:
         waiting = self._launches.get(handle.key)
         if waiting is not None and not handle.instance_id:
             status = self.ec2.poll(waiting)  # runs the next fail-over round when it is due
