@@ -199,7 +199,7 @@ def test_a_spot_sweep_runs_on_instances_reports_over_http_and_is_billed_from_ec2
 def test_spot_interruptions_checkpoint_requeue_and_resume_on_new_instances(world: dict[str, Any], ec2: Any) -> None:
     """The first instance gets a notice (the trial checkpoints to S3), the second is reclaimed by EC2 at
     once (Server.SpotInstanceTermination, no notice); the third resumes from the checkpoint."""
-    raw = sweep_raw(world, name="spot", trials=1, workers=1, steps=10, nap=0.2)
+    raw = sweep_raw(world, name="spot", trials=1, workers=1, steps=16, nap=0.2)
     done = threading.Event()
     with InstancePlayer(ec2, world["tmp"]) as player:
         store = Store(world["db"])
@@ -207,8 +207,8 @@ def test_spot_interruptions_checkpoint_requeue_and_resume_on_new_instances(world
         def interrupt() -> None:
             handled: set[int] = set()
             while not done.is_set() and len(handled) < 2:
-                for row in rows(store, RemoteAttemptRow):
-                    if row.attempt_id not in handled and row.next_seq >= 3 and row.instance_id:
+                for row in rows(store, RemoteAttemptRow):  # the first once it reports; the second once it starts
+                    if row.attempt_id not in handled and row.next_seq >= (2 if handled else 3) and row.instance_id:
                         (player.notice if not handled else player.pull_plug)(row.instance_id)
                         handled.add(row.attempt_id)
                 time.sleep(0.05)

@@ -253,6 +253,7 @@ class SweepController(Decisions, Claims, Ending, Recovery):
     # -- reading and deciding ------------------------------------------------------------
     def _check(self, live: LiveAttempt) -> None:
         status = self.provider.poll(live.handle)
+        live.billed_ms = status.billable_ms
         if status.draining:
             return  # it ended; a later tick reads the last of its output and closes it
         if status.running:
@@ -383,34 +384,11 @@ class SweepController(Decisions, Claims, Ending, Recovery):
             if self._trial_events:
                 self._on_event(f"trial {live.number} started: {short_params(live.claimed.params)}")
 
-    def _place(self, live: LiveAttempt) -> None:
-        """Charge a cloud attempt at the rate of the offer it landed on (fail-over may have moved it to
-        another zone, or to on-demand); its deadline is re-aimed at that rate within what it reserved."""
-        place = getattr(self.provider, "placement", None)
-        got = place(live.handle) if place is not None else None
-        if place is not None and got is None:
-            return  # still waiting for capacity: asked again next tick
-        live.placed = True
-        if got is None:
-            return
-        if got.warning and got.warning not in self._price_warnings:
-            self._price_warnings.add(got.warning)
-            self._warn(got.warning)
-        if got.rate_micros_per_hour <= 0:
-            return  # the provider knows no better rate: the booked one stays
-        live.rate, live.market = got.rate_micros_per_hour, got.market
-        self.store.set_attempt_placement(live.attempt_id, rate_micros_per_hour=live.rate, market=got.market,
-                                         region=got.region)
-        note = "; ".join(n for n in (getattr(live.handle, "note", ""), f"charged {got.source}") if n)
-        self.store.set_attempt_note(live.attempt_id, note)
-        live.aim(self.billing, live.target, live.rung)
-
     def _charges(self) -> dict[int, tuple[int, int]]:
         out = {}
-        for live in list(self._live.values()):
-            if live.handle is not None:
-                ms = self.provider.poll(live.handle).billable_ms
-                out[live.attempt_id] = (ms, self.billing.charge(ms, live.rate))
+        for live in list(self._live.values()):  # the heartbeat's thread: the last poll's figures, no new poll
+            if live.handle is not None:  # (a cloud provider's poll writes to the store and calls the cloud)
+                out[live.attempt_id] = (live.billed_ms, self.billing.charge(live.billed_ms, live.rate))
         return out
 
     def _note_value(self, number: int, value: float) -> None:

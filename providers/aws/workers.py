@@ -150,12 +150,8 @@ class AwsWorkers(RemoteProvider):
 
     # -- waiting for capacity --------------------------------------------------------------
     def poll(self, handle: RemoteHandle) -> Status:
-        """As ``RemoteProvider.poll``; one thread at a time (the controller's heartbeat polls too), so a
-        fail-over round is never run twice at once."""
-        with self._lock:
-            return self._poll(handle)
-
-    def _poll(self, handle: RemoteHandle) -> Status:
+        """As ``RemoteProvider.poll``, running the next fail-over round while the attempt waits for
+        capacity. It writes to the store: call it from the controller's thread only."""
         waiting = self._launches.get(handle.key)
         if waiting is not None and not handle.instance_id:
             status = self.ec2.poll(waiting)  # runs the next fail-over round when it is due
