@@ -270,3 +270,22 @@ def test_a_controller_killed_mid_sweep_leaves_nothing_running_unbilled_or_launch
     assert store.balance(f"study:{study_id}").reserved_micros == 0
     assert [t.state.value for t in store.history(study_id).trials] == ["complete", "complete"]
     store.close()
+
+
+def test_run_refuses_a_worker_api_address_it_cannot_listen_on_before_the_store_exists(world: dict[str, Any]) -> None:
+    from click.testing import CliRunner
+
+    from costtune.cli.app import main
+
+    raw = sweep_raw(world, name="busy", trials=1, workers=1, steps=1, nap=0)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        raw["server"].update(bind=f"127.0.0.1:{port}", public_url=f"http://127.0.0.1:{port}")
+        sweep = world["tmp"] / "busy.yaml"
+        sweep.write_text(yaml.safe_dump(raw))
+        db = world["tmp"] / "busy.db"
+        done = CliRunner().invoke(main, ["run", str(sweep), "--db", str(db)])
+    assert done.exit_code == 2 and "server.bind" in done.output and f"127.0.0.1:{port}" in done.output, done.output
+    assert not db.exists()

@@ -38,11 +38,28 @@ def check_aws_sweep(spec: SweepSpec) -> None:
         raise SpecError("server.public_url", f"is required for provider aws: instances cannot reach the worker API "
                         f"at {server.host}:{server.port} (server.bind); give the URL they use, e.g. "
                         f"https://tune.example.org (TLS at a reverse proxy, see infra/)")
+    if server.start:
+        _can_listen(server.host, server.port)
     from costtune.providers.aws import AwsProvider
 
     assert spec.resources.aws is not None
     types = list(spec.resources.instance_choices or [spec.resources.instance_type])
     AwsProvider(spec.resources.aws).validate([t for t in types if t])
+
+
+def _can_listen(host: str, port: int) -> None:
+    """SpecError naming server.bind when this machine cannot listen there (in use, not its address)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise SpecError("server.bind", f"cannot listen on {host}:{port} ({exc.strerror}); pick a free port, or "
+                            "server.start: false when a costtune serve of this store already serves "
+                            "server.public_url", f"{host}:{port}") from None
 
 
 def sweep_provider(spec: SweepSpec, store: Store, **remote: Any) -> Any:
