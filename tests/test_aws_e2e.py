@@ -289,3 +289,28 @@ def test_run_refuses_a_worker_api_address_it_cannot_listen_on_before_the_store_e
         done = CliRunner().invoke(main, ["run", str(sweep), "--db", str(db)])
     assert done.exit_code == 2 and "server.bind" in done.output and f"127.0.0.1:{port}" in done.output, done.output
     assert not db.exists()
+
+
+def test_with_the_controller_gone_for_good_the_agent_shuts_its_instance_down(world: dict[str, Any], ec2: Any) -> None:
+    raw = sweep_raw(world, name="gone", trials=1, workers=1, steps=1000, nap=0.1)
+    raw["server"].update(lost_after=3, heartbeat=0.5)
+    sweep = world["tmp"] / "gone.yaml"
+    sweep.write_text(yaml.safe_dump(raw))
+    with InstancePlayer(ec2, world["tmp"]) as player:
+        run = subprocess.Popen([sys.executable, "-m", "costtune.cli", "run", str(sweep), "--db", world["db"],
+                                "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        store = Store(world["db"])
+        until = time.monotonic() + 90
+        while not any(r.next_seq >= 2 for r in rows(store, RemoteAttemptRow)):
+            assert run.poll() is None and time.monotonic() < until, "the trial never reported"
+            time.sleep(0.05)
+        run.kill()  # and nobody starts it again
+        run.wait()
+        (instance_id,) = [i["InstanceId"] for i in instances(ec2, "gone")]
+        until = time.monotonic() + 60
+        while instances(ec2, "gone")[0]["State"]["Name"] != "terminated":
+            assert time.monotonic() < until, player.log(instance_id)
+            time.sleep(0.2)
+    assert player.shutdowns.read_text().split() == [instance_id]  # the agent ran the shutdown command
+    assert "controller was unreachable" in player.log(instance_id)
+    store.close()
