@@ -193,6 +193,12 @@ def test_a_spot_sweep_runs_on_instances_reports_over_http_and_is_billed_from_ec2
     check_billing(store, ec2, "e2e")
     assert study.history().spent_micros == sum(a.cost_micros for a in rows(store, AttemptRow))
     assert sorted(player.shutdowns.read_text().split()) == sorted(i["InstanceId"] for i in found)  # each shut down
+    from click.testing import CliRunner
+
+    from costtune.cli.app import main
+
+    board = CliRunner().invoke(main, ["leaderboard", "e2e", "--db", world["db"]])
+    assert board.exit_code == 0 and board.output.count("complete") == 6 and "spot" in board.output
     store.close()
 
 
