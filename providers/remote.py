@@ -103,10 +103,13 @@ class RemoteProvider:
         self._described = 0.0
         self._lock = threading.Lock()
 
+    end_wait_s = 10.0  # how long the cloud may take to report a terminated instance as ended
+
     @property
     def grace(self) -> float:
-        """Seconds a stop may take before the instance is terminated from here (recovery waits this long)."""
-        return self.grace_s + 2 * self.heartbeat_s + self.describe_every_s
+        """Seconds a stop may take until the cloud reports the instance ended (recovery waits this long, so
+        it bills a stray from the cloud's own end rather than from its last sign of life)."""
+        return self.grace_s + 2 * self.heartbeat_s + self.describe_every_s + self.end_wait_s
 
     # -- what an adapter implements ----------------------------------------------------------
     def start_instance(self, request: LaunchRequest, key: str, user_data: str) -> str | None:

@@ -39,6 +39,7 @@ class AwsWorkers(RemoteProvider):
     ``options`` go to ``RemoteProvider`` (heartbeat_s, grace_s, describe_every_s, ...)."""
 
     name = "aws"
+    end_wait_s = 120.0  # EC2 shows an instance shutting-down for up to a minute or two before terminated
 
     def __init__(self, store: Any, settings: ServerSettings, aws: AwsResources, *, session: Any = None,
                  ec2: AwsProvider | None = None, install: Install = Install(),  # noqa: B008
