@@ -5,8 +5,9 @@
 Times the whole command (`python -m costtune.cli plan ... --quiet`, start-up included, output
 discarded) on:
 
-1. examples/simulated/hyperband.yaml: the plan alone (--runs 0) and the default forecast (20 runs);
-2. examples/simulated/asha-cost-aware.yaml: --runs 3 and the default forecast (20 runs), with its
+1. examples/simulated/hyperband.yaml: the plan alone (--runs 0), the default forecast (8 to 20
+   runs, until its figures settle) and --runs 20;
+2. examples/simulated/asha-cost-aware.yaml: --runs 3, the default forecast and --runs 20, with its
    bayes sampler stood in for by random draws (the default), and one --exact-sampler run;
 3. a large Hyperband plan (the hyperband example with budget.usd 60 and max_usd 2.43, 400+ trials):
    the plan alone and --runs 1.
@@ -25,6 +26,7 @@ the simulated controller loop costs, the figure that least depends on the load.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -51,18 +53,21 @@ def large_hyperband(folder: Path) -> Path:
     return path
 
 
-def timed(args: list[str], repeat: int, env: dict[str, str]) -> tuple[list[float], list[float]]:
-    """Wall seconds and CPU seconds (user + system, the command and its worker processes) per repeat."""
-    walls, cpus = [], []
+def timed(args: list[str], repeat: int, env: dict[str, str]) -> tuple[list[float], list[float], int]:
+    """Wall seconds and CPU seconds (user + system, the command and its worker processes) per
+    repeat, and how many forecast runs the command made (from its JSON output)."""
+    walls, cpus, runs = [], [], 0
     for _ in range(repeat):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "costtune.cli", "plan", *args, "--quiet"], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+        done = subprocess.run([sys.executable, "-m", "costtune.cli", "plan", *args, "--quiet", "--format", "json"],
+                              check=True, env=env, stdout=subprocess.PIPE, text=True)
         walls.append(time.perf_counter() - started)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
-    return walls, cpus
+        forecast = json.loads(done.stdout).get("forecast")
+        runs = forecast["runs"] if forecast else 0
+    return walls, cpus, runs
 
 
 def main() -> None:
@@ -79,9 +84,11 @@ def main() -> None:
         large = large_hyperband(Path(tmp))
         cases = [
             ("hyperband example, plan alone (--runs 0)", [str(HYPERBAND), "--runs", "0"]),
-            ("hyperband example, forecast (default 20 runs)", [str(HYPERBAND), *jobs]),
+            ("hyperband example, forecast (default: 8-20 runs, until settled)", [str(HYPERBAND), *jobs]),
+            ("hyperband example, --runs 20", [str(HYPERBAND), "--runs", "20", *jobs]),
             ("asha cost-aware example, --runs 3", [str(ASHA), "--runs", "3", *jobs]),
-            ("asha cost-aware example, forecast (default 20 runs)", [str(ASHA), *jobs]),
+            ("asha cost-aware example, forecast (default: 8-20 runs, until settled)", [str(ASHA), *jobs]),
+            ("asha cost-aware example, --runs 20", [str(ASHA), "--runs", "20", *jobs]),
             ("large hyperband plan, plan alone (--runs 0)", [str(large), "--runs", "0"]),
             ("large hyperband plan, --runs 1", [str(large), "--runs", "1", *jobs]),
         ]
@@ -91,18 +98,12 @@ def main() -> None:
         print(f"cores: {os.cpu_count()}, jobs: {opts.jobs or 'default (one per core)'}, repeat: {opts.repeat}")
         for label, args in [] if opts.only_per_run else cases:
             load = os.getloadavg()[0]
-            walls, cpus = timed(args, 1 if "exact" in label else opts.repeat, env)
-            runs = runs_of(args)
-            per_run = f", {min(cpus) / runs:.2f} s per run" if runs else ""
+            walls, cpus, runs = timed(args, 1 if "exact" in label else opts.repeat, env)
+            per_run = f", {runs} runs, {min(cpus) / runs:.2f} s per run" if runs else ""
             print(f"{label}: wall best {min(walls):.1f} s, median {statistics.median(walls):.1f} s; "
                   f"CPU best {min(cpus):.1f} s{per_run} (load average {load:.1f} before)", flush=True)
     if not opts.no_per_run:
         per_run_cpu(opts.repeat)
-
-
-def runs_of(args: list[str]) -> int:
-    """How many forecast runs a plan command makes (its --runs, default 20)."""
-    return int(args[args.index("--runs") + 1]) if "--runs" in args else 20
 
 
 def per_run_cpu(repeat: int) -> None:

@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "report": "costtune.protocol",
     "params": "costtune.protocol",
+    "log_artifact": "costtune.artifacts",
     "create_study": "costtune.study",
     "load_study": "costtune.study",
     "Study": "costtune.study",
@@ -35,6 +36,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
+    from costtune.artifacts import log_artifact
     from costtune.errors import (
         BudgetExhausted,
         CosttuneError,

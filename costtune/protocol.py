@@ -63,6 +63,15 @@ class MetricReport:
     nonfinite: dict[str, str] = field(default_factory=dict)  # name -> value as text ("NaN", "inf"), dropped
 
 
+@dataclass(frozen=True)
+class TimedReport(MetricReport):
+    """A report whose provider knows when it was made: ``billable_ms`` is the attempt's billable
+    time (milliseconds from launch) at that moment. The simulator hands these over, possibly some
+    time after they were made, so the controller books each at its own moment, not at the read."""
+
+    billable_ms: int = 0
+
+
 def nonfinite_objective(metric: str, value: str | float, step: int | None) -> str:
     """The one wording of a non-finite objective, for command and in-process trials alike:
     ``objective val_loss was NaN at step 1`` (``value`` as :func:`value_text` writes it)."""

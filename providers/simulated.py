@@ -29,7 +29,7 @@ from costtune.providers.base import FatalProviderError, LaunchRequest, Status
 
 from costtune.clock import VirtualClock
 from costtune.errors import SpecError
-from costtune.protocol import MetricReport, format_line
+from costtune.protocol import TimedReport, format_line
 
 Workload = Callable[[dict, int, str], tuple[float, float]]
 
@@ -58,7 +58,7 @@ class SimHandle:
     exit_code: int | None = None
     preempted: bool = False
     error: str | None = None  # why the workload failed, when it did
-    reports: list[tuple[int, float]] = field(default_factory=list)  # (step, metric value) of each step ended
+    reports: list[tuple[int, float, float]] = field(default_factory=list)  # (step, value, time) of each step ended
     read: int = 0  # reports already handed out, as lines (output) or as reports (take_reports)
     heap_seq: int = -1  # the sequence number of this attempt's live heap entry
 
@@ -113,6 +113,7 @@ class SimulatedProvider:
         self._heap: list[tuple[float, int, SimHandle]] = []
         self._seq = itertools.count()
         self._changed: dict[str, SimHandle] = {}  # attempts something happened to since take_changed()
+        self._woken = False  # advance(): an event that the controller must see at its moment fired
         self._synced_at: float | None = None  # clock time of the last _sync, None: an event may be due
 
     # -- the Provider protocol ---------------------------------------------------------------
@@ -159,11 +160,12 @@ class SimulatedProvider:
     def _unread(self, handle: SimHandle) -> Iterator[str]:
         while handle.read < len(handle.reports):
             handle.read += 1  # counted as read once handed out, even if the reader stops early
-            step, value = handle.reports[handle.read - 1]
+            step, value, _at = handle.reports[handle.read - 1]
             yield format_line(step, {self.metric: value})
 
-    def take_reports(self, handle: SimHandle) -> list[MetricReport]:
-        """What ``output`` would hand out now, as the reports ``protocol.parse_line`` makes of its lines.
+    def take_reports(self, handle: SimHandle) -> list[TimedReport]:
+        """What ``output`` would hand out now, as the reports ``protocol.parse_line`` makes of its
+        lines, each with the billable milliseconds of the moment its step ended.
 
         The controller's fast path: a simulated sweep has one report per step, and writing each as
         a line only to parse it again was a large share of a forecast's time. Values are finite
@@ -171,8 +173,9 @@ class SimulatedProvider:
         """
         self._sync()
         start, handle.read = handle.read, len(handle.reports)
-        metric = self.metric
-        return [MetricReport(step, {metric: value}) for step, value in handle.reports[start:]]
+        metric, launched = self.metric, handle.launched_at
+        return [TimedReport(step, {metric: value}, billable_ms=_ms(at - launched))
+                for step, value, at in handle.reports[start:]]
 
     def terminate(self, handle: SimHandle) -> None:
         """Stop at the current virtual time; billable time ends here. Idempotent."""
@@ -196,6 +199,32 @@ class SimulatedProvider:
         changed = list(self._changed.values())
         self._changed.clear()
         return changed
+
+    def advance(self, limit: float | None) -> None:
+        """Move the clock on to the next moment the controller must look, but not past ``limit``.
+
+        That moment is an attempt's end (completed, failed, preempted) or its first report; other
+        step ends are played on the way (their reports wait, each with its own time, for the next
+        read: ``take_reports``), so a controller wakes a few times per attempt instead of once per
+        step. With no such event by ``limit`` the clock stops at ``limit`` (None: at the last event).
+        Raises ValueError when ``limit`` is before ``clock.now()``.
+        """
+        now = self.clock.now()
+        if limit is not None and limit < now:
+            raise ValueError(f"advance: limit {limit!r} is before now {now!r}")
+        self._sync()
+        self._woken = False
+        while True:
+            self._drop_stale()
+            if not self._heap or (limit is not None and self._heap[0][0] > limit):
+                break
+            at = self._heap[0][0]
+            self.clock.advance_to(at)
+            self._sync()
+            if self._woken:
+                return
+        if limit is not None and limit > self.clock.now():
+            self.clock.advance_to(limit)
 
     def next_event_time(self) -> float | None:
         """When anything next happens to a live attempt (start-up end, step end, preemption).
@@ -258,7 +287,9 @@ class SimulatedProvider:
             handle.started = True
             self._begin_step(handle, own)
         else:
-            handle.reports.append((handle.step, handle.step_value))
+            handle.reports.append((handle.step, handle.step_value, own))
+            if len(handle.reports) == 1:
+                self._woken = True  # its first report: a trial waiting in its grace is judged now
             handle.step += 1
             self._begin_step(handle, own)
 
@@ -277,6 +308,7 @@ class SimulatedProvider:
 
     def _end(self, handle: SimHandle, at: float, exit_code: int | None, *, preempted: bool) -> None:
         self._changed[handle.key] = handle
+        self._woken = True
         handle.ended_at = at
         handle.exit_code = exit_code
         handle.preempted = preempted

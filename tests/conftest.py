@@ -20,6 +20,26 @@ def _postgres_url() -> str | None:
     return os.environ.get(POSTGRES_ENV) or None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n N``) each worker gets its own PostgreSQL database, ``<db>_<worker>``,
+    created when missing: the store fixture wipes its database, which must not be another worker's."""
+    worker, url = os.environ.get("PYTEST_XDIST_WORKER"), _postgres_url()
+    if not worker or url is None:
+        return
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    admin = make_engine(resolve_db_url(base.render_as_string(hide_password=False)))
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    os.environ[POSTGRES_ENV] = base.set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL to an empty store: a fresh SQLite file, or the test PostgreSQL database wiped clean."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import statistics
 import sys
@@ -190,6 +191,52 @@ def test_parallel_runs_match_serial_runs_and_report_as_they_finish(tmp_path: Pat
     assert sorted(seen) == [(k, r.spend_micros) for k, r in enumerate(serial.runs)]
     assert len({r.seed for r in serial.runs}) == 3  # and the runs differ from each other
     assert parallel.sampler == "random" and parallel.stand_in is None
+
+
+def _sample(spend: int, best: float = 1.0) -> Any:
+    from costtune.plan.forecast import RunSample
+
+    return RunSample(seed=0, spend_micros=spend, best_value=best, preemptions=0, waste_micros=0, trials=1,
+                     sim_seconds=1.0)
+
+
+def test_the_settling_rule_waits_for_the_figures_to_stop_moving() -> None:
+    from costtune.plan.forecast import MIN_SETTLE_RUNS, settled
+
+    cap = 1_000_000
+    steady = [_sample(900_000 + 1000 * (k % 3), best=0.5 + 0.01 * (k % 2)) for k in range(12)]
+    assert not settled(steady[:MIN_SETTLE_RUNS - 1], cap)  # never before the minimum
+    assert settled(steady[:MIN_SETTLE_RUNS], cap)
+    spread = [_sample(100_000 * (k % 10)) for k in range(12)]  # spend all over the range: p10-p90 keep moving
+    assert not settled(spread, cap)
+    capped = steady[:7] + [_sample(cap)] * 4  # the last runs reach the cap: P(reach cap) moved by 0.36
+    assert not settled(capped, cap)
+    assert not settled(steady[:8] + [_sample(900_000, best=5.0)] * 4, cap)  # the median best moved
+    assert settled(steady[:MIN_SETTLE_RUNS], None)  # without a cap the median spend is the scale
+
+
+def test_a_settling_forecast_stops_early_the_same_way_whatever_the_jobs(tmp_path: Path) -> None:
+    """By default the forecast runs until its figures settle (8 to 20 runs); which runs it keeps is
+    decided in run order, so the result does not depend on --jobs; --runs N makes exactly N."""
+    from costtune.plan.forecast import MIN_SETTLE_RUNS, forecast
+    from costtune.plan.render import render_forecast
+    from costtune.richtext import make_console
+    from costtune.spec import load_sweep
+
+    spec = load_sweep(_sweep(tmp_path, budget={"usd": 0.1}))
+    serial = forecast(spec, 20, jobs=1, settle=True)
+    assert serial.settled and serial.most == 20 and MIN_SETTLE_RUNS <= len(serial.runs) < 20
+    n = len(serial.runs)
+    # the command's default: settling, in two worker processes (finishing in any order)
+    result = _cli("plan", str(tmp_path / "sweep.yaml"), "--format", "json", "--quiet", "--jobs", "2")
+    data = json.loads(result.stdout)["forecast"]
+    assert (data["runs"], data["settled"], data["max_runs"]) == (n, True, 20)
+    assert [r["spend_micros"] for r in data["samples"]] == [r.spend_micros for r in serial.runs]
+    console = make_console(file=io.StringIO(), width=120)
+    render_forecast(serial, console)
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert f"forecast: {n} simulated runs (settled)" in shown
+    assert f"the figures stopped moving after {n} of at most 20 runs" in shown
 
 
 def test_ctrl_c_stops_the_forecast_and_its_workers(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from costtune.providers.simulated import TERMINATED_EXIT_CODE, SimulatedProvider
 from costtune.clock import Clock, VirtualClock, WallClock
 from costtune.demo import workloads
 from costtune.errors import SpecError
-from costtune.protocol import parse_line
+from costtune.protocol import MetricReport, parse_line
 
 # -- the virtual clock ---------------------------------------------------------------------------
 
@@ -165,7 +165,9 @@ def test_take_reports_hands_over_what_parsing_the_lines_gives_and_shares_their_r
         clock_b.advance_to(t)
         parsed = [parse_line(line) for line in lines.output(ha)]
         taken = direct.take_reports(hb)
-        assert taken == parsed and taken
+        assert [MetricReport(r.step, r.metrics, r.nonfinite) for r in taken] == parsed and taken
+        # each carries the billable time of its own step end (start-up 60 s, steps of 10 s), not of the read
+        assert [r.billable_ms for r in taken] == [70_000 + 10_000 * r.step for r in taken]  # type: ignore[operator]
         assert [math.copysign(1, r.metrics["loss"]) for r in taken] == [math.copysign(1, r.metrics["loss"])
                                                                           for r in parsed]  # type: ignore[union-attr]
         assert direct.take_reports(hb) == [] and list(direct.output(hb)) == []
@@ -428,3 +430,31 @@ def test_load_workload_errors(spec: object, message: str, tmp_path: Path, monkey
         load_workload(spec)  # type: ignore[arg-type]
     assert caught.value.path == "resources.simulation.workload"
     assert str(caught.value).startswith("resources.simulation.workload: ")
+
+
+def test_advance_plays_quiet_step_ends_and_stops_where_the_controller_must_look() -> None:
+    """``advance`` wakes the controller at an attempt's first report and at its end, never at the
+    steps between (their reports wait, with their own times), and never passes the limit."""
+    clock, sim = make(max_steps=5)  # start-up 60 s, then 5 steps of 10 s: reports at 70..110, end at 110
+    handle = sim.launch(request(), "k")
+    sim.advance(None)
+    assert clock.now() == 70.0  # the first report
+    assert [r.step for r in sim.take_reports(handle)] == [0]
+    sim.advance(95.0)
+    assert clock.now() == 95.0  # nothing to see before the limit: the clock stops at it
+    sim.advance(None)
+    assert clock.now() == 110.0 and not sim.poll(handle).running  # the end, with the steps on the way
+    taken = sim.take_reports(handle)
+    assert [(r.step, r.billable_ms) for r in taken] == [(1, 80_000), (2, 90_000), (3, 100_000), (4, 110_000)]
+    with pytest.raises(ValueError, match="before now"):
+        sim.advance(100.0)
+
+
+def test_a_preemption_wakes_the_controller_at_its_moment() -> None:
+    clock, sim = make(max_steps=50, preemption_trace=[87.5])
+    handle = sim.launch(request(market="spot"), "k")
+    sim.advance(None)
+    assert clock.now() == 70.0 and [r.step for r in sim.take_reports(handle)] == [0]  # the first report
+    sim.advance(None)
+    assert clock.now() == 87.5 and sim.poll(handle).preempted
+    assert [r.step for r in sim.take_reports(handle)] == [1]  # the step that ended at 80 on the way

@@ -48,8 +48,9 @@ def spend(db: str | None, fmt: str) -> None:
 
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
-@click.option("--runs", type=count(0, MAX_FORECAST_RUNS), default=20, show_default=True,
-              help="Simulated runs behind the spend forecast (simulated sweeps only); 0: the plan alone.")
+@click.option("--runs", type=count(0, MAX_FORECAST_RUNS), default=None, metavar="N",
+              help="Simulated runs behind the spend forecast (simulated sweeps only); 0: the plan alone "
+                   "[default: 8 to 20, until the forecast's figures stop moving].")
 @click.option("--no-forecast", is_flag=True, help="The plan alone, at once (same as --runs 0).")
 @click.option("--jobs", type=count(1, MAX_JOBS), default=None, metavar="N",
               help="Worker processes for the forecast's runs [default: one per CPU core].")
@@ -63,7 +64,7 @@ def spend(db: str | None, fmt: str) -> None:
               help="Output format.")
 @click.option("--quiet", is_flag=True, help="No progress bar while the simulated runs go.")
 @handled
-def plan(sweep_file: str, runs: int, no_forecast: bool, jobs: int | None, exact_sampler: bool, db: str | None,
+def plan(sweep_file: str, runs: int | None, no_forecast: bool, jobs: int | None, exact_sampler: bool, db: str | None,
          fmt: str, quiet: bool) -> None:
     """What SWEEP_FILE will cost, before any money is spent.
 
@@ -72,7 +73,7 @@ def plan(sweep_file: str, runs: int, no_forecast: bool, jobs: int | None, exact_
     the simulator, in --jobs parallel processes on in-memory stores. Nothing is written to any
     store: --db is only read, for earlier attempts' spend before their first report.
     """
-    if runs < 0:
+    if runs is not None and runs < 0:
         raise SpecError("--runs", "must be an integer >= 0", runs)
     if jobs is not None and jobs < 1:
         raise SpecError("--jobs", "must be an integer >= 1", jobs)
@@ -84,7 +85,7 @@ def plan(sweep_file: str, runs: int, no_forecast: bool, jobs: int | None, exact_
         sys.exit(130)
 
 
-def _plan(sweep_file: str, *, runs: int, jobs: int | None, exact_sampler: bool, db: str | None, fmt: str,
+def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler: bool, db: str | None, fmt: str,
           quiet: bool) -> None:
     from costtune.plan.analytic import build_plan
     from costtune.plan.render import render_forecast, render_notes, render_plan, to_dict
@@ -99,7 +100,7 @@ def _plan(sweep_file: str, *, runs: int, jobs: int | None, exact_sampler: bool, 
     if fmt == "table":
         render_plan(result, out_console)  # the plan at once; the forecast follows when its runs are done
         out_console.file.flush()
-    if simulated and runs:
+    if simulated and runs != 0:
         result.forecast = _forecast_with_progress(spec, runs, jobs=jobs, exact_sampler=exact_sampler, show=not quiet)
     elif simulated:
         result.notes.append("no spend forecast (--runs 0 / --no-forecast): the figures above are the analytic plan")
@@ -111,8 +112,10 @@ def _plan(sweep_file: str, *, runs: int, jobs: int | None, exact_sampler: bool, 
     render_notes(result, out_console)
 
 
-def _forecast_with_progress(spec: Any, runs: int, *, jobs: int | None, exact_sampler: bool, show: bool) -> Any:
-    """The forecast, with a progress bar on stderr: runs done / total and the median spend so far."""
+def _forecast_with_progress(spec: Any, runs: int | None, *, jobs: int | None, exact_sampler: bool,
+                            show: bool) -> Any:
+    """The forecast, with a progress bar on stderr: runs done / total and the median spend so far.
+    ``runs`` None: until its figures settle, at most ``DEFAULT_RUNS``."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -122,12 +125,15 @@ def _forecast_with_progress(spec: Any, runs: int, *, jobs: int | None, exact_sam
         TimeRemainingColumn,
     )
 
+    from costtune.plan.forecast import DEFAULT_RUNS, forecast
+
     progress = Progress(TextColumn("forecast {task.description}", style="bold", markup=False), BarColumn(),
                         MofNCompleteColumn(),
                         TextColumn("runs"), TextColumn("{task.fields[detail]}", markup=False), TimeElapsedColumn(),
                         TextColumn("left"), TimeRemainingColumn(), console=err_console, transient=True,
                         disable=not show)
-    task = progress.add_task(spec.name, total=runs, detail="")
+    settle, most = runs is None, DEFAULT_RUNS if runs is None else runs
+    task = progress.add_task(spec.name, total=most, detail="")
     spends: list[int] = []
 
     def on_run(_k: int, sample: Any) -> None:
@@ -136,7 +142,6 @@ def _forecast_with_progress(spec: Any, runs: int, *, jobs: int | None, exact_sam
         progress.update(task, advance=1, detail=f"median spend so far {format_usd(median)}", refresh=True)
 
     from costtune.money import format_usd
-    from costtune.plan.forecast import forecast
 
     with progress:
-        return forecast(spec, runs, jobs=jobs, exact_sampler=exact_sampler, on_run=on_run)
+        return forecast(spec, most, jobs=jobs, exact_sampler=exact_sampler, on_run=on_run, settle=settle)

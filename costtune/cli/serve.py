@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from costtune.cli.common import FiniteFloatRange, db_option, err_console, handled, open_store
-from costtune.errors import InputError, SpecError
+from costtune.errors import InputError
 
 
 @click.command("serve")
@@ -20,21 +20,22 @@ from costtune.errors import InputError, SpecError
               help="Address to listen on (0.0.0.0:8470 for every interface; put TLS in front, see infra/).")
 @db_option
 @click.option("--quiet", is_flag=True, help="No access log.")
+@click.option("--no-dashboard", is_flag=True, help="Serve the worker API only, not the dashboard's pages.")
+@click.option("--public-read", is_flag=True,
+              help="Dashboard: let anyone who reaches the address read without the token.")
 @handled
-def serve(bind: str, db: str | None, quiet: bool) -> None:
-    """Serve the worker API that agents on instances talk to, until interrupted."""
-    from costtune.spec.server import parse_bind
+def serve(bind: str, db: str | None, quiet: bool, no_dashboard: bool, public_read: bool) -> None:
+    """Serve the worker API that agents on instances talk to, and the dashboard, until interrupted."""
+    from costtune.cli.dashboard import dashboard_routes, parse_bind_option
 
-    try:
-        host, port = parse_bind(bind, "--bind")
-    except SpecError as exc:
-        raise InputError(str(exc)) from None
+    host, port = parse_bind_option(bind)
     store = open_store(db, create=True)
     from costtune.server.run import serve as run_server
 
     err_console.print(f"costtune serve: worker API on http://{host}:{port} (store {store.display_url})",
                       highlight=False)
-    run_server(store, host, port, access_log=not quiet)
+    routes = [] if no_dashboard else dashboard_routes(store, host, port, public_read=public_read)
+    run_server(store, host, port, access_log=not quiet, routes=routes)
 
 
 def _read_token(path: str) -> str:

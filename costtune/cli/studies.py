@@ -295,8 +295,7 @@ def enqueue(study: str, assignments: tuple[str, ...], db: str | None, raise_tria
     naming how many it allows and holds) unless --raise-trials N raises the stored budget.trials to N,
     a change recorded in `costtune audit`.
     """
-    from costtune.names import check_config_names
-    from costtune.space import SearchSpace
+    from costtune.study.queue import enqueue_config
 
     config: dict[str, str] = {}
     for item in assignments:
@@ -306,17 +305,10 @@ def enqueue(study: str, assignments: tuple[str, ...], db: str | None, raise_tria
         if key in config:
             raise SpecError(f"enqueue.{key}", "given twice", item)
         config[key] = value
-    store = open_store(db)
-    info = store.get_study(study)
-    if not info.space:
-        raise InputError(f"study {study!r} has no declared search space to check the configuration against")
-    check_config_names(config, info.space, "config")  # the sweep file's parameter-name rule and message
-    typed = SearchSpace.from_dict(info.space).coerce_config(config, path="config")
-    limit = (info.spec.get("budget") or {}).get("trials")  # an enqueued trial counts toward budget.trials
-    number = store.enqueue(info.id, typed, max_trials=limit if isinstance(limit, int) else None,
-                           raise_trials=raise_trials)
+    queued = enqueue_config(open_store(db), study, config, raise_trials=raise_trials)
+    number, typed, limit, name = queued.number, queued.params, queued.limit, queued.study
     raised = f" (budget.trials raised from {limit} to {raise_trials}, see costtune audit)" if raise_trials else ""
-    click.echo(f"queued trial {number} for study {info.name}: {typed}{raised}")
+    click.echo(f"queued trial {number} for study {name}: {typed}{raised}")
 
 
 @click.command(short_help="A trial's stdout or stderr, every attempt in order.")

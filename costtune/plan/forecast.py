@@ -20,7 +20,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -32,6 +32,12 @@ from costtune.errors import CosttuneError
 from costtune.spec import SweepSpec, parse_sweep
 
 CAP_SHARE = 0.99  # a run "reaches the cap" when it spends at least this share of budget.usd
+DEFAULT_RUNS = 20  # the most runs of a settling forecast (`costtune plan` without --runs)
+MIN_SETTLE_RUNS = 8  # a settling forecast makes at least this many runs
+SETTLE_WINDOW = 4  # ... and stops when the figures of its runs equal those of all but the last 4
+SPEND_TOLERANCE = 0.02  # spend percentiles: within 2% of the cap
+P_CAP_TOLERANCE = 0.05  # P(reach cap): within 0.05
+BEST_TOLERANCE = 0.10  # best value percentiles: within 10% of the best values' p10-p90 spread
 MEMORY_STORE = "sqlite:///:memory:"
 MODEL_SAMPLERS = ("bayes",)
 _PARENT_CHECK_S = 0.5
@@ -51,12 +57,14 @@ class RunSample:
 @dataclass(frozen=True)
 class Forecast:
     """``runs`` in run-index order; ``stand_in``: the sampler the runs used in place of the sweep's
-    own (None when they used the sweep's own)."""
+    own (None when they used the sweep's own); ``settled``: it stopped before ``most`` runs."""
 
     runs: tuple[RunSample, ...]
     cap_micros: int | None
     sampler: str = "random"
     stand_in: str | None = None
+    settled: bool = False  # stopped before ``most`` runs: the figures had stopped moving (see ``settled``)
+    most: int = 0  # the most runs it would have made (0: as many as it holds)
 
     def spend(self, q: float) -> int:
         return round(float(np.percentile([r.spend_micros for r in self.runs], q)))
@@ -120,7 +128,7 @@ def simulate_once(raw: dict[str, Any], *, exact_sampler: bool = True) -> RunSamp
         study, _ = open_sweep(store, run_spec, sampler=first)
         provider = make_provider(run_spec.resources.provider, simulation=run_spec.resources.simulation,
                                  metric=run_spec.metric)
-        controller = SweepController(run_spec, study, provider, trial_events=False)
+        controller = SweepController(run_spec, study, provider, trial_events=False, every_report=False)
         if stand_in:
             study.sampler = RandomSampler()  # also replaces BOHB's rung model, set up by the controller
         status = controller.run()
@@ -137,10 +145,39 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
+def settled(runs: Sequence[RunSample], cap_micros: int | None) -> bool:
+    """True when the forecast of ``runs`` (in index order) says what it said ``SETTLE_WINDOW`` runs
+    earlier: the 10th, 50th and 90th percentile of spend within ``SPEND_TOLERANCE`` of the cap (of
+    the median spend without a cap), P(reach cap) within ``P_CAP_TOLERANCE``, and the same
+    percentiles of the best value within ``BEST_TOLERANCE`` of their 10-90 spread. Never before
+    ``MIN_SETTLE_RUNS`` runs. A rule of thumb for when more runs stop moving the printed figures,
+    not a confidence interval."""
+    n = len(runs)
+    if n < MIN_SETTLE_RUNS:
+        return False
+    now, before = Forecast(tuple(runs), cap_micros), Forecast(tuple(runs[:n - SETTLE_WINDOW]), cap_micros)
+    scale = cap_micros or max(1, now.spend(50))
+    if any(abs(now.spend(q) - before.spend(q)) > SPEND_TOLERANCE * scale for q in (10, 50, 90)):
+        return False
+    if cap_micros is not None and abs((now.p_cap or 0.0) - (before.p_cap or 0.0)) > P_CAP_TOLERANCE:
+        return False
+    if (now.best(50) is None) != (before.best(50) is None):
+        return False
+    if now.best(50) is not None:
+        spread = (now.best(90) or 0.0) - (now.best(10) or 0.0)
+        if any(abs((now.best(q) or 0.0) - (before.best(q) or 0.0)) > BEST_TOLERANCE * abs(spread)
+               for q in (10, 50, 90)):
+            return False
+    return True
+
+
 def forecast(spec: SweepSpec, runs: int, *, jobs: int | None = None, exact_sampler: bool = False,
-             on_run: Callable[[int, RunSample], None] | None = None) -> Forecast:
+             on_run: Callable[[int, RunSample], None] | None = None, settle: bool = False) -> Forecast:
     """``runs`` simulated runs of the sweep in ``jobs`` worker processes (default: one per core).
 
+    With ``settle``, ``runs`` is the most it runs: it stops at the first run count (counted in
+    index order) at which the figures have ``settled``, and leaves out any later run already done,
+    so the result still does not depend on ``jobs`` (``Forecast.settled`` says it stopped early).
     ``on_run(k, sample)`` is called in this process as each run finishes (in finishing order: a
     progress bar); the result holds the runs in index order, so it does not depend on ``jobs``.
     Ctrl-C (KeyboardInterrupt) kills the workers before it propagates: nothing is left running.
@@ -154,26 +191,42 @@ def forecast(spec: SweepSpec, runs: int, *, jobs: int | None = None, exact_sampl
     exact = exact_sampler or not uses_model(spec)
     raws = [seeded_raw(spec, k) for k in range(runs)]
     samples: dict[int, RunSample] = {}
+    cap = spec.budget.usd_micros
+    kept = runs  # how many runs, from index 0, the forecast holds
+    checked = 0  # prefixes up to this length were checked for settling
 
-    def done(k: int, sample: RunSample) -> None:
+    def done(k: int, sample: RunSample) -> bool:
+        """Record run ``k``; True when the forecast has what it needs."""
+        nonlocal kept, checked
         samples[k] = sample
         if on_run is not None:
             on_run(k, sample)
+        if not settle:
+            return False
+        while checked < runs and checked in samples:
+            checked += 1
+            if settled([samples[i] for i in range(checked)], cap):
+                kept = checked
+                return True
+        return False
 
     workers = min(jobs, runs)
     if workers == 1:
         for k, raw in enumerate(raws):
-            done(k, simulate_once(raw, exact_sampler=exact))
+            if done(k, simulate_once(raw, exact_sampler=exact)):
+                break
     else:
         _in_processes(raws, workers, exact, done)
     model = "bohb" if spec.scheduler["type"] == "bohb" else spec.sampler["type"]
-    return Forecast(runs=tuple(samples[k] for k in range(runs)), cap_micros=spec.budget.usd_micros,
-                    sampler=model if exact else "random", stand_in=None if exact else model)
+    return Forecast(runs=tuple(samples[k] for k in range(kept)), cap_micros=cap,
+                    sampler=model if exact else "random", stand_in=None if exact else model,
+                    settled=settle and kept < runs, most=runs)
 
 
 def _in_processes(raws: list[dict[str, Any]], workers: int, exact: bool,
-                  done: Callable[[int, RunSample], None]) -> None:
-    """Run every ``raws[k]`` in a pool of fresh (spawned) processes; ``done`` as each one finishes.
+                  done: Callable[[int, RunSample], bool]) -> None:
+    """Run every ``raws[k]`` in a pool of fresh (spawned) processes; ``done`` as each one finishes
+    (when it returns True, the runs not finished yet are dropped and the workers killed).
 
     Ctrl-C or SIGTERM kills the workers; a worker whose parent is gone exits on its own.
     """
@@ -187,7 +240,9 @@ def _in_processes(raws: list[dict[str, Any]], workers: int, exact: bool,
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                done(pending.pop(future), future.result())
+                if done(pending.pop(future), future.result()):
+                    _kill(pool)
+                    return
     except BrokenProcessPool as exc:
         _kill(pool)
         raise CosttuneError(f"forecast: a worker process died ({exc}); --jobs 1 runs the forecast in this "

@@ -124,11 +124,18 @@ def render_forecast(f: Forecast, console: Console) -> None:
     console.print(FittedTable([
         Column("", [r[0] for r in rows], keep=0, justify="left"),
         *(Column(name, [r[1][i] for r in rows], keep=1 + i) for i, name in enumerate(("median", "p10", "p90"))),
-    ], title=f"forecast: {len(f.runs)} simulated runs"))
+    ], title=f"forecast: {len(f.runs)} simulated runs{_settled(f)}"))
     cap = f.p_cap
     if cap is not None:
         console.print(f"P(reach cap) {cap:.2f}  (runs spending >= 99% of {format_usd(f.cap_micros or 0)})",
                       highlight=False)
+    if f.settled:
+        console.print(f"the figures stopped moving after {len(f.runs)} of at most {f.most} runs; --runs N makes "
+                      "exactly N", highlight=False)
+
+
+def _settled(f: Forecast) -> str:
+    return " (settled)" if f.settled else ""
 
 
 def to_dict(plan: SweepPlan) -> dict[str, Any]:
@@ -163,7 +170,8 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
     }
     if f is not None:
         out["forecast"] = {
-            "runs": len(f.runs), "sampler": f.sampler, "stands_in_for": f.stand_in,
+            "runs": len(f.runs), "settled": f.settled, "max_runs": f.most or len(f.runs),
+            "sampler": f.sampler, "stands_in_for": f.stand_in,
             "spend_median_usd": _usd(f.spend(50)), "spend_p10_usd": _usd(f.spend(10)),
             "spend_p90_usd": _usd(f.spend(90)), "spend_median_micros": f.spend(50),
             "spend_p10_micros": f.spend(10), "spend_p90_micros": f.spend(90),

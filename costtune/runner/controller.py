@@ -34,6 +34,7 @@ from costtune.money import format_usd
 from costtune.providers.base import Provider, ProviderError, Status
 from costtune.runner.attempts import LiveAttempt, launch_request
 from costtune.runner.claims import Claims
+from costtune.runner.control import Control
 from costtune.runner.decisions import Decisions
 from costtune.runner.ending import LIMIT, Ending
 from costtune.runner.recovery import Recovery, catch_signals
@@ -54,14 +55,17 @@ _RECLAIM_S = 1.0  # on a wall clock, look for new work this often when the last 
 __all__ = ["RunStatus", "SweepController"]
 
 
-class SweepController(Decisions, Claims, Ending, Recovery):
+class SweepController(Decisions, Claims, Ending, Recovery, Control):
     def __init__(self, spec: SweepSpec, study: Study, provider: Provider, *,
                  on_event: Callable[[str], None] | None = None, workdir: str | None = None,
                  clock: Clock | None = None, trial_events: bool = True,
-                 on_warning: Callable[[str], None] | None = None) -> None:
+                 on_warning: Callable[[str], None] | None = None, every_report: bool = True) -> None:
         """``on_event`` gets progress messages (hidden by ``--quiet``); ``on_warning`` gets what a
         user must see even then (ignored metric lines, fail-fast, rung advice; `costtune run` prints
-        them), by default logged at INFO (a forecast runs many sweeps; trial warnings are stored)."""
+        them), by default logged at INFO (a forecast runs many sweeps; trial warnings are stored).
+        ``every_report=False`` (a forecast, whose store is thrown away) stores only the last report
+        of each read of an attempt: the trial's totals and every decision are the same, the rows
+        of the reports before it are not written."""
         self.spec = spec
         self.study = study
         self.store = study.store
@@ -80,6 +84,7 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         self._tags: dict[str, str] | None = None
         self._by_key: dict[str, LiveAttempt] = {}
         self._take_reports = getattr(provider, "take_reports", None)
+        self._every_report = every_report
         limit = spec.budget.trial_seconds
         self._limit_ms = None if limit is None else round(limit * 1000)
         # (clock time, seq, attempt id, deadline ms) of every deadline set; stale entries are skipped
@@ -152,6 +157,7 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         durable = getattr(self.provider, "outlives_controller", True)
         while True:
             done = False
+            self._wait_while_paused()
             with nullcontext() if durable else self.store.batch():
                 until = time.perf_counter() + _GROUP_S
                 while True:
@@ -164,17 +170,18 @@ class SweepController(Decisions, Claims, Ending, Recovery):
                     if done:
                         break
                     self._advance()
-                    if durable or time.perf_counter() >= until:
+                    if durable or time.perf_counter() >= until or (self._paused and not self._live):
                         break
             if done and self._ended():  # outside the group's transaction: it may wait for others
                 return
 
     def _tick(self) -> list[LiveAttempt]:
+        paused = self._obey()
         for live in self._due():
             self._guarded(live, self._step)
         if not self._claimable and not self.virtual and time.monotonic() - self._claimed_at >= _RECLAIM_S:
             self._claimable = True  # another controller or `costtune enqueue` may have queued work
-        return self._fill()
+        return [] if paused else self._fill()
 
     def _step(self, live: LiveAttempt) -> None:
         if not live.placed:
@@ -226,7 +233,7 @@ class SweepController(Decisions, Claims, Ending, Recovery):
             live = self._live.get(attempt_id)
             if live is not None and ms in (live.deadline_ms, self._limit_ms):
                 due[attempt_id] = live
-        return list(due.values())
+        return sorted(due.values(), key=lambda live: live.attempt_id)  # ties at one moment: launch order
 
     def _watch_deadlines(self, live: LiveAttempt) -> None:
         """Wake the loop when ``live`` reaches its deadline (and its time limit)."""
@@ -241,11 +248,19 @@ class SweepController(Decisions, Claims, Ending, Recovery):
         for live in self._live.values():
             if live.stop_reason:
                 return  # a stop decided this tick is carried out at this same moment
-        times = [t for t in (self.provider.next_event_time(),) if t is not None]  # type: ignore[attr-defined]
         while self._deadlines and self._deadlines[0][2] not in self._live:
             heapq.heappop(self._deadlines)  # its attempt ended
-        if self._deadlines:
-            times.append(self._deadlines[0][0])
+        deadline = self._deadlines[0][0] if self._deadlines else None
+        advance = getattr(self.provider, "advance", None)
+        if advance is not None and not (self._stopping or self._halt):
+            # The simulator plays quiet step ends on the way to what matters. While stopping, every
+            # attempt is looked at from its next step end on, as on a step-by-step clock.
+            advance(None if deadline is None else max(deadline, self.clock.now()))
+            self.status.sim_seconds = self.clock.now()
+            return
+        times = [t for t in (self.provider.next_event_time(),) if t is not None]  # type: ignore[attr-defined]
+        if deadline is not None:
+            times.append(deadline)
         if times:
             self.clock.advance_to(max(min(times), self.clock.now()))  # type: ignore[attr-defined]
             self.status.sim_seconds = self.clock.now()

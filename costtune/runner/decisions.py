@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from costtune.errors import CapExceeded
 from costtune.money import format_usd
-from costtune.protocol import MAX_STEP, MetricLineError, MetricReport, nonfinite_objective, parse_line
+from costtune.protocol import (
+    MAX_STEP,
+    MetricLineError,
+    MetricReport,
+    TimedReport,
+    nonfinite_objective,
+    parse_line,
+)
 
 if TYPE_CHECKING:
     from costtune.prices.billing import BillingRule
@@ -44,6 +51,7 @@ class Decisions:
     _warn: Callable[[str], None]
     _chunk: Callable[..., int]
     _watch_deadlines: Callable[[LiveAttempt], None]
+    _every_report: bool
 
     def _read(self, live: LiveAttempt, lines: Any) -> None:
         """Book what the attempt printed. One rule for every line (``protocol.parse_line``): a bad
@@ -51,6 +59,7 @@ class Decisions:
         fails the trial. A simulator hands over ``MetricReport``s, what ``parse_line`` makes of its lines."""
         status: Status | None = None
         metric = self.study.metric
+        held: tuple[dict[str, float], int, int] | None = None  # the last report, when not every one is stored
         for line in lines:
             if live.stop_reason == "failed":
                 continue  # it failed on an earlier line: nothing it prints now counts
@@ -76,8 +85,11 @@ class Decisions:
                 self._trial_warning(live, f"dropped {name}={text} at step {step}: not a finite number")
             if not report.metrics:
                 continue
-            status = status or self.provider.poll(live.handle)
-            ms = status.billable_ms
+            if isinstance(report, TimedReport):
+                ms = report.billable_ms  # made before this read: booked at its own moment
+            else:
+                status = status or self.provider.poll(live.handle)
+                ms = status.billable_ms
             live.step = step
             cost = self.billing.charge(ms, live.rate)
             live.metrics.update(report.metrics)
@@ -88,11 +100,19 @@ class Decisions:
                 self._objective_seen = True
                 if first:
                     self._first_report(live, cost)
-            self.store.book_report(live.claimed.id, live.attempt_id, live.step, report.metrics, merged=live.metrics,
-                                   value=live.value, elapsed_s=ms / 1000,
-                                   trial_cost_micros=live.claimed.prior_cost_micros + cost, attempt_ms=ms,
-                                   attempt_cost_micros=cost)
             live.report_ms = ms
+            if self._every_report or not isinstance(report, TimedReport):
+                self._book_report(live, report.metrics, ms, cost)
+            else:
+                held = (report.metrics, ms, cost)
+        if held is not None:
+            self._book_report(live, *held)
+
+    def _book_report(self, live: LiveAttempt, metrics: dict[str, float], ms: int, cost: int) -> None:
+        self.store.book_report(live.claimed.id, live.attempt_id, live.step, metrics, merged=live.metrics,
+                               value=live.value, elapsed_s=ms / 1000,
+                               trial_cost_micros=live.claimed.prior_cost_micros + cost, attempt_ms=ms,
+                               attempt_cost_micros=cost)
 
     def _trial_warning(self, live: LiveAttempt, message: str) -> None:
         """Shown (even with --quiet) for the first few of an attempt, stored with the trial."""

@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from costtune.protocol import MetricLineError, parse_line
 from costtune.store.remote import RemoteConflict
@@ -62,8 +63,9 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_app(store: Store, *, max_body: int = MAX_BODY_BYTES) -> Starlette:
-    """The worker API over ``store``; ``max_body``: the largest request body taken, in bytes."""
+def create_app(store: Store, *, max_body: int = MAX_BODY_BYTES, extra_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The worker API over ``store``; ``max_body``: the largest request body taken, in bytes;
+    ``extra_routes``: served beside it (the dashboard's pages and ``/api/v1``)."""
 
     async def call(func: Any, *args: Any, **kwargs: Any) -> Any:
         return await run_in_threadpool(func, *args, **kwargs)
@@ -176,6 +178,7 @@ def create_app(store: Store, *, max_body: int = MAX_BODY_BYTES) -> Starlette:
         Route(f"{base}/lines", guarded(lines), methods=["POST"]),
         Route(f"{base}/heartbeat", guarded(heartbeat), methods=["POST"]),
         Route(f"{base}/exit", guarded(exit_), methods=["POST"]),
+        *extra_routes,
     ]
     async def not_found(_request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)

@@ -10,7 +10,8 @@ import asyncio
 import contextlib
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from costtune.errors import InputError
 
@@ -24,22 +25,29 @@ def _missing_extra() -> InputError:
     return InputError("costtune serve needs the server extra: pip install 'costtune[server]'")
 
 
-def _config(store: Store, host: str, port: int, *, access_log: bool, max_body: int | None):  # type: ignore[no-untyped-def]
+def _config(store: Store, host: str, port: int, *, access_log: bool, max_body: int | None,  # type: ignore[no-untyped-def]
+            routes: Sequence[Any] = (), worker_api: bool = True):
     try:
         import uvicorn
+        from starlette.applications import Starlette
 
         from costtune.server.app import MAX_BODY_BYTES, create_app
     except ImportError:
         raise _missing_extra() from None
-    app = create_app(store, max_body=max_body or MAX_BODY_BYTES)
+    if worker_api:
+        app = create_app(store, max_body=max_body or MAX_BODY_BYTES, extra_routes=routes)
+    else:
+        app = Starlette(routes=list(routes))
     return uvicorn.Config(app, host=host, port=port, log_level="info" if access_log else "warning",
                           access_log=access_log, lifespan="off", server_header=False)
 
 
-def serve(store: Store, host: str, port: int, *, access_log: bool = True, max_body: int | None = None) -> None:
-    """Serve the worker API until interrupted (KeyboardInterrupt / SIGTERM). Raises InputError when
-    the ``server`` extra is missing or the address cannot be bound."""
-    config = _config(store, host, port, access_log=access_log, max_body=max_body)
+def serve(store: Store, host: str, port: int, *, access_log: bool = True, max_body: int | None = None,
+          routes: Sequence[Any] = (), worker_api: bool = True) -> None:
+    """Serve the worker API (and ``routes`` beside it; only ``routes`` without ``worker_api``) until
+    interrupted (KeyboardInterrupt / SIGTERM). Raises InputError when the ``server`` extra is missing
+    or the address cannot be bound."""
+    config = _config(store, host, port, access_log=access_log, max_body=max_body, routes=routes, worker_api=worker_api)
     import uvicorn
 
     server = uvicorn.Server(config)
@@ -52,8 +60,9 @@ def serve(store: Store, host: str, port: int, *, access_log: bool = True, max_bo
 class BackgroundServer:
     """The worker API on a daemon thread (a controller's own, or a test's); ``url`` once started."""
 
-    def __init__(self, store: Store, host: str = "127.0.0.1", port: int = 0, *, max_body: int | None = None) -> None:
-        config = _config(store, host, port, access_log=False, max_body=max_body)
+    def __init__(self, store: Store, host: str = "127.0.0.1", port: int = 0, *, max_body: int | None = None,
+                 routes: Sequence[Any] = (), worker_api: bool = True) -> None:
+        config = _config(store, host, port, access_log=False, max_body=max_body, routes=routes, worker_api=worker_api)
         import uvicorn
 
         self._server = uvicorn.Server(config)

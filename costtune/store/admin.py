@@ -35,6 +35,7 @@ from sqlmodel import Session, col, select
 
 from costtune.errors import StoreError
 from costtune.history import TrialState
+from costtune.store.control import StudyPauseRow, TrialStopRow
 from costtune.store.ledger import HELD
 from costtune.store.ledger_models import ReservationRow, ScopeBalanceRow, ScopeCapRow
 from costtune.store.models import AttemptRow, ReportRow, StudyRow, TrialRow
@@ -158,6 +159,8 @@ class StudyAdmin:
             reports = s.execute(delete(ReportRow).where(col(ReportRow.trial_id).in_(trial_ids))).rowcount
             delete_remote(s, [a_id for a_id, _key, _cost in attempts])
             s.execute(delete(AttemptRow).where(col(AttemptRow.trial_id).in_(trial_ids)))
+            s.execute(delete(TrialStopRow).where(col(TrialStopRow.study_id) == study_id))
+            s.execute(delete(StudyPauseRow).where(col(StudyPauseRow.study_id) == study_id))
             s.execute(delete(TrialRow).where(col(TrialRow.study_id) == study_id))
             s.execute(delete(StudyRow).where(col(StudyRow.id) == study_id))
             s.expunge_all()

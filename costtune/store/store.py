@@ -24,6 +24,7 @@ from costtune.store.admin import StudyAdmin, not_found_hint
 from costtune.store.attempts import AttemptBook
 from costtune.store.audit import AuditBook, AuditEntry, add_audit, current_actor
 from costtune.store.caps import CAP_ACTION, CapBook, CapChange, raise_trial_budget, study_scope
+from costtune.store.control import ControlBook
 from costtune.store.engine import mask_url, opening, refuse_foreign_sqlite, resolve_db_url
 from costtune.store.ledger import LedgerBook
 from costtune.store.ledger_models import ReservationRow
@@ -54,6 +55,8 @@ from costtune.store.records import (
     read_history,
 )
 from costtune.store.remote import RemoteBook, RemoteConflict, RemoteState
+from costtune.store.schedules import ScheduleBook
+from costtune.store.versions import ModelBook
 from costtune.words import plural
 
 __all__ = ["AttemptEnd", "AttemptInfo", "AuditEntry", "CapChange", "ClaimedTrial", "OpenAttempt", "Orphan", "Proposal",
@@ -83,7 +86,8 @@ _NEXT_NUMBER = update(_STUDY).where(_STUDY.c.id == bindparam("sid")).values(next
 _SCHEMA_LOCK_KEY = 0x636F7374  # pg_advisory_xact_lock key held while creating the tables ("cost")
 
 
-class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook, RemoteBook):
+class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook, RemoteBook, ScheduleBook, ModelBook,
+            ControlBook):
     def __init__(self, url: str | None = None) -> None:
         """Open (creating when new) the store at ``url`` (see ``resolve_db_url``).
 

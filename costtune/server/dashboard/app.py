@@ -1,0 +1,100 @@
+"""The dashboard's routes: pages, ``/api/v1`` and ``/static`` (the assets shipped in the package).
+
+Pages answer 401 with a small page asking for the token when reading needs one (see ``auth``);
+``/login?token=...`` sets the read cookie and sends the browser to ``/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from costtune.server.dashboard.api import Api, Refused
+from costtune.server.dashboard.auth import COOKIE, Access
+from costtune.server.dashboard.pages import crumbs_for, page
+
+if TYPE_CHECKING:
+    from costtune.store import Store
+
+STATIC = Path(__file__).parent / "static"
+_SECURITY = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+             "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                                        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'"}
+
+
+def _html(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status, headers=_SECURITY)
+
+
+def routes(store: Store, access: Access, *, actor: str = "dashboard") -> list[BaseRoute]:
+    """Every dashboard route over ``store``; actions are audited with ``actor`` (plus the client address)."""
+    api = Api(store, access, actor)
+
+    def guarded(render: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            if not access.may_read(request):
+                asking = page("login", "token needed", {"needs_token": True}, heading="This dashboard needs its token")
+                return _html(asking, 401)
+            try:
+                return _html(await run_in_threadpool(render, request))
+            except Refused as exc:
+                return _html(page("missing", "not found", {"error": exc.reason}, heading=exc.reason), exc.status)
+        return endpoint
+
+    def studies(request: Request) -> str:
+        return page("studies", "Studies", api.studies(request))
+
+    def study(request: Request) -> str:
+        info = api.study(request.path_params["name"])
+        request.path_params["name"] = info.name
+        from costtune.server.dashboard.queries import live_cursor
+
+        cursor = live_cursor(store, info.id)  # before the reads: a change in between shows on the first poll
+        first = {"summary": api.study_summary(request), "trials": api.trials(request), "cursor": cursor}
+        return page("study", info.name, first, crumbs=crumbs_for(info.name))
+
+    def trial(request: Request) -> str:
+        data = api.trial(request)
+        return page("trial", f"{data['study']} trial {data['number']}", data,
+                    heading=f"trial {data['number']}", crumbs=crumbs_for(data["study"], data["number"]))
+
+    def money(request: Request) -> str:
+        return page("money", "Money", api.spend(request))
+
+    def running(request: Request) -> str:
+        return page("running", "Running now", api.running(request))
+
+    def schedules(request: Request) -> str:
+        return page("schedules", "Schedules and models", api.schedules(request))
+
+    async def login(request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        target = request.query_params.get("next", "/")
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/"
+        response = RedirectResponse(quote(target, safe="/?=&"), status_code=303)
+        if access._matches(token):
+            response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    return [
+        Route("/", guarded(studies)),
+        Route("/studies/{name}", guarded(study)),
+        Route("/studies/{name}/trials/{number:int}", guarded(trial)),
+        Route("/money", guarded(money)),
+        Route("/running", guarded(running)),
+        Route("/schedules", guarded(schedules)),
+        Route("/login", login),
+        *api.routes(),
+        Mount("/static", app=StaticFiles(directory=STATIC), name="dashboard-static"),
+    ]
+
+
+__all__ = ["STATIC", "routes"]

@@ -1,0 +1,39 @@
+"""The schedules page's data: every schedule with its timing, next fire time and latest runs, and
+every model version the scheduled runs published (which one each model serves now)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from costtune.server.dashboard.queries import iso
+
+if TYPE_CHECKING:
+    from costtune.store import Store
+
+RUNS_SHOWN = 5
+
+
+def _at(seconds: int | None) -> str | None:
+    return None if seconds is None else iso(datetime.fromtimestamp(seconds, UTC))
+
+
+def schedules_overview(store: Store) -> dict[str, Any]:
+    """``{"schedules": [...], "models": [...]}``: times ISO 8601 UTC, money integer micro-dollars."""
+    schedules = []
+    for info in store.list_schedules():
+        runs = store.schedule_runs(info.id, limit=RUNS_SHOWN)
+        schedules.append({
+            "name": info.name, "timing": info.trigger.describe(), "trigger": info.trigger.to_dict(),
+            "paused": info.paused, "next_fire": _at(info.next_fire_s), "study": info.sweep.get("name"),
+            "runs": [{"id": r.id, "fire": _at(r.fire_s), "manual": r.manual, "state": r.state, "reason": r.reason,
+                      "study": r.study_name, "finished": _at(r.finished_s), "summary": r.summary} for r in runs],
+        })
+    models = [{"model": v.model, "version": v.version, "ref": v.ref, "study": v.study_name, "trial": v.trial_number,
+               "metric": v.metric, "mode": str(v.mode),
+               "value": v.value if math.isfinite(v.value) else None, "params": v.params,
+               "run_cost_micros": v.run_cost_micros, "reach_cost_micros": v.reach_cost_micros,
+               "promoted": v.promoted, "note": v.note, "artifact_path": v.artifact_path,
+               "created_at": iso(v.created_at)} for v in store.model_versions()]
+    return {"schedules": schedules, "models": models}

@@ -1,0 +1,129 @@
+/* costtune dashboard, part 1 of 3: elements, formatting, the token, requests, live polling, tables.
+   Every value goes into the page as text (textContent), never as markup. */
+(function () {
+  "use strict";
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const page = document.body.dataset.page;
+  // -- elements, formatting ---------------------------------------------------------------------
+  function el(tag, attrs) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "text") node.textContent = String(v);
+      else if (k === "on") for (const [ev, fn] of Object.entries(v)) node.addEventListener(ev, fn);
+      else if (k === "cls") node.className = v;
+      else node.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (let i = 2; i < arguments.length; i++) {
+      const c = arguments[i];
+      if (c === null || c === undefined || c === false) continue;
+      if (Array.isArray(c)) c.forEach((x) => x && node.appendChild(typeof x === "object" ? x : document.createTextNode(String(x))));
+      else node.appendChild(typeof c === "object" ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+  function put(parent) {  // append children, arrays flattened, null/false left out (Element.append would write "null")
+    const kids = Array.prototype.slice.call(arguments, 1).flat(Infinity);
+    kids.forEach((k) => { if (k !== null && k !== undefined && k !== false) parent.appendChild(typeof k === "object" ? k : document.createTextNode(String(k))); });
+    return parent;
+  }
+  function usd(micros) {
+    if (micros === null || micros === undefined) return "–";
+    if (micros === 0) return "$0";
+    const d = micros / 1e6, a = Math.abs(d);
+    const places = a >= 100 ? 2 : a >= 1 ? 2 : a >= 0.01 ? 4 : 6;
+    return (d < 0 ? "-$" : "$") + Math.abs(d).toFixed(places);
+  }
+  const rate = (m) => (m ? usd(m) + "/h" : "–");
+  function num(v) {
+    if (v === null || v === undefined) return "–";
+    if (typeof v !== "number") return String(v);
+    if (Number.isInteger(v)) return String(v);
+    return String(Number(v.toPrecision(6)));
+  }
+  function ago(iso) {
+    if (!iso) return "–";
+    const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    if (s < 90) return Math.round(s) + " s ago";
+    if (s < 5400) return Math.round(s / 60) + " min ago";
+    if (s < 172800) return Math.round(s / 3600) + " h ago";
+    return Math.round(s / 86400) + " d ago";
+  }
+  const studyUrl = (name) => "/studies/" + encodeURIComponent(name);
+  const apiStudy = (name) => "/api/v1/studies/" + encodeURIComponent(name);
+  function params(p) { return Object.entries(p || {}).map(([k, v]) => k + "=" + num(v)).join(" "); }
+
+  // -- token and requests ---------------------------------------------------------------------
+  if (location.hash.startsWith("#token=")) {
+    localStorage.setItem("costtune_token", decodeURIComponent(location.hash.slice(7)));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  const token = () => localStorage.getItem("costtune_token") || "";
+  $("#token").value = token();
+  $("#tokenform").addEventListener("submit", (e) => {
+    e.preventDefault();
+    localStorage.setItem("costtune_token", $("#token").value.trim());
+    flash("token saved in this browser");
+    if (page === "login") location.href = "/login?" + new URLSearchParams({ token: token(), next: location.pathname });
+  });
+  async function call(path, opts) {
+    opts = opts || {};
+    const headers = Object.assign({}, opts.headers || {});
+    if (token()) headers["Authorization"] = "Bearer " + token();
+    if (opts.body !== undefined) headers["Content-Type"] = "application/json";
+    const r = await fetch(path, { method: opts.method || "GET", headers: headers, credentials: "same-origin",
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
+    if (opts.raw && r.ok) return r;
+    const data = await r.json().catch(() => ({ error: "HTTP " + r.status }));
+    if (!r.ok) throw new Error(data.error || "HTTP " + r.status);
+    return data;
+  }
+  function flash(message, bad) {
+    let box = $("#flash");
+    if (!box) { box = el("div", { id: "flash" }); document.body.appendChild(box); }
+    box.textContent = message;
+    box.className = bad ? "bad" : "ok";
+    clearTimeout(flash.t);
+    flash.t = setTimeout(() => { box.className = "gone"; }, 6000);
+  }
+  function poll(fn, ms) {
+    let busy = false;
+    const live = $("#live");
+    const tick = async () => {
+      if (busy || document.hidden) return;
+      busy = true;
+      try { await fn(); live.className = "live ok"; } catch (e) { live.className = "live err"; live.title = String(e.message || e); }
+      busy = false;
+    };
+    setInterval(tick, ms);
+  }
+
+  // -- tables ---------------------------------------------------------------------------------
+  function table(cols, rows, opts) {
+    opts = opts || {};
+    const head = el("tr", {}, cols.map((c) => {
+      const th = el("th", { cls: (c.num ? "n " : "") + (c.sort ? "sortable" : ""), "data-sort": c.sort, text: c.label });
+      if (c.sort && opts.onSort) {
+        th.addEventListener("click", () => opts.onSort(c.sort));
+        if (opts.sorted && opts.sorted.key === c.sort) th.classList.add(opts.sorted.desc ? "desc" : "asc");
+      }
+      return th;
+    }));
+    const body = el("tbody", {}, rows.map((r) => el("tr", { "data-row": r._id === undefined ? null : r._id },
+      cols.map((c) => {
+        const v = c.get(r);
+        const td = el("td", { cls: (c.num ? "n " : "") + (c.cls ? c.cls(r) : "") });
+        if (v instanceof Node) td.appendChild(v); else td.textContent = v === null || v === undefined ? "–" : String(v);
+        return td;
+      }))));
+    return el("div", { cls: "scroll" }, el("table", { id: opts.id }, el("thead", {}, head), body));
+  }
+  function facts(items) {
+    return el("div", { cls: "facts" }, items.map(([label, value, id]) =>
+      el("div", {}, el("span", { text: label }), el("b", { id: id, text: value }))));
+  }
+  const bar = (frac) => el("span", { cls: "bar" + (frac > 0.8 ? " hot" : "") },
+    el("i", { style: "width:" + Math.min(100, Math.max(0, (frac || 0) * 100)).toFixed(1) + "%" }));
+
+  window.costtuneUI = { $, put, el, usd, rate, num, ago, studyUrl, apiStudy, params, token, call, flash, poll, table, facts, bar };
+})();
