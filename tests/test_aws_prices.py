@@ -229,3 +229,18 @@ def test_run_refuses_an_aws_sweep_instances_cannot_report_to_before_the_store_op
     assert done.exit_code == 2 and done.exception.__class__ is SystemExit
     assert "server.public_url" in done.output and "instances cannot reach" in done.output
     assert not db.exists()
+
+
+def test_the_readmes_first_aws_sweep_is_a_valid_sweep_file(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from costtune.spec import parse_sweep
+    from costtune.yamlfile import load_yaml
+
+    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path))
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    start = text.index("name: lr-aws")
+    block = "\n".join(line[3:] for line in text[start:text.index("```", start)].splitlines())
+    spec = parse_sweep(load_yaml(block, source="README"))
+    assert spec.resources.provider == "aws" and spec.resources.aws.market == "spot-then-on-demand"
+    assert spec.server.url == "https://tune.example.org" and spec.resources.aws.checkpoint_uri
