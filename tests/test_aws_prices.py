@@ -239,7 +239,7 @@ def test_the_readmes_first_aws_sweep_is_a_valid_sweep_file(tmp_path, monkeypatch
 
     monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path))
     text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    start = text.index("name: lr-aws")
+    start = text.rindex("\n", 0, text.index("name: lr-aws")) + 1  # the block is indented 3 (a list item's)
     block = "\n".join(line[3:] for line in text[start:text.index("```", start)].splitlines())
     spec = parse_sweep(load_yaml(block, source="README"))
     assert spec.resources.provider == "aws" and spec.resources.aws.market == "spot-then-on-demand"
