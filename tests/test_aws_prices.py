@@ -228,6 +228,7 @@ def test_run_refuses_an_aws_sweep_instances_cannot_report_to_before_the_store_op
     done = CliRunner().invoke(main, ["run", str(sweep), "--db", str(db)])
     assert done.exit_code == 2 and done.exception.__class__ is SystemExit
     assert "server.public_url" in done.output and "instances cannot reach" in done.output
+    assert "warning: no fresh live price for aws/us-east-1/m5.large" in done.output  # the snapshot's, said so
     assert not db.exists()
 
 

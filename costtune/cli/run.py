@@ -66,6 +66,8 @@ def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_ca
     from costtune.spec.environment import resolve_env
 
     resolve_env(spec.env, os.environ)  # a ${VAR} that is not set is bad input: refused before the store opens
+    for warning in spec.resources.warnings:  # a price from the bundled snapshot, not a fresh refresh
+        err_console.print(styled((f"warning: {warning}", "yellow")), highlight=False, soft_wrap=True)
     if spec.resources.provider == "aws":  # what only EC2 can tell, before the store opens or money is held
         from costtune.runner.remote import check_aws_sweep
 
