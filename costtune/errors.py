@@ -96,6 +96,16 @@ class BudgetExhausted(CosttuneError):
     """The study's dollar cap cannot fund another trial (``Study.ask``; ``optimize`` just ends)."""
 
 
+class LaunchLimit(CosttuneError):
+    """A reservation would make more launches held at once under a policy than ``rules.max_instances``."""
+
+    def __init__(self, prefix: str, limit: int, held: int) -> None:
+        self.prefix = prefix
+        self.limit = limit
+        self.held = held
+        super().__init__(f"scopes {prefix}*: {held} launches held, at most {limit} at once (rules.max_instances)")
+
+
 class CapExceeded(CosttuneError):
     """A reservation would take a scope past its hard cap; nothing was reserved anywhere."""
 

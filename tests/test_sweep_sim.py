@@ -293,7 +293,8 @@ def test_a_trial_time_limit_is_exact_on_the_virtual_clock(tmp_path: Path) -> Non
     ({"resources__instance_type": "m5.huge"}, "resources.instance_type: no price for aws/us-east-1/m5.huge"),
     ({"resources__instance_type": {"type": "categorical", "choices": ["m5.large", "m5.large"]}},
      "resources.instance_type.choices: must not repeat a choice"),
-    ({"resources__market": "preemptible"}, "resources.market: must be one of on-demand, spot, got 'preemptible'"),
+    ({"resources__market": "preemptible"},
+     "resources.market: must be one of on-demand, spot, cheapest-expected, got 'preemptible'"),
     ({"resources__region": "mars-1"}, "resources.region: no prices for this region; known: "),
     ({"resources__simulation__workload": "nosuchmodule:f"}, "resources.simulation.workload: no module named"),
     ({"resources__simulation__max_steps": 0}, "resources.simulation.max_steps: must be an integer >= 1, got 0"),
@@ -339,6 +340,11 @@ def test_costtune_spend_shows_each_scope_cap_spent_and_left(tmp_path: Path) -> N
 def test_example_sweep_files_parse(example: Path) -> None:
     from costtune.spec import load_sweep
 
+    if example.parent.name == "policies":  # spend-policy files, not sweeps
+        from costtune.policies import load_policy_files
+
+        assert load_policy_files([example])
+        return
     assert load_sweep(example).name
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from costtune.cli import audit, dashboard, models, money, prices, reap, report, run, schedule, serve, studies
+from costtune.cli import audit, dashboard, models, money, policy, prices, reap, report, run, schedule, serve, studies
 from costtune.cli.common import CommandGroup, handled
 
 
@@ -24,5 +24,6 @@ for _command in (run.run, run.demo, studies.studies, studies.leaderboard, studie
     main.add_command(_command)
 prices.prices.callback = handled(prices.prices.callback)  # type: ignore[arg-type]  # a group: its listing
 main.add_command(prices.prices)
+main.add_command(policy.policy)
 
 __all__ = ["main"]

@@ -9,21 +9,37 @@ from typing import Any
 import click
 
 from costtune.cli.common import count, db_option, err_console, handled, open_store, out_console
-from costtune.errors import SpecError
+from costtune.errors import InputError, SpecError
 from costtune.limits import MAX_FORECAST_RUNS, MAX_JOBS
 
 
 @click.command()
 @db_option
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--by", "by", default=None, metavar="KEY",
+              help="Group what attempts were billed by team, project (or any sweep tag), study, instance, market, "
+                   "cloud or day, instead of listing ledger scopes.")
+@click.option("--window", "window", type=click.Choice(["total", "day", "week", "month"]), default="total",
+              show_default=True, help="With --by: only attempts started in the current day, week or month.")
+@click.option("--timezone", "timezone", default="UTC", show_default=True, metavar="IANA",
+              help="With --by: the time zone of --window and of --by day.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @handled
-def spend(db: str | None, fmt: str) -> None:
-    """Spend by ledger scope: cap, spent, held by running trials, and what is left."""
+def spend(db: str | None, by: str | None, window: str, timezone: str, fmt: str) -> None:
+    """Spend by ledger scope: cap, spent, held by running trials, and what is left (spend-policy windows
+    included; `costtune policy status` adds their forecasts). With --by: billed spend grouped."""
     from costtune.money import format_usd, format_usd_column
     from costtune.reports.table import Column, FittedTable
 
+    if by is not None:
+        return _spend_by(db, by, window, timezone, fmt)
+    if window != "total" or timezone != "UTC":
+        raise InputError("--window/--timezone: only with --by (the ledger's scopes already carry their windows)")
     store = open_store(db)
     names = {f"study:{info.id}": f"study {info.name}" for info in store.list_studies()}
+    for scope in store.balances():  # a policy window: policy:NAME:PERIOD:START
+        parts = scope.split(":")
+        if parts[0] == "policy" and len(parts) >= 3:
+            names[scope] = f"policy {parts[1]} {' '.join(parts[2:])}"
     rows = []
     gone = store.held_by_gone()  # held for attempts whose controller died: not live, settled by the next run
     for scope, (cap, spent, reserved) in store.balances().items():
@@ -32,6 +48,9 @@ def spend(db: str | None, fmt: str) -> None:
                      "held_controller_gone_micros": min(reserved, gone.get(scope, 0))})
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
+        return
+    if fmt == "csv":
+        _csv(rows)
         return
     keys = ("cap_micros", "spent_micros", "reserved_micros", "left_micros")
     money = [format_usd_column([r[k] for r in rows]) for k in keys]  # one number of decimals per column
@@ -44,6 +63,51 @@ def spend(db: str | None, fmt: str) -> None:
         if r["held_controller_gone_micros"]:
             out_console.print(f"{r['name']}: {format_usd(r['held_controller_gone_micros'])} held (controller gone; "
                               "settled by the next run)", highlight=False)
+
+
+def _csv(rows: list[dict[str, Any]]) -> None:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["scope"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    click.echo(buffer.getvalue(), nl=False)
+
+
+def _spend_by(db: str | None, by: str, window: str, timezone: str, fmt: str) -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from costtune.money import format_usd_column
+    from costtune.policies.parse import TAG_RULE
+    from costtune.policies.spend import BY, spend_groups, window_start
+    from costtune.reports.table import Column, FittedTable
+
+    if by not in BY and not TAG_RULE.fullmatch(by):
+        raise InputError(f"--by: must be one of {', '.join(BY)} or a sweep tag name, got {by!r}")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise InputError(f"--timezone: not a known IANA time zone (such as UTC, Europe/Lisbon), got {timezone!r}") \
+            from None
+    store = open_store(db)
+    since = window_start(window, datetime.now(UTC), timezone)
+    rows = spend_groups(store, by, since, timezone)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if fmt == "csv":
+        _csv(rows)
+        return
+    title = f"spend by {by}" + ("" if since is None else f" since {since.isoformat()}") + f" in {store.display_url}"
+    out_console.print(FittedTable([
+        Column(by, [str(r[by]) for r in rows], keep=0, justify="left", wrap=16),
+        Column("spent", format_usd_column([r["spent_micros"] for r in rows]), keep=1),
+        Column("attempts", [str(r["attempts"]) for r in rows], keep=2),
+        Column("running", [str(r["running"]) for r in rows], keep=3),
+    ], title=title, always=1))
 
 
 @click.command()

@@ -44,8 +44,10 @@ def report(study: str, db: str | None, fmt: str, html_path: str | None, section:
 
         path = Path(html_path)
         try:
-            path.write_text(render_html(info.name, history, attempts, ladder=study_ladder(info.spec)),
-                            encoding="utf-8")
+            from costtune.policies.status import study_verdicts
+
+            path.write_text(render_html(info.name, history, attempts, ladder=study_ladder(info.spec),
+                                        policies=study_verdicts(store, info.id)), encoding="utf-8")
         except OSError as exc:
             raise InputError(f"--html: cannot write {path}: {exc.strerror or exc}") from None
         click.echo(str(path.resolve()))

@@ -231,6 +231,11 @@ def leaderboard(study: str, db: str | None, fmt: str, limit: int | None) -> None
         out_console.print(to_table(history, f"leaderboard: {info.name} ({info.metric}, {info.mode})", limit,
                                     costs, ladder, gone, for_all="leave out --limit for all"))
         _gone_note(gone)
+        from costtune.policies.status import study_verdicts, verdicts_line
+
+        policies = verdicts_line(study_verdicts(store, info.id))  # the spend policies its launches ran under
+        if policies:
+            out_console.print(policies, highlight=False, markup=False)
         best = history.best()
         if best is not None and best.output_dir:
             out_console.print(f"best trial's output: {best.output_dir}", highlight=False, soft_wrap=True)

@@ -261,9 +261,19 @@ def improvements_html(history: History) -> str:
                   set(range(7)))
 
 
+def policies_html(rows: Sequence[dict[str, Any]]) -> str:
+    """The spend policies the study's launches ran under (``costtune.policies.status.study_verdicts``)."""
+    if not rows:
+        return "<p>No spend policy matched this study's launches.</p>"
+    return _table(("policy", "allowed", "amended", "denied", "last denial"),
+                  [[r["policy"] for r in rows], [r["allow"] for r in rows], [r["amend"] for r in rows],
+                   [r["deny"] for r in rows], [r["last_denial"] or "-" for r in rows]], {1, 2, 3})
+
+
 def render_html(study_name: str, history: History, attempts: Sequence[AttemptCostRow] | None = None, *,
-                ladder: Sequence[int] | None = None) -> str:
-    """The whole report as one HTML document string; ``attempts`` adds where the money went by placement."""
+                ladder: Sequence[int] | None = None, policies: Sequence[dict[str, Any]] | None = None) -> str:
+    """The whole report as one HTML document string; ``attempts`` adds where the money went by placement,
+    ``policies`` the spend policies its launches ran under and their denials."""
     best = history.best()
     finished = sum(t.state.finished for t in history.trials)
     improvements = cost_per_improvement(history)
@@ -294,5 +304,6 @@ def render_html(study_name: str, history: History, attempts: Sequence[AttemptCos
         f"<h2>where the money went</h2>{spend_html(history, attempts)}"
         f"<h2>spend by instance type and market</h2>{placement_html(history, attempts)}"
         f"<h2>leaderboard (top 50)</h2>{leaderboard_html(history, costs=costs, ladder=ladder)}"
-        "</body></html>\n"
+        + ("" if policies is None else f"<h2>spend policies</h2>{policies_html(policies)}")
+        + "</body></html>\n"
     )

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from costtune.errors import CapExceeded
+from costtune.errors import CapExceeded, LaunchLimit
 from costtune.history import TrialState
 from costtune.runner.attempts import LiveAttempt
 from costtune.runner.ending import BUDGET, LIMIT
@@ -22,6 +22,7 @@ from costtune.words import plural
 
 if TYPE_CHECKING:
     from costtune.clock import Clock
+    from costtune.policies import Verdict
     from costtune.prices.billing import BillingRule
     from costtune.providers.base import Provider
     from costtune.runner.status import RunStatus
@@ -61,6 +62,15 @@ class Claims:
     _warn: Callable[[str], None]
 
     def _on_event(self, message: str) -> None: ...
+
+    # admission.py, the controller's policy step (annotations only: nothing here overrides them)
+    _admit: Callable[[ClaimedTrial, str | None, str], Verdict | None]
+    _refused: Callable[..., None]
+    _admitted: Callable[[ClaimedTrial, Verdict, str], None]
+    _window_short: Callable[[Verdict, int], CapExceeded | None]
+    _market_for: Callable[[ClaimedTrial, str | None, str], tuple[str, str]]
+    _windows_of: dict[str, Any]
+    _denied: str | None
 
     def _another_iteration(self) -> bool:
         """At the end of a Hyperband (or SH) plan, plan one more iteration if what is left of the cap
@@ -118,6 +128,12 @@ class Claims:
         Without rungs a binding cap's room is shared: the trial takes at most 1/``among`` of it."""
         res = self.spec.resources
         itype, market = res.placement(claimed.params)
+        market, market_note = self._market_for(claimed, itype, market)  # market: cheapest-expected
+        verdict = self._admit(claimed, itype, market)  # spend policies: allow, amend or deny (admission.py)
+        if verdict is not None:
+            if verdict.kind == "deny":
+                return self._refused(claimed, verdict)
+            itype, market = verdict.request.instance_type, verdict.request.market
         rate = res.rate_for(itype, market, at=self.clock.now() if self.virtual else None)
         prior = claimed.prior_cost_micros
         rung = None
@@ -131,20 +147,31 @@ class Claims:
         elif rate == 0:
             amount = 0  # a free trial (a local run with no rate): nothing to reserve or to cap
         else:
-            amount = self._chunk(rate, must_fit=True, among=among)
+            amount = self._chunk(rate, must_fit=True, among=among, caps=verdict.caps if verdict else None)
             if amount == 0:
+                short = self._window_short(verdict, self.billing.charge(1, rate)) if verdict else None
+                if short is not None:  # a policy window has no room for it, not the study
+                    return self._refused(claimed, verdict, short)
                 return self._unfund(claimed, self.billing.charge(1, rate))
         key = f"ct-{self.study.id}-{claimed.id}-{claimed.attempt_number}"
         try:
             if amount:
-                self.store.reserve(key, [self.scope], amount)
-        except CapExceeded:
+                self.store.reserve(key, [self.scope, *(verdict.scopes if verdict else ())], amount,
+                                   caps=verdict.caps if verdict else None,
+                                   max_held=verdict.max_held if verdict else None)
+        except (CapExceeded, LaunchLimit) as exc:
+            if verdict is not None and getattr(exc, "scope", None) != self.scope:
+                return self._refused(claimed, verdict, exc)  # a policy's window cap or max_instances
             return self._unfund(claimed, amount)
+        if verdict is not None:
+            self._admitted(claimed, verdict, key)
         start = claimed.last_step + 1 if self._checkpoints and claimed.last_step is not None else 0
         attempt_id = self.store.start_attempt(
             claimed.id, claimed.attempt_number, idempotency_key=key, provider=self.provider.name,
             rate_micros_per_hour=rate, host=hostname(), region=res.region, instance_type=itype, market=market,
             start_step=start, granularity_s=self.billing.granularity_s, minimum_s=self.billing.minimum_s)
+        if market_note:
+            self.store.set_attempt_note(attempt_id, market_note)  # `costtune trials STUDY N` shows it
         trial_dir = Path(claimed.output_dir or self.study.trial_dir(claimed.number))
         live = LiveAttempt(claimed=claimed, attempt_id=attempt_id, key=key, rate=rate, instance_type=itype,
                            market=market, trial_dir=trial_dir, start_step=start, reserved=amount, target=None,
@@ -182,20 +209,27 @@ class Claims:
         What the cap has room for and what the trial needed (micro-dollars) go to the progress line."""
         self.store.finish_trial(claimed.id, TrialState.QUEUED)
         self._idle = BUDGET
+        self._denied = None
         cap, spent, reserved = self.store.balance(self.scope)
         self._short = (max(0, (cap or 0) - spent - reserved), needed)
         return None
 
-    def _chunk(self, rate: int, *, must_fit: bool, among: int = 1) -> int:
+    def _chunk(self, rate: int, *, must_fit: bool, among: int = 1, caps: dict[str, int | None] | None = None) -> int:
         """Money for the next stretch of a trial without rungs; 0 when the cap has no room for it.
 
         Ten instance-minutes, or less under a binding cap: 1/``among`` of the room left (the workers
-        competing for it), never less than one billable millisecond's charge."""
+        competing for it), never less than one billable millisecond's charge. ``caps``: the policy
+        window scopes the segment is also reserved in (scope -> hard cap), whose room counts too."""
         chunk = max(self.billing.charge(_CHUNK_S * 1000, rate), self.billing.charge(1, rate))
         cap, spent, reserved = self.store.balance(self.scope)
-        if cap is None:
+        rooms = [] if cap is None else [cap - spent - reserved]
+        for scope, window_cap in (caps or {}).items():
+            if window_cap is not None:
+                _cap, w_spent, w_held = self.store.balance(scope)
+                rooms.append(window_cap - w_spent - w_held)
+        if not rooms:
             return chunk
-        room = cap - spent - reserved
+        room = min(rooms)
         least = self.billing.charge(1, rate) if must_fit else 1
         if room < least:
             return 0

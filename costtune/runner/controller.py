@@ -26,12 +26,14 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from datetime import datetime
 from pathlib import Path
 
 from costtune.clock import Clock, VirtualClock, WallClock
 from costtune.history import Mode, TrialState
 from costtune.money import format_usd
 from costtune.providers.base import Provider, ProviderError, Status
+from costtune.runner.admission import Admission
 from costtune.runner.attempts import LiveAttempt, launch_request
 from costtune.runner.claims import Claims
 from costtune.runner.control import Control
@@ -55,17 +57,17 @@ _RECLAIM_S = 1.0  # on a wall clock, look for new work this often when the last 
 __all__ = ["RunStatus", "SweepController"]
 
 
-class SweepController(Decisions, Claims, Ending, Recovery, Control):
+class SweepController(Decisions, Claims, Ending, Recovery, Control, Admission):
     def __init__(self, spec: SweepSpec, study: Study, provider: Provider, *,
                  on_event: Callable[[str], None] | None = None, workdir: str | None = None,
                  clock: Clock | None = None, trial_events: bool = True,
-                 on_warning: Callable[[str], None] | None = None, every_report: bool = True) -> None:
+                 on_warning: Callable[[str], None] | None = None, every_report: bool = True,
+                 calendar: Callable[[], datetime] | None = None) -> None:
         """``on_event`` gets progress messages (hidden by ``--quiet``); ``on_warning`` gets what a
-        user must see even then (ignored metric lines, fail-fast, rung advice; `costtune run` prints
-        them), by default logged at INFO (a forecast runs many sweeps; trial warnings are stored).
-        ``every_report=False`` (a forecast, whose store is thrown away) stores only the last report
-        of each read of an attempt: the trial's totals and every decision are the same, the rows
-        of the reports before it are not written."""
+        user must see even then (metric lines, fail-fast, rung advice, policy verdicts and alerts),
+        by default logged at INFO. ``every_report=False`` (a forecast, whose store is thrown away)
+        stores only the last report of each read of an attempt: the trial's totals and every decision
+        are the same. ``calendar``: aware UTC now, for policy windows (admission.py)."""
         self.spec = spec
         self.study = study
         self.store = study.store
@@ -115,6 +117,7 @@ class SweepController(Decisions, Claims, Ending, Recovery, Control):
             inner = study.sampler if spec.sampler["type"] == "bayes" else make_sampler({"type": "bayes"})
             study.sampler = RungModelSampler(inner, self.rungs, min_points=spec.scheduler.get("min_points"))
         self._max_trials = self._trial_limit()
+        self._setup_policies(calendar)
 
     # -- public --------------------------------------------------------------------------
     def run(self) -> RunStatus:
@@ -137,6 +140,7 @@ class SweepController(Decisions, Claims, Ending, Recovery, Control):
                     raise
         finally:
             restore()
+            self._close_policies()
         self.status.sim_seconds = self.clock.now() if self.virtual else 0.0
         if self._stopping == "interrupted":
             raise KeyboardInterrupt
@@ -181,6 +185,8 @@ class SweepController(Decisions, Claims, Ending, Recovery, Control):
             self._guarded(live, self._step)
         if not self._claimable and not self.virtual and time.monotonic() - self._claimed_at >= _RECLAIM_S:
             self._claimable = True  # another controller or `costtune enqueue` may have queued work
+        if not self.virtual:
+            self._policy_tick()
         return [] if paused else self._fill()
 
     def _step(self, live: LiveAttempt) -> None:
@@ -323,6 +329,7 @@ class SweepController(Decisions, Claims, Ending, Recovery, Control):
                                   billable_ms=ms, cost_micros=cost, waste_micros=waste)
         if live.reserved:
             self.store.charge(live.key, cost)
+            self._after_charge(live.key)  # policy thresholds of the windows it spent in
         self.store.finish_trial(live.claimed.id, state, error=error)
         if live.warned:
             self.store.add_trial_warnings(live.claimed.id, live.warnings, live.warned)
@@ -359,7 +366,7 @@ class SweepController(Decisions, Claims, Ending, Recovery, Control):
     def _launch(self, pending: list[LiveAttempt]) -> None:
         if not pending:
             return
-        tags = {**self._scope_tags(), "owner": self.study.owner}
+        tags = {**self.spec.tags, **self._scope_tags(), "owner": self.study.owner}
         for live in pending:
             request = launch_request(live, command=self.spec.command, env=self.spec.env, workdir=self._workdir,
                                      study=self.study.name, region=self.spec.resources.region, tags=tags,

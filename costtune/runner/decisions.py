@@ -45,11 +45,13 @@ class Decisions:
     provider: Provider
     billing: BillingRule
     rungs: RungScheduler | None
+    scope: str  # the study's ledger scope
     _live: dict[int, LiveAttempt]
     _objective_seen: bool | None
     _startup_warned: bool
     _warn: Callable[[str], None]
     _chunk: Callable[..., int]
+    _windows_of: dict[str, Any]  # reservation key -> the policy windows it holds money in (admission.py)
     _watch_deadlines: Callable[[LiveAttempt], None]
     _every_report: bool
 
@@ -148,15 +150,18 @@ class Decisions:
             extra, target, rung = decision.next_rung_micros - live.rung, decision.next_rung_micros, \
                 decision.next_rung_micros  # type: ignore[operator]
         else:
-            extra = self._chunk(live.rate, must_fit=False, among=len(self._live))
+            windows = self._windows_of.get(live.key, ())  # policy windows it also holds money in
+            extra = self._chunk(live.rate, must_fit=False, among=len(self._live),
+                                caps={w.scope: p.cap_micros for p, w in windows})
             target, rung = (live.target or 0) + extra, None
             if extra == 0:
-                live.decision = "budget.usd reached"
+                live.decision = "budget.usd reached" if not windows else "budget.usd or a spend policy's cap reached"
                 return "budget"
         try:
             self.store.extend(live.key, extra)
-        except CapExceeded:
-            live.decision = f"budget.usd cannot fund the next {format_usd(extra)}"
+        except CapExceeded as exc:
+            what = "budget.usd" if exc.scope == self.scope else f"spend-policy scope {exc.scope}"
+            live.decision = f"{what} cannot fund the next {format_usd(extra)}"
             return "budget"
         live.reserved += extra
         live.aim(self.billing, target, rung)

@@ -57,6 +57,7 @@ class Ending:
     _claimable: bool  # worth claiming: something may have changed since a claim last gave nothing
     _idle: str  # LIMIT or BUDGET: why the last claim gave nothing
     _short: tuple[int, int]  # BUDGET: room left under the cap and what the unfunded trial needed (micros)
+    _denied: str | None  # BUDGET: why a spend policy refused the last launch (admission.py)
     _halt: str | None  # "failures" | "objective": launch nothing more, end with status.error
     _failures_in_a_row: int
     _last_failure: tuple[int, str] | None  # number and error of the latest failed trial of this run
@@ -110,6 +111,8 @@ class Ending:
             return f"no trial reports objective.metric {self.study.metric!r}"
         trials = self.study.history().trials
         queued = sum(t.state == TrialState.QUEUED for t in trials)
+        if queued and self._denied:  # a spend policy refused the launch (admission.py)
+            return f"{self._denied}; {plural(queued, 'queued trial')} {'waits' if queued == 1 else 'wait'}"
         if queued:  # queued trials always run first: what keeps them waiting is money
             return self._budget_reason(queued)
         held, limit = len(trials), self._max_trials
@@ -154,7 +157,7 @@ class Ending:
         free slots read its whole history each tick)."""
         if len(self._live) >= self.spec.resources.workers or self._stopping:
             return ""
-        key = (len(self._live), self._halt, self._waiting_for, self._idle, self._short)
+        key = (len(self._live), self._halt, self._waiting_for, self._idle, self._short, self._denied)
         now = time.monotonic()
         cached = self._note_cache
         if cached is not None and cached[0] == key and now - cached[1] < _NOTE_REFRESH_S:
@@ -168,6 +171,8 @@ class Ending:
             return "launching nothing more: " + self._stop_reason()
         if self._waiting_for:
             return f"waiting for {plural(self._waiting_for, 'trial')} run by another controller"
+        if self._idle == BUDGET and self._denied:
+            return f"launch refused: {self._denied}"
         if self._idle == BUDGET:
             room, needed = self._short
             held = "running trials hold the rest; " if self._live else ""

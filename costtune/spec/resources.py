@@ -26,6 +26,7 @@ from costtune.spec.fields import integer, seconds
 PROVIDERS = ("local", "simulated", "aws")
 INSTANCE_PARAM = "instance_type"  # the search-space name an instance-type dimension gets
 MARKET_PARAM = "market"
+CHEAPEST = "cheapest-expected"  # simulated: spot or on-demand per launch, by expected cost (costtune.policies.market)
 _FIELDS = ("provider", "usd_per_hour", "workers", "price_as", "market", "region", "cloud", "instance_type",
            "simulation", "price_overrides", *AWS_FIELDS)
 _SIM_FIELDS = ("workload", "max_steps", "startup_seconds", "preemptions_per_hour", "preemption_trace", "seed",
@@ -114,10 +115,13 @@ def parse_resources(value: Any) -> Resources:
         if FALLBACK in markets and len(markets) > 1:
             raise SpecError("resources.market", f"{FALLBACK} is a market policy, not a search choice", value["market"])
         return _aws(value, workers, markets)
-    markets = _choices(value.get("market", "on-demand"), "resources.market", sorted(MARKETS))
     table = _price_table(value.get("price_overrides"))
     if provider == "simulated":
+        markets = _choices(value.get("market", "on-demand"), "resources.market", [*sorted(MARKETS), CHEAPEST])
+        if CHEAPEST in markets and len(markets) > 1:
+            raise SpecError("resources.market", f"{CHEAPEST} is a market policy, not a search choice", value["market"])
         return _simulated(value, workers, markets, table)
+    markets = _choices(value.get("market", "on-demand"), "resources.market", sorted(MARKETS))
     for key in ("simulation", "instance_type", "region", "cloud"):
         if key in value:
             raise SpecError(f"resources.{key}", "applies to provider simulated (local trials use price_as)",
@@ -239,13 +243,15 @@ def _simulated(value: dict[str, Any], workers: int, markets: list[str], table: P
     rates: dict[str, int] = {}
     source = ""
     for itype in types:
-        for market in markets:
+        for market in ["spot", "on-demand"] if CHEAPEST in markets else markets:
             try:
                 price = table.rate(cloud, region, itype, market)
             except PriceNotFound as exc:
                 raise SpecError("resources.instance_type", str(exc), itype) from None
             rates[f"{itype}/{market}"] = price.usd_per_hour_micros
             source = source or f"{price.source} (as of {price.as_of.isoformat()})"
+        if CHEAPEST in markets:  # reserved at the dearer of the two until the choice is made at launch
+            rates[f"{itype}/{CHEAPEST}"] = max(rates[f"{itype}/spot"], rates[f"{itype}/on-demand"])
     simulation = _simulation(value["simulation"])
     for itype in simulation.spot_prices:
         if itype not in types:

@@ -20,6 +20,7 @@ from costtune.errors import SpecError
 from costtune.history import Mode
 from costtune.money import format_usd, usd_to_micros
 from costtune.names import RESERVED_PLACEHOLDERS, check_metric_name, check_param_names, check_study_name
+from costtune.policies.parse import parse_sweep_tags
 from costtune.samplers import SAMPLER_TYPES, sampler_config
 from costtune.schedulers import plan_brackets, scheduler_config
 from costtune.space import SearchSpace
@@ -32,7 +33,7 @@ from costtune.words import plural
 from costtune.yamlfile import read_yaml_file
 
 TOP_LEVEL = ("name", "objective", "space", "sampler", "scheduler", "budget", "resources", "command", "env",
-             "env_passthrough", "workdir", "output_dir", "server")
+             "env_passthrough", "workdir", "output_dir", "server", "tags")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class SweepSpec:
     output_dir: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)  # the file as given, kept with the study
     server: ServerSettings = field(default_factory=ServerSettings)  # the worker API of remote trials
+    tags: dict[str, str] = field(default_factory=dict)  # picks the spend policies; on every launch
 
     @cached_property
     def max_trials(self) -> int | None:
@@ -138,7 +140,7 @@ def parse_sweep(data: Any) -> SweepSpec:
         name=name, metric=metric, mode=mode, space=space, sampler=sampler, scheduler=scheduler,
         budget=budget, resources=resources, command=command, env=env, workdir=workdir, output_dir=output_dir,
         env_passthrough=parse_passthrough(data.get("env_passthrough")), raw=data,
-        server=parse_server(data.get("server")),
+        server=parse_server(data.get("server")), tags=parse_sweep_tags(data.get("tags")),
     )
     if spec.sampler["type"] == "grid":
         spec.space.grid(spec.sampler.get("points"), path="space")  # every parameter must be griddable

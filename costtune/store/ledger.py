@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, insert, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from costtune.errors import CapExceeded, InputError, StoreError
+from costtune.errors import CapExceeded, InputError, LaunchLimit, StoreError
 from costtune.store.ledger_models import KEY_MAX, SCOPE_MAX, ReservationRow, ScopeBalanceRow, ScopeCapRow
 from costtune.store.models import utcnow
 
@@ -86,9 +86,15 @@ class LedgerBook:
                 s.add(row)
 
     def reserve(
-        self, key: str, scopes: Sequence[str], amount_micros: int, *, attempt_id: int | None = None
+        self, key: str, scopes: Sequence[str], amount_micros: int, *, attempt_id: int | None = None,
+        caps: Mapping[str, int | None] | None = None, max_held: Mapping[str, int] | None = None,
     ) -> ReservationInfo:
         """Hold ``amount_micros`` in every scope, or nothing anywhere (raises ``CapExceeded``).
+
+        ``caps``: scope -> cap to set first, in the same transaction (a policy window's scope is new
+        each day or month; None leaves a scope's cap as it is). ``max_held``: scope prefix -> how many
+        held reservations may count against scopes starting with it, this one included (raises
+        ``LaunchLimit``); counted under the scopes' locks, so racing launches cannot both pass.
 
         Idempotent on ``key``: a retry (say after a lost connection) returns the reservation the
         first call made, whatever state it is in now; reusing a key for other scopes or a larger
@@ -103,6 +109,14 @@ class LedgerBook:
                 existing = _find(s, key)
                 if existing is not None:
                     return _same_or_conflict(existing, wanted, amount_micros)
+                for scope, cap in sorted((caps or {}).items()):
+                    if cap is not None and scope in balances:
+                        _amount(cap, f"reserve: caps[{scope!r}]", allow_zero=True)
+                        s.execute(_UPSERT_CAP, {"scope": scope, "cap": cap, "now": utcnow()})
+                for prefix, limit in sorted((max_held or {}).items()):
+                    held = _held_under(s, prefix)
+                    if held + 1 > limit:
+                        raise LaunchLimit(prefix, limit, held)
                 _admit(s, balances, amount_micros)
                 _bump(s, wanted, reserved=amount_micros)
                 now = utcnow()
@@ -250,6 +264,23 @@ def _lock_balances(s: Session, scopes: Sequence[str]) -> dict[str, tuple[int, in
         _scope_name, reserved, spent = s.execute(_SELECT_BALANCE_LOCKED, {"scope": scope}).one()
         out[scope] = (int(reserved), int(spent))
     return out
+
+
+_UPSERT_CAP = text(
+    f"INSERT INTO {ScopeCapRow.__tablename__} (scope, cap_micros, updated_at) VALUES (:scope, :cap, :now) "
+    f"ON CONFLICT (scope) DO UPDATE SET cap_micros = excluded.cap_micros, updated_at = excluded.updated_at "
+    f"WHERE {ScopeCapRow.__tablename__}.cap_micros <> excluded.cap_micros"
+)
+_COUNT_HELD = text(
+    f"SELECT count(*) FROM {ReservationRow.__tablename__} WHERE state = 'held' "
+    "AND scopes_json LIKE :pattern ESCAPE '!'"
+)
+
+
+def _held_under(s: Session, prefix: str) -> int:
+    """Held reservations counting against a scope that starts with ``prefix``."""
+    escaped = prefix.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return int(s.execute(_COUNT_HELD, {"pattern": f'%"{escaped}%'}).scalar_one())
 
 
 def _bump(s: Session, scopes: Sequence[str], *, reserved: int = 0, spent: int = 0) -> None:

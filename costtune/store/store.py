@@ -40,6 +40,7 @@ from costtune.store.models import (
 )
 from costtune.store.orphans import OrphanBook
 from costtune.store.pending import Pending
+from costtune.store.policies import PolicyBook
 from costtune.store.records import (
     AttemptEnd,
     AttemptInfo,
@@ -87,7 +88,7 @@ _SCHEMA_LOCK_KEY = 0x636F7374  # pg_advisory_xact_lock key held while creating t
 
 
 class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook, RemoteBook, ScheduleBook, ModelBook,
-            ControlBook):
+            ControlBook, PolicyBook):
     def __init__(self, url: str | None = None) -> None:
         """Open (creating when new) the store at ``url`` (see ``resolve_db_url``).
 
@@ -345,6 +346,8 @@ class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook,
             row.state = TrialState.RUNNING
             row.owner = owner
             row.heartbeat_at = now
+            if row.error and row.error.startswith("waiting: "):
+                row.error = None  # why a spend policy held it back (runner/admission.py): no longer so
             row.started_at = row.started_at or now
             if row.output_dir is None and output_dir is not None:
                 row.output_dir = output_dir(row.number)

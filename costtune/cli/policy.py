@@ -1,0 +1,242 @@
+"""`costtune policy ...`: check, apply, list, show, remove, explain and follow spend policies."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from costtune.cli.common import CommandGroup, count, db_option, err_console, handled, open_store, out_console
+from costtune.errors import InputError, SpecError
+
+
+@click.group("policy", cls=CommandGroup)
+def policy() -> None:
+    """Spend policies: caps per team and time window, launch rules, alerts (see README, FinOps)."""
+
+
+def _usd(micros: int | None) -> str:
+    from costtune.money import format_usd
+
+    return "-" if micros is None else format_usd(micros)
+
+
+@policy.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--sweep", "sweeps", multiple=True, type=click.Path(),
+              help="A sweep file, or a directory of them (repeatable): print the policies each falls under.")
+@handled
+def check(files: tuple[str, ...], sweeps: tuple[str, ...]) -> None:
+    """Validate policy FILES without storing anything; exit 2 naming the file, field and value of every error.
+
+    Also `costtune policy validate`."""
+    from costtune.policies import load_policy_files, matching
+    from costtune.policies.status import rules_text
+
+    found, errors = [], []
+    for file in files:
+        try:
+            found.extend(load_policy_files([file]))
+        except SpecError as exc:
+            errors.append(str(exc))
+    names = [p.name for p in found]
+    errors += [f"name: policy {n!r} is defined twice in these files" for i, n in enumerate(names) if n in names[:i]]
+    for error in errors:
+        err_console.print(error, highlight=False, markup=False)
+    if errors:
+        raise SystemExit(2)
+    for p in found:
+        out_console.print(f"{p.name}: scope {p.scope_text}; window {_window_text(p)}; cap {_usd(p.cap_micros)}; "
+                          f"soft cap {_usd(p.soft_cap_micros)}; {len(p.thresholds)} thresholds; rules: {rules_text(p)}",
+                          highlight=False, markup=False)
+    for path, listed in _sweep_files(sweeps):
+        from costtune.spec import load_sweep
+
+        try:
+            tags = load_sweep(path).tags
+        except SpecError as exc:
+            if not listed:
+                raise
+            out_console.print(f"{path}: skipped, not a valid sweep file ({exc})", highlight=False, markup=False)
+            continue
+        under = [p.name for p in matching(found, tags)]
+        shown = ", ".join(f"{k}={v}" for k, v in tags.items()) or "no tags"
+        out_console.print(f"{path} ({shown}): {', '.join(under) or 'no policy'}", highlight=False, markup=False)
+    out_console.print(f"{len(found)} {'policy' if len(found) == 1 else 'policies'} valid", highlight=False)
+
+
+policy.add_command(click.Command("validate", params=check.params, callback=check.callback,
+                                 help=check.help, short_help="Same as `costtune policy check`."))
+
+
+def _window_text(p: Any) -> str:
+    w = p.window
+    if w.period == "total":
+        return "total"
+    day = {"weekly": f", resets day {w.reset_day} of the week", "monthly": f", resets on day {w.reset_day}"}
+    return f"{w.period} ({w.timezone}{day.get(w.period, '') if w.reset_day != 1 else ''})"
+
+
+def _sweep_files(paths: tuple[str, ...]) -> list[tuple[Path, bool]]:
+    """(file, found in a directory): a directory's YAML files that are not sweeps are skipped, not errors."""
+    out: list[tuple[Path, bool]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            out.extend((p, True) for p in sorted(path.iterdir()) if p.suffix in (".yaml", ".yml"))
+        elif path.exists():
+            out.append((path, False))
+        else:
+            raise InputError(f"--sweep: no such file or directory {raw!r}")
+    return out
+
+
+@policy.command("apply")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@db_option
+@handled
+def apply(files: tuple[str, ...], db: str | None) -> None:
+    """Store the policies of FILES (all or none) as each name's next version; audited.
+
+    Re-applying an unchanged policy changes nothing. Policies take effect at the next launch of
+    every running sweep (read every few seconds)."""
+    from costtune.policies import load_policy_files
+
+    found = load_policy_files(list(files))  # every file is valid before the store is opened
+    store = open_store(db, create=True)
+    for applied in store.apply_policies(found):
+        state = f"version {applied.version}" if applied.changed else f"unchanged (version {applied.version})"
+        out_console.print(f"policy {applied.name}: {state}", highlight=False)
+
+
+@policy.command("list")
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@handled
+def list_(db: str | None, fmt: str) -> None:
+    """The policies in force: scope, window, caps, thresholds and rules."""
+    from costtune.policies.status import rules_text
+    from costtune.reports.table import Column, FittedTable
+
+    store = open_store(db)
+    found = store.policies()
+    versions = {p.name: store.policy_versions(p.name)[-1].version for p in found}
+    if fmt == "json":
+        click.echo(json.dumps([{"name": p.name, "version": versions[p.name], "policy": p.raw} for p in found],
+                              indent=2))
+        return
+    out_console.print(FittedTable([
+        Column("policy", [p.name for p in found], keep=0, justify="left"),
+        Column("v", [str(versions[p.name]) for p in found], keep=5),
+        Column("scope", [p.scope_text for p in found], keep=1, justify="left", wrap=12),
+        Column("window", [_window_text(p) for p in found], keep=2, justify="left", wrap=12),
+        Column("cap", [_usd(p.cap_micros) for p in found], keep=3),
+        Column("soft cap", [_usd(p.soft_cap_micros) for p in found], keep=6),
+        Column("thresholds", [", ".join(t.label for t in p.thresholds) or "-" for p in found], keep=7,
+               justify="left", wrap=12),
+        Column("rules", [rules_text(p) for p in found], keep=4, justify="left", wrap=16),
+    ], title=f"policies in {store.display_url}", always=1))
+
+
+@policy.command("show")
+@click.argument("name")
+@click.option("--version", "version", type=count(1), default=None, help="An earlier version (default: the newest).")
+@db_option
+@handled
+def show(name: str, version: int | None, db: str | None) -> None:
+    """One policy as applied (YAML), then its version history."""
+    import yaml
+
+    store = open_store(db)
+    versions = store.policy_versions(name)
+    if not versions:
+        known = ", ".join(p.name for p in store.policies()) or "none"
+        raise InputError(f"policy {name!r}: no such policy (policies in force: {known})")
+    chosen = versions[-1] if version is None else next((v for v in versions if v.version == version), None)
+    if chosen is None:
+        raise InputError(f"--version: policy {name!r} has versions 1 to {versions[-1].version}, got {version}")
+    if chosen.removed:
+        out_console.print(f"# policy {name} was removed in version {chosen.version}; as last applied:",
+                          highlight=False, markup=False)
+    click.echo(yaml.safe_dump(chosen.body, sort_keys=False, allow_unicode=True).rstrip())
+    out_console.print("\n# history", highlight=False, markup=False)
+    for v in versions:
+        what = "removed" if v.removed else "applied"
+        out_console.print(f"# version {v.version}: {what} {v.applied_at.isoformat(timespec='seconds')} by {v.actor}",
+                          highlight=False, markup=False)
+
+
+@policy.command("remove")
+@click.argument("name")
+@db_option
+@handled
+def remove(name: str, db: str | None) -> None:
+    """Stop enforcing policy NAME (its history and window books stay); audited."""
+    version = open_store(db).remove_policy(name)
+    out_console.print(f"policy {name}: removed (version {version})", highlight=False)
+
+
+@policy.command("status")
+@db_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@handled
+def status(db: str | None, fmt: str) -> None:
+    """Each policy's current window: cap, spent, held by running trials, left, forecast, alerts fired."""
+    from costtune.policies.status import window_rows
+
+    store = open_store(db)
+    rows = window_rows(store, store.policies(), datetime.now(UTC))
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    _window_table(rows, f"policy windows in {store.display_url}")
+
+
+def _window_table(rows: list[dict[str, Any]], title: str) -> None:
+    from costtune.money import format_usd_column
+    from costtune.reports.table import Column, FittedTable
+
+    keys = ("cap_micros", "soft_cap_micros", "spent_micros", "held_micros", "left_micros", "forecast_micros")
+    money = [format_usd_column([r[k] for r in rows]) for k in keys]
+    out_console.print(FittedTable([
+        Column("policy", [r["policy"] for r in rows], keep=0, justify="left"),
+        Column("window", [r["window"] for r in rows], keep=1, justify="left", wrap=14),
+        *(Column(head, column, keep=keep) for head, column, keep in zip(
+            ("cap", "soft cap", "spent", "held", "left", "forecast"), money, (2, 6, 3, 5, 4, 7), strict=True)),
+        Column("alerts fired", [", ".join(r["alerts_fired"]) or "-" for r in rows], keep=8, justify="left", wrap=12),
+    ], title=title, always=1))
+
+
+@policy.command("explain")
+@click.argument("sweep_file", type=click.Path(dir_okay=False))
+@db_option
+@handled
+def explain(sweep_file: str, db: str | None) -> None:
+    """Which policies in force match SWEEP_FILE's tags, what they do to each of its placements, and the
+    money left in each window."""
+    from costtune.policies import LaunchRequest, admit, matching
+    from costtune.policies.status import window_rows
+    from costtune.spec import load_sweep
+
+    spec = load_sweep(sweep_file)
+    store = open_store(db)
+    found = matching(store.policies(), spec.tags)
+    tags = ", ".join(f"{k}={v}" for k, v in spec.tags.items()) or "no tags"
+    out_console.print(f"{spec.name} ({tags}): {', '.join(p.name for p in found) or 'no policy applies'}",
+                      highlight=False, markup=False)
+    if not found:
+        return
+    res = spec.resources
+    choices = {(k.rpartition('/')[0] or None, k.rpartition('/')[2]): r for k, r in res.rates.items()}
+    choices = choices or {(res.instance_type, res.market): res.usd_per_hour_micros}
+    now = datetime.now(UTC)
+    for (itype, market), rate in sorted(choices.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        request = LaunchRequest(tags=spec.tags, instance_type=itype, market=market, rate_micros=rate,
+                                regions=(res.region,) if res.region else (), choices=choices)
+        verdict = admit(request, found, now, lambda scope: tuple(store.balance(scope))[1:])  # type: ignore[arg-type]
+        out_console.print(f"  {itype or 'local'} {market}: {verdict.kind}" + (f": {verdict.reason}" if verdict.reason
+                                                                             else ""), highlight=False, markup=False)
+    _window_table(window_rows(store, found, now), "money left in each window")

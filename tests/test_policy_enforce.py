@@ -1,0 +1,232 @@
+"""Spend policies enforced through the ledger, on SQLite and PostgreSQL: window caps across sweeps,
+denials that leave trials queued, amends, max_instances, thresholds that fire once (issue 10)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from costtune.policies import parse_policy
+from costtune.policies.status import study_verdicts
+from costtune.providers import make_provider
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from simworkloads import with_changes
+
+from costtune.cli import main
+from costtune.errors import CapExceeded, LaunchLimit
+from costtune.history import TrialState
+from costtune.reports.html import render_html
+from costtune.runner.controller import RunStatus, SweepController
+from costtune.runner.session import open_sweep
+from costtune.spec import parse_sweep
+from costtune.store import Store
+
+_RUNS = itertools.count()
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+WINDOW = "policy:team-daily:daily:2026-11-30"
+SWEEP: dict[str, Any] = {
+    "name": "vision-a",
+    "tags": {"team": "vision", "cost_centre": "cc-7"},
+    "objective": {"metric": "loss", "mode": "min"},
+    "space": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
+    "sampler": {"type": "random", "seed": 3},
+    "budget": {"usd": 0.5, "trials": 6},
+    "resources": {
+        "provider": "simulated", "region": "us-east-1", "instance_type": "m5.large", "market": "on-demand",
+        "workers": 3,
+        "simulation": {"workload": "simworkloads:steady", "max_steps": 200, "startup_seconds": 30, "seed": 0},
+    },
+}
+TEAM = {"name": "team-daily", "scope": {"tags": {"team": "vision"}}, "window": {"period": "daily"},
+        "cap_usd": 0.1, "thresholds": [{"percent": 50, "actions": ["log"]}, {"percent": 80, "actions": ["log"]},
+                                       {"percent": 100, "actions": ["log"]}]}
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """For what the runner decides (the same on every backend): the ledger's races run on both."""
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    yield store
+    store.close()
+
+
+def run(store: Store, cfg: dict[str, Any], **changes: Any) -> tuple[Any, RunStatus, list[str]]:
+    spec = parse_sweep(with_changes(cfg, **changes))
+    study, _ = open_sweep(store, spec)
+    provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
+    warnings: list[str] = []
+    status = SweepController(spec, study, provider, trial_events=False, on_warning=warnings.append,
+                             calendar=lambda: NOW).run()
+    return study, status, warnings
+
+
+def test_a_daily_team_cap_holds_across_sweeps_and_the_books_add_up(store: Store) -> None:
+    store.apply_policies([parse_policy(TEAM)])
+    studies = [run(store, SWEEP, name=name)[0] for name in ("vision-a", "vision-b", "vision-c")]
+    cap, spent, held = store.balance(WINDOW)
+    assert cap == 100_000 and held == 0
+    assert 90_000 < spent <= cap  # the team used its day, and not a micro-dollar more
+    per_study = [store.balance(f"study:{s.id}").spent_micros for s in studies]
+    assert sum(per_study) == spent  # every segment booked in its study and in the window, once
+    assert per_study[2] < per_study[0]  # the last sweep found the day nearly spent
+    late = run(store, SWEEP, name="vision-d")[1]
+    assert "policy 'team-daily': cap_usd $0.10 of the daily from 2026-11-30 (UTC) window" in late.stop_reason
+    other = run(store, SWEEP, name="nlp", tags={"team": "nlp"})[0]  # not in scope: only its own cap
+    assert store.balance(f"study:{other.id}").spent_micros > 0 and store.balance(WINDOW).spent_micros == spent
+
+
+def test_a_denied_launch_stays_queued_with_the_policy_and_rule_named_and_audited(sqlite_store: Store) -> None:
+    store = sqlite_store
+    store.apply_policies([parse_policy({"name": "no-m5", "scope": {"tags": {"team": "vision"}},
+                                        "rules": {"denied_families": ["m5"]}})])
+    study, status, warnings = run(store, SWEEP)
+    why = "policy 'no-m5': rules.denied_families: family m5 matches 'm5'"
+    assert why in status.stop_reason and status.launched == 0
+    trials = study.history().trials
+    assert [t.state for t in trials] == [TrialState.QUEUED] and trials[0].error == f"waiting: {why}"
+    denials = store.audit_log(action="policy.deny")
+    assert len(denials) == 1 and denials[0].detail["reason"] == why and denials[0].detail["trial"] == 0
+    assert denials[0].detail["request"]["instance_type"] == "m5.large"
+    assert any(why in w for w in warnings)
+    shown = CliRunner().invoke(main, ["trials", "vision-a", "--db", store.url, "--format", "json"]).output
+    assert why in shown
+    board = CliRunner().invoke(main, ["leaderboard", "vision-a", "--db", store.url]).output
+    assert f"policies: no-m5 (1 denied) last denial: {why}" in board.replace("\n", "")
+    assert "<td>no-m5</td><td class=\"n\">0</td><td class=\"n\">0</td><td class=\"n\">1</td>" in render_html(
+        "vision-a", study.history(), policies=study_verdicts(store, study.id))
+    untagged = run(store, SWEEP, name="untagged", tags={"team": "vision"}, resources={
+        **SWEEP["resources"], "instance_type": "c5.xlarge"})[1]
+    store.apply_policies([parse_policy({"name": "tagged", "rules": {"required_tags": ["cost_centre"]}})])
+    assert untagged.launched > 0  # ran before the tag rule existed
+    again = run(store, SWEEP, name="untagged-2", tags={"team": "vision"}, resources={
+        **SWEEP["resources"], "instance_type": "c5.xlarge"})[1]
+    assert "policy 'tagged': rules.required_tags: the sweep has no tag 'cost_centre'" in again.stop_reason
+
+
+def test_an_amend_rewrites_the_launch_and_is_audited(sqlite_store: Store) -> None:
+    store = sqlite_store
+    store.apply_policies([parse_policy({"name": "spot-only", "rules": {"allowed_markets": ["spot"],
+                                                                       "amend": True}})])
+    resources = {**SWEEP["resources"], "market": {"type": "categorical", "choices": ["on-demand", "spot"]}}
+    study, status, _ = run(store, SWEEP, resources=resources)
+    assert status.launched >= 6
+    markets = {a.market for t in study.history().trials for a in store.attempts(study.id, t.number)}
+    assert markets == {"spot"}
+    amends = store.audit_log(action="policy.amend")
+    assert amends and all(a.detail["request"]["market"] == "on-demand" and a.detail["amended"]["market"] == "spot"
+                          for a in amends)
+    allows = store.audit_log(action="policy.allow")
+    assert len(amends) + len(allows) == status.launched
+    by_market = json.loads(CliRunner().invoke(main, ["spend", "--by", "market", "--db", store.url, "--window", "month",
+                                                    "--format", "json"]).output)
+    assert [(r["market"], r["attempts"]) for r in by_market] == [("spot", status.launched)]
+    by_team = json.loads(CliRunner().invoke(main, ["spend", "--by", "team", "--db", store.url,
+                                                  "--format", "json"]).output)
+    assert by_team[0]["team"] == "vision" and by_team[0]["spent_micros"] == store.balance(f"study:{study.id}")[1]
+    assert study_verdicts(store, study.id) == [{"policy": "spot-only", "allow": len(allows), "amend": len(amends),
+                                                "deny": 0, "last_denial": None}]
+
+
+def test_thresholds_fire_once_per_window_across_controllers_and_a_restart(store: Store) -> None:
+    store.apply_policies([parse_policy(TEAM)])
+    logs = []
+    for name in ("vision-a", "vision-b", "vision-a"):  # the second vision-a resumes the first
+        logs += run(store, SWEEP, name=name, budget={"usd": 0.5, "trials": 12})[2]
+    fired = store.fired_alerts("team-daily")
+    assert sorted(a.threshold for a in fired) == ["100% of actual", "50% of actual", "80% of actual"]
+    assert {a.scope for a in fired} == {WINDOW}
+    assert len(store.audit_log(action="policy.alert")) == 3
+    assert sum("policy 'team-daily' reached" in line for line in logs) == 3
+    # two controllers (separate connections) crossing the same threshold at once: one fires
+    other = Store(store.url)
+    results: list[bool] = []
+    barrier = threading.Barrier(2)
+
+    def fire(s: Store) -> None:
+        barrier.wait()
+        results.append(s.fire_alert("team-daily", "policy:team-daily:daily:2026-12-01", "50% of actual", {}))
+
+    threads = [threading.Thread(target=fire, args=(s,)) for s in (store, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    other.close()
+    assert sorted(results) == [False, True]
+
+
+def test_window_caps_and_max_instances_in_the_ledger(store: Store) -> None:
+    caps = {"policy:t:daily:2026-11-30": 1_000}
+    store.reserve("a", ["study:1", "policy:t:daily:2026-11-30"], 600, caps=caps, max_held={"policy:t:": 2})
+    with pytest.raises(CapExceeded) as exc:
+        store.reserve("b", ["study:2", "policy:t:daily:2026-11-30"], 500, caps=caps)
+    assert exc.value.scope == "policy:t:daily:2026-11-30"
+    assert store.balance("study:2").reserved_micros == 0  # nothing anywhere
+    # a new day is a new scope that starts at zero
+    store.reserve("b", ["study:2", "policy:t:daily:2026-12-01"], 500, caps={"policy:t:daily:2026-12-01": 1_000},
+                  max_held={"policy:t:": 2})
+    with pytest.raises(LaunchLimit):  # two launches held under policy t, whatever their window
+        store.reserve("c", ["study:3", "policy:t:daily:2026-12-01"], 1, max_held={"policy:t:": 2})
+    store.release("a")
+    store.reserve("c", ["study:3", "policy:t:daily:2026-12-01"], 1, max_held={"policy:t:": 2})
+    assert store.balance("policy:t:daily:2026-12-01") == (1_000, 0, 501)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_property_window_caps_hold_and_nothing_is_lost_or_counted_twice(store: Store, data: st.DataObject) -> None:
+    run_id = f"{next(_RUNS)}"  # each example books in scopes of its own (the store is not wiped between them)
+    window = f"policy:p{run_id}:daily:2026-11-30"
+    cap = data.draw(st.integers(1, 5_000))
+    caps = {window: cap}
+    held: dict[str, tuple[str, int]] = {}
+    booked = {window: 0}
+    for i in range(data.draw(st.integers(1, 25))):
+        action = data.draw(st.sampled_from(["reserve", "reserve", "charge", "release"]))
+        if action == "reserve":
+            study = f"study:{run_id}-{data.draw(st.integers(0, 2))}"
+            amount = data.draw(st.integers(1, 2_000))
+            try:
+                store.reserve(f"{run_id}-{i}", [study, window], amount, caps=caps)
+                held[f"{run_id}-{i}"] = (study, amount)
+            except CapExceeded:
+                pass
+        elif held:
+            key = data.draw(st.sampled_from(sorted(held)))
+            study, amount = held.pop(key)
+            if action == "charge":
+                cost = data.draw(st.integers(0, amount))
+                store.charge(key, cost)
+                booked[window] += cost
+                booked[study] = booked.get(study, 0) + cost
+            else:
+                store.release(key)
+        bal = store.balance(window)
+        assert bal.spent_micros + bal.reserved_micros <= cap
+        assert bal.reserved_micros == sum(a for _s, a in held.values())
+    assert store.balance(window).spent_micros == booked[window]
+    studies = [s for s in booked if s.startswith("study:")]
+    assert sum(store.balance(s).spent_micros for s in studies) == booked[window]
+
+
+def test_stop_running_requeues_what_runs_in_the_window_and_launches_nothing_more(sqlite_store: Store) -> None:
+    store = sqlite_store
+    policy = {**TEAM, "cap_usd": 1.0, "thresholds": [{"percent": 10, "actions": ["stop-running"]}]}
+    store.apply_policies([parse_policy(policy)])
+    study, status, warnings = run(store, SWEEP, budget={"usd": 0.5, "trials": 12})
+    attempts = [a for t in study.history().trials for a in store.attempts(study.id, t.number)]
+    stopped = [a for a in attempts if a.exit_reason == "interrupted"]
+    assert stopped and any("stopped (re-queued): costtune: policy 'team-daily' reached 10% of actual" in w
+                           for w in warnings)
+    assert "thresholds: 10% of actual reached" in status.stop_reason
+    assert {t.state for t in study.history().trials} >= {TrialState.QUEUED}
+    spent = store.balance(WINDOW).spent_micros
+    assert 100_000 <= spent < 300_000  # it stopped soon after 10% of $1, far below the cap
