@@ -22,27 +22,39 @@ __all__ = ["AttemptFacts", "CapacityError", "FatalProviderError", "LaunchRequest
 
 
 def make_provider(name: str, *, simulation: Any = None, metric: str = "value", clock: Any = None, aws: Any = None,
-                  instance_types: Sequence[str] = (), user_data: Any = None, session: Any = None) -> Provider:
-    """The provider a sweep names; a simulated one needs the sweep's ``simulation`` and a virtual clock, an
-    aws one the sweep's ``resources.aws`` and the user data that starts the worker agent on each instance;
-    it asks EC2 whether ``instance_types``, the image, subnet, groups and zones exist before returning.
+                  instance_types: Sequence[str] = (), user_data: Any = None, session: Any = None, store: Any = None,
+                  server: Any = None, price_overrides: str | None = None, **remote: Any) -> Provider:
+    """The provider a sweep names; a simulated one needs the sweep's ``simulation`` and a virtual clock.
+
+    provider aws needs the sweep's ``resources.aws`` and either ``store`` (trials run by the worker
+    agent reporting to the worker API on that store, with the sweep's ``server`` settings; ``remote``
+    overrides RemoteProvider's timings) or, for the bare instance adapter, ``user_data``. With
+    ``instance_types`` it asks EC2 whether they, the image, subnet, groups and zones exist first.
 
     Raises SpecError for an unknown provider or a resource EC2 does not know (naming the field);
-    InputError for aws without user data (the agent is not built yet: `costtune run` cannot launch
-    AWS trials); FatalProviderError for AWS credentials or permissions.
+    FatalProviderError for AWS credentials or permissions.
     """
     if name == "aws":
-        from costtune.errors import InputError, SpecError
+        from costtune.errors import SpecError
 
         if aws is None:
             raise SpecError("resources.provider", "provider aws needs the sweep's resources (region, image, ...)")
-        if user_data is None:
-            raise InputError("resources.provider: aws trials are not wired into `costtune run` yet: the worker "
-                             "agent and `costtune serve` that each instance runs are still being built; "
-                             "`costtune prices refresh --provider aws` and `costtune reap` work today")
-        from costtune.providers.aws import AwsProvider
+        provider: Any
+        if store is not None:
+            from costtune.providers.aws.workers import AwsWorkers
 
-        provider = AwsProvider(aws, user_data=user_data, session=session)
+            from costtune.agent.userdata import Install
+            from costtune.spec.server import ServerSettings
+
+            settings = server or ServerSettings()
+            options = {"heartbeat_s": settings.heartbeat_s, "grace_s": settings.stop_grace_s,
+                       "describe_every_s": min(5.0, settings.heartbeat_s), **remote}
+            provider = AwsWorkers(store, settings, aws, session=session, price_overrides=price_overrides,
+                                  install=Install(command=aws.agent_command, requirement=aws.install), **options)
+        else:
+            from costtune.providers.aws import AwsProvider
+
+            provider = AwsProvider(aws, user_data=user_data, session=session)
         if instance_types:
             provider.validate(list(instance_types))
         return provider

@@ -76,6 +76,20 @@ class AttemptFacts:
     source: str = ""  # where the facts come from, for the attempt's note
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a cloud launch really put an attempt and the rate it is charged at from then on.
+
+    A sweep reserves at the dearest rate of its offers; fail-over may land elsewhere (another zone,
+    on-demand after spot): the controller re-aims the attempt's deadline at this rate."""
+
+    market: str  # spot | on-demand
+    region: str | None
+    rate_micros_per_hour: int
+    source: str = ""  # where the rate comes from, for the attempt's note
+    warning: str | None = None  # no fresh price for this exact offer: what was used instead
+
+
 class Handle(Protocol):
     key: str  # the idempotency key it was launched with
 

@@ -4,9 +4,11 @@ A cloud adapter (AWS, GCP, Azure) only launches, describes and terminates instan
 ``RemoteProvider`` and implements four methods:
 
 - ``start_instance(request, key, user_data) -> instance id``: start one instance running
-  ``user_data`` (cloud-init), tagged with ``request.tags`` and ``key``; idempotent per ``key``.
-- ``find_instance(key) -> instance id | None``: the instance launched with ``key``, if any (a
-  retried launch after a crash adopts it instead of making a second one).
+  ``user_data`` (cloud-init), tagged with ``request.tags`` and ``key``; idempotent per ``key``
+  (None while it waits for capacity: the adapter's ``poll`` fills ``handle.instance_id`` in later).
+- ``find_instance(key, tags) -> instance id | None``: the instance launched with ``key`` (and the
+  request's store and study tags: keys repeat across stores), if any (a retried launch after a
+  crash adopts it instead of making a second one).
 - ``describe_instances(ids) -> {id: InstanceFacts}``: one batched call for every live instance.
 - ``terminate_instance(id)``: idempotent; ``list_instances(tags)`` for the reaper.
 
@@ -70,6 +72,8 @@ class RemoteHandle:
     terminated: bool = False
     agent_done_at: float | None = None  # monotonic time the agent's exit was first seen
     lost: str | None = None  # why the controller gave up on the agent
+    note: str = ""  # where it runs (a cloud launch's placement and fail-over tries), for the attempt's note
+    reads: bool = True  # False for a stray found by listing: its lines are not read, its end not waited on
 
 
 def _ms(start: datetime, end: datetime) -> int:
@@ -99,11 +103,19 @@ class RemoteProvider:
         self._described = 0.0
         self._lock = threading.Lock()
 
+    end_wait_s = 10.0  # how long the cloud may take to report a terminated instance as ended
+
+    @property
+    def grace(self) -> float:
+        """Seconds a stop may take until the cloud reports the instance ended (recovery waits this long, so
+        it bills a stray from the cloud's own end rather than from its last sign of life)."""
+        return self.grace_s + 2 * self.heartbeat_s + self.describe_every_s + self.end_wait_s
+
     # -- what an adapter implements ----------------------------------------------------------
-    def start_instance(self, request: LaunchRequest, key: str, user_data: str) -> str:
+    def start_instance(self, request: LaunchRequest, key: str, user_data: str) -> str | None:
         raise NotImplementedError
 
-    def find_instance(self, key: str) -> str | None:
+    def find_instance(self, key: str, tags: dict[str, str]) -> str | None:
         raise NotImplementedError
 
     def describe_instances(self, instance_ids: list[str]) -> dict[str, InstanceFacts]:
@@ -131,7 +143,7 @@ class RemoteProvider:
             state = self.store.remote_state(attempt_id)
             instance_id = state.instance_id if state is not None else None
             if instance_id is None and state is not None:
-                instance_id = self.find_instance(idempotency_key)  # launched before a crash, never recorded
+                instance_id = self.find_instance(idempotency_key, request.tags)  # launched before a crash
             if instance_id is None:
                 token = secrets.token_urlsafe(32)
                 self.store.register_remote(attempt_id, token_sha256=hashlib.sha256(token.encode()).hexdigest(),
@@ -141,8 +153,9 @@ class RemoteProvider:
                     home=self.agent_home, shutdown_command=self.shutdown_command, metadata_url=self.metadata_url,
                     grace_s=self.grace_s, metadata_interval_s=self.metadata_interval_s,
                     heading=f"study {request.launch.study}, trial {request.launch.trial_number}")
-                instance_id = self.start_instance(request, idempotency_key, user_data)
-            self.store.set_remote_instance(attempt_id, instance_id)
+                instance_id = self.start_instance(request, idempotency_key, user_data) or None
+            if instance_id:  # None: the adapter is still waiting for capacity (its poll fills it in)
+                self.store.set_remote_instance(attempt_id, instance_id)
             handle = RemoteHandle(key=idempotency_key, attempt_id=attempt_id, instance_id=instance_id,
                                   output_dir=request.output_dir, tags=dict(request.tags))
             self._handles[idempotency_key] = handle
@@ -198,7 +211,7 @@ class RemoteProvider:
         now = datetime.now(UTC)
         start = (facts.launched_at if facts and facts.launched_at else None) or datetime.fromtimestamp(
             handle.launched, UTC)
-        unread = state is not None and handle.seq < state.next_seq
+        unread = handle.reads and state is not None and handle.seq < state.next_seq
         agent_done = state is not None and state.ended_at is not None
         if agent_done and handle.agent_done_at is None:
             handle.agent_done_at = time.monotonic()

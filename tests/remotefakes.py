@@ -50,7 +50,7 @@ class ProcessCloud(RemoteProvider):
         self.instances[instance_id] = (process, datetime.now(UTC))
         return instance_id
 
-    def find_instance(self, key: str) -> str | None:
+    def find_instance(self, key: str, tags: dict[str, str] | None = None) -> str | None:
         return f"i-{key}" if f"i-{key}" in self.instances else None
 
     def describe_instances(self, instance_ids: list[str]) -> dict[str, InstanceFacts]:

@@ -159,6 +159,11 @@ GOOD = {"provider": "aws", "region": "us-east-1", "instance_type": "m5.large", "
     ({"launch_wait": "soon"}, "resources.launch_wait"),
     ({"instance_type": "m5.enormous"}, "resources.instance_type"),
     ({"usd_per_hour": 1}, "resources.usd_per_hour"),
+    ({"install": ""}, "resources.install"),
+    ({"install": "costtune\nrm -rf /"}, "resources.install"),
+    ({"install": "costtune", "agent_command": ["/opt/costtune/bin/costtune"]}, "resources.install"),
+    ({"agent_command": []}, "resources.agent_command"),
+    ({"agent_command": [3]}, "resources.agent_command"),
 ])
 def test_bad_aws_fields_are_named(change, field, tmp_path, monkeypatch):
     from costtune.errors import SpecError
@@ -170,6 +175,16 @@ def test_bad_aws_fields_are_named(change, field, tmp_path, monkeypatch):
     with pytest.raises(SpecError) as caught:
         parse_resources(section)
     assert caught.value.path == field
+
+
+def test_how_the_instance_gets_costtune(tmp_path, monkeypatch):
+    from costtune.spec.resources import parse_resources
+
+    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path))
+    wheel = parse_resources({**GOOD, "install": " https://example.org/costtune-0.1-py3-none-any.whl "}).aws
+    assert wheel.install == "https://example.org/costtune-0.1-py3-none-any.whl" and wheel.agent_command == ()
+    baked = parse_resources({**GOOD, "agent_command": "/opt/costtune/bin/costtune"}).aws
+    assert baked.agent_command == ("/opt/costtune/bin/costtune",) and baked.install is None
 
 
 def test_aws_fields_on_another_provider_are_refused():
@@ -198,7 +213,7 @@ def test_an_aws_section_in_full(tmp_path, monkeypatch):
     assert r.rates["m5.large/spot-then-on-demand"] == r.rates["m5.large/on-demand"] >= west
 
 
-def test_run_refuses_aws_trials_before_the_store_opens(tmp_path, monkeypatch):
+def test_run_refuses_an_aws_sweep_instances_cannot_report_to_before_the_store_opens(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from costtune.cli.app import main
@@ -211,5 +226,22 @@ def test_run_refuses_aws_trials_before_the_store_opens(tmp_path, monkeypatch):
     monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     done = CliRunner().invoke(main, ["run", str(sweep), "--db", str(db)])
-    assert done.exit_code == 2 and "not wired" in done.output and done.exception.__class__ is SystemExit
+    assert done.exit_code == 2 and done.exception.__class__ is SystemExit
+    assert "server.public_url" in done.output and "instances cannot reach" in done.output
+    assert "warning: no fresh live price for aws/us-east-1/m5.large" in done.output  # the snapshot's, said so
     assert not db.exists()
+
+
+def test_the_readmes_first_aws_sweep_is_a_valid_sweep_file(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from costtune.spec import parse_sweep
+    from costtune.yamlfile import load_yaml
+
+    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path))
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    start = text.rindex("\n", 0, text.index("name: lr-aws")) + 1  # the block is indented 3 (a list item's)
+    block = "\n".join(line[3:] for line in text[start:text.index("```", start)].splitlines())
+    spec = parse_sweep(load_yaml(block, source="README"))
+    assert spec.resources.provider == "aws" and spec.resources.aws.market == "spot-then-on-demand"
+    assert spec.server.url == "https://tune.example.org" and spec.resources.aws.checkpoint_uri

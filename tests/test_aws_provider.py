@@ -83,6 +83,19 @@ def test_a_launch_retried_after_a_crash_finds_its_instance_and_makes_no_second_o
     assert rec.count("ec2:RunInstances") == 1
 
 
+def test_the_same_key_from_another_store_is_another_attempt_with_its_own_instance(rec, ec2):
+    """Attempt keys repeat across stores (ids start at 1 in each): the look-up and ClientToken include the
+    store and study, so a sweep never adopts another store's instance."""
+    rec.params.clear()
+    mine = provider(rec).launch(request(1, 1, study="same", store="store-a"), "same-1-1")
+    theirs = provider(rec).launch(request(1, 1, study="same", store="store-b"), "same-1-1")
+    assert theirs.instance_id != mine.instance_id and len(tagged(ec2, "same-1-1")) == 2
+    tokens = {body["ClientToken"] for body in rec.sent("ec2:RunInstances")}
+    assert len(tokens) == 2
+    assert provider(rec).launch(request(1, 1, study="same", store="store-a"), "same-1-1").instance_id == \
+        mine.instance_id
+
+
 def test_six_attempts_make_six_instances_polled_with_one_call_per_tick(rec, ec2):
     aws = provider(rec)
     handles = [aws.launch(request(n, 1, study="six"), f"six-{n}-1") for n in range(6)]

@@ -40,7 +40,7 @@ class RecordingCloud(RemoteProvider):
             seconds=30))
         return f"i-{key}"
 
-    def find_instance(self, key: str) -> str | None:
+    def find_instance(self, key: str, tags: dict[str, str] | None = None) -> str | None:
         return f"i-{key}" if key in self.started else None
 
     def describe_instances(self, instance_ids: list[str]) -> dict[str, InstanceFacts]:

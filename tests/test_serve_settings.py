@@ -29,6 +29,9 @@ def test_server_section_values_and_defaults() -> None:
     assert (default.port, default.lost_after_s, default.url) == (8470, 600.0, "http://127.0.0.1:8470")
     assert parse_server({"bind": "[::1]:9000", "lost_after": 90}).url == "http://[::1]:9000"
     assert parse_server({"lost_after": "1.5h"}).lost_after_s == 5400
+    tuned = parse_server({"start": False, "heartbeat": "2s", "stop_grace": "90s"})
+    assert (tuned.start, tuned.heartbeat_s, tuned.stop_grace_s) == (False, 2.0, 90.0)
+    assert (default.start, default.heartbeat_s, default.stop_grace_s) == (True, 10.0, 60.0)
 
 
 @pytest.mark.parametrize(("section", "field", "words"), [
@@ -42,6 +45,9 @@ def test_server_section_values_and_defaults() -> None:
     ({"lost_after": "400d"}, "server.lost_after", "duration"),
     ({"bundle_max_mb": 0}, "server.bundle_max_mb", ">= 1"),
     ({"tls": True}, "server.tls", "unknown field"),
+    ({"start": "yes"}, "server.start", "must be true"),
+    ({"heartbeat": "5m", "lost_after": "10m"}, "server.heartbeat", "a third of server.lost_after"),
+    ({"stop_grace": -1}, "server.stop_grace", "> 0"),
 ])
 def test_a_bad_server_field_is_named_with_its_value(section: dict[str, Any], field: str, words: str) -> None:
     with pytest.raises(SpecError) as caught:

@@ -66,11 +66,12 @@ def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_ca
     from costtune.spec.environment import resolve_env
 
     resolve_env(spec.env, os.environ)  # a ${VAR} that is not set is bad input: refused before the store opens
-    if spec.resources.provider == "aws":  # refused before the store opens until the worker agent exists
-        from costtune.providers import make_provider
+    for warning in spec.resources.warnings:  # a price from the bundled snapshot, not a fresh refresh
+        err_console.print(styled((f"warning: {warning}", "yellow")), highlight=False, soft_wrap=True)
+    if spec.resources.provider == "aws":  # what only EC2 can tell, before the store opens or money is held
+        from costtune.runner.remote import check_aws_sweep
 
-        make_provider("aws", aws=spec.resources.aws,
-                      instance_types=spec.resources.instance_choices or [spec.resources.instance_type])
+        check_aws_sweep(spec)
     # `kill PID` (SIGTERM) stops a sweep the way Ctrl-C does (entry.py, and the controller while it runs)
     store = open_store(db, create=True)
     study, resumed = open_sweep(store, spec, change_cap=change_cap)

@@ -51,6 +51,8 @@ class LiveAttempt:
     grace: bool = False  # reached a rung before its first report: given one first rung's worth more
     judge_now: bool = False  # reported during its grace: judge it at this tick
     error: str | None = None  # why it fails, when costtune decided that (a NaN objective, an internal error)
+    billed_ms: int = 0  # billable time at the controller's last poll (what its heartbeat books meanwhile)
+    placed: bool = False  # its rate is the one of where the provider placed it (a cloud launch's offer)
 
     @property
     def number(self) -> int:

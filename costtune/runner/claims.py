@@ -58,6 +58,8 @@ class Claims:
     _launched_at_extension: int
     _spent_at_iteration: int
     _short: tuple[int, int]  # the last unfunded claim: room left under the cap, money its trial needed
+    _price_warnings: set[str]  # warnings about placed attempts' prices, each shown once
+    _warn: Callable[[str], None]
 
     def _on_event(self, message: str) -> None: ...
 
@@ -178,6 +180,28 @@ class Claims:
         # (`costtune run --change-cap`, `study.set_cap`) then holds for trials already running.
         live.aim(self.billing, prior + amount if amount else None, rung)
         return live
+
+    def _place(self, live: LiveAttempt) -> None:
+        """Charge a cloud attempt at the rate of the offer it landed on (fail-over may have moved it to
+        another zone, or to on-demand); its deadline is re-aimed at that rate within what it reserved."""
+        place = getattr(self.provider, "placement", None)
+        got = place(live.handle) if place is not None else None
+        if place is not None and got is None:
+            return  # still waiting for capacity: asked again next tick
+        live.placed = True
+        if got is None:
+            return
+        if got.warning and got.warning not in self._price_warnings:
+            self._price_warnings.add(got.warning)
+            self._warn(got.warning)
+        if got.rate_micros_per_hour <= 0:
+            return  # the provider knows no better rate: the booked one stays
+        live.rate, live.market = got.rate_micros_per_hour, got.market
+        self.store.set_attempt_placement(live.attempt_id, rate_micros_per_hour=live.rate, market=got.market,
+                                         region=got.region)
+        note = "; ".join(n for n in (getattr(live.handle, "note", ""), f"charged {got.source}") if n)
+        self.store.set_attempt_note(live.attempt_id, note)
+        live.aim(self.billing, live.target, live.rung)
 
     def _unfund(self, claimed: ClaimedTrial, needed: int) -> None:
         """The cap leaves too little for it now: back to the queue, tried again when money frees up.

@@ -109,6 +109,7 @@ class SweepController(Decisions, Claims, Ending, Recovery, Control, Admission):
         self._launched_at_extension = -1  # status.launched when the plan last grew by an iteration
         self._spent_at_iteration = 0  # the ledger's spend when the current iteration began
         self._checkpoints = spec.resources.simulation.checkpoint if spec.resources.simulation else False
+        self._price_warnings: set[str] = set()
         if self.rungs is not None and self.rungs.kind == "bohb":
             from costtune.samplers import make_sampler
             from costtune.samplers.rung_model import RungModelSampler
@@ -193,6 +194,8 @@ class SweepController(Decisions, Claims, Ending, Recovery, Control, Admission):
         return [] if paused else self._fill()
 
     def _step(self, live: LiveAttempt) -> None:
+        if not live.placed:
+            self._place(live)
         if self._take_reports is not None:  # the simulator hands reports over as they are, not as lines
             self._read(live, self._take_reports(live.handle))
         else:
@@ -275,6 +278,7 @@ class SweepController(Decisions, Claims, Ending, Recovery, Control, Admission):
     # -- reading and deciding ------------------------------------------------------------
     def _check(self, live: LiveAttempt) -> None:
         status = self.provider.poll(live.handle)
+        live.billed_ms = status.billable_ms
         if status.draining:
             return  # it ended; a later tick reads the last of its output and closes it
         if status.running:
@@ -398,6 +402,7 @@ class SweepController(Decisions, Claims, Ending, Recovery, Control, Admission):
             note = getattr(live.handle, "note", "")  # a cloud launch: where it runs, what was tried first
             if note:
                 self.store.set_attempt_note(live.attempt_id, note)
+            self._place(live)
             self._live[live.attempt_id] = live
             self._waiting_for = 0
             self.status.launched += 1
@@ -407,10 +412,9 @@ class SweepController(Decisions, Claims, Ending, Recovery, Control, Admission):
 
     def _charges(self) -> dict[int, tuple[int, int]]:
         out = {}
-        for live in list(self._live.values()):
-            if live.handle is not None:
-                ms = self.provider.poll(live.handle).billable_ms
-                out[live.attempt_id] = (ms, self.billing.charge(ms, live.rate))
+        for live in list(self._live.values()):  # the heartbeat's thread: the last poll's figures, no new poll
+            if live.handle is not None:  # (a cloud provider's poll writes to the store and calls the cloud)
+                out[live.attempt_id] = (live.billed_ms, self.billing.charge(live.billed_ms, live.rate))
         return out
 
     def _note_value(self, number: int, value: float) -> None:

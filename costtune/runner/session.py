@@ -14,10 +14,11 @@ from rich.text import Text
 
 from costtune.errors import InputError, SpecError, StoreError
 from costtune.money import format_usd, micros_to_usd
-from costtune.providers import make_provider
+from costtune.providers import Provider
 from costtune.reports.fmt import format_duration, format_number
 from costtune.richtext import styled
 from costtune.runner.controller import RunStatus, SweepController
+from costtune.runner.remote import sweep_provider, worker_api
 from costtune.samplers import Sampler
 from costtune.spec import SweepSpec
 from costtune.store import Store, StudyInfo
@@ -117,8 +118,19 @@ def _check_compatible(info: StudyInfo, spec: SweepSpec) -> None:
 
 
 def run_with_progress(spec: SweepSpec, study: Study, console: Console, *, quiet: bool = False,
-                      workdir: str | None = None) -> RunStatus:
-    provider = make_provider(spec.resources.provider, simulation=spec.resources.simulation, metric=spec.metric)
+                      workdir: str | None = None, provider: Provider | None = None) -> RunStatus:
+    """Run the sweep (on ``provider``, by default the one the file names), showing progress on ``console``.
+
+    Trials on cloud instances get the worker API served beside the controller while it runs
+    (``costtune.runner.remote.worker_api``)."""
+    provider = provider or sweep_provider(spec, study.store)
+    with worker_api(spec, study.store, provider, lambda message: None if quiet else console.print(
+            styled((message, "dim")), highlight=False)):
+        return _run(spec, study, console, provider, quiet=quiet, workdir=workdir)
+
+
+def _run(spec: SweepSpec, study: Study, console: Console, provider: Provider, *, quiet: bool,
+         workdir: str | None) -> RunStatus:
     simulated = spec.resources.provider == "simulated"
 
     def event(message: str) -> None:

@@ -55,7 +55,9 @@ def owned_strays(provider: Provider, tags: dict[str, str]) -> list[Any]:
 def stop_strays(provider: Provider, strays: list[Any], on_event: Callable[[str], None]) -> None:
     """Stop ``strays`` and wait until they are gone (at most the provider's grace + ``STRAY_SLACK_S``)."""
     for handle in strays:
-        on_event(f"terminating stray process group {handle.pid} ({handle.key})")
+        pid, instance = getattr(handle, "pid", None), getattr(handle, "instance_id", None)
+        what = f"process group {pid}" if pid else f"instance {instance}" if instance else "attempt"
+        on_event(f"terminating stray {what} ({handle.key}): its controller is gone")
     deadline = time.monotonic() + getattr(provider, "grace", 5.0) + STRAY_SLACK_S
     while strays and time.monotonic() < deadline:
         for handle in strays:

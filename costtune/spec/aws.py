@@ -17,7 +17,8 @@ from costtune.spec.fields import duration, integer
 MARKETS = ("spot", "on-demand", "spot-then-on-demand")
 FALLBACK = "spot-then-on-demand"
 AWS_FIELDS = ("regions", "zones", "image", "subnet", "security_groups", "instance_profile", "disk_gb", "key_name",
-              "tags", "setup", "checkpoint_uri", "spot_fallback_after", "launch_wait", "max_price_age")
+              "tags", "setup", "checkpoint_uri", "spot_fallback_after", "launch_wait", "max_price_age", "install",
+              "agent_command")
 RESERVED_TAG_PREFIXES = ("costtune:", "aws:")
 MAX_USER_TAGS = 40  # EC2 allows 50 tags a resource; costtune's own take up to 10
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
@@ -48,6 +49,8 @@ class AwsResources:
     spot_fallback_after: int = 2  # capacity errors or preemptions of one trial before on-demand (spot-then-...)
     launch_wait_s: float = 600.0  # total time fail-over may spend waiting for capacity, seconds
     max_price_age_s: float | None = None  # refuse a price older than this, seconds
+    install: str | None = None  # pip requirement for costtune on the instance (default costtune[aws]==<ours>)
+    agent_command: tuple[str, ...] = ()  # a costtune already on the image: nothing is installed at boot
 
     @property
     def region(self) -> str:
@@ -105,7 +108,33 @@ def parse_aws(value: dict[str, Any], markets: list[str]) -> AwsResources:
         launch_wait_s=duration(value.get("launch_wait", 600), "resources.launch_wait"),
         max_price_age_s=None if value.get("max_price_age") is None else duration(value["max_price_age"],
                                                                                    "resources.max_price_age"),
+        install=_install(value), agent_command=_agent_command(value),
     )
+
+
+def _install(value: dict[str, Any]) -> str | None:
+    given = value.get("install")
+    if given is None:
+        return None
+    if not isinstance(given, str) or not given.strip() or "\n" in given or "\x00" in given:
+        raise SpecError("resources.install", "must be one pip requirement: costtune[aws]==0.1.0, a wheel's URL, or "
+                        "git+https://...", given)
+    if value.get("agent_command") is not None:
+        raise SpecError("resources.install", "give install or agent_command, not both", given)
+    return given.strip()
+
+
+def _agent_command(value: dict[str, Any]) -> tuple[str, ...]:
+    given = value.get("agent_command")
+    if given is None:
+        return ()
+    if isinstance(given, str):
+        given = given.split()
+    if not isinstance(given, list) or not given or not all(isinstance(p, str) and p and "\x00" not in p
+                                                            for p in given):
+        raise SpecError("resources.agent_command", "must be the argv of a costtune already on the image, e.g. "
+                        "[/opt/costtune/bin/costtune]", given)
+    return tuple(given)
 
 
 def _regions(value: dict[str, Any]) -> tuple[str, ...]:

@@ -7,6 +7,9 @@
       public_url: https://tune.example.org # what instances use (TLS at a reverse proxy)
       lost_after: 10m                     # an agent that cannot reach it this long ends its trial
       bundle_max_mb: 100                  # the code bundle's cap (files, uncompressed)
+      start: true                         # `costtune run` serves the API itself (false: a `costtune serve` does)
+      heartbeat: 10s                      # how often agents check in (a stop decision reaches them this late)
+      stop_grace: 60s                     # a stopped trial's time to checkpoint before its instance is terminated
 
 Every field is optional; errors name the field (``server.lost_after: ...``) and the value.
 """
@@ -23,7 +26,7 @@ from costtune.errors import SpecError
 from costtune.spec.fields import integer, seconds
 
 DEFAULT_PORT = 8470
-FIELDS = ("bind", "public_url", "lost_after", "bundle_max_mb")
+FIELDS = ("bind", "public_url", "lost_after", "bundle_max_mb", "start", "heartbeat", "stop_grace")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _UNITS = {None: 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.\-]{0,251}[A-Za-z0-9])?$")
@@ -36,6 +39,9 @@ class ServerSettings:
     public_url: str | None = None  # None: http://<bind> (only sensible for tests and private networks)
     lost_after_s: float = 600.0
     bundle_max_bytes: int = 100 * 1024 * 1024
+    start: bool = True  # `costtune run` starts the worker API on ``bind`` itself
+    heartbeat_s: float = 10.0
+    stop_grace_s: float = 60.0
 
     @property
     def url(self) -> str:
@@ -110,8 +116,17 @@ def parse_server(value: Any) -> ServerSettings:
     lost = 600.0 if value.get("lost_after") is None else duration(value["lost_after"], "server.lost_after")
     cap = 100 if value.get("bundle_max_mb") is None else integer(value["bundle_max_mb"], "server.bundle_max_mb",
                                                                 maximum=100_000)
+    start = value.get("start", True)
+    if not isinstance(start, bool):
+        raise SpecError("server.start", "must be true (costtune run serves the worker API) or false (a costtune "
+                        "serve of the same store does)", start)
+    heartbeat = 10.0 if value.get("heartbeat") is None else duration(value["heartbeat"], "server.heartbeat")
+    if heartbeat * 3 > lost:
+        raise SpecError("server.heartbeat", f"must be at most a third of server.lost_after ({lost:g} s): an agent "
+                        "would be given up on between two heartbeats", value["heartbeat"])
+    grace = 60.0 if value.get("stop_grace") is None else duration(value["stop_grace"], "server.stop_grace")
     return ServerSettings(host=host, port=port, public_url=public, lost_after_s=lost,
-                          bundle_max_bytes=cap * 1024 * 1024)
+                          bundle_max_bytes=cap * 1024 * 1024, start=start, heartbeat_s=heartbeat, stop_grace_s=grace)
 
 
 __all__ = ["ServerSettings", "duration", "parse_bind", "parse_public_url", "parse_server"]

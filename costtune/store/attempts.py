@@ -92,6 +92,14 @@ class AttemptBook:
             s.execute(update(AttemptRow).where(col(AttemptRow.id) == attempt_id)
                       .values(argv_json=json.dumps(list(argv))))
 
+    def set_attempt_placement(self, attempt_id: int, *, rate_micros_per_hour: int, market: str,
+                              region: str | None) -> None:
+        """Record where a cloud launch really placed an attempt and the rate snapshotted there (micro-dollars
+        an hour): the market fail-over ended on (spot or on-demand), its region, that offer's price."""
+        with self._tx() as s:
+            s.execute(update(AttemptRow).where(col(AttemptRow.id) == attempt_id).values(
+                rate_micros_per_hour=rate_micros_per_hour, market=market, region=region))
+
     def set_attempt_note(self, attempt_id: int, note: str) -> None:
         """Record how an attempt was placed (a cloud launch's fail-over tries), for `costtune trials`."""
         with self._tx() as s:

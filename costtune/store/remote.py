@@ -95,6 +95,27 @@ class RemoteBook:
             s.execute(update(RemoteAttemptRow).where(col(RemoteAttemptRow.attempt_id) == attempt_id)
                       .values(instance_id=instance_id))
 
+    def set_remote_strikes(self, attempt_id: int, strikes: int) -> None:
+        """Keep how many spot capacity errors this attempt's launch met (they survive a restart)."""
+        with self._tx() as s:
+            s.execute(update(RemoteAttemptRow).where(col(RemoteAttemptRow.attempt_id) == attempt_id)
+                      .values(spot_strikes=strikes))
+
+    def trial_spot_strikes(self, attempt_id: int) -> int:
+        """Strikes of the trial ``attempt_id`` belongs to, from its earlier attempts: the spot capacity
+        errors their launches met plus their preemptions (``resources.spot_fallback_after`` counts them)."""
+        with self._tx() as s:
+            attempt = s.get(AttemptRow, attempt_id)
+            if attempt is None:
+                return 0
+            earlier = s.exec(select(AttemptRow).where(AttemptRow.trial_id == attempt.trial_id,
+                                                      col(AttemptRow.number) < attempt.number)).all()
+            preempted = sum(a.exit_reason == "preempted" for a in earlier)
+            ids = [a.id for a in earlier] or [-1]
+            capacity = s.exec(select(RemoteAttemptRow.spot_strikes)
+                              .where(col(RemoteAttemptRow.attempt_id).in_(ids))).all()
+            return preempted + sum(capacity)
+
     def decide_remote(self, attempt_id: int, decision: str, reason: str | None = None) -> None:
         """Set the answer to the agent's next heartbeat (``continue`` or ``stop``; a stop stays)."""
         if decision not in ("continue", "stop"):

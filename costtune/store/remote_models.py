@@ -39,6 +39,7 @@ class RemoteAttemptRow(SQLModel, table=True):
     agent_started_at: datetime | None = None  # when the trial started on the instance (agent's clock)
     ended_at: datetime | None = None  # when the trial ended (agent's clock); None: not reported
     exit_code: int | None = None
+    spot_strikes: int = 0  # spot capacity errors its launch met (spot-then-on-demand counts them per trial)
     how: str | None = None  # exited | stopped | spot-interruption | controller-lost | setup-failed | ...
     created_at: datetime = Field(default_factory=utcnow)
 

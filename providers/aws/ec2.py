@@ -70,9 +70,10 @@ class _Pending:
     launch: Callable[[Offer], tuple[str, Any]]
 
 
-def client_token(key: str, offer: Offer) -> str:
-    """EC2's idempotency token for one offer of one attempt (<= 64 ASCII characters)."""
-    digest = hashlib.sha256(f"{key}|{offer.region}|{offer.zone or ''}|{offer.market}".encode()).hexdigest()
+def client_token(key: str, offer: Offer, scope: str = "") -> str:
+    """EC2's idempotency token for one offer of one attempt (<= 64 ASCII characters). ``scope`` names the
+    store and study: attempt keys repeat across stores, a token must not."""
+    digest = hashlib.sha256(f"{scope}|{key}|{offer.region}|{offer.zone or ''}|{offer.market}".encode()).hexdigest()
     return f"ct-{digest[:48]}"
 
 
@@ -122,7 +123,8 @@ class AwsProvider:
             known = self._handles.get(idempotency_key)
             if known is not None:
                 return known
-            found = self._find(idempotency_key)
+            scope = key_scope(request.tags)
+            found = self._find(idempotency_key, scope=scope)
             if found:
                 region, instance = found[0]
                 return self._adopt(region, instance)
@@ -139,7 +141,8 @@ class AwsProvider:
         handle = AwsHandle(key=idempotency_key, instance_id="", region=self.aws.region, instance_type=itype,
                            market=market, launched_at=self.now(), tags=own)
         handle.pending = _Pending(failover, trial,
-                                  lambda offer: self._run(offer, itype, idempotency_key, tags, user_data or ""))
+                                  lambda offer: self._run(offer, itype, idempotency_key, tags, user_data or "",
+                                                          "|".join(f"{k}={v}" for k, v in sorted(scope.items()))))
         self._advance(handle)
         if handle.final is not None:  # no second round fits in the budget
             raise failover.out_of_capacity()
@@ -172,11 +175,12 @@ class AwsProvider:
         with self._lock:
             self._seen.setdefault(region, {})[handle.instance_id] = instance
 
-    def _run(self, offer: Offer, itype: str, key: str, tags: dict[str, str], user_data: str) -> tuple[str, Any]:
+    def _run(self, offer: Offer, itype: str, key: str, tags: dict[str, str], user_data: str,
+             scope: str = "") -> tuple[str, Any]:
         image = self.images.resolve(offer.region)
         params: dict[str, Any] = {
             "ImageId": image.image_id, "InstanceType": itype, "MinCount": 1, "MaxCount": 1,
-            "ClientToken": client_token(key, offer), "InstanceInitiatedShutdownBehavior": "terminate",
+            "ClientToken": client_token(key, offer, scope), "InstanceInitiatedShutdownBehavior": "terminate",
             "TagSpecifications": tg.tag_specifications(tags), "UserData": user_data,
             "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
         }
@@ -201,6 +205,23 @@ class AwsProvider:
         answer = call(ec2.run_instances, "RunInstances", sleep=self.sleep, **params)
         return offer.region, answer["Instances"][0]
 
+    def remember_strikes(self, trial: tuple[str, str], strikes: int) -> None:
+        """Strikes a trial had before this controller started (kept in the store), toward on-demand."""
+        with self._lock:
+            self._strikes[trial] = max(self._strikes.get(trial, 0), strikes)
+
+    def find(self, key: str, scope: dict[str, str] | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """(region, instance) of every instance tagged with ``key`` and ``scope``, earliest launch first."""
+        return self._find(key, scope=scope)
+
+    def describe_once(self, region: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One describe_instances (every page), without retries: the caller backs off on throttling."""
+        return self._describe_once(region, filters)
+
+    def terminate_ids(self, region: str, ids: list[str]) -> None:
+        """terminate_instances; an instance EC2 no longer knows is not an error."""
+        self._terminate(region, ids)
+
     def _adopt(self, region: str, instance: dict[str, Any], own: dict[str, str] | None = None) -> AwsHandle:
         own = own or tg.costtune_tags(instance)
         handle = AwsHandle(key=own.get("key", instance["InstanceId"]), instance_id=instance["InstanceId"],
@@ -211,11 +232,14 @@ class AwsProvider:
         self._seen.setdefault(region, {})[handle.instance_id] = instance
         return handle
 
-    def _find(self, key: str, *, live_only: bool = False) -> list[tuple[str, dict[str, Any]]]:
-        """Instances tagged with ``key`` in every region of the sweep, earliest launch first."""
+    def _find(self, key: str, *, live_only: bool = False, scope: dict[str, str] | None = None,
+              ) -> list[tuple[str, dict[str, Any]]]:
+        """Instances tagged with ``key`` (and ``scope``: its store and study, as keys repeat across stores)
+        in every region of the sweep, earliest launch first."""
         out = []
+        wanted = {**(scope or {}), "key": key}
         for region in self.aws.regions:
-            out += [(region, i) for i in self._describe(region, tg.filters({"key": key}, live_only=live_only))]
+            out += [(region, i) for i in self._describe(region, tg.filters(wanted, live_only=live_only))]
         return sorted(out, key=lambda pair: tg.launch_time(pair[1]))
 
     def _describe(self, region: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -358,8 +382,13 @@ class AwsProvider:
         return out
 
 
+def key_scope(tags: dict[str, str]) -> dict[str, str]:
+    """The tags that, with the attempt's key, name its instance uniquely: its store and study."""
+    return {name: tags[name] for name in ("store", "study") if tags.get(name)}
+
+
 def _ms(start: datetime, end: datetime) -> int:
     return max(0, int((end - start).total_seconds() * 1000))
 
 
-__all__ = ["AwsHandle", "AwsProvider", "client_token", "error_code"]
+__all__ = ["AwsHandle", "AwsProvider", "client_token", "error_code", "key_scope"]
