@@ -16,7 +16,7 @@ from costtune.providers.base import LaunchRequest
 from costtune.providers.local import GRACE_S, LocalProvider, facts_path
 from proctools import wait_gone
 
-from costtune.runner.controller import _POLL_S
+from costtune.runner.waking import POLL_S as _POLL_S
 from costtune.store import Store
 
 RATE_PER_S = 10_000  # micro-dollars a second at $36/hour

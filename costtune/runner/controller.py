@@ -13,14 +13,14 @@ never passes ``budget.usd`` on a virtual clock, and on a wall clock only by what
 bill between a deadline and their termination (see README, "How far can spend pass the cap?").
 
 Its parts: claims.py (what to launch, with what money), decisions.py (reading reports, rung
-verdicts), ending.py (when the run ends and why, fail-fast), recovery.py (start and Ctrl-C). One
+verdicts), ending.py (when the run ends and why, fail-fast), recovery.py (start and Ctrl-C),
+waking.py (which attempts a tick looks at, and when the next tick comes). One
 attempt's trouble never stops the loop: each attempt is handled inside a savepoint, and whatever
 goes wrong fails that trial with the error stored.
 """
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
 import time
@@ -41,13 +41,13 @@ from costtune.runner.decisions import Decisions
 from costtune.runner.ending import LIMIT, Ending
 from costtune.runner.recovery import Recovery, catch_signals
 from costtune.runner.status import RunStatus, failure_reason, short_params, stderr_tail, write_header
+from costtune.runner.waking import Waking
 from costtune.schedulers import make_rung_scheduler
 from costtune.spec import SweepSpec
 from costtune.store.heartbeat import Heartbeat
 from costtune.study import Study
 
 log = logging.getLogger(__name__)
-_POLL_S = 0.05  # wall-clock tick
 _GROUP_S = 0.25  # a simulated world commits its books at least this often (wall time)
 # On a wall clock a deadline is noticed up to a tick late and termination takes a moment: act this
 # much early, so a trial stopped at its reservation rarely starts another billing second.
@@ -57,7 +57,7 @@ _RECLAIM_S = 1.0  # on a wall clock, look for new work this often when the last 
 __all__ = ["RunStatus", "SweepController"]
 
 
-class SweepController(Decisions, Claims, Ending, Recovery, Control, Admission):
+class SweepController(Decisions, Claims, Ending, Recovery, Control, Admission, Waking):
     def __init__(self, spec: SweepSpec, study: Study, provider: Provider, *,
                  on_event: Callable[[str], None] | None = None, workdir: str | None = None,
                  clock: Clock | None = None, trial_events: bool = True,
@@ -225,55 +225,6 @@ class SweepController(Decisions, Claims, Ending, Recovery, Control, Admission):
             self._live.pop(live.attempt_id, None)
             self._by_key.pop(live.key, None)
             self.status.running = len(self._live)
-
-    def _due(self) -> list[LiveAttempt]:
-        """The attempts to look at this tick: all of them, or on a simulator only those that changed
-        or reached a deadline (with 100 instances, most have nothing new at any one moment)."""
-        take = getattr(self.provider, "take_changed", None)
-        if take is None or self._stopping or self._halt:
-            return list(self._live.values())
-        due = {}
-        for handle in take():
-            live = self._by_key.get(handle.key)
-            if live is not None:
-                due[live.attempt_id] = live
-        now = self.clock.now()
-        while self._deadlines and self._deadlines[0][0] <= now:
-            _t, _seq, attempt_id, ms = heapq.heappop(self._deadlines)
-            live = self._live.get(attempt_id)
-            if live is not None and ms in (live.deadline_ms, self._limit_ms):
-                due[attempt_id] = live
-        return sorted(due.values(), key=lambda live: live.attempt_id)  # ties at one moment: launch order
-
-    def _watch_deadlines(self, live: LiveAttempt) -> None:
-        """Wake the loop when ``live`` reaches its deadline (and its time limit)."""
-        for ms in (live.deadline_ms, self._limit_ms):
-            if ms is not None:
-                heapq.heappush(self._deadlines, (live.launched_at + ms / 1000, next(self._seq), live.attempt_id, ms))
-
-    def _advance(self) -> None:
-        if not self.virtual:
-            self.clock.sleep(_POLL_S)
-            return
-        for live in self._live.values():
-            if live.stop_reason:
-                return  # a stop decided this tick is carried out at this same moment
-        while self._deadlines and self._deadlines[0][2] not in self._live:
-            heapq.heappop(self._deadlines)  # its attempt ended
-        deadline = self._deadlines[0][0] if self._deadlines else None
-        advance = getattr(self.provider, "advance", None)
-        if advance is not None and not (self._stopping or self._halt):
-            # The simulator plays quiet step ends on the way to what matters. While stopping, every
-            # attempt is looked at from its next step end on, as on a step-by-step clock.
-            advance(None if deadline is None else max(deadline, self.clock.now()))
-            self.status.sim_seconds = self.clock.now()
-            return
-        times = [t for t in (self.provider.next_event_time(),) if t is not None]  # type: ignore[attr-defined]
-        if deadline is not None:
-            times.append(deadline)
-        if times:
-            self.clock.advance_to(max(min(times), self.clock.now()))  # type: ignore[attr-defined]
-            self.status.sim_seconds = self.clock.now()
 
     # -- reading and deciding ------------------------------------------------------------
     def _check(self, live: LiveAttempt) -> None:
