@@ -101,7 +101,7 @@ def test_sigterm_stops_a_run_which_the_next_scheduler_resumes(tmp_path: Path, mo
     from costtune.schedules.daemon import SchedulerDaemon
 
     db = str(tmp_path / "s.db")
-    raw = sweep(trials=40)
+    raw = sweep(trials=400)  # far more than can run before the signal, however slow the machine
     raw["space"] = {"x": {"type": "uniform", "low": 0, "high": 1}}
     raw["resources"]["simulation"]["workload"] = "simworkloads:sluggish"
     raw["resources"]["workers"] = 1

@@ -8,6 +8,7 @@ The token is sent in the ``Authorization`` header only, and never printed.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -46,7 +47,10 @@ class WorkerClient:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as answer:
                 return answer.read(), dict(answer.headers.items())
         except urllib.error.HTTPError as exc:
-            text = exc.read()[:2000]
+            try:
+                text = exc.read()[:2000]
+            except (OSError, http.client.HTTPException):
+                text = b""  # the reason was cut off with the connection; the status still says what happened
             if exc.code >= 500:
                 raise Unreachable(f"{method} {path}: {exc.code}") from None
             try:
@@ -54,7 +58,8 @@ class WorkerClient:
             except (ValueError, AttributeError):
                 reason = text.decode("utf-8", "replace")
             raise Refused(exc.code, reason) from None
-        except (OSError, ValueError) as exc:  # URLError, timeouts, resets, a malformed answer
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            # URLError, timeouts, resets, an answer cut short (IncompleteRead) or malformed
             raise Unreachable(f"{method} {path}: {exc}") from None
 
     def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
