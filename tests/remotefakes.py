@@ -119,3 +119,23 @@ class FakeMetadata:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# The start of a trial script that checkpoints its step on SIGTERM (a spot notice, a stop) and
+# resumes from it; a test appends its own loop over ``step``.
+CHECKPOINTING_TRIAL_HEAD = """
+import json, os, pathlib, signal, sys, time
+import costtune
+
+ckpt = pathlib.Path(os.environ["COSTTUNE_CHECKPOINT_DIR"]) / "state.json"
+first = json.loads(ckpt.read_text())["step"] + 1 if ckpt.exists() else 0
+step = first
+
+def on_term(*_):
+    ckpt.write_text(json.dumps({"step": step}))
+    print("checkpointed at step", step, flush=True)
+    sys.exit(143)
+
+signal.signal(signal.SIGTERM, on_term)
+print("resumed from step", first, flush=True)
+"""

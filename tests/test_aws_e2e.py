@@ -26,6 +26,7 @@ import pytest
 import yaml
 from awsplay import InstancePlayer
 from awstools import AL2023, fake_credentials, session
+from remotefakes import CHECKPOINTING_TRIAL_HEAD
 from rich.console import Console
 from sqlmodel import Session, select
 
@@ -40,22 +41,7 @@ from costtune.store.remote_models import RemoteAttemptRow
 
 ZONE_SPOT = 41_500  # micro-dollars an hour: the live spot price of m5.large in us-east-1a (the test's refresh)
 BUCKET = "ckpt-bucket"
-TRIAL = """
-import json, os, pathlib, signal, sys, time
-import costtune
-
-ckpt = pathlib.Path(os.environ["COSTTUNE_CHECKPOINT_DIR"]) / "state.json"
-first = json.loads(ckpt.read_text())["step"] + 1 if ckpt.exists() else 0
-step = first
-
-def on_term(*_):
-    ckpt.write_text(json.dumps({"step": step}))
-    print("checkpointed at step", step, flush=True)
-    sys.exit(143)
-
-signal.signal(signal.SIGTERM, on_term)
-print("resumed from step", first, flush=True)
-for step in range(first, int(sys.argv[1])):
+TRIAL = CHECKPOINTING_TRIAL_HEAD + """for step in range(first, int(sys.argv[1])):
     costtune.report(step=step, loss=float(os.environ["COSTTUNE_PARAM_X"]) + 1 / (step + 1))
     time.sleep(float(sys.argv[2]))
 """

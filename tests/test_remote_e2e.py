@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from remotefakes import FakeMetadata, ProcessCloud
+from remotefakes import CHECKPOINTING_TRIAL_HEAD, FakeMetadata, ProcessCloud
 from sqlmodel import Session, select
 
 from costtune.agent.userdata import Install
@@ -32,22 +32,7 @@ from costtune.store.models import AttemptRow, ReportRow
 from costtune.store.remote_models import RemoteAttemptRow
 
 RATE_USD_PER_HOUR = 36  # 10,000 micro-dollars a second
-TRIAL = """
-import json, os, pathlib, signal, sys, time
-import costtune
-
-ckpt = pathlib.Path(os.environ["COSTTUNE_CHECKPOINT_DIR"]) / "state.json"
-first = json.loads(ckpt.read_text())["step"] + 1 if ckpt.exists() else 0
-step = first
-
-def on_term(*_):
-    ckpt.write_text(json.dumps({"step": step}))
-    print("checkpointed at step", step, flush=True)
-    sys.exit(143)
-
-signal.signal(signal.SIGTERM, on_term)
-print("resumed from step", first, flush=True)
-for step in range(first, first + int(sys.argv[1])):
+TRIAL = CHECKPOINTING_TRIAL_HEAD + """for step in range(first, first + int(sys.argv[1])):
     costtune.report(step=step, loss=float(os.environ["COSTTUNE_PARAM_X"]) + 1 / (step + 1))
     time.sleep(float(sys.argv[2]))
 """
