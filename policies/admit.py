@@ -52,6 +52,12 @@ class Verdict:
     windows: tuple[tuple[Policy, WindowSpan], ...] = ()
     max_held: dict[str, int] = field(default_factory=dict)
     asked: LaunchRequest | None = None  # the request as it came, before any amend
+    lasting: bool = False  # deny: the trial's own placement is refused while others of the sweep pass
+
+    @property
+    def lasting_deny(self) -> bool:
+        """A denial no later moment changes (the trial's own instance type or market): fail the trial."""
+        return self.kind == DENY and self.lasting
 
     @property
     def caps(self) -> dict[str, int | None]:
@@ -98,7 +104,7 @@ def admit(request: LaunchRequest, policies: list[Policy], now: datetime,
             why = f"policy {policy.name!r}: {problem}"
             if policy.rules.amend:
                 why += " (rules.amend: no placement among the sweep's choices passes every policy)"
-            return replace(base, kind=DENY, policy=policy.name, reason=why)
+            return replace(base, kind=DENY, policy=policy.name, reason=why, lasting=_others_pass(request, found))
         amended.append(f"policy {policy.name!r}: {problem}; launched as {better.instance_type or 'local'} "
                        f"{better.market} at {format_usd(better.rate_micros)}/h")
         request = better
@@ -107,6 +113,14 @@ def admit(request: LaunchRequest, policies: list[Policy], now: datetime,
     if amended:
         return replace(base, kind=AMEND, policy=amended_by, reason="; ".join(amended))
     return base
+
+
+def _others_pass(request: LaunchRequest, policies: list[Policy]) -> bool:
+    """Whether another of the sweep's placements passes every policy's placement rules: then the denial
+    is about this trial's own configuration (a searched instance type or market), not the whole sweep."""
+    own = (request.instance_type, request.market)
+    return any(all(p.rules.placement_problem(itype, market, rate) is None for p in policies)
+               for (itype, market), rate in request.choices.items() if (itype, market) != own)
 
 
 def _amendment(request: LaunchRequest, policies: list[Policy]) -> LaunchRequest | None:

@@ -230,3 +230,25 @@ def test_stop_running_requeues_what_runs_in_the_window_and_launches_nothing_more
     assert {t.state for t in study.history().trials} >= {TrialState.QUEUED}
     spent = store.balance(WINDOW).spent_micros
     assert 100_000 <= spent < 300_000  # it stopped soon after 10% of $1, far below the cap
+
+
+def test_a_trial_whose_own_placement_is_denied_fails_and_the_sweep_carries_on(sqlite_store: Store) -> None:
+    store = sqlite_store
+    store.apply_policies([parse_policy({"name": "cv-rules", "scope": {"tags": {"team": "vision"}},
+                                        "rules": {"denied_families": ["g5"]}})])
+    types = {"type": "categorical", "choices": ["m5.large", "g5.xlarge", "c5.xlarge"]}
+    study, status, warnings = run(store, SWEEP, budget={"usd": 5.0, "trials": 12},
+                                  resources={**SWEEP["resources"], "instance_type": types})
+    trials = study.history().trials
+    assert len(trials) == 12 and not [t for t in trials if t.state == TrialState.QUEUED]
+    denied = [t for t in trials if t.params["instance_type"] == "g5.xlarge"]
+    why = "policy 'cv-rules': rules.denied_families: family g5 matches 'g5'"
+    assert denied and all(t.state == TrialState.FAILED and t.error == f"denied: {why}" for t in denied)
+    assert status.denied == len(denied) and status.launched >= 12 - len(denied)
+    assert all(t.state == TrialState.COMPLETE for t in trials if t not in denied)
+    assert all(not store.attempts(study.id, t.number) for t in denied)  # never launched, nothing spent
+    audit = store.audit_log(action="policy.deny")
+    assert sorted(a.detail["trial"] for a in audit) == sorted(t.number for t in denied)
+    assert all(a.detail["policy"] == "cv-rules" for a in audit)
+    assert "budget.trials" in status.stop_reason and status.error is None
+    assert any("denied (failed, not launched)" in w for w in warnings)

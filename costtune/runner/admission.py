@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from costtune.study import Study
 
 log = logging.getLogger(__name__)
+DENIED_PREFIX = "denied: "  # the error of a trial whose own placement a policy rule refuses
 _RELOAD_S = 5.0  # wall seconds between reads of the policies in force
 _STOP_CHECK_S = 2.0  # wall seconds between checks of stop-running thresholds
 
@@ -139,6 +140,17 @@ class Admission:
             self._denials[claimed.id] = reason
             self._audit_verdict("deny", claimed, verdict, reason)
             self._warn(f"trial {claimed.number} not launched: {reason}")
+        return None
+
+    def _rejected(self, claimed: ClaimedTrial, verdict: Verdict) -> None:
+        """A rule refuses the trial's own placement (a searched instance type or market) while other
+        placements of the sweep pass: it can never run, so it fails with ``denied: <policy>: <rule>`` as
+        its error (counted in budget.trials, not in budget.max_failures' streak) and the sweep carries on."""
+        reason = verdict.reason
+        self.store.finish_trial(claimed.id, TrialState.FAILED, error=f"{DENIED_PREFIX}{reason}")
+        self.status.denied += 1
+        self._audit_verdict("deny", claimed, verdict, reason)
+        self._warn(f"trial {claimed.number} denied (failed, not launched): {reason}")
         return None
 
     def _window_short(self, verdict: Verdict, needed: int) -> CapExceeded | None:

@@ -66,6 +66,7 @@ class Claims:
     # admission.py, the controller's policy step (annotations only: nothing here overrides them)
     _admit: Callable[[ClaimedTrial, str | None, str], Verdict | None]
     _refused: Callable[..., None]
+    _rejected: Callable[[ClaimedTrial, Verdict], None]
     _admitted: Callable[[ClaimedTrial, Verdict, str], None]
     _window_short: Callable[[Verdict, int], CapExceeded | None]
     _market_for: Callable[[ClaimedTrial, str | None, str], tuple[str, str]]
@@ -131,6 +132,8 @@ class Claims:
         market, market_note = self._market_for(claimed, itype, market)  # market: cheapest-expected
         verdict = self._admit(claimed, itype, market)  # spend policies: allow, amend or deny (admission.py)
         if verdict is not None:
+            if verdict.lasting_deny:  # its own placement is refused: it can never run, the others may
+                return self._rejected(claimed, verdict)
             if verdict.kind == "deny":
                 return self._refused(claimed, verdict)
             itype, market = verdict.request.instance_type, verdict.request.market

@@ -188,6 +188,8 @@ class Ending:
         for t in sorted(ended, key=lambda t: (t.finished_at, t.number), reverse=True):
             if t.state != TrialState.FAILED:
                 break
+            if (t.error or "").startswith("denied: "):  # refused by a policy rule, never launched
+                continue
             streak += 1
         return streak
 

@@ -18,6 +18,7 @@ class RunStatus:
 
     finished: int = 0
     failed: int = 0
+    denied: int = 0  # trials failed unlaunched: a spend policy's rule refuses their own placement
     running: int = 0
     launched: int = 0
     spend_micros: int = 0
