@@ -74,11 +74,14 @@ def matching(policies: list[Policy], tags: Mapping[str, str]) -> list[Policy]:
 
 
 def admit(request: LaunchRequest, policies: list[Policy], now: datetime,
-          spend: Callable[[str], tuple[int, int]] | None = None) -> Verdict:
+          spend: Callable[[str], tuple[int, int]] | None = None,
+          fired: Callable[[str], set[str]] | None = None) -> Verdict:
     """Evaluate every matching policy in name order; the first deny wins, amends chain.
 
     ``spend(scope)`` gives ``(spent, held)`` micro-dollars of a window scope, read for stop-launching
-    thresholds only. Tags and region rules cannot be amended; placement rules can when the policy has
+    thresholds only; ``fired(scope)``: the threshold labels that already fired in a window (a stop that
+    fired holds for the rest of the window, even when spend falls back as held money is released).
+    Tags and region rules cannot be amended; placement rules can when the policy has
     ``rules.amend: true`` and one of the sweep's own choices passes every matching policy.
     """
     found = matching(policies, request.tags)
@@ -93,7 +96,7 @@ def admit(request: LaunchRequest, policies: list[Policy], now: datetime,
         for region in request.regions:
             problem = problem or policy.rules.region_problem(region)
         if problem is None and spend is not None:
-            problem = _stopped(policy, window, now, spend)
+            problem = _stopped(policy, window, now, spend, fired)
         if problem is not None:
             return replace(base, kind=DENY, policy=policy.name, reason=f"policy {policy.name!r}: {problem}")
         problem = policy.rules.placement_problem(request.instance_type, request.market, request.rate_micros)
@@ -136,15 +139,20 @@ def _amendment(request: LaunchRequest, policies: list[Policy]) -> LaunchRequest 
     return replace(request, instance_type=itype, market=market, rate_micros=rate)
 
 
-def _stopped(policy: Policy, window: WindowSpan, now: datetime, spend: Callable[[str], tuple[int, int]]
-             ) -> str | None:
+def _stopped(policy: Policy, window: WindowSpan, now: datetime, spend: Callable[[str], tuple[int, int]],
+             fired: Callable[[str], set[str]] | None = None) -> str | None:
     """Why a stop-launching (or stop-running) threshold of ``policy`` holds launches now, or None."""
     stops = [t for t in policy.thresholds if {"stop-launching", "stop-running"} & set(t.actions)]
     if not stops or policy.base_micros is None:
         return None
     spent, held = spend(window.scope)
     committed = spent + held
+    done = fired(window.scope) if fired is not None else set()
     for t in stops:
+        if t.label in done:
+            return (f"thresholds: {t.label} reached in the {window.label} window "
+                    f"({'/'.join(a for a in t.actions if a.startswith('stop'))} fired): launching stopped "
+                    "until the window ends")
         value = committed if t.of == "actual" else forecast_micros(committed, window, now)
         if value * 100 >= t.percent * policy.base_micros:
             return (f"thresholds: {t.label} reached in the {window.label} window ({format_usd(value)} of "

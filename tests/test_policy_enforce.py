@@ -222,11 +222,16 @@ def test_stop_running_requeues_what_runs_in_the_window_and_launches_nothing_more
     policy = {**TEAM, "cap_usd": 1.0, "thresholds": [{"percent": 10, "actions": ["stop-running"]}]}
     store.apply_policies([parse_policy(policy)])
     study, status, warnings = run(store, SWEEP, budget={"usd": 0.5, "trials": 12})
-    attempts = [a for t in study.history().trials for a in store.attempts(study.id, t.number)]
+    per_trial = {t.number: store.attempts(study.id, t.number) for t in study.history().trials}
+    attempts = [a for tries in per_trial.values() for a in tries]
     stopped = [a for a in attempts if a.exit_reason == "interrupted"]
     assert stopped and any("stopped (re-queued): costtune: policy 'team-daily' reached 10% of actual" in w
                            for w in warnings)
-    assert "thresholds: 10% of actual reached" in status.stop_reason
+    assert "policy 'team-daily': thresholds: 10% of actual reached" in status.stop_reason
+    # once it fired, no attempt of any trial launches again in the window (none relaunched and stopped again)
+    assert len(stopped) <= 3 and all(len(tries) <= 1 for tries in per_trial.values())
+    again = run(store, SWEEP, name="vision-later", budget={"usd": 0.5, "trials": 4})[1]
+    assert again.launched == 0 and "policy 'team-daily': thresholds: 10% of actual reached" in again.stop_reason
     assert {t.state for t in study.history().trials} >= {TrialState.QUEUED}
     spent = store.balance(WINDOW).spent_micros
     assert 100_000 <= spent < 300_000  # it stopped soon after 10% of $1, far below the cap
@@ -252,3 +257,16 @@ def test_a_trial_whose_own_placement_is_denied_fails_and_the_sweep_carries_on(sq
     assert all(a.detail["policy"] == "cv-rules" for a in audit)
     assert "budget.trials" in status.stop_reason and status.error is None
     assert any("denied (failed, not launched)" in w for w in warnings)
+
+
+def test_a_stop_running_threshold_crossed_by_held_money_stops_launching_for_the_window(sqlite_store: Store) -> None:
+    """The first reservation alone (held money counts) crosses the threshold: it is released, and
+    nothing launches in the window, though spend then falls back below the threshold."""
+    store = sqlite_store
+    store.apply_policies([parse_policy({**TEAM, "thresholds": [{"percent": 10, "actions": ["stop-running"]}]})])
+    study, status, _ = run(store, SWEEP, resources={**SWEEP["resources"], "workers": 1})
+    attempts = [a for t in study.history().trials for a in store.attempts(study.id, t.number)]
+    assert attempts == [] and status.launched == 0 and store.balance(WINDOW)[1:] == (0, 0)
+    assert [a.threshold for a in store.fired_alerts()] == ["10% of actual"]
+    assert not store.audit_log(action="policy.allow")
+    assert status.stop_reason.startswith("policy 'team-daily': thresholds: 10% of actual reached in the daily")

@@ -52,11 +52,12 @@ class Admission:
     _denials: dict[int, str]
     _windows_of: dict[str, tuple[tuple[Policy, WindowSpan], ...]]
     _fired: set[tuple[str, str]]
+    _stop_fired: set[str]  # window scopes whose stop-launching/stop-running threshold this run saw crossed
     _webhooks: WebhookSender | None = None
     _stop_checked = 0.0
 
     def _setup_policies(self, calendar: Callable[[], datetime] | None) -> None:
-        self._denials, self._windows_of, self._fired = {}, {}, set()
+        self._denials, self._windows_of, self._fired, self._stop_fired = {}, {}, set(), set()
         self.calendar = calendar or (lambda: datetime.now(UTC))
 
     def _policies_in_force(self) -> list[Policy]:
@@ -91,7 +92,7 @@ class Admission:
             _cap, spent, held = self.store.balance(scope)
             return spent, held
 
-        return admit(request, policies, self.calendar(), spend)
+        return admit(request, policies, self.calendar(), spend, self.store.fired_in)
 
     def _market_for(self, claimed: ClaimedTrial, instance_type: str | None, market: str) -> tuple[str, str]:
         """``market: cheapest-expected``: spot or on-demand for this launch, and the note that says why
@@ -172,15 +173,27 @@ class Admission:
                 return f"policy {policy.name!r}: rules.max_instances: {exc.held} launches held, at most {exc.limit}"
         return str(exc)
 
-    def _admitted(self, claimed: ClaimedTrial, verdict: Verdict, key: str) -> None:
-        """Audit the allow or amend of a launch that got its reservation; check its windows' thresholds."""
+    def _admitted(self, claimed: ClaimedTrial, verdict: Verdict, key: str) -> bool:
+        """Audit the allow or amend of a launch that got its reservation and check its windows' thresholds;
+        False (reservation released, trial re-queued with the policy's reason) when its own reservation
+        crossed a stop-launching or stop-running threshold: it would only be stopped again."""
+        self._windows_of[key] = verdict.windows
+        self._check_thresholds(verdict.windows)
+        if self._stop_fired & set(verdict.scopes):
+            self._windows_of.pop(key, None)
+            if self.store.reservation(key) is not None:
+                self.store.release(key)
+            req = verdict.request
+            again = self._admit(claimed, req.instance_type, req.market)
+            if again is not None and again.kind == "deny":
+                self._refused(claimed, again)
+                return False
         self._denied = None
         self._denials.pop(claimed.id, None)
         self._audit_verdict(verdict.kind, claimed, verdict, verdict.reason)
         if verdict.kind == "amend":
             self._warn(f"trial {claimed.number}: {verdict.reason}")
-        self._windows_of[key] = verdict.windows
-        self._check_thresholds(verdict.windows)
+        return True
 
     def _audit_verdict(self, kind: str, claimed: ClaimedTrial, verdict: Verdict, reason: str) -> None:
         detail: dict[str, Any] = {
@@ -209,6 +222,8 @@ class Admission:
                 continue
             _cap, spent, held = self.store.balance(window.scope)
             for crossing in crossed(policy, window, spent, held, now, study=self.study.name, full=full):
+                if {"stop-running", "stop-launching"} & set(crossing.threshold.actions):
+                    self._stop_fired.add(window.scope)
                 if "stop-running" in crossing.threshold.actions:
                     self._stop_running(window.scope, crossing.body["text"])
                 if (window.scope, crossing.label) in self._fired:

@@ -67,7 +67,7 @@ class Claims:
     _admit: Callable[[ClaimedTrial, str | None, str], Verdict | None]
     _refused: Callable[..., None]
     _rejected: Callable[[ClaimedTrial, Verdict], None]
-    _admitted: Callable[[ClaimedTrial, Verdict, str], None]
+    _admitted: Callable[[ClaimedTrial, Verdict, str], bool]
     _window_short: Callable[[Verdict, int], CapExceeded | None]
     _market_for: Callable[[ClaimedTrial, str | None, str], tuple[str, str]]
     _windows_of: dict[str, Any]
@@ -166,8 +166,8 @@ class Claims:
             if verdict is not None and getattr(exc, "scope", None) != self.scope:
                 return self._refused(claimed, verdict, exc)  # a policy's window cap or max_instances
             return self._unfund(claimed, amount)
-        if verdict is not None:
-            self._admitted(claimed, verdict, key)
+        if verdict is not None and not self._admitted(claimed, verdict, key):
+            return None  # its own reservation crossed a stop threshold: released, re-queued
         start = claimed.last_step + 1 if self._checkpoints and claimed.last_step is not None else 0
         attempt_id = self.store.start_attempt(
             claimed.id, claimed.attempt_number, idempotency_key=key, provider=self.provider.name,

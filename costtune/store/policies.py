@@ -154,6 +154,11 @@ class PolicyBook:
                 TrialRow.study_id == study_id, AttemptRow.exit_reason == "completed")).one()
         return None if mean is None else float(mean) / 3_600_000
 
+    def fired_in(self, scope: str) -> set[str]:
+        """The thresholds (labels, e.g. ``"80% of actual"``) that fired in window ``scope``."""
+        with self._tx() as s:
+            return set(s.exec(select(PolicyAlertRow.threshold).where(PolicyAlertRow.scope == scope)).all())
+
     def fired_alerts(self, policy: str | None = None) -> list[FiredAlert]:
         query = select(PolicyAlertRow).order_by(col(PolicyAlertRow.id))
         if policy is not None:
