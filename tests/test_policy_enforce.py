@@ -270,3 +270,20 @@ def test_a_stop_running_threshold_crossed_by_held_money_stops_launching_for_the_
     assert [a.threshold for a in store.fired_alerts()] == ["10% of actual"]
     assert not store.audit_log(action="policy.allow")
     assert status.stop_reason.startswith("policy 'team-daily': thresholds: 10% of actual reached in the daily")
+
+
+def test_every_denial_record_names_the_policy_whose_cap_or_rule_decided_it(sqlite_store: Store) -> None:
+    store = sqlite_store
+    store.apply_policies([
+        parse_policy({"name": "a-spot-only", "rules": {"allowed_markets": ["spot"], "amend": True}}),
+        parse_policy({"name": "b-total", "window": {"period": "daily"}, "cap_usd": 0.05}),
+        parse_policy({"name": "c-few", "rules": {"max_instances": 1}})])
+    resources = {**SWEEP["resources"], "market": {"type": "categorical", "choices": ["on-demand", "spot"]}}
+    study, status, _ = run(store, SWEEP, resources=resources)
+    denials = store.audit_log(action="policy.deny")
+    by_rule = {("cap_usd" if "cap_usd" in d.detail["reason"] else "max_instances"): d.detail["policy"]
+               for d in denials}
+    assert by_rule == {"cap_usd": "b-total", "max_instances": "c-few"}
+    assert all(d.detail["reason"].startswith(f"policy {d.detail['policy']!r}: ") for d in denials)
+    verdicts = {v["policy"]: v for v in study_verdicts(store, study.id)}
+    assert verdicts["b-total"]["deny"] >= 1 and verdicts["c-few"]["deny"] >= 1 and verdicts["a-spot-only"]["deny"] == 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -129,7 +130,10 @@ class Admission:
 
     def _refused(self, claimed: ClaimedTrial, verdict: Verdict, exc: Exception | None = None) -> None:
         """Back to the queue with why (stored on the trial, shown in progress), audited once per reason."""
-        reason = verdict.reason if exc is None else self._limit_reason(verdict, exc)
+        if exc is not None:  # the ledger refused it: the policy whose window cap or max_instances decided
+            decider, reason = self._limit_reason(verdict, exc)
+            verdict = replace(verdict, kind="deny", policy=decider, reason=reason)
+        reason = verdict.reason
         if isinstance(exc, CapExceeded):  # a window's hard cap is reached: its thresholds up to 100% fire
             self._check_thresholds(tuple((p, w) for p, w in verdict.windows if w.scope == exc.scope), full=True)
         from costtune.runner.ending import BUDGET
@@ -163,15 +167,17 @@ class Admission:
                     return CapExceeded(window.scope, policy.cap_micros, spent, held, needed)
         return None
 
-    def _limit_reason(self, verdict: Verdict, exc: Exception) -> str:
+    def _limit_reason(self, verdict: Verdict, exc: Exception) -> tuple[str | None, str]:
+        """The policy whose window cap or ``rules.max_instances`` refused the reservation, and why."""
         for policy, window in verdict.windows:
             if isinstance(exc, CapExceeded) and exc.scope == window.scope:
                 left = max(0, exc.cap_micros - exc.spent_micros - exc.reserved_micros)
-                return (f"policy {policy.name!r}: cap_usd {format_usd(exc.cap_micros)} of the {window.label} "
+                return policy.name, (f"policy {policy.name!r}: cap_usd {format_usd(exc.cap_micros)} of the {window.label} "
                         f"window: {format_usd(left)} left, the trial needs {format_usd(exc.asked_micros)}")
             if isinstance(exc, LaunchLimit) and exc.prefix == f"policy:{policy.name}:":
-                return f"policy {policy.name!r}: rules.max_instances: {exc.held} launches held, at most {exc.limit}"
-        return str(exc)
+                return policy.name, (f"policy {policy.name!r}: rules.max_instances: {exc.held} launches held, "
+                                     f"at most {exc.limit}")
+        return verdict.policy, str(exc)
 
     def _admitted(self, claimed: ClaimedTrial, verdict: Verdict, key: str) -> bool:
         """Audit the allow or amend of a launch that got its reservation and check its windows' thresholds;
