@@ -70,7 +70,8 @@ def run(store: Store, cfg: dict[str, Any], **changes: Any) -> tuple[Any, RunStat
 
 def test_a_daily_team_cap_holds_across_sweeps_and_the_books_add_up(store: Store) -> None:
     store.apply_policies([parse_policy(TEAM)])
-    studies = [run(store, SWEEP, name=name)[0] for name in ("vision-a", "vision-b", "vision-c")]
+    runs = [run(store, SWEEP, name=name) for name in ("vision-a", "vision-b", "vision-c")]
+    studies = [study for study, _status, _warnings in runs]
     cap, spent, held = store.balance(WINDOW)
     assert cap == 100_000 and held == 0
     assert 90_000 < spent <= cap  # the team used its day, and not a micro-dollar more
@@ -79,6 +80,12 @@ def test_a_daily_team_cap_holds_across_sweeps_and_the_books_add_up(store: Store)
     assert per_study[2] < per_study[0]  # the last sweep found the day nearly spent
     late = run(store, SWEEP, name="vision-d")[1]
     assert "policy 'team-daily': cap_usd $0.10 of the daily from 2026-11-30 (UTC) window" in late.stop_reason
+    # attempts the window's cap stopped end "policy", with the policy and window as the trial's reason
+    ended = [(t, a) for s in studies for t in s.history().trials for a in store.attempts(s.id, t.number)
+             if a.exit_reason in ("policy", "budget")]
+    assert ended and all(a.exit_reason == "policy" and t.error is not None and t.error.startswith(
+        "policy 'team-daily': cap_usd $0.10 of the daily from 2026-11-30 (UTC) window") for t, a in ended)
+    assert not any("budget.usd" in r[1].stop_reason for r in runs)
     other = run(store, SWEEP, name="nlp", tags={"team": "nlp"})[0]  # not in scope: only its own cap
     assert store.balance(f"study:{other.id}").spent_micros > 0 and store.balance(WINDOW).spent_micros == spent
 
@@ -287,3 +294,18 @@ def test_every_denial_record_names_the_policy_whose_cap_or_rule_decided_it(sqlit
     assert all(d.detail["reason"].startswith(f"policy {d.detail['policy']!r}: ") for d in denials)
     verdicts = {v["policy"]: v for v in study_verdicts(store, study.id)}
     assert verdicts["b-total"]["deny"] >= 1 and verdicts["c-few"]["deny"] >= 1 and verdicts["a-spot-only"]["deny"] == 0
+
+
+def test_a_run_every_launch_of_which_a_policy_blocks_says_so(tmp_path: Path) -> None:
+    import yaml
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    store = Store(url)
+    store.apply_policies([parse_policy({"name": "no-m5", "rules": {"denied_families": ["m5"]}})])
+    store.close()
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump(with_changes(SWEEP, budget={"usd": 0.5, "trials": 2})), encoding="utf-8")
+    result = CliRunner().invoke(main, ["run", str(sweep), "--db", url, "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert "a spend policy blocked every launch: policy 'no-m5': rules.denied_families" in result.output
+    assert "no trial produced a value" not in result.output and "budget" not in result.output

@@ -131,6 +131,10 @@ def _print_summary(study: Any, status: Any, before: Any = None) -> None:
     _print_failures(history, study.name)
     if status.error is not None:  # fail-fast, a misspelt objective.metric: the sweep stopped on it
         raise status.error
+    if best is None and history.trials and not status.launched and (
+            status.denied or status.stop_reason.startswith("policy '")):
+        raise CosttuneError(f"a spend policy blocked every launch: {status.stop_reason or 'see costtune audit'}; "
+                            "see `costtune policy explain SWEEP.yaml` and `costtune audit`")
     if best is None and history.trials:
         raise CosttuneError("no trial produced a value; see `costtune trials` and `costtune logs`")
 

@@ -167,6 +167,19 @@ class Admission:
                     return CapExceeded(window.scope, policy.cap_micros, spent, held, needed)
         return None
 
+    def _full_window(self, windows: tuple[tuple[Policy, WindowSpan], ...], needed: int,
+                     scope: str | None = None) -> str | None:
+        """Why a running attempt stops for a policy: the first capped window (``scope`` when given) with
+        less than ``needed`` micro-dollars left, named with its policy; None when none is short."""
+        for policy, window in windows:
+            if policy.cap_micros is None or (scope is not None and window.scope != scope):
+                continue
+            _cap, spent, held = self.store.balance(window.scope)
+            if scope is not None or policy.cap_micros - spent - held < needed:
+                return (f"policy {policy.name!r}: cap_usd {format_usd(policy.cap_micros)} of the {window.label} "
+                        f"window reached ({format_usd(spent)} spent, {format_usd(held)} held)")
+        return None
+
     def _limit_reason(self, verdict: Verdict, exc: Exception) -> tuple[str | None, str]:
         """The policy whose window cap or ``rules.max_instances`` refused the reservation, and why."""
         for policy, window in verdict.windows:

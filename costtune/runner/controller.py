@@ -274,6 +274,8 @@ class SweepController(Decisions, Claims, Ending, Recovery, Control, Admission, W
             state, exit_reason, error = TrialState.FAILED, "failed", live.error
         elif reason in ("stopped", "budget"):
             state, exit_reason = TrialState.STOPPED, reason
+        elif reason == "policy":  # a spend policy's window cap: the policy and window are its error
+            state, exit_reason, error = TrialState.STOPPED, "policy", live.decision
         elif reason == "completed" or (status.exit_code == 0 and live.value is not None):
             state = TrialState.COMPLETE if live.value is not None else TrialState.STOPPED
             exit_reason = "completed"

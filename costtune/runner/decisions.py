@@ -51,6 +51,7 @@ class Decisions:
     _startup_warned: bool
     _warn: Callable[[str], None]
     _chunk: Callable[..., int]
+    _full_window: Callable[..., str | None]  # admission.py: the policy window a running attempt cannot extend in
     _windows_of: dict[str, Any]  # reservation key -> the policy windows it holds money in (admission.py)
     _watch_deadlines: Callable[[LiveAttempt], None]
     _every_report: bool
@@ -155,14 +156,18 @@ class Decisions:
                                 caps={w.scope: p.cap_micros for p, w in windows})
             target, rung = (live.target or 0) + extra, None
             if extra == 0:
-                live.decision = "budget.usd reached" if not windows else "budget.usd or a spend policy's cap reached"
-                return "budget"
+                cap, spent, held = self.store.balance(self.scope)
+                study_full = cap is not None and cap - spent - held < self.billing.charge(1, live.rate)
+                policy = None if study_full else self._full_window(windows, self.billing.charge(1, live.rate))
+                live.decision = policy or "budget.usd reached"
+                return "policy" if policy else "budget"
         try:
             self.store.extend(live.key, extra)
         except CapExceeded as exc:
-            what = "budget.usd" if exc.scope == self.scope else f"spend-policy scope {exc.scope}"
-            live.decision = f"{what} cannot fund the next {format_usd(extra)}"
-            return "budget"
+            windows = self._windows_of.get(live.key, ())
+            policy = None if exc.scope == self.scope else self._full_window(windows, extra, exc.scope)
+            live.decision = f"{policy or 'budget.usd'}: cannot fund the next {format_usd(extra)}"
+            return "policy" if policy else "budget"
         live.reserved += extra
         live.aim(self.billing, target, rung)
         self._watch_deadlines(live)

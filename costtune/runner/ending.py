@@ -116,6 +116,8 @@ class Ending:
         if queued:  # queued trials always run first: what keeps them waiting is money
             return self._budget_reason(queued)
         held, limit = len(trials), self._max_trials
+        if self._idle == BUDGET and self._denied and (limit is None or held < limit):
+            return self._denied
         if self._idle == BUDGET and (limit is None or held < limit):
             return self._budget_reason(0)
         return self._why_exhausted(held)

@@ -91,7 +91,7 @@ class AttemptRow(SQLModel, table=True):
     pid: int | None = None  # local process group leader, for clean-up after a crash
     started_at: datetime = Field(default_factory=utcnow)
     ended_at: datetime | None = None
-    exit_reason: str | None = None  # completed | failed | stopped | timeout | interrupted | budget
+    exit_reason: str | None = None  # completed | failed | stopped | timeout | interrupted | budget | policy
     exit_code: int | None = None
     billable_ms: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     cost_micros: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
