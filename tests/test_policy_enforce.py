@@ -286,7 +286,7 @@ def test_every_denial_record_names_the_policy_whose_cap_or_rule_decided_it(sqlit
         parse_policy({"name": "b-total", "window": {"period": "daily"}, "cap_usd": 0.05}),
         parse_policy({"name": "c-few", "rules": {"max_instances": 1}})])
     resources = {**SWEEP["resources"], "market": {"type": "categorical", "choices": ["on-demand", "spot"]}}
-    study, status, _ = run(store, SWEEP, resources=resources)
+    study, _status, _ = run(store, SWEEP, resources=resources)
     denials = store.audit_log(action="policy.deny")
     by_rule = {("cap_usd" if "cap_usd" in d.detail["reason"] else "max_instances"): d.detail["policy"]
                for d in denials}

@@ -185,8 +185,9 @@ class Admission:
         for policy, window in verdict.windows:
             if isinstance(exc, CapExceeded) and exc.scope == window.scope:
                 left = max(0, exc.cap_micros - exc.spent_micros - exc.reserved_micros)
-                return policy.name, (f"policy {policy.name!r}: cap_usd {format_usd(exc.cap_micros)} of the {window.label} "
-                        f"window: {format_usd(left)} left, the trial needs {format_usd(exc.asked_micros)}")
+                return policy.name, (f"policy {policy.name!r}: cap_usd {format_usd(exc.cap_micros)} of the "
+                                     f"{window.label} window: {format_usd(left)} left, the trial needs "
+                                     f"{format_usd(exc.asked_micros)}")
             if isinstance(exc, LaunchLimit) and exc.prefix == f"policy:{policy.name}:":
                 return policy.name, (f"policy {policy.name!r}: rules.max_instances: {exc.held} launches held, "
                                      f"at most {exc.limit}")
