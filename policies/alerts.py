@@ -7,9 +7,10 @@ hard cap refuses counts as the cap reached (spend stops just short of it). A sof
 cap without thresholds alerts (log, and the webhook when there is one) when the committed spend
 reaches it. The store records each firing once per (window, threshold): see ``PolicyBook.fire_alert``.
 
-Webhooks are posted from one background thread with a short timeout and retried with backoff
-(0.5 s, 1 s, 2 s, ...); the outcome is recorded in the audit trail (``policy.webhook``). A launch
-decision never waits for one.
+Webhooks are posted from one background thread (a bounded queue) with a short timeout and retried
+with backoff (0.5 s, 1 s, 2 s, ...); every alert's delivery is recorded in the audit trail
+(``policy.webhook``: sent, failed after N tries, or abandoned at exit). A launch decision never waits
+for one, and a run waits at most ``EXIT_WAIT_S`` (1 s) at exit for what is still queued.
 
 Webhook body (JSON, POST, ``Content-Type: application/json``)::
 
@@ -41,6 +42,7 @@ from costtune.policies.model import Policy, Threshold, Webhook
 from costtune.policies.windows import WindowSpan, forecast_micros
 
 from costtune.money import micros_to_usd
+from costtune.words import plural
 
 log = logging.getLogger(__name__)
 SOFT_CAP = Threshold(percent=100, of="actual", actions=("log", "webhook"))
@@ -91,68 +93,158 @@ def _usd(micros: int) -> str:
     return f"{micros_to_usd(micros):.2f}"
 
 
+def masked_url(url: str) -> str:
+    """A webhook URL as shown (listings, audit records, warnings): its password (``mask_url``) and its
+    whole query string (tokens often live there) replaced by ``***``."""
+    from costtune.store.engine import mask_url
+
+    head, sep, _query = mask_url(url).partition("?")
+    return f"{head}?***" if sep else head
+
+
+def public_body(raw: dict[str, Any]) -> dict[str, Any]:
+    """A policy's body as written, its webhook URL masked (``masked_url``): for show, list and the audit."""
+    hook = raw.get("webhook")
+    if isinstance(hook, dict) and isinstance(hook.get("url"), str):
+        return {**raw, "webhook": {**hook, "url": masked_url(hook["url"])}}
+    return raw
+
+
+_MAX_QUEUED = 100  # alerts waiting for delivery; more are recorded as abandoned, never block the loop
+EXIT_WAIT_S = 1.0  # at most this long at exit for the deliveries still queued; the rest are abandoned
+
+
 class WebhookSender:
-    """Posts webhook bodies from one daemon thread; ``send`` only queues. ``record(detail)`` is called
-    from that thread with each delivery's outcome (``ok``, ``status``, ``attempts``, ``error``)."""
+    """Posts webhook bodies from one daemon thread; ``send`` only queues (bounded: never blocks).
+
+    Every alert handed to it gets exactly one ``record(detail)`` call (from the thread, or from ``close``
+    for what it abandons): ``outcome`` ``sent`` | ``failed`` (after ``attempts`` tries) | ``abandoned``
+    (queue full, or still undelivered at exit), with ``url`` (masked), ``policy``, ``threshold``,
+    ``window``, ``ok``, ``status``, ``attempts`` and ``error``. Once ``close`` is called, the queue is
+    delivered without retries or backoff for at most ``timeout`` seconds."""
 
     def __init__(self, record: Callable[[dict[str, Any]], None] | None = None, *, backoff_s: float = 0.5) -> None:
-        self._queue: queue.Queue[tuple[Webhook, dict[str, Any]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[int, Webhook, dict[str, Any]]] = queue.Queue(maxsize=_MAX_QUEUED)
         self._record = record
         self._backoff_s = backoff_s
         self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._current: tuple[int, Webhook, dict[str, Any]] | None = None
+        self._done: set[int] = set()
+        self.counts = {"sent": 0, "failed": 0, "abandoned": 0}
+        self.last_error = ""
 
     def send(self, hook: Webhook, body: dict[str, Any]) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="costtune-webhooks", daemon=True)
             self._thread.start()
-        self._queue.put((hook, body))
+        self._seq += 1
+        item = (self._seq, hook, body)
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self._finish(item, {"ok": False, "status": None, "attempts": 0,
+                                "error": f"abandoned: {_MAX_QUEUED} alerts already waiting for delivery"})
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Deliver what is queued, waiting at most ``timeout`` seconds (the rest is dropped: recorded as
-        fired in the store, so not repeated)."""
+    def close(self, timeout: float = EXIT_WAIT_S) -> dict[str, int]:
+        """Deliver what is queued (one try each, no backoff) for at most ``timeout`` seconds; record the rest
+        as abandoned. Returns the counts of ``sent``, ``failed`` and ``abandoned`` deliveries."""
+        self._closing.set()
         if self._thread is not None:
-            self._queue.put(None)
             self._thread.join(timeout)
             self._thread = None
+        left = [self._current] if self._current is not None else []
+        while True:
+            try:
+                left.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        for item in left:
+            if item is not None:
+                self._finish(item, {"ok": False, "status": None, "attempts": 0,
+                                    "error": f"abandoned at exit: not delivered within {timeout:g} s"})
+        return dict(self.counts)
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            hook, body = item
-            outcome = post(hook, body, backoff_s=self._backoff_s)
-            if self._record is not None:
-                try:
-                    self._record({"url": hook.url, "policy": body.get("policy"), "threshold": body.get("threshold"),
-                                  "window": body.get("window"), **outcome})
-                except Exception:  # the store may be gone at exit; the log has it
-                    log.warning("could not record a webhook's outcome", exc_info=True)
+            try:
+                item = self._queue.get(timeout=0.05 if self._closing.is_set() else 0.5)
+            except queue.Empty:
+                if self._closing.is_set():
+                    return
+                continue
+            self._current = item
+            _seq, hook, body = item
+            outcome = post(hook, body, backoff_s=self._backoff_s, sleep=self._closing.wait,
+                           give_up=self._closing.is_set)
+            self._finish(item, outcome)
+            self._current = None
+
+    def _finish(self, item: tuple[int, Webhook, dict[str, Any]], outcome: dict[str, Any]) -> None:
+        seq, hook, body = item
+        with self._lock:
+            if seq in self._done:
+                return  # close() abandoned it while it was being tried
+            self._done.add(seq)
+            kind = "sent" if outcome["ok"] else "abandoned" if outcome["error"].startswith("abandoned") else "failed"
+            self.counts[kind] += 1
+            if not outcome["ok"]:
+                self.last_error = outcome["error"]
+        if self._record is not None:
+            try:
+                self._record({"url": masked_url(hook.url), "policy": body.get("policy"),
+                              "threshold": body.get("threshold"), "window": body.get("window"), "outcome": kind,
+                              **outcome})
+            except Exception:  # the store may be gone at exit; the log has it
+                log.warning("could not record a webhook's outcome", exc_info=True)
+
+
+def _request(hook: Webhook, data: bytes) -> urllib.request.Request:
+    """The POST; a ``user:password@`` in the URL becomes a basic ``Authorization`` header (urllib would
+    take it for part of the host name)."""
+    import base64
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    headers = {"Content-Type": "application/json", "User-Agent": "costtune"}
+    url = hook.url
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        user, password = unquote(parts.username or ""), unquote(parts.password or "")
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        url = urlunsplit(parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")))
+    return urllib.request.Request(url, data=data, method="POST", headers=headers)
 
 
 def post(hook: Webhook, body: dict[str, Any], *, backoff_s: float = 0.5,
-         sleep: Callable[[float], None] | None = None) -> dict[str, Any]:
+         sleep: Callable[[float], object] | None = None, give_up: Callable[[], bool] | None = None
+         ) -> dict[str, Any]:
     """POST ``body`` as JSON, retrying ``hook.retries`` times with doubling backoff on a connection error,
-    a timeout, 429 or 5xx. Returns ``{"ok", "status", "attempts", "error"}``; never raises."""
+    a timeout, 429 or 5xx (no more retries once ``give_up()`` is true). Returns ``{"ok", "status",
+    "attempts", "error"}`` (errors name the URL masked); never raises."""
     import time
 
     wait = sleep or time.sleep
     data = json.dumps(body).encode()
     status, error = None, ""
     for attempt in range(1, hook.retries + 2):
-        request = urllib.request.Request(hook.url, data=data, method="POST",
-                                         headers={"Content-Type": "application/json", "User-Agent": "costtune"})
         try:
-            with urllib.request.urlopen(request, timeout=hook.timeout_s) as response:
+            with urllib.request.urlopen(_request(hook, data), timeout=hook.timeout_s) as response:
                 status = response.status
                 return {"ok": True, "status": status, "attempts": attempt, "error": ""}
         except urllib.error.HTTPError as exc:
             status, error = exc.code, f"HTTP {exc.code}"
             if exc.code != 429 and exc.code < 500:
                 break
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        except (urllib.error.URLError, OSError, TimeoutError, ValueError) as exc:
             status, error = None, str(getattr(exc, "reason", exc))
-        if attempt <= hook.retries:
+        if attempt <= hook.retries and not (give_up is not None and give_up()):
             wait(backoff_s * 2 ** (attempt - 1))
-    log.warning("webhook %s failed: %s", hook.url, error)
+        else:
+            break
+    error = f"failed after {plural(attempt, 'try', 'tries')}: {error}"
+    log.warning("webhook %s %s", masked_url(hook.url), error)
     return {"ok": False, "status": status, "attempts": attempt, "error": error}

@@ -27,6 +27,7 @@ class Receiver:
     def __init__(self, status: int = 200, gate: threading.Event | None = None) -> None:
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[str] = []
+        self.auth: list[str | None] = []
         self.status = status
         self.gate = gate
         receiver = self
@@ -38,6 +39,7 @@ class Receiver:
                 length = int(self.headers["Content-Length"])
                 receiver.bodies.append(json.loads(self.rfile.read(length)))
                 receiver.headers.append(self.headers["Content-Type"])
+                receiver.auth.append(self.headers.get("Authorization"))
                 self.send_response(receiver.status)
                 self.end_headers()
 
@@ -94,10 +96,12 @@ def test_a_dead_receiver_is_retried_with_backoff_recorded_and_the_sweep_runs_on(
     policy = {**TEAM, "webhook": {"url": hook.url, "timeout_s": 0.2, "retries": 0},
               "thresholds": [{"percent": 50, "actions": ["webhook"]}]}
     store.apply_policies([parse_policy(policy)])
-    status = run(store, SWEEP)[1]
+    _study, status, warnings = run(store, SWEEP)
     assert status.launched >= 3  # it launched on, and ended
     [recorded] = store.audit_log(action="policy.webhook")
     assert recorded.detail["ok"] is False and recorded.detail["policy"] == "team-daily"
+    assert recorded.detail["outcome"] == "failed" and recorded.detail["error"].startswith("failed after 1 try")
+    assert len([w for w in warnings if w.startswith("webhooks: 1 of 1 alert deliveries failed")]) == 1
 
 
 def test_server_errors_are_retried_client_errors_are_not() -> None:
@@ -130,3 +134,56 @@ def test_sending_never_waits_for_the_receiver() -> None:
     finally:
         gate.set()
         slow.close()
+
+
+def _ten(sender: WebhookSender, hook: Webhook) -> None:
+    for i in range(10):
+        sender.send(hook, {"text": f"alert {i}", "policy": "p", "threshold": f"{i}0% of actual", "window": "w"})
+
+
+def test_every_alert_gets_one_delivery_record_even_when_the_receiver_is_down_or_never_answers() -> None:
+    outcomes: list[dict[str, Any]] = []
+    sender = WebhookSender(outcomes.append)
+    _ten(sender, Webhook(url=f"http://127.0.0.1:{_dead_port()}/x", timeout_s=0.5, retries=3))
+    counts = sender.close()
+    assert sorted(o["threshold"] for o in outcomes) == sorted(f"{i}0% of actual" for i in range(10))
+    assert {o["outcome"] for o in outcomes} <= {"failed", "abandoned"} and counts["sent"] == 0
+    assert sum(counts.values()) == 10
+    gate = threading.Event()
+    silent = Receiver(gate=gate)  # accepts, never answers while the gate is shut
+    try:
+        outcomes.clear()
+        sender = WebhookSender(outcomes.append)
+        _ten(sender, Webhook(url=silent.url, timeout_s=30, retries=2))
+        counts = sender.close()
+        assert len(outcomes) == 10 and counts == {"sent": 0, "failed": 0, "abandoned": 10}
+        assert all(o["error"].startswith("abandoned at exit") for o in outcomes)
+    finally:
+        gate.set()
+        silent.close()
+
+
+def test_a_url_with_a_password_is_sent_with_basic_auth_and_shown_masked(tmp_path: Path, receiver: Receiver) -> None:
+    import base64
+
+    from click.testing import CliRunner
+
+    from costtune.cli import main
+
+    port = receiver.url.split(":")[2].split("/")[0]
+    url = f"http://ops:s%40cret@127.0.0.1:{port}/hooks/costtune?token=t0ken"
+    outcomes: list[dict[str, Any]] = []
+    sender = WebhookSender(outcomes.append)
+    sender.send(Webhook(url=url, retries=0), {"text": "x", "policy": "p"})
+    sender.close(timeout=10)
+    assert outcomes[0]["ok"] is True and outcomes[0]["outcome"] == "sent"
+    assert receiver.auth == ["Basic " + base64.b64encode(b"ops:s@cret").decode()]
+    assert outcomes[0]["url"] == f"http://ops:***@127.0.0.1:{port}/hooks/costtune?***"
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(db)
+    store.apply_policies([parse_policy({**TEAM, "webhook": {"url": url},
+                                        "thresholds": [{"percent": 50, "actions": ["webhook"]}]})])
+    shown = "".join(CliRunner().invoke(main, [*cmd, "--db", db]).output for cmd in (
+        ["policy", "show", "team-daily"], ["policy", "list", "--format", "json"], ["audit", "--format", "json"]))
+    assert "s%40cret" not in shown and "t0ken" not in shown and "ops:***@127.0.0.1" in shown
+    assert store.policies()[0].webhook.url == url  # stored as written: it is delivered

@@ -118,6 +118,7 @@ def apply(files: tuple[str, ...], db: str | None) -> None:
 @handled
 def list_(db: str | None, fmt: str) -> None:
     """The policies in force: scope, window, caps, thresholds and rules."""
+    from costtune.policies.alerts import public_body
     from costtune.policies.status import rules_text
     from costtune.reports.table import Column, FittedTable
 
@@ -125,7 +126,8 @@ def list_(db: str | None, fmt: str) -> None:
     found = store.policies()
     versions = {p.name: store.policy_versions(p.name)[-1].version for p in found}
     if fmt == "json":
-        click.echo(json.dumps([{"name": p.name, "version": versions[p.name], "policy": p.raw} for p in found],
+        click.echo(json.dumps([{"name": p.name, "version": versions[p.name], "policy": public_body(p.raw)}
+                               for p in found],
                               indent=2))
         return
     out_console.print(FittedTable([
@@ -161,7 +163,9 @@ def show(name: str, version: int | None, db: str | None) -> None:
     if chosen.removed:
         out_console.print(f"# policy {name} was removed in version {chosen.version}; as last applied:",
                           highlight=False, markup=False)
-    click.echo(yaml.safe_dump(chosen.body, sort_keys=False, allow_unicode=True).rstrip())
+    from costtune.policies.alerts import public_body
+
+    click.echo(yaml.safe_dump(public_body(chosen.body), sort_keys=False, allow_unicode=True).rstrip())
     out_console.print("\n# history", highlight=False, markup=False)
     for v in versions:
         what = "removed" if v.removed else "applied"

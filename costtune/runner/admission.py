@@ -287,6 +287,11 @@ class Admission:
             self._check_thresholds(tuple(seen.values()))
 
     def _close_policies(self) -> None:
+        """Waits at most ~1 s for queued webhooks; one warning when any delivery failed or was abandoned."""
         if self._webhooks is not None:
-            self._webhooks.close()
-            self._webhooks = None
+            sender, self._webhooks = self._webhooks, None
+            counts = sender.close()
+            bad = counts["failed"] + counts["abandoned"]
+            if bad:
+                self._warn(f"webhooks: {bad} of {sum(counts.values())} alert deliveries failed or were abandoned "
+                           f"(last: {sender.last_error}); see `costtune audit --action policy.webhook`")

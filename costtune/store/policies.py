@@ -62,6 +62,8 @@ class PolicyBook:
     def apply_policies(self, policies: list[Policy], *, actor: str | None = None) -> list[AppliedPolicy]:
         """Store each policy as its name's next version (all or none), auditing each change; a policy
         identical to its current version is left alone (``changed`` False)."""
+        from costtune.policies.alerts import public_body
+
         who = actor or current_actor()
         out = []
         with self._tx() as s:
@@ -74,7 +76,7 @@ class PolicyBook:
                 version = 1 if latest is None else latest.version + 1
                 s.add(PolicyVersionRow(name=policy.name, version=version, body_json=body, actor=who))
                 add_audit(s, APPLY_ACTION, actor=who, study_id=None,
-                          detail={"policy": policy.name, "version": version, "policy_body": policy.raw})
+                          detail={"policy": policy.name, "version": version, "policy_body": public_body(policy.raw)})
                 out.append(AppliedPolicy(policy.name, version, changed=True))
             s.flush()
         return out
