@@ -90,11 +90,14 @@ def parse_policy(data: Any, at: str = "") -> Policy:
     window = _window(data.get("window", {"period": "total"}), f"{at}window")
     cap = _money(data, "cap_usd", at)
     soft = _money(data, "soft_cap_usd", at)
+    if "window" in data and cap is None and soft is None:
+        raise SpecError(f"{at}window", "counts spend against cap_usd or soft_cap_usd: this policy has neither "
+                        "(rules apply at every launch; remove window, or give a cap)", data["window"])
     if cap is not None and soft is not None and soft >= cap:
         raise SpecError(f"{at}soft_cap_usd", f"must be below cap_usd ({data['cap_usd']})", data["soft_cap_usd"])
     webhook = None if data.get("webhook") is None else _webhook(data["webhook"], f"{at}webhook")
     thresholds = _thresholds(data.get("thresholds", []), f"{at}thresholds", window, cap if cap is not None else soft,
-                             webhook)
+                             webhook, hard=cap is not None)
     rules = _rules(data.get("rules", {}), f"{at}rules")
     if cap is None and soft is None and rules == Rules():
         raise SpecError(at.rstrip(".") or "policy", "does nothing: give cap_usd, soft_cap_usd or rules",
@@ -135,7 +138,26 @@ def _glob(value: Any, path: str) -> str:
     if not isinstance(value, str) or not value or len(value) > _GLOB_MAX or value != value.strip():
         raise SpecError(path, f"must be a non-empty glob of at most {_GLOB_MAX} characters (such as vision or cc-*)",
                         value)
+    _brackets(value, path)
     return value
+
+
+def _brackets(glob: str, path: str) -> None:
+    """Refuse a ``[...]`` set that fnmatch would read as literal text: an unclosed ``[``, an empty ``[]``
+    or ``[!]``, a ``]`` with no ``[`` (``p4[d``, ``[vision``, ``cc-[]``)."""
+    i = 0
+    while i < len(glob):
+        if glob[i] == "]":
+            raise SpecError(path, "has a ']' with no '[' before it: a set is written [abc] or [!abc]", glob)
+        if glob[i] == "[":
+            first = i + 2 if glob[i + 1:i + 2] == "!" else i + 1
+            end = glob.find("]", first)
+            if end == -1:
+                raise SpecError(path, "has a '[' that is never closed: a set is written [abc] or [!abc]", glob)
+            if end == first:
+                raise SpecError(path, "has an empty set '[]': a set is written [abc] or [!abc]", glob)
+            i = end
+        i += 1
 
 
 def _globs(value: Any, path: str) -> tuple[str, ...]:
@@ -189,9 +211,16 @@ def _money(data: dict[str, Any], key: str, at: str) -> int | None:
         if key in data:
             raise SpecError(f"{at}{key}", "must be a dollar amount", None)
         return None
-    micros = usd_to_micros(data[key], f"{at}{key}")
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecError(f"{at}{key}", "must be a number of dollars more than 0 (such as 500 or 12.50), not text",
+                        value)
+    if not math.isfinite(value) or value <= 0:
+        raise SpecError(f"{at}{key}", "must be a number of dollars more than 0 (to forbid launches, use rules)",
+                        value)
+    micros = usd_to_micros(value, f"{at}{key}")
     if micros == 0:
-        raise SpecError(f"{at}{key}", "must be more than $0 (to forbid launches, use rules)", data[key])
+        raise SpecError(f"{at}{key}", "must be at least $0.000001 (one micro-dollar)", value)
     return micros
 
 
@@ -214,8 +243,8 @@ def _webhook(value: Any, path: str) -> Webhook:
     return Webhook(url=url, timeout_s=float(timeout), retries=retries)
 
 
-def _thresholds(value: Any, path: str, window: Window, base: int | None, webhook: Webhook | None
-                ) -> tuple[Threshold, ...]:
+def _thresholds(value: Any, path: str, window: Window, base: int | None, webhook: Webhook | None, *,
+                hard: bool = False) -> tuple[Threshold, ...]:
     if not isinstance(value, list):
         raise SpecError(path, "must be a list of {percent, of, actions}", value)
     if value and base is None:
@@ -247,6 +276,9 @@ def _thresholds(value: Any, path: str, window: Window, base: int | None, webhook
                 raise SpecError(f"{at}.actions[{j}]", "is listed twice", action)
             if action == "webhook" and webhook is None:
                 raise SpecError(f"{at}.actions[{j}]", "needs a webhook: {url: ...} in the policy", action)
+        if hard and of == "actual" and percent > 100:
+            raise SpecError(f"{at}.percent", "a hard cap_usd stops spend at 100%: a threshold of actual spend above "
+                            "100 never fires (use of: forecast, or soft_cap_usd)", percent)
         threshold = Threshold(percent=percent, of=of, actions=tuple(actions))
         if any(t.label == threshold.label for t in out):
             raise SpecError(f"{at}.percent", f"{threshold.label} is given twice", percent)
@@ -262,6 +294,11 @@ def _rules(value: Any, path: str) -> Rules:
     for key in RULE_FIELDS[:6]:
         if key in value:
             kw[key] = _globs(value[key], f"{path}.{key}")
+    for allowed, denied in (("allowed_instance_types", "denied_instance_types"),
+                            ("allowed_families", "denied_families"), ("allowed_regions", "denied_regions")):
+        both = [g for g in kw.get(allowed, ()) if g in kw.get(denied, ())]
+        if both:
+            raise SpecError(f"{path}.{denied}", f"{both[0]!r} is both allowed ({allowed}) and denied", both[0])
     if "allowed_markets" in value:
         markets = value["allowed_markets"]
         markets = [markets] if isinstance(markets, str) else markets
@@ -272,6 +309,10 @@ def _rules(value: Any, path: str) -> Rules:
                 raise SpecError(f"{path}.allowed_markets[{i}]", f"must be one of {', '.join(MARKETS)}", market)
         kw["allowed_markets"] = tuple(dict.fromkeys(markets))
     if "max_usd_per_hour" in value:
+        rate = value["max_usd_per_hour"]
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate <= 0:
+            raise SpecError(f"{path}.max_usd_per_hour", "must be a number of dollars an hour more than 0 (such "
+                            "as 3.5), not text", rate)
         kw["max_usd_per_hour_micros"] = rate_to_micros(value["max_usd_per_hour"], f"{path}.max_usd_per_hour")
     if "max_instances" in value:
         n = value["max_instances"]
@@ -280,6 +321,8 @@ def _rules(value: Any, path: str) -> Rules:
         kw["max_instances"] = n
     if "required_tags" in value:
         tags = value["required_tags"]
+        if isinstance(tags, str):  # one tag, as every list field takes one item
+            tags = [tags]
         if isinstance(tags, list):  # [cost_centre, owner]: present with any value
             tags = {t: "*" for t in tags} if all(isinstance(t, str) for t in tags) else tags
         if not isinstance(tags, dict) or not tags:

@@ -101,12 +101,21 @@ CASES: list[tuple[str, Any, str | None]] = [
     *[("rules.denied_families", v, None) for v in ({}, [3.5], "")],
     *[("rules.allowed_regions", v, None) for v in ([], [""])],
     *[("rules.allowed_markets", v, None) for v in (["preemptible"], [], 5, "spot-then-on-demand")],
-    *[("rules.max_usd_per_hour", v, None) for v in (-1, "x", 0.0000001, True, None)],
+    *[("rules.max_usd_per_hour", v, None) for v in (-1, "x", True, None)],
     *[("rules.max_instances", v, None) for v in (0, 1.5, "8", 100001, None)],
     *[("rules.required_tags", v, None) for v in ({}, 5, {"cost centre": "*"}, {"cc": ""}, [1, 2])],
     *[("rules.amend", v, None) for v in ("yes", 1, None)],
     ("rules.min_usd_per_hour", 1, "rules.min_usd_per_hour"),
     ("caps_usd", 5, "caps_usd"),
+    # globs fnmatch would read as literal text, the same glob allowed and denied, numbers given as text
+    *[("rules.denied_families", v, "rules.denied_families[0]") for v in (["p4[d"], ["[vision"], ["cc-[]"], ["p4]"],
+                                                                          ["g[!]"])],
+    ("scope.tags.team", "[vision", "scope.tags.team"),
+    ("rules.allowed_families", ["p4d", "g5"], "rules.denied_families"),
+    ("rules", {"allowed_regions": ["us-*"], "denied_regions": ["us-*"]}, "rules.denied_regions"),
+    *[("cap_usd", v, None) for v in ("5", "500")],
+    ("rules.max_usd_per_hour", "5", "rules.max_usd_per_hour"),
+    ("thresholds.0.percent", 150, "thresholds[0].percent"),  # actual spend never passes a hard cap
     ("budget", {"usd": 5}, "budget"),
 ]
 
@@ -270,3 +279,17 @@ def test_status_and_explain(tmp_path: Path) -> None:
     assert room_left(store, {"team": "nlp"}, now) == 1_000_000_000
     store.remove_policy("org")
     assert room_left(store, {"team": "nlp"}, now) is None
+
+
+def test_validation_messages_match_their_rules() -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_policy({**BASE, "cap_usd": -5})
+    assert "more than 0" in str(caught.value) and ">= 0" not in str(caught.value)
+    with pytest.raises(SpecError) as caught:
+        parse_policy({"name": "rules-only", "window": {"period": "daily"}, "rules": {"denied_families": ["p4d"]}})
+    assert caught.value.path == "window"
+    one = parse_policy({"name": "one", "rules": {"denied_families": "p4d", "required_tags": "cost_centre"}})
+    assert one.rules.denied_families == ("p4d",) and one.rules.required_tags == {"cost_centre": "*"}
+    assert parse_policy({**BASE, "thresholds": [{"percent": 150, "of": "forecast"}], "webhook": None}
+                        ).thresholds[0].percent == 150  # a forecast may pass the cap
+    assert parse_policy({"name": "soft", "soft_cap_usd": 5, "thresholds": [{"percent": 150}]})
