@@ -1,7 +1,9 @@
 """Threshold alerts: which thresholds a window has crossed, and the webhook that tells people.
 
 A threshold of ``actual`` compares what the window has committed (spent plus held by running
-launches) with its percentage of the policy's cap (``cap_usd``, else ``soft_cap_usd``); one of
+launches: a launch's reservation counts the moment it is made, so an alert can fire on money that is only
+held; the text and the body say how much is spent and how much held) with its percentage of the
+policy's cap (``cap_usd``, else ``soft_cap_usd``); one of
 ``forecast`` compares the run-rate forecast to the window's end (``windows.forecast_micros``). A launch the
 hard cap refuses counts as the cap reached (spend stops just short of it). A soft
 cap without thresholds alerts (log, and the webhook when there is one) when the committed spend
@@ -14,8 +16,8 @@ for one, and a run waits at most ``EXIT_WAIT_S`` (1 s) at exit for what is still
 
 Webhook body (JSON, POST, ``Content-Type: application/json``)::
 
-    {"text": "costtune: policy 'vision-daily' reached 80% of actual: $400.00 of $500.00 (daily from
-              2026-11-30 (Europe/Lisbon))",
+    {"text": "costtune: policy 'vision-daily' reached 80% of actual: $400.00 committed of $500.00 ($380.00
+              spent, $20.00 held by running trials; daily from 2026-11-30 (Europe/Lisbon))",
      "policy": "vision-daily", "threshold": "80% of actual", "percent": 80, "of": "actual",
      "window": "policy:vision-daily:daily:2026-11-30", "window_start": "2026-11-30T00:00:00+00:00",
      "window_end": "2026-12-01T00:00:00+00:00", "spent_usd": "380.00", "held_usd": "20.00",
@@ -76,8 +78,10 @@ def crossed(policy: Policy, window: WindowSpan, spent: int, held: int, now: date
         if value * 100 < threshold.percent * base:
             continue
         actions = [a for a in threshold.actions if a != "webhook" or policy.webhook is not None]
-        text = (f"costtune: policy '{policy.name}' reached {label}: ${micros_to_usd(value):.2f} of "
-                f"${micros_to_usd(base):.2f} ({window.label})")
+        basis = "committed" if threshold.of == "actual" else "forecast"
+        text = (f"costtune: policy '{policy.name}' reached {label}: ${micros_to_usd(value):.2f} {basis} of "
+                f"${micros_to_usd(base):.2f} (${micros_to_usd(spent):.2f} spent, ${micros_to_usd(held):.2f} held "
+                f"by running trials; {window.label})")
         body = {"text": text, "policy": policy.name, "threshold": label, "percent": threshold.percent,
                 "of": threshold.of, "window": window.scope,
                 "window_start": window.start.isoformat() if window.start else None,

@@ -81,6 +81,7 @@ def test_a_crossed_threshold_posts_the_documented_body_once(tmp_path: Path, rece
     assert set(body) == DOCUMENTED
     assert body["policy"] == "team-daily" and body["threshold"] == "50% of actual" and body["cap_usd"] == "0.10"
     assert body["text"].startswith("costtune: policy 'team-daily' reached 50% of actual: $")
+    assert f"(${body['spent_usd']} spent, ${body['held_usd']} held by running trials; daily" in body["text"]
     assert body["window"] == "policy:team-daily:daily:2026-11-30" and body["study"] == "vision-a"
     [outcome] = store.audit_log(action="policy.webhook")
     assert outcome.detail["ok"] is True and outcome.detail["status"] == 200 and outcome.detail["attempts"] == 1
