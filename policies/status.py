@@ -33,8 +33,20 @@ def window_rows(store: Any, policies: list[Policy], now: datetime) -> list[dict[
             "held_micros": held, "left_micros": None if cap is None else max(0, cap - spent - held),
             "forecast_micros": forecast_micros(spent + held, window, now) if window.start else None,
             "alerts_fired": fired.get(window.scope, []),
+            "over_cap": cap is not None and spent + held > cap,
         })
     return rows
+
+
+def over_cap_text(row: dict[str, Any]) -> str:
+    """The warning for a window that already committed more than its (lowered) cap."""
+    from costtune.money import format_usd
+
+    committed = row["spent_micros"] + row["held_micros"]
+    return (f"policy {row['policy']}: cap_usd {format_usd(row['cap_micros'])} is below what its {row['window']} "
+            f"window already committed, {format_usd(committed)} ({format_usd(row['spent_micros'])} spent, "
+            f"{format_usd(row['held_micros'])} held): nothing more launches in it until it ends; running "
+            "trials stop when their reservations run out")
 
 
 def rules_text(policy: Policy) -> str:

@@ -293,3 +293,32 @@ def test_validation_messages_match_their_rules() -> None:
     assert parse_policy({**BASE, "thresholds": [{"percent": 150, "of": "forecast"}], "webhook": None}
                         ).thresholds[0].percent == 150  # a forecast may pass the cap
     assert parse_policy({"name": "soft", "soft_cap_usd": 5, "thresholds": [{"percent": 150}]})
+
+
+def test_lowering_a_cap_below_the_window_s_commitments_warns_and_spend_agrees(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from costtune.policies.windows import span
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    runner = CliRunner()
+    path = tmp_path / "p.yaml"
+    daily = {"name": "team-daily", "window": {"period": "daily"}, "cap_usd": 10}
+    path.write_text(yaml.safe_dump(daily))
+    assert runner.invoke(main, ["policy", "apply", str(path), "--db", url]).exit_code == 0
+    store = Store(url)
+    scope = span(store.policies()[0], datetime.now(UTC)).scope
+    store.reserve("k1", [scope], 3_000_000, caps={scope: 10_000_000})
+    store.charge("k1", 2_000_000)
+    store.reserve("k2", [scope], 1_000_000, caps={scope: 10_000_000})
+    path.write_text(yaml.safe_dump({**daily, "cap_usd": 2.5}))
+    applied = runner.invoke(main, ["policy", "apply", str(path), "--db", url])
+    assert applied.exit_code == 0
+    assert ("warning: policy team-daily: cap_usd $2.50 is below what its daily" in applied.output
+            and "already committed, $3.00 ($2.00 spent, $1.00 held)" in applied.output.replace("\n", " "))
+    shown = runner.invoke(main, ["policy", "status", "--db", url]).output
+    assert "warning: policy team-daily: cap_usd $2.50" in shown
+    status = json.loads(runner.invoke(main, ["policy", "status", "--db", url, "--format", "json"]).output)
+    spend = json.loads(runner.invoke(main, ["spend", "--db", url, "--format", "json"]).output)
+    assert status[0]["cap_micros"] == next(r["cap_micros"] for r in spend if r["scope"] == scope) == 2_500_000
+    assert status[0]["over_cap"] is True

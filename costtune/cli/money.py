@@ -36,13 +36,18 @@ def spend(db: str | None, by: str | None, window: str, timezone: str, fmt: str) 
         raise InputError("--window/--timezone: only with --by (the ledger's scopes already carry their windows)")
     store = open_store(db)
     names = {f"study:{info.id}": f"study {info.name}" for info in store.list_studies()}
+    in_force = {p.name: p for p in store.policies()}
+    caps: dict[str, int | None] = {}
     for scope in store.balances():  # a policy window: policy:NAME:PERIOD:START
         parts = scope.split(":")
         if parts[0] == "policy" and len(parts) >= 3:
             names[scope] = f"policy {parts[1]} {' '.join(parts[2:])}"
+            if parts[1] in in_force:  # the cap in force (as `policy status`), not the one of its last launch
+                caps[scope] = in_force[parts[1]].cap_micros
     rows = []
     gone = store.held_by_gone()  # held for attempts whose controller died: not live, settled by the next run
     for scope, (cap, spent, reserved) in store.balances().items():
+        cap = caps.get(scope, cap)
         rows.append({"scope": scope, "name": names.get(scope, scope), "cap_micros": cap, "spent_micros": spent,
                      "reserved_micros": reserved, "left_micros": None if cap is None else cap - spent - reserved,
                      "held_controller_gone_micros": min(reserved, gone.get(scope, 0))})

@@ -104,12 +104,16 @@ def apply(files: tuple[str, ...], db: str | None) -> None:
     Re-applying an unchanged policy changes nothing. Policies take effect at the next launch of
     every running sweep (read every few seconds)."""
     from costtune.policies import load_policy_files
+    from costtune.policies.status import over_cap_text, window_rows
 
     found = load_policy_files(list(files))  # every file is valid before the store is opened
     store = open_store(db, create=True)
     for applied in store.apply_policies(found):
         state = f"version {applied.version}" if applied.changed else f"unchanged (version {applied.version})"
         out_console.print(f"policy {applied.name}: {state}", highlight=False)
+    for row in window_rows(store, found, datetime.now(UTC)):
+        if row["over_cap"]:
+            err_console.print(f"warning: {over_cap_text(row)}", highlight=False, markup=False, soft_wrap=False)
 
 
 @policy.command("list")
@@ -197,6 +201,11 @@ def status(db: str | None, fmt: str) -> None:
         click.echo(json.dumps(rows, indent=2))
         return
     _window_table(rows, f"policy windows in {store.display_url}")
+    from costtune.policies.status import over_cap_text
+
+    for row in rows:
+        if row["over_cap"]:
+            out_console.print(f"warning: {over_cap_text(row)}", highlight=False, markup=False)
 
 
 def _window_table(rows: list[dict[str, Any]], title: str) -> None:
