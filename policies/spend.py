@@ -61,3 +61,18 @@ def spend_groups(store: Any, by: str, since: datetime | None, timezone: str = "U
         group["running"] += ended is None
     return sorted(groups.values(), key=lambda g: (-g["spent_micros"], str(g[by])))
 
+
+
+def sweep_tags(store: Any) -> set[str]:
+    """Every tag name some study's sweep carries (``tags:`` of its sweep file)."""
+    from sqlmodel import Session, select
+
+    from costtune.store.models import StudyRow
+
+    names: set[str] = set()
+    with Session(store.engine) as s:
+        for spec_json in s.exec(select(StudyRow.spec_json)).all():
+            tags = json.loads(spec_json or "{}").get("tags")
+            if isinstance(tags, dict):
+                names.update(str(k) for k in tags)
+    return names

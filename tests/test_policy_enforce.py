@@ -286,8 +286,14 @@ def test_every_denial_record_names_the_policy_whose_cap_or_rule_decided_it(sqlit
         parse_policy({"name": "b-total", "window": {"period": "daily"}, "cap_usd": 0.05}),
         parse_policy({"name": "c-few", "rules": {"max_instances": 1}})])
     resources = {**SWEEP["resources"], "market": {"type": "categorical", "choices": ["on-demand", "spot"]}}
-    study, _status, _ = run(store, SWEEP, resources=resources)
+    study, _status, warnings = run(store, SWEEP, resources=resources)
     denials = store.audit_log(action="policy.deny")
+    limit = "policy 'c-few': rules.max_instances: 1 launches held, at most 1"
+    # shown once, then counted (every one is in the audit trail)
+    assert len([w for w in warnings if w.endswith(f"not launched: {limit}")]) == 1
+    repeats = sum(d.detail["reason"] == limit for d in denials)
+    assert repeats < 2 or f"{repeats - 1} more launches: {limit} (every one in `costtune audit --action policy.deny`)" \
+        in warnings
     by_rule = {("cap_usd" if "cap_usd" in d.detail["reason"] else "max_instances"): d.detail["policy"]
                for d in denials}
     assert by_rule == {"cap_usd": "b-total", "max_instances": "c-few"}

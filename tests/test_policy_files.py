@@ -322,3 +322,34 @@ def test_lowering_a_cap_below_the_window_s_commitments_warns_and_spend_agrees(tm
     spend = json.loads(runner.invoke(main, ["spend", "--db", url, "--format", "json"]).output)
     assert status[0]["cap_micros"] == next(r["cap_micros"] for r in spend if r["scope"] == scope) == 2_500_000
     assert status[0]["over_cap"] is True
+
+
+def test_policy_tables_and_prose_fit_80_columns_without_cutting_words(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from costtune.cli.common import out_console
+
+    monkeypatch.setattr(out_console, "width", 80)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({"policies": [
+        {"name": "vision-weekly-budget", "scope": {"tags": {"team": "vision"}}, "cap_usd": 8000,
+         "window": {"period": "weekly", "timezone": "America/New_York", "reset_day": 7},
+         "thresholds": [{"percent": 50, "actions": ["log"]}]},
+        {"name": "vision-launch-rules", "scope": {"tags": {"team": "vision"}},
+         "rules": {"denied_families": ["p4d", "p5"], "allowed_markets": ["spot"], "max_instances": 8,
+                   "required_tags": {"cost_centre": "cc-*"}}}]}))
+    runner = CliRunner()
+    assert runner.invoke(main, ["policy", "apply", str(path), "--db", url]).exit_code == 0
+    shown = {cmd: runner.invoke(main, ["policy", cmd, "--db", url]).output for cmd in ("list", "status")}
+    shown["check"] = runner.invoke(main, ["policy", "check", str(path)]).output
+    for cmd, out in shown.items():
+        lines = [line for line in out.splitlines() if url.split("///")[1] not in line]  # the title names the store
+        assert max(len(line) for line in lines) <= 80, (cmd, out)
+        for word in ("America/New_York", "vision-weekly-budget"):
+            assert word in out.replace("│", " "), (cmd, out)  # whole, never cut across lines
+    assert "resets Sunday" in " ".join(shown["check"].split()) and "day 7 of the week" not in shown["check"]
+    assert "; 1 threshold;" in " ".join(shown["check"].split())
+    listed = " ".join(shown["list"].split())
+    assert "thresholds 50% of actual (log)" in listed and "rules not families p4d,p5; markets spot" in listed
+    unknown = runner.invoke(main, ["spend", "--by", "teem", "--db", url])
+    assert unknown.exit_code == 2 and "--by: no sweep carries the tag 'teem'" in unknown.output

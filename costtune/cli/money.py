@@ -87,7 +87,7 @@ def _spend_by(db: str | None, by: str, window: str, timezone: str, fmt: str) -> 
 
     from costtune.money import format_usd_column
     from costtune.policies.parse import TAG_RULE
-    from costtune.policies.spend import BY, spend_groups, window_start
+    from costtune.policies.spend import BY, spend_groups, sweep_tags, window_start
     from costtune.reports.table import Column, FittedTable
 
     if by not in BY and not TAG_RULE.fullmatch(by):
@@ -98,6 +98,12 @@ def _spend_by(db: str | None, by: str, window: str, timezone: str, fmt: str) -> 
         raise InputError(f"--timezone: not a known IANA time zone (such as UTC, Europe/Lisbon), got {timezone!r}") \
             from None
     store = open_store(db)
+    if by not in BY:
+        known = sweep_tags(store)
+        if by not in known:
+            shown = ", ".join(sorted(known)) or "none"
+            raise InputError(f"--by: no sweep carries the tag {by!r} (tags the sweeps carry: {shown}; or one of "
+                             f"{', '.join(BY)})")
     since = window_start(window, datetime.now(UTC), timezone)
     rows = spend_groups(store, by, since, timezone)
     if fmt == "json":

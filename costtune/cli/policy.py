@@ -11,11 +11,22 @@ import click
 
 from costtune.cli.common import CommandGroup, count, db_option, err_console, handled, open_store, out_console
 from costtune.errors import InputError, SpecError
+from costtune.words import plural
 
 
 @click.group("policy", cls=CommandGroup)
 def policy() -> None:
     """Spend policies: caps per team and time window, launch rules, alerts (see README, FinOps)."""
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    """A line of prose wrapped between words at the console's width (continuations indented)."""
+    import textwrap
+
+    console = err_console if err else out_console
+    width = max(40, console.width or 80)
+    console.print(textwrap.fill(text, width=width, subsequent_indent="  ", break_long_words=False,
+                                break_on_hyphens=False), highlight=False, markup=False, soft_wrap=True)
 
 
 def _usd(micros: int | None) -> str:
@@ -49,9 +60,9 @@ def check(files: tuple[str, ...], sweeps: tuple[str, ...]) -> None:
     if errors:
         raise SystemExit(2)
     for p in found:
-        out_console.print(f"{p.name}: scope {p.scope_text}; window {_window_text(p)}; cap {_usd(p.cap_micros)}; "
-                          f"soft cap {_usd(p.soft_cap_micros)}; {len(p.thresholds)} thresholds; rules: {rules_text(p)}",
-                          highlight=False, markup=False)
+        _say(f"{p.name}: scope {p.scope_text}; window {_window_text(p)}; cap {_usd(p.cap_micros)}; "
+             f"soft cap {_usd(p.soft_cap_micros)}; {plural(len(p.thresholds), 'threshold')}; "
+             f"rules: {rules_text(p)}")
     for path, listed in _sweep_files(sweeps):
         from costtune.spec import load_sweep
 
@@ -76,7 +87,9 @@ def _window_text(p: Any) -> str:
     w = p.window
     if w.period == "total":
         return "total"
-    day = {"weekly": f", resets day {w.reset_day} of the week", "monthly": f", resets on day {w.reset_day}"}
+    from costtune.policies.model import WEEKDAYS
+
+    day = {"weekly": f", resets {WEEKDAYS[w.reset_day - 1].capitalize()}", "monthly": f", resets on day {w.reset_day}"}
     return f"{w.period} ({w.timezone}{day.get(w.period, '') if w.reset_day != 1 else ''})"
 
 
@@ -113,7 +126,7 @@ def apply(files: tuple[str, ...], db: str | None) -> None:
         out_console.print(f"policy {applied.name}: {state}", highlight=False)
     for row in window_rows(store, found, datetime.now(UTC)):
         if row["over_cap"]:
-            err_console.print(f"warning: {over_cap_text(row)}", highlight=False, markup=False, soft_wrap=False)
+            _say(f"warning: {over_cap_text(row)}", err=True)
 
 
 @policy.command("list")
@@ -122,6 +135,7 @@ def apply(files: tuple[str, ...], db: str | None) -> None:
 @handled
 def list_(db: str | None, fmt: str) -> None:
     """The policies in force: scope, window, caps, thresholds and rules."""
+    from costtune.money import format_usd_column
     from costtune.policies.alerts import public_body
     from costtune.policies.status import rules_text
     from costtune.reports.table import Column, FittedTable
@@ -139,12 +153,12 @@ def list_(db: str | None, fmt: str) -> None:
         Column("v", [str(versions[p.name]) for p in found], keep=5),
         Column("scope", [p.scope_text for p in found], keep=1, justify="left", wrap=12),
         Column("window", [_window_text(p) for p in found], keep=2, justify="left", wrap=12),
-        Column("cap", [_usd(p.cap_micros) for p in found], keep=3),
-        Column("soft cap", [_usd(p.soft_cap_micros) for p in found], keep=6),
-        Column("thresholds", [", ".join(t.label for t in p.thresholds) or "-" for p in found], keep=7,
-               justify="left", wrap=12),
-        Column("rules", [rules_text(p) for p in found], keep=4, justify="left", wrap=16),
+        Column("cap", format_usd_column([p.cap_micros for p in found]), keep=3),
+        Column("soft cap", format_usd_column([p.soft_cap_micros for p in found]), keep=6),
     ], title=f"policies in {store.display_url}", always=1))
+    for p in found:  # thresholds and rules as lines under the table: they wrap between words at any width
+        thresholds = ", ".join(f"{t.label} ({', '.join(t.actions)})" for t in p.thresholds) or "-"
+        _say(f"{p.name}: thresholds {thresholds}; rules {rules_text(p)}")
 
 
 @policy.command("show")
@@ -205,7 +219,7 @@ def status(db: str | None, fmt: str) -> None:
 
     for row in rows:
         if row["over_cap"]:
-            out_console.print(f"warning: {over_cap_text(row)}", highlight=False, markup=False)
+            _say(f"warning: {over_cap_text(row)}")
 
 
 def _window_table(rows: list[dict[str, Any]], title: str) -> None:

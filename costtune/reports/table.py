@@ -22,6 +22,9 @@ HEADER_WORD_MAX = 12  # a longer header word folds rather than widening a column
 _BORDER = 3  # each column adds one border and a space of padding on either side
 
 
+WORD_MAX = 30  # a longer word (a path, a URL) may fold: keeping it whole would crowd out the other columns
+
+
 @dataclass
 class Column:
     """One column: its header, one cell per row, and how much it matters (``keep``: lower stays longer)."""
@@ -48,7 +51,12 @@ class Column:
 
     @property
     def least(self) -> int:
-        return self.natural if self.wrap is None else min(self.natural, max(self.wrap, 1))
+        """The narrowest it may be: its natural width for numbers; for text, ``wrap`` widened to its longest
+        word (up to ``WORD_MAX``), so wrapping breaks lines between words and never cuts one."""
+        if self.wrap is None:
+            return self.natural
+        word = max((len(w) for t in self._texts for w in t.plain.split()), default=1)
+        return min(self.natural, max(self.wrap, min(word, WORD_MAX), 1))
 
 
 def line_len(text: Text) -> int:

@@ -59,6 +59,7 @@ class Admission:
 
     def _setup_policies(self, calendar: Callable[[], datetime] | None) -> None:
         self._denials, self._windows_of, self._fired, self._stop_fired = {}, {}, set(), set()
+        self._repeats: dict[str, list[Any]] = {}  # warning reason -> [times seen, audit action]
         self.calendar = calendar or (lambda: datetime.now(UTC))
 
     def _policies_in_force(self) -> list[Policy]:
@@ -144,7 +145,7 @@ class Admission:
         if self._denials.get(claimed.id) != reason:
             self._denials[claimed.id] = reason
             self._audit_verdict("deny", claimed, verdict, reason)
-            self._warn(f"trial {claimed.number} not launched: {reason}")
+            self._warn_once(reason, f"trial {claimed.number} not launched: {reason}", "policy.deny")
         return None
 
     def _rejected(self, claimed: ClaimedTrial, verdict: Verdict) -> None:
@@ -155,7 +156,7 @@ class Admission:
         self.store.finish_trial(claimed.id, TrialState.FAILED, error=f"{DENIED_PREFIX}{reason}")
         self.status.denied += 1
         self._audit_verdict("deny", claimed, verdict, reason)
-        self._warn(f"trial {claimed.number} denied (failed, not launched): {reason}")
+        self._warn_once(reason, f"trial {claimed.number} denied (failed, not launched): {reason}", "policy.deny")
         return None
 
     def _window_short(self, verdict: Verdict, needed: int) -> CapExceeded | None:
@@ -212,8 +213,16 @@ class Admission:
         self._denials.pop(claimed.id, None)
         self._audit_verdict(verdict.kind, claimed, verdict, verdict.reason)
         if verdict.kind == "amend":
-            self._warn(f"trial {claimed.number}: {verdict.reason}")
+            self._warn_once(verdict.reason, f"trial {claimed.number}: {verdict.reason}", "policy.amend")
         return True
+
+    def _warn_once(self, reason: str, text: str, action: str) -> None:
+        """Show a policy warning the first time its reason comes up in this run; the repeats are counted
+        (every one is in the audit trail) and summed up at the end of the run."""
+        seen = self._repeats.setdefault(reason, [0, action])
+        seen[0] += 1
+        if seen[0] == 1:
+            self._warn(text)
 
     def _audit_verdict(self, kind: str, claimed: ClaimedTrial, verdict: Verdict, reason: str) -> None:
         detail: dict[str, Any] = {
@@ -287,7 +296,12 @@ class Admission:
             self._check_thresholds(tuple(seen.values()))
 
     def _close_policies(self) -> None:
-        """Waits at most ~1 s for queued webhooks; one warning when any delivery failed or was abandoned."""
+        """Sums up repeated policy warnings; waits at most ~1 s for queued webhooks; one warning when any
+        delivery failed or was abandoned."""
+        for reason, (count, action) in self._repeats.items():
+            if count > 1:
+                self._warn(f"{count - 1} more launches: {reason} (every one in `costtune audit --action {action}`)")
+        self._repeats.clear()
         if self._webhooks is not None:
             sender, self._webhooks = self._webhooks, None
             counts = sender.close()
