@@ -35,7 +35,7 @@ def _chromium() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed after this module: its event loop must not outlive it
 def browser() -> Iterator[Any]:
     if importlib.util.find_spec("playwright") is None:
         pytest.skip("playwright is not installed (pip install 'costtune[test]')")
