@@ -66,9 +66,9 @@ def study_rows(store: Store) -> list[dict[str, Any]]:
             counts[state] = counts.get(state, 0) + n
             spend += int(cost)
             if state in ("complete", "stopped"):
-                candidate = _finite(lo if st.mode == "min" else hi)
-                better = best is None or (candidate < best if st.mode == "min" else candidate > best)
-                if candidate is not None and better:
+                candidate = _finite(lo if st.mode == "min" else hi)  # None: no trial in this state reported
+                if candidate is not None and (best is None or (candidate < best if st.mode == "min"
+                                                                else candidate > best)):
                     best = candidate
             for moment in (fin, hb, created):
                 if moment is not None and _naive(moment) > _naive(last):

@@ -1,0 +1,134 @@
+"""Findings of a new-user test of the dashboard, each pinned by what the user saw go wrong.
+
+A study whose trials have no value (stopped before reporting, failed, queued) must not break any
+page; API bodies are checked with the CLI's rules; huge numbers in paths are refused, not a 500.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, col, select
+from starlette.testclient import TestClient
+
+from costtune.history import Mode
+from costtune.server.dashboard.app import routes
+from costtune.server.dashboard.auth import Access
+from costtune.server.run import _config
+from costtune.store import Store
+from costtune.store.models import TrialRow
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SPACE = {"lr": {"type": "uniform", "low": 0.0, "high": 1.0}}
+
+
+def client(store: Store, *, open_read: bool = True) -> TestClient:
+    config = _config(store, "127.0.0.1", 0, access_log=False, max_body=None,
+                     routes=routes(store, Access(TOKEN, open_read=open_read)), worker_api=False)
+    return TestClient(config.app, raise_server_exceptions=False)
+
+
+def _study(store: Store, name: str, mode: Mode, states: dict[int, tuple[str, float | None]], queued: int) -> None:
+    """A study of ``len(states) + queued`` trials; ``states`` sets trial number -> (state, value)."""
+    info = store.create_study(name, metric="loss", mode=mode, space=SPACE, sampler={"type": "random", "seed": 0},
+                              spec={"name": name, "budget": {"trials": 10}},
+                              queued=[{"lr": 0.1 * (k + 1)} for k in range(len(states) + queued)])
+    with Session(store.engine) as s:
+        for row in s.exec(select(TrialRow).where(TrialRow.study_id == info.id)).all():
+            if row.number in states:
+                row.state, row.value = states[row.number]
+                s.add(row)
+        s.commit()
+
+
+@pytest.fixture
+def valueless(tmp_path: Path) -> Iterator[tuple[Store, TestClient]]:
+    """'empty' has a stopped trial that never reported, a failed one and a queued one; 'mixed' has one
+    value among trials without; 'maxed' maximizes with a stopped trial without a value first."""
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    _study(store, "empty", Mode.MIN, {0: ("stopped", None), 1: ("failed", None)}, queued=1)
+    _study(store, "mixed", Mode.MIN, {0: ("stopped", None), 1: ("complete", 0.25), 2: ("failed", None)}, queued=1)
+    _study(store, "maxed", Mode.MAX, {0: ("stopped", None), 1: ("stopped", 0.5)}, queued=0)
+    yield store, client(store)
+    store.close()
+
+
+def test_trials_without_values_break_no_page(valueless: tuple[Store, TestClient]) -> None:
+    _store, http = valueless
+    rows = {r["name"]: r for r in http.get("/api/v1/studies").json()["studies"]}
+    assert rows["empty"]["best"] is None and rows["empty"]["trials"] == 3
+    assert rows["mixed"]["best"] == 0.25 and rows["maxed"]["best"] == 0.5
+    for name in ("empty", "mixed", "maxed"):
+        for path in (f"/studies/{name}", f"/api/v1/studies/{name}", f"/api/v1/studies/{name}/charts",
+                     f"/api/v1/studies/{name}/report", f"/api/v1/studies/{name}/live", f"/studies/{name}/trials/0",
+                     f"/api/v1/studies/{name}/trials/0"):
+            assert http.get(path).status_code == 200, path
+        for key in ("value", "cost", "step", "state", "finished", "number"):
+            for desc in ("0", "1"):
+                page = http.get(f"/api/v1/studies/{name}/trials?sort={key}&desc={desc}")
+                assert page.status_code == 200, (name, key, desc)
+                if key == "value":  # trials without a value sort last, whichever the direction
+                    values = [r["value"] for r in page.json()["rows"]]
+                    assert values == sorted(values, key=lambda v: v is None)
+    for path in ("/", "/money", "/running", "/schedules", "/api/v1/spend", "/api/v1/running"):
+        assert http.get(path).status_code == 200, path
+
+
+def test_stopping_a_trial_before_it_reported_keeps_every_page_up(valueless: tuple[Store, TestClient]) -> None:
+    store, http = valueless
+    stopped = http.post("/api/v1/studies/mixed/trials/3/stop", headers=AUTH)  # the queued one
+    assert stopped.status_code == 200 and stopped.json()["state"] == "stopped"
+    with Session(store.engine) as s:
+        assert s.exec(select(TrialRow.value).where(col(TrialRow.number) == 3)).all() == [None]
+    assert http.get("/").status_code == 200 and http.get("/studies/mixed").status_code == 200
+    assert http.get("/api/v1/studies").json()["studies"][1]["best"] == 0.25
+
+
+def test_an_enqueue_body_is_checked_by_the_clis_rules(valueless: tuple[Store, TestClient]) -> None:
+    store, http = valueless
+    info = store.get_study("mixed")
+    spec_before, trials_before = info.spec, store.trial_count(info.id)
+    url = "/api/v1/studies/mixed/enqueue"
+    for body, names in (({"params": {"lr": 0.5}, "raise_trials": 99999999999999999999},
+                         ("raise_trials", "99999999999999999999", "9223372036854775807")),
+                        ({"params": {"lr": 0.5}, "raise_trials": 0}, ("raise_trials", ">= 1", "0")),
+                        ({"params": {"lr": 0.5}, "raise_trials": True}, ("raise_trials", "True")),
+                        ({"params": {"lr": 0.5}, "raise_trials": "12"}, ("raise_trials", "'12'")),
+                        ({"params": {"lr": 0.5}, "raise_trials": 2}, ("raise_trials", "must be more", "2")),
+                        ({"params": {"lr": 7}}, ("config.lr", "7")),
+                        ({"params": [0.5]}, ("params",)),
+                        ({"params": {"lr": 0.5}, "raise_trial": 20, "priority": 1}, ("'priority'", "'raise_trial'"))):
+        answer = http.post(url, json=body, headers=AUTH)
+        assert answer.status_code == 400, (body, answer.text)
+        for name in names:
+            assert name in answer.json()["error"], (body, answer.json())
+    twice = http.post(url, content=b'{"params": {"lr": 0.5}, "params": {"lr": 0.6}}', headers=AUTH)
+    assert twice.status_code == 400 and "'params'" in twice.json()["error"] and "twice" in twice.json()["error"]
+    assert http.post("/api/v1/studies/mixed/pause", json={"now": 1}, headers=AUTH).status_code == 400
+    assert store.get_study("mixed").spec == spec_before and store.trial_count(info.id) == trials_before
+    assert not store.controls(info.id).paused
+    raised = http.post(url, json={"params": {"lr": 0.5}, "raise_trials": 9223372036854775807}, headers=AUTH)
+    assert raised.status_code == 200, raised.text
+    assert store.get_study("mixed").spec["budget"]["trials"] == 9223372036854775807
+    [entry] = store.audit_log(action="trials.set", study_id=info.id)
+    assert entry.detail["reason"] == "dashboard enqueue (raise_trials)" and "testclient" in entry.actor
+
+
+def test_huge_numbers_in_paths_are_refused_not_a_crash(valueless: tuple[Store, TestClient]) -> None:
+    _store, http = valueless
+    huge = "99999999999999999999"
+    for path in (f"/api/v1/studies/mixed/trials/{huge}", f"/studies/mixed/trials/{huge}",
+                 "/api/v1/studies/mixed/trials/2147483648", "/api/v1/studies/mixed/trials/2147483647"):
+        answer = http.get(path)
+        assert answer.status_code == 404, (path, answer.status_code)
+        assert huge in answer.text or "214748364" in answer.text
+    stop = http.post(f"/api/v1/studies/mixed/trials/{huge}/stop", headers=AUTH)
+    assert stop.status_code == 404 and huge in stop.json()["error"]
+    for query in (f"offset={huge}", f"min_cost={huge}", f"limit={huge}", "offset=-1"):
+        answer = http.get(f"/api/v1/studies/mixed/trials?{query}")
+        assert answer.status_code == 400 and query.split("=")[0] in answer.json()["error"], query
+    answer = http.get(f"/api/v1/studies/mixed/live?after_report={huge}")
+    assert answer.status_code == 400 and "after_report" in answer.json()["error"]
