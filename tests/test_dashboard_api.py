@@ -168,7 +168,7 @@ def test_actions_need_the_token_in_a_header_and_change_nothing_without_it(swept:
     assert http.post("/api/v1/studies/swept/enqueue", json=config).status_code == 401
     wrong = {"Authorization": "Bearer nope"}
     assert http.post("/api/v1/studies/swept/enqueue", json=config, headers=wrong).status_code == 403
-    http.cookies.set("costtune_token", TOKEN)  # a cookie is what a cross-site form would carry: never enough
+    http.cookies.set("costtune_session", TOKEN)  # a cookie is what a cross-site form would carry: never enough
     assert http.post("/api/v1/studies/swept/enqueue", json=config).status_code == 401
     assert http.post("/api/v1/studies/swept/pause").status_code == 401
     assert http.get("/api/v1/studies/swept/export?format=csv").status_code == 401
@@ -205,9 +205,9 @@ def test_off_loopback_reading_needs_the_token_too(swept: tuple[Store, TestClient
         assert http.get(path).status_code == 401
     assert http.get("/").status_code == 401 and "swept" not in http.get("/").text
     assert http.get("/api/v1/studies", headers=AUTH).status_code == 200
-    assert http.get("/login?token=wrong", follow_redirects=False).headers.get("set-cookie") is None
+    assert http.post("/login", data={"token": "wrong"}, follow_redirects=False).headers.get("set-cookie") is None
     assert http.get("/").status_code == 401
-    login = http.get("/login?token=" + TOKEN + "&next=//evil.example", follow_redirects=False)
+    login = http.post("/login", data={"token": TOKEN, "next": "//evil.example"}, follow_redirects=False)
     assert login.status_code == 303 and login.headers["location"] == "/"
     cookie = login.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie

@@ -132,3 +132,34 @@ def test_huge_numbers_in_paths_are_refused_not_a_crash(valueless: tuple[Store, T
         assert answer.status_code == 400 and query.split("=")[0] in answer.json()["error"], query
     answer = http.get(f"/api/v1/studies/mixed/live?after_report={huge}")
     assert answer.status_code == 400 and "after_report" in answer.json()["error"]
+
+
+def test_login_takes_the_token_by_post_and_the_cookie_is_not_the_token(valueless: tuple[Store, TestClient]) -> None:
+    store, _ = valueless
+    http = client(store, open_read=False)
+    wrong = http.post("/login", data={"token": "secrettok456"}, follow_redirects=False)
+    assert wrong.status_code == 403 and "not this dashboard's token" in wrong.text
+    assert wrong.headers.get("set-cookie") is None and "secrettok456" not in wrong.text
+    in_url = http.get(f"/login?token={TOKEN}", follow_redirects=False)  # would reach the access log
+    assert in_url.status_code == 400 and "POST" in in_url.text and in_url.headers.get("set-cookie") is None
+    assert http.get("/").status_code == 401
+    login = http.post("/login", data={"token": TOKEN, "next": "/studies/mixed"}, follow_redirects=False)
+    assert login.status_code == 303 and login.headers["location"] == "/studies/mixed"
+    session = http.cookies.get("costtune_session")
+    assert session and TOKEN not in session and len(session) == 64
+    assert http.get("/studies/mixed").status_code == 200 and http.get("/api/v1/studies").status_code == 200
+    # the read cookie never acts: an action needs the token itself
+    assert http.post("/api/v1/studies/mixed/pause").status_code == 401
+    assert http.post("/api/v1/studies/mixed/pause", headers={"Authorization": f"Bearer {session}"}).status_code == 403
+
+
+def test_a_token_in_a_url_is_not_written_to_the_access_log() -> None:
+    import logging
+
+    from costtune.server.run import _RedactTokens
+
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                               ("127.0.0.1:5", "GET", "/login?next=/&token=secrettok456", "1.1", 400), None)
+    assert _RedactTokens().filter(record)
+    line = record.getMessage()
+    assert "secrettok456" not in line and "/login?next=/&token=***" in line

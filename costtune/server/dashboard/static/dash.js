@@ -289,5 +289,5 @@
     schedules: schedulesPage };
   if (pages[page]) pages[page]();
   else if (initial.error) app.appendChild(el("p", { cls: "empty", text: initial.error }));
-  else if (initial.needs_token) app.appendChild(el("p", { text: "Open the link printed when the dashboard started, or save the token above and reload." }));
+  if (!pages[page] && initial.needs_token) app.appendChild(el("p", { text: "Open the link printed when the dashboard started, or save the token above and reload." }));
 })();

@@ -64,8 +64,23 @@
     e.preventDefault();
     localStorage.setItem("costtune_token", $("#token").value.trim());
     flash("token saved in this browser");
-    if (page === "login") location.href = "/login?" + new URLSearchParams({ token: token(), next: location.pathname });
+    if (page === "login") login();
   });
+  function login() {  // the token goes in a POST body, never a URL (URLs reach access logs)
+    const form = el("form", { method: "post", action: "/login" });
+    form.style.display = "none";
+    for (const [name, value] of [["token", token()], ["next", location.pathname === "/login" ? "/" : location.pathname]]) {
+      const input = el("input", { type: "hidden", name: name });
+      input.value = value;
+      form.appendChild(input);
+    }
+    document.body.appendChild(form);
+    form.submit();
+  }
+  if (page === "login" && token()) {  // a saved token (or the #token= link): sign in once, unless it was refused
+    const said = JSON.parse(($("#initial") || {}).textContent || "{}");
+    if (!said.error) login();
+  }
   async function call(path, opts) {
     opts = opts || {};
     const headers = Object.assign({}, opts.headers || {});
