@@ -224,7 +224,7 @@ def test_money_and_running_pages_read_the_ledger(swept: tuple[Store, TestClient]
     assert scope["spent_micros"] == balance.spent_micros and scope["reserved_micros"] == 0
     points: list[Any] = scope["burn_down"]["points"]
     assert points[0][1] == 5_000_000 and points[-1][1] == 5_000_000 - balance.spent_micros
-    assert http.get("/api/v1/running").json() == {"attempts": []} and spend["burn_micros_per_hour"] == 0
+    assert http.get("/api/v1/running").json()["attempts"] == [] and spend["burn_micros_per_hour"] == 0
 
 
 def test_every_read_works_on_postgresql_too(store_url: str) -> None:

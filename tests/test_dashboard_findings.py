@@ -163,3 +163,62 @@ def test_a_token_in_a_url_is_not_written_to_the_access_log() -> None:
     assert _RedactTokens().filter(record)
     line = record.getMessage()
     assert "secrettok456" not in line and "/login?next=/&token=***" in line
+
+
+def test_money_and_durations_are_the_clis_strings(valueless: tuple[Store, TestClient]) -> None:
+    from datetime import timedelta
+
+    from costtune.money import format_usd, format_usd_column
+    from costtune.reports.fmt import format_duration
+    from costtune.store.models import AttemptRow, utcnow
+
+    store, http = valueless
+    costs = {0: 9_985, 1: 64_000, 2: 221_615}  # $0.009985, $0.064, $0.221615: spend $0.2956
+    with Session(store.engine) as s:
+        rows = s.exec(select(TrialRow).where(TrialRow.study_id == store.get_study("mixed").id)).all()
+        for row in rows:
+            row.cost_micros = costs.get(row.number, 0)
+            s.add(row)
+        running = next(r for r in rows if r.number == 3)
+        running.state = "running"
+        s.add(AttemptRow(trial_id=running.id, number=1, idempotency_key="k-local", provider="local",
+                         rate_micros_per_hour=3_600_000, billable_ms=4_500_000, cost_micros=4_500_000,
+                         started_at=utcnow() - timedelta(minutes=75)))
+        s.commit()
+    study = next(r for r in http.get("/api/v1/studies").json()["studies"] if r["name"] == "mixed")
+    assert study["spend_micros"] == 295_600 and study["spend_micros_text"] == "$0.296" == format_usd(295_600)
+    assert study["burn_micros_per_hour_text"] == "$3.60/h"
+    board = http.get("/api/v1/studies/mixed/trials?sort=number").json()["rows"]
+    column = [r["cost_micros_text"] for r in board]
+    assert column == format_usd_column([r["cost_micros"] for r in board]) == ["$0.00999", "$0.06400", "$0.22162", "$0"]
+    assert {len(t.split(".")[1]) for t in column if "." in t} == {5}  # one column, one number of decimals
+    live = http.get("/api/v1/running").json()
+    [attempt] = live["attempts"]
+    assert attempt["billable_ms_text"] == "1 h 15 m" == format_duration(4500)
+    assert attempt["market"] is None and attempt["placement"] == "local at $3.60/h"  # not "on-demand"
+    assert live["burn_micros_per_hour_text"] == "$3.60/h" and live["spent_micros_text"] == "$4.50"
+    detail = http.get("/api/v1/studies/mixed/trials/3").json()
+    assert detail["attempts"][0]["billable_ms_text"] == "1 h 15 m" and detail["cost_micros_text"] == "$0"
+    assert '"spend_micros_text":"$0.296"' in http.get("/studies/mixed").text  # the page's first view, same text
+    from costtune.server.dashboard.text import with_text
+
+    ratios = with_text([{"usd_per_unit_gain": "0.468344"}, {"usd_per_unit_gain": None}])
+    assert [r["usd_per_unit_gain_text"] for r in ratios] == ["$0.468", "-"]
+
+
+def test_schedules_show_their_own_study_and_no_next_run_while_paused(valueless: tuple[Store, TestClient]) -> None:
+    from datetime import UTC, datetime
+
+    from costtune.spec.schedule_settings import ScheduleSettings
+    from costtune.spec.schedule_timing import make_trigger
+
+    store, http = valueless
+    now = int(datetime(2026, 3, 6, 12, tzinfo=UTC).timestamp())
+    trigger = make_trigger(cron="0 2 * * *", every=None, tz="UTC", anchor=datetime.fromtimestamp(now, UTC))
+    for name, paused in (("nightly", False), ("weekly", True)):
+        store.add_schedule(name, trigger=trigger, sweep={"name": "q1"}, sweep_source=None,
+                           settings=ScheduleSettings(), now_s=now, paused=paused)
+    shown = {s["name"]: s for s in http.get("/api/v1/schedules").json()["schedules"]}
+    assert shown["nightly"]["study"] is None and shown["weekly"]["study"] is None  # no run yet: not "q1"
+    assert shown["nightly"]["next_fire"] == "2026-03-07T02:00:00+00:00"
+    assert shown["weekly"]["paused"] and shown["weekly"]["next_fire"] is None  # the CLI's "-"

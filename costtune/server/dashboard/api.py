@@ -1,7 +1,8 @@
 """The dashboard's JSON API under ``/api/v1``: what every page shows, for scripts and notebooks too.
 
 Reads (GET) are open on a loopback bind, else need the token (``auth``); actions (POST, and the
-leaderboard export) need the token in a header. Refusals are ``{"error": reason}`` with a 4xx
+leaderboard export) need the token in a header. Every amount and duration comes with its text by
+the CLI's rules beside it (``<key>_text``, see ``text``). Refusals are ``{"error": reason}`` with a 4xx
 status naming the field and value, and change nothing. Money fields are integer micro-dollars
 (``*_micros``), rates micro-dollars per hour, times ISO 8601 UTC.
 """
@@ -20,6 +21,7 @@ from costtune.errors import InputError, StoreError, StudyNotFound
 from costtune.server.dashboard import money, queries
 from costtune.server.dashboard.charts import StudyCharts
 from costtune.server.dashboard.detail import trial_detail
+from costtune.server.dashboard.text import with_text
 
 if TYPE_CHECKING:
     from costtune.server.dashboard.auth import Access
@@ -161,7 +163,9 @@ class Api:
             raise Refused(404, f"trial: study {info.name!r} has no trial number {number}") from None
 
     def running(self, request: Request) -> Any:
-        return {"attempts": money.running_now(self.store)}
+        rows = money.running_now(self.store)
+        return {"attempts": rows, "burn_micros_per_hour": sum(r["rate_micros_per_hour"] for r in rows),
+                "spent_micros": sum(r["attempt_cost_micros"] for r in rows)}
 
     def spend(self, request: Request) -> Any:
         return money.spend_overview(self.store)
@@ -304,7 +308,7 @@ async def _answer(make: Any) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=400)
     except StoreError as exc:
         return JSONResponse({"error": str(exc)}, status_code=409)
-    return result if isinstance(result, Response) else JSONResponse(result)
+    return result if isinstance(result, Response) else JSONResponse(with_text(result))
 
 
 __all__ = ["Api"]

@@ -146,7 +146,10 @@ def _text_value(value: float | None) -> str | None:
 
 def running_attempts(store: Store, study_id: int | None = None) -> list[dict[str, Any]]:
     """Attempts not ended yet, newest first, with their study, trial, placement, rate and spend so far
-    (as of the controller's last heartbeat), and the trial's spend and next rung (set by the caller)."""
+    (as of the controller's last heartbeat), and the trial's spend and next rung (set by the caller).
+
+    ``placement`` is the CLI's label (``m5.large / spot``, ``local at $3.60/h``); ``market`` is None
+    for a local run priced at its ``usd_per_hour`` (it has none)."""
     query = (select(AttemptRow, TrialRow.number, TrialRow.cost_micros, TrialRow.last_step, TrialRow.params_json,
                     StudyRow.name, StudyRow.id, TrialRow.heartbeat_at)
              .join(TrialRow, col(TrialRow.id) == col(AttemptRow.trial_id))
@@ -156,9 +159,14 @@ def running_attempts(store: Store, study_id: int | None = None) -> list[dict[str
         query = query.where(TrialRow.study_id == study_id)
     with Session(store.engine) as s:
         found = s.exec(query).all()
+    from costtune.reports.spend import placement_label
+
     return [{
         "attempt_id": a.id, "study": name, "study_id": sid, "trial": number, "attempt": a.number,
-        "provider": a.provider, "region": a.region, "instance_type": a.instance_type, "market": a.market,
+        "provider": a.provider, "region": a.region, "instance_type": a.instance_type,
+        # a local run priced at its usd_per_hour has no market: its price source shows, as in the CLI
+        "market": a.market if a.instance_type or a.provider != "local" else None,
+        "placement": placement_label(a.provider, a.instance_type, a.market, a.rate_micros_per_hour),
         "rate_micros_per_hour": a.rate_micros_per_hour, "attempt_cost_micros": a.cost_micros,
         "trial_cost_micros": trial_cost, "billable_ms": a.billable_ms, "last_step": step,
         "started_at": iso(a.started_at), "heartbeat_at": iso(hb), "params": json.loads(params),

@@ -35,6 +35,12 @@
     return (d < 0 ? "-$" : "$") + Math.abs(d).toFixed(places);
   }
   const rate = (m) => (m ? usd(m) + "/h" : "–");
+  // an amount or duration as the server wrote it by the CLI's rules (key + "_text"), else formatted here
+  function T(o, k) {
+    const t = o ? o[k + "_text"] : undefined;
+    if (t !== undefined) return t;
+    return k.endsWith("_per_hour") ? rate(o && o[k]) : usd(o && o[k]);
+  }
   function num(v) {
     if (v === null || v === undefined) return "–";
     if (typeof v !== "number") return String(v);
@@ -140,5 +146,5 @@
   const bar = (frac) => el("span", { cls: "bar" + (frac > 0.8 ? " hot" : "") },
     el("i", { style: "width:" + Math.min(100, Math.max(0, (frac || 0) * 100)).toFixed(1) + "%" }));
 
-  window.costtuneUI = { $, put, el, usd, rate, num, ago, studyUrl, apiStudy, params, token, call, flash, poll, table, facts, bar };
+  window.costtuneUI = { $, put, el, usd, rate, T, num, ago, studyUrl, apiStudy, params, token, call, flash, poll, table, facts, bar };
 })();
