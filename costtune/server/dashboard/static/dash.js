@@ -19,7 +19,13 @@
     function render() {
       const shown = rows.filter((r) => !query || r.name.toLowerCase().includes(query) || r.metric.toLowerCase().includes(query));
       const f = keyOf[sort.key];
-      shown.sort((a, b) => { const x = f(a), y = f(b); const c = x === y ? 0 : x === null ? 1 : y === null ? -1 : x < y ? -1 : 1; return sort.desc ? -c : c; });
+      shown.sort((a, b) => {  // a missing value (a study with no best yet) sorts last either way
+        const x = f(a), y = f(b);
+        if (x === y) return 0;
+        if (x === null || x === undefined) return 1;
+        if (y === null || y === undefined) return -1;
+        return (x < y ? -1 : 1) * (sort.desc ? -1 : 1);
+      });
       holder.textContent = "";
       holder.appendChild(shown.length ? table([
         { label: "study", sort: "name", get: (r) => el("a", { href: studyUrl(r.name), text: r.name }) },
