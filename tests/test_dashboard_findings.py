@@ -222,3 +222,37 @@ def test_schedules_show_their_own_study_and_no_next_run_while_paused(valueless: 
     assert shown["nightly"]["study"] is None and shown["weekly"]["study"] is None  # no run yet: not "q1"
     assert shown["nightly"]["next_fire"] == "2026-03-07T02:00:00+00:00"
     assert shown["weekly"]["paused"] and shown["weekly"]["next_fire"] is None  # the CLI's "-"
+
+
+def test_an_infinite_value_does_not_hide_the_finite_best(valueless: tuple[Store, TestClient]) -> None:
+    store, http = valueless
+    _study(store, "diverged", Mode.MAX, {0: ("complete", float("inf")), 1: ("complete", 0.75),
+                                         2: ("stopped", float("-inf"))}, queued=0)
+    row = next(r for r in http.get("/api/v1/studies").json()["studies"] if r["name"] == "diverged")
+    assert row["best"] == 0.75
+    assert http.get("/studies/diverged").status_code == 200
+
+
+def test_the_pages_format_money_like_the_cli() -> None:
+    """The browser's own formatter (chart legends) is costtune.money.format_usd, digit for digit."""
+    import json
+    import random
+    import shutil
+    import subprocess
+
+    from costtune.money import format_usd
+    from costtune.server.dashboard.app import STATIC
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node to run the dashboard's script")
+    script = ("const src = require('fs').readFileSync(process.argv[1], 'utf8');"
+              "const usd = new Function(src.slice(src.indexOf('  function usd(micros)'),"
+              " src.indexOf('  const rate =')) + '; return usd;')();"
+              "console.log(JSON.stringify(JSON.parse(process.argv[2]).map(usd)));")
+    rng = random.Random(7)
+    cases = [0, 5, 995, 9_985, 64_000, 96_000, 295_600, 468_344, 9_999_995, 1_234_500_000, -43, 10**15]
+    cases += [rng.randrange(-10**12, 10**12) for _ in range(500)] + [rng.randrange(0, 10**6) for _ in range(500)]
+    out = subprocess.run([node, "-e", script, str(STATIC / "ui.js"), json.dumps(cases)], capture_output=True,
+                         text=True, check=True, timeout=60).stdout
+    assert json.loads(out) == [format_usd(c) for c in cases]

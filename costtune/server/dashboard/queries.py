@@ -28,6 +28,7 @@ SORTS = {"number": TrialRow.number, "value": TrialRow.value, "cost": TrialRow.co
          "step": TrialRow.last_step, "state": TrialRow.state, "finished": TrialRow.finished_at}
 STATES = ("queued", "running", "complete", "stopped", "failed")
 MAX_PAGE = 500
+_HUGE = 1.7e308  # above it only inf: a float column's finite values are below
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -44,11 +45,13 @@ def study_rows(store: Store) -> list[dict[str, Any]]:
     Three grouped queries whatever the number of trials: trials by (study, state), open attempts'
     summed hourly rate, and the caps of the ``study:ID`` scopes.
     """
+    # a value that is None, nan or +-inf is no candidate for best (an inf loss must not hide the finite ones)
+    finite = case((and_(col(TrialRow.value) > -_HUGE, col(TrialRow.value) < _HUGE), TrialRow.value), else_=None)
     with Session(store.engine) as s:
         studies = s.exec(select(StudyRow).order_by(col(StudyRow.id))).all()
         per_state = s.exec(
             select(TrialRow.study_id, TrialRow.state, func.count(), func.coalesce(func.sum(TrialRow.cost_micros), 0),
-                   func.min(TrialRow.value), func.max(TrialRow.value), func.max(TrialRow.finished_at),
+                   func.min(finite), func.max(finite), func.max(TrialRow.finished_at),
                    func.max(TrialRow.heartbeat_at), func.max(TrialRow.created_at))
             .group_by(TrialRow.study_id, TrialRow.state)).all()
         burning = dict(s.exec(

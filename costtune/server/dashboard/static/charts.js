@@ -27,7 +27,7 @@
     const rows = c.best_vs_spend;
     const xs = rows.map((r) => r[0] / 1e6), ys = rows.map((r) => r[1]);
     draw("chart-best", { scales: { x: { time: false } }, axes: [usdAxis("cumulative spend"), { label: "best " + c.metric }],
-      series: [{ label: "spend", value: (u, v) => (v == null ? "–" : "$" + v.toFixed(4)) },
+      series: [{ label: "spend", value: (u, v) => (v == null ? "-" : usd(v * 1e6)) },
         { label: "best " + c.metric, stroke: "#2f6fde", width: 2, paths: uPlot.paths.stepped({ align: 1 }) }] },
     [xs, ys], ys.filter((v) => v !== null).length);
   }

@@ -27,14 +27,22 @@
     kids.forEach((k) => { if (k !== null && k !== undefined && k !== false) parent.appendChild(typeof k === "object" ? k : document.createTextNode(String(k))); });
     return parent;
   }
+  // costtune.money.format_usd, for what only the browser has (chart legends): three significant
+  // digits of the amount, 2 to 6 decimals, rounded half up, trailing zeros past the cents dropped
   function usd(micros) {
-    if (micros === null || micros === undefined) return "–";
+    if (micros === null || micros === undefined || !isFinite(micros)) return "-";
+    micros = Math.round(micros);
     if (micros === 0) return "$0";
-    const d = micros / 1e6, a = Math.abs(d);
-    const places = a >= 100 ? 2 : a >= 1 ? 2 : a >= 0.01 ? 4 : 6;
-    return (d < 0 ? "-$" : "$") + Math.abs(d).toFixed(places);
+    const a = Math.abs(micros);
+    let places = Math.max(2, Math.min(6, 9 - String(a).length));
+    const q = 10 ** (6 - places);
+    let units = Math.floor((a + q / 2) / q);
+    while (places > 2 && units % 10 === 0) { units /= 10; places -= 1; }
+    const digits = String(units).padStart(places + 1, "0");
+    const whole = digits.slice(0, digits.length - places), frac = digits.slice(digits.length - places);
+    return (micros < 0 ? "-$" : "$") + whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",") + "." + frac;
   }
-  const rate = (m) => (m ? usd(m) + "/h" : "–");
+  const rate = (m) => (m === null || m === undefined ? "-" : usd(m) + "/h");
   // an amount or duration as the server wrote it by the CLI's rules (key + "_text"), else formatted here
   function T(o, k) {
     const t = o ? o[k + "_text"] : undefined;
