@@ -7,7 +7,6 @@ page; API bodies are checked with the CLI's rules; huge numbers in paths are ref
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, col, select
@@ -45,10 +44,11 @@ def _study(store: Store, name: str, mode: Mode, states: dict[int, tuple[str, flo
 
 
 @pytest.fixture
-def valueless(tmp_path: Path) -> Iterator[tuple[Store, TestClient]]:
+def valueless(store_url: str) -> Iterator[tuple[Store, TestClient]]:
     """'empty' has a stopped trial that never reported, a failed one and a queued one; 'mixed' has one
-    value among trials without; 'maxed' maximizes with a stopped trial without a value first."""
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    value among trials without; 'maxed' maximizes with a stopped trial without a value first.
+    On SQLite and PostgreSQL (the reads are SQL aggregates: both must be None-safe)."""
+    store = Store(store_url)
     _study(store, "empty", Mode.MIN, {0: ("stopped", None), 1: ("failed", None)}, queued=1)
     _study(store, "mixed", Mode.MIN, {0: ("stopped", None), 1: ("complete", 0.25), 2: ("failed", None)}, queued=1)
     _study(store, "maxed", Mode.MAX, {0: ("stopped", None), 1: ("stopped", 0.5)}, queued=0)
