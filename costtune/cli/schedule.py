@@ -103,6 +103,15 @@ def _settings(base: Any, **given: Any) -> Any:
     return check_settings(replace(base, **changes))
 
 
+def _check_tz(tz: str | None, every: str | None) -> None:
+    """--tz only means something for --cron: an --every interval is elapsed time, the same in every zone."""
+    if tz is not None and every is not None:
+        from costtune.errors import SpecError
+
+        raise SpecError("--tz", "applies to --cron schedules only (an --every interval is elapsed time, "
+                                "the same in every time zone); drop --tz", tz)
+
+
 def _check_name(name: str) -> None:
     from costtune.names import check_study_name
 
@@ -130,6 +139,7 @@ def add(name: str, sweep_file: str, cron: str | None, every: str | None, tz: str
     from costtune.spec.schedule_timing import make_trigger
 
     _check_name(name)
+    _check_tz(tz, every)
     now = datetime.now(UTC).replace(microsecond=0)
     trigger = make_trigger(cron=cron, every=every, tz=tz or "UTC", anchor=now)
     sweep = _read_sweep(sweep_file)
@@ -164,9 +174,14 @@ def update(name: str, sweep_file: str | None, cron: str | None, every: str | Non
         if cron is None and every is None:
             cron = old.cron
             every = None if old.every_s is None else f"{old.every_s}s"
+        _check_tz(tz, every if cron is None else None)
         trigger = make_trigger(cron=cron, every=every, tz=tz or old.tz, anchor=now)
     sweep = _read_sweep(sweep_file) if sweep_file else None
     config = _settings(info.settings, **settings)
+    if trigger is None and sweep is None and config == info.settings:
+        out_console.print(f"schedule {name}: nothing changed (give --sweep FILE, a timing flag or a setting)",
+                          highlight=False)
+        return
     _check_sweep(sweep or info.sweep, name, config.cap_micros)
     store.update_schedule(name, now_s=int(now.timestamp()), trigger=trigger, sweep=sweep,
                           sweep_source=str(Path(sweep_file).resolve()) if sweep_file else info.sweep_source,
@@ -308,13 +323,13 @@ def scheduler(db: str | None, poll: str, once: bool, reap_every: str | None, ref
     Any number of scheduler processes may share one store: each run is claimed exactly once.
     """
     from costtune.schedules.daemon import SchedulerDaemon
+    from costtune.spec.cron import parse_cron
     from costtune.spec.fields import duration
-    from costtune.spec.schedule_timing import make_trigger
 
     poll_s = duration(poll, "--poll")
     reap_s = None if reap_every is None else duration(reap_every, "--reap-every")
     if refresh_prices_cron:
-        make_trigger(cron=refresh_prices_cron, every=None, tz="UTC", anchor=datetime.now(UTC))
+        parse_cron(refresh_prices_cron, "--refresh-prices-cron")
     store = open_store(_group_db(db), create=True)
     daemon = SchedulerDaemon(store, say=_say)
     if once:

@@ -97,15 +97,13 @@ class SchedulerDaemon:
               db_url: str | None = None) -> None:
         """Run until SIGTERM / Ctrl-C (raised here as KeyboardInterrupt after recording the run)."""
         from apscheduler.schedulers.background import BackgroundScheduler
-        from apscheduler.triggers.cron import CronTrigger
-
         wake = threading.Event()
         jobs = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         jobs.add_job(wake.set, "interval", seconds=poll_s, id="wake")
         if reap_every_s:
             jobs.add_job(_cli_job, "interval", seconds=reap_every_s, id="reap", args=[["reap"], db_url])
         if prices_cron:
-            jobs.add_job(_cli_job, CronTrigger.from_crontab(prices_cron, timezone="UTC"), id="prices",
+            jobs.add_job(_cli_job, _StandardCron(prices_cron), id="prices",
                          args=[["prices", "refresh", "--provider", "aws"], None])
         jobs.start()
         self.say(f"scheduler {self.owner} started: {plural(len(self.store.list_schedules()), 'schedule')}, "
@@ -125,6 +123,31 @@ class SchedulerDaemon:
         if not nexts:
             return poll_s
         return max(0.05, min(poll_s, min(nexts) - self.clock()))
+
+
+def _standard_cron_trigger_class() -> type:
+    from apscheduler.triggers.base import BaseTrigger
+
+    class StandardCron(BaseTrigger):  # type: ignore[misc]
+        """An APScheduler trigger with standard cron semantics in UTC (``costtune.spec.cron``)."""
+
+        def __init__(self, expr: str) -> None:
+            from costtune.spec.schedule_timing import Trigger
+
+            self.trigger = Trigger(cron=expr, tz="UTC")
+
+        def get_next_fire_time(self, previous_fire_time: Any, now: Any) -> Any:
+            from datetime import timedelta
+
+            from costtune.spec.schedule_timing import next_fire
+
+            return next_fire(self.trigger, now - timedelta(microseconds=1))
+
+    return StandardCron
+
+
+def _StandardCron(expr: str) -> Any:  # noqa: N802 - reads like the class it builds
+    return _standard_cron_trigger_class()(expr)
 
 
 def _cli_job(args: list[str], db_url: str | None) -> None:
