@@ -20,6 +20,8 @@ Rules a user relies on (README "Scheduled sweeps"):
   (running trials are terminated and re-queued, their spend booked), the run is recorded
   ``interrupted``, and the next scheduler that claims the schedule resumes that study first. A
   second signal kills running trials without their grace period. Exit code 130.
+- **A run that fails** (its sweep, its publishing, anything but a signal) is recorded ``failed``
+  with the error; the daemon logs it and goes on serving every schedule.
 - A run whose scheduler died without a word (no heartbeat for ``stale_s``) is resumed the same way.
 """
 
@@ -33,7 +35,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from costtune.schedules.runs import execute_run
+from costtune.schedules.runs import execute_run, record_failure
 from costtune.store.owner import controller_id
 from costtune.store.schedules import RunInfo
 from costtune.words import plural
@@ -80,6 +82,15 @@ class SchedulerDaemon:
         try:
             return execute_run(self.store, schedule, run, owner=self.owner, now_s=self.now_s, say=self.say,
                                on_controller=self._attach)
+        except Exception as exc:  # one schedule's bad run never stops the daemon serving the others
+            log.exception("schedule %s: run %s crashed", schedule.name, run.id)
+            self.say(f"schedule {schedule.name}: run {run.id} crashed: {type(exc).__name__}: {exc}")
+            try:
+                return record_failure(self.store, schedule, run, run.study_name, exc, owner=self.owner,
+                                      now_s=self.now_s, say=self.say)
+            except Exception:  # the store itself failed: the run goes stale and is retried later
+                log.exception("schedule %s: run %s could not be recorded as failed", schedule.name, run.id)
+                return run
         finally:
             self.current, self.controller = None, None
 

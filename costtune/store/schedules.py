@@ -250,7 +250,8 @@ class ScheduleBook:
     def update_run(self, run_id: int, *, owner: str, state: str | None = None, reason: str | None = None,
                    study_name: str | None = None, summary: dict[str, Any] | None = None,
                    heartbeat_s: int | None = None, finished_s: int | None = None) -> RunInfo:
-        """Change a run this process owns; ``StoreError`` when another process took it over."""
+        """Change a run this process owns; ``StoreError`` when another process took it over.
+        ``None`` leaves a field as it is; ``reason=""`` clears the reason."""
         with self._tx() as s:
             row = s.exec(select(ScheduleRunRow).where(ScheduleRunRow.id == run_id).with_for_update()).first()
             if row is None or row.owner != owner:
@@ -259,6 +260,8 @@ class ScheduleBook:
                                ("heartbeat_s", heartbeat_s), ("finished_s", finished_s)):
                 if value is not None:
                     setattr(row, key, value)
+            if reason == "":
+                row.reason = None
             if summary is not None:
                 row.summary_json = json.dumps(summary, default=str)
             s.add(row)
