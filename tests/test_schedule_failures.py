@@ -110,3 +110,15 @@ def test_a_run_registers_at_most_one_model_version(store: Store, tmp_path: Path)
 
 def store_name(store: Store, run: Any) -> str:
     return next(s.name for s in store.list_schedules() if s.id == run.schedule_id)
+
+
+def test_ids_are_not_reused_after_a_schedule_is_removed(store: Store) -> None:
+    add(store, "first", raw=sweep(trials=1))
+    (run,) = daemon(store, Clock(ts(2026, 3, 7, 7) + 5), "d").run_pending()
+    old_id = store.get_schedule("first").id
+    store.remove_schedule("first")
+    add(store, "second", raw=sweep(trials=1))
+    (run2,) = daemon(store, Clock(ts(2026, 3, 7, 7) + 5), "d").run_pending()
+    assert store.get_schedule("second").id != old_id and run2.id != run.id
+    (version,) = store.model_versions("first")  # the removed schedule's version still names its own run
+    assert (version.schedule_id, version.run_id) == (old_id, run.id)
