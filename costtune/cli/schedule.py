@@ -84,6 +84,7 @@ def _settings(base: Any, **given: Any) -> Any:
 
     from costtune.money import usd_to_micros
     from costtune.spec.fields import duration
+    from costtune.spec.paths import check_output_root
     from costtune.spec.schedule_settings import check_settings
 
     changes: dict[str, Any] = {}
@@ -92,11 +93,14 @@ def _settings(base: Any, **given: Any) -> Any:
             continue
         if key == "cap":
             changes["cap_micros"] = usd_to_micros(value, "--cap")
+            if changes["cap_micros"] <= 0:  # what the user typed, not the micro-dollars it rounds to
+                raise SpecError("--cap", "must be at least $0.000001 (costs are counted in micro-dollars)", value)
         elif key == "misfire_grace":
             changes["misfire_grace_s"] = int(duration(value, "--misfire-grace"))
         elif key == "artifact_root" and str(value).startswith("s3://"):
             changes[key] = str(value)
         elif key in ("summary_dir", "artifact_root"):
+            check_output_root(value, f"--{key.replace('_', '-')}")  # creatable and writable, like output dirs
             changes[key] = str(Path(value).expanduser().resolve())
         else:
             changes[key] = value

@@ -104,8 +104,10 @@ class ScheduleBook:
     def get_schedule(self, name: str) -> ScheduleInfo:
         info = self.find_schedule(name)
         if info is None:
-            known = ", ".join(i.name for i in self.list_schedules()) or "none"
-            raise InputError(f"schedule: no schedule named {name!r} (schedules: {known})")
+            names = [i.name for i in self.list_schedules()]
+            same = [n for n in names if n.lower() == name.lower()]
+            hint = f"; names are case-sensitive, like study names: did you mean {same[0]!r}?" if same else ""
+            raise InputError(f"schedule: no schedule named {name!r} (schedules: {', '.join(names) or 'none'}){hint}")
         return info
 
     def list_schedules(self) -> list[ScheduleInfo]:
