@@ -68,7 +68,9 @@ def test_add_stores_the_file_content_and_later_edits_change_nothing(tmp_path: Pa
     assert shown["sweep"]["budget"]["trials"] == 9 and shown["settings"]["overlap"] == "queue"
     assert cli("schedule", "pause", "nightly", "--db", db).exit_code == 0
     assert "paused" in cli("schedule", "list", "--db", db).output
-    assert cli("schedule", "remove", "nightly", "--db", db).exit_code == 0
+    refused = cli("schedule", "remove", "nightly", "--db", db)  # no terminal to ask: --yes is needed
+    assert refused.exit_code == 2 and "pass --yes" in refused.output
+    assert cli("schedule", "remove", "nightly", "--yes", "--db", db).exit_code == 0
     assert cli("schedule", "show", "nightly", "--db", db).exit_code == 2
 
 
@@ -131,7 +133,8 @@ def test_sigterm_stops_a_run_which_the_next_scheduler_resumes(tmp_path: Path, mo
         resumed = SchedulerDaemon(store, owner="next", say=lambda _m: None).run_pending()
         assert [(r.id, r.state, r.study_name) for r in resumed] == [(run.id, "finished", run.study_name)]
         history = store.history(store.get_study(run.study_name).id)
-        assert len(history.trials) == 40 and set(before) <= {t.number for t in history.trials if t.state.finished}
+        assert len(history.trials) == raw["budget"]["trials"]
+        assert set(before) <= {t.number for t in history.trials if t.state.finished}
         assert len(store.list_studies()) == 1
     finally:
         if proc.poll() is None:
