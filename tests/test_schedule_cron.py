@@ -87,3 +87,12 @@ def test_every_limits_and_exactly_one_timing() -> None:
     with pytest.raises(SpecError) as err:
         make_trigger(cron=None, every=None, tz="UTC", anchor=SUNDAY)
     assert "neither was given" in str(err.value) and "{" not in str(err.value)
+
+
+def test_the_price_refresh_job_uses_standard_cron_too() -> None:
+    from costtune.schedules.daemon import _StandardCron
+
+    trigger = _StandardCron("0 4 * * 0")  # the APScheduler trigger of --refresh-prices-cron
+    fire = trigger.get_next_fire_time(None, SUNDAY)
+    assert fire.astimezone(UTC).strftime("%a %Y-%m-%d %H:%M") == "Sun 2026-03-08 04:00"
+    assert trigger.get_next_fire_time(None, fire) == fire  # due now: APScheduler asks with now == fire time

@@ -64,7 +64,11 @@ class SchedulerDaemon:
     def claim(self) -> tuple[Any, RunInfo] | None:
         """Claim one run (schedules in name order); None when nothing is due for this process."""
         for schedule in self.store.list_schedules():
-            run = self.store.claim_due(schedule.name, now_s=self.now_s(), owner=self.owner, stale_s=self.stale_s)
+            try:
+                run = self.store.claim_due(schedule.name, now_s=self.now_s(), owner=self.owner, stale_s=self.stale_s)
+            except Exception:  # e.g. a schedule removed meanwhile, a row a newer version wrote: skip it, serve the rest
+                log.exception("schedule %s: could not claim its due runs", schedule.name)
+                continue
             if run is not None:
                 return schedule, run
         return None
