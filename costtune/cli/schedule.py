@@ -271,14 +271,17 @@ def show(name: str, limit: int, fmt: str, as_json: bool, db: str | None) -> None
     spends = format_usd_column([(r.summary or {}).get("spent_micros") for r in runs], missing="-")
     bests = [((r.summary or {}).get("best") or {}) for r in runs]
     notes = [r.reason or "" for r in runs]
-    out_console.print(FittedTable([
+    columns = [
         Column("fire time", [_when(r.fire_s, s.trigger.tz) for r in runs], keep=0, justify="left"),
         Column("state", [r.state for r in runs], keep=1, justify="left"),
         Column("study", [r.study_name or "-" for r in runs], keep=2, justify="left"),
         Column("best", ["-" if b.get("value") is None else f"{b['value']:.6g}" for b in bests], keep=3),
         Column("spent", spends, keep=4),
-        Column("note", notes, keep=5, justify="left", wrap=_longest_word(notes, 20)),
-    ], hint=f"widen the terminal, or use `costtune schedule show {s.name} --format json`", always=2))
+    ]
+    if any(notes):
+        columns.append(Column("note", notes, keep=5, justify="left", wrap=_longest_word(notes, 20)))
+    out_console.print(FittedTable(columns, always=2,
+                                  hint=f"widen the terminal, or use `costtune schedule show {s.name} --format json`"))
 
 
 def _pause(name: str, db: str | None, paused: bool) -> None:
