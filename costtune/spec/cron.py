@@ -55,11 +55,14 @@ class CronExpr:
         hours, minutes = sorted(self.hours), sorted(self.minutes)
         for _ in range(limit_days + 1):
             if self.day_matches(day):
+                first_day = day == start.date()
                 for h in hours:
+                    if first_day and h < start.hour:
+                        continue
                     for m in minutes:
-                        candidate = datetime(day.year, day.month, day.day, h, m)
-                        if candidate >= start:
-                            return candidate
+                        if first_day and h == start.hour and m < start.minute:
+                            continue
+                        return datetime(day.year, day.month, day.day, h, m)
             day += timedelta(days=1)
         return None
 

@@ -139,8 +139,10 @@ def next_fire(trigger: Trigger, after: datetime) -> datetime | None:
     assert trigger.cron is not None
     tz = zone(trigger.tz)
     cron = parse_cron(trigger.cron)
-    # start a few hours back on the wall clock: a gap shifts wall times forward by up to a few hours
-    probe = after.astimezone(tz).replace(tzinfo=None) - timedelta(hours=4, minutes=1)
+    # near a clock change, start a few hours back on the wall clock: a gap shifts wall times forward
+    back = timedelta(hours=4, minutes=1)
+    calm = (after - back).astimezone(tz).utcoffset() == after.astimezone(tz).utcoffset()
+    probe = after.astimezone(tz).replace(tzinfo=None) - (timedelta(minutes=1) if calm else back)
     limit = probe + timedelta(days=_SEARCH_DAYS)
     while probe < limit:
         candidate = cron.next_after(probe, limit_days=(limit - probe).days)
