@@ -126,7 +126,7 @@ def test_sigterm_stops_a_run_which_the_next_scheduler_resumes(tmp_path: Path, mo
         (run,) = store.schedule_runs(store.get_schedule("slow").id)
         assert run.state == "interrupted", run
         before = [t.number for t in store.history(store.get_study(run.study_name).id).trials if t.state.finished]
-        assert 0 < len(before) < 40
+        assert 0 < len(before) < raw["budget"]["trials"]  # stopped mid-way
         import simworkloads  # noqa: F401  (the workload the stored sweep names)
 
         monkeypatch.setenv("COSTTUNE_TEST_STEP_SLEEP", "0")
