@@ -126,15 +126,14 @@ def test_sigterm_stops_a_run_which_the_next_scheduler_resumes(tmp_path: Path, mo
         (run,) = store.schedule_runs(store.get_schedule("slow").id)
         assert run.state == "interrupted", run
         before = [t.number for t in store.history(store.get_study(run.study_name).id).trials if t.state.finished]
-        assert 0 < len(before) < raw["budget"]["trials"]  # stopped mid-way
+        assert 0 < len(before) < 400
         import simworkloads  # noqa: F401  (the workload the stored sweep names)
 
         monkeypatch.setenv("COSTTUNE_TEST_STEP_SLEEP", "0")
         resumed = SchedulerDaemon(store, owner="next", say=lambda _m: None).run_pending()
         assert [(r.id, r.state, r.study_name) for r in resumed] == [(run.id, "finished", run.study_name)]
         history = store.history(store.get_study(run.study_name).id)
-        assert len(history.trials) == raw["budget"]["trials"]
-        assert set(before) <= {t.number for t in history.trials if t.state.finished}
+        assert len(history.trials) == 400 and set(before) <= {t.number for t in history.trials if t.state.finished}
         assert len(store.list_studies()) == 1
     finally:
         if proc.poll() is None:
