@@ -68,7 +68,9 @@ def test_add_stores_the_file_content_and_later_edits_change_nothing(tmp_path: Pa
     assert shown["sweep"]["budget"]["trials"] == 9 and shown["settings"]["overlap"] == "queue"
     assert cli("schedule", "pause", "nightly", "--db", db).exit_code == 0
     assert "paused" in cli("schedule", "list", "--db", db).output
-    assert cli("schedule", "remove", "nightly", "--db", db).exit_code == 0
+    refused = cli("schedule", "remove", "nightly", "--db", db)  # no terminal to ask: --yes is needed
+    assert refused.exit_code == 2 and "pass --yes" in refused.output
+    assert cli("schedule", "remove", "nightly", "--yes", "--db", db).exit_code == 0
     assert cli("schedule", "show", "nightly", "--db", db).exit_code == 2
 
 
