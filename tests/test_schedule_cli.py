@@ -109,7 +109,7 @@ def test_sigterm_stops_a_run_which_the_next_scheduler_resumes(tmp_path: Path, mo
     raw["resources"]["workers"] = 1
     assert cli("schedule", "add", "slow", write(tmp_path, raw), "--every", "1d", "--db", db).exit_code == 0
     env = {**os.environ, "COSTTUNE_HOME": str(tmp_path / "home"), "COSTTUNE_DB": db,
-           "COSTTUNE_TEST_STEP_SLEEP": "0.02", "PYTHONPATH": str(Path(__file__).parent)}
+           "COSTTUNE_TEST_STEP_SLEEP": "0.05", "PYTHONPATH": str(Path(__file__).parent)}
     proc = subprocess.Popen([sys.executable, "-m", "costtune.cli", "schedule", "run-now", "slow"], env=env,
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     store = Store(f"sqlite:///{db}")
