@@ -64,3 +64,8 @@ def with_changes(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[leaf] = value
     return cfg
+
+
+def always_fails(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
+    """Every trial fails at its first step: a night in which nothing works."""
+    raise RuntimeError("out of memory")

@@ -168,7 +168,7 @@ def test_actions_need_the_token_in_a_header_and_change_nothing_without_it(swept:
     assert http.post("/api/v1/studies/swept/enqueue", json=config).status_code == 401
     wrong = {"Authorization": "Bearer nope"}
     assert http.post("/api/v1/studies/swept/enqueue", json=config, headers=wrong).status_code == 403
-    http.cookies.set("costtune_token", TOKEN)  # a cookie is what a cross-site form would carry: never enough
+    http.cookies.set("costtune_session", TOKEN)  # a cookie is what a cross-site form would carry: never enough
     assert http.post("/api/v1/studies/swept/enqueue", json=config).status_code == 401
     assert http.post("/api/v1/studies/swept/pause").status_code == 401
     assert http.get("/api/v1/studies/swept/export?format=csv").status_code == 401
@@ -205,9 +205,9 @@ def test_off_loopback_reading_needs_the_token_too(swept: tuple[Store, TestClient
         assert http.get(path).status_code == 401
     assert http.get("/").status_code == 401 and "swept" not in http.get("/").text
     assert http.get("/api/v1/studies", headers=AUTH).status_code == 200
-    assert http.get("/login?token=wrong", follow_redirects=False).headers.get("set-cookie") is None
+    assert http.post("/login", data={"token": "wrong"}, follow_redirects=False).headers.get("set-cookie") is None
     assert http.get("/").status_code == 401
-    login = http.get("/login?token=" + TOKEN + "&next=//evil.example", follow_redirects=False)
+    login = http.post("/login", data={"token": TOKEN, "next": "//evil.example"}, follow_redirects=False)
     assert login.status_code == 303 and login.headers["location"] == "/"
     cookie = login.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
@@ -224,7 +224,7 @@ def test_money_and_running_pages_read_the_ledger(swept: tuple[Store, TestClient]
     assert scope["spent_micros"] == balance.spent_micros and scope["reserved_micros"] == 0
     points: list[Any] = scope["burn_down"]["points"]
     assert points[0][1] == 5_000_000 and points[-1][1] == 5_000_000 - balance.spent_micros
-    assert http.get("/api/v1/running").json() == {"attempts": []} and spend["burn_micros_per_hour"] == 0
+    assert http.get("/api/v1/running").json()["attempts"] == [] and spend["burn_micros_per_hour"] == 0
 
 
 def test_every_read_works_on_postgresql_too(store_url: str) -> None:

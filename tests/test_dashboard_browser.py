@@ -35,7 +35,7 @@ def _chromium() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed after this module: its event loop must not outlive it
 def browser() -> Iterator[Any]:
     if importlib.util.find_spec("playwright") is None:
         pytest.skip("playwright is not installed (pip install 'costtune[test]')")
@@ -158,3 +158,21 @@ def test_a_running_sweep_shows_on_the_open_page_and_enqueue_needs_the_token(serv
     assert page.inner_text("#t-state") in ("stopped", "complete")
     assert "c5.xlarge" in page.inner_text("#attempts")
     assert store.trial(store.get_study("live").id, 60).params["tag"] == MARKUP
+
+
+def test_a_token_link_signs_in_by_post_and_a_wrong_token_is_refused(browser: Any, page: Any, tmp_path: Path) -> None:
+    """Off loopback (reading needs the token): the printed #token= link signs the browser in by a POST
+    form, the cookie is not the token, and the token never appears in a URL the server saw."""
+    store = Store(f"sqlite:///{tmp_path / 'closed.db'}")
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url))
+    with BackgroundServer(store, routes=routes(store, Access(TOKEN, open_read=False)), worker_api=False) as srv:
+        page.goto(srv.url + "/#token=wrong-one")
+        _until(lambda: "not this dashboard's token" in page.inner_text("#app"))
+        assert page.context.cookies() == []
+        page.goto(srv.url + "/#token=" + TOKEN)
+        _until(lambda: page.query_selector("#search") is not None)  # the studies page, read with the cookie
+        [cookie] = page.context.cookies()
+        assert cookie["name"] == "costtune_session" and TOKEN not in cookie["value"] and cookie["httpOnly"]
+    store.close()
+    assert not any(TOKEN in url.split("#")[0] or "wrong-one" in url.split("#")[0] for url in seen), seen

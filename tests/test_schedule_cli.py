@@ -68,7 +68,9 @@ def test_add_stores_the_file_content_and_later_edits_change_nothing(tmp_path: Pa
     assert shown["sweep"]["budget"]["trials"] == 9 and shown["settings"]["overlap"] == "queue"
     assert cli("schedule", "pause", "nightly", "--db", db).exit_code == 0
     assert "paused" in cli("schedule", "list", "--db", db).output
-    assert cli("schedule", "remove", "nightly", "--db", db).exit_code == 0
+    refused = cli("schedule", "remove", "nightly", "--db", db)  # no terminal to ask: --yes is needed
+    assert refused.exit_code == 2 and "pass --yes" in refused.output
+    assert cli("schedule", "remove", "nightly", "--yes", "--db", db).exit_code == 0
     assert cli("schedule", "show", "nightly", "--db", db).exit_code == 2
 
 
@@ -107,7 +109,7 @@ def test_sigterm_stops_a_run_which_the_next_scheduler_resumes(tmp_path: Path, mo
     raw["resources"]["workers"] = 1
     assert cli("schedule", "add", "slow", write(tmp_path, raw), "--every", "1d", "--db", db).exit_code == 0
     env = {**os.environ, "COSTTUNE_HOME": str(tmp_path / "home"), "COSTTUNE_DB": db,
-           "COSTTUNE_TEST_STEP_SLEEP": "0.02", "PYTHONPATH": str(Path(__file__).parent)}
+           "COSTTUNE_TEST_STEP_SLEEP": "0.05", "PYTHONPATH": str(Path(__file__).parent)}
     proc = subprocess.Popen([sys.executable, "-m", "costtune.cli", "schedule", "run-now", "slow"], env=env,
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     store = Store(f"sqlite:///{db}")
@@ -124,14 +126,14 @@ def test_sigterm_stops_a_run_which_the_next_scheduler_resumes(tmp_path: Path, mo
         (run,) = store.schedule_runs(store.get_schedule("slow").id)
         assert run.state == "interrupted", run
         before = [t.number for t in store.history(store.get_study(run.study_name).id).trials if t.state.finished]
-        assert 0 < len(before) < 40
+        assert 0 < len(before) < 400
         import simworkloads  # noqa: F401  (the workload the stored sweep names)
 
         monkeypatch.setenv("COSTTUNE_TEST_STEP_SLEEP", "0")
         resumed = SchedulerDaemon(store, owner="next", say=lambda _m: None).run_pending()
         assert [(r.id, r.state, r.study_name) for r in resumed] == [(run.id, "finished", run.study_name)]
         history = store.history(store.get_study(run.study_name).id)
-        assert len(history.trials) == 40 and set(before) <= {t.number for t in history.trials if t.state.finished}
+        assert len(history.trials) == 400 and set(before) <= {t.number for t in history.trials if t.state.finished}
         assert len(store.list_studies()) == 1
     finally:
         if proc.poll() is None:

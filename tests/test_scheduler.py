@@ -152,7 +152,7 @@ def test_an_interrupted_run_is_resumed_first_by_the_next_scheduler(store: Store)
     clock.now = ts(2026, 3, 8, 7) + 5  # the next night is due too: the interrupted one goes first
     ran = daemon(store, clock, "next").run_pending()
     assert [r.study_name for r in ran] == ["nightly-20260307-0200"]
-    assert ran[0].state == "finished"
+    assert ran[0].state == "finished" and ran[0].reason is None  # the "scheduler was stopped" note is gone
     night2 = next(r for r in store.schedule_runs(store.get_schedule("nightly").id) if r.id != run.id)
     assert night2.state == "skipped"  # overlap: skip, and it was due while night 1 was unfinished
 

@@ -8,7 +8,21 @@ from __future__ import annotations
 
 import click
 
-from costtune.cli import audit, dashboard, models, money, policy, prices, reap, report, run, schedule, serve, studies
+from costtune.cli import (
+    audit,
+    dashboard,
+    models,
+    money,
+    policy,
+    prices,
+    reap,
+    report,
+    run,
+    schedule,
+    scheduler,
+    serve,
+    studies,
+)
 from costtune.cli.common import CommandGroup, handled
 
 
@@ -20,7 +34,7 @@ def main() -> None:
 
 for _command in (run.run, run.demo, studies.studies, studies.leaderboard, studies.trials, studies.enqueue,
                  studies.logs, report.report, money.plan, money.spend, audit.audit, reap.reap, serve.serve,
-                 serve.agent, schedule.schedule, schedule.scheduler, models.models, dashboard.dashboard):
+                 serve.agent, schedule.schedule, scheduler.scheduler, models.models, dashboard.dashboard):
     main.add_command(_command)
 prices.prices.callback = handled(prices.prices.callback)  # type: ignore[arg-type]  # a group: its listing
 main.add_command(prices.prices)

@@ -38,8 +38,8 @@ def dashboard_routes(store: Any, host: str, port: int, *, public_read: bool) -> 
         err_console.print(f"actions need this token (set {ENV} to choose your own): {token}", highlight=False)
         err_console.print(f"open with the token: {url}#token={token}", highlight=False)
     if not open_read:
-        err_console.print(f"reading needs the token too (not a loopback bind): {url}login?token=... "
-                          "or --public-read", highlight=False)
+        err_console.print(f"reading needs the token too (not a loopback bind): open {url}#token=TOKEN, or paste "
+                          "it in the page's token box (a POST to /login), or use --public-read", highlight=False)
     return routes(store, Access(token=token, open_read=open_read), actor=f"dashboard:{current_actor()}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -19,10 +20,11 @@ def models(ctx: click.Context, db: str | None) -> None:
 
 @models.command("list")
 @click.argument("name", required=False)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @db_option
 @handled
-def list_(name: str | None, as_json: bool, db: str | None) -> None:
+def list_(name: str | None, fmt: str, as_json: bool, db: str | None) -> None:
     """Every version (of model NAME when given); * marks the promoted one."""
     from costtune.money import format_usd_column
     from costtune.reports.table import Column, FittedTable
@@ -31,8 +33,8 @@ def list_(name: str | None, as_json: bool, db: str | None) -> None:
     versions = store.model_versions(name)
     if name is not None and not versions:
         store.model_version(name)  # the error naming the models there are
-    if as_json:
-        out_console.print_json(json.dumps([_record(v) for v in versions], default=str))
+    if as_json or fmt == "json":
+        click.echo(json.dumps([_record(v) for v in versions], indent=2, default=str))
         return
     costs = format_usd_column([v.run_cost_micros for v in versions] + [v.reach_cost_micros for v in versions])
     n = len(versions)
@@ -46,25 +48,37 @@ def list_(name: str | None, as_json: bool, db: str | None) -> None:
         Column("study", [v.study_name for v in versions], keep=3, justify="left"),
         Column("trial", [str(v.trial_number) for v in versions], keep=6),
         Column("replaced", ["-" if v.replaced_version is None else str(v.replaced_version) for v in versions], keep=7),
-    ], hint="widen the terminal, or use --json for every field", always=2))
+    ], hint="widen the terminal, or use --format json for every field", always=2))
     if not versions:
         out_console.print("no model versions yet: a scheduled run registers one when it ends", highlight=False)
 
 
-def _record(v: object) -> dict[str, object]:
-    from dataclasses import asdict
+def _record(v: Any) -> dict[str, Any]:
+    from costtune.schedules.records import version_record
 
-    return asdict(v)  # type: ignore[call-overload]
+    return version_record(v)
 
 
 @models.command("show")
 @click.argument("ref", metavar="NAME[:VERSION]")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @db_option
 @handled
-def show(ref: str, db: str | None) -> None:
-    """One version (the promoted one when no VERSION is given) as JSON: params, metric, cost, lineage."""
+def show(ref: str, fmt: str, as_json: bool, db: str | None) -> None:
+    """One version (the promoted one when no VERSION is given): params, metric, cost, lineage."""
+    from rich.text import Text
+
     store = open_store(_group_db(db))
-    out_console.print_json(json.dumps(_record(store.model_version(ref)), default=str))
+    record = _record(store.model_version(ref))
+    if as_json or fmt == "json":
+        click.echo(json.dumps(record, indent=2, default=str))
+        return
+    for key, value in record.items():
+        if key.endswith("_micros"):
+            continue  # the *_usd field says it for people
+        shown = json.dumps(value, default=str) if isinstance(value, dict | list) else value
+        out_console.print(Text(f"{key}: {'-' if shown is None else shown}"), highlight=False)
 
 
 @models.command("path")

@@ -84,6 +84,7 @@ def _settings(base: Any, **given: Any) -> Any:
 
     from costtune.money import usd_to_micros
     from costtune.spec.fields import duration
+    from costtune.spec.paths import check_output_root
     from costtune.spec.schedule_settings import check_settings
 
     changes: dict[str, Any] = {}
@@ -92,15 +93,27 @@ def _settings(base: Any, **given: Any) -> Any:
             continue
         if key == "cap":
             changes["cap_micros"] = usd_to_micros(value, "--cap")
+            if changes["cap_micros"] <= 0:  # what the user typed, not the micro-dollars it rounds to
+                raise SpecError("--cap", "must be at least $0.000001 (costs are counted in micro-dollars)", value)
         elif key == "misfire_grace":
             changes["misfire_grace_s"] = int(duration(value, "--misfire-grace"))
         elif key == "artifact_root" and str(value).startswith("s3://"):
             changes[key] = str(value)
         elif key in ("summary_dir", "artifact_root"):
+            check_output_root(value, f"--{key.replace('_', '-')}")  # creatable and writable, like output dirs
             changes[key] = str(Path(value).expanduser().resolve())
         else:
             changes[key] = value
     return check_settings(replace(base, **changes))
+
+
+def _check_tz(tz: str | None, every: str | None) -> None:
+    """--tz only means something for --cron: an --every interval is elapsed time, the same in every zone."""
+    if tz is not None and every is not None:
+        from costtune.errors import SpecError
+
+        raise SpecError("--tz", "applies to --cron schedules only (an --every interval is elapsed time, "
+                                "the same in every time zone); drop --tz", tz)
 
 
 def _check_name(name: str) -> None:
@@ -130,6 +143,7 @@ def add(name: str, sweep_file: str, cron: str | None, every: str | None, tz: str
     from costtune.spec.schedule_timing import make_trigger
 
     _check_name(name)
+    _check_tz(tz, every)
     now = datetime.now(UTC).replace(microsecond=0)
     trigger = make_trigger(cron=cron, every=every, tz=tz or "UTC", anchor=now)
     sweep = _read_sweep(sweep_file)
@@ -164,9 +178,14 @@ def update(name: str, sweep_file: str | None, cron: str | None, every: str | Non
         if cron is None and every is None:
             cron = old.cron
             every = None if old.every_s is None else f"{old.every_s}s"
+        _check_tz(tz, every if cron is None else None)
         trigger = make_trigger(cron=cron, every=every, tz=tz or old.tz, anchor=now)
     sweep = _read_sweep(sweep_file) if sweep_file else None
     config = _settings(info.settings, **settings)
+    if trigger is None and sweep is None and config == info.settings:
+        out_console.print(f"schedule {name}: nothing changed (give --sweep FILE, a timing flag or a setting)",
+                          highlight=False)
+        return
     _check_sweep(sweep or info.sweep, name, config.cap_micros)
     store.update_schedule(name, now_s=int(now.timestamp()), trigger=trigger, sweep=sweep,
                           sweep_source=str(Path(sweep_file).resolve()) if sweep_file else info.sweep_source,
@@ -175,70 +194,101 @@ def update(name: str, sweep_file: str | None, cron: str | None, every: str | Non
 
 
 @schedule.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @db_option
 @handled
-def list_(db: str | None) -> None:
+def list_(fmt: str, db: str | None) -> None:
     """Every schedule: timing, next run, state and its last run."""
     from costtune.reports.table import Column, FittedTable
+    from costtune.schedules.records import schedule_record
+    from costtune.schedules.runs import run_cap_micros
 
     store = open_store(_group_db(db))
     schedules = store.list_schedules()
     lasts = [next(iter(store.schedule_runs(s.id, limit=1)), None) for s in schedules]
+    if fmt == "json":
+        click.echo(json.dumps([schedule_record(s, run_cap_micros(store, s, s.sweep), [r] if r else [], detail=False)
+                               for s, r in zip(schedules, lasts, strict=True)], indent=2, default=str))
+        return
+    timing = [s.trigger.describe() for s in schedules]
+    last = ["-" if r is None else f"{r.study_name or _when(r.fire_s, s.trigger.tz)} {r.state}"
+            for s, r in zip(schedules, lasts, strict=True)]
     out_console.print(FittedTable([
         Column("schedule", [s.name for s in schedules], keep=0, justify="left"),
-        Column("next run", ["-" if s.paused else _when(s.next_fire_s, s.trigger.tz) for s in schedules], keep=1,
-               justify="left"),
+        Column("next run", [_next_run(s) for s in schedules], keep=1, justify="left"),
         Column("state", ["paused" if s.paused else "active" for s in schedules], keep=2, justify="left"),
-        Column("timing", [s.trigger.describe() for s in schedules], keep=3, justify="left", wrap=14),
+        Column("timing", timing, keep=3, justify="left", wrap=_longest_word(timing, 14)),
         Column("cap", [_cap(store, s) for s in schedules], keep=4),
-        Column("last run", ["-" if r is None else f"{r.study_name or _when(r.fire_s, s.trigger.tz)} {r.state}"
-                            for s, r in zip(schedules, lasts, strict=True)], keep=5, justify="left", wrap=16),
-    ], hint="widen the terminal, or use `costtune schedule show NAME --json`", always=1))
+        Column("last run", last, keep=5, justify="left", wrap=_longest_word(last, 16)),
+    ], hint="widen the terminal, or use `costtune schedule list --format json`", always=1))
     if not schedules:
         out_console.print("no schedules yet: costtune schedule add NAME SWEEP.yaml --cron \"0 2 * * *\"",
                           highlight=False)
 
 
+def _longest_word(cells: list[str], least: int) -> int:
+    """The narrowest a text column may wrap to without cutting a word (a time zone, a study name)."""
+    return max([least] + [len(w) for c in cells for w in c.split()])
+
+
+def _next_run(s: Any) -> str:
+    """The next run as every command shows it: "- (paused)" while paused."""
+    return "- (paused)" if s.paused else _when(s.next_fire_s, s.trigger.tz)
+
+
 @schedule.command("show")
 @click.argument("name")
 @click.option("--runs", "limit", type=int, default=10, show_default=True, help="How many recent runs to show.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @db_option
 @handled
-def show(name: str, limit: int, as_json: bool, db: str | None) -> None:
+def show(name: str, limit: int, fmt: str, as_json: bool, db: str | None) -> None:
     """Schedule NAME: timing, settings, the stored sweep and its recent runs."""
+    from rich.text import Text
+
+    from costtune.money import format_usd_column
+    from costtune.reports.table import Column, FittedTable
+    from costtune.schedules.records import schedule_record
+    from costtune.schedules.runs import run_cap_micros
+
     store = open_store(_group_db(db))
     s = store.get_schedule(name)
     runs = store.schedule_runs(s.id, limit=limit)
-    if as_json:
-        out_console.print_json(json.dumps({
-            "name": s.name, "trigger": s.trigger.to_dict(), "paused": s.paused, "next_fire_s": s.next_fire_s,
-            "settings": s.settings.to_dict(), "sweep": s.sweep, "sweep_source": s.sweep_source,
-            "runs": [{"fire_s": r.fire_s, "state": r.state, "study": r.study_name, "reason": r.reason,
-                      "manual": r.manual} for r in runs]}, default=str))
+    if as_json or fmt == "json":
+        click.echo(json.dumps(schedule_record(s, run_cap_micros(store, s, s.sweep), runs, detail=True),
+                              indent=2, default=str))
         return
-    out_console.print(f"schedule {s.name}: {s.trigger.describe()}, {'paused' if s.paused else 'active'}, "
-                      f"next run {'-' if s.paused else _when(s.next_fire_s, s.trigger.tz)}", highlight=False)
-    out_console.print(f"cap per run: {_cap(store, s)}; overlap {s.settings.overlap}; misfire grace "
-                      f"{s.settings.misfire_grace_s}s; coalesce {'on' if s.settings.coalesce else 'off'}; "
-                      f"warm start top {s.settings.warm_start}; promote {s.settings.promote}", highlight=False)
-    out_console.print(f"sweep stored from {s.sweep_source}", highlight=False, soft_wrap=True)
-    from costtune.money import format_usd_column
-
-    spends = format_usd_column([(r.summary or {}).get("spent_micros") for r in runs], missing="")
-    for r, spent in zip(runs, spends, strict=True):
-        best = ((r.summary or {}).get("best") or {}).get("value")
-        extra = "".join(f"  {k} {v}" for k, v in (("best", None if best is None else f"{best:.6g}"),
-                                                   ("spent", spent), ("", r.reason)) if v)
-        out_console.print(f"  {_when(r.fire_s, s.trigger.tz)}  {r.state:<11} {r.study_name or '-'}{extra}",
-                          highlight=False, soft_wrap=True)
+    for line in (f"schedule {s.name}: {s.trigger.describe()}, {'paused' if s.paused else 'active'}, "
+                 f"next run {_next_run(s)}",
+                 f"cap per run: {_cap(store, s)}; overlap {s.settings.overlap}; misfire grace "
+                 f"{s.settings.misfire_grace_s}s; coalesce {'on' if s.settings.coalesce else 'off'}; "
+                 f"warm start top {s.settings.warm_start}; promote {s.settings.promote}",
+                 f"sweep stored from {s.sweep_source}"):
+        out_console.print(Text(line), highlight=False)  # wrapped at words to the terminal's width
+    if not runs:
+        return
+    spends = format_usd_column([(r.summary or {}).get("spent_micros") for r in runs], missing="-")
+    bests = [((r.summary or {}).get("best") or {}) for r in runs]
+    notes = [r.reason or "" for r in runs]
+    columns = [
+        Column("fire time", [_when(r.fire_s, s.trigger.tz) for r in runs], keep=0, justify="left"),
+        Column("state", [r.state for r in runs], keep=1, justify="left"),
+        Column("study", [r.study_name or "-" for r in runs], keep=2, justify="left"),
+        Column("best", ["-" if b.get("value") is None else f"{b['value']:.6g}" for b in bests], keep=3),
+        Column("spent", spends, keep=4),
+    ]
+    if any(notes):
+        columns.append(Column("note", notes, keep=5, justify="left", wrap=_longest_word(notes, 20)))
+    out_console.print(FittedTable(columns, always=2,
+                                  hint=f"widen the terminal, or use `costtune schedule show {s.name} --format json`"))
 
 
 def _pause(name: str, db: str | None, paused: bool) -> None:
     store = open_store(_group_db(db))
     store.get_schedule(name)
     info = store.update_schedule(name, now_s=int(time.time()), paused=paused)
-    state = "paused" if paused else f"active, next run {_when(info.next_fire_s, info.trigger.tz)}"
+    state = "paused" if paused else f"active, next run {_next_run(info)}"
     out_console.print(f"schedule {name}: {state}", highlight=False)
 
 
@@ -262,11 +312,26 @@ def resume(name: str, db: str | None) -> None:
 
 @schedule.command("remove")
 @click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @db_option
 @handled
-def remove(name: str, db: str | None) -> None:
-    """Delete schedule NAME and its run records; its studies and model versions stay."""
+def remove(name: str, yes: bool, db: str | None) -> None:
+    """Delete schedule NAME and its run records; its studies and model versions stay.
+
+    Asks first unless --yes; without a terminal to ask, --yes is needed (exit 2 otherwise)."""
+    import sys
+
+    from costtune.errors import InputError
+
     store = open_store(_group_db(db))
+    info = store.get_schedule(name)
+    what = f"schedule {name!r} ({plural(len(store.schedule_runs(info.id)), 'run record')}) in {store.display_url}"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InputError(f"not removed: {what}; pass --yes to remove it without being asked")
+        if not click.confirm(f"remove {what}? Its studies and model versions stay", default=False, err=True):
+            err_console.print("nothing removed", highlight=False)
+            sys.exit(1)
     n = store.remove_schedule(name)
     out_console.print(f"schedule {name} removed ({plural(n, 'run record')}); its studies and model versions stay",
                       highlight=False)
@@ -295,37 +360,15 @@ def run_now(name: str, db: str | None) -> None:
         raise SystemExit(1)
 
 
-@click.command("scheduler")
-@db_option
-@click.option("--poll", default="15s", show_default=True, help="How often the store is asked for due runs.")
-@click.option("--once", is_flag=True, help="Run what is due now, then exit (for cron or a systemd timer).")
-@click.option("--reap-every", help="Also run `costtune reap` at this interval (e.g. 10m; needs AWS credentials).")
-@click.option("--refresh-prices-cron", help='Also run `costtune prices refresh --provider aws` on this cron (UTC).')
-@handled
-def scheduler(db: str | None, poll: str, once: bool, reap_every: str | None, refresh_prices_cron: str | None) -> None:
-    """Run due schedules from the store until stopped (SIGTERM: the running sweep is stopped and resumed later).
-
-    Any number of scheduler processes may share one store: each run is claimed exactly once.
-    """
-    from costtune.schedules.daemon import SchedulerDaemon
-    from costtune.spec.fields import duration
-    from costtune.spec.schedule_timing import make_trigger
-
-    poll_s = duration(poll, "--poll")
-    reap_s = None if reap_every is None else duration(reap_every, "--reap-every")
-    if refresh_prices_cron:
-        make_trigger(cron=refresh_prices_cron, every=None, tz="UTC", anchor=datetime.now(UTC))
-    store = open_store(_group_db(db), create=True)
-    daemon = SchedulerDaemon(store, say=_say)
-    if once:
-        runs = daemon.run_pending()
-        out_console.print(plural(len(runs), "run"), highlight=False)
-        return
-    daemon.serve(poll_s=poll_s, reap_every_s=reap_s, prices_cron=refresh_prices_cron, db_url=store.url)
-
-
 def _say(message: str) -> None:
-    err_console.print(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z {message}", highlight=False, soft_wrap=True)
+    """A timestamped progress line on stderr: wrapped at words on a terminal, one line in a log."""
+    from rich.text import Text
+
+    line = f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S}Z {message}"
+    if err_console.is_terminal:
+        err_console.print(Text(line), highlight=False)
+    else:
+        err_console.print(line, highlight=False, soft_wrap=True, markup=False)
 
 
 def _when(epoch_s: int | None, tz: str) -> str:

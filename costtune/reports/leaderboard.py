@@ -75,6 +75,7 @@ def rows(history: History, costs: Costs | None = None, ladder: Sequence[int] | N
     ``gone``: numbers of running trials whose controller is gone (``controller_gone`` true)."""
     out = []
     scored = {t.number for t in history.completed()}
+    stored = any(t.verdicts for t in history.trials)  # verdicts are stored when made (not by older stores)
     for rank, trial in enumerate(ranked(history), start=1):
         duration = None
         if trial.started_at and trial.finished_at:
@@ -83,7 +84,13 @@ def rows(history: History, costs: Costs | None = None, ladder: Sequence[int] | N
         if cost is not None and cost.simulated:
             duration = round(cost.billable_ms / 1000, 3)  # simulated instance time, not wall time
         # the highest rung it was judged at, as stored when judged; derived from its spend for older stores
-        rung = max(v[0] for v in trial.verdicts) if trial.verdicts and ladder else last_rung(ladder, trial.cost_micros)
+        # (a trial never judged, in a study whose verdicts are stored, has no rung)
+        if not ladder:
+            rung = None
+        elif trial.verdicts or stored:
+            rung = max((v[0] for v in trial.verdicts), default=None)
+        else:
+            rung = last_rung(ladder, trial.cost_micros)
         out.append({
             "rank": rank if trial.number in scored else None,
             "trial": trial.number,

@@ -33,6 +33,8 @@ def trial_rows(history: History, attempts: Mapping[int, Sequence[AttemptInfo]],
             "value": t.value, "metrics": t.metrics, "last_step": t.last_step,
             "cost_usd": str(micros_to_usd(t.cost_micros)), "cost_micros": t.cost_micros,
             "output_dir": t.output_dir, "error": t.error,
+            "verdicts": [{"rung_usd": str(micros_to_usd(level)), "rung_micros": level, "value": value,
+                          "promoted": promoted} for level, value, promoted in t.verdicts],
             "warnings": list(t.warnings), "warning_count": t.warning_count,
             "attempts": [{"number": a.number, "provider": a.provider, "exit_reason": a.exit_reason,
                           "exit_code": a.exit_code, "billable_ms": a.billable_ms,
@@ -79,6 +81,10 @@ def trial_detail(row: Mapping[str, Any], metric: str, *, title: str) -> list[Ren
              (metric, format_number(row["value"])), ("last step", format_number(row["last_step"])),
              ("metrics", format_params(row["metrics"]) or "-"), ("cost", format_usd(row["cost_micros"])),
              ("output", row["output_dir"] or "-")]
+    if row.get("verdicts"):
+        facts.append(("rungs", ", ".join(
+            f"{format_usd(v['rung_micros'])} {format_number(v['value'])} {'promoted' if v['promoted'] else 'stopped'}"
+            for v in row["verdicts"])))
     out: list[RenderableType] = [Text(title, style="bold")]
     out += [Text(f"  {k}: {v}") for k, v in facts]
     att = row["attempts"]

@@ -206,8 +206,8 @@ class Ending:
             if limit and self._failures_in_a_row >= limit and self._halt is None:
                 self._halt = "failures"
                 self._failures_reason()
-                self._warn(f"{plural(self._failures_in_a_row, 'trial')} failed in a row: launching no more "
-                           f"(budget.max_failures: {limit})")
+                self._warn(f"budget.max_failures ({limit}) trials failed in a row: launching no more "
+                           "(trials already running finish; the stop reason gives the final count)")
         elif state.finished:
             self._failures_in_a_row = self._streak_before = 0
 

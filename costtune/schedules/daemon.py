@@ -20,6 +20,8 @@ Rules a user relies on (README "Scheduled sweeps"):
   (running trials are terminated and re-queued, their spend booked), the run is recorded
   ``interrupted``, and the next scheduler that claims the schedule resumes that study first. A
   second signal kills running trials without their grace period. Exit code 130.
+- **A run that fails** (its sweep, its publishing, anything but a signal) is recorded ``failed``
+  with the error; the daemon logs it and goes on serving every schedule.
 - A run whose scheduler died without a word (no heartbeat for ``stale_s``) is resumed the same way.
 """
 
@@ -33,7 +35,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from costtune.schedules.runs import execute_run
+from costtune.schedules.runs import execute_run, record_failure
 from costtune.store.owner import controller_id
 from costtune.store.schedules import RunInfo
 from costtune.words import plural
@@ -62,7 +64,11 @@ class SchedulerDaemon:
     def claim(self) -> tuple[Any, RunInfo] | None:
         """Claim one run (schedules in name order); None when nothing is due for this process."""
         for schedule in self.store.list_schedules():
-            run = self.store.claim_due(schedule.name, now_s=self.now_s(), owner=self.owner, stale_s=self.stale_s)
+            try:
+                run = self.store.claim_due(schedule.name, now_s=self.now_s(), owner=self.owner, stale_s=self.stale_s)
+            except Exception:  # e.g. a schedule removed meanwhile, a row a newer version wrote: skip it, serve the rest
+                log.exception("schedule %s: could not claim its due runs", schedule.name)
+                continue
             if run is not None:
                 return schedule, run
         return None
@@ -80,6 +86,15 @@ class SchedulerDaemon:
         try:
             return execute_run(self.store, schedule, run, owner=self.owner, now_s=self.now_s, say=self.say,
                                on_controller=self._attach)
+        except Exception as exc:  # one schedule's bad run never stops the daemon serving the others
+            log.exception("schedule %s: run %s crashed", schedule.name, run.id)
+            self.say(f"schedule {schedule.name}: run {run.id} crashed: {type(exc).__name__}: {exc}")
+            try:
+                return record_failure(self.store, schedule, run, run.study_name, exc, owner=self.owner,
+                                      now_s=self.now_s, say=self.say)
+            except Exception:  # the store itself failed: the run goes stale and is retried later
+                log.exception("schedule %s: run %s could not be recorded as failed", schedule.name, run.id)
+                return run
         finally:
             self.current, self.controller = None, None
 
@@ -97,15 +112,13 @@ class SchedulerDaemon:
               db_url: str | None = None) -> None:
         """Run until SIGTERM / Ctrl-C (raised here as KeyboardInterrupt after recording the run)."""
         from apscheduler.schedulers.background import BackgroundScheduler
-        from apscheduler.triggers.cron import CronTrigger
-
         wake = threading.Event()
         jobs = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         jobs.add_job(wake.set, "interval", seconds=poll_s, id="wake")
         if reap_every_s:
             jobs.add_job(_cli_job, "interval", seconds=reap_every_s, id="reap", args=[["reap"], db_url])
         if prices_cron:
-            jobs.add_job(_cli_job, CronTrigger.from_crontab(prices_cron, timezone="UTC"), id="prices",
+            jobs.add_job(_cli_job, _StandardCron(prices_cron), id="prices",
                          args=[["prices", "refresh", "--provider", "aws"], None])
         jobs.start()
         self.say(f"scheduler {self.owner} started: {plural(len(self.store.list_schedules()), 'schedule')}, "
@@ -125,6 +138,31 @@ class SchedulerDaemon:
         if not nexts:
             return poll_s
         return max(0.05, min(poll_s, min(nexts) - self.clock()))
+
+
+def _standard_cron_trigger_class() -> type:
+    from apscheduler.triggers.base import BaseTrigger
+
+    class StandardCron(BaseTrigger):  # type: ignore[misc]
+        """An APScheduler trigger with standard cron semantics in UTC (``costtune.spec.cron``)."""
+
+        def __init__(self, expr: str) -> None:
+            from costtune.spec.schedule_timing import Trigger
+
+            self.trigger = Trigger(cron=expr, tz="UTC")
+
+        def get_next_fire_time(self, previous_fire_time: Any, now: Any) -> Any:
+            from datetime import timedelta
+
+            from costtune.spec.schedule_timing import next_fire
+
+            return next_fire(self.trigger, now - timedelta(microseconds=1))
+
+    return StandardCron
+
+
+def _StandardCron(expr: str) -> Any:  # noqa: N802 - reads like the class it builds
+    return _standard_cron_trigger_class()(expr)
 
 
 def _cli_job(args: list[str], db_url: str | None) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from costtune.errors import CosttuneError
-from costtune.history import History, Mode
+from costtune.history import History, Mode, TrialState
 from costtune.money import format_usd
 from costtune.store.versions import ModelVersion
 from costtune.words import plural
@@ -51,10 +51,14 @@ def summary_dir(settings: Any, schedule: str) -> Path:
 
 def register_version(store: Any, schedule: Any, run_id: int, study_name: str, history: History) -> ModelVersion | None:
     """Register the run's best trial as the next version of the model named like the schedule; None
-    when no trial produced a value. Promotion follows ``schedule.settings.promote``."""
+    when no trial produced a value. Promotion follows ``schedule.settings.promote``. At most one
+    version per run: a run published again (retried after a crash) gets its existing version back."""
     best = history.best()
     if best is None:
         return None
+    existing = store.run_version(schedule.name, run_id)
+    if existing is not None:  # this run was published before (a retried run): the same version
+        return existing
     root = f"{artifact_root(schedule.settings)}/{schedule.name}"
     reach = sum(t.cost_micros for t in history.trials if t.number <= best.number)
     version = store.add_model_version(
@@ -146,7 +150,7 @@ def build_summary(schedule: Any, run: Any, study_name: str, history: History, ca
                   stop_reason: str | None) -> dict[str, Any]:
     best = history.best()
     ranked = sorted(history.completed(), key=lambda t: t.value, reverse=history.mode == Mode.MAX)  # type: ignore[arg-type, return-value]
-    prev_best = None if previous is None else previous.get("best", {}).get("value")
+    prev_best = _previous_value(previous)
     change = compare(history.mode, None if best is None else best.value, prev_best)
     if previous is not None:
         change["previous_study"] = previous.get("study")
@@ -154,7 +158,10 @@ def build_summary(schedule: Any, run: Any, study_name: str, history: History, ca
     lines = {
         "schedule": schedule.name, "study": study_name, "run_id": run.id, "fire_time": run.fire_s,
         "metric": history.metric, "mode": str(history.mode),
-        "trials": len(history.trials), "spent_usd": format_usd(history.spent_micros),
+        "trials": len(history.trials),
+        "failed_trials": sum(1 for t in history.trials if t.state == TrialState.FAILED),
+        "state": "finished" if best is not None else "failed",
+        "spent_usd": format_usd(history.spent_micros),
         "spent_micros": history.spent_micros,
         "cap_usd": None if cap_micros is None else format_usd(cap_micros), "stop_reason": stop_reason,
         "best": None if best is None else {"trial": best.number, "value": best.value, "params": best.params,
@@ -172,10 +179,27 @@ def build_summary(schedule: Any, run: Any, study_name: str, history: History, ca
     return lines
 
 
+def _previous_value(previous: dict[str, Any] | None) -> float | None:
+    """The best metric value of the previous run's summary; None when it had none (a run where every
+    trial failed, a failure summary, an older summary missing fields)."""
+    best = previous.get("best") if isinstance(previous, dict) else None
+    value = best.get("value") if isinstance(best, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def summary_text(s: dict[str, Any]) -> str:
     """One paragraph a chat channel can show."""
     cap = f" of {s['cap_usd']}" if s["cap_usd"] else ""
-    text = f"{s['schedule']}: {s['study']} ran {plural(s['trials'], 'trial')}, spent {s['spent_usd']}{cap}."
+    failed = s.get("failed_trials", 0)
+    stop = f" Stopped: {s['stop_reason']}." if s.get("stop_reason") else ""
+    if s["best"] is None:
+        what = "no trials ran" if not s["trials"] else (
+            f"all {plural(s['trials'], 'trial')} failed" if failed == s["trials"]
+            else f"no trial produced {s['metric']} ({failed} of {plural(s['trials'], 'trial')} failed)")
+        return f"{s['schedule']}: {s['study']} FAILED: {what}, spent {s['spent_usd']}{cap}.{stop} " \
+               "No model version was registered."
+    ran = plural(s["trials"], "trial") + (f" ({failed} failed)" if failed else "")
+    text = f"{s['schedule']}: {s['study']} ran {ran}, spent {s['spent_usd']}{cap}.{stop}"
     if s["best"] is not None:
         text += f" Best {s['metric']} {s['best']['value']:.6g} (trial {s['best']['trial']})."
     change = s["change"]

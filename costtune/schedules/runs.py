@@ -132,14 +132,37 @@ def execute_run(store: Any, schedule: ScheduleInfo, run: RunInfo, *, owner: str,
                          reason="the scheduler was stopped; the next scheduler start resumes this study")
         raise
     except Exception as exc:  # the run failed, not the scheduler: recorded, and the next fire time comes
-        log.warning("run %s of schedule %s failed", run.id, schedule.name, exc_info=not isinstance(exc, CosttuneError))
-        reason = f"{type(exc).__name__}: {exc}"
-        failed = {"schedule": schedule.name, "study": name, "run_id": run.id, "fire_time": run.fire_s,
-                  "state": "failed", "reason": reason, "text": f"{schedule.name}: run {name} failed: {reason}"}
+        return record_failure(store, schedule, run, name, exc, owner=owner, now_s=now_s, say=say)
+    try:
+        return _publish(store, schedule, run, name, study, cap, warm, status, owner=owner, now_s=now_s, say=say)
+    except Exception as exc:  # publishing failed: the run is failed, never left running
+        return record_failure(store, schedule, run, name, exc, owner=owner, now_s=now_s, say=say)
+
+
+def record_failure(store: Any, schedule: ScheduleInfo, run: RunInfo, name: str | None, exc: BaseException, *,
+                   owner: str, now_s: Callable[[], int], say: Callable[[str], None] = log.info) -> RunInfo:
+    """Record ``run`` as ``failed`` with the error (its summary says so, and goes to the file and the
+    webhook when it can); the record. ``StoreError`` when another scheduler took the run over."""
+    log.warning("run %s of schedule %s failed", run.id, schedule.name, exc_info=not isinstance(exc, CosttuneError))
+    reason = f"{type(exc).__name__}: {exc}"
+    failed = {"schedule": schedule.name, "study": name, "run_id": run.id, "fire_time": run.fire_s,
+              "state": "failed", "reason": reason, "text": f"{schedule.name}: run {name} failed: {reason}"}
+    try:
         notes = deliver(failed, schedule)  # a failed night is news too
-        say(failed["text"])
-        return store.update_run(run.id, owner=owner, state="failed", reason="; ".join([reason, *notes]),
-                                summary=failed, finished_s=now_s())
+    except Exception as err:
+        notes = [f"summary not delivered: {err}"]
+    say(failed["text"])
+    return store.update_run(run.id, owner=owner, state="failed", reason="; ".join([reason, *notes]),
+                            summary=failed, finished_s=now_s())
+
+
+def _publish(store: Any, schedule: ScheduleInfo, run: RunInfo, name: str, study: Any, cap: int | None,
+             warm: WarmStart, status: Any, *, owner: str, now_s: Callable[[], int],
+             say: Callable[[str], None]) -> RunInfo:
+    """The model version and the summary of a sweep that ended; the run's final record.
+
+    A run in which no trial produced a value (every trial failed) is recorded ``failed``, its
+    summary naming how many trials failed and why the sweep stopped."""
     history = study.history()
     previous = next((r.summary for r in store.schedule_runs(schedule.id)
                      if r.fire_s < run.fire_s and r.state == "finished" and r.summary), None)
@@ -154,8 +177,10 @@ def execute_run(store: Any, schedule: ScheduleInfo, run: RunInfo, *, owner: str,
     say(summary["text"])
     for note in notes:
         say(f"warning: {note}")
-    return store.update_run(run.id, owner=owner, state="finished", summary=summary, finished_s=now_s(),
-                            reason="; ".join(notes) or None)
+    state = "failed" if history.best() is None else "finished"
+    reason = "; ".join(([summary["text"]] if state == "failed" else []) + notes)
+    return store.update_run(run.id, owner=owner, state=state, summary=summary, finished_s=now_s(),
+                            reason=reason, heartbeat_s=now_s())  # "" clears an earlier note (interrupted)
 
 
 class _Heartbeat:

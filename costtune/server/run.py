@@ -1,7 +1,7 @@
 """Running the worker API: in the foreground (``costtune serve``) or on a thread beside a controller.
 
-uvicorn's access log shows method, path and status only; tokens travel in a header and are never
-written anywhere.
+uvicorn's access log shows method, path and status only; tokens travel in a header (or a login
+form's body) and are never written anywhere: a ``token=`` a client puts in a URL is logged as ``***``.
 """
 
 from __future__ import annotations
@@ -38,8 +38,30 @@ def _config(store: Store, host: str, port: int, *, access_log: bool, max_body: i
         app = create_app(store, max_body=max_body or MAX_BODY_BYTES, extra_routes=routes)
     else:
         app = Starlette(routes=list(routes))
-    return uvicorn.Config(app, host=host, port=port, log_level="info" if access_log else "warning",
-                          access_log=access_log, lifespan="off", server_header=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info" if access_log else "warning",
+                            access_log=access_log, lifespan="off", server_header=False)
+    _redact_access_log()
+    return config
+
+
+class _RedactTokens:
+    """A logging filter: a token a client put in a URL query is written as ``token=***``."""
+
+    def filter(self, record: Any) -> bool:
+        from costtune.server.dashboard.auth import redact_query
+
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_query(args[2]), *args[3:])
+        return True
+
+
+def _redact_access_log() -> None:
+    import logging
+
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactTokens) for f in access.filters):
+        access.addFilter(_RedactTokens())
 
 
 def serve(store: Store, host: str, port: int, *, access_log: bool = True, max_body: int | None = None,

@@ -4,8 +4,10 @@
 time strictly after ``after`` (an aware datetime). Nothing here reads the system clock, so tests
 drive it with any ``now`` they like.
 
-Cron fields are parsed by APScheduler 3's ``CronTrigger.from_crontab`` (minute hour day month
-day-of-week, the standard five fields). The expression is evaluated on the *wall clock* of the
+Cron expressions are standard five-field cron (``costtune.spec.cron``: 0 and 7 are Sunday, names,
+ranges, lists, steps, and Vixie cron's rule that a day matches when EITHER a restricted day of month
+or a restricted day of week does) -- not APScheduler's own dialect, which counts Monday as 0.
+The expression is evaluated on the *wall clock* of the
 schedule's time zone, then each wall time is turned into an instant by these rules:
 
 - **Spring forward (a wall time that does not exist)**: the run fires at the same wall time shifted by
@@ -27,10 +29,12 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from costtune.errors import SpecError
+from costtune.spec.cron import parse_cron
 
 _EVERY = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MIN_EVERY_S = 60  # a sweep every few seconds is a mistake, not a schedule
+MAX_EVERY_S = 366 * 86400  # an interval longer than a year is a typo, not a schedule
 _SEARCH_DAYS = 366 * 5  # a cron that matches nothing in 5 years (e.g. 30 February) is refused
 
 
@@ -77,6 +81,8 @@ def parse_every(text: str, field: str = "--every") -> int:
     seconds = int(match.group(1)) * _UNIT_S[match.group(2)]
     if seconds < MIN_EVERY_S:
         raise SpecError(field, f"must be at least {MIN_EVERY_S} seconds", text)
+    if seconds > MAX_EVERY_S:
+        raise SpecError(field, f"must be at most {MAX_EVERY_S // 86400} days (use --cron for yearly runs)", text)
     return seconds
 
 
@@ -94,30 +100,18 @@ def make_trigger(*, cron: str | None, every: str | None, tz: str, anchor: dateti
     least once in five years.
     """
     if (cron is None) == (every is None):
-        raise SpecError("--cron/--every", "give exactly one of --cron EXPR or --every INTERVAL",
-                        {"cron": cron, "every": every})
+        given = "neither was given" if cron is None else f"both were given (--cron {cron!r}, --every {every!r})"
+        raise SpecError("--cron/--every", f"give exactly one of --cron EXPR or --every INTERVAL; {given}")
     zone(tz)
     if every is not None:
         return Trigger(cron=None, tz=tz, every_s=parse_every(every), anchor=anchor.astimezone(UTC))
     assert cron is not None
     fields = cron.split()
-    if len(fields) != 5:
-        raise SpecError("--cron", f"must have 5 fields (minute hour day month day-of-week), got {len(fields)}", cron)
-    try:
-        wall_trigger(cron)
-    except ValueError as exc:
-        raise SpecError("--cron", str(exc), cron) from None
+    parse_cron(cron)
     trigger = Trigger(cron=" ".join(fields), tz=tz)
     if next_fire(trigger, anchor) is None:
         raise SpecError("--cron", "never fires (no date matches it in five years)", cron)
     return trigger
-
-
-def wall_trigger(cron: str):  # type: ignore[no-untyped-def]
-    """APScheduler's cron trigger on a UTC 'wall clock' (the local wall time written as if UTC)."""
-    from apscheduler.triggers.cron import CronTrigger
-
-    return CronTrigger.from_crontab(cron, timezone=UTC)
 
 
 def to_instant(wall: datetime, tz: ZoneInfo) -> datetime:
@@ -144,19 +138,20 @@ def next_fire(trigger: Trigger, after: datetime) -> datetime | None:
         return anchor + timedelta(seconds=steps * trigger.every_s)
     assert trigger.cron is not None
     tz = zone(trigger.tz)
-    cron = wall_trigger(trigger.cron)
-    # start a few hours back on the wall clock: a gap shifts wall times forward by up to a few hours
-    wall = after.astimezone(tz).replace(tzinfo=None) - timedelta(hours=4)
-    probe = wall.replace(tzinfo=UTC)
+    cron = parse_cron(trigger.cron)
+    # near a clock change, start a few hours back on the wall clock: a gap shifts wall times forward
+    back = timedelta(hours=4, minutes=1)
+    calm = (after - back).astimezone(tz).utcoffset() == after.astimezone(tz).utcoffset()
+    probe = after.astimezone(tz).replace(tzinfo=None) - (timedelta(minutes=1) if calm else back)
     limit = probe + timedelta(days=_SEARCH_DAYS)
     while probe < limit:
-        candidate = cron.get_next_fire_time(None, probe)
+        candidate = cron.next_after(probe, limit_days=(limit - probe).days)
         if candidate is None:
             return None
-        instant = to_instant(candidate.replace(tzinfo=None), tz)
+        instant = to_instant(candidate, tz)
         if instant > after:
             return instant
-        probe = candidate + timedelta(microseconds=1)
+        probe = candidate
     return None
 
 

@@ -116,21 +116,21 @@ TRIALS_ACTION = "trials.set"
 
 
 def raise_trial_budget(s: Session, row: Any, held: int, new: int, *, reason: str,
-                       actor: str | None = None) -> int | None:
+                       actor: str | None = None, field: str = "--raise-trials") -> int | None:
     """Make ``new`` the study's stored ``budget.trials`` (in its stored sweep) and record it in the audit
     trail, inside the caller's transaction with the study row locked; the old value.
 
-    Raises ``InputError`` naming ``--raise-trials`` when ``new`` does not raise the stored value or leaves no
-    room for one more trial than the ``held`` ones."""
+    Raises ``InputError`` naming ``field`` (the CLI's flag, or an API request's field) when ``new``
+    does not raise the stored value or leaves no room for one more trial than the ``held`` ones."""
     import json
 
     spec = json.loads(row.spec_json or "{}")
     budget = spec.get("budget") if isinstance(spec.get("budget"), dict) else {}
     old = budget.get("trials") if isinstance(budget.get("trials"), int) else None
     if old is None:
-        raise InputError(f"--raise-trials: study {row.name!r} has no budget.trials to raise, got {new}")
+        raise InputError(f"{field}: study {row.name!r} has no budget.trials to raise, got {new}")
     if new <= old or new <= held:
-        raise InputError(f"--raise-trials: must be more than budget.trials ({old}) and than the "
+        raise InputError(f"{field}: must be more than budget.trials ({old}) and than the "
                          f"{plural(held, 'trial')} study {row.name!r} holds, got {new}")
     spec["budget"] = {**budget, "trials": new}
     row.spec_json = json.dumps(spec)

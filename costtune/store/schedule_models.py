@@ -16,6 +16,7 @@ from costtune.store.models import utcnow
 
 class ScheduleRow(SQLModel, table=True):
     __tablename__ = "schedule"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids never reused after `schedule remove`: versions keep lineage
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True, max_length=150)
     trigger_json: str = Field(sa_column=Column(Text, nullable=False))  # costtune.spec.schedule_timing.Trigger
@@ -32,7 +33,7 @@ class ScheduleRunRow(SQLModel, table=True):
     """One fire time of a schedule: claimed exactly once (the unique pair), then run, skipped or missed."""
 
     __tablename__ = "schedule_run"
-    __table_args__ = (UniqueConstraint("schedule_id", "fire_s"),)
+    __table_args__ = (UniqueConstraint("schedule_id", "fire_s"), {"sqlite_autoincrement": True})
     id: int | None = Field(default=None, primary_key=True)
     schedule_id: int = Field(foreign_key="schedule.id", index=True)
     fire_s: int = Field(sa_column=Column(BigInteger, nullable=False))

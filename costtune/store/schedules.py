@@ -104,8 +104,10 @@ class ScheduleBook:
     def get_schedule(self, name: str) -> ScheduleInfo:
         info = self.find_schedule(name)
         if info is None:
-            known = ", ".join(i.name for i in self.list_schedules()) or "none"
-            raise InputError(f"schedule: no schedule named {name!r} (schedules: {known})")
+            names = [i.name for i in self.list_schedules()]
+            same = [n for n in names if n.lower() == name.lower()]
+            hint = f"; names are case-sensitive, like study names: did you mean {same[0]!r}?" if same else ""
+            raise InputError(f"schedule: no schedule named {name!r} (schedules: {', '.join(names) or 'none'}){hint}")
         return info
 
     def list_schedules(self) -> list[ScheduleInfo]:
@@ -250,7 +252,8 @@ class ScheduleBook:
     def update_run(self, run_id: int, *, owner: str, state: str | None = None, reason: str | None = None,
                    study_name: str | None = None, summary: dict[str, Any] | None = None,
                    heartbeat_s: int | None = None, finished_s: int | None = None) -> RunInfo:
-        """Change a run this process owns; ``StoreError`` when another process took it over."""
+        """Change a run this process owns; ``StoreError`` when another process took it over.
+        ``None`` leaves a field as it is; ``reason=""`` clears the reason."""
         with self._tx() as s:
             row = s.exec(select(ScheduleRunRow).where(ScheduleRunRow.id == run_id).with_for_update()).first()
             if row is None or row.owner != owner:
@@ -259,6 +262,8 @@ class ScheduleBook:
                                ("heartbeat_s", heartbeat_s), ("finished_s", finished_s)):
                 if value is not None:
                     setattr(row, key, value)
+            if reason == "":
+                row.reason = None
             if summary is not None:
                 row.summary_json = json.dumps(summary, default=str)
             s.add(row)

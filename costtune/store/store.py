@@ -280,20 +280,25 @@ class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook,
 
     # -- trials ----------------------------------------------------------------------------
     def enqueue(self, study_id: int, params: dict[str, Any], *, source: str = "manual",
-                max_trials: int | None = None, raise_trials: int | None = None) -> int:
+                max_trials: int | None = None, raise_trials: int | None = None,
+                field: str = "--raise-trials", reason: str = "costtune enqueue --raise-trials",
+                actor: str | None = None) -> int:
         """Queue a configuration; its trial number. An enqueued trial counts toward ``max_trials``
         (``budget.trials``): past it, ``SpecError`` naming budget.trials, how many it allows and how many
         the study holds, and nothing is queued. ``raise_trials`` first makes that the stored budget.trials
-        (recorded in the audit trail as ``trials.set``; ``InputError`` if it raises nothing)."""
+        (recorded in the audit trail as ``trials.set`` with ``reason``; ``InputError`` naming ``field`` if it
+        raises nothing). ``field``: how the caller's user spells the raise (CLI flag or API field); ``actor``:
+        who the audit entry names (default: this process's user)."""
         with self._tx() as s:
             study = lock_study(s, study_id)
             if raise_trials is not None:
-                raise_trial_budget(s, study, study.next_number, raise_trials, reason="costtune enqueue --raise-trials")
+                raise_trial_budget(s, study, study.next_number, raise_trials, reason=reason, field=field,
+                                   actor=actor)
                 max_trials = raise_trials
             if max_trials is not None and study.next_number >= max_trials:
                 raise SpecError("budget.trials", f"study {study.name!r} holds {plural(study.next_number, 'trial')} and "
                                 f"budget.trials allows {max_trials}; an enqueued trial counts toward it, so nothing "
-                                f"was queued: pass --raise-trials {study.next_number + 1} (or more) to raise it "
+                                f"was queued: pass {field} {study.next_number + 1} (or more) to raise it "
                                 f"(recorded in costtune audit)")
             return self._insert_trial(s, study, params, TrialState.QUEUED, source=source).number
 

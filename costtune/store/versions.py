@@ -68,11 +68,17 @@ class ModelBook:
 
         ``artifact_path(version)`` names where its artifact lives (called once the number is known).
         ``fields``: schedule_id, run_id, study_name, trial_number, metric, mode, value, params,
-        run_cost_micros, reach_cost_micros. Under ``better`` it is promoted when no version is
-        promoted yet or its value beats the promoted one's (strictly: a tie keeps the old one).
+        run_cost_micros, reach_cost_micros. Idempotent per run: when ``run_id`` already has a
+        version of ``model``, that version is returned and nothing is added. Under ``better`` it is
+        promoted when no version is promoted yet or its value beats the promoted one's (strictly: a
+        tie keeps the old one).
         """
         with self._tx() as s:
             rows = s.exec(select(ModelVersionRow).where(ModelVersionRow.model == model).with_for_update()).all()
+            run_id = fields.get("run_id")
+            same_run = next((r for r in rows if run_id is not None and r.run_id == run_id), None)
+            if same_run is not None:  # a retried publish of one run: its version, never a second one
+                return _version(same_run)
             number = max((r.version for r in rows), default=0) + 1
             current = next((r for r in rows if r.promoted), None)
             mode = Mode(fields["mode"])
@@ -101,6 +107,13 @@ class ModelBook:
                 add_audit(s, "model.promote", actor=current_actor(), study_id=None, detail={
                     "model": model, "version": number, "replaced": row.replaced_version, "rule": promote})
             return _version(row)
+
+    def run_version(self, model: str, run_id: int) -> ModelVersion | None:
+        """The version schedule run ``run_id`` registered for ``model``, if any."""
+        with self._tx() as s:
+            row = s.exec(select(ModelVersionRow).where(ModelVersionRow.model == model,
+                                                       ModelVersionRow.run_id == run_id)).first()
+            return None if row is None else _version(row)
 
     def model_versions(self, model: str | None = None) -> list[ModelVersion]:
         """Versions oldest first (of ``model`` when given)."""

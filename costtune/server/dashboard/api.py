@@ -1,7 +1,8 @@
 """The dashboard's JSON API under ``/api/v1``: what every page shows, for scripts and notebooks too.
 
 Reads (GET) are open on a loopback bind, else need the token (``auth``); actions (POST, and the
-leaderboard export) need the token in a header. Refusals are ``{"error": reason}`` with a 4xx
+leaderboard export) need the token in a header. Every amount and duration comes with its text by
+the CLI's rules beside it (``<key>_text``, see ``text``). Refusals are ``{"error": reason}`` with a 4xx
 status naming the field and value, and change nothing. Money fields are integer micro-dollars
 (``*_micros``), rates micro-dollars per hour, times ISO 8601 UTC.
 """
@@ -20,6 +21,7 @@ from costtune.errors import InputError, StoreError, StudyNotFound
 from costtune.server.dashboard import money, queries
 from costtune.server.dashboard.charts import StudyCharts
 from costtune.server.dashboard.detail import trial_detail
+from costtune.server.dashboard.text import with_text
 
 if TYPE_CHECKING:
     from costtune.server.dashboard.auth import Access
@@ -38,6 +40,8 @@ def _int(request: Request, name: str, default: int | None, lo: int = 0, hi: int 
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
+    if len(raw) > 20 and raw.lstrip("-").isdigit():  # a number past any bound, read without int()'s cost
+        raise Refused(400, f"{name}: must be from {lo} to {hi}, got {raw[:40]}")
     try:
         value = int(raw)
     except ValueError:
@@ -45,6 +49,26 @@ def _int(request: Request, name: str, default: int | None, lo: int = 0, hi: int 
     if not lo <= value <= hi:
         raise Refused(400, f"{name}: must be from {lo} to {hi}, got {value}")
     return value
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise Refused(400, f"body: the key {key[:40]!r} is given twice")
+        seen[key] = value
+    return seen
+
+
+def trial_number(request: Request) -> int:
+    """The ``{number}`` of a trial path, the one converter of every trial route (pages, reads, stop):
+    a number past any trial a study can hold (2**31-1, the column's range) is 404, never a 500."""
+    from costtune.limits import INT32_MAX
+
+    raw = str(request.path_params["number"])
+    if len(raw) > 12 or int(raw) > INT32_MAX:
+        raise Refused(404, f"trial: no study holds a trial number {raw[:40]} (trial numbers are at most {INT32_MAX})")
+    return int(raw)
 
 
 class Api:
@@ -134,14 +158,16 @@ class Api:
 
     def trial(self, request: Request) -> Any:
         info = self.study(request.path_params["name"])
-        number = int(request.path_params["number"])
+        number = trial_number(request)
         try:
             return trial_detail(self.store, info, number)
         except StudyNotFound:
             raise Refused(404, f"trial: study {info.name!r} has no trial number {number}") from None
 
     def running(self, request: Request) -> Any:
-        return {"attempts": money.running_now(self.store)}
+        rows = money.running_now(self.store)
+        return {"attempts": rows, "burn_micros_per_hour": sum(r["rate_micros_per_hour"] for r in rows),
+                "spent_micros": sum(r["attempt_cost_micros"] for r in rows)}
 
     def spend(self, request: Request) -> Any:
         return money.spend_overview(self.store)
@@ -152,33 +178,35 @@ class Api:
         return schedules_overview(self.store)
 
     # -- actions -------------------------------------------------------------------------------
-    async def body(self, request: Request) -> dict[str, Any]:
+    async def body(self, request: Request, allowed: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The request's JSON object (an empty body is ``{}``): 413 past ``MAX_BODY``, 400 for what is not
+        one JSON object, a key given twice, or a top-level field not in ``allowed`` (named)."""
         raw = await request.body()
         if len(raw) > MAX_BODY:
             raise Refused(413, f"body is above the limit of {MAX_BODY} bytes")
         try:
-            data = json.loads(raw or b"{}")
+            data = json.loads(raw or b"{}", object_pairs_hook=_no_duplicates)
         except (ValueError, RecursionError):
             raise Refused(400, "body: not JSON") from None
         if not isinstance(data, dict):
             raise Refused(400, "body: must be a JSON object")
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            known = f"(known: {', '.join(allowed)})" if allowed else "(this action takes no fields)"
+            raise Refused(400, f"body: unknown field{'s' if len(unknown) > 1 else ''} "
+                          f"{', '.join(repr(k[:40]) for k in unknown[:5])} {known}")
         return data
 
     def enqueue(self, name: str, data: dict[str, Any], actor: str) -> Any:
-        from costtune.study.queue import enqueue_config
+        from costtune.study.queue import DASHBOARD, check_raise_trials, enqueue_config
 
         params = data.get("params")
         if not isinstance(params, dict):
-            raise Refused(400, "params: must be an object of parameter names to values")
-        raise_trials = data.get("raise_trials")
-        if raise_trials is not None and (isinstance(raise_trials, bool) or not isinstance(raise_trials, int)
-                                         or raise_trials < 1):
-            raise Refused(400, f"raise_trials: must be an integer >= 1, got {raise_trials!r:.40}")
+            raise Refused(400, f"params: must be an object of parameter names to values, got {params!r:.40}")
+        raise_trials = check_raise_trials(data.get("raise_trials"), DASHBOARD[0])  # the CLI's rule, this field
         info = self.study(name)
-        try:
-            queued = enqueue_config(self.store, info.name, params, raise_trials=raise_trials)
-        except InputError as exc:  # the CLI's flag is this request's field
-            raise Refused(400, str(exc).replace("--raise-trials", "raise_trials")) from None
+        queued = enqueue_config(self.store, info.name, params, raise_trials=raise_trials, origin=DASHBOARD,
+                                actor=actor)
         self.store.audit("trial.enqueue", actor=actor, study_id=info.id,
                          detail={"study": info.name, "trial": queued.number, "params": queued.params})
         return {"queued": queued.number, "params": queued.params, "study": info.name}
@@ -242,10 +270,11 @@ class Api:
 
                 async def run() -> Any:
                     if kind == "enqueue":
-                        data = await self.body(request)
+                        data = await self.body(request, ("params", "raise_trials"))
                         return await run_in_threadpool(self.enqueue, name, data, actor)
+                    await self.body(request)  # stop, pause and resume take no fields
                     if kind == "stop":
-                        return await run_in_threadpool(self.stop, name, int(request.path_params["number"]), actor)
+                        return await run_in_threadpool(self.stop, name, trial_number(request), actor)
                     return await run_in_threadpool(self.pause, name, kind == "pause", actor)
                 return await _answer(run)
             return endpoint
@@ -281,7 +310,7 @@ async def _answer(make: Any) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=400)
     except StoreError as exc:
         return JSONResponse({"error": str(exc)}, status_code=409)
-    return result if isinstance(result, Response) else JSONResponse(result)
+    return result if isinstance(result, Response) else JSONResponse(with_text(result))
 
 
 __all__ = ["Api"]

@@ -1,14 +1,15 @@
 """The dashboard's routes: pages, ``/api/v1`` and ``/static`` (the assets shipped in the package).
 
 Pages answer 401 with a small page asking for the token when reading needs one (see ``auth``);
-``/login?token=...`` sets the read cookie and sends the browser to ``/``.
+``POST /login`` (form fields ``token`` and ``next``) sets the read cookie and sends the browser to
+``next``; a wrong token is 403 with the reason, a token in the URL 400 (it would reach access logs).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -74,14 +75,31 @@ def routes(store: Store, access: Access, *, actor: str = "dashboard") -> list[Ba
     def schedules(request: Request) -> str:
         return page("schedules", "Schedules and models", api.schedules(request))
 
+    def asking(reason: str, status: int) -> Response:
+        return _html(page("login", "token needed", {"needs_token": True, "error": reason},
+                          heading="This dashboard needs its token"), status)
+
     async def login(request: Request) -> Response:
-        token = request.query_params.get("token", "")
-        target = request.query_params.get("next", "/")
-        if not target.startswith("/") or target.startswith("//"):
+        if "token" in request.query_params:
+            return asking("send the token by POST (the form above), never in the URL: a URL reaches "
+                          "access logs and browser history", 400)
+        if request.method != "POST":
+            return asking("", 200) if not access.open_read else RedirectResponse("/", status_code=303)
+        raw = await request.body()
+        if len(raw) > 8192:
+            return asking("the login form is above 8192 bytes", 413)
+        form = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+        token = (form.get("token") or [""])[0].strip()
+        target = (form.get("next") or ["/"])[0]
+        if not target.startswith("/") or target.startswith("//") or "\\" in target:
             target = "/"
+        if not token:
+            return asking("token: empty; paste the token printed when the dashboard started", 400)
+        if not access._matches(token):
+            return asking("token: not this dashboard's token (see the line printed when it started, or "
+                          "COSTTUNE_DASHBOARD_TOKEN)", 403)
         response = RedirectResponse(quote(target, safe="/?=&"), status_code=303)
-        if access._matches(token):
-            response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        response.set_cookie(COOKIE, access.read_session(), httponly=True, samesite="strict")
         return response
 
     return [
@@ -91,7 +109,7 @@ def routes(store: Store, access: Access, *, actor: str = "dashboard") -> list[Ba
         Route("/money", guarded(money)),
         Route("/running", guarded(running)),
         Route("/schedules", guarded(schedules)),
-        Route("/login", login),
+        Route("/login", login, methods=["GET", "POST"]),
         *api.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC), name="dashboard-static"),
     ]

@@ -19,7 +19,9 @@ _NAV = (("studies", "/", "Studies"), ("running", "/running", "Running now"), ("m
 
 
 def _json_block(data: Any) -> str:
-    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    from costtune.server.dashboard.text import with_text
+
+    text = json.dumps(with_text(data), separators=(",", ":"), allow_nan=False)
     return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
 
 

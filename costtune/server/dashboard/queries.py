@@ -28,6 +28,7 @@ SORTS = {"number": TrialRow.number, "value": TrialRow.value, "cost": TrialRow.co
          "step": TrialRow.last_step, "state": TrialRow.state, "finished": TrialRow.finished_at}
 STATES = ("queued", "running", "complete", "stopped", "failed")
 MAX_PAGE = 500
+_HUGE = 1.7e308  # above it only inf: a float column's finite values are below
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -44,11 +45,13 @@ def study_rows(store: Store) -> list[dict[str, Any]]:
     Three grouped queries whatever the number of trials: trials by (study, state), open attempts'
     summed hourly rate, and the caps of the ``study:ID`` scopes.
     """
+    # a value that is None, nan or +-inf is no candidate for best (an inf loss must not hide the finite ones)
+    finite = case((and_(col(TrialRow.value) > -_HUGE, col(TrialRow.value) < _HUGE), TrialRow.value), else_=None)
     with Session(store.engine) as s:
         studies = s.exec(select(StudyRow).order_by(col(StudyRow.id))).all()
         per_state = s.exec(
             select(TrialRow.study_id, TrialRow.state, func.count(), func.coalesce(func.sum(TrialRow.cost_micros), 0),
-                   func.min(TrialRow.value), func.max(TrialRow.value), func.max(TrialRow.finished_at),
+                   func.min(finite), func.max(finite), func.max(TrialRow.finished_at),
                    func.max(TrialRow.heartbeat_at), func.max(TrialRow.created_at))
             .group_by(TrialRow.study_id, TrialRow.state)).all()
         burning = dict(s.exec(
@@ -66,9 +69,9 @@ def study_rows(store: Store) -> list[dict[str, Any]]:
             counts[state] = counts.get(state, 0) + n
             spend += int(cost)
             if state in ("complete", "stopped"):
-                candidate = _finite(lo if st.mode == "min" else hi)
-                better = best is None or (candidate < best if st.mode == "min" else candidate > best)
-                if candidate is not None and better:
+                candidate = _finite(lo if st.mode == "min" else hi)  # None: no trial in this state reported
+                if candidate is not None and (best is None or (candidate < best if st.mode == "min"
+                                                                else candidate > best)):
                     best = candidate
             for moment in (fin, hb, created):
                 if moment is not None and _naive(moment) > _naive(last):
@@ -146,7 +149,10 @@ def _text_value(value: float | None) -> str | None:
 
 def running_attempts(store: Store, study_id: int | None = None) -> list[dict[str, Any]]:
     """Attempts not ended yet, newest first, with their study, trial, placement, rate and spend so far
-    (as of the controller's last heartbeat), and the trial's spend and next rung (set by the caller)."""
+    (as of the controller's last heartbeat), and the trial's spend and next rung (set by the caller).
+
+    ``placement`` is the CLI's label (``m5.large / spot``, ``local at $3.60/h``); ``market`` is None
+    for a local run priced at its ``usd_per_hour`` (it has none)."""
     query = (select(AttemptRow, TrialRow.number, TrialRow.cost_micros, TrialRow.last_step, TrialRow.params_json,
                     StudyRow.name, StudyRow.id, TrialRow.heartbeat_at)
              .join(TrialRow, col(TrialRow.id) == col(AttemptRow.trial_id))
@@ -156,9 +162,14 @@ def running_attempts(store: Store, study_id: int | None = None) -> list[dict[str
         query = query.where(TrialRow.study_id == study_id)
     with Session(store.engine) as s:
         found = s.exec(query).all()
+    from costtune.reports.spend import placement_label
+
     return [{
         "attempt_id": a.id, "study": name, "study_id": sid, "trial": number, "attempt": a.number,
-        "provider": a.provider, "region": a.region, "instance_type": a.instance_type, "market": a.market,
+        "provider": a.provider, "region": a.region, "instance_type": a.instance_type,
+        # a local run priced at its usd_per_hour has no market: its price source shows, as in the CLI
+        "market": a.market if a.instance_type or a.provider != "local" else None,
+        "placement": placement_label(a.provider, a.instance_type, a.market, a.rate_micros_per_hour),
         "rate_micros_per_hour": a.rate_micros_per_hour, "attempt_cost_micros": a.cost_micros,
         "trial_cost_micros": trial_cost, "billable_ms": a.billable_ms, "last_step": step,
         "started_at": iso(a.started_at), "heartbeat_at": iso(hb), "params": json.loads(params),

@@ -20,13 +20,18 @@ def _at(seconds: int | None) -> str | None:
 
 
 def schedules_overview(store: Store) -> dict[str, Any]:
-    """``{"schedules": [...], "models": [...]}``: times ISO 8601 UTC, money integer micro-dollars."""
+    """``{"schedules": [...], "models": [...]}``: times ISO 8601 UTC, money integer micro-dollars.
+
+    A schedule's ``study`` is the study of its latest run (None before one), ``next_fire`` None while
+    it is paused (``costtune schedule list`` shows ``-``)."""
     schedules = []
     for info in store.list_schedules():
         runs = store.schedule_runs(info.id, limit=RUNS_SHOWN)
         schedules.append({
             "name": info.name, "timing": info.trigger.describe(), "trigger": info.trigger.to_dict(),
-            "paused": info.paused, "next_fire": _at(info.next_fire_s), "study": info.sweep.get("name"),
+            "paused": info.paused, "next_fire": None if info.paused else _at(info.next_fire_s),  # the CLI's "-"
+            "study": next((r.study_name for r in runs if r.study_name), None),  # its latest run's study
+            "sweep_name": info.sweep.get("name"),  # the sweep file's name; each run is a study NAME-YYYYmmdd-HHMM
             "runs": [{"id": r.id, "fire": _at(r.fire_s), "manual": r.manual, "state": r.state, "reason": r.reason,
                       "study": r.study_name, "finished": _at(r.finished_s), "summary": r.summary} for r in runs],
         })

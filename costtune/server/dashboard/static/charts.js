@@ -1,7 +1,7 @@
 /* costtune dashboard, part 2 of 3: the charts (uPlot, shipped beside this file) and the money tables. */
 (function () {
   "use strict";
-  const { $, put, el, usd, rate, num, ago, studyUrl, apiStudy, params, token, call, flash, poll, table, facts, bar } = window.costtuneUI;
+  const { $, put, el, usd, rate, T, num, ago, studyUrl, apiStudy, params, token, call, flash, poll, table, facts, bar } = window.costtuneUI;
   const charts = {};
   // -- charts -----------------------------------------------------------------------------------
   function box(id, title) {
@@ -27,7 +27,7 @@
     const rows = c.best_vs_spend;
     const xs = rows.map((r) => r[0] / 1e6), ys = rows.map((r) => r[1]);
     draw("chart-best", { scales: { x: { time: false } }, axes: [usdAxis("cumulative spend"), { label: "best " + c.metric }],
-      series: [{ label: "spend", value: (u, v) => (v == null ? "–" : "$" + v.toFixed(4)) },
+      series: [{ label: "spend", value: (u, v) => (v == null ? "-" : usd(v * 1e6)) },
         { label: "best " + c.metric, stroke: "#2f6fde", width: 2, paths: uPlot.paths.stepped({ align: 1 }) }] },
     [xs, ys], ys.filter((v) => v !== null).length);
   }
@@ -114,9 +114,9 @@
       { label: "attempts", num: true, get: (r) => r.attempts },
       { label: "running", num: true, get: (r) => r.running },
       { label: "preemptions", num: true, get: (r) => r.preemptions },
-      { label: "spend", num: true, get: (r) => usd(r.cost_micros) },
+      { label: "spend", num: true, get: (r) => T(r, "cost_micros") },
       { label: "share", get: (r) => bar(r.cost_micros / total) },
-      { label: "preemption waste", num: true, get: (r) => usd(r.waste_micros) },
+      { label: "preemption waste", num: true, get: (r) => T(r, "waste_micros") },
     ], c.placement, { id: "placement-table" });
   }
   function improvementsTable(c) {
@@ -124,9 +124,9 @@
       { label: "trial", get: (r) => r.trial },
       { label: c.metric, num: true, get: (r) => num(r.value) },
       { label: "gain", num: true, get: (r) => num(r.gain) },
-      { label: "spent since previous best", num: true, get: (r) => usd(r.cost_of_gain_micros) },
-      { label: "cumulative", num: true, get: (r) => usd(r.cumulative_micros) },
-      { label: "$ per unit gain", num: true, get: (r) => (r.usd_per_unit_gain ? "$" + num(Number(r.usd_per_unit_gain)) : "–") },
+      { label: "spent since previous best", num: true, get: (r) => T(r, "cost_of_gain_micros") },
+      { label: "cumulative", num: true, get: (r) => T(r, "cumulative_micros") },
+      { label: "$ per unit gain", num: true, get: (r) => T(r, "usd_per_unit_gain") },
     ], c.improvements.slice().reverse(), { id: "improvements-table" });
   }
 

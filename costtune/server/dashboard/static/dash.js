@@ -2,7 +2,7 @@
    step, no network beyond this server. Every value is put in the page as text (textContent). */
 (function () {
   "use strict";
-  const { $, put, el, usd, rate, num, ago, studyUrl, apiStudy, params, token, call, flash, poll, table, facts, bar } = window.costtuneUI;
+  const { $, put, el, usd, rate, T, num, ago, studyUrl, apiStudy, params, token, call, flash, poll, table, facts, bar } = window.costtuneUI;
   const { charts, box, draw, usdAxis, bestChart, paretoChart, curvesChart, parallelChart, placementTable, improvementsTable } = window.costtuneCharts;
   const app = $("#app");
   const page = document.body.dataset.page;
@@ -19,16 +19,22 @@
     function render() {
       const shown = rows.filter((r) => !query || r.name.toLowerCase().includes(query) || r.metric.toLowerCase().includes(query));
       const f = keyOf[sort.key];
-      shown.sort((a, b) => { const x = f(a), y = f(b); const c = x === y ? 0 : x === null ? 1 : y === null ? -1 : x < y ? -1 : 1; return sort.desc ? -c : c; });
+      shown.sort((a, b) => {  // a missing value (a study with no best yet) sorts last either way
+        const x = f(a), y = f(b);
+        if (x === y) return 0;
+        if (x === null || x === undefined) return 1;
+        if (y === null || y === undefined) return -1;
+        return (x < y ? -1 : 1) * (sort.desc ? -1 : 1);
+      });
       holder.textContent = "";
       holder.appendChild(shown.length ? table([
         { label: "study", sort: "name", get: (r) => el("a", { href: studyUrl(r.name), text: r.name }) },
         { label: "state", sort: "state", get: (r) => r.state + (r.paused ? " (paused)" : ""), cls: (r) => "st-" + r.state },
         { label: "trials", sort: "trials", num: true, get: (r) => (r.counts.complete + r.counts.stopped + r.counts.failed) + "/" + r.trials },
         { label: "best", sort: "best", num: true, get: (r) => num(r.best) + " " + r.metric + " (" + r.mode + ")" },
-        { label: "spend / cap", sort: "spend", num: true, get: (r) => usd(r.spend_micros) + " / " + (r.cap_micros === null ? "no cap" : usd(r.cap_micros)) },
+        { label: "spend / cap", sort: "spend", num: true, get: (r) => T(r, "spend_micros") + " / " + (r.cap_micros === null ? "no cap" : T(r, "cap_micros")) },
         { label: "", get: (r) => (r.cap_micros ? bar(r.spend_micros / r.cap_micros) : "") },
-        { label: "$/h now", sort: "burn", num: true, get: (r) => rate(r.burn_micros_per_hour) },
+        { label: "$/h now", sort: "burn", num: true, get: (r) => T(r, "burn_micros_per_hour") },
         { label: "last activity", sort: "last_activity", get: (r) => ago(r.last_activity) },
       ], shown, { id: "studies", sorted: sort, onSort: (k) => { sort = { key: k, desc: sort.key === k ? !sort.desc : false }; render(); } })
         : el("p", { cls: "empty", text: rows.length ? "no study matches" : "no studies in this store yet: costtune run SWEEP.yaml" }));
@@ -43,8 +49,8 @@
     const pauseBtn = el("button", { id: "pause", text: s.paused ? "resume launches" : "pause launches" });
     put(app, 
       facts([["state", s.state + (s.paused ? " (paused)" : ""), "f-state"], ["trials", String(s.trials), "f-trials"],
-        ["spend", usd(s.spend_micros), "f-spend"], ["cap", s.cap_micros === null ? "no cap" : usd(s.cap_micros), "f-cap"],
-        ["$/h now", rate(s.burn_micros_per_hour), "f-burn"], ["best " + s.metric + " (" + s.mode + ")", num(s.best), "f-best"]]),
+        ["spend", T(s, "spend_micros"), "f-spend"], ["cap", s.cap_micros === null ? "no cap" : T(s, "cap_micros"), "f-cap"],
+        ["$/h now", T(s, "burn_micros_per_hour"), "f-burn"], ["best " + s.metric + " (" + s.mode + ")", num(s.best), "f-best"]]),
       el("div", { cls: "tools" }, pauseBtn,
         el("button", { id: "export-csv", text: "export CSV", on: { click: () => exportAs("csv") } }),
         el("button", { id: "export-json", text: "export JSON", on: { click: () => exportAs("json") } })),
@@ -96,11 +102,11 @@
         { label: "trial", sort: "number", get: (r) => el("a", { href: studyUrl(name) + "/trials/" + r.number, text: "#" + r.number }) },
         { label: "state", sort: "state", get: (r) => r.state, cls: (r) => "st-" + r.state },
         { label: s.metric, sort: "value", num: true, get: (r) => num(r.value === null ? r.raw_value : r.value) },
-        { label: "cost", sort: "cost", num: true, get: (r) => usd(r.cost_micros) },
+        { label: "cost", sort: "cost", num: true, get: (r) => T(r, "cost_micros") },
         { label: "instance", get: (r) => r.instance_type },
         { label: "market", get: (r) => r.market },
-        { label: "$/h", num: true, get: (r) => rate(r.rate_micros_per_hour) },
-        { label: "billed", num: true, get: (r) => (r.billable_ms / 1000).toFixed(0) + " s" },
+        { label: "$/h", num: true, get: (r) => T(r, "rate_micros_per_hour") },
+        { label: "billed", num: true, get: (r) => T(r, "billable_ms") },
         { label: "attempts", num: true, get: (r) => r.attempts },
         { label: "preempted", num: true, get: (r) => r.preemptions },
         { label: "step", sort: "step", num: true, get: (r) => r.last_step },
@@ -151,8 +157,8 @@
       const d = await call(apiStudy(name) + "/live?" + new URLSearchParams(cursor));
       cursor = d.cursor; if (!cursor.since) cursor.since = "";
       $("#f-trials").textContent = String(d.trials);
-      $("#f-spend").textContent = usd(d.spend_micros);
-      $("#f-burn").textContent = rate(d.burn_micros_per_hour);
+      $("#f-spend").textContent = T(d, "spend_micros");
+      $("#f-burn").textContent = T(d, "burn_micros_per_hour");
       const st = d.counts.running ? "running" : d.counts.queued ? "queued" : d.trials ? "finished" : "empty";
       $("#f-state").textContent = st + (d.paused ? " (paused)" : "");
       pauseBtn.textContent = d.paused ? "resume launches" : "pause launches";
@@ -173,7 +179,7 @@
         ? el("button", { id: "stop", text: "stop this trial", on: { click: async () => {
           try { const r = await call(apiStudy(t.study) + "/trials/" + t.number + "/stop", { method: "POST", body: {} }); flash("trial " + r.trial + ": " + r.state); }
           catch (e) { flash(e.message, true); } } } }) : null;
-      put(app, facts([["state", t.state, "t-state"], [t.metric, num(t.value), "t-value"], ["cost", usd(t.cost_micros), "t-cost"],
+      put(app, facts([["state", t.state, "t-state"], [t.metric, num(t.value), "t-value"], ["cost", T(t, "cost_micros"), "t-cost"],
         ["last step", num(t.last_step), "t-step"], ["source", t.source], ["attempts", String(t.attempts.length)]]),
       el("div", { cls: "tools" }, stop),
       t.error ? el("pre", { cls: "error", id: "t-error", text: t.error }) : null,
@@ -181,12 +187,12 @@
       el("h2", { text: "metrics (last reported)" }), table([{ label: "name", get: (r) => r[0] }, { label: "value", num: true, get: (r) => num(r[1]) }], Object.entries(t.metrics), { id: "metrics" }),
       el("div", { cls: "charts" }, box("chart-trial", t.metric + " vs this trial's spend")),
       t.verdicts.length ? el("h2", { text: "rung verdicts" }) : null,
-      t.verdicts.length ? table([{ label: "rung", num: true, get: (r) => usd(r.rung_micros) }, { label: t.metric, num: true, get: (r) => num(r.value) }, { label: "verdict", get: (r) => (r.promoted ? "promoted" : "stopped") }], t.verdicts) : null,
+      t.verdicts.length ? table([{ label: "rung", num: true, get: (r) => T(r, "rung_micros") }, { label: t.metric, num: true, get: (r) => num(r.value) }, { label: "verdict", get: (r) => (r.promoted ? "promoted" : "stopped") }], t.verdicts) : null,
       el("h2", { text: "attempts" }),
       table([{ label: "#", get: (r) => r.number }, { label: "provider", get: (r) => r.provider }, { label: "region", get: (r) => r.region },
-        { label: "instance", get: (r) => r.instance_type }, { label: "market", get: (r) => r.market }, { label: "rate", num: true, get: (r) => rate(r.rate_micros_per_hour) },
-        { label: "billable", num: true, get: (r) => (r.billable_ms / 1000).toFixed(1) + " s" }, { label: "charged", num: true, get: (r) => (r.charged_ms / 1000).toFixed(0) + " s" },
-        { label: "charge", num: true, get: (r) => usd(r.cost_micros) }, { label: "waste", num: true, get: (r) => usd(r.waste_micros) },
+        { label: "instance", get: (r) => r.instance_type }, { label: "market", get: (r) => r.market }, { label: "rate", num: true, get: (r) => T(r, "rate_micros_per_hour") },
+        { label: "billable", num: true, get: (r) => T(r, "billable_ms") }, { label: "charged", num: true, get: (r) => T(r, "charged_ms") },
+        { label: "charge", num: true, get: (r) => T(r, "cost_micros") }, { label: "waste", num: true, get: (r) => T(r, "waste_micros") },
         { label: "exit", get: (r) => (r.exit_reason || "running") + (r.exit_code !== null ? " (" + r.exit_code + ")" : "") },
         { label: "started", get: (r) => r.started_at }, { label: "note", get: (r) => r.note }], t.attempts, { id: "attempts" }),
       el("h2", { text: "log tail" }),
@@ -205,19 +211,19 @@
     let d = initial;
     function render() {
       app.textContent = "";
-      put(app, facts([["burning now", rate(d.burn_micros_per_hour), "m-burn"], ["attempts running", String(d.running), "m-running"],
+      put(app, facts([["burning now", T(d, "burn_micros_per_hour"), "m-burn"], ["attempts running", String(d.running), "m-running"],
         ["scopes", String(d.scopes.length)]]),
       el("h2", { text: "spend by scope against caps" }),
       d.scopes.length ? table([
         { label: "scope", get: (r) => r.label }, { label: "kind", get: (r) => r.kind },
-        { label: "spent", num: true, get: (r) => usd(r.spent_micros) }, { label: "reserved", num: true, get: (r) => usd(r.reserved_micros) },
-        { label: "cap", num: true, get: (r) => (r.cap_micros === null ? "no cap" : usd(r.cap_micros)) },
+        { label: "spent", num: true, get: (r) => T(r, "spent_micros") }, { label: "reserved", num: true, get: (r) => T(r, "reserved_micros") },
+        { label: "cap", num: true, get: (r) => (r.cap_micros === null ? "no cap" : T(r, "cap_micros")) },
         { label: "used", get: (r) => (r.used === null ? "" : bar(r.used)) }, { label: "used %", num: true, get: (r) => (r.used === null ? "–" : (100 * r.used).toFixed(1) + "%") },
-        { label: "$/h now", num: true, get: (r) => rate(r.burn_micros_per_hour) },
+        { label: "$/h now", num: true, get: (r) => T(r, "burn_micros_per_hour") },
         { label: "forecast", get: (r) => forecast(r) },
       ], d.scopes, { id: "scopes" }) : el("p", { cls: "empty", text: "no money scopes yet" }),
       el("h2", { text: "burn-down" }),
-      el("div", { cls: "charts" }, d.scopes.filter((r) => r.burn_down).slice(0, 12).map((r, i) => box("chart-burn-" + i, r.label + ": left of " + usd(r.cap_micros)))),
+      el("div", { cls: "charts" }, d.scopes.filter((r) => r.burn_down).slice(0, 12).map((r, i) => box("chart-burn-" + i, r.label + ": left of " + T(r, "cap_micros")))),
       el("h2", { text: "audit trail (latest 50)" }),
       d.audit.length ? table([{ label: "when", get: (r) => r.at }, { label: "who", get: (r) => r.actor }, { label: "action", get: (r) => r.action },
         { label: "detail", get: (r) => JSON.stringify(r.detail) }], d.audit, { id: "audit" }) : el("p", { cls: "empty", text: "nothing audited yet" }));
@@ -231,32 +237,32 @@
     function forecast(r) {
       const f = r.burn_down && r.burn_down.forecast;
       if (!f) return "–";
-      if (f.left_at_end_micros !== null && f.left_at_end_micros !== undefined) return usd(f.left_at_end_micros) + " left at window end";
+      if (f.left_at_end_micros !== null && f.left_at_end_micros !== undefined) return T(f, "left_at_end_micros") + " left at window end";
       if (f.cap_reached_at) return "cap reached " + f.cap_reached_at.slice(0, 16).replace("T", " ") + " UTC at this rate";
-      return f.rate_micros_per_hour ? "averaging " + rate(f.rate_micros_per_hour) : "–";
+      return f.rate_micros_per_hour ? "averaging " + T(f, "rate_micros_per_hour") : "–";
     }
     render();
     poll(async () => { const n = await call("/api/v1/spend"); if (JSON.stringify(n) !== JSON.stringify(d)) { d = n; render(); } }, 5000);
   }
 
   function runningPage() {
-    let rows = initial.attempts;
+    let d = initial, rows = initial.attempts;
     function render() {
       app.textContent = "";
-      put(app, facts([["attempts running", String(rows.length), "r-count"], ["burning", rate(rows.reduce((a, r) => a + r.rate_micros_per_hour, 0)), "r-burn"],
-        ["spent by them so far", usd(rows.reduce((a, r) => a + r.attempt_cost_micros, 0)), "r-spent"]]),
+      put(app, facts([["attempts running", String(rows.length), "r-count"], ["burning", T(d, "burn_micros_per_hour"), "r-burn"],
+        ["spent by them so far", T(d, "spent_micros"), "r-spent"]]),
       rows.length ? table([
         { label: "study", get: (r) => el("a", { href: studyUrl(r.study), text: r.study }) },
         { label: "trial", get: (r) => el("a", { href: studyUrl(r.study) + "/trials/" + r.trial, text: "#" + r.trial + " (attempt " + r.attempt + ")" }) },
-        { label: "instance", get: (r) => r.instance_type || r.provider }, { label: "market", get: (r) => r.market }, { label: "region", get: (r) => r.region },
-        { label: "$/h", num: true, get: (r) => rate(r.rate_micros_per_hour) }, { label: "attempt spend", num: true, get: (r) => usd(r.attempt_cost_micros) },
-        { label: "trial spend", num: true, get: (r) => usd(r.trial_cost_micros) }, { label: "next rung", num: true, get: (r) => usd(r.next_rung_micros) },
-        { label: "to next rung", num: true, get: (r) => (r.hours_to_next_rung === null ? "–" : usd(r.to_next_rung_micros) + " ≈ " + (r.hours_to_next_rung * 60).toFixed(1) + " min") },
+        { label: "placement", get: (r) => r.placement }, { label: "market", get: (r) => r.market || "-" }, { label: "region", get: (r) => r.region || "-" },
+        { label: "$/h", num: true, get: (r) => T(r, "rate_micros_per_hour") }, { label: "attempt spend", num: true, get: (r) => T(r, "attempt_cost_micros") },
+        { label: "trial spend", num: true, get: (r) => T(r, "trial_cost_micros") }, { label: "next rung", num: true, get: (r) => T(r, "next_rung_micros") },
+        { label: "to next rung", num: true, get: (r) => (r.hours_to_next_rung === null ? "–" : T(r, "to_next_rung_micros") + " ≈ " + T(r, "hours_to_next_rung")) },
         { label: "step", num: true, get: (r) => r.last_step }, { label: "started", get: (r) => ago(r.started_at) },
       ], rows, { id: "running" }) : el("p", { cls: "empty", text: "nothing is running" }));
     }
     render();
-    poll(async () => { rows = (await call("/api/v1/running")).attempts; render(); }, 2000);
+    poll(async () => { d = await call("/api/v1/running"); rows = d.attempts; render(); }, 2000);
   }
 
   function schedulesPage() {
@@ -275,7 +281,7 @@
         d.models.length ? table([
           { label: "version", get: (r) => r.ref }, { label: "serving", get: (r) => (r.promoted ? "yes" : "") },
           { label: "metric", num: true, get: (r) => num(r.value) + " " + r.metric },
-          { label: "run cost", num: true, get: (r) => usd(r.run_cost_micros) }, { label: "cost to reach", num: true, get: (r) => usd(r.reach_cost_micros) },
+          { label: "run cost", num: true, get: (r) => T(r, "run_cost_micros") }, { label: "cost to reach", num: true, get: (r) => T(r, "reach_cost_micros") },
           { label: "from", get: (r) => el("a", { href: studyUrl(r.study) + "/trials/" + r.trial, text: r.study + " #" + r.trial }) },
           { label: "parameters", get: (r) => params(r.params) }, { label: "created", get: (r) => r.created_at },
           { label: "note", get: (r) => r.note },
@@ -289,5 +295,5 @@
     schedules: schedulesPage };
   if (pages[page]) pages[page]();
   else if (initial.error) app.appendChild(el("p", { cls: "empty", text: initial.error }));
-  else if (initial.needs_token) app.appendChild(el("p", { text: "Open the link printed when the dashboard started, or save the token above and reload." }));
+  if (!pages[page] && initial.needs_token) app.appendChild(el("p", { text: "Open the link printed when the dashboard started, or save the token above and reload." }));
 })();

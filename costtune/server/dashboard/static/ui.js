@@ -27,14 +27,28 @@
     kids.forEach((k) => { if (k !== null && k !== undefined && k !== false) parent.appendChild(typeof k === "object" ? k : document.createTextNode(String(k))); });
     return parent;
   }
+  // costtune.money.format_usd, for what only the browser has (chart legends): three significant
+  // digits of the amount, 2 to 6 decimals, rounded half up, trailing zeros past the cents dropped
   function usd(micros) {
-    if (micros === null || micros === undefined) return "–";
+    if (micros === null || micros === undefined || !isFinite(micros)) return "-";
+    micros = Math.round(micros);
     if (micros === 0) return "$0";
-    const d = micros / 1e6, a = Math.abs(d);
-    const places = a >= 100 ? 2 : a >= 1 ? 2 : a >= 0.01 ? 4 : 6;
-    return (d < 0 ? "-$" : "$") + Math.abs(d).toFixed(places);
+    const a = Math.abs(micros);
+    let places = Math.max(2, Math.min(6, 9 - String(a).length));
+    const q = 10 ** (6 - places);
+    let units = Math.floor((a + q / 2) / q);
+    while (places > 2 && units % 10 === 0) { units /= 10; places -= 1; }
+    const digits = String(units).padStart(places + 1, "0");
+    const whole = digits.slice(0, digits.length - places), frac = digits.slice(digits.length - places);
+    return (micros < 0 ? "-$" : "$") + whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",") + "." + frac;
   }
-  const rate = (m) => (m ? usd(m) + "/h" : "–");
+  const rate = (m) => (m === null || m === undefined ? "-" : usd(m) + "/h");
+  // an amount or duration as the server wrote it by the CLI's rules (key + "_text"), else formatted here
+  function T(o, k) {
+    const t = o ? o[k + "_text"] : undefined;
+    if (t !== undefined) return t;
+    return k.endsWith("_per_hour") ? rate(o && o[k]) : usd(o && o[k]);
+  }
   function num(v) {
     if (v === null || v === undefined) return "–";
     if (typeof v !== "number") return String(v);
@@ -64,8 +78,23 @@
     e.preventDefault();
     localStorage.setItem("costtune_token", $("#token").value.trim());
     flash("token saved in this browser");
-    if (page === "login") location.href = "/login?" + new URLSearchParams({ token: token(), next: location.pathname });
+    if (page === "login") login();
   });
+  function login() {  // the token goes in a POST body, never a URL (URLs reach access logs)
+    const form = el("form", { method: "post", action: "/login" });
+    form.style.display = "none";
+    for (const [name, value] of [["token", token()], ["next", location.pathname === "/login" ? "/" : location.pathname]]) {
+      const input = el("input", { type: "hidden", name: name });
+      input.value = value;
+      form.appendChild(input);
+    }
+    document.body.appendChild(form);
+    form.submit();
+  }
+  if (page === "login" && token()) {  // a saved token (or the #token= link): sign in once, unless it was refused
+    const said = JSON.parse(($("#initial") || {}).textContent || "{}");
+    if (!said.error) login();
+  }
   async function call(path, opts) {
     opts = opts || {};
     const headers = Object.assign({}, opts.headers || {});
@@ -125,5 +154,5 @@
   const bar = (frac) => el("span", { cls: "bar" + (frac > 0.8 ? " hot" : "") },
     el("i", { style: "width:" + Math.min(100, Math.max(0, (frac || 0) * 100)).toFixed(1) + "%" }));
 
-  window.costtuneUI = { $, put, el, usd, rate, num, ago, studyUrl, apiStudy, params, token, call, flash, poll, table, facts, bar };
+  window.costtuneUI = { $, put, el, usd, rate, T, num, ago, studyUrl, apiStudy, params, token, call, flash, poll, table, facts, bar };
 })();
