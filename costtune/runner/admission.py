@@ -300,7 +300,9 @@ class Admission:
         delivery failed or was abandoned."""
         for reason, (count, action) in self._repeats.items():
             if count > 1:
-                self._warn(f"{count - 1} more launches: {reason} (every one in `costtune audit --action {action}`)")
+                done = "amended" if action == "policy.amend" else "refused"
+                self._warn(f"{count - 1} more launches {done}: {reason} (every one in `costtune audit --action "
+                           f"{action}`)")
         self._repeats.clear()
         if self._webhooks is not None:
             sender, self._webhooks = self._webhooks, None
