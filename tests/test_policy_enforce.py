@@ -292,8 +292,8 @@ def test_every_denial_record_names_the_policy_whose_cap_or_rule_decided_it(sqlit
     # shown once, then counted (every one is in the audit trail)
     assert len([w for w in warnings if w.endswith(f"not launched: {limit}")]) == 1
     repeats = sum(d.detail["reason"] == limit for d in denials)
-    assert repeats < 2 or f"{repeats - 1} more launches refused: {limit} (every one in `costtune audit --action policy.deny`)" \
-        in warnings
+    summary = f"{repeats - 1} more launches refused: {limit} (every one in `costtune audit --action policy.deny`)"
+    assert repeats < 2 or summary in warnings
     by_rule = {("cap_usd" if "cap_usd" in d.detail["reason"] else "max_instances"): d.detail["policy"]
                for d in denials}
     assert by_rule == {"cap_usd": "b-total", "max_instances": "c-few"}
