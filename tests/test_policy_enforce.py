@@ -293,7 +293,7 @@ def test_every_denial_record_names_the_policy_whose_cap_or_rule_decided_it(sqlit
     assert len([w for w in warnings if w.endswith(f"not launched: {limit}")]) == 1
     repeats = sum(d.detail["reason"] == limit for d in denials)
     summary = f"{repeats - 1} more launches refused: {limit} (every one in `costtune audit --action policy.deny`)"
-    assert repeats < 2 or summary in warnings
+    assert repeats >= 2 and summary in warnings
     by_rule = {("cap_usd" if "cap_usd" in d.detail["reason"] else "max_instances"): d.detail["policy"]
                for d in denials}
     assert by_rule == {"cap_usd": "b-total", "max_instances": "c-few"}
