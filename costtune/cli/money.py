@@ -110,6 +110,9 @@ def _spend_by(db: str | None, by: str, window: str, timezone: str, fmt: str) -> 
     ], title=title, always=1))
 
 
+_LARGE_RUN_TRIALS = 20_000  # a forecast run of this many trials takes minutes: say so before it starts
+
+
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
 @click.option("--runs", type=count(0, MAX_FORECAST_RUNS), default=None, metavar="N",
@@ -164,6 +167,10 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
     if fmt == "table":
         render_plan(result, out_console)  # the plan at once; the forecast follows when its runs are done
         out_console.file.flush()
+    if simulated and runs != 0 and (result.schedule.trials or 0) >= _LARGE_RUN_TRIALS:
+        err_console.print(f"note: each forecast run simulates about {result.schedule.trials:,} trials; that takes "
+                          "minutes per run (--runs 3 for a quicker forecast, --no-forecast for the plan alone)",
+                          highlight=False)
     if simulated and runs != 0:
         result.forecast = _forecast_with_progress(spec, runs, jobs=jobs, exact_sampler=exact_sampler, show=not quiet)
     elif simulated:
