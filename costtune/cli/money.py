@@ -161,6 +161,10 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
     from costtune.store import resolve_db_url
 
     spec = load_sweep(sweep_file)
+    if spec.resources.provider == "aws":
+        from costtune.runner.remote import check_public_url
+
+        check_public_url(spec)  # what `costtune run` would refuse before anything, offline
     simulated = spec.resources.provider == "simulated"
     measured = read_first_reports(resolve_db_url(db), spec.name, spec.resources.billing)
     result = build_plan(spec, measured=measured)
