@@ -230,6 +230,8 @@ def test_run_refuses_an_aws_sweep_instances_cannot_report_to_before_the_store_op
     assert "server.public_url" in done.output and "instances cannot reach" in done.output
     assert "warning: no fresh live price for aws/us-east-1/m5.large" in done.output  # the snapshot's, said so
     assert not db.exists()
+    planned = CliRunner().invoke(main, ["plan", str(sweep)])  # plan says what run would refuse
+    assert planned.exit_code == 2 and "server.public_url" in planned.output
 
 
 def test_the_readmes_first_aws_sweep_is_a_valid_sweep_file(tmp_path, monkeypatch):

@@ -146,6 +146,7 @@ def test_local_sweep_gets_the_analytic_plan_only(tmp_path: Path) -> None:
     ({"resources__workers": 0}, "resources.workers"),
     ({"budget": {"usd": 0.01}}, "budget.usd"),  # below the smallest hyperband plan, as `costtune run` says
     ({"scheduler": {"type": "hyperband", "min_usd": 0.01}}, "scheduler.max_usd"),
+    ({"resources__provider": "gcpp"}, "resources.provider"),  # named before 'command is required'
 ])
 def test_bad_sweep_exits_2_naming_the_field(tmp_path: Path, changes: dict[str, Any], field: str) -> None:
     result = _cli("plan", str(_sweep(tmp_path, **changes)), "--quiet")
@@ -449,3 +450,14 @@ def test_progress_shows_runs_done_and_the_median_spend_so_far(tmp_path: Path, mo
     spends = sorted(s["spend_micros"] for s in json.loads(result.stdout)["forecast"]["samples"])
     # after the third run: the median of all three, by the one money rule
     assert f"median spend so far {format_usd(spends[1])}" in shown
+
+
+def test_a_forecast_of_large_runs_says_so_before_it_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run of very many trials takes minutes: the plan says so (and how to go quicker) up front."""
+    import costtune.cli.money as money
+
+    monkeypatch.setattr(money, "_LARGE_RUN_TRIALS", 1)  # any plan is "large" now
+    result = _cli("plan", str(_sweep(tmp_path, budget={"usd": 0.1})), "--runs", "1", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "each forecast run simulates about" in result.stderr and "--no-forecast" in result.stderr
+

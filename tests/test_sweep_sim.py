@@ -454,3 +454,20 @@ def test_hyperband_plans_another_iteration_while_the_budget_holds_one(tmp_path: 
     again_spec, again, _ = run_sim(store, cfg)  # resuming covers the added iterations; nothing breaks
     assert len(again.history().trials) >= trials
     assert check_books(store, again_spec, again) <= 300_000
+
+
+def test_logs_of_a_simulated_trial_says_why_there_are_none(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from costtune.cli import main
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(db)
+    try:
+        run_sim(store, sweep(budget={"trials": 1}))
+    finally:
+        store.close()
+    result = CliRunner().invoke(main, ["logs", BASE["name"], "0", "--db", db])
+    assert result.exit_code == 2
+    assert "a simulated trial runs as a workload on a virtual clock and writes no logs" in result.output
+    assert "never started" not in result.output

@@ -121,6 +121,9 @@ def _spend_by(db: str | None, by: str, window: str, timezone: str, fmt: str) -> 
     ], title=title, always=1))
 
 
+_LARGE_RUN_TRIALS = 20_000  # a forecast run of this many trials takes minutes: say so before it starts
+
+
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
 @click.option("--runs", type=count(0, MAX_FORECAST_RUNS), default=None, metavar="N",
@@ -169,12 +172,20 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
     from costtune.store import resolve_db_url
 
     spec = load_sweep(sweep_file)
+    if spec.resources.provider == "aws":
+        from costtune.runner.remote import check_public_url
+
+        check_public_url(spec)  # what `costtune run` would refuse before anything, offline
     simulated = spec.resources.provider == "simulated"
     measured = read_first_reports(resolve_db_url(db), spec.name, spec.resources.billing)
     result = build_plan(spec, measured=measured)
     if fmt == "table":
         render_plan(result, out_console)  # the plan at once; the forecast follows when its runs are done
         out_console.file.flush()
+    if simulated and runs != 0 and (result.schedule.trials or 0) >= _LARGE_RUN_TRIALS:
+        err_console.print(f"note: each forecast run simulates about {result.schedule.trials:,} trials; that takes "
+                          "minutes per run (--runs 3 for a quicker forecast, --no-forecast for the plan alone)",
+                          highlight=False)
     if simulated and runs != 0:
         result.forecast = _forecast_with_progress(spec, runs, jobs=jobs, exact_sampler=exact_sampler, show=not quiet)
     elif simulated:

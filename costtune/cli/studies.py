@@ -330,7 +330,10 @@ def logs(study: str, trial: int, db: str | None, stream: str, tail: int | None) 
     info = store.get_study(study)
     frozen = store.trial(info.id, trial)
     if not frozen.output_dir:
-        raise InputError(f"trial {trial} of {study!r} has no output directory (it never started)")
+        simulated = any(a.provider == "simulated" for a in store.attempts(info.id, trial))
+        why = ("a simulated trial runs as a workload on a virtual clock and writes no logs; `costtune trials "
+               f"{study} {trial}` shows what it reported" if simulated else "it never started")
+        raise InputError(f"trial {trial} of {study!r} has no output directory ({why})")
     path = Path(frozen.output_dir) / f"{stream}.log"
     if not path.exists():
         raise CosttuneError(f"no {stream} log at {path}")

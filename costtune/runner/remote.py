@@ -29,15 +29,22 @@ def _reachable(host: str) -> bool:
         return True  # a host name: instances resolve it as we do
 
 
-def check_aws_sweep(spec: SweepSpec) -> None:
-    """Refuse what cannot work before anything is written: an API instances cannot reach (SpecError
-    naming server.public_url), a type, image, subnet, group or zone EC2 does not know (SpecError), bad
-    credentials (FatalProviderError)."""
+def check_public_url(spec: SweepSpec) -> None:
+    """SpecError naming server.public_url when instances could not reach the worker API: no public
+    URL and a loopback ``server.bind``. Offline: ``costtune plan`` says it too."""
     server = spec.server
     if server.public_url is None and not _reachable(server.host):
         raise SpecError("server.public_url", f"is required for provider aws: instances cannot reach the worker API "
                         f"at {server.host}:{server.port} (server.bind); give the URL they use, e.g. "
                         f"https://tune.example.org (TLS at a reverse proxy, see infra/)")
+
+
+def check_aws_sweep(spec: SweepSpec) -> None:
+    """Refuse what cannot work before anything is written: an API instances cannot reach (SpecError
+    naming server.public_url), a type, image, subnet, group or zone EC2 does not know (SpecError), bad
+    credentials (FatalProviderError)."""
+    server = spec.server
+    check_public_url(spec)
     if server.start:
         _can_listen(server.host, server.port)
     from costtune.providers.aws import AwsProvider

@@ -40,6 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from costtune.protocol import MetricLineError, parse_line
+from costtune.server.bodies import BodyTooLarge, read_body
 from costtune.store.remote import RemoteConflict
 
 if TYPE_CHECKING:
@@ -85,17 +86,12 @@ def create_app(store: Store, *, max_body: int = MAX_BODY_BYTES, extra_routes: Se
         raise Refusal(401, "wrong token")
 
     async def body(request: Request) -> dict[str, Any]:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_body):
-            raise Refusal(413, f"body of {length} bytes is above the limit of {max_body} bytes")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body:
-                raise Refusal(413, f"body is above the limit of {max_body} bytes")
-            chunks.append(chunk)
         try:
-            data = json.loads(b"".join(chunks) or b"{}")
+            raw = await read_body(request, max_body)
+        except BodyTooLarge as exc:
+            raise Refusal(413, str(exc)) from None
+        try:
+            data = json.loads(raw or b"{}")
         except (ValueError, RecursionError):
             raise Refusal(400, "body: not JSON") from None
         if not isinstance(data, dict):

@@ -27,7 +27,7 @@ from costtune.space import SearchSpace
 from costtune.spec.environment import parse_env, parse_passthrough
 from costtune.spec.fields import integer, os_text, seconds
 from costtune.spec.paths import check_output_root, check_workdir, path_text
-from costtune.spec.resources import Resources, parse_resources
+from costtune.spec.resources import PROVIDERS, Resources, parse_resources
 from costtune.spec.server import ServerSettings, parse_server
 from costtune.words import plural
 from costtune.yamlfile import read_yaml_file
@@ -100,7 +100,10 @@ def parse_sweep(data: Any) -> SweepSpec:
     if not isinstance(data, dict):
         raise SpecError("", "a sweep file must be a mapping of fields (name, objective, space, ...)", data)
     _no_unknown(data, TOP_LEVEL, "")
-    simulated = isinstance(data.get("resources"), dict) and data["resources"].get("provider") == "simulated"
+    provider = data["resources"].get("provider") if isinstance(data.get("resources"), dict) else None
+    if provider is not None and provider not in PROVIDERS:  # before "command is required": it depends on this
+        raise SpecError("resources.provider", f"must be one of {', '.join(PROVIDERS)}", provider)
+    simulated = provider == "simulated"
     for required in ("name", "objective", "space") + (() if simulated else ("command",)):
         if required not in data:
             raise SpecError(required, "is required")

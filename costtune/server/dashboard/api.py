@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from costtune.errors import InputError, StoreError, StudyNotFound
+from costtune.server.bodies import BodyTooLarge, read_body
 from costtune.server.dashboard import money, queries
 from costtune.server.dashboard.charts import StudyCharts
 from costtune.server.dashboard.detail import trial_detail
@@ -181,9 +182,10 @@ class Api:
     async def body(self, request: Request, allowed: tuple[str, ...] = ()) -> dict[str, Any]:
         """The request's JSON object (an empty body is ``{}``): 413 past ``MAX_BODY``, 400 for what is not
         one JSON object, a key given twice, or a top-level field not in ``allowed`` (named)."""
-        raw = await request.body()
-        if len(raw) > MAX_BODY:
-            raise Refused(413, f"body is above the limit of {MAX_BODY} bytes")
+        try:
+            raw = await read_body(request, MAX_BODY)
+        except BodyTooLarge as exc:
+            raise Refused(413, str(exc)) from None
         try:
             data = json.loads(raw or b"{}", object_pairs_hook=_no_duplicates)
         except (ValueError, RecursionError):

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from costtune.server.bodies import BodyTooLarge, read_body
 from costtune.server.dashboard.api import Api, Refused
 from costtune.server.dashboard.auth import COOKIE, Access
 from costtune.server.dashboard.pages import crumbs_for, page
@@ -85,8 +86,9 @@ def routes(store: Store, access: Access, *, actor: str = "dashboard") -> list[Ba
                           "access logs and browser history", 400)
         if request.method != "POST":
             return asking("", 200) if not access.open_read else RedirectResponse("/", status_code=303)
-        raw = await request.body()
-        if len(raw) > 8192:
+        try:
+            raw = await read_body(request, 8192)
+        except BodyTooLarge:
             return asking("the login form is above 8192 bytes", 413)
         form = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
         token = (form.get("token") or [""])[0].strip()
