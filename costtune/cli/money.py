@@ -11,6 +11,7 @@ import click
 from costtune.cli.common import count, db_option, err_console, handled, open_store, out_console
 from costtune.errors import InputError, SpecError
 from costtune.limits import MAX_FORECAST_RUNS, MAX_JOBS
+from costtune.words import plural
 
 
 @click.command()
@@ -183,9 +184,9 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
         render_plan(result, out_console)  # the plan at once; the forecast follows when its runs are done
         out_console.file.flush()
     if simulated and runs != 0 and (result.schedule.trials or 0) >= _LARGE_RUN_TRIALS:
-        err_console.print(f"note: each forecast run simulates about {result.schedule.trials:,} trials; that takes "
-                          "minutes per run (--runs 3 for a quicker forecast, --no-forecast for the plan alone)",
-                          highlight=False)
+        many = plural(result.schedule.trials or 0, "trial")
+        err_console.print(f"note: each forecast run simulates about {many}; that takes minutes per run "
+                          "(--runs 3 for a quicker forecast, --no-forecast for the plan alone)", highlight=False)
     if simulated and runs != 0:
         result.forecast = _forecast_with_progress(spec, runs, jobs=jobs, exact_sampler=exact_sampler, show=not quiet)
     elif simulated:
