@@ -37,7 +37,8 @@ MIN_SETTLE_RUNS = 8  # a settling forecast makes at least this many runs
 SETTLE_WINDOW = 4  # ... and stops when the figures of its runs equal those of all but the last 4
 SPEND_TOLERANCE = 0.02  # spend percentiles: within 2% of the cap
 P_CAP_TOLERANCE = 0.05  # P(reach cap): within 0.05
-BEST_TOLERANCE = 0.10  # best value percentiles: within 10% of the best values' p10-p90 spread
+BEST_TOLERANCE = 0.10  # median best value: within 10% of the best values' p10-p90 spread
+BEST_TAIL_TOLERANCE = 0.25  # their p10 and p90, estimated from few runs: within 25% of that spread
 MEMORY_STORE = "sqlite:///:memory:"
 MODEL_SAMPLERS = ("bayes",)
 _PARENT_CHECK_S = 0.5
@@ -148,8 +149,9 @@ def default_jobs() -> int:
 def settled(runs: Sequence[RunSample], cap_micros: int | None) -> bool:
     """True when the forecast of ``runs`` (in index order) says what it said ``SETTLE_WINDOW`` runs
     earlier: the 10th, 50th and 90th percentile of spend within ``SPEND_TOLERANCE`` of the cap (of
-    the median spend without a cap), P(reach cap) within ``P_CAP_TOLERANCE``, and the same
-    percentiles of the best value within ``BEST_TOLERANCE`` of their 10-90 spread. Never before
+    the median spend without a cap), P(reach cap) within ``P_CAP_TOLERANCE``, and the median best
+    value within ``BEST_TOLERANCE`` of the best values' 10-90 spread (their 10th and 90th
+    percentiles within ``BEST_TAIL_TOLERANCE`` of it). Never before
     ``MIN_SETTLE_RUNS`` runs. A rule of thumb for when more runs stop moving the printed figures,
     not a confidence interval."""
     n = len(runs)
@@ -165,8 +167,8 @@ def settled(runs: Sequence[RunSample], cap_micros: int | None) -> bool:
         return False
     if now.best(50) is not None:
         spread = (now.best(90) or 0.0) - (now.best(10) or 0.0)
-        if any(abs((now.best(q) or 0.0) - (before.best(q) or 0.0)) > BEST_TOLERANCE * abs(spread)
-               for q in (10, 50, 90)):
+        tolerance = {10: BEST_TAIL_TOLERANCE, 50: BEST_TOLERANCE, 90: BEST_TAIL_TOLERANCE}
+        if any(abs((now.best(q) or 0.0) - (before.best(q) or 0.0)) > tolerance[q] * abs(spread) for q in tolerance):
             return False
     return True
 
