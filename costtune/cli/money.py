@@ -214,12 +214,12 @@ def _forecast_with_progress(spec: Any, runs: int | None, *, jobs: int | None, ex
 
     from costtune.plan.forecast import DEFAULT_RUNS, forecast
 
+    settle, most = runs is None, DEFAULT_RUNS if runs is None else runs
     progress = Progress(TextColumn("forecast {task.description}", style="bold", markup=False), BarColumn(),
                         MofNCompleteColumn(),
-                        TextColumn("runs"), TextColumn("{task.fields[detail]}", markup=False), TimeElapsedColumn(),
-                        TextColumn("left"), TimeRemainingColumn(), console=err_console, transient=True,
-                        disable=not show)
-    settle, most = runs is None, DEFAULT_RUNS if runs is None else runs
+                        TextColumn("runs"), TextColumn("{task.fields[detail]}", markup=False), TextColumn("elapsed"),
+                        TimeElapsedColumn(), TextColumn("left at most" if settle else "left"), TimeRemainingColumn(),
+                        console=err_console, transient=True, disable=not show)
     task = progress.add_task(spec.name, total=most, detail="")
     spends: list[int] = []
 
