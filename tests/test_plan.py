@@ -238,6 +238,11 @@ def test_a_settling_forecast_stops_early_the_same_way_whatever_the_jobs(tmp_path
     shown = console.file.getvalue()  # type: ignore[attr-defined]
     assert f"forecast: {n} simulated runs (settled)" in shown
     assert f"the figures stopped moving after {n} of at most 20 runs" in shown
+    capped = forecast(spec, MIN_SETTLE_RUNS, jobs=1, settle=True)  # too few runs to see them settle
+    assert capped.moving and not capped.settled and len(capped.runs) == MIN_SETTLE_RUNS
+    console = make_console(file=io.StringIO(), width=120)
+    render_forecast(capped, console)
+    assert f"the figures were still moving after {MIN_SETTLE_RUNS} runs" in console.file.getvalue()  # type: ignore[attr-defined]
 
 
 def test_ctrl_c_stops_the_forecast_and_its_workers(tmp_path: Path) -> None:

@@ -65,6 +65,7 @@ class Forecast:
     sampler: str = "random"
     stand_in: str | None = None
     settled: bool = False  # stopped before ``most`` runs: the figures had stopped moving (see ``settled``)
+    moving: bool = False  # asked to settle, made ``most`` runs and its figures were still moving
     most: int = 0  # the most runs it would have made (0: as many as it holds)
 
     def spend(self, q: float) -> int:
@@ -222,7 +223,7 @@ def forecast(spec: SweepSpec, runs: int, *, jobs: int | None = None, exact_sampl
     model = "bohb" if spec.scheduler["type"] == "bohb" else spec.sampler["type"]
     return Forecast(runs=tuple(samples[k] for k in range(kept)), cap_micros=cap,
                     sampler=model if exact else "random", stand_in=None if exact else model,
-                    settled=settle and kept < runs, most=runs)
+                    settled=settle and kept < runs, moving=settle and kept == runs, most=runs)
 
 
 def _in_processes(raws: list[dict[str, Any]], workers: int, exact: bool,

@@ -132,6 +132,9 @@ def render_forecast(f: Forecast, console: Console) -> None:
     if f.settled:
         console.print(f"the figures stopped moving after {len(f.runs)} of at most {f.most} runs; --runs N makes "
                       "exactly N", highlight=False)
+    elif f.moving:
+        console.print(f"the figures were still moving after {len(f.runs)} runs: read them as rough; --runs N "
+                      "makes more (at most 1,000)", highlight=False)
 
 
 def _settled(f: Forecast) -> str:
@@ -170,7 +173,7 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
     }
     if f is not None:
         out["forecast"] = {
-            "runs": len(f.runs), "settled": f.settled, "max_runs": f.most or len(f.runs),
+            "runs": len(f.runs), "settled": f.settled, "still_moving": f.moving, "max_runs": f.most or len(f.runs),
             "sampler": f.sampler, "stands_in_for": f.stand_in,
             "spend_median_usd": _usd(f.spend(50)), "spend_p10_usd": _usd(f.spend(10)),
             "spend_p90_usd": _usd(f.spend(90)), "spend_median_micros": f.spend(50),
