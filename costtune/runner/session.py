@@ -210,6 +210,7 @@ def _update(progress: Progress, task: Any, status: RunStatus, spec: SweepSpec, s
     running = f"running {status.running}"
     if status.note and status.running < status.workers:  # fewer than asked for, and why
         running = f"running {status.running} of {plural(status.workers, 'worker')} ({status.note})"
-    detail = (f"{running}  failed {status.failed}{extra}  best {study.metric} {best}  "
+    denied = f"  denied by policy {status.denied}" if status.denied else ""
+    detail = (f"{running}  failed {status.failed}{denied}{extra}  best {study.metric} {best}  "
               f"spent {format_usd(status.spend_micros)}{cap}")
     progress.update(task, completed=completed, count=count, detail=detail)
