@@ -52,11 +52,7 @@ def spend(db: str | None, by: str | None, window: str, timezone: str, fmt: str) 
         rows.append({"scope": scope, "name": names.get(scope, scope), "cap_micros": cap, "spent_micros": spent,
                      "reserved_micros": reserved, "left_micros": None if cap is None else cap - spent - reserved,
                      "held_controller_gone_micros": min(reserved, gone.get(scope, 0))})
-    if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
-        return
-    if fmt == "csv":
-        _csv(rows)
+    if _emitted(rows, fmt):
         return
     keys = ("cap_micros", "spent_micros", "reserved_micros", "left_micros")
     money = [format_usd_column([r[k] for r in rows]) for k in keys]  # one number of decimals per column
@@ -69,6 +65,17 @@ def spend(db: str | None, by: str | None, window: str, timezone: str, fmt: str) 
         if r["held_controller_gone_micros"]:
             out_console.print(f"{r['name']}: {format_usd(r['held_controller_gone_micros'])} held (controller gone; "
                               "settled by the next run)", highlight=False)
+
+
+def _emitted(rows: list[dict[str, Any]], fmt: str) -> bool:
+    """Print ``rows`` as JSON or CSV when ``fmt`` asks for one (True), else leave them to a table (False)."""
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return True
+    if fmt == "csv":
+        _csv(rows)
+        return True
+    return False
 
 
 def _csv(rows: list[dict[str, Any]]) -> None:
@@ -107,11 +114,7 @@ def _spend_by(db: str | None, by: str, window: str, timezone: str, fmt: str) -> 
                              f"{', '.join(BY)})")
     since = window_start(window, datetime.now(UTC), timezone)
     rows = spend_groups(store, by, since, timezone)
-    if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
-        return
-    if fmt == "csv":
-        _csv(rows)
+    if _emitted(rows, fmt):
         return
     title = f"spend by {by}" + ("" if since is None else f" since {since.isoformat()}") + f" in {store.display_url}"
     out_console.print(FittedTable([
