@@ -122,3 +122,18 @@ def test_ids_are_not_reused_after_a_schedule_is_removed(store: Store) -> None:
     assert store.get_schedule("second").id != old_id and run2.id != run.id
     (version,) = store.model_versions("first")  # the removed schedule's version still names its own run
     assert (version.schedule_id, version.run_id) == (old_id, run.id)
+
+
+def test_summary_money_is_plain_decimals_in_json_and_dollars_in_text() -> None:
+    """``*_usd`` in a run summary are plain decimals beside ``*_micros`` (as `schedule show --format json`);
+    the text shows dollars the CLI's way; an older summary's "$0.53" still reads."""
+    from costtune.schedules.publish import _dollars, _plain, summary_text
+
+    summary = {"schedule": "n", "study": "n-1", "trials": 3, "failed_trials": 0, "metric": "loss",
+               "spent_usd": "0.569369", "spent_micros": 569369, "cap_usd": "2", "stop_reason": None,
+               "best": {"trial": 2, "value": 0.5}, "model_version": None,
+               "change": {"verdict": "better", "delta": -0.1, "previous_study": "n-0",
+                          "previous_cost_usd": _plain("$0.53")}}
+    text = summary_text(summary)
+    assert "spent $0.569 of $2.00" in text and "it spent $0.53." in text
+    assert _dollars(None) == "?" and _dollars("0.000834") == "$0.000834"

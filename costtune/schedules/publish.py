@@ -20,12 +20,13 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 from costtune.errors import CosttuneError
 from costtune.history import History, Mode, TrialState
-from costtune.money import format_usd
+from costtune.money import format_usd, micros_to_usd
 from costtune.store.versions import ModelVersion
 from costtune.words import plural
 
@@ -126,8 +127,8 @@ def improvements(history: History) -> list[dict[str, Any]]:
             continue
         if best is None or (t.value < best if history.mode == Mode.MIN else t.value > best):
             best = t.value
-            out.append({"trial": t.number, "value": t.value, "spent_usd": format_usd(spent),
-                        "cost_usd": format_usd(spent - last)})
+            out.append({"trial": t.number, "value": t.value, "spent_usd": _usd(spent), "spent_micros": spent,
+                        "cost_usd": _usd(spent - last), "cost_micros": spent - last})
             last = spent
     return out
 
@@ -154,20 +155,21 @@ def build_summary(schedule: Any, run: Any, study_name: str, history: History, ca
     change = compare(history.mode, None if best is None else best.value, prev_best)
     if previous is not None:
         change["previous_study"] = previous.get("study")
-        change["previous_cost_usd"] = previous.get("spent_usd")
+        change["previous_cost_usd"] = _plain(previous.get("spent_usd"))
     lines = {
         "schedule": schedule.name, "study": study_name, "run_id": run.id, "fire_time": run.fire_s,
         "metric": history.metric, "mode": str(history.mode),
         "trials": len(history.trials),
         "failed_trials": sum(1 for t in history.trials if t.state == TrialState.FAILED),
         "state": "finished" if best is not None else "failed",
-        "spent_usd": format_usd(history.spent_micros),
+        "spent_usd": _usd(history.spent_micros),
         "spent_micros": history.spent_micros,
-        "cap_usd": None if cap_micros is None else format_usd(cap_micros), "stop_reason": stop_reason,
+        "cap_usd": None if cap_micros is None else _usd(cap_micros), "cap_micros": cap_micros,
+        "stop_reason": stop_reason,
         "best": None if best is None else {"trial": best.number, "value": best.value, "params": best.params,
-                                            "cost_usd": format_usd(best.cost_micros)},
-        "leaderboard": [{"trial": t.number, "value": t.value, "cost_usd": format_usd(t.cost_micros),
-                         "params": t.params} for t in ranked[:TOP]],
+                                            "cost_usd": _usd(best.cost_micros), "cost_micros": best.cost_micros},
+        "leaderboard": [{"trial": t.number, "value": t.value, "cost_usd": _usd(t.cost_micros),
+                         "cost_micros": t.cost_micros, "params": t.params} for t in ranked[:TOP]],
         "improvements": improvements(history),
         "change": change,
         "model_version": None if version is None else {
@@ -189,23 +191,23 @@ def _previous_value(previous: dict[str, Any] | None) -> float | None:
 
 def summary_text(s: dict[str, Any]) -> str:
     """One paragraph a chat channel can show."""
-    cap = f" of {s['cap_usd']}" if s["cap_usd"] else ""
+    cap = f" of {_dollars(s['cap_usd'])}" if s["cap_usd"] else ""
     failed = s.get("failed_trials", 0)
     stop = f" Stopped: {s['stop_reason']}." if s.get("stop_reason") else ""
     if s["best"] is None:
         what = "no trials ran" if not s["trials"] else (
             f"all {plural(s['trials'], 'trial')} failed" if failed == s["trials"]
             else f"no trial produced {s['metric']} ({failed} of {plural(s['trials'], 'trial')} failed)")
-        return f"{s['schedule']}: {s['study']} FAILED: {what}, spent {s['spent_usd']}{cap}.{stop} " \
+        return f"{s['schedule']}: {s['study']} FAILED: {what}, spent {_dollars(s['spent_usd'])}{cap}.{stop} " \
                "No model version was registered."
     ran = plural(s["trials"], "trial") + (f" ({failed} failed)" if failed else "")
-    text = f"{s['schedule']}: {s['study']} ran {ran}, spent {s['spent_usd']}{cap}.{stop}"
+    text = f"{s['schedule']}: {s['study']} ran {ran}, spent {_dollars(s['spent_usd'])}{cap}.{stop}"
     if s["best"] is not None:
         text += f" Best {s['metric']} {s['best']['value']:.6g} (trial {s['best']['trial']})."
     change = s["change"]
     if change["verdict"] in ("better", "worse", "same"):
         text += f" {change['verdict'].capitalize()} than the previous run ({change.get('previous_study')}): " \
-                f"delta {change['delta']:+.6g}; it spent {change.get('previous_cost_usd')}."
+                f"delta {change['delta']:+.6g}; it spent {_dollars(change.get('previous_cost_usd'))}."
     elif change["verdict"] == "first":
         text += " First run of this schedule."
     mv = s["model_version"]
@@ -236,3 +238,22 @@ def deliver(summary: dict[str, Any], schedule: Any) -> list[str]:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             notes.append(f"webhook {url} failed: {exc}")
     return notes
+
+
+def _usd(micros: int) -> str:
+    """Exact dollars as a plain decimal string (JSON money: ``*_usd`` beside ``*_micros``)."""
+    return str(micros_to_usd(micros))
+
+
+def _plain(text: Any) -> str | None:
+    """A ``*_usd`` of an earlier summary as a plain decimal (summaries before this one wrote ``$0.53``)."""
+    return None if text is None else str(text).lstrip("$")
+
+
+def _dollars(text: Any) -> str:
+    """A ``*_usd`` decimal string as the CLI shows money (``$0.533``); "?" when missing or not a number."""
+    try:
+        return format_usd(round(Decimal(str(text).lstrip("$")) * 1_000_000))
+    except (InvalidOperation, ValueError):
+        return "?"
+
