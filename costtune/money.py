@@ -69,6 +69,12 @@ def micros_to_usd(micros: int) -> Decimal:
     return Decimal(micros) / MICROS_PER_USD
 
 
+def usd_text(micros: int | None) -> str | None:
+    """Exact dollars as a plain decimal string, the ``*_usd`` of JSON output beside its ``*_micros``
+    (``500_000`` -> ``"0.5"``); None stays None."""
+    return None if micros is None else str(micros_to_usd(micros))
+
+
 # How many decimals a dollar amount shows: three significant digits of the amount (of the smallest
 # non-zero amount, for a column), never fewer than cents nor more than micro-dollars.
 _MIN_PLACES, _MAX_PLACES, _SIGNIFICANT = 2, 6, 3

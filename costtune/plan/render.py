@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
-from costtune.money import format_usd, format_usd_column, micros_to_usd, usd_places
+from costtune.money import format_usd, format_usd_column, usd_places, usd_text
 from costtune.plan.analytic import SweepPlan
 from costtune.plan.forecast import Forecast
 from costtune.reports.fmt import format_duration
@@ -21,10 +21,6 @@ from costtune.words import plural
 
 def _money(micros: int | None) -> str:
     return "-" if micros is None else format_usd(micros)
-
-
-def _usd(micros: int | None) -> str | None:
-    return None if micros is None else str(micros_to_usd(micros))
 
 
 def _num(value: float | None, fmt: str = ".1f") -> str:
@@ -145,29 +141,30 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
     s, p, f = plan.schedule, plan.preemption, plan.forecast
     out: dict[str, Any] = {
         "name": plan.name, "provider": plan.provider, "scheduler": plan.scheduler,
-        "budget": {"usd": _usd(plan.budget_micros), "usd_micros": plan.budget_micros, "trials": plan.budget_trials},
+        "budget": {"usd": usd_text(plan.budget_micros), "usd_micros": plan.budget_micros, "trials": plan.budget_trials},
         "workers": plan.workers, "billing": plan.billing, "rate_source": plan.rate_source,
         "plan": {
-            "kind": s.kind, "eta": s.eta, "ladder_usd": [_usd(r) for r in s.ladder_micros],
+            "kind": s.kind, "eta": s.eta, "ladder_usd": [usd_text(r) for r in s.ladder_micros],
             "ladder_micros": list(s.ladder_micros), "iterations": s.iterations,
-            "brackets": [{"index": b.index, "rungs_usd": [_usd(r) for r in b.rungs_micros],
+            "brackets": [{"index": b.index, "rungs_usd": [usd_text(r) for r in b.rungs_micros],
                           "rungs_micros": list(b.rungs_micros), "trials_per_rung": list(b.trials_per_rung),
-                          "trials": b.trials_per_rung[0], "cost_usd": _usd(b.cost_micros),
+                          "trials": b.trials_per_rung[0], "cost_usd": usd_text(b.cost_micros),
                           "cost_micros": b.cost_micros} for b in s.brackets],
             "trials": s.trials, "trials_estimated": s.trials_estimated,
-            "planned_usd": _usd(s.planned_micros), "planned_micros": s.planned_micros,
-            "expected_usd": _usd(s.expected_micros), "expected_micros": s.expected_micros,
-            "trial_cost_usd": _usd(s.trial_cost_micros), "trial_cost_micros": s.trial_cost_micros,
+            "planned_usd": usd_text(s.planned_micros), "planned_micros": s.planned_micros,
+            "expected_usd": usd_text(s.expected_micros), "expected_micros": s.expected_micros,
+            "trial_cost_usd": usd_text(s.trial_cost_micros), "trial_cost_micros": s.trial_cost_micros,
         },
-        "overheads": [{"instance_type": o.instance_type, "market": o.market, "usd_per_hour": _usd(o.rate_micros),
-                       "startup_seconds": o.startup_seconds, "startup_usd": _usd(o.startup_micros),
+        "overheads": [{"instance_type": o.instance_type, "market": o.market, "usd_per_hour": usd_text(o.rate_micros),
+                       "startup_seconds": o.startup_seconds, "startup_usd": usd_text(o.startup_micros),
                        "startup_micros": o.startup_micros, "minimum_seconds": o.minimum_seconds,
-                       "minimum_usd": _usd(o.minimum_micros), "minimum_micros": o.minimum_micros}
+                       "minimum_usd": usd_text(o.minimum_micros), "minimum_micros": o.minimum_micros}
                       for o in plan.overheads],
-        "launches": plan.launches, "overhead_usd": _usd(plan.overhead_micros), "overhead_micros": plan.overhead_micros,
+        "launches": plan.launches, "overhead_usd": usd_text(plan.overhead_micros),
+        "overhead_micros": plan.overhead_micros,
         "preemption": {"per_hour": p.per_hour, "instance_hours": p.instance_hours, "expected": p.expected,
-                       "waste_usd": _usd(p.waste_micros), "waste_micros": p.waste_micros,
-                       "restart_usd": _usd(p.restart_micros), "restart_micros": p.restart_micros, "note": p.note},
+                       "waste_usd": usd_text(p.waste_micros), "waste_micros": p.waste_micros,
+                       "restart_usd": usd_text(p.restart_micros), "restart_micros": p.restart_micros, "note": p.note},
         "forecast": None,
         "notes": plan.notes + ([stand_in_note(f)] if f is not None and f.stand_in else []),
     }
@@ -175,8 +172,8 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
         out["forecast"] = {
             "runs": len(f.runs), "settled": f.settled, "still_moving": f.moving, "max_runs": f.most or len(f.runs),
             "sampler": f.sampler, "stands_in_for": f.stand_in,
-            "spend_median_usd": _usd(f.spend(50)), "spend_p10_usd": _usd(f.spend(10)),
-            "spend_p90_usd": _usd(f.spend(90)), "spend_median_micros": f.spend(50),
+            "spend_median_usd": usd_text(f.spend(50)), "spend_p10_usd": usd_text(f.spend(10)),
+            "spend_p90_usd": usd_text(f.spend(90)), "spend_median_micros": f.spend(50),
             "spend_p10_micros": f.spend(10), "spend_p90_micros": f.spend(90),
             "p_reach_cap": f.p_cap, "best_median": f.best(50), "best_p10": f.best(10), "best_p90": f.best(90),
             "preemptions_median": f.quantile("preemptions", 50),

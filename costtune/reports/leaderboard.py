@@ -20,7 +20,7 @@ from rich.text import Text
 
 from costtune.errors import SpecError
 from costtune.history import FrozenTrial, History, Mode, TrialState
-from costtune.money import format_usd_column, micros_to_usd
+from costtune.money import format_usd_column, micros_to_usd, usd_text
 from costtune.reports.fmt import format_duration, format_number, shown_state
 from costtune.reports.table import Column, FittedTable
 from costtune.schedulers import rung_ladder, scheduler_config
@@ -65,10 +65,6 @@ def last_rung(ladder: Sequence[int] | None, spent_micros: int) -> int | None:
     return ladder[i - 1] if i else None
 
 
-def _usd(micros: int | None) -> str | None:
-    return None if micros is None else str(micros_to_usd(micros))
-
-
 def rows(history: History, costs: Costs | None = None, ladder: Sequence[int] | None = None,
          gone: Collection[int] = ()) -> list[dict[str, Any]]:
     """Ranked rows; placement keys are None without ``costs`` or an attempt, waste keys None without ``costs``.
@@ -108,12 +104,12 @@ def rows(history: History, costs: Costs | None = None, ladder: Sequence[int] | N
             "source": trial.source,
             "output_dir": trial.output_dir,
             "error": (trial.error or "").splitlines()[0] if trial.error else None,
-            "rung_usd": _usd(rung),
+            "rung_usd": usd_text(rung),
             "rung_micros": rung,
             "instance_type": cost.instance_type if cost else None,
             "market": cost.market if cost else None,
             "preemptions": None if costs is None else (cost.preemptions if cost else 0),
-            "waste_usd": None if costs is None else _usd(cost.waste_micros if cost else 0),
+            "waste_usd": None if costs is None else usd_text(cost.waste_micros if cost else 0),
             "waste_micros": None if costs is None else (cost.waste_micros if cost else 0),
         })
     return out

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from costtune.history import FrozenTrial, History, TrialState
-from costtune.money import format_usd, micros_to_usd
+from costtune.money import format_usd, usd_text
 from costtune.store.reads import INTERRUPTED, PREEMPTED, AttemptCostRow, TrialCost, rerun_micros
 
 USEFUL, STOPPED, FAILED, RERUN, UNFINISHED = "useful", "stopped", "failed", "rerun", "unfinished"
@@ -98,10 +98,6 @@ def totals(shares: Iterable[Share]) -> dict[str, int]:
     return out
 
 
-def _usd(micros: int) -> str:
-    return str(micros_to_usd(micros))
-
-
 def _pct(part: int, whole: int) -> float | None:
     return None if whole <= 0 else round(100 * part / whole, 2)
 
@@ -123,8 +119,8 @@ def spend_summary(history: History, attempts: Sequence[AttemptCostRow] | None = 
     total = history.spent_micros
     return {
         "total_micros": total,
-        "total_usd": _usd(total),
-        "classes": {k: {"label": CLASS_LABELS[k], "micros": by_class[k], "usd": _usd(by_class[k]),
+        "total_usd": usd_text(total),
+        "classes": {k: {"label": CLASS_LABELS[k], "micros": by_class[k], "usd": usd_text(by_class[k]),
                         "trials": trials_in[k], "pct_of_spend": _pct(by_class[k], total)} for k in CLASSES},
         "by_state": dict(sorted(by_state.items())),
         "failed_micros": by_class[FAILED],
@@ -177,7 +173,7 @@ def spend_by_placement(history: History, attempts: Sequence[AttemptCostRow]) -> 
         g["trials"] = len(trials.get(key, ()))
         g["waste_micros"] = g["rerun_micros"]  # the name older reports used for re-run money
         for name in ("cost", "waste", *CLASSES):
-            g[f"{name}_usd"] = _usd(g[f"{name}_micros"])
+            g[f"{name}_usd"] = usd_text(g[f"{name}_micros"])
         out.append(g)
     return sorted(out, key=lambda g: (-g["cost_micros"], g["label"]))
 
@@ -198,7 +194,7 @@ def preemption_summary(history: History, attempts: Sequence[AttemptCostRow]) -> 
     preempted = [a for a in attempts if a.exit_reason == PREEMPTED]
     return {"preemptions": len(preempted), "trials_preempted": len({a.trial for a in preempted}),
             "interruptions": sum(a.exit_reason == INTERRUPTED for a in attempts),
-            "waste_micros": waste, "waste_usd": _usd(waste), "spend_micros": total,
+            "waste_micros": waste, "waste_usd": usd_text(waste), "spend_micros": total,
             "waste_pct_of_spend": _pct(waste, total)}
 
 
@@ -220,8 +216,8 @@ def waste_by_trial(history: History, costs: Mapping[int, TrialCost],
             continue
         out.append({"trial": t.number, "state": str(t.state), "instance_type": c.instance_type, "market": c.market,
                     "attempts": c.attempts, "preemptions": c.preemptions,
-                    "interruptions": interrupted.get(t.number, 0), "waste_micros": lost, "waste_usd": _usd(lost),
-                    "cost_micros": t.cost_micros, "cost_usd": _usd(t.cost_micros),
+                    "interruptions": interrupted.get(t.number, 0), "waste_micros": lost, "waste_usd": usd_text(lost),
+                    "cost_micros": t.cost_micros, "cost_usd": usd_text(t.cost_micros),
                     "waste_pct_of_cost": _pct(lost, t.cost_micros)})
     return sorted(out, key=lambda r: (-r["waste_micros"], r["trial"]))
 

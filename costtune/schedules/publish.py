@@ -20,13 +20,12 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from costtune.errors import CosttuneError
+from costtune.errors import CosttuneError, SpecError
 from costtune.history import History, Mode, TrialState
-from costtune.money import format_usd, micros_to_usd
+from costtune.money import format_usd, usd_text, usd_to_micros
 from costtune.store.versions import ModelVersion
 from costtune.words import plural
 
@@ -127,8 +126,8 @@ def improvements(history: History) -> list[dict[str, Any]]:
             continue
         if best is None or (t.value < best if history.mode == Mode.MIN else t.value > best):
             best = t.value
-            out.append({"trial": t.number, "value": t.value, "spent_usd": _usd(spent), "spent_micros": spent,
-                        "cost_usd": _usd(spent - last), "cost_micros": spent - last})
+            out.append({"trial": t.number, "value": t.value, "spent_usd": usd_text(spent), "spent_micros": spent,
+                        "cost_usd": usd_text(spent - last), "cost_micros": spent - last})
             last = spent
     return out
 
@@ -162,13 +161,13 @@ def build_summary(schedule: Any, run: Any, study_name: str, history: History, ca
         "trials": len(history.trials),
         "failed_trials": sum(1 for t in history.trials if t.state == TrialState.FAILED),
         "state": "finished" if best is not None else "failed",
-        "spent_usd": _usd(history.spent_micros),
+        "spent_usd": usd_text(history.spent_micros),
         "spent_micros": history.spent_micros,
-        "cap_usd": None if cap_micros is None else _usd(cap_micros), "cap_micros": cap_micros,
+        "cap_usd": usd_text(cap_micros), "cap_micros": cap_micros,
         "stop_reason": stop_reason,
         "best": None if best is None else {"trial": best.number, "value": best.value, "params": best.params,
-                                            "cost_usd": _usd(best.cost_micros), "cost_micros": best.cost_micros},
-        "leaderboard": [{"trial": t.number, "value": t.value, "cost_usd": _usd(t.cost_micros),
+                                            "cost_usd": usd_text(best.cost_micros), "cost_micros": best.cost_micros},
+        "leaderboard": [{"trial": t.number, "value": t.value, "cost_usd": usd_text(t.cost_micros),
                          "cost_micros": t.cost_micros, "params": t.params} for t in ranked[:TOP]],
         "improvements": improvements(history),
         "change": change,
@@ -240,11 +239,6 @@ def deliver(summary: dict[str, Any], schedule: Any) -> list[str]:
     return notes
 
 
-def _usd(micros: int) -> str:
-    """Exact dollars as a plain decimal string (JSON money: ``*_usd`` beside ``*_micros``)."""
-    return str(micros_to_usd(micros))
-
-
 def _plain(text: Any) -> str | None:
     """A ``*_usd`` of an earlier summary as a plain decimal (summaries before this one wrote ``$0.53``)."""
     return None if text is None else str(text).lstrip("$")
@@ -253,7 +247,7 @@ def _plain(text: Any) -> str | None:
 def _dollars(text: Any) -> str:
     """A ``*_usd`` decimal string as the CLI shows money (``$0.533``); "?" when missing or not a number."""
     try:
-        return format_usd(round(Decimal(str(text).lstrip("$")) * 1_000_000))
-    except (InvalidOperation, ValueError):
+        return format_usd(usd_to_micros(text, "spent_usd"))
+    except SpecError:
         return "?"
 

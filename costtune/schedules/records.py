@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from costtune.money import micros_to_usd
+from costtune.money import usd_text
 
 
 def iso(epoch_s: int | float | None) -> str | None:
@@ -22,7 +22,7 @@ def iso(epoch_s: int | float | None) -> str | None:
 
 def money(name: str, micros: int | None) -> dict[str, Any]:
     """``{name_micros: 641000, name_usd: "0.641"}`` (both None when ``micros`` is None)."""
-    return {f"{name}_micros": micros, f"{name}_usd": None if micros is None else f"{micros_to_usd(micros):f}"}
+    return {f"{name}_micros": micros, f"{name}_usd": usd_text(micros)}
 
 
 def run_record(r: Any) -> dict[str, Any]:
