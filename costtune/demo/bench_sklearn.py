@@ -30,7 +30,7 @@ GRID: dict[str, list[float]] = {
     "layers": [1, 2, 3],
 }
 STEPS = 20
-SCALE = 300.0
+SCALE = 600.0
 # CPU speed relative to an m5.large (one thread of work; newer, faster cores on c5).
 SPEED: dict[str, float] = {"m5.large": 1.0, "c5.xlarge": 1.6, "g4dn.xlarge": 1.1}
 INSTANCES: dict[str, tuple[str, ...]] = {"sklearn_mlp": ("m5.large", "c5.xlarge", "g4dn.xlarge")}
@@ -91,4 +91,4 @@ WORKLOADS = {"sklearn_mlp": sklearn_mlp}
 SPACES: dict[str, dict[str, dict[str, Any]]] = {"sklearn_mlp": _space(GRID)}
 MAX_STEPS: dict[str, int] = {"sklearn_mlp": STEPS}
 # About the 2nd percentile of the grid's final losses (tests/test_bench_workloads.py).
-TARGETS: dict[str, float] = {"sklearn_mlp": 0.0}
+TARGETS: dict[str, float] = {"sklearn_mlp": 0.0835}
