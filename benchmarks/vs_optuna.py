@@ -79,7 +79,8 @@ def rung_usd(workload: str, budget_usd: float) -> tuple[float, float]:
 def sweep(workload: str, seed: int, budget_usd: float, recipe: str, workers: int = 1) -> dict[str, Any]:
     """The costtune sweep file (as a mapping) for one run.
 
-    ``default``: no sampler and no scheduler section (costtune's defaults); ``cost``: every trial
+    ``default``: no sampler and no scheduler section (costtune's defaults; no sampler seed either, so
+    its runs are not repeatable, unlike the others'); ``cost``: every trial
     runs to its end, proposed by the cost-aware Bayesian sampler with its defaults; ``cost/N``: the
     same with N random start-up trials; ``asha``: ``cost`` plus dollar-rung ASHA (``rung_usd``).
     Raises ValueError for another recipe.
