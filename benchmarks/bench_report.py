@@ -27,10 +27,13 @@ def best_at(curve: Curve, usd: float) -> float:
 
 
 def quartiles(xs: Sequence[float]) -> tuple[float, float, float]:
-    """25th, 50th, 75th percentiles (linear interpolation); inf stays inf."""
+    """25th, 50th, 75th percentiles (linear interpolation); a percentile reaching into inf values is inf."""
     arr = np.minimum(np.asarray(xs, dtype=float), _INF_STANDIN)
     q = np.percentile(arr, [25, 50, 75])
-    return tuple(math.inf if v >= _INF_STANDIN / 2 else float(v) for v in q)  # type: ignore[return-value]
+    finite = arr[arr < _INF_STANDIN]
+    top = float(finite.max()) if finite.size else -math.inf
+    # between the last finite value and an inf one: inf (not a huge number interpolated towards the stand-in)
+    return tuple(math.inf if v > top + 1e-12 else float(v) for v in q)  # type: ignore[return-value]
 
 
 def _fmt(x: float, usd: bool) -> str:

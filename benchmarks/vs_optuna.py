@@ -51,6 +51,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,14 +157,19 @@ def _weight(task: tuple[str, str, int, float, int]) -> int:
     return 3 if "asha" in method else 2 if method.startswith("costtune-") or method == "optuna-gp" else 1
 
 
-def run_all(tasks: list[tuple[str, str, int, float, int]], jobs: int) -> list[dict[str, Any]]:
-    """Every task, in a process pool of ``jobs`` (inline for 1), with one progress line per run on stderr."""
-    tasks = sorted(tasks, key=_weight, reverse=True)
+def run_all(tasks: list[tuple[str, str, int, float, int]], jobs: int,
+            done: Callable[[list[dict[str, Any]]], None] | None = None) -> list[dict[str, Any]]:
+    """Every task, in a process pool of ``jobs`` (inline for 1), with one progress line per run on stderr
+    and ``done(runs so far)`` after each. Seed by seed (slow methods first within a seed), so a run
+    stopped early still holds whole seeds."""
+    tasks = sorted(tasks, key=lambda t: (t[2], -_weight(t)))
     out: list[dict[str, Any]] = []
     start = time.perf_counter()
 
     def progress(r: dict[str, Any]) -> None:
         out.append(r)
+        if done is not None:
+            done(out)
         target = TARGETS[r["workload"]]
         usd = dollars_to(r["curve"], target)
         print(f"[{len(out)}/{len(tasks)} {time.perf_counter() - start:.0f}s] {r['workload']} seed {r['seed']} "
@@ -193,6 +199,26 @@ def calibrate(workloads: list[str], seeds: int, jobs: int) -> None:
               f"budget ${budget:g} (table: ${BUDGETS_USD.get(w, math.nan):g})")
 
 
+def report(doc: dict[str, Any]) -> None:
+    """Print the tables for ``doc`` (the --json layout, curves as lists of (usd, best)); a workload whose
+    seeds did not all finish for every method is reported on the seeds that did."""
+    methods = doc.get("methods") or list(dict.fromkeys(r["method"] for r in doc["runs"]))
+    print(f"cells: median [IQR] over seeds; {doc['region']} {doc['market']}, billed per second with a 60 s "
+          f"minimum, {doc['startup_seconds']:.0f} s boot per trial; costtune workers: {doc['workers']}")
+    for w, info in doc["workloads"].items():
+        by_seed: dict[int, dict[str, Curve]] = {}
+        for r in doc["runs"]:
+            if r["workload"] == w:
+                by_seed.setdefault(r["seed"], {})[r["method"]] = r["curve"]
+        whole = sorted(s for s, got in by_seed.items() if all(m in got for m in methods))
+        print()
+        print(f"instance types ({w}): {', '.join(info['instances'])}; seeds: {len(whole)} of {doc['seeds']}")
+        if not whole:
+            continue
+        curves = {m: [by_seed[s][m] for s in whole] for m in methods}
+        print_workload(w, curves, info["target"], info["budget_usd"], info["max_steps"])
+
+
 def _json_curve(curve: Curve) -> list[list[float | None]]:
     return [[usd, None if math.isinf(best) else best] for usd, best in curve]
 
@@ -209,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="costtune trials at once (default 1)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="runs at once in a process pool (default: the number of cores)")
-    parser.add_argument("--json", type=Path, help="write every run's best-so-far curve to this file")
+    parser.add_argument("--json", type=Path,
+                        help="write every run's best-so-far curve to this file (rewritten after each run)")
+    parser.add_argument("--report", type=Path, metavar="JSON",
+                        help="print the tables of a file --json wrote (whole seeds only, if it is partial) and exit")
     parser.add_argument("--calibrate", action="store_true", help="print the budget rule's numbers and exit")
     parser.add_argument("--quick", action="store_true", help="3 seeds (overrides --seeds)")
     args = parser.parse_args(argv)
@@ -226,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibrate:
         calibrate(workloads, 20, args.jobs)
         return 0
+    if args.report:
+        doc = json.loads(args.report.read_text())
+        for r in doc["runs"]:
+            r["curve"] = [(usd, math.inf if best is None else best) for usd, best in r["curve"]]
+        report(doc)
+        return 0
     methods = [m.strip() for m in args.optuna.split(",") if m.strip() and m.strip() != "none"]
     for m in methods:
         if m not in METHODS + EXTRA_METHODS:
@@ -238,26 +273,24 @@ def main(argv: list[str] | None = None) -> int:
         methods.append(f"costtune-{r}")
 
     tasks = [(w, m, s, BUDGETS_USD[w], args.workers) for w in workloads for s in range(seeds) for m in methods]
-    runs = run_all(tasks, args.jobs)
-    curves: dict[str, dict[str, list[Curve]]] = {w: {m: [] for m in methods} for w in workloads}
-    for r in sorted(runs, key=lambda r: r["seed"]):
-        curves[r["workload"]][r["method"]].append(r["curve"])
+    doc: dict[str, Any] = {
+        "seeds": seeds, "workers": args.workers, "region": REGION, "market": MARKET,
+        "startup_seconds": STARTUP_SECONDS, "methods": methods,
+        "workloads": {w: {"budget_usd": BUDGETS_USD[w], "target": TARGETS[w], "max_steps": MAX_STEPS[w],
+                          "instances": list(INSTANCES[w])} for w in workloads},
+        "runs": [],
+    }
 
-    print(f"seeds: {seeds}; cells: median [IQR]; {REGION} {MARKET}, billed per second with a 60 s minimum, "
-          f"{STARTUP_SECONDS:.0f} s boot per trial; costtune workers: {args.workers}")
-    for w in workloads:
-        print(f"instance types ({w}): {', '.join(INSTANCES[w])}")
-        print_workload(w, curves[w], TARGETS[w], BUDGETS_USD[w], MAX_STEPS[w])
-        print()
+    def save(runs: list[dict[str, Any]]) -> None:
+        if args.json:
+            doc["runs"] = [{**r, "curve": _json_curve(r["curve"])} for r in runs]
+            tmp = args.json.with_name(args.json.name + ".tmp")
+            tmp.write_text(json.dumps(doc, indent=1))
+            tmp.replace(args.json)
+
+    runs = run_all(tasks, args.jobs, save)
+    report(doc | {"runs": runs})
     if args.json:
-        doc = {
-            "seeds": seeds, "workers": args.workers, "region": REGION, "market": MARKET,
-            "startup_seconds": STARTUP_SECONDS,
-            "workloads": {w: {"budget_usd": BUDGETS_USD[w], "target": TARGETS[w], "max_steps": MAX_STEPS[w],
-                              "instances": list(INSTANCES[w])} for w in workloads},
-            "runs": [{**r, "curve": _json_curve(r["curve"])} for r in runs],
-        }
-        args.json.write_text(json.dumps(doc, indent=1))
         print(f"wrote {args.json} ({len(runs)} runs)", file=sys.stderr)
     return 0
 
