@@ -202,7 +202,7 @@ def calibrate(workloads: list[str], seeds: int, jobs: int) -> None:
 def report(doc: dict[str, Any]) -> None:
     """Print the tables for ``doc`` (the --json layout, curves as lists of (usd, best)); a workload whose
     seeds did not all finish for every method is reported on the seeds that did."""
-    methods = doc.get("methods") or list(dict.fromkeys(r["method"] for r in doc["runs"]))
+    methods = doc.get("methods") or sorted({r["method"] for r in doc["runs"]}, key=lambda m: (m[:9] == "costtune-", m))
     print(f"cells: median [IQR] over seeds; {doc['region']} {doc['market']}, billed per second with a 60 s "
           f"minimum, {doc['startup_seconds']:.0f} s boot per trial; costtune workers: {doc['workers']}")
     for w, info in doc["workloads"].items():
