@@ -22,6 +22,7 @@ import numpy as np
 
 from costtune.history import FrozenTrial, History, TrialState
 from costtune.samplers.gp import GaussianProcess
+from costtune.samplers.rows import TrialRows
 from costtune.samplers.surrogate import Surrogate
 
 __all__ = ["MIN_COST_OBSERVATIONS", "RESOURCE_PARAMS", "CostPenalty", "cost_data", "cost_exponent",
@@ -71,17 +72,18 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def cost_observations(history: History, encode: Encode,
+def cost_observations(history: History, encode: Encode | TrialRows,
                       max_observations: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Encoded rows and log full-trial dollars of every charged trial; see ``cost_data``."""
     rows, log_cost, _ = cost_data(history, encode, max_observations)
     return rows, log_cost
 
 
-def cost_data(history: History, encode: Encode, max_observations: int | None = None,
+def cost_data(history: History, encode: Encode | TrialRows, max_observations: int | None = None,
               rate: Rate | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """(rows, log dollars of a full trial, how many leading rows are finished trials).
 
+    ``encode``: params -> row, or a ``TrialRows`` (the same rows, memoised by trial number).
     With ``rate`` (params -> micro-dollars per hour of the placement they run on), the values are
     log *hours* of a full trial instead: the price is known exactly, only the speed is learnt.
 
@@ -138,11 +140,17 @@ def _steps(t: FrozenTrial) -> int | None:
     return None if t.last_step is None or t.last_step < 0 else t.last_step + 1
 
 
-def _resource(t: FrozenTrial) -> tuple[str, ...]:
-    return tuple(repr(t.params.get(name)) for name in RESOURCE_PARAMS)
+def _resource(t: FrozenTrial) -> tuple[Any, ...]:
+    """The trial's placement as a dictionary key; the type is part of it (1 and True differ)."""
+    key = tuple((type(v), v) for v in map(t.params.get, RESOURCE_PARAMS))
+    try:
+        hash(key)
+    except TypeError:  # an unhashable choice value: its repr
+        return tuple(repr(v) for _, v in key)
+    return key
 
 
-def _startup_micros(trials: list[FrozenTrial]) -> dict[tuple[str, ...], float]:
+def _startup_micros(trials: list[FrozenTrial]) -> dict[tuple[Any, ...], float]:
     """Per resource, the intercept of billed cost against steps done (least squares), clipped."""
     groups: dict[tuple[str, ...], list[tuple[int, int]]] = {}
     for t in trials:
@@ -159,13 +167,11 @@ def _startup_micros(trials: list[FrozenTrial]) -> dict[tuple[str, ...], float]:
     return out
 
 
-def _encoded(trials: list[tuple[FrozenTrial, float]], encode: Encode) -> list[tuple[np.ndarray, float]]:
-    out = []
-    for t, cost in trials:
-        row = encode(t.params)
-        if row is not None:
-            out.append((row, cost))
-    return out
+def _encoded(trials: list[tuple[FrozenTrial, float]],
+             encode: Encode | TrialRows) -> list[tuple[np.ndarray, float]]:
+    memo = isinstance(encode, TrialRows)
+    rows = encode.rows(t for t, _ in trials) if memo else [encode(t.params) for t, _ in trials]  # type: ignore[union-attr, operator]
+    return [(row, cost) for row, (_, cost) in zip(rows, trials, strict=True) if row is not None]
 
 
 def _standardise(v: np.ndarray) -> np.ndarray:
@@ -197,7 +203,7 @@ class CostPenalty:
 
 def fit_cost_penalty(
     history: History,
-    encode: Encode,
+    encode: Encode | TrialRows,
     alpha: float,
     surrogate: Surrogate | None = None,
     rate: Rate | None = None,

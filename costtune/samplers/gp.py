@@ -161,6 +161,8 @@ class GaussianProcess:
                 mean = float(np.clip(kinv_one @ self.y / denom, *MEAN_BOUNDS))
                 params = dataclasses.replace(params, mean=mean)
         self.params = params
+        self._scaled: np.ndarray | None = None  # x / lengthscales and its squared norms, for _cross
+        self._scaled_sq = np.zeros(0)
         self._alpha = linalg.cho_solve((self._chol, True), self.y - params.mean)
 
     def condition_on(self, x_new: np.ndarray, y_new: np.ndarray) -> GaussianProcess:
@@ -168,8 +170,27 @@ class GaussianProcess:
         return GaussianProcess(np.vstack([self.x, x_new]), np.concatenate([self.y, y_new]), self.params)
 
     def _cross(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        r = np.sqrt(_scaled_sqdist(xs, self.x, self._inv_ls))
-        return r, self._signal * matern52(r)
+        """(scaled distances, kernel values), both (m, n): written in place, since scoring thousands of
+        candidates against a few hundred points is memory-bound and every temporary array costs."""
+        if self._scaled is None:
+            self._scaled = self.x * self._inv_ls
+            self._scaled_sq = (self._scaled * self._scaled).sum(1)
+        a = xs * self._inv_ls
+        r = a @ self._scaled.T
+        r *= -2.0
+        r += self._scaled_sq
+        r += (a * a).sum(1)[:, None]
+        np.maximum(r, 0.0, out=r)
+        np.sqrt(r, out=r)
+        s = r * _SQRT5
+        k = np.exp(-s)
+        # (1 + s + s^2 / 3) exp(-s), times the signal variance
+        s *= s + 3.0
+        s *= 1.0 / 3.0
+        s += 1.0
+        s *= self._signal
+        k *= s
+        return r, k
 
     def predict_mean(self, xs: np.ndarray) -> np.ndarray:
         """Posterior mean only (no triangular solve): what a point estimate needs."""

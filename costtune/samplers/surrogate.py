@@ -68,15 +68,22 @@ def select(x: np.ndarray, y: np.ndarray, cap: int) -> np.ndarray:
     need = cap - len(picked)
     if need > 0 and len(rest):
         pts = x[rest]
-        # squared distance of every remaining row to its nearest chosen row, updated as rows join
+        # squared distance of every remaining row to its nearest chosen row, updated as rows join;
+        # |p|^2 is the same along a row, so it is added after the minimum (one pass less over the matrix)
         sq = (pts * pts).sum(1)
         block = x[picked]
-        d2 = sq[:, None] + (block * block).sum(1)[None, :] - 2.0 * pts @ block.T
-        gap = d2.min(1)
+        d2 = pts @ block.T
+        d2 *= -2.0
+        d2 += (block * block).sum(1)
+        gap = d2.min(1) + sq
         for _ in range(min(need, len(rest))):
             j = int(np.argmax(gap))
             chosen[rest[j]] = True
-            gap = np.minimum(gap, sq + sq[j] - 2.0 * pts @ pts[j])
+            step = pts @ pts[j]
+            step *= -2.0
+            step += sq
+            step += sq[j]
+            np.minimum(gap, step, out=gap)
             gap[j] = -np.inf
     return np.flatnonzero(chosen)
 
