@@ -197,7 +197,7 @@ class CostPenalty:
         return np.where(np.isfinite(value), value, self.alpha * self.loc)
 
     def with_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean, _, dmean, _ = self.gp.predict_with_grad(x)
+        mean, dmean = self.gp.predict_mean_with_grad(x)
         return self.alpha * (self.loc + self.scale * mean), self.alpha * self.scale * dmean
 
 

@@ -43,18 +43,37 @@ def single_threaded_blas() -> Iterator[None]:
     lock: concurrent suggestions take turns instead of restoring each other's settings. Optional:
     without threadpoolctl the model just runs slower.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
+    controller = _blas_controller()
+    if controller is None:
         yield
         return
     with _BLAS_LOCK:
         try:
-            limiter: Any = threadpool_limits(limits=1, user_api="blas")
+            limiter: Any = controller.limit(limits=1, user_api="blas")
         except Exception:  # introspecting native libraries is best effort
             limiter = contextlib.nullcontext()
         with limiter:
             yield
+
+
+_CONTROLLER: list[Any] = []  # the one ThreadpoolController, made on first use (None: unavailable)
+
+
+def _blas_controller() -> Any:
+    """threadpoolctl's view of the loaded native libraries, found once: finding them reads the
+    process.s memory map, several milliseconds that every suggestion used to pay. A BLAS loaded after
+    the first suggestion (say by a later import of torch) is not limited."""
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            controller: Any = ThreadpoolController()
+        except Exception:  # not installed, or introspection failed: run with the default threads
+            controller = None
+        with _BLAS_LOCK:
+            if not _CONTROLLER:
+                _CONTROLLER.append(controller)
+    return _CONTROLLER[0]
 
 
 class GPFitError(ArithmeticError):
@@ -206,18 +225,31 @@ class GaussianProcess:
         var = np.maximum(self._signal - (v * v).sum(0), 1e-20)
         return mean, np.sqrt(var)
 
+    def _grad_rows(self, xs: np.ndarray, r: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """(m, d): row i is sum_j weights[i, j] * d k(xs_i, x_j) / d xs_i.
+
+        dk(x, x_j)/dx = signal * dk/d(r^2) * 2 (x - x_j) / l^2, summed without the (m, n, d) tensor:
+        sum_j w_ij (x_i - x_j) = x_i * sum_j w_ij - (w @ x)_i.
+        """
+        w = (2.0 * self._signal) * _matern52_dr2(r)
+        w *= weights
+        return (xs * w.sum(1)[:, None] - w @ self.x) * (self._inv_ls**2)
+
+    def predict_mean_with_grad(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean (m,) and its gradient (m, d) w.r.t. each row of ``xs``."""
+        xs = np.atleast_2d(xs)
+        r, ks = self._cross(xs)
+        return self.params.mean + ks @ self._alpha, self._grad_rows(xs, r, self._alpha[None, :])
+
     def predict_with_grad(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Mean, std and their gradients w.r.t. each row of ``xs`` (rows are independent points)."""
         xs = np.atleast_2d(xs)
         r, ks = self._cross(xs)
-        # dk(x, x_i)/dx = signal * dk/d(r^2) * 2 (x - x_i) / l^2
-        diff = xs[:, None, :] - self.x[None, :, :]
-        dks = (2.0 * self._signal * _matern52_dr2(r))[:, :, None] * diff * (self._inv_ls**2)
         mean = self.params.mean + ks @ self._alpha
-        dmean = np.einsum("mnd,n->md", dks, self._alpha)
-        kinv_ks = linalg.cho_solve((self._chol, True), ks.T, check_finite=False)  # (n, m)
-        var = self._signal - np.einsum("mn,nm->m", ks, kinv_ks)
-        dvar = -2.0 * np.einsum("mnd,nm->md", dks, kinv_ks)
+        dmean = self._grad_rows(xs, r, self._alpha[None, :])
+        kinv_ks = linalg.cho_solve((self._chol, True), ks.T, check_finite=False).T  # (m, n)
+        var = self._signal - np.einsum("mn,mn->m", ks, kinv_ks)
+        dvar = -2.0 * self._grad_rows(xs, r, kinv_ks)
         var = np.maximum(var, 1e-20)
         std = np.sqrt(var)
         return mean, std, dmean, dvar / (2.0 * std[:, None])
