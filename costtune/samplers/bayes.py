@@ -330,7 +330,7 @@ class BayesSampler:
         return out
 
     @staticmethod
-    def _pick(cands: np.ndarray, scores: np.ndarray, taken: set[bytes]) -> np.ndarray:
+    def _pick(cands: np.ndarray, scores: np.ndarray, taken: frozenset[bytes]) -> np.ndarray:
         """Best-scoring candidate that is not a configuration already tried, running or queued.
 
         Every candidate is considered, not only the top few: in a small discrete space thousands of

@@ -22,7 +22,7 @@ import numpy as np
 
 from costtune.history import FrozenTrial, History, TrialState
 from costtune.samplers.gp import GaussianProcess
-from costtune.samplers.rows import TrialRows
+from costtune.samplers.rows import TrialRows, in_order
 from costtune.samplers.surrogate import Surrogate
 
 __all__ = ["MIN_COST_OBSERVATIONS", "RESOURCE_PARAMS", "CostPenalty", "cost_data", "cost_exponent",
@@ -97,21 +97,25 @@ def cost_data(history: History, encode: Encode | TrialRows, max_observations: in
     ones not at all. Finished trials come first (in trial order), then running ones, so the leading
     rows, on which the hyperparameters are fitted, do not move as running trials report.
     """
-    trials = sorted(history.trials, key=lambda t: t.number)
+    trials = in_order(history.trials)
+    # one pass per trial: this runs on every suggestion of a study that may hold 10,000 trials
     charged = [t for t in trials if t.state in _CHARGED and t.cost_micros > 0]
-    complete = [t for t in charged if t.state == TrialState.COMPLETE]
-    full_steps = max((_steps(t) or 0 for t in (complete or charged)), default=0)
-    startup = _startup_micros([t for t in charged if _steps(t)])
+    steps = [_steps(t) for t in charged]
+    complete = [t.state == TrialState.COMPLETE for t in charged]
+    n_complete = sum(complete)
+    full_steps = max((k or 0 for k, c in zip(steps, complete, strict=True) if c or not n_complete), default=0)
+    startup: dict[tuple[Any, ...], float] | None = None  # made when a trial needs projecting
     finished: list[tuple[FrozenTrial, float]] = []
     running: list[tuple[FrozenTrial, float]] = []
-    for t in charged:
-        k = _steps(t)
-        if t.state == TrialState.COMPLETE or (k is not None and k >= full_steps):
+    for t, k, done in zip(charged, steps, complete, strict=True):
+        if done or (k is not None and k >= full_steps):
             cost = float(t.cost_micros)
         elif k is not None and full_steps > 0:
+            if startup is None:
+                startup = _startup_micros([u for u, ku in zip(charged, steps, strict=True) if ku])
             a = startup.get(_resource(t), 0.0)
             cost = a + (t.cost_micros - a) * full_steps / k
-        elif t.state == TrialState.STOPPED and len(complete) < MIN_COST_OBSERVATIONS:
+        elif t.state == TrialState.STOPPED and n_complete < MIN_COST_OBSERVATIONS:
             cost = float(t.cost_micros)
         else:
             continue
@@ -142,11 +146,12 @@ def _steps(t: FrozenTrial) -> int | None:
 
 def _resource(t: FrozenTrial) -> tuple[Any, ...]:
     """The trial's placement as a dictionary key; the type is part of it (1 and True differ)."""
-    key = tuple((type(v), v) for v in map(t.params.get, RESOURCE_PARAMS))
+    instance, market = t.params.get(RESOURCE_PARAMS[0]), t.params.get(RESOURCE_PARAMS[1])
+    key = (type(instance), instance, type(market), market)
     try:
         hash(key)
     except TypeError:  # an unhashable choice value: its repr
-        return tuple(repr(v) for _, v in key)
+        return (repr(instance), repr(market))
     return key
 
 
