@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from costtune.history import FrozenTrial, History, TrialState
+from costtune.history import History
+from costtune.samplers.cost_rows import RESOURCE_PARAMS, cost_columns_data
 from costtune.samplers.gp import GaussianProcess
-from costtune.samplers.rows import TrialRows, in_order
+from costtune.samplers.rows import TrialRows
 from costtune.samplers.surrogate import Surrogate
 
 __all__ = ["MIN_COST_OBSERVATIONS", "RESOURCE_PARAMS", "CostPenalty", "cost_data", "cost_exponent",
@@ -97,86 +98,7 @@ def cost_data(history: History, encode: Encode | TrialRows, max_observations: in
     ones not at all. Finished trials come first (in trial order), then running ones, so the leading
     rows, on which the hyperparameters are fitted, do not move as running trials report.
     """
-    trials = in_order(history.trials)
-    # one pass per trial: this runs on every suggestion of a study that may hold 10,000 trials
-    charged = [t for t in trials if t.state in _CHARGED and t.cost_micros > 0]
-    steps = [_steps(t) for t in charged]
-    complete = [t.state == TrialState.COMPLETE for t in charged]
-    n_complete = sum(complete)
-    full_steps = max((k or 0 for k, c in zip(steps, complete, strict=True) if c or not n_complete), default=0)
-    startup: dict[tuple[Any, ...], float] | None = None  # made when a trial needs projecting
-    finished: list[tuple[FrozenTrial, float]] = []
-    running: list[tuple[FrozenTrial, float]] = []
-    for t, k, done in zip(charged, steps, complete, strict=True):
-        if done or (k is not None and k >= full_steps):
-            cost = float(t.cost_micros)
-        elif k is not None and full_steps > 0:
-            if startup is None:
-                startup = _startup_micros([u for u, ku in zip(charged, steps, strict=True) if ku])
-            a = startup.get(_resource(t), 0.0)
-            cost = a + (t.cost_micros - a) * full_steps / k
-        elif t.state == TrialState.STOPPED and n_complete < MIN_COST_OBSERVATIONS:
-            cost = float(t.cost_micros)
-        else:
-            continue
-        if rate is not None:
-            cost = cost / rate(t.params)
-        (running if t.state == TrialState.RUNNING else finished).append((t, cost))
-    if max_observations is not None:  # the most recent: prices and code change over a long study
-        finished = finished[-max_observations:]
-        running = running[-max_observations:]
-    pairs = _encoded(finished, encode)
-    n_finished = len(pairs)
-    pairs += _encoded(running, encode)
-    if not pairs:
-        return np.zeros((0, 0)), np.zeros(0), 0
-    rows, costs = zip(*pairs, strict=True)
-    return np.array(rows), np.log(np.array(costs) / 1_000_000), n_finished
-
-
-_CHARGED = (TrialState.COMPLETE, TrialState.STOPPED, TrialState.RUNNING)
-# The names spec/resources.py gives a searched instance type and market (INSTANCE_PARAM, MARKET_PARAM).
-RESOURCE_PARAMS = ("instance_type", "market")
-
-
-def _steps(t: FrozenTrial) -> int | None:
-    """Steps done: reports are numbered from 0."""
-    return None if t.last_step is None or t.last_step < 0 else t.last_step + 1
-
-
-def _resource(t: FrozenTrial) -> tuple[Any, ...]:
-    """The trial's placement as a dictionary key; the type is part of it (1 and True differ)."""
-    instance, market = t.params.get(RESOURCE_PARAMS[0]), t.params.get(RESOURCE_PARAMS[1])
-    key = (type(instance), instance, type(market), market)
-    try:
-        hash(key)
-    except TypeError:  # an unhashable choice value: its repr
-        return (repr(instance), repr(market))
-    return key
-
-
-def _startup_micros(trials: list[FrozenTrial]) -> dict[tuple[Any, ...], float]:
-    """Per resource, the intercept of billed cost against steps done (least squares), clipped."""
-    groups: dict[tuple[str, ...], list[tuple[int, int]]] = {}
-    for t in trials:
-        groups.setdefault(_resource(t), []).append((_steps(t) or 0, t.cost_micros))
-    out = {}
-    for key, points in groups.items():
-        k = np.array([p[0] for p in points], dtype=float)
-        c = np.array([p[1] for p in points], dtype=float)
-        if len(np.unique(k)) < 2:
-            continue
-        _, intercept = np.polyfit(k, c, 1)
-        if math.isfinite(intercept):
-            out[key] = float(min(max(intercept, 0.0), 0.9 * c.min()))
-    return out
-
-
-def _encoded(trials: list[tuple[FrozenTrial, float]],
-             encode: Encode | TrialRows) -> list[tuple[np.ndarray, float]]:
-    memo = isinstance(encode, TrialRows)
-    rows = encode.rows(t for t, _ in trials) if memo else [encode(t.params) for t, _ in trials]  # type: ignore[union-attr, operator]
-    return [(row, cost) for row, (_, cost) in zip(rows, trials, strict=True) if row is not None]
+    return cost_columns_data(history.trials, encode, max_observations, rate, MIN_COST_OBSERVATIONS)
 
 
 def _standardise(v: np.ndarray) -> np.ndarray:

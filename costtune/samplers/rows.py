@@ -77,10 +77,16 @@ class TrialRows:
         self.encoder = encoder
         self._memo: dict[int, tuple[dict[str, Any], np.ndarray | None, bytes | None]] = {}
         self._lock = threading.Lock()
+        # other modules' caches over the same trials (``cost_rows``), guarded by ``lock``
+        self.derived: dict[str, Any] = {}
         self._observed: _Observed | None = None
         self._taken: tuple[tuple[FrozenTrial, ...], list[bytes | None], Counter[bytes]] | None = None
         self.encoded = 0  # rows actually encoded (the rest were memo hits); what the tests count
         self.examined = 0  # trials looked at one by one by observations() and taken(); likewise
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self._lock
 
     def _entry(self, t: FrozenTrial) -> tuple[dict[str, Any], np.ndarray | None, bytes | None]:
         hit = self._memo.get(t.number)
