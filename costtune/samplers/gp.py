@@ -31,6 +31,10 @@ MEAN_BOUNDS = (-3.0, 3.0)
 
 
 _BLAS_LOCK = threading.Lock()
+# Candidate rows scored per block. Thousands of candidates against a few hundred points make
+# megabyte temporaries that the allocator maps fresh (page faults) on every call; (128, n) blocks are
+# reused from its free lists, which made scoring about twice as fast.
+_BLOCK = 128
 
 
 @contextlib.contextmanager
@@ -213,17 +217,24 @@ class GaussianProcess:
 
     def predict_mean(self, xs: np.ndarray) -> np.ndarray:
         """Posterior mean only (no triangular solve): what a point estimate needs."""
-        _, ks = self._cross(np.atleast_2d(xs))
-        return self.params.mean + ks @ self._alpha
+        xs = np.atleast_2d(xs)
+        out = np.empty(len(xs))
+        for i in range(0, len(xs), _BLOCK):
+            _, ks = self._cross(xs[i : i + _BLOCK])
+            out[i : i + _BLOCK] = ks @ self._alpha
+        return self.params.mean + out
 
     def predict(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of the latent (noise-free) function."""
         xs = np.atleast_2d(xs)
-        _, ks = self._cross(xs)
-        mean = self.params.mean + ks @ self._alpha
-        v = linalg.solve_triangular(self._chol, ks.T, lower=True, check_finite=False)
-        var = np.maximum(self._signal - (v * v).sum(0), 1e-20)
-        return mean, np.sqrt(var)
+        mean, reduction = np.empty(len(xs)), np.empty(len(xs))
+        for i in range(0, len(xs), _BLOCK):
+            _, ks = self._cross(xs[i : i + _BLOCK])
+            mean[i : i + _BLOCK] = ks @ self._alpha
+            v = linalg.solve_triangular(self._chol, ks.T, lower=True, check_finite=False)
+            reduction[i : i + _BLOCK] = (v * v).sum(0)
+        var = np.maximum(self._signal - reduction, 1e-20)
+        return self.params.mean + mean, np.sqrt(var)
 
     def _grad_rows(self, xs: np.ndarray, r: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """(m, d): row i is sum_j weights[i, j] * d k(xs_i, x_j) / d xs_i.
