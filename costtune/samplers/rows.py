@@ -30,12 +30,12 @@ import numpy as np
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.samplers.encoding import Encoder
 
-__all__ = ["TrialRows"]
+__all__ = ["TrialRows", "in_order", "row_key", "shared_prefix"]
 
 _DONE = (TrialState.COMPLETE, TrialState.STOPPED)
 
 
-def _round_key(row: np.ndarray) -> bytes:
+def row_key(row: np.ndarray) -> bytes:
     """What ``BayesSampler._pick`` compares rows by: rounded to 9 decimals, -0.0 folded into 0.0."""
     return (np.round(row, 9) + 0.0).tobytes()
 
@@ -93,7 +93,7 @@ class TrialRows:
         if hit is not None and (hit[0] is t.params or hit[0] == t.params):
             return hit
         row = self.encoder.encode(t.params)
-        entry = (t.params, row, None if row is None else _round_key(row))
+        entry = (t.params, row, None if row is None else row_key(row))
         self._memo[t.number] = entry
         self.encoded += 1
         return entry
