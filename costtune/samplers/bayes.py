@@ -2,8 +2,9 @@
 
 Configurations live in the unit cube (``encoding.py``). What the sampler proposes depends only on the
 ``History`` and the ``rng`` it is handed, so a seeded sweep is reproducible whatever the worker count;
-the only state it keeps is memoised work (encoded configurations, fitted hyperparameters, see
-``surrogate.py``) that makes a suggestion at 1,000 trials cost tens of milliseconds, not seconds.
+the only state it keeps is memoised work (encoded trials, observations and cost columns kept for the
+trials that did not change, see ``rows.py`` and ``cost_rows.py``; fitted hyperparameters, see
+``surrogate.py``) that makes a suggestion at 10,000 trials cost tens of milliseconds, not seconds.
 Whenever the model cannot be used (too few trials, a numerical failure, a config it cannot decode) it
 falls back to ``space.sample(rng)``: a sweep must never die because of its surrogate. With
 ``cost_aware`` and a searched instance type or market, see ``resource.py``.
