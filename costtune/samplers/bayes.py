@@ -196,7 +196,8 @@ class BayesSampler:
             config = inner.sample(rng)
         row = encoder.encode(config)
         if cost is not None and row is not None:
-            config.update(cost.choose(row))
+            with single_threaded_blas():  # a small prediction: BLAS threads would only hand it around
+                config.update(cost.choose(row))
         else:
             config.update({name: choices[int(rng.integers(len(choices)))] for name, choices in resources.items()})
         return {name: config[name] for name in space.names}
