@@ -205,14 +205,15 @@ class GaussianProcess:
         r += (a * a).sum(1)[:, None]
         np.maximum(r, 0.0, out=r)
         np.sqrt(r, out=r)
-        s = r * _SQRT5
-        k = np.exp(-s)
-        # (1 + s + s^2 / 3) exp(-s), times the signal variance
-        s *= s + 3.0
-        s *= 1.0 / 3.0
-        s += 1.0
-        s *= self._signal
-        k *= s
+        s = r * -_SQRT5
+        k = np.exp(s)
+        # (1 + s + s^2 / 3) exp(-s) with s = sqrt(5) r, times the signal variance; here s holds -s
+        poly = s * s
+        poly *= 1.0 / 3.0
+        poly -= s
+        poly += 1.0
+        poly *= self._signal
+        k *= poly
         return r, k
 
     def predict_mean(self, xs: np.ndarray) -> np.ndarray:
