@@ -61,7 +61,7 @@ class BayesSampler:
     """GP-based sampler (Matern-5/2 ARD, MAP hyperparameters, log-EI) with a random start-up phase.
 
     ``n_startup``: usable finished trials required before the model is consulted.
-    ``n_candidates``: uniform random candidates scored per suggestion; as many more are drawn
+    ``n_candidates``: uniform random candidates scored per suggestion; half as many more are drawn
     around the best trials, and the ``n_polish`` best are refined by L-BFGS-B on continuous dims.
     ``xi``: EI margin in standardised units (0 = plain EI; raise it to explore more).
     ``max_observations``: cap on the points the GP's posterior sees and ``hyper_cap`` on those its
@@ -78,7 +78,7 @@ class BayesSampler:
         self,
         *,
         n_startup: int = 10,
-        n_candidates: int = 512,
+        n_candidates: int = 2000,
         n_polish: int = 5,
         xi: float = 0.0,
         n_restarts: int = 2,
@@ -275,7 +275,7 @@ class BayesSampler:
     ) -> np.ndarray:
         """Uniform points for global coverage plus perturbations of the best trials for local refinement."""
         uniform = encoder.random(self.n_candidates, rng)
-        n_local = self.n_candidates
+        n_local = max(self.n_candidates // 2, 1)
         elite = x[np.argsort(yt, kind="stable")[: min(5, len(yt))]]
         local = elite[rng.integers(len(elite), size=n_local)].copy()
         cols = encoder.numeric_cols
