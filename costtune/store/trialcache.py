@@ -53,9 +53,23 @@ _REVISIONS = text("SELECT id, revision FROM trial WHERE study_id = :sid ORDER BY
 _CHUNK = 500  # ids per IN (...) list
 
 
+_PG_HAS_TRIGGERS = text(
+    "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND ("
+    "(tgname = 'trial_revision' AND tgrelid = 'trial'::regclass) OR "
+    "(tgname = 'attempt_revision' AND tgrelid = 'attempt'::regclass))"
+)
+
+
 def install_revision_triggers(conn: Any) -> None:
-    """Create (or refresh) the triggers that keep ``trial.revision`` moving; run when a store opens."""
-    for ddl in _POSTGRES_TRIGGERS if conn.dialect.name == "postgresql" else _SQLITE_TRIGGERS:
+    """Create the triggers that keep ``trial.revision`` moving when they are missing; run when a store
+    opens. On PostgreSQL only then: replacing a trigger locks its table against every other session."""
+    if conn.dialect.name == "postgresql":
+        if conn.execute(_PG_HAS_TRIGGERS).scalar() == 2:
+            return
+        ddls = _POSTGRES_TRIGGERS
+    else:
+        ddls = _SQLITE_TRIGGERS
+    for ddl in ddls:
         conn.exec_driver_sql(ddl)
 
 
