@@ -206,3 +206,38 @@ def test_a_sweep_interrupted_after_a_stop_resumes_to_the_same_outcome(tmp_path: 
     assert resumed[:2] == expected[:2]  # the stop stands as made: value, step and verdict
     assert resumed[3] == expected[3]
     assert resumed[2][3] < 13  # the interrupted bad trial is stopped early again
+
+
+# -- in-process studies --------------------------------------------------------------------------
+
+
+def test_in_process_study_stops_a_bad_curve_and_says_why(store_url: str) -> None:
+    import time
+
+    import costtune
+    from costtune.errors import StopTrial
+
+    def train(trial: costtune.Trial) -> float:
+        final = trial.params["final"]
+        loss = 1.0
+        for step in range(30):
+            time.sleep(0.004)
+            loss = final + (1.0 - final) * math.exp(-0.3 * (step + 1))
+            trial.report(step, loss=loss)
+            if trial.should_stop():
+                raise StopTrial()
+        return loss
+
+    study = costtune.create_study("curve-in-process", storage=store_url, metric="loss",
+                                  space={"final": {"type": "categorical", "choices": [0.2, 0.7]}},
+                                  scheduler={"type": "curve"}, usd_per_hour="36")
+    for final in (0.2, 0.7, 0.2):
+        study.enqueue({"final": final})
+    study.optimize(train, n_trials=3)
+    good, bad, again = study.history().trials
+    assert good.state == again.state == TrialState.COMPLETE and good.last_step == again.last_step >= 29
+    assert bad.state == TrialState.STOPPED and bad.last_step is not None and 5 <= bad.last_step < 29
+    (level, value, promoted), = bad.verdicts
+    assert value == bad.value and not promoted and 0 < level <= bad.cost_micros
+    note = study.store.attempts(study.id, 1)[0].note
+    assert note is not None and note.startswith("curve: ") and "beat the best 0.2" in note

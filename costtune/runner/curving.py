@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from costtune.prices.billing import BillingRule
     from costtune.runner.attempts import LiveAttempt
     from costtune.schedulers import CurveScheduler
+    from costtune.schedulers.curve import CurveVerdict
     from costtune.spec import SweepSpec
     from costtune.store import Store
     from costtune.study import Study
@@ -81,20 +82,23 @@ class Curving:
 
     def _curve_judge(self, live: LiveAttempt) -> tuple[bool, str]:
         assert self.curve is not None
-        points = [(step, metrics[self.study.metric]) for step, metrics, _ in
-                  self.store.reports(self.study.id, live.number) if self.study.metric in metrics]
-        history = self.store.history(self.study.id)
-        done = [t for t in history.trials if t.state == TrialState.COMPLETE and t.value is not None]
-        incumbent = None
-        if done:
-            values = [t.value for t in done if t.value is not None]
-            incumbent = max(values) if self.curve.mode == Mode.MAX else min(values)
         sim = self.spec.resources.simulation
-        final: int | None = None
-        if sim is not None:
-            final = sim.max_steps - 1
-        else:
-            lasts = [t.last_step for t in done if t.last_step is not None]
-            final = max(lasts) if lasts else None
-        verdict = self.curve.judge(points, incumbent, final, number=live.number)
+        verdict = judge_from_store(self.curve, self.store, self.study.id, self.study.metric, live.number,
+                                   final_step=None if sim is None else sim.max_steps - 1)
         return verdict.stop, verdict.reason
+
+
+def judge_from_store(curve: CurveScheduler, store: Store, study_id: int, metric: str, number: int, *,
+                     final_step: int | None = None) -> CurveVerdict:
+    """Judge trial ``number`` on what the store holds: its reports of ``metric`` (every attempt's), the best
+    final value of the study's completed trials, and its final step (``final_step`` when the workload's
+    is known, else the last step of the longest completed trial). The sweep controller and in-process
+    studies both judge this way."""
+    points = [(step, metrics[metric]) for step, metrics, _ in store.reports(study_id, number) if metric in metrics]
+    done = [t for t in store.history(study_id).trials if t.state == TrialState.COMPLETE and t.value is not None]
+    values = [t.value for t in done if t.value is not None]
+    incumbent = (max(values) if curve.mode == Mode.MAX else min(values)) if values else None
+    if final_step is None:
+        lasts = [t.last_step for t in done if t.last_step is not None]
+        final_step = max(lasts) if lasts else None
+    return curve.judge(points, incumbent, final_step, number=number)
