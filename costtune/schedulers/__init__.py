@@ -22,6 +22,7 @@ from costtune.schedulers.hyperband import Bracket, Hyperband, HyperbandPlan, Suc
 from costtune.schedulers.rungs import AshaScheduler, RungDecision, RungScheduler, rung_ladder
 
 __all__ = [
+    "RUNG_TYPES",
     "SCHEDULER_TYPES",
     "AshaScheduler",
     "Bracket",
