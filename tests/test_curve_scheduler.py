@@ -236,7 +236,7 @@ def test_in_process_study_stops_a_bad_curve_and_says_why(store_url: str) -> None
     study.optimize(train, n_trials=3)
     good, bad, again = study.history().trials
     assert good.state == again.state == TrialState.COMPLETE and good.last_step == again.last_step >= 29
-    assert bad.state == TrialState.STOPPED and bad.last_step is not None and 5 <= bad.last_step < 29
+    assert bad.state == TrialState.STOPPED and bad.last_step is not None and 4 <= bad.last_step < 29  # >= 5 reports
     (level, value, promoted), = bad.verdicts
     assert value == bad.value and not promoted and 0 < level <= bad.cost_micros
     note = study.store.attempts(study.id, 1)[0].note
