@@ -85,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
                 history = run(sweep(workload, seed, {"type": "manual", "configs": configs + configs}, {"type": kind}))
                 best = min((t.value for t in history.completed() if t.value is not None), default=math.inf)
                 stopped = sum(1 for t in history.trials if t.state == TrialState.STOPPED)
-                got[kind].append((to_target(history, TARGETS[workload]), best, len(history.trials), stopped))
+                ran = sum(1 for t in history.trials if t.state.finished)  # the list's unused tail stays queued
+                got[kind].append((to_target(history, TARGETS[workload]), best, ran, stopped))
                 print(f"{workload} seed {seed} {kind}: to target ${got[kind][-1][0]:.4f}, best {best:.4f}, "
-                      f"{len(history.trials)} trials, {stopped} stopped", file=sys.stderr, flush=True)
+                      f"{ran} trials, {stopped} stopped", file=sys.stderr, flush=True)
         print(f"\n{workload}: budget ${BUDGETS_USD[workload]:.2f}, target {TARGETS[workload]}, {args.seeds} seeds; "
               "median [p25 p75]")
         print(f"{'scheduler':<10} {'$ to target':<24} {'best':<24} {'trials':<16} stopped")
