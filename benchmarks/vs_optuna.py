@@ -56,6 +56,8 @@ def sweep(workload: str, seed: int, budget_usd: float, recipe: str) -> dict:
     if "/" in recipe:
         sampler["n_startup"] = int(recipe.split("/", 1)[1])
     scheduler: dict = {"type": "fifo"}
+    if recipe.endswith("+curve"):  # ``cost+curve``: ``cost`` plus learning-curve stopping, no dollar figures
+        scheduler = {"type": "curve"}
     if recipe.startswith("asha"):
         min_usd, max_usd = rung_usd(budget_usd)
         scheduler = {"type": "asha", "min_usd": min_usd, "max_usd": max_usd, "eta": 3}
