@@ -20,6 +20,7 @@ Methods: Optuna ``optuna-random``, ``optuna-tpe``, ``optuna-tpe+hyperband``, ``o
 ``optuna-gp`` (GPSampler, needs torch), ``optuna-tpe/5`` when asked; costtune recipes ``default``
 (the sweep file with ``budget.usd`` and no sampler or scheduler section: costtune's defaults),
 ``cost`` (cost-aware Bayesian sampler, FIFO), ``cost/N`` (the same with N random start-up trials),
+``cost+curve`` (``cost`` with the learning-curve stopping scheduler),
 ``asha`` (``cost`` plus dollar-rung ASHA, eta 3: first rung twice the median, over configurations,
 of the priciest instance's bill for boot plus first step; a trial at most 1/20 of the budget, or
 three rungs if that is more).
@@ -83,12 +84,16 @@ def sweep(workload: str, seed: int, budget_usd: float, recipe: str, workers: int
     ``default``: no sampler and no scheduler section (costtune's defaults; no sampler seed either, so
     its runs are not repeatable, unlike the others'); ``cost``: every trial
     runs to its end, proposed by the cost-aware Bayesian sampler with its defaults; ``cost/N``: the
-    same with N random start-up trials; ``asha``: ``cost`` plus dollar-rung ASHA (``rung_usd``).
+    same with N random start-up trials; ``cost+curve``: ``cost`` plus learning-curve stopping (no
+    dollar figures); ``asha``: ``cost`` plus dollar-rung ASHA (``rung_usd``).
     Raises ValueError for another recipe.
     """
-    base, _, startup = recipe.partition("/")
-    if base not in ("default", "cost", "asha") or (startup and not startup.isdigit()):
-        raise ValueError(f"unknown costtune recipe {recipe!r}; known: {', '.join(RECIPES)} (cost/N for any N)")
+    curve = recipe.endswith("+curve")
+    base, _, startup = recipe.removesuffix("+curve").partition("/")
+    if base not in ("default", "cost", "asha") or (startup and not startup.isdigit()) or (curve and base != "cost"):
+        raise ValueError(
+            f"unknown costtune recipe {recipe!r}; known: {', '.join(RECIPES)}, cost+curve (cost/N for any N)"
+        )
     spec: dict[str, Any] = {
         "name": f"bench-{workload}-{seed}",
         "objective": {"metric": "loss", "mode": "min"},
@@ -108,7 +113,7 @@ def sweep(workload: str, seed: int, budget_usd: float, recipe: str, workers: int
     sampler: dict[str, Any] = {"type": "bayes", "seed": seed, "cost_aware": True}
     if startup:
         sampler["n_startup"] = int(startup)
-    scheduler: dict[str, Any] = {"type": "fifo"}
+    scheduler: dict[str, Any] = {"type": "curve"} if curve else {"type": "fifo"}
     if base == "asha":
         min_usd, max_usd = rung_usd(workload, budget_usd)
         scheduler = {"type": "asha", "min_usd": min_usd, "max_usd": max_usd, "eta": 3}

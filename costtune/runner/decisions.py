@@ -24,12 +24,13 @@ from costtune.protocol import (
     nonfinite_objective,
     parse_line,
 )
+from costtune.runner.curving import EXTEND
 
 if TYPE_CHECKING:
     from costtune.prices.billing import BillingRule
     from costtune.providers.base import Provider, Status
     from costtune.runner.attempts import LiveAttempt
-    from costtune.schedulers import RungScheduler
+    from costtune.schedulers import CurveScheduler, RungScheduler
     from costtune.store import Store
     from costtune.study import Study
 
@@ -45,6 +46,10 @@ class Decisions:
     provider: Provider
     billing: BillingRule
     rungs: RungScheduler | None
+    curve: CurveScheduler | None
+    _curve_deadline: Callable[[LiveAttempt], str | None]  # curving.py
+    _curve_aim: Callable[[LiveAttempt], bool]
+    _curve_start: Callable[[LiveAttempt, int], None]
     scope: str  # the study's ledger scope
     _live: dict[int, LiveAttempt]
     _objective_seen: bool | None
@@ -136,6 +141,10 @@ class Decisions:
         grace of one first rung's worth of money for it, once, when the cap can fund that; then
         it is judged on what there is."""
         live.judge_now = False
+        if self.curve is not None and live.rung is None:
+            judged = self._curve_deadline(live)  # curving.py: a learning-curve checkpoint
+            if judged != EXTEND:
+                return judged
         if live.rung is not None and self.rungs is not None:
             if live.attempt_value is None and not live.grace and self._grace(live):
                 return None
@@ -170,6 +179,8 @@ class Decisions:
             return "policy" if policy else "budget"
         live.reserved += extra
         live.aim(self.billing, target, rung)
+        if self.curve is not None:
+            self._curve_aim(live)
         self._watch_deadlines(live)
         return None
 
@@ -192,6 +203,8 @@ class Decisions:
         report anything."""
         if live.grace and not late:
             live.judge_now = True
+        if self.curve is not None and live.curve_first is None:
+            self._curve_start(live, cost)
         if self.rungs is None or self._startup_warned or live.start_step != 0:
             return
         first = min(self.rungs.levels())

@@ -231,7 +231,7 @@ def _check_cap_funds_a_trial(cap: int, resources: Resources, scheduler: dict[str
     if cap < least:
         raise SpecError("budget.usd", f"must be at least {format_usd(least)}: one trial's minimum charge "
                         f"({resources.billing.note} at {format_usd(min(rates))}/h)", given)
-    if scheduler["type"] != "fifo" and cap < scheduler["min_usd_micros"]:
+    if scheduler["type"] not in ("fifo", "curve") and cap < scheduler["min_usd_micros"]:
         raise SpecError("budget.usd", f"must be at least scheduler.min_usd ({format_usd(scheduler['min_usd_micros'])}):"
                         " no trial can reach its first rung", given)
 
