@@ -18,7 +18,7 @@ Workloads (``costtune.demo.bench_workloads``; deterministic ``(params, step, ins
 
 Methods: Optuna ``optuna-random``, ``optuna-tpe``, ``optuna-tpe+hyperband``, ``optuna-tpe+sha``,
 ``optuna-gp`` (GPSampler, needs torch), ``optuna-tpe/5`` when asked; costtune recipes ``default``
-(the sweep file with ``budget.usd`` and no sampler or scheduler section: costtune's defaults),
+(the sweep file with ``budget.usd``, no scheduler and only ``sampler: {seed: N}``: costtune's defaults),
 ``cost`` (cost-aware Bayesian sampler, FIFO), ``cost/N`` (the same with N random start-up trials),
 ``cost+curve`` (``cost`` with the learning-curve stopping scheduler),
 ``asha`` (``cost`` plus dollar-rung ASHA, eta 3: first rung twice the median, over configurations,
@@ -81,8 +81,8 @@ def rung_usd(workload: str, budget_usd: float) -> tuple[float, float]:
 def sweep(workload: str, seed: int, budget_usd: float, recipe: str, workers: int = 1) -> dict[str, Any]:
     """The costtune sweep file (as a mapping) for one run.
 
-    ``default``: no sampler and no scheduler section (costtune's defaults; no sampler seed either, so
-    its runs are not repeatable, unlike the others'); ``cost``: every trial
+    ``default``: no scheduler section and a sampler section holding only the seed (``sampler: {seed:
+    N}``: costtune's default sampler type, seeded so runs repeat); ``cost``: every trial
     runs to its end, proposed by the cost-aware Bayesian sampler with its defaults; ``cost/N``: the
     same with N random start-up trials; ``cost+curve``: ``cost`` plus learning-curve stopping (no
     dollar figures); ``asha``: ``cost`` plus dollar-rung ASHA (``rung_usd``).
@@ -109,7 +109,7 @@ def sweep(workload: str, seed: int, budget_usd: float, recipe: str, workers: int
         },
     }
     if base == "default":
-        return spec
+        return {**spec, "sampler": {"seed": seed}}
     sampler: dict[str, Any] = {"type": "bayes", "seed": seed, "cost_aware": True}
     if startup:
         sampler["n_startup"] = int(startup)
