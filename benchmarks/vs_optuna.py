@@ -224,6 +224,20 @@ def report(doc: dict[str, Any]) -> None:
         print_workload(w, curves, info["target"], info["budget_usd"], info["max_steps"])
 
 
+def merged(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One --json layout from several (parts of one benchmark: other seeds, other methods); a run
+    (workload, method, seed) in a later file replaces the same run in an earlier one."""
+    doc = dict(docs[0])
+    runs = {(r["workload"], r["method"], r["seed"]): r for d in docs for r in d["runs"]}
+    methods = [m for d in docs for m in d.get("methods") or ()]
+    doc["methods"] = list(dict.fromkeys(m for m in methods if not m.startswith("costtune-"))) + list(
+        dict.fromkeys(m for m in methods if m.startswith("costtune-")))
+    doc["workloads"] = {w: info for d in docs for w, info in d["workloads"].items()}
+    doc["seeds"] = len({r["seed"] for r in runs.values()})
+    doc["runs"] = list(runs.values())
+    return doc
+
+
 def _json_curve(curve: Curve) -> list[list[float | None]]:
     return [[usd, None if math.isinf(best) else best] for usd, best in curve]
 
@@ -242,10 +256,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs at once in a process pool (default: the number of cores)")
     parser.add_argument("--json", type=Path,
                         help="write every run's best-so-far curve to this file (rewritten after each run)")
-    parser.add_argument("--report", type=Path, metavar="JSON",
-                        help="print the tables of a file --json wrote (whole seeds only, if it is partial) and exit")
+    parser.add_argument("--report", type=Path, metavar="JSON", nargs="+",
+                        help="print the tables of files --json wrote (parts merged: other seeds or methods; whole "
+                             "seeds only) and exit")
     parser.add_argument("--calibrate", action="store_true", help="print the budget rule's numbers and exit")
     parser.add_argument("--quick", action="store_true", help="3 seeds (overrides --seeds)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds run from here (default 0): add seeds to an earlier --json file in parts")
     args = parser.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # one thread per run (GPSampler's
         os.environ.setdefault(var, "1")  # torch reads it when first imported, in the pool's workers)
@@ -261,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         calibrate(workloads, 20, args.jobs)
         return 0
     if args.report:
-        doc = json.loads(args.report.read_text())
+        doc = merged([json.loads(path.read_text()) for path in args.report])
         for r in doc["runs"]:
             r["curve"] = [(usd, math.inf if best is None else best) for usd, best in r["curve"]]
         report(doc)
@@ -277,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--costtune: {err}")
         methods.append(f"costtune-{r}")
 
-    tasks = [(w, m, s, BUDGETS_USD[w], args.workers) for w in workloads for s in range(seeds) for m in methods]
+    tasks = [(w, m, s, BUDGETS_USD[w], args.workers) for w in workloads
+             for s in range(args.first_seed, args.first_seed + seeds) for m in methods]
     doc: dict[str, Any] = {
         "seeds": seeds, "workers": args.workers, "region": REGION, "market": MARKET,
         "startup_seconds": STARTUP_SECONDS, "methods": methods,
