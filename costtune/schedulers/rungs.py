@@ -130,6 +130,19 @@ class Competition:
             self.promoted.add(number)
 
 
+def enter_finished(rungs: RungScheduler, number: int, from_micros: int, value: float | None) -> list[int]:
+    """A trial that ended on its own below a rung: its final value (the best it will ever have) is
+    recorded, not promoted, at every level of its ladder from ``from_micros`` up, so later trials are
+    ranked against it there and BOHB's model fits on it. Returns the levels it entered (none for a value
+    that cannot be ranked). The controller, in-process studies and the replay all call this."""
+    if not usable(value):
+        return []
+    levels = [level for level in rungs.ladder(number) if level >= from_micros]
+    for level in levels:
+        rungs.record(number, level, value, False)
+    return levels
+
+
 def mode_of(mode: str | Mode) -> Mode:
     if mode not in (Mode.MIN, Mode.MAX):
         raise ValueError(f"mode must be min or max, got {mode!r}")
