@@ -154,6 +154,11 @@ class Claims:
                 self.store.finish_trial(claimed.id, done)
                 return None
             amount = max(rung - credited + self._startup_guess(itype, rate), self.billing.charge(1, rate))
+            plain = max(rung - credited, self.billing.charge(1, rate))
+            if amount > plain:  # a cap with room for the rung but not its start-up too: what it has, as before
+                cap, spent, held = self.store.balance(self.scope)
+                if cap is not None and plain <= cap - spent - held < amount:
+                    amount = cap - spent - held
         elif rate == 0:
             amount = 0  # a free trial (a local run with no rate): nothing to reserve or to cap
         else:
