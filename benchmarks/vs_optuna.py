@@ -56,9 +56,9 @@ def sweep(workload: str, seed: int, budget_usd: float, recipe: str) -> dict:
     if "/" in recipe:
         sampler["n_startup"] = int(recipe.split("/", 1)[1])
     scheduler: dict = {"type": "fifo"}
-    if recipe.startswith("asha"):
+    if recipe.startswith("asha") or recipe == "hb":  # hb: dollar Hyperband on the same rungs
         min_usd, max_usd = rung_usd(budget_usd)
-        scheduler = {"type": "asha", "min_usd": min_usd, "max_usd": max_usd, "eta": 3}
+        scheduler = {"type": "hyperband" if recipe == "hb" else "asha", "min_usd": min_usd, "max_usd": max_usd, "eta": 3}
     return {
         "name": f"bench-{workload}-{seed}",
         "objective": {"metric": "loss", "mode": "min"},

@@ -145,7 +145,9 @@ def test_local_sweep_gets_the_analytic_plan_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("changes", "field"), [
     ({"resources__workers": 0}, "resources.workers"),
     ({"budget": {"usd": 0.01}}, "budget.usd"),  # below the smallest hyperband plan, as `costtune run` says
-    ({"scheduler": {"type": "hyperband", "min_usd": 0.01}}, "scheduler.max_usd"),
+    # max_usd is chosen from budget.usd when not given; without budget.usd it is required
+    ({"scheduler": {"type": "hyperband", "min_usd": 0.01}, "budget": {"trials": 5}}, "scheduler.max_usd"),
+    ({"scheduler": {"type": "asha", "min_usd": "-1"}}, "scheduler.min_usd"),
     ({"resources__provider": "gcpp"}, "resources.provider"),  # named before 'command is required'
 ])
 def test_bad_sweep_exits_2_naming_the_field(tmp_path: Path, changes: dict[str, Any], field: str) -> None:
