@@ -58,7 +58,8 @@ def sweep(workload: str, seed: int, budget_usd: float, recipe: str) -> dict:
     scheduler: dict = {"type": "fifo"}
     if recipe.startswith("asha") or recipe == "hb":  # hb: dollar Hyperband on the same rungs
         min_usd, max_usd = rung_usd(budget_usd)
-        scheduler = {"type": "hyperband" if recipe == "hb" else "asha", "min_usd": min_usd, "max_usd": max_usd, "eta": 3}
+        kind = "hyperband" if recipe == "hb" else "asha"
+        scheduler = {"type": kind, "min_usd": min_usd, "max_usd": max_usd, "eta": 3}
     return {
         "name": f"bench-{workload}-{seed}",
         "objective": {"metric": "loss", "mode": "min"},
