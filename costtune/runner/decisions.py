@@ -238,8 +238,8 @@ class Decisions:
 
     def _first_report(self, live: LiveAttempt, cost: int, ms: int | None, *, late: bool = False) -> None:
         """This attempt's first objective value, ``cost`` micros and ``ms`` billable into it (``late``: its
-        grace ran out without one). Its rung deadline is re-aimed at the rung's money past this report,
-        the reservation grown to cover it when the cap can (else it is judged where its reservation ends)."""
+        grace ran out without one). Its rung deadline is re-aimed at the rung's money past this report and
+        the reservation grown to cover it; when the cap cannot, it stops ("budget"), not judged on less."""
         if late or live.base is not None:
             return
         if ms is not None:
@@ -254,7 +254,11 @@ class Decisions:
             try:
                 self.store.extend(live.key, target - held)
                 live.reserved += target - held
-            except CapExceeded:
-                target = held
+            except CapExceeded as exc:  # judged on less training than its peers: not judged, stopped
+                where = "budget.usd" if exc.scope == self.scope else exc.scope
+                live.stop_reason = "budget" if exc.scope == self.scope else "policy"
+                live.decision = (f"{where}: cannot fund the {format_usd(live.rung - live.credited)} past its "
+                                 f"first report that the {format_usd(live.rung)} rung compares")
+                return
         live.aim(self.billing, target, live.rung)
         self._watch_deadlines(live)

@@ -78,13 +78,19 @@ def choose_rungs(cfg: dict[str, Any], resources: Resources, budget_micros: int |
 def adopt_stored(cfg: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
     """A resumed sweep's rungs: the stored chosen ``min_usd``/``max_usd`` when the file still gives none
     (both chose them), else ``cfg`` unchanged."""
+    from costtune.schedulers import scheduler_config
+
     if not isinstance(stored, dict) or "chosen" not in cfg or "chosen" not in stored:
         return cfg
-    if stored.get("type") != cfg.get("type") or stored.get("eta") != cfg.get("eta"):
+    try:
+        was = scheduler_config(stored)  # the stored sweep's scheduler as given, with what was chosen
+    except SpecError:
+        return cfg
+    if was["type"] != cfg["type"] or was["eta"] != cfg["eta"]:
         return cfg
     out = dict(cfg)
     for name in ("min_usd", "max_usd"):
-        if f"{name} " in stored["chosen"] and f"{name}_micros" in stored:  # chosen then, not given
-            out[name], out[f"{name}_micros"] = stored[name], stored[f"{name}_micros"]
-    out["chosen"] = stored["chosen"]
+        if f"{name} " in str(was["chosen"]):  # chosen then, not given
+            out[name], out[f"{name}_micros"] = was[name], was[f"{name}_micros"]
+    out["chosen"] = was["chosen"]
     return out
