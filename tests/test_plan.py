@@ -226,7 +226,9 @@ def test_a_settling_forecast_stops_early_the_same_way_whatever_the_jobs(tmp_path
     from costtune.richtext import make_console
     from costtune.spec import load_sweep
 
-    spec = load_sweep(_sweep(tmp_path, budget={"usd": 0.1}))
+    # $0.2: its figures settle within 20 runs (at $0.1 whether a run's last Hyperband iteration fits, now that
+    # rungs count money after the first report, varies too much from run to run for them to)
+    spec = load_sweep(_sweep(tmp_path, budget={"usd": 0.2}))
     serial = forecast(spec, 20, jobs=1, settle=True)
     assert serial.settled and serial.most == 20 and MIN_SETTLE_RUNS <= len(serial.runs) < 20
     n = len(serial.runs)
