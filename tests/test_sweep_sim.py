@@ -309,7 +309,8 @@ def test_a_trial_time_limit_is_exact_on_the_virtual_clock(tmp_path: Path) -> Non
     ({"resources__simulation__preemptions_per_hour": -1},
      "resources.simulation.preemptions_per_hour: must be a number >= 0, got -1"),
     ({"resources__usd_per_hour": 1}, "resources.usd_per_hour: a simulated instance is priced from the price table"),
-    ({"scheduler": {"type": "asha", "min_usd": 0.01}}, "scheduler.max_usd"),
+    # max_usd is chosen from budget.usd when left out; without budget.usd it is required
+    ({"scheduler": {"type": "asha", "min_usd": 0.01}, "budget": {"trials": 5}}, "scheduler.max_usd"),
     ({"scheduler": {"type": "hyperband", "min_usd": 0.1, "max_usd": 0.9, "eta": 3}, "budget": {"usd": 0.5}},
      "budget.usd: too small"),
     ({"space": {"x": {"type": "uniform", "low": 0, "high": 1},
