@@ -125,8 +125,10 @@ def _keep_chosen_rungs(info: StudyInfo, spec: SweepSpec) -> None:
 
 
 def _check_compatible(info: StudyInfo, spec: SweepSpec) -> None:
-    asked = Asked(metric=spec.metric, mode=str(spec.mode), space=spec.space, sampler=spec.sampler,
-                  scheduler=spec.scheduler)
+    # A file that names no sampler type resumes with the study's own (the default may have changed since).
+    named = isinstance(spec.raw.get("sampler"), dict) and "type" in spec.raw["sampler"]
+    asked = Asked(metric=spec.metric, mode=str(spec.mode), space=spec.space,
+                  sampler=spec.sampler if named else None, scheduler=spec.scheduler)
     check_unchanged(info, asked, says="the file says", fix="give the sweep another name (--name) to start a new study")
 
 

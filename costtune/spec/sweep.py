@@ -120,7 +120,7 @@ def parse_sweep(data: Any) -> SweepSpec:
         space_cfg[param] = dim
     space = SearchSpace.from_dict(space_cfg, path="space")
     _check_param_names(space)
-    sampler = sampler_config(data.get("sampler", {"type": "random"}), space)
+    sampler = sampler_config(_with_default_type(data.get("sampler", {}), data.get("budget"), resources), space)
     scheduler = scheduler_config(data.get("scheduler", {"type": "fifo"}), choose=True)
     budget = _budget(data.get("budget", {}), sampler["type"])
     if scheduler["type"] != "fifo" and resources.usd_per_hour_micros == 0:
@@ -157,6 +157,27 @@ def parse_sweep(data: Any) -> SweepSpec:
         raise SpecError("budget.usd", "can never be reached while resources.usd_per_hour is 0; "
                         "set a rate or budget.trials", data.get("budget", {}).get("usd"))
     return spec
+
+
+def default_sampler_type(budget: Any, resources: Resources) -> dict[str, Any]:
+    """The sampler a sweep gets when its file names no ``sampler.type``.
+
+    Under a dollar budget (``budget.usd``) on priced resources: cost-aware Bayes (expected improvement
+    per predicted dollar, the instance type and market chosen per configuration), which reached the
+    benchmarks' targets for the fewest dollars (``benchmarks/vs_optuna.py``, README "Dollars to a
+    target"). Otherwise random search.
+    """
+    usd = budget.get("usd") if isinstance(budget, dict) else None
+    if usd is not None and (resources.usd_per_hour_micros > 0 or resources.rates):
+        return {"type": "bayes", "cost_aware": True}
+    return {"type": "random"}
+
+
+def _with_default_type(value: Any, budget: Any, resources: Resources) -> Any:
+    """``value`` (the file's sampler section) with the default type filled in when it names none."""
+    if not isinstance(value, dict) or "type" in value:
+        return value
+    return {**default_sampler_type(budget, resources), **value}
 
 
 def _mapping(value: Any, path: str) -> dict[str, Any]:
