@@ -294,7 +294,8 @@ class SweepController(Decisions, Claims, Ending, Recovery, Control, Admission, W
         if live.base is None:  # no first report: all it spent was start-up, not counted at a rung
             self._paid[live.number] = self._paid.get(live.number, 0) + cost
         if self.rungs is not None and state == TrialState.COMPLETE and reason is None and live.rung is not None:
-            # It ended on its own below its next rung: its final value enters every rung it did not reach.
+            # It ended on its own below its next rung: its final value enters every rung it did not reach
+            # (for BOHB's model; not ranked against).
             enter_finished(self.rungs, live.number, live.rung, live.value)
         if live.warned:
             self.store.add_trial_warnings(live.claimed.id, live.warnings, live.warned)

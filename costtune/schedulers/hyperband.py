@@ -227,6 +227,11 @@ class Hyperband:
         _, _, rung = self._rung(number, rung_micros)
         rung.record(number, value, promoted)
 
+    def note_finished(self, number: int, rung_micros: int, value: float) -> None:
+        """A trial that ended on its own below this rung: its final value, for ``results_at`` only."""
+        _, _, rung = self._rung(number, rung_micros)
+        rung.finished[number] = value
+
     def judge(self, number: int, rung_micros: int, value: float | None) -> RungDecision:
         bracket, i, rung = self._rung(number, rung_micros)
         if not usable(value):
