@@ -212,7 +212,7 @@ class Hyperband:
         out: dict[int, float] = {}
         for b in self.plan.brackets:
             rung = self._rungs.get((b.index, rung_micros))
-            if rung:
+            if rung is not None:
                 out.update(rung.values())
         return out
 

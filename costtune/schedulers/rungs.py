@@ -205,7 +205,7 @@ class AshaScheduler:
 
     def results_at(self, rung_micros: int) -> dict[int, float]:
         rung = self._rungs.get(rung_micros)
-        return rung.values() if rung else {}
+        return rung.values() if rung is not None else {}
 
     def record(self, number: int, rung_micros: int, value: float | None, promoted: bool) -> None:
         position(self.ladder(number), rung_micros)
