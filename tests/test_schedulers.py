@@ -14,7 +14,7 @@ import pytest
 from costtune.errors import SpecError
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.schedulers import (
-    SCHEDULER_TYPES,
+    RUNG_TYPES,
     AshaScheduler,
     Decision,
     FifoScheduler,
@@ -358,7 +358,7 @@ def test_config_errors_for_missing_and_unknown_fields() -> None:
 def test_make_rung_scheduler_picks_the_kind() -> None:
     base = {"min_usd": 0.05, "max_usd": 1.35}
     kinds = {}
-    for kind in SCHEDULER_TYPES[1:]:
+    for kind in RUNG_TYPES:
         sched = make_rung_scheduler(scheduler_config({"type": kind, **base}), mode="max", budget_micros=20_000_000)
         assert sched is not None
         kinds[kind] = (type(sched), sched.kind, sched.max_trials())

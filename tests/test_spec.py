@@ -75,7 +75,7 @@ def test_load_sweep_reads_yaml(tmp_path: Path) -> None:
         ("sampler.seed", -3, "sampler.seed: must be an integer >= 0, got -3"),
         ("sampler.n_startp", 3, "sampler.n_startp: unknown field for bayes"),
         ("scheduler.type", "hyperbnd",
-         "scheduler.type: must be one of fifo, sh, hyperband, asha, bohb, got 'hyperbnd'"),
+         "scheduler.type: must be one of fifo, sh, hyperband, asha, bohb, curve, got 'hyperbnd'"),
         ("budget.trials", 0, "budget.trials: must be an integer >= 1, got 0"),
         ("budget.usd", "lots", "budget.usd: must be a dollar amount, got 'lots'"),
         ("budget.usd", -2, "budget.usd: must be >= 0, got -2"),

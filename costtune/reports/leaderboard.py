@@ -52,7 +52,7 @@ def study_ladder(spec: Mapping[str, Any]) -> tuple[int, ...] | None:
         cfg = scheduler_config(section)
     except SpecError:  # a spec stored by another version: no rungs rather than no leaderboard
         return None
-    if cfg["type"] == "fifo":
+    if cfg["type"] in ("fifo", "curve"):  # curve: checkpoints of each trial's own spend, no ladder
         return None
     return rung_ladder(cfg["min_usd_micros"], cfg["max_usd_micros"], cfg["eta"])
 

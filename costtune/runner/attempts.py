@@ -58,6 +58,8 @@ class LiveAttempt:
     error: str | None = None  # why it fails, when costtune decided that (a NaN objective, an internal error)
     billed_ms: int = 0  # billable time at the controller's last poll (what its heartbeat books meanwhile)
     placed: bool = False  # its rate is the one of where the provider placed it (a cloud launch's offer)
+    curve_first: int | None = None  # curve scheduler: trial spend at this attempt's first report (micros)
+    curve_check: int | None = None  # curve scheduler: the trial spend it is judged at next (micros)
 
     @property
     def number(self) -> int:

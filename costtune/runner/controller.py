@@ -37,12 +37,13 @@ from costtune.runner.admission import Admission
 from costtune.runner.attempts import LiveAttempt, launch_request
 from costtune.runner.claims import Claims
 from costtune.runner.control import Control
+from costtune.runner.curving import Curving
 from costtune.runner.decisions import Decisions
 from costtune.runner.ending import LIMIT, Ending
 from costtune.runner.recovery import Recovery, catch_signals
 from costtune.runner.status import RunStatus, failure_reason, short_params, stderr_tail, write_header
 from costtune.runner.waking import Waking
-from costtune.schedulers import make_rung_scheduler
+from costtune.schedulers import make_curve_scheduler, make_rung_scheduler
 from costtune.schedulers.rungs import enter_finished
 from costtune.spec import SweepSpec
 from costtune.store.heartbeat import Heartbeat
@@ -58,7 +59,7 @@ _RECLAIM_S = 1.0  # on a wall clock, look for new work this often when the last 
 __all__ = ["RunStatus", "SweepController"]
 
 
-class SweepController(Decisions, Claims, Ending, Recovery, Control, Admission, Waking):
+class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Admission, Waking):
     def __init__(self, spec: SweepSpec, study: Study, provider: Provider, *,
                  on_event: Callable[[str], None] | None = None, workdir: str | None = None,
                  clock: Clock | None = None, trial_events: bool = True,
@@ -78,6 +79,7 @@ class SweepController(Decisions, Claims, Ending, Recovery, Control, Admission, W
         self.status = RunStatus()
         self.billing = spec.resources.billing
         self.rungs = make_rung_scheduler(spec.scheduler, mode=str(spec.mode), budget_micros=spec.budget.usd_micros)
+        self.curve = make_curve_scheduler(spec.scheduler, mode=str(spec.mode))
         self.scope = f"study:{study.id}"
         self._on_event = on_event or (lambda _msg: None)
         self._warn = on_warning or log.info

@@ -30,12 +30,13 @@ from costtune.protocol import (
     nonfinite_objective,
     parse_line,
 )
+from costtune.runner.curving import EXTEND
 
 if TYPE_CHECKING:
     from costtune.prices.billing import BillingRule
     from costtune.providers.base import Provider, Status
     from costtune.runner.attempts import LiveAttempt
-    from costtune.schedulers import RungScheduler
+    from costtune.schedulers import CurveScheduler, RungScheduler
     from costtune.store import ClaimedTrial, Store
     from costtune.study import Study
 
@@ -52,6 +53,10 @@ class Decisions:
     provider: Provider
     billing: BillingRule
     rungs: RungScheduler | None
+    curve: CurveScheduler | None
+    _curve_deadline: Callable[[LiveAttempt], str | None]  # curving.py
+    _curve_aim: Callable[[LiveAttempt], bool]
+    _curve_start: Callable[[LiveAttempt, int], None]
     scope: str  # the study's ledger scope
     _live: dict[int, LiveAttempt]
     _objective_seen: bool | None
@@ -146,6 +151,10 @@ class Decisions:
         that reaches its deadline before its first report (a start-up longer than estimated) gets a
         grace for it, once, when the cap can fund that; then it is judged on what there is."""
         live.judge_now = False
+        if self.curve is not None and live.rung is None:
+            judged = self._curve_deadline(live)  # curving.py: a learning-curve checkpoint
+            if judged != EXTEND:
+                return judged
         if live.rung is not None and self.rungs is not None:
             if live.attempt_value is None and not live.grace and self._grace(live):
                 return None
@@ -185,6 +194,8 @@ class Decisions:
             return "policy" if policy else "budget"
         live.reserved += extra
         live.aim(self.billing, target, rung)
+        if self.curve is not None:
+            self._curve_aim(live)
         self._watch_deadlines(live)
         return None
 
@@ -239,7 +250,10 @@ class Decisions:
     def _first_report(self, live: LiveAttempt, cost: int, ms: int | None, *, late: bool = False) -> None:
         """This attempt's first objective value, ``cost`` micros and ``ms`` billable into it (``late``: its
         grace ran out without one). Its rung deadline is re-aimed at the rung's money past this report and
-        the reservation grown to cover it; when the cap cannot, it stops ("budget"), not judged on less."""
+        the reservation grown to cover it; when the cap cannot, it stops ("budget"), not judged on less.
+        A curve scheduler starts its curve here (curving.py)."""
+        if self.curve is not None and live.curve_first is None:
+            self._curve_start(live, cost)
         if late or live.base is not None:
             return
         if ms is not None:

@@ -2,8 +2,9 @@
 
 Configurations live in the unit cube (``encoding.py``). What the sampler proposes depends only on the
 ``History`` and the ``rng`` it is handed, so a seeded sweep is reproducible whatever the worker count;
-the only state it keeps is memoised work (encoded configurations, fitted hyperparameters, see
-``surrogate.py``) that makes a suggestion at 1,000 trials cost tens of milliseconds, not seconds.
+the only state it keeps is memoised work (encoded trials, observations and cost columns kept for the
+trials that did not change, see ``rows.py`` and ``cost_rows.py``; fitted hyperparameters, see
+``surrogate.py``) that makes a suggestion at 10,000 trials cost tens of milliseconds, not seconds.
 Whenever the model cannot be used (too few trials, a numerical failure, a config it cannot decode) it
 falls back to ``space.sample(rng)``: a sweep must never die because of its surrogate. With
 ``cost_aware`` and a searched instance type or market, see ``resource.py``.
@@ -22,12 +23,13 @@ import numpy as np
 from scipy import optimize
 
 from costtune.errors import SpecError
-from costtune.history import History, Mode
+from costtune.history import History
 from costtune.samplers.cost_model import CostPenalty, cost_exponent, fit_cost_penalty
 from costtune.samplers.encoding import ONEHOT, Encoder, is_real
 from costtune.samplers.gp import GaussianProcess, log_expected_improvement, single_threaded_blas
 from costtune.samplers.novelty import finite_size, taken_keys, untried
 from costtune.samplers.resource import CheapestPenalty, ResourceCost, resource_split
+from costtune.samplers.rows import TrialRows
 from costtune.samplers.surrogate import Surrogate
 
 if TYPE_CHECKING:
@@ -110,7 +112,7 @@ class BayesSampler:
         self.cost_weight = float(cost_weight)
         self.surrogate = Surrogate(max_observations=max_observations, hyper_cap=hyper_cap, n_restarts=n_restarts)
         self.cost_surrogate = Surrogate(max_observations=max_observations, hyper_cap=hyper_cap, n_restarts=n_restarts)
-        self._encoders: dict[str, Encoder] = {}
+        self._encoders: dict[str, TrialRows] = {}
         self._rate: Callable[[dict[str, Any]], float] | None = None
         self._encoder_lock = threading.Lock()
 
@@ -127,7 +129,7 @@ class BayesSampler:
         if not self.cost_aware:
             return None
         alpha = cost_exponent(history, self.cost_weight, self.n_startup)
-        return fit_cost_penalty(history, self.encoder(space).encode, alpha, self.cost_surrogate)
+        return fit_cost_penalty(history, self.trial_rows(space), alpha, self.cost_surrogate)
 
     def set_rates(self, rate: Callable[[dict[str, Any]], float] | None) -> None:
         """Tell the sampler what a placement costs: ``rate(params)`` is the micro-dollars per hour of
@@ -137,25 +139,30 @@ class BayesSampler:
 
     def encoder(self, space: SearchSpace) -> Encoder:
         """The encoder of ``space``, kept while the space stays the same (its memo is the point)."""
+        return self.trial_rows(space).encoder
+
+    def trial_rows(self, space: SearchSpace) -> TrialRows:
+        """The encoded rows of the study's trials in ``space``, kept across suggestions (``rows.py``)."""
         key = json.dumps(space.to_dict(), sort_keys=True, default=str)
         with self._encoder_lock:
             if key not in self._encoders:
                 if len(self._encoders) >= 4:  # the space was edited: drop the old ones
                     self._encoders.clear()
-                self._encoders[key] = Encoder(space)
+                self._encoders[key] = TrialRows(Encoder(space))
             return self._encoders[key]
 
     def suggest(self, space: SearchSpace, history: History, rng: np.random.Generator) -> dict[str, Any]:
         split = resource_split(space) if self.cost_aware else None
         if split is not None:
             return self._suggest_with_resources(space, split[0], split[1], history, rng)
-        encoder = self.encoder(space)
-        x, y = self._observations(encoder, history)
+        rows = self.trial_rows(space)
+        encoder = rows.encoder
+        x, y = rows.observations(history)
         if encoder.dim == 0 or len(y) < max(self.n_startup, 2):
             return space.sample(rng)
         try:
             with single_threaded_blas():
-                config = self._suggest_with_model(encoder, x, y, history, rng, self.cost_penalty(space, history))
+                config = self._suggest_with_model(rows, x, y, history, rng, self.cost_penalty(space, history))
             if space.contains(config):
                 return config
             _logger.warning("BayesSampler decoded %r outside the space; sampling at random", config)
@@ -167,8 +174,9 @@ class BayesSampler:
                                 resources: dict[str, tuple[Any, ...]], history: History,
                                 rng: np.random.Generator) -> dict[str, Any]:
         """Cost-aware with a searched instance type or market: see ``resource.py``."""
-        encoder = self.encoder(inner)
-        x, y = self._observations(encoder, history)
+        rows = self.trial_rows(inner)
+        encoder = rows.encoder
+        x, y = rows.observations(history)
         config: dict[str, Any] | None = None
         cost: ResourceCost | None = None
         try:
@@ -177,7 +185,7 @@ class BayesSampler:
                 if len(y) >= max(self.n_startup, 2):
                     alpha = cost_exponent(history, self.cost_weight, self.n_startup)
                     penalty = cost.penalty(alpha) if cost is not None and alpha > 0 else None
-                    config = self._suggest_with_model(encoder, x, y, history, rng, penalty)
+                    config = self._suggest_with_model(rows, x, y, history, rng, penalty)
                     if not inner.contains(config):
                         _logger.warning("BayesSampler decoded %r outside the space; sampling at random", config)
                         config = None
@@ -188,7 +196,8 @@ class BayesSampler:
             config = inner.sample(rng)
         row = encoder.encode(config)
         if cost is not None and row is not None:
-            config.update(cost.choose(row))
+            with single_threaded_blas():  # a small prediction: BLAS threads would only hand it around
+                config.update(cost.choose(row))
         else:
             config.update({name: choices[int(rng.integers(len(choices)))] for name, choices in resources.items()})
         return {name: config[name] for name in space.names}
@@ -208,40 +217,23 @@ class BayesSampler:
             except Exception:  # an unpriced placement: learn dollars instead of hours
                 _logger.debug("no usable price per placement; the cost model learns dollars", exc_info=True)
                 log_prices, rate = (), None
-        model = fit_cost_penalty(history, full.encode, 1.0, self.cost_surrogate, rate=rate)
+        model = fit_cost_penalty(history, self.trial_rows(space), 1.0, self.cost_surrogate, rate=rate)
         return None if model is None else ResourceCost(full, inner, model, resources, log_prices)
-
-    def _observations(self, encoder: Encoder, history: History) -> tuple[np.ndarray, np.ndarray]:
-        """Finished trials as (rows, values to minimise), skipping NaN/inf and foreign configs."""
-        rows: list[np.ndarray] = []
-        values: list[float] = []
-        sign = -1.0 if history.mode == Mode.MAX else 1.0
-        for t in sorted(history.completed(), key=lambda t: t.number):
-            try:
-                v = float(t.value)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                continue
-            row = encoder.encode(t.params) if math.isfinite(v) else None
-            if row is not None:
-                rows.append(row)
-                values.append(sign * v)
-        if not rows:
-            return np.zeros((0, encoder.dim)), np.zeros(0)
-        return np.array(rows), np.array(values)
 
     def _suggest_with_model(
         self,
-        encoder: Encoder,
+        rows: TrialRows,
         x_all: np.ndarray,
         y_all: np.ndarray,
         history: History,
         rng: np.random.Generator,
         cost: Penalty | None = None,
     ) -> dict[str, Any]:
+        encoder = rows.encoder
         model, _ = self.surrogate.fit(x_all, y_all, _transform_targets)
         x, yt = model.x, model.y
         best = float(yt.min())
-        pending = [r for r in (encoder.encode(t.params) for t in history.running()) if r is not None]
+        pending = [r for r in rows.rows(history.running()) if r is not None]
         if pending:
             xp = np.array(pending)
             # Kriging believer, floored at the median: a busy point looks no better than average, so
@@ -249,20 +241,19 @@ class BayesSampler:
             believed, _ = model.predict(xp)
             model = model.condition_on(xp, np.maximum(believed, float(np.median(yt))))
         cands = self._candidates(encoder, x, yt, model, rng)
-        taken_configs = [t.params for t in history.trials]  # every state: tried, running, queued
         small = (finite_size(encoder.space) or _ENUMERATE_CANDIDATES + 1) <= _ENUMERATE_CANDIDATES
-        fresh = untried(encoder.space, taken_keys(encoder.space, taken_configs)) if small else None
-        rows = [r for r in (encoder.encode(c) for c in fresh or []) if r is not None]
-        if rows:  # a small finite space: score every untried configuration, not only the random ones
-            cands = np.vstack([cands, np.array(rows)])
+        # every state counts as taken: tried, running, queued
+        fresh = untried(encoder.space, taken_keys(encoder.space, [t.params for t in history.trials])) if small else None
+        unseen = [r for r in (encoder.encode(c) for c in fresh or []) if r is not None]
+        if unseen:  # a small finite space: score every untried configuration, not only the random ones
+            cands = np.vstack([cands, np.array(unseen)])
         scores = self._score(model, cands, best, cost)
         if self.n_polish and encoder.continuous_cols.size:
             top = np.argsort(-scores, kind="stable")[: self.n_polish]
             polished = self._polish(model, encoder, cands[top], best, cost)
             cands = np.vstack([cands, polished])
             scores = np.concatenate([scores, self._score(model, polished, best, cost)])
-        encoded = [r for r in (encoder.encode(c) for c in taken_configs) if r is not None]
-        row = self._pick(cands, scores, np.array(encoded) if encoded else np.zeros((0, encoder.dim)))
+        row = self._pick(cands, scores, rows.taken(history.trials))
         return encoder.decode(row, rng)
 
     def _score(
@@ -341,18 +332,18 @@ class BayesSampler:
         return out
 
     @staticmethod
-    def _pick(cands: np.ndarray, scores: np.ndarray, taken: np.ndarray) -> np.ndarray:
+    def _pick(cands: np.ndarray, scores: np.ndarray, taken: frozenset[bytes]) -> np.ndarray:
         """Best-scoring candidate that is not a configuration already tried, running or queued.
 
         Every candidate is considered, not only the top few: in a small discrete space thousands of
         candidates collapse onto the same handful of points. Only when every candidate is taken
-        (a finite space fully tried) does the best one repeat.
+        (a finite space fully tried) does the best one repeat. ``taken``: the rows of those
+        configurations as ``rows.py`` keys them (rounded to 9 decimals, -0.0 as 0.0).
         """
         order = np.argsort(-scores, kind="stable")
-        if len(taken):
-            seen = {row.tobytes() for row in np.round(taken, 9) + 0.0}  # + 0.0: -0.0 is 0.0
-            keys = np.round(cands, 9) + 0.0
+        if taken:
+            keys = np.round(cands, 9) + 0.0  # + 0.0: -0.0 is 0.0
             for i in order:
-                if keys[i].tobytes() not in seen:
+                if keys[i].tobytes() not in taken:
                     return cands[i]
         return cands[order[0]]

@@ -20,8 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from costtune.history import FrozenTrial, History, TrialState
+from costtune.history import History
+from costtune.samplers.cost_rows import RESOURCE_PARAMS, cost_columns_data
 from costtune.samplers.gp import GaussianProcess
+from costtune.samplers.rows import TrialRows
 from costtune.samplers.surrogate import Surrogate
 
 __all__ = ["MIN_COST_OBSERVATIONS", "RESOURCE_PARAMS", "CostPenalty", "cost_data", "cost_exponent",
@@ -71,17 +73,18 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def cost_observations(history: History, encode: Encode,
+def cost_observations(history: History, encode: Encode | TrialRows,
                       max_observations: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Encoded rows and log full-trial dollars of every charged trial; see ``cost_data``."""
     rows, log_cost, _ = cost_data(history, encode, max_observations)
     return rows, log_cost
 
 
-def cost_data(history: History, encode: Encode, max_observations: int | None = None,
+def cost_data(history: History, encode: Encode | TrialRows, max_observations: int | None = None,
               rate: Rate | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """(rows, log dollars of a full trial, how many leading rows are finished trials).
 
+    ``encode``: params -> row, or a ``TrialRows`` (the same rows, memoised by trial number).
     With ``rate`` (params -> micro-dollars per hour of the placement they run on), the values are
     log *hours* of a full trial instead: the price is known exactly, only the speed is learnt.
 
@@ -95,77 +98,7 @@ def cost_data(history: History, encode: Encode, max_observations: int | None = N
     ones not at all. Finished trials come first (in trial order), then running ones, so the leading
     rows, on which the hyperparameters are fitted, do not move as running trials report.
     """
-    trials = sorted(history.trials, key=lambda t: t.number)
-    charged = [t for t in trials if t.state in _CHARGED and t.cost_micros > 0]
-    complete = [t for t in charged if t.state == TrialState.COMPLETE]
-    full_steps = max((_steps(t) or 0 for t in (complete or charged)), default=0)
-    startup = _startup_micros([t for t in charged if _steps(t)])
-    finished: list[tuple[FrozenTrial, float]] = []
-    running: list[tuple[FrozenTrial, float]] = []
-    for t in charged:
-        k = _steps(t)
-        if t.state == TrialState.COMPLETE or (k is not None and k >= full_steps):
-            cost = float(t.cost_micros)
-        elif k is not None and full_steps > 0:
-            a = startup.get(_resource(t), 0.0)
-            cost = a + (t.cost_micros - a) * full_steps / k
-        elif t.state == TrialState.STOPPED and len(complete) < MIN_COST_OBSERVATIONS:
-            cost = float(t.cost_micros)
-        else:
-            continue
-        if rate is not None:
-            cost = cost / rate(t.params)
-        (running if t.state == TrialState.RUNNING else finished).append((t, cost))
-    if max_observations is not None:  # the most recent: prices and code change over a long study
-        finished = finished[-max_observations:]
-        running = running[-max_observations:]
-    pairs = _encoded(finished, encode)
-    n_finished = len(pairs)
-    pairs += _encoded(running, encode)
-    if not pairs:
-        return np.zeros((0, 0)), np.zeros(0), 0
-    rows, costs = zip(*pairs, strict=True)
-    return np.array(rows), np.log(np.array(costs) / 1_000_000), n_finished
-
-
-_CHARGED = (TrialState.COMPLETE, TrialState.STOPPED, TrialState.RUNNING)
-# The names spec/resources.py gives a searched instance type and market (INSTANCE_PARAM, MARKET_PARAM).
-RESOURCE_PARAMS = ("instance_type", "market")
-
-
-def _steps(t: FrozenTrial) -> int | None:
-    """Steps done: reports are numbered from 0."""
-    return None if t.last_step is None or t.last_step < 0 else t.last_step + 1
-
-
-def _resource(t: FrozenTrial) -> tuple[str, ...]:
-    return tuple(repr(t.params.get(name)) for name in RESOURCE_PARAMS)
-
-
-def _startup_micros(trials: list[FrozenTrial]) -> dict[tuple[str, ...], float]:
-    """Per resource, the intercept of billed cost against steps done (least squares), clipped."""
-    groups: dict[tuple[str, ...], list[tuple[int, int]]] = {}
-    for t in trials:
-        groups.setdefault(_resource(t), []).append((_steps(t) or 0, t.cost_micros))
-    out = {}
-    for key, points in groups.items():
-        k = np.array([p[0] for p in points], dtype=float)
-        c = np.array([p[1] for p in points], dtype=float)
-        if len(np.unique(k)) < 2:
-            continue
-        _, intercept = np.polyfit(k, c, 1)
-        if math.isfinite(intercept):
-            out[key] = float(min(max(intercept, 0.0), 0.9 * c.min()))
-    return out
-
-
-def _encoded(trials: list[tuple[FrozenTrial, float]], encode: Encode) -> list[tuple[np.ndarray, float]]:
-    out = []
-    for t, cost in trials:
-        row = encode(t.params)
-        if row is not None:
-            out.append((row, cost))
-    return out
+    return cost_columns_data(history.trials, encode, max_observations, rate, MIN_COST_OBSERVATIONS)
 
 
 def _standardise(v: np.ndarray) -> np.ndarray:
@@ -191,13 +124,13 @@ class CostPenalty:
         return np.where(np.isfinite(value), value, self.alpha * self.loc)
 
     def with_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean, _, dmean, _ = self.gp.predict_with_grad(x)
+        mean, dmean = self.gp.predict_mean_with_grad(x)
         return self.alpha * (self.loc + self.scale * mean), self.alpha * self.scale * dmean
 
 
 def fit_cost_penalty(
     history: History,
-    encode: Encode,
+    encode: Encode | TrialRows,
     alpha: float,
     surrogate: Surrogate | None = None,
     rate: Rate | None = None,

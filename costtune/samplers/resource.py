@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -64,45 +65,61 @@ class ResourceCost:
     resources: dict[str, tuple[Any, ...]]
     log_prices: tuple[float, ...] = ()
 
-    @property
+    @cached_property
     def combos(self) -> list[dict[str, Any]]:
         names = list(self.resources)
         return [dict(zip(names, values, strict=True)) for values in itertools.product(*self.resources.values())]
 
-    def _rows(self, inner_rows: np.ndarray, combo: dict[str, Any]) -> np.ndarray:
-        """Full-space rows: ``inner_rows`` (m, inner.dim) with the resource columns of ``combo``."""
-        out = np.zeros((len(inner_rows), self.full.dim))
-        inner_blocks = {b.name: b for b in self.inner.blocks}
-        for b in self.full.blocks:
-            if b.name in combo:
-                out[:, b.start + b.options.index(combo[b.name])] = 1.0
-            else:
-                ib = inner_blocks[b.name]
-                out[:, b.start : b.start + b.width] = inner_rows[:, ib.start : ib.start + ib.width]
-        return out
-
-    def _columns(self) -> np.ndarray:
-        """For each inner column, its column in the full encoding."""
+    @cached_property
+    def _layout(self) -> tuple[np.ndarray, list[list[int]]]:
+        """(the full-encoding column of each inner column, per combination the full columns it sets to 1)."""
         full_blocks = {b.name: b for b in self.full.blocks}
-        cols = []
+        cols: list[int] = []
         for b in self.inner.blocks:
             fb = full_blocks[b.name]
             cols.extend(range(fb.start, fb.start + fb.width))
-        return np.array(cols, dtype=int)
+        ones = [[full_blocks[n].start + full_blocks[n].options.index(v) for n, v in combo.items()]
+                for combo in self.combos]
+        return np.array(cols, dtype=int), ones
+
+    def _all_rows(self, inner_rows: np.ndarray) -> np.ndarray:
+        """(combos * m, full.dim): ``inner_rows`` (m, inner.dim) on every combination, combination-major,
+        so one batched prediction covers every resource."""
+        cols, ones = self._layout
+        out = np.zeros((len(ones), len(inner_rows), self.full.dim))
+        out[:, :, cols] = inner_rows
+        for c, on in enumerate(ones):
+            out[c, :, on] = 1.0
+        return out.reshape(-1, self.full.dim)
+
+    def _columns(self) -> np.ndarray:
+        """For each inner column, its column in the full encoding."""
+        return self._layout[0]
 
     def log_costs(self, inner_rows: np.ndarray, optimism: float = 0.0) -> np.ndarray:
         """(m, combos) predicted log dollars of each row on each resource combination, minus
         ``optimism`` standard deviations."""
-        out = []
-        for i, combo in enumerate(self.combos):
-            rows = self._rows(inner_rows, combo)
-            price = self.log_prices[i] if self.log_prices else 0.0
-            if optimism:
-                mean, std = self.model.gp.predict(rows)
-                out.append(price + self.model.loc + self.model.scale * (mean - optimism * std))
-            else:
-                out.append(price + self.model.log_cost(rows))
-        return np.stack(out, axis=1)
+        m, n_combos = len(inner_rows), len(self.combos)
+        rows = self._all_rows(inner_rows)
+        if optimism:
+            mean, std = self.model.gp.predict(rows)
+            logs = self.model.loc + self.model.scale * (mean - optimism * std)
+        else:
+            logs = self.model.log_cost(rows)
+        logs = logs.reshape(n_combos, m).T
+        if self.log_prices:
+            logs = logs + np.array(self.log_prices)
+        return logs
+
+    def log_costs_with_grad(self, inner_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``log_costs(inner_rows)`` (m, combos) and its gradient (m, combos, inner.dim)."""
+        m, n_combos = len(inner_rows), len(self.combos)
+        mean, dmean = self.model.gp.predict_mean_with_grad(self._all_rows(inner_rows))
+        logs = (self.model.loc + self.model.scale * mean).reshape(n_combos, m).T
+        if self.log_prices:
+            logs = logs + np.array(self.log_prices)
+        grad = self.model.scale * dmean[:, self._layout[0]].reshape(n_combos, m, -1).transpose(1, 0, 2)
+        return logs, grad
 
     def choose(self, inner_row: np.ndarray) -> dict[str, Any]:
         """The resource combination to run a configuration on: lowest optimistic predicted cost."""
@@ -126,14 +143,7 @@ class CheapestPenalty:
         return np.where(np.isfinite(value), value, self.alpha * self.cost.model.loc)
 
     def with_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logs = self.cost.log_costs(x)
+        logs, grads = self.cost.log_costs_with_grad(x)
         best = np.argmin(np.where(np.isfinite(logs), logs, np.inf), axis=1)
-        cols = self.cost._columns()
-        grad = np.zeros_like(x, dtype=float)
-        combos = self.cost.combos
-        for k in np.unique(best):
-            sel = best == k
-            rows = self.cost._rows(x[sel], combos[int(k)])
-            _, dfull = self.cost.model.with_grad(rows)  # alpha 1: d log cost / d full row
-            grad[sel] = dfull[:, cols]
-        return self.alpha * logs[np.arange(len(x)), best], self.alpha * grad
+        pick = np.arange(len(x))
+        return self.alpha * logs[pick, best], self.alpha * grads[pick, best]

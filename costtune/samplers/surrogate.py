@@ -33,6 +33,7 @@ from costtune.samplers.gp import GaussianProcess, GPParams, fit_gp
 
 __all__ = ["Surrogate", "refit_point", "select"]
 
+_CHUNK = 1024  # rows per block of the farthest-point distance matrix
 _EVERY_TRIAL_UNTIL = 32  # below this many observations the hyperparameters are refitted every time
 
 
@@ -68,15 +69,25 @@ def select(x: np.ndarray, y: np.ndarray, cap: int) -> np.ndarray:
     need = cap - len(picked)
     if need > 0 and len(rest):
         pts = x[rest]
-        # squared distance of every remaining row to its nearest chosen row, updated as rows join
+        # squared distance of every remaining row to its nearest chosen row, updated as rows join;
+        # |p|^2 is the same along a row, so it is added after the minimum (one pass less over the matrix)
         sq = (pts * pts).sum(1)
         block = x[picked]
-        d2 = sq[:, None] + (block * block).sum(1)[None, :] - 2.0 * pts @ block.T
-        gap = d2.min(1)
+        block_t, block_sq = block.T * -2.0, (block * block).sum(1)
+        gap = np.empty(len(rest))
+        for i in range(0, len(rest), _CHUNK):  # in chunks: a (rest, picked) matrix does not fit in cache
+            d2 = pts[i : i + _CHUNK] @ block_t
+            d2 += block_sq
+            gap[i : i + _CHUNK] = d2.min(1)
+        gap += sq
         for _ in range(min(need, len(rest))):
             j = int(np.argmax(gap))
             chosen[rest[j]] = True
-            gap = np.minimum(gap, sq + sq[j] - 2.0 * pts @ pts[j])
+            step = pts @ pts[j]
+            step *= -2.0
+            step += sq
+            step += sq[j]
+            np.minimum(gap, step, out=gap)
             gap[j] = -np.inf
     return np.flatnonzero(chosen)
 

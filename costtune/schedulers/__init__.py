@@ -17,13 +17,16 @@ from typing import Any, Protocol
 from costtune.errors import SpecError
 from costtune.history import FrozenTrial, History, Mode
 from costtune.money import usd_to_micros
+from costtune.schedulers.curve import CurveScheduler, curve_config
 from costtune.schedulers.hyperband import Bracket, Hyperband, HyperbandPlan, SuccessiveHalving, plan_brackets
 from costtune.schedulers.rungs import AshaScheduler, RungDecision, RungScheduler, rung_ladder
 
 __all__ = [
+    "RUNG_TYPES",
     "SCHEDULER_TYPES",
     "AshaScheduler",
     "Bracket",
+    "CurveScheduler",
     "Decision",
     "FifoScheduler",
     "Hyperband",
@@ -32,13 +35,15 @@ __all__ = [
     "RungScheduler",
     "Scheduler",
     "SuccessiveHalving",
+    "make_curve_scheduler",
     "make_rung_scheduler",
     "plan_brackets",
     "rung_ladder",
     "scheduler_config",
 ]
 
-SCHEDULER_TYPES = ("fifo", "sh", "hyperband", "asha", "bohb")
+SCHEDULER_TYPES = ("fifo", "sh", "hyperband", "asha", "bohb", "curve")
+RUNG_TYPES = ("sh", "hyperband", "asha", "bohb")  # judged at dollar rungs (curve: at each trial's own checkpoints)
 _FIELDS = {
     "fifo": ("type",),
     "sh": ("type", "min_usd", "max_usd", "eta"),
@@ -92,12 +97,15 @@ def scheduler_config(value: Any, *, choose: bool = False) -> dict[str, Any]:
     (None = decided later from the space). Its own output validates to itself, so a stored config
     can be re-checked on resume. ``choose``: a sweep file may leave min_usd/max_usd out; they come back
     None, for ``defaults.choose_rungs`` to fill in (else leaving one out is a ``SpecError``).
+    curve: ``costtune.schedulers.curve.curve_config``.
     """
     if not isinstance(value, dict):
         raise SpecError("scheduler", "must be a mapping such as {type: asha, min_usd: 0.05, max_usd: 1.35}", value)
     kind = value.get("type", "fifo")
     if kind not in SCHEDULER_TYPES:
         raise SpecError("scheduler.type", f"must be one of {', '.join(SCHEDULER_TYPES)}", kind)
+    if kind == "curve":
+        return curve_config(value)
     allowed = _FIELDS[kind]
     for key in value:
         if key not in allowed and not (kind != "fifo" and key in _DERIVED):
@@ -139,7 +147,7 @@ def scheduler_config(value: Any, *, choose: bool = False) -> dict[str, Any]:
 
 
 def make_rung_scheduler(cfg: dict[str, Any], *, mode: str, budget_micros: int | None) -> RungScheduler | None:
-    """The controller's scheduler for a normalised config: None for fifo.
+    """The controller's scheduler for a normalised config: None for fifo and curve.
 
     asha -> ``AshaScheduler`` (no plan; the budget ends it); sh -> ``SuccessiveHalving``;
     hyperband and bohb -> ``Hyperband`` (the same decisions; BOHB differs only in its sampler).
@@ -147,7 +155,7 @@ def make_rung_scheduler(cfg: dict[str, Any], *, mode: str, budget_micros: int | 
     """
     cfg = scheduler_config(cfg)
     kind = cfg["type"]
-    if kind == "fifo":
+    if kind not in RUNG_TYPES:
         return None
     if mode not in (Mode.MIN, Mode.MAX):
         raise SpecError("objective.mode", "must be min or max", mode)
@@ -156,3 +164,9 @@ def make_rung_scheduler(cfg: dict[str, Any], *, mode: str, budget_micros: int | 
         return AshaScheduler(rung_ladder(low, high, eta), eta, mode=mode)
     plan = plan_brackets(kind, low, high, eta, budget_micros)
     return SuccessiveHalving(plan, mode=mode) if kind == "sh" else Hyperband(plan, mode=mode)
+
+
+def make_curve_scheduler(cfg: dict[str, Any], *, mode: str, seed: int = 0) -> CurveScheduler | None:
+    """Learning-curve stopping (``costtune.schedulers.curve``) for a ``{type: curve}`` config; None otherwise."""
+    cfg = scheduler_config(cfg)
+    return CurveScheduler(cfg, mode=mode, seed=seed) if cfg["type"] == "curve" else None

@@ -22,7 +22,7 @@ from costtune.money import format_usd, usd_to_micros
 from costtune.names import RESERVED_PLACEHOLDERS, check_metric_name, check_param_names, check_study_name
 from costtune.policies.parse import parse_sweep_tags
 from costtune.samplers import SAMPLER_TYPES, sampler_config
-from costtune.schedulers import plan_brackets, scheduler_config
+from costtune.schedulers import RUNG_TYPES, plan_brackets, scheduler_config
 from costtune.schedulers.defaults import choose_rungs
 from costtune.space import SearchSpace
 from costtune.spec.environment import parse_env, parse_passthrough
@@ -126,7 +126,7 @@ def parse_sweep(data: Any) -> SweepSpec:
     if scheduler["type"] != "fifo" and resources.usd_per_hour_micros == 0:
         raise SpecError("scheduler.type", f"{scheduler['type']} judges trials by the dollars they spend: price them "
                         "with resources.usd_per_hour or resources.price_as", scheduler["type"])
-    if scheduler["type"] != "fifo" and (scheduler["min_usd"] is None or scheduler["max_usd"] is None):
+    if scheduler["type"] in RUNG_TYPES and (scheduler["min_usd"] is None or scheduler["max_usd"] is None):
         scheduler = choose_rungs(scheduler, resources, budget.usd_micros)
         # stored with the study as chosen, so a resumed sweep keeps them (session.open_sweep)
         data = {**data, "scheduler": {**data["scheduler"], "min_usd": scheduler["min_usd"],
@@ -237,7 +237,7 @@ def _check_cap_funds_a_trial(cap: int, resources: Resources, scheduler: dict[str
     if cap < least:
         raise SpecError("budget.usd", f"must be at least {format_usd(least)}: one trial's minimum charge "
                         f"({resources.billing.note} at {format_usd(min(rates))}/h)", given)
-    if scheduler["type"] != "fifo" and cap < scheduler["min_usd_micros"]:
+    if scheduler["type"] not in ("fifo", "curve") and cap < scheduler["min_usd_micros"]:
         raise SpecError("budget.usd", f"must be at least scheduler.min_usd ({format_usd(scheduler['min_usd_micros'])}):"
                         " no trial can reach its first rung", given)
 

@@ -73,6 +73,8 @@ class TrialRow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # Bumped by the database on every change of the row or of its attempts (store/trialcache.py).
+    revision: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
 
 
 class AttemptRow(SQLModel, table=True):
@@ -131,4 +133,5 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("attempt", "note", "TEXT"),
     ("study", "output_dir", "TEXT"),
     ("trial", "verdicts_json", "TEXT"),
+    ("trial", "revision", "BIGINT NOT NULL DEFAULT 0"),
 )

@@ -57,6 +57,7 @@ from costtune.store.records import (
 )
 from costtune.store.remote import RemoteBook, RemoteConflict, RemoteState
 from costtune.store.schedules import ScheduleBook
+from costtune.store.trialcache import TrialCache, install_revision_triggers
 from costtune.store.versions import ModelBook
 from costtune.words import plural
 
@@ -73,7 +74,7 @@ _STUDY = StudyRow.__table__  # type: ignore[attr-defined]
 _TRIAL = TrialRow.__table__  # type: ignore[attr-defined]
 _LOCK_STUDY = (
     select(_STUDY.c.id, _STUDY.c.metric, _STUDY.c.mode, _STUDY.c.space_json, _STUDY.c.next_number,
-           _STUDY.c.budget_usd_micros)
+           _STUDY.c.budget_usd_micros, _STUDY.c.created_at)
     .where(_STUDY.c.id == bindparam("sid"))
     .with_for_update()
 )
@@ -97,6 +98,7 @@ class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook,
         """
         self.url = resolve_db_url(url)
         self._batch: ContextVar[Session | None] = ContextVar(f"costtune-batch-{id(self)}", default=None)
+        self.trial_cache = TrialCache()  # what claims read of each study's trials (trialcache.py)
         with opening(self.url) as engine:
             self.engine = engine
             with self.engine.begin() as conn:
@@ -108,6 +110,7 @@ class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook,
                     refuse_foreign_sqlite(conn, self.display_url, known=set(SQLModel.metadata.tables))
                 SQLModel.metadata.create_all(conn)
                 _add_missing_columns(conn)
+                install_revision_triggers(conn)
                 meta = MetaRow.__table__  # type: ignore[attr-defined]
                 if conn.execute(select(meta.c.key).where(meta.c.key == "schema_version")).first() is None:
                     conn.execute(insert(meta).values(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -166,6 +169,7 @@ class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook,
             yield
         except BaseException:
             pending.leave_savepoint(point, failed=True)
+            self.trial_cache.clear()  # it may hold rows the rollback undid
             raise
         pending.leave_savepoint(point, failed=False)
 
@@ -184,6 +188,7 @@ class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook,
                 session.commit()
             except BaseException:
                 session.rollback()
+                self.trial_cache.clear()  # it may hold rows the rollback undid
                 raise
 
     # -- studies ---------------------------------------------------------------------------
@@ -344,7 +349,7 @@ class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook,
                 # so next_number is the study's trial count without counting rows.
                 if propose is None or (max_trials is not None and study.next_number >= max_trials):
                     return None
-                history = read_history(s, study) if needs_history else History(
+                history = self.trial_cache.history(s, study) if needs_history else History(
                     study.metric, Mode(study.mode), (), study.budget_usd_micros)
                 try:
                     proposal = propose(history, study.next_number, json.loads(study.space_json))

@@ -32,7 +32,7 @@ from costtune.prices.billing import BillingRule
 from costtune.store import study_scope
 
 if TYPE_CHECKING:
-    from costtune.schedulers import RungScheduler
+    from costtune.schedulers import CurveScheduler, RungScheduler
     from costtune.store import ClaimedTrial, Store
 
 IN_PROCESS_BILLING = BillingRule(granularity_s=0, minimum_s=0, note="per millisecond of wall time")
@@ -56,6 +56,8 @@ class Running:
     value: float | None = None  # its last objective value
     stop: str | None = None  # why it must stop; None while it may run on
     complete: bool = False  # stopped at its top rung: it ran its whole ladder
+    curve_first: int | None = None  # curve scheduler: its spend at this attempt's first report
+    curve_check: int | None = None  # curve scheduler: the spend it is judged at next
 
     def ms(self, now: float | None = None) -> int:
         return max(0, int(((time.monotonic() if now is None else now) - self.started) * 1000))
@@ -70,8 +72,12 @@ class Books:
     """The running in-process attempts of one study in this process; thread-safe."""
 
     def __init__(self, store: Store, study_id: int, *, rungs: RungScheduler | None,
-                 billing: BillingRule = IN_PROCESS_BILLING) -> None:
+                 billing: BillingRule = IN_PROCESS_BILLING, curve: CurveScheduler | None = None,
+                 metric: str = "") -> None:
         self.store = store
+        self.study_id = study_id
+        self.curve = curve  # learning-curve stopping: judged at checkpoints of each trial's own spend
+        self.metric = metric
         self.scope = study_scope(study_id)
         self.rungs = rungs
         self.billing = billing
@@ -155,6 +161,10 @@ class Books:
             if self.rungs is not None:
                 self._judge(run, spend)
                 return
+            if self.curve is not None and value is not None:
+                self._curve(run, spend)
+                if run.stop is not None:
+                    return
             due = spend + self.billing.charge(gap, run.rate)  # its spend by the next report, at this pace
             if due >= run.target:
                 # A stretch of the usual size, and at least enough to reach its next report: a cap
@@ -179,6 +189,26 @@ class Books:
                 run.rung = None
                 return
             run.rung = nxt
+
+    def _curve(self, run: Running, spend: int) -> None:
+        """Learning-curve stopping (``costtune.runner.curving``): the first report sets the checkpoints,
+        one reached is judged on the trial's stored curve; a stop is stored as a verdict and a note."""
+        assert self.curve is not None
+        if run.curve_first is None or run.curve_check is None:
+            run.curve_first = spend
+            run.curve_check = self.curve.next_check(spend, spend)
+            return
+        if spend < run.curve_check:
+            return
+        from costtune.runner.curving import judge_from_store
+
+        verdict = judge_from_store(self.curve, self.store, self.study_id, self.metric, run.number)
+        if verdict.stop:
+            run.stop = verdict.reason
+            self.store.record_verdict(run.trial_id, spend, run.value, False)
+            self.store.set_attempt_note(run.attempt_id, verdict.reason)
+            return
+        run.curve_check = self.curve.next_check(run.curve_first, spend)
 
     def _extend(self, run: Running, extra: int) -> bool:
         try:

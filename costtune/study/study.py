@@ -25,7 +25,14 @@ from costtune.names import check_config_names
 from costtune.protocol import nonfinite_objective, value_text
 from costtune.samplers import Sampler, make_sampler
 from costtune.samplers.novelty import avoid_repeat, finite_size
-from costtune.schedulers import Decision, FifoScheduler, RungScheduler, Scheduler, make_rung_scheduler
+from costtune.schedulers import (
+    Decision,
+    FifoScheduler,
+    RungScheduler,
+    Scheduler,
+    make_curve_scheduler,
+    make_rung_scheduler,
+)
 from costtune.schedulers.replay import replay_rungs
 from costtune.schedulers.rungs import enter_finished
 from costtune.space import SearchSpace
@@ -193,7 +200,11 @@ class Study:
                 raise SpecError("usd_per_hour", f"study {self.name!r} judges trials at dollar rungs: "
                                 "give a rate > 0", 0)
             self.store.sync_study_cap(self.id)  # a study made before its cap was kept in the ledger
-            self._books = Books(self.store, self.id, rungs=rungs)
+            curve = make_curve_scheduler(self.info.spec.get("scheduler") or {"type": "fifo"}, mode=str(self.mode))
+            if curve is not None and self.rate_micros_per_hour == 0:
+                raise SpecError("usd_per_hour", f"study {self.name!r} judges trials at checkpoints of their spend: "
+                                "give a rate > 0", 0)
+            self._books = Books(self.store, self.id, rungs=rungs, curve=curve, metric=self.metric)
         return self._books
 
     def _rung_scheduler(self) -> RungScheduler | None:
