@@ -90,7 +90,8 @@ def sweep(workload: str, seed: int, budget_usd: float, recipe: str, workers: int
     """
     curve = recipe.endswith("+curve")
     base, _, startup = recipe.removesuffix("+curve").partition("/")
-    if base not in ("default", "cost", "asha") or (startup and not startup.isdigit()) or (curve and base != "cost"):
+    known = ("default", "cost", "asha", "hb")  # hb: dollar Hyperband
+    if base not in known or (startup and not startup.isdigit()) or (curve and base != "cost"):
         raise ValueError(
             f"unknown costtune recipe {recipe!r}; known: {', '.join(RECIPES)}, cost+curve (cost/N for any N)"
         )
@@ -114,9 +115,10 @@ def sweep(workload: str, seed: int, budget_usd: float, recipe: str, workers: int
     if startup:
         sampler["n_startup"] = int(startup)
     scheduler: dict[str, Any] = {"type": "curve"} if curve else {"type": "fifo"}
-    if base == "asha":
+    if base in ("asha", "hb"):  # hb: dollar Hyperband on the same rungs
         min_usd, max_usd = rung_usd(workload, budget_usd)
-        scheduler = {"type": "asha", "min_usd": min_usd, "max_usd": max_usd, "eta": 3}
+        kind = "hyperband" if base == "hb" else "asha"
+        scheduler = {"type": kind, "min_usd": min_usd, "max_usd": max_usd, "eta": 3}
     return {**spec, "sampler": sampler, "scheduler": scheduler}
 
 
