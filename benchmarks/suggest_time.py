@@ -5,8 +5,9 @@ instance type of three choices, the shape of a real cost-aware sweep) with seede
 configurations, hartmann-like values and a cost that depends on the configuration and the instance.
 Each cell is the median CPU time (``time.process_time``, so the figure holds on a busy machine) of
 ``--repeats`` suggestions made one after another by one sampler as the history grows by a trial each
-time (how a study's controller asks after each trial ends); "cold" is the first of them, a fresh
-sampler that fits every hyperparameter from scratch (a restarted controller, or a refit step).
+time (how a study's controller asks after each trial ends), the first excepted: "cold" is that first
+one, a fresh sampler that fits every hyperparameter from scratch (a restarted controller), in its own
+row. Refit steps later in the series stay in the median.
 Optuna's samplers get the same history when Optuna is installed (``pip install optuna``; optional).
 
     python benchmarks/suggest_time.py                      # 100, 300, 1000 trials
@@ -64,7 +65,7 @@ def cpu_seconds(fn: Callable[[], Any], repeats: int) -> float:
 
 
 def costtune_cells(h: History, repeats: int) -> dict[str, float]:
-    """Median CPU seconds over ``repeats`` consecutive suggestions, and the first (cold) one."""
+    """Median CPU seconds over ``repeats`` consecutive suggestions after the first, and that first (cold) one."""
     out = {}
     for name, kwargs in (("costtune bayes", {}), ("costtune bayes cost_aware", {"cost_aware": True})):
         sampler = BayesSampler(**kwargs)  # type: ignore[arg-type]
@@ -74,7 +75,7 @@ def costtune_cells(h: History, repeats: int) -> dict[str, float]:
             t0 = time.process_time()
             sampler.suggest(SPACE, hk, np.random.default_rng([1, k]))
             times.append(time.process_time() - t0)
-        out[name] = float(np.median(times))
+        out[name] = float(np.median(times[1:] or times))  # warm: the cold first one is its own row
         out[f"{name} (cold)"] = times[0]
     return out
 
@@ -125,7 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="suggestions timed per cell (median)")
     parser.add_argument("--no-optuna", action="store_true", help="skip Optuna's samplers")
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.trials.split(",") if s.strip()]
+    try:
+        sizes = [int(s) for s in args.trials.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--trials must be history sizes such as 100,1000; got {args.trials!r}")
+    if not sizes or min(sizes) < 1:
+        parser.error(f"--trials must name at least one size >= 1; got {args.trials!r}")
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1; got {args.repeats}")
     rows: dict[str, dict[int, float]] = {}
     for n in sizes:
         h = history(n, seed=n)
@@ -135,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, secs in cells.items():
             rows.setdefault(name, {})[n] = secs
             print(f"{n} trials: {name}: {secs * 1e3:.0f} ms CPU", file=sys.stderr, flush=True)
-    print(f"CPU ms per suggestion (median of {args.repeats}), 6 dimensions (5 continuous + instance type)")
+    print(f"CPU ms per suggestion (median of {max(args.repeats - 1, 1)} warm), 6 dimensions "
+          "(5 continuous + instance type)")
     header = f"{'sampler':<34}" + "".join(f"{f'{n} trials':>14}" for n in sizes)
     print(header)
     print("-" * len(header))

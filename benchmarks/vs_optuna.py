@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -91,9 +92,9 @@ def sweep(workload: str, seed: int, budget_usd: float, recipe: str, workers: int
     curve = recipe.endswith("+curve")
     base, _, startup = recipe.removesuffix("+curve").partition("/")
     known = ("default", "cost", "asha", "hb")  # hb: dollar Hyperband
-    if base not in known or (startup and not startup.isdigit()) or (curve and base != "cost"):
+    if base not in known or (startup and not (startup.isdigit() and int(startup) >= 1)) or (curve and base != "cost"):
         raise ValueError(
-            f"unknown costtune recipe {recipe!r}; known: {', '.join(RECIPES)}, cost+curve (cost/N for any N)"
+            f"unknown costtune recipe {recipe!r}; known: {', '.join(RECIPES)}, cost+curve (cost/N for any N >= 1)"
         )
     spec: dict[str, Any] = {
         "name": f"bench-{workload}-{seed}",
@@ -279,22 +280,39 @@ def main(argv: list[str] | None = None) -> int:
     if args.calibrate:
         calibrate(workloads, 20, args.jobs)
         return 0
+    if args.first_seed < 0:
+        parser.error(f"--first-seed must be at least 0, got {args.first_seed}")
     if args.report:
-        doc = merged([json.loads(path.read_text()) for path in args.report])
+        docs = []
+        for path in args.report:
+            try:
+                docs.append(json.loads(path.read_text()))
+            except (OSError, ValueError) as err:
+                parser.error(f"--report {path}: not a file --json wrote ({err})")
+        doc = merged(docs)
         for r in doc["runs"]:
             r["curve"] = [(usd, math.inf if best is None else best) for usd, best in r["curve"]]
         report(doc)
         return 0
+    if not workloads:
+        parser.error("--workloads names no workload")
     methods = [m.strip() for m in args.optuna.split(",") if m.strip() and m.strip() != "none"]
     for m in methods:
         if m not in METHODS + EXTRA_METHODS:
             parser.error(f"unknown Optuna method {m!r}; known: {', '.join(METHODS + EXTRA_METHODS)}")
+    if "optuna-gp" in methods and importlib.util.find_spec("torch") is None:
+        if args.optuna != parser.get_default("optuna"):
+            parser.error("optuna-gp (Optuna's GPSampler) needs torch: pip install torch, or leave it out of --optuna")
+        methods.remove("optuna-gp")
+        print("note: optuna-gp left out: Optuna's GPSampler needs torch (pip install torch)", file=sys.stderr)
     for r in (r.strip() for r in args.costtune.split(",") if r.strip() and r.strip() != "none"):
         try:
             sweep(workloads[0] if workloads else "mlp_tabular", 0, 1.0, r)
         except ValueError as err:
             parser.error(f"--costtune: {err}")
         methods.append(f"costtune-{r}")
+    if not methods:
+        parser.error("nothing to run: --optuna and --costtune name no method")
 
     tasks = [(w, m, s, BUDGETS_USD[w], args.workers) for w in workloads
              for s in range(args.first_seed, args.first_seed + seeds) for m in methods]

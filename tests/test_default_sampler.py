@@ -4,10 +4,15 @@ the sampler it was created with."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from costtune.providers import make_provider
 
 from costtune.errors import SpecError
@@ -84,3 +89,26 @@ def test_a_study_made_with_random_resumes_with_random_when_the_file_names_no_typ
             open_sweep(store, parse_sweep(sweep(sampler={"type": "bayes"}, budget={"usd": 0.5, "trials": 4})))
     finally:
         store.close()
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "COSTTUNE_DB"} | {"COSTTUNE_HOME": str(tmp_path / "home")}
+    return subprocess.run([sys.executable, "-m", "costtune.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+
+
+def test_run_plan_and_studies_name_the_sampler_and_a_resume_says_what_it_keeps(tmp_path: Path) -> None:
+    first = sweep(sampler={"type": "random", "seed": 3}, budget={"usd": 0.5, "trials": 2})
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(first))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(sweep(sampler={"seed": 9}, budget={"usd": 0.5, "trials": 3})))
+    made = _cli(tmp_path, "run", "a.yaml")
+    assert made.returncode == 0, made.stderr
+    assert "sampler random (seed 3), scheduler fifo" in made.stderr
+    plan = _cli(tmp_path, "plan", "b.yaml", "--no-forecast", "--format", "json")
+    assert json.loads(plan.stdout)["sampler"]["type"] == "bayes"  # what the file alone would make
+    again = _cli(tmp_path, "run", "b.yaml")
+    assert again.returncode == 0, again.stderr
+    assert "warning: sampler.seed: study 'defaults' keeps 3 (the file says 9)" in again.stderr
+    assert "sampler random (seed 3)" in again.stderr
+    listed = json.loads(_cli(tmp_path, "studies", "--format", "json").stdout)
+    assert [(s["name"], s["sampler"], s["trials"]) for s in listed] == [("defaults", "random (seed 3)", 3)]

@@ -62,7 +62,7 @@ def _override(spec: Any, overrides: dict[str, Any]) -> Any:
 
 
 def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_cap: bool = False) -> None:
-    from costtune.runner.session import open_sweep, run_with_progress
+    from costtune.runner.session import open_sweep, run_with_progress, sampler_drift
     from costtune.spec.environment import resolve_env
 
     resolve_env(spec.env, os.environ)  # a ${VAR} that is not set is bad input: refused before the store opens
@@ -77,6 +77,14 @@ def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_ca
     study, resumed = open_sweep(store, spec, change_cap=change_cap)
     if resumed and not quiet:
         err_console.print(styled("resuming study ", (spec.name, "bold"), f" in {store.display_url}"), highlight=False)
+    if resumed:
+        for line in sampler_drift(study.info, spec):
+            err_console.print(styled((f"warning: {line}", "yellow")), highlight=False, soft_wrap=True)
+    if not quiet:  # the study's own sampler: a resumed study keeps the one it was created with
+        from costtune.samplers import describe_sampler
+
+        err_console.print(styled((f"sampler {describe_sampler(study.info.sampler)}, scheduler "
+                                  f"{spec.scheduler['type']}", "dim")), highlight=False)
     before = study.history() if resumed else None  # what earlier runs left: this run's share is the rest
     status = run_with_progress(spec, study, err_console, quiet=quiet, workdir=workdir)
     _print_summary(study, status, before)

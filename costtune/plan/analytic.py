@@ -92,6 +92,7 @@ class SweepPlan:
     preemption: Preemption
     forecast: Forecast | None = None
     notes: list[str] = field(default_factory=list)
+    sampler: dict[str, Any] = field(default_factory=dict)  # the normalised sampler config the file gives
 
 
 def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact_sampler: bool = False,
@@ -126,7 +127,7 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
         name=spec.name, provider=res.provider, scheduler=dict(spec.scheduler), budget_micros=spec.budget.usd_micros,
         budget_trials=spec.budget.trials, workers=res.workers, billing=res.billing.note, rate_source=res.rate_source,
         schedule=schedule, overheads=overheads, launches=launches, overhead_micros=overhead, preemption=preemption,
-        notes=notes,
+        notes=notes, sampler=dict(spec.sampler),
     )
     if res.provider == "simulated" and runs > 0:
         plan.forecast = forecast(spec, runs, jobs=jobs, exact_sampler=exact_sampler, on_run=on_run)

@@ -16,6 +16,7 @@ from costtune.plan.forecast import Forecast
 from costtune.reports.fmt import format_duration
 from costtune.reports.table import Column, FittedTable
 from costtune.richtext import styled
+from costtune.samplers import describe_sampler
 from costtune.words import plural
 
 
@@ -41,8 +42,10 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
     budget = " and ".join(x for x in (
         None if plan.budget_micros is None else format_usd(plan.budget_micros),
         None if plan.budget_trials is None else plural(plan.budget_trials, "trial")) if x) or "none"
-    console.print(styled((f"plan: {plan.name}", "bold"), f"  provider {plan.provider}, scheduler {s.kind}, budget "
-                         f"{budget}, {plural(plan.workers, 'worker')}; billing {plan.billing}"), highlight=False)
+    sampler = describe_sampler(plan.sampler)
+    console.print(styled((f"plan: {plan.name}", "bold"), f"  provider {plan.provider}, sampler {sampler}, scheduler "
+                         f"{s.kind}, budget {budget}, {plural(plan.workers, 'worker')}; billing {plan.billing}"),
+                  highlight=False)
     if plan.scheduler.get("chosen"):  # no min_usd/max_usd in the file: chosen at sweep start, kept on resume
         console.print(f"rungs chosen (the file gives none): {plan.scheduler['chosen']}", highlight=False,
                       soft_wrap=True)
@@ -143,7 +146,9 @@ def _settled(f: Forecast) -> str:
 def to_dict(plan: SweepPlan) -> dict[str, Any]:
     s, p, f = plan.schedule, plan.preemption, plan.forecast
     out: dict[str, Any] = {
-        "name": plan.name, "provider": plan.provider, "scheduler": plan.scheduler,
+        "name": plan.name, "provider": plan.provider,
+        "sampler": {k: v for k, v in plan.sampler.items() if k != "configs"},
+        "scheduler": plan.scheduler,
         "budget": {"usd": usd_text(plan.budget_micros), "usd_micros": plan.budget_micros, "trials": plan.budget_trials},
         "workers": plan.workers, "billing": plan.billing, "rate_source": plan.rate_source,
         "plan": {

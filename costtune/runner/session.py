@@ -19,7 +19,7 @@ from costtune.reports.fmt import format_duration, format_number
 from costtune.richtext import styled
 from costtune.runner.controller import RunStatus, SweepController
 from costtune.runner.remote import sweep_provider, worker_api
-from costtune.samplers import Sampler
+from costtune.samplers import Sampler, sampler_config
 from costtune.schedulers.defaults import adopt_stored
 from costtune.spec import SweepSpec
 from costtune.store import Store, StudyInfo
@@ -124,9 +124,24 @@ def _keep_chosen_rungs(info: StudyInfo, spec: SweepSpec) -> None:
     spec.raw["scheduler"].update({key: kept[key] for key in ("min_usd", "max_usd", "chosen")})
 
 
+def sampler_drift(info: StudyInfo, spec: SweepSpec) -> list[str]:
+    """What the file's sampler section sets that a resumed study does not take (it keeps the sampler it was
+    created with): one line per field, naming the stored and the given value."""
+    section = spec.raw.get("sampler")
+    if not isinstance(section, dict):
+        return []
+    return [f"sampler.{key}: study {info.name!r} keeps {info.sampler.get(key)!r} (the file says {value!r}); "
+            "a resumed study keeps its sampler (give the sweep another name to start a new study)"
+            for key, value in section.items()
+            if key not in ("type", "configs") and key in info.sampler and info.sampler[key] != value]
+
+
 def _check_compatible(info: StudyInfo, spec: SweepSpec) -> None:
     # A file that names no sampler type resumes with the study's own (the default may have changed since).
-    named = isinstance(spec.raw.get("sampler"), dict) and "type" in spec.raw["sampler"]
+    section = spec.raw.get("sampler")
+    named = isinstance(section, dict) and "type" in section
+    if isinstance(section, dict) and not named:  # its fields are checked against the type that will run
+        sampler_config({**section, "type": info.sampler.get("type", "random")}, spec.space)
     asked = Asked(metric=spec.metric, mode=str(spec.mode), space=spec.space,
                   sampler=spec.sampler if named else None, scheduler=spec.scheduler)
     check_unchanged(info, asked, says="the file says", fix="give the sweep another name (--name) to start a new study")

@@ -84,6 +84,22 @@ def _cost_fields(value: dict[str, Any]) -> dict[str, Any]:
     return {"cost_aware": True, "cost_weight": float(value.get("cost_weight", 1.0))}
 
 
+def describe_sampler(cfg: dict[str, Any]) -> str:
+    """A stored sampler config in words: ``bayes (cost-aware, 5 start-up, seed 7)``, ``random (seed 3)``."""
+    kind = str(cfg.get("type", "random"))
+    parts: list[str] = []
+    if cfg.get("cost_aware"):
+        weight = cfg.get("cost_weight", 1.0)
+        parts.append("cost-aware" + ("" if weight == 1.0 else f", cost weight {weight:g}"))
+    if kind == "bayes":
+        parts.append(f"{cfg.get('n_startup', 10)} start-up")
+    if cfg.get("points") is not None:
+        parts.append(f"{cfg['points']} points")
+    if "seed" in cfg:
+        parts.append(f"seed {cfg['seed']}")
+    return f"{kind} ({', '.join(parts)})" if parts else kind
+
+
 def _as_mapping(value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SpecError(path, "must be a mapping of parameter names to values", value)
@@ -109,5 +125,13 @@ def make_sampler(cfg: dict[str, Any]) -> Sampler:
     raise SpecError("sampler.type", f"must be one of {', '.join(SAMPLER_TYPES)}", kind)
 
 
-__all__ = ["SAMPLER_TYPES", "GridSampler", "ManualSampler", "RandomSampler", "Sampler", "make_sampler",
-           "sampler_config"]
+__all__ = [
+    "SAMPLER_TYPES",
+    "GridSampler",
+    "ManualSampler",
+    "RandomSampler",
+    "Sampler",
+    "describe_sampler",
+    "make_sampler",
+    "sampler_config",
+]
