@@ -77,7 +77,7 @@ def print_workload(name: str, curves_by_method: dict[str, list[Curve]], target: 
     header = (
         f"{'method':<22} {'hit':>5}  {'$ to target':<28} "
         + " ".join(f"{f'best @{f:.0%}':<26}" for f in FRACTIONS)
-        + f" {'trials':>6}"
+        + f" {'trials':>6} {'runs':>4}"
     )
     print(header)
     print("-" * len(header))
@@ -87,7 +87,7 @@ def print_workload(name: str, curves_by_method: dict[str, list[Curve]], target: 
         to_target = [dollars_to(c, target) for c in curves]
         bests = " ".join(f"{_cell([best_at(c, f * budget) for c in curves]):<26}" for f in FRACTIONS)
         print(f"{method:<22} {stats[method]['hit']:>5.0%}  {_cell(to_target, usd=True):<28} {bests} "
-              f"{stats[method]['trials']:>6.0f}")
+              f"{stats[method]['trials']:>6.0f} {len(curves):>4}")
     ref = best_optuna(stats)
     if ref is None:
         return
@@ -102,5 +102,7 @@ def print_workload(name: str, curves_by_method: dict[str, list[Curve]], target: 
         verdicts = " ".join(
             f"{f:.0%}:{'yes' if mine[f'best@{f}'] <= best_per_fraction[f] else 'no'}" for f in FRACTIONS
         )
-        print(f"{method}: $ to target / {ref} = {ratio}; hits {mine['hits']:.0f} vs {theirs['hits']:.0f}; "
+        mine_runs, their_runs = len(curves_by_method[method]), len(curves_by_method[ref])
+        print(f"{method}: $ to target / {ref} = {ratio}; hits {mine['hits']:.0f}/{mine_runs} vs "
+              f"{theirs['hits']:.0f}/{their_runs}; "
               f"median best at least as good as every Optuna method's at {verdicts}")

@@ -208,23 +208,23 @@ def calibrate(workloads: list[str], seeds: int, jobs: int) -> None:
 
 
 def report(doc: dict[str, Any]) -> None:
-    """Print the tables for ``doc`` (the --json layout, curves as lists of (usd, best)); a workload whose
-    seeds did not all finish for every method is reported on the seeds that did."""
+    """Print the tables for ``doc`` (the --json layout, curves as lists of (usd, best)). Each method is
+    reported on the seeds it ran (a part run with fewer methods adds seeds to some only; the ``runs``
+    column says how many)."""
     methods = doc.get("methods") or sorted({r["method"] for r in doc["runs"]}, key=lambda m: (m[:9] == "costtune-", m))
     print(f"cells: median [IQR] over seeds; {doc['region']} {doc['market']}, billed per second with a 60 s "
           f"minimum, {doc['startup_seconds']:.0f} s boot per trial; costtune workers: {doc['workers']}")
     for w, info in doc["workloads"].items():
-        by_seed: dict[int, dict[str, Curve]] = {}
+        by_method: dict[str, dict[int, Curve]] = {}
         for r in doc["runs"]:
             if r["workload"] == w:
-                by_seed.setdefault(r["seed"], {})[r["method"]] = r["curve"]
-        whole = sorted(s for s, got in by_seed.items() if all(m in got for m in methods))
+                by_method.setdefault(r["method"], {})[r["seed"]] = r["curve"]
+        curves = {m: [by_method[m][s] for s in sorted(by_method[m])] for m in methods if by_method.get(m)}
+        seeds = sorted({s for got in by_method.values() for s in got})
         print()
-        print(f"instance types ({w}): {', '.join(info['instances'])}; seeds: {len(whole)} of {doc['seeds']}")
-        if not whole:
-            continue
-        curves = {m: [by_seed[s][m] for s in whole] for m in methods}
-        print_workload(w, curves, info["target"], info["budget_usd"], info["max_steps"])
+        print(f"instance types ({w}): {', '.join(info['instances'])}; seeds: {len(seeds)}")
+        if curves:
+            print_workload(w, curves, info["target"], info["budget_usd"], info["max_steps"])
 
 
 def merged(docs: list[dict[str, Any]]) -> dict[str, Any]:
