@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from optuna_sim import INSTANCE_TYPES, MARKET, REGION, STARTUP_SECONDS
+from optuna_sim import MARKET, REGION, STARTUP_SECONDS
+from vs_optuna import BUDGETS_USD
 
-from costtune.demo.bench_workloads import MAX_STEPS, SPACES, TARGETS
+from costtune.demo.bench_workloads import INSTANCES, MAX_STEPS, SPACES, TARGETS
 from costtune.history import History, TrialState
-
-BUDGETS_USD: dict[str, float] = {"mlp_tabular": 1.0, "xgb_like": 0.75}  # as vs_optuna.py
 
 
 def sweep(workload: str, seed: int, sampler: dict[str, Any], scheduler: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +34,7 @@ def sweep(workload: str, seed: int, sampler: dict[str, Any], scheduler: dict[str
         "budget": {"usd": BUDGETS_USD[workload]},
         "resources": {
             "provider": "simulated", "region": REGION, "market": MARKET, "workers": 4,
-            "instance_type": {"type": "categorical", "choices": list(INSTANCE_TYPES)},
+            "instance_type": {"type": "categorical", "choices": list(INSTANCES[workload])},
             "simulation": {"workload": f"costtune.demo.bench_workloads:{workload}", "max_steps": MAX_STEPS[workload],
                            "startup_seconds": int(STARTUP_SECONDS), "preemptions_per_hour": 0, "seed": seed},
         },
@@ -74,7 +73,8 @@ def _cell(xs: list[float], digits: int = 3) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=6)
-    parser.add_argument("--workloads", default=",".join(BUDGETS_USD))
+    parser.add_argument("--workloads", default="mlp_tabular,xgb_like",
+                        help=f"comma-separated, of {', '.join(BUDGETS_USD)}")
     args = parser.parse_args(argv)
     for workload in [w for w in args.workloads.split(",") if w]:
         got: dict[str, list[tuple[float, float, int, int]]] = {"fifo": [], "curve": []}
