@@ -30,6 +30,7 @@ from costtune.samplers.gp import GaussianProcess, log_expected_improvement, sing
 from costtune.samplers.novelty import finite_size, taken_keys, untried
 from costtune.samplers.resource import CheapestPenalty, ResourceCost, resource_split
 from costtune.samplers.rows import TrialRows
+from costtune.samplers.screen import screened_scores
 from costtune.samplers.surrogate import Surrogate
 
 if TYPE_CHECKING:
@@ -247,13 +248,14 @@ class BayesSampler:
         unseen = [r for r in (encoder.encode(c) for c in fresh or []) if r is not None]
         if unseen:  # a small finite space: score every untried configuration, not only the random ones
             cands = np.vstack([cands, np.array(unseen)])
-        scores = self._score(model, cands, best, cost)
+        taken = rows.taken(history.trials)
+        scores = screened_scores(model, cands, best, self.xi, cost, taken, max(self.n_polish, 1))
         if self.n_polish and encoder.continuous_cols.size:
             top = np.argsort(-scores, kind="stable")[: self.n_polish]
             polished = self._polish(model, encoder, cands[top], best, cost)
             cands = np.vstack([cands, polished])
             scores = np.concatenate([scores, self._score(model, polished, best, cost)])
-        row = self._pick(cands, scores, rows.taken(history.trials))
+        row = self._pick(cands, scores, taken)
         return encoder.decode(row, rng)
 
     def _score(

@@ -177,6 +177,7 @@ class GaussianProcess:
         r = np.sqrt(_scaled_sqdist(self.x, self.x, self._inv_ls))
         k = self._signal * matern52(r) + math.exp(params.log_noise) * np.eye(len(self.x))
         self._chol = robust_cholesky(k)
+        self._k = k  # (n, n) kept for the screen's nearest-point variance bounds (``screen.py``)
         if refit_mean and len(self.y):
             kinv_one = linalg.cho_solve((self._chol, True), np.ones(len(self.y)), check_finite=False)
             denom = float(kinv_one.sum())
@@ -215,6 +216,31 @@ class GaussianProcess:
         poly *= self._signal
         k *= poly
         return r, k
+
+    @property
+    def signal(self) -> float:
+        """Prior variance of the latent function."""
+        return self._signal
+
+    @property
+    def kernel_matrix(self) -> np.ndarray:
+        """(n, n) kernel of the training points, noise on the diagonal included."""
+        return self._k
+
+    def cross_kernel(self, xs: np.ndarray) -> np.ndarray:
+        """(m, n) kernel between the rows of ``xs`` and the training points."""
+        return self._cross(np.atleast_2d(xs))[1]
+
+    def predict_from_cross(self, ks: np.ndarray, *, with_std: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``predict`` given ``cross_kernel(xs)``; without ``with_std`` the std is left empty (0,)."""
+        mean = self.params.mean + ks @ self._alpha
+        if not with_std:
+            return mean, np.zeros(0)
+        reduction = np.empty(len(ks))
+        for i in range(0, len(ks), _BLOCK):
+            v = linalg.solve_triangular(self._chol, ks[i : i + _BLOCK].T, lower=True, check_finite=False)
+            reduction[i : i + _BLOCK] = (v * v).sum(0)
+        return mean, np.sqrt(np.maximum(self._signal - reduction, 1e-20))
 
     def predict_mean(self, xs: np.ndarray) -> np.ndarray:
         """Posterior mean only (no triangular solve): what a point estimate needs."""
