@@ -275,8 +275,15 @@ class BayesSampler:
         model: GaussianProcess,
         rng: np.random.Generator,
     ) -> np.ndarray:
-        """Uniform points for global coverage plus perturbations of the best trials for local refinement."""
-        uniform = encoder.random(self.n_candidates, rng)
+        """Uniform points for global coverage plus perturbations of the best trials for local refinement.
+
+        In a space of continuous parameters only, half as many uniform points: the polish moves the
+        best of them to the acquisition's local optimum, so a coarser grid loses little; integer,
+        ordinal and categorical dimensions get no such help and keep the full count.
+        """
+        continuous = encoder.continuous_cols.size == len(encoder.blocks)
+        n_uniform = max(self.n_candidates // 2, 1) if continuous and self.n_polish else self.n_candidates
+        uniform = encoder.random(n_uniform, rng)
         n_local = max(self.n_candidates // 2, 1)
         elite = x[np.argsort(yt, kind="stable")[: min(5, len(yt))]]
         local = elite[rng.integers(len(elite), size=n_local)].copy()

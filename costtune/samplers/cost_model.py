@@ -106,11 +106,11 @@ def _standardise(v: np.ndarray) -> np.ndarray:
 
 
 def _lowest_mean(gp: GaussianProcess) -> float:
-    """min(targets, constant mean) - (max - min of targets): see ``CostPenalty.floor``."""
+    """min(targets, constant mean) - half their range: see ``CostPenalty.floor``."""
     if not len(gp.y):
         return -math.inf
     lo, hi = float(np.min(gp.y)), float(np.max(gp.y))
-    return min(lo, gp.params.mean) - (hi - lo)
+    return min(lo, gp.params.mean) - 0.5 * (hi - lo)
 
 
 @dataclass(frozen=True)

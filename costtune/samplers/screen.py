@@ -29,6 +29,7 @@ from costtune.samplers.gp import GaussianProcess, log_expected_improvement
 __all__ = ["screened_scores", "variance_bound"]
 
 _BLOCK = 128  # candidates per block, as in gp.py
+_COST_BLOCK = 32  # candidates per cost-penalty evaluation within a block
 
 
 class _Penalty(Protocol):
@@ -71,26 +72,57 @@ def screened_scores(model: GaussianProcess, cands: np.ndarray, best: float, xi: 
     bound = np.where(np.isnan(bound), np.inf, bound)
     order = np.argsort(-bound, kind="stable")
     scores = np.where(np.isfinite(bound), bound, -np.inf)
-    exact: list[float] = []
-    best_free = -np.inf
+    found = _Found(top, taken)
     for pos in range(0, m, _BLOCK):
         chunk = order[pos : pos + _BLOCK]
-        threshold = min(best_free, sorted(exact)[-top] if len(exact) >= top else -np.inf)
-        if exact and bound[chunk[0]] < threshold:
+        if bound[chunk[0]] < found.threshold:
             break
         rows = cands[chunk]
         mu, sd = model.predict_from_cross(model.cross_kernel(rows))
-        s = log_expected_improvement(mu, sd, best, xi)[0]
-        if cost is not None:
-            s = s - cost(rows)
-        s = np.where(np.isfinite(s), s, -np.inf)
-        scores[chunk] = s
-        exact.extend(s.tolist())
+        le = log_expected_improvement(mu, sd, best, xi)[0]
+        le = np.where(np.isfinite(le), le, -np.inf)
+        if cost is None:
+            scores[chunk] = le
+            found.add(le, rows)
+            continue
+        # exact log EI, floor for the penalty: an upper bound again, far tighter; the penalty is
+        # computed only where it can still reach the threshold, best log EI first
+        upper = le - floor if np.isfinite(floor) else np.full(len(le), np.inf)
+        scores[chunk] = upper
+        by_ei = np.argsort(-upper, kind="stable")
+        for k in range(0, len(by_ei), _COST_BLOCK):
+            sel = by_ei[k : k + _COST_BLOCK]
+            if upper[sel[0]] < found.threshold:
+                break
+            s = le[sel] - cost(rows[sel])
+            s = np.where(np.isfinite(s), s, -np.inf)
+            scores[chunk[sel]] = s
+            found.add(s, rows[sel])
+    return scores
+
+
+class _Found:
+    """The exact scores so far: the ``top`` best, and the best of a row not in ``taken``."""
+
+    def __init__(self, top: int, taken: frozenset[bytes]) -> None:
+        self.top = top
+        self.taken = taken
+        self.scores: list[float] = []
+        self.best_free = -np.inf
+
+    @property
+    def threshold(self) -> float:
+        """A bound below this cannot be among the ``top`` nor beat the best free row."""
+        if len(self.scores) < self.top:
+            return -np.inf
+        return min(self.best_free, float(np.partition(self.scores, len(self.scores) - self.top)[-self.top]))
+
+    def add(self, s: np.ndarray, rows: np.ndarray) -> None:
+        self.scores.extend(s.tolist())
         keys = np.round(rows, 9) + 0.0  # + 0.0: -0.0 is 0.0
         for j in np.argsort(-s, kind="stable"):
-            if s[j] <= best_free:
+            if s[j] <= self.best_free:
                 break
-            if keys[j].tobytes() not in taken:
-                best_free = float(s[j])
+            if keys[j].tobytes() not in self.taken:
+                self.best_free = float(s[j])
                 break
-    return scores
