@@ -337,9 +337,7 @@ class BayesSampler:
             jac=True,
             method="L-BFGS-B",
             bounds=[(0.0, 1.0)] * (k * cols.size),
-            # ftol 1e-5: stop once an iteration gains < 1e-5 of the summed log EI (~1e-4 nats), which
-            # changes no ranking; the default (2e-16 x 1e7) ran ~18 iterations instead of ~12
-            options={"maxiter": 30, "ftol": 1e-5},
+            options={"maxiter": 30},
         )
         out = base.copy()
         if np.all(np.isfinite(res.x)):
