@@ -111,7 +111,7 @@ def robust_cholesky(k: np.ndarray, max_tries: int = 6) -> np.ndarray:
     eye = np.eye(k.shape[0])
     for _ in range(max_tries):
         try:
-            return linalg.cholesky(k + jitter * eye, lower=True, check_finite=True)
+            return linalg.cholesky(k + jitter * eye if jitter else k, lower=True, check_finite=True)
         except (linalg.LinAlgError, ValueError):
             jitter = base * 1e-9 if jitter == 0.0 else jitter * 10.0
     raise GPFitError("kernel matrix is not positive definite even with jitter")
