@@ -1,8 +1,10 @@
 """Optuna on the simulated cloud: trials billed in dollars on a virtual clock, stopped by a dollar budget.
 
 Optuna knows nothing of money, so the bill is kept here with the same rules costtune uses: a trial
-holds its instance for a 60 s start-up plus the seconds of every step it runs, and is charged with
-``billing_rule("aws")`` at the bundled us-east-1 spot rate of the instance type it suggested. Trials
+holds its instance for a 60 s start-up plus the seconds of every step it runs (a workload's own
+start-up, such as an image pull, is part of its first step), and is charged with
+``billing_rule("aws")`` at the bundled us-east-1 spot rate of the instance type it suggested (a
+categorical over the workload's ``INSTANCES``, like any other parameter). Trials
 run one after another; the one that crosses the budget is cut at the budget (only the steps that
 ended before that moment are seen). A trial's value is its last reported loss whether it completed,
 was pruned or was cut, as costtune scores a trial stopped by a scheduler or the budget.
@@ -12,22 +14,26 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import optuna
 
-from costtune.demo.bench_workloads import MAX_STEPS, SPACES, WORKLOADS
+from costtune.demo.bench_workloads import INSTANCES, MAX_STEPS, SPACES, WORKLOADS
 from costtune.prices.billing import billing_rule
 from costtune.prices.catalog import PriceTable
 from costtune.space import SearchSpace
 
-INSTANCE_TYPES = ("m5.large", "c5.xlarge", "g4dn.xlarge")
 REGION = "us-east-1"
 MARKET = "spot"
 STARTUP_SECONDS = 60.0
-METHODS = ("optuna-random", "optuna-tpe", "optuna-tpe/5", "optuna-tpe+hyperband")
+# Run by default: random search, TPE (its defaults: 10 random start-up trials), TPE with Hyperband or
+# successive halving (both from 1 step, reduction factor 3, up to the workload's MAX_STEPS), and the
+# Gaussian-process sampler (needs torch). ``optuna-tpe/5`` (5 start-up trials) runs when asked.
+METHODS = ("optuna-random", "optuna-tpe", "optuna-tpe+hyperband", "optuna-tpe+sha", "optuna-gp")
+EXTRA_METHODS = ("optuna-tpe/5",)
 
 Curve = list[tuple[float, float]]  # (cumulative usd, best loss so far) after each finished trial
 
@@ -35,7 +41,8 @@ Curve = list[tuple[float, float]]  # (cumulative usd, best loss so far) after ea
 @functools.cache
 def rates_micros() -> dict[str, int]:
     table = PriceTable.bundled()
-    return {t: table.rate("aws", REGION, t, MARKET).usd_per_hour_micros for t in INSTANCE_TYPES}
+    types = sorted({t for types in INSTANCES.values() for t in types})
+    return {t: table.rate("aws", REGION, t, MARKET).usd_per_hour_micros for t in types}
 
 
 def bill_micros(seconds: float, instance_type: str) -> int:
@@ -74,17 +81,24 @@ def _study(method: str, workload: str, seed: int) -> optuna.Study:
     elif method == "optuna-tpe+hyperband":
         sampler = optuna.samplers.TPESampler(seed=seed)
         pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=MAX_STEPS[workload], reduction_factor=3)
+    elif method == "optuna-tpe+sha":
+        sampler = optuna.samplers.TPESampler(seed=seed)
+        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    elif method == "optuna-gp":
+        sampler, pruner = optuna.samplers.GPSampler(seed=seed), optuna.pruners.NopPruner()
     else:
-        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS + EXTRA_METHODS)}")
     # Hyperband assigns brackets from a hash of the study name, so the name is part of the seed.
     return optuna.create_study(
         study_name=f"{method}-{workload}-{seed}", direction="minimize", sampler=sampler, pruner=pruner
     )
 
 
-def run_optuna(workload: str, seed: int, budget_usd: float, method: str) -> Curve:
-    """One budgeted Optuna run; the best-so-far curve in dollars."""
+def run_optuna(workload: str, seed: int, budget_usd: float, method: str, stop_at: float | None = None) -> Curve:
+    """One budgeted Optuna run; the best-so-far curve in dollars (ended early once the best loss is at
+    most ``stop_at``, when given)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     fn = WORKLOADS[workload]
     max_steps = MAX_STEPS[workload]
     budget = round(budget_usd * 1_000_000)
@@ -95,7 +109,7 @@ def run_optuna(workload: str, seed: int, budget_usd: float, method: str) -> Curv
     while spent < budget:
         trial = study.ask()
         params = suggest(trial, SPACES[workload])
-        instance = trial.suggest_categorical("instance_type", list(INSTANCE_TYPES))
+        instance = trial.suggest_categorical("instance_type", list(INSTANCES[workload]))
         seconds = STARTUP_SECONDS
         cost = bill_micros(seconds, instance)
         last: float | None = None
@@ -119,21 +133,20 @@ def run_optuna(workload: str, seed: int, budget_usd: float, method: str) -> Curv
         if last is not None and last < best:
             best = last
         curve.append((spent / 1_000_000, best))
+        if stop_at is not None and best <= stop_at:
+            break
     return curve
 
 
 @functools.cache
-def full_trial_usd(workload: str, samples: int = 2000) -> dict[str, np.ndarray]:
-    """Cost of a full (``MAX_STEPS``) trial per instance type, for a fixed random sample of configs."""
+def first_report_usd(workload: str, samples: int = 200) -> float:
+    """Median, over a fixed random sample of configurations, of the dollars the priciest instance type
+    in ``INSTANCES[workload]`` charges for the 60 s start-up plus the first step (a trial's first report)."""
     fn: Callable[[dict[str, Any], int, str], tuple[float, float]] = WORKLOADS[workload]
     space = SearchSpace.from_dict(SPACES[workload])
     rng = np.random.default_rng(0)
-    configs = [space.sample(rng) for _ in range(samples)]
-    out: dict[str, np.ndarray] = {}
-    for instance in INSTANCE_TYPES:
-        costs = []
-        for cfg in configs:
-            seconds = STARTUP_SECONDS + sum(fn(cfg, k, instance)[1] for k in range(MAX_STEPS[workload]))
-            costs.append(bill_micros(seconds, instance) / 1_000_000)
-        out[instance] = np.array(costs)
-    return out
+    worst = [
+        max(bill_micros(STARTUP_SECONDS + fn(cfg, 0, instance)[1], instance) for instance in INSTANCES[workload])
+        for cfg in (space.sample(rng) for _ in range(samples))
+    ]
+    return float(np.median(worst)) / 1_000_000

@@ -148,7 +148,7 @@ def test_bohb_does_not_repeat_on_a_finite_space(tmp_path: Path) -> None:
         "name": "bohb12", "objective": {"metric": "loss", "mode": "min"}, "space": THREE,
         "sampler": {"type": "bayes", "seed": 0, "n_startup": 3},
         "scheduler": {"type": "bohb", "min_usd": 0.0003, "max_usd": 0.0027, "eta": 3, "min_points": 3},
-        "budget": {"usd": 0.03, "trials": 12},
+        "budget": {"usd": 0.06, "trials": 12},  # room for all 12 now that a rung's money starts after start-up
         "resources": {"provider": "simulated", "region": "us-east-1", "instance_type": "m5.large", "workers": 3,
                       "simulation": {"workload": "simworkloads:three_choices", "max_steps": 100}}})
     store = Store(f"sqlite:///{tmp_path / 's.db'}")

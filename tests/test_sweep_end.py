@@ -5,6 +5,7 @@ through the real controller, store and ledger."""
 from __future__ import annotations
 
 import io
+import itertools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from simworkloads import with_changes
 
 from costtune.errors import SpecError
 from costtune.history import TrialState
+from costtune.money import format_usd
 from costtune.runner.controller import SweepController
 from costtune.runner.session import open_sweep
+from costtune.schedulers import make_rung_scheduler
 from costtune.spec import parse_sweep
 from costtune.store import Store
 
@@ -50,9 +53,12 @@ def run_sim(store: Store, cfg: dict[str, Any], **kwargs: Any) -> tuple[Any, Any,
     return spec, study, status, provider
 
 
-def check_normal_end(store: Store, study: Any, status: Any) -> None:
+def check_normal_end(store: Store, study: Any, status: Any, *, segment: int = 10_000) -> None:
     """At a normal end: nothing running, nothing queued unless the cap cannot fund it (and the stop
-    reason says so), every attempt closed and charged, the ledger agrees, nothing held."""
+    reason says so), every attempt closed and charged, the ledger agrees, nothing held.
+
+    ``segment``: the most a queued trial's next segment can need (a Hyperband trial in a later bracket
+    needs up to its longest rung gap, its start-up on top, since rungs count money after a first report)."""
     trials = study.history().trials
     assert not [t.number for t in trials if t.state == TrialState.RUNNING]
     queued = [t.number for t in trials if t.state == TrialState.QUEUED]
@@ -62,7 +68,7 @@ def check_normal_end(store: Store, study: Any, status: Any) -> None:
         assert status.stop_reason.endswith(f"; {len(queued)} queued trial{'s wait' if many else ' waits'} "
                                            "for more budget")
         cap, spent, reserved = store.balance(f"study:{study.id}")
-        assert cap is not None and cap - spent - reserved < 10_000  # too little left to fund its next segment
+        assert cap is not None and cap - spent - reserved < segment  # too little left to fund its next segment
     total = 0
     for trial in trials:
         for attempt in store.attempts(study.id, trial.number):
@@ -146,9 +152,12 @@ def test_the_hyperband_example_leaves_no_trial_queued(tmp_path: Path) -> None:
     raw["resources"]["simulation"]["preemptions_per_hour"] = 2.0  # many preempted, re-queued trials
     raw["budget"]["usd"] = 2.0
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
-    _spec, study, status, _provider = run_sim(store, raw)
+    spec, study, status, _provider = run_sim(store, raw)
     assert status.preemptions > 0
-    check_normal_end(store, study, status)
+    rungs = make_rung_scheduler(spec.scheduler, mode="min", budget_micros=spec.budget.usd_micros)
+    assert rungs is not None
+    gaps = [b - a for t in study.history().trials for a, b in itertools.pairwise((0, *rungs.ladder(t.number)))]
+    check_normal_end(store, study, status, segment=max(gaps))
 
 
 def test_a_manual_sweep_whose_configs_ran_out_says_so_not_budget(tmp_path: Path) -> None:
@@ -180,7 +189,6 @@ def test_the_budget_reason_names_the_studys_spend_not_this_runs(tmp_path: Path) 
     status = SweepController(spec, study, provider, trial_events=False).run()
     spent = store.balance(scope).spent_micros
     assert spent > 20_000 and spent > status.spend_micros  # this run's own spend is the smaller figure
-    from costtune.money import format_usd
 
     assert status.stop_reason.startswith(f"budget.usd reached: {format_usd(spent)} of $0.05 spent")
 
@@ -240,7 +248,8 @@ def test_the_progress_line_shows_the_best_finished_trial_as_the_leaderboard_rank
 def test_a_rung_waits_for_this_attempts_first_report_within_one_rung_of_grace(tmp_path: Path) -> None:
     """Issue 7: a first rung below the start-up cost stopped every trial ("no result by the rung"); a
     relaunched trial was judged on a value from before its interruption. A verdict now uses this
-    attempt's report, with a grace of one first rung's worth of money for the first one."""
+    attempt's report; rungs count money after the first report (issue 13), with one grace when a
+    start-up outruns its estimate."""
     warnings: list[str] = []
     # m5.large on demand, $0.096/h: 60 s of start-up cost $0.0016, above the $0.001 first rung
     cfg = cfg_with(scheduler={"type": "asha", "min_usd": 0.001, "max_usd": 0.004, "eta": 2},
@@ -254,9 +263,9 @@ def test_a_rung_waits_for_this_attempts_first_report_within_one_rung_of_grace(tm
     assert sum(t.value is None for t in trials if t.state.finished) <= 2
     assert len(trials) > 10
     assert sum(t.state == TrialState.COMPLETE for t in trials) >= 3  # promoted past the first rung to the top
-    # the first report comes after 60 s of start-up and a 10 s step: 70 s at $0.096/h
-    assert warnings == ["trials spend ~$0.00187 before their first report, above the first rung $0.001: "
-                        "raise scheduler.min_usd"]
+    # The first report comes after 60 s of start-up and a 10 s step ($0.00187 at $0.096/h), above the
+    # $0.001 first rung: rungs count money after the first report, so no "raise min_usd" advice any more.
+    assert warnings == []
     check_normal_end(store, study, status)
 
 
@@ -304,7 +313,8 @@ def test_the_progress_line_says_why_fewer_trials_run_than_asked() -> None:
 
 
 def test_the_controller_names_the_room_left_when_the_cap_funds_fewer_workers(tmp_path: Path) -> None:
-    """3 workers, $0.01 first rungs, a $0.025 cap: two trials hold $0.02, the third cannot start."""
+    """3 workers, $0.01 first rungs, a $0.025 cap: two trials hold $0.02 and their start-up, the third
+    cannot start."""
     cfg = cfg_with(scheduler={"type": "asha", "min_usd": 0.01, "max_usd": 0.03, "eta": 3},
                    budget={"usd": 0.025, "trials": 6}, resources__workers=3)
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
@@ -315,7 +325,11 @@ def test_the_controller_names_the_room_left_when_the_cap_funds_fewer_workers(tmp
     controller = SweepController(spec, study, provider, trial_events=True,
                                  on_event=lambda _message: notes.append(controller.status.note))
     controller.run()
-    assert "budget.usd: $0.005 left, running trials hold the rest; a trial needs $0.01 to start" in notes
+    # A first reservation is the first rung plus the start-up (30 s, billed as the 60 s minimum): rungs
+    # count money after a trial's first report.
+    need = 10_000 + spec.resources.billing.charge(30_000, spec.resources.rate_for("m5.large", "spot"))
+    assert (f"budget.usd: {format_usd(25_000 - 2 * need)} left, running trials hold the rest; a trial needs "
+            f"{format_usd(need)} to start") in notes
 
 
 def test_sampler_configs_count_toward_budget_trials_and_an_excess_changes_nothing(tmp_path: Path) -> None:

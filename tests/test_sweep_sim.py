@@ -84,14 +84,22 @@ def test_charges_are_exact_rungs_are_dollars_and_the_cap_holds(store: Store) -> 
     granule = spec.resources.billing.charge(61_000, M5_LARGE_OD) - spec.resources.billing.charge(60_000, M5_LARGE_OD)
     trials = study.history().trials
     assert len(trials) > 10
+    step_cost = spec.resources.billing.charge(70_000, M5_LARGE_OD) - spec.resources.billing.charge(60_000, M5_LARGE_OD)
     for trial in trials:
-        if trial.state == TrialState.STOPPED:
-            # judged (and stopped) when its spend reached a rung: within one billing second below it
-            rung = min(level for level in ladder if level >= trial.cost_micros)
-            assert rung - granule < trial.cost_micros <= rung, (trial.number, trial.cost_micros)
-        elif trial.state == TrialState.COMPLETE:  # ran all 200 ten-second steps, or reached max_usd
-            assert trial.last_step == 199 or ladder[-1] - granule < trial.cost_micros <= ladder[-1]
-    promoted = [t for t in trials if t.cost_micros > ladder[0]]
+        attempts = store.attempts(study.id, trial.number)
+        if len(attempts) != 1 or not trial.verdicts:
+            continue  # a relaunched trial's rungs count on from where it was promoted
+        reports = store.reports(study.id, trial.number)
+        first = spec.resources.billing.charge(round(reports[0][2] * 1000), M5_LARGE_OD)  # spend at 1st report
+        rung = trial.verdicts[-1][0]
+        if not trial.verdicts[-1][2]:  # its last verdict stopped it (or it reached max_usd)
+            # judged (and stopped) when its spend past its first report reached a rung: within one billing
+            # second below it, never before that: the rung's worth of ten-second steps after the first one
+            assert rung - granule < trial.cost_micros - first <= rung, (trial.number, trial.cost_micros, first)
+            assert len(reports) - 1 >= rung // step_cost - 1, (trial.number, len(reports))
+        elif trial.state == TrialState.COMPLETE:  # promoted, then it ran all 200 ten-second steps
+            assert trial.last_step == 199
+    promoted = [t for t in trials if any(up for _level, _value, up in t.verdicts)]
     assert promoted and len(promoted) < len(trials) / 2  # ASHA lets about 1/eta on
 
 
@@ -301,7 +309,8 @@ def test_a_trial_time_limit_is_exact_on_the_virtual_clock(tmp_path: Path) -> Non
     ({"resources__simulation__preemptions_per_hour": -1},
      "resources.simulation.preemptions_per_hour: must be a number >= 0, got -1"),
     ({"resources__usd_per_hour": 1}, "resources.usd_per_hour: a simulated instance is priced from the price table"),
-    ({"scheduler": {"type": "asha", "min_usd": 0.01}}, "scheduler.max_usd"),
+    # max_usd is chosen from budget.usd when left out; without budget.usd it is required
+    ({"scheduler": {"type": "asha", "min_usd": 0.01}, "budget": {"trials": 5}}, "scheduler.max_usd"),
     ({"scheduler": {"type": "hyperband", "min_usd": 0.1, "max_usd": 0.9, "eta": 3}, "budget": {"usd": 0.5}},
      "budget.usd: too small"),
     ({"space": {"x": {"type": "uniform", "low": 0, "high": 1},
@@ -442,9 +451,10 @@ def test_hyperband_plans_another_iteration_while_the_budget_holds_one(tmp_path: 
     from costtune.schedulers import plan_brackets
 
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
-    # Trials end after 20 steps (~$0.0056), far below the top rung: each iteration costs a fraction of its plan.
+    # Trials end after 10 steps (~$0.003 with their start-up), far below the top rung: each iteration costs a
+    # fraction of its plan.
     cfg = sweep(scheduler={"type": "hyperband", "min_usd": 0.002, "max_usd": 0.018, "eta": 3},
-                budget={"usd": 0.3}, resources__simulation__max_steps=20)
+                budget={"usd": 0.3}, resources__simulation__max_steps=10)
     spec, study, _status = run_sim(store, cfg)
     planned = plan_brackets("hyperband", 2_000, 18_000, 3, 300_000)
     trials = len(study.history().trials)

@@ -14,11 +14,13 @@ to ``workloads.speed`` for both parts.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import struct
 from typing import Any
 
+from costtune.demo import bench_sklearn as _sk
+from costtune.demo import bench_workloads2 as _w2
+from costtune.demo.bench_common import jitter as _jitter
+from costtune.demo.bench_common import need as _need
 from costtune.demo.workloads import speed
 
 # instance type -> (overhead speed, CPU compute speed, GPU peak speed-up for large work; 0 = no GPU),
@@ -68,22 +70,6 @@ def step_seconds(overhead_s: float, compute_s: float, gpu_half_s: float, instanc
     if gpu_peak > 0:
         compute_speed = max(cpu_speed, 1.0 + (gpu_peak - 1.0) * compute_s / (compute_s + gpu_half_s))
     return overhead_s / overhead_speed + compute_s / compute_speed
-
-
-def _jitter(key: tuple[float, ...], step: int, amplitude: float) -> float:
-    """A deterministic wiggle in [-amplitude, amplitude]: curves are not perfectly smooth in real life."""
-    digest = hashlib.blake2b(struct.pack(f"<{len(key)}di", *key, step), digest_size=8).digest()
-    return amplitude * (2.0 * int.from_bytes(digest, "little") / 2.0**64 - 1.0)
-
-
-def _need(params: dict[str, Any], name: str, workload: str) -> float:
-    try:
-        value = float(params[name])
-    except KeyError:
-        raise ValueError(f"{workload} needs param {name!r}; got {sorted(params)}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{workload}: param {name!r} must be finite, got {value!r}")
-    return value
 
 
 def mlp_tabular(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
@@ -163,3 +149,17 @@ def xgb_like(params: dict[str, Any], step: int, instance_type: str) -> tuple[flo
 
 
 WORKLOADS = {"mlp_tabular": mlp_tabular, "xgb_like": xgb_like}
+# The instance types each workload's benchmark searches (vs_optuna.py and the tests).
+INSTANCES: dict[str, tuple[str, ...]] = {w: ("m5.large", "c5.xlarge", "g4dn.xlarge") for w in WORKLOADS}
+
+# The other benchmark workloads, registered in the same tables (and reachable as
+# ``costtune.demo.bench_workloads:<name>`` for a simulated sweep).
+for _module in (_w2, _sk):
+    WORKLOADS.update(_module.WORKLOADS)
+    SPACES.update(_module.SPACES)
+    MAX_STEPS.update(_module.MAX_STEPS)
+    TARGETS.update(_module.TARGETS)
+    INSTANCES.update(_module.INSTANCES)
+cnn_vision = _w2.cnn_vision
+finetune_startup = _w2.finetune_startup
+sklearn_mlp = _sk.sklearn_mlp

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from costtune.money import charge_micros, format_usd
+from costtune.money import charge_micros
 from costtune.plan.forecast import Forecast, RunSample, forecast
 from costtune.plan.shapes import Shape, sample_shapes
-from costtune.plan.startup import FirstReports, declared_warnings, measured_warning
+from costtune.plan.startup import FirstReports, measured_warning
 from costtune.schedulers import plan_brackets, rung_ladder
 from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec
@@ -114,10 +114,11 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
         per_launch = (float(np.mean([charge_micros(round(s.startup_s * 1000), s.rate_micros) for s in shapes]))
                       if shapes else float(np.mean([o.startup_micros for o in overheads])))
         overhead = round(launches * per_launch)
-    warned = _rung_warnings(schedule, overheads, notes)
+    # Rungs count money spent after a trial's first report, its start-up and minimum charge not included
+    # (decisions.py), so a first rung below them is no longer warned about. Trials of an earlier run that
+    # were stopped before any report (a start-up past the estimate and its grace) still are.
     if schedule.ladder_micros:
         first = schedule.ladder_micros[0]
-        notes.extend(declared_warnings(first, shapes, res.billing, skip=warned))
         seen = measured_warning(first, measured)
         if seen:
             notes.append(seen)
@@ -295,26 +296,3 @@ def _lost_seconds(shape: Shape, attempt_s: float, checkpoint: bool) -> float:
     if total <= 0:
         return 0.0
     return squares / (2 * total) if checkpoint else total / 2
-
-
-def _rung_warnings(schedule: Schedule, overheads: list[Overhead], notes: list[str]) -> set[tuple[str | None, str]]:
-    """A first rung that start-up or the minimum charge eats is money that buys no training.
-
-    Returns the placements (instance type, market) warned about.
-    """
-    warned: set[tuple[str | None, str]] = set()
-    if not schedule.ladder_micros:
-        return warned
-    first = schedule.ladder_micros[0]
-    for o in overheads:
-        where = f"{o.instance_type or 'the instance'} ({o.market})"
-        if o.startup_micros >= first:
-            notes.append(f"start-up on {where} costs {format_usd(o.startup_micros)}, at least the first rung "
-                         f"{format_usd(first)}: its trials are judged before they train")
-        elif o.minimum_micros > first:
-            notes.append(f"the {o.minimum_seconds} s minimum charge on {where} is {format_usd(o.minimum_micros)}, "
-                         f"above the first rung {format_usd(first)}")
-        else:
-            continue
-        warned.add((o.instance_type, o.market))
-    return warned

@@ -43,6 +43,9 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
         None if plan.budget_trials is None else plural(plan.budget_trials, "trial")) if x) or "none"
     console.print(styled((f"plan: {plan.name}", "bold"), f"  provider {plan.provider}, scheduler {s.kind}, budget "
                          f"{budget}, {plural(plan.workers, 'worker')}; billing {plan.billing}"), highlight=False)
+    if plan.scheduler.get("chosen"):  # no min_usd/max_usd in the file: chosen at sweep start, kept on resume
+        console.print(f"rungs chosen (the file gives none): {plan.scheduler['chosen']}", highlight=False,
+                      soft_wrap=True)
     if s.brackets:
         places = usd_places(*(r for b in s.brackets for r in b.rungs_micros))  # every rung lines up
         console.print(FittedTable([

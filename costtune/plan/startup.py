@@ -1,13 +1,10 @@
 """What a trial spends before its first report, and first rungs that are below it.
 
-A trial is judged at its first rung on what it has reported by then. A rung below the spend of
-start-up (instance boot, Python and library imports) plus the first step stops every trial
-before it reports ("no result by the $0.003 rung"). Two sources know that spend:
-
-- declared: a simulated sweep's ``startup_seconds`` plus its workload's first step, priced at
-  each placement's rate with the provider's billing rule (minimum charge included);
-- measured: earlier attempts of a study with the sweep's name in the user's store: the spend at
-  their first report, or, for attempts stopped before any report, at least what they spent.
+Rungs count money spent after a trial's first report (``costtune.runner.decisions``): its start-up
+is estimated and given a grace, so a first rung below the start-up no longer stops every trial before
+it reports. A start-up beyond the estimate and its grace still can; earlier attempts of a study with
+the sweep's name in the user's store show it: the spend at their first report, or, for attempts
+stopped before any report, at least what they spent.
 
 The store is only read, through a read-only connection; a missing store, study or table means
 nothing was measured. Nothing here creates, migrates or writes a store.
@@ -24,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from costtune.money import format_usd
 
 if TYPE_CHECKING:
-    from costtune.plan.shapes import Shape
     from costtune.prices.billing import BillingRule
 
 # Attempts that ended this way without a report had not reported by then: what they spent is a
@@ -53,39 +49,6 @@ class FirstReports:
     @property
     def attempts(self) -> int:
         return len(self.exact_micros) + len(self.at_least_micros)
-
-
-def declared_first_report(shapes: list[Shape], rule: BillingRule) -> dict[tuple[str | None, str], int]:
-    """Median spend at the first report per placement (instance type, market), micro-dollars."""
-    by_place: dict[tuple[str | None, str], list[int]] = {}
-    for s in shapes:
-        ms = round((s.startup_s + s.first_step_s) * 1000)
-        by_place.setdefault(_place(s), []).append(rule.charge(ms, s.rate_micros))
-    return {place: round(statistics.median(v)) for place, v in by_place.items()}
-
-
-def declared_warnings(first_rung: int, shapes: list[Shape], rule: BillingRule, *,
-                      skip: set[tuple[str | None, str]] = frozenset()) -> list[str]:  # type: ignore[assignment]
-    """Notes for placements whose trials spend more than the first rung before their first report.
-
-    ``skip``: placements already warned about (start-up or minimum charge alone above the rung).
-    """
-    notes = []
-    for place, spend in sorted(declared_first_report(shapes, rule).items(), key=lambda kv: str(kv[0])):
-        if spend <= first_rung or place in skip:
-            continue
-        mine = [s for s in shapes if _place(s) == place]
-        seconds = statistics.median(s.startup_s + s.first_step_s for s in mine)
-        where = f"{place[0] or 'the instance'} ({place[1]})"
-        notes.append(f"a trial on {where} reports first after ~{seconds:.0f} s (start-up {mine[0].startup_s:g} s + "
-                     f"its first step), having spent ~{format_usd(spend)}: above the first rung "
-                     f"{format_usd(first_rung)} (scheduler.min_usd), so it is stopped there before it reports; "
-                     "raise min_usd")
-    return notes
-
-
-def _place(shape: Shape) -> tuple[str | None, str]:
-    return shape.instance_type, "spot" if shape.spot else "on-demand"
 
 
 def measured_warning(first_rung: int, seen: FirstReports | None) -> str | None:

@@ -35,6 +35,11 @@ class LiveAttempt:
     reserved: int  # micro-dollars this attempt holds in the ledger
     target: int | None  # trial spend at which the next decision is due; None: none (no cap, no rung)
     rung: int | None = None  # target is this rung level (else the end of a reserved chunk)
+    # Start-up-aware rungs: a rung level counts money spent after the attempt's first report, on top of
+    # ``credited`` (the level its trial was last promoted at, before this attempt). ``base`` is the trial
+    # spend at that first report (None until it comes); until then the target holds a start-up estimate.
+    credited: int = 0
+    base: int | None = None
     handle: Any = None
     launched_at: float = 0.0  # clock time at launch
     deadline_ms: int | None = None

@@ -60,6 +60,9 @@ class Claims:
     _short: tuple[int, int]  # the last unfunded claim: room left under the cap, money its trial needed
     _price_warnings: set[str]  # warnings about placed attempts' prices, each shown once
     _warn: Callable[[str], None]
+    _credited: dict[int, int]  # trial number -> the rung level it was last promoted at (decisions.py)
+    _startup_guess: Callable[[str | None, int], int]  # decisions.py
+    _counted: Callable[[ClaimedTrial, str | None, int], int]  # decisions.py
 
     def _on_event(self, message: str) -> None: ...
 
@@ -140,13 +143,22 @@ class Claims:
         rate = res.rate_for(itype, market, at=self.clock.now() if self.virtual else None)
         prior = claimed.prior_cost_micros
         rung = None
+        credited = 0
         if self.rungs is not None:
-            rung = self.rungs.first_rung(claimed.number, prior)
+            # Rungs count money spent after a first report: a relaunched trial goes on from the level
+            # it was last promoted at, and its reservation covers this attempt's estimated start-up too.
+            credited = self._counted(claimed, itype, rate)
+            rung = self.rungs.first_rung(claimed.number, credited)
             if rung is None:  # it already spent its whole ladder: nothing to run
                 done = TrialState.COMPLETE if claimed.value is not None else TrialState.STOPPED
                 self.store.finish_trial(claimed.id, done)
                 return None
-            amount = max(rung - prior, self.billing.charge(1, rate))
+            amount = max(rung - credited + self._startup_guess(itype, rate), self.billing.charge(1, rate))
+            plain = max(rung - credited, self.billing.charge(1, rate))
+            if amount > plain:  # a cap with room for the rung but not its start-up too: what it has, as before
+                cap, spent, held = self.store.balance(self.scope)
+                if cap is not None and plain <= cap - spent - held < amount:
+                    amount = cap - spent - held
         elif rate == 0:
             amount = 0  # a free trial (a local run with no rate): nothing to reserve or to cap
         else:
@@ -178,7 +190,8 @@ class Claims:
         trial_dir = Path(claimed.output_dir or self.study.trial_dir(claimed.number))
         live = LiveAttempt(claimed=claimed, attempt_id=attempt_id, key=key, rate=rate, instance_type=itype,
                            market=market, trial_dir=trial_dir, start_step=start, reserved=amount, target=None,
-                           value=claimed.value, step=start - 1, metrics=dict(claimed.metrics or {}))
+                           value=claimed.value, step=start - 1, metrics=dict(claimed.metrics or {}),
+                           credited=credited)
         # Every reserved segment has a deadline, capped or not: a cap set while the sweep runs
         # (`costtune run --change-cap`, `study.set_cap`) then holds for trials already running.
         live.aim(self.billing, prior + amount if amount else None, rung)

@@ -44,6 +44,7 @@ from costtune.runner.recovery import Recovery, catch_signals
 from costtune.runner.status import RunStatus, failure_reason, short_params, stderr_tail, write_header
 from costtune.runner.waking import Waking
 from costtune.schedulers import make_curve_scheduler, make_rung_scheduler
+from costtune.schedulers.rungs import enter_finished
 from costtune.spec import SweepSpec
 from costtune.store.heartbeat import Heartbeat
 from costtune.study import Study
@@ -105,7 +106,9 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
         self._streak_before = 0  # set from the store when the run starts (fail-fast counts across resumes)
         self._waiting_for = 0
         self._objective_seen: bool | None = None
-        self._startup_warned = False
+        self._credited: dict[int, int] = {}  # trial number -> rung level it was last promoted at (decisions.py)
+        self._first_ms: dict[str | None, list[int]] = {}  # instance type -> billable ms at first reports
+        self._paid: dict[int, int] = {}  # trial number -> start-up spend of its attempts in this run
         self.status.workers = spec.resources.workers
         self._kill_now = False  # asked twice to stop: running attempts are killed without their grace
         self._launched_at_extension = -1  # status.launched when the plan last grew by an iteration
@@ -290,6 +293,12 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
             self.store.charge(live.key, cost)
             self._after_charge(live.key)  # policy thresholds of the windows it spent in
         self.store.finish_trial(live.claimed.id, state, error=error)
+        if live.base is None:  # no first report: all it spent was start-up, not counted at a rung
+            self._paid[live.number] = self._paid.get(live.number, 0) + cost
+        if self.rungs is not None and state == TrialState.COMPLETE and reason is None and live.rung is not None:
+            # It ended on its own below its next rung: its final value enters every rung it did not reach
+            # (for BOHB's model; not ranked against).
+            enter_finished(self.rungs, live.number, live.rung, live.value)
         if live.warned:
             self.store.add_trial_warnings(live.claimed.id, live.warnings, live.warned)
         del self._live[live.attempt_id]

@@ -4,13 +4,19 @@ the rung verdicts.
 Every line a trial prints goes through ``protocol.parse_line``: a bad line is ignored with a
 warning (shown, and stored with the trial), a non-finite metric is dropped with one, a non-finite
 objective fails the trial. At a deadline a trial is judged at its rung on what this attempt
-reported (with one first rung's worth of grace for its first report), or its reservation is
-extended by a share of what the cap has left.
-"""
+reported, or its reservation is extended by a share of what the cap has left.
+
+Rungs are start-up-aware: a rung level counts the money a trial spent after its attempt's first
+report (plus the level it had been promoted to before a relaunch), so a trial on an instance with a
+long start-up gets as much training at a rung as one that starts fast. Until the first report comes,
+an attempt's deadline holds an estimate of its start-up (the median time to first report seen on its
+instance type, at first the simulated ``startup_seconds``); the first report re-aims it exactly. An
+attempt whose start-up outruns that gets one grace (the larger of the first rung and the estimate)."""
 
 from __future__ import annotations
 
 import logging
+import statistics
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +37,12 @@ if TYPE_CHECKING:
     from costtune.providers.base import Provider, Status
     from costtune.runner.attempts import LiveAttempt
     from costtune.schedulers import CurveScheduler, RungScheduler
-    from costtune.store import Store
+    from costtune.store import ClaimedTrial, Store
     from costtune.study import Study
 
 log = logging.getLogger(__name__)
 _SHOWN_WARNINGS = 5  # per attempt; the rest are stored with the trial, not printed
+_STARTUP_SEEN = 25  # the start-up estimate is the median of this many latest first reports per instance type
 
 
 class Decisions:
@@ -53,13 +60,16 @@ class Decisions:
     scope: str  # the study's ledger scope
     _live: dict[int, LiveAttempt]
     _objective_seen: bool | None
-    _startup_warned: bool
     _warn: Callable[[str], None]
     _chunk: Callable[..., int]
     _full_window: Callable[..., str | None]  # admission.py: the policy window a running attempt cannot extend in
     _windows_of: dict[str, Any]  # reservation key -> the policy windows it holds money in (admission.py)
     _watch_deadlines: Callable[[LiveAttempt], None]
     _every_report: bool
+    _credited: dict[int, int]  # trial number -> the rung level it was last promoted at
+    _paid: dict[int, int]  # trial number -> start-up spend of its earlier attempts in this run (not counted)
+    _first_ms: dict[str | None, list[int]]  # instance type -> billable ms at attempts' first reports
+    spec: Any
 
     def _read(self, live: LiveAttempt, lines: Any) -> None:
         """Book what the attempt printed. One rule for every line (``protocol.parse_line``): a bad
@@ -107,7 +117,7 @@ class Decisions:
                 live.value = live.attempt_value = float(report.metrics[metric])
                 self._objective_seen = True
                 if first:
-                    self._first_report(live, cost)
+                    self._first_report(live, cost, ms)
             live.report_ms = ms
             if self._every_report or not isinstance(report, TimedReport):
                 self._book_report(live, report.metrics, ms, cost)
@@ -137,9 +147,9 @@ class Decisions:
         """The trial's spend reached its target: judge it at its rung, or extend its reservation.
 
         A rung verdict uses what this attempt reported (a relaunched trial is not judged on a value
-        from before its interruption). One that reaches its rung before its first report gets a
-        grace of one first rung's worth of money for it, once, when the cap can fund that; then
-        it is judged on what there is."""
+        from before its interruption), after the rung's worth of money past its first report. One
+        that reaches its deadline before its first report (a start-up longer than estimated) gets a
+        grace for it, once, when the cap can fund that; then it is judged on what there is."""
         live.judge_now = False
         if self.curve is not None and live.rung is None:
             judged = self._curve_deadline(live)  # curving.py: a learning-curve checkpoint
@@ -150,15 +160,19 @@ class Decisions:
                 return None
             if live.attempt_value is None and live.grace:
                 spent = self.billing.charge(self.provider.poll(live.handle).billable_ms, live.rate)
-                self._first_report(live, spent, late=True)
+                self._first_report(live, spent, None, late=True)
             value = live.attempt_value if live.attempt_value is not None else live.value
             decision = self.rungs.judge(live.number, live.rung, value)
             self.store.record_verdict(live.claimed.id, live.rung, value, decision.promote)  # stored as made
-            live.decision = decision.reason
+            live.decision = self._compared(live, decision.reason)
             if not decision.promote:
                 return "completed" if live.rung == self.rungs.ladder(live.number)[-1] else "stopped"
-            extra, target, rung = decision.next_rung_micros - live.rung, decision.next_rung_micros, \
-                decision.next_rung_micros  # type: ignore[operator]
+            nxt = decision.next_rung_micros
+            assert nxt is not None
+            self._credited[live.number] = live.rung
+            # The next rung is as far past this one in money after the first report as in levels.
+            target = (live.target or 0) + nxt - live.rung
+            extra, rung = max(0, target - live.claimed.prior_cost_micros - live.reserved), nxt
         else:
             windows = self._windows_of.get(live.key, ())  # policy windows it also holds money in
             extra = self._chunk(live.rate, must_fit=False, among=len(self._live),
@@ -171,7 +185,8 @@ class Decisions:
                 live.decision = policy or "budget.usd reached"
                 return "policy" if policy else "budget"
         try:
-            self.store.extend(live.key, extra)
+            if extra:
+                self.store.extend(live.key, extra)
         except CapExceeded as exc:
             windows = self._windows_of.get(live.key, ())
             policy = None if exc.scope == self.scope else self._full_window(windows, extra, exc.scope)
@@ -185,8 +200,10 @@ class Decisions:
         return None
 
     def _grace(self, live: LiveAttempt) -> bool:
-        """Extend the reservation by one first rung for the attempt's first report; False if the cap cannot."""
-        grace = self.rungs.ladder(live.number)[0]  # type: ignore[union-attr]
+        """Extend the reservation for the attempt's first report (by the larger of the first rung and
+        the start-up estimate); False if the cap cannot."""
+        grace = max(self.rungs.ladder(live.number)[0],  # type: ignore[union-attr]
+                    self._startup_guess(live.instance_type, live.rate))
         try:
             self.store.extend(live.key, grace)
         except CapExceeded:
@@ -197,18 +214,65 @@ class Decisions:
         self._watch_deadlines(live)
         return True
 
-    def _first_report(self, live: LiveAttempt, cost: int, *, late: bool = False) -> None:
-        """This attempt's first objective value (``late``: its grace ran out without one): judge it now
-        if it waited in its grace; say once when trials spend more than the first rung before they
-        report anything."""
-        if live.grace and not late:
-            live.judge_now = True
+    def _startup_guess(self, instance_type: str | None, rate: int) -> int:
+        """Estimated spend of an attempt on ``instance_type`` at ``rate`` before its first report, micros:
+        the billing rule's charge for the median time to first report of the latest attempts on that
+        type in this run, or, before any, the simulation's ``startup_seconds`` (0 when unknown)."""
+        seen = self._first_ms.get(instance_type)
+        if seen:
+            ms = round(statistics.median(seen[-_STARTUP_SEEN:]))
+        else:
+            sim = getattr(self.spec.resources, "simulation", None)
+            ms = round(sim.startup_seconds * 1000) if sim is not None else 0
+        return self.billing.charge(ms, rate) if ms > 0 else 0
+
+    def _counted(self, claimed: ClaimedTrial, instance_type: str | None, rate: int) -> int:
+        """The money a (relaunched) trial spent that counts toward its rungs before this attempt: its
+        earlier spend less their start-ups (each attempt's spend before its first report; for attempts of
+        an earlier run, the current estimate each), never below the level it was last promoted at."""
+        prior = claimed.prior_cost_micros
+        if not prior:
+            return 0
+        paid = self._paid.get(claimed.number)
+        if paid is None:
+            paid = (claimed.attempt_number - 1) * self._startup_guess(instance_type, rate)
+        return max(self._credited.get(claimed.number, 0), prior - paid)
+
+    def _compared(self, live: LiveAttempt, reason: str) -> str:
+        """The verdict with what it compared: money after the first report, and the start-up left out."""
+        if live.base is None:
+            return f"{reason}; judged without a first report from this attempt"
+        startup = live.base - live.claimed.prior_cost_micros
+        after = f" (on top of {format_usd(live.credited)} before a relaunch)" if live.credited else ""
+        return (f"{reason}; compared on its value after {format_usd(max(0, (live.target or 0) - live.base))} "
+                f"spent past its first report{after}, its {format_usd(startup)} start-up not counted")
+
+    def _first_report(self, live: LiveAttempt, cost: int, ms: int | None, *, late: bool = False) -> None:
+        """This attempt's first objective value, ``cost`` micros and ``ms`` billable into it (``late``: its
+        grace ran out without one). Its rung deadline is re-aimed at the rung's money past this report and
+        the reservation grown to cover it; when the cap cannot, it stops ("budget"), not judged on less.
+        A curve scheduler starts its curve here (curving.py)."""
         if self.curve is not None and live.curve_first is None:
             self._curve_start(live, cost)
-        if self.rungs is None or self._startup_warned or live.start_step != 0:
+        if late or live.base is not None:
             return
-        first = min(self.rungs.levels())
-        if cost > first:
-            self._startup_warned = True
-            self._warn(f"trials spend {'more than ' if late else '~'}{format_usd(cost)} before their first "
-                       f"report, above the first rung {format_usd(first)}: raise scheduler.min_usd")
+        if ms is not None:
+            self._first_ms.setdefault(live.instance_type, []).append(ms)
+        live.base = live.claimed.prior_cost_micros + cost
+        self._paid[live.number] = self._paid.get(live.number, 0) + cost
+        if self.rungs is None or live.rung is None or live.stop_reason is not None:
+            return
+        target = live.base + live.rung - live.credited
+        held = live.claimed.prior_cost_micros + live.reserved
+        if target > held:
+            try:
+                self.store.extend(live.key, target - held)
+                live.reserved += target - held
+            except CapExceeded as exc:  # judged on less training than its peers: not judged, stopped
+                where = "budget.usd" if exc.scope == self.scope else exc.scope
+                live.stop_reason = "budget" if exc.scope == self.scope else "policy"
+                live.decision = (f"{where}: cannot fund the {format_usd(live.rung - live.credited)} past its "
+                                 f"first report that the {format_usd(live.rung)} rung compares")
+                return
+        live.aim(self.billing, target, live.rung)
+        self._watch_deadlines(live)

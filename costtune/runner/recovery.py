@@ -87,6 +87,11 @@ class Recovery:
         granule = max(self.spec.resources.billing.charge(self.spec.resources.billing.granularity_s * 1000, r)
                       for r in rates) + 1
         replay_rungs(self.rungs, history, self.store.rung_reports(self.study.id), granule=granule)  # type: ignore[arg-type]
+        credited: dict[int, int] = self.__dict__.setdefault("_credited", {})
+        for trial in history.trials:  # where a relaunched trial goes on from: its last promotion
+            promoted = [level for level, _value, up in trial.verdicts if up]
+            if promoted:
+                credited[trial.number] = max(promoted)
 
     def _recover(self) -> None:
         """Settle what dead controllers of the study left (``costtune.runner.settle.settle_dead``)."""

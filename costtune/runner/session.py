@@ -20,6 +20,7 @@ from costtune.richtext import styled
 from costtune.runner.controller import RunStatus, SweepController
 from costtune.runner.remote import sweep_provider, worker_api
 from costtune.samplers import Sampler
+from costtune.schedulers.defaults import adopt_stored
 from costtune.spec import SweepSpec
 from costtune.store import Store, StudyInfo
 from costtune.study import Study
@@ -58,6 +59,7 @@ def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False,
                 release_output_dir(folder)
             info, resumed = store.get_study(spec.name), True
     if resumed:
+        _keep_chosen_rungs(info, spec)
         _check_compatible(info, spec)
         added = _new_configs(store, info, spec)  # checked before anything is written
         if info.budget_usd_micros != spec.budget.usd_micros:
@@ -109,6 +111,17 @@ def _new_configs(store: Store, info: StudyInfo, spec: SweepSpec) -> list[dict[st
         raise SpecError("budget.trials", f"study {info.name!r} holds {plural(len(trials), 'trial')} and "
                         f"sampler.configs adds {len(added)}: more than budget.trials; raise it to queue them", limit)
     return added
+
+
+def _keep_chosen_rungs(info: StudyInfo, spec: SweepSpec) -> None:
+    """A resumed sweep whose file gives no min_usd/max_usd keeps the ones chosen when it started (stored
+    with the study), not ones chosen anew from today's prices or cap (``schedulers.defaults``)."""
+    stored = info.spec.get("scheduler") if isinstance(info.spec, dict) else None
+    kept = adopt_stored(spec.scheduler, stored)
+    if kept is spec.scheduler:
+        return
+    spec.scheduler.update(kept)  # the spec is frozen; its config dict is the one the controller reads
+    spec.raw["scheduler"].update({key: kept[key] for key in ("min_usd", "max_usd", "chosen")})
 
 
 def _check_compatible(info: StudyInfo, spec: SweepSpec) -> None:

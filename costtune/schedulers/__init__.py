@@ -51,7 +51,8 @@ _FIELDS = {
     "asha": ("type", "min_usd", "max_usd", "eta"),
     "bohb": ("type", "min_usd", "max_usd", "eta", "min_points"),
 }
-_DERIVED = ("min_usd_micros", "max_usd_micros")  # written by scheduler_config itself; accepted back on resume
+# written by scheduler_config itself (and ``chosen`` by defaults.choose_rungs); accepted back on resume
+_DERIVED = ("min_usd_micros", "max_usd_micros", "chosen")
 DEFAULT_ETA = 3
 
 
@@ -88,13 +89,15 @@ def _dollars(value: Any, path: str) -> tuple[str, int]:
     return text, micros
 
 
-def scheduler_config(value: Any) -> dict[str, Any]:
+def scheduler_config(value: Any, *, choose: bool = False) -> dict[str, Any]:
     """Validate a sweep file's ``scheduler`` section and return a normalised, JSON-serialisable dict.
 
     fifo: ``{"type": "fifo"}``. Rung types: ``type``, ``min_usd``/``max_usd`` (decimal text as given)
     with ``min_usd_micros``/``max_usd_micros``, ``eta`` (default 3); bohb also ``min_points``
     (None = decided later from the space). Its own output validates to itself, so a stored config
-    can be re-checked on resume. curve: ``costtune.schedulers.curve.curve_config``.
+    can be re-checked on resume. ``choose``: a sweep file may leave min_usd/max_usd out; they come back
+    None, for ``defaults.choose_rungs`` to fill in (else leaving one out is a ``SpecError``).
+    curve: ``costtune.schedulers.curve.curve_config``.
     """
     if not isinstance(value, dict):
         raise SpecError("scheduler", "must be a mapping such as {type: asha, min_usd: 0.05, max_usd: 1.35}", value)
@@ -110,25 +113,26 @@ def scheduler_config(value: Any) -> dict[str, Any]:
     if kind == "fifo":
         return {"type": "fifo"}
     for key in ("min_usd", "max_usd"):
-        if value.get(key) is None:
+        if value.get(key) is None and not choose:
             raise SpecError(f"scheduler.{key}", f"is required for a {kind} scheduler (dollars a trial spends)")
     eta = value.get("eta", DEFAULT_ETA)
     if isinstance(eta, bool) or not isinstance(eta, int) or eta < 2:
         raise SpecError("scheduler.eta", "must be an integer >= 2", eta)
-    min_text, min_micros = _dollars(value["min_usd"], "scheduler.min_usd")
-    max_text, max_micros = _dollars(value["max_usd"], "scheduler.max_usd")
-    if max_micros < min_micros * eta:
+    given = {key: _dollars(value[key], f"scheduler.{key}") for key in ("min_usd", "max_usd")
+             if value.get(key) is not None}
+    min_text, min_micros = given.get("min_usd", (None, 0))
+    max_text, max_micros = given.get("max_usd", (None, 0))
+    if len(given) == 2 and max_micros < min_micros * eta:
         raise SpecError(
             "scheduler.max_usd",
             f"must be >= scheduler.min_usd * eta = {Decimal(min_micros * eta).scaleb(-6).normalize():f} "
             "(at least two rungs)",
             value["max_usd"],
         )
-    cfg: dict[str, Any] = {
-        "type": kind, "min_usd": min_text, "max_usd": max_text, "eta": eta,
-        "min_usd_micros": min_micros, "max_usd_micros": max_micros,
-    }
+    cfg: dict[str, Any] = {"type": kind, "min_usd": min_text, "max_usd": max_text, "eta": eta}
     for key, micros in (("min_usd_micros", min_micros), ("max_usd_micros", max_micros)):
+        if key[:-7] in given:
+            cfg[key] = micros
         if key in value and value[key] != micros:
             raise SpecError(f"scheduler.{key}", f"does not match scheduler.{key[:-7]} ({micros})", value[key])
     if kind == "bohb":
@@ -137,6 +141,8 @@ def scheduler_config(value: Any) -> dict[str, Any]:
                                        or min_points < 2):
             raise SpecError("scheduler.min_points", "must be an integer >= 2", min_points)
         cfg["min_points"] = min_points
+    if isinstance(value.get("chosen"), str):
+        cfg["chosen"] = value["chosen"]
     return cfg
 
 

@@ -212,7 +212,7 @@ class Hyperband:
         out: dict[int, float] = {}
         for b in self.plan.brackets:
             rung = self._rungs.get((b.index, rung_micros))
-            if rung:
+            if rung is not None:
                 out.update(rung.values())
         return out
 
@@ -226,6 +226,11 @@ class Hyperband:
     def record(self, number: int, rung_micros: int, value: float | None, promoted: bool) -> None:
         _, _, rung = self._rung(number, rung_micros)
         rung.record(number, value, promoted)
+
+    def note_finished(self, number: int, rung_micros: int, value: float) -> None:
+        """A trial that ended on its own below this rung: its final value, for ``results_at`` only."""
+        _, _, rung = self._rung(number, rung_micros)
+        rung.finished[number] = value
 
     def judge(self, number: int, rung_micros: int, value: float | None) -> RungDecision:
         bracket, i, rung = self._rung(number, rung_micros)

@@ -98,6 +98,10 @@ class Competition:
         self._keys: list[float] = []
         self._by_trial: dict[int, float] = {}  # number -> key
         self.promoted: set[int] = set()
+        # Trials that ended on their own below this rung: their final values, seen by BOHB's model
+        # (``values``) but not ranked against (a partly trained trial loses to a finished one's final
+        # value: measured, that made ASHA slower to a target, see README "Dollar rungs").
+        self.finished: dict[int, float] = {}
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -117,7 +121,8 @@ class Competition:
             del self._keys[bisect_left(self._keys, old)]
 
     def values(self) -> dict[int, float]:
-        return {number: self._sign * key for number, key in self._by_trial.items()}
+        """Trial number -> value at this rung: the ranked ones and the finished-below ones."""
+        return {**self.finished, **{number: self._sign * key for number, key in self._by_trial.items()}}
 
     def record(self, number: int, value: float | None, promoted: bool) -> None:
         """Replay a stored result without a decision (a value that cannot be ranked is dropped)."""
@@ -128,6 +133,25 @@ class Competition:
         self.add(number, value)
         if promoted:
             self.promoted.add(number)
+
+
+def enter_finished(rungs: RungScheduler, number: int, from_micros: int, value: float | None) -> list[int]:
+    """A trial that ended on its own below a rung: its final value (the best it will ever have) is
+    recorded at every level of its ladder from ``from_micros`` up, where ``results_at`` shows it, so
+    BOHB's model fits on it; it is not ranked against (``Competition.finished``). A scheduler without
+    ``note_finished`` records it as a stopped result. Returns the levels it entered (none for a value
+    that cannot be ranked). The controller, in-process studies and the replay all call this."""
+    if not usable(value):
+        return []
+    assert value is not None
+    levels = [level for level in rungs.ladder(number) if level >= from_micros]
+    note = getattr(rungs, "note_finished", None)
+    for level in levels:
+        if note is not None:
+            note(number, level, value)
+        else:
+            rungs.record(number, level, value, False)
+    return levels
 
 
 def mode_of(mode: str | Mode) -> Mode:
@@ -181,11 +205,16 @@ class AshaScheduler:
 
     def results_at(self, rung_micros: int) -> dict[int, float]:
         rung = self._rungs.get(rung_micros)
-        return rung.values() if rung else {}
+        return rung.values() if rung is not None else {}
 
     def record(self, number: int, rung_micros: int, value: float | None, promoted: bool) -> None:
         position(self.ladder(number), rung_micros)
         self._rungs[rung_micros].record(number, value, promoted)
+
+    def note_finished(self, number: int, rung_micros: int, value: float) -> None:
+        """A trial that ended on its own below this rung: its final value, for ``results_at`` only."""
+        position(self.ladder(number), rung_micros)
+        self._rungs[rung_micros].finished[number] = value
 
     def judge(self, number: int, rung_micros: int, value: float | None) -> RungDecision:
         ladder = self.ladder(number)

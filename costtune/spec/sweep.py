@@ -22,7 +22,8 @@ from costtune.money import format_usd, usd_to_micros
 from costtune.names import RESERVED_PLACEHOLDERS, check_metric_name, check_param_names, check_study_name
 from costtune.policies.parse import parse_sweep_tags
 from costtune.samplers import SAMPLER_TYPES, sampler_config
-from costtune.schedulers import plan_brackets, scheduler_config
+from costtune.schedulers import RUNG_TYPES, plan_brackets, scheduler_config
+from costtune.schedulers.defaults import choose_rungs
 from costtune.space import SearchSpace
 from costtune.spec.environment import parse_env, parse_passthrough
 from costtune.spec.fields import integer, os_text, seconds
@@ -120,11 +121,16 @@ def parse_sweep(data: Any) -> SweepSpec:
     space = SearchSpace.from_dict(space_cfg, path="space")
     _check_param_names(space)
     sampler = sampler_config(_with_default_type(data.get("sampler", {}), data.get("budget"), resources), space)
-    scheduler = scheduler_config(data.get("scheduler", {"type": "fifo"}))
+    scheduler = scheduler_config(data.get("scheduler", {"type": "fifo"}), choose=True)
     budget = _budget(data.get("budget", {}), sampler["type"])
     if scheduler["type"] != "fifo" and resources.usd_per_hour_micros == 0:
         raise SpecError("scheduler.type", f"{scheduler['type']} judges trials by the dollars they spend: price them "
                         "with resources.usd_per_hour or resources.price_as", scheduler["type"])
+    if scheduler["type"] in RUNG_TYPES and (scheduler["min_usd"] is None or scheduler["max_usd"] is None):
+        scheduler = choose_rungs(scheduler, resources, budget.usd_micros)
+        # stored with the study as chosen, so a resumed sweep keeps them (session.open_sweep)
+        data = {**data, "scheduler": {**data["scheduler"], "min_usd": scheduler["min_usd"],
+                                      "max_usd": scheduler["max_usd"], "chosen": scheduler["chosen"]}}
     configs = sampler.get("configs", [])
     if budget.trials is not None and len(configs) > budget.trials:
         raise SpecError("sampler.configs", f"lists {plural(len(configs), 'configuration')}, more than budget.trials "

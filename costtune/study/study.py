@@ -34,6 +34,7 @@ from costtune.schedulers import (
     make_rung_scheduler,
 )
 from costtune.schedulers.replay import replay_rungs
+from costtune.schedulers.rungs import enter_finished
 from costtune.space import SearchSpace
 from costtune.store import CapChange, ClaimedTrial, Proposal, Store, StudyInfo
 from costtune.store.owner import controller_id, hostname, is_alive
@@ -356,6 +357,10 @@ class Study:
             if run is not None and run.reserved:
                 self.store.charge(run.key, cost)
             self.store.finish_trial(trial.id, state, error=error)
+        if (state == TrialState.COMPLETE and run is not None and run.stop is None and run.rung is not None
+                and books.rungs is not None):  # ended on its own below a rung: it enters the ones it missed
+            with books.lock:
+                enter_finished(books.rungs, run.number, run.rung, self.store.trial(self.id, trial.number).value)
 
     def verdict(self, trial: Trial) -> tuple[str | None, bool]:
         """(why it must stop or None, whether it ran its whole ladder) for a running trial."""

@@ -1,0 +1,96 @@
+"""Rung levels chosen for a sweep that gives no ``scheduler.min_usd`` / ``max_usd``.
+
+The choice is made once, when a sweep starts, from what the sweep file already says: the rates of
+its placements, its start-up estimate (a simulated sweep's ``startup_seconds``) and its budget. It
+is written into the study's stored sweep (``min_usd``, ``max_usd`` and a ``chosen`` note saying
+why), and a resumed sweep keeps the stored values (``adopt_stored``), so a price-table update or a
+``--change-cap`` never moves a running sweep's rungs.
+
+- ``max_usd`` = ``budget.usd / TRIALS_IN_BUDGET``: the budget holds at least that many trials run to
+  the top rung (Hyperband's plan then holds many more, most stopped early).
+- ``min_usd`` = the money of ``max(FIRST_RUNG_S, start-up)`` seconds at the median placement rate
+  (billing minimum included). Rungs count money spent after a trial's first report (its start-up is
+  not counted), so this is training time, a few steps' worth for most workloads; a trial with a long
+  start-up is judged on as much training as one with a short one. It is lowered to
+  ``max_usd / eta`` when the budget is so small that the ladder would have fewer than two rungs.
+"""
+
+from __future__ import annotations
+
+import statistics
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from costtune.errors import SpecError
+from costtune.money import format_usd
+
+if TYPE_CHECKING:
+    from costtune.spec.resources import Resources
+
+TRIALS_IN_BUDGET = 20
+FIRST_RUNG_S = 120
+
+
+def _text(micros: int) -> str:
+    return f"{Decimal(micros).scaleb(-6).normalize():f}"
+
+
+def choose_rungs(cfg: dict[str, Any], resources: Resources, budget_micros: int | None) -> dict[str, Any]:
+    """``cfg`` (a normalised rung config) with ``min_usd``/``max_usd`` (and their micros) filled in where
+    it gives none, plus ``chosen``: the one-line reason. A config that gives both is returned as is.
+
+    Raises ``SpecError("scheduler.max_usd", ...)`` when max_usd is missing and there is no budget.usd
+    to derive it from.
+    """
+    if cfg.get("min_usd") is not None and cfg.get("max_usd") is not None:
+        return cfg
+    eta = cfg["eta"]
+    rates = sorted(set(resources.rates.values()) or {resources.usd_per_hour_micros})
+    rate = round(statistics.median(rates))
+    sim = resources.simulation
+    startup_s = sim.startup_seconds if sim is not None else 0.0
+    why: list[str] = []
+    out = dict(cfg)
+    if cfg.get("max_usd") is None:
+        if budget_micros is None:
+            raise SpecError("scheduler.max_usd", "is required without budget.usd (it is chosen as a share of "
+                            "the budget when not given)")
+        high = max(1, budget_micros // TRIALS_IN_BUDGET)
+        if cfg.get("min_usd") is not None:
+            high = max(high, cfg["min_usd_micros"] * eta)
+        out["max_usd"], out["max_usd_micros"] = _text(high), high
+        why.append(f"max_usd {format_usd(high)} = budget.usd / {TRIALS_IN_BUDGET} (room for at least "
+                   f"{TRIALS_IN_BUDGET} trials run to the top)")
+    high = out["max_usd_micros"]
+    if cfg.get("min_usd") is None:
+        seconds = max(float(FIRST_RUNG_S), startup_s)
+        low = resources.billing.charge(round(seconds * 1000), rate)
+        lowered = low * eta > high
+        low = max(1, min(low, high // eta))
+        out["min_usd"], out["min_usd_micros"] = _text(low), low
+        basis = "its start-up" if startup_s > FIRST_RUNG_S else f"{FIRST_RUNG_S} s"
+        why.append(f"min_usd {format_usd(low)} = {basis} on the median rate {format_usd(rate)}/h, counted after "
+                   "each trial's first report" + (f", lowered to max_usd / {eta}" if lowered else ""))
+    out["chosen"] = "; ".join(why)
+    return out
+
+
+def adopt_stored(cfg: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
+    """A resumed sweep's rungs: the stored chosen ``min_usd``/``max_usd`` when the file still gives none
+    (both chose them), else ``cfg`` unchanged."""
+    from costtune.schedulers import scheduler_config
+
+    if not isinstance(stored, dict) or "chosen" not in cfg or "chosen" not in stored:
+        return cfg
+    try:
+        was = scheduler_config(stored)  # the stored sweep's scheduler as given, with what was chosen
+    except SpecError:
+        return cfg
+    if was["type"] != cfg["type"] or was["eta"] != cfg["eta"]:
+        return cfg
+    out = dict(cfg)
+    for name in ("min_usd", "max_usd"):
+        if f"{name} " in str(was["chosen"]):  # chosen then, not given
+            out[name], out[f"{name}_micros"] = was[name], was[f"{name}_micros"]
+    out["chosen"] = was["chosen"]
+    return out

@@ -1,0 +1,155 @@
+"""Issue 13: dollar rungs that do not punish start-up, results of trials that end below a rung, and
+rung levels chosen when a sweep gives none. Real simulated sweeps, judged by what was stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from costtune.providers import make_provider
+from simworkloads import with_changes
+
+from costtune.errors import SpecError
+from costtune.history import TrialState
+from costtune.money import format_usd
+from costtune.runner.controller import SweepController
+from costtune.runner.session import open_sweep
+from costtune.samplers.rung_model import RungModelSampler
+from costtune.schedulers import make_rung_scheduler
+from costtune.schedulers.replay import replay_rungs
+from costtune.spec import parse_sweep
+from costtune.store import Store
+
+BASE: dict[str, Any] = {
+    "name": "rs",
+    "objective": {"metric": "loss", "mode": "min"},
+    "space": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}, "y": {"type": "uniform", "low": 0.0, "high": 1.0}},
+    "sampler": {"type": "random", "seed": 5},
+    "scheduler": {"type": "asha", "min_usd": 0.002, "max_usd": 0.018, "eta": 3},
+    "budget": {"usd": 0.3},
+    "resources": {
+        "provider": "simulated", "region": "us-east-1", "instance_type": "m5.large", "market": "on-demand",
+        "workers": 4,
+        "simulation": {"workload": "simworkloads:steady", "max_steps": 200, "startup_seconds": 120, "seed": 0,
+                       "preemptions_per_hour": 0},
+    },
+}
+RATE = 96_000  # m5.large on demand, micro-dollars an hour (bundled snapshot)
+
+
+def _run(store: Store, cfg: dict[str, Any], *, change_cap: bool = False) -> tuple[Any, Any, SweepController]:
+    spec = parse_sweep(cfg)
+    study, _ = open_sweep(store, spec, change_cap=change_cap)
+    provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
+    controller = SweepController(spec, study, provider, trial_events=False)
+    controller.run()
+    return spec, study, controller
+
+
+def test_a_long_startup_is_not_counted_at_a_rung(tmp_path: Path) -> None:
+    """120 s of start-up ($0.0032 at $0.096/h) is more than the $0.002 first rung: every trial is still judged
+    after $0.002 of ten-second steps past its first report (7 steps), not before it reports."""
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    spec, study, _controller = _run(store, BASE)
+    billing = spec.resources.billing
+    step = billing.charge(130_000, RATE) - billing.charge(120_000, RATE)
+    judged = 0
+    for trial in study.history().trials:
+        if not trial.verdicts or len(store.attempts(study.id, trial.number)) != 1:
+            continue
+        reports = store.reports(study.id, trial.number)
+        first = billing.charge(round(reports[0][2] * 1000), RATE)
+        assert first > 2_000  # the start-up alone is past the first rung
+        for level, value, _promoted in trial.verdicts:
+            assert value is not None  # never "no result by the rung"
+            # the value judged was reported after the rung's worth of steps past the first report
+            at = [s for s, m, e in reports if m.get("loss") == value]
+            assert at and at[0] - reports[0][0] >= level // step - 1, (trial.number, level, at)
+            judged += 1
+        if not trial.verdicts[-1][2]:
+            spent_after = trial.cost_micros - first
+            assert trial.verdicts[-1][0] - step < spent_after <= trial.verdicts[-1][0], trial.number
+    assert judged > 10
+    assert any(t.state == TrialState.STOPPED for t in study.history().trials)
+
+
+def test_the_verdict_says_what_it_compared(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    events: list[str] = []
+    spec = parse_sweep(BASE)
+    study, _ = open_sweep(store, spec)
+    provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
+    SweepController(spec, study, provider, on_event=events.append, trial_events=True).run()
+    below = [e for e in events if "below the top 1/3 at $0.002 rung" in e]
+    assert below, events[:20]
+    startup = format_usd(spec.resources.billing.charge(130_000, RATE))  # 120 s start-up and the first step
+    assert all(f"compared on its value after $0.002 spent past its first report, its {startup} start-up not "
+               "counted" in e for e in below), below[:3]
+
+
+def test_a_trial_that_finishes_below_a_rung_enters_it_and_the_replay_agrees(tmp_path: Path) -> None:
+    """Trials end on their own after 12 steps ($0.0032 of training past their first report): most are
+    promoted at $0.002 and finish below $0.006. Their final values enter the $0.006 and $0.018 rungs."""
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = with_changes(BASE, scheduler={"type": "bohb", "min_usd": 0.002, "max_usd": 0.018, "eta": 3,
+                                        "min_points": 3},
+                       resources__simulation__max_steps=12, budget={"usd": 0.15})
+    spec, study, controller = _run(store, cfg)
+    rungs = controller.rungs
+    assert rungs is not None
+    history = study.history()
+    finished_below = [t for t in history.trials if t.state == TrialState.COMPLETE and t.verdicts
+                      and t.verdicts[-1][2]]
+    assert len(finished_below) >= 3
+    for trial in finished_below:
+        above = [lv for lv in rungs.ladder(trial.number) if lv > trial.verdicts[-1][0]]
+        for level in above:
+            assert rungs.results_at(level)[trial.number] == trial.value
+    # BOHB's model fits at the highest rung with enough results: finished trials are what fills it
+    sampler = study.sampler
+    assert isinstance(sampler, RungModelSampler)
+    seen = sampler.rung_history(spec.space, history)
+    assert seen is not None
+    top_numbers = {t.number for t in seen.trials if t.state == TrialState.COMPLETE}
+    assert {t.number for t in finished_below} & top_numbers
+    # a resumed sweep rebuilds exactly the same competitions from the store
+    again = make_rung_scheduler(spec.scheduler, mode="min", budget_micros=spec.budget.usd_micros)
+    assert again is not None
+    cover = getattr(again, "cover", None)
+    if cover is not None:
+        cover(len(history.trials))
+    replay_rungs(again, history, store.rung_reports(study.id))
+    for level in rungs.levels():
+        assert again.results_at(level) == rungs.results_at(level), level
+
+
+def test_rungs_are_chosen_stored_and_kept_on_resume(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = with_changes(BASE, scheduler={"type": "asha"}, budget={"usd": 0.1})
+    spec, _study, controller = _run(store, cfg)
+    chosen = spec.scheduler
+    assert chosen["max_usd_micros"] == 100_000 // 20
+    assert 0 < chosen["min_usd_micros"] * 3 <= chosen["max_usd_micros"]
+    assert "budget.usd / 20" in chosen["chosen"]
+    stored = store.get_study("rs").spec["scheduler"]
+    assert (stored["min_usd"], stored["max_usd"]) == (chosen["min_usd"], chosen["max_usd"])
+    assert controller.rungs is not None and controller.rungs.levels()[0] == chosen["min_usd_micros"]
+    # a raised cap would choose a larger max_usd today; the resumed sweep keeps the stored one
+    raised = with_changes(cfg, budget={"usd": 0.4})
+    assert parse_sweep(raised).scheduler["max_usd_micros"] == 20_000
+    spec2, _study2, controller2 = _run(store, raised, change_cap=True)
+    assert spec2.scheduler["max_usd_micros"] == chosen["max_usd_micros"]
+    assert controller2.rungs is not None and controller2.rungs.levels() == controller.rungs.levels()
+    assert store.get_study("rs").spec["scheduler"]["max_usd"] == chosen["max_usd"]
+
+
+@pytest.mark.parametrize(("scheduler", "budget", "field"), [
+    ({"type": "asha", "min_usd": "abc"}, {"usd": 1}, "scheduler.min_usd"),
+    ({"type": "hyperband", "max_usd": 0}, {"usd": 1}, "scheduler.max_usd"),
+    ({"type": "sh"}, {"trials": 5}, "scheduler.max_usd"),  # nothing to choose max_usd from
+])
+def test_bad_rung_fields_name_the_field(scheduler: dict[str, Any], budget: dict[str, Any], field: str) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_sweep(with_changes(BASE, scheduler=scheduler, budget=budget))
+    assert err.value.path == field
