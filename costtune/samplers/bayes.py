@@ -24,9 +24,10 @@ from scipy import optimize
 
 from costtune.errors import SpecError
 from costtune.history import History
+from costtune.samplers.acquisition import log_expected_improvement
 from costtune.samplers.cost_model import CostPenalty, cost_exponent, fit_cost_penalty
 from costtune.samplers.encoding import ONEHOT, Encoder, is_real
-from costtune.samplers.gp import GaussianProcess, log_expected_improvement, single_threaded_blas
+from costtune.samplers.gp import GaussianProcess, single_threaded_blas
 from costtune.samplers.novelty import finite_size, taken_keys, untried
 from costtune.samplers.resource import CheapestPenalty, ResourceCost, resource_split
 from costtune.samplers.rows import TrialRows

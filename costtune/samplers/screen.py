@@ -24,7 +24,8 @@ from typing import Protocol
 
 import numpy as np
 
-from costtune.samplers.gp import GaussianProcess, log_expected_improvement
+from costtune.samplers.acquisition import log_expected_improvement
+from costtune.samplers.gp import GaussianProcess
 
 __all__ = ["screened_scores", "variance_bound"]
 
