@@ -64,8 +64,10 @@ class BayesSampler:
     """GP-based sampler (Matern-5/2 ARD, MAP hyperparameters, log-EI) with a random start-up phase.
 
     ``n_startup``: usable finished trials required before the model is consulted.
-    ``n_candidates``: uniform random candidates scored per suggestion; half as many more are drawn
-    around the best trials, and the ``n_polish`` best are refined by L-BFGS-B on continuous dims.
+    ``n_candidates``: uniform random candidates scored per suggestion (half as many in a space of
+    continuous parameters only); half as many more are drawn around the best trials, and the
+    ``n_polish`` best are refined by L-BFGS-B on continuous dims. Only the candidates that can still
+    rank among those are scored exactly (``screen.py``).
     ``xi``: EI margin in standardised units (0 = plain EI; raise it to explore more).
     ``max_observations``: cap on the points the GP's posterior sees and ``hyper_cap`` on those its
     hyperparameters are fitted on (best, most recent and space-filling thirds; see ``surrogate``),
