@@ -15,9 +15,10 @@ from scipy import optimize, special
 from costtune.errors import SpecError
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.samplers import surrogate as surrogate_module
+from costtune.samplers.acquisition import log_h
 from costtune.samplers.base import Sampler
 from costtune.samplers.bayes import BayesSampler
-from costtune.samplers.gp import GPFitError, LogNormalPrior, _neg_log_marginal, fit_gp, log_h
+from costtune.samplers.gp import GPFitError, LogNormalPrior, _neg_log_marginal, fit_gp
 from costtune.space import (
     Beta,
     Categorical,

@@ -24,12 +24,14 @@ from scipy import optimize
 
 from costtune.errors import SpecError
 from costtune.history import History
+from costtune.samplers.acquisition import log_expected_improvement
 from costtune.samplers.cost_model import CostPenalty, cost_exponent, fit_cost_penalty
 from costtune.samplers.encoding import ONEHOT, Encoder, is_real
-from costtune.samplers.gp import GaussianProcess, log_expected_improvement, single_threaded_blas
+from costtune.samplers.gp import GaussianProcess, single_threaded_blas
 from costtune.samplers.novelty import finite_size, taken_keys, untried
 from costtune.samplers.resource import CheapestPenalty, ResourceCost, resource_split
 from costtune.samplers.rows import TrialRows
+from costtune.samplers.screen import screened_scores
 from costtune.samplers.surrogate import Surrogate
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ __all__ = ["BayesSampler"]
 _logger = logging.getLogger(__name__)
 
 Penalty = CostPenalty | CheapestPenalty  # what log EI is reduced by: alpha * log predicted dollars
+_COST_OBSERVATIONS = 128  # cap on the cost model's posterior points
 _ENUMERATE_CANDIDATES = 4096  # finite spaces up to this size have every untried point scored
 
 
@@ -61,8 +64,10 @@ class BayesSampler:
     """GP-based sampler (Matern-5/2 ARD, MAP hyperparameters, log-EI) with a random start-up phase.
 
     ``n_startup``: usable finished trials required before the model is consulted.
-    ``n_candidates``: uniform random candidates scored per suggestion; half as many more are drawn
-    around the best trials, and the ``n_polish`` best are refined by L-BFGS-B on continuous dims.
+    ``n_candidates``: uniform random candidates scored per suggestion (half as many in a space of
+    continuous parameters only); half as many more are drawn around the best trials, and the
+    ``n_polish`` best are refined by L-BFGS-B on continuous dims. Only the candidates that can still
+    rank among those are scored exactly (``screen.py``).
     ``xi``: EI margin in standardised units (0 = plain EI; raise it to explore more).
     ``max_observations``: cap on the points the GP's posterior sees and ``hyper_cap`` on those its
     hyperparameters are fitted on (best, most recent and space-filling thirds; see ``surrogate``),
@@ -111,7 +116,10 @@ class BayesSampler:
         self.cost_aware = cost_aware
         self.cost_weight = float(cost_weight)
         self.surrogate = Surrogate(max_observations=max_observations, hyper_cap=hyper_cap, n_restarts=n_restarts)
-        self.cost_surrogate = Surrogate(max_observations=max_observations, hyper_cap=hyper_cap, n_restarts=n_restarts)
+        # log cost is a smooth, low-noise surface: 128 posterior points predict it as well as 256 and
+        # halve the cost model's share of a suggestion (it is predicted per candidate and resource)
+        self.cost_surrogate = Surrogate(max_observations=min(max_observations, _COST_OBSERVATIONS),
+                                        hyper_cap=hyper_cap, n_restarts=n_restarts)
         self._encoders: dict[str, TrialRows] = {}
         self._rate: Callable[[dict[str, Any]], float] | None = None
         self._encoder_lock = threading.Lock()
@@ -247,13 +255,14 @@ class BayesSampler:
         unseen = [r for r in (encoder.encode(c) for c in fresh or []) if r is not None]
         if unseen:  # a small finite space: score every untried configuration, not only the random ones
             cands = np.vstack([cands, np.array(unseen)])
-        scores = self._score(model, cands, best, cost)
+        taken = rows.taken(history.trials)
+        scores = screened_scores(model, cands, best, self.xi, cost, taken, max(self.n_polish, 1))
         if self.n_polish and encoder.continuous_cols.size:
             top = np.argsort(-scores, kind="stable")[: self.n_polish]
             polished = self._polish(model, encoder, cands[top], best, cost)
             cands = np.vstack([cands, polished])
             scores = np.concatenate([scores, self._score(model, polished, best, cost)])
-        row = self._pick(cands, scores, rows.taken(history.trials))
+        row = self._pick(cands, scores, taken)
         return encoder.decode(row, rng)
 
     def _score(
@@ -273,8 +282,15 @@ class BayesSampler:
         model: GaussianProcess,
         rng: np.random.Generator,
     ) -> np.ndarray:
-        """Uniform points for global coverage plus perturbations of the best trials for local refinement."""
-        uniform = encoder.random(self.n_candidates, rng)
+        """Uniform points for global coverage plus perturbations of the best trials for local refinement.
+
+        In a space of continuous parameters only, half as many uniform points: the polish moves the
+        best of them to the acquisition's local optimum, so a coarser grid loses little; integer,
+        ordinal and categorical dimensions get no such help and keep the full count.
+        """
+        continuous = encoder.continuous_cols.size == len(encoder.blocks)
+        n_uniform = max(self.n_candidates // 2, 1) if continuous and self.n_polish else self.n_candidates
+        uniform = encoder.random(n_uniform, rng)
         n_local = max(self.n_candidates // 2, 1)
         elite = x[np.argsort(yt, kind="stable")[: min(5, len(yt))]]
         local = elite[rng.integers(len(elite), size=n_local)].copy()

@@ -105,6 +105,14 @@ def _standardise(v: np.ndarray) -> np.ndarray:
     return (v - float(np.mean(v))) / (float(np.std(v)) or 1.0)
 
 
+def _lowest_mean(gp: GaussianProcess) -> float:
+    """min(targets, constant mean) - half their range: see ``CostPenalty.floor``."""
+    if not len(gp.y):
+        return -math.inf
+    lo, hi = float(np.min(gp.y)), float(np.max(gp.y))
+    return min(lo, gp.params.mean) - 0.5 * (hi - lo)
+
+
 @dataclass(frozen=True)
 class CostPenalty:
     """``alpha * E[log cost(x)]``: what the sampler subtracts from log EI."""
@@ -122,6 +130,14 @@ class CostPenalty:
         value = self.alpha * self.log_cost(x)
         # A non-finite prediction must not win or lose on its own: treat it as an average-cost point.
         return np.where(np.isfinite(value), value, self.alpha * self.loc)
+
+    def floor(self) -> float:
+        """A lower bound, in practice, on ``self(x)`` anywhere: ``alpha`` times the lowest log cost the
+        model can plausibly predict. The posterior mean interpolates the training targets and reverts
+        to the constant mean away from them; it is taken not to undershoot the lowest of those by more
+        than their whole range (a noisy GP's mean stays well inside it). Used to skip candidates that
+        cannot win (``screen.py``); -inf when the model has no targets."""
+        return self.alpha * (self.loc + self.scale * _lowest_mean(self.gp))
 
     def with_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mean, dmean = self.gp.predict_mean_with_grad(x)

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import linalg, optimize, special
+from scipy import linalg, optimize
+from scipy.linalg import lapack
 
 _SQRT5 = math.sqrt(5.0)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-_SQRT_HALF_PI = math.sqrt(0.5 * math.pi)
 
 # Bounds in log space. The lengthscale floor stops the fit from explaining every point as its own
 # bump (a collapsed model has EI ~ 0 everywhere but at the data); the ceiling marks a dimension unused.
@@ -110,7 +110,7 @@ def robust_cholesky(k: np.ndarray, max_tries: int = 6) -> np.ndarray:
     eye = np.eye(k.shape[0])
     for _ in range(max_tries):
         try:
-            return linalg.cholesky(k + jitter * eye, lower=True, check_finite=True)
+            return linalg.cholesky(k + jitter * eye if jitter else k, lower=True, check_finite=True)
         except (linalg.LinAlgError, ValueError):
             jitter = base * 1e-9 if jitter == 0.0 else jitter * 10.0
     raise GPFitError("kernel matrix is not positive definite even with jitter")
@@ -177,6 +177,7 @@ class GaussianProcess:
         r = np.sqrt(_scaled_sqdist(self.x, self.x, self._inv_ls))
         k = self._signal * matern52(r) + math.exp(params.log_noise) * np.eye(len(self.x))
         self._chol = robust_cholesky(k)
+        self._k = k  # (n, n) kept for the screen's nearest-point variance bounds (``screen.py``)
         if refit_mean and len(self.y):
             kinv_one = linalg.cho_solve((self._chol, True), np.ones(len(self.y)), check_finite=False)
             denom = float(kinv_one.sum())
@@ -184,8 +185,9 @@ class GaussianProcess:
                 mean = float(np.clip(kinv_one @ self.y / denom, *MEAN_BOUNDS))
                 params = dataclasses.replace(params, mean=mean)
         self.params = params
-        self._scaled: np.ndarray | None = None  # x / lengthscales and its squared norms, for _cross
+        self._scaled: np.ndarray | None = None  # x / lengthscales and its squared norms, for _kernel
         self._scaled_sq = np.zeros(0)
+        self._last_r = np.zeros((0, 0))
         self._alpha = linalg.cho_solve((self._chol, True), self.y - params.mean)
 
     def condition_on(self, x_new: np.ndarray, y_new: np.ndarray) -> GaussianProcess:
@@ -193,8 +195,16 @@ class GaussianProcess:
         return GaussianProcess(np.vstack([self.x, x_new]), np.concatenate([self.y, y_new]), self.params)
 
     def _cross(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(scaled distances, kernel values), both (m, n): written in place, since scoring thousands of
-        candidates against a few hundred points is memory-bound and every temporary array costs."""
+        """(scaled distances, kernel values), both (m, n), for the gradient paths (few rows)."""
+        k = self._kernel(xs, keep_distance=True)
+        return self._last_r, k
+
+    def _kernel(self, xs: np.ndarray, *, keep_distance: bool = False) -> np.ndarray:
+        """(m, n) kernel values between ``xs`` and the training points, written in place: scoring
+        thousands of candidates against a few hundred points is memory-bound, and every temporary
+        of that shape is a fresh mapping the allocator faults in (two here instead of four; the
+        arithmetic is the same, so the values are bit for bit what they were).
+        ``keep_distance``: keep the scaled distances in ``_last_r``."""
         if self._scaled is None:
             self._scaled = self.x * self._inv_ls
             self._scaled_sq = (self._scaled * self._scaled).sum(1)
@@ -205,23 +215,53 @@ class GaussianProcess:
         r += (a * a).sum(1)[:, None]
         np.maximum(r, 0.0, out=r)
         np.sqrt(r, out=r)
-        s = r * -_SQRT5
-        k = np.exp(s)
+        if keep_distance:
+            self._last_r = r
+            s = r * -_SQRT5
+        else:
+            s = r
+            s *= -_SQRT5
         # (1 + s + s^2 / 3) exp(-s) with s = sqrt(5) r, times the signal variance; here s holds -s
         poly = s * s
         poly *= 1.0 / 3.0
         poly -= s
         poly += 1.0
         poly *= self._signal
-        k *= poly
-        return r, k
+        np.exp(s, out=s)
+        s *= poly
+        return s
+
+    @property
+    def signal(self) -> float:
+        """Prior variance of the latent function."""
+        return self._signal
+
+    @property
+    def kernel_matrix(self) -> np.ndarray:
+        """(n, n) kernel of the training points, noise on the diagonal included."""
+        return self._k
+
+    def cross_kernel(self, xs: np.ndarray) -> np.ndarray:
+        """(m, n) kernel between the rows of ``xs`` and the training points."""
+        return self._kernel(np.atleast_2d(xs))
+
+    def predict_from_cross(self, ks: np.ndarray, *, with_std: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``predict`` given ``cross_kernel(xs)``; without ``with_std`` the std is left empty (0,)."""
+        mean = self.params.mean + ks @ self._alpha
+        if not with_std:
+            return mean, np.zeros(0)
+        reduction = np.empty(len(ks))
+        for i in range(0, len(ks), _BLOCK):
+            v = linalg.solve_triangular(self._chol, ks[i : i + _BLOCK].T, lower=True, check_finite=False)
+            reduction[i : i + _BLOCK] = (v * v).sum(0)
+        return mean, np.sqrt(np.maximum(self._signal - reduction, 1e-20))
 
     def predict_mean(self, xs: np.ndarray) -> np.ndarray:
         """Posterior mean only (no triangular solve): what a point estimate needs."""
         xs = np.atleast_2d(xs)
         out = np.empty(len(xs))
         for i in range(0, len(xs), _BLOCK):
-            _, ks = self._cross(xs[i : i + _BLOCK])
+            ks = self._kernel(xs[i : i + _BLOCK])
             out[i : i + _BLOCK] = ks @ self._alpha
         return self.params.mean + out
 
@@ -230,38 +270,43 @@ class GaussianProcess:
         xs = np.atleast_2d(xs)
         mean, reduction = np.empty(len(xs)), np.empty(len(xs))
         for i in range(0, len(xs), _BLOCK):
-            _, ks = self._cross(xs[i : i + _BLOCK])
+            ks = self._kernel(xs[i : i + _BLOCK])
             mean[i : i + _BLOCK] = ks @ self._alpha
             v = linalg.solve_triangular(self._chol, ks.T, lower=True, check_finite=False)
             reduction[i : i + _BLOCK] = (v * v).sum(0)
         var = np.maximum(self._signal - reduction, 1e-20)
         return self.params.mean + mean, np.sqrt(var)
 
-    def _grad_rows(self, xs: np.ndarray, r: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """(m, d): row i is sum_j weights[i, j] * d k(xs_i, x_j) / d xs_i.
+    def _grad_rows(self, xs: np.ndarray, dk: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """(m, d): row i is sum_j weights[i, j] * d k(xs_i, x_j) / d xs_i, given ``dk = _dk(r)``.
 
         dk(x, x_j)/dx = signal * dk/d(r^2) * 2 (x - x_j) / l^2, summed without the (m, n, d) tensor:
         sum_j w_ij (x_i - x_j) = x_i * sum_j w_ij - (w @ x)_i.
         """
-        w = (2.0 * self._signal) * _matern52_dr2(r)
-        w *= weights
+        w = dk * weights
         return (xs * w.sum(1)[:, None] - w @ self.x) * (self._inv_ls**2)
+
+    def _dk(self, r: np.ndarray) -> np.ndarray:
+        """2 signal dk/d(r^2) at scaled distances ``r``: shared by the mean's and the variance's gradient."""
+        return (2.0 * self._signal) * _matern52_dr2(r)
 
     def predict_mean_with_grad(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean (m,) and its gradient (m, d) w.r.t. each row of ``xs``."""
         xs = np.atleast_2d(xs)
         r, ks = self._cross(xs)
-        return self.params.mean + ks @ self._alpha, self._grad_rows(xs, r, self._alpha[None, :])
+        return self.params.mean + ks @ self._alpha, self._grad_rows(xs, self._dk(r), self._alpha[None, :])
 
     def predict_with_grad(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Mean, std and their gradients w.r.t. each row of ``xs`` (rows are independent points)."""
         xs = np.atleast_2d(xs)
         r, ks = self._cross(xs)
+        dk = self._dk(r)
         mean = self.params.mean + ks @ self._alpha
-        dmean = self._grad_rows(xs, r, self._alpha[None, :])
-        kinv_ks = linalg.cho_solve((self._chol, True), ks.T, check_finite=False).T  # (m, n)
+        dmean = self._grad_rows(xs, dk, self._alpha[None, :])
+        # LAPACK's potrs directly: cho_solve's checks cost as much as the solve on a polish's few rows
+        kinv_ks = lapack.dpotrs(self._chol, ks.T, lower=1)[0].T  # (m, n)
         var = self._signal - np.einsum("mn,mn->m", ks, kinv_ks)
-        dvar = -2.0 * self._grad_rows(xs, r, kinv_ks)
+        dvar = -2.0 * self._grad_rows(xs, dk, kinv_ks)
         var = np.maximum(var, 1e-20)
         std = np.sqrt(var)
         return mean, std, dmean, dvar / (2.0 * std[:, None])
@@ -342,41 +387,3 @@ def fit_gp(
     if best_theta is None or best_val >= 1e24:
         raise GPFitError("no hyperparameter start gave a finite marginal likelihood")
     return GaussianProcess(x, y, GPParams.unpack(np.clip(best_theta, lo, hi)))
-
-
-def log_h(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """log(phi(z) + z Phi(z)) and its derivative, accurate far into the left tail.
-
-    Plain EI underflows to exactly 0 a few standard deviations from the incumbent, which leaves the
-    candidate search with a flat landscape; in log space the ranking survives.
-    """
-    z = np.asarray(z, dtype=float)
-    val = np.empty_like(z)
-    dval = np.empty_like(z)
-    mid = z > -1.0
-    zm = z[mid]
-    h = zm * special.ndtr(zm) + np.exp(-0.5 * zm * zm - _LOG_SQRT_2PI)
-    val[mid] = np.log(h)
-    dval[mid] = special.ndtr(zm) / h
-    tail = (z <= -1.0) & (z > -200.0)
-    zt = z[tail]
-    m = _SQRT_HALF_PI * special.erfcx(-zt / math.sqrt(2.0))  # Phi(z) / phi(z)
-    val[tail] = -0.5 * zt * zt - _LOG_SQRT_2PI + np.log1p(zt * m)
-    dval[tail] = m / (1.0 + zt * m)
-    far = z <= -200.0
-    zf = z[far]
-    inv2 = 1.0 / (zf * zf)
-    # Asymptotic series: 1 + z m(z) ~ z^-2 (1 - 3 z^-2 + 15 z^-4), m(z) ~ |z|^-1 (1 - z^-2 + 3 z^-4)
-    val[far] = -0.5 * zf * zf - _LOG_SQRT_2PI + np.log(inv2) + np.log1p(-3.0 * inv2 + 15.0 * inv2 * inv2)
-    dval[far] = -zf * (1.0 - inv2 + 3.0 * inv2 * inv2) / (1.0 - 3.0 * inv2 + 15.0 * inv2 * inv2)
-    return val, dval
-
-
-def log_expected_improvement(
-    mean: np.ndarray, std: np.ndarray, best: float, xi: float = 0.0
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """log EI for minimisation, with its partial derivatives w.r.t. ``mean`` and ``std``."""
-    std = np.maximum(std, 1e-12)
-    z = (best - xi - mean) / std
-    lh, dlh = log_h(z)
-    return np.log(std) + lh, -dlh / std, 1.0 / std - dlh * z / std

@@ -142,6 +142,12 @@ class CheapestPenalty:
         value = self.alpha * self.cost.log_costs(x).min(axis=1)
         return np.where(np.isfinite(value), value, self.alpha * self.cost.model.loc)
 
+    def floor(self) -> float:
+        """A practical lower bound on ``self(x)``: the cost model's floor plus the lowest log price."""
+        prices = self.cost.log_prices
+        return self.cost.model.floor() / self.cost.model.alpha * self.alpha + (
+            self.alpha * min(prices) if prices else 0.0)
+
     def with_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logs, grads = self.cost.log_costs_with_grad(x)
         best = np.argmin(np.where(np.isfinite(logs), logs, np.inf), axis=1)
