@@ -49,6 +49,9 @@ def test_curve_config_needs_no_dollars_and_validates_to_itself() -> None:
 @pytest.mark.parametrize(("field", "value", "says"), [
     ("min_points", 2, "integer >= 3"),
     ("min_points", "5", "integer >= 3"),
+    ("min_points", "7", "not quoted"),
+    ("confidence", "0.9", "must be a number (not quoted)"),
+    ("ratio", "3", "must be a number (not quoted)"),
     ("min_points", True, "integer >= 3"),
     ("confidence", 0.5, "between 0.5 and 1"),
     ("confidence", 1, "between 0.5 and 1"),
@@ -95,9 +98,39 @@ def test_stops_a_curve_that_saturates_above_the_best_and_keeps_one_heading_below
     good = saturating(final=0.30, start=1.2, rate=0.15, steps=8, wiggle=0.002)  # still far above 0.34 now
     stop = curve.judge(bad, 0.344, 26, number=1)
     assert stop.stop and "0% chance to beat the best 0.344" in stop.reason
-    assert "at step 26" in stop.reason and "90% interval" in stop.reason
+    assert "at step 26" in stop.reason and "95% interval" in stop.reason  # the default confidence, 0.95
     keep = curve.judge(good, 0.344, 26, number=2)
     assert not keep.stop and min(v for _, v in good) > 0.344
+
+
+def interval(reason: str, confidence: str) -> tuple[float, float]:
+    """(low, high) of the interval a verdict quotes as ``confidence``, e.g. "80%"."""
+    low, _, high = reason.split(f"({confidence} interval ")[1].split(",")[0].partition(" to ")
+    return float(low), float(high)
+
+
+def test_the_verdict_names_the_interval_of_the_configured_confidence() -> None:
+    bad = saturating(final=0.60, start=1.2, rate=0.35, steps=8, wiggle=0.002)
+    wide = CurveScheduler({"type": "curve", "confidence": 0.95}, mode="min").judge(bad, 0.344, 26, number=1)
+    narrow = CurveScheduler({"type": "curve", "confidence": 0.8}, mode="min").judge(bad, 0.344, 26, number=1)
+    odd = CurveScheduler({"type": "curve", "confidence": 0.975}, mode="min").judge(bad, 0.344, 26, number=1)
+    assert "90% interval" not in narrow.reason + wide.reason
+    assert "97.5% interval" in odd.reason
+    (lo80, hi80), (lo95, hi95) = interval(narrow.reason, "80%"), interval(wide.reason, "95%")
+    assert lo95 <= lo80 < hi80 <= hi95 and (lo80, hi80) != (lo95, hi95)  # same resamples, a narrower share
+
+
+def test_a_trial_with_little_left_to_run_is_not_judged() -> None:
+    """Stopping one step (or under a tenth of its steps) before its end saves almost nothing."""
+    curve = CurveScheduler({"type": "curve"}, mode="min")
+    hopeless = saturating(final=0.9, start=1.0, rate=0.5, steps=10)  # steps 0..9, far above the best 0.1
+    assert curve.judge(hopeless, 0.1, 12).stop  # three steps left of 13: judged, stopped
+    one_left = curve.judge(hopeless, 0.1, 10)  # steps 0..9 reported, 10 is its last: one step to go
+    assert not one_left.stop and "save almost nothing" in one_left.reason
+    assert not curve.judge(hopeless, 0.1, 9).stop  # at its final step
+    long = saturating(final=0.9, start=1.0, rate=0.5, steps=95)  # steps 0..94 of 0..99: 5 left, < 10% of 100
+    assert not curve.judge(long, 0.1, 99).stop
+    assert curve.judge(long[:80], 0.1, 99).stop  # 19 left of 100: judged
 
 
 def test_max_mode_mirrors_min_mode() -> None:

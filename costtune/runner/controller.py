@@ -249,6 +249,8 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
                 live.stop_reason = self._at_deadline(live)
             if live.stop_reason is None:
                 return
+            if live.stop_step is None:
+                live.stop_step = live.step  # what it had reported when the stop was decided
             # Never waits: it asks for a stop (and, called again on later ticks, escalates after the
             # provider's grace period), so the other trials' deadlines are still seen on time.
             kill = getattr(self.provider, "kill", None) if self._kill_now else None
@@ -277,6 +279,10 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
             error = f"killed at its time limit of {self.spec.budget.trial_seconds:g} s (budget.trial_seconds)"
         elif reason == "failed":  # costtune failed it: a non-finite objective, an internal error
             state, exit_reason, error = TrialState.FAILED, "failed", live.error
+        elif reason == "stopped" and self._ended_first(live, status):
+            state, exit_reason = TrialState.COMPLETE, "completed"
+            live.decision = f"{live.decision}; it completed before the stop took effect".lstrip("; ")
+            self.store.set_attempt_note(live.attempt_id, live.decision)
         elif reason in ("stopped", "budget"):
             state, exit_reason = TrialState.STOPPED, reason
         elif reason == "policy":  # a spend policy's window cap: the policy and window are its error
@@ -321,6 +327,16 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
                 exit_reason, str(state))
             self._on_event(f"trial {live.number} {word}{shown} {format_usd(cost)}{why}"
                            + (f": {error.splitlines()[0]}" if error else ""))
+
+    @staticmethod
+    def _ended_first(live: LiveAttempt, status: Status) -> bool:
+        """Whether an attempt a scheduler (or the dashboard) stopped ran to its end before the stop landed:
+        it exited 0 with a value after reporting a step past the one it was stopped at (its last steps
+        came while the stop was on its way). Such a trial is complete, not stopped: the verdict stays on
+        record, but the trial has its final value. A trial stopped at the last step of its rung ladder is
+        ``completed`` for the same reason (``Decisions._at_deadline``)."""
+        return (status.exit_code == 0 and live.value is not None and live.stop_step is not None
+                and live.step > live.stop_step)
 
     def _failure(self, live: LiveAttempt, status: Status) -> str:
         """Why an attempt that ended on its own without a value failed (first line: the reason)."""
