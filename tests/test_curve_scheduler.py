@@ -4,7 +4,9 @@ would recognise, and real simulated sweeps through the controller, store and CLI
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from costtune.providers import make_provider
 
 from costtune.cli.app import main
 from costtune.demo.bench_workloads import SPACES, mlp_tabular
-from costtune.errors import SpecError
+from costtune.errors import InputError, SpecError
 from costtune.history import TrialState
 from costtune.runner.controller import SweepController
 from costtune.runner.session import open_sweep
@@ -274,3 +276,57 @@ def test_in_process_study_stops_a_bad_curve_and_says_why(store_url: str) -> None
     assert value == bad.value and not promoted and 0 < level <= bad.cost_micros
     note = study.store.attempts(study.id, 1)[0].note
     assert note is not None and note.startswith("curve: ") and "beat the best 0.2" in note
+
+
+# -- the sweep file around it --------------------------------------------------------------------
+
+
+def test_min_usd_at_or_above_the_cap_is_refused_naming_it() -> None:
+    """Curve checks no trial before it has spent min_usd: at or above the study's cap it could never fire."""
+    for min_usd in (5, "0.50"):
+        cfg = {**sweep([GOOD], min_usd=min_usd), "budget": {"usd": 0.50}}
+        with pytest.raises(SpecError) as exc:
+            parse_sweep(cfg)
+        assert exc.value.path == "scheduler.min_usd" and "budget.usd ($0.50)" in str(exc.value)
+        assert str(Decimal(str(min_usd))) in str(exc.value)
+    ok = parse_sweep({**sweep([GOOD], min_usd="0.05"), "budget": {"usd": 0.50}})
+    assert ok.scheduler["min_usd_micros"] == 50_000
+
+
+@pytest.mark.parametrize("scheduler", [{"type": "curve", "confidence": 0.9},
+                                       {"type": "asha", "min_usd": "0.001", "max_usd": "0.009"}])
+def test_a_resumed_file_without_a_scheduler_keeps_the_stored_one(tmp_path: Path, scheduler: dict[str, Any]) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    first = {**sweep([GOOD]), "scheduler": scheduler}
+    run(store, first)
+    again = {key: value for key, value in first.items() if key != "scheduler"}
+    spec = parse_sweep({**again, "sampler": {"type": "manual", "configs": [GOOD, BAD]}, "budget": {"trials": 2}})
+    assert spec.scheduler["type"] == "fifo"  # the file alone says nothing
+    study, resumed = open_sweep(store, spec)  # no "the file says fifo"
+    assert resumed and spec.scheduler == scheduler_config(scheduler)  # what the controller will use
+    stored = store.get_study(study.name).spec["scheduler"]
+    assert scheduler_config(stored) == scheduler_config(scheduler)
+    other = {**first, "scheduler": {"type": "fifo"}}  # a file that names another scheduler is still refused
+    with pytest.raises(InputError, match="scheduler.type"):
+        open_sweep(store, parse_sweep(other))
+
+
+def test_a_resumed_curve_study_without_a_scheduler_section_still_stops_bad_trials(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    run(store, sweep([GOOD]))
+    again = {key: value for key, value in sweep([GOOD, BAD]).items() if key != "scheduler"}
+    _, bad = run(store, again).history().trials
+    assert bad.state == TrialState.STOPPED and bad.verdicts and bad.last_step is not None and bad.last_step < 13
+
+
+def test_trials_labels_curve_verdicts_as_checks_and_keeps_its_json(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    study = run(store, sweep([GOOD, BAD]))
+    bad = study.history().trials[1]
+    shown = CliRunner().invoke(main, ["trials", "curvy", "1", "--db", store.url])
+    assert shown.exit_code == 0, shown.output
+    assert "checks: $" in shown.output and "rungs:" not in shown.output
+    as_json = CliRunner().invoke(main, ["trials", "curvy", "1", "--db", store.url, "--format", "json"])
+    (verdict,) = json.loads(as_json.output)["verdicts"]
+    assert set(verdict) == {"rung_usd", "rung_micros", "value", "promoted"}  # as for rung verdicts (README)
+    assert verdict["rung_micros"] == bad.verdicts[0][0] and verdict["promoted"] is False
