@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -330,3 +331,57 @@ def test_trials_labels_curve_verdicts_as_checks_and_keeps_its_json(tmp_path: Pat
     (verdict,) = json.loads(as_json.output)["verdicts"]
     assert set(verdict) == {"rung_usd", "rung_micros", "value", "promoted"}  # as for rung verdicts (README)
     assert verdict["rung_micros"] == bad.verdicts[0][0] and verdict["promoted"] is False
+
+
+# -- command trials: a stop racing the trial's own end ---------------------------------------------
+
+RACER = """\
+import signal, sys, time
+import costtune
+
+final, mode = float(sys.argv[1]), sys.argv[2]  # mode: "good" runs through; "finish"/"die" wait to be stopped
+values = [final + 0.5 ** (t + 1) for t in range(11)]  # steps 0..10, 10 is the last
+
+
+def finish(*_):  # its last steps were on their way when the stop came: it ends on its own, exit 0
+    for t in range(7, 11):
+        costtune.report(step=t, loss=values[t])
+    sys.exit(0)
+
+
+if mode == "finish":
+    signal.signal(signal.SIGTERM, finish)
+costtune.report(step=0, loss=values[0])
+time.sleep(0.3)
+for t in range(1, 7 if mode != "good" else 11):
+    costtune.report(step=t, loss=values[t])
+if mode != "good":
+    time.sleep(60)  # judged here, with steps 0..6 of 0..10 in
+"""
+
+
+def test_a_command_trial_that_reaches_its_end_before_the_stop_lands_is_complete(tmp_path: Path) -> None:
+    """Stopped at step 6 of 10: one trial's last steps and exit 0 arrive before the kill (it finishes on
+    SIGTERM), so it is complete with its final value; one that dies on SIGTERM stays stopped."""
+    script = tmp_path / "racer.py"
+    script.write_text(RACER)
+    cfg = {
+        "name": "racing", "objective": {"metric": "loss", "mode": "min"},
+        "space": {"final": {"type": "uniform", "low": 0.0, "high": 1.0},
+                  "mode": {"type": "categorical", "choices": ["good", "finish", "die"]}},
+        "sampler": {"type": "manual", "configs": [{"final": 0.1, "mode": "good"}, {"final": 0.9, "mode": "finish"},
+                                                  {"final": 0.9, "mode": "die"}]},
+        "scheduler": {"type": "curve"}, "budget": {"trials": 3, "usd": 5, "trial_seconds": 30},
+        "resources": {"provider": "local", "usd_per_hour": 36, "workers": 1},
+        "command": [sys.executable, str(script), "{final}", "{mode}"], "output_dir": str(tmp_path / "runs"),
+    }
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    spec = parse_sweep(cfg)
+    study, _ = open_sweep(store, spec)
+    SweepController(spec, study, make_provider("local"), workdir=str(tmp_path)).run()
+    good, finished, died = study.history().trials
+    assert good.state == TrialState.COMPLETE and good.last_step == 10
+    assert finished.state == TrialState.COMPLETE and finished.last_step == 10
+    assert finished.value == pytest.approx(0.9 + 0.5 ** 11) and finished.verdicts  # the verdict stays on record
+    assert store.attempts(study.id, 1)[0].note.endswith("it completed before the stop took effect")
+    assert died.state == TrialState.STOPPED and died.last_step == 6 and died.verdicts
