@@ -308,7 +308,7 @@ def test_a_resumed_file_without_a_scheduler_keeps_the_stored_one(tmp_path: Path,
     stored = store.get_study(study.name).spec["scheduler"]
     assert scheduler_config(stored) == scheduler_config(scheduler)
     other = {**first, "scheduler": {"type": "fifo"}}  # a file that names another scheduler is still refused
-    with pytest.raises(InputError, match="scheduler.type"):
+    with pytest.raises(InputError, match=r"scheduler\.type"):
         open_sweep(store, parse_sweep(other))
 
 

@@ -249,8 +249,7 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
                 live.stop_reason = self._at_deadline(live)
             if live.stop_reason is None:
                 return
-            if live.stop_step is None:
-                live.stop_step = live.step  # what it had reported when the stop was decided
+            live.stop_step = live.step if live.stop_step is None else live.stop_step  # when it was stopped
             # Never waits: it asks for a stop (and, called again on later ticks, escalates after the
             # provider's grace period), so the other trials' deadlines are still seen on time.
             kill = getattr(self.provider, "kill", None) if self._kill_now else None
@@ -330,11 +329,9 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
 
     @staticmethod
     def _ended_first(live: LiveAttempt, status: Status) -> bool:
-        """Whether an attempt a scheduler (or the dashboard) stopped ran to its end before the stop landed:
-        it exited 0 with a value after reporting a step past the one it was stopped at (its last steps
-        came while the stop was on its way). Such a trial is complete, not stopped: the verdict stays on
-        record, but the trial has its final value. A trial stopped at the last step of its rung ladder is
-        ``completed`` for the same reason (``Decisions._at_deadline``)."""
+        """Whether a stopped attempt ran to its end before the stop landed: it exited 0 with a value after
+        reporting past the step it was stopped at. It is complete (the verdict stays on record), as a
+        trial stopped at its last rung is (``Decisions._at_deadline``)."""
         return (status.exit_code == 0 and live.value is not None and live.stop_step is not None
                 and live.step > live.stop_step)
 

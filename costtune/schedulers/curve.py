@@ -17,6 +17,8 @@ It is stopped when, for both families, the share of bootstrap predictions that b
 (the best final value of completed trials; none yet: nothing is stopped) is below ``1 - confidence``.
 Separately, a trial whose last third of reports brought no new best (beyond the noise) and whose
 best so far is worse than the incumbent by two noise widths has plateaued or turned up: stopped too.
+A trial with one step left, or under ``LITTLE_LEFT`` of its steps, is not judged: stopping saves too little.
+A verdict quotes the central ``confidence`` interval of the bootstrap predictions.
 
 Everything here is pure: a verdict depends only on the trial's reports, the incumbent and the final
 step, all of them in the store, so a resumed sweep judges exactly as the first run did.
