@@ -43,6 +43,7 @@ DEFAULT_MIN_POINTS = 5
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_RATIO = 2.0
 LITTLE_LEFT = 0.1  # a trial with less than this share of its steps left is not judged: stopping saves too little
+_QUOTED = " (not quoted: numbers in a sweep file are numbers)"
 _BOOTSTRAP = 200
 _EXP_GRID = np.geomspace(1e-3, 3.0, 200)  # c of a + b * exp(-c x), per step
 _POW_GRID = np.geomspace(0.05, 3.0, 100)  # c of a + b * x**-c
@@ -63,7 +64,8 @@ def curve_config(value: dict[str, Any]) -> dict[str, Any]:
             raise SpecError(f"scheduler.{key}", f"unknown field for curve; allowed: {', '.join(FIELDS)}")
     min_points = value.get("min_points", DEFAULT_MIN_POINTS)
     if isinstance(min_points, bool) or not isinstance(min_points, int) or min_points < 3:
-        raise SpecError("scheduler.min_points", "must be an integer >= 3 (not quoted)", min_points)
+        raise SpecError("scheduler.min_points", f"must be an integer >= 3{_QUOTED * isinstance(min_points, str)}",
+                        min_points)
     confidence = _number(value.get("confidence", DEFAULT_CONFIDENCE), "scheduler.confidence")
     if not 0.5 < confidence < 1:
         raise SpecError("scheduler.confidence", "must be a number between 0.5 and 1 (exclusive)",
@@ -90,7 +92,7 @@ def _number(value: Any, path: str) -> float:
     """An int or float, finite: numbers must be numbers, as everywhere in a sweep file (a quoted ``"0.9"``
     is refused like a quoted integer; only dollar amounts may be strings)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SpecError(path, "must be a number (not quoted)", value)
+        raise SpecError(path, f"must be a number{_QUOTED * isinstance(value, str)}", value)
     if not math.isfinite(value):
         raise SpecError(path, "must be a finite number", value)
     return float(value)
