@@ -4,7 +4,10 @@ would recognise, and real simulated sweeps through the controller, store and CLI
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ from costtune.providers import make_provider
 
 from costtune.cli.app import main
 from costtune.demo.bench_workloads import SPACES, mlp_tabular
-from costtune.errors import SpecError
+from costtune.errors import InputError, SpecError
 from costtune.history import TrialState
 from costtune.runner.controller import SweepController
 from costtune.runner.session import open_sweep
@@ -49,6 +52,9 @@ def test_curve_config_needs_no_dollars_and_validates_to_itself() -> None:
 @pytest.mark.parametrize(("field", "value", "says"), [
     ("min_points", 2, "integer >= 3"),
     ("min_points", "5", "integer >= 3"),
+    ("min_points", "7", "not quoted"),
+    ("confidence", "0.9", "must be a number (not quoted"),
+    ("ratio", "3", "not quoted"),
     ("min_points", True, "integer >= 3"),
     ("confidence", 0.5, "between 0.5 and 1"),
     ("confidence", 1, "between 0.5 and 1"),
@@ -95,9 +101,39 @@ def test_stops_a_curve_that_saturates_above_the_best_and_keeps_one_heading_below
     good = saturating(final=0.30, start=1.2, rate=0.15, steps=8, wiggle=0.002)  # still far above 0.34 now
     stop = curve.judge(bad, 0.344, 26, number=1)
     assert stop.stop and "0% chance to beat the best 0.344" in stop.reason
-    assert "at step 26" in stop.reason and "90% interval" in stop.reason
+    assert "at step 26" in stop.reason and "95% interval" in stop.reason  # the default confidence, 0.95
     keep = curve.judge(good, 0.344, 26, number=2)
     assert not keep.stop and min(v for _, v in good) > 0.344
+
+
+def interval(reason: str, confidence: str) -> tuple[float, float]:
+    """(low, high) of the interval a verdict quotes as ``confidence``, e.g. "80%"."""
+    low, _, high = reason.split(f"({confidence} interval ")[1].split(",")[0].partition(" to ")
+    return float(low), float(high)
+
+
+def test_the_verdict_names_the_interval_of_the_configured_confidence() -> None:
+    bad = saturating(final=0.60, start=1.2, rate=0.35, steps=8, wiggle=0.002)
+    wide = CurveScheduler({"type": "curve", "confidence": 0.95}, mode="min").judge(bad, 0.344, 26, number=1)
+    narrow = CurveScheduler({"type": "curve", "confidence": 0.8}, mode="min").judge(bad, 0.344, 26, number=1)
+    odd = CurveScheduler({"type": "curve", "confidence": 0.975}, mode="min").judge(bad, 0.344, 26, number=1)
+    assert "90% interval" not in narrow.reason + wide.reason
+    assert "97.5% interval" in odd.reason
+    (lo80, hi80), (lo95, hi95) = interval(narrow.reason, "80%"), interval(wide.reason, "95%")
+    assert lo95 <= lo80 < hi80 <= hi95 and (lo80, hi80) != (lo95, hi95)  # same resamples, a narrower share
+
+
+def test_a_trial_with_little_left_to_run_is_not_judged() -> None:
+    """Stopping one step (or under a tenth of its steps) before its end saves almost nothing."""
+    curve = CurveScheduler({"type": "curve"}, mode="min")
+    hopeless = saturating(final=0.9, start=1.0, rate=0.5, steps=10)  # steps 0..9, far above the best 0.1
+    assert curve.judge(hopeless, 0.1, 12).stop  # three steps left of 13: judged, stopped
+    one_left = curve.judge(hopeless, 0.1, 10)  # steps 0..9 reported, 10 is its last: one step to go
+    assert not one_left.stop and "save almost nothing" in one_left.reason
+    assert not curve.judge(hopeless, 0.1, 9).stop  # at its final step
+    long = saturating(final=0.9, start=1.0, rate=0.5, steps=95)  # steps 0..94 of 0..99: 5 left, < 10% of 100
+    assert not curve.judge(long, 0.1, 99).stop
+    assert curve.judge(long[:80], 0.1, 99).stop  # 19 left of 100: judged
 
 
 def test_max_mode_mirrors_min_mode() -> None:
@@ -241,3 +277,111 @@ def test_in_process_study_stops_a_bad_curve_and_says_why(store_url: str) -> None
     assert value == bad.value and not promoted and 0 < level <= bad.cost_micros
     note = study.store.attempts(study.id, 1)[0].note
     assert note is not None and note.startswith("curve: ") and "beat the best 0.2" in note
+
+
+# -- the sweep file around it --------------------------------------------------------------------
+
+
+def test_min_usd_at_or_above_the_cap_is_refused_naming_it() -> None:
+    """Curve checks no trial before it has spent min_usd: at or above the study's cap it could never fire."""
+    for min_usd in (5, "0.50"):
+        cfg = {**sweep([GOOD], min_usd=min_usd), "budget": {"usd": 0.50}}
+        with pytest.raises(SpecError) as exc:
+            parse_sweep(cfg)
+        assert exc.value.path == "scheduler.min_usd" and "budget.usd ($0.50)" in str(exc.value)
+        assert str(Decimal(str(min_usd))) in str(exc.value)
+    ok = parse_sweep({**sweep([GOOD], min_usd="0.05"), "budget": {"usd": 0.50}})
+    assert ok.scheduler["min_usd_micros"] == 50_000
+
+
+@pytest.mark.parametrize("scheduler", [{"type": "curve", "confidence": 0.9},
+                                       {"type": "asha", "min_usd": "0.001", "max_usd": "0.009"}])
+def test_a_resumed_file_without_a_scheduler_keeps_the_stored_one(tmp_path: Path, scheduler: dict[str, Any]) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    first = {**sweep([GOOD]), "scheduler": scheduler}
+    run(store, first)
+    again = {key: value for key, value in first.items() if key != "scheduler"}
+    spec = parse_sweep({**again, "sampler": {"type": "manual", "configs": [GOOD, BAD]}, "budget": {"trials": 2}})
+    assert spec.scheduler["type"] == "fifo"  # the file alone says nothing
+    study, resumed = open_sweep(store, spec)  # no "the file says fifo"
+    assert resumed and spec.scheduler == scheduler_config(scheduler)  # what the controller will use
+    stored = store.get_study(study.name).spec["scheduler"]
+    assert scheduler_config(stored) == scheduler_config(scheduler)
+    other = {**first, "scheduler": {"type": "fifo"}}  # a file that names another scheduler is still refused
+    with pytest.raises(InputError, match=r"scheduler\.type"):
+        open_sweep(store, parse_sweep(other))
+
+
+def test_a_resumed_curve_study_without_a_scheduler_section_still_stops_bad_trials(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    run(store, sweep([GOOD]))
+    again = {key: value for key, value in sweep([GOOD, BAD]).items() if key != "scheduler"}
+    _, bad = run(store, again).history().trials
+    assert bad.state == TrialState.STOPPED and bad.verdicts and bad.last_step is not None and bad.last_step < 13
+
+
+def test_trials_labels_curve_verdicts_as_checks_and_keeps_its_json(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    study = run(store, sweep([GOOD, BAD]))
+    bad = study.history().trials[1]
+    shown = CliRunner().invoke(main, ["trials", "curvy", "1", "--db", store.url])
+    assert shown.exit_code == 0, shown.output
+    assert "checks: $" in shown.output and "rungs:" not in shown.output
+    as_json = CliRunner().invoke(main, ["trials", "curvy", "1", "--db", store.url, "--format", "json"])
+    (verdict,) = json.loads(as_json.output)["verdicts"]
+    assert set(verdict) == {"rung_usd", "rung_micros", "value", "promoted"}  # as for rung verdicts (README)
+    assert verdict["rung_micros"] == bad.verdicts[0][0] and verdict["promoted"] is False
+
+
+# -- command trials: a stop racing the trial's own end ---------------------------------------------
+
+RACER = """\
+import signal, sys, time
+import costtune
+
+final, mode = float(sys.argv[1]), sys.argv[2]  # mode: "good" runs through; "finish"/"die" wait to be stopped
+values = [final + 0.5 ** (t + 1) for t in range(11)]  # steps 0..10, 10 is the last
+
+
+def finish(*_):  # its last steps were on their way when the stop came: it ends on its own, exit 0
+    for t in range(7, 11):
+        costtune.report(step=t, loss=values[t])
+    sys.exit(0)
+
+
+if mode == "finish":
+    signal.signal(signal.SIGTERM, finish)
+costtune.report(step=0, loss=values[0])
+time.sleep(0.3)
+for t in range(1, 7 if mode != "good" else 11):
+    costtune.report(step=t, loss=values[t])
+if mode != "good":
+    time.sleep(60)  # judged here, with steps 0..6 of 0..10 in
+"""
+
+
+def test_a_command_trial_that_reaches_its_end_before_the_stop_lands_is_complete(tmp_path: Path) -> None:
+    """Stopped at step 6 of 10: one trial's last steps and exit 0 arrive before the kill (it finishes on
+    SIGTERM), so it is complete with its final value; one that dies on SIGTERM stays stopped."""
+    script = tmp_path / "racer.py"
+    script.write_text(RACER)
+    cfg = {
+        "name": "racing", "objective": {"metric": "loss", "mode": "min"},
+        "space": {"final": {"type": "uniform", "low": 0.0, "high": 1.0},
+                  "mode": {"type": "categorical", "choices": ["good", "finish", "die"]}},
+        "sampler": {"type": "manual", "configs": [{"final": 0.1, "mode": "good"}, {"final": 0.9, "mode": "finish"},
+                                                  {"final": 0.9, "mode": "die"}]},
+        "scheduler": {"type": "curve"}, "budget": {"trials": 3, "usd": 5, "trial_seconds": 30},
+        "resources": {"provider": "local", "usd_per_hour": 36, "workers": 1},
+        "command": [sys.executable, str(script), "{final}", "{mode}"], "output_dir": str(tmp_path / "runs"),
+    }
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    spec = parse_sweep(cfg)
+    study, _ = open_sweep(store, spec)
+    SweepController(spec, study, make_provider("local"), workdir=str(tmp_path)).run()
+    good, finished, died = study.history().trials
+    assert good.state == TrialState.COMPLETE and good.last_step == 10
+    assert finished.state == TrialState.COMPLETE and finished.last_step == 10
+    assert finished.value == pytest.approx(0.9 + 0.5 ** 11) and finished.verdicts  # the verdict stays on record
+    assert store.attempts(study.id, 1)[0].note.endswith("it completed before the stop took effect")
+    assert died.state == TrialState.STOPPED and died.last_step == 6 and died.verdicts

@@ -270,7 +270,8 @@ def trials(study: str, trial: int | None, db: str | None, fmt: str) -> None:
         if fmt == "json":
             click.echo(json.dumps(row, indent=2))
         else:
-            for part in trial_detail(row, info.metric, title=f"trial {trial} of {info.name}"):
+            kind = (info.spec.get("scheduler") or {}).get("type") if isinstance(info.spec, dict) else None
+            for part in trial_detail(row, info.metric, title=f"trial {trial} of {info.name}", scheduler=kind):
                 out_console.print(part, highlight=False)
         return
     if fmt == "json":

@@ -74,15 +74,17 @@ def trials_table(rows: Sequence[Mapping[str, Any]], metric: str, *, title: str) 
     ], title=title)
 
 
-def trial_detail(row: Mapping[str, Any], metric: str, *, title: str) -> list[RenderableType]:
+def trial_detail(row: Mapping[str, Any], metric: str, *, title: str,
+                 scheduler: str | None = None) -> list[RenderableType]:
     """One trial: what it was, what it reached, each attempt (with the command it ran), the warnings
-    stored about its output, its full error."""
+    stored about its output, its full error. Its verdicts are labelled by the ``scheduler`` type that made
+    them: ``checks`` (the spend a learning-curve check judged it at) for curve, else ``rungs``."""
     facts = [("state", shown_state(row)), ("source", row["source"]), ("params", format_params(row["params"]) or "-"),
              (metric, format_number(row["value"])), ("last step", format_number(row["last_step"])),
              ("metrics", format_params(row["metrics"]) or "-"), ("cost", format_usd(row["cost_micros"])),
              ("output", row["output_dir"] or "-")]
     if row.get("verdicts"):
-        facts.append(("rungs", ", ".join(
+        facts.append(("checks" if scheduler == "curve" else "rungs", ", ".join(
             f"{format_usd(v['rung_micros'])} {format_number(v['value'])} {'promoted' if v['promoted'] else 'stopped'}"
             for v in row["verdicts"])))
     out: list[RenderableType] = [Text(title, style="bold")]

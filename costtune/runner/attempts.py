@@ -48,6 +48,7 @@ class LiveAttempt:
     report_ms: int = 0  # billable ms at its last report: a checkpoint when the workload keeps them
     stop_reason: str | None = None  # "stopped" | "completed" | "budget" | "interrupted" | "timeout"
     decision: str = ""  # why the scheduler stopped it, for the trial's record
+    stop_step: int | None = None  # the step it had reported when its stop was decided (None: not stopped)
     warned: int = 0  # warnings about its output, all of them
     warnings: list[str] = field(default_factory=list)  # the first few, stored with the trial
     metrics: dict[str, float] = field(default_factory=dict)  # the trial's last value of every metric

@@ -249,6 +249,7 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
                 live.stop_reason = self._at_deadline(live)
             if live.stop_reason is None:
                 return
+            live.stop_step = live.step if live.stop_step is None else live.stop_step  # when it was stopped
             # Never waits: it asks for a stop (and, called again on later ticks, escalates after the
             # provider's grace period), so the other trials' deadlines are still seen on time.
             kill = getattr(self.provider, "kill", None) if self._kill_now else None
@@ -277,6 +278,10 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
             error = f"killed at its time limit of {self.spec.budget.trial_seconds:g} s (budget.trial_seconds)"
         elif reason == "failed":  # costtune failed it: a non-finite objective, an internal error
             state, exit_reason, error = TrialState.FAILED, "failed", live.error
+        elif reason == "stopped" and self._ended_first(live, status):
+            state, exit_reason = TrialState.COMPLETE, "completed"
+            live.decision = f"{live.decision}; it completed before the stop took effect".lstrip("; ")
+            self.store.set_attempt_note(live.attempt_id, live.decision)
         elif reason in ("stopped", "budget"):
             state, exit_reason = TrialState.STOPPED, reason
         elif reason == "policy":  # a spend policy's window cap: the policy and window are its error
@@ -321,6 +326,14 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
                 exit_reason, str(state))
             self._on_event(f"trial {live.number} {word}{shown} {format_usd(cost)}{why}"
                            + (f": {error.splitlines()[0]}" if error else ""))
+
+    @staticmethod
+    def _ended_first(live: LiveAttempt, status: Status) -> bool:
+        """Whether a stopped attempt ran to its end before the stop landed: it exited 0 with a value after
+        reporting past the step it was stopped at. It is complete (the verdict stays on record), as a
+        trial stopped at its last rung is (``Decisions._at_deadline``)."""
+        return (status.exit_code == 0 and live.value is not None and live.stop_step is not None
+                and live.step > live.stop_step)
 
     def _failure(self, live: LiveAttempt, status: Status) -> str:
         """Why an attempt that ended on its own without a value failed (first line: the reason)."""

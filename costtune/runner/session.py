@@ -21,7 +21,7 @@ from costtune.runner.controller import RunStatus, SweepController
 from costtune.runner.remote import sweep_provider, worker_api
 from costtune.samplers import Sampler, sampler_config
 from costtune.schedulers.defaults import adopt_stored
-from costtune.spec import SweepSpec
+from costtune.spec import SweepSpec, parse_sweep
 from costtune.store import Store, StudyInfo
 from costtune.study import Study
 from costtune.study.output import claim_output_dir, release_output_dir
@@ -59,6 +59,7 @@ def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False,
                 release_output_dir(folder)
             info, resumed = store.get_study(spec.name), True
     if resumed:
+        _keep_stored_scheduler(info, spec)
         _keep_chosen_rungs(info, spec)
         _check_compatible(info, spec)
         added = _new_configs(store, info, spec)  # checked before anything is written
@@ -111,6 +112,22 @@ def _new_configs(store: Store, info: StudyInfo, spec: SweepSpec) -> list[dict[st
         raise SpecError("budget.trials", f"study {info.name!r} holds {plural(len(trials), 'trial')} and "
                         f"sampler.configs adds {len(added)}: more than budget.trials; raise it to queue them", limit)
     return added
+
+
+def _keep_stored_scheduler(info: StudyInfo, spec: SweepSpec) -> None:
+    """A resumed sweep whose file has no ``scheduler`` section keeps the study's stored one, whatever its
+    type (as a file that names no sampler type keeps the stored sampler). It is checked against the rest of
+    the file as if the file gave it (a priced resource, a cap that funds its rungs): a ``SpecError`` naming
+    the scheduler field otherwise."""
+    if "scheduler" in spec.raw:
+        return
+    stored = info.spec.get("scheduler") if isinstance(info.spec, dict) else None
+    if not isinstance(stored, dict):
+        return  # the study has none stored either: FIFO then and now
+    kept = parse_sweep({**spec.raw, "scheduler": stored})
+    spec.scheduler.clear()  # the spec is frozen; its config dict is the one the controller reads
+    spec.scheduler.update(kept.scheduler)
+    spec.raw["scheduler"] = kept.raw["scheduler"]
 
 
 def _keep_chosen_rungs(info: StudyInfo, spec: SweepSpec) -> None:

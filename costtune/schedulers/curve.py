@@ -17,6 +17,8 @@ It is stopped when, for both families, the share of bootstrap predictions that b
 (the best final value of completed trials; none yet: nothing is stopped) is below ``1 - confidence``.
 Separately, a trial whose last third of reports brought no new best (beyond the noise) and whose
 best so far is worse than the incumbent by two noise widths has plateaued or turned up: stopped too.
+A trial with one step left, or under ``LITTLE_LEFT`` of its steps, is not judged: stopping saves too little.
+A verdict quotes the central ``confidence`` interval of the bootstrap predictions.
 
 Everything here is pure: a verdict depends only on the trial's reports, the incumbent and the final
 step, all of them in the store, so a resumed sweep judges exactly as the first run did.
@@ -27,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -40,6 +42,8 @@ FIELDS = ("type", "min_points", "confidence", "ratio", "min_usd")
 DEFAULT_MIN_POINTS = 5
 DEFAULT_CONFIDENCE = 0.95
 DEFAULT_RATIO = 2.0
+LITTLE_LEFT = 0.1  # a trial with less than this share of its steps left is not judged: stopping saves too little
+_QUOTED = " (not quoted: numbers in a sweep file are numbers)"
 _BOOTSTRAP = 200
 _EXP_GRID = np.geomspace(1e-3, 3.0, 200)  # c of a + b * exp(-c x), per step
 _POW_GRID = np.geomspace(0.05, 3.0, 100)  # c of a + b * x**-c
@@ -60,7 +64,8 @@ def curve_config(value: dict[str, Any]) -> dict[str, Any]:
             raise SpecError(f"scheduler.{key}", f"unknown field for curve; allowed: {', '.join(FIELDS)}")
     min_points = value.get("min_points", DEFAULT_MIN_POINTS)
     if isinstance(min_points, bool) or not isinstance(min_points, int) or min_points < 3:
-        raise SpecError("scheduler.min_points", "must be an integer >= 3", min_points)
+        raise SpecError("scheduler.min_points", f"must be an integer >= 3{_QUOTED * isinstance(min_points, str)}",
+                        min_points)
     confidence = _number(value.get("confidence", DEFAULT_CONFIDENCE), "scheduler.confidence")
     if not 0.5 < confidence < 1:
         raise SpecError("scheduler.confidence", "must be a number between 0.5 and 1 (exclusive)",
@@ -84,15 +89,13 @@ def curve_config(value: dict[str, Any]) -> dict[str, Any]:
 
 
 def _number(value: Any, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise SpecError(path, "must be a number", value)
-    try:
-        out = float(Decimal(str(value)))
-    except (InvalidOperation, ValueError):
-        raise SpecError(path, "must be a number", value) from None
-    if not math.isfinite(out):
+    """An int or float, finite: numbers must be numbers, as everywhere in a sweep file (a quoted ``"0.9"``
+    is refused like a quoted integer; only dollar amounts may be strings)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(path, f"must be a number{_QUOTED * isinstance(value, str)}", value)
+    if not math.isfinite(value):
         raise SpecError(path, "must be a finite number", value)
-    return out
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ class CurveVerdict:
 
 @dataclass(frozen=True)
 class Forecast:
-    """A family's prediction of the final value: median, ``low``-``high`` interval, P(beats the best)."""
+    """A family's prediction of the final value: median, ``low``-``high`` (the central ``confidence`` share of
+    the bootstrap), P(beats the best)."""
 
     family: str
     median: float
@@ -162,25 +166,41 @@ class CurveScheduler:
         y = sign * np.array([by_step[int(s)] for s in steps])
         best = sign * incumbent
         last = int(steps[-1])
+        if final_step is not None and final_step <= last:
+            return CurveVerdict(False, "curve: at its final step")
+        if final_step is not None and _little_left(last, final_step):
+            return CurveVerdict(False, f"curve: not judged at step {last} of {final_step}: stopping it now "
+                                       "would save almost nothing")
         stalled = _stalled(y, best)
         if stalled is not None:
             k, noise = stalled
             return CurveVerdict(True, f"curve: no new best over its last {k} reports (best {_v(sign * y.min())}, "
                                       f"noise ~{_v(noise)}), worse than the best {_v(incumbent)}")
-        if final_step is not None and final_step <= last:
-            return CurveVerdict(False, "curve: at its final step")
         rng = np.random.default_rng([self.seed, number, n])
         x = steps + 1.0
         horizon = None if final_step is None else float(final_step) + 1.0
-        forecasts = [_forecast(name, x, y, horizon, best, rng) for name in ("exp", "pow")]
+        forecasts = [_forecast(name, x, y, horizon, best, rng, self.confidence) for name in ("exp", "pow")]
         hopeful = max(forecasts, key=lambda f: f.p_better)
         lo, med, hi = sorted(sign * v for v in (hopeful.low, hopeful.median, hopeful.high))
         where = "its asymptote" if final_step is None else f"step {final_step}"
-        said = (f"predicted {_v(med)} at {where} (90% interval {_v(lo)} to {_v(hi)}, "
+        said = (f"predicted {_v(med)} at {where} ({interval_text(self.confidence)} interval {_v(lo)} to {_v(hi)}, "
                 f"{hopeful.p_better:.0%} chance to beat the best {_v(incumbent)})")
         if hopeful.p_better < 1.0 - self.confidence:
             return CurveVerdict(True, f"curve: {said}")
         return CurveVerdict(False, f"curve: {said}")
+
+
+def interval_text(confidence: float) -> str:
+    """The central interval a verdict quotes, as a percentage: 0.95 -> "95%", 0.975 -> "97.5%"."""
+    return f"{round(confidence * 100, 6):g}%"
+
+
+def _little_left(last: int, final_step: int) -> bool:
+    """Whether stopping at step ``last`` of ``final_step`` saves almost nothing: at most one step left, or
+    the steps left under ``LITTLE_LEFT`` of the trial's steps (its remaining spend, at a steady cost per
+    step, under that share of its expected cost)."""
+    left = final_step - last
+    return left <= 1 or left < LITTLE_LEFT * (final_step + 1)
 
 
 def _v(value: float) -> str:
@@ -210,8 +230,9 @@ def _bases(family: str, x: np.ndarray) -> np.ndarray:
 
 
 def _forecast(family: str, x: np.ndarray, y: np.ndarray, horizon: float | None, best: float,
-              rng: np.random.Generator) -> Forecast:
-    """Fit one family by grid + linear least squares, residual-bootstrap it, predict at ``horizon``."""
+              rng: np.random.Generator, confidence: float) -> Forecast:
+    """Fit one family by grid + linear least squares, residual-bootstrap it, predict at ``horizon``; the
+    interval is the central ``confidence`` share of the bootstrap predictions."""
     n = len(x)
     basis = _bases(family, x)  # (G, n)
     design = np.stack([np.ones_like(basis), basis], axis=-1)  # (G, n, 2)
@@ -232,7 +253,8 @@ def _forecast(family: str, x: np.ndarray, y: np.ndarray, horizon: float | None, 
     resampled = fitted[0][None, :] + rng.choice(residuals, size=(_BOOTSTRAP, n), replace=True)
     predictions, _ = fit(resampled)
     predictions = predictions + rng.choice(residuals, size=_BOOTSTRAP, replace=True)
-    low, median, high = np.percentile(predictions, [5, 50, 95])
+    tail = 50.0 * (1.0 - confidence)
+    low, median, high = np.percentile(predictions, [tail, 50.0, 100.0 - tail])
     return Forecast(family, float(median), float(low), float(high), float((predictions < best).mean()))
 
 

@@ -240,6 +240,10 @@ def _check_cap_funds_a_trial(cap: int, resources: Resources, scheduler: dict[str
     if scheduler["type"] not in ("fifo", "curve") and cap < scheduler["min_usd_micros"]:
         raise SpecError("budget.usd", f"must be at least scheduler.min_usd ({format_usd(scheduler['min_usd_micros'])}):"
                         " no trial can reach its first rung", given)
+    if scheduler["type"] == "curve" and scheduler["min_usd_micros"] is not None and scheduler["min_usd_micros"] >= cap:
+        raise SpecError("scheduler.min_usd", f"must be below budget.usd ({format_usd(cap)}): curve checks no trial "
+                        "before it has spent min_usd, so with the whole study capped at that it could never stop one",
+                        scheduler["min_usd"])
 
 
 def _command(value: Any, space: SearchSpace) -> tuple[str, ...]:
