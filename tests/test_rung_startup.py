@@ -153,3 +153,40 @@ def test_bad_rung_fields_name_the_field(scheduler: dict[str, Any], budget: dict[
     with pytest.raises(SpecError) as err:
         parse_sweep(with_changes(BASE, scheduler=scheduler, budget=budget))
     assert err.value.path == field
+
+
+def test_a_resume_naming_one_rung_figure_is_held_to_the_stored_one(tmp_path: Path) -> None:
+    """The file gives max_usd where the study chose both: a different value is refused, naming it (it used to
+    be replaced by the stored one without a word); the same value resumes and keeps the chosen min_usd."""
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = with_changes(BASE, scheduler={"type": "asha"}, budget={"usd": 0.1})
+    spec, _study, _controller = _run(store, cfg)
+    chosen_max = spec.scheduler["max_usd"]
+    other = with_changes(cfg, scheduler={"type": "asha", "max_usd": 0.02})
+    with pytest.raises(Exception, match=r"scheduler\.max_usd.*0\.02") as err:
+        open_sweep(store, parse_sweep(other))
+    assert chosen_max in str(err.value)
+    same = with_changes(cfg, scheduler={"type": "asha", "max_usd": chosen_max})
+    spec2, _study2, _controller2 = _run(store, same)
+    assert spec2.scheduler["min_usd_micros"] == spec.scheduler["min_usd_micros"]
+    assert spec2.scheduler["chosen"].startswith("min_usd ")  # the stored reason for what was kept, alone
+
+
+def test_a_rounded_min_usd_never_makes_two_rungs_a_hair_apart() -> None:
+    from costtune.schedulers import rung_ladder
+
+    assert rung_ladder(333, 1000, 3) == (333, 1000)
+    assert rung_ladder(16_666, 50_000, 3) == (16_666, 50_000)
+    assert rung_ladder(1000, 10_000, 3) == (1000, 3000, 9000, 10_000)  # 10% apart: a rung of its own
+
+
+def test_a_finished_hyperband_plan_resumed_with_a_raised_cap_plans_another_iteration(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = with_changes(BASE, scheduler={"type": "hyperband", "min_usd": 0.002, "max_usd": 0.018, "eta": 3},
+                       budget={"usd": 0.2})  # one $0.138 iteration
+    _spec, study, first = _run(store, cfg)
+    before = len(study.history().trials)
+    assert before > 0 and "plan" in (first.status.stop_reason or "")
+    _spec2, study2, again = _run(store, with_changes(cfg, budget={"usd": 0.5}), change_cap=True)
+    assert len(study2.history().trials) > before, again.status.stop_reason
+    assert store.balance(f"study:{study2.id}").spent_micros <= 500_000

@@ -75,6 +75,11 @@ def choose_rungs(cfg: dict[str, Any], resources: Resources, budget_micros: int |
     return out
 
 
+def _chosen_names(chosen: Any) -> set[str]:
+    """The fields a ``chosen`` note explains: each "; "-separated part starts with the field's name."""
+    return {part.split(" ", 1)[0] for part in str(chosen).split("; ")}
+
+
 def adopt_stored(cfg: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
     """A resumed sweep's rungs: the stored chosen ``min_usd``/``max_usd`` when the file still gives none
     (both chose them), else ``cfg`` unchanged."""
@@ -89,8 +94,14 @@ def adopt_stored(cfg: dict[str, Any], stored: dict[str, Any] | None) -> dict[str
     if was["type"] != cfg["type"] or was["eta"] != cfg["eta"]:
         return cfg
     out = dict(cfg)
-    for name in ("min_usd", "max_usd"):
-        if f"{name} " in str(was["chosen"]):  # chosen then, not given
+    kept: list[str] = []
+    then, now = _chosen_names(was["chosen"]), _chosen_names(cfg["chosen"])
+    for name in ("min_usd", "max_usd"):  # chosen then and not given now: kept; given now: the file's own
+        if name in then and name in now:
             out[name], out[f"{name}_micros"] = was[name], was[f"{name}_micros"]
-    out["chosen"] = was["chosen"]
+            kept.append(name)
+    if not kept:
+        return cfg
+    parts = [part for part in str(was["chosen"]).split("; ") if part.split(" ", 1)[0] in kept]
+    out["chosen"] = "; ".join(parts) or was["chosen"]
     return out

@@ -19,7 +19,8 @@ from costtune.words import plural
 
 
 def rung_ladder(min_micros: int, max_micros: int, eta: int) -> tuple[int, ...]:
-    """All rung levels in micros, ascending: ``min * eta**k`` below max, then max itself.
+    """All rung levels in micros, ascending: ``min * eta**k`` below max, then max itself (a level within
+    1% below max is replaced by max, so a rounded min_usd never makes two rungs a few micros apart).
 
     Exact integer arithmetic, so a ladder never drifts by a rounding error from one run to the next.
     """
@@ -30,7 +31,9 @@ def rung_ladder(min_micros: int, max_micros: int, eta: int) -> tuple[int, ...]:
     levels = [min_micros]
     while levels[-1] * eta < max_micros:
         levels.append(levels[-1] * eta)
-    if levels[-1] != max_micros:
+    if len(levels) > 1 and max_micros - levels[-1] <= levels[-1] // 100:
+        levels[-1] = max_micros  # within 1% of the top (a rounded min_usd): one rung, not two a hair apart
+    elif levels[-1] != max_micros:
         levels.append(max_micros)
     return tuple(levels)
 
