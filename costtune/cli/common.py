@@ -122,6 +122,22 @@ def handled(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def confirm(what: str, *, verb: str, yes: bool, question: str | None = None, it: bool = False,
+            refused: type[CosttuneError] = InputError) -> None:
+    """Ask before a destructive act on ``what`` unless ``yes``: without a terminal to ask, ``refused``
+    (``not <verb>d: <what>; pass --yes ...``); a "no" prints ``nothing <verb>d`` and exits 1.
+    ``question``: the prompt, ``<verb> <what>?`` by default; ``it``: "pass --yes to <verb> it ..."."""
+    done = f"{verb}d" if verb.endswith("e") else f"{verb}ed"
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise refused(f"not {done}: {what}; pass --yes to {verb} {'it ' if it else ''}without being "
+                      "asked")
+    if not click.confirm(question or f"{verb} {what}?", default=False, err=True):
+        err_console.print(f"nothing {done}", highlight=False)
+        sys.exit(1)
+
+
 def open_store(db: str | None, *, create: bool = False):  # type: ignore[no-untyped-def]
     """Open the store; commands that only read refuse to create an empty SQLite file.
 

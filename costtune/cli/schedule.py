@@ -10,7 +10,15 @@ from typing import Any
 
 import click
 
-from costtune.cli.common import CommandGroup, db_option, err_console, handled, open_store, out_console
+from costtune.cli.common import (
+    CommandGroup,
+    confirm,
+    db_option,
+    err_console,
+    handled,
+    open_store,
+    out_console,
+)
 from costtune.errors import SpecError
 from costtune.words import plural
 
@@ -319,19 +327,10 @@ def remove(name: str, yes: bool, db: str | None) -> None:
     """Delete schedule NAME and its run records; its studies and model versions stay.
 
     Asks first unless --yes; without a terminal to ask, --yes is needed (exit 2 otherwise)."""
-    import sys
-
-    from costtune.errors import InputError
-
     store = open_store(_group_db(db))
     info = store.get_schedule(name)
     what = f"schedule {name!r} ({plural(len(store.schedule_runs(info.id)), 'run record')}) in {store.display_url}"
-    if not yes:
-        if not sys.stdin.isatty():
-            raise InputError(f"not removed: {what}; pass --yes to remove it without being asked")
-        if not click.confirm(f"remove {what}? Its studies and model versions stay", default=False, err=True):
-            err_console.print("nothing removed", highlight=False)
-            sys.exit(1)
+    confirm(what, verb="remove", yes=yes, it=True, question=f"remove {what}? Its studies and model versions stay")
     n = store.remove_schedule(name)
     out_console.print(f"schedule {name} removed ({plural(n, 'run record')}); its studies and model versions stay",
                       highlight=False)

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from costtune.cli.common import count, db_option, err_console, format_option, handled, open_store, out_console
+from costtune.cli.common import (
+    confirm,
+    count,
+    db_option,
+    err_console,
+    format_option,
+    handled,
+    open_store,
+    out_console,
+)
 from costtune.errors import CosttuneError, InputError, NoStore, SpecError
 from costtune.limits import INT32_MAX, INT64_MAX
 from costtune.words import plural
@@ -106,12 +114,7 @@ def delete_study(ctx: click.Context, name: str, db: str | None, yes: bool, delet
             f"{format_usd(history.spent_micros)} spent")
     if delete_output and dirs:
         what += f", and {plural(len(dirs), 'trial output directory')} under {_common_root(dirs)}"
-    if not yes:
-        if not sys.stdin.isatty():
-            raise CosttuneError(f"not deleted: {what}; pass --yes to delete without being asked")
-        if not click.confirm(f"delete {what}?", default=False, err=True):
-            err_console.print("nothing deleted", highlight=False)
-            sys.exit(1)
+    confirm(what, verb="delete", yes=yes, refused=CosttuneError)
     _settle_first(store, info.id, name)
     done = store.delete_study(info.id)
     kept = (f"; {plural(done.reservations_kept, 'reservation')} {'stays' if done.reservations_kept == 1 else 'stay'} "
