@@ -44,6 +44,10 @@ _logger = logging.getLogger(__name__)
 Penalty = CostPenalty | CheapestPenalty  # what log EI is reduced by: alpha * log predicted dollars
 _COST_OBSERVATIONS = 128  # cap on the cost model's posterior points
 _ENUMERATE_CANDIDATES = 4096  # finite spaces up to this size have every untried point scored
+# L-BFGS-B iterations of the polish: the starts are the best of thousands of candidates, so 10 take the
+# best one to within 4e-4 of its log EI after 30 (median 1e-6, on suggest_time.py's histories; the
+# polish itself gains ~0.2) in ~12 evaluations instead of ~20
+_POLISH_ITERATIONS = 10
 
 
 def _transform_targets(y: np.ndarray) -> np.ndarray:
@@ -123,6 +127,7 @@ class BayesSampler:
         self._encoders: dict[str, TrialRows] = {}
         self._rate: Callable[[dict[str, Any]], float] | None = None
         self._encoder_lock = threading.Lock()
+        self._split: tuple[SearchSpace, tuple[SearchSpace, dict[str, tuple[Any, ...]]] | None] | None = None
 
     def __repr__(self) -> str:
         cost = f", cost_aware=True, cost_weight={self.cost_weight}" if self.cost_aware else ""
@@ -160,7 +165,7 @@ class BayesSampler:
             return self._encoders[key]
 
     def suggest(self, space: SearchSpace, history: History, rng: np.random.Generator) -> dict[str, Any]:
-        split = resource_split(space) if self.cost_aware else None
+        split = self._resource_split(space) if self.cost_aware else None
         if split is not None:
             return self._suggest_with_resources(space, split[0], split[1], history, rng)
         rows = self.trial_rows(space)
@@ -177,6 +182,16 @@ class BayesSampler:
         except Exception:  # the surrogate is an optimisation, never a reason to stop a sweep
             _logger.warning("BayesSampler model failed; sampling at random", exc_info=True)
         return space.sample(rng)
+
+    def _resource_split(self, space: SearchSpace) -> tuple[SearchSpace, dict[str, tuple[Any, ...]]] | None:
+        """``resource_split(space)``, kept for the last space (immutable) it was asked about: building
+        the inner space validates every distribution again, ~0.5 ms per suggestion."""
+        memo = self._split
+        if memo is not None and memo[0] is space:
+            return memo[1]
+        split = resource_split(space)
+        self._split = (space, split)
+        return split
 
     def _suggest_with_resources(self, space: SearchSpace, inner: SearchSpace,
                                 resources: dict[str, tuple[Any, ...]], history: History,
@@ -340,7 +355,7 @@ class BayesSampler:
             jac=True,
             method="L-BFGS-B",
             bounds=[(0.0, 1.0)] * (k * cols.size),
-            options={"maxiter": 30},
+            options={"maxiter": _POLISH_ITERATIONS},
         )
         out = base.copy()
         if np.all(np.isfinite(res.x)):
