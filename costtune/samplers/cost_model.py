@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from costtune.history import History
+from costtune.history import FrozenTrial, History, TrialState
 from costtune.samplers.cost_rows import RESOURCE_PARAMS, cost_columns_data
 from costtune.samplers.gp import GaussianProcess
-from costtune.samplers.rows import TrialRows
+from costtune.samplers.rows import TrialRows, in_order
 from costtune.samplers.surrogate import Surrogate
 
 __all__ = ["MIN_COST_OBSERVATIONS", "RESOURCE_PARAMS", "CostPenalty", "cost_data", "cost_exponent",
@@ -35,6 +36,8 @@ MIN_COST_OBSERVATIONS = 3
 # The cost fit gets its own fixed-seed generator: drawing from the suggestion's rng would shift every
 # later draw, and then a cooled-off (alpha = 0) sampler would no longer propose what plain EI proposes.
 _COST_FIT_SEED = 0x0C057
+_COST_MICROS = operator.attrgetter("cost_micros")
+_DONE = (TrialState.COMPLETE, TrialState.STOPPED)  # what ``History.completed`` counts
 
 Encode = Callable[[dict[str, Any]], "np.ndarray | None"]
 Rate = Callable[[dict[str, Any]], float]  # params -> micro-dollars per hour of their placement
@@ -50,20 +53,33 @@ def cost_exponent(history: History, cost_weight: float, n_startup: int) -> float
     budget = history.budget_micros
     if budget is None:
         return cost_weight
-    spent = history.spent_micros
+    spent = sum(map(_COST_MICROS, history.trials))
     remaining = budget - spent
     if remaining <= 0:
         return 0.0
-    usable = sorted(t.number for t in history.completed() if _finite(t.value))
-    if len(usable) >= n_startup:
-        cutoff = usable[n_startup - 1]
-        spent_at_init = sum(t.cost_micros for t in history.trials if t.number <= cutoff)
-    else:
+    spent_at_init = _spent_until_usable(in_order(history.trials), n_startup)
+    if spent_at_init is None:
         spent_at_init = spent
     span = budget - spent_at_init
     if span <= 0:
         return 0.0
     return float(min(max(cost_weight * remaining / span, 0.0), cost_weight))
+
+
+def _spent_until_usable(trials: tuple[FrozenTrial, ...], n_startup: int) -> int | None:
+    """Micro-dollars of ``trials`` (by trial number) up to and including the ``n_startup``-th finished
+    one with a finite value; None when there are fewer. Walks only that prefix: at 10,000 trials
+    the whole history took milliseconds per suggestion."""
+    if n_startup < 1:
+        return None
+    spent = found = 0
+    for t in trials:
+        spent += t.cost_micros
+        if t.state in _DONE and t.value is not None and _finite(t.value):
+            found += 1
+            if found == n_startup:
+                return spent
+    return None
 
 
 def _finite(value: Any) -> bool:

@@ -96,13 +96,6 @@ def _matern52_dr2(r: np.ndarray) -> np.ndarray:
     return -(5.0 / 6.0) * (1.0 + s) * np.exp(-s)
 
 
-def _scaled_sqdist(a: np.ndarray, b: np.ndarray, inv_ls: np.ndarray) -> np.ndarray:
-    a = a * inv_ls
-    b = b * inv_ls
-    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    return np.maximum(d2, 0.0)
-
-
 def robust_cholesky(k: np.ndarray, max_tries: int = 6) -> np.ndarray:
     """Lower Cholesky factor, adding growing diagonal jitter when rounding makes ``k`` indefinite."""
     jitter = 0.0
@@ -174,8 +167,10 @@ class GaussianProcess:
         self.y = np.asarray(y, dtype=float)
         self._inv_ls = 1.0 / params.lengthscales
         self._signal = math.exp(params.log_signal)
-        r = np.sqrt(_scaled_sqdist(self.x, self.x, self._inv_ls))
-        k = self._signal * matern52(r) + math.exp(params.log_noise) * np.eye(len(self.x))
+        self._scaled: np.ndarray | None = None  # x / lengthscales and its squared norms, for _kernel
+        self._scaled_sq = np.zeros(0)
+        k = self._kernel(self.x)  # in place: a 256-point matrix in half the time of matern52
+        k.flat[:: len(self.x) + 1] += math.exp(params.log_noise)
         self._chol = robust_cholesky(k)
         self._k = k  # (n, n) kept for the screen's nearest-point variance bounds (``screen.py``)
         if refit_mean and len(self.y):
@@ -185,42 +180,34 @@ class GaussianProcess:
                 mean = float(np.clip(kinv_one @ self.y / denom, *MEAN_BOUNDS))
                 params = dataclasses.replace(params, mean=mean)
         self.params = params
-        self._scaled: np.ndarray | None = None  # x / lengthscales and its squared norms, for _kernel
-        self._scaled_sq = np.zeros(0)
-        self._last_r = np.zeros((0, 0))
         self._alpha = linalg.cho_solve((self._chol, True), self.y - params.mean)
 
     def condition_on(self, x_new: np.ndarray, y_new: np.ndarray) -> GaussianProcess:
         """Same hyperparameters, more data: how pending trials are imputed without a refit."""
         return GaussianProcess(np.vstack([self.x, x_new]), np.concatenate([self.y, y_new]), self.params)
 
-    def _cross(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(scaled distances, kernel values), both (m, n), for the gradient paths (few rows)."""
-        k = self._kernel(xs, keep_distance=True)
-        return self._last_r, k
-
-    def _kernel(self, xs: np.ndarray, *, keep_distance: bool = False) -> np.ndarray:
-        """(m, n) kernel values between ``xs`` and the training points, written in place: scoring
-        thousands of candidates against a few hundred points is memory-bound, and every temporary
-        of that shape is a fresh mapping the allocator faults in (two here instead of four; the
-        arithmetic is the same, so the values are bit for bit what they were).
-        ``keep_distance``: keep the scaled distances in ``_last_r``."""
+    def _train_scaled(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training points divided by the lengthscales (n, d) and their squared norms (n,)."""
         if self._scaled is None:
             self._scaled = self.x * self._inv_ls
             self._scaled_sq = (self._scaled * self._scaled).sum(1)
+        return self._scaled, self._scaled_sq
+
+    def _kernel(self, xs: np.ndarray) -> np.ndarray:
+        """(m, n) kernel values between ``xs`` and the training points, written in place: scoring
+        thousands of candidates against a few hundred points is memory-bound, and every temporary
+        of that shape is a fresh mapping the allocator faults in (two here instead of four; the
+        arithmetic is the same, so the values are bit for bit what they were)."""
+        scaled, scaled_sq = self._train_scaled()
         a = xs * self._inv_ls
-        r = a @ self._scaled.T
+        r = a @ scaled.T
         r *= -2.0
-        r += self._scaled_sq
+        r += scaled_sq
         r += (a * a).sum(1)[:, None]
         np.maximum(r, 0.0, out=r)
         np.sqrt(r, out=r)
-        if keep_distance:
-            self._last_r = r
-            s = r * -_SQRT5
-        else:
-            s = r
-            s *= -_SQRT5
+        s = r
+        s *= -_SQRT5
         # (1 + s + s^2 / 3) exp(-s) with s = sqrt(5) r, times the signal variance; here s holds -s
         poly = s * s
         poly *= 1.0 / 3.0
@@ -278,7 +265,7 @@ class GaussianProcess:
         return self.params.mean + mean, np.sqrt(var)
 
     def _grad_rows(self, xs: np.ndarray, dk: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """(m, d): row i is sum_j weights[i, j] * d k(xs_i, x_j) / d xs_i, given ``dk = _dk(r)``.
+        """(m, d): row i is sum_j weights[i, j] * d k(xs_i, x_j) / d xs_i, given ``dk`` from ``_cross_with_dk``.
 
         dk(x, x_j)/dx = signal * dk/d(r^2) * 2 (x - x_j) / l^2, summed without the (m, n, d) tensor:
         sum_j w_ij (x_i - x_j) = x_i * sum_j w_ij - (w @ x)_i.
@@ -286,26 +273,44 @@ class GaussianProcess:
         w = dk * weights
         return (xs * w.sum(1)[:, None] - w @ self.x) * (self._inv_ls**2)
 
-    def _dk(self, r: np.ndarray) -> np.ndarray:
-        """2 signal dk/d(r^2) at scaled distances ``r``: shared by the mean's and the variance's gradient."""
-        return (2.0 * self._signal) * _matern52_dr2(r)
+    def _cross_with_dk(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(kernel values, 2 signal dk/d(r^2)), both (m, n), for the gradient paths (a polish's few
+        rows, where each numpy call's overhead counts): one exp serves both."""
+        scaled, scaled_sq = self._train_scaled()
+        a = xs * self._inv_ls
+        r2 = a @ scaled.T
+        r2 *= -2.0
+        r2 += scaled_sq
+        r2 += (a * a).sum(1)[:, None]
+        np.maximum(r2, 0.0, out=r2)
+        s = np.sqrt(r2)
+        s *= _SQRT5
+        e = np.exp(-s)
+        e *= self._signal
+        # k = signal (1 + s + s^2 / 3) e^-s; 2 signal dk/d(r^2) = -(5/3) signal (1 + s) e^-s
+        s += 1.0
+        dk = s * e
+        r2 *= 5.0 / 3.0  # s^2 / 3
+        r2 += s
+        r2 *= e
+        dk *= -5.0 / 3.0
+        return r2, dk
 
     def predict_mean_with_grad(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean (m,) and its gradient (m, d) w.r.t. each row of ``xs``."""
         xs = np.atleast_2d(xs)
-        r, ks = self._cross(xs)
-        return self.params.mean + ks @ self._alpha, self._grad_rows(xs, self._dk(r), self._alpha[None, :])
+        ks, dk = self._cross_with_dk(xs)
+        return self.params.mean + ks @ self._alpha, self._grad_rows(xs, dk, self._alpha[None, :])
 
     def predict_with_grad(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Mean, std and their gradients w.r.t. each row of ``xs`` (rows are independent points)."""
         xs = np.atleast_2d(xs)
-        r, ks = self._cross(xs)
-        dk = self._dk(r)
+        ks, dk = self._cross_with_dk(xs)
         mean = self.params.mean + ks @ self._alpha
-        dmean = self._grad_rows(xs, dk, self._alpha[None, :])
         # LAPACK's potrs directly: cho_solve's checks cost as much as the solve on a polish's few rows
         kinv_ks = lapack.dpotrs(self._chol, ks.T, lower=1)[0].T  # (m, n)
         var = self._signal - np.einsum("mn,mn->m", ks, kinv_ks)
+        dmean = self._grad_rows(xs, dk, self._alpha[None, :])
         dvar = -2.0 * self._grad_rows(xs, dk, kinv_ks)
         var = np.maximum(var, 1e-20)
         std = np.sqrt(var)
