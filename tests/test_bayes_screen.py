@@ -7,7 +7,7 @@ import pytest
 
 from costtune.samplers.acquisition import log_expected_improvement
 from costtune.samplers.gp import fit_gp
-from costtune.samplers.screen import screened_scores, variance_bound
+from costtune.samplers.screen import _best_subset, screened_scores, variance_bound
 
 
 def _model(n: int, d: int, seed: int):
@@ -34,6 +34,22 @@ def test_variance_bound_is_never_below_the_posterior_std(seed: int) -> None:
     cands = np.vstack([rng.random((500, 4)), model.x[:20] + 0.01 * rng.standard_normal((20, 4))])
     _, std = model.predict(cands)
     assert np.all(variance_bound(model, model.cross_kernel(cands)) >= std)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_best_points_bound_is_never_below_the_posterior_std_and_tightens_near_them(seed: int) -> None:
+    model, rng = _model(120, 4, seed)
+    subset = _best_subset(model)
+    assert subset is not None
+    elite = model.x[np.argsort(model.y)[:5]]
+    near = np.clip(elite[rng.integers(5, size=300)] + 0.05 * rng.standard_normal((300, 4)), 0, 1)
+    cands = np.vstack([rng.random((300, 4)), near])
+    ks = model.cross_kernel(cands)
+    _, std = model.predict(cands)
+    both, nearest = variance_bound(model, ks, subset), variance_bound(model, ks)
+    assert np.all(both >= std)
+    assert np.all(both <= nearest)
+    assert np.median(both[300:]) < np.median(nearest[300:])  # the point of it: tighter where winners are
 
 
 @pytest.mark.parametrize("cost", [None, _Penalty()])
