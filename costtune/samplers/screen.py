@@ -75,15 +75,30 @@ def variance_bound(model: GaussianProcess, ks: np.ndarray,
     variance down far below what the nearest one alone does."""
     if ks.shape[1] == 0:
         return np.full(len(ks), np.sqrt(model.signal))
+    reduction = _nearest_reduction(model, ks)
+    if subset is not None:
+        reduction = np.maximum(reduction, _subset_reduction(subset, ks[:, subset[0]]))
+    return _std_bound(model, reduction)
+
+
+def _nearest_reduction(model: GaussianProcess, ks: np.ndarray) -> np.ndarray:
+    """k_j^2 / K_jj for each row's most correlated training point j (0 where not finite)."""
     j = np.argmax(ks, axis=1)
     near = np.take_along_axis(ks, j[:, None], axis=1)[:, 0]
     reduction = near * near / np.diag(model.kernel_matrix)[j]
     reduction[~np.isfinite(reduction)] = 0.0
-    if subset is not None:
-        idx, chol = subset
-        v = linalg.solve_triangular(chol, ks[:, idx].T, lower=True, check_finite=False)
-        more = (v * v).sum(0)
-        reduction = np.maximum(reduction, np.where(np.isfinite(more), more, 0.0))
+    return reduction
+
+
+def _subset_reduction(subset: tuple[np.ndarray, np.ndarray], ks_sub: np.ndarray) -> np.ndarray:
+    """k_S^T K_SS^-1 k_S for each row of ``ks_sub`` (m, |S|), the cross kernel with the subset S
+    (0 where not finite)."""
+    v = linalg.solve_triangular(subset[1], ks_sub.T, lower=True, check_finite=False)
+    reduction = (v * v).sum(0)
+    return np.where(np.isfinite(reduction), reduction, 0.0)
+
+
+def _std_bound(model: GaussianProcess, reduction: np.ndarray) -> np.ndarray:
     # 1% slack: the exact variance comes from a jittered Cholesky factor
     return 1.01 * np.sqrt(np.maximum(model.signal - reduction, 1e-20))
 
@@ -95,12 +110,19 @@ def screened_scores(model: GaussianProcess, cands: np.ndarray, best: float, xi: 
     them); every other score is an upper bound lower than all of those. -inf marks a non-finite score.
     """
     m = len(cands)
-    mean, std_ub = np.empty(m), np.empty(m)
+    mean, reduction = np.empty(m), np.zeros(m)
     subset = _best_subset(model)
+    ks_sub = np.empty((m, 0 if subset is None else len(subset[0])))
     for i in range(0, m, _BLOCK):
         ks = model.cross_kernel(cands[i : i + _BLOCK])
         mean[i : i + _BLOCK] = model.predict_from_cross(ks, with_std=False)[0]
-        std_ub[i : i + _BLOCK] = variance_bound(model, ks, subset)
+        if ks.shape[1]:
+            reduction[i : i + _BLOCK] = _nearest_reduction(model, ks)
+        if subset is not None:
+            ks_sub[i : i + _BLOCK] = ks[:, subset[0]]
+    if subset is not None:  # one solve for every candidate: per block, the call overhead dominated
+        reduction = np.maximum(reduction, _subset_reduction(subset, ks_sub))
+    std_ub = _std_bound(model, reduction)
     floor = 0.0 if cost is None else float(cost.floor())
     if not np.isfinite(floor):
         floor = -np.inf  # no usable floor: every bound is +inf and every candidate is scored exactly
