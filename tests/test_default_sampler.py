@@ -103,7 +103,7 @@ def test_run_plan_and_studies_name_the_sampler_and_a_resume_says_what_it_keeps(t
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(sweep(sampler={"seed": 9}, budget={"usd": 0.5, "trials": 3})))
     made = _cli(tmp_path, "run", "a.yaml")
     assert made.returncode == 0, made.stderr
-    assert "sampler random (seed 3), scheduler fifo" in made.stderr
+    assert "sampler random (seed 3), scheduler curve" in made.stderr
     plan = _cli(tmp_path, "plan", "b.yaml", "--no-forecast", "--format", "json")
     assert json.loads(plan.stdout)["sampler"]["type"] == "bayes"  # what the file alone would make
     again = _cli(tmp_path, "run", "b.yaml")

@@ -46,12 +46,14 @@ def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False,
     resumed = info is not None
     root = Path(spec.output_dir).expanduser().resolve() if spec.output_dir else None
     if info is None:
+        # the scheduler it got by default is stored with it: a later default never changes a study that exists
+        stored = spec.raw if "scheduler" in spec.raw else {**spec.raw, "scheduler": {"type": spec.scheduler["type"]}}
         simulated = spec.resources.provider == "simulated"  # writes no trial directories
         folder = None if simulated else claim_output_dir(root, spec.name, store=store.display_url)
         try:
             info = store.create_study(
                 spec.name, metric=spec.metric, mode=spec.mode, space=spec.space.to_dict(),
-                sampler=spec.sampler, spec=spec.raw, budget_usd_micros=spec.budget.usd_micros,
+                sampler=spec.sampler, spec=stored, budget_usd_micros=spec.budget.usd_micros,
                 queued=spec.sampler.get("configs", []), output_dir=None if folder is None else str(folder),
             )
         except StoreError:  # another `costtune run` created it a moment ago
@@ -122,8 +124,8 @@ def _keep_stored_scheduler(info: StudyInfo, spec: SweepSpec) -> None:
     if "scheduler" in spec.raw:
         return
     stored = info.spec.get("scheduler") if isinstance(info.spec, dict) else None
-    if not isinstance(stored, dict):
-        return  # the study has none stored either: FIFO then and now
+    if not isinstance(stored, dict):  # a study made before defaults were stored ran FIFO: it still does
+        stored = {"type": "fifo"}
     kept = parse_sweep({**spec.raw, "scheduler": stored})
     spec.scheduler.clear()  # the spec is frozen; its config dict is the one the controller reads
     spec.scheduler.update(kept.scheduler)
