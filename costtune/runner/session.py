@@ -263,3 +263,31 @@ def _update(progress: Progress, task: Any, status: RunStatus, spec: SweepSpec, s
     detail = (f"{running}  failed {status.failed}{denied}{extra}  best {study.metric} {best}  "
               f"spent {format_usd(status.spend_micros)}{cap}")
     progress.update(task, completed=completed, count=count, detail=detail)
+
+
+def as_resumed(info: StudyInfo, spec: SweepSpec, *, change_cap: bool = False) -> SweepSpec:
+    """The sweep ``spec`` as ``costtune run`` would run it on the stored study ``info``, worked out from ``info``
+    alone (nothing is read or written elsewhere: ``costtune plan`` describes a resume with it).
+
+    The rules of ``open_sweep``: the stored scheduler when the file has no ``scheduler`` section, the rungs
+    chosen when the study started, the stored sampler (a resumed study keeps its own, seed included; the
+    file's ``sampler.configs`` still count), and the stored cap (the file's ``budget.usd`` with
+    ``change_cap``). Raises what ``open_sweep`` raises for a file the study cannot resume with (another
+    objective, space, sampler type or scheduler). ``spec``'s scheduler section is adjusted in place, as
+    ``open_sweep`` does; the returned spec is a copy with the stored sampler and cap, in its ``raw`` too (what
+    a forecast re-parses).
+    """
+    from dataclasses import replace
+
+    _keep_stored_scheduler(info, spec)
+    _keep_chosen_rungs(info, spec)
+    _check_compatible(info, spec)
+    sampler = {key: value for key, value in info.sampler.items() if key != "configs"}
+    if spec.sampler.get("configs"):
+        sampler["configs"] = spec.sampler["configs"]
+    cap = spec.budget.usd_micros if change_cap else info.budget_usd_micros
+    budget = {key: value for key, value in (spec.raw.get("budget") or {}).items() if key != "usd"}
+    if cap is not None:
+        budget["usd"] = str(micros_to_usd(cap))  # exact decimal text, as parse_sweep reads it
+    raw = {**spec.raw, "sampler": sampler, "budget": budget}
+    return replace(spec, sampler=sampler, budget=replace(spec.budget, usd_micros=cap), raw=raw)
