@@ -49,6 +49,9 @@ class FrozenTrial:
     warning_count: int = 0  # all of them, kept or not
     # rung verdicts as the scheduler made them: (rung level in micro-dollars, value judged, promoted)
     verdicts: tuple[tuple[int, float | None, bool], ...] = ()
+    # why each verdict went as it did, as the controller said it: (rung level in micro-dollars, reason); a
+    # level without one (a verdict stored by an older costtune) is not listed
+    verdict_reasons: tuple[tuple[int, str], ...] = ()
 
     @property
     def cost_usd(self) -> float:

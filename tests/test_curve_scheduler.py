@@ -329,7 +329,8 @@ def test_trials_labels_curve_verdicts_as_checks_and_keeps_its_json(tmp_path: Pat
     assert "checks: $" in shown.output and "rungs:" not in shown.output
     as_json = CliRunner().invoke(main, ["trials", "curvy", "1", "--db", store.url, "--format", "json"])
     (verdict,) = json.loads(as_json.output)["verdicts"]
-    assert set(verdict) == {"rung_usd", "rung_micros", "value", "promoted"}  # as for rung verdicts (README)
+    assert set(verdict) == {"rung_usd", "rung_micros", "value", "promoted", "reason"}  # as for rung verdicts (README)
+    assert verdict["reason"].startswith("curve: predicted")  # why, as the live output said
     assert verdict["rung_micros"] == bad.verdicts[0][0] and verdict["promoted"] is False
 
 

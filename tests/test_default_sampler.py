@@ -103,9 +103,9 @@ def test_run_plan_and_studies_name_the_sampler_and_a_resume_says_what_it_keeps(t
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(sweep(sampler={"seed": 9}, budget={"usd": 0.5, "trials": 3})))
     made = _cli(tmp_path, "run", "a.yaml")
     assert made.returncode == 0, made.stderr
-    assert "sampler random (seed 3), scheduler fifo" in made.stderr
+    assert "sampler random (seed 3), scheduler curve" in made.stderr
     plan = _cli(tmp_path, "plan", "b.yaml", "--no-forecast", "--format", "json")
-    assert json.loads(plan.stdout)["sampler"]["type"] == "bayes"  # what the file alone would make
+    assert json.loads(plan.stdout)["sampler"]["type"] == "random"  # what run would resume with, not the file alone
     again = _cli(tmp_path, "run", "b.yaml")
     assert again.returncode == 0, again.stderr
     assert "warning: sampler.seed: study 'defaults' keeps 3 (the file says 9)" in again.stderr

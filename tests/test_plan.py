@@ -479,3 +479,86 @@ def test_a_forecast_of_large_runs_says_so_before_it_starts(tmp_path: Path, monke
     assert result.exit_code == 0, result.output
     assert "each forecast run simulates about" in result.stderr and "--no-forecast" in result.stderr
 
+
+
+def _stored_sweep(tmp_path: Path, file: str, **changes: Any) -> Path:
+    """A small on-demand simulated sweep of study "resumable"; ``changes`` as ``_sweep``'s (None drops a section)."""
+    path = _sweep(tmp_path, file, name="resumable", resources__market="on-demand", resources__workers=2,
+                  resources__instance_type="m5.large", resources__simulation__preemptions_per_hour=0,
+                  resources__simulation__max_steps=20, **changes)
+    data = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({k: v for k, v in data.items() if v is not None}, sort_keys=False))
+    return path
+
+
+def test_plan_of_a_study_the_store_holds_describes_its_resume(tmp_path: Path) -> None:
+    """The store holds study "resumable" (random sampler, seed 7, hyperband with rungs chosen from its $0.1 cap).
+    A file with no sampler type nor scheduler section and another budget.usd is planned as `costtune run`
+    would resume it: the stored sampler (not today's default), scheduler, rungs and cap, and what it spent."""
+    db = tmp_path / "user.db"
+    first = _stored_sweep(tmp_path, "first.yaml", sampler={"type": "random", "seed": 7},
+                          scheduler={"type": "hyperband"}, budget={"usd": 0.1})
+    ran = _cli("run", str(first), "--db", str(db), "--quiet")
+    assert ran.exit_code == 0, ran.output
+    board = json.loads(_cli("trials", "resumable", "--db", str(db), "--format", "json").stdout)
+    spent = sum(t["cost_micros"] for t in board)
+    assert 0 < spent <= 100_000
+    from costtune.store import Store
+
+    stored = Store(f"sqlite:///{db}").get_study("resumable").spec["scheduler"]  # the rungs run chose
+    stored_rungs = {"min_usd_micros": usd_to_micros(stored["min_usd"]),
+                    "max_usd_micros": usd_to_micros(stored["max_usd"]), "eta": stored.get("eta", 3)}
+
+    later = _stored_sweep(tmp_path, "later.yaml", sampler=None, scheduler=None, budget={"usd": 0.5})
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("user")}
+    out = _plan_json_db(later, db)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("user")} == files  # only read
+    assert out["sampler"]["type"] == "random" and out["sampler"]["seed"] == 7  # a priced cap would default to bayes
+    assert out["scheduler"]["type"] == "hyperband"
+    assert {k: out["scheduler"][k] for k in stored_rungs} == stored_rungs  # not chosen anew from the $0.5 in the file
+    assert out["budget"]["usd_micros"] == 100_000  # the stored cap
+    assert out["resumes"] == {"study": "resumable", "store": str(db), "trials": len(board), "stored_cap_usd": "0.1",
+                              "stored_cap_micros": 100_000, "spent_usd": str(spent / 1_000_000).rstrip("0"),
+                              "spent_micros": spent, "remaining_usd": out["resumes"]["remaining_usd"],
+                              "remaining_micros": 100_000 - spent}
+    expected = plan_brackets("hyperband", stored_rungs["min_usd_micros"], stored_rungs["max_usd_micros"],
+                             stored_rungs["eta"], 100_000)
+    assert out["plan"]["planned_micros"] == expected.total_cost_micros
+    assert any("budget.usd: the file says $0.50" in n and "--change-cap" in n for n in out["notes"])
+    # --change-cap plans with the file's cap, as `costtune run --change-cap` would run
+    raised = json.loads(_cli("plan", str(later), "--db", str(db), "--format", "json", "--change-cap").stdout)
+    assert raised["budget"]["usd_micros"] == 500_000 and raised["resumes"]["remaining_micros"] == 500_000 - spent
+    assert raised["plan"]["planned_micros"] == plan_brackets(
+        "hyperband", stored_rungs["min_usd_micros"], stored_rungs["max_usd_micros"], stored_rungs["eta"],
+        500_000).total_cost_micros
+    assert not any("budget.usd: the file says" in n for n in raised["notes"])
+    table = " ".join(_cli("plan", str(later), "--db", str(db), "--no-forecast").stdout.split())
+    assert "sampler random (seed 7), scheduler hyperband" in table
+    assert f"resumes study 'resumable' of {db} ({len(board)} trials, {format_usd(spent)} spent" in table
+    assert "already spent (the study so far)" in table and "left under the cap" in table
+    # a file the study cannot resume with (another scheduler) is planned as it stands, and says why
+    other = _stored_sweep(tmp_path, "other.yaml", scheduler={"type": "asha", "min_usd": 0.001, "max_usd": 0.009,
+                                                             "eta": 3}, budget={"usd": 0.1})
+    refused = _plan_json_db(other, db)
+    assert refused["resumes"] is None and refused["scheduler"]["type"] == "asha"
+    assert any("`costtune run` would not resume study 'resumable'" in n and "scheduler.type" in n
+               for n in refused["notes"])
+
+
+def test_plan_says_a_seed_the_file_does_not_give_is_drawn_at_run_time(tmp_path: Path) -> None:
+    """A seed parse_sweep draws for the plan is not the one `costtune run` draws and stores: plan does not show
+    one; once the study exists, plan shows the stored one."""
+    db = tmp_path / "user.db"
+    path = _stored_sweep(tmp_path, "noseed.yaml", sampler={"type": "random"}, budget={"usd": 0.05},
+                         scheduler={"type": "sh", "min_usd": 0.002, "max_usd": 0.018, "eta": 3})
+    out = _plan_json_db(path, db)
+    assert out["sampler"] == {"type": "random", "seed": None}
+    assert any("sampler.seed: the file gives none; `costtune run` draws one" in n for n in out["notes"])
+    assert "sampler random (seed drawn at run time)" in " ".join(_cli("plan", str(path), "--db", str(db),
+                                                                       "--no-forecast").stdout.split())
+    assert _cli("run", str(path), "--db", str(db), "--quiet").exit_code == 0
+    from costtune.store import Store
+
+    seed = Store(f"sqlite:///{db}").get_study("resumable").sampler["seed"]
+    again = _plan_json_db(path, db)
+    assert again["sampler"]["seed"] == seed and not any("sampler.seed" in n for n in again["notes"])

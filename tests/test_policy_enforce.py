@@ -38,6 +38,7 @@ SWEEP: dict[str, Any] = {
     "objective": {"metric": "loss", "mode": "min"},
     "space": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
     "sampler": {"type": "random", "seed": 3},
+    "scheduler": {"type": "fifo"},  # every trial runs to its end: the policies decide what differs
     "budget": {"usd": 0.5, "trials": 6},
     "resources": {
         "provider": "simulated", "region": "us-east-1", "instance_type": "m5.large", "market": "on-demand",

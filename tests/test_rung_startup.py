@@ -190,3 +190,32 @@ def test_a_finished_hyperband_plan_resumed_with_a_raised_cap_plans_another_itera
     _spec2, study2, again = _run(store, with_changes(cfg, budget={"usd": 0.5}), change_cap=True)
     assert len(study2.history().trials) > before, again.status.stop_reason
     assert store.balance(f"study:{study2.id}").spent_micros <= 500_000
+
+
+@pytest.mark.parametrize(("kind", "first_cap", "raised_cap"), [
+    ("hyperband", 0.15, 0.25), ("sh", 0.05, 0.08), ("bohb", 0.15, 0.25)])
+def test_a_resumed_plan_whose_iterations_cost_less_than_planned_goes_on_under_a_raised_cap(
+        tmp_path: Path, kind: str, first_cap: float, raised_cap: float) -> None:
+    """Trials end after 10 steps ($0.00267), far below the top rung: an iteration really costs about a third of
+    its plan, so the first run adds iterations until its cap. The raised cap holds no further *planned*
+    iteration (a plan of fewer trials than the study has), only real ones: the resumed run, which has spent
+    nothing yet, must still judge by what the last iteration really cost and run more, as far as the cap allows."""
+    from costtune.schedulers import plan_brackets
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = with_changes(BASE, scheduler={"type": kind, "min_usd": 0.002, "max_usd": 0.018, "eta": 3},
+                       budget={"usd": first_cap}, resources__simulation__max_steps=10,
+                       resources__simulation__startup_seconds=0)
+    _spec, study, first = _run(store, cfg)
+    before = len(study.history().trials)
+    assert "plan" in (first.status.stop_reason or "")
+    raised = round(raised_cap * 1_000_000)
+    assert plan_brackets(kind, 2_000, 18_000, 3, raised).total_trials < before  # no planned iteration left
+    per = first.rungs.plan.total_trials // first.rungs.plan.iterations  # type: ignore[union-attr]
+    _spec2, study2, again = _run(store, with_changes(cfg, budget={"usd": raised_cap}), change_cap=True)
+    trials = study2.history().trials
+    assert len(trials) > before and (len(trials) - before) % per == 0, again.status.stop_reason
+    assert "plan" in (again.status.stop_reason or "")
+    spent = store.balance(f"study:{study2.id}").spent_micros
+    last = sum(t.cost_micros for t in trials[-per:])
+    assert spent <= raised < spent + last  # as many iterations as the cap holds, and no more

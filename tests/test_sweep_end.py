@@ -30,6 +30,7 @@ BASE: dict[str, Any] = {
     "objective": {"metric": "loss", "mode": "min"},
     "space": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
     "sampler": {"type": "random", "seed": 1},
+    "scheduler": {"type": "fifo"},  # every trial runs to its end: how a sweep ends is what differs
     "budget": {"trials": 2},
     "resources": {
         "provider": "simulated", "region": "us-east-1", "instance_type": "m5.large", "market": "spot",

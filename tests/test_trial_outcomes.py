@@ -221,6 +221,7 @@ class FlakyOutput(SimulatedProvider):
 def test_an_error_handling_one_attempt_fails_that_trial_not_the_sweep(tmp_path: Path) -> None:
     raw = {"name": "flaky", "objective": {"metric": "loss"}, "space": {"x": {"type": "uniform", "low": 0, "high": 1}},
            "sampler": {"type": "random", "seed": 0}, "budget": {"trials": 4, "usd": 0.5},
+           "scheduler": {"type": "fifo"},
            "resources": {"provider": "simulated", "region": "us-east-1", "instance_type": "m5.large",
                          "workers": 2, "simulation": {"workload": "simworkloads:steady", "max_steps": 20}}}
     spec = parse_sweep(raw)

@@ -62,3 +62,80 @@ def test_verdicts_are_stored_as_made_and_read_back_unchanged(tmp_path: Path) -> 
         expected = {t.number: v for t in judged for lv, v, _up in t.verdicts if lv == level and v is not None}
         assert rungs.results_at(level) == expected
     store.close()
+
+
+def test_trials_shows_why_each_verdict_went_as_the_live_output_said(tmp_path: Path) -> None:
+    """The live output says why a trial was promoted or stopped at a rung; `costtune trials STUDY N` (and its
+    JSON) shows the very same reason, read from the store, with each verdict."""
+    import json
+
+    from click.testing import CliRunner
+
+    from costtune.cli import main
+    from costtune.history import TrialState
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    spec = parse_sweep(with_changes(ASHA))
+    study, _ = open_sweep(store, spec)
+    provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
+    events: list[str] = []
+    SweepController(spec, study, provider, on_event=events.append, trial_events=True).run()
+    judged = [t for t in study.history().trials if t.verdicts]
+    stopped = [t for t in judged if t.state == TrialState.STOPPED]
+    assert stopped and any(up for t in judged for _level, _v, up in t.verdicts)
+    for trial in judged:
+        as_json = CliRunner().invoke(main, ["trials", "verdicts", str(trial.number), "--db", store.url,
+                                            "--format", "json"])
+        assert as_json.exit_code == 0, as_json.output
+        verdicts = json.loads(as_json.output)["verdicts"]
+        assert [v["promoted"] for v in verdicts] == [up for _level, _v, up in trial.verdicts]
+        assert all("spent past its first report" in v["reason"] and "start-up not counted" in v["reason"]
+                   for v in verdicts), verdicts
+        if trial in stopped:  # the stop's reason, word for word as it was shown live
+            assert any(e.startswith(f"trial {trial.number} stopped") and f"({verdicts[-1]['reason']})" in e
+                       for e in events), verdicts
+    trial = next(t for t in judged if len(t.verdicts) > 1)  # promoted, then judged again
+    verdicts = json.loads(CliRunner().invoke(main, ["trials", "verdicts", str(trial.number), "--db", store.url,
+                                                    "--format", "json"]).output)["verdicts"]
+    assert verdicts[0]["promoted"] and verdicts[0]["reason"] != verdicts[-1]["reason"]
+    shown = CliRunner().invoke(main, ["trials", "verdicts", str(trial.number), "--db", store.url],
+                               env={"COLUMNS": "400"})
+    assert shown.exit_code == 0, shown.output
+    flat = " ".join(shown.output.split())
+    for v in verdicts:
+        assert f"{'promoted' if v['promoted'] else 'stopped'}: {' '.join(v['reason'].split())}" in flat, shown.output
+
+
+def test_a_store_made_before_verdict_reasons_gains_the_column_and_keeps_its_verdicts(store_url: str) -> None:
+    """A store written by the previous costtune (no trial.verdict_reasons_json; verdicts without reasons),
+    on SQLite and PostgreSQL: opening it adds the column, its verdicts read back without reasons, and new
+    verdicts store theirs."""
+    from costtune.history import Mode, TrialState
+    from costtune.store import Proposal
+
+    old = Store(store_url)
+    sid = old.create_study("old", metric="loss", mode=Mode.MIN, space={"x": {"type": "uniform", "low": 0, "high": 1}},
+                           sampler={"type": "random"}).id
+    ids = []
+    for i in range(2):
+        claimed = old.claim_next(sid, lambda h, n, s, i=i: Proposal({"x": i / 10}), owner="me")
+        assert claimed is not None
+        ids.append(claimed.id)
+    with old.engine.begin() as conn:  # as the previous costtune left it
+        conn.execute(text("ALTER TABLE trial DROP COLUMN verdict_reasons_json"))
+        conn.execute(text("UPDATE trial SET verdicts_json = '[[2000, 0.5, true]]' WHERE id = :id"), {"id": ids[0]})
+    old.close()
+
+    store = Store(store_url)
+    (first, second) = store.history(sid).trials
+    assert first.verdicts == ((2000, 0.5, True),) and first.verdict_reasons == ()
+    store.record_verdict(ids[0], 6000, 0.4, False, "below the top 1/3 at $0.006 rung")
+    store.record_verdict(ids[1], 2000, 0.9, False, "below the top 1/3 at $0.002 rung")
+    store.finish_trial(ids[1], TrialState.STOPPED)
+    (first, second) = store.history(sid).trials
+    assert first.verdicts == ((2000, 0.5, True), (6000, 0.4, False))
+    assert first.verdict_reasons == ((6000, "below the top 1/3 at $0.006 rung"),)
+    assert second.verdict_reasons == ((2000, "below the top 1/3 at $0.002 rung"),)
+    store.record_verdict(ids[1], 2000, 0.8, True)  # judged again at that level: the old reason goes with it
+    assert store.history(sid).trials[1].verdict_reasons == ()
+    store.close()

@@ -145,15 +145,20 @@ _LARGE_RUN_TRIALS = 20_000  # a forecast run of this many trials takes minutes: 
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="Output format.")
 @click.option("--quiet", is_flag=True, help="No progress bar while the simulated runs go.")
+@click.option("--change-cap", is_flag=True,
+              help="For a study the store already holds: plan with the file's budget.usd as its cap, as "
+                   "`costtune run --change-cap` would run it (default: the study's stored cap).")
 @handled
 def plan(sweep_file: str, runs: int | None, no_forecast: bool, jobs: int | None, exact_sampler: bool, db: str | None,
-         fmt: str, quiet: bool) -> None:
+         fmt: str, quiet: bool, change_cap: bool) -> None:
     """What SWEEP_FILE will cost, before any money is spent.
 
     Rungs and brackets in dollars, start-up and minimum-charge overheads, expected preemption
     waste (printed at once) and, for a simulated sweep, a spend forecast from --runs runs of it on
-    the simulator, in --jobs parallel processes on in-memory stores. Nothing is written to any
-    store: --db is only read, for earlier attempts' spend before their first report.
+    the simulator, in --jobs parallel processes on in-memory stores. When the store (--db) already
+    holds a study of the sweep's name, the plan is what `costtune run` would do resuming it: its
+    stored sampler, scheduler, rungs and cap, and what it already spent. Nothing is written to any
+    store: --db is only read.
     """
     if runs is not None and runs < 0:
         raise SpecError("--runs", "must be an integer >= 0", runs)
@@ -161,17 +166,18 @@ def plan(sweep_file: str, runs: int | None, no_forecast: bool, jobs: int | None,
         raise SpecError("--jobs", "must be an integer >= 1", jobs)
     try:
         _plan(sweep_file, runs=0 if no_forecast else runs, jobs=jobs, exact_sampler=exact_sampler, db=db, fmt=fmt,
-              quiet=quiet)
+              quiet=quiet, change_cap=change_cap)
     except KeyboardInterrupt:
         err_console.print("interrupted: plan spends nothing and keeps nothing", highlight=False)
         sys.exit(130)
 
 
 def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler: bool, db: str | None, fmt: str,
-          quiet: bool) -> None:
+          quiet: bool, change_cap: bool = False) -> None:
     from costtune.plan.analytic import build_plan
     from costtune.plan.render import render_forecast, render_notes, render_plan, to_dict
     from costtune.plan.startup import read_first_reports
+    from costtune.plan.stored import read_stored_study
     from costtune.spec import load_sweep
     from costtune.store import resolve_db_url
 
@@ -181,8 +187,25 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
 
         check_public_url(spec)  # what `costtune run` would refuse before anything, offline
     simulated = spec.resources.provider == "simulated"
-    measured = read_first_reports(resolve_db_url(db), spec.name, spec.resources.billing)
-    result = build_plan(spec, measured=measured)
+    url = resolve_db_url(db)
+    stored = read_stored_study(url, spec.name)
+    notes: list[str] = []
+    if stored is not None:
+        try:
+            spec, notes = _as_resumed(stored, spec, change_cap=change_cap)
+        except (InputError, SpecError) as exc:  # what `costtune run` refuses: the file is planned as it stands
+            notes = [f"`costtune run` would not resume study {spec.name!r} of {stored.where} with this file ({exc}); "
+                     "the plan is the file's own, as for a new study"]
+            spec, stored = load_sweep(sweep_file), None  # as read: the resume rules may have changed it
+    measured = read_first_reports(url, spec.name, spec.resources.billing)
+    result = build_plan(spec, measured=measured, resumes=stored)
+    result.notes.extend(notes)
+    planned = result.schedule.trials
+    if stored is not None and result.schedule.iterations and planned is not None and stored.trials > planned:
+        held = plural(stored.trials, "trial")
+        result.notes.append(f"study {spec.name!r} already holds {held}, more than the {planned} planned: earlier "
+                            "runs added iterations that cost less than planned; `costtune run` plans another while "
+                            "what is left of the cap holds one")
     if fmt == "table":
         render_plan(result, out_console)  # the plan at once; the forecast follows when its runs are done
         out_console.file.flush()
@@ -192,6 +215,9 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
                           "(--runs 3 for a quicker forecast, --no-forecast for the plan alone)", highlight=False)
     if simulated and runs != 0:
         result.forecast = _forecast_with_progress(spec, runs, jobs=jobs, exact_sampler=exact_sampler, show=not quiet)
+        if stored is not None:
+            result.notes.append(f"the forecast simulates study {spec.name!r} whole, from its first trial under its "
+                                "cap: the money it already spent is part of its spend")
     elif simulated:
         result.notes.append("no spend forecast (--runs 0 / --no-forecast): the figures above are the analytic plan")
     if fmt == "json":
@@ -200,6 +226,26 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
     if result.forecast is not None:
         render_forecast(result.forecast, out_console)
     render_notes(result, out_console)
+
+
+def _as_resumed(stored: Any, spec: Any, *, change_cap: bool) -> tuple[Any, list[str]]:
+    """The sweep as `costtune run` would resume the stored study (``costtune.runner.session.as_resumed``), and
+    notes on what the file says that the resume does not take."""
+    from costtune.money import format_usd
+    from costtune.runner.session import as_resumed, sampler_drift
+
+    info = stored.info
+    notes = sampler_drift(info, spec)
+    file_cap = spec.budget.usd_micros
+    resumed = as_resumed(info, spec, change_cap=change_cap)
+    if file_cap != info.budget_usd_micros and not change_cap:
+        def usd(micros: int | None) -> str:
+            return "no cap" if micros is None else format_usd(micros)
+
+        notes.append(f"budget.usd: the file says {usd(file_cap)}, study {info.name!r} has a stored cap of "
+                     f"{usd(info.budget_usd_micros)}: planned with the stored one; `costtune run` refuses the file's "
+                     "unless --change-cap, which makes it the cap (`costtune plan --change-cap` plans with it)")
+    return resumed, notes
 
 
 def _forecast_with_progress(spec: Any, runs: int | None, *, jobs: int | None, exact_sampler: bool,

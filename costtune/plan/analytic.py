@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec
 from costtune.spec.resources import Resources
 from costtune.words import plural
+
+if TYPE_CHECKING:
+    from costtune.plan.stored import StoredStudy
 
 
 @dataclass(frozen=True)
@@ -93,15 +96,20 @@ class SweepPlan:
     forecast: Forecast | None = None
     notes: list[str] = field(default_factory=list)
     sampler: dict[str, Any] = field(default_factory=dict)  # the normalised sampler config the file gives
+    # The study of the sweep's name the store already holds: the plan is then that study's resume.
+    resumes: StoredStudy | None = None
+    seed_at_run: bool = False  # the file gives no seed: `costtune run` draws one when it creates the study
 
 
 def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact_sampler: bool = False,
-               measured: FirstReports | None = None,
+               measured: FirstReports | None = None, resumes: StoredStudy | None = None,
                on_run: Callable[[int, RunSample], None] | None = None) -> SweepPlan:
     """The whole plan; ``runs`` > 0 adds the Monte Carlo forecast (simulated sweeps only).
 
     ``measured``: earlier attempts of the sweep's study (``startup.read_first_reports``), for the
-    first-rung warning. ``jobs``/``exact_sampler``/``on_run`` go to ``forecast.forecast``.
+    first-rung warning. ``resumes``: the stored study ``spec`` resumes (``spec`` is then the sweep as
+    resumed, ``costtune.runner.session.as_resumed``), whose spend the plan shows. ``jobs``/``exact_sampler``/
+    ``on_run`` go to ``forecast.forecast``.
     """
     res = spec.resources
     notes: list[str] = []
@@ -127,8 +135,15 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
         name=spec.name, provider=res.provider, scheduler=dict(spec.scheduler), budget_micros=spec.budget.usd_micros,
         budget_trials=spec.budget.trials, workers=res.workers, billing=res.billing.note, rate_source=res.rate_source,
         schedule=schedule, overheads=overheads, launches=launches, overhead_micros=overhead, preemption=preemption,
-        notes=notes, sampler=dict(spec.sampler),
+        notes=notes, sampler=dict(spec.sampler), resumes=resumes,
     )
+    given = spec.raw.get("sampler")
+    if resumes is None and "seed" in spec.sampler and not (isinstance(given, dict) and given.get("seed") is not None):
+        # the seed parse_sweep drew for this plan is not the one a run will draw (and store with the study)
+        plan.sampler["seed"] = None
+        plan.seed_at_run = True
+        notes.append("sampler.seed: the file gives none; `costtune run` draws one when it creates the study and "
+                      "stores it (`costtune plan` shows it from then on)")
     if res.provider == "simulated" and runs > 0:
         plan.forecast = forecast(spec, runs, jobs=jobs, exact_sampler=exact_sampler, on_run=on_run)
     elif res.provider != "simulated":

@@ -42,10 +42,18 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
     budget = " and ".join(x for x in (
         None if plan.budget_micros is None else format_usd(plan.budget_micros),
         None if plan.budget_trials is None else plural(plan.budget_trials, "trial")) if x) or "none"
-    sampler = describe_sampler(plan.sampler)
+    sampler = describe_sampler({**plan.sampler, "seed": "drawn at run time"} if plan.seed_at_run else plan.sampler)
     console.print(styled((f"plan: {plan.name}", "bold"), f"  provider {plan.provider}, sampler {sampler}, scheduler "
                          f"{s.kind}, budget {budget}, {plural(plan.workers, 'worker')}; billing {plan.billing}"),
                   highlight=False)
+    if plan.resumes is not None:
+        r = plan.resumes
+        left_micros = r.left_micros(plan.budget_micros)
+        left = "" if left_micros is None else f", {format_usd(left_micros)} left under its cap"
+        console.print(f"resumes study {r.info.name!r} of {r.where} ({plural(r.trials, 'trial')}, "
+                      f"{format_usd(r.spent_micros)} spent{left}): as `costtune run` would, with its stored sampler, "
+                      "scheduler, rungs and cap; the plan below is the whole study's, spent money included",
+                      highlight=False, soft_wrap=True)
     if plan.scheduler.get("chosen"):  # no min_usd/max_usd in the file: chosen at sweep start, kept on resume
         console.print(f"rungs chosen (the file gives none): {plan.scheduler['chosen']}", highlight=False,
                       soft_wrap=True)
@@ -69,6 +77,10 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
     if s.trial_cost_micros is not None:
         rows.append(("expected cost of one trial", format_usd(s.trial_cost_micros)))
     rows.append(("planned", _money(s.planned_micros)))
+    if plan.resumes is not None:
+        rows.append(("already spent (the study so far)", format_usd(plan.resumes.spent_micros)))
+        if plan.budget_micros is not None:
+            rows.append(("left under the cap", _money(plan.resumes.left_micros(plan.budget_micros))))
     if s.expected_micros is not None and s.expected_micros != s.planned_micros:
         rows.append(("expected (trials ending below a rung)", format_usd(s.expected_micros)))
     if plan.launches is not None:
@@ -143,6 +155,18 @@ def _settled(f: Forecast) -> str:
     return " (settled)" if f.settled else ""
 
 
+def _resumes(plan: SweepPlan) -> dict[str, Any] | None:
+    """The stored study the plan is a resume of (None for a new study): its trials and money so far."""
+    r = plan.resumes
+    if r is None:
+        return None
+    left = r.left_micros(plan.budget_micros)  # under the cap planned with (budget.usd_micros)
+    return {"study": r.info.name, "store": r.where, "trials": r.trials,
+            "stored_cap_usd": usd_text(r.info.budget_usd_micros), "stored_cap_micros": r.info.budget_usd_micros,
+            "spent_usd": usd_text(r.spent_micros), "spent_micros": r.spent_micros, "remaining_usd": usd_text(left),
+            "remaining_micros": left}
+
+
 def to_dict(plan: SweepPlan) -> dict[str, Any]:
     s, p, f = plan.schedule, plan.preemption, plan.forecast
     out: dict[str, Any] = {
@@ -174,6 +198,7 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
                        "waste_usd": usd_text(p.waste_micros), "waste_micros": p.waste_micros,
                        "restart_usd": usd_text(p.restart_micros), "restart_micros": p.restart_micros, "note": p.note},
         "forecast": None,
+        "resumes": _resumes(plan),
         "notes": plan.notes + ([stand_in_note(f)] if f is not None and f.stand_in else []),
     }
     if f is not None:

@@ -80,7 +80,7 @@ def read_first_reports(db_url: str, study: str, rule: BillingRule) -> FirstRepor
     ``plan`` works without a store). SQLite files are opened with ``mode=ro``; PostgreSQL in a
     read-only transaction.
     """
-    rows = _read_sqlite(db_url, study) if db_url.startswith("sqlite") else _read_other(db_url, study)
+    rows = read_rows(db_url, _ATTEMPTS_SQL, study)
     if not rows:
         return None
     exact, at_least = [], []
@@ -91,11 +91,16 @@ def read_first_reports(db_url: str, study: str, rule: BillingRule) -> FirstRepor
             at_least.append(int(cost or 0))
     if not exact and not at_least:
         return None
-    where = db_url.split("///", 1)[-1] if db_url.startswith("sqlite") else _masked(db_url)
-    return FirstReports(study, where, tuple(exact), tuple(at_least))
+    return FirstReports(study, where_of(db_url), tuple(exact), tuple(at_least))
 
 
-def _read_sqlite(db_url: str, study: str) -> list[Any]:
+def read_rows(db_url: str, sql: str, name: str) -> list[Any]:
+    """The rows ``sql`` (one ``?`` parameter: ``name``) gives in the store at ``db_url``, read-only; [] when the
+    store does not exist, cannot be read or lacks what the query names (an older schema)."""
+    return _read_sqlite(db_url, name, sql) if db_url.startswith("sqlite") else _read_other(db_url, name, sql)
+
+
+def _read_sqlite(db_url: str, study: str, sql: str) -> list[Any]:
     from sqlalchemy.engine import make_url
 
     path = make_url(db_url).database
@@ -106,14 +111,14 @@ def _read_sqlite(db_url: str, study: str) -> list[Any]:
     except sqlite3.Error:
         return []
     try:
-        return conn.execute(_ATTEMPTS_SQL, (study,)).fetchall()
+        return conn.execute(sql, (study,)).fetchall()
     except sqlite3.Error:  # not a costtune store, an older schema, locked: nothing measured
         return []
     finally:
         conn.close()
 
 
-def _read_other(db_url: str, study: str) -> list[Any]:
+def _read_other(db_url: str, study: str, sql: str) -> list[Any]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -124,11 +129,16 @@ def _read_other(db_url: str, study: str) -> list[Any]:
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-            return list(conn.execute(text(_ATTEMPTS_SQL.replace("?", ":name")), {"name": study}).fetchall())
+            return list(conn.execute(text(sql.replace("?", ":name")), {"name": study}).fetchall())
     except SQLAlchemyError:
         return []
     finally:
         engine.dispose()
+
+
+def where_of(db_url: str) -> str:
+    """The store's file, or its URL with any password masked: for messages."""
+    return db_url.split("///", 1)[-1] if db_url.startswith("sqlite") else _masked(db_url)
 
 
 def _masked(url: str) -> str:

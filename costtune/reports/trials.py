@@ -34,7 +34,8 @@ def trial_rows(history: History, attempts: Mapping[int, Sequence[AttemptInfo]],
             "cost_usd": str(micros_to_usd(t.cost_micros)), "cost_micros": t.cost_micros,
             "output_dir": t.output_dir, "error": t.error,
             "verdicts": [{"rung_usd": str(micros_to_usd(level)), "rung_micros": level, "value": value,
-                          "promoted": promoted} for level, value, promoted in t.verdicts],
+                          "promoted": promoted, "reason": dict(t.verdict_reasons).get(level)}
+                         for level, value, promoted in t.verdicts],
             "warnings": list(t.warnings), "warning_count": t.warning_count,
             "attempts": [{"number": a.number, "provider": a.provider, "exit_reason": a.exit_reason,
                           "exit_code": a.exit_code, "billable_ms": a.billable_ms,
@@ -83,12 +84,18 @@ def trial_detail(row: Mapping[str, Any], metric: str, *, title: str,
              (metric, format_number(row["value"])), ("last step", format_number(row["last_step"])),
              ("metrics", format_params(row["metrics"]) or "-"), ("cost", format_usd(row["cost_micros"])),
              ("output", row["output_dir"] or "-")]
-    if row.get("verdicts"):
-        facts.append(("checks" if scheduler == "curve" else "rungs", ", ".join(
-            f"{format_usd(v['rung_micros'])} {format_number(v['value'])} {'promoted' if v['promoted'] else 'stopped'}"
-            for v in row["verdicts"])))
+    verdicts = row.get("verdicts") or []
+    label = "checks" if scheduler == "curve" else "rungs"
+    said = [f"{format_usd(v['rung_micros'])} {format_number(v['value'])} {'promoted' if v['promoted'] else 'stopped'}"
+            for v in verdicts]
+    if verdicts and not any(v.get("reason") for v in verdicts):  # stored by an older costtune: no reasons
+        facts.append((label, ", ".join(said)))
     out: list[RenderableType] = [Text(title, style="bold")]
     out += [Text(f"  {k}: {v}") for k, v in facts]
+    if any(v.get("reason") for v in verdicts):  # one line each, with why it went that way
+        heads = [f"{label}:", *([" " * (len(label) + 1)] * (len(said) - 1))]  # the later ones lined up under it
+        out += [Text(f"  {head} {line}" + (f": {v['reason']}" if v.get("reason") else ""))
+                for head, line, v in zip(heads, said, verdicts, strict=True)]
     att = row["attempts"]
     out.append(FittedTable([
         Column("attempt", [str(a["number"]) for a in att], keep=0),

@@ -56,7 +56,6 @@ class Claims:
     _checkpoints: bool
     _max_trials: int | None
     _launched_at_extension: int
-    _spent_at_iteration: int
     _short: tuple[int, int]  # the last unfunded claim: room left under the cap, money its trial needed
     _price_warnings: set[str]  # warnings about placed attempts' prices, each shown once
     _warn: Callable[[str], None]
@@ -77,9 +76,11 @@ class Claims:
     _denied: str | None
 
     def _another_iteration(self) -> bool:
-        """At the end of a Hyperband (or SH) plan, plan one more iteration if what is left of the cap
-        holds one: as planned, or as the last iteration really cost (trials that end below their
-        rungs leave money the plan counted as spent). The ledger still stops anything past the cap."""
+        """At the end of a Hyperband (SH, BOHB) plan, plan one more iteration if what is left of the cap
+        holds one: as planned, or as the plan's last iteration really cost (trials that end below their
+        rungs leave money the plan counted as spent). That cost is read from the stored trials, so a
+        resumed sweep (a raised cap) that has spent nothing yet judges it the same way. The ledger still
+        stops anything past the cap."""
         add = getattr(self.rungs, "add_iteration", None)
         if (add is None or self._idle != LIMIT or self._stopping or self._halt
                 or self.status.launched == self._launched_at_extension):
@@ -87,10 +88,11 @@ class Claims:
         if self.spec.max_trials is not None and self.spec.max_trials <= (self._max_trials or 0):
             return False  # budget.trials (or the sampler) is the limit, not the plan
         cap, spent, reserved = self.store.balance(self.scope)
-        needed = min(self.rungs.iteration_cost(), spent - self._spent_at_iteration)  # type: ignore[union-attr]
-        if cap is None or needed <= 0 or cap - spent - reserved < needed:
+        if cap is None:
             return False
-        self._spent_at_iteration = spent
+        needed = min(self.rungs.iteration_cost(), self._last_iteration_cost())  # type: ignore[union-attr]
+        if needed <= 0 or cap - spent - reserved < needed:
+            return False
         add()
         self._launched_at_extension = self.status.launched
         self._max_trials = self._trial_limit()
@@ -98,6 +100,11 @@ class Claims:
         self._on_event(f"budget left for another {self.rungs.kind} iteration: "  # type: ignore[union-attr]
                        f"{plural(self._max_trials or 0, 'trial')} planned")
         return True
+
+    def _last_iteration_cost(self) -> int:
+        """What the trials of the plan's last iteration were charged in all (micro-dollars, every run)."""
+        numbers = self.rungs.last_iteration()  # type: ignore[union-attr]
+        return sum(t.cost_micros for t in self.study.history().trials if t.number in numbers)
 
     def _trial_limit(self) -> int | None:
         """How many trials the study may hold: budget.trials / the sampler, and a rung plan's size."""

@@ -112,7 +112,6 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
         self.status.workers = spec.resources.workers
         self._kill_now = False  # asked twice to stop: running attempts are killed without their grace
         self._launched_at_extension = -1  # status.launched when the plan last grew by an iteration
-        self._spent_at_iteration = 0  # the ledger's spend when the current iteration began
         self._checkpoints = spec.resources.simulation.checkpoint if spec.resources.simulation else False
         self._price_warnings: set[str] = set()
         if self.rungs is not None and self.rungs.kind == "bohb":

@@ -163,8 +163,9 @@ class Decisions:
                 self._first_report(live, spent, None, late=True)
             value = live.attempt_value if live.attempt_value is not None else live.value
             decision = self.rungs.judge(live.number, live.rung, value)
-            self.store.record_verdict(live.claimed.id, live.rung, value, decision.promote)  # stored as made
             live.decision = self._compared(live, decision.reason)
+            self.store.record_verdict(live.claimed.id, live.rung, value, decision.promote,  # stored as made
+                                      live.decision)
             if not decision.promote:
                 return "completed" if live.rung == self.rungs.ladder(live.number)[-1] else "stopped"
             nxt = decision.next_rung_micros

@@ -47,7 +47,6 @@ class Recovery:
     _live: dict[int, LiveAttempt]
     _tags: dict[str, str] | None
     _max_trials: int | None
-    _spent_at_iteration: int
     _failures_in_a_row: int
     _streak_before: int
     _failure_streak: Callable[[], int]
@@ -61,7 +60,6 @@ class Recovery:
         """Recover what a dead controller left, settle its reservations, set the cap, replay rungs."""
         self._recover()
         self.store.sync_study_cap(self.study.id)  # the study's stored cap, less what it spent outside the ledger
-        self._spent_at_iteration = self.store.balance(self.scope).spent_micros
         history = self.study.history()
         if self.rungs is not None:
             cover = getattr(self.rungs, "cover", None)

@@ -46,12 +46,14 @@ def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False,
     resumed = info is not None
     root = Path(spec.output_dir).expanduser().resolve() if spec.output_dir else None
     if info is None:
+        # the scheduler it got by default is stored with it: a later default never changes a study that exists
+        stored = spec.raw if "scheduler" in spec.raw else {**spec.raw, "scheduler": {"type": spec.scheduler["type"]}}
         simulated = spec.resources.provider == "simulated"  # writes no trial directories
         folder = None if simulated else claim_output_dir(root, spec.name, store=store.display_url)
         try:
             info = store.create_study(
                 spec.name, metric=spec.metric, mode=spec.mode, space=spec.space.to_dict(),
-                sampler=spec.sampler, spec=spec.raw, budget_usd_micros=spec.budget.usd_micros,
+                sampler=spec.sampler, spec=stored, budget_usd_micros=spec.budget.usd_micros,
                 queued=spec.sampler.get("configs", []), output_dir=None if folder is None else str(folder),
             )
         except StoreError:  # another `costtune run` created it a moment ago
@@ -122,8 +124,8 @@ def _keep_stored_scheduler(info: StudyInfo, spec: SweepSpec) -> None:
     if "scheduler" in spec.raw:
         return
     stored = info.spec.get("scheduler") if isinstance(info.spec, dict) else None
-    if not isinstance(stored, dict):
-        return  # the study has none stored either: FIFO then and now
+    if not isinstance(stored, dict):  # a study made before defaults were stored ran FIFO: it still does
+        stored = {"type": "fifo"}
     kept = parse_sweep({**spec.raw, "scheduler": stored})
     spec.scheduler.clear()  # the spec is frozen; its config dict is the one the controller reads
     spec.scheduler.update(kept.scheduler)
@@ -261,3 +263,31 @@ def _update(progress: Progress, task: Any, status: RunStatus, spec: SweepSpec, s
     detail = (f"{running}  failed {status.failed}{denied}{extra}  best {study.metric} {best}  "
               f"spent {format_usd(status.spend_micros)}{cap}")
     progress.update(task, completed=completed, count=count, detail=detail)
+
+
+def as_resumed(info: StudyInfo, spec: SweepSpec, *, change_cap: bool = False) -> SweepSpec:
+    """The sweep ``spec`` as ``costtune run`` would run it on the stored study ``info``, worked out from ``info``
+    alone (nothing is read or written elsewhere: ``costtune plan`` describes a resume with it).
+
+    The rules of ``open_sweep``: the stored scheduler when the file has no ``scheduler`` section, the rungs
+    chosen when the study started, the stored sampler (a resumed study keeps its own, seed included; the
+    file's ``sampler.configs`` still count), and the stored cap (the file's ``budget.usd`` with
+    ``change_cap``). Raises what ``open_sweep`` raises for a file the study cannot resume with (another
+    objective, space, sampler type or scheduler). ``spec``'s scheduler section is adjusted in place, as
+    ``open_sweep`` does; the returned spec is a copy with the stored sampler and cap, in its ``raw`` too (what
+    a forecast re-parses).
+    """
+    from dataclasses import replace
+
+    _keep_stored_scheduler(info, spec)
+    _keep_chosen_rungs(info, spec)
+    _check_compatible(info, spec)
+    sampler = {key: value for key, value in info.sampler.items() if key != "configs"}
+    if spec.sampler.get("configs"):
+        sampler["configs"] = spec.sampler["configs"]
+    cap = spec.budget.usd_micros if change_cap else info.budget_usd_micros
+    budget = {key: value for key, value in (spec.raw.get("budget") or {}).items() if key != "usd"}
+    if cap is not None:
+        budget["usd"] = str(micros_to_usd(cap))  # exact decimal text, as parse_sweep reads it
+    raw = {**spec.raw, "sampler": sampler, "budget": budget}
+    return replace(spec, sampler=sampler, budget=replace(spec.budget, usd_micros=cap), raw=raw)

@@ -182,6 +182,11 @@ class Hyperband:
         """The planned money of one more iteration of the bracket sequence."""
         return self.plan.total_cost_micros // self.plan.iterations
 
+    def last_iteration(self) -> range:
+        """The trial numbers of the plan's last iteration (each iteration holds the same number of trials)."""
+        per_trials = self.plan.total_trials // self.plan.iterations
+        return range(self.plan.total_trials - per_trials, self.plan.total_trials)
+
     def add_iteration(self) -> None:
         """Plan one more iteration (the controller does so only when the budget still holds a whole one:
         trials that end below their rungs leave money the first plan counted as spent)."""

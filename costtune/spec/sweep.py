@@ -121,7 +121,7 @@ def parse_sweep(data: Any) -> SweepSpec:
     space = SearchSpace.from_dict(space_cfg, path="space")
     _check_param_names(space)
     sampler = sampler_config(_with_default_type(data.get("sampler", {}), data.get("budget"), resources), space)
-    scheduler = scheduler_config(data.get("scheduler", {"type": "fifo"}), choose=True)
+    scheduler = scheduler_config(data.get("scheduler", default_scheduler(data.get("budget"), resources)), choose=True)
     budget = _budget(data.get("budget", {}), sampler["type"])
     if scheduler["type"] != "fifo" and resources.usd_per_hour_micros == 0:
         raise SpecError("scheduler.type", f"{scheduler['type']} judges trials by the dollars they spend: price them "
@@ -171,6 +171,22 @@ def default_sampler_type(budget: Any, resources: Resources) -> dict[str, Any]:
     if usd is not None and (resources.usd_per_hour_micros > 0 or resources.rates):
         return {"type": "bayes", "cost_aware": True}
     return {"type": "random"}
+
+
+def default_scheduler(budget: Any, resources: Resources) -> dict[str, Any]:
+    """The scheduler section a sweep gets when its file has none.
+
+    Under a dollar budget (``budget.usd``) on priced resources: learning-curve stopping
+    (``{type: curve}``, ``costtune.schedulers.curve``), which with cost-aware Bayes reached the benchmarks'
+    targets for fewer or equal dollars than running every trial to its end (``benchmarks/vs_optuna.py``,
+    README "costtune against Optuna"). Otherwise ``{type: fifo}``: every trial runs to its end. A new
+    study stores the section it got (``runner.session.open_sweep``), so a later change of this default
+    never changes a study that exists.
+    """
+    usd = budget.get("usd") if isinstance(budget, dict) else None
+    if usd is not None and resources.usd_per_hour_micros > 0:
+        return {"type": "curve"}
+    return {"type": "fifo"}
 
 
 def _with_default_type(value: Any, budget: Any, resources: Resources) -> Any:

@@ -246,17 +246,24 @@ class AttemptBook:
             if trial is not None:
                 s.refresh(trial)
 
-    def record_verdict(self, trial_id: int, rung_micros: int, value: float | None, promoted: bool) -> None:
-        """Store a rung verdict when it is made: the level (micro-dollars), the value judged and whether the
-        trial was promoted. A verdict at a level already judged replaces it. Raises ``StoreError`` for an
+    def record_verdict(self, trial_id: int, rung_micros: int, value: float | None, promoted: bool,
+                       reason: str | None = None) -> None:
+        """Store a rung verdict when it is made: the level (micro-dollars), the value judged, whether the
+        trial was promoted and why (``reason``, as the controller said it; ``costtune trials STUDY N`` shows
+        it). A verdict at a level already judged replaces it, reason included. Raises ``StoreError`` for an
         unknown trial."""
         with self._tx() as s:  # column reads and an UPDATE: no ORM row left behind in the controller's batch
-            found = s.exec(select(TrialRow.id, TrialRow.verdicts_json).where(TrialRow.id == trial_id)).first()
+            found = s.exec(select(TrialRow.id, TrialRow.verdicts_json, TrialRow.verdict_reasons_json)
+                           .where(TrialRow.id == trial_id)).first()
             if found is None:
                 raise StoreError(f"trial {trial_id} does not exist")
             kept = [v for v in json.loads(found[1] or "[]") if v[0] != rung_micros]
             text_ = json.dumps(sorted([*kept, [rung_micros, value, promoted]], key=lambda v: v[0]))
-            s.execute(update(TrialRow).where(col(TrialRow.id) == trial_id).values(verdicts_json=text_))
+            reasons = {k: v for k, v in json.loads(found[2] or "{}").items() if k != str(rung_micros)}
+            if reason:
+                reasons[str(rung_micros)] = reason
+            s.execute(update(TrialRow).where(col(TrialRow.id) == trial_id).values(
+                verdicts_json=text_, verdict_reasons_json=json.dumps(reasons) if reasons else None))
 
     def add_trial_warnings(self, trial_id: int, messages: list[str], count: int, *, keep: int = 20) -> None:
         """Add ``count`` warnings about a trial's output, keeping the first ``keep`` messages."""

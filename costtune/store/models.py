@@ -16,7 +16,8 @@ from sqlmodel import Field, SQLModel
 # 3: attempt.argv_json, bill_granule_s, bill_minimum_s, note; trial.warnings_json
 # 4: trial.verdicts_json
 # 5: tables bundle, remote_attempt, remote_line (store/remote_models.py)
-SCHEMA_VERSION = 5
+# 6: trial.verdict_reasons_json
+SCHEMA_VERSION = 6
 
 
 def utcnow() -> datetime:
@@ -68,6 +69,9 @@ class TrialRow(SQLModel, table=True):
     warnings_json: str | None = Field(default=None, sa_column=Column(Text))
     # Its rung verdicts as they were made: [[rung level micros, value judged or null, promoted], ...].
     verdicts_json: str | None = Field(default=None, sa_column=Column(Text))
+    # Why each verdict went as it did: {"<rung level micros>": reason, ...} (a column of its own, so a store
+    # read by an older costtune still parses verdicts_json).
+    verdict_reasons_json: str | None = Field(default=None, sa_column=Column(Text))
     owner: str | None = None  # the controller that runs it now (host:pid:start)
     heartbeat_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -134,4 +138,5 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("study", "output_dir", "TEXT"),
     ("trial", "verdicts_json", "TEXT"),
     ("trial", "revision", "BIGINT NOT NULL DEFAULT 0"),
+    ("trial", "verdict_reasons_json", "TEXT"),
 )

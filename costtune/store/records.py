@@ -179,6 +179,8 @@ def _frozen(row: TrialRow, attempts: int) -> FrozenTrial:
         error=row.error,
         **_warnings(row.warnings_json),
         verdicts=tuple((int(level), value, bool(up)) for level, value, up in json.loads(row.verdicts_json or "[]")),
+        verdict_reasons=tuple(sorted((int(level), str(reason))
+                                     for level, reason in json.loads(row.verdict_reasons_json or "{}").items())),
     )
 
 

@@ -177,7 +177,8 @@ class Books:
         assert self.rungs is not None
         while run.rung is not None and spend >= run.rung:
             decision = self.rungs.judge(run.number, run.rung, run.value)
-            self.store.record_verdict(run.trial_id, run.rung, run.value, decision.promote)  # stored as made
+            self.store.record_verdict(run.trial_id, run.rung, run.value, decision.promote,  # stored as made
+                                      decision.reason)
             if not decision.promote:
                 run.complete = run.rung == self.rungs.ladder(run.number)[-1]
                 run.stop, run.rung = decision.reason, None
@@ -205,7 +206,7 @@ class Books:
         verdict = judge_from_store(self.curve, self.store, self.study_id, self.metric, run.number)
         if verdict.stop:
             run.stop = verdict.reason
-            self.store.record_verdict(run.trial_id, spend, run.value, False)
+            self.store.record_verdict(run.trial_id, spend, run.value, False, verdict.reason)
             self.store.set_attempt_note(run.attempt_id, verdict.reason)
             return
         run.curve_check = self.curve.next_check(run.curve_first, spend)

@@ -44,8 +44,8 @@ def trial_detail(store: Store, info: StudyInfo, number: int) -> dict[str, Any]:
         "cost_micros": trial.cost_micros, "last_step": trial.last_step, "error": trial.error,
         "warnings": list(trial.warnings), "warning_count": trial.warning_count,
         "started_at": iso(trial.started_at), "finished_at": iso(trial.finished_at), "output_dir": trial.output_dir,
-        "verdicts": [{"rung_micros": level, "value": _finite(value), "promoted": up}
-                     for level, value, up in trial.verdicts],
+        "verdicts": [{"rung_micros": level, "value": _finite(value), "promoted": up,
+                      "reason": dict(trial.verdict_reasons).get(level)} for level, value, up in trial.verdicts],
         "attempts": [{
             "number": a.number, "provider": a.provider, "region": a.region, "instance_type": a.instance_type,
             "market": a.market, "rate_micros_per_hour": a.rate_micros_per_hour, "started_at": iso(a.started_at),

@@ -187,7 +187,7 @@
       el("h2", { text: "metrics (last reported)" }), table([{ label: "name", get: (r) => r[0] }, { label: "value", num: true, get: (r) => num(r[1]) }], Object.entries(t.metrics), { id: "metrics" }),
       el("div", { cls: "charts" }, box("chart-trial", t.metric + " vs this trial's spend")),
       t.verdicts.length ? el("h2", { text: "rung verdicts" }) : null,
-      t.verdicts.length ? table([{ label: "rung", num: true, get: (r) => T(r, "rung_micros") }, { label: t.metric, num: true, get: (r) => num(r.value) }, { label: "verdict", get: (r) => (r.promoted ? "promoted" : "stopped") }], t.verdicts) : null,
+      t.verdicts.length ? table([{ label: "rung", num: true, get: (r) => T(r, "rung_micros") }, { label: t.metric, num: true, get: (r) => num(r.value) }, { label: "verdict", get: (r) => (r.promoted ? "promoted" : "stopped") }, { label: "why", get: (r) => r.reason || "" }], t.verdicts) : null,
       el("h2", { text: "attempts" }),
       table([{ label: "#", get: (r) => r.number }, { label: "provider", get: (r) => r.provider }, { label: "region", get: (r) => r.region },
         { label: "instance", get: (r) => r.instance_type }, { label: "market", get: (r) => r.market }, { label: "rate", num: true, get: (r) => T(r, "rate_micros_per_hour") },
