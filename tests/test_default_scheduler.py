@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from costtune.providers import make_provider
 
 from costtune.errors import InputError
-from costtune.providers import make_provider
 from costtune.runner.controller import SweepController
 from costtune.runner.session import open_sweep
 from costtune.spec import parse_sweep
@@ -75,7 +75,7 @@ def test_a_study_stored_without_a_scheduler_resumes_fifo_and_is_not_refused(tmp_
     store.update_study(info.id, spec=old)
     spec = parse_sweep(sweep(budget={"usd": 0.01}))
     assert spec.scheduler["type"] == "curve"  # what a new study would get today
-    study, resumed = open_sweep(store, spec)
+    _study, resumed = open_sweep(store, spec)
     assert resumed and spec.scheduler == {"type": "fifo"}
     assert store.get_study("sched").spec["scheduler"] == {"type": "fifo"}  # now stored as it runs
 
