@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from costtune.providers import make_provider
 
-from costtune.errors import InputError
+from costtune.errors import InputError, SpecError
 from costtune.runner.controller import SweepController
 from costtune.runner.session import open_sweep
 from costtune.spec import parse_sweep
@@ -87,3 +87,30 @@ def test_a_resume_that_names_another_scheduler_is_refused_naming_both(tmp_path: 
     with pytest.raises(InputError, match=r"scheduler.*curve.*fifo"):
         open_sweep(store, parse_sweep(sweep(budget={"usd": 0.01}, scheduler={"type": "fifo"})))
     assert store.get_study("sched").spec == before  # refused: the store is unchanged
+
+
+def test_a_section_without_type_gets_the_default_type_with_its_settings(tmp_path: Path) -> None:
+    assert parse_sweep(sweep(scheduler={})).scheduler["type"] == "curve"
+    tuned = parse_sweep(sweep(scheduler={"confidence": 0.9}))
+    assert (tuned.scheduler["type"], tuned.scheduler["confidence"]) == ("curve", 0.9)
+    with pytest.raises(SpecError, match=r"scheduler\.confidence: unknown field for fifo"):
+        parse_sweep(sweep(scheduler={"confidence": 0.9}, budget={"trials": 3}))
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = _run(url, sweep(scheduler={"confidence": 0.9}, budget={"usd": 0.01}))
+    assert store.get_study("sched").spec["scheduler"] == {"confidence": 0.9, "type": "curve"}  # its type stored
+
+
+def test_a_resume_changing_a_curve_setting_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    """A new user's finding: confidence 0.95 -> 0.8 on resume was taken without a word and stored, so later
+    verdicts quoted 80% intervals; a study's stopping rule is fixed like its rungs."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = _run(url, sweep(budget={"usd": 0.01}))
+    before = store.get_study("sched").spec
+    for changed, field in (({"type": "curve", "confidence": 0.8}, "confidence"), ({"min_points": 9}, "min_points"),
+                           ({"type": "curve", "min_usd": 0.001}, "min_usd")):
+        with pytest.raises(InputError, match=rf"scheduler\.{field}: study 'sched' already exists"):
+            open_sweep(store, parse_sweep(sweep(budget={"usd": 0.01}, scheduler=changed)))
+    assert store.get_study("sched").spec == before
+    same = parse_sweep(sweep(budget={"usd": 0.01}, scheduler={"type": "curve", "confidence": 0.95}))
+    _study, resumed = open_sweep(store, same)  # the stored settings restated: resumes
+    assert resumed

@@ -148,6 +148,7 @@ def test_rungs_are_chosen_stored_and_kept_on_resume(tmp_path: Path) -> None:
     ({"type": "asha", "min_usd": "abc"}, {"usd": 1}, "scheduler.min_usd"),
     ({"type": "hyperband", "max_usd": 0}, {"usd": 1}, "scheduler.max_usd"),
     ({"type": "sh"}, {"trials": 5}, "scheduler.max_usd"),  # nothing to choose max_usd from
+    ({"type": "asha", "min_usd": 0.002, "max_usd": 0.5}, {"usd": 0.3}, "scheduler.max_usd"),  # top rung unreachable
 ])
 def test_bad_rung_fields_name_the_field(scheduler: dict[str, Any], budget: dict[str, Any], field: str) -> None:
     with pytest.raises(SpecError) as err:
@@ -219,3 +220,42 @@ def test_a_resumed_plan_whose_iterations_cost_less_than_planned_goes_on_under_a_
     spent = store.balance(f"study:{study2.id}").spent_micros
     last = sum(t.cost_micros for t in trials[-per:])
     assert spent <= raised < spent + last  # as many iterations as the cap holds, and no more
+
+
+@pytest.mark.parametrize("kind", ["hyperband", "sh", "bohb"])
+def test_a_plan_scaled_down_to_its_first_cap_keeps_its_brackets_when_the_cap_is_raised(tmp_path: Path,
+                                                                                       kind: str) -> None:
+    """A new user's crash: a cap below one iteration scales the brackets down; raising it with --change-cap
+    planned full-size brackets, which the stored trials' verdicts did not fit (ValueError: "... is not a rung
+    of this trial's ladder"). The study keeps the brackets it began with and repeats them."""
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = with_changes(BASE, scheduler={"type": kind, "min_usd": 0.002, "max_usd": 0.018, "eta": 3},
+                       budget={"usd": 0.06}, resources__simulation__max_steps=60,
+                       resources__simulation__startup_seconds=0)  # one full iteration costs $0.138
+    _spec, study, first = _run(store, cfg)
+    before = [(t.number, t.verdicts) for t in study.history().trials]
+    assert first.rungs is not None and first.rungs.plan.iterations == 1  # type: ignore[union-attr]
+    assert store.get_study("rs").spec["scheduler"]["plan_usd_micros"] == 60_000
+    spec2, study2, again = _run(store, with_changes(cfg, budget={"usd": 0.3}), change_cap=True)
+    assert again.rungs is not None
+    assert again.rungs.plan.brackets == first.rungs.plan.brackets  # type: ignore[union-attr]
+    assert spec2.scheduler["plan_usd_micros"] == 60_000  # the stored one, not the file's new cap
+    trials = study2.history().trials
+    assert len(trials) > len(before), again.status.stop_reason
+    assert [(t.number, t.verdicts) for t in trials[:len(before)]] == before  # judged as they were
+    assert store.balance(f"study:{study2.id}").spent_micros <= 300_000
+
+
+def test_a_resume_that_restated_a_chosen_rung_still_keeps_it_when_the_file_drops_it(tmp_path: Path) -> None:
+    """Restating the chosen max_usd (the same value) stored it as given; a later resume whose file leaves it
+    out chose it anew from its raised cap and was refused ("the file says 0.04"). The stored value is kept."""
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = with_changes(BASE, scheduler={"type": "asha"}, budget={"usd": 0.1})
+    spec, _study, _controller = _run(store, cfg)
+    chosen = spec.scheduler["max_usd"]
+    _run(store, with_changes(cfg, scheduler={"type": "asha", "max_usd": chosen}))
+    note = store.get_study("rs").spec["scheduler"].get("chosen", "")
+    assert not [part for part in note.split("; ") if part.startswith("max_usd")]  # stored as given now
+    spec3, _study3, _controller3 = _run(store, with_changes(cfg, budget={"usd": 0.4}), change_cap=True)
+    assert spec3.scheduler["max_usd"] == chosen
+    assert "max_usd" in spec3.scheduler["chosen"] and "stored with the study" in spec3.scheduler["chosen"]

@@ -21,7 +21,7 @@ from costtune.money import charge_micros
 from costtune.plan.forecast import Forecast, RunSample, forecast
 from costtune.plan.shapes import Shape, sample_shapes
 from costtune.plan.startup import FirstReports, measured_warning
-from costtune.schedulers import plan_brackets, rung_ladder
+from costtune.schedulers import rung_ladder, study_plan
 from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec
 from costtune.spec.resources import Resources
@@ -158,7 +158,8 @@ def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str]) -> Schedul
     kind = cfg["type"]
     full = _full_costs(spec, shapes)
     if kind in PLAN_KINDS:
-        hb = plan_brackets(kind, cfg["min_usd_micros"], cfg["max_usd_micros"], cfg["eta"], budget)
+        hb = study_plan(kind, cfg["min_usd_micros"], cfg["max_usd_micros"], cfg["eta"], budget,
+                        cfg.get("plan_usd_micros"))
         trials, planned = hb.total_trials, hb.total_cost_micros
         expected = None
         if full:  # trials that finish their steps below a rung spend less than the plan holds

@@ -47,7 +47,9 @@ def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False,
     root = Path(spec.output_dir).expanduser().resolve() if spec.output_dir else None
     if info is None:
         # the scheduler it got by default is stored with it: a later default never changes a study that exists
-        stored = spec.raw if "scheduler" in spec.raw else {**spec.raw, "scheduler": {"type": spec.scheduler["type"]}}
+        section = spec.raw.get("scheduler")
+        stored = spec.raw if isinstance(section, dict) and "type" in section else {
+            **spec.raw, "scheduler": {**(section if isinstance(section, dict) else {}), "type": spec.scheduler["type"]}}
         simulated = spec.resources.provider == "simulated"  # writes no trial directories
         folder = None if simulated else claim_output_dir(root, spec.name, store=store.display_url)
         try:
@@ -121,11 +123,14 @@ def _keep_stored_scheduler(info: StudyInfo, spec: SweepSpec) -> None:
     type (as a file that names no sampler type keeps the stored sampler). It is checked against the rest of
     the file as if the file gave it (a priced resource, a cap that funds its rungs): a ``SpecError`` naming
     the scheduler field otherwise."""
-    if "scheduler" in spec.raw:
+    section = spec.raw.get("scheduler")
+    if isinstance(section, dict) and "type" in section:
         return
     stored = info.spec.get("scheduler") if isinstance(info.spec, dict) else None
     if not isinstance(stored, dict):  # a study made before defaults were stored ran FIFO: it still does
         stored = {"type": "fifo"}
+    if isinstance(section, dict):  # a section naming no type: its settings, on the study's own type
+        stored = {**section, "type": stored.get("type", "fifo")}
     kept = parse_sweep({**spec.raw, "scheduler": stored})
     spec.scheduler.clear()  # the spec is frozen; its config dict is the one the controller reads
     spec.scheduler.update(kept.scheduler)
@@ -136,6 +141,14 @@ def _keep_chosen_rungs(info: StudyInfo, spec: SweepSpec) -> None:
     """A resumed sweep whose file gives no min_usd/max_usd keeps the ones chosen when it started (stored
     with the study), not ones chosen anew from today's prices or cap (``schedulers.defaults``)."""
     stored = info.spec.get("scheduler") if isinstance(info.spec, dict) else None
+    if isinstance(spec.raw.get("scheduler"), dict) and "plan_usd_micros" in spec.scheduler:
+        # the plan keeps the brackets it began with; a study stored before this was kept plans by its cap
+        shaped = stored.get("plan_usd_micros") if isinstance(stored, dict) else None
+        if shaped is None:
+            spec.scheduler.pop("plan_usd_micros")
+            spec.raw["scheduler"].pop("plan_usd_micros", None)
+        else:
+            spec.scheduler["plan_usd_micros"] = spec.raw["scheduler"]["plan_usd_micros"] = shaped
     kept = adopt_stored(spec.scheduler, stored)
     if kept is spec.scheduler:
         return

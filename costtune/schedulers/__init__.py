@@ -18,7 +18,14 @@ from costtune.errors import SpecError
 from costtune.history import FrozenTrial, History, Mode
 from costtune.money import usd_to_micros
 from costtune.schedulers.curve import CurveScheduler, curve_config
-from costtune.schedulers.hyperband import Bracket, Hyperband, HyperbandPlan, SuccessiveHalving, plan_brackets
+from costtune.schedulers.hyperband import (
+    Bracket,
+    Hyperband,
+    HyperbandPlan,
+    SuccessiveHalving,
+    plan_brackets,
+    study_plan,
+)
 from costtune.schedulers.rungs import AshaScheduler, RungDecision, RungScheduler, rung_ladder
 
 __all__ = [
@@ -40,6 +47,7 @@ __all__ = [
     "plan_brackets",
     "rung_ladder",
     "scheduler_config",
+    "study_plan",
 ]
 
 SCHEDULER_TYPES = ("fifo", "sh", "hyperband", "asha", "bohb", "curve")
@@ -52,7 +60,7 @@ _FIELDS = {
     "bohb": ("type", "min_usd", "max_usd", "eta", "min_points"),
 }
 # written by scheduler_config itself (and ``chosen`` by defaults.choose_rungs); accepted back on resume
-_DERIVED = ("min_usd_micros", "max_usd_micros", "chosen")
+_DERIVED = ("min_usd_micros", "max_usd_micros", "chosen", "plan_usd_micros")
 DEFAULT_ETA = 3
 
 
@@ -143,6 +151,12 @@ def scheduler_config(value: Any, *, choose: bool = False) -> dict[str, Any]:
         cfg["min_points"] = min_points
     if isinstance(value.get("chosen"), str):
         cfg["chosen"] = value["chosen"]
+    shaped = value.get("plan_usd_micros")
+    if shaped is not None:
+        if kind == "asha" or isinstance(shaped, bool) or not isinstance(shaped, int) or shaped < 1:
+            raise SpecError("scheduler.plan_usd_micros", "is the budget (micro-dollars, an integer >= 1) a sh, "
+                            "hyperband or bohb plan was fitted to when its study began", shaped)
+        cfg["plan_usd_micros"] = shaped
     return cfg
 
 
@@ -162,7 +176,7 @@ def make_rung_scheduler(cfg: dict[str, Any], *, mode: str, budget_micros: int | 
     low, high, eta = cfg["min_usd_micros"], cfg["max_usd_micros"], cfg["eta"]
     if kind == "asha":
         return AshaScheduler(rung_ladder(low, high, eta), eta, mode=mode)
-    plan = plan_brackets(kind, low, high, eta, budget_micros)
+    plan = study_plan(kind, low, high, eta, budget_micros, cfg.get("plan_usd_micros"))
     return SuccessiveHalving(plan, mode=mode) if kind == "sh" else Hyperband(plan, mode=mode)
 
 

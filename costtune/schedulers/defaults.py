@@ -81,27 +81,28 @@ def _chosen_names(chosen: Any) -> set[str]:
 
 
 def adopt_stored(cfg: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any]:
-    """A resumed sweep's rungs: the stored chosen ``min_usd``/``max_usd`` when the file still gives none
-    (both chose them), else ``cfg`` unchanged."""
+    """A resumed sweep's rungs: for each of ``min_usd``/``max_usd`` the file does not give (``cfg`` chose it),
+    the study's stored value, whether it was chosen when the study began or given by a file since;
+    ``cfg`` unchanged when there is nothing to keep (another type or eta is refused by the resume check)."""
     from costtune.schedulers import scheduler_config
 
-    if not isinstance(stored, dict) or "chosen" not in cfg or "chosen" not in stored:
+    if not isinstance(stored, dict) or "chosen" not in cfg:
         return cfg
     try:
-        was = scheduler_config(stored)  # the stored sweep's scheduler as given, with what was chosen
+        was = scheduler_config(stored, choose=True)  # the stored sweep's scheduler, with what was chosen
     except SpecError:
         return cfg
-    if was["type"] != cfg["type"] or was["eta"] != cfg["eta"]:
+    if was["type"] != cfg["type"] or was.get("eta") != cfg["eta"]:
         return cfg
     out = dict(cfg)
-    kept: list[str] = []
-    then, now = _chosen_names(was["chosen"]), _chosen_names(cfg["chosen"])
-    for name in ("min_usd", "max_usd"):  # chosen then and not given now: kept; given now: the file's own
-        if name in then and name in now:
+    now, then = _chosen_names(cfg["chosen"]), _chosen_names(was.get("chosen", ""))
+    parts: list[str] = []
+    for name in ("min_usd", "max_usd"):  # not given now: the stored value; given now: the file's own
+        if name in now and was.get(name) is not None:
             out[name], out[f"{name}_micros"] = was[name], was[f"{name}_micros"]
-            kept.append(name)
-    if not kept:
+            parts += [part for part in str(was.get("chosen", "")).split("; ") if part.split(" ", 1)[0] == name] \
+                if name in then else [f"{name} {format_usd(was[f'{name}_micros'])} as stored with the study"]
+    if not parts:
         return cfg
-    parts = [part for part in str(was["chosen"]).split("; ") if part.split(" ", 1)[0] in kept]
-    out["chosen"] = "; ".join(parts) or was["chosen"]
+    out["chosen"] = "; ".join(parts)
     return out

@@ -98,6 +98,23 @@ def _plan(kind: str, eta: int, brackets: list[Bracket], iterations: int) -> Hype
     )
 
 
+def study_plan(kind: str, min_micros: int, max_micros: int, eta: int, budget_micros: int | None,
+               shaped_for_micros: int | None) -> HyperbandPlan:
+    """A study's plan under its cap ``budget_micros`` when its brackets were fitted to ``shaped_for_micros``
+    as it began (stored with the study as ``plan_usd_micros``; None: fitted to the cap, as ``plan_brackets``).
+
+    A cap changed since (``--change-cap``) repeats the brackets the study began with as many times as the
+    cap holds (at least once); it never reshapes them, since the study's trials ran in them: a plan scaled
+    down to fit a small first cap keeps its scaled brackets when the cap is raised.
+    """
+    if shaped_for_micros is None or shaped_for_micros == budget_micros:
+        return plan_brackets(kind, min_micros, max_micros, eta, budget_micros)
+    first = plan_brackets(kind, min_micros, max_micros, eta, shaped_for_micros)
+    one = first.total_cost_micros // first.iterations
+    iterations = first.iterations if budget_micros is None else max(1, budget_micros // one)
+    return _plan(kind, eta, list(first.brackets), iterations)
+
+
 def plan_brackets(kind: str, min_micros: int, max_micros: int, eta: int, budget_micros: int | None) -> HyperbandPlan:
     """Plan Hyperband's brackets in money and fit them to the budget.
 

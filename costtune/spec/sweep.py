@@ -121,7 +121,8 @@ def parse_sweep(data: Any) -> SweepSpec:
     space = SearchSpace.from_dict(space_cfg, path="space")
     _check_param_names(space)
     sampler = sampler_config(_with_default_type(data.get("sampler", {}), data.get("budget"), resources), space)
-    scheduler = scheduler_config(data.get("scheduler", default_scheduler(data.get("budget"), resources)), choose=True)
+    scheduler = scheduler_config(_with_default_scheduler(data.get("scheduler"), data.get("budget"), resources),
+                                 choose=True)
     budget = _budget(data.get("budget", {}), sampler["type"])
     if scheduler["type"] != "fifo" and resources.usd_per_hour_micros == 0:
         raise SpecError("scheduler.type", f"{scheduler['type']} judges trials by the dollars they spend: price them "
@@ -140,6 +141,11 @@ def parse_sweep(data: Any) -> SweepSpec:
     if scheduler["type"] in ("sh", "hyperband", "bohb"):  # a budget too small for the plan fails here
         plan_brackets(scheduler["type"], scheduler["min_usd_micros"], scheduler["max_usd_micros"], scheduler["eta"],
                       budget.usd_micros)
+        if budget.usd_micros is not None and "plan_usd_micros" not in scheduler:
+            # the cap its brackets are fitted to, stored with the study: a raised cap repeats them, never
+            # reshapes them (schedulers.study_plan); a resume keeps the stored one (session.open_sweep)
+            scheduler = {**scheduler, "plan_usd_micros": budget.usd_micros}
+            data = {**data, "scheduler": {**data["scheduler"], "plan_usd_micros": budget.usd_micros}}
     if scheduler["type"] == "asha" and budget.usd_micros is None and budget.trials is None:
         raise SpecError("budget", "an asha sweep runs until its budget: give usd and/or trials", data.get("budget"))
     command = _command(data.get("command", ["simulated"]), space)
@@ -187,6 +193,16 @@ def default_scheduler(budget: Any, resources: Resources) -> dict[str, Any]:
     if usd is not None and resources.usd_per_hour_micros > 0:
         return {"type": "curve"}
     return {"type": "fifo"}
+
+
+def _with_default_scheduler(value: Any, budget: Any, resources: Resources) -> Any:
+    """The file's scheduler section with the default type filled in when it has none or names no type
+    (``scheduler: {confidence: 0.9}`` under a dollar budget is curve stopping with that setting)."""
+    if value is None:
+        return default_scheduler(budget, resources)
+    if isinstance(value, dict) and "type" not in value:
+        return {**default_scheduler(budget, resources), **value}
+    return value
 
 
 def _with_default_type(value: Any, budget: Any, resources: Resources) -> Any:
@@ -260,6 +276,9 @@ def _check_cap_funds_a_trial(cap: int, resources: Resources, scheduler: dict[str
         raise SpecError("scheduler.min_usd", f"must be below budget.usd ({format_usd(cap)}): curve checks no trial "
                         "before it has spent min_usd, so with the whole study capped at that it could never stop one",
                         scheduler["min_usd"])
+    if scheduler["type"] == "asha" and scheduler["max_usd_micros"] > cap:
+        raise SpecError("scheduler.max_usd", f"must be at most budget.usd ({format_usd(cap)}): no trial could ever "
+                        "reach asha's top rung", scheduler["max_usd"])
 
 
 def _command(value: Any, space: SearchSpace) -> tuple[str, ...]:

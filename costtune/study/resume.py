@@ -4,7 +4,8 @@ Running a sweep file whose study exists and ``create_study(..., load_if_exists=T
 continue the stored study, and both check it with :func:`check_unchanged`. Fixed for a study's
 life, because its stored trials were judged and proposed by them: ``objective.metric``,
 ``objective.mode``, the ``space``, the sampler's type (and a grid's ``points``) and the scheduler
-(its type and dollar rungs: ``min_usd``, ``max_usd``, ``eta``). Everything else may change between
+(its type and dollar rungs: ``min_usd``, ``max_usd``, ``eta``; curve's ``min_points``, ``confidence``,
+``ratio`` and ``min_usd``; bohb's ``min_points``). Everything else may change between
 runs: ``budget.trials``, the command, env, workers and resources, a sampler's other settings; the
 dollar cap only as an explicit, recorded act (``--change-cap`` / ``change_cap=True``).
 """
@@ -19,7 +20,8 @@ from costtune.schedulers import scheduler_config
 from costtune.space import SearchSpace
 from costtune.store.records import StudyInfo
 
-_RUNGS = ("type", "min_usd_micros", "max_usd_micros", "eta")
+# what a scheduler judged the study's trials by: its type, dollar rungs, and curve's (and bohb's) settings
+_RUNGS = ("type", "min_usd_micros", "max_usd_micros", "eta", "min_points", "confidence", "ratio")
 
 
 @dataclass(frozen=True)
@@ -76,4 +78,9 @@ def check_unchanged(info: StudyInfo, asked: Asked, *, says: str, fix: str, api: 
         for key in _RUNGS:
             if stored_cfg.get(key) != asked.scheduler.get(key):
                 name = key.removesuffix("_micros")
-                refuse(f"scheduler.{name}", stored_cfg.get(name), asked.scheduler.get(name))
+                refuse(f"scheduler.{name}", _shown(stored_cfg.get(name)), _shown(asked.scheduler.get(name)))
+
+
+def _shown(value: Any) -> Any:
+    """A setting as a message names it: ``none`` for one not set."""
+    return "none" if value is None else value
