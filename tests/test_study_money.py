@@ -142,7 +142,7 @@ def test_a_cap_that_cannot_fund_a_trial_refuses_ask(tmp_path: Any) -> None:
 
 def test_rung_settings_are_checked_like_a_sweep_file(tmp_path: Any) -> None:
     url = str(tmp_path / "s.db")
-    with pytest.raises(SpecError, match=r"usd_per_hour: a asha scheduler judges trials by the dollars"):
+    with pytest.raises(SpecError, match=r"usd_per_hour: an asha scheduler judges trials by the dollars"):
         costtune.create_study("norate", storage=url, scheduler=ASHA)
     with pytest.raises(SpecError, match=r"scheduler\.eta: must be an integer >= 2"):
         costtune.create_study("badeta", storage=url, scheduler=ASHA | {"eta": 1}, usd_per_hour=36)

@@ -91,7 +91,8 @@ def _cap_message(info: StudyInfo, spec: SweepSpec) -> str:
     def usd(micros: int | None) -> str:
         return "no cap" if micros is None else format_usd(micros)
 
-    return (f"budget.usd: study {info.name!r} has a stored cap of {usd(info.budget_usd_micros)}; the file says "
+    had = "no stored cap" if info.budget_usd_micros is None else f"a stored cap of {usd(info.budget_usd_micros)}"
+    return (f"budget.usd: study {info.name!r} has {had}; the file says "
             f"{usd(spec.budget.usd_micros)}. A study has one cap: to change it to "
             f"{usd(spec.budget.usd_micros)}, run the same command with --change-cap (the change is recorded; "
             f"see `costtune audit {info.name}`)")

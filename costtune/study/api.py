@@ -148,8 +148,8 @@ def _scheduler(value: Any, *, mode: str, rate: int, cap: int | None) -> dict[str
     if cfg["type"] == "fifo":
         return None
     if rate == 0:
-        raise SpecError("usd_per_hour", f"a {cfg['type']} scheduler judges trials by the dollars they spend: "
-                        "give usd_per_hour > 0", rate)
+        raise SpecError("usd_per_hour", f"{_article(cfg['type'])} {cfg['type']} scheduler judges trials by the "
+                        "dollars they spend: give usd_per_hour > 0", rate)
     return cfg
 
 
@@ -159,3 +159,7 @@ def _text(micros: int) -> str:
 
 def _cap(micros: int | None) -> str:
     return "none" if micros is None else format_usd(micros)
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
