@@ -328,7 +328,7 @@ def test_plan_shows_the_rungs_it_chose_when_the_file_gives_none(tmp_path: Path) 
     result = _cli("plan", str(path))
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())
-    assert "rungs chosen (the file gives none): max_usd $0.05 = budget.usd / 20" in text
+    assert "rungs chosen where the file gives none: max_usd $0.05 = budget.usd $1.00 / 20" in text
     assert "counted after each trial's first report" in text
     ladder = _plan_json(path, 0)["scheduler"]
     assert (ladder["max_usd"], ladder["max_usd_micros"]) == ("0.05", 50_000)

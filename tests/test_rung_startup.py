@@ -131,7 +131,7 @@ def test_rungs_are_chosen_stored_and_kept_on_resume(tmp_path: Path) -> None:
     chosen = spec.scheduler
     assert chosen["max_usd_micros"] == 100_000 // 20
     assert 0 < chosen["min_usd_micros"] * 3 <= chosen["max_usd_micros"]
-    assert "budget.usd / 20" in chosen["chosen"]
+    assert "budget.usd $0.10 / 20" in chosen["chosen"]
     stored = store.get_study("rs").spec["scheduler"]
     assert (stored["min_usd"], stored["max_usd"]) == (chosen["min_usd"], chosen["max_usd"])
     assert controller.rungs is not None and controller.rungs.levels()[0] == chosen["min_usd_micros"]

@@ -26,7 +26,7 @@ from costtune.reports.sections import SECTIONS
 def report(study: str, db: str | None, fmt: str, html_path: str | None, section: str | None) -> None:
     """What STUDY's money bought: cost per improvement, the Pareto front, where the money went.
 
-    Every dollar is counted once: useful (trials that ran to their end), stopped early (at a rung or by
+    Every dollar is counted once: useful (trials that ran to their end), stopped early (by the scheduler or by
     the budget), failed, re-run after a preemption or interruption, or still running/queued; by
     instance type and market too, with median steps reached per dollar on each instance type.
     """

@@ -55,7 +55,7 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
                       "scheduler, rungs and cap; the plan below is the whole study's, spent money included",
                       highlight=False, soft_wrap=True)
     if plan.scheduler.get("chosen"):  # no min_usd/max_usd in the file: chosen at sweep start, kept on resume
-        console.print(f"rungs chosen (the file gives none): {plan.scheduler['chosen']}", highlight=False,
+        console.print(f"rungs chosen where the file gives none: {plan.scheduler['chosen']}", highlight=False,
                       soft_wrap=True)
     if s.brackets:
         places = usd_places(*(r for b in s.brackets for r in b.rungs_micros))  # every rung lines up

@@ -31,7 +31,7 @@ USEFUL, STOPPED, FAILED, RERUN, UNFINISHED = "useful", "stopped", "failed", "rer
 CLASSES = (USEFUL, STOPPED, FAILED, RERUN, UNFINISHED)
 CLASS_LABELS = {
     USEFUL: "useful (trials that ran to their end)",
-    STOPPED: "stopped early (at a rung or by the budget)",
+    STOPPED: "stopped early (by the scheduler or the budget)",
     FAILED: "failed trials",
     RERUN: "re-run after a preemption or interruption",
     UNFINISHED: "running or queued trials",

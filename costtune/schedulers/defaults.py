@@ -59,7 +59,8 @@ def choose_rungs(cfg: dict[str, Any], resources: Resources, budget_micros: int |
         if cfg.get("min_usd") is not None:
             high = max(high, cfg["min_usd_micros"] * eta)
         out["max_usd"], out["max_usd_micros"] = _text(high), high
-        why.append(f"max_usd {format_usd(high)} = budget.usd / {TRIALS_IN_BUDGET} (room for at least "
+        why.append(f"max_usd {format_usd(high)} = budget.usd {format_usd(budget_micros)} / {TRIALS_IN_BUDGET} "
+                   f"(room for at least "
                    f"{TRIALS_IN_BUDGET} trials run to the top)")
     high = out["max_usd_micros"]
     if cfg.get("min_usd") is None:
