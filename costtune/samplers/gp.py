@@ -193,11 +193,9 @@ class GaussianProcess:
             self._scaled_sq = (self._scaled * self._scaled).sum(1)
         return self._scaled, self._scaled_sq
 
-    def _kernel(self, xs: np.ndarray) -> np.ndarray:
-        """(m, n) kernel values between ``xs`` and the training points, written in place: scoring
-        thousands of candidates against a few hundred points is memory-bound, and every temporary
-        of that shape is a fresh mapping the allocator faults in (two here instead of four; the
-        arithmetic is the same, so the values are bit for bit what they were)."""
+    def _sq_dist(self, xs: np.ndarray) -> np.ndarray:
+        """(m, n) squared length-scaled distances between ``xs`` and the training points, built in one
+        array (|a|^2 - 2 a.b + |b|^2, clipped at 0 against rounding)."""
         scaled, scaled_sq = self._train_scaled()
         a = xs * self._inv_ls
         r = a @ scaled.T
@@ -205,6 +203,14 @@ class GaussianProcess:
         r += scaled_sq
         r += (a * a).sum(1)[:, None]
         np.maximum(r, 0.0, out=r)
+        return r
+
+    def _kernel(self, xs: np.ndarray) -> np.ndarray:
+        """(m, n) kernel values between ``xs`` and the training points, written in place: scoring
+        thousands of candidates against a few hundred points is memory-bound, and every temporary
+        of that shape is a fresh mapping the allocator faults in (two here instead of four; the
+        arithmetic is the same, so the values are bit for bit what they were)."""
+        r = self._sq_dist(xs)
         np.sqrt(r, out=r)
         s = r
         s *= -_SQRT5
@@ -276,13 +282,7 @@ class GaussianProcess:
     def _cross_with_dk(self, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(kernel values, 2 signal dk/d(r^2)), both (m, n), for the gradient paths (a polish's few
         rows, where each numpy call's overhead counts): one exp serves both."""
-        scaled, scaled_sq = self._train_scaled()
-        a = xs * self._inv_ls
-        r2 = a @ scaled.T
-        r2 *= -2.0
-        r2 += scaled_sq
-        r2 += (a * a).sum(1)[:, None]
-        np.maximum(r2, 0.0, out=r2)
+        r2 = self._sq_dist(xs)
         s = np.sqrt(r2)
         s *= _SQRT5
         e = np.exp(-s)
