@@ -196,3 +196,25 @@ def test_tell_and_report_share_one_non_finite_rule(tmp_path: Any) -> None:
         trial.report(loss=1.0)
     with pytest.raises(SpecError, match="report: step must be an integer from 0 to 2147483647"):
         study.ask().report(-1, loss=1.0)
+
+
+def test_an_in_process_hyperband_study_keeps_its_brackets_when_its_cap_is_raised(store_url: str) -> None:
+    """The sweep-file fix, in process: a cap too small for one iteration scales the brackets down; a raised cap
+    must repeat those brackets (its trials ran in them), not plan full-size ones they do not fit."""
+    from costtune.schedulers import make_rung_scheduler, plan_brackets
+
+    hb = {"type": "hyperband", "min_usd": 0.001, "max_usd": 0.027, "eta": 3}
+    study = costtune.create_study("hb-raise", storage=store_url, metric="loss", scheduler=hb, usd_per_hour=36,
+                                  budget_usd=0.05, space={"x": {"type": "uniform", "low": 0.0, "high": 1.0}})
+    stored = study.info.spec["scheduler"]
+    assert stored["plan_usd_micros"] == 50_000
+    first = make_rung_scheduler(stored, mode="min", budget_micros=50_000)
+    full = plan_brackets("hyperband", 1_000, 27_000, 3, None)
+    assert first is not None and first.plan.brackets != full.brackets  # type: ignore[attr-defined]  # scaled down
+    study.set_cap("0.5", reason="more room")
+    again = costtune.load_study("hb-raise", storage=store_url)
+    assert again.info.budget_usd_micros == 500_000
+    raised = make_rung_scheduler(again.info.spec["scheduler"], mode="min", budget_micros=500_000)
+    assert raised is not None
+    assert raised.plan.brackets == first.plan.brackets  # type: ignore[attr-defined]
+    assert raised.plan.iterations > first.plan.iterations  # type: ignore[attr-defined]

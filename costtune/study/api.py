@@ -150,6 +150,8 @@ def _scheduler(value: Any, *, mode: str, rate: int, cap: int | None) -> dict[str
     if rate == 0:
         raise SpecError("usd_per_hour", f"{_article(cfg['type'])} {cfg['type']} scheduler judges trials by the "
                         "dollars they spend: give usd_per_hour > 0", rate)
+    if cfg["type"] in ("sh", "hyperband", "bohb") and cap is not None and "plan_usd_micros" not in cfg:
+        cfg = {**cfg, "plan_usd_micros": cap}  # a raised cap repeats the brackets, never reshapes them
     return cfg
 
 
