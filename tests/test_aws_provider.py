@@ -312,3 +312,42 @@ def test_the_provider_factory_validates_with_ec2_before_returning(rec):
     made = make_provider("aws", aws=resources(), instance_types=["m5.large"], user_data="#!/bin/sh",
                          session=rec.session)
     assert made.name == "aws" and rec.count("ec2:DescribeInstanceTypes") == 2
+
+
+def test_deleting_a_study_terminates_the_instances_its_dead_controller_left(rec, ec2, tmp_path, monkeypatch):
+    """`costtune studies delete` settled only local attempts: an AWS study whose controller died kept its
+    instances running (and billing) after its books were gone. It now settles them with the AWS adapter of the
+    regions its attempts ran in: the stray is terminated and its attempt billed from EC2's own times."""
+    from datetime import timedelta
+
+    from click.testing import CliRunner
+    from sqlmodel import Session
+
+    from costtune.cli.app import main
+    from costtune.history import Mode
+    from costtune.store import Store
+    from costtune.store.models import TrialRow
+    from costtune.store.reads import store_tag
+
+    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr("boto3.session.Session", lambda **_: rec.session)
+    db = str(tmp_path / "gone.db")
+    store = Store(db)
+    study = store.create_study("gone", metric="loss", mode=Mode.MIN, space={}, sampler={"type": "random"})
+    store.enqueue(study.id, {"x": 1})
+    claimed = store.claim_next(study.id, None, owner="host:1:abc")  # another host's controller, gone silent
+    store.start_attempt(claimed.id, 1, idempotency_key="gone-1", provider="aws", rate_micros_per_hour=96_000,
+                        region="us-east-1")
+    instance = provider(rec).launch(request(1, 1, study="gone", store=store_tag(store)), "gone-1").instance_id
+    with Session(store.engine) as s:  # its heartbeats stopped ten minutes ago
+        row = s.get(TrialRow, claimed.id)
+        assert row is not None
+        row.heartbeat_at = datetime.now(UTC) - timedelta(minutes=10)
+        s.add(row)
+        s.commit()
+    assert [i["InstanceId"] for i in tagged(ec2, "gone-1") if i["State"]["Name"] == "running"] == [instance]
+    done = CliRunner().invoke(main, ["studies", "delete", "gone", "--db", db, "--yes"])
+    assert done.exit_code == 0, done.output
+    assert f"terminating stray instance {instance}" in done.output
+    assert "deleted study 'gone'" in done.output
+    assert [i["State"]["Name"] for i in tagged(ec2, "gone-1")] in (["terminated"], ["shutting-down"])

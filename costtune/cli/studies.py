@@ -142,12 +142,28 @@ def _settle_first(store: Any, study_id: int, name: str) -> None:
     from costtune.store.admin import StudyBusy
 
     orphans = settle_dead(store, study_id, name, make_provider("local"),
-                          lambda message: err_console.print(message, highlight=False))
+                          lambda message: err_console.print(message, highlight=False),
+                          others=_cloud_providers(store, study_id))
     away = sorted({(o.host or "?", o.number) for o in orphans if o.left_open})
     if away:
         where = "; ".join(f"trial {n} on {host}" for host, n in away)
         raise StudyBusy(f"study {name!r} still has attempts another host ran ({where}), which this host cannot "
                         f"see or stop: run `costtune studies delete {name}` on that host")
+
+
+def _cloud_providers(store: Any, study_id: int) -> dict[str, Any]:
+    """The cloud adapters a study's attempts ran on, for settling them before the study goes: on AWS, an
+    adapter over every region its attempts ran in (it only lists, terminates and reads launch facts; no image
+    is launched), so instances a dead controller left are terminated and billed from EC2's own times."""
+    regions = sorted({a.region or "" for attempts in store.attempts_by_trial(study_id).values() for a in attempts
+                      if a.provider == "aws"} - {""})
+    if not regions:
+        return {}
+    from costtune.providers.aws import AwsProvider
+    from costtune.providers.aws.clients import Clients
+    from costtune.spec.aws import AwsResources
+
+    return {"aws": AwsProvider(AwsResources(regions=tuple(regions), image=""), session=Clients().session)}
 
 
 def _common_root(dirs: list[str]) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from costtune.errors import CosttuneError
@@ -67,12 +67,16 @@ def stop_strays(provider: Provider, strays: list[Any], on_event: Callable[[str],
             time.sleep(0.05)
 
 
-def attempt_end(provider: Provider, attempt: OpenAttempt) -> AttemptEnd | None:
-    """How ``attempt`` really ended, from its provider's facts; None when they do not say."""
+def attempt_end(provider: Provider, attempt: OpenAttempt,
+                others: Mapping[str, Provider] | None = None) -> AttemptEnd | None:
+    """How ``attempt`` really ended, from its provider's facts; None when they do not say. ``others``: a
+    provider by name for attempts that ``provider`` did not launch (a cloud's, which needs its regions)."""
     if attempt.provider == "simulated":
         return None  # virtual time: what its reports booked is what it cost
     source: Any = provider
-    if attempt.provider != provider.name:
+    if others and attempt.provider in others:
+        source = others[attempt.provider]
+    elif attempt.provider != provider.name:
         from costtune.providers import make_provider
 
         try:
@@ -96,13 +100,15 @@ def attempt_end(provider: Provider, attempt: OpenAttempt) -> AttemptEnd | None:
 
 
 def settle_dead(store: Store, study_id: int, study_name: str, provider: Provider,
-                on_event: Callable[[str], None]) -> list[Orphan]:
+                on_event: Callable[[str], None], others: Mapping[str, Provider] | None = None) -> list[Orphan]:
     """Steps 1-3 of the module docstring for one study; returns the orphans found (``left_open``
-    ones were left as they are)."""
-    stop_strays(provider, owned_strays(provider, scope_tags(store, study_name)), on_event)
+    ones were left as they are). ``others``: providers by name (``{"aws": ...}``) whose strays are stopped
+    too and whose attempts are billed from their own facts (``costtune studies delete`` of a cloud study)."""
+    for each in (provider, *(others or {}).values()):
+        stop_strays(each, owned_strays(each, scope_tags(store, study_name)), on_event)
     ends: dict[int, AttemptEnd] = {}
     for attempt in store.orphaned_attempts(study_id, is_alive):
-        end = attempt_end(provider, attempt)
+        end = attempt_end(provider, attempt, others)
         if end is not None:
             ends[attempt.attempt_id] = end
     orphans = store.recover_orphans(study_id, is_alive, ends=ends)
