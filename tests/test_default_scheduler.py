@@ -95,6 +95,8 @@ def test_a_section_without_type_gets_the_default_type_with_its_settings(tmp_path
     assert (tuned.scheduler["type"], tuned.scheduler["confidence"]) == ("curve", 0.9)
     with pytest.raises(SpecError, match=r"scheduler\.confidence: unknown field for fifo"):
         parse_sweep(sweep(scheduler={"confidence": 0.9}, budget={"trials": 3}))
+    with pytest.raises(SpecError, match=r"scheduler\.eta: unknown field for curve.*name the type to set this field"):
+        parse_sweep(sweep(scheduler={"eta": 3}))
     url = f"sqlite:///{tmp_path / 's.db'}"
     store = _run(url, sweep(scheduler={"confidence": 0.9}, budget={"usd": 0.01}))
     assert store.get_study("sched").spec["scheduler"] == {"confidence": 0.9, "type": "curve"}  # its type stored
@@ -114,3 +116,16 @@ def test_a_resume_changing_a_curve_setting_is_refused_and_changes_nothing(tmp_pa
     same = parse_sweep(sweep(budget={"usd": 0.01}, scheduler={"type": "curve", "confidence": 0.95}))
     _study, resumed = open_sweep(store, same)  # the stored settings restated: resumes
     assert resumed
+
+
+def test_a_resume_with_a_section_without_type_keeps_the_stored_settings_it_does_not_name(tmp_path: Path) -> None:
+    """A curve study made with confidence 0.9 resumed with `scheduler: {}` or `{min_points: 5}` was refused as
+    "the file says 0.95", which the file did not say: the section's fields go over the stored ones."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = _run(url, sweep(scheduler={"confidence": 0.9}, budget={"usd": 0.01}))
+    for section in ({}, {"min_points": 5}):
+        spec = parse_sweep(sweep(scheduler=section, budget={"usd": 0.01}))
+        _study, resumed = open_sweep(store, spec)
+        assert resumed and (spec.scheduler["type"], spec.scheduler["confidence"]) == ("curve", 0.9)
+    with pytest.raises(InputError, match=r"scheduler\.min_points: .* 5, the file says 7"):
+        open_sweep(store, parse_sweep(sweep(scheduler={"min_points": 7}, budget={"usd": 0.01})))

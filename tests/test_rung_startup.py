@@ -258,3 +258,21 @@ def test_a_resume_that_restated_a_chosen_rung_still_keeps_it_when_the_file_drops
     spec3, _study3, _controller3 = _run(store, with_changes(cfg, budget={"usd": 0.4}), change_cap=True)
     assert spec3.scheduler["max_usd"] == chosen
     assert "max_usd" in spec3.scheduler["chosen"] and "stored with the study" in spec3.scheduler["chosen"]
+
+
+def test_a_plan_scaled_down_to_its_first_cap_keeps_its_brackets_when_the_cap_is_removed(tmp_path: Path) -> None:
+    """The second new user's crash: the same study resumed with budget.trials and no budget.usd (`--change-cap`
+    removes the cap) planned full-size brackets and crashed on every later run."""
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = with_changes(BASE, scheduler={"type": "hyperband", "min_usd": 0.002, "max_usd": 0.018, "eta": 3},
+                       budget={"usd": 0.06}, resources__simulation__max_steps=60,
+                       resources__simulation__startup_seconds=0)
+    _spec, study, first = _run(store, cfg)
+    before = len(study.history().trials)
+    spec2, study2, again = _run(store, with_changes(cfg, budget={"trials": before + 8}), change_cap=True)
+    assert spec2.scheduler["plan_usd_micros"] == 60_000 and store.get_study("rs").budget_usd_micros is None
+    assert again.rungs is not None
+    assert again.rungs.plan.brackets == first.rungs.plan.brackets  # type: ignore[union-attr]
+    # without a cap a plan runs its iterations (one here, the one it began with) and ends: no crash, no reshaping
+    assert len(study2.history().trials) == again.rungs.plan.total_trials >= before  # type: ignore[union-attr]
+    assert "plan" in (again.status.stop_reason or "")

@@ -121,8 +121,9 @@ def _new_configs(store: Store, info: StudyInfo, spec: SweepSpec) -> list[dict[st
 
 def _keep_stored_scheduler(info: StudyInfo, spec: SweepSpec) -> None:
     """A resumed sweep whose file has no ``scheduler`` section keeps the study's stored one, whatever its
-    type (as a file that names no sampler type keeps the stored sampler). It is checked against the rest of
-    the file as if the file gave it (a priced resource, a cap that funds its rungs): a ``SpecError`` naming
+    type (as a file that names no sampler type keeps the stored sampler); a section naming no type sets its
+    fields over the stored ones (a changed setting is then refused by the resume check). It is checked against
+    the rest of the file as if the file gave it (a priced resource, a cap that funds its rungs): a ``SpecError`` naming
     the scheduler field otherwise."""
     section = spec.raw.get("scheduler")
     if isinstance(section, dict) and "type" in section:
@@ -130,8 +131,8 @@ def _keep_stored_scheduler(info: StudyInfo, spec: SweepSpec) -> None:
     stored = info.spec.get("scheduler") if isinstance(info.spec, dict) else None
     if not isinstance(stored, dict):  # a study made before defaults were stored ran FIFO: it still does
         stored = {"type": "fifo"}
-    if isinstance(section, dict):  # a section naming no type: its settings, on the study's own type
-        stored = {**section, "type": stored.get("type", "fifo")}
+    if isinstance(section, dict):  # a section naming no type: its settings over the study's own
+        stored = {**stored, **section, "type": stored.get("type", "fifo")}
     kept = parse_sweep({**spec.raw, "scheduler": stored})
     spec.scheduler.clear()  # the spec is frozen; its config dict is the one the controller reads
     spec.scheduler.update(kept.scheduler)
@@ -142,11 +143,12 @@ def _keep_chosen_rungs(info: StudyInfo, spec: SweepSpec) -> None:
     """A resumed sweep whose file gives no min_usd/max_usd keeps the ones chosen when it started (stored
     with the study), not ones chosen anew from today's prices or cap (``schedulers.defaults``)."""
     stored = info.spec.get("scheduler") if isinstance(info.spec, dict) else None
-    if isinstance(spec.raw.get("scheduler"), dict) and "plan_usd_micros" in spec.scheduler:
-        # the plan keeps the brackets it began with; a study stored before this was kept plans by its cap
+    if isinstance(spec.raw.get("scheduler"), dict) and spec.scheduler["type"] in ("sh", "hyperband", "bohb"):
+        # the plan keeps the brackets it began with, whatever the cap now (raised, lowered or removed); a study
+        # stored before the cap its plan was fitted to was kept plans by its cap, as it did
         shaped = stored.get("plan_usd_micros") if isinstance(stored, dict) else None
         if shaped is None:
-            spec.scheduler.pop("plan_usd_micros")
+            spec.scheduler.pop("plan_usd_micros", None)
             spec.raw["scheduler"].pop("plan_usd_micros", None)
         else:
             spec.scheduler["plan_usd_micros"] = spec.raw["scheduler"]["plan_usd_micros"] = shaped

@@ -121,8 +121,15 @@ def parse_sweep(data: Any) -> SweepSpec:
     space = SearchSpace.from_dict(space_cfg, path="space")
     _check_param_names(space)
     sampler = sampler_config(_with_default_type(data.get("sampler", {}), data.get("budget"), resources), space)
-    scheduler = scheduler_config(_with_default_scheduler(data.get("scheduler"), data.get("budget"), resources),
-                                 choose=True)
+    section = _with_default_scheduler(data.get("scheduler"), data.get("budget"), resources)
+    try:
+        scheduler = scheduler_config(section, choose=True)
+    except SpecError as exc:
+        given = data.get("scheduler")
+        if not (isinstance(given, dict) and "type" not in given and "unknown field" in exc.reason):
+            raise
+        raise SpecError(exc.path, f"{exc.reason} (a section without type gets the default type, "
+                        f"{section['type']} here: name the type to set this field)") from None
     budget = _budget(data.get("budget", {}), sampler["type"])
     if scheduler["type"] != "fifo" and resources.usd_per_hour_micros == 0:
         raise SpecError("scheduler.type", f"{scheduler['type']} judges trials by the dollars they spend: price them "
