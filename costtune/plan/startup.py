@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from costtune.money import format_usd
+from costtune.words import plural
 
 if TYPE_CHECKING:
     from costtune.prices.billing import BillingRule
 
 # Attempts that ended this way without a report had not reported by then: what they spent is a
 # lower bound of their spend at a first report. (A failure or an interruption says nothing.)
-_CENSORING_ENDS = ("stopped", "budget", "timeout", "preempted")
+_CENSORING_ENDS = ("stopped", "budget", "timeout")  # a preemption is the market's doing, not the rung's
 # A wall-clock controller stops a trial a moment before its reservation runs out: an attempt stopped
 # at the rung without a report may show a hair less than the rung.
 _AT_RUNG = 0.95
@@ -52,25 +53,26 @@ class FirstReports:
 
 
 def measured_warning(first_rung: int, seen: FirstReports | None) -> str | None:
-    """A note when most earlier attempts spent more than the first rung before their first report."""
+    """A note when at least half of the earlier attempts ended at or past the first rung without any report.
+
+    Rungs count money after a trial's first report, so a first report that came past the rung is no harm;
+    only attempts that ended without one (stopped, out of budget, timed out: their start-up outran costtune's
+    estimate and its grace) are."""
     if seen is None or not seen.attempts:
         return None
     # An attempt that ended below the rung without a report says nothing about the rung: left out.
     censored = [v for v in seen.at_least_micros if v >= _AT_RUNG * first_rung]
     values = list(seen.exact_micros) + censored
-    above = sum(v > first_rung for v in seen.exact_micros) + len(censored)
-    if not values or 2 * above < len(values):
+    if not censored or 2 * len(censored) < len(values):
         return None
     median = round(statistics.median(values))
-    parts = []
+    parts = [f"{plural(len(censored), 'attempt')} ended without any report"]
     if seen.exact_micros:
         parts.append(f"{len(seen.exact_micros)} reported")
-    if censored:
-        parts.append(f"{len(censored)} were stopped before any report")
-    return (f"earlier attempts of study {seen.study!r} in {seen.where} spent a median of "
-            f"{'at least ' if censored else ''}{format_usd(median)} before their first report "
-            f"({', '.join(parts)}); the first rung, {format_usd(first_rung)} (scheduler.min_usd), comes "
-            "before that, so trials are stopped there before they report; raise min_usd")
+    return (f"earlier attempts of study {seen.study!r} in {seen.where} spent a median of at least "
+            f"{format_usd(median)} before their first report ({', '.join(parts)}): their start-up outran "
+            f"costtune's estimate, so trials were stopped at the first rung, {format_usd(first_rung)} "
+            "(scheduler.min_usd), before they reported; raise min_usd")
 
 
 def read_first_reports(db_url: str, study: str, rule: BillingRule) -> FirstReports | None:
