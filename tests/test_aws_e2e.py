@@ -198,9 +198,16 @@ def test_spot_interruptions_checkpoint_requeue_and_resume_on_new_instances(world
 
         def interrupt() -> None:
             handled: set[int] = set()
+            seen: dict[int, float] = {}
             while not done.is_set() and len(handled) < 2:
                 for row in rows(store, RemoteAttemptRow):  # the first once it reports; the second once it starts
-                    if row.attempt_id not in handled and row.next_seq >= (2 if handled else 3) and row.instance_id:
+                    if row.instance_id:
+                        seen.setdefault(row.attempt_id, time.monotonic())
+                    # EC2's launch and termination times are whole seconds: an instance interrupted within its first
+                    # second shows no time held at all (as one that never ran); these have run for over a second
+                    lived = time.monotonic() - seen.get(row.attempt_id, time.monotonic()) >= 1.2
+                    if row.attempt_id not in handled and row.next_seq >= (2 if handled else 3) and row.instance_id \
+                            and lived:
                         (player.notice if not handled else player.pull_plug)(row.instance_id)
                         handled.add(row.attempt_id)
                 time.sleep(0.05)
