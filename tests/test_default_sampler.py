@@ -111,5 +111,6 @@ def test_run_plan_and_studies_name_the_sampler_and_a_resume_says_what_it_keeps(t
     assert "warning: sampler.seed: study 'defaults' keeps 3 (the file says 9)" in again.stderr
     assert "sampler random (seed 3)" in again.stderr
     listed = json.loads(_cli(tmp_path, "studies", "--format", "json").stdout)
+    assert [s["scheduler_detail"] for s in listed] == ["curve (95% confidence, 5 points, ratio 2)"]
     assert [(s["name"], s["sampler"], s["scheduler"], s["trials"]) for s in listed] == [
         ("defaults", "random (seed 3)", "curve", 3)]

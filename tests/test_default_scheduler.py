@@ -129,3 +129,14 @@ def test_a_resume_with_a_section_without_type_keeps_the_stored_settings_it_does_
         assert resumed and (spec.scheduler["type"], spec.scheduler["confidence"]) == ("curve", 0.9)
     with pytest.raises(InputError, match=r"scheduler\.min_points: .* 5, the file says 7"):
         open_sweep(store, parse_sweep(sweep(scheduler={"min_points": 7}, budget={"usd": 0.01})))
+
+
+def test_the_scheduler_is_described_with_its_settings() -> None:
+    from costtune.schedulers import describe_scheduler, scheduler_config
+
+    assert describe_scheduler(scheduler_config({"type": "fifo"})) == "fifo"
+    assert describe_scheduler(parse_sweep(sweep()).scheduler) == "curve (95% confidence, 5 points, ratio 2)"
+    tuned = scheduler_config({"type": "curve", "confidence": 0.975, "min_usd": 0.01})
+    assert describe_scheduler(tuned) == "curve (97.5% confidence, 5 points, ratio 2, from $0.01)"
+    rungs = scheduler_config({"type": "asha", "min_usd": 0.002, "max_usd": 0.018})
+    assert describe_scheduler(rungs) == "asha ($0.002 to $0.018, eta 3)"

@@ -82,9 +82,10 @@ def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_ca
             err_console.print(styled((f"warning: {line}", "yellow")), highlight=False, soft_wrap=True)
     if not quiet:  # the study's own sampler: a resumed study keeps the one it was created with
         from costtune.samplers import describe_sampler
+        from costtune.schedulers import describe_scheduler
 
         err_console.print(styled((f"sampler {describe_sampler(study.info.sampler)}, scheduler "
-                                  f"{spec.scheduler['type']}", "dim")), highlight=False)
+                                  f"{describe_scheduler(spec.scheduler)}", "dim")), highlight=False)
     before = study.history() if resumed else None  # what earlier runs left: this run's share is the rest
     status = run_with_progress(spec, study, err_console, quiet=quiet, workdir=workdir)
     _print_summary(study, status, before)

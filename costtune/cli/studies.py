@@ -42,6 +42,7 @@ def _list_studies(db: str | None, fmt: str) -> None:
     from costtune.reports.fmt import format_number
     from costtune.reports.table import Column, FittedTable
     from costtune.samplers import describe_sampler
+    from costtune.schedulers import describe_scheduler
     from costtune.study.resume import stored_scheduler
 
     try:
@@ -57,6 +58,7 @@ def _list_studies(db: str | None, fmt: str) -> None:
             "name": info.name, "metric": info.metric, "mode": str(info.mode),
             "sampler": describe_sampler(info.sampler),
             "scheduler": stored_scheduler(info)["type"],
+            "scheduler_detail": describe_scheduler(stored_scheduler(info)),
             "trials": len(history.trials), "finished": sum(t.state.finished for t in history.trials),
             "controller_gone": len(store.gone_trials(info.id)),
             "best_value": best.value if best else None,
@@ -73,7 +75,7 @@ def _list_studies(db: str | None, fmt: str) -> None:
         Column("trials", [f"{r['finished']}/{r['trials']}" + (f", {r['controller_gone']} running (controller gone)"
                                                               if r["controller_gone"] else "") for r in rows], keep=2),
         Column("sampler", [r["sampler"] for r in rows], keep=5, justify="left"),
-        Column("scheduler", [r["scheduler"] for r in rows], keep=6, justify="left"),
+        Column("scheduler", [r["scheduler_detail"] for r in rows], keep=6, justify="left"),
         Column("best", [format_number(r["best_value"]) for r in rows], keep=1),
         Column("cost", format_usd_column([r["cost_micros"] for r in rows]), keep=1),
         Column("created", [r["created_at"][:19].replace("T", " ") for r in rows], keep=4),

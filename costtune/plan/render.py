@@ -17,6 +17,7 @@ from costtune.reports.fmt import format_duration
 from costtune.reports.table import Column, FittedTable
 from costtune.richtext import styled
 from costtune.samplers import describe_sampler
+from costtune.schedulers import describe_scheduler
 from costtune.words import plural
 
 
@@ -44,8 +45,8 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
         None if plan.budget_trials is None else plural(plan.budget_trials, "trial")) if x) or "none"
     sampler = describe_sampler({**plan.sampler, "seed": "drawn at run time"} if plan.seed_at_run else plan.sampler)
     console.print(styled((f"plan: {plan.name}", "bold"), f"  provider {plan.provider}, sampler {sampler}, scheduler "
-                         f"{s.kind}, budget {budget}, {plural(plan.workers, 'worker')}; billing {plan.billing}"),
-                  highlight=False)
+                         f"{describe_scheduler(plan.scheduler)}, budget {budget}, {plural(plan.workers, 'worker')}; "
+                         f"billing {plan.billing}"), highlight=False)
     if plan.resumes is not None:
         r = plan.resumes
         left_micros = r.left_micros(plan.budget_micros)

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from costtune.errors import SpecError
 from costtune.history import FrozenTrial, History, Mode
-from costtune.money import usd_to_micros
+from costtune.money import format_usd, usd_to_micros
 from costtune.schedulers.curve import CurveScheduler, curve_config
 from costtune.schedulers.hyperband import (
     Bracket,
@@ -42,6 +42,7 @@ __all__ = [
     "RungScheduler",
     "Scheduler",
     "SuccessiveHalving",
+    "describe_scheduler",
     "make_curve_scheduler",
     "make_rung_scheduler",
     "plan_brackets",
@@ -159,6 +160,22 @@ def scheduler_config(value: Any, *, choose: bool = False) -> dict[str, Any]:
                             "hyperband or bohb plan was fitted to when its study began", shaped)
         cfg["plan_usd_micros"] = shaped
     return cfg
+
+
+def describe_scheduler(cfg: dict[str, Any]) -> str:
+    """A normalised scheduler config in words: ``fifo``, ``curve (95% confidence, 5 points, ratio 2)``,
+    ``asha ($0.002 to $0.018, eta 3)``."""
+    kind = str(cfg.get("type", "fifo"))
+    if kind == "curve":
+        parts = [f"{round(cfg['confidence'] * 100, 6):g}% confidence", f"{cfg['min_points']} points",
+                 f"ratio {cfg['ratio']:g}"]
+        if cfg.get("min_usd_micros"):
+            parts.append(f"from {format_usd(cfg['min_usd_micros'])}")
+        return f"curve ({', '.join(parts)})"
+    if kind in RUNG_TYPES and cfg.get("min_usd_micros") and cfg.get("max_usd_micros"):
+        return (f"{kind} ({format_usd(cfg['min_usd_micros'])} to {format_usd(cfg['max_usd_micros'])}, "
+                f"eta {cfg.get('eta', DEFAULT_ETA)})")
+    return kind
 
 
 def make_rung_scheduler(cfg: dict[str, Any], *, mode: str, budget_micros: int | None) -> RungScheduler | None:
