@@ -115,6 +115,11 @@ def format_usd(micros: int, places: int | None = None) -> str:
     return f"{sign}${abs(amount):,}"
 
 
+def format_cap(micros: int | None) -> str:
+    """A dollar cap for people: ``format_usd``, or ``no cap`` for None."""
+    return "no cap" if micros is None else format_usd(micros)
+
+
 def format_usd_column(micros: list[int | None], missing: str = "-") -> list[str]:
     """Amounts that share one number of decimals (``usd_places`` of the column); None shows ``missing``."""
     places = usd_places(*micros)

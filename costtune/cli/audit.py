@@ -29,6 +29,7 @@ def audit(study: str | None, db: str | None, since: str | None, action: str | No
     their applies and removals, every launch's verdict (policy.allow/amend/deny), alerts and webhook
     deliveries.
     """
+    from costtune.money import format_cap
     from costtune.reports.table import Column, FittedTable
 
     store = open_store(db)
@@ -52,7 +53,7 @@ def audit(study: str | None, db: str | None, since: str | None, action: str | No
         if r["action"] == "trials.set":
             change = f"budget.trials {d.get('from')} -> {d.get('to')}"
         elif r["action"] == "cap.set":
-            change = f"{_usd(d.get('from_micros'))} -> {_usd(d.get('to_micros'))}"
+            change = f"{format_cap(d.get('from_micros'))} -> {format_cap(d.get('to_micros'))}"
         elif r["action"] in ("policy.apply", "policy.remove"):
             change = f"policy {d.get('policy')} version {d.get('version')}"
         elif r["action"] in ("policy.allow", "policy.amend", "policy.deny"):  # a launch's verdict
@@ -91,9 +92,3 @@ def _since(text: str) -> datetime:
         raise InputError(f"--since: must be an ISO date or date-time (2026-11-30, 2026-11-30T14:00) or a time "
                          f"back from now (30m, 12h, 7d), got {text!r}") from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def _usd(micros: int | None) -> str:
-    from costtune.money import format_usd
-
-    return "no cap" if micros is None else format_usd(micros)

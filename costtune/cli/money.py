@@ -231,7 +231,7 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
 def _as_resumed(stored: Any, spec: Any, *, change_cap: bool) -> tuple[Any, list[str]]:
     """The sweep as `costtune run` would resume the stored study (``costtune.runner.session.as_resumed``), and
     notes on what the file says that the resume does not take."""
-    from costtune.money import format_usd
+    from costtune.money import format_cap
     from costtune.runner.session import as_resumed, sampler_drift
 
     info = stored.info
@@ -239,12 +239,10 @@ def _as_resumed(stored: Any, spec: Any, *, change_cap: bool) -> tuple[Any, list[
     file_cap = spec.budget.usd_micros
     resumed = as_resumed(info, spec, change_cap=change_cap)
     if file_cap != info.budget_usd_micros and not change_cap:
-        def usd(micros: int | None) -> str:
-            return "no cap" if micros is None else format_usd(micros)
-
-        notes.append(f"budget.usd: the file says {usd(file_cap)}, study {info.name!r} has a stored cap of "
-                     f"{usd(info.budget_usd_micros)}: planned with the stored one; `costtune run` refuses the file's "
-                     "unless --change-cap, which makes it the cap (`costtune plan --change-cap` plans with it)")
+        notes.append(f"budget.usd: the file says {format_cap(file_cap)}, study {info.name!r} has a stored cap "
+                     f"of {format_cap(info.budget_usd_micros)}: planned with the stored one; `costtune run` refuses "
+                     "the file's unless --change-cap, which makes it the cap (`costtune plan --change-cap` plans "
+                     "with it)")
     return resumed, notes
 
 

@@ -13,7 +13,7 @@ from rich.table import Column
 from rich.text import Text
 
 from costtune.errors import InputError, SpecError, StoreError
-from costtune.money import format_usd, micros_to_usd
+from costtune.money import format_cap, format_usd, micros_to_usd
 from costtune.providers import Provider
 from costtune.reports.fmt import format_duration, format_number
 from costtune.richtext import styled
@@ -88,13 +88,10 @@ def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False,
 
 
 def _cap_message(info: StudyInfo, spec: SweepSpec) -> str:
-    def usd(micros: int | None) -> str:
-        return "no cap" if micros is None else format_usd(micros)
-
-    had = "no stored cap" if info.budget_usd_micros is None else f"a stored cap of {usd(info.budget_usd_micros)}"
+    had = "no stored cap" if info.budget_usd_micros is None else f"a stored cap of {format_cap(info.budget_usd_micros)}"
     return (f"budget.usd: study {info.name!r} has {had}; the file says "
-            f"{usd(spec.budget.usd_micros)}. A study has one cap: to change it to "
-            f"{usd(spec.budget.usd_micros)}, run the same command with --change-cap (the change is recorded; "
+            f"{format_cap(spec.budget.usd_micros)}. A study has one cap: to change it to "
+            f"{format_cap(spec.budget.usd_micros)}, run the same command with --change-cap (the change is recorded; "
             f"see `costtune audit {info.name}`)")
 
 

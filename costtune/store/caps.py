@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session
 
 from costtune.errors import CapExceeded, InputError
-from costtune.money import format_usd
+from costtune.money import format_cap, format_usd
 from costtune.store.audit import add_audit, current_actor
 from costtune.store.records import lock_study
 from costtune.words import plural
@@ -35,10 +35,6 @@ class CapChange:
     old_micros: int | None
     new_micros: int | None
     changed: bool  # False when the cap already had that value (nothing recorded)
-
-
-def _usd(micros: int | None) -> str:
-    return "no cap" if micros is None else format_usd(micros)
 
 
 class CapBook:
@@ -102,10 +98,10 @@ class CapBook:
         except CapExceeded as exc:
             committed = exc.spent_micros + exc.reserved_micros + outside
             raise InputError(
-                f"{field}: {_usd(cap_micros)} is below what study {name!r} has already spent and holds for "
+                f"{field}: {format_cap(cap_micros)} is below what study {name!r} has already spent and holds for "
                 f"running trials ({format_usd(committed)}); the lowest cap it can have now is that") from None
         detail: dict[str, Any] = {"study": name, "field": field, "from_micros": old, "to_micros": cap_micros,
-                                  "from": _usd(old), "to": _usd(cap_micros), "reason": reason}
+                                  "from": format_cap(old), "to": format_cap(cap_micros), "reason": reason}
         with self._tx() as s:
             lock_study(s, study_id).budget_usd_micros = cap_micros
             add_audit(s, CAP_ACTION, actor=actor or current_actor(), study_id=study_id, detail=detail)
