@@ -22,6 +22,11 @@ def _plural(noun: str) -> str:
     return noun + "s"
 
 
+def article(word: str) -> str:
+    """The indefinite article before ``word``: "an" before a vowel ("an asha scheduler"), else "a"."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 def shown(count: int, total: int, for_all: str) -> str | None:
     """The note under a list cut to ``count`` of ``total`` rows, saying how to see them all
     (``for_all``, e.g. "costtune leaderboard NAME for all"); None when nothing is hidden."""
@@ -30,4 +35,4 @@ def shown(count: int, total: int, for_all: str) -> str | None:
     return f"{count} of {total} shown; {for_all}"
 
 
-__all__ = ["plural", "shown"]
+__all__ = ["article", "plural", "shown"]

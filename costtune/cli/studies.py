@@ -54,11 +54,12 @@ def _list_studies(db: str | None, fmt: str) -> None:
     for info in store.list_studies() if store else []:
         history = store.history(info.id)
         best = history.best()
+        scheduler = stored_scheduler(info)
         rows.append({
             "name": info.name, "metric": info.metric, "mode": str(info.mode),
             "sampler": describe_sampler(info.sampler),
-            "scheduler": stored_scheduler(info)["type"],
-            "scheduler_detail": describe_scheduler(stored_scheduler(info)),
+            "scheduler": scheduler["type"],
+            "scheduler_detail": describe_scheduler(scheduler),
             "trials": len(history.trials), "finished": sum(t.state.finished for t in history.trials),
             "controller_gone": len(store.gone_trials(info.id)),
             "best_value": best.value if best else None,

@@ -25,7 +25,7 @@ from costtune.schedulers import rung_ladder, study_plan
 from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec
 from costtune.spec.resources import Resources
-from costtune.words import plural
+from costtune.words import article, plural
 
 if TYPE_CHECKING:
     from costtune.plan.stored import StoredStudy
@@ -147,9 +147,8 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
     if res.provider == "simulated" and runs > 0:
         plan.forecast = forecast(spec, runs, jobs=jobs, exact_sampler=exact_sampler, on_run=on_run)
     elif res.provider != "simulated":
-        article = "an" if res.provider[:1] in "aeiou" else "a"
-        notes.append(f"no spend forecast: {article} {res.provider} sweep needs a workload model (how long its steps "
-                     "take) for a Monte Carlo; the figures above are the analytic plan")
+        notes.append(f"no spend forecast: {article(res.provider)} {res.provider} sweep needs a workload model (how "
+                     "long its steps take) for a Monte Carlo; the figures above are the analytic plan")
     return plan
 
 

@@ -21,6 +21,7 @@ from costtune.runner.controller import RunStatus, SweepController
 from costtune.runner.remote import sweep_provider, worker_api
 from costtune.samplers import Sampler, sampler_config
 from costtune.schedulers.defaults import adopt_stored
+from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec, parse_sweep
 from costtune.store import Store, StudyInfo
 from costtune.study import Study
@@ -140,7 +141,7 @@ def _keep_chosen_rungs(info: StudyInfo, spec: SweepSpec) -> None:
     """A resumed sweep whose file gives no min_usd/max_usd keeps the ones chosen when it started (stored
     with the study), not ones chosen anew from today's prices or cap (``schedulers.defaults``)."""
     stored = info.spec.get("scheduler") if isinstance(info.spec, dict) else None
-    if isinstance(spec.raw.get("scheduler"), dict) and spec.scheduler["type"] in ("sh", "hyperband", "bohb"):
+    if isinstance(spec.raw.get("scheduler"), dict) and spec.scheduler["type"] in PLAN_KINDS:
         # the plan keeps the brackets it began with, whatever the cap now (raised, lowered or removed); a study
         # stored before the cap its plan was fitted to was kept plans by its cap, as it did
         shaped = stored.get("plan_usd_micros") if isinstance(stored, dict) else None

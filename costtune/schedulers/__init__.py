@@ -27,6 +27,7 @@ from costtune.schedulers.hyperband import (
     study_plan,
 )
 from costtune.schedulers.rungs import AshaScheduler, RungDecision, RungScheduler, rung_ladder
+from costtune.words import article
 
 __all__ = [
     "RUNG_TYPES",
@@ -123,8 +124,8 @@ def scheduler_config(value: Any, *, choose: bool = False) -> dict[str, Any]:
         return {"type": "fifo"}
     for key in ("min_usd", "max_usd"):
         if value.get(key) is None and not choose:
-            article = "an" if kind[:1] in "aeiou" else "a"
-            raise SpecError(f"scheduler.{key}", f"is required for {article} {kind} scheduler (dollars a trial spends)")
+            raise SpecError(f"scheduler.{key}", f"is required for {article(kind)} {kind} scheduler (dollars a trial "
+                            "spends)")
     eta = value.get("eta", DEFAULT_ETA)
     if isinstance(eta, bool) or not isinstance(eta, int) or eta < 2:
         raise SpecError("scheduler.eta", "must be an integer >= 2", eta)

@@ -96,13 +96,13 @@ def adopt_stored(cfg: dict[str, Any], stored: dict[str, Any] | None) -> dict[str
     if was["type"] != cfg["type"] or was.get("eta") != cfg["eta"]:
         return cfg
     out = dict(cfg)
-    now, then = _chosen_names(cfg["chosen"]), _chosen_names(was.get("chosen", ""))
+    now = _chosen_names(cfg["chosen"])
     parts: list[str] = []
+    reasons = {part.split(" ", 1)[0]: part for part in str(was.get("chosen", "")).split("; ") if part}  # by field
     for name in ("min_usd", "max_usd"):  # not given now: the stored value; given now: the file's own
         if name in now and was.get(name) is not None:
             out[name], out[f"{name}_micros"] = was[name], was[f"{name}_micros"]
-            parts += [part for part in str(was.get("chosen", "")).split("; ") if part.split(" ", 1)[0] == name] \
-                if name in then else [f"{name} {format_usd(was[f'{name}_micros'])} as stored with the study"]
+            parts.append(reasons.get(name) or f"{name} {format_usd(was[f'{name}_micros'])} as stored with the study")
     if not parts:
         return cfg
     out["chosen"] = "; ".join(parts)

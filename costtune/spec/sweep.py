@@ -24,6 +24,7 @@ from costtune.policies.parse import parse_sweep_tags
 from costtune.samplers import SAMPLER_TYPES, sampler_config
 from costtune.schedulers import RUNG_TYPES, plan_brackets, scheduler_config
 from costtune.schedulers.defaults import choose_rungs
+from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.space import SearchSpace
 from costtune.spec.environment import parse_env, parse_passthrough
 from costtune.spec.fields import integer, os_text, seconds
@@ -145,7 +146,7 @@ def parse_sweep(data: Any) -> SweepSpec:
                         f"({budget.trials}); each queued configuration counts toward it", len(configs))
     if budget.usd_micros is not None:
         _check_cap_funds_a_trial(budget.usd_micros, resources, scheduler, data["budget"]["usd"])
-    if scheduler["type"] in ("sh", "hyperband", "bohb"):  # a budget too small for the plan fails here
+    if scheduler["type"] in PLAN_KINDS:  # a budget too small for the plan fails here
         plan_brackets(scheduler["type"], scheduler["min_usd_micros"], scheduler["max_usd_micros"], scheduler["eta"],
                       budget.usd_micros)
         if budget.usd_micros is not None and "plan_usd_micros" not in scheduler:

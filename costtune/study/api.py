@@ -17,11 +17,13 @@ from costtune.money import format_usd, micros_to_usd, rate_to_micros, usd_to_mic
 from costtune.names import check_metric_name, check_param_names, check_study_name
 from costtune.samplers import Sampler, sampler_config
 from costtune.schedulers import Scheduler, make_rung_scheduler, scheduler_config
+from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.space import SearchSpace
 from costtune.store import Store, StudyInfo
 from costtune.study.output import claim_output_dir, release_output_dir
 from costtune.study.resume import Asked, check_unchanged
 from costtune.study.study import Study
+from costtune.words import article
 
 
 def create_study(
@@ -148,9 +150,9 @@ def _scheduler(value: Any, *, mode: str, rate: int, cap: int | None) -> dict[str
     if cfg["type"] == "fifo":
         return None
     if rate == 0:
-        raise SpecError("usd_per_hour", f"{_article(cfg['type'])} {cfg['type']} scheduler judges trials by the "
+        raise SpecError("usd_per_hour", f"{article(cfg['type'])} {cfg['type']} scheduler judges trials by the "
                         "dollars they spend: give usd_per_hour > 0", rate)
-    if cfg["type"] in ("sh", "hyperband", "bohb") and cap is not None and "plan_usd_micros" not in cfg:
+    if cfg["type"] in PLAN_KINDS and cap is not None and "plan_usd_micros" not in cfg:
         cfg = {**cfg, "plan_usd_micros": cap}  # a raised cap repeats the brackets, never reshapes them
     return cfg
 
@@ -162,6 +164,3 @@ def _text(micros: int) -> str:
 def _cap(micros: int | None) -> str:
     return "none" if micros is None else format_usd(micros)
 
-
-def _article(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"
