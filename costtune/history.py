@@ -6,10 +6,13 @@ through them and a test can build one by hand.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+_COST_MICROS = operator.attrgetter("cost_micros")
 
 
 class TrialState(StrEnum):
@@ -70,7 +73,7 @@ class History:
 
     @property
     def spent_micros(self) -> int:
-        return sum(t.cost_micros for t in self.trials)
+        return sum(map(_COST_MICROS, self.trials))  # at C speed: samplers ask on every suggestion
 
     def completed(self) -> list[FrozenTrial]:
         """Finished trials with an objective value (complete or stopped)."""

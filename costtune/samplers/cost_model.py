@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +35,6 @@ MIN_COST_OBSERVATIONS = 3
 # The cost fit gets its own fixed-seed generator: drawing from the suggestion's rng would shift every
 # later draw, and then a cooled-off (alpha = 0) sampler would no longer propose what plain EI proposes.
 _COST_FIT_SEED = 0x0C057
-_COST_MICROS = operator.attrgetter("cost_micros")
 _DONE = (TrialState.COMPLETE, TrialState.STOPPED)  # what ``History.completed`` counts
 
 Encode = Callable[[dict[str, Any]], "np.ndarray | None"]
@@ -53,7 +51,7 @@ def cost_exponent(history: History, cost_weight: float, n_startup: int) -> float
     budget = history.budget_micros
     if budget is None:
         return cost_weight
-    spent = sum(map(_COST_MICROS, history.trials))
+    spent = history.spent_micros
     remaining = budget - spent
     if remaining <= 0:
         return 0.0
