@@ -88,11 +88,12 @@ def trial_detail(row: Mapping[str, Any], metric: str, *, title: str,
     label = "checks" if scheduler == "curve" else "rungs"
     said = [f"{format_usd(v['rung_micros'])} {format_number(v['value'])} {'promoted' if v['promoted'] else 'stopped'}"
             for v in verdicts]
-    if verdicts and not any(v.get("reason") for v in verdicts):  # stored by an older costtune: no reasons
+    reasoned = any(v.get("reason") for v in verdicts)
+    if verdicts and not reasoned:  # stored by an older costtune: no reasons
         facts.append((label, ", ".join(said)))
     out: list[RenderableType] = [Text(title, style="bold")]
     out += [Text(f"  {k}: {v}") for k, v in facts]
-    if any(v.get("reason") for v in verdicts):  # one line each, with why it went that way
+    if reasoned:  # one line each, with why it went that way
         heads = [f"{label}:", *([" " * (len(label) + 1)] * (len(said) - 1))]  # the later ones lined up under it
         out += [Text(f"  {head} {line}" + (f": {v['reason']}" if v.get("reason") else ""))
                 for head, line, v in zip(heads, said, verdicts, strict=True)]
