@@ -180,3 +180,46 @@ def test_price_as_takes_the_rate_and_billing_rule_from_the_catalog() -> None:
         parse_sweep(with_("resources", {"price_as": "aws/us-east1/m5.large"}))
     with pytest.raises(SpecError, match=r"resources.market: must be one of on-demand, spot, got 'preemptible'"):
         parse_sweep(with_("resources", {"price_as": "aws/us-east-1/m5.large", "market": "preemptible"}))
+
+
+def _rungs(scheduler: dict[str, Any]) -> dict[str, Any]:
+    return {**with_("scheduler", {"min_usd": 0.01, "max_usd": 0.09, **scheduler})}
+
+
+def test_integer_fields_take_a_float_with_an_integral_value(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.yaml"
+    data = _rungs({"type": "bohb", "eta": 3.0, "min_points": 4.0})
+    data["sampler"] = {"type": "bayes", "seed": 7.0, "n_startup": 5.0}
+    data["budget"] = {"trials": 40.0, "usd": 2.0}
+    data["resources"]["workers"] = 2.0
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    spec = load_sweep(path)
+    assert (spec.scheduler["eta"], spec.scheduler["min_points"]) == (3, 4)
+    assert (spec.sampler["seed"], spec.sampler["n_startup"]) == (7, 5)
+    assert spec.budget.trials == 40 and spec.resources.workers == 2
+    assert all(type(v) is int for v in (spec.scheduler["eta"], spec.sampler["seed"], spec.budget.trials))
+    curve = parse_sweep(with_("scheduler", {"type": "curve", "min_points": 7.0}))
+    assert curve.scheduler["min_points"] == 7 and type(curve.scheduler["min_points"]) is int
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "message"),
+    [
+        ({"type": "asha", "eta": 3.5}, "scheduler.eta: must be an integer >= 2, got 3.5"),
+        ({"type": "asha", "eta": True}, "scheduler.eta: must be an integer >= 2, got True"),
+        ({"type": "asha", "eta": "3"}, "scheduler.eta: must be an integer >= 2, got '3'"),
+        ({"type": "asha", "eta": 1.0}, "scheduler.eta: must be an integer >= 2, got 1.0"),
+        ({"type": "curve", "min_points": "7"},
+         "scheduler.min_points: must be an integer >= 3 (not quoted: numbers in a sweep file are numbers), got '7'"),
+        ({"type": "curve", "min_points": 6.5}, "scheduler.min_points: must be an integer >= 3, got 6.5"),
+    ],
+)
+def test_integer_fields_still_refuse_fractions_booleans_and_text(scheduler: dict[str, Any], message: str) -> None:
+    data = _rungs(scheduler) if scheduler["type"] != "curve" else with_("scheduler", scheduler)
+    with pytest.raises(SpecError) as info:
+        parse_sweep(data)
+    assert str(info.value) == message
+    for path, value, said in (("budget.trials", 2.5, "budget.trials: must be an integer >= 1, got 2.5"),
+                              ("sampler.seed", float("inf"), "sampler.seed: must be an integer >= 0, got inf")):
+        with pytest.raises(SpecError, match=f"^{said}$"):
+            parse_sweep(with_(path, value))

@@ -35,26 +35,21 @@ def sampler_config(value: Any, space: SearchSpace) -> dict[str, Any]:
     for key in value:
         if key not in _FIELDS[kind]:
             raise SpecError(f"sampler.{key}", f"unknown field for {kind}; allowed: {', '.join(_FIELDS[kind])}")
+    from costtune.spec.fields import integer  # here: costtune.spec imports this module
+
     cfg: dict[str, Any] = {"type": kind}
     if "seed" in _FIELDS[kind]:
         seed = value.get("seed")
         if seed is None:
             seed = secrets.randbelow(2**31)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise SpecError("sampler.seed", "must be an integer >= 0", seed)
-        cfg["seed"] = seed
+        cfg["seed"] = integer(seed, "sampler.seed", minimum=0)
     if kind == "grid" and value.get("points") is not None:
-        points = value["points"]
-        if isinstance(points, bool) or not isinstance(points, int) or points < 1:
-            raise SpecError("sampler.points", "must be an integer >= 1", points)
-        cfg["points"] = points
+        cfg["points"] = integer(value["points"], "sampler.points")
     if kind == "bayes":
         # Cost-aware: every random start-up trial is paid for before the model can steer the money,
         # and the benchmarks (benchmarks/vs_optuna.py) reach targets for less with 5 than with 10.
         n_startup = value.get("n_startup", 5 if value.get("cost_aware") is True else 10)
-        if isinstance(n_startup, bool) or not isinstance(n_startup, int) or n_startup < 1:
-            raise SpecError("sampler.n_startup", "must be an integer >= 1", n_startup)
-        cfg["n_startup"] = n_startup
+        cfg["n_startup"] = integer(n_startup, "sampler.n_startup")
         cfg.update(_cost_fields(value))
     configs = value.get("configs", [])
     if not isinstance(configs, list):

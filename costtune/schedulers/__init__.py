@@ -126,9 +126,9 @@ def scheduler_config(value: Any, *, choose: bool = False) -> dict[str, Any]:
         if value.get(key) is None and not choose:
             raise SpecError(f"scheduler.{key}", f"is required for {article(kind)} {kind} scheduler (dollars a trial "
                             "spends)")
-    eta = value.get("eta", DEFAULT_ETA)
-    if isinstance(eta, bool) or not isinstance(eta, int) or eta < 2:
-        raise SpecError("scheduler.eta", "must be an integer >= 2", eta)
+    from costtune.spec.fields import integer  # here: costtune.spec imports this module
+
+    eta = integer(value.get("eta", DEFAULT_ETA), "scheduler.eta", minimum=2)
     given = {key: _dollars(value[key], f"scheduler.{key}") for key in ("min_usd", "max_usd")
              if value.get(key) is not None}
     min_text, min_micros = given.get("min_usd", (None, 0))
@@ -148,10 +148,7 @@ def scheduler_config(value: Any, *, choose: bool = False) -> dict[str, Any]:
             raise SpecError(f"scheduler.{key}", f"does not match scheduler.{key[:-7]} ({micros})", value[key])
     if kind == "bohb":
         min_points = value.get("min_points")
-        if min_points is not None and (isinstance(min_points, bool) or not isinstance(min_points, int)
-                                       or min_points < 2):
-            raise SpecError("scheduler.min_points", "must be an integer >= 2", min_points)
-        cfg["min_points"] = min_points
+        cfg["min_points"] = None if min_points is None else integer(min_points, "scheduler.min_points", minimum=2)
     if isinstance(value.get("chosen"), str):
         cfg["chosen"] = value["chosen"]
     shaped = value.get("plan_usd_micros")

@@ -62,10 +62,10 @@ def curve_config(value: dict[str, Any]) -> dict[str, Any]:
     for key in value:
         if key not in FIELDS and key != "min_usd_micros":
             raise SpecError(f"scheduler.{key}", f"unknown field for curve; allowed: {', '.join(FIELDS)}")
+    from costtune.spec.fields import integer  # here: costtune.spec imports this module
+
     min_points = value.get("min_points", DEFAULT_MIN_POINTS)
-    if isinstance(min_points, bool) or not isinstance(min_points, int) or min_points < 3:
-        raise SpecError("scheduler.min_points", f"must be an integer >= 3{_QUOTED * isinstance(min_points, str)}",
-                        min_points)
+    min_points = integer(min_points, "scheduler.min_points", minimum=3, hint=_QUOTED * isinstance(min_points, str))
     confidence = _number(value.get("confidence", DEFAULT_CONFIDENCE), "scheduler.confidence")
     if not 0.5 < confidence < 1:
         raise SpecError("scheduler.confidence", "must be a number between 0.5 and 1 (exclusive)",

@@ -14,13 +14,19 @@ from costtune.limits import INT64_MAX, MAX_SECONDS
 from costtune.ostext import unfit_for_os
 
 
-def integer(value: Any, path: str, *, minimum: int = 1, maximum: int = INT64_MAX) -> int:
-    """An int (never a bool) in [minimum, maximum]; the message states the bound that failed."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpecError(path, f"must be an integer >= {minimum}", value)
-    if value > maximum:
+def integer(value: Any, path: str, *, minimum: int = 1, maximum: int = INT64_MAX, hint: str = "") -> int:
+    """An int in [minimum, maximum]: an int, or a float with an integral value (``3.0`` -> 3); never a
+    bool, a fractional float (``3.5``) or text (``"3"``). Raises ``SpecError`` naming ``path`` and the
+    value, the message stating the bound that failed (``hint`` appended to the ">= minimum" one)."""
+    if isinstance(value, float) and value.is_integer():  # finite: inf and nan are not integral
+        number: Any = int(value)
+    else:
+        number = value
+    if isinstance(number, bool) or not isinstance(number, int) or number < minimum:
+        raise SpecError(path, f"must be an integer >= {minimum}{hint}", value)
+    if number > maximum:
         raise SpecError(path, f"must be an integer <= {maximum}", value)
-    return value
+    return number
 
 
 def seconds(value: Any, path: str, *, positive: bool, what: str = "a number of seconds") -> float:
