@@ -115,6 +115,20 @@ def format_usd(micros: int, places: int | None = None) -> str:
     return f"{sign}${abs(amount):,}"
 
 
+def format_usd_exact(micros: int) -> str:
+    """A dollar amount to the micro-dollar, never rounded: ``$0.001666``, ``$0.0025``, ``$1,234.50``, ``$0``.
+
+    For an amount a user may copy into a sweep file (rungs chosen by costtune): it parses back to the
+    same micro-dollars, where ``format_usd``'s three significant digits (``$0.00167``) would not.
+    """
+    if micros == 0:
+        return "$0"
+    amount = micros_to_usd(micros)
+    places = max(_MIN_PLACES, -amount.normalize().as_tuple().exponent)  # type: ignore[operator]
+    sign = "-" if amount < 0 else ""
+    return f"{sign}${abs(amount).quantize(Decimal(1).scaleb(-places)):,}"
+
+
 def format_cap(micros: int | None) -> str:
     """A dollar cap for people: ``format_usd``, or ``no cap`` for None."""
     return "no cap" if micros is None else format_usd(micros)

@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from costtune.cli import main
-from costtune.money import format_usd, usd_to_micros
+from costtune.money import format_usd, format_usd_exact, usd_to_micros
 from costtune.schedulers import plan_brackets, rung_ladder
 
 SWEEP: dict[str, Any] = {
@@ -333,7 +333,8 @@ def test_plan_shows_the_rungs_it_chose_when_the_file_gives_none(tmp_path: Path) 
     ladder = _plan_json(path, 0)["scheduler"]
     assert (ladder["max_usd"], ladder["max_usd_micros"]) == ("0.05", 50_000)
     assert 0 < ladder["min_usd_micros"] * 3 <= 50_000
-    assert f"min_usd {format_usd(ladder['min_usd_micros'])} = 120 s on the median rate" in text  # the one money rule
+    # exactly what is stored (a rounded $0.00266 copied into the file would be refused on resume)
+    assert f"min_usd {format_usd_exact(ladder['min_usd_micros'])} = 120 s on the median rate" in text
 
 
 def _local_sweep(tmp_path: Path, name: str, *, min_usd: float, sleep_s: float) -> Path:

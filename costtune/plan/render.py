@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
-from costtune.money import format_usd, format_usd_column, usd_places, usd_text
+from costtune.money import format_usd, format_usd_column, format_usd_exact, usd_places, usd_text
 from costtune.plan.analytic import SweepPlan
 from costtune.plan.forecast import Forecast
 from costtune.reports.fmt import format_duration
@@ -70,8 +70,8 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
             Column("planned", format_usd_column([b.cost_micros for b in s.brackets]), keep=3),
         ], title=f"{s.kind} brackets (eta {s.eta}, {plural(s.iterations, 'iteration')})"))
     elif s.ladder_micros:
-        places = usd_places(*s.ladder_micros)
-        console.print(f"rung ladder (eta {s.eta}): " + " -> ".join(format_usd(r, places) for r in s.ladder_micros),
+        # to the micro-dollar, as stored: its first rung is min_usd, which a user may copy into the file
+        console.print(f"rung ladder (eta {s.eta}): " + " -> ".join(format_usd_exact(r) for r in s.ladder_micros),
                       highlight=False)
     approx = "~" if s.trials_estimated else ""
     rows: list[tuple[str, str]] = [("trials started", "-" if s.trials is None else f"{approx}{s.trials}")]

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from costtune.errors import SpecError
 from costtune.history import FrozenTrial, History, Mode
-from costtune.money import format_usd, usd_to_micros
+from costtune.money import format_usd_exact, usd_to_micros
 from costtune.schedulers.curve import CurveScheduler, curve_config
 from costtune.schedulers.hyperband import (
     Bracket,
@@ -168,10 +168,11 @@ def describe_scheduler(cfg: dict[str, Any]) -> str:
         parts = [f"{round(cfg['confidence'] * 100, 6):g}% confidence", f"{cfg['min_points']} points",
                  f"ratio {cfg['ratio']:g}"]
         if cfg.get("min_usd_micros"):
-            parts.append(f"from {format_usd(cfg['min_usd_micros'])}")
+            parts.append(f"from {format_usd_exact(cfg['min_usd_micros'])}")
         return f"curve ({', '.join(parts)})"
     if kind in RUNG_TYPES and cfg.get("min_usd_micros") and cfg.get("max_usd_micros"):
-        return (f"{kind} ({format_usd(cfg['min_usd_micros'])} to {format_usd(cfg['max_usd_micros'])}, "
+        # exact: the stored amounts, which a user may copy into the sweep file (resume compares micros)
+        return (f"{kind} ({format_usd_exact(cfg['min_usd_micros'])} to {format_usd_exact(cfg['max_usd_micros'])}, "
                 f"eta {cfg.get('eta', DEFAULT_ETA)})")
     return kind
 

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from costtune.errors import SpecError
-from costtune.money import format_usd
+from costtune.money import format_usd, format_usd_exact
 
 if TYPE_CHECKING:
     from costtune.spec.resources import Resources
@@ -59,7 +59,7 @@ def choose_rungs(cfg: dict[str, Any], resources: Resources, budget_micros: int |
         if cfg.get("min_usd") is not None:
             high = max(high, cfg["min_usd_micros"] * eta)
         out["max_usd"], out["max_usd_micros"] = _text(high), high
-        why.append(f"max_usd {format_usd(high)} = budget.usd {format_usd(budget_micros)} / {TRIALS_IN_BUDGET} "
+        why.append(f"max_usd {format_usd_exact(high)} = budget.usd {format_usd(budget_micros)} / {TRIALS_IN_BUDGET} "
                    f"(room for at least "
                    f"{TRIALS_IN_BUDGET} trials run to the top)")
     high = out["max_usd_micros"]
@@ -70,7 +70,7 @@ def choose_rungs(cfg: dict[str, Any], resources: Resources, budget_micros: int |
         low = max(1, min(low, high // eta))
         out["min_usd"], out["min_usd_micros"] = _text(low), low
         basis = "its start-up" if startup_s > FIRST_RUNG_S else f"{FIRST_RUNG_S} s"
-        why.append(f"min_usd {format_usd(low)} = {basis} on the median rate {format_usd(rate)}/h, counted after "
+        why.append(f"min_usd {format_usd_exact(low)} = {basis} on the median rate {format_usd(rate)}/h, counted after "
                    "each trial's first report" + (f", lowered to max_usd / {eta}" if lowered else ""))
     out["chosen"] = "; ".join(why)
     return out
@@ -102,7 +102,8 @@ def adopt_stored(cfg: dict[str, Any], stored: dict[str, Any] | None) -> dict[str
     for name in ("min_usd", "max_usd"):  # not given now: the stored value; given now: the file's own
         if name in now and was.get(name) is not None:
             out[name], out[f"{name}_micros"] = was[name], was[f"{name}_micros"]
-            parts.append(reasons.get(name) or f"{name} {format_usd(was[f'{name}_micros'])} as stored with the study")
+            exact = format_usd_exact(was[f"{name}_micros"])
+            parts.append(reasons.get(name) or f"{name} {exact} as stored with the study")
     if not parts:
         return cfg
     out["chosen"] = "; ".join(parts)
