@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -57,3 +58,33 @@ def test_rungs_costtune_chose_are_shown_exactly_and_a_file_giving_them_resumes(t
     sweep["budget"]["trials"] = 2
     again = _cli("run", str(_write(path, sweep)), "--db", db, "--quiet")
     assert again.exit_code == 0, again.output
+
+
+def _simulated(name: str, scheduler: dict[str, Any], **budget: Any) -> dict[str, Any]:
+    return {
+        "name": name, "objective": {"metric": "loss", "mode": "min"},
+        "space": {f"x{i}": {"type": "uniform", "low": 0, "high": 1} for i in range(1, 7)},
+        "sampler": {"type": "random", "seed": 0}, "scheduler": scheduler, "budget": budget or {"usd": 0.05},
+        "resources": {"provider": "simulated", "region": "us-east-1", "instance_type": "m5.large",
+                      "market": "on-demand", "workers": 2,
+                      "simulation": {"workload": "costtune.demo.workloads:hartmann6", "max_steps": 200,
+                                     "startup_seconds": 10, "seed": 0}},
+    }
+
+
+def test_a_bohb_study_is_listed_with_the_model_that_proposes_not_its_random_sampler_section(tmp_path: Path) -> None:
+    # BOHB replaces a non-bayes sampler with a default Bayes model fitted on rung results (controller.py,
+    # study.py): 6 parameters -> 8 results at a rung, and that model's 10 start-up results, random before.
+    db = str(tmp_path / "store.db")
+    path = _write(tmp_path / "bohb.yaml", _simulated("bohb-sim", {"type": "bohb", "eta": 3}))
+    said = ("bohb model (bayes fitted on the highest rung with 8+ results once it has 10, random until then; "
+            "seed 0; not the sampler section's random)")
+    plan = " ".join(_cli("plan", str(path), "--db", db, "--no-forecast").stdout.split())
+    assert f"sampler {said}, scheduler bohb" in plan
+    assert _cli("run", str(path), "--db", db, "--quiet").exit_code == 0
+    listed = json.loads(_cli("studies", "--db", db, "--format", "json").stdout)
+    assert [(s["name"], s["sampler"], s["scheduler"]) for s in listed] == [("bohb-sim", said, "bohb")]
+    # the same section under another scheduler is what proposes, and is listed as itself
+    asha = _write(tmp_path / "asha.yaml", _simulated("asha-sim", {"type": "asha", "eta": 3}))
+    shown = " ".join(_cli("plan", str(asha), "--no-forecast").stdout.split())
+    assert "sampler random (seed 0), scheduler asha" in shown

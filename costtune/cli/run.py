@@ -84,7 +84,8 @@ def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_ca
         from costtune.samplers import describe_sampler
         from costtune.schedulers import describe_scheduler
 
-        err_console.print(styled((f"sampler {describe_sampler(study.info.sampler)}, scheduler "
+        proposer = describe_sampler(study.info.sampler, spec.scheduler, len(spec.space.names))
+        err_console.print(styled((f"sampler {proposer}, scheduler "
                                   f"{describe_scheduler(spec.scheduler)}", "dim")), highlight=False)
     before = study.history() if resumed else None  # what earlier runs left: this run's share is the rest
     status = run_with_progress(spec, study, err_console, quiet=quiet, workdir=workdir)

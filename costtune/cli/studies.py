@@ -57,7 +57,7 @@ def _list_studies(db: str | None, fmt: str) -> None:
         scheduler = stored_scheduler(info)
         rows.append({
             "name": info.name, "metric": info.metric, "mode": str(info.mode),
-            "sampler": describe_sampler(info.sampler),
+            "sampler": describe_sampler(info.sampler, scheduler, len(info.space or {})),  # bohb: its model
             "scheduler": scheduler["type"],
             "scheduler_detail": describe_scheduler(scheduler),
             "trials": len(history.trials), "finished": sum(t.state.finished for t in history.trials),
@@ -75,8 +75,8 @@ def _list_studies(db: str | None, fmt: str) -> None:
         Column("objective", [f"{r['metric']} ({r['mode']})" for r in rows], keep=3, justify="left"),
         Column("trials", [f"{r['finished']}/{r['trials']}" + (f", {r['controller_gone']} running (controller gone)"
                                                               if r["controller_gone"] else "") for r in rows], keep=2),
-        Column("sampler", [r["sampler"] for r in rows], keep=5, justify="left"),
-        Column("scheduler", [r["scheduler_detail"] for r in rows], keep=6, justify="left"),
+        Column("sampler", [r["sampler"] for r in rows], keep=5, justify="left", wrap=16),  # bohb: its model, long
+        Column("scheduler", [r["scheduler_detail"] for r in rows], keep=6, justify="left", wrap=14),
         Column("best", [format_number(r["best_value"]) for r in rows], keep=1),
         Column("cost", format_usd_column([r["cost_micros"] for r in rows]), keep=1),
         Column("created", [r["created_at"][:19].replace("T", " ") for r in rows], keep=4),

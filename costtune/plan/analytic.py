@@ -99,6 +99,7 @@ class SweepPlan:
     # The study of the sweep's name the store already holds: the plan is then that study's resume.
     resumes: StoredStudy | None = None
     seed_at_run: bool = False  # the file gives no seed: `costtune run` draws one when it creates the study
+    dimensions: int | None = None  # parameters searched (BOHB's model needs dimensions + 2 results by default)
 
 
 def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact_sampler: bool = False,
@@ -135,7 +136,7 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
         name=spec.name, provider=res.provider, scheduler=dict(spec.scheduler), budget_micros=spec.budget.usd_micros,
         budget_trials=spec.budget.trials, workers=res.workers, billing=res.billing.note, rate_source=res.rate_source,
         schedule=schedule, overheads=overheads, launches=launches, overhead_micros=overhead, preemption=preemption,
-        notes=notes, sampler=dict(spec.sampler), resumes=resumes,
+        notes=notes, sampler=dict(spec.sampler), resumes=resumes, dimensions=len(spec.space.names),
     )
     given = spec.raw.get("sampler")
     if resumes is None and "seed" in spec.sampler and not (isinstance(given, dict) and given.get("seed") is not None):

@@ -43,7 +43,8 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
     budget = " and ".join(x for x in (
         None if plan.budget_micros is None else format_usd(plan.budget_micros),
         None if plan.budget_trials is None else plural(plan.budget_trials, "trial")) if x) or "none"
-    sampler = describe_sampler({**plan.sampler, "seed": "drawn at run time"} if plan.seed_at_run else plan.sampler)
+    sampler = describe_sampler({**plan.sampler, "seed": "drawn at run time"} if plan.seed_at_run else plan.sampler,
+                               plan.scheduler, plan.dimensions)  # bohb: its own model proposes
     console.print(styled((f"plan: {plan.name}", "bold"), f"  provider {plan.provider}, sampler {sampler}, scheduler "
                          f"{describe_scheduler(plan.scheduler)}, budget {budget}, {plural(plan.workers, 'worker')}; "
                          f"billing {plan.billing}"), highlight=False)

@@ -79,8 +79,19 @@ def _cost_fields(value: dict[str, Any]) -> dict[str, Any]:
     return {"cost_aware": True, "cost_weight": float(value.get("cost_weight", 1.0))}
 
 
-def describe_sampler(cfg: dict[str, Any]) -> str:
-    """A stored sampler config in words: ``bayes (cost-aware, 5 start-up, seed 7)``, ``random (seed 3)``."""
+def describe_sampler(cfg: dict[str, Any], scheduler: dict[str, Any] | None = None,
+                     dimensions: int | None = None) -> str:
+    """What proposes the configurations, in words: ``bayes (cost-aware, 5 start-up, seed 7)``, ``random (seed 3)``.
+
+    ``cfg`` is the stored sampler config. Under a ``bohb`` ``scheduler`` BOHB's own model proposes
+    (``samplers.rung_model``, set up by the controller and ``Study``): a Bayes sampler (the section's own
+    when it is bayes, else a default one) fitted on the highest rung with ``min_points`` results
+    (default ``dimensions`` + 2), random proposals until then; a section of another type is named as
+    not the one that proposes: ``bohb model (bayes fitted on the highest rung with 8+ results once it
+    has 10, random until then; seed 0; not the sampler section's random)``.
+    """
+    if scheduler is not None and scheduler.get("type") == "bohb":
+        return _describe_bohb(cfg, scheduler, dimensions)
     kind = str(cfg.get("type", "random"))
     parts: list[str] = []
     if cfg.get("cost_aware"):
@@ -93,6 +104,24 @@ def describe_sampler(cfg: dict[str, Any]) -> str:
     if "seed" in cfg:
         parts.append(f"seed {cfg['seed']}")
     return f"{kind} ({', '.join(parts)})" if parts else kind
+
+
+def _describe_bohb(cfg: dict[str, Any], scheduler: dict[str, Any], dimensions: int | None) -> str:
+    own = cfg.get("type", "random") == "bayes"  # the controller's rule: a bayes section is BOHB's model
+    model = cfg if own else {"type": "bayes"}  # make_sampler's defaults
+    points = scheduler.get("min_points") or (None if dimensions is None else dimensions + 2)
+    first = max(2, int(model.get("n_startup", 10)))  # results the Bayes model needs before it is consulted
+    rung = f"{points}+" if points is not None else "dimensions + 2 or more"
+    once = f" once it has {first}" if points is None or first > points else ""
+    parts = [f"bayes fitted on the highest rung with {rung} results{once}, random until then"]
+    if model.get("cost_aware"):
+        weight = model.get("cost_weight", 1.0)
+        parts.append("cost-aware" + ("" if weight == 1.0 else f", cost weight {weight:g}"))
+    if "seed" in cfg:
+        parts.append(f"seed {cfg['seed']}")
+    if not own:
+        parts.append(f"not the sampler section's {cfg.get('type', 'random')}")
+    return f"bohb model ({'; '.join(parts)})"
 
 
 def _as_mapping(value: Any, path: str) -> dict[str, Any]:
