@@ -27,7 +27,7 @@ from costtune.cli import main
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.money import format_usd_column
 from costtune.reports.html import render_html
-from costtune.reports.spend import CLASSES, classify, spend_by_placement, spend_summary, totals
+from costtune.reports.spend import CLASSES, classify, shown_classes, spend_by_placement, spend_summary, totals
 from costtune.store import Store
 from costtune.store.reads import AttemptCostRow, attempt_rows, rerun_micros
 
@@ -77,6 +77,40 @@ def test_each_kind_of_attempt_lands_in_its_class() -> None:
     summary = spend_summary(history, attempts)
     assert {k: v["micros"] for k, v in summary["classes"].items()} == by_class
     assert (summary["preempted_attempts"], summary["interrupted_attempts"], summary["retried_trials"]) == (2, 1, 3)
+
+
+def test_every_trial_is_counted_once_in_the_class_it_ended_in_queued_ones_as_unfinished() -> None:
+    # A queued trial that has spent nothing is unfinished: the report showed 0 there (and no row), so the
+    # classes' trial counts did not add up to the total beside them.
+    history = History("loss", Mode.MIN, (
+        done(0, TrialState.COMPLETE, 100), done(1, TrialState.STOPPED, 40),
+        done(2, TrialState.FAILED, 0, value=None),  # failed before it was billed
+        done(3, TrialState.COMPLETE, 80),  # preempted once, then complete
+        done(4, TrialState.QUEUED, 0, value=None), done(5, TrialState.QUEUED, 0, value=None),
+    ))
+    attempts = [attempt(0, 1, 100, "completed"), attempt(1, 1, 40, "stopped"),
+                attempt(3, 1, 30, "preempted", waste=10), attempt(3, 2, 50, "completed", start=5)]
+    summary = spend_summary(history, attempts)
+    counts = {k: v["trials"] for k, v in summary["classes"].items()}
+    assert counts == {"useful": 2, "stopped": 1, "failed": 1, "rerun": 1, "unfinished": 2}
+    assert sum(n for k, n in counts.items() if k != "rerun") == len(history.trials)
+    text = _report_text(history, attempts)
+    assert re.search(r"running or queued trials +│ +2 +│ +\$0 ", text), text
+    assert re.search(r"failed trials +│ +1 +│ +\$0 ", text), text
+    assert re.search(r"re-run after a preemption or interruption +│ +\(1\) ", text), text
+    assert re.search(r"total +│ +6 +│", text), text
+    page = render_html("counted", history, attempts)
+    assert "<td>running or queued trials</td><td class=\"n\">2</td>" in page, page
+
+
+def _report_text(history: History, attempts: list[AttemptCostRow]) -> str:
+    from rich.console import Console
+
+    from costtune.reports.terminal import classes_table
+
+    console = Console(file=io.StringIO(), width=160, color_system=None)
+    console.print(classes_table(history, attempts))
+    return console.file.getvalue()  # type: ignore[attr-defined]
 
 
 def test_a_trial_never_loses_more_than_an_attempt_cost_and_local_rows_are_labelled_by_price() -> None:
@@ -192,7 +226,8 @@ def test_a_real_sweep_classifies_every_dollar_once_and_every_view_agrees(swept: 
 
     page = render_html("classes", history, attempts)
     kinds = [k for k in CLASSES if classes[k]]
-    money = format_usd_column([classes[k] for k in kinds] + [total])
+    rows = shown_classes(spend_summary(history, attempts))  # and those with trials but no money ($0)
+    money = format_usd_column([classes[k] for k in rows] + [total])
     where = page[page.index("<h2>where the money went</h2>"):page.index("<h2>spend by instance type")]
     cells = re.findall(r'<td class="n">(\$[0-9.,]+)</td>', where)
     assert cells == money  # the HTML table shows the same amounts, total last

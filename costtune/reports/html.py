@@ -24,7 +24,9 @@ from costtune.reports.spend import (
     CLASS_LABELS,
     CLASSES,
     SHORT_LABELS,
+    class_trials,
     preemption_summary,
+    shown_classes,
     spend_by_placement,
     spend_summary,
     steps_per_dollar,
@@ -188,13 +190,13 @@ def leaderboard_html(history: History, limit: int = 50, costs: leaderboard.Costs
 def spend_html(history: History, attempts: Sequence[AttemptCostRow] | None) -> str:
     """Where the money went, by class; the same classes as the bar chart and the placement table."""
     s = spend_summary(history, attempts)
-    kinds = [k for k in CLASSES if s["classes"][k]["micros"]]
-    if not kinds:
+    if not s["total_micros"]:
         return '<p class="empty">no spend</p>'
+    kinds = shown_classes(s)
     money = format_usd_column([s["classes"][k]["micros"] for k in kinds] + [s["total_micros"]])
     table = _table(["money spent on", "trials", "spend", "share"],
                    [[*(CLASS_LABELS[k] for k in kinds), "total"],
-                    [*(s["classes"][k]["trials"] for k in kinds), len(history.trials)], money,
+                    [*(class_trials(s, k) for k in kinds), len(history.trials)], money,
                     [*(_pct(s["classes"][k]["pct_of_spend"]) for k in kinds), "100.0%"]], {1, 2, 3})
     rerun = s["classes"]["rerun"]
     cut = s["preempted_attempts"] + s["interrupted_attempts"]

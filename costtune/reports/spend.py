@@ -102,14 +102,33 @@ def _pct(part: int, whole: int) -> float | None:
     return None if whole <= 0 else round(100 * part / whole, 2)
 
 
+def shown_classes(summary: dict[str, Any]) -> list[str]:
+    """The classes a table shows: those holding money or trials (re-run: money), in ``CLASSES`` order."""
+    return [k for k in CLASSES if summary["classes"][k]["micros"] or (k != RERUN and summary["classes"][k]["trials"])]
+
+
+def class_trials(summary: dict[str, Any], kind: str) -> str:
+    """A class's trial count as a table shows it: re-run's in parentheses, its trials counted where they ended."""
+    n = summary["classes"][kind]["trials"]
+    return f"({n})" if kind == RERUN else str(n)
+
+
 def spend_summary(history: History, attempts: Sequence[AttemptCostRow] | None = None) -> dict[str, Any]:
-    """The study's spend by class (adds up to ``total_micros``) and by trial state.
+    """The study's spend by class (adds up to ``total_micros``) and by trial state; each class's
+    ``trials`` counts the trials that ended that way (they add up to the study's trials), re-run's the
+    trials with re-run money (each also counted where it ended).
 
     Without ``attempts`` nothing can be told apart as re-run: a trial's money takes its class.
     """
     shares = classify(history, attempts or ())
     by_class = totals(shares)
-    trials_in = {k: len({s.trial for s in shares if s.kind == k}) for k in CLASSES}
+    # Each trial counts once, in the class of how it ended, money or not (a queued trial is unfinished),
+    # so these counts add up to the study's trials; re-run counts the trials some of whose money was
+    # re-run work, each also counted where it ended.
+    trials_in = dict.fromkeys(CLASSES, 0)
+    for trial in history.trials:
+        trials_in[trial_class(trial)] += 1
+    trials_in[RERUN] = len({s.trial for s in shares if s.kind == RERUN})
     by_state: dict[str, dict[str, int]] = {}
     for trial in history.trials:
         entry = by_state.setdefault(str(trial.state), {"trials": 0, "micros": 0})

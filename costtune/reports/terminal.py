@@ -21,7 +21,9 @@ from costtune.reports.spend import (
     CLASS_LABELS,
     CLASSES,
     SHORT_LABELS,
+    class_trials,
     preemption_summary,
+    shown_classes,
     spend_by_placement,
     spend_summary,
     steps_per_dollar,
@@ -67,14 +69,14 @@ def _pct(value: float | None) -> str:
 
 
 def classes_table(history: History, attempts: Sequence[AttemptCostRow] | None) -> FittedTable:
-    """Where the money went: one row per class that holds money, then the total."""
+    """Where the money went: one row per class that holds money or trials, then the total."""
     s = spend_summary(history, attempts)
-    kinds = [k for k in CLASSES if s["classes"][k]["micros"]]
+    kinds = shown_classes(s)
     money = format_usd_column([s["classes"][k]["micros"] for k in kinds] + [s["total_micros"]])
     return FittedTable([
         Column("money spent on", [*(CLASS_LABELS[k] for k in kinds), Text("total", style="bold")], keep=0,
                justify="left", wrap=14),
-        Column("trials", [*(str(s["classes"][k]["trials"]) for k in kinds), str(len(history.trials))], keep=2),
+        Column("trials", [*(class_trials(s, k) for k in kinds), str(len(history.trials))], keep=2),
         Column("spend", money, keep=1),
         Column("share", [*(_pct(s["classes"][k]["pct_of_spend"]) for k in kinds),
                          "100.0%" if s["total_micros"] else "-"], keep=3),
