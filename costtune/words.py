@@ -22,6 +22,11 @@ def _plural(noun: str) -> str:
     return noun + "s"
 
 
+# How an attempt's note starts when the study's dollar cap stopped its trial (runner/decisions.py writes it,
+# `costtune trials STUDY N` shows it as the trial's "stopped:" line).
+BUDGET_STOP = "stopped by the budget"
+
+
 def article(word: str) -> str:
     """The indefinite article before ``word``: "an" before a vowel ("an asha scheduler"), else "a"."""
     return "an" if word[:1].lower() in "aeiou" else "a"

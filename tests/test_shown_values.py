@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,44 @@ def test_a_bohb_study_is_listed_with_the_model_that_proposes_not_its_random_samp
     asha = _write(tmp_path / "asha.yaml", _simulated("asha-sim", {"type": "asha", "eta": 3}))
     shown = " ".join(_cli("plan", str(asha), "--no-forecast").stdout.split())
     assert "sampler random (seed 0), scheduler asha" in shown
+
+
+def test_a_trial_the_budget_stopped_says_so_with_the_money(tmp_path: Path) -> None:
+    # Scheduler-stopped trials show their verdict; one the study's cap stopped showed no reason at all.
+    db = str(tmp_path / "store.db")
+    data = _simulated("fifo-sim", {"type": "fifo"}, usd=0.01)
+    data["resources"]["simulation"]["max_steps"] = 2000  # longer than $0.01 can pay for
+    assert _cli("run", str(_write(tmp_path / "fifo.yaml", data)), "--db", db, "--quiet").exit_code == 0
+    rows = json.loads(_cli("trials", "fifo-sim", "--db", db, "--format", "json").stdout)
+    budget = [r["trial"] for r in rows if r["attempts"] and r["attempts"][-1]["exit_reason"] == "budget"]
+    assert budget and all(r["state"] == "stopped" for r in rows if r["trial"] in budget)
+    for number in budget:
+        detail = " ".join(_cli("trials", "fifo-sim", str(number), "--db", db).stdout.split())
+        assert re.search(r"stopped: by the budget: budget\.usd reached, with \$[0-9.]+ spent and \$[0-9.]+ held "
+                         r"by running trials of the \$0\.01 cap", detail), detail
+        assert "attempt 1: stopped by the budget" not in detail  # said once, as the trial's reason
+
+
+def test_an_in_process_trial_the_budget_stopped_says_so_too(tmp_path: Path) -> None:
+    import costtune
+    from costtune.history import TrialState
+
+    db = str(tmp_path / "inproc.db")
+    study = costtune.create_study("inproc", storage=db, metric="loss",
+                                  space={"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
+                                  budget_usd="0.05", usd_per_hour="360")  # 10 cents a second
+
+    def tenths(trial: costtune.Trial) -> float:
+        for step in range(8):
+            time.sleep(0.1)
+            trial.report(step, loss=trial.params["x"])
+            if trial.should_stop():
+                raise costtune.StopTrial()
+        return trial.params["x"]
+
+    study.optimize(tenths, n_trials=20)
+    stopped = [t.number for t in study.trials if t.state == TrialState.STOPPED]
+    assert stopped
+    detail = " ".join(_cli("trials", "inproc", str(stopped[0]), "--db", db).stdout.split())
+    assert re.search(r"stopped: by the budget: budget_usd reached: its reservation of \$[0-9.]+ is used up",
+                     detail), detail

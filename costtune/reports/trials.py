@@ -19,6 +19,7 @@ from costtune.money import format_usd, format_usd_column, micros_to_usd
 from costtune.reports.fmt import format_duration, format_number, format_params, shown_state
 from costtune.reports.table import Column, FittedTable
 from costtune.store.records import AttemptInfo
+from costtune.words import BUDGET_STOP
 
 
 def trial_rows(history: History, attempts: Mapping[int, Sequence[AttemptInfo]],
@@ -84,6 +85,10 @@ def trial_detail(row: Mapping[str, Any], metric: str, *, title: str,
              (metric, format_number(row["value"])), ("last step", format_number(row["last_step"])),
              ("metrics", format_params(row["metrics"]) or "-"), ("cost", format_usd(row["cost_micros"])),
              ("output", row["output_dir"] or "-")]
+    att = row["attempts"]
+    if row["state"] == "stopped" and att and att[-1]["exit_reason"] == "budget":  # the study's cap stopped it
+        said_why = [p for p in _note_parts(att[-1]) if p.startswith(BUDGET_STOP)]
+        facts.append(("stopped", said_why[0].removeprefix("stopped ") if said_why else "by the study's budget.usd cap"))
     verdicts = row.get("verdicts") or []
     label = "checks" if scheduler == "curve" else "rungs"
     said = [f"{format_usd(v['rung_micros'])} {format_number(v['value'])} {'promoted' if v['promoted'] else 'stopped'}"
@@ -97,7 +102,6 @@ def trial_detail(row: Mapping[str, Any], metric: str, *, title: str,
         heads = [f"{label}:", *([" " * (len(label) + 1)] * (len(said) - 1))]  # the later ones lined up under it
         out += [Text(f"  {head} {line}" + (f": {v['reason']}" if v.get("reason") else ""))
                 for head, line, v in zip(heads, said, verdicts, strict=True)]
-    att = row["attempts"]
     out.append(FittedTable([
         Column("attempt", [str(a["number"]) for a in att], keep=0),
         Column("provider", [a["provider"] for a in att], keep=5, justify="left"),
@@ -114,8 +118,9 @@ def trial_detail(row: Mapping[str, Any], metric: str, *, title: str,
         if a["argv"] is not None:
             out.append(Text(f"attempt {a['number']} ran: {shlex.join(a['argv'])}"))
     for a in att:
-        if a["note"]:
-            out.append(Text(f"attempt {a['number']}: {a['note']}"))
+        note = "; ".join(p for p in _note_parts(a) if not p.startswith(BUDGET_STOP))  # that one: "stopped:" above
+        if note:
+            out.append(Text(f"attempt {a['number']}: {note}"))
     if row.get("warnings"):
         count = row.get("warning_count") or len(row["warnings"])
         shown = f" (the first {len(row['warnings'])} of {count})" if count > len(row["warnings"]) else ""
@@ -125,3 +130,8 @@ def trial_detail(row: Mapping[str, Any], metric: str, *, title: str,
         out.append(Text("error:", style="red"))
         out.append(Text(row["error"]))
     return out
+
+
+def _note_parts(attempt: Mapping[str, Any]) -> list[str]:
+    """An attempt's note in its "; "-joined parts (placement, recovery, a budget stop...)."""
+    return [p for p in (attempt["note"] or "").split("; ") if p]

@@ -31,6 +31,7 @@ from costtune.protocol import (
     parse_line,
 )
 from costtune.runner.curving import EXTEND
+from costtune.words import BUDGET_STOP
 
 if TYPE_CHECKING:
     from costtune.prices.billing import BillingRule
@@ -183,16 +184,21 @@ class Decisions:
                 cap, spent, held = self.store.balance(self.scope)
                 study_full = cap is not None and cap - spent - held < self.billing.charge(1, live.rate)
                 policy = None if study_full else self._full_window(windows, self.billing.charge(1, live.rate))
-                live.decision = policy or "budget.usd reached"
-                return "policy" if policy else "budget"
+                if policy:
+                    live.decision = policy
+                    return "policy"
+                return self._budget_stop(live, f"budget.usd reached, {_cap_words(cap, spent, held)}")
         try:
             if extra:
                 self.store.extend(live.key, extra)
         except CapExceeded as exc:
             windows = self._windows_of.get(live.key, ())
             policy = None if exc.scope == self.scope else self._full_window(windows, extra, exc.scope)
-            live.decision = f"{policy or 'budget.usd'}: cannot fund the next {format_usd(extra)}"
-            return "policy" if policy else "budget"
+            if policy is None:
+                return self._budget_stop(live, f"budget.usd: cannot fund the next {format_usd(extra)}, "
+                                               f"{_cap_words(exc.cap_micros, exc.spent_micros, exc.reserved_micros)}")
+            live.decision = f"{policy}: cannot fund the next {format_usd(extra)}"
+            return "policy"
         live.reserved += extra
         live.aim(self.billing, target, rung)
         if self.curve is not None:
@@ -248,6 +254,13 @@ class Decisions:
         return (f"{reason}; compared on its value after {format_usd(max(0, (live.target or 0) - live.base))} "
                 f"spent past its first report{after}, its {format_usd(startup)} start-up not counted")
 
+    def _budget_stop(self, live: LiveAttempt, why: str) -> str:
+        """Stop ``live`` because the study's cap cannot fund it: ``why`` is its decision and, noted on its
+        attempt, the reason `costtune trials STUDY N` shows. Returns the stop reason, "budget"."""
+        live.decision = why
+        self.store.append_attempt_note(live.attempt_id, f"{BUDGET_STOP}: {why.removeprefix('budget.usd: ')}")
+        return "budget"
+
     def _first_report(self, live: LiveAttempt, cost: int, ms: int | None, *, late: bool = False) -> None:
         """This attempt's first objective value, ``cost`` micros and ``ms`` billable into it (``late``: its
         grace ran out without one). Its rung deadline is re-aimed at the rung's money past this report and
@@ -271,9 +284,20 @@ class Decisions:
                 live.reserved += target - held
             except CapExceeded as exc:  # judged on less training than its peers: not judged, stopped
                 where = "budget.usd" if exc.scope == self.scope else exc.scope
-                live.stop_reason = "budget" if exc.scope == self.scope else "policy"
-                live.decision = (f"{where}: cannot fund the {format_usd(live.rung - live.credited)} past its "
-                                 f"first report that the {format_usd(live.rung)} rung compares")
+                why = (f"{where}: cannot fund the {format_usd(live.rung - live.credited)} past its "
+                       f"first report that the {format_usd(live.rung)} rung compares")
+                if exc.scope == self.scope:
+                    live.stop_reason = self._budget_stop(
+                        live, f"{why}, {_cap_words(exc.cap_micros, exc.spent_micros, exc.reserved_micros)}")
+                else:
+                    live.stop_reason, live.decision = "policy", why
                 return
         live.aim(self.billing, target, live.rung)
         self._watch_deadlines(live)
+
+
+def _cap_words(cap: int | None, spent: int, held: int) -> str:
+    """The study's money when its cap stopped a trial: ``with $0.049 spent and $0.0008 held by running
+    trials of the $0.05 cap``."""
+    of_cap = "" if cap is None else f" of the {format_usd(cap)} cap"
+    return f"with {format_usd(spent)} spent and {format_usd(held)} held by running trials{of_cap}"

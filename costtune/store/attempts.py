@@ -105,6 +105,13 @@ class AttemptBook:
         with self._tx() as s:
             s.execute(update(AttemptRow).where(col(AttemptRow.id) == attempt_id).values(note=note[:2000]))
 
+    def append_attempt_note(self, attempt_id: int, note: str) -> None:
+        """Add ``note`` to what the attempt's note already says (joined by "; "), for `costtune trials`."""
+        with self._tx() as s:
+            kept = s.execute(select(AttemptRow.note).where(col(AttemptRow.id) == attempt_id)).scalar_one_or_none()
+            joined = "; ".join(n for n in (kept, note) if n)
+            s.execute(update(AttemptRow).where(col(AttemptRow.id) == attempt_id).values(note=joined[:2000]))
+
     def add_report(
         self,
         trial_id: int,

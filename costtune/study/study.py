@@ -41,6 +41,7 @@ from costtune.store.owner import controller_id, hostname, is_alive
 from costtune.study.books import IN_PROCESS_BILLING, Books, Running
 from costtune.study.output import claim_output_dir, default_output_root
 from costtune.study.trial import Trial
+from costtune.words import BUDGET_STOP
 
 log = logging.getLogger("costtune.study")
 _EXIT = {TrialState.COMPLETE: "completed", TrialState.STOPPED: "stopped", TrialState.QUEUED: "interrupted"}
@@ -351,6 +352,8 @@ class Study:
         reason = _EXIT.get(state, "failed")
         if run is not None and state == TrialState.STOPPED and run.stop and run.stop.startswith("budget_usd"):
             reason = "budget"
+            if trial.attempt_id is not None:  # `costtune trials STUDY N` shows why it stopped
+                self.store.append_attempt_note(trial.attempt_id, f"{BUDGET_STOP}: {run.stop}")
         with self.store.batch():
             if trial.attempt_id is not None:
                 self.store.finish_attempt(trial.attempt_id, exit_reason=reason, billable_ms=ms, cost_micros=cost)
