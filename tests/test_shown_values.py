@@ -130,3 +130,29 @@ def test_an_in_process_trial_the_budget_stopped_says_so_too(tmp_path: Path) -> N
     detail = " ".join(_cli("trials", "inproc", str(stopped[0]), "--db", db).stdout.split())
     assert re.search(r"stopped: by the budget: budget_usd reached: its reservation of \$[0-9.]+ is used up",
                      detail), detail
+
+
+def _exit_cells(db: str, study: str, number: int) -> list[tuple[str, str]]:
+    """(ended, exit) of each attempt row of `costtune trials STUDY N`."""
+    text = _cli("trials", study, str(number), "--db", db).stdout
+    return re.findall(r"│ (completed|stopped|budget|failed|preempted|interrupted) +│ +(\S+) │", text)
+
+
+def test_a_completed_attempt_shows_no_signal_as_its_exit_code(tmp_path: Path) -> None:
+    # An attempt costtune ended at max_usd completes; the simulator (like a local process) records the
+    # SIGTERM it was stopped with, -15, which `costtune trials STUDY N` showed as if the trial had died.
+    db = str(tmp_path / "store.db")
+    path = _write(tmp_path / "asha.yaml", _simulated("asha-sim", {"type": "asha", "eta": 3}))
+    assert _cli("run", str(path), "--db", db, "--quiet").exit_code == 0
+    rows = json.loads(_cli("trials", "asha-sim", "--db", db, "--format", "json").stdout)
+    at_top = [r["trial"] for r in rows if r["attempts"] and r["attempts"][-1]["exit_reason"] == "completed"]
+    assert at_top and all(r["attempts"][-1]["exit_code"] == -15 for r in rows if r["trial"] in at_top)  # as stored
+    for number in at_top:
+        assert _exit_cells(db, "asha-sim", number) == [("completed", "-")]
+    stopped = next(r["trial"] for r in rows if r["state"] == "stopped")
+    assert _exit_cells(db, "asha-sim", stopped) == [("stopped", "-15")]  # stopped: it was, as a local one says
+    # a trial that runs out of steps exits 0 and shows it
+    short = _simulated("short-sim", {"type": "fifo"}, trials=2, usd=1)
+    short["resources"]["simulation"]["max_steps"] = 3
+    assert _cli("run", str(_write(tmp_path / "short.yaml", short)), "--db", db, "--quiet").exit_code == 0
+    assert _exit_cells(db, "short-sim", 0) == [("completed", "0")]

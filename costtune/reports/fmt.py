@@ -79,3 +79,16 @@ def shown_state(row: Mapping[str, Any]) -> str:
     (``row["controller_gone"]``) is ``running (controller gone)``, not presented as live."""
     state = str(row["state"])
     return f"{state} ({GONE})" if row.get("controller_gone") else state
+
+
+def shown_exit_code(exit_reason: str | None, exit_code: int | None) -> int | None:
+    """The exit code a listing shows for an attempt (the stored one stays in JSON as ``exit_code``).
+
+    A ``completed`` attempt shows the code its trial exited with (0), or none: one that costtune itself
+    ended at its top rung (``max_usd`` reached) holds the signal costtune sent (-15 from SIGTERM, by a
+    local process or mimicked by the simulator), which says nothing about a trial that completed.
+    Every other ending shows its recorded code.
+    """
+    if exit_reason == "completed" and exit_code not in (0, None):
+        return None
+    return exit_code

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from costtune.history import History
 from costtune.money import format_usd, format_usd_column, micros_to_usd
-from costtune.reports.fmt import format_duration, format_number, format_params, shown_state
+from costtune.reports.fmt import format_duration, format_number, format_params, shown_exit_code, shown_state
 from costtune.reports.table import Column, FittedTable
 from costtune.store.records import AttemptInfo
 from costtune.words import BUDGET_STOP
@@ -112,7 +112,7 @@ def trial_detail(row: Mapping[str, Any], metric: str, *, title: str,
         Column("time billed", [format_duration(a["charged_ms"] / 1000) for a in att], keep=2),
         Column("cost", format_usd_column([a["cost_micros"] for a in att]), keep=1),
         Column("ended", [a["exit_reason"] or "running" for a in att], keep=3, justify="left"),
-        Column("exit", [format_number(a["exit_code"]) for a in att], keep=9),
+        Column("exit", [format_number(shown_exit_code(a["exit_reason"], a["exit_code"])) for a in att], keep=9),
     ], title="attempts"))
     for a in att:
         if a["argv"] is not None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
+from costtune.reports.fmt import shown_exit_code
 from costtune.server.dashboard.queries import iso
 from costtune.store.models import AttemptRow, TrialRow
 from costtune.store.remote_models import RemoteLineRow
@@ -50,6 +51,7 @@ def trial_detail(store: Store, info: StudyInfo, number: int) -> dict[str, Any]:
             "number": a.number, "provider": a.provider, "region": a.region, "instance_type": a.instance_type,
             "market": a.market, "rate_micros_per_hour": a.rate_micros_per_hour, "started_at": iso(a.started_at),
             "ended_at": iso(a.ended_at), "exit_reason": a.exit_reason, "exit_code": a.exit_code,
+            "exit_code_shown": shown_exit_code(a.exit_reason, a.exit_code),  # none for a completed attempt's SIGTERM
             "billable_ms": a.billable_ms, "charged_ms": a.charged_ms, "cost_micros": a.cost_micros,
             "start_step": a.start_step, "waste_micros": a.waste_micros, "note": a.note,
             "argv": list(a.argv) if a.argv else None,

@@ -193,7 +193,7 @@
         { label: "instance", get: (r) => r.instance_type }, { label: "market", get: (r) => r.market }, { label: "rate", num: true, get: (r) => T(r, "rate_micros_per_hour") },
         { label: "billable", num: true, get: (r) => T(r, "billable_ms") }, { label: "charged", num: true, get: (r) => T(r, "charged_ms") },
         { label: "charge", num: true, get: (r) => T(r, "cost_micros") }, { label: "waste", num: true, get: (r) => T(r, "waste_micros") },
-        { label: "exit", get: (r) => (r.exit_reason || "running") + (r.exit_code !== null ? " (" + r.exit_code + ")" : "") },
+        { label: "exit", get: (r) => (r.exit_reason || "running") + (r.exit_code_shown !== null && r.exit_code_shown !== undefined ? " (" + r.exit_code_shown + ")" : "") },
         { label: "started", get: (r) => r.started_at }, { label: "note", get: (r) => r.note }], t.attempts, { id: "attempts" }),
       el("h2", { text: "log tail" }),
       Object.entries(t.logs).map(([k, lines]) => el("details", { open: lines.length ? true : null }, el("summary", { text: k + " (" + lines.length + " lines)" }), el("pre", { cls: "log", text: lines.join("\n") }))),
