@@ -31,6 +31,11 @@ TRIALS_IN_BUDGET = 20
 FIRST_RUNG_S = 120
 
 
+class RungsNeedABudget(SpecError):
+    """``scheduler.max_usd`` is left to be chosen and there is no ``budget.usd`` to choose it from. A resumed
+    study has stored rungs to keep instead (``with_stored_rungs``); a new one is refused with this error."""
+
+
 def _text(micros: int) -> str:
     return f"{Decimal(micros).scaleb(-6).normalize():f}"
 
@@ -53,8 +58,8 @@ def choose_rungs(cfg: dict[str, Any], resources: Resources, budget_micros: int |
     out = dict(cfg)
     if cfg.get("max_usd") is None:
         if budget_micros is None:
-            raise SpecError("scheduler.max_usd", "is required without budget.usd (it is chosen as a share of "
-                            "the budget when not given)")
+            raise RungsNeedABudget("scheduler.max_usd", "is required without budget.usd (it is chosen as a share "
+                                   "of the budget when not given)")
         high = max(1, budget_micros // TRIALS_IN_BUDGET)
         if cfg.get("min_usd") is not None:
             high = max(high, cfg["min_usd_micros"] * eta)
@@ -105,5 +110,33 @@ def adopt_stored(cfg: dict[str, Any], stored: dict[str, Any] | None) -> dict[str
             parts.append(reasons.get(name) or f"{name} {format_usd(was[f'{name}_micros'])} as stored with the study")
     if not parts:
         return cfg
+    out["chosen"] = "; ".join(parts)
+    return out
+
+
+def with_stored_rungs(section: dict[str, Any], stored: Any) -> dict[str, Any] | None:
+    """The file's ``scheduler`` section with each of ``min_usd``/``max_usd`` it leaves out taken from the study's
+    ``stored`` section (same type and eta), and a ``chosen`` note giving the stored reason for each (or "as
+    stored with the study"): what a resume keeps anyway (``adopt_stored``), for a file that gives no budget.usd
+    to choose them from. None when the stored section has no such rungs (another type or eta, none stored)."""
+    from costtune.schedulers import scheduler_config
+
+    if not isinstance(stored, dict):
+        return None
+    try:
+        now = scheduler_config(section, choose=True)
+        was = scheduler_config(stored, choose=True)
+    except SpecError:
+        return None
+    if was["type"] != now["type"] or was.get("eta") != now.get("eta"):
+        return None
+    reasons = {part.split(" ", 1)[0]: part for part in str(was.get("chosen", "")).split("; ") if part}
+    out, parts = dict(section), []
+    for name in ("min_usd", "max_usd"):
+        if now.get(name) is None:
+            if was.get(name) is None:
+                return None
+            out[name] = was[name]
+            parts.append(reasons.get(name) or f"{name} {format_usd(was[f'{name}_micros'])} as stored with the study")
     out["chosen"] = "; ".join(parts)
     return out
