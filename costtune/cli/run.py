@@ -71,6 +71,7 @@ def _override(raw: Any, overrides: dict[str, Any]) -> Any:
 def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_cap: bool = False,
               kept: str | None = None) -> None:
     from costtune.runner.session import open_sweep, run_with_progress, sampler_drift
+    from costtune.schedulers.defaults import rung_below_minimum
     from costtune.spec.environment import resolve_env
 
     resolve_env(spec.env, os.environ)  # a ${VAR} that is not set is bad input: refused before the store opens
@@ -85,6 +86,9 @@ def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_ca
     study, resumed = open_sweep(store, spec, change_cap=change_cap)
     if resumed and not quiet:
         err_console.print(styled("resuming study ", (spec.name, "bold"), f" in {store.display_url}"), highlight=False)
+    low = rung_below_minimum(spec.scheduler, spec.resources, resumed=resumed)
+    if low is not None:  # the rungs it will run with (a resumed study's own), before anything launches
+        err_console.print(styled((f"warning: {low}", "yellow")), highlight=False, soft_wrap=True)
     if resumed:
         if kept is not None:  # the rungs came from the study, not the file: say so
             err_console.print(styled((f"note: {kept}", "dim")), highlight=False, soft_wrap=True)

@@ -140,3 +140,31 @@ def with_stored_rungs(section: dict[str, Any], stored: Any) -> dict[str, Any] | 
             parts.append(reasons.get(name) or f"{name} {format_usd(was[f'{name}_micros'])} as stored with the study")
     out["chosen"] = "; ".join(parts)
     return out
+
+
+def rung_below_minimum(cfg: dict[str, Any], resources: Resources, *, resumed: bool = False) -> str | None:
+    """A warning when the first rung costtune chose (``cfg``'s ``chosen`` note names ``min_usd``: lowered to
+    ``max_usd / eta`` for a small budget) is below the minimum charge of the cheapest placement (micro-dollars,
+    the billing rule's charge for a launch: AWS bills 60 s at least). Every launch is charged more than the rung
+    before it can report, so the rung judges start-up, not training. None when the rung is at or above it.
+    ``resumed``: the study keeps its stored rungs, so the advice is for a new study."""
+    from costtune.schedulers import RUNG_TYPES
+
+    if cfg.get("type") not in RUNG_TYPES or not cfg.get("min_usd_micros") or "min_usd" not in _chosen_names(
+            cfg.get("chosen", "")):
+        return None
+    placements = resources.rates or {f"{resources.instance_type or resources.provider}/{resources.market}":
+                                     resources.usd_per_hour_micros}
+    where, rate = min(placements.items(), key=lambda item: (resources.billing.charge(1, item[1]), item[0]))
+    floor = resources.billing.charge(1, rate)
+    low, eta = cfg["min_usd_micros"], cfg["eta"]
+    if low >= floor:
+        return None
+    held = max(resources.billing.minimum_s, resources.billing.granularity_s)
+    fix = (f"raise budget.usd to at least {format_usd(floor * eta * TRIALS_IN_BUDGET)} (max_usd = budget.usd / "
+           f"{TRIALS_IN_BUDGET}, min_usd = max_usd / {eta}) or give scheduler.min_usd of at least {format_usd(floor)}")
+    return (f"scheduler.min_usd: the first rung, {format_usd(low)} (chosen from budget.usd), is below the minimum "
+            f"charge of the cheapest placement, {format_usd(floor)} ({held} s at {format_usd(rate)}/h on "
+            f"{where.replace('/', ' ')}): every launch is charged more than the rung before it can report, so its "
+            f"first rung is passed at launch and the rungs judge start-up, not training; "
+            + (f"this study keeps its rungs; for a new study, {fix}" if resumed else fix))
