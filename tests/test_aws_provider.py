@@ -351,3 +351,55 @@ def test_deleting_a_study_terminates_the_instances_its_dead_controller_left(rec,
     assert f"terminating stray instance {instance}" in done.output
     assert "deleted study 'gone'" in done.output
     assert [i["State"]["Name"] for i in tagged(ec2, "gone-1")] in (["terminated"], ["shutting-down"])
+
+
+def test_deleting_a_study_without_aws_credentials_warns_that_its_instances_may_still_run(rec, ec2, tmp_path,
+                                                                                        monkeypatch):
+    """Without credentials the adapter cannot list the study's instances: the delete still settles and deletes
+    (its attempts billed to their last sign of life), but it used to leave the instance running without a word.
+    It now warns on stderr and names the command that reaps it, which then does (credentials back)."""
+    from awstools import age
+    from click.testing import CliRunner
+    from sqlmodel import Session
+
+    from costtune.cli.app import main
+    from costtune.history import Mode
+    from costtune.store import Store
+    from costtune.store.models import TrialRow
+    from costtune.store.reads import store_tag
+
+    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "home"))
+    db = str(tmp_path / "nocreds.db")
+    store = Store(db)
+    study = store.create_study("nocreds", metric="loss", mode=Mode.MIN, space={}, sampler={"type": "random"})
+    store.enqueue(study.id, {"x": 1})
+    claimed = store.claim_next(study.id, None, owner="host:1:abc")
+    store.start_attempt(claimed.id, 1, idempotency_key="nocreds-1", provider="aws", rate_micros_per_hour=96_000,
+                        region="us-east-1")
+    instance = provider(rec).launch(request(1, 1, study="nocreds", store=store_tag(store)), "nocreds-1").instance_id
+    with Session(store.engine) as s:
+        row = s.get(TrialRow, claimed.id)
+        assert row is not None
+        row.heartbeat_at = datetime.now(UTC) - timedelta(minutes=10)
+        s.add(row)
+        s.commit()
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)  # the CLI's own boto3 session finds no credentials (no profile, no metadata)
+    done = CliRunner().invoke(main, ["studies", "delete", "nocreds", "--db", db, "--yes"])
+    assert done.exit_code == 0, done.output
+    assert "deleted study 'nocreds'" in done.stdout
+    warned = " ".join(done.stderr.split())
+    assert "warning: could not list the aws instances of study 'nocreds'" in warned
+    assert "may still be running" in warned and "credentials" in warned
+    command = f"costtune reap --provider aws --regions us-east-1 --db sqlite:///{db}"
+    assert command in warned
+    assert [i["State"]["Name"] for i in tagged(ec2, "nocreds-1")] == ["running"]  # left, but said so
+    # the named command reaps it once credentials are back
+    monkeypatch.undo()
+    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr("boto3.session.Session", lambda **_: rec.session)
+    age(instance, 3600)
+    reaped = CliRunner().invoke(main, command.split()[1:])
+    assert reaped.exit_code == 0, reaped.output
+    assert "terminated 1 instances" in reaped.output
+    assert [i["State"]["Name"] for i in tagged(ec2, "nocreds-1")] in (["terminated"], ["shutting-down"])

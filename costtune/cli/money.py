@@ -178,25 +178,40 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
     from costtune.plan.render import render_forecast, render_notes, render_plan, to_dict
     from costtune.plan.startup import read_first_reports
     from costtune.plan.stored import read_stored_study
+    from costtune.richtext import styled
+    from costtune.runner.session import parse_resuming
+    from costtune.schedulers.defaults import rung_below_minimum
     from costtune.spec import load_sweep
     from costtune.store import resolve_db_url
+    from costtune.yamlfile import read_yaml_file
 
-    spec = load_sweep(sweep_file)
+    url = resolve_db_url(db)
+
+    def find(name: str) -> Any:
+        found = read_stored_study(url, name)
+        return None if found is None else found.info
+
+    spec, kept = parse_resuming(read_yaml_file(sweep_file, what="sweep file"), find)
     if spec.resources.provider == "aws":
         from costtune.runner.remote import check_public_url
 
         check_public_url(spec)  # what `costtune run` would refuse before anything, offline
     simulated = spec.resources.provider == "simulated"
-    url = resolve_db_url(db)
     stored = read_stored_study(url, spec.name)
-    notes: list[str] = []
+    notes: list[str] = [] if kept is None else [kept]
     if stored is not None:
         try:
-            spec, notes = _as_resumed(stored, spec, change_cap=change_cap)
+            spec, drift = _as_resumed(stored, spec, change_cap=change_cap)
+            notes.extend(drift)
         except (InputError, SpecError) as exc:  # what `costtune run` refuses: the file is planned as it stands
+            if kept is not None:  # it has no rungs of its own to plan a new study with
+                raise
             notes = [f"`costtune run` would not resume study {spec.name!r} of {stored.where} with this file ({exc}); "
                      "the plan is the file's own, as for a new study"]
             spec, stored = load_sweep(sweep_file), None  # as read: the resume rules may have changed it
+    low = rung_below_minimum(spec.scheduler, spec.resources, resumed=stored is not None)
+    if low is not None:  # on stderr, as `costtune run` warns; --format json keeps stdout to the plan
+        err_console.print(styled((f"warning: {low}", "yellow")), highlight=False, soft_wrap=True)
     measured = read_first_reports(url, spec.name, spec.resources.billing)
     result = build_plan(spec, measured=measured, resumes=stored)
     result.notes.extend(notes)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import copy
 import os
 import time
 from importlib import resources
@@ -34,7 +34,10 @@ def run(sweep_file: str, db: str | None, workers: int | None, name: str | None, 
     A study has one dollar cap, stored when it is created: resuming with another budget.usd is an
     error unless --change-cap is given.
     """
-    from costtune.spec import load_sweep
+    from costtune.plan.stored import read_stored_study
+    from costtune.runner.session import parse_resuming
+    from costtune.store import resolve_db_url
+    from costtune.yamlfile import read_yaml_file
 
     raw_overrides: dict[str, Any] = {}
     if name is not None:
@@ -43,26 +46,32 @@ def run(sweep_file: str, db: str | None, workers: int | None, name: str | None, 
         if workers < 1:
             raise SpecError("--workers", "must be >= 1", workers)
         raw_overrides["workers"] = workers
-    spec = load_sweep(sweep_file)
-    spec = _override(spec, raw_overrides)
-    _run_spec(spec, db, quiet=quiet, workdir=str(Path.cwd()), change_cap=change_cap)
+    raw = _override(read_yaml_file(sweep_file, what="sweep file"), raw_overrides)
+
+    def find(study: str) -> Any:  # the study the file resumes, read-only: nothing is created before the checks
+        stored = read_stored_study(resolve_db_url(db), study)
+        return None if stored is None else stored.info
+
+    spec, kept = parse_resuming(raw, find)
+    _run_spec(spec, db, quiet=quiet, workdir=str(Path.cwd()), change_cap=change_cap, kept=kept)
 
 
-def _override(spec: Any, overrides: dict[str, Any]) -> Any:
-    from costtune.spec import parse_sweep
-
-    if not overrides:
-        return spec
-    raw = json.loads(json.dumps(spec.raw))
+def _override(raw: Any, overrides: dict[str, Any]) -> Any:
+    """The sweep file's mapping with --name / --workers set (a file that is no mapping is refused by parse_sweep)."""
+    if not overrides or not isinstance(raw, dict):
+        return raw
+    raw = copy.deepcopy(raw)
     if "name" in overrides:
         raw["name"] = overrides["name"]
-    if "workers" in overrides:
-        raw.setdefault("resources", {})["workers"] = overrides["workers"]
-    return parse_sweep(raw)
+    if "workers" in overrides and isinstance(raw.setdefault("resources", {}), dict):
+        raw["resources"]["workers"] = overrides["workers"]
+    return raw
 
 
-def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_cap: bool = False) -> None:
+def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_cap: bool = False,
+              kept: str | None = None) -> None:
     from costtune.runner.session import open_sweep, run_with_progress, sampler_drift
+    from costtune.schedulers.defaults import rung_below_minimum
     from costtune.spec.environment import resolve_env
 
     resolve_env(spec.env, os.environ)  # a ${VAR} that is not set is bad input: refused before the store opens
@@ -77,7 +86,12 @@ def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_ca
     study, resumed = open_sweep(store, spec, change_cap=change_cap)
     if resumed and not quiet:
         err_console.print(styled("resuming study ", (spec.name, "bold"), f" in {store.display_url}"), highlight=False)
+    low = rung_below_minimum(spec.scheduler, spec.resources, resumed=resumed)
+    if low is not None:  # the rungs it will run with (a resumed study's own), before anything launches
+        err_console.print(styled((f"warning: {low}", "yellow")), highlight=False, soft_wrap=True)
     if resumed:
+        if kept is not None:  # the rungs came from the study, not the file: say so
+            err_console.print(styled((f"note: {kept}", "dim")), highlight=False, soft_wrap=True)
         for line in sampler_drift(study.info, spec):
             err_console.print(styled((f"warning: {line}", "yellow")), highlight=False, soft_wrap=True)
     if not quiet:  # the study's own sampler: a resumed study keeps the one it was created with

@@ -141,12 +141,24 @@ def _settle_first(store: Any, study_id: int, name: str) -> None:
     spend reaches every scope before the study's own books go. Raises ``StudyBusy`` when an attempt
     ran on another host, which only that host can settle."""
     from costtune.providers import make_provider
+    from costtune.richtext import styled
     from costtune.runner.settle import settle_dead
     from costtune.store.admin import StudyBusy
 
+    others = _cloud_providers(store, study_id)
+
+    def unlisted(provider: str, exc: Exception) -> None:  # its instances, if any, are left running
+        regions = ",".join(getattr(getattr(others[provider], "aws", None), "regions", ()))
+        reap = f"costtune reap --provider {provider}" + (f" --regions {regions}" if regions else "")
+        err_console.print(styled((
+            f"warning: could not list the {provider} instances of study {name!r} ({exc}); instances its dead "
+            f"controller left may still be running, and billing. Once the credentials work, `{reap} --db "
+            f"{store.display_url}` terminates them (after this delete no attempt owns them)", "yellow")),
+            highlight=False, soft_wrap=True)
+
     orphans = settle_dead(store, study_id, name, make_provider("local"),
-                          lambda message: err_console.print(message, highlight=False),
-                          others=_cloud_providers(store, study_id))
+                          lambda message: err_console.print(message, highlight=False), others=others,
+                          on_unlisted=unlisted)
     away = sorted({(o.host or "?", o.number) for o in orphans if o.left_open})
     if away:
         where = "; ".join(f"trial {n} on {host}" for host, n in away)

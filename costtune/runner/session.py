@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from costtune.richtext import styled
 from costtune.runner.controller import RunStatus, SweepController
 from costtune.runner.remote import sweep_provider, worker_api
 from costtune.samplers import Sampler, sampler_config
-from costtune.schedulers.defaults import adopt_stored
+from costtune.schedulers.defaults import RungsNeedABudget, adopt_stored, with_stored_rungs
 from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec, parse_sweep
 from costtune.store import Store, StudyInfo
@@ -86,6 +86,27 @@ def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False,
                   # absolute, as trials run in `workdir` and `costtune logs` runs anywhere
                   output_root=root)
     return study, resumed
+
+
+def parse_resuming(raw: Any, find: Callable[[str], StudyInfo | None]) -> tuple[SweepSpec, str | None]:
+    """``parse_sweep(raw)``, except for a file that leaves ``scheduler.min_usd``/``max_usd`` to be chosen and gives no
+    ``budget.usd`` to choose them from (a study resumed with its cap removed): when ``find(name)`` (asked only then)
+    is a study that stored its rungs, the file takes them, as any resume keeps them (``_keep_chosen_rungs``).
+
+    Returns the spec and a line saying which rungs were kept and why (None when the file was parsed as it is).
+    Raises the ``SpecError`` naming ``scheduler.max_usd`` for a new study, or one with no such rungs stored.
+    """
+    try:
+        return parse_sweep(raw), None
+    except RungsNeedABudget:
+        info = find(raw["name"])  # parse_sweep checks the name before the scheduler
+        stored = info.spec.get("scheduler") if info is not None and isinstance(info.spec, dict) else None
+        section = with_stored_rungs(raw["scheduler"], stored)
+        if info is None or section is None:
+            raise
+    spec = parse_sweep({**raw, "scheduler": section})
+    return spec, (f"scheduler: the file gives no budget.usd to choose rungs from; study {info.name!r} keeps the "
+                  f"ones stored with it: {section['chosen']}")
 
 
 def _cap_message(info: StudyInfo, spec: SweepSpec) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from costtune.errors import CosttuneError
@@ -40,14 +41,18 @@ def scope_tags(store: Store, study_name: str) -> dict[str, str]:
     return {"study": study_name, "store": store_tag(store)}
 
 
-def owned_strays(provider: Provider, tags: dict[str, str]) -> list[Any]:
-    """Attempts carrying ``tags`` whose controller is dead."""
+def owned_strays(provider: Provider, tags: dict[str, str],
+                 on_error: Callable[[Exception], None] | None = None) -> list[Any]:
+    """Attempts carrying ``tags`` whose controller is dead; none when the provider cannot list them (no
+    credentials, no network), and then ``on_error`` is told why."""
     lister = getattr(provider, "list_owned", None)
     if lister is None:
         return []
     try:
         found = lister(tags)
-    except (OSError, CosttuneError):
+    except (OSError, CosttuneError) as exc:
+        if on_error is not None:
+            on_error(exc)
         return []
     return [h for h in found if not is_alive(getattr(h, "tags", {}).get("owner", ""), None)]
 
@@ -100,12 +105,17 @@ def attempt_end(provider: Provider, attempt: OpenAttempt,
 
 
 def settle_dead(store: Store, study_id: int, study_name: str, provider: Provider,
-                on_event: Callable[[str], None], others: Mapping[str, Provider] | None = None) -> list[Orphan]:
+                on_event: Callable[[str], None], others: Mapping[str, Provider] | None = None,
+                on_unlisted: Callable[[str, Exception], None] | None = None) -> list[Orphan]:
     """Steps 1-3 of the module docstring for one study; returns the orphans found (``left_open``
     ones were left as they are). ``others``: providers by name (``{"aws": ...}``) whose strays are stopped
-    too and whose attempts are billed from their own facts (``costtune studies delete`` of a cloud study)."""
-    for each in (provider, *(others or {}).values()):
-        stop_strays(each, owned_strays(each, scope_tags(store, study_name)), on_event)
+    too and whose attempts are billed from their own facts (``costtune studies delete`` of a cloud study).
+    ``on_unlisted(name, error)``: one of ``others`` could not list the study's resources (its strays, if
+    any, are left running); the settling goes on as for a provider with nothing left."""
+    stop_strays(provider, owned_strays(provider, scope_tags(store, study_name)), on_event)
+    for name, each in (others or {}).items():
+        unlisted = None if on_unlisted is None else partial(on_unlisted, name)
+        stop_strays(each, owned_strays(each, scope_tags(store, study_name), unlisted), on_event)
     ends: dict[int, AttemptEnd] = {}
     for attempt in store.orphaned_attempts(study_id, is_alive):
         end = attempt_end(provider, attempt, others)

@@ -31,6 +31,11 @@ TRIALS_IN_BUDGET = 20
 FIRST_RUNG_S = 120
 
 
+class RungsNeedABudget(SpecError):
+    """``scheduler.max_usd`` is left to be chosen and there is no ``budget.usd`` to choose it from. A resumed
+    study has stored rungs to keep instead (``with_stored_rungs``); a new one is refused with this error."""
+
+
 def _text(micros: int) -> str:
     return f"{Decimal(micros).scaleb(-6).normalize():f}"
 
@@ -53,8 +58,8 @@ def choose_rungs(cfg: dict[str, Any], resources: Resources, budget_micros: int |
     out = dict(cfg)
     if cfg.get("max_usd") is None:
         if budget_micros is None:
-            raise SpecError("scheduler.max_usd", "is required without budget.usd (it is chosen as a share of "
-                            "the budget when not given)")
+            raise RungsNeedABudget("scheduler.max_usd", "is required without budget.usd (it is chosen as a share "
+                                   "of the budget when not given)")
         high = max(1, budget_micros // TRIALS_IN_BUDGET)
         if cfg.get("min_usd") is not None:
             high = max(high, cfg["min_usd_micros"] * eta)
@@ -108,3 +113,62 @@ def adopt_stored(cfg: dict[str, Any], stored: dict[str, Any] | None) -> dict[str
         return cfg
     out["chosen"] = "; ".join(parts)
     return out
+
+
+def with_stored_rungs(section: dict[str, Any], stored: Any) -> dict[str, Any] | None:
+    """The file's ``scheduler`` section with each of ``min_usd``/``max_usd`` it leaves out taken from the study's
+    ``stored`` section (same type and eta), and a ``chosen`` note giving the stored reason for each (or "as
+    stored with the study"): what a resume keeps anyway (``adopt_stored``), for a file that gives no budget.usd
+    to choose them from. None when the stored section has no such rungs (another type or eta, none stored)."""
+    from costtune.schedulers import scheduler_config
+
+    if not isinstance(stored, dict):
+        return None
+    try:
+        now = scheduler_config(section, choose=True)
+        was = scheduler_config(stored, choose=True)
+    except SpecError:
+        return None
+    if was["type"] != now["type"] or was.get("eta") != now.get("eta"):
+        return None
+    reasons = {part.split(" ", 1)[0]: part for part in str(was.get("chosen", "")).split("; ") if part}
+    out, parts = dict(section), []
+    for name in ("min_usd", "max_usd"):
+        if now.get(name) is None:
+            if was.get(name) is None:
+                return None
+            out[name] = was[name]
+            exact = format_usd_exact(was[f"{name}_micros"])
+            parts.append(reasons.get(name) or f"{name} {exact} as stored with the study")
+    out["chosen"] = "; ".join(parts)
+    return out
+
+
+def rung_below_minimum(cfg: dict[str, Any], resources: Resources, *, resumed: bool = False) -> str | None:
+    """A warning when the first rung costtune chose (``cfg``'s ``chosen`` note names ``min_usd``: lowered to
+    ``max_usd / eta`` for a small budget) is below the minimum charge of the cheapest placement (micro-dollars,
+    the billing rule's charge for a launch: AWS bills 60 s at least). Every launch is charged more than the rung
+    before it can report, so the rung judges start-up, not training. None when the rung is at or above it.
+    ``resumed``: the study keeps its stored rungs, so the advice is for a new study."""
+    from costtune.schedulers import RUNG_TYPES
+
+    if cfg.get("type") not in RUNG_TYPES or not cfg.get("min_usd_micros") or "min_usd" not in _chosen_names(
+            cfg.get("chosen", "")):
+        return None
+    placements = resources.rates or {f"{resources.instance_type or resources.provider}/{resources.market}":
+                                     resources.usd_per_hour_micros}
+    where, rate = min(placements.items(), key=lambda item: (resources.billing.charge(1, item[1]), item[0]))
+    floor = resources.billing.charge(1, rate)
+    low, eta = cfg["min_usd_micros"], cfg["eta"]
+    if low >= floor:
+        return None
+    held = max(resources.billing.minimum_s, resources.billing.granularity_s)
+    # amounts a user may copy into the file: exact, never rounded below what they must reach
+    fix = (f"raise budget.usd to at least {format_usd_exact(floor * eta * TRIALS_IN_BUDGET)} (max_usd = budget.usd / "
+           f"{TRIALS_IN_BUDGET}, min_usd = max_usd / {eta}) or give scheduler.min_usd of at least "
+           f"{format_usd_exact(floor)}")
+    return (f"scheduler.min_usd: the first rung, {format_usd_exact(low)} (chosen from budget.usd), is below the "
+            f"minimum charge of the cheapest placement, {format_usd_exact(floor)} ({held} s at {format_usd(rate)}/h on "
+            f"{where.replace('/', ' ')}): every launch is charged more than the rung before it can report, so its "
+            f"first rung is passed at launch and the rungs judge start-up, not training; "
+            + (f"this study keeps its rungs; for a new study, {fix}" if resumed else fix))
