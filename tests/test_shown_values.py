@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,7 +53,8 @@ def test_rungs_costtune_chose_are_shown_exactly_and_a_file_giving_them_resumes(t
     shown_min = re.search(r"min_usd \$([0-9.]+) = 120 s", plan)
     assert shown_min is not None, plan
     assert shown_min.group(1) == "0.001667"  # every micro-dollar of what is stored
-    listed = re.search(r"asha \(\$([0-9.]+) to \$([0-9.]+), eta 3\)", _cli("studies", "--db", db).stdout)
+    [study] = json.loads(_cli("studies", "--db", db, "--format", "json").stdout)
+    listed = re.fullmatch(r"asha \(\$([0-9.]+) to \$([0-9.]+), eta 3\)", study["scheduler_detail"])
     assert listed is not None and listed.group(1) == shown_min.group(1)
     assert f"rung ladder (eta 3): ${shown_min.group(1)} ->" in plan
     # the user writes what was shown into the file: the study resumes with it
@@ -134,7 +137,10 @@ def test_an_in_process_trial_the_budget_stopped_says_so_too(tmp_path: Path) -> N
 
 def _exit_cells(db: str, study: str, number: int) -> list[tuple[str, str]]:
     """(ended, exit) of each attempt row of `costtune trials STUDY N`."""
-    text = _cli("trials", study, str(number), "--db", db).stdout
+    # its own process: the table's width is read when the CLI starts (COLUMNS), and every column must fit
+    text = subprocess.run([sys.executable, "-m", "costtune.cli", "trials", study, str(number), "--db", db],
+                          capture_output=True, text=True, timeout=120, check=True,
+                          env={**os.environ, "COLUMNS": "200"}).stdout
     return re.findall(r"│ (completed|stopped|budget|failed|preempted|interrupted) +│ +(\S+) │", text)
 
 
@@ -147,7 +153,7 @@ def test_a_completed_attempt_shows_no_signal_as_its_exit_code(tmp_path: Path) ->
     rows = json.loads(_cli("trials", "asha-sim", "--db", db, "--format", "json").stdout)
     at_top = [r["trial"] for r in rows if r["attempts"] and r["attempts"][-1]["exit_reason"] == "completed"]
     assert at_top and all(r["attempts"][-1]["exit_code"] == -15 for r in rows if r["trial"] in at_top)  # as stored
-    for number in at_top:
+    for number in at_top[:2]:
         assert _exit_cells(db, "asha-sim", number) == [("completed", "-")]
     stopped = next(r["trial"] for r in rows if r["state"] == "stopped")
     assert _exit_cells(db, "asha-sim", stopped) == [("stopped", "-15")]  # stopped: it was, as a local one says
