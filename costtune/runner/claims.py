@@ -193,7 +193,7 @@ class Claims:
             rate_micros_per_hour=rate, host=hostname(), region=res.region, instance_type=itype, market=market,
             start_step=start, granularity_s=self.billing.granularity_s, minimum_s=self.billing.minimum_s)
         if market_note:
-            self.store.set_attempt_note(attempt_id, market_note)  # `costtune trials STUDY N` shows it
+            self.store.add_attempt_note(attempt_id, market_note)  # `costtune trials STUDY N` shows it
         trial_dir = Path(claimed.output_dir or self.study.trial_dir(claimed.number))
         live = LiveAttempt(claimed=claimed, attempt_id=attempt_id, key=key, rate=rate, instance_type=itype,
                            market=market, trial_dir=trial_dir, start_step=start, reserved=amount, target=None,
@@ -222,8 +222,8 @@ class Claims:
         live.rate, live.market = got.rate_micros_per_hour, got.market
         self.store.set_attempt_placement(live.attempt_id, rate_micros_per_hour=live.rate, market=got.market,
                                          region=got.region)
-        note = "; ".join(n for n in (getattr(live.handle, "note", ""), f"charged {got.source}") if n)
-        self.store.set_attempt_note(live.attempt_id, note)
+        self.store.add_attempt_note(live.attempt_id, getattr(live.handle, "note", ""))  # where fail-over placed it
+        self.store.add_attempt_note(live.attempt_id, f"charged {got.source}")
         live.aim(self.billing, live.target, live.rung)
 
     def _unfund(self, claimed: ClaimedTrial, needed: int) -> None:

@@ -279,8 +279,9 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
             state, exit_reason, error = TrialState.FAILED, "failed", live.error
         elif reason == "stopped" and self._ended_first(live, status):
             state, exit_reason = TrialState.COMPLETE, "completed"
+            self.store.add_attempt_note(live.attempt_id, live.decision)  # the stop, if not noted when decided
+            self.store.add_attempt_note(live.attempt_id, "it completed before the stop took effect")
             live.decision = f"{live.decision}; it completed before the stop took effect".lstrip("; ")
-            self.store.set_attempt_note(live.attempt_id, live.decision)
         elif reason in ("stopped", "budget"):
             state, exit_reason = TrialState.STOPPED, reason
         elif reason == "policy":  # a spend policy's window cap: the policy and window are its error
@@ -377,7 +378,7 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
                 self.store.set_attempt_pid(live.attempt_id, pid)
             note = getattr(live.handle, "note", "")  # a cloud launch: where it runs, what was tried first
             if note:
-                self.store.set_attempt_note(live.attempt_id, note)
+                self.store.add_attempt_note(live.attempt_id, note)  # after the market choice, if any
             self._place(live)
             self._live[live.attempt_id] = live
             self._waiting_for = 0

@@ -69,7 +69,7 @@ class Curving:
                 live.decision = reason
                 at = live.spend(self.billing, live.deadline_ms or 0)  # what it spent by then, billed
                 self.store.record_verdict(live.claimed.id, at, live.value, False, reason)
-                self.store.set_attempt_note(live.attempt_id, reason)
+                self.store.add_attempt_note(live.attempt_id, reason)
                 return "stopped"
             live.curve_check = self.curve.next_check(live.curve_first, spent)
         held_to = live.claimed.prior_cost_micros + live.reserved

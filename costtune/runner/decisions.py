@@ -258,7 +258,7 @@ class Decisions:
         """Stop ``live`` because the study's cap cannot fund it: ``why`` is its decision and, noted on its
         attempt, the reason `costtune trials STUDY N` shows. Returns the stop reason, "budget"."""
         live.decision = why
-        self.store.append_attempt_note(live.attempt_id, f"{BUDGET_STOP}: {why.removeprefix('budget.usd: ')}")
+        self.store.add_attempt_note(live.attempt_id, f"{BUDGET_STOP}: {why.removeprefix('budget.usd: ')}")
         return "budget"
 
     def _first_report(self, live: LiveAttempt, cost: int, ms: int | None, *, late: bool = False) -> None:

@@ -17,7 +17,7 @@ from costtune.errors import StoreError
 from costtune.history import FrozenTrial, TrialState
 from costtune.store.models import AttemptRow, ReportRow, TrialRow, utcnow
 from costtune.store.pending import Pending, write_report_now
-from costtune.store.records import _frozen
+from costtune.store.records import _frozen, joined_note
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.\-/]+\Z")  # nothing json.dumps would escape
 _RECOST_TRIAL = text(
@@ -100,17 +100,22 @@ class AttemptBook:
             s.execute(update(AttemptRow).where(col(AttemptRow.id) == attempt_id).values(
                 rate_micros_per_hour=rate_micros_per_hour, market=market, region=region))
 
-    def set_attempt_note(self, attempt_id: int, note: str) -> None:
-        """Record how an attempt was placed (a cloud launch's fail-over tries), for `costtune trials`."""
-        with self._tx() as s:
-            s.execute(update(AttemptRow).where(col(AttemptRow.id) == attempt_id).values(note=note[:2000]))
-
-    def append_attempt_note(self, attempt_id: int, note: str) -> None:
-        """Add ``note`` to what the attempt's note already says (joined by "; "), for `costtune trials`."""
+    def add_attempt_note(self, attempt_id: int, note: str) -> None:
+        """Add ``note`` to the attempt's note, for `costtune trials STUDY N`: notes accumulate in the order
+        they were added, joined by "; " (how it was placed, why the scheduler or the budget stopped it, that it
+        completed first), and one already there is not added again. Blank notes and unknown attempts are
+        ignored; the stored note keeps its first 2,000 characters."""
+        if not note.strip():
+            return
         with self._tx() as s:
             kept = s.execute(select(AttemptRow.note).where(col(AttemptRow.id) == attempt_id)).scalar_one_or_none()
-            joined = "; ".join(n for n in (kept, note) if n)
-            s.execute(update(AttemptRow).where(col(AttemptRow.id) == attempt_id).values(note=joined[:2000]))
+            joined = joined_note(kept, note) or ""
+            if joined != kept:
+                s.execute(update(AttemptRow).where(col(AttemptRow.id) == attempt_id).values(note=joined[:2000]))
+
+    # Older names: both add (a placement note, a stop's reason and a budget stop all belong on the record).
+    set_attempt_note = add_attempt_note
+    append_attempt_note = add_attempt_note
 
     def add_report(
         self,

@@ -26,7 +26,7 @@ from costtune.history import TrialState
 from costtune.money import charge_micros
 from costtune.store.models import AttemptRow, ReportRow, TrialRow, utcnow
 from costtune.store.owner import hostname
-from costtune.store.records import AttemptEnd, OpenAttempt, Orphan, lock_study
+from costtune.store.records import AttemptEnd, OpenAttempt, Orphan, joined_note, lock_study
 
 HOST_BOUND = frozenset({"local"})  # providers whose attempts only the host that ran them can see
 
@@ -121,7 +121,7 @@ def _close(attempt: AttemptRow, end: AttemptEnd | None, heartbeat_at: datetime |
     started = aware(attempt.started_at)
     if end is not None:
         held_ms, ended_at = max(0, end.billable_ms), max(aware(end.ended_at), started)
-        attempt.exit_code, attempt.note = end.exit_code, _joined(attempt.note, end.note)
+        attempt.exit_code, attempt.note = end.exit_code, joined_note(attempt.note, end.note or "")
     elif attempt.provider == "simulated":
         held_ms, ended_at = 0, max(aware(heartbeat_at or utcnow()), started)
     else:
@@ -131,13 +131,13 @@ def _close(attempt: AttemptRow, end: AttemptEnd | None, heartbeat_at: datetime |
             held_ms, ended_at = int((last - started).total_seconds() * 1000), last
             which = "its own last report" if last_report_at is not None and aware(last_report_at) == last \
                 else "its controller's last heartbeat"
-            attempt.note = _joined(attempt.note, f"billed to {which}: no record of when it ended")
+            attempt.note = joined_note(attempt.note, f"billed to {which}: no record of when it ended")
         else:
             ran = last_report_at is not None or attempt.pid is not None
             held_ms = 1 if ran else 0
             ended_at = started + timedelta(milliseconds=held_ms)
             billed = "its first billing granule" if ran else "nothing (it may never have started)"
-            attempt.note = _joined(attempt.note, f"no sign of life after its start and no record of when it ended: "
+            attempt.note = joined_note(attempt.note, f"no sign of life after its start and no record of when it ended: "
                                                  f"billed {billed}")
     attempt.ended_at = ended_at
     attempt.billable_ms = max(attempt.billable_ms, held_ms)
@@ -145,11 +145,6 @@ def _close(attempt: AttemptRow, end: AttemptEnd | None, heartbeat_at: datetime |
         attempt.billable_ms, attempt.rate_micros_per_hour, granularity_s=attempt.bill_granule_s,
         minimum_s=attempt.bill_minimum_s))
     attempt.exit_reason = "interrupted"
-
-
-def _joined(kept: str | None, added: str) -> str | None:
-    """The attempt's note (how it was placed, e.g. a cloud launch's fail-over) and how recovery billed it."""
-    return "; ".join(n for n in (kept, added) if n) or None
 
 
 def aware(moment: datetime) -> datetime:

@@ -189,3 +189,16 @@ def _warnings(text: str | None) -> dict[str, Any]:
         return {}
     data = json.loads(text)
     return {"warnings": tuple(data.get("first", ())), "warning_count": int(data.get("count", 0))}
+
+
+def joined_note(kept: str | None, note: str) -> str | None:
+    """An attempt's note with ``note`` added: "; "-joined after what it already says, unless ``kept``
+    already says it (the whole of ``note``, as one or more of its "; "-separated parts in a row)."""
+    note = note.strip()
+    if not note:
+        return kept or None
+    if not kept:
+        return note
+    if f"; {note}; " in f"; {kept}; ":
+        return kept
+    return f"{kept}; {note}"

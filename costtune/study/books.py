@@ -207,7 +207,7 @@ class Books:
         if verdict.stop:
             run.stop = verdict.reason
             self.store.record_verdict(run.trial_id, spend, run.value, False, verdict.reason)
-            self.store.set_attempt_note(run.attempt_id, verdict.reason)
+            self.store.add_attempt_note(run.attempt_id, verdict.reason)
             return
         run.curve_check = self.curve.next_check(run.curve_first, spend)
 

@@ -353,7 +353,7 @@ class Study:
         if run is not None and state == TrialState.STOPPED and run.stop and run.stop.startswith("budget_usd"):
             reason = "budget"
             if trial.attempt_id is not None:  # `costtune trials STUDY N` shows why it stopped
-                self.store.append_attempt_note(trial.attempt_id, f"{BUDGET_STOP}: {run.stop}")
+                self.store.add_attempt_note(trial.attempt_id, f"{BUDGET_STOP}: {run.stop}")
         with self.store.batch():
             if trial.attempt_id is not None:
                 self.store.finish_attempt(trial.attempt_id, exit_reason=reason, billable_ms=ms, cost_micros=cost)

@@ -169,7 +169,7 @@ class AwsWorkers(RemoteProvider):
             handle.launched = time.time()
             handle.note = waiting.note
             self.store.set_remote_instance(handle.attempt_id, waiting.instance_id)
-            self.store.set_attempt_note(handle.attempt_id, waiting.note)
+            self.store.add_attempt_note(handle.attempt_id, waiting.note)
             self._described = 0.0
         return super().poll(handle)
 
