@@ -162,3 +162,63 @@ def test_a_completed_attempt_shows_no_signal_as_its_exit_code(tmp_path: Path) ->
     short["resources"]["simulation"]["max_steps"] = 3
     assert _cli("run", str(_write(tmp_path / "short.yaml", short)), "--db", db, "--quiet").exit_code == 0
     assert _exit_cells(db, "short-sim", 0) == [("completed", "0")]
+
+
+def _manual_bohb(name: str) -> dict[str, Any]:
+    data = _simulated(name, {"type": "bohb", "eta": 3})
+    data["sampler"] = {"type": "manual", "configs": [{f"x{i}": v for i in range(1, 7)} for v in (0.1, 0.5, 0.9)]}
+    return data
+
+
+def test_a_manual_sampler_under_bohb_is_refused_naming_both_fields(tmp_path: Path) -> None:
+    # It ran its configurations and nothing else, while plan, run and studies said BOHB's model proposed.
+    db = tmp_path / "store.db"
+    path = _write(tmp_path / "manual.yaml", _manual_bohb("manual-bohb"))
+    for command in ("plan", "run"):
+        refused = CliRunner().invoke(main, [command, str(path), "--db", str(db)])
+        assert refused.exit_code == 2, refused.output
+        said = " ".join(refused.output.split())
+        assert "sampler.type: a manual sampler runs only its configs" in said and "scheduler.type bohb" in said
+        assert "scheduler.type hyperband" in said and "got 'manual'" in said
+    assert not db.exists()  # nothing created
+    ran = _write(tmp_path / "hb.yaml", {**_manual_bohb("manual-hb"), "scheduler": {"type": "hyperband", "eta": 3}})
+    assert _cli("run", str(ran), "--db", str(db), "--quiet").exit_code == 0  # the way out the message names
+    listed = json.loads(_cli("studies", "--db", str(db), "--format", "json").stdout)
+    assert [(s["name"], s["sampler"]) for s in listed] == [("manual-hb", "manual")]
+
+
+def test_an_in_process_manual_bohb_study_is_refused_and_the_store_left_alone(tmp_path: Path) -> None:
+    import costtune
+    from costtune.errors import SpecError
+
+    db = tmp_path / "inproc.db"
+    with pytest.raises(SpecError, match=r"^sampler: a manual sampler .* scheduler bohb .*got 'manual'"):
+        costtune.create_study("inproc", storage=f"sqlite:///{db}", metric="loss",
+                              space={"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
+                              sampler={"type": "manual", "configs": [{"x": 0.5}]},
+                              scheduler={"type": "bohb", "min_usd": 0.001, "max_usd": 0.009},
+                              budget_usd="1", usd_per_hour="3.6")
+    assert not db.exists()
+
+
+def test_a_manual_bohb_study_stored_before_is_described_as_what_runs(tmp_path: Path) -> None:
+    from costtune.history import Mode
+    from costtune.schedulers import scheduler_config
+    from costtune.store import Store
+
+    db = tmp_path / "old.db"
+    store = Store(f"sqlite:///{db}")
+    bohb = scheduler_config({"type": "bohb", "min_usd": 0.001, "max_usd": 0.009})
+    store.create_study("old-manual", metric="loss", mode=Mode.MIN,
+                       space={"x": {"type": "uniform", "low": 0, "high": 1}},
+                       sampler={"type": "manual", "configs": [{"x": 0.5}]}, spec={"scheduler": bohb},
+                       queued=[{"x": 0.5}])
+    store.close()
+    [study] = json.loads(_cli("studies", "--db", str(db), "--format", "json").stdout)
+    assert study["sampler"] == "manual (only its sampler.configs run; bohb's model proposes none)"
+    assert study["scheduler"] == "bohb"
+    import costtune
+
+    loaded = costtune.load_study("old-manual", storage=f"sqlite:///{db}", usd_per_hour="3.6")
+    loaded.optimize(lambda trial: trial.params["x"], n_trials=4)  # in-process too: its configs, nothing more
+    assert [t.params for t in loaded.trials] == [{"x": 0.5}]

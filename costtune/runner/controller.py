@@ -114,7 +114,9 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
         self._launched_at_extension = -1  # status.launched when the plan last grew by an iteration
         self._checkpoints = spec.resources.simulation.checkpoint if spec.resources.simulation else False
         self._price_warnings: set[str] = set()
-        if self.rungs is not None and self.rungs.kind == "bohb":
+        # BOHB's model proposes, unless the study's sampler is manual (stored before that pair was refused):
+        # a manual study runs only its configs
+        if self.rungs is not None and self.rungs.kind == "bohb" and spec.sampler["type"] != "manual":
             from costtune.samplers import make_sampler
             from costtune.samplers.rung_model import RungModelSampler
 

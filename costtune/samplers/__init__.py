@@ -106,7 +106,26 @@ def describe_sampler(cfg: dict[str, Any], scheduler: dict[str, Any] | None = Non
     return f"{kind} ({', '.join(parts)})" if parts else kind
 
 
+def check_sampler_for_scheduler(sampler: dict[str, Any], scheduler: dict[str, Any] | None, *,
+                                sampler_field: str = "sampler.type", scheduler_field: str = "scheduler.type") -> None:
+    """Refuse a sampler the scheduler would leave with nothing to do: ``manual`` under ``bohb``.
+
+    BOHB differs from Hyperband only in who proposes: its own model. A manual sampler proposes nothing
+    (it runs exactly its ``configs``), so the pair would be Hyperband described as BOHB. Raises
+    ``SpecError`` naming ``sampler_field`` (and ``scheduler_field`` in the message) with the way out:
+    hyperband to judge just those configurations on the same rungs, or a bayes/random sampler section
+    whose ``configs`` run first, then BOHB's model."""
+    if sampler.get("type") == "manual" and scheduler is not None and scheduler.get("type") == "bohb":
+        raise SpecError(sampler_field, f"a manual sampler runs only its configs and proposes none, but "
+                        f"{scheduler_field} bohb differs from hyperband only in proposing configurations with its "
+                        f"own model; use {scheduler_field} hyperband to judge just these configurations on the "
+                        f"same rungs, or {sampler_field} bayes (or random) with the same configs to run them "
+                        f"first and then BOHB's model", "manual")
+
+
 def _describe_bohb(cfg: dict[str, Any], scheduler: dict[str, Any], dimensions: int | None) -> str:
+    if cfg.get("type") == "manual":  # stored before the pair was refused: the model never proposes
+        return "manual (only its sampler.configs run; bohb's model proposes none)"
     own = cfg.get("type", "random") == "bayes"  # the controller's rule: a bayes section is BOHB's model
     model = cfg if own else {"type": "bayes"}  # make_sampler's defaults
     points = scheduler.get("min_points") or (None if dimensions is None else dimensions + 2)
@@ -155,6 +174,7 @@ __all__ = [
     "ManualSampler",
     "RandomSampler",
     "Sampler",
+    "check_sampler_for_scheduler",
     "describe_sampler",
     "make_sampler",
     "sampler_config",

@@ -21,7 +21,7 @@ from costtune.history import Mode
 from costtune.money import format_usd, usd_to_micros
 from costtune.names import RESERVED_PLACEHOLDERS, check_metric_name, check_param_names, check_study_name
 from costtune.policies.parse import parse_sweep_tags
-from costtune.samplers import SAMPLER_TYPES, sampler_config
+from costtune.samplers import SAMPLER_TYPES, check_sampler_for_scheduler, sampler_config
 from costtune.schedulers import RUNG_TYPES, plan_brackets, scheduler_config
 from costtune.schedulers.defaults import choose_rungs
 from costtune.schedulers.hyperband import PLAN_KINDS
@@ -131,6 +131,7 @@ def parse_sweep(data: Any) -> SweepSpec:
             raise
         raise SpecError(exc.path, f"{exc.reason} (a section without type gets the default type, "
                         f"{section['type']} here: name the type to set this field)") from None
+    check_sampler_for_scheduler(sampler, scheduler)
     budget = _budget(data.get("budget", {}), sampler["type"])
     if scheduler["type"] != "fifo" and resources.usd_per_hour_micros == 0:
         raise SpecError("scheduler.type", f"{scheduler['type']} judges trials by the dollars they spend: price them "

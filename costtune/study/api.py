@@ -15,7 +15,7 @@ from costtune.errors import InputError, SpecError, StoreError
 from costtune.history import Mode
 from costtune.money import format_usd, micros_to_usd, rate_to_micros, usd_to_micros
 from costtune.names import check_metric_name, check_param_names, check_study_name
-from costtune.samplers import Sampler, sampler_config
+from costtune.samplers import Sampler, check_sampler_for_scheduler, sampler_config
 from costtune.schedulers import Scheduler, make_rung_scheduler, scheduler_config
 from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.space import SearchSpace
@@ -68,6 +68,8 @@ def create_study(
     search_space = space if isinstance(space, SearchSpace) else (SearchSpace.from_dict(space) if space else None)
     if search_space is not None:
         check_param_names(search_space.names, "space")  # the sweep file's parameter-name rule
+    asked = {"type": sampler} if isinstance(sampler, str) else sampler if isinstance(sampler, dict) else {}
+    check_sampler_for_scheduler(asked, sched_cfg, sampler_field="sampler", scheduler_field="scheduler")
     store = storage if isinstance(storage, Store) else Store(storage)
     info = store.find_study(name)
     if info is not None and not load_if_exists:

@@ -220,7 +220,8 @@ class Study:
         if cover is not None:  # iterations a sweep added hold trials of their own
             cover(len(history.trials))
         replay_rungs(rungs, history, self.store.rung_reports(self.id), judged_after=True)
-        if rungs.kind == "bohb" and not hasattr(self.sampler, "rung_history"):
+        manual = self.info.sampler.get("type") == "manual"  # stored before manual + bohb was refused: only its configs
+        if rungs.kind == "bohb" and not manual and not hasattr(self.sampler, "rung_history"):
             from costtune.samplers.rung_model import RungModelSampler
 
             inner = self.sampler if self.info.sampler.get("type") == "bayes" else make_sampler({"type": "bayes"})
