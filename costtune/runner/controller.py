@@ -13,10 +13,10 @@ never passes ``budget.usd`` on a virtual clock, and on a wall clock only by what
 bill between a deadline and their termination (see README, "How far can spend pass the cap?").
 
 Its parts: claims.py (what to launch, with what money), decisions.py (reading reports, rung
-verdicts), ending.py (when the run ends and why, fail-fast), recovery.py (start and Ctrl-C),
-waking.py (which attempts a tick looks at, and when the next tick comes). One
-attempt's trouble never stops the loop: each attempt is handled inside a savepoint, and whatever
-goes wrong fails that trial with the error stored.
+verdicts), finishing.py (booking an attempt that ended), ending.py (when the run ends and why,
+fail-fast), recovery.py (start and Ctrl-C), waking.py (which attempts a tick looks at, and when the
+next tick comes). One attempt's trouble never stops the loop: each attempt is handled inside a
+savepoint, and whatever goes wrong fails that trial with the error stored.
 """
 
 from __future__ import annotations
@@ -30,9 +30,8 @@ from datetime import datetime
 from pathlib import Path
 
 from costtune.clock import Clock, VirtualClock, WallClock
-from costtune.history import Mode, TrialState
-from costtune.money import format_usd
-from costtune.providers.base import Provider, ProviderError, Status
+from costtune.history import TrialState
+from costtune.providers.base import Provider, ProviderError
 from costtune.runner.admission import Admission
 from costtune.runner.attempts import LiveAttempt, launch_request
 from costtune.runner.claims import Claims
@@ -40,11 +39,11 @@ from costtune.runner.control import Control
 from costtune.runner.curving import Curving
 from costtune.runner.decisions import Decisions
 from costtune.runner.ending import LIMIT, Ending
+from costtune.runner.finishing import Finishing
 from costtune.runner.recovery import Recovery, catch_signals
-from costtune.runner.status import RunStatus, failure_reason, short_params, stderr_tail, write_header
+from costtune.runner.status import RunStatus, short_params, write_header
 from costtune.runner.waking import Waking
 from costtune.schedulers import make_curve_scheduler, make_rung_scheduler
-from costtune.schedulers.rungs import enter_finished
 from costtune.spec import SweepSpec
 from costtune.store.heartbeat import Heartbeat
 from costtune.study import Study
@@ -59,7 +58,7 @@ _RECLAIM_S = 1.0  # on a wall clock, look for new work this often when the last 
 __all__ = ["RunStatus", "SweepController"]
 
 
-class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Admission, Waking):
+class SweepController(Finishing, Decisions, Curving, Claims, Ending, Recovery, Control, Admission, Waking):
     def __init__(self, spec: SweepSpec, study: Study, provider: Provider, *,
                  on_event: Callable[[str], None] | None = None, workdir: str | None = None,
                  clock: Clock | None = None, trial_events: bool = True,
@@ -262,89 +261,6 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
             self._read(live, self.provider.output(live.handle, timeout=0))  # type: ignore[call-arg]
         self._finish(live, status)
 
-    def _finish(self, live: LiveAttempt, status: Status) -> None:
-        ms, reason = status.billable_ms, live.stop_reason
-        cost = self.billing.charge(ms, live.rate)
-        waste, error = 0, None
-        if reason == "interrupted":
-            state, exit_reason = TrialState.QUEUED, "interrupted"
-        elif status.preempted and reason is None:
-            state, exit_reason = TrialState.QUEUED, "preempted"  # not a failure: it runs again
-            kept = self.billing.charge(live.report_ms, live.rate) if self._checkpoints and live.step >= 0 else 0
-            waste = max(0, cost - kept)
-            self.status.preemptions += 1
-            self.status.waste_micros += waste
-        elif reason == "timeout":
-            state, exit_reason = TrialState.FAILED, "timeout"
-            error = f"killed at its time limit of {self.spec.budget.trial_seconds:g} s (budget.trial_seconds)"
-        elif reason == "failed":  # costtune failed it: a non-finite objective, an internal error
-            state, exit_reason, error = TrialState.FAILED, "failed", live.error
-        elif reason == "stopped" and self._ended_first(live, status):
-            state, exit_reason = TrialState.COMPLETE, "completed"
-            self.store.add_attempt_note(live.attempt_id, live.decision)  # the stop, if not noted when decided
-            self.store.add_attempt_note(live.attempt_id, "it completed before the stop took effect")
-            live.decision = f"{live.decision}; it completed before the stop took effect".lstrip("; ")
-        elif reason in ("stopped", "budget"):
-            state, exit_reason = TrialState.STOPPED, reason
-        elif reason == "policy":  # a spend policy's window cap: the policy and window are its error
-            state, exit_reason, error = TrialState.STOPPED, "policy", live.decision
-        elif reason == "completed" or (status.exit_code == 0 and live.value is not None):
-            state = TrialState.COMPLETE if live.value is not None else TrialState.STOPPED
-            exit_reason = "completed"
-        else:
-            state, exit_reason = TrialState.FAILED, "failed"
-            error = self._failure(live, status)
-        self.store.finish_attempt(live.attempt_id, exit_reason=exit_reason, exit_code=status.exit_code,
-                                  billable_ms=ms, cost_micros=cost, waste_micros=waste)
-        if live.reserved:
-            self.store.charge(live.key, cost)
-            self._after_charge(live.key)  # policy thresholds of the windows it spent in
-        self.store.finish_trial(live.claimed.id, state, error=error)
-        if live.base is None:  # no first report: all it spent was start-up, not counted at a rung
-            self._paid[live.number] = self._paid.get(live.number, 0) + cost
-        if self.rungs is not None and state == TrialState.COMPLETE and reason is None and live.rung is not None:
-            # It ended on its own below its next rung: its final value enters every rung it did not reach
-            # (for BOHB's model; not ranked against).
-            enter_finished(self.rungs, live.number, live.rung, live.value)
-        if live.warned:
-            self.store.add_trial_warnings(live.claimed.id, live.warnings, live.warned)
-        del self._live[live.attempt_id]
-        self._by_key.pop(live.key, None)
-        self._claimable = True  # its reservation is free again, its trial may be queued again
-        self.status.running = len(self._live)
-        self.status.spend_micros += cost
-        if state.finished:
-            self.status.finished += 1
-            self.status.failed += state == TrialState.FAILED
-            if state != TrialState.FAILED and live.value is not None:
-                self._note_value(live.number, live.value)  # the best finished trial, as the leaderboard ranks
-            self._count_outcome(live.number, state, error)
-            if live.attempt_value is None and (state == TrialState.STOPPED or status.exit_code == 0):
-                self._check_objective(live, live.reported)
-        if self._trial_events:
-            shown = f" {self.study.metric}={live.value:.6g}" if live.value is not None else ""
-            why = f" ({live.decision})" if live.decision and state == TrialState.STOPPED else ""
-            word = {"interrupted": "interrupted (re-queued)", "preempted": "preempted (re-queued)"}.get(
-                exit_reason, str(state))
-            self._on_event(f"trial {live.number} {word}{shown} {format_usd(cost)}{why}"
-                           + (f": {error.splitlines()[0]}" if error else ""))
-
-    @staticmethod
-    def _ended_first(live: LiveAttempt, status: Status) -> bool:
-        """Whether a stopped attempt ran to its end before the stop landed: it exited 0 with a value after
-        reporting past the step it was stopped at. It is complete (the verdict stays on record), as a
-        trial stopped at its last rung is (``Decisions._at_deadline``)."""
-        return (status.exit_code == 0 and live.value is not None and live.stop_step is not None
-                and live.step > live.stop_step)
-
-    def _failure(self, live: LiveAttempt, status: Status) -> str:
-        """Why an attempt that ended on its own without a value failed (first line: the reason)."""
-        if status.exit_code:
-            return status.error or failure_reason(status.exit_code, stderr_tail(live.trial_dir))
-        others = f" (it reported {', '.join(sorted(live.reported))})" if live.reported else ""
-        what = f"exited 0 but never reported metric {self.study.metric!r}{others}"
-        return f"{what}\n{status.error or stderr_tail(live.trial_dir)[-1000:]}".strip()
-
     # -- launching ------------------------------------------------------------------------
     def _launch(self, pending: list[LiveAttempt]) -> None:
         if not pending:
@@ -395,9 +311,3 @@ class SweepController(Decisions, Curving, Claims, Ending, Recovery, Control, Adm
             if live.handle is not None:  # (a cloud provider's poll writes to the store and calls the cloud)
                 out[live.attempt_id] = (live.billed_ms, self.billing.charge(live.billed_ms, live.rate))
         return out
-
-    def _note_value(self, number: int, value: float) -> None:
-        best = self.status.best_value
-        better = best is None or (value < best if self.study.mode == Mode.MIN else value > best)
-        if better:
-            self.status.best_value, self.status.best_trial = value, number

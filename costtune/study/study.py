@@ -3,13 +3,12 @@
 A study is a name in the store plus a sampler and a scheduler rebuilt from what the store holds,
 so any number of processes can open the same study and share its trials. In-process trials are
 charged for their wall time at the study's rate, hold their money in the ledger like any other
-trial, and are judged at dollar rungs as they report (``books.py``).
+trial, and are judged at dollar rungs as they report (``books.py``). Here: identity, proposals and
+starting trials; their reports and ends are booked by ``telling.py`` (mixed in).
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -18,15 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from costtune.errors import BudgetExhausted, InputError, SamplerExhausted, SpecError, StoreError, TrialFailed
+from costtune.errors import BudgetExhausted, InputError, SamplerExhausted, SpecError, StoreError
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.money import micros_to_usd, rate_to_micros, usd_to_micros
 from costtune.names import check_config_names
-from costtune.protocol import nonfinite_objective, value_text
 from costtune.samplers import Sampler, make_sampler
 from costtune.samplers.novelty import avoid_repeat, finite_size
 from costtune.schedulers import (
-    Decision,
     FifoScheduler,
     RungScheduler,
     Scheduler,
@@ -34,43 +31,18 @@ from costtune.schedulers import (
     make_rung_scheduler,
 )
 from costtune.schedulers.replay import replay_rungs
-from costtune.schedulers.rungs import enter_finished
 from costtune.space import SearchSpace
 from costtune.store import CapChange, ClaimedTrial, Proposal, Store, StudyInfo
 from costtune.store.owner import controller_id, hostname, is_alive
 from costtune.study.books import IN_PROCESS_BILLING, Books, Running
 from costtune.study.output import claim_output_dir, default_output_root
+from costtune.study.telling import Telling, screen_metrics
 from costtune.study.trial import Trial
-from costtune.words import BUDGET_STOP
 
-log = logging.getLogger("costtune.study")
-_EXIT = {TrialState.COMPLETE: "completed", TrialState.STOPPED: "stopped", TrialState.QUEUED: "interrupted"}
+__all__ = ["Study", "screen_metrics"]  # screen_metrics: telling.py, kept importable from here
 
 
-def screen_metrics(metrics: dict[str, Any], objective: str, step: int,
-                   number: int) -> tuple[dict[str, float], str | None]:
-    """The one rule for non-finite values, for ``trial.report`` and ``Study.tell`` alike.
-
-    Returns (the finite metrics, why the trial fails or None): a NaN or infinite objective fails
-    the trial ("objective val_loss was NaN at step 3"); any other non-finite metric is dropped
-    with a warning.
-    """
-    kept: dict[str, float] = {}
-    for name, value in metrics.items():
-        try:
-            number_ = float(value)
-        except OverflowError:  # an int beyond float range
-            number_ = math.inf if value > 0 else -math.inf
-        if math.isfinite(number_):
-            kept[name] = number_
-        elif name == objective:
-            return kept, nonfinite_objective(name, value_text(value), step)
-        else:
-            log.warning("trial %d: metric %s was %s at step %d; dropped", number, name, value_text(value), step)
-    return kept, None
-
-
-class Study:
+class Study(Telling):
     def __init__(self, store: Store, info: StudyInfo, *, sampler: Sampler | None = None,
                  scheduler: Scheduler | None = None, usd_per_hour: Any = None,
                  output_root: str | Path | None = None) -> None:
@@ -277,99 +249,6 @@ class Study:
         books.add(Running(claimed.id, claimed.number, attempt_id, key, rate, claimed.prior_cost_micros,
                           started=time.monotonic(), reserved=amount, rung=rung, value=claimed.value))
         return Trial(self, claimed.id, claimed.number, claimed.params, attempt_id, claimed.output_dir)
-
-    def record_report(self, trial: Trial, step: int, metrics: dict[str, Any]) -> str | None:
-        """Store one report of a running trial and judge it; returns why it must stop, or None."""
-        if trial.closed:
-            raise TrialFailed(trial.failure or f"trial {trial.number} has already ended")
-        kept, failure = screen_metrics(metrics, self.metric, step, trial.number)
-        if failure is not None:
-            self.tell(trial, state=TrialState.FAILED, error=failure)
-            trial.failure = failure
-            raise TrialFailed(failure)
-        if not kept:
-            return None
-        books = self._money()
-        run = books.running.get(trial.attempt_id or -1)
-        ms = run.ms() if run else 0
-        spend = None
-        if run is not None:
-            cost = books.billing.charge(ms, run.rate)
-            spend = (run.prior + cost, ms, cost)
-        frozen = self.store.add_report(trial.id, trial.attempt_id, step, kept, objective=self.metric,
-                                       elapsed_s=ms / 1000, spend=spend)
-        trial.last_report = frozen
-        if run is not None:
-            books.on_report(run, ms, kept.get(self.metric))
-            if run.stop is not None:
-                return run.stop
-        if self.scheduler.on_report(frozen, self.history) == Decision.STOP:
-            return "the scheduler said stop"
-        return None
-
-    def tell(self, trial: Trial, value: float | dict[str, float] | None = None, *,
-             state: TrialState = TrialState.COMPLETE, error: str | None = None) -> FrozenTrial:
-        """Finish a trial with its objective value (a number, or a dict of metrics).
-
-        A NaN or infinite objective fails it (the same rule as ``trial.report``). Raises
-        ``InputError`` for a trial that already finished (told before, or failed by a report),
-        naming its state, and for a stored record (``FrozenTrial``) instead of the ``Trial`` from
-        ``ask()``; nothing is changed.
-        """
-        if isinstance(trial, FrozenTrial):  # a stored record (study.trials), not the trial ask() handed out
-            if trial.state not in (TrialState.RUNNING, TrialState.QUEUED):
-                raise InputError(f"trial {trial.number} has already finished ({trial.state}); a finished trial "
-                                 "cannot be told again")
-            raise InputError(f"tell takes the Trial that ask() returned, not the stored record of trial "
-                             f"{trial.number} (a FrozenTrial)")
-        if trial.closed:
-            stored = self.store.trial(self.id, trial.number)
-            raise InputError(f"trial {trial.number} has already finished ({stored.state}); a finished trial "
-                             "cannot be told again")
-        if value is not None and state != TrialState.FAILED:
-            metrics = value if isinstance(value, dict) else {self.metric: value}
-            step = (trial.last_report.last_step or 0) + 1 if trial.last_report else 0
-            if any(isinstance(v, bool) or not isinstance(v, int | float) for v in metrics.values()):
-                state, error = TrialState.FAILED, f"objective returned {value!r}, not a number or a dict of numbers"
-            else:
-                kept, failure = screen_metrics(metrics, self.metric, step, trial.number)
-                if failure is not None:
-                    state, error = TrialState.FAILED, failure
-                elif kept:
-                    self.store.add_report(trial.id, trial.attempt_id, step, kept, objective=self.metric)
-        if state == TrialState.COMPLETE and self.store.trial(self.id, trial.number).value is None:
-            state, error = TrialState.FAILED, f"no value for metric {self.metric!r} was reported or returned"
-        self._close(trial, state, error)
-        return self.store.trial(self.id, trial.number)
-
-    def _close(self, trial: Trial, state: TrialState, error: str | None) -> None:
-        """Close the attempt at its wall-clock cost, charge its reservation, finish the trial: one transaction."""
-        trial.closed = True
-        books = self._money()
-        run = books.running.get(trial.attempt_id or -1)
-        ms = run.ms() if run else 0
-        books.remove(trial.attempt_id or -1, ms)
-        cost = books.billing.charge(ms, run.rate) if run else 0
-        reason = _EXIT.get(state, "failed")
-        if run is not None and state == TrialState.STOPPED and run.stop and run.stop.startswith("budget_usd"):
-            reason = "budget"
-            if trial.attempt_id is not None:  # `costtune trials STUDY N` shows why it stopped
-                self.store.add_attempt_note(trial.attempt_id, f"{BUDGET_STOP}: {run.stop}")
-        with self.store.batch():
-            if trial.attempt_id is not None:
-                self.store.finish_attempt(trial.attempt_id, exit_reason=reason, billable_ms=ms, cost_micros=cost)
-            if run is not None and run.reserved:
-                self.store.charge(run.key, cost)
-            self.store.finish_trial(trial.id, state, error=error)
-        if (state == TrialState.COMPLETE and run is not None and run.stop is None and run.rung is not None
-                and books.rungs is not None):  # ended on its own below a rung: it enters the ones it missed
-            with books.lock:
-                enter_finished(books.rungs, run.number, run.rung, self.store.trial(self.id, trial.number).value)
-
-    def verdict(self, trial: Trial) -> tuple[str | None, bool]:
-        """(why it must stop or None, whether it ran its whole ladder) for a running trial."""
-        run = self._money().running.get(trial.attempt_id or -1)
-        return (run.stop, run.complete) if run else (trial.stop_reason, False)
 
     def recover(self) -> list[int]:
         """Re-queue trials whose controller died and settle the money they held; returns their numbers."""
