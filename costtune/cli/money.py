@@ -176,8 +176,8 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
           quiet: bool, change_cap: bool = False) -> None:
     from costtune.plan.analytic import build_plan
     from costtune.plan.render import render_forecast, render_notes, render_plan, to_dict
-    from costtune.plan.startup import read_first_reports
-    from costtune.plan.stored import read_stored_study
+    from costtune.plan.startup import read_first_reports, startup_estimate
+    from costtune.plan.stored import read_observed, read_stored_study
     from costtune.richtext import styled
     from costtune.runner.session import parse_resuming
     from costtune.schedulers.defaults import rung_below_minimum
@@ -213,7 +213,10 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
     if low is not None:  # on stderr, as `costtune run` warns; --format json keeps stdout to the plan
         err_console.print(styled((f"warning: {low}", "yellow")), highlight=False, soft_wrap=True)
     measured = read_first_reports(url, spec.name, spec.resources.billing)
-    result = build_plan(spec, measured=measured, resumes=stored)
+    sim = spec.resources.simulation
+    startup = startup_estimate(spec.resources.provider, None if sim is None else sim.startup_seconds, url, spec.name)
+    observed = read_observed(url, spec.name) if stored is not None else None
+    result = build_plan(spec, measured=measured, resumes=stored, observed=observed, startup=startup)
     result.notes.extend(notes)
     planned = result.schedule.trials
     if stored is not None and result.schedule.iterations and planned is not None and stored.trials > planned:

@@ -18,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from costtune.money import charge_micros
+from costtune.plan.curve import Observed, curve_counts, curve_model
 from costtune.plan.forecast import Forecast, RunSample, forecast
 from costtune.plan.shapes import Shape, sample_shapes
-from costtune.plan.startup import FirstReports, measured_warning
+from costtune.plan.startup import FirstReports, StartupEstimate, measured_warning
+from costtune.plan.thisrun import Hours, ThisRun, hours_for, this_run
 from costtune.schedulers import rung_ladder, study_plan
 from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec
@@ -53,6 +55,12 @@ class Schedule:
     planned_micros: int | None = None  # the money the plan holds (rungs x trials), within budget.usd
     expected_micros: int | None = None  # what it will likely spend, runs ending early included
     trial_cost_micros: int | None = None  # expected cost of one trial (fifo: run to its end)
+    trials_fewest: int | None = None  # the range of an estimate (curve stopping: none stopped .. most stopped)
+    trials_most: int | None = None
+    stop_model: str | None = None  # curve: "assumed" or "observed" (the study's finished trials)
+    stop_share: float | None = None  # curve: the share of trials taken to be stopped early
+    trial_cost_cheapest_micros: int | None = None  # curve: one trial's cost at the ends of the range
+    trial_cost_dearest_micros: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,23 +108,31 @@ class SweepPlan:
     resumes: StoredStudy | None = None
     seed_at_run: bool = False  # the file gives no seed: `costtune run` draws one when it creates the study
     dimensions: int | None = None  # parameters searched (BOHB's model needs dimensions + 2 results by default)
+    hours: Hours | None = None  # the whole plan's instance-hours and wall hours
+    this_run: ThisRun | None = None  # a resume: what the next `costtune run` adds
+    startup: StartupEstimate | None = None  # per-launch start-up the overheads use, and where it comes from
 
 
 def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact_sampler: bool = False,
                measured: FirstReports | None = None, resumes: StoredStudy | None = None,
-               on_run: Callable[[int, RunSample], None] | None = None) -> SweepPlan:
+               on_run: Callable[[int, RunSample], None] | None = None, observed: Observed | None = None,
+               startup: StartupEstimate | None = None) -> SweepPlan:
     """The whole plan; ``runs`` > 0 adds the Monte Carlo forecast (simulated sweeps only).
 
     ``measured``: earlier attempts of the sweep's study (``startup.read_first_reports``), for the
     first-rung warning. ``resumes``: the stored study ``spec`` resumes (``spec`` is then the sweep as
     resumed, ``costtune.runner.session.as_resumed``), whose spend the plan shows. ``jobs``/``exact_sampler``/
-    ``on_run`` go to ``forecast.forecast``.
+    ``on_run`` go to ``forecast.forecast``. ``observed``: the stored study's finished trials, for curve stopping
+    (``costtune.plan.curve``). ``startup``: the per-launch start-up (``startup.startup_estimate``; default the
+    simulation's, else none).
     """
     res = spec.resources
     notes: list[str] = []
     shapes = sample_shapes(spec, notes)
-    schedule = _schedule(spec, shapes, notes)
-    overheads = _overheads(res)
+    schedule = _schedule(spec, shapes, notes, observed)
+    if startup is None:
+        startup = StartupEstimate(res.simulation.startup_seconds, "simulation") if res.simulation else None
+    overheads = _overheads(res, 0.0 if startup is None else startup.seconds)
     preemption = _preemption(spec, schedule, shapes)
     launches = overhead = None
     if schedule.trials is not None:
@@ -136,8 +152,15 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
         name=spec.name, provider=res.provider, scheduler=dict(spec.scheduler), budget_micros=spec.budget.usd_micros,
         budget_trials=spec.budget.trials, workers=res.workers, billing=res.billing.note, rate_source=res.rate_source,
         schedule=schedule, overheads=overheads, launches=launches, overhead_micros=overhead, preemption=preemption,
-        notes=notes, sampler=dict(spec.sampler), resumes=resumes, dimensions=len(spec.space.names),
+        notes=notes, sampler=dict(spec.sampler), resumes=resumes, dimensions=len(spec.space.names), startup=startup,
     )
+    if startup is not None and startup.describe():
+        notes.append(startup.describe())
+    rate = _hourly_rate(shapes, _full_costs(spec, shapes), overheads)
+    spend = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
+    plan.hours = hours_for(spend, rate, res.workers, schedule.trials)
+    if resumes is not None:
+        plan.this_run = _this_run(spec, schedule, resumes, rate)
     given = spec.raw.get("sampler")
     if resumes is None and "seed" in spec.sampler and not (isinstance(given, dict) and given.get("seed") is not None):
         # the seed parse_sweep drew for this plan is not the one a run will draw (and store with the study)
@@ -153,7 +176,29 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
     return plan
 
 
-def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str]) -> Schedule:
+def _hourly_rate(shapes: list[Shape], full: list[int], overheads: list[Overhead]) -> float:
+    """Micro-dollars per instance-hour the plan's money buys: the rates weighted by what is spent at each (a
+    cheap instance's trials last longer), else the placements' mean rate."""
+    hours = sum(c / s.rate_micros for s, c in zip(shapes, full, strict=True) if s.rate_micros > 0)
+    if shapes and hours > 0:
+        return sum(full) / hours
+    return float(np.mean([o.rate_micros for o in overheads]))
+
+
+def _this_run(spec: SweepSpec, schedule: Schedule, resumes: StoredStudy, rate: float) -> ThisRun:
+    """What the next run adds to the resumed study: trials of the plan's expected cost within the cap left."""
+    spend = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
+    per_trial: float | None = schedule.trial_cost_micros
+    if per_trial is None and spend is not None and schedule.trials:
+        per_trial = spend / schedule.trials
+    limit = spec.max_trials
+    return this_run(per_trial=per_trial, cheapest=schedule.trial_cost_cheapest_micros,
+                    dearest=schedule.trial_cost_dearest_micros, left_micros=resumes.left_micros(spec.budget.usd_micros),
+                    trials_left=None if limit is None else max(0, limit - resumes.trials), rate_micros=rate,
+                    workers=spec.resources.workers)
+
+
+def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str], observed: Observed | None = None) -> Schedule:
     cfg, budget, limit = spec.scheduler, spec.budget.usd_micros, spec.max_trials
     kind = cfg["type"]
     full = _full_costs(spec, shapes)
@@ -191,6 +236,10 @@ def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str]) -> Schedul
                      + (", runs ending when their workload's steps are done)" if full else ")"))
         return Schedule(kind=kind, eta=eta, ladder_micros=ladder, trials=trials, trials_estimated=True,
                         planned_micros=planned, expected_micros=planned, trial_cost_micros=round(per_trial))
+    if kind == "curve":
+        curved = _curve_schedule(spec, shapes, full, observed, notes)
+        if curved is not None:
+            return curved
     cost = round(float(np.mean(full))) if full else _time_limited_cost(spec)
     if cost is None:
         notes.append("fifo: the cost of one trial is unknown without a workload model; set budget.trial_seconds "
@@ -199,6 +248,33 @@ def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str]) -> Schedul
     trials, planned = _fill(budget, limit, cost)
     return Schedule(kind=kind, trials=trials, trials_estimated=True, planned_micros=planned, expected_micros=planned,
                     trial_cost_micros=cost)
+
+
+def _curve_schedule(spec: SweepSpec, shapes: list[Shape], full: list[int], observed: Observed | None,
+                    notes: list[str]) -> Schedule | None:
+    """Curve stopping's trials as a central estimate and a range (``costtune.plan.curve``); None when nothing
+    models it (no workload model, no finished trials): the fifo figure stands, with a note."""
+    model = curve_model(spec, shapes, full, observed)
+    if model is None:
+        notes.append("curve: stopping is not modelled without a workload model or finished trials of this study; "
+                     "trials started are counted as if every trial ran to its end (the fewest)")
+        return None
+    budget, limit, workers = spec.budget.usd_micros, spec.max_trials, spec.resources.workers
+    trials, fewest, most = curve_counts(model, budget, limit, workers)
+    if trials is None:
+        return None
+    planned = round(model.central * max(0, trials - workers) + model.first_full_micros * min(trials, workers))
+    planned = planned if budget is None else min(budget, planned)
+    notes.append(model.describe())
+    if spec.sampler.get("type") == "bayes" and model.source == "assumed":
+        notes.append("curve: the counts are for configurations drawn at random; a bayes sampler picks the ones it "
+                     "expects to do best (cost-aware: per dollar), which may cost more or less than a random draw: "
+                     "on the bundled benchmark workloads its sweeps started 0.2x to 1.3x the trials random ones did. "
+                     "Once the study has finished trials, `costtune plan` counts from them")
+    return Schedule(kind="curve", trials=trials, trials_estimated=True, planned_micros=planned,
+                    expected_micros=planned, trial_cost_micros=round(model.central), trials_fewest=fewest,
+                    trials_most=most, stop_model=model.source, stop_share=model.share,
+                    trial_cost_cheapest_micros=round(model.cheapest), trial_cost_dearest_micros=round(model.dearest))
 
 
 def _step_up(level: float, below: float, full: list[int]) -> float:
@@ -244,8 +320,7 @@ def _time_limited_cost(spec: SweepSpec) -> int | None:
     return None if limit is None or not rate else spec.resources.billing.charge(round(limit * 1000), rate)
 
 
-def _overheads(res: Resources) -> list[Overhead]:
-    startup = res.simulation.startup_seconds if res.simulation else 0.0
+def _overheads(res: Resources, startup: float) -> list[Overhead]:
     minimum = res.billing.minimum_s
     placements = [tuple(key.split("/", 1)) for key in res.rates] or [(None, res.market)]
     out = []

@@ -54,7 +54,8 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
         left = "" if left_micros is None else f", {format_usd(left_micros)} left under its cap"
         console.print(f"resumes study {r.info.name!r} of {r.where} ({plural(r.trials, 'trial')}, "
                       f"{format_usd(r.spent_micros)} spent{left}): as `costtune run` would, with its stored sampler, "
-                      "scheduler, rungs and cap; the plan below is the whole study's, spent money included",
+                      "scheduler, rungs and cap; the plan below is the whole study's, spent money included, and "
+                      "`this run` after it what the next `costtune run` adds",
                       highlight=False, soft_wrap=True)
     if plan.scheduler.get("chosen"):  # no min_usd/max_usd in the file: chosen at sweep start, kept on resume
         console.print(f"rungs chosen where the file gives none: {plan.scheduler['chosen']}", highlight=False,
@@ -75,7 +76,10 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
         console.print(f"rung ladder (eta {s.eta}): " + " -> ".join(format_usd_exact(r) for r in s.ladder_micros),
                       highlight=False)
     approx = "~" if s.trials_estimated else ""
-    rows: list[tuple[str, str]] = [("trials started", "-" if s.trials is None else f"{approx}{s.trials}")]
+    started = "-" if s.trials is None else f"{approx}{s.trials}"
+    if s.trials is not None and s.trials_fewest is not None and s.trials_most is not None:
+        started += f" ({s.trials_fewest} to {s.trials_most})"
+    rows: list[tuple[str, str]] = [("trials started", started)]
     if s.trial_cost_micros is not None:
         rows.append(("expected cost of one trial", format_usd(s.trial_cost_micros)))
     rows.append(("planned", _money(s.planned_micros)))
@@ -88,6 +92,10 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
     if plan.launches is not None:
         rows.append(("launches (trials + relaunches after preemption)", f"~{plan.launches:.0f}"))
         rows.append(("of which start-up, all launches (billed, no training)", _money(plan.overhead_micros)))
+    if plan.hours is not None:
+        rows.append(("time: instance-hours, billed (start-up included)", f"~{plan.hours.instance:.2f} h"))
+        rows.append((f"time: wall clock at {plural(plan.workers, 'worker')}",
+                     f"~{format_duration(plan.hours.wall * 3600)}"))
     p = plan.preemption
     rows.append(("preemptions per instance-hour (spot)", f"{p.per_hour:g}"))
     if p.expected is not None:
@@ -106,6 +114,29 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
         Column("minimum charge", [f"{m} ({format_duration(x.minimum_seconds)})" for m, x in
                                   zip(format_usd_column([x.minimum_micros for x in o]), o, strict=True)], keep=2),
     ], title="start-up and minimum charge per launch"))
+    if plan.this_run is not None:
+        render_this_run(plan, console)
+
+
+def render_this_run(plan: SweepPlan, console: Console) -> None:
+    """A resume: what the study already ran and spent, and what the next `costtune run` adds."""
+    r, t = plan.resumes, plan.this_run
+    assert r is not None and t is not None
+    trials = "-" if t.trials is None else f"~{t.trials}"
+    if t.trials is not None and t.fewest is not None and t.most is not None:
+        trials += f" ({t.fewest} to {t.most})"
+    rows = [("already run (the study so far)", plural(r.trials, "trial")),
+            ("already spent", format_usd(r.spent_micros)),
+            ("left under the cap", _money(t.left_micros))]
+    if t.trials_left is not None:
+        rows.append(("trials left under budget.trials", str(t.trials_left)))
+    rows += [("this run adds: trials", trials), ("this run adds: spend (forecast)", _money(t.micros))]
+    if t.hours is not None:
+        rows.append(("this run adds: instance-hours", f"~{t.hours.instance:.2f} h"))
+        rows.append((f"this run adds: wall clock at {plural(plan.workers, 'worker')}",
+                     f"~{format_duration(t.hours.wall * 3600)}"))
+    console.print(FittedTable([Column("what", [x[0] for x in rows], keep=0, justify="left", wrap=20),
+                               Column("value", [x[1] for x in rows], keep=1)], title="this run (resuming the study)"))
 
 
 def render_notes(plan: SweepPlan, console: Console) -> None:
@@ -169,6 +200,17 @@ def _resumes(plan: SweepPlan) -> dict[str, Any] | None:
             "remaining_micros": left}
 
 
+def _this_run(plan: SweepPlan) -> dict[str, Any] | None:
+    """A resume: what the next `costtune run` adds (None for a new study, whose plan is all of it)."""
+    t = plan.this_run
+    if t is None:
+        return None
+    return {"trials": t.trials, "trials_fewest": t.fewest, "trials_most": t.most, "spend_usd": usd_text(t.micros),
+            "spend_micros": t.micros, "left_usd": usd_text(t.left_micros), "left_micros": t.left_micros,
+            "trials_left": t.trials_left, "instance_hours": None if t.hours is None else t.hours.instance,
+            "wall_hours": None if t.hours is None else t.hours.wall}
+
+
 def to_dict(plan: SweepPlan) -> dict[str, Any]:
     s, p, f = plan.schedule, plan.preemption, plan.forecast
     out: dict[str, Any] = {
@@ -185,9 +227,13 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
                           "trials": b.trials_per_rung[0], "cost_usd": usd_text(b.cost_micros),
                           "cost_micros": b.cost_micros} for b in s.brackets],
             "trials": s.trials, "trials_estimated": s.trials_estimated,
+            "trials_fewest": s.trials_fewest, "trials_most": s.trials_most,
+            "stop_model": s.stop_model, "stop_share": s.stop_share,
             "planned_usd": usd_text(s.planned_micros), "planned_micros": s.planned_micros,
             "expected_usd": usd_text(s.expected_micros), "expected_micros": s.expected_micros,
             "trial_cost_usd": usd_text(s.trial_cost_micros), "trial_cost_micros": s.trial_cost_micros,
+            "instance_hours": None if plan.hours is None else plan.hours.instance,
+            "wall_hours": None if plan.hours is None else plan.hours.wall,
         },
         "overheads": [{"instance_type": o.instance_type, "market": o.market, "usd_per_hour": usd_text(o.rate_micros),
                        "startup_seconds": o.startup_seconds, "startup_usd": usd_text(o.startup_micros),
@@ -201,6 +247,9 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
                        "restart_usd": usd_text(p.restart_micros), "restart_micros": p.restart_micros, "note": p.note},
         "forecast": None,
         "resumes": _resumes(plan),
+        "this_run": _this_run(plan),
+        "startup": None if plan.startup is None else {"seconds": plan.startup.seconds, "source": plan.startup.source,
+                                                       "attempts": plan.startup.attempts},
         "notes": plan.notes + ([stand_in_note(f)] if f is not None and f.stand_in else []),
     }
     if f is not None:

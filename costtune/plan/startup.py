@@ -31,6 +31,15 @@ _CENSORING_ENDS = ("stopped", "budget", "timeout")  # a preemption is the market
 # at the rung without a report may show a hair less than the rung.
 _AT_RUNG = 0.95
 
+# Per-trial start-up of a cloud instance when nothing was measured: EC2 bills from the instance's launch (60 s
+# minimum) and an attempt first boots, installs costtune and fetches its code (README "What it costs": 1 to 3
+# minutes an attempt; the benchmarks' simulated AWS uses 60 s of boot). The middle of that range.
+CLOUD_STARTUP_S = 120.0
+CLOUD_PROVIDERS = ("aws", "gcp", "azure")
+_ELAPSED_SQL = (
+    "SELECT (SELECT MIN(r.elapsed_s) FROM report r WHERE r.trial_id = a.trial_id AND r.attempt_id = a.id) "
+    "FROM attempt a JOIN trial t ON t.id = a.trial_id JOIN study s ON s.id = t.study_id WHERE s.name = ?"
+)
 _ATTEMPTS_SQL = (
     "SELECT a.rate_micros_per_hour, a.cost_micros, a.exit_reason, a.ended_at, "
     "(SELECT MIN(r.elapsed_s) FROM report r WHERE r.trial_id = a.trial_id AND r.attempt_id = a.id) "  # indexed
@@ -73,6 +82,39 @@ def measured_warning(first_rung: int, seen: FirstReports | None) -> str | None:
             f"{format_usd(median)} before their first report ({', '.join(parts)}): their start-up outran "
             f"costtune's estimate, so trials were stopped at the first rung, {format_usd(first_rung)} "
             "(scheduler.min_usd), before they reported; raise min_usd")
+
+
+@dataclass(frozen=True)
+class StartupEstimate:
+    """Seconds an attempt is billed before its first report, and where the figure comes from."""
+
+    seconds: float
+    source: str  # "simulation", "measured" (the study's own attempts), "estimate" (CLOUD_STARTUP_S) or "none"
+    attempts: int = 0  # attempts measured
+
+    def describe(self) -> str:
+        if self.source == "measured":
+            return (f"start-up per launch {self.seconds:.0f} s: the median time to first report of this study's "
+                    f"{plural(self.attempts, 'attempt')} (boot, set-up and the first step, billed)")
+        if self.source == "estimate":
+            return (f"start-up per launch {self.seconds:.0f} s, an estimate (boot, costtune install and code fetch: "
+                    "1 to 3 minutes an attempt; the instance is billed from its launch, 60 s minimum); a study's own "
+                    "attempts replace it once it has some")
+        return ""
+
+
+def startup_estimate(provider: str, simulated_s: float | None, db_url: str | None, study: str) -> StartupEstimate:
+    """Per-launch start-up for the plan: the simulation's ``startup_seconds``; else the median time to first
+    report of the study's earlier attempts in the store at ``db_url`` (read-only), for a cloud provider; else
+    ``CLOUD_STARTUP_S`` for a cloud provider; 0 for a local one (its start-up is its interpreter's, not billed)."""
+    if simulated_s is not None:
+        return StartupEstimate(simulated_s, "simulation")
+    if provider not in CLOUD_PROVIDERS:
+        return StartupEstimate(0.0, "none")
+    seen = [float(r[0]) for r in (read_rows(db_url, _ELAPSED_SQL, study) if db_url else []) if r[0] is not None]
+    if seen:
+        return StartupEstimate(float(statistics.median(seen)), "measured", len(seen))
+    return StartupEstimate(CLOUD_STARTUP_S, "estimate")
 
 
 def read_first_reports(db_url: str, study: str, rule: BillingRule) -> FirstReports | None:

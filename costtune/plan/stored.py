@@ -9,11 +9,13 @@ missing store, study or table means there is nothing to resume.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from costtune.history import Mode
+from costtune.plan.curve import Observed
 from costtune.plan.startup import read_rows, where_of
 from costtune.store import StudyInfo
 
@@ -22,6 +24,15 @@ _STUDY_SQL = (
     "s.created_at, (SELECT COUNT(*) FROM trial t WHERE t.study_id = s.id), "
     "(SELECT COALESCE(SUM(t.cost_micros), 0) FROM trial t WHERE t.study_id = s.id) "
     "FROM study s WHERE s.name = ?"
+)
+
+
+# Finished trials by how they ended: curve-stopped ones (state stopped with a verdict on record) and completed ones.
+_FINISHED_SQL = (
+    "SELECT t.state, CASE WHEN t.verdicts_json IS NULL OR t.verdicts_json = '[]' THEN 0 ELSE 1 END, "
+    "COUNT(*), COALESCE(SUM(t.cost_micros), 0), COALESCE(SUM(1.0 * t.cost_micros * t.cost_micros), 0) "
+    "FROM trial t JOIN study s ON s.id = t.study_id "
+    "WHERE s.name = ? AND t.state IN ('stopped', 'complete') GROUP BY 1, 2"
 )
 
 
@@ -56,3 +67,22 @@ def _moment(value: Any) -> datetime:
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
+
+
+def read_observed(db_url: str, name: str) -> Observed | None:
+    """How study ``name``'s finished trials ended (read-only): stopped by a scheduler's verdict or completed,
+    with their mean costs (micro-dollars); None when it has none (or there is no such study)."""
+    rows = read_rows(db_url, _FINISHED_SQL, name)
+    counts = {(str(state), int(judged)): (int(n), int(total)) for state, judged, n, total, _ in rows}
+    stopped_n, stopped_sum = counts.get(("stopped", 1), (0, 0))
+    done_n, done_sum = counts.get(("complete", 0), (0, 0))
+    judged_n, judged_sum = counts.get(("complete", 1), (0, 0))  # ran to its end past a verdict to run on
+    done_n, done_sum = done_n + judged_n, done_sum + judged_sum
+    if not stopped_n and not done_n:
+        return None
+    n = stopped_n + done_n
+    mean = (stopped_sum + done_sum) / n
+    squares = sum(float(r[4]) for r in rows)
+    spread = math.sqrt(max(0.0, squares / n - mean * mean) * n / max(1, n - 1))
+    return Observed(stopped=stopped_n, completed=done_n, stopped_mean_micros=stopped_sum // max(1, stopped_n),
+                    completed_mean_micros=done_sum // max(1, done_n), sd_micros=spread)
