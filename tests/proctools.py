@@ -45,3 +45,21 @@ def run_spawned(target: Callable[..., None], argsets: Sequence[tuple[Any, ...]])
     assert not errors, "\n".join(errors)
     assert [p.exitcode for p in procs] == [0] * len(procs)
     return [detail for _, detail in outcomes]
+
+
+def silence_heartbeat(store: Any, trial_id: int, minutes: float = 10.0) -> None:
+    """Make ``trial_id``'s controller look dead: its last heartbeat ``minutes`` ago (as a controller on
+    another machine that stopped would leave it)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlmodel import Session
+
+    from costtune.store.models import TrialRow
+
+    with Session(store.engine) as s:
+        row = s.get(TrialRow, trial_id)
+        assert row is not None, f"no trial row {trial_id}"
+        row.heartbeat_at = datetime.now(UTC) - timedelta(minutes=minutes)
+        s.add(row)
+        s.commit()
+

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from awstools import Recorder, fake_credentials, preempt, request, resources
+from proctools import silence_heartbeat
 
 pytest.importorskip("moto")
 pytest.importorskip("boto3")
@@ -318,15 +319,12 @@ def test_deleting_a_study_terminates_the_instances_its_dead_controller_left(rec,
     """`costtune studies delete` settled only local attempts: an AWS study whose controller died kept its
     instances running (and billing) after its books were gone. It now settles them with the AWS adapter of the
     regions its attempts ran in: the stray is terminated and its attempt billed from EC2's own times."""
-    from datetime import timedelta
 
     from click.testing import CliRunner
-    from sqlmodel import Session
 
     from costtune.cli.app import main
     from costtune.history import Mode
     from costtune.store import Store
-    from costtune.store.models import TrialRow
     from costtune.store.reads import store_tag
 
     monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "home"))
@@ -339,12 +337,7 @@ def test_deleting_a_study_terminates_the_instances_its_dead_controller_left(rec,
     store.start_attempt(claimed.id, 1, idempotency_key="gone-1", provider="aws", rate_micros_per_hour=96_000,
                         region="us-east-1")
     instance = provider(rec).launch(request(1, 1, study="gone", store=store_tag(store)), "gone-1").instance_id
-    with Session(store.engine) as s:  # its heartbeats stopped ten minutes ago
-        row = s.get(TrialRow, claimed.id)
-        assert row is not None
-        row.heartbeat_at = datetime.now(UTC) - timedelta(minutes=10)
-        s.add(row)
-        s.commit()
+    silence_heartbeat(store, claimed.id)  # its heartbeats stopped ten minutes ago
     assert [i["InstanceId"] for i in tagged(ec2, "gone-1") if i["State"]["Name"] == "running"] == [instance]
     done = CliRunner().invoke(main, ["studies", "delete", "gone", "--db", db, "--yes"])
     assert done.exit_code == 0, done.output
@@ -360,12 +353,10 @@ def test_deleting_a_study_without_aws_credentials_warns_that_its_instances_may_s
     It now warns on stderr and names the command that reaps it, which then does (credentials back)."""
     from awstools import age
     from click.testing import CliRunner
-    from sqlmodel import Session
 
     from costtune.cli.app import main
     from costtune.history import Mode
     from costtune.store import Store
-    from costtune.store.models import TrialRow
     from costtune.store.reads import store_tag
 
     monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "home"))
@@ -377,12 +368,7 @@ def test_deleting_a_study_without_aws_credentials_warns_that_its_instances_may_s
     store.start_attempt(claimed.id, 1, idempotency_key="nocreds-1", provider="aws", rate_micros_per_hour=96_000,
                         region="us-east-1")
     instance = provider(rec).launch(request(1, 1, study="nocreds", store=store_tag(store)), "nocreds-1").instance_id
-    with Session(store.engine) as s:
-        row = s.get(TrialRow, claimed.id)
-        assert row is not None
-        row.heartbeat_at = datetime.now(UTC) - timedelta(minutes=10)
-        s.add(row)
-        s.commit()
+    silence_heartbeat(store, claimed.id)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name)  # the CLI's own boto3 session finds no credentials (no profile, no metadata)
     done = CliRunner().invoke(main, ["studies", "delete", "nocreds", "--db", db, "--yes"])

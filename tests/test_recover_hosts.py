@@ -4,15 +4,13 @@ its money, says so, runs the rest of the sweep and ends (it does not wait for a 
 from __future__ import annotations
 
 import subprocess
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from sqlmodel import Session
+from proctools import silence_heartbeat
 
 from costtune.history import TrialState
 from costtune.store import Store
-from costtune.store.models import TrialRow
 
 
 def test_run_leaves_another_hosts_open_attempt_alone_and_ends(tmp_path: Path) -> None:
@@ -32,12 +30,7 @@ def test_run_leaves_another_hosts_open_attempt_alone_and_ends(tmp_path: Path) ->
         store.start_attempt(claimed.id, 1, idempotency_key=f"{info.id}-{claimed.id}-1", provider="local",
                             rate_micros_per_hour=36_000_000, host="far.example")
         store.reserve(f"{info.id}-{claimed.id}-1", [f"study:{info.id}"], 70_000)
-        with Session(store.engine) as s:
-            row = s.get(TrialRow, claimed.id)
-            assert row is not None
-            row.heartbeat_at = datetime.now(UTC) - timedelta(minutes=10)
-            s.add(row)
-            s.commit()
+        silence_heartbeat(store, claimed.id)
     finally:
         store.close()
     done = subprocess.run(["costtune", "run", str(file), "--db", db], cwd=tmp_path, capture_output=True, text=True,
