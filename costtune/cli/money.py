@@ -200,6 +200,11 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
     stored = read_stored_study(url, spec.name)
     notes: list[str] = [] if kept is None else [kept]
     if stored is not None:
+        cap = spec.budget.usd_micros
+        if change_cap and cap is not None and cap < stored.spent_micros:  # what `costtune run --change-cap` refuses
+            from costtune.store.caps import cap_below_committed
+
+            raise cap_below_committed("budget.usd", cap, stored.info.name, stored.spent_micros)
         try:
             spec, drift = _as_resumed(stored, spec, change_cap=change_cap)
             notes.extend(drift)

@@ -24,6 +24,14 @@ from costtune.words import plural
 CAP_ACTION = "cap.set"
 
 
+def cap_below_committed(field: str, cap_micros: int | None, name: str, committed_micros: int) -> InputError:
+    """The error for a cap (micro-dollars) below what study ``name`` has spent and holds for running trials
+    (``committed_micros``): what ``costtune run --change-cap`` and ``costtune plan --change-cap`` refuse with."""
+    return InputError(
+        f"{field}: {format_cap(cap_micros)} is below what study {name!r} has already spent and holds for "
+        f"running trials ({format_usd(committed_micros)}); the lowest cap it can have now is that")
+
+
 def study_scope(study_id: int) -> str:
     """The ledger scope of a study's own cap."""
     return f"study:{study_id}"
@@ -96,10 +104,8 @@ class CapBook:
             self.set_cap(study_scope(study_id), None if cap_micros is None else cap_micros - outside,
                          not_below_committed=True)
         except CapExceeded as exc:
-            committed = exc.spent_micros + exc.reserved_micros + outside
-            raise InputError(
-                f"{field}: {format_cap(cap_micros)} is below what study {name!r} has already spent and holds for "
-                f"running trials ({format_usd(committed)}); the lowest cap it can have now is that") from None
+            raise cap_below_committed(field, cap_micros, name, exc.spent_micros + exc.reserved_micros + outside) \
+                from None
         detail: dict[str, Any] = {"study": name, "field": field, "from_micros": old, "to_micros": cap_micros,
                                   "from": format_cap(old), "to": format_cap(cap_micros), "reason": reason}
         with self._tx() as s:

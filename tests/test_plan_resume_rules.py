@@ -1,0 +1,76 @@
+"""`costtune plan` of a study that exists agrees with what `costtune run` then does (rung plans, caps, clamps)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from costtune.cli import main
+
+HB: dict[str, Any] = {  # the new-user test's Hyperband sweep: 17 trials, about $0.17 with start-up
+    "name": "hb",
+    "objective": {"metric": "loss", "mode": "min"},
+    "space": {"lr": {"type": "loguniform", "low": 1.0e-3, "high": 0.5},
+              "width": {"type": "int", "low": 8, "high": 128, "log": True}},
+    "sampler": {"type": "random", "seed": 11},
+    "scheduler": {"type": "hyperband"},
+    "budget": {"usd": 0.25},
+    "resources": {
+        "provider": "simulated", "region": "us-east-1", "market": "spot", "workers": 4,
+        "instance_type": {"type": "categorical", "choices": ["m5.large", "c5.2xlarge"]},
+        "simulation": {"workload": "costtune.demo.workloads:mlp_curve", "max_steps": 60, "startup_seconds": 45,
+                       "preemptions_per_hour": 1.5, "seed": 5},
+    },
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_user_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COSTTUNE_DB", str(tmp_path / "home" / "user.db"))
+
+
+def _cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
+
+
+def _sweep(tmp_path: Path, file: str, budget: dict[str, Any], **changes: Any) -> Path:
+    data = json.loads(json.dumps(HB))
+    data["budget"] = budget
+    data.update(changes)
+    path = tmp_path / file
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _plan(path: Path, db: Path, *flags: str) -> dict[str, Any]:
+    result = _cli("plan", str(path), "--db", str(db), "--format", "json", "--no-forecast", *flags)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _trials(db: Path) -> list[dict[str, Any]]:
+    return json.loads(_cli("trials", "hb", "--db", str(db), "--format", "json").stdout)
+
+
+def _run(path: Path, db: Path, *flags: str) -> None:
+    result = _cli("run", str(path), "--db", str(db), "--quiet", *flags)
+    assert result.exit_code == 0, result.output
+
+
+def test_plan_refuses_a_cap_below_the_spend_as_run_does(tmp_path: Path) -> None:
+    db = tmp_path / "user.db"
+    _run(_sweep(tmp_path, "first.yaml", {"usd": 0.25}), db)
+    spent = sum(t["cost_micros"] for t in _trials(db))
+    low = _sweep(tmp_path, "low.yaml", {"usd": 0.10})
+    planned = _cli("plan", str(low), "--db", str(db), "--no-forecast", "--change-cap")
+    ran = _cli("run", str(low), "--db", str(db), "--change-cap", "--quiet")
+    assert planned.exit_code == ran.exit_code == 2, (planned.output, ran.output)
+    message = "budget.usd: $0.10 is below what study 'hb' has already spent"
+    assert message in planned.output and message in ran.output
+    assert sum(t["cost_micros"] for t in _trials(db)) == spent  # nothing ran
