@@ -74,3 +74,37 @@ def test_plan_refuses_a_cap_below_the_spend_as_run_does(tmp_path: Path) -> None:
     message = "budget.usd: $0.10 is below what study 'hb' has already spent"
     assert message in planned.output and message in ran.output
     assert sum(t["cost_micros"] for t in _trials(db)) == spent  # nothing ran
+
+
+def test_a_hyperband_resume_forecasts_the_iterations_run_adds(tmp_path: Path) -> None:
+    """The next run of a Hyperband study adds what its plan and the controller's iteration rule allow: nothing
+    once the plan has run and the cap left cannot hold another iteration, more iterations under a raised cap,
+    and nothing under a removed one (README: a raised cap repeats the brackets; without a cap the plan is all)."""
+    db = tmp_path / "user.db"
+    first = _sweep(tmp_path, "first.yaml", {"usd": 0.25})
+    _run(first, db)
+    held = len(_trials(db))
+    assert held == 17  # the whole plan ran, about $0.17 of the $0.25
+    assert _plan(first, db)["this_run"]["trials"] == 0
+    _run(first, db)
+    assert len(_trials(db)) == held  # "the hyperband plan's 17 trials have run"
+
+    raised = _sweep(tmp_path, "raised.yaml", {"usd": 0.5})
+    forecast = _plan(raised, db, "--change-cap")["this_run"]["trials"]
+    _run(raised, db, "--change-cap")
+    added = len(_trials(db)) - held
+    assert added > held and abs(forecast - added) <= 2, (forecast, added)
+
+    def finished() -> int:
+        return sum(t["state"] in ("complete", "stopped", "failed") for t in _trials(db))
+
+    done, held = finished(), len(_trials(db))
+    uncapped = _sweep(tmp_path, "uncapped.yaml", {"trials": held + 9})
+    out = _plan(uncapped, db, "--change-cap")["this_run"]
+    assert out["trials_left"] == 9 and out["trials"] < 9  # the plan's own end, not budget.trials
+    _run(uncapped, db, "--change-cap")
+    assert finished() - done == out["trials"]
+    assert _plan(uncapped, db, "--change-cap")["this_run"]["trials"] == 0
+    now = len(_trials(db))
+    _run(uncapped, db, "--change-cap")
+    assert len(_trials(db)) == now  # "the hyperband plan's 51 trials have run"

@@ -228,7 +228,10 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
         held = plural(stored.trials, "trial")
         result.notes.append(f"study {spec.name!r} already holds {held}, more than the {planned} planned: earlier "
                             "runs added iterations that cost less than planned; `costtune run` plans another while "
-                            "what is left of the cap holds one")
+                            "what is left of the cap holds one"
+                            + ("" if spec.budget.usd_micros is not None else
+                               " (without a cap it plans none: give budget.usd with --change-cap to repeat the "
+                               "brackets)"))
     if fmt == "table":
         render_plan(result, out_console)  # the plan at once; the forecast follows when its runs are done
         out_console.file.flush()

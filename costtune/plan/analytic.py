@@ -22,9 +22,9 @@ from costtune.plan.curve import Observed, curve_counts, curve_model
 from costtune.plan.forecast import Forecast, RunSample, forecast
 from costtune.plan.shapes import Shape, sample_shapes
 from costtune.plan.startup import FirstReports, StartupEstimate, measured_warning
-from costtune.plan.thisrun import Hours, ThisRun, hours_for, this_run
-from costtune.schedulers import rung_ladder, study_plan
-from costtune.schedulers.hyperband import PLAN_KINDS
+from costtune.plan.thisrun import Hours, ThisRun, hours_for, rung_this_run, this_run
+from costtune.schedulers import make_rung_scheduler, rung_ladder, study_plan
+from costtune.schedulers.hyperband import PLAN_KINDS, Hyperband
 from costtune.spec import SweepSpec
 from costtune.spec.resources import Resources
 from costtune.words import article, plural
@@ -160,7 +160,7 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
     spend = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
     plan.hours = hours_for(spend, rate, res.workers, schedule.trials)
     if resumes is not None:
-        plan.this_run = _this_run(spec, schedule, resumes, rate)
+        plan.this_run = _this_run(spec, schedule, resumes, rate, overhead)
     given = spec.raw.get("sampler")
     if resumes is None and "seed" in spec.sampler and not (isinstance(given, dict) and given.get("seed") is not None):
         # the seed parse_sweep drew for this plan is not the one a run will draw (and store with the study)
@@ -185,13 +185,23 @@ def _hourly_rate(shapes: list[Shape], full: list[int], overheads: list[Overhead]
     return float(np.mean([o.rate_micros for o in overheads]))
 
 
-def _this_run(spec: SweepSpec, schedule: Schedule, resumes: StoredStudy, rate: float) -> ThisRun:
-    """What the next run adds to the resumed study: trials of the plan's expected cost within the cap left."""
+def _this_run(spec: SweepSpec, schedule: Schedule, resumes: StoredStudy, rate: float,
+              overhead: int | None) -> ThisRun:
+    """What the next run adds to the resumed study: trials of the plan's expected cost within the cap left; for a
+    Hyperband (SH, BOHB) plan, the trials its plan still holds and the iterations `costtune run` would add."""
     spend = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
     per_trial: float | None = schedule.trial_cost_micros
     if per_trial is None and spend is not None and schedule.trials:
         per_trial = spend / schedule.trials
     limit = spec.max_trials
+    if schedule.kind in PLAN_KINDS and spend is not None and schedule.trials:
+        rungs = make_rung_scheduler(spec.scheduler, mode=str(spec.mode), budget_micros=spec.budget.usd_micros)
+        assert isinstance(rungs, Hyperband)
+        return rung_this_run(rungs, held=resumes.trials, unfinished=resumes.unfinished,
+                             finished_costs=resumes.finished_costs,
+                             per_trial=(spend + (overhead or 0)) / schedule.trials,
+                             left_micros=resumes.left_micros(spec.budget.usd_micros), max_trials=limit,
+                             rate_micros=rate, workers=spec.resources.workers)
     return this_run(per_trial=per_trial, cheapest=schedule.trial_cost_cheapest_micros,
                     dearest=schedule.trial_cost_dearest_micros, left_micros=resumes.left_micros(spec.budget.usd_micros),
                     trials_left=None if limit is None else max(0, limit - resumes.trials), rate_micros=rate,

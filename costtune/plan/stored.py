@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,9 @@ _STUDY_SQL = (
     "(SELECT COALESCE(SUM(t.cost_micros), 0) FROM trial t WHERE t.study_id = s.id) "
     "FROM study s WHERE s.name = ?"
 )
+
+_FINISHED_COSTS_SQL = ("SELECT t.number, t.cost_micros FROM trial t JOIN study s ON s.id = t.study_id "
+                       "WHERE s.name = ? AND t.state IN ('stopped', 'complete', 'failed')")
 
 
 # Finished trials by how they ended: curve-stopped ones (state stopped with a verdict on record) and completed ones.
@@ -44,6 +47,14 @@ class StoredStudy:
     where: str  # the store, for messages
     trials: int
     spent_micros: int  # charged to its trials, every run
+    # trial number -> what it was charged, for the trials that finished (stopped, complete, failed); the others
+    # (queued, running, preempted) are the ones a resume runs again
+    finished_costs: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def unfinished(self) -> int:
+        """Trials the study holds that have not finished: the next run runs them first."""
+        return max(0, self.trials - len(self.finished_costs))
 
     def left_micros(self, cap_micros: int | None) -> int | None:
         """What the cap (the stored one, or the file's with --change-cap) has left; None without one (never < 0)."""
@@ -59,7 +70,9 @@ def read_stored_study(db_url: str, name: str) -> StoredStudy | None:
     info = StudyInfo(id=int(sid), name=study, metric=metric, mode=Mode(mode), space=json.loads(space),
                      sampler=json.loads(sampler), spec=json.loads(spec),
                      budget_usd_micros=None if cap is None else int(cap), created_at=_moment(created))
-    return StoredStudy(info=info, where=where_of(db_url), trials=int(trials), spent_micros=int(spent))
+    costs = {int(n): int(c) for n, c in read_rows(db_url, _FINISHED_COSTS_SQL, name)}
+    return StoredStudy(info=info, where=where_of(db_url), trials=int(trials), spent_micros=int(spent),
+                       finished_costs=costs)
 
 
 def _moment(value: Any) -> datetime:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from costtune.schedulers.hyperband import Hyperband, holds_another_iteration
+
 
 @dataclass(frozen=True)
 class Hours:
@@ -68,3 +70,44 @@ def this_run(*, per_trial: float | None, cheapest: float | None, dearest: float 
     return ThisRun(trials=trials, fewest=fill(dearest) if ranged else None, most=fill(cheapest) if ranged else None,
                    micros=micros, left_micros=left_micros, trials_left=trials_left,
                    hours=hours_for(micros, rate_micros, workers, trials))
+
+
+def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_costs: dict[int, int],
+                  per_trial: float, left_micros: int | None, max_trials: int | None, rate_micros: float,
+                  workers: int) -> ThisRun:
+    """The next run of a study under a Hyperband (SH, BOHB) plan ``rungs`` (as ``costtune run`` builds it): its
+    ``unfinished`` trials, the plan's trials past the ``held`` ones, then, while the cap left holds one by
+    ``holds_another_iteration`` (the controller's rule), more iterations; each trial at ``per_trial``
+    micro-dollars (start-up included), as many as ``left_micros`` holds, none past ``max_trials``.
+    ``finished_costs``: trial number -> what it was charged, for the last iteration's real cost."""
+    rungs.cover(held)
+    trials_left = None if max_trials is None else max(0, max_trials - held)
+    new = 0  # trials this run creates (the unfinished ones are held already)
+
+    def fund(n: int) -> int:
+        """How many of ``n`` more new trials budget.trials and the money left allow."""
+        if trials_left is not None:
+            n = min(n, trials_left - new)
+        if left_micros is not None and per_trial > 0:
+            n = min(n, math.floor(left_micros / per_trial) - unfinished - new)
+        return max(0, n)
+
+    runs_unfinished = unfinished if left_micros is None or per_trial <= 0 else min(
+        unfinished, math.floor(left_micros / per_trial))
+    new = fund((rungs.max_trials() or held) - held)
+    while max_trials is None or max_trials > (rungs.max_trials() or 0):
+        left = None if left_micros is None else round(left_micros - (unfinished + new) * per_trial)
+        last = sum(finished_costs.get(n, round(per_trial)) for n in rungs.last_iteration())
+        if not holds_another_iteration(left, rungs.iteration_cost(), last):
+            break
+        before = rungs.max_trials() or 0
+        rungs.add_iteration()
+        more = fund((rungs.max_trials() or 0) - before)
+        if more == 0:
+            break  # the controller plans no further iteration after one that launched nothing
+        new += more
+    adds = runs_unfinished + new
+    micros = round(adds * per_trial)
+    micros = micros if left_micros is None else min(micros, left_micros)
+    return ThisRun(trials=adds, fewest=None, most=None, micros=micros, left_micros=left_micros,
+                   trials_left=trials_left, hours=hours_for(micros, rate_micros, workers, adds))

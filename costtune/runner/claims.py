@@ -17,6 +17,7 @@ from costtune.errors import CapExceeded, LaunchLimit
 from costtune.history import TrialState
 from costtune.runner.attempts import LiveAttempt
 from costtune.runner.ending import BUDGET, LIMIT
+from costtune.schedulers.hyperband import holds_another_iteration
 from costtune.store.owner import hostname
 from costtune.words import plural
 
@@ -88,10 +89,9 @@ class Claims:
         if self.spec.max_trials is not None and self.spec.max_trials <= (self._max_trials or 0):
             return False  # budget.trials (or the sampler) is the limit, not the plan
         cap, spent, reserved = self.store.balance(self.scope)
-        if cap is None:
-            return False
-        needed = min(self.rungs.iteration_cost(), self._last_iteration_cost())  # type: ignore[union-attr]
-        if needed <= 0 or cap - spent - reserved < needed:
+        left = None if cap is None else cap - spent - reserved
+        if not holds_another_iteration(left, self.rungs.iteration_cost(),  # type: ignore[union-attr]
+                                       self._last_iteration_cost()):
             return False
         add()
         self._launched_at_extension = self.status.launched

@@ -115,6 +115,15 @@ def study_plan(kind: str, min_micros: int, max_micros: int, eta: int, budget_mic
     return _plan(kind, eta, list(first.brackets), iterations)
 
 
+def holds_another_iteration(left_micros: int | None, planned_micros: int, last_micros: int) -> bool:
+    """Whether ``costtune run``, at the end of a Hyperband (SH, BOHB) plan, plans one more iteration: when what is
+    left of the cap (``left_micros``; None: no cap, so the plan is all there is) holds one, as planned
+    (``planned_micros``) or as the plan's last iteration really cost (``last_micros``, every run). Micro-dollars.
+    The controller decides by it and ``costtune plan`` forecasts a resumed study's next run by it."""
+    needed = min(planned_micros, last_micros)
+    return left_micros is not None and needed > 0 and left_micros >= needed
+
+
 def plan_brackets(kind: str, min_micros: int, max_micros: int, eta: int, budget_micros: int | None) -> HyperbandPlan:
     """Plan Hyperband's brackets in money and fit them to the budget.
 
