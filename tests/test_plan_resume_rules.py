@@ -108,3 +108,25 @@ def test_a_hyperband_resume_forecasts_the_iterations_run_adds(tmp_path: Path) ->
     now = len(_trials(db))
     _run(uncapped, db, "--change-cap")
     assert len(_trials(db)) == now  # "the hyperband plan's 51 trials have run"
+
+
+def test_a_rung_plans_money_in_all_counts_the_start_up_its_rungs_leave_out(tmp_path: Path) -> None:
+    """Rungs count money after a trial's first report: the plan's total adds every launch's start-up, and a real
+    run spends about that, not the rungs' figure alone; a plan whose start-up leaves the cap little room says so."""
+    db = tmp_path / "user.db"
+    sweep = _sweep(tmp_path, "hb.yaml", {"usd": 0.25})
+    p = _plan(sweep, db)["plan"]
+    assert p["total_micros"] >= p["expected_micros"] + 20_000  # about $0.025 of start-up on top
+    _run(sweep, db)
+    spent = sum(t["cost_micros"] for t in _trials(db))
+    assert abs(spent - p["total_micros"]) < 0.05 * spent < spent - p["expected_micros"], (spent, p)
+
+    sh = _sweep(tmp_path, "sh.yaml", {"usd": 0.12}, name="sh",
+                scheduler={"type": "sh", "min_usd": 0.0015, "max_usd": 0.0135})
+    data = yaml.safe_load(sh.read_text())
+    data["resources"]["instance_type"]["choices"] = ["m5.large", "c5.xlarge"]
+    sh.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = json.loads(_cli("plan", str(sh), "--db", str(tmp_path / "none.db"), "--format", "json",
+                          "--no-forecast").stdout)
+    assert out["plan"]["total_micros"] > 0.95 * 120_000
+    assert any("within 5% of the $0.12 cap" in n for n in out["notes"]), out["notes"]  # the run hit it at 26 of 27

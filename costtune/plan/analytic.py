@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from costtune.money import charge_micros
+from costtune.money import charge_micros, format_usd
 from costtune.plan.curve import Observed, curve_counts, curve_model
 from costtune.plan.forecast import Forecast, RunSample, forecast
 from costtune.plan.shapes import Shape, sample_shapes
@@ -110,6 +110,10 @@ class SweepPlan:
     dimensions: int | None = None  # parameters searched (BOHB's model needs dimensions + 2 results by default)
     hours: Hours | None = None  # the whole plan's instance-hours and wall hours
     this_run: ThisRun | None = None  # a resume: what the next `costtune run` adds
+    # rung schedulers (their rungs count money after a trial's first report): the rungs' money with the start-up
+    # of every launch and the preemption waste, what a user pays in all; None for fifo and curve, whose
+    # ``planned`` holds its start-up already
+    total_micros: int | None = None
     startup: StartupEstimate | None = None  # per-launch start-up the overheads use, and where it comes from
 
 
@@ -157,10 +161,13 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
     if startup is not None and startup.describe():
         notes.append(startup.describe())
     rate = _hourly_rate(shapes, _full_costs(spec, shapes), overheads)
+    if schedule.ladder_micros and overhead is not None:
+        plan.total_micros = _rung_total(spec, schedule, overhead, preemption, notes)
     spend = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
-    plan.hours = hours_for(spend, rate, res.workers, schedule.trials)
+    plan.hours = hours_for(spend if plan.total_micros is None else plan.total_micros, rate, res.workers,
+                           schedule.trials)
     if resumes is not None:
-        plan.this_run = _this_run(spec, schedule, resumes, rate, overhead)
+        plan.this_run = _this_run(spec, schedule, resumes, rate, plan.total_micros)
     given = spec.raw.get("sampler")
     if resumes is None and "seed" in spec.sampler and not (isinstance(given, dict) and given.get("seed") is not None):
         # the seed parse_sweep drew for this plan is not the one a run will draw (and store with the study)
@@ -185,8 +192,28 @@ def _hourly_rate(shapes: list[Shape], full: list[int], overheads: list[Overhead]
     return float(np.mean([o.rate_micros for o in overheads]))
 
 
+def _rung_total(spec: SweepSpec, schedule: Schedule, overhead: int, preemption: Preemption,
+                notes: list[str]) -> int | None:
+    """A rung plan's money in all (micro-dollars): its rungs' (as expected), the start-up of every launch, which
+    the rungs do not count, and the preemption waste; with a note when that leaves the cap little or no room."""
+    rungs = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
+    if rungs is None:
+        return None
+    total = rungs + overhead + (preemption.waste_micros or 0)
+    cap, trials = spec.budget.usd_micros, schedule.trials
+    if cap is not None and trials and total > cap * 0.95:
+        fit = min(trials, math.floor(cap / (total / trials)))
+        ends = (f"`costtune run` stops at the cap after about {fit} of the {trials} trials" if total > cap else
+                "a run that costs a little more than expected stops at the cap before its last trials")
+        notes.append(f"budget.usd: the plan's rungs ({format_usd(rungs)}) with start-up ({format_usd(overhead)}) and "
+                     f"preemption waste come to {format_usd(total)}, {'more than' if total > cap else 'within 5% of'} "
+                     f"the {format_usd(cap)} cap, which the rungs alone were fitted to: {ends} (a lower "
+                     "scheduler.max_usd or a higher budget.usd leaves room)")
+    return total
+
+
 def _this_run(spec: SweepSpec, schedule: Schedule, resumes: StoredStudy, rate: float,
-              overhead: int | None) -> ThisRun:
+              total: int | None) -> ThisRun:
     """What the next run adds to the resumed study: trials of the plan's expected cost within the cap left; for a
     Hyperband (SH, BOHB) plan, the trials its plan still holds and the iterations `costtune run` would add."""
     spend = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
@@ -199,7 +226,7 @@ def _this_run(spec: SweepSpec, schedule: Schedule, resumes: StoredStudy, rate: f
         assert isinstance(rungs, Hyperband)
         return rung_this_run(rungs, held=resumes.trials, unfinished=resumes.unfinished,
                              finished_costs=resumes.finished_costs,
-                             per_trial=(spend + (overhead or 0)) / schedule.trials,
+                             per_trial=(spend if total is None else total) / schedule.trials,
                              left_micros=resumes.left_micros(spec.budget.usd_micros), max_trials=limit,
                              rate_micros=rate, workers=spec.resources.workers)
     return this_run(per_trial=per_trial, cheapest=schedule.trial_cost_cheapest_micros,

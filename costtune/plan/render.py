@@ -82,7 +82,8 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
     rows: list[tuple[str, str]] = [("trials started", started)]
     if s.trial_cost_micros is not None:
         rows.append(("expected cost of one trial", format_usd(s.trial_cost_micros)))
-    rows.append(("planned", _money(s.planned_micros)))
+    rungs = plan.total_micros is not None  # rungs count money after a trial's first report: start-up comes on top
+    rows.append(("planned (rungs, after each trial's first report)" if rungs else "planned", _money(s.planned_micros)))
     if plan.resumes is not None:
         rows.append(("already spent (the study so far)", format_usd(plan.resumes.spent_micros)))
         if plan.budget_micros is not None:
@@ -91,7 +92,10 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
         rows.append(("expected (trials ending below a rung)", format_usd(s.expected_micros)))
     if plan.launches is not None:
         rows.append(("launches (trials + relaunches after preemption)", f"~{plan.launches:.0f}"))
-        rows.append(("of which start-up, all launches (billed, no training)", _money(plan.overhead_micros)))
+        rows.append(("start-up, all launches (billed, no training; on top of the rungs)" if rungs else
+                     "of which start-up, all launches (billed, no training)", _money(plan.overhead_micros)))
+    if plan.total_micros is not None:
+        rows.append(("expected in all (rungs, start-up, preemption waste)", format_usd(plan.total_micros)))
     if plan.hours is not None:
         rows.append(("time: instance-hours, billed (start-up included)", f"~{plan.hours.instance:.2f} h"))
         rows.append((f"time: wall clock at {plural(plan.workers, 'worker')}",
@@ -232,6 +236,8 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
             "planned_usd": usd_text(s.planned_micros), "planned_micros": s.planned_micros,
             "expected_usd": usd_text(s.expected_micros), "expected_micros": s.expected_micros,
             "trial_cost_usd": usd_text(s.trial_cost_micros), "trial_cost_micros": s.trial_cost_micros,
+            # rung schedulers: rungs, start-up and preemption waste (their planned/expected leave start-up out)
+            "total_usd": usd_text(plan.total_micros), "total_micros": plan.total_micros,
             "instance_hours": None if plan.hours is None else plan.hours.instance,
             "wall_hours": None if plan.hours is None else plan.hours.wall,
         },
