@@ -130,3 +130,17 @@ def test_a_rung_plans_money_in_all_counts_the_start_up_its_rungs_leave_out(tmp_p
                           "--no-forecast").stdout)
     assert out["plan"]["total_micros"] > 0.95 * 120_000
     assert any("within 5% of the $0.12 cap" in n for n in out["notes"]), out["notes"]  # the run hit it at 26 of 27
+
+
+def test_a_resumes_whole_study_figures_are_never_below_what_it_holds(tmp_path: Path) -> None:
+    """A study holding 6 trials, resumed with budget.trials 3: the plan from zero would start 3 trials and spend
+    less than the study did; the whole study's figures read at least what it holds and spent, with a note."""
+    db = tmp_path / "user.db"
+    _run(_sweep(tmp_path, "six.yaml", {"usd": 0.5, "trials": 6}, scheduler={"type": "fifo"}), db)
+    spent = sum(t["cost_micros"] for t in _trials(db))
+    out = _plan(_sweep(tmp_path, "three.yaml", {"usd": 0.5, "trials": 3}, scheduler={"type": "fifo"}), db)
+    assert out["resumes"]["trials"] == 6
+    p = out["plan"]
+    assert p["trials"] >= 6 and p["planned_micros"] >= spent and p["expected_micros"] >= spent, (p, spent)
+    assert out["this_run"]["trials"] == 0
+    assert any("plan from zero (3 trials" in n for n in out["notes"]), out["notes"]

@@ -223,8 +223,10 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
     observed = read_observed(url, spec.name) if stored is not None else None
     result = build_plan(spec, measured=measured, resumes=stored, observed=observed, startup=startup)
     result.notes.extend(notes)
-    planned = result.schedule.trials
-    if stored is not None and result.schedule.iterations and planned is not None and stored.trials > planned:
+    s = result.schedule  # a Hyperband plan's trials from zero: its brackets' (the whole study's are at least held)
+    planned = s.iterations * sum(b.trials_per_rung[0] for b in s.brackets) if s.iterations else None
+    if stored is not None and planned is not None and s.trials is not None and s.trials >= planned \
+            and stored.trials > planned:
         held = plural(stored.trials, "trial")
         result.notes.append(f"study {spec.name!r} already holds {held}, more than the {planned} planned: earlier "
                             "runs added iterations that cost less than planned; `costtune run` plans another while "
@@ -250,7 +252,7 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
         click.echo(json.dumps(to_dict(result), indent=2))
         return
     if result.forecast is not None:
-        render_forecast(result.forecast, out_console)
+        render_forecast(result.forecast, out_console, from_zero=stored is not None)
     render_notes(result, out_console)
 
 

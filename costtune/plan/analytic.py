@@ -22,7 +22,7 @@ from costtune.plan.curve import Observed, curve_counts, curve_model
 from costtune.plan.forecast import Forecast, RunSample, forecast
 from costtune.plan.shapes import Shape, sample_shapes
 from costtune.plan.startup import FirstReports, StartupEstimate, measured_warning
-from costtune.plan.thisrun import Hours, ThisRun, hours_for, rung_this_run, this_run
+from costtune.plan.thisrun import Hours, ThisRun, at_least_recorded, hours_for, rung_this_run, this_run
 from costtune.schedulers import make_rung_scheduler, rung_ladder, study_plan
 from costtune.schedulers.hyperband import PLAN_KINDS, Hyperband
 from costtune.spec import SweepSpec
@@ -168,6 +168,9 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
                            schedule.trials)
     if resumes is not None:
         plan.this_run = _this_run(spec, schedule, resumes, rate, plan.total_micros)
+        plan.schedule = at_least_recorded(schedule, resumes.trials, resumes.spent_micros, notes)
+        if plan.total_micros is not None:
+            plan.total_micros = max(plan.total_micros, resumes.spent_micros)
     given = spec.raw.get("sampler")
     if resumes is None and "seed" in spec.sampler and not (isinstance(given, dict) and given.get("seed") is not None):
         # the seed parse_sweep drew for this plan is not the one a run will draw (and store with the study)

@@ -33,7 +33,7 @@ def render(plan: SweepPlan, console: Console) -> None:
     """The whole plan: the analytic tables, the forecast (when there is one), then the notes."""
     render_plan(plan, console)
     if plan.forecast is not None:
-        render_forecast(plan.forecast, console)
+        render_forecast(plan.forecast, console, from_zero=plan.resumes is not None)
     render_notes(plan, console)
 
 
@@ -158,8 +158,12 @@ def stand_in_note(f: Forecast) -> str:
             f"--exact-sampler runs {f.stand_in} itself")
 
 
-def render_forecast(f: Forecast, console: Console) -> None:
-    """The Monte Carlo forecast: spend, best metric, trials and preemptions (median, p10, p90)."""
+WHOLE = " of the whole study from zero"  # a resume's forecast: what its runs simulate
+
+
+def render_forecast(f: Forecast, console: Console, *, from_zero: bool = False) -> None:
+    """The Monte Carlo forecast: spend, best metric, trials and preemptions (median, p10, p90). ``from_zero``: a
+    resumed study's, whose runs simulate it whole from its first trial (the title says so)."""
     if f.stand_in:
         console.print(f"forecast runs drew configurations at random in place of {f.stand_in} (see the note; "
                       "--exact-sampler runs it)", highlight=False)
@@ -175,7 +179,7 @@ def render_forecast(f: Forecast, console: Console) -> None:
     console.print(FittedTable([
         Column("", [r[0] for r in rows], keep=0, justify="left"),
         *(Column(name, [r[1][i] for r in rows], keep=1 + i) for i, name in enumerate(("median", "p10", "p90"))),
-    ], title=f"forecast: {len(f.runs)} simulated runs{_settled(f)}"))
+    ], title=f"forecast: {len(f.runs)} simulated runs{WHOLE if from_zero else ''}{_settled(f)}"))
     cap = f.p_cap
     if cap is not None:
         console.print(f"P(reach cap) {cap:.2f}  (runs spending >= 99% of {format_usd(f.cap_micros or 0)})",

@@ -10,10 +10,17 @@ the workers running at once).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from costtune.money import format_usd
 from costtune.schedulers.hyperband import Hyperband, holds_another_iteration
+from costtune.words import plural
+
+if TYPE_CHECKING:
+    from costtune.plan.analytic import Schedule
 
 
 @dataclass(frozen=True)
@@ -111,3 +118,22 @@ def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_cost
     micros = micros if left_micros is None else min(micros, left_micros)
     return ThisRun(trials=adds, fewest=None, most=None, micros=micros, left_micros=left_micros,
                    trials_left=trials_left, hours=hours_for(micros, rate_micros, workers, adds))
+
+
+def at_least_recorded(schedule: Schedule, trials: int, spent_micros: int, notes: list[str]) -> Schedule:
+    """The whole study's figures never below what it already holds: at least ``trials`` trials started (the
+    range's ends too) and ``spent_micros`` planned and expected; a note says when the plan from zero was less."""
+    def at_least(value: int | None, floor: int) -> int | None:
+        return None if value is None else max(value, floor)
+
+    clamped = dataclasses.replace(
+        schedule, trials=at_least(schedule.trials, trials), trials_fewest=at_least(schedule.trials_fewest, trials),
+        trials_most=at_least(schedule.trials_most, trials),
+        planned_micros=at_least(schedule.planned_micros, spent_micros),
+        expected_micros=at_least(schedule.expected_micros, spent_micros))
+    if clamped == schedule:
+        return schedule
+    notes.append(f"the whole study's plan from zero ({schedule.trials} trials, "
+                 f"{format_usd(schedule.planned_micros or 0)}) is less than what it already holds "
+                 f"({plural(trials, 'trial')}, {format_usd(spent_micros)} spent): shown as at least that")
+    return clamped
