@@ -144,3 +144,17 @@ def test_a_resumes_whole_study_figures_are_never_below_what_it_holds(tmp_path: P
     assert p["trials"] >= 6 and p["planned_micros"] >= spent and p["expected_micros"] >= spent, (p, spent)
     assert out["this_run"]["trials"] == 0
     assert any("plan from zero (3 trials" in n for n in out["notes"]), out["notes"]
+
+
+def test_an_asha_plan_fits_its_trials_to_the_cap_with_their_start_up(tmp_path: Path) -> None:
+    """ASHA's trial count fills the cap: with each trial's start-up on top of its rungs, not the rungs alone
+    (which planned 69 trials, $0.357 in all, for a $0.30 cap; the run started 51)."""
+    db = tmp_path / "user.db"
+    sweep = _sweep(tmp_path, "asha.yaml", {"usd": 0.3}, scheduler={"type": "asha"})
+    data = yaml.safe_load(sweep.read_text())
+    data["resources"]["instance_type"]["choices"] = ["m5.large", "c5.xlarge"]
+    sweep.write_text(yaml.safe_dump(data, sort_keys=False))
+    p = _plan(sweep, db)["plan"]
+    assert p["total_micros"] <= 1.05 * 300_000, p
+    _run(sweep, db)
+    assert len(_trials(db)) <= p["trials"] < 1.2 * len(_trials(db))

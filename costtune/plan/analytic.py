@@ -204,7 +204,7 @@ def _rung_total(spec: SweepSpec, schedule: Schedule, overhead: int, preemption: 
         return None
     total = rungs + overhead + (preemption.waste_micros or 0)
     cap, trials = spec.budget.usd_micros, schedule.trials
-    if cap is not None and trials and total > cap * 0.95:
+    if cap is not None and trials and total > cap * 0.95 and schedule.kind in PLAN_KINDS:  # asha fits with start-up
         fit = min(trials, math.floor(cap / (total / trials)))
         ends = (f"`costtune run` stops at the cap after about {fit} of the {trials} trials" if total > cap else
                 "a run that costs a little more than expected stops at the cap before its last trials")
@@ -271,7 +271,11 @@ def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str], observed: 
         # unless its run ends (all its steps done) below that rung.
         per_trial = sum(_step_up(max(level, least) if i == 0 else level, below, full) / eta**i
                         for i, (level, below) in enumerate(zip(ladder, (0, *ladder[:-1]), strict=True)))
-        trials, planned = _fill(budget, limit, per_trial)
+        # rungs count money after the first report: each trial's start-up comes on top, so trials fit the cap with it
+        startup = float(np.mean([charge_micros(round(s.startup_s * 1000), s.rate_micros) for s in shapes])) \
+            if shapes else 0.0
+        trials, _ = _fill(budget, limit, per_trial + startup)
+        planned = None if trials is None else round(trials * per_trial)
         notes.append("asha: trials started is an estimate (a share 1/eta of the trials promoted at each rung"
                      + (", runs ending when their workload's steps are done)" if full else ")"))
         return Schedule(kind=kind, eta=eta, ladder_micros=ladder, trials=trials, trials_estimated=True,
