@@ -114,3 +114,25 @@ def test_a_new_study_without_budget_usd_still_needs_max_usd(tmp_path: Path) -> N
                  "--name", "another", "--change-cap")
     assert other.exit_code == 2 and "scheduler.max_usd: is required without budget.usd" in other.stderr
     assert Store(f"sqlite:///{db}").find_study("another") is None
+
+
+@pytest.mark.parametrize(("scheduler", "field", "stored", "given"), [
+    ({"type": "asha", "eta": 4}, "scheduler.eta", 3, 4),
+    ({"type": "sh"}, "scheduler.type", "asha", "sh"),
+])
+def test_another_type_or_eta_without_a_cap_is_the_mismatch_not_max_usd(
+        tmp_path: Path, scheduler: dict[str, Any], field: str, stored: Any, given: Any) -> None:
+    db = tmp_path / "s.db"
+    assert _cli("run", str(_file(tmp_path, "capped.yaml")), "--db", str(db), "--quiet").exit_code == 0
+    before = _rows(db)
+    changed = _file(tmp_path, "changed.yaml", scheduler=scheduler, budget={"trials": 50})
+    said = f"{field}: study 'nocap' already exists with {field} {stored}, the file says {given}"
+    for args in (["run", str(changed), "--quiet"], ["run", str(changed), "--quiet", "--change-cap"],
+                 ["plan", str(changed), "--no-forecast"]):
+        refused = _cli(*args, "--db", str(db))
+        assert refused.exit_code == 2, refused.output
+        assert said in refused.stderr and "max_usd" not in refused.stderr
+    assert _rows(db) == before
+    # the same words as for a file that gives budget.usd
+    capped = _cli("run", str(_file(tmp_path, "c2.yaml", scheduler=scheduler)), "--db", str(db), "--quiet")
+    assert capped.exit_code == 2 and said in capped.stderr
