@@ -64,8 +64,8 @@ def test_curve_config_needs_no_dollars_and_validates_to_itself() -> None:
     ("ratio", 0.5, "> 1 and <= 100"),
     ("ratio", 1000, "> 1 and <= 100"),
     ("ratio", [2], "must be a number"),
-    ("min_usd", 0, "must be > 0"),
-    ("min_usd", "-1", "must be >"),
+    ("min_usd", 0, "must be at least $0.000001 (leave it out for no floor)"),
+    ("min_usd", "-1", "must be at least $0.000001 (leave it out for no floor)"),
     ("min_usd", "lots", "dollar"),
     ("min_usd_micros", 5, "does not match scheduler.min_usd"),
 ])
