@@ -289,7 +289,7 @@ def _check_cap_funds_a_trial(cap: int, scheduler: dict[str, Any], data: dict[str
     if scheduler["type"] == "curve" and scheduler["min_usd_micros"] is not None and scheduler["min_usd_micros"] >= cap:
         raise SpecError("scheduler.min_usd", f"must be below budget.usd ({format_usd(cap)}): curve checks no trial "
                         "before it has spent min_usd, so with the whole study capped at that it could never stop one",
-                        scheduler["min_usd"])
+                        data["scheduler"]["min_usd"])  # as the file gives it: 0.5, or '0.5' if quoted
 
 
 def _command(value: Any, space: SearchSpace) -> tuple[str, ...]:
