@@ -57,8 +57,10 @@ def test_the_run_says_the_money_left_cannot_reach_a_first_report(tmp_path: Path)
     store, study, status = run(tmp_path, budget={"usd": 0.005})
     assert status.launched == 0
     assert started_without_a_report(store, study) == []
-    assert status.stop_reason.startswith(
-        "budget: $0.005 left cannot carry a trial to its first report (~$0.0064 on m5.large on-demand)")
+    why = "budget: $0.005 left cannot carry a trial to its first report (~$0.0064 on m5.large on-demand)"
+    assert status.stop_reason.startswith(why)
+    waiting = study.history().trials[0]  # the trial it did not start says why (costtune trials STUDY)
+    assert waiting.state == TrialState.QUEUED and waiting.error == f"waiting: {why}"
 
 
 def test_a_budget_with_room_for_one_more_trial_still_starts_it(tmp_path: Path) -> None:

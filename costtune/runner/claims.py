@@ -18,7 +18,7 @@ from costtune.errors import CapExceeded, LaunchLimit
 from costtune.history import TrialState
 from costtune.money import format_usd
 from costtune.runner.attempts import LiveAttempt
-from costtune.runner.ending import BUDGET, LIMIT
+from costtune.runner.ending import BUDGET, LIMIT, tail_words
 from costtune.store.owner import hostname
 from costtune.words import plural
 
@@ -245,13 +245,15 @@ class Claims:
 
         What the cap has room for and what the trial needed (micro-dollars) go to the progress line;
         ``where``: the placement whose cost to a first report (``needed``) the room cannot carry, named
-        in the run's stop reason (ending.py)."""
-        self.store.finish_trial(claimed.id, TrialState.QUEUED)
-        self._idle = BUDGET
-        self._denied = None
+        in the run's stop reason (ending.py) and stored on the trial (``costtune trials STUDY``) until
+        it is claimed again."""
         cap, spent, reserved = self.store.balance(self.scope)
         self._short = (max(0, (cap or 0) - spent - reserved), needed)
         self._short_at = where
+        why = None if where is None else f"waiting: {tail_words(self._short[0], needed, where)}"
+        self.store.finish_trial(claimed.id, TrialState.QUEUED, error=why)
+        self._idle = BUDGET
+        self._denied = None
         return None
 
     def _reach(self, instance_type: str | None, rate: int) -> int:
