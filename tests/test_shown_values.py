@@ -236,7 +236,8 @@ def test_a_grid_sampler_under_bohb_is_refused_like_manual(tmp_path: Path) -> Non
         refused = CliRunner().invoke(main, [command, str(path), "--db", str(db)])
         assert refused.exit_code == 2, refused.output
         said = " ".join(refused.output.split())
-        assert "sampler.type: a grid sampler proposes its grid's points, but BOHB would never run them" in said
+        assert "sampler.type: a grid sampler proposes its grid's points, but scheduler.type bohb" in said
+        assert "with its own model (so the grid's points would never run)" in said
         assert "scheduler.type bohb" in said and "got 'grid'" in said
         assert "scheduler.type hyperband to judge the same grid on the same rungs" in said
         assert "sampler.type bayes (or random)" in said

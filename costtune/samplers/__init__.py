@@ -119,19 +119,19 @@ def check_sampler_for_scheduler(sampler: dict[str, Any], scheduler: dict[str, An
     if scheduler is None or scheduler.get("type") != "bohb" or sampler.get("type") not in _NOT_UNDER_BOHB:
         return
     kind = sampler["type"]
-    what, keep, model = _NOT_UNDER_BOHB[kind]
+    what, effect, keep, model = _NOT_UNDER_BOHB[kind]
     raise SpecError(sampler_field, f"{what}, but {scheduler_field} bohb differs from hyperband only in proposing "
-                    f"configurations with its own model; use {scheduler_field} hyperband to judge {keep} on the "
-                    f"same rungs, or {sampler_field} bayes (or random) {model}", kind)
+                    f"configurations with its own model{effect}; use {scheduler_field} hyperband to judge {keep} on "
+                    f"the same rungs, or {sampler_field} bayes (or random) {model}", kind)
 
 
-# for each sampler BOHB would leave unused: what it does, what hyperband would judge in its place, and how a
-# bayes/random section gives BOHB's model the search instead
+# for each sampler BOHB would leave unused: what it does, what that means under BOHB, what hyperband would judge
+# in its place, and how a bayes/random section gives BOHB's model the search instead
 _NOT_UNDER_BOHB = {
-    "manual": ("a manual sampler runs only its configs and proposes none", "just these configurations",
+    "manual": ("a manual sampler runs only its configs and proposes none", "", "just these configurations",
                "with the same configs to run them first and then BOHB's model"),
-    "grid": ("a grid sampler proposes its grid's points, but BOHB would never run them", "the same grid",
-             "to let BOHB's model search the space (any sampler.configs run first)"),
+    "grid": ("a grid sampler proposes its grid's points", " (so the grid's points would never run)",
+             "the same grid", "to let BOHB's model search the space (any sampler.configs run first)"),
 }
 
 
