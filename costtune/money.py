@@ -25,13 +25,16 @@ MAX_USD_PER_HOUR = 1_000_000
 MAX_RATE_MICROS = MAX_USD_PER_HOUR * MICROS_PER_USD
 
 
-def usd_to_micros(amount: Any, path: str = "usd", *, maximum: int = MAX_USD_MICROS) -> int:
+def usd_to_micros(amount: Any, path: str = "usd", *, minimum: int = 0, maximum: int = MAX_USD_MICROS,
+                  why: str = "") -> int:
     """Parse a dollar amount (str, int, Decimal, or a float written in a YAML file) exactly.
 
     Floats go through ``str`` first, so ``0.1`` is ten cents, not 0.1000000000000000055. Returns
-    micro-dollars (rounded half up). Raises ``SpecError`` naming ``path`` for anything that is not
-    a finite amount in [0, ``maximum``] micro-dollars (default ``MAX_USD``; rates pass
-    ``MAX_RATE_MICROS``).
+    micro-dollars (rounded half up). Raises ``SpecError`` naming ``path`` and the value for anything
+    that is not a finite amount in [``minimum``, ``maximum``] micro-dollars (default [0, ``MAX_USD``];
+    rates pass ``MAX_RATE_MICROS``). The caller states its lower bound once, as ``minimum``: a
+    negative amount, zero and an amount that rounds below it all get the one message, ``must be >= 0``
+    or ``must be at least $X`` followed by ``why`` (``POSITIVE`` for one micro-dollar: any amount > 0).
     """
     if isinstance(amount, bool) or amount is None:
         raise SpecError(path, "must be a dollar amount", amount)
@@ -44,21 +47,36 @@ def usd_to_micros(amount: Any, path: str = "usd", *, maximum: int = MAX_USD_MICR
         raise SpecError(path, "must be a dollar amount", amount) from None
     if not value.is_finite():
         raise SpecError(path, "must be a finite dollar amount", amount)
-    if value < 0:
-        raise SpecError(path, "must be >= 0", amount)
     if value > Decimal(maximum) / MICROS_PER_USD:
         raise SpecError(path, f"must be at most ${maximum // MICROS_PER_USD:,}", amount)
-    micros = (value * MICROS_PER_USD).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    return int(micros)
+    micros = int((value * MICROS_PER_USD).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if value < 0 or micros < minimum:
+        raise SpecError(path, lower_bound(minimum, why), amount)
+    return micros
 
 
-def rate_to_micros(amount: Any, path: str = "usd_per_hour") -> int:
+# The ``minimum`` of an amount that must be more than nothing: one micro-dollar, the smallest the books hold.
+POSITIVE = 1
+
+
+def lower_bound(minimum: int, why: str = "") -> str:
+    """The message for an amount below ``minimum`` micro-dollars: ``must be >= 0``, ``must be at least $0.0016``
+    (exact, ``format_usd_exact``), then ``why``; one micro-dollar with no ``why`` says money is counted in them."""
+    if minimum <= 0:
+        return f"must be >= 0{why}"
+    if minimum == POSITIVE and not why:
+        why = " (money is counted in whole micro-dollars)"
+    return f"must be at least {format_usd_exact(minimum)}{why}"
+
+
+def rate_to_micros(amount: Any, path: str = "usd_per_hour", *, minimum: int = 0, why: str = "") -> int:
     """An hourly rate in dollars to micro-dollars per hour: ``usd_to_micros`` up to ``MAX_USD_PER_HOUR``.
 
-    A rate above 0 that rounds to 0 micro-dollars an hour would bill nothing at all, so it raises
-    ``SpecError`` naming ``path``, the value and the smallest accepted rate ($0.000001 an hour; 0 is free).
+    ``minimum`` (micro-dollars an hour) and ``why`` as for ``usd_to_micros``; with ``minimum`` 0 (0 is free), a
+    rate above 0 that rounds to 0 micro-dollars an hour would bill nothing at all, so it raises ``SpecError``
+    naming ``path``, the value and the smallest accepted rate ($0.000001 an hour).
     """
-    micros = usd_to_micros(amount, path, maximum=MAX_RATE_MICROS)
+    micros = usd_to_micros(amount, path, minimum=minimum, maximum=MAX_RATE_MICROS, why=why)
     if micros == 0 and Decimal(str(amount).strip().lstrip("$")) > 0:
         raise SpecError(path, "rounds to $0 an hour, so no time would ever be billed: the smallest accepted rate "
                         "is $0.000001 an hour (one micro-dollar; 0 means free)", amount)

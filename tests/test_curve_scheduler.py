@@ -64,8 +64,8 @@ def test_curve_config_needs_no_dollars_and_validates_to_itself() -> None:
     ("ratio", 0.5, "> 1 and <= 100"),
     ("ratio", 1000, "> 1 and <= 100"),
     ("ratio", [2], "must be a number"),
-    ("min_usd", 0, "must be > 0"),
-    ("min_usd", "-1", "must be >"),
+    ("min_usd", 0, "must be at least $0.000001 (leave it out for no floor)"),
+    ("min_usd", "-1", "must be at least $0.000001 (leave it out for no floor)"),
     ("min_usd", "lots", "dollar"),
     ("min_usd_micros", 5, "does not match scheduler.min_usd"),
 ])
@@ -386,3 +386,16 @@ def test_a_command_trial_that_reaches_its_end_before_the_stop_lands_is_complete(
     assert finished.value == pytest.approx(0.9 + 0.5 ** 11) and finished.verdicts  # the verdict stays on record
     assert store.attempts(study.id, 1)[0].note.endswith("it completed before the stop took effect")
     assert died.state == TrialState.STOPPED and died.last_step == 6 and died.verdicts
+
+
+@pytest.mark.parametrize(("given", "echoed"), [(0.5, "got 0.5"), ("0.5", "got '0.5'"), (1, "got 1")])
+def test_min_usd_above_the_cap_is_echoed_as_written(given: Any, echoed: str) -> None:
+    """An acceptance run: `min_usd: 0.5` (a number) was echoed `got '0.5'`, as if the file had quoted it."""
+    data = {"name": "c", "objective": {"metric": "loss", "mode": "min"},
+            "space": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}}, "sampler": {"type": "random", "seed": 1},
+            "scheduler": {"type": "curve", "min_usd": given}, "budget": {"usd": 0.2},
+            "resources": {"provider": "local", "usd_per_hour": 0.096, "workers": 1}, "command": ["true"]}
+    with pytest.raises(SpecError) as exc:
+        parse_sweep(data)
+    assert exc.value.path == "scheduler.min_usd" and "must be below budget.usd" in str(exc.value)
+    assert str(exc.value).endswith(echoed)

@@ -3,16 +3,21 @@ the billing rule each attempt was launched under; every store backend."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from costtune.providers.local import LocalProvider, facts_path
 from sqlalchemy import update
 from sqlmodel import Session, col
 
 from costtune.history import Mode, TrialState
 from costtune.money import charge_micros
+from costtune.runner.settle import attempt_end
 from costtune.store import AttemptEnd, Store
 from costtune.store.models import AttemptRow, ReportRow, TrialRow
 from costtune.store.owner import is_alive
+from costtune.store.records import OpenAttempt
 
 RATE = 3_600_000  # 1,000 micro-dollars per billed second
 DEAD = "otherhost:1:1"  # another machine whose heartbeats stopped long ago
@@ -129,3 +134,17 @@ def test_an_attempt_another_host_ran_is_left_open_with_its_money_held(store: Sto
     assert [t.state for t in store.history(study_id).trials] == [TrialState.RUNNING, TrialState.QUEUED]
     store.settle_reservations(f"study:{study_id}")
     assert store.balance(f"study:{study_id}").reserved_micros == 50_000
+
+
+def test_a_supervisor_record_s_how_is_a_sentence_in_the_attempt_note(tmp_path: Path) -> None:
+    """An acceptance run: an attempt's note ended with the raw token `controller-died`. The record keeps the
+    token (what code matches on); the note says what happened."""
+    started = datetime.now(UTC) - timedelta(minutes=1)
+    record = {"started_at": started.timestamp(), "ended_at": started.timestamp() + 2.5, "exit_code": -15,
+              "how": "controller-died"}
+    facts_path(tmp_path, "k-1").write_text(json.dumps(record))
+    end = attempt_end(LocalProvider(), OpenAttempt(1, 0, 1, "k-1", "local", str(tmp_path), started))
+    assert end is not None and (end.billable_ms, end.exit_code) == (2_500, -15)
+    assert end.note == ("billed from the local supervisor's record: held 2.500 s; its controller died, so its "
+                        "supervisor stopped its command")
+    assert json.loads(facts_path(tmp_path, "k-1").read_text())["how"] == "controller-died"

@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +117,42 @@ def test_a_new_study_without_budget_usd_still_needs_max_usd(tmp_path: Path) -> N
                  "--name", "another", "--change-cap")
     assert other.exit_code == 2 and "scheduler.max_usd: is required without budget.usd" in other.stderr
     assert Store(f"sqlite:///{db}").find_study("another") is None
+
+
+@pytest.mark.parametrize(("scheduler", "field", "stored", "given"), [
+    ({"type": "asha", "eta": 4}, "scheduler.eta", 3, 4),
+    ({"type": "sh"}, "scheduler.type", "asha", "sh"),
+])
+def test_another_type_or_eta_without_a_cap_is_the_mismatch_not_max_usd(
+        tmp_path: Path, scheduler: dict[str, Any], field: str, stored: Any, given: Any) -> None:
+    db = tmp_path / "s.db"
+    assert _cli("run", str(_file(tmp_path, "capped.yaml")), "--db", str(db), "--quiet").exit_code == 0
+    before = _rows(db)
+    changed = _file(tmp_path, "changed.yaml", scheduler=scheduler, budget={"trials": 50})
+    said = f"{field}: study 'nocap' already exists with {field} {stored}, the file says {given}"
+    for args in (["run", str(changed), "--quiet"], ["run", str(changed), "--quiet", "--change-cap"],
+                 ["plan", str(changed), "--no-forecast"]):
+        refused = _cli(*args, "--db", str(db))
+        assert refused.exit_code == 2, refused.output
+        assert said in refused.stderr and "max_usd" not in refused.stderr
+    assert _rows(db) == before
+    # the same words as for a file that gives budget.usd
+    capped = _cli("run", str(_file(tmp_path, "c2.yaml", scheduler=scheduler)), "--db", str(db), "--quiet")
+    assert capped.exit_code == 2 and said in capped.stderr
+
+
+def test_audit_says_none_for_a_budget_trials_that_was_not_set(tmp_path: Path) -> None:
+    # An acceptance run: `costtune audit` printed `budget.trials None -> 60`.
+    db = tmp_path / "s.db"
+    assert _cli("run", str(_file(tmp_path, "capped.yaml")), "--db", str(db), "--quiet").exit_code == 0
+    held = len(Store(f"sqlite:///{db}").history(Store(f"sqlite:///{db}").get_study("nocap").id).trials)
+    more = _file(tmp_path, "more.yaml", budget={"usd": 0.05, "trials": held + 60})
+    assert _cli("run", str(more), "--db", str(db), "--quiet").exit_code == 0
+    shown = subprocess.run([sys.executable, "-m", "costtune.cli", "audit", "nocap", "--db", str(db), "--action",
+                            "trials.set"], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "COLUMNS": "200"})  # the table's width is fixed when it starts
+    assert shown.returncode == 0, shown.stderr
+    said = " ".join(shown.stdout.split())
+    assert f"budget.trials none -> {held + 60}" in said and "None" not in said
+    [entry] = json.loads(_cli("audit", "nocap", "--db", str(db), "--action", "trials.set", "--format", "json").stdout)
+    assert (entry["detail"]["from"], entry["detail"]["to"]) == (None, held + 60)  # JSON keeps null

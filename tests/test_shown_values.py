@@ -222,3 +222,32 @@ def test_a_manual_bohb_study_stored_before_is_described_as_what_runs(tmp_path: P
     loaded = costtune.load_study("old-manual", storage=f"sqlite:///{db}", usd_per_hour="3.6")
     loaded.optimize(lambda trial: trial.params["x"], n_trials=4)  # in-process too: its configs, nothing more
     assert [t.params for t in loaded.trials] == [{"x": 0.5}]
+
+
+def test_a_grid_sampler_under_bohb_is_refused_like_manual(tmp_path: Path) -> None:
+    import costtune
+    from costtune.errors import SpecError
+
+    # An acceptance run: grid + bohb was accepted and the grid silently unused (BOHB's model proposed instead).
+    db = tmp_path / "store.db"
+    data = {**_manual_bohb("grid-bohb"), "sampler": {"type": "grid", "points": 2}}
+    path = _write(tmp_path / "grid.yaml", data)
+    for command in ("plan", "run"):
+        refused = CliRunner().invoke(main, [command, str(path), "--db", str(db)])
+        assert refused.exit_code == 2, refused.output
+        said = " ".join(refused.output.split())
+        assert "sampler.type: a grid sampler proposes its grid's points, but scheduler.type bohb" in said
+        assert "with its own model (so the grid's points would never run)" in said
+        assert "scheduler.type bohb" in said and "got 'grid'" in said
+        assert "scheduler.type hyperband to judge the same grid on the same rungs" in said
+        assert "sampler.type bayes (or random)" in said
+    assert not db.exists()  # nothing created
+    ran = _write(tmp_path / "hb.yaml", {**data, "name": "grid-hb", "scheduler": {"type": "hyperband", "eta": 3}})
+    assert _cli("run", str(ran), "--db", str(db), "--quiet").exit_code == 0  # the way out the message names
+    with pytest.raises(SpecError, match=r"^sampler: a grid sampler .* scheduler bohb .*got 'grid'"):
+        costtune.create_study("inproc", storage=f"sqlite:///{db}", metric="loss",
+                              space={"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
+                              sampler={"type": "grid", "points": 3},
+                              scheduler={"type": "bohb", "min_usd": 0.001, "max_usd": 0.009},
+                              budget_usd="1", usd_per_hour="3.6")
+    assert [s["name"] for s in json.loads(_cli("studies", "--db", str(db), "--format", "json").stdout)] == ["grid-hb"]

@@ -78,7 +78,8 @@ def test_load_sweep_reads_yaml(tmp_path: Path) -> None:
          "scheduler.type: must be one of fifo, sh, hyperband, asha, bohb, curve, got 'hyperbnd'"),
         ("budget.trials", 0, "budget.trials: must be an integer >= 1, got 0"),
         ("budget.usd", "lots", "budget.usd: must be a dollar amount, got 'lots'"),
-        ("budget.usd", -2, "budget.usd: must be >= 0, got -2"),
+        ("budget.usd", -2, "budget.usd: must be at least $0.000027: one trial's minimum charge (per second at "
+         "$0.096/h), got -2"),
         ("budget.trial_seconds", 0, "budget.trial_seconds: must be a number of seconds > 0, got 0"),
         ("resources.workers", 0, "resources.workers: must be an integer >= 1, got 0"),
         ("resources.provider", "gcp-ish", "resources.provider: must be one of local, simulated, aws, got 'gcp-ish'"),
@@ -223,3 +224,25 @@ def test_integer_fields_still_refuse_fractions_booleans_and_text(scheduler: dict
                               ("sampler.seed", float("inf"), "sampler.seed: must be an integer >= 0, got inf")):
         with pytest.raises(SpecError, match=f"^{said}$"):
             parse_sweep(with_(path, value))
+
+
+@pytest.mark.parametrize(("path", "scheduler"), [
+    ("budget.usd", {"type": "fifo"}),
+    ("scheduler.min_usd", {"type": "hyperband", "max_usd": 0.05}),
+    ("scheduler.max_usd", {"type": "asha", "min_usd": 0.001}),
+    ("scheduler.min_usd", {"type": "curve"}),
+])
+def test_a_negative_amount_gets_the_bound_zero_gets(path: str, scheduler: dict[str, Any]) -> None:
+    """An acceptance run: min_usd -0.01 said "must be >= 0" but 0 "must be > 0"; budget.usd -1 said "must be
+    >= 0" but 0 "must be at least $0.0016". One field, one (true) bound, whichever side of zero."""
+    said = []
+    for value in (-0.01, 0, -1, 0.0000001):
+        data = with_("scheduler", dict(scheduler))
+        node, key = (data["budget"], "usd") if path == "budget.usd" else (data["scheduler"], path.split(".")[1])
+        node[key] = value
+        with pytest.raises(SpecError) as info:
+            parse_sweep(data)
+        assert info.value.path == path and str(info.value).endswith(f", got {value!r}")
+        said.append(info.value.reason)
+    assert len(set(said)) == 1, said
+    assert said[0].startswith("must be at least $0.0000")

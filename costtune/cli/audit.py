@@ -51,19 +51,19 @@ def audit(study: str | None, db: str | None, since: str | None, action: str | No
     for r in rows:
         d = r["detail"]
         if r["action"] == "trials.set":
-            change = f"budget.trials {d.get('from')} -> {d.get('to')}"
+            change = f"budget.trials {_shown(d.get('from'))} -> {_shown(d.get('to'))}"
         elif r["action"] == "cap.set":
             change = f"{format_cap(d.get('from_micros'))} -> {format_cap(d.get('to_micros'))}"
         elif r["action"] in ("policy.apply", "policy.remove"):
-            change = f"policy {d.get('policy')} version {d.get('version')}"
+            change = f"policy {_shown(d.get('policy'))} version {_shown(d.get('version'))}"
         elif r["action"] in ("policy.allow", "policy.amend", "policy.deny"):  # a launch's verdict
             what = d.get("verdict") if d.get("reason") else "allowed by " + ", ".join(d.get("policies", []))
-            change = f"trial {d.get('trial')} attempt {d.get('attempt')}: {what}"  # the reason follows
+            change = f"trial {_shown(d.get('trial'))} attempt {_shown(d.get('attempt'))}: {what}"  # the reason follows
         elif r["action"] == "policy.alert":
             change = str(d.get("text", d.get("threshold")))
         elif r["action"] == "policy.webhook":
             outcome = "delivered" if d.get("ok") else f"failed: {d.get('error')}"
-            change = f"{d.get('url')}: {outcome} ({d.get('attempts')} tries)"
+            change = f"{_shown(d.get('url'))}: {outcome} ({_shown(d.get('attempts'))} tries)"
         else:
             change = json.dumps(d)
         changes.append(change + (f" ({d['reason']})" if d.get("reason") else ""))
@@ -74,6 +74,11 @@ def audit(study: str | None, db: str | None, since: str | None, action: str | No
         Column("change", changes, keep=0, justify="left", wrap=16),
         Column("by", [r["actor"] for r in rows], keep=4, justify="left"),
     ], title=f"audit trail in {store.display_url}", always=1))
+
+
+def _shown(value: object) -> object:
+    """A detail as a change line says it: ``none`` for a value not set (``budget.trials none -> 60``), not ``None``."""
+    return "none" if value is None else value
 
 
 def _since(text: str) -> datetime:

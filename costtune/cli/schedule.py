@@ -90,7 +90,7 @@ def _check_sweep(raw: dict[str, Any], name: str, cap_micros: int | None) -> None
 def _settings(base: Any, **given: Any) -> Any:
     from dataclasses import replace
 
-    from costtune.money import usd_to_micros
+    from costtune.money import POSITIVE, usd_to_micros
     from costtune.spec.fields import duration
     from costtune.spec.paths import check_output_root
     from costtune.spec.schedule_settings import check_settings
@@ -100,9 +100,7 @@ def _settings(base: Any, **given: Any) -> Any:
         if value is None:
             continue
         if key == "cap":
-            changes["cap_micros"] = usd_to_micros(value, "--cap")
-            if changes["cap_micros"] <= 0:  # what the user typed, not the micro-dollars it rounds to
-                raise SpecError("--cap", "must be at least $0.000001 (costs are counted in micro-dollars)", value)
+            changes["cap_micros"] = usd_to_micros(value, "--cap", minimum=POSITIVE)
         elif key == "misfire_grace":
             changes["misfire_grace_s"] = int(duration(value, "--misfire-grace"))
         elif key == "artifact_root" and str(value).startswith("s3://"):

@@ -8,6 +8,7 @@ trial goes back to the queue and is tried again when a running attempt frees mon
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from costtune.errors import CapExceeded, LaunchLimit
 from costtune.history import TrialState
+from costtune.money import format_usd
 from costtune.runner.attempts import LiveAttempt
-from costtune.runner.ending import BUDGET, LIMIT
+from costtune.runner.ending import BUDGET, LIMIT, tail_words
 from costtune.schedulers.hyperband import holds_another_iteration
 from costtune.store.owner import hostname
 from costtune.words import plural
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from costtune.study import Study
 
 _CHUNK_S = 600  # without rungs, money is reserved ten instance-minutes at a time
+_SEEN = 25  # the cost to a first report is the median of this many latest first reports per instance type
 
 
 class Claims:
@@ -58,11 +61,14 @@ class Claims:
     _max_trials: int | None
     _launched_at_extension: int
     _short: tuple[int, int]  # the last unfunded claim: room left under the cap, money its trial needed
+    _short_at: str | None  # its placement when what it needed was the cost to its first report
     _price_warnings: set[str]  # warnings about placed attempts' prices, each shown once
     _warn: Callable[[str], None]
     _credited: dict[int, int]  # trial number -> the rung level it was last promoted at (decisions.py)
     _startup_guess: Callable[[str | None, int], int]  # decisions.py
     _counted: Callable[[ClaimedTrial, str | None, int], int]  # decisions.py
+    _first_ms: dict[str | None, list[int]]  # instance type -> billable ms at first reports in this run
+    _first_ms_before: dict[str | None, list[int]]  # the same for the study's earlier runs (store)
 
     def _on_event(self, message: str) -> None: ...
 
@@ -148,6 +154,13 @@ class Claims:
                 return self._refused(claimed, verdict)
             itype, market = verdict.request.instance_type, verdict.request.market
         rate = res.rate_for(itype, market, at=self.clock.now() if self.virtual else None)
+        reach = self._reach(itype, rate)  # what it costs to reach its first report on this placement
+        if reach:
+            cap, spent, held = self.store.balance(self.scope)
+            if cap is not None and cap - spent - held < reach:  # it could only be stopped before reporting
+                # named in the stop reason only when the money left would have launched it before this rule
+                least = cap - spent - held >= self.billing.charge(1, rate)
+                return self._unfund(claimed, reach, where=self._placement_words(itype, market, rate) if least else None)
         prior = claimed.prior_cost_micros
         rung = None
         credited = 0
@@ -175,6 +188,7 @@ class Claims:
                 if short is not None:  # a policy window has no room for it, not the study
                     return self._refused(claimed, verdict, short)
                 return self._unfund(claimed, self.billing.charge(1, rate))
+            amount = max(amount, reach)  # a share of a binding cap still carries it to its first report
         key = f"ct-{self.study.id}-{claimed.id}-{claimed.attempt_number}"
         try:
             if amount:
@@ -226,16 +240,42 @@ class Claims:
         self.store.add_attempt_note(live.attempt_id, f"charged {got.source}")
         live.aim(self.billing, live.target, live.rung)
 
-    def _unfund(self, claimed: ClaimedTrial, needed: int) -> None:
+    def _unfund(self, claimed: ClaimedTrial, needed: int, *, where: str | None = None) -> None:
         """The cap leaves too little for it now: back to the queue, tried again when money frees up.
 
-        What the cap has room for and what the trial needed (micro-dollars) go to the progress line."""
-        self.store.finish_trial(claimed.id, TrialState.QUEUED)
-        self._idle = BUDGET
-        self._denied = None
+        What the cap has room for and what the trial needed (micro-dollars) go to the progress line;
+        ``where``: the placement whose cost to a first report (``needed``) the room cannot carry, named
+        in the run's stop reason (ending.py) and stored on the trial (``costtune trials STUDY``) until
+        it is claimed again."""
         cap, spent, reserved = self.store.balance(self.scope)
         self._short = (max(0, (cap or 0) - spent - reserved), needed)
+        self._short_at = where
+        why = None if where is None else f"waiting: {tail_words(self._short[0], needed, where)}"
+        self.store.finish_trial(claimed.id, TrialState.QUEUED, error=why)
+        self._idle = BUDGET
+        self._denied = None
         return None
+
+    def _reach(self, instance_type: str | None, rate: int) -> int:
+        """Micro-dollars an attempt on this placement (``instance_type`` at ``rate`` micros/hour) is expected
+        to spend before its first report: the larger of the billing rule's minimum charge and the charge,
+        at this rate, for the median billable time to first report of the study's earlier attempts on that
+        instance type (this run's, as ``_startup_guess``; else the earlier runs' in the store; else the
+        simulation's ``startup_seconds``). 0 for a free placement. No trial starts with less left."""
+        if rate <= 0:
+            return 0
+        before = self._first_ms_before.get(instance_type)
+        if instance_type in self._first_ms or not before:
+            startup = self._startup_guess(instance_type, rate)  # this run's first reports, or the simulation's
+        else:  # a resumed study: its earlier runs' first reports on this instance type
+            startup = self.billing.charge(round(statistics.median(before[-_SEEN:])), rate)
+        return max(self.billing.charge(1, rate), startup)
+
+    def _placement_words(self, instance_type: str | None, market: str, rate: int) -> str:
+        """``m5.large spot``, or ``local at $36/h`` for a provider rate without an instance type."""
+        if instance_type:
+            return f"{instance_type} {market}"
+        return f"{self.provider.name} at {format_usd(rate)}/h"
 
     def _chunk(self, rate: int, *, must_fit: bool, among: int = 1, caps: dict[str, int | None] | None = None) -> int:
         """Money for the next stretch of a trial without rungs; 0 when the cap has no room for it.

@@ -98,6 +98,7 @@ class SweepController(Finishing, Decisions, Curving, Claims, Ending, Recovery, C
         self._claimable = True  # worth claiming: something may have changed since a claim last gave nothing
         self._idle = LIMIT  # why the last claim gave nothing: LIMIT (no trial to start) or BUDGET
         self._short = (0, 0)  # BUDGET: room left under the cap, and what the unfunded trial needed
+        self._short_at: str | None = None  # BUDGET: the placement a first report was too dear on (claims.py)
         self._claimed_at = 0.0  # wall time of the last claim that gave nothing
         self._halt: str | None = None  # "failures" | "objective": launch nothing more (status.error says why)
         self._failures_in_a_row = 0
@@ -107,6 +108,8 @@ class SweepController(Finishing, Decisions, Curving, Claims, Ending, Recovery, C
         self._objective_seen: bool | None = None
         self._credited: dict[int, int] = {}  # trial number -> rung level it was last promoted at (decisions.py)
         self._first_ms: dict[str | None, list[int]] = {}  # instance type -> billable ms at first reports
+        # the same, for the study's attempts before this run: what a launch must carry it to (claims.py)
+        self._first_ms_before = study.store.first_report_ms(study.id)
         self._paid: dict[int, int] = {}  # trial number -> start-up spend of its attempts in this run
         self.status.workers = spec.resources.workers
         self._kill_now = False  # asked twice to stop: running attempts are killed without their grace

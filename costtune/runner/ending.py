@@ -38,6 +38,13 @@ LIMIT, BUDGET = "limit", "budget"  # why the last claim gave nothing
 _NOTE_REFRESH_S = 1.0  # wall seconds a history-reading idle note is reused while the loop's state holds
 
 
+def tail_words(left: int, needed: int, where: str) -> str:
+    """Why no trial starts at the end of a budget (micro-dollars): ``budget: $0.0032 left cannot carry a
+    trial to its first report (~$0.0067 on m5.large on-demand)``."""
+    return (f"budget: {format_usd(left)} left cannot carry a trial to its first report "
+            f"(~{format_usd(needed)} on {where})")
+
+
 class Ending:
     """Mixed into ``SweepController``; uses its fields."""
 
@@ -57,6 +64,7 @@ class Ending:
     _claimable: bool  # worth claiming: something may have changed since a claim last gave nothing
     _idle: str  # LIMIT or BUDGET: why the last claim gave nothing
     _short: tuple[int, int]  # BUDGET: room left under the cap and what the unfunded trial needed (micros)
+    _short_at: str | None  # BUDGET: the placement whose cost to a first report the room cannot carry
     _denied: str | None  # BUDGET: why a spend policy refused the last launch (admission.py)
     _halt: str | None  # "failures" | "objective": launch nothing more, end with status.error
     _failures_in_a_row: int
@@ -127,6 +135,9 @@ class Ending:
         # The study's books, not this run's tally: another controller may have spent on the same study.
         spent = self.store.balance(self.scope).spent_micros
         text = f"budget.usd reached: {format_usd(spent)} of {format_usd(cap or 0)} spent"
+        left = 0 if cap is None else cap - spent - self.store.balance(self.scope).reserved_micros
+        if self._short_at is not None and left > 0:  # money is left, but too little to reach a first report
+            text = tail_words(left, self._short[1], self._short_at)
         if queued:
             text += f"; {plural(queued, 'queued trial')} {'waits' if queued == 1 else 'wait'} for more budget"
         return text

@@ -20,14 +20,18 @@ from costtune.richtext import styled
 from costtune.runner.controller import RunStatus, SweepController
 from costtune.runner.remote import sweep_provider, worker_api
 from costtune.samplers import Sampler, sampler_config
+from costtune.schedulers import scheduler_config
 from costtune.schedulers.defaults import RungsNeedABudget, adopt_stored, with_stored_rungs
 from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec, parse_sweep
 from costtune.store import Store, StudyInfo
 from costtune.study import Study
 from costtune.study.output import claim_output_dir, release_output_dir
-from costtune.study.resume import Asked, check_unchanged
+from costtune.study.resume import Asked, check_unchanged, stored_scheduler
 from costtune.words import plural
+
+# how a file that asks a stored study for another objective, space, sampler or scheduler starts afresh instead
+_NEW_NAME = "give the sweep another name (--name) to start a new study"
 
 
 def open_sweep(store: Store, spec: SweepSpec, *, change_cap: bool = False,
@@ -102,11 +106,29 @@ def parse_resuming(raw: Any, find: Callable[[str], StudyInfo | None]) -> tuple[S
         info = find(raw["name"])  # parse_sweep checks the name before the scheduler
         stored = info.spec.get("scheduler") if info is not None and isinstance(info.spec, dict) else None
         section = with_stored_rungs(raw["scheduler"], stored)
+        if info is not None and section is None:
+            _refuse_other_rungs(info, raw["scheduler"])  # another type or eta: the resume check's own refusal
         if info is None or section is None:
             raise
     spec = parse_sweep({**raw, "scheduler": section})
     return spec, (f"scheduler: the file gives no budget.usd to choose rungs from; study {info.name!r} keeps the "
                   f"ones stored with it: {section['chosen']}")
+
+
+def _refuse_other_rungs(info: StudyInfo, section: Any) -> None:
+    """Raise the resume check's ``InputError`` (naming ``scheduler.type`` or ``scheduler.eta``, the stored and the
+    file's value) when the file's scheduler ``section`` asks for another type or eta than the study ``info`` stored,
+    as ``open_sweep`` would with a ``budget.usd`` to choose rungs from; nothing when both match or the section
+    does not parse (the caller's own error stands)."""
+    try:
+        now = scheduler_config(section, choose=True)
+    except SpecError:
+        return
+    was = stored_scheduler(info)
+    named = isinstance(section, dict) and "type" in section  # a section naming no type keeps the stored one
+    asked = {**was, "type": now["type"] if named else was["type"], "eta": now.get("eta")}
+    check_unchanged(info, Asked(scheduler=asked), says="the file says",
+                    fix=_NEW_NAME)
 
 
 def _cap_message(info: StudyInfo, spec: SweepSpec) -> str:
@@ -198,7 +220,7 @@ def _check_compatible(info: StudyInfo, spec: SweepSpec) -> None:
         sampler_config({**section, "type": info.sampler.get("type", "random")}, spec.space)
     asked = Asked(metric=spec.metric, mode=str(spec.mode), space=spec.space,
                   sampler=spec.sampler if named else None, scheduler=spec.scheduler)
-    check_unchanged(info, asked, says="the file says", fix="give the sweep another name (--name) to start a new study")
+    check_unchanged(info, asked, says="the file says", fix=_NEW_NAME)
 
 
 def run_with_progress(spec: SweepSpec, study: Study, console: Console, *, quiet: bool = False,

@@ -99,9 +99,30 @@ def attempt_end(provider: Provider, attempt: OpenAttempt,
     if facts is None or facts.ended_at is None:
         return None
     held_ms = max(0, int((facts.ended_at - facts.started_at).total_seconds() * 1000))
-    how = f", {facts.how}" if facts.how else ""
+    how = f"; {how_ended(facts.how)}" if facts.how else ""
     return AttemptEnd(billable_ms=held_ms, ended_at=facts.ended_at, exit_code=facts.exit_code,
                       note=f"billed from {facts.source or attempt.provider}: held {held_ms / 1000:.3f} s{how}")
+
+
+# The words a local supervisor (costtune.agent.supervise) and a cloud agent (costtune.agent.worker) record as
+# an attempt's ``how``: machine-readable tokens, kept as they are in the record; an attempt's note says them so.
+_HOW_ENDED = {
+    "exited": "its command exited on its own",
+    "stopped": "it was stopped as asked",
+    "controller-died": "its controller died, so its supervisor stopped its command",
+    "killed": "it was killed at once (SIGUSR1 to its supervisor)",
+    "could-not-start": "its command could not start",
+    "agent-stopped": "its instance's agent was asked to stop (the instance was shutting down), so it stopped "
+                     "its command",
+    "spot-interruption": "a spot interruption notice came, so its agent stopped its command",
+    "controller-lost": "its controller was unreachable too long, so its agent ended its command",
+}
+
+
+def how_ended(how: str) -> str:
+    """A sentence for an attempt's recorded ``how``: ``controller-died`` -> ``its controller died, so its
+    supervisor stopped its command``; a provider's own words (``stopped by recovery``) as they are."""
+    return _HOW_ENDED.get(how, how)
 
 
 def settle_dead(store: Store, study_id: int, study_name: str, provider: Provider,

@@ -108,19 +108,31 @@ def describe_sampler(cfg: dict[str, Any], scheduler: dict[str, Any] | None = Non
 
 def check_sampler_for_scheduler(sampler: dict[str, Any], scheduler: dict[str, Any] | None, *,
                                 sampler_field: str = "sampler.type", scheduler_field: str = "scheduler.type") -> None:
-    """Refuse a sampler the scheduler would leave with nothing to do: ``manual`` under ``bohb``.
+    """Refuse a sampler the scheduler would leave unused: ``manual`` or ``grid`` under ``bohb``.
 
     BOHB differs from Hyperband only in who proposes: its own model. A manual sampler proposes nothing
-    (it runs exactly its ``configs``), so the pair would be Hyperband described as BOHB. Raises
-    ``SpecError`` naming ``sampler_field`` (and ``scheduler_field`` in the message) with the way out:
-    hyperband to judge just those configurations on the same rungs, or a bayes/random sampler section
-    whose ``configs`` run first, then BOHB's model."""
-    if sampler.get("type") == "manual" and scheduler is not None and scheduler.get("type") == "bohb":
-        raise SpecError(sampler_field, f"a manual sampler runs only its configs and proposes none, but "
-                        f"{scheduler_field} bohb differs from hyperband only in proposing configurations with its "
-                        f"own model; use {scheduler_field} hyperband to judge just these configurations on the "
-                        f"same rungs, or {sampler_field} bayes (or random) with the same configs to run them "
-                        f"first and then BOHB's model", "manual")
+    (it runs exactly its ``configs``), and a grid's points would never be proposed (the model proposes
+    instead), so either pair would not be what the file says. Raises ``SpecError`` naming
+    ``sampler_field`` and the sampler type (and ``scheduler_field`` in the message) with the ways out:
+    hyperband to judge just those configurations (the same grid) on the same rungs, or a bayes/random
+    sampler section whose ``configs`` run first, then BOHB's model."""
+    if scheduler is None or scheduler.get("type") != "bohb" or sampler.get("type") not in _NOT_UNDER_BOHB:
+        return
+    kind = sampler["type"]
+    what, effect, keep, model = _NOT_UNDER_BOHB[kind]
+    raise SpecError(sampler_field, f"{what}, but {scheduler_field} bohb differs from hyperband only in proposing "
+                    f"configurations with its own model{effect}; use {scheduler_field} hyperband to judge {keep} on "
+                    f"the same rungs, or {sampler_field} bayes (or random) {model}", kind)
+
+
+# for each sampler BOHB would leave unused: what it does, what that means under BOHB, what hyperband would judge
+# in its place, and how a bayes/random section gives BOHB's model the search instead
+_NOT_UNDER_BOHB = {
+    "manual": ("a manual sampler runs only its configs and proposes none", "", "just these configurations",
+               "with the same configs to run them first and then BOHB's model"),
+    "grid": ("a grid sampler proposes its grid's points", " (so the grid's points would never run)",
+             "the same grid", "to let BOHB's model search the space (any sampler.configs run first)"),
+}
 
 
 def _describe_bohb(cfg: dict[str, Any], scheduler: dict[str, Any], dimensions: int | None) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from costtune.errors import SpecError
 from costtune.history import FrozenTrial, History, Mode
-from costtune.money import format_usd_exact, usd_to_micros
+from costtune.money import POSITIVE, format_usd_exact, usd_to_micros
 from costtune.schedulers.curve import CurveScheduler, curve_config
 from costtune.schedulers.hyperband import (
     Bracket,
@@ -83,15 +83,8 @@ class FifoScheduler:
 
 
 def _dollars(value: Any, path: str) -> tuple[str, int]:
-    """The amount as decimal text (``"0.05"``, kept as given) and in micros; must be > 0."""
-    micros = usd_to_micros(value, path)
-    if micros <= 0:
-        try:
-            positive = Decimal(str(value).strip().lstrip("$")) > 0
-        except InvalidOperation:
-            positive = False
-        raise SpecError(path, "must be at least $0.000001 (money is kept in whole micro-dollars)" if positive
-                        else "must be > 0", value)
+    """The amount as decimal text (``"0.05"``, kept as given) and in micros; at least one micro-dollar."""
+    micros = usd_to_micros(value, path, minimum=POSITIVE)
     try:
         text = f"{Decimal(str(value).strip().lstrip('$')):f}"
     except InvalidOperation:  # pragma: no cover - usd_to_micros already parsed it

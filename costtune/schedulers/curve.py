@@ -36,7 +36,7 @@ import numpy as np
 
 from costtune.errors import SpecError
 from costtune.history import Mode
-from costtune.money import format_usd, usd_to_micros
+from costtune.money import POSITIVE, format_usd, usd_to_micros
 
 FIELDS = ("type", "min_points", "confidence", "ratio", "min_usd")
 DEFAULT_MIN_POINTS = 5
@@ -76,9 +76,8 @@ def curve_config(value: dict[str, Any]) -> dict[str, Any]:
     cfg: dict[str, Any] = {"type": "curve", "min_points": min_points, "confidence": confidence, "ratio": ratio,
                            "min_usd": None, "min_usd_micros": None}
     if value.get("min_usd") is not None:
-        micros = usd_to_micros(value["min_usd"], "scheduler.min_usd")
-        if micros <= 0:
-            raise SpecError("scheduler.min_usd", "must be > 0 (leave it out for no floor)", value["min_usd"])
+        micros = usd_to_micros(value["min_usd"], "scheduler.min_usd", minimum=POSITIVE,
+                               why=" (leave it out for no floor)")
         cfg["min_usd"] = f"{Decimal(str(value['min_usd']).strip().lstrip('$')):f}"
         cfg["min_usd_micros"] = micros
     given = value.get("min_usd_micros")

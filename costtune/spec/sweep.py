@@ -132,7 +132,7 @@ def parse_sweep(data: Any) -> SweepSpec:
         raise SpecError(exc.path, f"{exc.reason} (a section without type gets the default type, "
                         f"{section['type']} here: name the type to set this field)") from None
     check_sampler_for_scheduler(sampler, scheduler)
-    budget = _budget(data.get("budget", {}), sampler["type"])
+    budget = _budget(data.get("budget", {}), sampler["type"], resources)
     if scheduler["type"] != "fifo" and resources.usd_per_hour_micros == 0:
         raise SpecError("scheduler.type", f"{scheduler['type']} judges trials by the dollars they spend: price them "
                         "with resources.usd_per_hour or resources.price_as", scheduler["type"])
@@ -146,7 +146,7 @@ def parse_sweep(data: Any) -> SweepSpec:
         raise SpecError("sampler.configs", f"lists {plural(len(configs), 'configuration')}, more than budget.trials "
                         f"({budget.trials}); each queued configuration counts toward it", len(configs))
     if budget.usd_micros is not None:
-        _check_cap_funds_a_trial(budget.usd_micros, resources, scheduler, data["budget"]["usd"])
+        _check_cap_funds_a_trial(budget.usd_micros, scheduler, data)
     if scheduler["type"] in PLAN_KINDS:  # a budget too small for the plan fails here
         plan_brackets(scheduler["type"], scheduler["min_usd_micros"], scheduler["max_usd_micros"], scheduler["eta"],
                       budget.usd_micros)
@@ -244,11 +244,15 @@ def _objective(value: Any) -> tuple[str, Mode]:
     return metric, Mode(mode)
 
 
-def _budget(value: Any, sampler_type: str) -> Budget:
+def _budget(value: Any, sampler_type: str, resources: Resources) -> Budget:
+    """The ``budget`` section; ``budget.usd`` must fund one trial's minimum charge (``_least_charge``)."""
     cfg = _mapping(value, "budget")
     _no_unknown(cfg, ("trials", "usd", "trial_seconds", "max_failures"), "budget")
     trials = None if cfg.get("trials") is None else integer(cfg["trials"], "budget.trials")
-    usd = None if cfg.get("usd") is None else usd_to_micros(cfg["usd"], "budget.usd")
+    usd = None
+    if cfg.get("usd") is not None:
+        least, why = _least_charge(resources)
+        usd = usd_to_micros(cfg["usd"], "budget.usd", minimum=least, why=why)
     limit = cfg.get("trial_seconds")
     if limit is not None:
         limit = seconds(limit, "budget.trial_seconds", positive=True)
@@ -265,26 +269,27 @@ def _check_param_names(space: SearchSpace) -> None:
     check_param_names(space.names, "space")
 
 
-def _check_cap_funds_a_trial(cap: int, resources: Resources, scheduler: dict[str, Any], given: Any) -> None:
-    """A cap below what the cheapest placement costs for one billable millisecond can run nothing.
-
-    With dollar rungs, a trial's first reservation is its first rung (``scheduler.min_usd``).
-    A sweep with no rate at all (local, usd_per_hour 0) is free and never needs the cap.
-    """
+def _least_charge(resources: Resources) -> tuple[int, str]:
+    """The smallest cap that runs anything (micro-dollars): what the cheapest placement costs for one billable
+    millisecond, and the words saying so. A sweep with no rate at all (local, usd_per_hour 0) is free: 0."""
     rates = set(resources.rates.values()) or {resources.usd_per_hour_micros}
     if resources.simulation is not None:
         rates |= {rate for trace in resources.simulation.spot_prices.values() for _, rate in trace}
     least = min(resources.billing.charge(1, rate) for rate in rates)
-    if cap < least:
-        raise SpecError("budget.usd", f"must be at least {format_usd(least)}: one trial's minimum charge "
-                        f"({resources.billing.note} at {format_usd(min(rates))}/h)", given)
+    return least, f": one trial's minimum charge ({resources.billing.note} at {format_usd(min(rates))}/h)"
+
+
+def _check_cap_funds_a_trial(cap: int, scheduler: dict[str, Any], data: dict[str, Any]) -> None:
+    """With dollar rungs, a trial's first reservation is its first rung (``scheduler.min_usd``): a cap below it
+    runs nothing; curve's ``min_usd`` must be below the cap. Errors echo the values as the file gives them."""
+    given = data["budget"]["usd"]
     if scheduler["type"] not in ("fifo", "curve") and cap < scheduler["min_usd_micros"]:
         raise SpecError("budget.usd", f"must be at least scheduler.min_usd ({format_usd(scheduler['min_usd_micros'])}):"
                         " no trial can reach its first rung", given)
     if scheduler["type"] == "curve" and scheduler["min_usd_micros"] is not None and scheduler["min_usd_micros"] >= cap:
         raise SpecError("scheduler.min_usd", f"must be below budget.usd ({format_usd(cap)}): curve checks no trial "
                         "before it has spent min_usd, so with the whole study capped at that it could never stop one",
-                        scheduler["min_usd"])
+                        data["scheduler"]["min_usd"])  # as the file gives it: 0.5, or '0.5' if quoted
 
 
 def _command(value: Any, space: SearchSpace) -> tuple[str, ...]:

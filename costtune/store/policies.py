@@ -156,6 +156,24 @@ class PolicyBook:
                 TrialRow.study_id == study_id, AttemptRow.exit_reason == "completed")).one()
         return None if mean is None else float(mean) / 3_600_000
 
+    def first_report_ms(self, study_id: int) -> dict[str | None, list[int]]:
+        """Instance type -> the billable ms of each of the study's attempts at its first report, oldest
+        attempt first (every run of the study): how long a trial there takes to report at all."""
+        from costtune.store.models import AttemptRow, ReportRow, TrialRow
+
+        first = select(ReportRow.attempt_id, func.min(ReportRow.id).label("rid")).group_by(
+            ReportRow.attempt_id).subquery()
+        query = select(AttemptRow.instance_type, ReportRow.elapsed_s).join(
+            first, col(first.c.attempt_id) == col(AttemptRow.id)).join(
+            ReportRow, col(ReportRow.id) == col(first.c.rid)).join(
+            TrialRow, col(TrialRow.id) == col(AttemptRow.trial_id)).where(
+            TrialRow.study_id == study_id).order_by(col(AttemptRow.id))
+        seen: dict[str | None, list[int]] = {}
+        with self._tx() as s:
+            for itype, elapsed in s.exec(query).all():
+                seen.setdefault(itype, []).append(round(float(elapsed or 0) * 1000))
+        return seen
+
     def fired_in(self, scope: str) -> set[str]:
         """The thresholds (labels, e.g. ``"80% of actual"``) that fired in window ``scope``."""
         with self._tx() as s:

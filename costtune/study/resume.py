@@ -20,8 +20,9 @@ from costtune.schedulers import scheduler_config
 from costtune.space import SearchSpace
 from costtune.store.records import StudyInfo
 
-# what a scheduler judged the study's trials by: its type, dollar rungs, and curve's (and bohb's) settings
-_RUNGS = ("type", "min_usd_micros", "max_usd_micros", "eta", "min_points", "confidence", "ratio")
+# what a scheduler judged the study's trials by: its type, dollar rungs, and curve's (and bohb's) settings; eta
+# before the rungs, as the rungs costtune chooses from budget.usd follow from it (a changed eta is named, not them)
+_RUNGS = ("type", "eta", "min_usd_micros", "max_usd_micros", "min_points", "confidence", "ratio")
 
 
 @dataclass(frozen=True)
