@@ -22,9 +22,9 @@ from costtune.plan.curve import Observed, curve_counts, curve_model
 from costtune.plan.forecast import Forecast, RunSample, forecast
 from costtune.plan.shapes import Shape, sample_shapes
 from costtune.plan.startup import FirstReports, StartupEstimate, measured_warning
-from costtune.plan.thisrun import Hours, ThisRun, at_least_recorded, hours_for, rung_this_run, this_run
-from costtune.schedulers import make_rung_scheduler, rung_ladder, study_plan
-from costtune.schedulers.hyperband import PLAN_KINDS, Hyperband
+from costtune.plan.thisrun import Hours, ThisRun, at_least_recorded, hours_for, resume_run
+from costtune.schedulers import rung_ladder, study_plan
+from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec
 from costtune.spec.resources import Resources
 from costtune.words import article, plural
@@ -167,7 +167,7 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
     plan.hours = hours_for(spend if plan.total_micros is None else plan.total_micros, rate, res.workers,
                            schedule.trials)
     if resumes is not None:
-        plan.this_run = _this_run(spec, schedule, resumes, rate, plan.total_micros)
+        plan.this_run = resume_run(spec, schedule, resumes, rate, plan.total_micros)
         plan.schedule = at_least_recorded(schedule, resumes.trials, resumes.spent_micros, notes)
         if plan.total_micros is not None:
             plan.total_micros = max(plan.total_micros, resumes.spent_micros)
@@ -213,29 +213,6 @@ def _rung_total(spec: SweepSpec, schedule: Schedule, overhead: int, preemption: 
                      f"the {format_usd(cap)} cap, which the rungs alone were fitted to: {ends} (a lower "
                      "scheduler.max_usd or a higher budget.usd leaves room)")
     return total
-
-
-def _this_run(spec: SweepSpec, schedule: Schedule, resumes: StoredStudy, rate: float,
-              total: int | None) -> ThisRun:
-    """What the next run adds to the resumed study: trials of the plan's expected cost within the cap left; for a
-    Hyperband (SH, BOHB) plan, the trials its plan still holds and the iterations `costtune run` would add."""
-    spend = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
-    per_trial: float | None = schedule.trial_cost_micros
-    if per_trial is None and spend is not None and schedule.trials:
-        per_trial = spend / schedule.trials
-    limit = spec.max_trials
-    if schedule.kind in PLAN_KINDS and spend is not None and schedule.trials:
-        rungs = make_rung_scheduler(spec.scheduler, mode=str(spec.mode), budget_micros=spec.budget.usd_micros)
-        assert isinstance(rungs, Hyperband)
-        return rung_this_run(rungs, held=resumes.trials, unfinished=resumes.unfinished,
-                             finished_costs=resumes.finished_costs,
-                             per_trial=(spend if total is None else total) / schedule.trials,
-                             left_micros=resumes.left_micros(spec.budget.usd_micros), max_trials=limit,
-                             rate_micros=rate, workers=spec.resources.workers)
-    return this_run(per_trial=per_trial, cheapest=schedule.trial_cost_cheapest_micros,
-                    dearest=schedule.trial_cost_dearest_micros, left_micros=resumes.left_micros(spec.budget.usd_micros),
-                    trials_left=None if limit is None else max(0, limit - resumes.trials), rate_micros=rate,
-                    workers=spec.resources.workers)
 
 
 def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str], observed: Observed | None = None) -> Schedule:

@@ -3,7 +3,9 @@
 A resumed study has spent money and run trials already; its plan (``analytic.build_plan``) is the whole
 study's, as if from zero. ``this_run`` is what the next run is forecast to add within what is left: the
 cap left (the stored cap, or the file's with ``--change-cap``, less what the study spent), the trials
-left under ``budget.trials``, at the plan's expected cost of one trial. Hours are instance-hours (money
+left under ``budget.trials``, at the plan's expected cost of one trial. A Hyperband (SH, BOHB) plan adds what
+``costtune run`` would: its unfinished trials, the plan's trials not yet started, then iterations by the
+controller's rule (``schedulers.hyperband.holds_another_iteration``). Hours are instance-hours (money
 over the mean hourly rate: start-up and billing minimum included, as billed) and wall hours (those over
 the workers running at once).
 """
@@ -16,11 +18,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from costtune.money import format_usd
-from costtune.schedulers.hyperband import Hyperband, holds_another_iteration
+from costtune.schedulers import make_rung_scheduler
+from costtune.schedulers.hyperband import PLAN_KINDS, Hyperband, holds_another_iteration
 from costtune.words import plural
 
 if TYPE_CHECKING:
     from costtune.plan.analytic import Schedule
+    from costtune.plan.stored import StoredStudy
+    from costtune.spec import SweepSpec
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,28 @@ def this_run(*, per_trial: float | None, cheapest: float | None, dearest: float 
     return ThisRun(trials=trials, fewest=fill(dearest) if ranged else None, most=fill(cheapest) if ranged else None,
                    micros=micros, left_micros=left_micros, trials_left=trials_left,
                    hours=hours_for(micros, rate_micros, workers, trials))
+
+
+def resume_run(spec: SweepSpec, schedule: Schedule, resumes: StoredStudy, rate: float,
+               total: int | None) -> ThisRun:
+    """What the next run adds to the resumed study (micro-dollars; ``rate`` per instance-hour): trials of the plan's
+    expected cost within the cap left; for a Hyperband (SH, BOHB) plan, the trials its plan still holds and the
+    iterations `costtune run` would add. ``total``: a rung plan's money in all, start-up included."""
+    spend = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
+    per_trial: float | None = schedule.trial_cost_micros
+    if schedule.trials and (total is not None or (per_trial is None and spend is not None)):
+        per_trial = (spend if total is None else total) / schedule.trials  # rungs: start-up on top of them
+    limit, left = spec.max_trials, resumes.left_micros(spec.budget.usd_micros)
+    if schedule.kind in PLAN_KINDS and per_trial is not None:
+        rungs = make_rung_scheduler(spec.scheduler, mode=str(spec.mode), budget_micros=spec.budget.usd_micros)
+        assert isinstance(rungs, Hyperband)
+        return rung_this_run(rungs, held=resumes.trials, unfinished=resumes.unfinished,
+                             finished_costs=resumes.finished_costs, per_trial=per_trial, left_micros=left,
+                             max_trials=limit, rate_micros=rate, workers=spec.resources.workers)
+    return this_run(per_trial=per_trial, cheapest=schedule.trial_cost_cheapest_micros,
+                    dearest=schedule.trial_cost_dearest_micros, left_micros=left,
+                    trials_left=None if limit is None else max(0, limit - resumes.trials), rate_micros=rate,
+                    workers=spec.resources.workers)
 
 
 def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_costs: dict[int, int],
