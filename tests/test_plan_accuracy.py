@@ -34,11 +34,6 @@ CURVE: dict[str, Any] = {  # a benchmark workload whose trials curve stopping of
 }
 
 
-@pytest.fixture(autouse=True)
-def _no_user_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("COSTTUNE_DB", str(tmp_path / "home" / "user.db"))
-
 
 def _cli(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False, env={"COLUMNS": "200"})  # tables unwrapped

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from click.testing import CliRunner, Result
 
@@ -28,11 +27,6 @@ HB: dict[str, Any] = {  # the new-user test's Hyperband sweep: 17 trials, about 
     },
 }
 
-
-@pytest.fixture(autouse=True)
-def _no_user_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("COSTTUNE_DB", str(tmp_path / "home" / "user.db"))
 
 
 def _cli(*args: str) -> Result:

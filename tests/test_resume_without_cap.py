@@ -35,11 +35,6 @@ SWEEP: dict[str, Any] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _no_user_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("COSTTUNE_DB", raising=False)
-
 
 def _file(tmp_path: Path, name: str, **changes: Any) -> Path:
     path = tmp_path / name

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from click.testing import CliRunner, Result
 
@@ -29,11 +28,6 @@ SWEEP: dict[str, Any] = {
 WARNING = ("warning: scheduler.min_usd: the first rung, $0.000833 (chosen from budget.usd), is below the minimum "
            "charge of the cheapest placement, $0.0016 (60 s at $0.096/h on m5.large on-demand)")
 
-
-@pytest.fixture(autouse=True)
-def _no_user_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("COSTTUNE_DB", raising=False)
 
 
 def _file(tmp_path: Path, **changes: Any) -> Path:
