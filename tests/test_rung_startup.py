@@ -276,3 +276,20 @@ def test_a_plan_scaled_down_to_its_first_cap_keeps_its_brackets_when_the_cap_is_
     # without a cap a plan runs its iterations (one here, the one it began with) and ends: no crash, no reshaping
     assert len(study2.history().trials) == again.rungs.plan.total_trials >= before  # type: ignore[union-attr]
     assert "plan" in (again.status.stop_reason or "")
+
+
+def test_a_start_up_longer_than_its_grace_still_reaches_its_first_report_on_what_the_cap_has_left(
+        tmp_path: Path) -> None:
+    """900 s of start-up on a $0.03 cap: the estimate (the start-up alone) ran out a step before the first
+    report and the full grace (another 900 s) did not fit the cap, so the trial was judged on nothing and its
+    $0.0245 bought no result. The grace now takes what the cap has left: the trial reports and is judged."""
+    cfg = with_changes(BASE, scheduler={"type": "hyperband", "eta": 3}, budget={"usd": 0.03}, resources__workers=1,
+                       space={f"x{i}": {"type": "uniform", "low": 0.0, "high": 1.0} for i in range(1, 7)},
+                       resources__simulation__startup_seconds=900, resources__simulation__max_steps=50,
+                       resources__simulation__workload="costtune.demo.workloads:hartmann6")  # 30 s steps
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    _spec, study, _controller = _run(store, cfg)
+    first = study.history().trials[0]
+    assert first.value is not None and first.last_step is not None
+    assert first.verdicts and all(value is not None for _, value, _ in first.verdicts)
+    assert sum(t.cost_micros for t in study.history().trials) <= 30_000  # the cap holds

@@ -208,13 +208,23 @@ class Decisions:
 
     def _grace(self, live: LiveAttempt) -> bool:
         """Extend the reservation for the attempt's first report (by the larger of the first rung and
-        the start-up estimate); False if the cap cannot."""
-        grace = max(self.rungs.ladder(live.number)[0],  # type: ignore[union-attr]
-                    self._startup_guess(live.instance_type, live.rate))
+        the start-up estimate, or what the cap has left when that is less but at least the first rung);
+        False if the cap cannot."""
+        first_rung = self.rungs.ladder(live.number)[0]  # type: ignore[union-attr]
+        grace = max(first_rung, self._startup_guess(live.instance_type, live.rate))
         try:
             self.store.extend(live.key, grace)
         except CapExceeded:
-            return False
+            # Not the whole grace: what the cap has left, when that is at least a rung's worth (a first
+            # report is often a step away; judging the trial on nothing would waste all it has spent).
+            cap, spent, held = self.store.balance(self.scope)
+            grace = 0 if cap is None else cap - spent - held
+            if grace < max(first_rung, self.billing.charge(1, live.rate)):
+                return False
+            try:
+                self.store.extend(live.key, grace)
+            except CapExceeded:
+                return False
         live.grace = True
         live.reserved += grace
         live.aim(self.billing, (live.target or 0) + grace, live.rung)
