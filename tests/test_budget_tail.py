@@ -81,3 +81,12 @@ def test_a_resumed_study_prices_the_first_report_from_its_earlier_runs(tmp_path:
     assert started_without_a_report(store, study) == []
     assert status.stop_reason.startswith(
         "budget: $0.0065 left cannot carry a trial to its first report (~$0.00667 on m5.large on-demand)")
+
+
+def test_a_trial_left_queued_when_the_budget_is_spent_says_why(tmp_path: Path) -> None:
+    """One worker, a cap that runs out in the middle of the first trial (240 s start-up, 30 steps of 10 s at
+    $0.096/h cost $0.0144): the next trial stays queued, and `costtune trials` says what it waits for."""
+    _store, study, status = run(tmp_path, budget={"usd": 0.01}, resources__workers=1)
+    assert status.launched == 1
+    queued = [t for t in study.history().trials if t.state == TrialState.QUEUED]
+    assert queued and all((t.error or "").startswith("waiting: budget") for t in queued), [t.error for t in queued]

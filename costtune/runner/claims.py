@@ -250,7 +250,8 @@ class Claims:
         cap, spent, reserved = self.store.balance(self.scope)
         self._short = (max(0, (cap or 0) - spent - reserved), needed)
         self._short_at = where
-        why = None if where is None else f"waiting: {tail_words(self._short[0], needed, where)}"
+        why = (f"waiting: budget.usd reached: {format_usd(self._short[0])} left, a trial needs {format_usd(needed)}"
+               if where is None else f"waiting: {tail_words(self._short[0], needed, where)}")
         self.store.finish_trial(claimed.id, TrialState.QUEUED, error=why)
         self._idle = BUDGET
         self._denied = None
