@@ -206,7 +206,8 @@ def _rung_total(spec: SweepSpec, schedule: Schedule, overhead: int, preemption: 
     cap, trials = spec.budget.usd_micros, schedule.trials
     if cap is not None and trials and total > cap * 0.95 and schedule.kind in PLAN_KINDS:  # asha fits with start-up
         fit = min(trials, math.floor(cap / (total / trials)))
-        ends = (f"`costtune run` stops at the cap after about {fit} of the {trials} trials" if total > cap else
+        ends = (f"`costtune run` stops at the cap after about {fit} of the plan's {plural(trials, 'trial')}"
+                if total > cap else
                 "a run that costs a little more than expected stops at the cap before its last trials")
         notes.append(f"budget.usd: the plan's rungs ({format_usd(rungs)}) with start-up ({format_usd(overhead)}) and "
                      f"preemption waste come to {format_usd(total)}, {'more than' if total > cap else 'within 5% of'} "

@@ -160,7 +160,7 @@ def at_least_recorded(schedule: Schedule, trials: int, spent_micros: int, notes:
         expected_micros=at_least(schedule.expected_micros, spent_micros))
     if clamped == schedule:
         return schedule
-    notes.append(f"the whole study's plan from zero ({schedule.trials} trials, "
+    notes.append(f"the whole study's plan from zero ({plural(schedule.trials, 'trial')}, "
                  f"{format_usd(schedule.planned_micros or 0)}) is less than what it already holds "
                  f"({plural(trials, 'trial')}, {format_usd(spent_micros)} spent): shown as at least that")
     return clamped
