@@ -1,0 +1,79 @@
+"""`costtune plan` at the edges the new-user test found: a cap that cannot finish one trial, a curve study's
+resume after its cap is lifted, and the first trials a curve sweep's workers start together."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from click.testing import CliRunner, Result
+
+from costtune.cli import main
+
+SPACE = {f"x{i}": {"type": "uniform", "low": 0, "high": 1} for i in range(1, 7)}
+
+
+def _sweep(tmp_path: Path, file: str, *, name: str = "edge", scheduler: dict[str, Any] | None = None,
+           budget: dict[str, Any], workers: int = 1, max_steps: int = 50, startup: float = 900) -> Path:
+    data: dict[str, Any] = {
+        "name": name, "objective": {"metric": "loss", "mode": "min"}, "space": SPACE,
+        "sampler": {"type": "random", "seed": 1}, "budget": budget,
+        "resources": {"provider": "simulated", "region": "us-east-1", "instance_type": "m5.large",
+                      "workers": workers,
+                      "simulation": {"workload": "costtune.demo.workloads:hartmann6", "max_steps": max_steps,
+                                     "startup_seconds": startup, "seed": 0}},
+    }
+    if scheduler is not None:
+        data["scheduler"] = scheduler
+    path = tmp_path / file
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
+
+
+def _plan(path: Path, db: Path, *flags: str) -> dict[str, Any]:
+    result = _cli("plan", str(path), "--db", str(db), "--format", "json", "--no-forecast", *flags)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _run(path: Path, db: Path, *flags: str) -> None:
+    result = _cli("run", str(path), "--db", str(db), "--quiet", *flags)
+    assert result.exit_code == 0, result.output
+
+
+def _started(db: Path, study: str) -> list[dict[str, Any]]:
+    rows = json.loads(_cli("trials", study, "--db", str(db), "--format", "json").stdout)
+    return [r for r in rows if r["state"] != "queued"]
+
+
+def test_a_cap_that_cannot_finish_one_trial_still_starts_one_and_says_so(tmp_path: Path) -> None:
+    """900 s start-up on a $0.03 cap: one trial costs about $0.0304, yet the run starts it and the budget stops
+    it; the plan counts it (not 0 trials, $0) and names the trial's cost and the cap."""
+    path, db = _sweep(tmp_path, "eob1b.yaml", scheduler={"type": "fifo"}, budget={"usd": 0.03}), tmp_path / "s.db"
+    plan = _plan(path, db)
+    p = plan["plan"]
+    assert p["trial_cost_micros"] > 30_000
+    assert p["trials"] == 1 and p["planned_micros"] == 30_000
+    note = next(n for n in plan["notes"] if "cannot finish one trial" in n)
+    assert "$0.03 cap" in note and "$0.0304" in note
+    _run(path, db)
+    started = _started(db, "edge")
+    assert len(started) == p["trials"] and started[0]["state"] == "stopped"
+
+
+def test_workers_that_split_a_cap_are_all_counted_and_warned(tmp_path: Path) -> None:
+    """2 workers on a $0.05 cap, a trial at about $0.0498: both start at once, split the cap, neither finishes."""
+    path = _sweep(tmp_path, "eob.yaml", scheduler={"type": "fifo"}, budget={"usd": 0.05}, workers=2)
+    db = tmp_path / "s.db"
+    plan = _plan(path, db)
+    assert plan["plan"]["trials"] == 2
+    assert any("2 workers" in n and "split" in n and "no trial may finish" in n for n in plan["notes"])
+    _run(path, db)
+    started = _started(db, "edge")
+    assert len(started) == 2 and {r["state"] for r in started} == {"stopped"}
