@@ -77,3 +77,25 @@ def test_workers_that_split_a_cap_are_all_counted_and_warned(tmp_path: Path) -> 
     _run(path, db)
     started = _started(db, "edge")
     assert len(started) == 2 and {r["state"] for r in started} == {"stopped"}
+
+
+def _spent(db: Path, study: str) -> int:
+    return sum(r["cost_micros"] for r in json.loads(_cli("trials", study, "--db", str(db), "--format", "json").stdout))
+
+
+def test_a_curve_resume_costs_its_trials_at_what_the_studys_later_trials_cost(tmp_path: Path) -> None:
+    """A default (curve) study of 3 workers whose $0.50 cap is lifted: the first 3 trials ran to their end with
+    nothing to judge them against, later ones are stopped. The next run's spend is forecast at what the study's
+    judgeable trials cost, not with the first trials' full runs mixed in (that said 2.5x what the run spent)."""
+    db = tmp_path / "s.db"
+    first = _sweep(tmp_path, "def.yaml", name="def", budget={"usd": 0.5}, workers=3, max_steps=300, startup=30)
+    _run(first, db)
+    before, held = _spent(db, "def"), len(_started(db, "def"))
+    resume = _sweep(tmp_path, "def_nocap.yaml", name="def", budget={"trials": 140}, workers=3, max_steps=300,
+                    startup=30)
+    this = _plan(resume, db, "--change-cap")["this_run"]
+    _run(resume, db, "--change-cap")
+    added = len(_started(db, "def")) - held
+    spent = _spent(db, "def") - before
+    assert abs(this["trials"] - added) <= 2
+    assert 0.6 * spent <= this["spend_micros"] <= 1.5 * spent, (this["spend_micros"], spent)

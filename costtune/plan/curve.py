@@ -53,6 +53,7 @@ class Observed:
     stopped_mean_micros: int
     completed_mean_micros: int
     sd_micros: float = 0.0  # standard deviation of a finished trial's cost
+    first_full_micros: int | None = None  # mean cost of the first ``workers`` trials (never judged), when known
 
     @property
     def finished(self) -> int:
@@ -112,7 +113,9 @@ def _from_observed(seen: Observed, full: list[int]) -> CurveModel:
     centre = (share + _Z90**2 / (2 * n)) / (1 + _Z90**2 / n)
     half = _Z90 / (1 + _Z90**2 / n) * math.sqrt(share * (1 - share) / n + _Z90**2 / (4 * n * n))
     low, high = max(0.0, centre - half), min(1.0, centre + half)
-    done = float(seen.completed_mean_micros) if seen.completed else float(np.mean(full)) if full else 0.0
+    # a later trial run to its end costs what the study's did; none yet: what its first trials did, else the model's
+    done = (float(seen.completed_mean_micros) if seen.completed else float(seen.first_full_micros)
+            if seen.first_full_micros else float(np.mean(full)) if full else 0.0)
     stop = float(seen.stopped_mean_micros) if seen.stopped else done
 
     def cost(p: float) -> float:
@@ -121,8 +124,9 @@ def _from_observed(seen: Observed, full: list[int]) -> CurveModel:
     error = _Z90 * seen.sd_micros / math.sqrt(n)  # the mean cost's own 90% interval, half its width
     a, b = cost(low), cost(high)
     cheapest = max(min(a, b) - error, 0.5 * min(a, b))
+    first = float(seen.first_full_micros) if seen.first_full_micros else done
     return CurveModel(central=cost(share), cheapest=cheapest, dearest=max(a, b) + error, share=share, share_low=low,
-                      share_high=high, source="observed", first_full_micros=done)
+                      share_high=high, source="observed", first_full_micros=first)
 
 
 def curve_counts(model: CurveModel, budget: int | None, limit: int | None,
