@@ -99,3 +99,16 @@ def test_a_curve_resume_costs_its_trials_at_what_the_studys_later_trials_cost(tm
     spent = _spent(db, "def") - before
     assert abs(this["trials"] - added) <= 2
     assert 0.6 * spent <= this["spend_micros"] <= 1.5 * spent, (this["spend_micros"], spent)
+
+
+def test_a_curve_plans_range_holds_the_trials_its_workers_start(tmp_path: Path) -> None:
+    """Default (curve) scheduler, 3 workers, $0.50, trials of $0.13 to $0.35 run to their end: the 3 first ones
+    start together on nothing spent and later ones start while the others are still running, so the run starts
+    more trials than full costs in a row fit the cap (it started 6 where the plan said 2 to 3)."""
+    db = tmp_path / "s.db"
+    path = _sweep(tmp_path, "def.yaml", name="def", budget={"usd": 0.5}, workers=3, max_steps=300, startup=30)
+    p = _plan(path, db)["plan"]
+    _run(path, db)
+    started = len(_started(db, "def"))
+    assert p["trials_fewest"] <= started <= p["trials_most"], (started, p)
+    assert p["trials_fewest"] >= 3  # the first 3 start at once whatever they cost
