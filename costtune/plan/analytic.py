@@ -19,6 +19,7 @@ import numpy as np
 
 from costtune.money import charge_micros, format_usd
 from costtune.plan.curve import Observed, curve_counts, curve_model
+from costtune.plan.fifo import partial_trials
 from costtune.plan.forecast import Forecast, RunSample, forecast
 from costtune.plan.shapes import Shape, sample_shapes
 from costtune.plan.startup import FirstReports, StartupEstimate, measured_warning
@@ -267,7 +268,7 @@ def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str], observed: 
                      "to bound it")
         return Schedule(kind=kind, trials=limit, planned_micros=budget)
     trials, planned = _fill(budget, limit, cost)
-    trials, planned = _partial(spec, shapes, cost, trials, planned, notes)
+    trials, planned = partial_trials(spec, shapes, cost, trials, planned, notes)
     return Schedule(kind=kind, trials=trials, trials_estimated=True, planned_micros=planned, expected_micros=planned,
                     trial_cost_micros=cost)
 
@@ -297,43 +298,6 @@ def _curve_schedule(spec: SweepSpec, shapes: list[Shape], full: list[int], obser
                     expected_micros=planned, trial_cost_micros=round(model.central), trials_fewest=fewest,
                     trials_most=most, stop_model=model.source, stop_share=model.share,
                     trial_cost_cheapest_micros=round(model.cheapest), trial_cost_dearest_micros=round(model.dearest))
-
-
-def _partial(spec: SweepSpec, shapes: list[Shape], cost: int, trials: int | None, planned: int | None,
-             notes: list[str]) -> tuple[int | None, int | None]:
-    """Fifo trials started with the ones the cap cannot finish: a trial starts while the cap left funds its
-    start-up and first report (``runner.claims``), and is then stopped by the budget; ``workers`` trials start at
-    once, sharing the cap. Returns (trials, planned micro-dollars), with a note when no trial may finish."""
-    cap, limit, workers = spec.budget.usd_micros, spec.max_trials, spec.resources.workers
-    if cap is None or trials is None or cost <= 0:
-        return trials, planned
-    reach = _mean_reach(spec, shapes)
-    if reach <= 0 or reach >= cost:
-        return trials, planned
-    started = trials + (1 if cap - trials * cost >= reach else 0)  # the last one, cut short by the cap
-    wave = min(workers, cap // reach)  # the first trials start together, each with a share of the cap
-    started = max(started, wave)
-    started = started if limit is None else min(started, limit)
-    if started <= trials:
-        return trials, planned
-    if cost > cap:
-        notes.append(f"budget.usd: the {format_usd(cap)} cap cannot finish one trial (expected cost "
-                     f"{format_usd(cost)}): a trial started is stopped by the budget before its end, counted as a "
-                     "partial trial" + (f"; with {workers} workers the cap is split between the "
-                                         f"{plural(wave, 'trial')} started at once" if wave > 1 else ""))
-    elif wave > 1 and cap / wave < cost:
-        notes.append(f"budget.usd: with {workers} workers the {format_usd(cap)} cap is split between the "
-                     f"{plural(wave, 'trial')} started at once (about {format_usd(cap // wave)} each, a trial is "
-                     f"expected to cost {format_usd(cost)}): no trial may finish; "
-                     f"{'both' if wave == 2 else 'all'} are stopped by the budget")
-    return started, cap
-
-
-def _mean_reach(spec: SweepSpec, shapes: list[Shape]) -> int:
-    """Mean charge (micro-dollars) for a trial to reach its first report: start-up and first step, billed."""
-    rule = spec.resources.billing
-    costs = [rule.charge(round((s.startup_s + s.steps[0][0]) * 1000), s.rate_micros) for s in shapes if s.steps]
-    return round(float(np.mean(costs))) if costs else 0
 
 
 def _step_up(level: float, below: float, full: list[int]) -> float:
