@@ -16,7 +16,7 @@ from costtune.words import plural
 
 
 def partial_trials(spec: SweepSpec, shapes: list[Shape], cost: int, trials: int | None, planned: int | None,
-             notes: list[str]) -> tuple[int | None, int | None]:
+                   notes: list[str]) -> tuple[int | None, int | None]:
     """Fifo trials started with the ones the cap cannot finish: a trial starts while the cap left funds its
     start-up and first report (``runner.claims``), and is then stopped by the budget; ``workers`` trials start at
     once, sharing the cap. Returns (trials, planned micro-dollars), with a note when no trial may finish."""
