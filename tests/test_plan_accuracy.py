@@ -106,8 +106,10 @@ def test_a_resumes_plan_shows_what_is_spent_and_what_the_next_run_adds(tmp_path:
     assert run["trials"] < out["plan"]["trials"]  # not the whole study's plan again
     assert run["instance_hours"] > 0 and run["wall_hours"] == run["instance_hours"]  # one worker
     assert out["plan"]["stop_model"] == "observed"
-    stopped = sum(1 for t in before if t["state"] == "stopped" and t["verdicts"])
-    finished = sum(1 for t in before if t["state"] in ("stopped", "complete"))
+    # the share among the trials curve stopping could judge: not the first (one worker), which nothing could stop
+    judged = [t for t in before if t["trial"] >= 1 and (t["state"] == "complete" or t["verdicts"])]
+    stopped = sum(1 for t in judged if t["state"] == "stopped")
+    finished = len(judged)
     assert out["plan"]["stop_share"] == pytest.approx(stopped / finished)
     table = _table(str(later), "--db", str(db), "--no-forecast", "--change-cap")
     assert f"already run (the study so far) {len(before)} trials" in table

@@ -19,6 +19,7 @@ import numpy as np
 
 from costtune.money import charge_micros, format_usd
 from costtune.plan.curve import Observed, curve_counts, curve_model
+from costtune.plan.fifo import partial_trials
 from costtune.plan.forecast import Forecast, RunSample, forecast
 from costtune.plan.shapes import Shape, sample_shapes
 from costtune.plan.startup import FirstReports, StartupEstimate, measured_warning
@@ -268,6 +269,7 @@ def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str], observed: 
                      "to bound it")
         return Schedule(kind=kind, trials=limit, planned_micros=budget)
     trials, planned = _fill(budget, limit, cost)
+    trials, planned = partial_trials(spec, shapes, cost, trials, planned, notes)
     return Schedule(kind=kind, trials=trials, trials_estimated=True, planned_micros=planned, expected_micros=planned,
                     trial_cost_micros=cost)
 

@@ -13,7 +13,9 @@ trial so far, which no plan knows, so the plan states an assumption and shows it
   step times). The range goes from *fewest* trials (none stopped: every trial runs to its end, as
   under fifo) to *most* (every trial but the first ``workers`` stopped at its first judgeable
   checkpoint); ``curve_counts`` replays sweeps drawn from the sampled configurations for the counts, so
-  that a few dear configurations weigh on a small budget as they do in a real sweep. On the bundled
+  that a few dear configurations weigh on a small budget as they do in a real sweep. With several workers
+  the replay runs ``workers`` trials at once: a trial starts when a worker frees up, while the trials on the
+  others have spent part of their cost, so more trials start than full costs in a row would fit. On the bundled
   benchmark workloads the share stopped was 0.1 to 0.75, many at later checkpoints: the central figure
   is a stated guess, the range is what to plan on.
 - **observed** (a resumed study with finished trials): the share of its finished trials that curve
@@ -53,6 +55,7 @@ class Observed:
     stopped_mean_micros: int
     completed_mean_micros: int
     sd_micros: float = 0.0  # standard deviation of a finished trial's cost
+    first_full_micros: int | None = None  # mean cost of the first ``workers`` trials (never judged), when known
 
     @property
     def finished(self) -> int:
@@ -112,7 +115,9 @@ def _from_observed(seen: Observed, full: list[int]) -> CurveModel:
     centre = (share + _Z90**2 / (2 * n)) / (1 + _Z90**2 / n)
     half = _Z90 / (1 + _Z90**2 / n) * math.sqrt(share * (1 - share) / n + _Z90**2 / (4 * n * n))
     low, high = max(0.0, centre - half), min(1.0, centre + half)
-    done = float(seen.completed_mean_micros) if seen.completed else float(np.mean(full)) if full else 0.0
+    # a later trial run to its end costs what the study's did; none yet: what its first trials did, else the model's
+    done = (float(seen.completed_mean_micros) if seen.completed else float(seen.first_full_micros)
+            if seen.first_full_micros else float(np.mean(full)) if full else 0.0)
     stop = float(seen.stopped_mean_micros) if seen.stopped else done
 
     def cost(p: float) -> float:
@@ -121,8 +126,9 @@ def _from_observed(seen: Observed, full: list[int]) -> CurveModel:
     error = _Z90 * seen.sd_micros / math.sqrt(n)  # the mean cost's own 90% interval, half its width
     a, b = cost(low), cost(high)
     cheapest = max(min(a, b) - error, 0.5 * min(a, b))
+    first = float(seen.first_full_micros) if seen.first_full_micros else done
     return CurveModel(central=cost(share), cheapest=cheapest, dearest=max(a, b) + error, share=share, share_low=low,
-                      share_high=high, source="observed", first_full_micros=done)
+                      share_high=high, source="observed", first_full_micros=first)
 
 
 def curve_counts(model: CurveModel, budget: int | None, limit: int | None,
@@ -158,8 +164,7 @@ def curve_counts(model: CurveModel, budget: int | None, limit: int | None,
     stopped[:, :workers] = False
 
     def counts(costs: np.ndarray) -> np.ndarray:
-        before = np.cumsum(costs, axis=1) - costs  # spent when each trial starts
-        return (before < spend).sum(axis=1)  # a trial starts while money is left; the last one is cut short
+        return (_spent_at_starts(costs, workers, spend) < spend).sum(axis=1)  # starts while money is left
 
     def scaled(value: float) -> int:
         n = round(value * scale) if scale > 1.0 else int(value)
@@ -170,6 +175,33 @@ def curve_counts(model: CurveModel, budget: int | None, limit: int | None,
     every = counts(np.where(np.arange(length) < workers, full[pick], stops[pick]))
     return (scaled(float(np.median(central))), scaled(float(np.percentile(none, 10))),
             scaled(float(np.percentile(every, 90))))
+
+
+def _spent_at_starts(costs: np.ndarray, workers: int, spend: float) -> np.ndarray:
+    """What each replayed sweep (a row of trial costs, micro-dollars) has spent when each of its trials starts.
+
+    One worker: the costs of the trials before it. More: ``workers`` trials run at once, each spending at the
+    same pace (its time taken as its cost), the next one starting on the worker that frees up first; the trials
+    still running on the other workers have spent only part of their cost by then, so more trials start within
+    a cap than its full costs in a row say (the first ``workers`` all start at once, on nothing spent). Once
+    every row has spent ``spend``, the later starts are left at infinity."""
+    total = np.cumsum(costs, axis=1) - costs
+    if workers <= 1 or costs.shape[1] <= workers:
+        return total if workers <= 1 else np.zeros_like(costs)
+    draws, length = costs.shape
+    ends = costs[:, :workers].copy()  # when each worker's trial ends (spend-time units)
+    out = np.full_like(costs, np.inf)
+    out[:, :workers] = 0.0
+    rows = np.arange(draws)
+    for k in range(workers, length):
+        w = ends.argmin(axis=1)
+        now = ends[rows, w]
+        # all started trials' costs, less what the ones still running on the other workers have yet to spend
+        out[:, k] = total[:, k] - np.maximum(0.0, ends - now[:, None]).sum(axis=1)
+        ends[rows, w] = now + costs[:, k]
+        if (out[:, k] >= spend).all():
+            break
+    return out
 
 
 def trials_for(budget: float | None, limit: int | None, workers: int, per_trial: float,

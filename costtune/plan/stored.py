@@ -32,10 +32,9 @@ _FINISHED_COSTS_SQL = ("SELECT t.number, t.cost_micros FROM trial t JOIN study s
 
 # Finished trials by how they ended: curve-stopped ones (state stopped with a verdict on record) and completed ones.
 _FINISHED_SQL = (
-    "SELECT t.state, CASE WHEN t.verdicts_json IS NULL OR t.verdicts_json = '[]' THEN 0 ELSE 1 END, "
-    "COUNT(*), COALESCE(SUM(t.cost_micros), 0), COALESCE(SUM(1.0 * t.cost_micros * t.cost_micros), 0) "
-    "FROM trial t JOIN study s ON s.id = t.study_id "
-    "WHERE s.name = ? AND t.state IN ('stopped', 'complete') GROUP BY 1, 2"
+    "SELECT t.number, t.state, CASE WHEN t.verdicts_json IS NULL OR t.verdicts_json = '[]' THEN 0 ELSE 1 END, "
+    "t.cost_micros FROM trial t JOIN study s ON s.id = t.study_id "
+    "WHERE s.name = ? AND t.state IN ('stopped', 'complete')"
 )
 
 
@@ -82,20 +81,28 @@ def _moment(value: Any) -> datetime:
 
 
 
-def read_observed(db_url: str, name: str) -> Observed | None:
+def read_observed(db_url: str, name: str, workers: int = 1) -> Observed | None:
     """How study ``name``'s finished trials ended (read-only): stopped by a scheduler's verdict or completed,
-    with their mean costs (micro-dollars); None when it has none (or there is no such study)."""
-    rows = read_rows(db_url, _FINISHED_SQL, name)
-    counts = {(str(state), int(judged)): (int(n), int(total)) for state, judged, n, total, _ in rows}
-    stopped_n, stopped_sum = counts.get(("stopped", 1), (0, 0))
-    done_n, done_sum = counts.get(("complete", 0), (0, 0))
-    judged_n, judged_sum = counts.get(("complete", 1), (0, 0))  # ran to its end past a verdict to run on
-    done_n, done_sum = done_n + judged_n, done_sum + judged_sum
-    if not stopped_n and not done_n:
+    with their mean costs (micro-dollars); None when it has none (or there is no such study).
+
+    The first ``workers`` trials (numbers below it) start before any trial has completed, so curve stopping
+    has nothing to judge them against and they run to their end: they give ``first_full_micros`` and are left
+    out of the share and costs of the later trials, which can be stopped (unless they are all there is).
+    Trials stopped without a verdict (by the budget, or asked to stop) count in neither."""
+    rows = [(int(n), str(state), int(judged), int(cost or 0)) for n, state, judged, cost in
+            read_rows(db_url, _FINISHED_SQL, name)]
+    ended = [(n, state == "stopped", cost) for n, state, judged, cost in rows if judged or state == "complete"]
+    first = [cost for n, stopped, cost in ended if n < workers and not stopped]
+    later = [(stopped, cost) for n, stopped, cost in ended if n >= workers]
+    if not later:
+        later = [(stopped, cost) for _n, stopped, cost in ended]
+    if not later:
         return None
-    n = stopped_n + done_n
-    mean = (stopped_sum + done_sum) / n
-    squares = sum(float(r[4]) for r in rows)
-    spread = math.sqrt(max(0.0, squares / n - mean * mean) * n / max(1, n - 1))
-    return Observed(stopped=stopped_n, completed=done_n, stopped_mean_micros=stopped_sum // max(1, stopped_n),
-                    completed_mean_micros=done_sum // max(1, done_n), sd_micros=spread)
+    stopped = [c for s, c in later if s]
+    done = [c for s, c in later if not s]
+    costs = [c for _s, c in later]
+    n, mean = len(costs), sum(costs) / len(costs)
+    spread = math.sqrt(sum((c - mean) ** 2 for c in costs) / max(1, n - 1))
+    return Observed(stopped=len(stopped), completed=len(done), stopped_mean_micros=sum(stopped) // max(1, len(stopped)),
+                    completed_mean_micros=sum(done) // max(1, len(done)), sd_micros=spread,
+                    first_full_micros=sum(first) // len(first) if first else None)

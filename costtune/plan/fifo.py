@@ -1,0 +1,52 @@
+"""Fifo trials a cap starts but cannot finish, for ``costtune plan``.
+
+``costtune run`` starts a trial while the cap left funds its start-up and first report
+(``costtune.runner.claims``); the budget then stops it before its end. ``workers`` trials start at once,
+each with a share of a binding cap. The analytic plan counts those trials as partial ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from costtune.money import format_usd
+from costtune.plan.shapes import Shape
+from costtune.spec import SweepSpec
+from costtune.words import plural
+
+
+def partial_trials(spec: SweepSpec, shapes: list[Shape], cost: int, trials: int | None, planned: int | None,
+                   notes: list[str]) -> tuple[int | None, int | None]:
+    """Fifo trials started with the ones the cap cannot finish: a trial starts while the cap left funds its
+    start-up and first report (``runner.claims``), and is then stopped by the budget; ``workers`` trials start at
+    once, sharing the cap. Returns (trials, planned micro-dollars), with a note when no trial may finish."""
+    cap, limit, workers = spec.budget.usd_micros, spec.max_trials, spec.resources.workers
+    if cap is None or trials is None or cost <= 0:
+        return trials, planned
+    reach = mean_reach(spec, shapes)
+    if reach <= 0 or reach >= cost:
+        return trials, planned
+    started = trials + (1 if cap - trials * cost >= reach else 0)  # the last one, cut short by the cap
+    wave = min(workers, cap // reach)  # the first trials start together, each with a share of the cap
+    started = max(started, wave)
+    started = started if limit is None else min(started, limit)
+    if started <= trials:
+        return trials, planned
+    if cost > cap:
+        notes.append(f"budget.usd: the {format_usd(cap)} cap cannot finish one trial (expected cost "
+                     f"{format_usd(cost)}): a trial started is stopped by the budget before its end, counted as a "
+                     "partial trial" + (f"; with {workers} workers the cap is split between the "
+                                         f"{plural(wave, 'trial')} started at once" if wave > 1 else ""))
+    elif wave > 1 and cap / wave < cost:
+        notes.append(f"budget.usd: with {workers} workers the {format_usd(cap)} cap is split between the "
+                     f"{plural(wave, 'trial')} started at once (about {format_usd(cap // wave)} each, a trial is "
+                     f"expected to cost {format_usd(cost)}): no trial may finish; "
+                     f"{'both' if wave == 2 else 'all'} are stopped by the budget")
+    return started, cap
+
+
+def mean_reach(spec: SweepSpec, shapes: list[Shape]) -> int:
+    """Mean charge (micro-dollars) for a trial to reach its first report: start-up and first step, billed."""
+    rule = spec.resources.billing
+    costs = [rule.charge(round((s.startup_s + s.steps[0][0]) * 1000), s.rate_micros) for s in shapes if s.steps]
+    return round(float(np.mean(costs))) if costs else 0

@@ -1,0 +1,114 @@
+"""`costtune plan` at the edges the new-user test found: a cap that cannot finish one trial, a curve study's
+resume after its cap is lifted, and the first trials a curve sweep's workers start together."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from click.testing import CliRunner, Result
+
+from costtune.cli import main
+
+SPACE = {f"x{i}": {"type": "uniform", "low": 0, "high": 1} for i in range(1, 7)}
+
+
+def _sweep(tmp_path: Path, file: str, *, name: str = "edge", scheduler: dict[str, Any] | None = None,
+           budget: dict[str, Any], workers: int = 1, max_steps: int = 50, startup: float = 900) -> Path:
+    data: dict[str, Any] = {
+        "name": name, "objective": {"metric": "loss", "mode": "min"}, "space": SPACE,
+        "sampler": {"type": "random", "seed": 1}, "budget": budget,
+        "resources": {"provider": "simulated", "region": "us-east-1", "instance_type": "m5.large",
+                      "workers": workers,
+                      "simulation": {"workload": "costtune.demo.workloads:hartmann6", "max_steps": max_steps,
+                                     "startup_seconds": startup, "seed": 0}},
+    }
+    if scheduler is not None:
+        data["scheduler"] = scheduler
+    path = tmp_path / file
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
+
+
+def _plan(path: Path, db: Path, *flags: str) -> dict[str, Any]:
+    result = _cli("plan", str(path), "--db", str(db), "--format", "json", "--no-forecast", *flags)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _run(path: Path, db: Path, *flags: str) -> None:
+    result = _cli("run", str(path), "--db", str(db), "--quiet", *flags)
+    assert result.exit_code == 0, result.output
+
+
+def _started(db: Path, study: str) -> list[dict[str, Any]]:
+    rows = json.loads(_cli("trials", study, "--db", str(db), "--format", "json").stdout)
+    return [r for r in rows if r["state"] != "queued"]
+
+
+def test_a_cap_that_cannot_finish_one_trial_still_starts_one_and_says_so(tmp_path: Path) -> None:
+    """900 s start-up on a $0.03 cap: one trial costs about $0.0304, yet the run starts it and the budget stops
+    it; the plan counts it (not 0 trials, $0) and names the trial's cost and the cap."""
+    path, db = _sweep(tmp_path, "eob1b.yaml", scheduler={"type": "fifo"}, budget={"usd": 0.03}), tmp_path / "s.db"
+    plan = _plan(path, db)
+    p = plan["plan"]
+    assert p["trial_cost_micros"] > 30_000
+    assert p["trials"] == 1 and p["planned_micros"] == 30_000
+    note = next(n for n in plan["notes"] if "cannot finish one trial" in n)
+    assert "$0.03 cap" in note and "$0.0304" in note
+    _run(path, db)
+    started = _started(db, "edge")
+    assert len(started) == p["trials"] and started[0]["state"] == "stopped"
+
+
+def test_workers_that_split_a_cap_are_all_counted_and_warned(tmp_path: Path) -> None:
+    """2 workers on a $0.05 cap, a trial at about $0.0498: both start at once, split the cap, neither finishes."""
+    path = _sweep(tmp_path, "eob.yaml", scheduler={"type": "fifo"}, budget={"usd": 0.05}, workers=2)
+    db = tmp_path / "s.db"
+    plan = _plan(path, db)
+    assert plan["plan"]["trials"] == 2
+    assert any("2 workers" in n and "split" in n and "no trial may finish" in n for n in plan["notes"])
+    _run(path, db)
+    started = _started(db, "edge")
+    assert len(started) == 2 and {r["state"] for r in started} == {"stopped"}
+
+
+def _spent(db: Path, study: str) -> int:
+    return sum(r["cost_micros"] for r in json.loads(_cli("trials", study, "--db", str(db), "--format", "json").stdout))
+
+
+def test_a_curve_resume_costs_its_trials_at_what_the_studys_later_trials_cost(tmp_path: Path) -> None:
+    """A default (curve) study of 3 workers whose $0.50 cap is lifted: the first 3 trials ran to their end with
+    nothing to judge them against, later ones are stopped. The next run's spend is forecast at what the study's
+    judgeable trials cost, not with the first trials' full runs mixed in (that said 2.5x what the run spent)."""
+    db = tmp_path / "s.db"
+    first = _sweep(tmp_path, "def.yaml", name="def", budget={"usd": 0.5}, workers=3, max_steps=300, startup=30)
+    _run(first, db)
+    before, held = _spent(db, "def"), len(_started(db, "def"))
+    resume = _sweep(tmp_path, "def_nocap.yaml", name="def", budget={"trials": 140}, workers=3, max_steps=300,
+                    startup=30)
+    this = _plan(resume, db, "--change-cap")["this_run"]
+    _run(resume, db, "--change-cap")
+    added = len(_started(db, "def")) - held
+    spent = _spent(db, "def") - before
+    assert abs(this["trials"] - added) <= 2
+    assert 0.6 * spent <= this["spend_micros"] <= 1.5 * spent, (this["spend_micros"], spent)
+
+
+def test_a_curve_plans_range_holds_the_trials_its_workers_start(tmp_path: Path) -> None:
+    """Default (curve) scheduler, 3 workers, $0.50, trials of $0.13 to $0.35 run to their end: the 3 first ones
+    start together on nothing spent and later ones start while the others are still running, so the run starts
+    more trials than full costs in a row fit the cap (it started 6 where the plan said 2 to 3)."""
+    db = tmp_path / "s.db"
+    path = _sweep(tmp_path, "def.yaml", name="def", budget={"usd": 0.5}, workers=3, max_steps=300, startup=30)
+    p = _plan(path, db)["plan"]
+    _run(path, db)
+    started = len(_started(db, "def"))
+    assert p["trials_fewest"] <= started <= p["trials_most"], (started, p)
+    assert p["trials_fewest"] >= 3  # the first 3 start at once whatever they cost
