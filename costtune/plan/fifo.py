@@ -35,10 +35,10 @@ def partial_trials(spec: SweepSpec, shapes: list[Shape], cost: int, trials: int 
     if cost > cap:
         notes.append(f"budget.usd: the {format_usd(cap)} cap cannot finish one trial (expected cost "
                      f"{format_usd(cost)}): a trial started is stopped by the budget before its end, counted as a "
-                     "partial trial" + (f"; with {workers} workers the cap is split between the "
+                     "partial trial" + (f"; with {plural(workers, 'worker')} the cap is split between the "
                                          f"{plural(wave, 'trial')} started at once" if wave > 1 else ""))
     elif wave > 1 and cap / wave < cost:
-        notes.append(f"budget.usd: with {workers} workers the {format_usd(cap)} cap is split between the "
+        notes.append(f"budget.usd: with {plural(workers, 'worker')} the {format_usd(cap)} cap is split between the "
                      f"{plural(wave, 'trial')} started at once (about {format_usd(cap // wave)} each, a trial is "
                      f"expected to cost {format_usd(cost)}): no trial may finish; "
                      f"{'both' if wave == 2 else 'all'} are stopped by the budget")
