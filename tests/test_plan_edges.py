@@ -112,3 +112,14 @@ def test_a_curve_plans_range_holds_the_trials_its_workers_start(tmp_path: Path) 
     started = len(_started(db, "def"))
     assert p["trials_fewest"] <= started <= p["trials_most"], (started, p)
     assert p["trials_fewest"] >= 3  # the first 3 start at once whatever they cost
+
+
+def test_the_forecast_counts_the_trials_a_run_starts_not_the_one_the_cap_leaves_queued(tmp_path: Path) -> None:
+    """The same $0.03 cap: the run starts one trial and leaves the next queued; the forecast's trial count
+    said 2 (every trial created), now 1, what the run starts."""
+    from costtune.plan.forecast import simulate_once
+
+    path, db = _sweep(tmp_path, "eob1b.yaml", scheduler={"type": "fifo"}, budget={"usd": 0.03}), tmp_path / "s.db"
+    sample = simulate_once(yaml.safe_load(path.read_text()))
+    _run(path, db)
+    assert sample.trials == len(_started(db, "edge")) == 1

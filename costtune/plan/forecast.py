@@ -115,6 +115,7 @@ def simulate_once(raw: dict[str, Any], *, exact_sampler: bool = True) -> RunSamp
 
     ``exact_sampler=False`` swaps a model-based sampler for random draws (see the module doc).
     """
+    from costtune.history import TrialState
     from costtune.providers import make_provider
     from costtune.runner.controller import SweepController
     from costtune.runner.session import open_sweep
@@ -134,7 +135,8 @@ def simulate_once(raw: dict[str, Any], *, exact_sampler: bool = True) -> RunSamp
         if stand_in:
             study.sampler = RandomSampler()  # also replaces BOHB's rung model, set up by the controller
         status = controller.run()
-        trials = len(study.history().trials)
+        # trials started (a trial the cap left queued, never launched, is not one the run runs)
+        trials = sum(1 for t in study.history().trials if t.attempts or t.state != TrialState.QUEUED)
     finally:
         store.close()
     seed = run_spec.resources.simulation.seed if run_spec.resources.simulation else 0
