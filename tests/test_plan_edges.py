@@ -123,3 +123,26 @@ def test_the_forecast_counts_the_trials_a_run_starts_not_the_one_the_cap_leaves_
     sample = simulate_once(yaml.safe_load(path.read_text()))
     _run(path, db)
     assert sample.trials == len(_started(db, "edge")) == 1
+
+
+def test_a_cap_below_one_start_up_is_planned_as_no_trial_and_says_why(tmp_path: Path) -> None:
+    """$0.005 against a 600 s start-up (~$0.016 on m5.large on demand): the run starts nothing; the plan said
+    0 trials without a word."""
+    path = _sweep(tmp_path, "tiny.yaml", scheduler={"type": "fifo"}, budget={"usd": 0.005}, workers=2, startup=600)
+    plan = _plan(path, tmp_path / "s.db")
+    assert plan["plan"]["trials"] == 0
+    assert any("cannot carry a trial to its first report" in n and "$0.005 cap" in n for n in plan["notes"])
+
+
+def test_a_resumed_rung_plan_keeps_its_rung_money_apart_from_the_spend(tmp_path: Path) -> None:
+    """ASHA's planned money counts only what trials spend after their first report; on a resume it was raised to
+    the study's spend (start-up included) with a note comparing the two."""
+    asha = {"type": "asha", "min_usd": 0.002, "max_usd": 0.018, "eta": 3}
+    db = tmp_path / "s.db"
+    first = _sweep(tmp_path, "b.yaml", scheduler=asha, budget={"usd": 0.4}, workers=3, startup=600)
+    before = _plan(first, db)["plan"]["planned_micros"]
+    _run(first, db)
+    raised = _sweep(tmp_path, "b2.yaml", scheduler=asha, budget={"usd": 0.8}, workers=3, startup=600)
+    plan = _plan(raised, db, "--change-cap")
+    assert plan["plan"]["planned_micros"] >= before
+    assert not any("is less than what it already holds" in n and "spent" in n for n in plan["notes"]), plan["notes"]

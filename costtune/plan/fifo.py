@@ -24,6 +24,10 @@ def partial_trials(spec: SweepSpec, shapes: list[Shape], cost: int, trials: int 
     if cap is None or trials is None or cost <= 0:
         return trials, planned
     reach = mean_reach(spec, shapes)
+    if reach > 0 and cap < reach:
+        notes.append(f"budget.usd: the {format_usd(cap)} cap cannot carry a trial to its first report (~"
+                     f"{format_usd(reach)} for start-up and first step): `costtune run` starts no trial")
+        return 0, 0
     if reach <= 0 or reach >= cost:
         return trials, planned
     started = trials + (1 if cap - trials * cost >= reach else 0)  # the last one, cut short by the cap
@@ -46,7 +50,9 @@ def partial_trials(spec: SweepSpec, shapes: list[Shape], cost: int, trials: int 
 
 
 def mean_reach(spec: SweepSpec, shapes: list[Shape]) -> int:
-    """Mean charge (micro-dollars) for a trial to reach its first report: start-up and first step, billed."""
+    """Mean charge (micro-dollars) for a trial to reach its first report: start-up and first step (start-up
+    alone for a shape without steps), billed."""
     rule = spec.resources.billing
-    costs = [rule.charge(round((s.startup_s + s.steps[0][0]) * 1000), s.rate_micros) for s in shapes if s.steps]
+    costs = [rule.charge(round((s.startup_s + (s.steps[0][0] if s.steps else 0.0)) * 1000), s.rate_micros)
+             for s in shapes]
     return round(float(np.mean(costs))) if costs else 0

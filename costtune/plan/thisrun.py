@@ -149,18 +149,24 @@ def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_cost
 
 def at_least_recorded(schedule: Schedule, trials: int, spent_micros: int, notes: list[str]) -> Schedule:
     """The whole study's figures never below what it already holds: at least ``trials`` trials started (the
-    range's ends too) and ``spent_micros`` planned and expected; a note says when the plan from zero was less."""
+    range's ends too) and ``spent_micros`` planned and expected; a note says when the plan from zero was less.
+
+    A rung plan's money counts only what trials spend after their first report (start-up is shown apart), so it
+    is not comparable with the study's spend and is left as planned; its trial counts are still clamped."""
     def at_least(value: int | None, floor: int) -> int | None:
         return None if value is None else max(value, floor)
 
+    rungs_only = schedule.kind in (*PLAN_KINDS, "asha")
+    money_floor = 0 if rungs_only else spent_micros
     clamped = dataclasses.replace(
         schedule, trials=at_least(schedule.trials, trials), trials_fewest=at_least(schedule.trials_fewest, trials),
         trials_most=at_least(schedule.trials_most, trials),
-        planned_micros=at_least(schedule.planned_micros, spent_micros),
-        expected_micros=at_least(schedule.expected_micros, spent_micros))
+        planned_micros=at_least(schedule.planned_micros, money_floor),
+        expected_micros=at_least(schedule.expected_micros, money_floor))
     if clamped == schedule:
         return schedule
-    notes.append(f"the whole study's plan from zero ({plural(schedule.trials, 'trial')}, "
-                 f"{format_usd(schedule.planned_micros or 0)}) is less than what it already holds "
-                 f"({plural(trials, 'trial')}, {format_usd(spent_micros)} spent): shown as at least that")
+    money = "" if rungs_only else f", {format_usd(schedule.planned_micros or 0)}"
+    spent = "" if rungs_only else f", {format_usd(spent_micros)} spent"
+    notes.append(f"the whole study's plan from zero ({plural(schedule.trials or 0, 'trial')}{money}) is less than what "
+                 f"it already holds ({plural(trials, 'trial')}{spent}): shown as at least that")
     return clamped
