@@ -219,7 +219,7 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
         err_console.print(styled((f"warning: {low}", "yellow")), highlight=False, soft_wrap=True)
     measured = read_first_reports(url, spec.name, spec.resources.billing)
     sim = spec.resources.simulation
-    startup = startup_estimate(spec.resources.provider, None if sim is None else sim.startup_seconds, url, spec.name)
+    startup = startup_estimate(spec.resources.provider, None if sim is None else sim.startup_seconds, measured)
     observed = read_observed(url, spec.name, spec.resources.workers) if stored is not None else None
     result = build_plan(spec, measured=measured, resumes=stored, observed=observed, startup=startup)
     result.notes.extend(notes)

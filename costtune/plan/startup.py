@@ -36,10 +36,6 @@ _AT_RUNG = 0.95
 # minutes an attempt; the benchmarks' simulated AWS uses 60 s of boot). The middle of that range.
 CLOUD_STARTUP_S = 120.0
 CLOUD_PROVIDERS = ("aws", "gcp", "azure")
-_ELAPSED_SQL = (
-    "SELECT (SELECT MIN(r.elapsed_s) FROM report r WHERE r.trial_id = a.trial_id AND r.attempt_id = a.id) "
-    "FROM attempt a JOIN trial t ON t.id = a.trial_id JOIN study s ON s.id = t.study_id WHERE s.name = ?"
-)
 _ATTEMPTS_SQL = (
     "SELECT a.rate_micros_per_hour, a.cost_micros, a.exit_reason, a.ended_at, "
     "(SELECT MIN(r.elapsed_s) FROM report r WHERE r.trial_id = a.trial_id AND r.attempt_id = a.id) "  # indexed
@@ -55,6 +51,7 @@ class FirstReports:
     where: str
     exact_micros: tuple[int, ...]
     at_least_micros: tuple[int, ...]
+    first_seconds: tuple[float, ...] = ()  # seconds to first report of the attempts in ``exact_micros``
 
     @property
     def attempts(self) -> int:
@@ -103,15 +100,15 @@ class StartupEstimate:
         return ""
 
 
-def startup_estimate(provider: str, simulated_s: float | None, db_url: str | None, study: str) -> StartupEstimate:
+def startup_estimate(provider: str, simulated_s: float | None, measured: FirstReports | None) -> StartupEstimate:
     """Per-launch start-up for the plan: the simulation's ``startup_seconds``; else the median time to first
-    report of the study's earlier attempts in the store at ``db_url`` (read-only), for a cloud provider; else
+    report of the study's earlier attempts (``read_first_reports``), for a cloud provider; else
     ``CLOUD_STARTUP_S`` for a cloud provider; 0 for a local one (its start-up is its interpreter's, not billed)."""
     if simulated_s is not None:
         return StartupEstimate(simulated_s, "simulation")
     if provider not in CLOUD_PROVIDERS:
         return StartupEstimate(0.0, "none")
-    seen = [float(r[0]) for r in (read_rows(db_url, _ELAPSED_SQL, study) if db_url else []) if r[0] is not None]
+    seen = list(measured.first_seconds) if measured is not None else []
     if seen:
         return StartupEstimate(float(statistics.median(seen)), "measured", len(seen))
     return StartupEstimate(CLOUD_STARTUP_S, "estimate")
@@ -127,15 +124,16 @@ def read_first_reports(db_url: str, study: str, rule: BillingRule) -> FirstRepor
     rows = read_rows(db_url, _ATTEMPTS_SQL, study)
     if not rows:
         return None
-    exact, at_least = [], []
+    exact, at_least, seconds = [], [], []
     for rate, cost, reason, ended, first_s in rows:
         if first_s is not None:
             exact.append(rule.charge(round(float(first_s) * 1000), int(rate or 0)))
+            seconds.append(float(first_s))
         elif ended is not None and reason in _CENSORING_ENDS:
             at_least.append(int(cost or 0))
     if not exact and not at_least:
         return None
-    return FirstReports(study, where_of(db_url), tuple(exact), tuple(at_least))
+    return FirstReports(study, where_of(db_url), tuple(exact), tuple(at_least), tuple(seconds))
 
 
 def read_rows(db_url: str, sql: str, name: str) -> list[Any]:

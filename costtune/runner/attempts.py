@@ -19,7 +19,12 @@ from costtune.spec.environment import resolve_env
 from costtune.store import ClaimedTrial
 from costtune.trialrun import BASE_ENV, ENV_START_STEP, TrialLaunch, trial_environment
 
-__all__ = ["BASE_ENV", "ENV_START_STEP", "LiveAttempt", "last_affordable_ms", "launch_request", "trial_environment"]
+__all__ = ["BASE_ENV", "ENV_START_STEP", "STARTUP_SEEN", "LiveAttempt", "last_affordable_ms", "launch_request",
+           "trial_environment"]
+
+# Start-up estimates (rung grace, the cost to a first report) take the median of this many latest first
+# reports per instance type.
+STARTUP_SEEN = 25
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from costtune.errors import CapExceeded, LaunchLimit
 from costtune.history import TrialState
 from costtune.money import format_usd
-from costtune.runner.attempts import LiveAttempt
+from costtune.runner.attempts import STARTUP_SEEN, LiveAttempt
 from costtune.runner.ending import BUDGET, LIMIT, tail_words
 from costtune.schedulers.hyperband import holds_another_iteration
 from costtune.store.owner import hostname
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from costtune.study import Study
 
 _CHUNK_S = 600  # without rungs, money is reserved ten instance-minutes at a time
-_SEEN = 25  # the cost to a first report is the median of this many latest first reports per instance type
 
 
 class Claims:
@@ -269,7 +268,7 @@ class Claims:
         if instance_type in self._first_ms or not before:
             startup = self._startup_guess(instance_type, rate)  # this run's first reports, or the simulation's
         else:  # a resumed study: its earlier runs' first reports on this instance type
-            startup = self.billing.charge(round(statistics.median(before[-_SEEN:])), rate)
+            startup = self.billing.charge(round(statistics.median(before[-STARTUP_SEEN:])), rate)
         return max(self.billing.charge(1, rate), startup)
 
     def _placement_words(self, instance_type: str | None, market: str, rate: int) -> str:

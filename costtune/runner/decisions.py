@@ -30,6 +30,7 @@ from costtune.protocol import (
     nonfinite_objective,
     parse_line,
 )
+from costtune.runner.attempts import STARTUP_SEEN
 from costtune.runner.curving import EXTEND
 from costtune.words import BUDGET_STOP
 
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _SHOWN_WARNINGS = 5  # per attempt; the rest are stored with the trial, not printed
-_STARTUP_SEEN = 25  # the start-up estimate is the median of this many latest first reports per instance type
 
 
 class Decisions:
@@ -237,7 +237,7 @@ class Decisions:
         type in this run, or, before any, the simulation's ``startup_seconds`` (0 when unknown)."""
         seen = self._first_ms.get(instance_type)
         if seen:
-            ms = round(statistics.median(seen[-_STARTUP_SEEN:]))
+            ms = round(statistics.median(seen[-STARTUP_SEEN:]))
         else:
             sim = getattr(self.spec.resources, "simulation", None)
             ms = round(sim.startup_seconds * 1000) if sim is not None else 0
