@@ -155,10 +155,13 @@ def _print_summary(study: Any, status: Any, before: Any = None) -> None:
     _print_failures(history, study.name)
     if status.error is not None:  # fail-fast, a misspelt objective.metric: the sweep stopped on it
         raise status.error
-    if best is None and history.trials and not status.launched and (
-            status.denied or status.stop_reason.startswith("policy '")):
-        raise CosttuneError(f"a spend policy blocked every launch: {status.stop_reason or 'see costtune audit'}; "
-                            "see `costtune policy explain SWEEP.yaml` and `costtune audit`")
+    if best is None and history.trials and not status.launched:  # nothing ran: say what kept every trial out
+        if status.denied or status.stop_kind == "policy":
+            raise CosttuneError(f"a spend policy blocked every launch: {status.stop_reason or 'see costtune audit'}; "
+                                "see `costtune policy explain SWEEP.yaml` and `costtune audit`")
+        if status.stop_kind == "budget":  # the cap (or what is left of it) cannot fund a trial to its first report
+            raise CosttuneError(f"no trial could start: {status.stop_reason}; raise budget.usd in the sweep file "
+                                "and run it again with --change-cap")
     if best is None and history.trials:
         raise CosttuneError("no trial produced a value; see `costtune trials` and `costtune logs`")
 

@@ -166,7 +166,7 @@ class SweepController(Finishing, Decisions, Curving, Claims, Ending, Recovery, C
             self._kill_now = True  # asked twice: no grace period
             return
         self._stopping = "interrupted"
-        self.status.stop_reason = "interrupted"
+        self.status.stop_kind, self.status.stop_reason = "interrupted", "interrupted"
 
     # -- the loop ------------------------------------------------------------------------
     def _loop(self) -> None:

@@ -85,13 +85,13 @@ class Ending:
         Otherwise it has just waited a moment for other controllers' trials and made the next claim
         worth trying (they may re-queue a trial or free money)."""
         if self._stopping or self._halt:
-            self.status.stop_reason = self._stop_reason()
+            self.status.stop_kind, self.status.stop_reason = self._stop_why()
             return True
         if self._another_iteration():
             return False
         self._waiting_for = self._running_elsewhere()
         if not self._waiting_for:
-            self.status.stop_reason = self._stop_reason()
+            self.status.stop_kind, self.status.stop_reason = self._stop_why()
             self.status.note = ""
             return True
         self.status.note = self._idle_note()
@@ -111,24 +111,29 @@ class Ending:
     # -- why it ended ---------------------------------------------------------------------
     def _stop_reason(self) -> str:
         """The reason, from the facts at the end (never from a flag set earlier in the run)."""
+        return self._stop_why()[1]
+
+    def _stop_why(self) -> tuple[str, str]:
+        """The kind of the end (``RunStatus.stop_kind``: interrupted, failures, objective, policy, budget or
+        limit) and its reason, from the facts at the end."""
         if self._stopping == "interrupted":
-            return "interrupted"
+            return "interrupted", "interrupted"
         if self._halt == "failures":
-            return self._failures_reason()
+            return "failures", self._failures_reason()
         if self._halt == "objective":
-            return f"no trial reports objective.metric {self.study.metric!r}"
+            return "objective", f"no trial reports objective.metric {self.study.metric!r}"
         trials = self.study.history().trials
         queued = sum(t.state == TrialState.QUEUED for t in trials)
         if queued and self._denied:  # a spend policy refused the launch (admission.py)
-            return f"{self._denied}; {plural(queued, 'queued trial')} {'waits' if queued == 1 else 'wait'}"
+            return "policy", f"{self._denied}; {plural(queued, 'queued trial')} {'waits' if queued == 1 else 'wait'}"
         if queued:  # queued trials always run first: what keeps them waiting is money
-            return self._budget_reason(queued)
+            return BUDGET, self._budget_reason(queued)
         held, limit = len(trials), self._max_trials
         if self._idle == BUDGET and self._denied and (limit is None or held < limit):
-            return self._denied
+            return "policy", self._denied
         if self._idle == BUDGET and (limit is None or held < limit):
-            return self._budget_reason(0)
-        return self._why_exhausted(held)
+            return BUDGET, self._budget_reason(0)
+        return LIMIT, self._why_exhausted(held)
 
     def _budget_reason(self, queued: int) -> str:
         cap = self.spec.budget.usd_micros

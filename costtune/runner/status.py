@@ -25,6 +25,9 @@ class RunStatus:
     best_value: float | None = None
     best_trial: int | None = None
     stop_reason: str = ""
+    # What kind of end the reason is (runner/ending.py): "budget" (the cap cannot fund a queued or new
+    # trial), "policy", "limit" (no trial left to start), "failures", "objective", "interrupted"; "" while running.
+    stop_kind: str = ""
     preemptions: int = 0
     waste_micros: int = 0
     sim_seconds: float = 0.0  # virtual time the sweep took, when simulated
