@@ -141,6 +141,7 @@ class SweepController(Finishing, Decisions, Curving, Claims, Ending, Recovery, C
         ticks), a third interrupts at once (what runs is killed and booked on the way out).
         """
         self._prepare()
+        self.store.set_last_stop(self.study.id, None)  # `costtune studies`: no earlier run's reason while this one goes
         beat = nullcontext() if self.virtual else Heartbeat(self.store, self.study.owner, self._charges)
         restore = catch_signals(self.interrupt)
         try:
@@ -148,15 +149,27 @@ class SweepController(Finishing, Decisions, Curving, Claims, Ending, Recovery, C
                 try:
                     self._loop()
                 except KeyboardInterrupt:
+                    if not self.status.stop_reason:
+                        self.status.stop_kind, self.status.stop_reason = "interrupted", "interrupted"
                     self._abandon()
                     raise
         finally:
             restore()
             self._close_policies()
+            self._record_stop()
         self.status.sim_seconds = self.clock.now() if self.virtual else 0.0
         if self._stopping == "interrupted":
             raise KeyboardInterrupt
         return self.status
+
+    def _record_stop(self) -> None:
+        """Why this run stopped, for `costtune studies` (nothing when it failed before it knew)."""
+        if not self.status.stop_reason:
+            return
+        try:
+            self.store.set_last_stop(self.study.id, self.status.stop_reason)
+        except Exception:  # the run's own books are written; a missing reason must not hide how it ended
+            log.warning("could not record why the run stopped", exc_info=True)
 
     def interrupt(self) -> None:
         """Stop claiming; terminate running attempts and re-queue their trials."""
