@@ -21,6 +21,7 @@ from costtune.money import charge_micros, format_usd
 from costtune.plan.curve import Observed, curve_counts, curve_model
 from costtune.plan.fifo import partial_trials
 from costtune.plan.forecast import Forecast, RunSample, forecast
+from costtune.plan.preemption import Preemption, preemption_estimate
 from costtune.plan.shapes import Shape, sample_shapes
 from costtune.plan.startup import FirstReports, StartupEstimate, measured_warning
 from costtune.plan.thisrun import Hours, ThisRun, at_least_recorded, hours_for, resume_run
@@ -77,16 +78,6 @@ class Overhead:
     minimum_micros: int
 
 
-@dataclass(frozen=True)
-class Preemption:
-    per_hour: float
-    instance_hours: float | None
-    expected: float | None  # preemptions over the plan
-    waste_micros: int | None  # work lost (billed since the last checkpointed step)
-    restart_micros: int | None  # start-up paid again by the relaunches
-    note: str = ""
-
-
 @dataclass
 class SweepPlan:
     name: str
@@ -138,7 +129,8 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
     if startup is None:
         startup = StartupEstimate(res.simulation.startup_seconds, "simulation") if res.simulation else None
     overheads = _overheads(res, 0.0 if startup is None else startup.seconds)
-    preemption = _preemption(spec, schedule, shapes)
+    planned = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
+    preemption = preemption_estimate(spec, planned, schedule.trials, shapes)
     launches = overhead = None
     if schedule.trials is not None:
         launches = schedule.trials + (preemption.expected or 0.0)
@@ -354,61 +346,3 @@ def _overheads(res: Resources, startup: float) -> list[Overhead]:
                             startup_micros=charge_micros(round(startup * 1000), rate), minimum_seconds=minimum,
                             minimum_micros=charge_micros(minimum * 1000, rate)))
     return out
-
-
-def _preemption(spec: SweepSpec, schedule: Schedule, shapes: list[Shape]) -> Preemption:
-    sim = spec.resources.simulation
-    if sim is None and spec.resources.provider == "aws":
-        return Preemption(0.0, None, None, None, None, "aws spot trials may be preempted; no rate is modelled")
-    if sim is None:
-        return Preemption(0.0, None, 0.0, 0, 0, "local trials are not preempted")
-    if sim.preemption_trace is not None:
-        return Preemption(0.0, None, None, None, None,
-                          f"preemption_trace: {plural(len(sim.preemption_trace), 'moment')}, each preempting every "
-                          "spot attempt running then; see the forecast")
-    planned = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
-    if planned is None or not shapes:
-        return Preemption(sim.preemptions_per_hour, None, None, None, None, "planned money unknown")
-    trials = schedule.trials or 1
-    hours = per_dollar = waste = restart = 0.0
-    for s in shapes:
-        hours_i = planned / s.rate_micros  # instance-hours if the whole plan ran on this placement
-        rate_i = sim.preemptions_per_hour if s.spot else 0.0
-        lost_s = _lost_seconds(s, planned / trials / s.rate_micros * 3600, sim.checkpoint)
-        hours += hours_i
-        per_dollar += hours_i * rate_i
-        waste += hours_i * rate_i * lost_s / 3600 * s.rate_micros
-        restart += hours_i * rate_i * s.startup_s / 3600 * s.rate_micros
-    n = len(shapes)
-    note = "" if any(s.spot for s in shapes) else "on-demand instances are not preempted"
-    return Preemption(sim.preemptions_per_hour, hours / n, per_dollar / n, round(waste / n), round(restart / n), note)
-
-
-def _lost_seconds(shape: Shape, attempt_s: float, checkpoint: bool) -> float:
-    """Expected seconds lost when a preemption lands uniformly in an attempt of ``attempt_s``.
-
-    With checkpoints only the time since the last report is lost: over intervals of length L
-    (start-up plus the first step, then each step) that is sum(L**2) / (2 * sum(L)).
-    """
-    total = squares = 0.0
-    left = attempt_s
-    first = True
-    for seconds, count in shape.steps:
-        runs = [(shape.startup_s + seconds, 1), (seconds, count - 1)] if first else [(seconds, count)]
-        first = False
-        for length, n in runs:
-            if left <= 0 or n <= 0:
-                continue
-            whole = n if length <= 0 else min(n, int(left // length))
-            total += whole * length
-            squares += whole * length * length
-            left -= whole * length
-            if whole < n and left > 0:  # the attempt ends part-way through this interval
-                total += left
-                squares += left * left
-                left = 0.0
-        if left <= 0:
-            break
-    if total <= 0:
-        return 0.0
-    return squares / (2 * total) if checkpoint else total / 2
