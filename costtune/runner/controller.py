@@ -107,6 +107,7 @@ class SweepController(Finishing, Decisions, Curving, Claims, Placing, Ending, Re
         self._last_failure: tuple[int, str] | None = None
         self._streak_before = 0  # set from the store when the run starts (fail-fast counts across resumes)
         self._waiting_for = 0
+        self._holders: list[str] = []  # the live controllers running them (ending.py)
         self._objective_seen: bool | None = None
         self._credited: dict[int, int] = {}  # trial number -> rung level it was last promoted at (decisions.py)
         self._first_ms: dict[str | None, list[int]] = {}  # instance type -> billable ms at first reports
