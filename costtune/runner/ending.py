@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from costtune.errors import CosttuneError, InputError
 from costtune.history import TrialState
 from costtune.money import format_usd
-from costtune.store.owner import is_alive
+from costtune.store.owner import describe_owner, is_alive
 from costtune.words import plural
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ class Ending:
     def _waiting_words(self) -> str:
         """``waiting: another run (pid 4242 on host-a) holds the remaining trials and budget: 2 trials
         running, $0.028 held``: who keeps this run from claiming anything while it has nothing of its own."""
-        holders = [_controller_words(owner) for owner in self._holders]
+        holders = [describe_owner(owner) for owner in self._holders]
         who = (f"another run ({holders[0]})" if len(holders) == 1 else
                f"{len(holders)} other runs ({', '.join(holders)})" if holders else "another run")
         _cap, _spent, held = self.store.balance(self.scope)
@@ -270,9 +270,3 @@ class Ending:
             if other is not live and other.stop_reason is None:
                 other.stop_reason = "interrupted"
 
-
-def _controller_words(owner: str) -> str:
-    """``pid 4242 on host-a`` for a controller named ``host-a:4242:<start ticks>`` (``store.owner``)."""
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    return f"pid {pid} on {host}" if pid.isdigit() else owner
