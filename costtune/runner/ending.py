@@ -203,7 +203,8 @@ class Ending:
                f"{len(holders)} other runs ({', '.join(holders)})" if holders else "another run")
         _cap, _spent, held = self.store.balance(self.scope)
         money = f", {format_usd(held)} held" if held > 0 else ""
-        return (f"waiting: {who} holds the remaining trials and budget: "
+        verb = "hold" if len(holders) > 1 else "holds"
+        return (f"waiting: {who} {verb} the remaining trials and budget: "
                 f"{plural(self._waiting_for, 'trial')} running{money}")
 
     # -- outcomes that end a run early ----------------------------------------------------
@@ -269,4 +270,3 @@ class Ending:
         for other in self._live.values():  # let nothing else burn: stop and re-queue the rest
             if other is not live and other.stop_reason is None:
                 other.stop_reason = "interrupted"
-
