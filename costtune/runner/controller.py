@@ -40,6 +40,7 @@ from costtune.runner.curving import Curving
 from costtune.runner.decisions import Decisions
 from costtune.runner.ending import LIMIT, Ending
 from costtune.runner.finishing import Finishing
+from costtune.runner.placing import Placing
 from costtune.runner.recovery import Recovery, catch_signals
 from costtune.runner.status import RunStatus, short_params, write_header
 from costtune.runner.waking import Waking
@@ -58,7 +59,8 @@ _RECLAIM_S = 1.0  # on a wall clock, look for new work this often when the last 
 __all__ = ["RunStatus", "SweepController"]
 
 
-class SweepController(Finishing, Decisions, Curving, Claims, Ending, Recovery, Control, Admission, Waking):
+class SweepController(Finishing, Decisions, Curving, Claims, Placing, Ending, Recovery, Control, Admission,
+                      Waking):
     def __init__(self, spec: SweepSpec, study: Study, provider: Provider, *,
                  on_event: Callable[[str], None] | None = None, workdir: str | None = None,
                  clock: Clock | None = None, trial_events: bool = True,
@@ -105,6 +107,7 @@ class SweepController(Finishing, Decisions, Curving, Claims, Ending, Recovery, C
         self._last_failure: tuple[int, str] | None = None
         self._streak_before = 0  # set from the store when the run starts (fail-fast counts across resumes)
         self._waiting_for = 0
+        self._holders: list[str] = []  # the live controllers running them (ending.py)
         self._objective_seen: bool | None = None
         self._credited: dict[int, int] = {}  # trial number -> rung level it was last promoted at (decisions.py)
         self._first_ms: dict[str | None, list[int]] = {}  # instance type -> billable ms at first reports
@@ -116,6 +119,7 @@ class SweepController(Finishing, Decisions, Curving, Claims, Ending, Recovery, C
         self._launched_at_extension = -1  # status.launched when the plan last grew by an iteration
         self._checkpoints = spec.resources.simulation.checkpoint if spec.resources.simulation else False
         self._price_warnings: set[str] = set()
+        self._placement_notes: dict[int, str] = {}  # trial id -> why the budget moved it (placing.py)
         # BOHB's model proposes, unless the study's sampler is manual (stored before that pair was refused):
         # a manual study runs only its configs
         if self.rungs is not None and self.rungs.kind == "bohb" and spec.sampler["type"] != "manual":

@@ -74,6 +74,7 @@ class Recovery:
         self.status.failed = sum(t.state == TrialState.FAILED for t in history.trials)
         self._failures_in_a_row = self._streak_before = self._failure_streak()  # fail-fast spans resumes
         self.status.spend_micros = history.spent_micros
+        self.status.finished_before, self.status.spent_before = self.status.finished, self.status.spend_micros
         best = history.best()
         if best is not None:
             self.status.best_value, self.status.best_trial = best.value, best.number
