@@ -63,6 +63,10 @@ class Schedule:
     stop_share: float | None = None  # curve: the share of trials taken to be stopped early
     trial_cost_cheapest_micros: int | None = None  # curve: one trial's cost at the ends of the range
     trial_cost_dearest_micros: int | None = None
+    # no workload model, budget.trial_seconds the only figure: one trial costs at most trial_cost_micros, so
+    # ``trials`` is the fewest started and ``planned_micros`` the most spent (bounds, not expectations)
+    bounded: bool = False
+    cost_source: str | None = None  # fifo: "measured" when the trial cost is the stored study's finished trials'
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
     res = spec.resources
     notes: list[str] = []
     shapes = sample_shapes(spec, notes)
-    schedule = _schedule(spec, shapes, notes, observed)
+    schedule = _schedule(spec, shapes, notes, observed, resumes)
     if startup is None:
         startup = StartupEstimate(res.simulation.startup_seconds, "simulation") if res.simulation else None
     overheads = _overheads(res, 0.0 if startup is None else startup.seconds)
@@ -209,7 +213,8 @@ def _rung_total(spec: SweepSpec, schedule: Schedule, overhead: int, preemption: 
     return total
 
 
-def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str], observed: Observed | None = None) -> Schedule:
+def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str], observed: Observed | None = None,
+              resumes: StoredStudy | None = None) -> Schedule:
     cfg, budget, limit = spec.scheduler, spec.budget.usd_micros, spec.max_trials
     kind = cfg["type"]
     full = _full_costs(spec, shapes)
@@ -255,15 +260,41 @@ def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str], observed: 
         curved = _curve_schedule(spec, shapes, full, observed, notes)
         if curved is not None:
             return curved
-    cost = round(float(np.mean(full))) if full else _time_limited_cost(spec)
-    if cost is None:
-        notes.append("fifo: the cost of one trial is unknown without a workload model; set budget.trial_seconds "
-                     "to bound it")
-        return Schedule(kind=kind, trials=limit, planned_micros=budget)
+    if not full:
+        return _unmodelled(spec, kind, resumes, notes)
+    cost = round(float(np.mean(full)))
     trials, planned = _fill(budget, limit, cost)
     trials, planned = partial_trials(spec, shapes, cost, trials, planned, notes)
     return Schedule(kind=kind, trials=trials, trials_estimated=True, planned_micros=planned, expected_micros=planned,
                     trial_cost_micros=cost)
+
+
+def _unmodelled(spec: SweepSpec, kind: str, resumes: StoredStudy | None, notes: list[str]) -> Schedule:
+    """A fifo (or unmodelled curve) plan without a workload model: the stored study's finished trials give the
+    cost of one trial when there are any; else budget.trial_seconds bounds it (the trials a cap starts are then
+    at least, the money at most, a figure); else it is unknown."""
+    budget, limit = spec.budget.usd_micros, spec.max_trials
+    costs = [] if resumes is None else [c for c in resumes.finished_costs.values() if c > 0]
+    if costs:
+        cost = round(sum(costs) / len(costs))
+        trials, planned = _fill(budget, limit, cost)
+        notes.append(f"{kind}: the cost of one trial, {format_usd(cost)}, is the mean of this study's "
+                     f"{plural(len(costs), 'finished trial')}")
+        return Schedule(kind=kind, trials=trials, trials_estimated=True, planned_micros=planned,
+                        expected_micros=planned, trial_cost_micros=cost, cost_source="measured")
+    bound = _time_limited_cost(spec)
+    if bound is None:
+        notes.append(f"{kind}: the cost of one trial is unknown without a workload model; set budget.trial_seconds "
+                     "to bound it")
+        return Schedule(kind=kind, trials=limit, planned_micros=budget)
+    fewest, _ = _fill(budget, limit, bound)
+    most = [m for m in (budget, None if limit is None else limit * bound) if m is not None]
+    notes.append(f"{kind}: without a workload model the cost of one trial is unknown; budget.trial_seconds "
+                 f"({spec.budget.trial_seconds:g} s) bounds it at {format_usd(bound)}, so the trials started are at "
+                 "least, and the money at most, the figures shown (a trial that ends sooner leaves room for more); "
+                 "once the study has finished trials, `costtune plan` uses their cost")
+    return Schedule(kind=kind, trials=fewest, planned_micros=min(most) if most else None, trial_cost_micros=bound,
+                    bounded=True)
 
 
 def _curve_schedule(spec: SweepSpec, shapes: list[Shape], full: list[int], observed: Observed | None,

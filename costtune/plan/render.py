@@ -75,15 +75,20 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
         # to the micro-dollar, as stored: its first rung is min_usd, which a user may copy into the file
         console.print(f"rung ladder (eta {s.eta}): " + " -> ".join(format_usd_exact(r) for r in s.ladder_micros),
                       highlight=False)
-    approx = "~" if s.trials_estimated else ""
+    approx = "at least " if s.bounded else "~" if s.trials_estimated else ""
+    most = "at most " if s.bounded else ""  # a bound (budget.trial_seconds), not an expectation
     started = "-" if s.trials is None else f"{approx}{s.trials}"
     if s.trials is not None and s.trials_fewest is not None and s.trials_most is not None:
         started += f" ({s.trials_fewest} to {s.trials_most})"
     rows: list[tuple[str, str]] = [("trials started", started)]
     if s.trial_cost_micros is not None:
-        rows.append(("expected cost of one trial", format_usd(s.trial_cost_micros)))
+        label = ("cost of one trial (bounded by budget.trial_seconds)" if s.bounded else
+                 "cost of one trial (mean of the study's finished trials)" if s.cost_source == "measured" else
+                 "expected cost of one trial")
+        rows.append((label, most + format_usd(s.trial_cost_micros)))
     rungs = plan.total_micros is not None  # rungs count money after a trial's first report: start-up comes on top
-    rows.append(("planned (rungs, after each trial's first report)" if rungs else "planned", _money(s.planned_micros)))
+    rows.append(("planned (rungs, after each trial's first report)" if rungs else "planned",
+                 "-" if s.planned_micros is None else most + format_usd(s.planned_micros)))
     if plan.resumes is not None:
         rows.append(("already spent (the study so far)", format_usd(plan.resumes.spent_micros)))
         if plan.budget_micros is not None:
@@ -91,15 +96,17 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
     if s.expected_micros is not None and s.expected_micros != s.planned_micros:
         rows.append(("expected (trials ending below a rung)", format_usd(s.expected_micros)))
     if plan.launches is not None:
-        rows.append(("launches (trials + relaunches after preemption)", f"~{plan.launches:.0f}"))
+        rows.append(("launches (trials + relaunches after preemption)",
+                     f"{'at least ' if s.bounded else '~'}{plan.launches:.0f}"))
         rows.append(("start-up, all launches (billed, no training; on top of the rungs)" if rungs else
                      "of which start-up, all launches (billed, no training)", _money(plan.overhead_micros)))
     if plan.total_micros is not None:
         rows.append(("expected in all (rungs, start-up, preemption waste)", format_usd(plan.total_micros)))
     if plan.hours is not None:
-        rows.append(("time: instance-hours, billed (start-up included)", f"~{plan.hours.instance:.2f} h"))
+        about = most or "~"
+        rows.append(("time: instance-hours, billed (start-up included)", f"{about}{plan.hours.instance:.2f} h"))
         rows.append((f"time: wall clock at {plural(plan.workers, 'worker')}",
-                     f"~{format_duration(plan.hours.wall * 3600)}"))
+                     f"{about}{format_duration(plan.hours.wall * 3600)}"))
     p = plan.preemption
     rows.append(("preemptions per instance-hour (spot)", f"{p.per_hour:g}"))
     if p.expected is not None:
@@ -126,7 +133,8 @@ def render_this_run(plan: SweepPlan, console: Console) -> None:
     """A resume: what the study already ran and spent, and what the next `costtune run` adds."""
     r, t = plan.resumes, plan.this_run
     assert r is not None and t is not None
-    trials = "-" if t.trials is None else f"~{t.trials}"
+    trials = "-" if t.trials is None else f"{'at least ' if t.bounded else '~'}{t.trials}"
+    most = "at most " if t.bounded else "~"
     if t.trials is not None and t.fewest is not None and t.most is not None:
         trials += f" ({t.fewest} to {t.most})"
     rows = [("already run (the study so far)", plural(r.trials, "trial")),
@@ -134,11 +142,12 @@ def render_this_run(plan: SweepPlan, console: Console) -> None:
             ("left under the cap", _money(t.left_micros))]
     if t.trials_left is not None:
         rows.append(("trials left under budget.trials", str(t.trials_left)))
-    rows += [("this run adds: trials", trials), ("this run adds: spend (forecast)", _money(t.micros))]
+    spend = "-" if t.micros is None else (most if t.bounded else "") + format_usd(t.micros)
+    rows += [("this run adds: trials", trials), ("this run adds: spend (forecast)", spend)]
     if t.hours is not None:
-        rows.append(("this run adds: instance-hours", f"~{t.hours.instance:.2f} h"))
+        rows.append(("this run adds: instance-hours", f"{most}{t.hours.instance:.2f} h"))
         rows.append((f"this run adds: wall clock at {plural(plan.workers, 'worker')}",
-                     f"~{format_duration(t.hours.wall * 3600)}"))
+                     f"{most}{format_duration(t.hours.wall * 3600)}"))
     console.print(FittedTable([Column("what", [x[0] for x in rows], keep=0, justify="left", wrap=20),
                                Column("value", [x[1] for x in rows], keep=1)], title="this run (resuming the study)"))
 
@@ -215,7 +224,8 @@ def _this_run(plan: SweepPlan) -> dict[str, Any] | None:
         return None
     return {"trials": t.trials, "trials_fewest": t.fewest, "trials_most": t.most, "spend_usd": usd_text(t.micros),
             "spend_micros": t.micros, "left_usd": usd_text(t.left_micros), "left_micros": t.left_micros,
-            "trials_left": t.trials_left, "instance_hours": None if t.hours is None else t.hours.instance,
+            "trials_left": t.trials_left, "bounded": t.bounded,
+            "instance_hours": None if t.hours is None else t.hours.instance,
             "wall_hours": None if t.hours is None else t.hours.wall}
 
 
@@ -235,6 +245,8 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
                           "trials": b.trials_per_rung[0], "cost_usd": usd_text(b.cost_micros),
                           "cost_micros": b.cost_micros} for b in s.brackets],
             "trials": s.trials, "trials_estimated": s.trials_estimated,
+            # budget.trial_seconds bounds a trial's cost: trials is the fewest started, planned the most spent
+            "bounded": s.bounded, "trial_cost_source": s.cost_source,
             "trials_fewest": s.trials_fewest, "trials_most": s.trials_most,
             "stop_model": s.stop_model, "stop_share": s.stop_share,
             "planned_usd": usd_text(s.planned_micros), "planned_micros": s.planned_micros,

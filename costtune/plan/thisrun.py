@@ -47,6 +47,7 @@ class ThisRun:
     left_micros: int | None  # the cap left (None: no cap)
     trials_left: int | None  # what budget.trials leaves (None: no limit)
     hours: Hours | None
+    bounded: bool = False  # per-trial cost an upper bound (budget.trial_seconds): trials at least, money at most
 
 
 def hours_for(micros: float | None, rate_micros: float, workers: int, trials: int | None) -> Hours | None:
@@ -60,7 +61,7 @@ def hours_for(micros: float | None, rate_micros: float, workers: int, trials: in
 
 
 def this_run(*, per_trial: float | None, cheapest: float | None, dearest: float | None, left_micros: int | None,
-             trials_left: int | None, rate_micros: float, workers: int) -> ThisRun:
+             trials_left: int | None, rate_micros: float, workers: int, bounded: bool = False) -> ThisRun:
     """The next run's trials and spend: as many trials of ``per_trial`` micro-dollars as ``left_micros`` holds,
     at most ``trials_left``; ``cheapest``/``dearest`` (per-trial costs) give the most/fewest when the plan has
     a range. Unknown per-trial cost: the trials left, the money left."""
@@ -76,12 +77,16 @@ def this_run(*, per_trial: float | None, cheapest: float | None, dearest: float 
     else:
         micros = round(trials * per_trial)
         micros = micros if left_micros is None else min(micros, left_micros)
-    if trials == 0:
+    if bounded and per_trial is not None:  # trials are the fewest; the money the most it may spend
+        most = [m for m in (left_micros, None if trials_left is None else round(trials_left * per_trial))
+                if m is not None]
+        micros = min(most) if most else None
+    if trials == 0 and not bounded:
         micros = 0
     ranged = cheapest is not None and dearest is not None
     return ThisRun(trials=trials, fewest=fill(dearest) if ranged else None, most=fill(cheapest) if ranged else None,
                    micros=micros, left_micros=left_micros, trials_left=trials_left,
-                   hours=hours_for(micros, rate_micros, workers, trials))
+                   hours=hours_for(micros, rate_micros, workers, trials), bounded=bounded)
 
 
 def resume_run(spec: SweepSpec, schedule: Schedule, resumes: StoredStudy, rate: float,
@@ -103,7 +108,7 @@ def resume_run(spec: SweepSpec, schedule: Schedule, resumes: StoredStudy, rate: 
     return this_run(per_trial=per_trial, cheapest=schedule.trial_cost_cheapest_micros,
                     dearest=schedule.trial_cost_dearest_micros, left_micros=left,
                     trials_left=None if limit is None else max(0, limit - resumes.trials), rate_micros=rate,
-                    workers=spec.resources.workers)
+                    workers=spec.resources.workers, bounded=schedule.bounded)
 
 
 def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_costs: dict[int, int],
@@ -165,8 +170,13 @@ def at_least_recorded(schedule: Schedule, trials: int, spent_micros: int, notes:
         expected_micros=at_least(schedule.expected_micros, money_floor))
     if clamped == schedule:
         return schedule
-    money = "" if rungs_only else f", {format_usd(schedule.planned_micros or 0)}"
-    spent = "" if rungs_only else f", {format_usd(spent_micros)} spent"
-    notes.append(f"the whole study's plan from zero ({plural(schedule.trials or 0, 'trial')}{money}) is less than what "
-                 f"it already holds ({plural(trials, 'trial')}{spent}): shown as at least that")
+    # each quantity on its own: only the ones the plan from zero falls short in are named
+    lows = [v for v in (schedule.trials, schedule.trials_fewest) if v is not None and v < trials]
+    parts = [f"{plural(min(lows), 'trial')} started, fewer than the {plural(trials, 'trial')} it holds"] if lows else []
+    money = [v for v in (schedule.planned_micros, schedule.expected_micros) if v is not None and v < money_floor]
+    if money:
+        parts.append(f"{format_usd(min(money))}, less than the {format_usd(spent_micros)} it spent")
+    if parts:
+        notes.append(f"the whole study's plan from zero ({'; '.join(parts)}): shown as at least what the study "
+                     "holds")
     return clamped
