@@ -84,3 +84,19 @@ def test_the_note_on_a_plan_below_the_study_claims_only_what_is_true() -> None:
     (note,) = notes
     assert "2 trials started, fewer than the 10 trials it holds" in note
     assert "$0.0333" not in note and "less than" not in note
+
+
+def test_the_minimum_charge_warned_about_is_the_one_the_table_shows(tmp_path: Path) -> None:
+    """Per-second billing charges any launch at least one second: $0.001 at $3.60/h, in the warning and the table
+    alike (the table said $0 (0 s))."""
+    path = tmp_path / "asha.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "la", "objective": {"metric": "loss", "mode": "min"},
+        "space": {"x": {"type": "uniform", "low": 0, "high": 1}}, "scheduler": {"type": "asha"},
+        "command": [sys.executable, "-c", "pass"], "budget": {"usd": 0.02},
+        "resources": {"provider": "local", "usd_per_hour": 3.6, "workers": 2}}, sort_keys=False))
+    result = _cli("plan", str(path), "--db", str(tmp_path / "none.db"), "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert "minimum charge of the cheapest placement, $0.001 (1 s at $3.60/h" in result.stderr
+    (o,) = json.loads(result.stdout)["overheads"]
+    assert o["minimum_micros"] == 1000 and o["minimum_seconds"] == 1

@@ -48,6 +48,12 @@ class ThisRun:
     trials_left: int | None  # what budget.trials leaves (None: no limit)
     hours: Hours | None
     bounded: bool = False  # per-trial cost an upper bound (budget.trial_seconds): trials at least, money at most
+    # a Hyperband iteration added with what is left of the cap within CLOSE of its expected cost: a run whose
+    # iterations cost a little more stops one iteration sooner (left, one iteration's expected cost; micros)
+    close_call: tuple[int, int] | None = None
+
+
+CLOSE = 1.25  # an added iteration whose cap left is below this many times its expected cost is a close call
 
 
 def hours_for(micros: float | None, rate_micros: float, workers: int, trials: int | None) -> Hours | None:
@@ -131,6 +137,7 @@ def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_cost
             n = min(n, math.floor(left_micros / per_trial) - unfinished - new)
         return max(0, n)
 
+    close: tuple[int, int] | None = None
     runs_unfinished = unfinished if left_micros is None or per_trial <= 0 else min(
         unfinished, math.floor(left_micros / per_trial))
     new = fund((rungs.max_trials() or held) - held)
@@ -139,6 +146,8 @@ def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_cost
         last = sum(finished_costs.get(n, round(per_trial)) for n in rungs.last_iteration())
         if not holds_another_iteration(left, rungs.iteration_cost(), last):
             break
+        if left is not None and left < CLOSE * min(rungs.iteration_cost(), last):
+            close = (left, min(rungs.iteration_cost(), last))
         before = rungs.max_trials() or 0
         rungs.add_iteration()
         more = fund((rungs.max_trials() or 0) - before)
@@ -149,7 +158,14 @@ def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_cost
     micros = round(adds * per_trial)
     micros = micros if left_micros is None else min(micros, left_micros)
     return ThisRun(trials=adds, fewest=None, most=None, micros=micros, left_micros=left_micros,
-                   trials_left=trials_left, hours=hours_for(micros, rate_micros, workers, adds))
+                   trials_left=trials_left, hours=hours_for(micros, rate_micros, workers, adds), close_call=close)
+
+
+def close_call_note(kind: str, left: int, one: int) -> str:
+    """The note on an iteration added with little room: what was left of the cap and what one is expected to cost."""
+    return (f"{kind}: the last iteration counted is added with {format_usd(left)} left of the cap for one expected "
+            f"to cost {format_usd(one)}: iterations that cost a little more than expected leave too little, and "
+            "`costtune run` then stops one iteration sooner (the forecast's range shows both)")
 
 
 def at_least_recorded(schedule: Schedule, trials: int, spent_micros: int, notes: list[str]) -> Schedule:
