@@ -33,6 +33,7 @@ from costtune.spec.resources import Resources
 from costtune.words import article, plural
 
 if TYPE_CHECKING:
+    from costtune.plan.policies import PolicyCap
     from costtune.plan.stored import StoredStudy
 
 
@@ -112,6 +113,7 @@ class SweepPlan:
     # ``planned`` holds its start-up already
     total_micros: int | None = None
     startup: StartupEstimate | None = None  # per-launch start-up the overheads use, and where it comes from
+    policy_cap: PolicyCap | None = None  # the tightest hard-capped spend policy over the sweep (plan.policies)
 
 
 def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact_sampler: bool = False,

@@ -107,6 +107,13 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
         rows.append(("time: instance-hours, billed (start-up included)", f"{about}{plan.hours.instance:.2f} h"))
         rows.append((f"time: wall clock at {plural(plan.workers, 'worker')}",
                      f"{about}{format_duration(plan.hours.wall * 3600)}"))
+    c = plan.policy_cap
+    if c is not None:  # a spend policy's hard cap stops `costtune run` whatever budget.usd says
+        rows.append((f"policy {c.room.policy}: hard cap, left now ({c.room.window})",
+                     f"{format_usd(c.room.left_micros)} of {format_usd(c.room.cap_micros)}"))
+        if c.binds:
+            rows.append((f"within policy {c.room.policy}: spend at most, trials",
+                         f"{format_usd(c.spend_micros)}, " + ("-" if c.trials is None else f"~{c.trials}")))
     p = plan.preemption
     rows.append(("preemptions per instance-hour (spot)", f"{p.per_hour:g}"))
     if p.expected is not None:
@@ -276,6 +283,12 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
                        "waste_usd": usd_text(p.waste_micros), "waste_micros": p.waste_micros,
                        "restart_usd": usd_text(p.restart_micros), "restart_micros": p.restart_micros, "note": p.note},
         "forecast": None,
+        "policy_cap": None if plan.policy_cap is None else {
+            "policy": plan.policy_cap.room.policy, "window": plan.policy_cap.room.window,
+            "cap_usd": usd_text(plan.policy_cap.room.cap_micros), "cap_micros": plan.policy_cap.room.cap_micros,
+            "left_usd": usd_text(plan.policy_cap.room.left_micros), "left_micros": plan.policy_cap.room.left_micros,
+            "binds": plan.policy_cap.binds, "spend_usd": usd_text(plan.policy_cap.spend_micros),
+            "spend_micros": plan.policy_cap.spend_micros, "trials": plan.policy_cap.trials},
         "resumes": _resumes(plan),
         "this_run": _this_run(plan),
         "startup": None if plan.startup is None else {"seconds": plan.startup.seconds, "source": plan.startup.source,
