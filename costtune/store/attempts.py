@@ -213,7 +213,7 @@ class AttemptBook:
         """
         now = utcnow()
         with self._tx() as s:
-            for attempt_id, (billable_ms, cost) in charges.items():
+            for attempt_id, (billable_ms, cost) in sorted(charges.items()):  # by id, as the report batch locks
                 trial_id = self._book_running(s, attempt_id, billable_ms, cost)
                 if trial_id is not None:  # a closed attempt keeps its final books
                     self._recost_trial(s, trial_id)
