@@ -62,6 +62,7 @@ class Claims:
     _launched_at_extension: int
     _short: tuple[int, int]  # the last unfunded claim: room left under the cap, money its trial needed
     _short_at: str | None  # its placement when what it needed was the cost to its first report
+    _short_least: int | None  # the least an unfunded claim of this fill needed (micro-dollars)
     _price_warnings: set[str]  # warnings about placed attempts' prices, each shown once
     _warn: Callable[[str], None]
     _credited: dict[int, int]  # trial number -> the rung level it was last promoted at (decisions.py)
@@ -122,21 +123,31 @@ class Claims:
         return min(limits) if limits else None
 
     def _fill(self) -> list[LiveAttempt]:
-        """Claim and book trials for the free worker slots. A claim that gives nothing (no trial to
-        start, or none the cap can fund now) is not tried again until something changes: an
-        attempt ends, the plan grows, or (wall clock) a second passes."""
+        """Claim and book trials for the free worker slots. A queued trial the money left (or a spend
+        policy) cannot carry stays queued with its note and is passed over: the next queued trial is
+        tried, then a fresh proposal, unless a trial the sampler proposed is among those waiting (its
+        placement already was the cheapest the sweep searches, so a new proposal would only wait too;
+        hand-placed trials are skipped, never moved). A claim that gives nothing (no trial to start, or
+        none the money can fund now) is not tried again until something changes: an attempt ends,
+        the plan grows, or (wall clock) a second passes."""
         pending: list[LiveAttempt] = []
         workers = self.spec.resources.workers
+        passed: list[int] = []  # ids of the queued trials that wait for money or a policy (this pass)
+        propose = True
+        self._short_least = None
         while len(self._live) + len(pending) < workers and self._claimable and not self._stopping and not self._halt:
-            claimed = self.study.claim(max_trials=self._max_trials, with_output_dir=self.provider.name != "simulated")
+            claimed = self.study.claim(max_trials=self._max_trials, with_output_dir=self.provider.name != "simulated",
+                                       skip=passed, propose=propose)
             if claimed is None:
-                self._idle = LIMIT
+                self._idle = BUDGET if passed else LIMIT
                 break
+            self._idle = LIMIT
             live = self._book(claimed, among=workers - len(pending) - len(self._live))
             if live is not None:
                 pending.append(live)
-            elif self._idle == BUDGET:
-                break
+            elif self._idle == BUDGET:  # re-queued, waiting: pass it over
+                passed.append(claimed.id)
+                propose = propose and claimed.source != "sampler"
         else:
             return pending
         self._claimable = False
@@ -169,9 +180,7 @@ class Claims:
                         return self._book(moved, among=among)
                     if cheapest is not None:  # the stop reason names the least any searched placement needs
                         where, reach, rate = cheapest.words, cheapest.reach, cheapest.rate
-                # named in the stop reason only when the money left would have launched it before this rule
-                least = cap - spent - held >= self.billing.charge(1, rate)
-                return self._unfund(claimed, reach, where=where if least else None)
+                return self._unfund(claimed, reach, where=where)
         prior = claimed.prior_cost_micros
         rung = None
         credited = 0
@@ -263,10 +272,14 @@ class Claims:
         in the run's stop reason (ending.py) and stored on the trial (``costtune trials STUDY``) until
         it is claimed again."""
         cap, spent, reserved = self.store.balance(self.scope)
-        self._short = (max(0, (cap or 0) - spent - reserved), needed)
-        self._short_at = where
-        why = (f"waiting: budget.usd reached: {format_usd(self._short[0])} left, a trial needs {format_usd(needed)}"
-               if where is None else f"waiting: {tail_words(self._short[0], needed, where)}")
+        room = max(0, (cap or 0) - spent - reserved)
+        if self._short_least is None or needed < self._short_least:  # the least any waiting trial needs
+            self._short_least = needed
+            self._short, self._short_at = (room, needed), where
+        else:
+            self._short = (room, self._short[1])
+        why = (f"waiting: budget.usd reached: {format_usd(room)} left, this trial needs {format_usd(needed)}"
+               if where is None else f"waiting: {tail_words(room, needed, where)}")
         self.store.finish_trial(claimed.id, TrialState.QUEUED, error=why)
         self._idle = BUDGET
         self._denied = None

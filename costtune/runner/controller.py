@@ -100,6 +100,7 @@ class SweepController(Finishing, Decisions, Curving, Claims, Placing, Ending, Re
         self._claimable = True  # worth claiming: something may have changed since a claim last gave nothing
         self._idle = LIMIT  # why the last claim gave nothing: LIMIT (no trial to start) or BUDGET
         self._short = (0, 0)  # BUDGET: room left under the cap, and what the unfunded trial needed
+        self._short_least: int | None = None  # the least an unfunded claim of the last fill needed
         self._short_at: str | None = None  # BUDGET: the placement a first report was too dear on (claims.py)
         self._claimed_at = 0.0  # wall time of the last claim that gave nothing
         self._halt: str | None = None  # "failures" | "objective": launch nothing more (status.error says why)

@@ -8,7 +8,7 @@ worker threads or processes on any number of machines can share a study.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -313,10 +313,13 @@ class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook,
         max_trials: int | None = None,
         output_dir: Callable[[int], str] | None = None,
         needs_history: bool = True,
+        skip: Collection[int] = (),
     ) -> ClaimedTrial | None:
         """Take the oldest queued trial, else a new one from ``propose``; None when nothing is left.
 
-        ``max_trials`` caps how many trials the study may hold; queued ones always run. Without
+        ``skip``: ids of queued trials to pass over (the controller found they cannot be funded now; they
+        stay queued, untouched). ``max_trials`` caps how many trials the study may hold; queued ones always
+        run. Without
         ``needs_history`` the proposer gets an empty history (a random sampler never reads it, and
         reading 10,000 trials per claim would make a long sweep quadratic).
         """
@@ -324,7 +327,8 @@ class Store(AttemptBook, OrphanBook, LedgerBook, StudyAdmin, CapBook, AuditBook,
             study = s.execute(_LOCK_STUDY, {"sid": study_id}).first()
             if study is None:
                 raise StudyNotFound(f"study id {study_id} does not exist")
-            queued = s.execute(_FIRST_QUEUED, {"sid": study_id}).scalar()
+            first = _FIRST_QUEUED if not skip else _FIRST_QUEUED.where(_TRIAL.c.id.not_in(list(skip)))
+            queued = s.execute(first, {"sid": study_id}).scalar()
             if queued is None:
                 # Numbers are handed out one by one under this lock and trials are never deleted,
                 # so next_number is the study's trial count without counting rows.

@@ -10,7 +10,7 @@ starting trials; their reports and ends are booked by ``telling.py`` (mixed in).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -127,16 +127,19 @@ class Study(Telling):
         config = space.coerce_config(params, path="params") if space else dict(params)
         return self.store.enqueue(self.id, config)
 
-    def claim(self, *, max_trials: int | None = None, with_output_dir: bool = True) -> ClaimedTrial | None:
+    def claim(self, *, max_trials: int | None = None, with_output_dir: bool = True, skip: Collection[int] = (),
+              propose: bool = True) -> ClaimedTrial | None:
         """Reserve the next trial for this process (queued first, then a fresh proposal).
 
-        ``with_output_dir=False`` for trials that write nothing (simulated ones).
+        ``with_output_dir=False`` for trials that write nothing (simulated ones); ``skip``: ids of queued
+        trials to pass over (they stay queued); ``propose=False``: no fresh proposal, only queued trials.
         """
         if with_output_dir:
             self.ensure_output_dir()
         needs = getattr(self.sampler, "uses_history", True) or self._finite()
-        return self.store.claim_next(self.id, self._propose, owner=self.owner, max_trials=max_trials,
-                                     output_dir=self.trial_dir if with_output_dir else None, needs_history=needs)
+        return self.store.claim_next(self.id, self._propose if propose else None, owner=self.owner,
+                                     max_trials=max_trials, output_dir=self.trial_dir if with_output_dir else None,
+                                     needs_history=needs, skip=skip)
 
     def _parse(self, space_dict: dict[str, Any]) -> SearchSpace:
         if self._parsed is None or self._parsed[0] != space_dict:  # parse once, not on every claim

@@ -1,0 +1,75 @@
+"""A queued trial the money left cannot carry waits without blocking the trials (queued or proposed) it can."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from costtune.providers import make_provider
+from simworkloads import with_changes
+
+from costtune.history import TrialState
+from costtune.runner.controller import RunStatus, SweepController
+from costtune.runner.session import open_sweep
+from costtune.spec import parse_sweep
+from costtune.store import Store
+
+X = {"x": 0.5}
+# With a 240 s start-up: g4dn.xlarge on-demand needs ~$0.0351 to a first report, spot ~$0.0144, c5.xlarge
+# on-demand ~$0.0113; $0.03 carries the last two one after the other, never the first.
+BASE: dict[str, Any] = {
+    "name": "queuefund",
+    "objective": {"metric": "loss", "mode": "min"},
+    "space": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
+    "sampler": {"type": "manual", "configs": [
+        {**X, "instance_type": "g4dn.xlarge", "market": "on-demand"},
+        {**X, "instance_type": "g4dn.xlarge", "market": "spot"},
+        {**X, "instance_type": "c5.xlarge", "market": "on-demand"}]},
+    "scheduler": {"type": "fifo"},
+    "budget": {"usd": 0.03},
+    "resources": {
+        "provider": "simulated", "region": "us-east-1",
+        "instance_type": {"type": "categorical", "choices": ["g4dn.xlarge", "c5.xlarge", "t3.medium"]},
+        "market": {"type": "categorical", "choices": ["on-demand", "spot"]}, "workers": 1,
+        "simulation": {"workload": "simworkloads:steady", "max_steps": 3, "startup_seconds": 240, "seed": 0},
+    },
+}
+
+
+def run(tmp_path: Path, **changes: Any) -> tuple[Any, RunStatus]:
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    spec = parse_sweep(with_changes(BASE, **changes))
+    study, _ = open_sweep(store, spec)
+    provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
+    return study, SweepController(spec, study, provider, trial_events=False).run()
+
+
+def test_a_queued_trial_the_cap_cannot_carry_lets_the_next_queued_trials_run(tmp_path: Path) -> None:
+    study, status = run(tmp_path)
+    first, *others = study.history().trials
+    assert status.error is None and status.launched == 2
+    assert [t.state for t in others] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    # the hand-placed trial was skipped, never moved: it waits on its own placement and says what it needs
+    assert first.state == TrialState.QUEUED and first.params["instance_type"] == "g4dn.xlarge"
+    assert first.error is not None and first.error.startswith("waiting: budget: ")
+    assert "on g4dn.xlarge on-demand)" in first.error  # its own need, measured by the runs before it
+    assert "on g4dn.xlarge on-demand)" in status.stop_reason
+    assert status.stop_reason.endswith("1 queued trial waits for more budget")
+
+
+def test_the_sampler_proposes_when_no_queued_trial_fits(tmp_path: Path) -> None:
+    study, status = run(tmp_path, sampler={"type": "random", "seed": 3, "configs": BASE["sampler"]["configs"][:1]},
+                        budget={"usd": 0.02, "trials": 4})
+    trials = study.history().trials
+    assert status.error is None and status.launched >= 1
+    assert trials[0].state == TrialState.QUEUED and trials[0].params["market"] == "on-demand"
+    assert any(t.state.finished for t in trials[1:])  # the sampler's trials ran
+    assert "1 queued trial waits for more budget" in status.stop_reason and "~$" in status.stop_reason
+
+
+def test_a_run_with_less_left_than_a_minimum_charge_names_what_its_queued_trial_needs(tmp_path: Path) -> None:
+    configs = [{**X, "instance_type": "c5.xlarge", "market": "on-demand"},
+               {**X, "instance_type": "g4dn.xlarge", "market": "on-demand"}]
+    _, status = run(tmp_path, sampler={"type": "manual", "configs": configs}, budget={"usd": 0.0135})
+    assert status.launched == 1
+    assert "g4dn.xlarge on-demand" in status.stop_reason and "$0.0351" in status.stop_reason
