@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from costtune.policies import parse_policy
 from costtune.providers import make_provider
 from simworkloads import with_changes
 
@@ -73,3 +75,51 @@ def test_a_run_with_less_left_than_a_minimum_charge_names_what_its_queued_trial_
     _, status = run(tmp_path, sampler={"type": "manual", "configs": configs}, budget={"usd": 0.0135})
     assert status.launched == 1
     assert "g4dn.xlarge on-demand" in status.stop_reason and "$0.0351" in status.stop_reason
+
+
+# --- a policy window's room is judged by the same cost to a first report as the study's cap ----------------
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+SWEEP: dict[str, Any] = {
+    "name": "window", "tags": {"team": "vision"},
+    "objective": {"metric": "loss", "mode": "min"},
+    "space": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
+    "sampler": {"type": "random", "seed": 3}, "scheduler": {"type": "fifo"},
+    "budget": {"usd": 0.5, "trials": 6},
+    "resources": {
+        "provider": "simulated", "region": "us-east-1", "instance_type": "m5.large", "market": "on-demand",
+        "workers": 3,
+        "simulation": {"workload": "simworkloads:steady", "max_steps": 20, "startup_seconds": 240, "seed": 0},
+    },
+}
+
+
+def run_in_window(tmp_path: Path, cap_usd: float, **changes: Any) -> tuple[Any, RunStatus, list[str]]:
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    store.apply_policies([parse_policy({"name": "team-daily", "scope": {"tags": {"team": "vision"}},
+                                        "window": {"period": "daily"}, "cap_usd": cap_usd})])
+    spec = parse_sweep(with_changes(SWEEP, **changes))
+    study, _ = open_sweep(store, spec)
+    provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
+    warnings: list[str] = []
+    status = SweepController(spec, study, provider, trial_events=False, on_warning=warnings.append,
+                             calendar=lambda: NOW).run()
+    return study, status, warnings
+
+
+def test_a_window_that_cannot_carry_a_trial_to_its_first_report_launches_nothing_and_says_so(tmp_path: Path) -> None:
+    # $0.001 left in the window: less than m5.large's 60 s minimum charge, far less than its 240 s start-up
+    study, status, _ = run_in_window(tmp_path, 0.001)
+    assert status.launched == 0
+    waiting = study.history().trials[0]
+    need = "cannot carry the trial to its first report (~$0.0064 on m5.large on-demand)"
+    assert waiting.state == TrialState.QUEUED and waiting.error is not None
+    assert waiting.error.startswith("waiting: policy 'team-daily'") and waiting.error.endswith(need)
+    assert need in status.stop_reason
+
+
+def test_a_trial_refused_again_and_again_by_a_shrinking_window_is_warned_about_once(tmp_path: Path) -> None:
+    # three workers share $0.02: each end of a trial frees a little, and the waiting trial is tried again
+    _, status, warnings = run_in_window(tmp_path, 0.02)
+    refused = [w.split(" not launched")[0] for w in warnings if " not launched: " in w]
+    assert refused and len(refused) == len(set(refused)) == 1
+    assert status.stop_kind in {"policy", "budget"}

@@ -11,6 +11,7 @@ the same trial and reason is audited once per run).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 DENIED_PREFIX = "denied: "  # the error of a trial whose own placement a policy rule refuses
 _RELOAD_S = 5.0  # wall seconds between reads of the policies in force
 _STOP_CHECK_S = 2.0  # wall seconds between checks of stop-running thresholds
+_AMOUNTS = re.compile(r"\$[0-9][0-9.,]*")  # money in a reason: not part of what makes two reasons differ
 
 
 class Admission:
@@ -59,7 +61,7 @@ class Admission:
 
     def _setup_policies(self, calendar: Callable[[], datetime] | None) -> None:
         self._denials, self._windows_of, self._fired, self._stop_fired = {}, {}, set(), set()
-        self._repeats: dict[str, list[Any]] = {}  # warning reason -> [times seen, audit action]
+        self._repeats: dict[str, list[Any]] = {}  # reason without amounts -> [times seen, audit action, reason]
         self.calendar = calendar or (lambda: datetime.now(UTC))
 
     def _policies_in_force(self) -> list[Policy]:
@@ -129,10 +131,14 @@ class Admission:
         mean = self.store.mean_attempt_hours(self.study.id)
         return mean if mean else 1.0
 
-    def _refused(self, claimed: ClaimedTrial, verdict: Verdict, exc: Exception | None = None) -> None:
-        """Back to the queue with why (stored on the trial, shown in progress), audited once per reason."""
+    def _refused(self, claimed: ClaimedTrial, verdict: Verdict, exc: Exception | None = None, *,
+                 where: str | None = None) -> None:
+        """Back to the queue with why (stored on the trial, shown in progress), audited once per reason.
+
+        ``where``: the placement whose cost to a first report (``exc``'s asked amount, ``CapExceeded``)
+        the window cannot carry, as the budget-tail rule says it for the study's cap."""
         if exc is not None:  # the ledger refused it: the policy whose window cap or max_instances decided
-            decider, reason = self._limit_reason(verdict, exc)
+            decider, reason = self._limit_reason(verdict, exc, where)
             verdict = replace(verdict, kind="deny", policy=decider, reason=reason)
         reason = verdict.reason
         if isinstance(exc, CapExceeded):  # a window's hard cap is reached: its thresholds up to 100% fire
@@ -181,14 +187,16 @@ class Admission:
                         f"window reached ({format_usd(spent)} spent, {format_usd(held)} held)")
         return None
 
-    def _limit_reason(self, verdict: Verdict, exc: Exception) -> tuple[str | None, str]:
-        """The policy whose window cap or ``rules.max_instances`` refused the reservation, and why."""
+    def _limit_reason(self, verdict: Verdict, exc: Exception, where: str | None = None) -> tuple[str | None, str]:
+        """The policy whose window cap or ``rules.max_instances`` refused the reservation, and why;
+        ``where``: the placement whose cost to a first report the window's room cannot carry."""
         for policy, window in verdict.windows:
             if isinstance(exc, CapExceeded) and exc.scope == window.scope:
                 left = max(0, exc.cap_micros - exc.spent_micros - exc.reserved_micros)
+                need = (f"the trial needs {format_usd(exc.asked_micros)}" if where is None else
+                        f"cannot carry the trial to its first report (~{format_usd(exc.asked_micros)} on {where})")
                 return policy.name, (f"policy {policy.name!r}: cap_usd {format_usd(exc.cap_micros)} of the "
-                                     f"{window.label} window: {format_usd(left)} left, the trial needs "
-                                     f"{format_usd(exc.asked_micros)}")
+                                     f"{window.label} window: {format_usd(left)} left, {need}")
             if isinstance(exc, LaunchLimit) and exc.prefix == f"policy:{policy.name}:":
                 return policy.name, (f"policy {policy.name!r}: rules.max_instances: {exc.held} launches held, "
                                      f"at most {exc.limit}")
@@ -218,9 +226,11 @@ class Admission:
 
     def _warn_once(self, reason: str, text: str, action: str) -> None:
         """Show a policy warning the first time its reason comes up in this run; the repeats are counted
-        (every one is in the audit trail) and summed up at the end of the run."""
-        seen = self._repeats.setdefault(reason, [0, action])
+        (every one is in the audit trail) and summed up at the end of the run. Reasons that differ only
+        in their amounts (a window's room shrinking by a few cents between two tries) are one reason."""
+        seen = self._repeats.setdefault(_AMOUNTS.sub("$", reason), [0, action, reason])
         seen[0] += 1
+        seen[2] = reason  # the summary at the end names the latest amounts
         if seen[0] == 1:
             self._warn(text)
 
@@ -298,7 +308,7 @@ class Admission:
     def _close_policies(self) -> None:
         """Sums up repeated policy warnings; waits at most ~1 s for queued webhooks; one warning when any
         delivery failed or was abandoned."""
-        for reason, (count, action) in self._repeats.items():
+        for count, action, reason in self._repeats.values():
             if count > 1:
                 done = "amended" if action == "policy.amend" else "refused"
                 self._warn(f"{count - 1} more launches {done}: {reason} (every one in `costtune audit --action "

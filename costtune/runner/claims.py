@@ -181,6 +181,9 @@ class Claims:
                     if cheapest is not None:  # the stop reason names the least any searched placement needs
                         where, reach, rate = cheapest.words, cheapest.reach, cheapest.rate
                 return self._unfund(claimed, reach, where=where)
+            short = self._window_short(verdict, reach) if verdict is not None else None
+            if short is not None:  # a policy window cannot carry it to its first report: the cap's rule
+                return self._refused(claimed, verdict, short, where=self._placement_words(itype, market, rate))
         prior = claimed.prior_cost_micros
         rung = None
         credited = 0
@@ -204,7 +207,7 @@ class Claims:
         else:
             amount = self._chunk(rate, must_fit=True, among=among, caps=verdict.caps if verdict else None)
             if amount == 0:
-                short = self._window_short(verdict, self.billing.charge(1, rate)) if verdict else None
+                short = self._window_short(verdict, max(reach, self.billing.charge(1, rate))) if verdict else None
                 if short is not None:  # a policy window has no room for it, not the study
                     return self._refused(claimed, verdict, short)
                 return self._unfund(claimed, self.billing.charge(1, rate))
