@@ -123,3 +123,28 @@ def test_a_trial_refused_again_and_again_by_a_shrinking_window_is_warned_about_o
     refused = [w.split(" not launched")[0] for w in warnings if " not launched: " in w]
     assert refused and len(refused) == len(set(refused)) == 1
     assert status.stop_kind in {"policy", "budget"}
+
+
+# --- a rung scheduler's trial the cap stops before its first report is stopped by the budget, not the rung ---
+def test_a_trial_the_cap_ends_before_its_first_report_is_stopped_by_the_budget_not_judged(tmp_path: Path) -> None:
+    # c5.xlarge on-demand: the 240 s start-up costs $0.0113, under the $0.012 cap; start-up + first rung does not fit
+    study, _ = run(tmp_path, sampler={"type": "random", "seed": 3},
+                   scheduler={"type": "asha", "min_usd": 0.002, "max_usd": 0.004, "eta": 2},
+                   budget={"usd": 0.012, "trials": 2},
+                   resources={**BASE["resources"], "instance_type": "c5.xlarge", "market": "on-demand",
+                              "simulation": {**BASE["resources"]["simulation"], "startup_seconds": 250}})
+    first = study.history().trials[0]
+    assert first.state == TrialState.STOPPED and first.last_step is None
+    assert not any("no result by" in r for r in first.verdict_reasons)
+    note = study.store.attempts(study.id, 0)[0].note  # what `costtune trials STUDY 0` shows
+    assert note.startswith("stopped by the budget: budget.usd reached before its first report, ")
+    assert "the $0.012 it held used up" in note
+
+
+def test_a_trial_stopped_at_its_share_of_a_split_cap_says_what_it_held(tmp_path: Path) -> None:
+    study, _ = run(tmp_path, sampler={"type": "random", "seed": 3}, budget={"usd": 0.05, "trials": 3},
+                   resources={**BASE["resources"], "instance_type": "t3.medium", "market": "on-demand", "workers": 3,
+                              "simulation": {**BASE["resources"]["simulation"], "max_steps": 400}})
+    notes = [study.store.attempts(study.id, t.number)[0].note for t in study.history().trials]
+    assert notes and all(n.startswith("stopped by the budget: budget.usd reached, the $0.0167 it held used up, with ")
+                         and "(its own included) of the $0.05 cap" in n for n in notes)

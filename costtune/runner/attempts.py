@@ -62,6 +62,7 @@ class LiveAttempt:
     attempt_value: float | None = None  # the objective as reported by this attempt (rungs judge on it)
     reported: set[str] = field(default_factory=set)  # metric names this attempt reported
     grace: bool = False  # reached a rung before its first report: given one first rung's worth more
+    grace_capped: bool = False  # that grace was only what the cap had left
     judge_now: bool = False  # reported during its grace: judge it at this tick
     error: str | None = None  # why it fails, when costtune decided that (a NaN objective, an internal error)
     billed_ms: int = 0  # billable time at the controller's last poll (what its heartbeat books meanwhile)

@@ -159,6 +159,12 @@ class Decisions:
         if live.rung is not None and self.rungs is not None:
             if live.attempt_value is None and not live.grace and self._grace(live):
                 return None
+            if live.attempt_value is None and (not live.grace or live.grace_capped):
+                # the cap, not the rung, ended it: no money to carry it to a first report (the estimate
+                # before any report is the start-up alone); not judged on nothing
+                cap, spent, held = self.store.balance(self.scope)
+                return self._budget_stop(live, "budget.usd reached before its first report, "
+                                               f"{_cap_words(cap, spent, held, own=live.reserved)}")
             if live.attempt_value is None and live.grace:
                 spent = self.billing.charge(self.provider.poll(live.handle).billable_ms, live.rate)
                 self._first_report(live, spent, None, late=True)
@@ -188,7 +194,7 @@ class Decisions:
                 if policy:
                     live.decision = policy
                     return "policy"
-                return self._budget_stop(live, f"budget.usd reached, {_cap_words(cap, spent, held)}")
+                return self._budget_stop(live, f"budget.usd reached, {_cap_words(cap, spent, held, own=live.reserved)}")
         try:
             if extra:
                 self.store.extend(live.key, extra)
@@ -196,8 +202,8 @@ class Decisions:
             windows = self._windows_of.get(live.key, ())
             policy = None if exc.scope == self.scope else self._full_window(windows, extra, exc.scope)
             if policy is None:
-                return self._budget_stop(live, f"budget.usd: cannot fund the next {format_usd(extra)}, "
-                                               f"{_cap_words(exc.cap_micros, exc.spent_micros, exc.reserved_micros)}")
+                money = _cap_words(exc.cap_micros, exc.spent_micros, exc.reserved_micros, own=live.reserved)
+                return self._budget_stop(live, f"budget.usd: cannot fund the next {format_usd(extra)}, {money}")
             live.decision = f"{policy}: cannot fund the next {format_usd(extra)}"
             return "policy"
         live.reserved += extra
@@ -226,6 +232,7 @@ class Decisions:
                 self.store.extend(live.key, grace)
             except CapExceeded:
                 return False
+            live.grace_capped = True  # what the cap had left: a trial still without a report is the budget's
         live.grace = True
         live.reserved += grace
         live.aim(self.billing, (live.target or 0) + grace, live.rung)
@@ -307,8 +314,13 @@ class Decisions:
         self._watch_deadlines(live)
 
 
-def _cap_words(cap: int | None, spent: int, held: int) -> str:
+def _cap_words(cap: int | None, spent: int, held: int, *, own: int | None = None) -> str:
     """The study's money when its cap stopped a trial: ``with $0.049 spent and $0.0008 held by running
-    trials of the $0.05 cap``."""
+    trials of the $0.05 cap``; with ``own`` (what this attempt held, its share when workers split the
+    cap, micros) first: ``the $0.0167 it held used up, with $0 spent and $0.05 held by running trials
+    (its own included) of the $0.05 cap``."""
     of_cap = "" if cap is None else f" of the {format_usd(cap)} cap"
-    return f"with {format_usd(spent)} spent and {format_usd(held)} held by running trials{of_cap}"
+    if own is None:
+        return f"with {format_usd(spent)} spent and {format_usd(held)} held by running trials{of_cap}"
+    return (f"the {format_usd(own)} it held used up, with {format_usd(spent)} spent and {format_usd(held)} held "
+            f"by running trials (its own included){of_cap}")

@@ -146,10 +146,10 @@ class Ending:
         left = 0 if cap is None else cap - spent - self.store.balance(self.scope).reserved_micros
         if self._short_at is not None and left > 0:  # money is left, but too little to reach a first report
             text = tail_words(left, self._short[1], self._short_at)
-        elif queued and self._short_at is not None:  # nothing left: still say what the waiting trials need
-            text += f" (a queued trial needs ~{format_usd(self._short[1])} on {self._short_at} to its first report)"
         if queued:
             text += f"; {plural(queued, 'queued trial')} {'waits' if queued == 1 else 'wait'} for more budget"
+            if self._short_at is not None and left <= 0:  # nothing left: still say what the waiting trials need
+                text += f" (~{format_usd(self._short[1])} to a first report on {self._short_at})"
         return text
 
     def _why_exhausted(self, held: int | None = None) -> str:
