@@ -127,7 +127,7 @@ def test_a_trial_refused_again_and_again_by_a_shrinking_window_is_warned_about_o
 
 # --- a rung scheduler's trial the cap stops before its first report is stopped by the budget, not the rung ---
 def test_a_trial_the_cap_ends_before_its_first_report_is_stopped_by_the_budget_not_judged(tmp_path: Path) -> None:
-    # c5.xlarge on-demand: the 240 s start-up costs $0.0113, under the $0.012 cap; start-up + first rung does not fit
+    # c5.xlarge on-demand: a 250 s start-up costs $0.0118, under the $0.012 cap; its first report (10 s later) is not
     study, _ = run(tmp_path, sampler={"type": "random", "seed": 3},
                    scheduler={"type": "asha", "min_usd": 0.002, "max_usd": 0.004, "eta": 2},
                    budget={"usd": 0.012, "trials": 2},
@@ -148,3 +148,14 @@ def test_a_trial_stopped_at_its_share_of_a_split_cap_says_what_it_held(tmp_path:
     notes = [study.store.attempts(study.id, t.number)[0].note for t in study.history().trials]
     assert notes and all(n.startswith("stopped by the budget: budget.usd reached, the $0.0167 it held used up, with ")
                          and "(its own included) of the $0.05 cap" in n for n in notes)
+
+
+def test_the_cost_to_a_first_report_on_a_new_type_counts_the_first_step_measured_on_others(tmp_path: Path) -> None:
+    # c5.xlarge on-demand runs first: 240 s start-up + 3 steps of 10 s = $0.01275, its first report at 250 s.
+    # $0.00283 is then left: t3.medium on-demand's 240 s start-up ($0.00277) fits, its 250 s to a report ($0.00289) not
+    configs = [{**X, "instance_type": "c5.xlarge", "market": "on-demand"},
+               {**X, "instance_type": "t3.medium", "market": "on-demand"}]
+    study, status = run(tmp_path, sampler={"type": "manual", "configs": configs}, budget={"usd": 0.01558})
+    second = study.history().trials[1]
+    assert status.launched == 1 and second.state == TrialState.QUEUED
+    assert second.error is not None and second.error.endswith("(~$0.00289 on t3.medium on-demand)")

@@ -293,7 +293,8 @@ class Claims:
         to spend before its first report: the larger of the billing rule's minimum charge and the charge,
         at this rate, for the median billable time to first report of the study's earlier attempts on that
         instance type (this run's, as ``_startup_guess``; else the earlier runs' in the store; else the
-        simulation's ``startup_seconds``). 0 for a free placement. No trial starts with less left."""
+        simulation's ``startup_seconds``, or the median time to first report on the study's other types
+        when that is longer). 0 for a free placement. No trial starts with less left."""
         if rate <= 0:
             return 0
         before = self._first_ms_before.get(instance_type)
@@ -301,6 +302,13 @@ class Claims:
             startup = self._startup_guess(instance_type, rate)  # this run's first reports, or the simulation's
         else:  # a resumed study: its earlier runs' first reports on this instance type
             startup = self.billing.charge(round(statistics.median(before[-STARTUP_SEEN:])), rate)
+        if instance_type not in self._first_ms and not before:
+            # Not yet measured on this type: the start-up estimate leaves out the first step, which the
+            # study's first reports on its other types measured (start-up and first step together).
+            seen = [ms for runs in (self._first_ms, self._first_ms_before) for got in runs.values()
+                    for ms in got[-STARTUP_SEEN:]]
+            if seen:
+                startup = max(startup, self.billing.charge(round(statistics.median(seen)), rate))
         return max(self.billing.charge(1, rate), startup)
 
     def _placement_words(self, instance_type: str | None, market: str, rate: int) -> str:
