@@ -132,6 +132,8 @@ class Int(_Base):
 class _Choice(_Base):
     """A finite list of options; unit cells of equal width in list order."""
 
+    takes_points: ClassVar[bool] = False  # a grid takes every option: ``points`` is refused, never ignored
+
     @property
     def options(self) -> tuple:
         raise NotImplementedError
