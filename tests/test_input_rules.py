@@ -103,3 +103,28 @@ def test_zero_or_negative_cap_must_be_more_than_zero(usd: Any) -> None:
 def test_a_small_positive_cap_names_the_minimum_charge() -> None:
     assert refused(sweep(budget__usd=0.0000001)).startswith(
         "budget.usd: must be at least $0.000278: one trial's minimum charge (per second at $1.00/h)")
+
+
+def test_chosen_rungs_end_on_a_power_of_eta() -> None:
+    """nu1: budget.usd $0.50 at $0.07992/h chose $0.002664 -> $0.007992 -> $0.023976 -> $0.025, a top rung 4%
+    above the one below it. max_usd is now the highest min_usd * eta**k within budget.usd / 20."""
+    from costtune.schedulers.rungs import rung_ladder
+
+    spec = parse_sweep(sweep(scheduler={"type": "hyperband"}, budget={"usd": 0.5},
+                             resources={"provider": "local", "usd_per_hour": 0.07992}))
+    s = spec.scheduler
+    assert (s["min_usd"], s["max_usd"]) == ("0.002664", "0.023976")
+    assert rung_ladder(s["min_usd_micros"], s["max_usd_micros"], 3) == (2664, 7992, 23976)
+    assert s["chosen"].startswith("max_usd $0.023976 = min_usd x 3^2, the highest rung within budget.usd $0.50 / 20 "
+                                  "= $0.025 (room for at least 20 trials run to the top)")
+
+
+def test_a_given_max_usd_raises_the_chosen_min_usd_onto_its_ladder() -> None:
+    from costtune.schedulers.rungs import rung_ladder
+
+    spec = parse_sweep(sweep(scheduler={"type": "asha", "max_usd": 0.025}, budget={"usd": 0.5},
+                             resources={"provider": "local", "usd_per_hour": 0.07992}))
+    s = spec.scheduler
+    assert s["max_usd"] == 0.025 or s["max_usd_micros"] == 25_000
+    assert rung_ladder(s["min_usd_micros"], s["max_usd_micros"], 3) == (2778, 8334, 25_000)
+    assert "raised to max_usd / 3^2 so each rung is 3x the one below" in s["chosen"]

@@ -182,6 +182,7 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
     from costtune.runner.session import parse_resuming
     from costtune.schedulers.defaults import rung_below_minimum
     from costtune.spec import load_sweep
+    from costtune.spec.sweep import load_warnings
     from costtune.store import resolve_db_url
     from costtune.yamlfile import read_yaml_file
 
@@ -214,6 +215,8 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
             notes = [f"`costtune run` would not resume study {spec.name!r} of {stored.where} with this file ({exc}); "
                      "the plan is the file's own, as for a new study"]
             spec, stored = load_sweep(sweep_file), None  # as read: the resume rules may have changed it
+    for line in load_warnings(spec):  # on stderr, as `costtune run` warns; --format json keeps stdout to the plan
+        err_console.print(styled((f"warning: {line}", "yellow")), highlight=False, soft_wrap=True)
     low = rung_below_minimum(spec.scheduler, spec.resources, resumed=stored is not None)
     if low is not None:  # on stderr, as `costtune run` warns; --format json keeps stdout to the plan
         err_console.print(styled((f"warning: {low}", "yellow")), highlight=False, soft_wrap=True)
