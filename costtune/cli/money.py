@@ -11,7 +11,7 @@ import click
 from costtune.cli.common import count, db_option, err_console, handled, open_store, out_console
 from costtune.errors import InputError, SpecError
 from costtune.limits import MAX_FORECAST_RUNS, MAX_JOBS
-from costtune.words import plural
+from costtune.words import natural_key, plural
 
 
 @click.command()
@@ -52,14 +52,16 @@ def spend(db: str | None, by: str | None, window: str, timezone: str, fmt: str) 
         rows.append({"scope": scope, "name": names.get(scope, scope), "cap_micros": cap, "spent_micros": spent,
                      "reserved_micros": reserved, "left_micros": None if cap is None else cap - spent - reserved,
                      "held_controller_gone_micros": min(reserved, gone.get(scope, 0))})
+    rows.sort(key=lambda r: natural_key(r["scope"]))  # study:2 before study:10
     if _emitted(rows, fmt):
         return
     keys = ("cap_micros", "spent_micros", "reserved_micros", "left_micros")
     money = [format_usd_column([r[k] for r in rows]) for k in keys]  # one number of decimals per column
     out_console.print(FittedTable([
         Column("scope", [r["name"] for r in rows], keep=0, justify="left", wrap=16),
+        # on a narrow console what is left goes last: it is what the table is for (then spent, cap, held)
         *(Column(head, column, keep=keep) for head, column, keep in zip(("cap", "spent", "held", "left"), money,
-                                                                         (2, 1, 4, 3), strict=True)),
+                                                                         (3, 2, 4, 1), strict=True)),
     ], title=f"spend by scope in {store.display_url}"))
     for r in rows:
         if r["held_controller_gone_micros"]:
