@@ -98,7 +98,8 @@ def test_a_workload_module_in_the_current_directory_is_found(tmp_path: Path) -> 
     env = dict(os.environ)
     # -P: the current directory is not on sys.path, as for the installed `costtune` script
     code = "import sys; from costtune.cli.entry import main; sys.argv = ['costtune', 'plan', 'sim.yaml']; main()"
-    ok = subprocess.run([sys.executable, "-P", "-c", code], cwd=here, capture_output=True, text=True, env=env, timeout=60)
+    ok = subprocess.run([sys.executable, "-P", "-c", code], cwd=here, capture_output=True, text=True, env=env,
+                        timeout=60)
     assert ok.returncode == 0, ok.stderr
     away = subprocess.run([sys.executable, "-P", "-c", code.replace("'sim.yaml'", repr(str(path)))], cwd=tmp_path,
                           capture_output=True, text=True, env=env, timeout=60)

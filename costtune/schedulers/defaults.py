@@ -186,8 +186,8 @@ def rung_below_minimum(cfg: dict[str, Any], resources: Resources, *, resumed: bo
         return None
     held = max(resources.billing.minimum_s, resources.billing.granularity_s)
     # amounts a user may copy into the file: exact, never rounded below what they must reach
-    fix = (f"raise budget.usd to at least {format_usd_exact(floor * eta * TRIALS_IN_BUDGET)} (max_usd = budget.usd / "
-           f"{TRIALS_IN_BUDGET}, min_usd = max_usd / {eta}) or give scheduler.min_usd of at least "
+    fix = (f"raise budget.usd to at least {format_usd_exact(floor * eta * TRIALS_IN_BUDGET)} (max_usd at most "
+           f"budget.usd / {TRIALS_IN_BUDGET}, min_usd = max_usd / {eta}) or give scheduler.min_usd of at least "
            f"{format_usd_exact(floor)}")
     return (f"scheduler.min_usd: the first rung, {format_usd_exact(low)} (chosen from budget.usd), is below the "
             f"minimum charge of the cheapest placement, {format_usd_exact(floor)} ({held} s at {format_usd(rate)}/h on "
