@@ -90,3 +90,22 @@ def test_a_trial_left_queued_when_the_budget_is_spent_says_why(tmp_path: Path) -
     assert status.launched == 1
     queued = [t for t in study.history().trials if t.state == TrialState.QUEUED]
     assert queued and all((t.error or "").startswith("waiting: budget") for t in queued), [t.error for t in queued]
+
+
+def test_costtune_run_ends_naming_the_budget_that_cannot_carry_a_trial(tmp_path: Path) -> None:
+    """A cap below one trial's cost to its first report: the run starts nothing and its last word is why, with
+    the amounts (exit 1), not "no trial produced a value"."""
+    import yaml
+    from click.testing import CliRunner
+
+    from costtune.cli.app import main
+
+    sweep = tmp_path / "tail.yaml"
+    sweep.write_text(yaml.safe_dump(with_changes(TAIL, budget={"usd": 0.005})), encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'cli.db'}"
+    result = CliRunner().invoke(main, ["run", str(sweep), "--db", db, "--quiet"])
+    assert result.exit_code == 1, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("failed: no trial could start: budget: $0.005 left cannot carry a trial to its first "
+                           "report (~$0.0064 on m5.large on-demand)"), result.output
+    assert "raise budget.usd" in last and "no trial produced a value" not in result.output

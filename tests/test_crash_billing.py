@@ -262,7 +262,8 @@ def test_read_only_views_show_a_dead_controllers_trials_and_money_as_such(tmp_pa
     assert "1 running (controller gone)" in outputs["studies"]
     for view in ("trials ghost", "leaderboard ghost"):
         assert "running (controller gone)" in outputs[view], outputs[view]
-    assert "$1.00 held (controller gone; settled by the next run)" in outputs["spend"]
+    assert "$1.00 held by a controller that is no longer running (pid" in outputs["spend"]
+    assert "the next `costtune run` of study ghost settles it" in " ".join(outputs["spend"].split())
     [row] = json.loads(outputs["trials ghost --format json"])
     assert (row["state"], row["controller_gone"]) == ("running", True)
     [scope] = json.loads(outputs["spend --format json"])

@@ -341,7 +341,8 @@ def test_costtune_spend_shows_each_scope_cap_spent_and_left(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)
     assert row == {"scope": f"study:{study.id}", "name": "study sim", "cap_micros": 200_000, "spent_micros": total,
-                   "reserved_micros": 0, "left_micros": 200_000 - total, "held_controller_gone_micros": 0}
+                   "reserved_micros": 0, "left_micros": 200_000 - total, "held_controller_gone_micros": 0,
+                   "controller_gone_cost_micros": 0, "controllers_gone": []}
 
 
 @pytest.mark.parametrize("example", sorted((Path(__file__).parent.parent / "examples").rglob("*.yaml")),

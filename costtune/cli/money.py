@@ -11,6 +11,7 @@ import click
 from costtune.cli.common import count, db_option, err_console, handled, open_store, out_console
 from costtune.errors import InputError, SpecError
 from costtune.limits import MAX_FORECAST_RUNS, MAX_JOBS
+from costtune.store.owner import describe_owner
 from costtune.words import natural_key, plural
 
 
@@ -28,7 +29,7 @@ from costtune.words import natural_key, plural
 def spend(db: str | None, by: str | None, window: str, timezone: str, fmt: str) -> None:
     """Spend by ledger scope: cap, spent, held by running trials, and what is left (spend-policy windows
     included; `costtune policy status` adds their forecasts). With --by: billed spend grouped."""
-    from costtune.money import format_usd, format_usd_column
+    from costtune.money import format_usd_column
     from costtune.reports.table import Column, FittedTable
 
     if by is not None:
@@ -46,12 +47,17 @@ def spend(db: str | None, by: str | None, window: str, timezone: str, fmt: str) 
             if parts[1] in in_force:  # the cap in force (as `policy status`), not the one of its last launch
                 caps[scope] = in_force[parts[1]].cap_micros
     rows = []
-    gone = store.held_by_gone()  # held for attempts whose controller died: not live, settled by the next run
+    gone = store.gone_holds()  # held for attempts whose controller died: not live, settled by the next run
     for scope, (cap, spent, reserved) in store.balances().items():
         cap = caps.get(scope, cap)
+        dead = gone.get(scope)
         rows.append({"scope": scope, "name": names.get(scope, scope), "cap_micros": cap, "spent_micros": spent,
                      "reserved_micros": reserved, "left_micros": None if cap is None else cap - spent - reserved,
-                     "held_controller_gone_micros": min(reserved, gone.get(scope, 0))})
+                     "held_controller_gone_micros": min(reserved, dead.held_micros) if dead else 0,
+                     # what those attempts were charged so far: trial costs (`costtune studies`/`trials`) count it,
+                     # spent does only once the next run settles them
+                     "controller_gone_cost_micros": dead.cost_micros if dead else 0,
+                     "controllers_gone": [describe_owner(o) for o in dead.owners] if dead else []})
     rows.sort(key=lambda r: natural_key(r["scope"]))  # study:2 before study:10
     if _emitted(rows, fmt):
         return
@@ -65,8 +71,21 @@ def spend(db: str | None, by: str | None, window: str, timezone: str, fmt: str) 
     ], title=f"spend by scope in {store.display_url}"))
     for r in rows:
         if r["held_controller_gone_micros"]:
-            out_console.print(f"{r['name']}: {format_usd(r['held_controller_gone_micros'])} held (controller gone; "
-                              "settled by the next run)", highlight=False)
+            out_console.print(_gone_note(r), highlight=False, soft_wrap=True)
+
+
+def _gone_note(row: dict[str, Any]) -> str:
+    """Why a scope holds money no live trial uses, and why its spent is below the trials' cost."""
+    from costtune.money import format_usd
+
+    who = f" ({', '.join(row['controllers_gone'])})" if row["controllers_gone"] else ""
+    cost = row["controller_gone_cost_micros"]
+    charged = (f"; its attempts were charged {format_usd(cost)} so far (in the trials' cost that `costtune studies` "
+               "and `costtune trials` show), not yet in spent" if cost else "")
+    settles = (f"the next `costtune run` of {row['name']} settles it" if row["scope"].startswith("study:")
+               else "the next run of its study settles it")
+    return (f"{row['name']}: {format_usd(row['held_controller_gone_micros'])} held by a controller that is no longer "
+            f"running{who}{charged}; {settles}")
 
 
 def _emitted(rows: list[dict[str, Any]], fmt: str) -> bool:

@@ -109,7 +109,10 @@ def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_ca
 
 def totals_line(history: Any, status: Any, before: Any = None) -> str:
     """The run's last word on money: study-wide totals (every run of the study), labelled so, then this
-    run's share when earlier runs hold some of it; preemptions and simulated time are this run's."""
+    run's share when other runs hold some of it: earlier ones, or another `costtune run` of the same study
+    at the same time. That share is what this controller's own attempts finished and were charged
+    (``status.own_*``), never the study's change while it ran; preemptions and simulated time are this run's.
+    ``before``: the study's history when the run began (a study earlier runs left trials in)."""
     from costtune.money import format_usd
     from costtune.reports.fmt import format_duration
 
@@ -117,17 +120,17 @@ def totals_line(history: Any, status: Any, before: Any = None) -> str:
     line = f"study total (all runs): {plural(len(history.trials), 'trial')}, {finished} finished, " \
            f"{format_usd(history.spent_micros)} spent"
     own: list[str] = []
-    if before is not None and before.trials:
-        done_here = finished - sum(t.state.finished for t in before.trials)
-        spent_here = format_usd(history.spent_micros - before.spent_micros)
-        own.append(f"{plural(done_here, 'trial')} finished, {spent_here} spent")
+    shared = (before is not None and bool(before.trials)) or status.own_finished != finished or \
+        status.own_spend_micros != history.spent_micros
+    if shared:
+        own.append(f"{plural(status.own_finished, 'trial')} finished, {format_usd(status.own_spend_micros)} spent")
     if status.preemptions:
         lost = format_usd(status.waste_micros)
         own.append(f"{plural(status.preemptions, 'preemption')}, {lost} of work lost to them")
     if status.sim_seconds:
         own.append(f"{format_duration(status.sim_seconds)} of simulated time")
     if own:
-        line += ("; this run: " if before is not None and before.trials else "; ") + ", ".join(own)
+        line += ("; this run: " if shared else "; ") + ", ".join(own)
     if status.stop_reason:
         line += f"; stopped: {status.stop_reason}"
     return line
@@ -156,10 +159,13 @@ def _print_summary(study: Any, status: Any, before: Any = None) -> None:
     _print_failures(history, study.name)
     if status.error is not None:  # fail-fast, a misspelt objective.metric: the sweep stopped on it
         raise status.error
-    if best is None and history.trials and not status.launched and (
-            status.denied or status.stop_reason.startswith("policy '")):
-        raise CosttuneError(f"a spend policy blocked every launch: {status.stop_reason or 'see costtune audit'}; "
-                            "see `costtune policy explain SWEEP.yaml` and `costtune audit`")
+    if best is None and history.trials and not status.launched:  # nothing ran: say what kept every trial out
+        if status.denied or status.stop_kind == "policy":
+            raise CosttuneError(f"a spend policy blocked every launch: {status.stop_reason or 'see costtune audit'}; "
+                                "see `costtune policy explain SWEEP.yaml` and `costtune audit`")
+        if status.stop_kind == "budget":  # the cap (or what is left of it) cannot fund a trial to its first report
+            raise CosttuneError(f"no trial could start: {status.stop_reason}; raise budget.usd in the sweep file "
+                                "and run it again with --change-cap")
     if best is None and history.trials:
         raise CosttuneError("no trial produced a value; see `costtune trials` and `costtune logs`")
 

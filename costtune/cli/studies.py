@@ -70,6 +70,7 @@ def _list_studies(db: str | None, fmt: str) -> None:
             "cost_usd": str(micros_to_usd(history.spent_micros)),
             "cost_micros": history.spent_micros,
             "created_at": info.created_at.isoformat(),
+            "last_stop": info.last_stop,  # why its last run stopped; null before any, and while one runs
         })
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
@@ -88,6 +89,7 @@ def _list_studies(db: str | None, fmt: str) -> None:
         Column("best", [format_number(r["best_value"]) for r in rows], keep=1),
         Column("cost", format_usd_column([r["cost_micros"] for r in rows]), keep=1),
         Column("created", [r["created_at"][:19].replace("T", " ") for r in rows], keep=4),
+        Column("last stop", [r["last_stop"] or "-" for r in rows], keep=3, justify="left", wrap=24),
     ], title=f"studies in {store.display_url}"))
 
 

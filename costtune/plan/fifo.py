@@ -24,13 +24,15 @@ def partial_trials(spec: SweepSpec, shapes: list[Shape], cost: int, trials: int 
     if cap is None or trials is None or cost <= 0:
         return trials, planned
     reach = mean_reach(spec, shapes)
-    if reach > 0 and cap < reach:
+    least = min(_reaches(spec, shapes), default=0)  # a searched placement the cap cannot carry moves to one it can
+    if least > 0 and cap < least:
+        searched = " on the cheapest searched placement" if len({(s.instance_type, s.spot) for s in shapes}) > 1 else ""
         notes.append(f"budget.usd: the {format_usd(cap)} cap cannot carry a trial to its first report (~"
-                     f"{format_usd(reach)} for start-up and first step): `costtune run` starts no trial")
+                     f"{format_usd(least)} for start-up and first step{searched}): `costtune run` starts no trial")
         return 0, 0
     if reach <= 0 or reach >= cost:
         return trials, planned
-    started = trials + (1 if cap - trials * cost >= reach else 0)  # the last one, cut short by the cap
+    started = trials + (1 if cap - trials * cost >= least else 0)  # the last one, cut short by the cap
     wave = min(workers, cap // reach)  # the first trials start together, each with a share of the cap
     started = max(started, wave)
     started = started if limit is None else min(started, limit)
@@ -52,7 +54,12 @@ def partial_trials(spec: SweepSpec, shapes: list[Shape], cost: int, trials: int 
 def mean_reach(spec: SweepSpec, shapes: list[Shape]) -> int:
     """Mean charge (micro-dollars) for a trial to reach its first report: start-up and first step (start-up
     alone for a shape without steps), billed."""
-    rule = spec.resources.billing
-    costs = [rule.charge(round((s.startup_s + (s.steps[0][0] if s.steps else 0.0)) * 1000), s.rate_micros)
-             for s in shapes]
+    costs = _reaches(spec, shapes)
     return round(float(np.mean(costs))) if costs else 0
+
+
+def _reaches(spec: SweepSpec, shapes: list[Shape]) -> list[int]:
+    """Each shape's billed charge to its first report (micro-dollars)."""
+    rule = spec.resources.billing
+    return [rule.charge(round((s.startup_s + (s.steps[0][0] if s.steps else 0.0)) * 1000), s.rate_micros)
+            for s in shapes]

@@ -51,9 +51,11 @@ class LiveAttempt:
     step: int = -1  # last step reported
     value: float | None = None  # last objective value of the trial (any attempt)
     report_ms: int = 0  # billable ms at its last report: a checkpoint when the workload keeps them
-    stop_reason: str | None = None  # "stopped" | "completed" | "budget" | "interrupted" | "timeout"
+    # "stopped" | "completed" | "budget" | "policy" | "interrupted" | "timeout" | "failed" (finishing.py)
+    stop_reason: str | None = None
     decision: str = ""  # why the scheduler stopped it, for the trial's record
-    stop_step: int | None = None  # the step it had reported when its stop was decided (None: not stopped)
+    stop_step: int | None = None  # the step it had reported when its stop was sent (None: none was sent)
+    judged_out: bool = False  # judged at its rung and not promoted (the verdict is stored)
     warned: int = 0  # warnings about its output, all of them
     warnings: list[str] = field(default_factory=list)  # the first few, stored with the trial
     metrics: dict[str, float] = field(default_factory=dict)  # the trial's last value of every metric

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from costtune.policies import Verdict
     from costtune.prices.billing import BillingRule
     from costtune.providers.base import Provider
+    from costtune.runner.placing import Placement
     from costtune.runner.status import RunStatus
     from costtune.schedulers import RungScheduler
     from costtune.spec import SweepSpec
@@ -80,6 +81,10 @@ class Claims:
     _market_for: Callable[[ClaimedTrial, str | None, str], tuple[str, str]]
     _windows_of: dict[str, Any]
     _denied: str | None
+
+    # placing.py: a searched placement the budget can carry, when the proposed one it cannot
+    _move: Callable[[ClaimedTrial, str, int, int], tuple[ClaimedTrial | None, Placement | None]]
+    _placement_notes: dict[int, str]
 
     def _another_iteration(self) -> bool:
         """At the end of a Hyperband (SH, BOHB) plan, plan one more iteration if what is left of the cap
@@ -157,9 +162,16 @@ class Claims:
         if reach:
             cap, spent, held = self.store.balance(self.scope)
             if cap is not None and cap - spent - held < reach:  # it could only be stopped before reporting
+                where = self._placement_words(itype, market, rate)
+                if cap - spent < reach:  # never on this placement: another searched one may do (placing.py)
+                    moved, cheapest = self._move(claimed, where, reach, cap - spent)
+                    if moved is not None:
+                        return self._book(moved, among=among)
+                    if cheapest is not None:  # the stop reason names the least any searched placement needs
+                        where, reach, rate = cheapest.words, cheapest.reach, cheapest.rate
                 # named in the stop reason only when the money left would have launched it before this rule
                 least = cap - spent - held >= self.billing.charge(1, rate)
-                return self._unfund(claimed, reach, where=self._placement_words(itype, market, rate) if least else None)
+                return self._unfund(claimed, reach, where=where if least else None)
         prior = claimed.prior_cost_micros
         rung = None
         credited = 0
@@ -207,6 +219,10 @@ class Claims:
             start_step=start, granularity_s=self.billing.granularity_s, minimum_s=self.billing.minimum_s)
         if market_note:
             self.store.add_attempt_note(attempt_id, market_note)  # `costtune trials STUDY N` shows it
+        moved = self._placement_notes.pop(claimed.id, None)
+        if moved:  # the budget moved it to another searched placement before this launch (placing.py)
+            self.store.add_attempt_note(attempt_id, moved)
+            self._on_event(f"trial {claimed.number}: {moved}")
         trial_dir = Path(claimed.output_dir or self.study.trial_dir(claimed.number))
         live = LiveAttempt(claimed=claimed, attempt_id=attempt_id, key=key, rate=rate, instance_type=itype,
                            market=market, trial_dir=trial_dir, start_step=start, reserved=amount, target=None,

@@ -40,6 +40,7 @@ from costtune.runner.curving import Curving
 from costtune.runner.decisions import Decisions
 from costtune.runner.ending import LIMIT, Ending
 from costtune.runner.finishing import Finishing
+from costtune.runner.placing import Placing
 from costtune.runner.recovery import Recovery, catch_signals
 from costtune.runner.status import RunStatus, short_params, write_header
 from costtune.runner.waking import Waking
@@ -58,7 +59,8 @@ _RECLAIM_S = 1.0  # on a wall clock, look for new work this often when the last 
 __all__ = ["RunStatus", "SweepController"]
 
 
-class SweepController(Finishing, Decisions, Curving, Claims, Ending, Recovery, Control, Admission, Waking):
+class SweepController(Finishing, Decisions, Curving, Claims, Placing, Ending, Recovery, Control, Admission,
+                      Waking):
     def __init__(self, spec: SweepSpec, study: Study, provider: Provider, *,
                  on_event: Callable[[str], None] | None = None, workdir: str | None = None,
                  clock: Clock | None = None, trial_events: bool = True,
@@ -105,6 +107,7 @@ class SweepController(Finishing, Decisions, Curving, Claims, Ending, Recovery, C
         self._last_failure: tuple[int, str] | None = None
         self._streak_before = 0  # set from the store when the run starts (fail-fast counts across resumes)
         self._waiting_for = 0
+        self._holders: list[str] = []  # the live controllers running them (ending.py)
         self._objective_seen: bool | None = None
         self._credited: dict[int, int] = {}  # trial number -> rung level it was last promoted at (decisions.py)
         self._first_ms: dict[str | None, list[int]] = {}  # instance type -> billable ms at first reports
@@ -116,6 +119,7 @@ class SweepController(Finishing, Decisions, Curving, Claims, Ending, Recovery, C
         self._launched_at_extension = -1  # status.launched when the plan last grew by an iteration
         self._checkpoints = spec.resources.simulation.checkpoint if spec.resources.simulation else False
         self._price_warnings: set[str] = set()
+        self._placement_notes: dict[int, str] = {}  # trial id -> why the budget moved it (placing.py)
         # BOHB's model proposes, unless the study's sampler is manual (stored before that pair was refused):
         # a manual study runs only its configs
         if self.rungs is not None and self.rungs.kind == "bohb" and spec.sampler["type"] != "manual":
@@ -141,6 +145,7 @@ class SweepController(Finishing, Decisions, Curving, Claims, Ending, Recovery, C
         ticks), a third interrupts at once (what runs is killed and booked on the way out).
         """
         self._prepare()
+        self.store.set_last_stop(self.study.id, None)  # `costtune studies`: no earlier run's reason while this one goes
         beat = nullcontext() if self.virtual else Heartbeat(self.store, self.study.owner, self._charges)
         restore = catch_signals(self.interrupt)
         try:
@@ -148,15 +153,27 @@ class SweepController(Finishing, Decisions, Curving, Claims, Ending, Recovery, C
                 try:
                     self._loop()
                 except KeyboardInterrupt:
+                    if not self.status.stop_reason:
+                        self.status.stop_kind, self.status.stop_reason = "interrupted", "interrupted"
                     self._abandon()
                     raise
         finally:
             restore()
             self._close_policies()
+            self._record_stop()
         self.status.sim_seconds = self.clock.now() if self.virtual else 0.0
         if self._stopping == "interrupted":
             raise KeyboardInterrupt
         return self.status
+
+    def _record_stop(self) -> None:
+        """Why this run stopped, for `costtune studies` (nothing when it failed before it knew)."""
+        if not self.status.stop_reason:
+            return
+        try:
+            self.store.set_last_stop(self.study.id, self.status.stop_reason)
+        except Exception:  # the run's own books are written; a missing reason must not hide how it ended
+            log.warning("could not record why the run stopped", exc_info=True)
 
     def interrupt(self) -> None:
         """Stop claiming; terminate running attempts and re-queue their trials."""
@@ -166,7 +183,7 @@ class SweepController(Finishing, Decisions, Curving, Claims, Ending, Recovery, C
             self._kill_now = True  # asked twice: no grace period
             return
         self._stopping = "interrupted"
-        self.status.stop_reason = "interrupted"
+        self.status.stop_kind, self.status.stop_reason = "interrupted", "interrupted"
 
     # -- the loop ------------------------------------------------------------------------
     def _loop(self) -> None:

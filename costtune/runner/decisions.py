@@ -168,6 +168,7 @@ class Decisions:
             self.store.record_verdict(live.claimed.id, live.rung, value, decision.promote,  # stored as made
                                       live.decision)
             if not decision.promote:
+                live.judged_out = True
                 return "completed" if live.rung == self.rungs.ladder(live.number)[-1] else "stopped"
             nxt = decision.next_rung_micros
             assert nxt is not None

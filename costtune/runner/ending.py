@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from costtune.errors import CosttuneError, InputError
 from costtune.history import TrialState
 from costtune.money import format_usd
-from costtune.store.owner import is_alive
+from costtune.store.owner import describe_owner, is_alive
 from costtune.words import plural
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ class Ending:
     _last_failure: tuple[int, str] | None  # number and error of the latest failed trial of this run
     _streak_before: int  # failed trials in a row the study held when this run began (0 once one succeeds)
     _waiting_for: int  # trials other controllers run while this one has nothing to do
+    _holders: list[str]  # the live controllers that run them (store.owner names), set with it
     _objective_seen: bool | None  # some trial of the study reported the objective (None: not looked yet)
 
     # provided by the controller and its other parts (annotations only: nothing here overrides them)
@@ -85,13 +86,13 @@ class Ending:
         Otherwise it has just waited a moment for other controllers' trials and made the next claim
         worth trying (they may re-queue a trial or free money)."""
         if self._stopping or self._halt:
-            self.status.stop_reason = self._stop_reason()
+            self.status.stop_kind, self.status.stop_reason = self._stop_why()
             return True
         if self._another_iteration():
             return False
         self._waiting_for = self._running_elsewhere()
         if not self._waiting_for:
-            self.status.stop_reason = self._stop_reason()
+            self.status.stop_kind, self.status.stop_reason = self._stop_why()
             self.status.note = ""
             return True
         self.status.note = self._idle_note()
@@ -106,29 +107,36 @@ class Ending:
             self._recover()  # as at a run's start: billed from their own facts, re-queued for this one to run
             running = self.store.running_elsewhere(self.study.id, self.study.owner)
         # what is left running without a live controller (another host's attempt, left open) is not waited for
-        return sum(1 for owner, beat in running if owner and is_alive(owner, beat))
+        alive = [owner for owner, beat in running if owner and is_alive(owner, beat)]
+        self._holders = sorted(set(alive))
+        return len(alive)
 
     # -- why it ended ---------------------------------------------------------------------
     def _stop_reason(self) -> str:
         """The reason, from the facts at the end (never from a flag set earlier in the run)."""
+        return self._stop_why()[1]
+
+    def _stop_why(self) -> tuple[str, str]:
+        """The kind of the end (``RunStatus.stop_kind``: interrupted, failures, objective, policy, budget or
+        limit) and its reason, from the facts at the end."""
         if self._stopping == "interrupted":
-            return "interrupted"
+            return "interrupted", "interrupted"
         if self._halt == "failures":
-            return self._failures_reason()
+            return "failures", self._failures_reason()
         if self._halt == "objective":
-            return f"no trial reports objective.metric {self.study.metric!r}"
+            return "objective", f"no trial reports objective.metric {self.study.metric!r}"
         trials = self.study.history().trials
         queued = sum(t.state == TrialState.QUEUED for t in trials)
         if queued and self._denied:  # a spend policy refused the launch (admission.py)
-            return f"{self._denied}; {plural(queued, 'queued trial')} {'waits' if queued == 1 else 'wait'}"
+            return "policy", f"{self._denied}; {plural(queued, 'queued trial')} {'waits' if queued == 1 else 'wait'}"
         if queued:  # queued trials always run first: what keeps them waiting is money
-            return self._budget_reason(queued)
+            return BUDGET, self._budget_reason(queued)
         held, limit = len(trials), self._max_trials
         if self._idle == BUDGET and self._denied and (limit is None or held < limit):
-            return self._denied
+            return "policy", self._denied
         if self._idle == BUDGET and (limit is None or held < limit):
-            return self._budget_reason(0)
-        return self._why_exhausted(held)
+            return BUDGET, self._budget_reason(0)
+        return LIMIT, self._why_exhausted(held)
 
     def _budget_reason(self, queued: int) -> str:
         cap = self.spec.budget.usd_micros
@@ -183,7 +191,7 @@ class Ending:
         if self._halt:
             return "launching nothing more: " + self._stop_reason()
         if self._waiting_for:
-            return f"waiting for {plural(self._waiting_for, 'trial')} run by another controller"
+            return self._waiting_words()
         if self._idle == BUDGET and self._denied:
             return f"launch refused: {self._denied}"
         if self._idle == BUDGET:
@@ -191,6 +199,18 @@ class Ending:
             held = "running trials hold the rest; " if self._live else ""
             return (f"budget.usd: {format_usd(room)} left, {held}a trial needs {format_usd(needed)} to start")
         return "no more trials to start: " + self._why_exhausted()
+
+    def _waiting_words(self) -> str:
+        """``waiting: another run (pid 4242 on host-a) holds the remaining trials and budget: 2 trials
+        running, $0.028 held``: who keeps this run from claiming anything while it has nothing of its own."""
+        holders = [describe_owner(owner) for owner in self._holders]
+        who = (f"another run ({holders[0]})" if len(holders) == 1 else
+               f"{len(holders)} other runs ({', '.join(holders)})" if holders else "another run")
+        _cap, _spent, held = self.store.balance(self.scope)
+        money = f", {format_usd(held)} held" if held > 0 else ""
+        verb = "hold" if len(holders) > 1 else "holds"
+        return (f"waiting: {who} {verb} the remaining trials and budget: "
+                f"{plural(self._waiting_for, 'trial')} running{money}")
 
     # -- outcomes that end a run early ----------------------------------------------------
     def _failure_streak(self) -> int:

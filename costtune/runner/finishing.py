@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     from costtune.store import Store
     from costtune.study import Study
 
+# The stops costtune gives a running attempt: the scheduler's (a rung or curve verdict, the dashboard's
+# stop), the cap's, a spend policy's, its time limit, an interrupt. One rule decides, for all of them,
+# whether the attempt was cut short or had ended first (``Finishing._ended_first``).
+STOPS = ("stopped", "budget", "policy", "timeout", "interrupted")
+ENDED_FIRST = "it completed before the stop took effect"
+_STOP_WORDS = {"timeout": "its time limit (budget.trial_seconds) was reached", "interrupted": "interrupted"}
+
 
 class Finishing:
     """Mixed into ``SweepController``; uses its fields. First among its bases: the other mixins name
@@ -51,7 +58,15 @@ class Finishing:
         ms, reason = status.billable_ms, live.stop_reason
         cost = self.billing.charge(ms, live.rate)
         waste, error = 0, None
-        if reason == "interrupted":
+        if reason in STOPS and self._ended_first(live, status):
+            # It ran to its end before the stop took effect: complete, whichever stop it was (the verdict,
+            # the cap's or a policy's reason stays on record in its attempt's note).
+            state, exit_reason = TrialState.COMPLETE, "completed"
+            if reason != "budget":  # the cap's stop was noted as it was decided (``Decisions._budget_stop``)
+                self.store.add_attempt_note(live.attempt_id, live.decision or _STOP_WORDS.get(reason, reason))
+            self.store.add_attempt_note(live.attempt_id, ENDED_FIRST)
+            live.decision = f"{live.decision}; {ENDED_FIRST}".lstrip("; ")
+        elif reason == "interrupted":
             state, exit_reason = TrialState.QUEUED, "interrupted"
         elif status.preempted and reason is None:
             state, exit_reason = TrialState.QUEUED, "preempted"  # not a failure: it runs again
@@ -64,11 +79,6 @@ class Finishing:
             error = f"killed at its time limit of {self.spec.budget.trial_seconds:g} s (budget.trial_seconds)"
         elif reason == "failed":  # costtune failed it: a non-finite objective, an internal error
             state, exit_reason, error = TrialState.FAILED, "failed", live.error
-        elif reason == "stopped" and self._ended_first(live, status):
-            state, exit_reason = TrialState.COMPLETE, "completed"
-            self.store.add_attempt_note(live.attempt_id, live.decision)  # the stop, if not noted when decided
-            self.store.add_attempt_note(live.attempt_id, "it completed before the stop took effect")
-            live.decision = f"{live.decision}; it completed before the stop took effect".lstrip("; ")
         elif reason in ("stopped", "budget"):
             state, exit_reason = TrialState.STOPPED, reason
         elif reason == "policy":  # a spend policy's window cap: the policy and window are its error
@@ -87,9 +97,9 @@ class Finishing:
         self.store.finish_trial(live.claimed.id, state, error=error)
         if live.base is None:  # no first report: all it spent was start-up, not counted at a rung
             self._paid[live.number] = self._paid.get(live.number, 0) + cost
-        if self.rungs is not None and state == TrialState.COMPLETE and reason is None and live.rung is not None:
-            # It ended on its own below its next rung: its final value enters every rung it did not reach
-            # (for BOHB's model; not ranked against).
+        if self.rungs is not None and state == TrialState.COMPLETE and not live.judged_out and live.rung is not None:
+            # It ended on its own below its next rung (a stop that came too late included): its final value
+            # enters every rung it did not reach (for BOHB's model; not ranked against), as the replay does.
             enter_finished(self.rungs, live.number, live.rung, live.value)
         if live.warned:
             self.store.add_trial_warnings(live.claimed.id, live.warnings, live.warned)
@@ -116,11 +126,13 @@ class Finishing:
 
     @staticmethod
     def _ended_first(live: LiveAttempt, status: Status) -> bool:
-        """Whether a stopped attempt ran to its end before the stop landed: it exited 0 with a value after
-        reporting past the step it was stopped at. It is complete (the verdict stays on record), as a
-        trial stopped at its last rung is (``Decisions._at_deadline``)."""
-        return (status.exit_code == 0 and live.value is not None and live.stop_step is not None
-                and live.step > live.stop_step)
+        """Whether an attempt given a stop (any of ``STOPS``) ran to its end before the stop took effect: it
+        exited 0 with a value, and either the stop was never sent (it had ended by the time the stop was
+        decided, ``stop_step`` None) or it reported past the step it was stopped at (its last steps were on
+        their way). It is complete (the stop's reason stays on record), as a trial stopped at its last rung
+        is (``Decisions._at_deadline``); only an attempt really cut short is stopped."""
+        return (status.exit_code == 0 and live.value is not None
+                and (live.stop_step is None or live.step > live.stop_step))
 
     def _failure(self, live: LiveAttempt, status: Status) -> str:
         """Why an attempt that ended on its own without a value failed (first line: the reason)."""

@@ -51,8 +51,11 @@ class Recovery:
     _streak_before: int
     _failure_streak: Callable[[], int]
     _on_event: Callable[[str], None]
+    virtual: bool
 
     def _finish(self, live: LiveAttempt, status: Any) -> None: ...
+
+    def _read(self, live: LiveAttempt, lines: Any) -> None: ...
 
     def _trial_limit(self) -> int | None: ...
 
@@ -71,6 +74,7 @@ class Recovery:
         self.status.failed = sum(t.state == TrialState.FAILED for t in history.trials)
         self._failures_in_a_row = self._streak_before = self._failure_streak()  # fail-fast spans resumes
         self.status.spend_micros = history.spent_micros
+        self.status.finished_before, self.status.spent_before = self.status.finished, self.status.spend_micros
         best = history.best()
         if best is not None:
             self.status.best_value, self.status.best_trial = best.value, best.number
@@ -112,6 +116,8 @@ class Recovery:
             running = [live for live in self._live.values() if live.handle is not None]
             kill = getattr(self.provider, "kill", self.provider.terminate)
             for live in running:
+                if live.stop_step is None and self.provider.poll(live.handle).exit_code is None:
+                    live.stop_step = live.step  # cut short here (one that had ended on its own is not: finishing.py)
                 kill(live.handle)
             deadline = time.monotonic() + _KILL_WAIT_S
             while running and time.monotonic() < deadline:
@@ -122,6 +128,8 @@ class Recovery:
                 try:
                     live.stop_reason = "interrupted"
                     with self.store.batch():
+                        if live.handle is not None and not self.virtual:  # what it printed before it ended
+                            self._read(live, self.provider.output(live.handle, timeout=0))  # type: ignore[call-arg]
                         self._finish(live, self.provider.poll(live.handle))
                 except (CosttuneError, StoreError):
                     log.warning("could not book interrupted trial %s", live.number, exc_info=True)

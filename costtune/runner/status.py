@@ -25,14 +25,32 @@ class RunStatus:
     best_value: float | None = None
     best_trial: int | None = None
     stop_reason: str = ""
+    # What kind of end the reason is (runner/ending.py): "budget" (the cap cannot fund a queued or new
+    # trial), "policy", "limit" (no trial left to start), "failures", "objective", "interrupted"; "" while running.
+    stop_kind: str = ""
     preemptions: int = 0
     waste_micros: int = 0
     sim_seconds: float = 0.0  # virtual time the sweep took, when simulated
     workers: int = 0  # trials the sweep may run at once (resources.workers)
     note: str = ""  # why fewer than ``workers`` run now, for the progress line
+    # The study's finished trials and spend when this run began (``finished``/``spend_micros`` start there and
+    # grow only with this controller's own attempts): this run's share is the difference (``own_*``).
+    finished_before: int = 0
+    spent_before: int = 0
     # Set when the sweep ended on an error the user must see (fail-fast, a missing objective metric):
     # `costtune run` prints the summary, then raises it (exit 1, or 2 for a sweep-file mistake).
     error: Exception | None = None
+
+
+    @property
+    def own_finished(self) -> int:
+        """Trials this run's own attempts finished (not another controller's running on the same study)."""
+        return self.finished - self.finished_before
+
+    @property
+    def own_spend_micros(self) -> int:
+        """What this run's own attempts were charged (micro-dollars)."""
+        return self.spend_micros - self.spent_before
 
 
 def write_header(trial_dir: Path, attempt: int, argv: tuple[str, ...], provider: str) -> None:

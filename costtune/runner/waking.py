@@ -44,7 +44,9 @@ class Waking:
         take = getattr(self.provider, "take_changed", None)
         if take is None or self._stopping or self._halt:
             return list(self._live.values())
-        due = {}
+        # A stop decided for an attempt outside its own look (a policy's stop-running threshold, while another
+        # attempt was booked) is carried out at this same moment, as ``_advance`` expects: it waits for that.
+        due = {live.attempt_id: live for live in self._live.values() if live.stop_reason}
         for handle in take():
             live = self._by_key.get(handle.key)
             if live is not None:

@@ -49,6 +49,15 @@ class StudyBusy(StoreError):
 
 
 @dataclass(frozen=True)
+class GoneHold:
+    """Money held in one scope for attempts whose controller is gone (``StudyAdmin.gone_holds``)."""
+
+    held_micros: int
+    cost_micros: int  # what those attempts were charged so far, not yet booked as spent
+    owners: tuple[str, ...]  # the dead controllers (``host:pid:start``; empty when a trial names none)
+
+
+@dataclass(frozen=True)
 class DeletedStudy:
     """What ``delete_study`` removed; ``output_dirs`` are the trials' folders (left on disk)."""
 
@@ -100,19 +109,27 @@ class StudyAdmin:
     def held_by_gone(self, is_alive: Callable[[str, datetime | None], bool] = owner_alive) -> dict[str, int]:
         """Scope -> micro-dollars held for attempts whose controller is gone (read only): money the
         next run of their study settles. A reservation with no attempt booked yet is not counted."""
+        return {scope: gone.held_micros for scope, gone in self.gone_holds(is_alive).items()}
+
+    def gone_holds(self, is_alive: Callable[[str, datetime | None], bool] = owner_alive) -> dict[str, GoneHold]:
+        """Scope -> what attempts whose controller is gone hold there (read only, settled by the next run of
+        their study): the money held, what those attempts were charged so far (the running figure a trial's
+        cost shows; the ledger books it as spent only when they are settled), and the dead controllers."""
         with self._tx() as s:
             rows = s.exec(
                 select(ReservationRow.scopes_json, ReservationRow.amount_micros, TrialRow.state, TrialRow.owner,
-                       TrialRow.heartbeat_at)
+                       TrialRow.heartbeat_at, AttemptRow.cost_micros)
                 .join(AttemptRow, col(AttemptRow.idempotency_key) == col(ReservationRow.key))
                 .join(TrialRow, col(TrialRow.id) == col(AttemptRow.trial_id))
                 .where(ReservationRow.state == HELD)).all()
-        out: dict[str, int] = {}
-        for scopes, amount, state, owner, heartbeat in rows:
+        out: dict[str, GoneHold] = {}
+        for scopes, amount, state, owner, heartbeat, cost in rows:
             if state == str(TrialState.RUNNING) and owner and is_alive(owner, heartbeat):
                 continue
             for scope in json.loads(scopes):
-                out[scope] = out.get(scope, 0) + amount
+                was = out.get(scope, GoneHold(0, 0, ()))
+                owners = was.owners if not owner or owner in was.owners else (*was.owners, owner)
+                out[scope] = GoneHold(was.held_micros + amount, was.cost_micros + cost, owners)
         return out
 
     def delete_study(self, study_id: int, *,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import DateTime, bindparam, func, insert, text, update
 from sqlmodel import Session, col, select
@@ -254,6 +255,23 @@ class AttemptBook:
                                              "finished_at": utcnow() if state.finished else None})
             if done.rowcount == 0:  # type: ignore[attr-defined]
                 raise StoreError(f"trial {trial_id} does not exist")
+            trial = s.identity_map.get(s.identity_key(TrialRow, trial_id))  # type: ignore[arg-type]
+            if trial is not None:
+                s.refresh(trial)
+
+    def replace_params(self, trial_id: int, params: dict[str, Any], *, owner: str) -> None:
+        """Give a claimed trial other params before its first launch (the controller moving it to a
+        searched placement the budget can fund): only while ``owner`` holds it and no attempt exists, so
+        no attempt ever ran on params other than the trial's own. ``StoreError`` otherwise."""
+        with self._tx() as s:
+            s.flush()
+            launched = select(AttemptRow.id).where(AttemptRow.trial_id == trial_id).exists()
+            done = s.execute(update(TrialRow).where(
+                col(TrialRow.id) == trial_id, col(TrialRow.owner) == owner,
+                col(TrialRow.state) == str(TrialState.RUNNING), ~launched).values(params_json=json.dumps(params)))
+            if done.rowcount == 0:  # type: ignore[attr-defined]
+                raise StoreError(f"trial {trial_id}: its params change only before its first launch, while "
+                                 f"this controller holds it")
             trial = s.identity_map.get(s.identity_key(TrialRow, trial_id))  # type: ignore[arg-type]
             if trial is not None:
                 s.refresh(trial)

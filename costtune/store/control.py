@@ -1,4 +1,5 @@
-"""Requests to a running sweep from outside its controller: pause/resume launches, stop a trial.
+"""Requests to a running sweep from outside its controller: pause/resume launches, stop a trial; and
+what its runs leave for others to read: why the last one stopped (``set_last_stop``).
 
 The dashboard (or any process sharing the store) writes them; every controller of the study reads
 them about once a second (``controls``) and obeys: a paused study launches nothing new (running
@@ -14,6 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from costtune.errors import StoreError, StudyNotFound
@@ -113,6 +115,12 @@ class ControlBook:
                 if row is not None:
                     s.delete(row)
             return Controls(paused, frozenset(tid for tid, state in rows if state not in FINISHED))
+
+    def set_last_stop(self, study_id: int, reason: str | None) -> None:
+        """Record why the study's run stopped (``reason``, as the run said it), or clear it (None) as a run
+        starts, so `costtune studies` never shows an earlier run's reason for one that goes on or died."""
+        with self._tx() as s:
+            s.execute(update(StudyRow).where(col(StudyRow.id) == study_id).values(last_stop=reason))
 
     def paused_studies(self) -> set[int]:
         with self._tx() as s:

@@ -17,7 +17,8 @@ from sqlmodel import Field, SQLModel
 # 4: trial.verdicts_json
 # 5: tables bundle, remote_attempt, remote_line (store/remote_models.py)
 # 6: trial.verdict_reasons_json
-SCHEMA_VERSION = 6
+# 7: study.last_stop
+SCHEMA_VERSION = 7
 
 
 def utcnow() -> datetime:
@@ -44,6 +45,9 @@ class StudyRow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     # Where its trial directories go (<output root>/<study>[-N]), claimed once when it is created.
     output_dir: str | None = Field(default=None, sa_column=Column(Text))
+    # Why its last run (`costtune run`, a schedule, ``optimize``) stopped, as that run said it; None before
+    # any, and while a run goes on (each run clears it as it starts): store/control.py.
+    last_stop: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class TrialRow(SQLModel, table=True):
@@ -139,4 +143,5 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("trial", "verdicts_json", "TEXT"),
     ("trial", "revision", "BIGINT NOT NULL DEFAULT 0"),
     ("trial", "verdict_reasons_json", "TEXT"),
+    ("study", "last_stop", "TEXT"),
 )

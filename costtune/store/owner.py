@@ -35,6 +35,13 @@ def controller_id() -> str:
     return f"{hostname()}:{pid}:{_start_ticks(pid) or 0}"
 
 
+def describe_owner(owner: str) -> str:
+    """``pid 4242 on host-a`` for a controller named ``host-a:4242:<start ticks>``."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    return f"pid {pid} on {host}" if pid.isdigit() else owner
+
+
 def is_alive(owner: str, heartbeat_at: datetime | None, now: datetime | None = None) -> bool:
     host, _, rest = owner.partition(":")
     pid_text, _, ticks = rest.partition(":")

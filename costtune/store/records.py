@@ -32,6 +32,7 @@ class StudyInfo:
     budget_usd_micros: int | None
     created_at: datetime
     output_dir: str | None = None  # the study's own directory of trial directories
+    last_stop: str | None = None  # why its last run stopped (None: no run ended since the last one began)
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ def _study_info(row: StudyRow) -> StudyInfo:
         budget_usd_micros=row.budget_usd_micros,
         created_at=row.created_at,
         output_dir=row.output_dir,
+        last_stop=row.last_stop,
     )
 
 

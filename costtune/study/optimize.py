@@ -42,11 +42,21 @@ def optimize(study: Study, objective: Objective, n_trials: int | None, *, n_jobs
     books = study._money()
     books.share = n_jobs
     deadline = None if timeout is None else time.monotonic() + timeout
+    study.stop_reason = None
+    study.store.set_last_stop(study.id, None)  # `costtune studies`: no earlier run's reason while this one goes
+    try:
+        _optimize(study, objective, n_trials, books, n_jobs, deadline, timeout, catch)
+    finally:
+        if study.stop_reason:  # why this call ended, for `costtune studies`
+            study.store.set_last_stop(study.id, study.stop_reason)
+
+
+def _optimize(study: Study, objective: Objective, n_trials: int | None, books: Any, n_jobs: int,
+              deadline: float | None, timeout: float | None, catch: tuple[type[BaseException], ...]) -> None:
     state = {"started": 0, "running": 0}
     cond = threading.Condition()
     stop = threading.Event()
     errors: list[BaseException] = []
-    study.stop_reason = None
 
     def end(reason: str) -> None:
         if study.stop_reason is None:
