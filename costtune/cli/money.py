@@ -196,6 +196,7 @@ def plan(sweep_file: str, runs: int | None, no_forecast: bool, jobs: int | None,
 def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler: bool, db: str | None, fmt: str,
           quiet: bool, change_cap: bool = False) -> None:
     from costtune.plan.analytic import build_plan
+    from costtune.plan.policies import cap_by_policy, policy_note, policy_room
     from costtune.plan.render import render_forecast, render_notes, render_plan, to_dict
     from costtune.plan.startup import read_first_reports, startup_estimate
     from costtune.plan.stored import read_observed, read_stored_study
@@ -247,6 +248,10 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
     observed = read_observed(url, spec.name, spec.resources.workers) if stored is not None else None
     result = build_plan(spec, measured=measured, resumes=stored, observed=observed, startup=startup)
     result.notes.extend(notes)
+    room = policy_room(url, dict(spec.tags))
+    if room is not None:  # `costtune run` stops at a matching policy's hard cap, whatever budget.usd says
+        spend, trials = _plan_spend(result)
+        result.policy_cap = cap_by_policy(room, spend, trials)
     s = result.schedule  # a Hyperband plan's trials from zero: its brackets' (the whole study's are at least held)
     planned = s.iterations * sum(b.trials_per_rung[0] for b in s.brackets) if s.iterations else None
     if stored is not None and planned is not None and s.trials is not None and s.trials >= planned \
@@ -272,12 +277,30 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
                                 "cap: the money it already spent is part of its spend")
     elif simulated:
         result.notes.append("no spend forecast (--runs 0 / --no-forecast): the figures above are the analytic plan")
+    if result.policy_cap is not None:
+        spend, trials = _plan_spend(result)
+        if result.forecast is not None and stored is None and (spend is None or result.forecast.spend(50) > spend):
+            spend, trials = result.forecast.spend(50), round(result.forecast.quantile("trials", 50))
+            if spend > result.policy_cap.room.left_micros:
+                result.policy_cap = cap_by_policy(result.policy_cap.room, spend, trials)
+        result.notes.append(policy_note(result.policy_cap, spend))
     if fmt == "json":
         click.echo(json.dumps(to_dict(result), indent=2))
         return
     if result.forecast is not None:
         render_forecast(result.forecast, out_console, from_zero=stored is not None)
     render_notes(result, out_console)
+
+
+def _plan_spend(plan: Any) -> tuple[int | None, int | None]:
+    """What the run a plan describes spends and how many trials it starts: the next run's for a resume, else
+    the plan's money in all (a rung plan's start-up included)."""
+    if plan.this_run is not None:
+        return plan.this_run.micros, plan.this_run.trials
+    s = plan.schedule
+    spend = plan.total_micros if plan.total_micros is not None else (
+        s.planned_micros if s.expected_micros is None else s.expected_micros)
+    return spend, s.trials
 
 
 def _as_resumed(stored: Any, spec: Any, *, change_cap: bool) -> tuple[Any, list[str]]:

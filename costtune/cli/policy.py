@@ -228,6 +228,8 @@ def _window_table(rows: list[dict[str, Any]], title: str) -> None:
 
     keys = ("cap_micros", "soft_cap_micros", "spent_micros", "held_micros", "left_micros", "forecast_micros")
     money = [format_usd_column([r[k] for r in rows]) for k in keys]
+    # the run rate would pass the hard cap, which stops launches there: the forecast is the cap, and says so
+    money[-1] = [f"{m} (cap)" if r.get("forecast_at_cap") else m for m, r in zip(money[-1], rows, strict=True)]
     out_console.print(FittedTable([
         Column("policy", [r["policy"] for r in rows], keep=0, justify="left"),
         Column("window", [r["window"] for r in rows], keep=1, justify="left", wrap=14),

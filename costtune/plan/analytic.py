@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from costtune.money import charge_micros, format_usd
+from costtune.plan import iterations
 from costtune.plan.curve import Observed, curve_counts, curve_model
 from costtune.plan.fifo import partial_trials
 from costtune.plan.forecast import Forecast, RunSample, forecast
-from costtune.plan.preemption import Preemption, preemption_estimate
+from costtune.plan.preemption import Preemption
 from costtune.plan.shapes import Shape, sample_shapes
 from costtune.plan.startup import FirstReports, StartupEstimate, measured_warning
-from costtune.plan.thisrun import Hours, ThisRun, at_least_recorded, hours_for, resume_run
+from costtune.plan.thisrun import Hours, ThisRun, at_least_recorded, close_call_note, hours_for, resume_run
 from costtune.schedulers import rung_ladder, study_plan
 from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec
@@ -32,6 +33,7 @@ from costtune.spec.resources import Resources
 from costtune.words import article, plural
 
 if TYPE_CHECKING:
+    from costtune.plan.policies import PolicyCap
     from costtune.plan.stored import StoredStudy
 
 
@@ -63,6 +65,10 @@ class Schedule:
     stop_share: float | None = None  # curve: the share of trials taken to be stopped early
     trial_cost_cheapest_micros: int | None = None  # curve: one trial's cost at the ends of the range
     trial_cost_dearest_micros: int | None = None
+    # no workload model, budget.trial_seconds the only figure: one trial costs at most trial_cost_micros, so
+    # ``trials`` is the fewest started and ``planned_micros`` the most spent (bounds, not expectations)
+    bounded: bool = False
+    cost_source: str | None = None  # fifo: "measured" when the trial cost is the stored study's finished trials'
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ class SweepPlan:
     # ``planned`` holds its start-up already
     total_micros: int | None = None
     startup: StartupEstimate | None = None  # per-launch start-up the overheads use, and where it comes from
+    policy_cap: PolicyCap | None = None  # the tightest hard-capped spend policy over the sweep (plan.policies)
 
 
 def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact_sampler: bool = False,
@@ -125,18 +132,13 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
     res = spec.resources
     notes: list[str] = []
     shapes = sample_shapes(spec, notes)
-    schedule = _schedule(spec, shapes, notes, observed)
+    schedule = _schedule(spec, shapes, notes, observed, resumes)
     if startup is None:
         startup = StartupEstimate(res.simulation.startup_seconds, "simulation") if res.simulation else None
     overheads = _overheads(res, 0.0 if startup is None else startup.seconds)
-    planned = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
-    preemption = preemption_estimate(spec, planned, schedule.trials, shapes)
-    launches = overhead = None
-    if schedule.trials is not None:
-        launches = schedule.trials + (preemption.expected or 0.0)
-        per_launch = (float(np.mean([charge_micros(round(s.startup_s * 1000), s.rate_micros) for s in shapes]))
-                      if shapes else float(np.mean([o.startup_micros for o in overheads])))
-        overhead = round(launches * per_launch)
+    if resumes is None:  # a resume's added iterations are this run's (thisrun.rung_this_run)
+        schedule = iterations.more_iterations(spec, schedule, shapes, overheads, notes)
+    preemption, launches, overhead = iterations.launches(spec, schedule, shapes, overheads)
     # Rungs count money spent after a trial's first report, its start-up and minimum charge not included
     # (decisions.py), so a first rung below them is no longer warned about. Trials of an earlier run that
     # were stopped before any report (a start-up past the estimate and its grace) still are.
@@ -161,9 +163,20 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
                            schedule.trials)
     if resumes is not None:
         plan.this_run = resume_run(spec, schedule, resumes, rate, plan.total_micros)
+        if schedule.kind in PLAN_KINDS and plan.this_run.trials is not None and plan.this_run.micros is not None:
+            schedule = iterations.whole_study(schedule, resumes, plan.this_run.trials)
+            plan.total_micros = resumes.spent_micros + plan.this_run.micros  # what it spent and what this run adds
+            if plan.this_run.close_call is not None:
+                notes.append(close_call_note(schedule.kind, *plan.this_run.close_call))
         plan.schedule = at_least_recorded(schedule, resumes.trials, resumes.spent_micros, notes)
         if plan.total_micros is not None:
             plan.total_micros = max(plan.total_micros, resumes.spent_micros)
+        # launches and their start-up follow the whole study's trials (never fewer launches than trials)
+        s = plan.schedule
+        plan.preemption, plan.launches, plan.overhead_micros = iterations.launches(spec, s, shapes, overheads)
+        spent = s.planned_micros if s.expected_micros is None else s.expected_micros
+        plan.hours = hours_for(spent if plan.total_micros is None else plan.total_micros, rate, res.workers,
+                               s.trials)
     given = spec.raw.get("sampler")
     if resumes is None and "seed" in spec.sampler and not (isinstance(given, dict) and given.get("seed") is not None):
         # the seed parse_sweep drew for this plan is not the one a run will draw (and store with the study)
@@ -209,7 +222,8 @@ def _rung_total(spec: SweepSpec, schedule: Schedule, overhead: int, preemption: 
     return total
 
 
-def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str], observed: Observed | None = None) -> Schedule:
+def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str], observed: Observed | None = None,
+              resumes: StoredStudy | None = None) -> Schedule:
     cfg, budget, limit = spec.scheduler, spec.budget.usd_micros, spec.max_trials
     kind = cfg["type"]
     full = _full_costs(spec, shapes)
@@ -219,10 +233,13 @@ def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str], observed: 
         trials, planned = hb.total_trials, hb.total_cost_micros
         expected = None
         if full:  # trials that finish their steps below a rung spend less than the plan holds
+            # rungs count money after the first report: a trial's steps past its first, by each rung; its first
+            # step (before that report) is paid by every trial started, its start-up is the launches' overhead
+            after, first = _after_first_report(shapes, full)
             expected = hb.iterations * sum(
-                n * _step_up(level, below, full)
+                n * _step_up(level, below, after)
                 for b in hb.brackets for n, level, below in zip(b.trials_per_rung, b.rungs, (0, *b.rungs[:-1]),
-                                                                 strict=True))
+                                                                 strict=True)) + trials * first
         if limit is not None and limit < trials:
             notes.append(f"budget.trials (or the sampler) stops the sweep after {limit} of the plan's {trials} "
                          "trials; planned money scaled to match")
@@ -255,15 +272,41 @@ def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str], observed: 
         curved = _curve_schedule(spec, shapes, full, observed, notes)
         if curved is not None:
             return curved
-    cost = round(float(np.mean(full))) if full else _time_limited_cost(spec)
-    if cost is None:
-        notes.append("fifo: the cost of one trial is unknown without a workload model; set budget.trial_seconds "
-                     "to bound it")
-        return Schedule(kind=kind, trials=limit, planned_micros=budget)
+    if not full:
+        return _unmodelled(spec, kind, resumes, notes)
+    cost = round(float(np.mean(full)))
     trials, planned = _fill(budget, limit, cost)
     trials, planned = partial_trials(spec, shapes, cost, trials, planned, notes)
     return Schedule(kind=kind, trials=trials, trials_estimated=True, planned_micros=planned, expected_micros=planned,
                     trial_cost_micros=cost)
+
+
+def _unmodelled(spec: SweepSpec, kind: str, resumes: StoredStudy | None, notes: list[str]) -> Schedule:
+    """A fifo (or unmodelled curve) plan without a workload model: the stored study's finished trials give the
+    cost of one trial when there are any; else budget.trial_seconds bounds it (the trials a cap starts are then
+    at least, the money at most, a figure); else it is unknown."""
+    budget, limit = spec.budget.usd_micros, spec.max_trials
+    costs = [] if resumes is None else [c for c in resumes.finished_costs.values() if c > 0]
+    if costs:
+        cost = round(sum(costs) / len(costs))
+        trials, planned = _fill(budget, limit, cost)
+        notes.append(f"{kind}: the cost of one trial, {format_usd(cost)}, is the mean of this study's "
+                     f"{plural(len(costs), 'finished trial')}")
+        return Schedule(kind=kind, trials=trials, trials_estimated=True, planned_micros=planned,
+                        expected_micros=planned, trial_cost_micros=cost, cost_source="measured")
+    bound = _time_limited_cost(spec)
+    if bound is None:
+        notes.append(f"{kind}: the cost of one trial is unknown without a workload model; set budget.trial_seconds "
+                     "to bound it")
+        return Schedule(kind=kind, trials=limit, planned_micros=budget)
+    fewest, _ = _fill(budget, limit, bound)
+    most = [m for m in (budget, None if limit is None else limit * bound) if m is not None]
+    notes.append(f"{kind}: without a workload model the cost of one trial is unknown; budget.trial_seconds "
+                 f"({spec.budget.trial_seconds:g} s) bounds it at {format_usd(bound)}, so the trials started are at "
+                 "least, and the money at most, the figures shown (a trial that ends sooner leaves room for more); "
+                 "once the study has finished trials, `costtune plan` uses their cost")
+    return Schedule(kind=kind, trials=fewest, planned_micros=min(most) if most else None, trial_cost_micros=bound,
+                    bounded=True)
 
 
 def _curve_schedule(spec: SweepSpec, shapes: list[Shape], full: list[int], observed: Observed | None,
@@ -291,6 +334,18 @@ def _curve_schedule(spec: SweepSpec, shapes: list[Shape], full: list[int], obser
                     expected_micros=planned, trial_cost_micros=round(model.central), trials_fewest=fewest,
                     trials_most=most, stop_model=model.source, stop_share=model.share,
                     trial_cost_cheapest_micros=round(model.cheapest), trial_cost_dearest_micros=round(model.dearest))
+
+
+def _after_first_report(shapes: list[Shape], full: list[int]) -> tuple[list[int], float]:
+    """Each shape's money after its first report (what rungs count), and the mean charge of a first step (paid
+    before that report, past the start-up): rungs that compared the whole run's cost counted start-up twice."""
+    # unpadded by the billing minimum, as the launches' start-up is: a run is billed its minimum once, in ``full``
+    up = [charge_micros(round(s.startup_s * 1000), s.rate_micros) for s in shapes]
+    reach = [charge_micros(round((s.startup_s + (s.steps[0][0] if s.steps else 0.0)) * 1000), s.rate_micros)
+             for s in shapes]
+    after = [max(0, c - r) for c, r in zip(full, reach, strict=True)]
+    first = float(np.mean([max(0, r - u) for r, u in zip(reach, up, strict=True)])) if shapes else 0.0
+    return after, first
 
 
 def _step_up(level: float, below: float, full: list[int]) -> float:
@@ -337,12 +392,12 @@ def _time_limited_cost(spec: SweepSpec) -> int | None:
 
 
 def _overheads(res: Resources, startup: float) -> list[Overhead]:
-    minimum = res.billing.minimum_s
+    minimum = res.billing.least_s  # what any launch is billed at least, as `rung_below_minimum` warns
     placements = [tuple(key.split("/", 1)) for key in res.rates] or [(None, res.market)]
     out = []
     for itype, market in placements:
         rate = res.rate_for(itype, market)
         out.append(Overhead(instance_type=itype, market=market, rate_micros=rate, startup_seconds=startup,
                             startup_micros=charge_micros(round(startup * 1000), rate), minimum_seconds=minimum,
-                            minimum_micros=charge_micros(minimum * 1000, rate)))
+                            minimum_micros=res.billing.least_charge(rate)))
     return out

@@ -75,15 +75,20 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
         # to the micro-dollar, as stored: its first rung is min_usd, which a user may copy into the file
         console.print(f"rung ladder (eta {s.eta}): " + " -> ".join(format_usd_exact(r) for r in s.ladder_micros),
                       highlight=False)
-    approx = "~" if s.trials_estimated else ""
+    approx = "at least " if s.bounded else "~" if s.trials_estimated else ""
+    most = "at most " if s.bounded else ""  # a bound (budget.trial_seconds), not an expectation
     started = "-" if s.trials is None else f"{approx}{s.trials}"
     if s.trials is not None and s.trials_fewest is not None and s.trials_most is not None:
         started += f" ({s.trials_fewest} to {s.trials_most})"
     rows: list[tuple[str, str]] = [("trials started", started)]
     if s.trial_cost_micros is not None:
-        rows.append(("expected cost of one trial", format_usd(s.trial_cost_micros)))
+        label = ("cost of one trial (bounded by budget.trial_seconds)" if s.bounded else
+                 "cost of one trial (mean of the study's finished trials)" if s.cost_source == "measured" else
+                 "expected cost of one trial")
+        rows.append((label, most + format_usd(s.trial_cost_micros)))
     rungs = plan.total_micros is not None  # rungs count money after a trial's first report: start-up comes on top
-    rows.append(("planned (rungs, after each trial's first report)" if rungs else "planned", _money(s.planned_micros)))
+    rows.append(("planned (rungs, after each trial's first report)" if rungs else "planned",
+                 "-" if s.planned_micros is None else most + format_usd(s.planned_micros)))
     if plan.resumes is not None:
         rows.append(("already spent (the study so far)", format_usd(plan.resumes.spent_micros)))
         if plan.budget_micros is not None:
@@ -91,15 +96,24 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
     if s.expected_micros is not None and s.expected_micros != s.planned_micros:
         rows.append(("expected (trials ending below a rung)", format_usd(s.expected_micros)))
     if plan.launches is not None:
-        rows.append(("launches (trials + relaunches after preemption)", f"~{plan.launches:.0f}"))
+        rows.append(("launches (trials + relaunches after preemption)",
+                     f"{'at least ' if s.bounded else '~'}{plan.launches:.0f}"))
         rows.append(("start-up, all launches (billed, no training; on top of the rungs)" if rungs else
                      "of which start-up, all launches (billed, no training)", _money(plan.overhead_micros)))
     if plan.total_micros is not None:
         rows.append(("expected in all (rungs, start-up, preemption waste)", format_usd(plan.total_micros)))
     if plan.hours is not None:
-        rows.append(("time: instance-hours, billed (start-up included)", f"~{plan.hours.instance:.2f} h"))
+        about = most or "~"
+        rows.append(("time: instance-hours, billed (start-up included)", f"{about}{plan.hours.instance:.2f} h"))
         rows.append((f"time: wall clock at {plural(plan.workers, 'worker')}",
-                     f"~{format_duration(plan.hours.wall * 3600)}"))
+                     f"{about}{format_duration(plan.hours.wall * 3600)}"))
+    c = plan.policy_cap
+    if c is not None:  # a spend policy's hard cap stops `costtune run` whatever budget.usd says
+        rows.append((f"policy {c.room.policy}: hard cap, left now ({c.room.window})",
+                     f"{format_usd(c.room.left_micros)} of {format_usd(c.room.cap_micros)}"))
+        if c.binds:
+            rows.append((f"within policy {c.room.policy}: spend at most, trials",
+                         f"{format_usd(c.spend_micros)}, " + ("-" if c.trials is None else f"~{c.trials}")))
     p = plan.preemption
     rows.append(("preemptions per instance-hour (spot)", f"{p.per_hour:g}"))
     if p.expected is not None:
@@ -126,7 +140,8 @@ def render_this_run(plan: SweepPlan, console: Console) -> None:
     """A resume: what the study already ran and spent, and what the next `costtune run` adds."""
     r, t = plan.resumes, plan.this_run
     assert r is not None and t is not None
-    trials = "-" if t.trials is None else f"~{t.trials}"
+    trials = "-" if t.trials is None else f"{'at least ' if t.bounded else '~'}{t.trials}"
+    most = "at most " if t.bounded else "~"
     if t.trials is not None and t.fewest is not None and t.most is not None:
         trials += f" ({t.fewest} to {t.most})"
     rows = [("already run (the study so far)", plural(r.trials, "trial")),
@@ -134,11 +149,12 @@ def render_this_run(plan: SweepPlan, console: Console) -> None:
             ("left under the cap", _money(t.left_micros))]
     if t.trials_left is not None:
         rows.append(("trials left under budget.trials", str(t.trials_left)))
-    rows += [("this run adds: trials", trials), ("this run adds: spend (forecast)", _money(t.micros))]
+    spend = "-" if t.micros is None else (most if t.bounded else "") + format_usd(t.micros)
+    rows += [("this run adds: trials", trials), ("this run adds: spend (forecast)", spend)]
     if t.hours is not None:
-        rows.append(("this run adds: instance-hours", f"~{t.hours.instance:.2f} h"))
+        rows.append(("this run adds: instance-hours", f"{most}{t.hours.instance:.2f} h"))
         rows.append((f"this run adds: wall clock at {plural(plan.workers, 'worker')}",
-                     f"~{format_duration(t.hours.wall * 3600)}"))
+                     f"{most}{format_duration(t.hours.wall * 3600)}"))
     console.print(FittedTable([Column("what", [x[0] for x in rows], keep=0, justify="left", wrap=20),
                                Column("value", [x[1] for x in rows], keep=1)], title="this run (resuming the study)"))
 
@@ -176,10 +192,13 @@ def render_forecast(f: Forecast, console: Console, *, from_zero: bool = False) -
         ("preemption waste", format_usd_column([round(f.quantile("waste_micros", q)) for q in quantiles])),
         ("simulated time", [format_duration(f.quantile("sim_seconds", q)) for q in quantiles]),
     ]
+    # the runs drew configurations at random: their range is random search's, which a model sampler's run may
+    # leave (it picks other configurations, of other costs): the table's own header says so, not only a note
+    heads = ("median", "p10", "p90") if not f.stand_in else ("median (random)", "p10 (random)", "p90 (random)")
     console.print(FittedTable([
         Column("", [r[0] for r in rows], keep=0, justify="left"),
-        *(Column(name, [r[1][i] for r in rows], keep=1 + i) for i, name in enumerate(("median", "p10", "p90"))),
-    ], title=f"forecast: {len(f.runs)} simulated runs{WHOLE if from_zero else ''}{_settled(f)}"))
+        *(Column(name, [r[1][i] for r in rows], keep=1 + i) for i, name in enumerate(heads)),
+    ], title=f"forecast: {len(f.runs)} simulated runs{WHOLE if from_zero else ''}{_settled(f)}{_stand_in(f)}"))
     cap = f.p_cap
     if cap is not None:
         console.print(f"P(reach cap) {cap:.2f}  (runs spending >= 99% of {format_usd(f.cap_micros or 0)})",
@@ -190,6 +209,11 @@ def render_forecast(f: Forecast, console: Console, *, from_zero: bool = False) -
     elif f.moving:
         console.print(f"the figures were still moving after {len(f.runs)} runs: read them as rough; --runs N "
                       "makes more (at most 1,000)", highlight=False)
+
+
+def _stand_in(f: Forecast) -> str:
+    return (f" of random search standing in for {f.stand_in} (a {f.stand_in} run may fall outside p10-p90)"
+            if f.stand_in else "")
 
 
 def _settled(f: Forecast) -> str:
@@ -215,7 +239,8 @@ def _this_run(plan: SweepPlan) -> dict[str, Any] | None:
         return None
     return {"trials": t.trials, "trials_fewest": t.fewest, "trials_most": t.most, "spend_usd": usd_text(t.micros),
             "spend_micros": t.micros, "left_usd": usd_text(t.left_micros), "left_micros": t.left_micros,
-            "trials_left": t.trials_left, "instance_hours": None if t.hours is None else t.hours.instance,
+            "trials_left": t.trials_left, "bounded": t.bounded,
+            "instance_hours": None if t.hours is None else t.hours.instance,
             "wall_hours": None if t.hours is None else t.hours.wall}
 
 
@@ -235,6 +260,8 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
                           "trials": b.trials_per_rung[0], "cost_usd": usd_text(b.cost_micros),
                           "cost_micros": b.cost_micros} for b in s.brackets],
             "trials": s.trials, "trials_estimated": s.trials_estimated,
+            # budget.trial_seconds bounds a trial's cost: trials is the fewest started, planned the most spent
+            "bounded": s.bounded, "trial_cost_source": s.cost_source,
             "trials_fewest": s.trials_fewest, "trials_most": s.trials_most,
             "stop_model": s.stop_model, "stop_share": s.stop_share,
             "planned_usd": usd_text(s.planned_micros), "planned_micros": s.planned_micros,
@@ -256,6 +283,12 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
                        "waste_usd": usd_text(p.waste_micros), "waste_micros": p.waste_micros,
                        "restart_usd": usd_text(p.restart_micros), "restart_micros": p.restart_micros, "note": p.note},
         "forecast": None,
+        "policy_cap": None if plan.policy_cap is None else {
+            "policy": plan.policy_cap.room.policy, "window": plan.policy_cap.room.window,
+            "cap_usd": usd_text(plan.policy_cap.room.cap_micros), "cap_micros": plan.policy_cap.room.cap_micros,
+            "left_usd": usd_text(plan.policy_cap.room.left_micros), "left_micros": plan.policy_cap.room.left_micros,
+            "binds": plan.policy_cap.binds, "spend_usd": usd_text(plan.policy_cap.spend_micros),
+            "spend_micros": plan.policy_cap.spend_micros, "trials": plan.policy_cap.trials},
         "resumes": _resumes(plan),
         "this_run": _this_run(plan),
         "startup": None if plan.startup is None else {"seconds": plan.startup.seconds, "source": plan.startup.source,
@@ -266,6 +299,8 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
         out["forecast"] = {
             "runs": len(f.runs), "settled": f.settled, "still_moving": f.moving, "max_runs": f.most or len(f.runs),
             "sampler": f.sampler, "stands_in_for": f.stand_in,
+            # the quantiles are the stand-in's (random search's): a run of the sweep's own sampler may fall outside
+            "range_of": "random" if f.stand_in else f.sampler,
             "spend_median_usd": usd_text(f.spend(50)), "spend_p10_usd": usd_text(f.spend(10)),
             "spend_p90_usd": usd_text(f.spend(90)), "spend_median_micros": f.spend(50),
             "spend_p10_micros": f.spend(10), "spend_p90_micros": f.spend(90),

@@ -88,6 +88,7 @@ class StartupEstimate:
     seconds: float
     source: str  # "simulation", "measured" (the study's own attempts), "estimate" (CLOUD_STARTUP_S) or "none"
     attempts: int = 0  # attempts measured
+    provider: str = ""  # for the "none" note: whose start-up is not counted
 
     def describe(self) -> str:
         if self.source == "measured":
@@ -97,20 +98,25 @@ class StartupEstimate:
             return (f"start-up per launch {self.seconds:.0f} s, an estimate (boot, costtune install and code fetch: "
                     "1 to 3 minutes an attempt; the instance is billed from its launch, 60 s minimum); a study's own "
                     "attempts replace it once it has some")
+        if self.source == "none" and self.provider:
+            return (f"start-up per launch not counted (shown as 0 s): {self.provider} trials are billed from their "
+                    "process start, interpreter and imports included, which nothing has measured yet; once the "
+                    "study has attempts, `costtune plan` uses their median time to first report")
         return ""
 
 
 def startup_estimate(provider: str, simulated_s: float | None, measured: FirstReports | None) -> StartupEstimate:
     """Per-launch start-up for the plan: the simulation's ``startup_seconds``; else the median time to first
     report of the study's earlier attempts (``read_first_reports``), for a cloud provider; else
-    ``CLOUD_STARTUP_S`` for a cloud provider; 0 for a local one (its start-up is its interpreter's, not billed)."""
+    ``CLOUD_STARTUP_S`` for a cloud provider; for another (local) one, measured when there are attempts, else
+    not counted (0 s, source "none", with a note saying so: its interpreter's start-up is billed)."""
     if simulated_s is not None:
         return StartupEstimate(simulated_s, "simulation")
-    if provider not in CLOUD_PROVIDERS:
-        return StartupEstimate(0.0, "none")
     seen = list(measured.first_seconds) if measured is not None else []
     if seen:
         return StartupEstimate(float(statistics.median(seen)), "measured", len(seen))
+    if provider not in CLOUD_PROVIDERS:
+        return StartupEstimate(0.0, "none", provider=provider)
     return StartupEstimate(CLOUD_STARTUP_S, "estimate")
 
 

@@ -47,6 +47,13 @@ class ThisRun:
     left_micros: int | None  # the cap left (None: no cap)
     trials_left: int | None  # what budget.trials leaves (None: no limit)
     hours: Hours | None
+    bounded: bool = False  # per-trial cost an upper bound (budget.trial_seconds): trials at least, money at most
+    # a Hyperband iteration added with what is left of the cap within CLOSE of its expected cost: a run whose
+    # iterations cost a little more stops one iteration sooner (left, one iteration's expected cost; micros)
+    close_call: tuple[int, int] | None = None
+
+
+CLOSE = 1.25  # an added iteration whose cap left is below this many times its expected cost is a close call
 
 
 def hours_for(micros: float | None, rate_micros: float, workers: int, trials: int | None) -> Hours | None:
@@ -60,7 +67,7 @@ def hours_for(micros: float | None, rate_micros: float, workers: int, trials: in
 
 
 def this_run(*, per_trial: float | None, cheapest: float | None, dearest: float | None, left_micros: int | None,
-             trials_left: int | None, rate_micros: float, workers: int) -> ThisRun:
+             trials_left: int | None, rate_micros: float, workers: int, bounded: bool = False) -> ThisRun:
     """The next run's trials and spend: as many trials of ``per_trial`` micro-dollars as ``left_micros`` holds,
     at most ``trials_left``; ``cheapest``/``dearest`` (per-trial costs) give the most/fewest when the plan has
     a range. Unknown per-trial cost: the trials left, the money left."""
@@ -76,12 +83,16 @@ def this_run(*, per_trial: float | None, cheapest: float | None, dearest: float 
     else:
         micros = round(trials * per_trial)
         micros = micros if left_micros is None else min(micros, left_micros)
-    if trials == 0:
+    if bounded and per_trial is not None:  # trials are the fewest; the money the most it may spend
+        most = [m for m in (left_micros, None if trials_left is None else round(trials_left * per_trial))
+                if m is not None]
+        micros = min(most) if most else None
+    if trials == 0 and not bounded:
         micros = 0
     ranged = cheapest is not None and dearest is not None
     return ThisRun(trials=trials, fewest=fill(dearest) if ranged else None, most=fill(cheapest) if ranged else None,
                    micros=micros, left_micros=left_micros, trials_left=trials_left,
-                   hours=hours_for(micros, rate_micros, workers, trials))
+                   hours=hours_for(micros, rate_micros, workers, trials), bounded=bounded)
 
 
 def resume_run(spec: SweepSpec, schedule: Schedule, resumes: StoredStudy, rate: float,
@@ -103,7 +114,7 @@ def resume_run(spec: SweepSpec, schedule: Schedule, resumes: StoredStudy, rate: 
     return this_run(per_trial=per_trial, cheapest=schedule.trial_cost_cheapest_micros,
                     dearest=schedule.trial_cost_dearest_micros, left_micros=left,
                     trials_left=None if limit is None else max(0, limit - resumes.trials), rate_micros=rate,
-                    workers=spec.resources.workers)
+                    workers=spec.resources.workers, bounded=schedule.bounded)
 
 
 def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_costs: dict[int, int],
@@ -126,6 +137,7 @@ def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_cost
             n = min(n, math.floor(left_micros / per_trial) - unfinished - new)
         return max(0, n)
 
+    close: tuple[int, int] | None = None
     runs_unfinished = unfinished if left_micros is None or per_trial <= 0 else min(
         unfinished, math.floor(left_micros / per_trial))
     new = fund((rungs.max_trials() or held) - held)
@@ -134,6 +146,8 @@ def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_cost
         last = sum(finished_costs.get(n, round(per_trial)) for n in rungs.last_iteration())
         if not holds_another_iteration(left, rungs.iteration_cost(), last):
             break
+        if left is not None and left < CLOSE * min(rungs.iteration_cost(), last):
+            close = (left, min(rungs.iteration_cost(), last))
         before = rungs.max_trials() or 0
         rungs.add_iteration()
         more = fund((rungs.max_trials() or 0) - before)
@@ -144,7 +158,14 @@ def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_cost
     micros = round(adds * per_trial)
     micros = micros if left_micros is None else min(micros, left_micros)
     return ThisRun(trials=adds, fewest=None, most=None, micros=micros, left_micros=left_micros,
-                   trials_left=trials_left, hours=hours_for(micros, rate_micros, workers, adds))
+                   trials_left=trials_left, hours=hours_for(micros, rate_micros, workers, adds), close_call=close)
+
+
+def close_call_note(kind: str, left: int, one: int) -> str:
+    """The note on an iteration added with little room: what was left of the cap and what one is expected to cost."""
+    return (f"{kind}: the last iteration counted is added with {format_usd(left)} left of the cap for one expected "
+            f"to cost {format_usd(one)}: iterations that cost a little more than expected leave too little, and "
+            "`costtune run` then stops one iteration sooner (the forecast's range shows both)")
 
 
 def at_least_recorded(schedule: Schedule, trials: int, spent_micros: int, notes: list[str]) -> Schedule:
@@ -165,8 +186,13 @@ def at_least_recorded(schedule: Schedule, trials: int, spent_micros: int, notes:
         expected_micros=at_least(schedule.expected_micros, money_floor))
     if clamped == schedule:
         return schedule
-    money = "" if rungs_only else f", {format_usd(schedule.planned_micros or 0)}"
-    spent = "" if rungs_only else f", {format_usd(spent_micros)} spent"
-    notes.append(f"the whole study's plan from zero ({plural(schedule.trials or 0, 'trial')}{money}) is less than what "
-                 f"it already holds ({plural(trials, 'trial')}{spent}): shown as at least that")
+    # each quantity on its own: only the ones the plan from zero falls short in are named
+    lows = [v for v in (schedule.trials, schedule.trials_fewest) if v is not None and v < trials]
+    parts = [f"{plural(min(lows), 'trial')} started, fewer than the {plural(trials, 'trial')} it holds"] if lows else []
+    money = [v for v in (schedule.planned_micros, schedule.expected_micros) if v is not None and v < money_floor]
+    if money:
+        parts.append(f"{format_usd(min(money))}, less than the {format_usd(spent_micros)} it spent")
+    if parts:
+        notes.append(f"the whole study's plan from zero ({'; '.join(parts)}): shown as at least what the study "
+                     "holds")
     return clamped

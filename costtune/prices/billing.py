@@ -22,6 +22,15 @@ class BillingRule:
         return charge_micros(billable_ms, rate_micros_per_hour, granularity_s=self.granularity_s,
                              minimum_s=self.minimum_s)
 
+    @property
+    def least_s(self) -> int:
+        """Seconds any launch is billed at least: the minimum, else one granule (per second: 1 s)."""
+        return max(self.minimum_s, self.granularity_s)
+
+    def least_charge(self, rate_micros_per_hour: int) -> int:
+        """The minimum charge of a launch at ``rate_micros_per_hour``: ``least_s`` billed (micro-dollars)."""
+        return self.charge(1, rate_micros_per_hour)
+
 
 _RULES = {
     "aws": BillingRule(1, 60, "per second, 60 s minimum (Linux on-demand and spot)"),

@@ -179,12 +179,12 @@ def rung_below_minimum(cfg: dict[str, Any], resources: Resources, *, resumed: bo
         return None
     placements = resources.rates or {f"{resources.instance_type or resources.provider}/{resources.market}":
                                      resources.usd_per_hour_micros}
-    where, rate = min(placements.items(), key=lambda item: (resources.billing.charge(1, item[1]), item[0]))
-    floor = resources.billing.charge(1, rate)
+    where, rate = min(placements.items(), key=lambda item: (resources.billing.least_charge(item[1]), item[0]))
+    floor = resources.billing.least_charge(rate)
     low, eta = cfg["min_usd_micros"], cfg["eta"]
     if low >= floor:
         return None
-    held = max(resources.billing.minimum_s, resources.billing.granularity_s)
+    held = resources.billing.least_s
     # amounts a user may copy into the file: exact, never rounded below what they must reach
     fix = (f"raise budget.usd to at least {format_usd_exact(floor * eta * TRIALS_IN_BUDGET)} (max_usd at most "
            f"budget.usd / {TRIALS_IN_BUDGET}, min_usd = max_usd / {eta}) or give scheduler.min_usd of at least "

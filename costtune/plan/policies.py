@@ -1,0 +1,85 @@
+"""Spend policies that cap a sweep, read for ``costtune plan`` (read-only).
+
+``costtune run`` reserves every launch in each matching policy's current window as well as the study's
+own scope (``costtune.runner.admission``), so a hard ``cap_usd`` stops a sweep whatever its
+``budget.usd``. ``policy_room`` reads the policies in force and their windows' spend from the store,
+through ``costtune.plan.startup.read_rows`` (a read-only connection; a store without them gives none),
+and returns the tightest hard cap that applies to the sweep's tags and what it has left now.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from costtune.plan.startup import read_rows
+
+# the newest version of each policy (a removed one's newest version says so); ``?`` takes "", matching every name
+_POLICIES_SQL = ("SELECT p.body_json, p.removed FROM policy_version p WHERE p.name <> ? AND p.version = "
+                 "(SELECT MAX(q.version) FROM policy_version q WHERE q.name = p.name) ORDER BY p.name")
+_BALANCE_SQL = "SELECT b.spent_micros, b.reserved_micros FROM scope_balance b WHERE b.scope = ?"
+
+
+@dataclass(frozen=True)
+class PolicyRoom:
+    """The tightest hard-capped policy window over a sweep: its name, window, cap and what it has left now."""
+
+    policy: str
+    window: str
+    cap_micros: int
+    left_micros: int  # cap less what the window spent and holds, at least 0
+
+
+def policy_room(db_url: str, tags: dict[str, str], now: datetime | None = None) -> PolicyRoom | None:
+    """The hard-capped policy window that leaves a sweep with ``tags`` the least money now; None when no policy
+    with a hard cap applies (or the store holds none)."""
+    from costtune.policies import matching, parse_policy, span
+
+    bodies = [json.loads(body) for body, removed in read_rows(db_url, _POLICIES_SQL, "") if not removed]
+    moment = now or datetime.now(UTC)
+    rooms = []
+    for policy in matching([parse_policy(b) for b in bodies], tags):
+        if policy.cap_micros is None:
+            continue
+        window = span(policy, moment)
+        rows = read_rows(db_url, _BALANCE_SQL, window.scope)
+        spent, held = (int(rows[0][0] or 0), int(rows[0][1] or 0)) if rows else (0, 0)
+        rooms.append(PolicyRoom(policy.name, window.label, policy.cap_micros,
+                                max(0, policy.cap_micros - spent - held)))
+    return min(rooms, key=lambda r: (r.left_micros, r.policy)) if rooms else None
+
+
+@dataclass(frozen=True)
+class PolicyCap:
+    """What a policy's hard cap leaves of a plan: at most ``spend_micros``, about ``trials`` trials (None: unknown)."""
+
+    room: PolicyRoom
+    spend_micros: int
+    trials: int | None
+    binds: bool  # the plan (or its forecast) would spend more than the policy leaves
+
+
+def cap_by_policy(room: PolicyRoom, spend_micros: int | None, trials: int | None) -> PolicyCap:
+    """The plan of ``spend_micros`` over ``trials`` trials (this run's, for a resume) within ``room``: trials
+    scaled to the money the policy leaves, at the plan's cost per trial."""
+    if spend_micros is None or spend_micros <= room.left_micros:
+        return PolicyCap(room, spend_micros if spend_micros is not None else room.left_micros, trials,
+                         binds=spend_micros is None)
+    fit = None if trials is None else min(trials, int(trials * room.left_micros / spend_micros))
+    return PolicyCap(room, room.left_micros, fit, binds=True)
+
+
+def policy_note(cap: PolicyCap, spend_micros: int | None) -> str:
+    from costtune.money import format_usd
+
+    r = cap.room
+    head = (f"policy {r.policy}: its hard cap_usd {format_usd(r.cap_micros)} ({r.window}) applies to this sweep's tags "
+            f"and has {format_usd(r.left_micros)} left now")
+    if spend_micros is None:
+        return head + ": `costtune run` stops when it is spent"
+    if not cap.binds:
+        return head + f", more than the plan's {format_usd(spend_micros)}"
+    trials = "" if cap.trials is None else f", about {cap.trials} trials"
+    return (head + f", less than the plan's {format_usd(spend_micros)}: `costtune run` stops at the policy's cap "
+            f"(at most {format_usd(cap.spend_micros)}{trials}); the figures above are the sweep's own, without it")

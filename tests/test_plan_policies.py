@@ -1,0 +1,70 @@
+"""Spend policies in `costtune plan` and `costtune policy status`: a hard cap that applies to a sweep's tags caps
+what the plan says a run spends (the store only read), and a hard cap's window forecast never passes the cap."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner, Result
+from costtune.policies import parse_policy, span
+from costtune.policies.status import window_rows
+
+from costtune.cli import main
+from costtune.store import Store
+
+POLICY = {"name": "p5", "scope": {"tags": {"team": "x"}}, "window": {"period": "daily"}, "cap_usd": 0.05}
+
+
+def _cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
+
+
+def _sweep(tmp_path: Path, tags: dict[str, str]) -> Path:
+    path = tmp_path / f"sweep-{len(tags)}.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "pol", "tags": tags, "objective": {"metric": "loss", "mode": "min"},
+        "space": {"x": {"type": "uniform", "low": 0, "high": 1}}, "scheduler": {"type": "fifo"},
+        "command": [sys.executable, "-c", "pass"], "budget": {"trials": 40, "usd": 0.5, "trial_seconds": 10},
+        "resources": {"provider": "local", "usd_per_hour": 36, "workers": 2}}, sort_keys=False))
+    return path
+
+
+def test_a_plan_is_capped_by_the_tightest_hard_policy_cap_on_its_tags(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(POLICY))
+    assert _cli("policy", "apply", str(tmp_path / "p.yaml"), "--db", str(db)).exit_code == 0
+    before = db.read_bytes()
+    result = _cli("plan", str(_sweep(tmp_path, {"team": "x"})), "--db", str(db), "--format", "json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    cap = out["policy_cap"]
+    assert cap["policy"] == "p5" and cap["binds"] and cap["spend_micros"] == 50_000 == cap["left_micros"]
+    assert cap["trials"] is not None and cap["trials"] < out["plan"]["trials"]
+    assert any(n.startswith("policy p5: its hard cap_usd $0.05") and "stops at the policy's cap" in n
+               for n in out["notes"])
+    table = _cli("plan", str(_sweep(tmp_path, {"team": "x"})), "--db", str(db)).output
+    assert "policy p5: hard cap, left now" in table and "$0.05 of $0.05" in table
+    assert db.read_bytes() == before  # only read
+    other = json.loads(_cli("plan", str(_sweep(tmp_path, {})), "--db", str(db), "--format", "json").stdout)
+    assert other["policy_cap"] is None  # another team's sweep: the policy does not apply
+
+
+def test_a_hard_caps_window_forecast_stops_at_the_cap(tmp_path: Path) -> None:
+    """$0.03 spent two hours into a daily window runs at a pace of $0.30 by its end; the $0.05 hard cap stops
+    launches there, so the forecast is the cap (the pace stays in JSON)."""
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    policy = parse_policy(POLICY)
+    store.apply_policies([policy])
+    window = span(policy, datetime.now(UTC))
+    assert window.start is not None
+    now = window.start + timedelta(hours=2)
+    scope = span(policy, now).scope
+    store.reserve("k1", [scope], 30_000)
+    store.charge("k1", 30_000)
+    (row,) = window_rows(store, [policy], now)
+    assert row["forecast_pace_micros"] > 50_000
+    assert row["forecast_micros"] == 50_000 and row["forecast_at_cap"] is True
