@@ -47,6 +47,15 @@ _CLOSE_ATTEMPT = (
             billable_ms=bindparam("a_ms"), cost_micros=bindparam("a_cost"), waste_micros=bindparam("a_waste"))
     .returning(_ATTEMPT.c.trial_id)
 )
+# A running figure (a heartbeat's, a report's) is booked only on an attempt still open, checked in the same
+# statement: on PostgreSQL an UPDATE that waited for a close re-checks ``ended_at`` once the close commits,
+# where a read-then-write would put a figure from before the close over the close's final books.
+_BOOK_RUNNING = (
+    update(_ATTEMPT)
+    .where(_ATTEMPT.c.id == bindparam("a_id"), _ATTEMPT.c.ended_at.is_(None))
+    .values(billable_ms=bindparam("a_ms"), cost_micros=bindparam("a_cost"))
+    .returning(_ATTEMPT.c.trial_id)
+)
 
 
 class AttemptBook:
@@ -135,14 +144,14 @@ class AttemptBook:
         without it the report carries the trial's spend as last booked.
         """
         with self._tx() as s:
+            booked = None  # the attempt's row first, then the trial's: the order closing locks them in
+            if spend is not None and attempt_id is not None:
+                booked = self._book_running(s, attempt_id, spend[1], spend[2])
             trial = s.get(TrialRow, trial_id)
             if trial is None:
                 raise StoreError(f"trial {trial_id} does not exist")
-            if spend is not None and attempt_id is not None:
-                attempt = s.get(AttemptRow, attempt_id)
-                if attempt is not None and attempt.ended_at is None:
-                    attempt.billable_ms, attempt.cost_micros = spend[1], spend[2]
-                    trial.cost_micros = spend[0]
+            if spend is not None and booked is not None:
+                trial.cost_micros = spend[0]
             s.add(
                 ReportRow(
                     trial_id=trial_id,
@@ -204,12 +213,10 @@ class AttemptBook:
         """
         now = utcnow()
         with self._tx() as s:
-            for attempt_id, (billable_ms, cost) in charges.items():
-                attempt = s.get(AttemptRow, attempt_id)
-                if attempt is None or attempt.ended_at is not None:
-                    continue
-                attempt.billable_ms, attempt.cost_micros = billable_ms, cost
-                self._recost_trial(s, attempt.trial_id)
+            for attempt_id, (billable_ms, cost) in sorted(charges.items()):  # by id, as the report batch locks
+                trial_id = self._book_running(s, attempt_id, billable_ms, cost)
+                if trial_id is not None:  # a closed attempt keeps its final books
+                    self._recost_trial(s, trial_id)
             for trial in s.exec(
                 select(TrialRow).where(TrialRow.owner == owner, TrialRow.state == TrialState.RUNNING)
             ):
@@ -239,6 +246,16 @@ class AttemptBook:
             if attempt is not None:
                 s.refresh(attempt)
             self._recost_trial(s, trial_id)
+
+    @staticmethod
+    def _book_running(s: Session, attempt_id: int, billable_ms: int, cost_micros: int) -> int | None:
+        """Book an open attempt's running ms and cost; its trial's id, or None for a closed or unknown attempt."""
+        s.flush()
+        trial_id = s.execute(_BOOK_RUNNING, {"a_id": attempt_id, "a_ms": billable_ms, "a_cost": cost_micros}).scalar()
+        attempt = s.identity_map.get(s.identity_key(AttemptRow, attempt_id))  # type: ignore[arg-type]
+        if trial_id is not None and attempt is not None:
+            s.refresh(attempt)
+        return trial_id
 
     @staticmethod
     def _recost_trial(s: Session, trial_id: int) -> None:

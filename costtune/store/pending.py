@@ -125,8 +125,11 @@ class Pending:
         for row in rows:
             trials[row["trial_id"]] = row  # the last write of a trial's totals is the one that stays
             attempts[row["attempt_id"]] = row
-        batches = ((INSERT_REPORT, rows), (UPDATE_TRIAL, list(trials.values())),
-                   (UPDATE_ATTEMPT, list(attempts.values())))
+        # Attempts before trials, each by id: the order the heartbeat and closing lock them in (``AttemptBook``),
+        # so two transactions of one store never wait on each other in a circle (a deadlock PostgreSQL breaks
+        # by cancelling one of them).
+        batches = ((INSERT_REPORT, rows), (UPDATE_ATTEMPT, [attempts[k] for k in sorted(attempts)]),
+                   (UPDATE_TRIAL, [trials[k] for k in sorted(trials)]))
         self.session.flush()
         if self.session.connection().dialect.name == "sqlite":
             # The DBAPI directly, inside the same transaction: SQLAlchemy's per-statement work
