@@ -100,8 +100,8 @@ class StartupEstimate:
                     "attempts replace it once it has some")
         if self.source == "none" and self.provider:
             return (f"start-up per launch not counted (shown as 0 s): a trial on the {self.provider} provider is "
-                    "billed from its process start, interpreter and imports included, which nothing has measured yet; once the "
-                    "study has attempts, `costtune plan` uses their median time to first report")
+                    "billed from its process start, interpreter and imports included, which nothing has measured "
+                    "yet; once the study has attempts, `costtune plan` uses their median time to first report")
         return ""
 
 
