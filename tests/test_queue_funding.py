@@ -139,7 +139,7 @@ def test_a_trial_the_cap_ends_before_its_first_report_is_stopped_by_the_budget_n
     assert not any("no result by" in r for r in first.verdict_reasons)
     note = study.store.attempts(study.id, 0)[0].note  # what `costtune trials STUDY 0` shows
     assert note.startswith("stopped by the budget: budget.usd reached before its first report, ")
-    assert "the $0.012 it held used up" in note
+    assert "the $0.012 it held reached" in note
 
 
 def test_a_trial_stopped_at_its_share_of_a_split_cap_says_what_it_held(tmp_path: Path) -> None:
@@ -147,7 +147,7 @@ def test_a_trial_stopped_at_its_share_of_a_split_cap_says_what_it_held(tmp_path:
                    resources={**BASE["resources"], "instance_type": "t3.medium", "market": "on-demand", "workers": 3,
                               "simulation": {**BASE["resources"]["simulation"], "max_steps": 400}})
     notes = [study.store.attempts(study.id, t.number)[0].note for t in study.history().trials]
-    assert notes and all(n.startswith("stopped by the budget: budget.usd reached, the $0.0167 it held used up, with ")
+    assert notes and all(n.startswith("stopped by the budget: budget.usd reached, the $0.0167 it held reached, with ")
                          and "(its own included) of the $0.05 cap" in n for n in notes)
 
 
