@@ -76,6 +76,28 @@ def test_a_fitted_table_drops_whole_columns_in_priority_order_and_names_them() -
         FittedTable([Column("a", ["1"]), Column("b", [])])
 
 
+def _header_words(text: str) -> set[str]:
+    """Every word of a rendered table's header lines (the lines between the top border and the body)."""
+    head = text.split("┡")[0]
+    return {w for line in head.splitlines() if line.startswith("┃") for cell in line.split("┃") for w in cell.split()}
+
+
+@pytest.mark.parametrize("width", [40, 60, 120])
+def test_a_header_word_is_never_cut_the_column_takes_its_width_or_goes(width: int) -> None:
+    # a one-letter column of short values under a 13-character name (the issue: "instance_typ" / "e")
+    cols = [Column("trial", [str(n) for n in range(12)], keep=0), Column("loss", ["0.1"] * 12, keep=1),
+            *(Column(f"x{i}", ["0.2"] * 12, keep=10 + i) for i in range(6)),
+            Column("instance_type", ["t3.large"] * 12, keep=16),
+            Column("error", ["waiting: budget: $0.02 left cannot carry a trial to its first report " * 3] + [""] * 11,
+                   keep=5, wrap=16, justify="left")]
+    text = _render(FittedTable(cols), width)
+    dropped = " ".join(text.split("not shown:")[1].split()) if "not shown:" in text else ""
+    words = _header_words(text)
+    assert "instance_type" in words or "instance_type" in dropped
+    assert all(w in {"trial", "loss", "instance_type", "error", *(f"x{i}" for i in range(6))} for w in words), words
+    assert max(cell_len(line) for line in text.splitlines()) <= width
+
+
 @pytest.fixture(scope="module")
 def board(sim_db: str):  # type: ignore[no-untyped-def]  # noqa: F811
     store = Store(sim_db)
