@@ -21,7 +21,6 @@ from costtune.reports import leaderboard
 from costtune.reports.cost import best_vs_spend, cost_per_improvement, pareto_front
 from costtune.reports.fmt import format_duration, format_number, format_params
 from costtune.reports.spend import (
-    CLASS_LABELS,
     CLASSES,
     SHORT_LABELS,
     class_trials,
@@ -195,7 +194,7 @@ def spend_html(history: History, attempts: Sequence[AttemptCostRow] | None) -> s
     kinds = shown_classes(s)
     money = format_usd_column([s["classes"][k]["micros"] for k in kinds] + [s["total_micros"]])
     table = _table(["money spent on", "trials", "spend", "share"],
-                   [[*(CLASS_LABELS[k] for k in kinds), "total"],
+                   [[*(s["classes"][k]["label"] for k in kinds), "total"],
                     [*(class_trials(s, k) for k in kinds), len(history.trials)], money,
                     [*(_pct(s["classes"][k]["pct_of_spend"]) for k in kinds), "100.0%"]], {1, 2, 3})
     rerun = s["classes"]["rerun"]

@@ -18,7 +18,6 @@ from costtune.reports.cost import cost_per_improvement, pareto_front
 from costtune.reports.fmt import format_number
 from costtune.reports.sections import SECTIONS
 from costtune.reports.spend import (
-    CLASS_LABELS,
     CLASSES,
     SHORT_LABELS,
     class_trials,
@@ -74,7 +73,7 @@ def classes_table(history: History, attempts: Sequence[AttemptCostRow] | None) -
     kinds = shown_classes(s)
     money = format_usd_column([s["classes"][k]["micros"] for k in kinds] + [s["total_micros"]])
     return FittedTable([
-        Column("money spent on", [*(CLASS_LABELS[k] for k in kinds), Text("total", style="bold")], keep=0,
+        Column("money spent on", [*(s["classes"][k]["label"] for k in kinds), Text("total", style="bold")], keep=0,
                justify="left", wrap=14),
         Column("trials", [*(class_trials(s, k) for k in kinds), str(len(history.trials))], keep=2),
         Column("spend", money, keep=1),
