@@ -98,6 +98,32 @@ def test_a_header_word_is_never_cut_the_column_takes_its_width_or_goes(width: in
     assert max(cell_len(line) for line in text.splitlines()) <= width
 
 
+def test_reports_show_where_a_trial_really_ran_when_its_params_proposed_another_placement() -> None:
+    # A policy amended a relaunch (the params are history then): the Pareto front and leaderboard said g4dn
+    # on-demand while the spend section had no g4dn at all.
+    from datetime import UTC, datetime
+
+    from costtune.history import FrozenTrial, History, Mode, TrialState
+    from costtune.reports.cost import pareto_rows
+    from costtune.reports.terminal import pareto_table
+    from costtune.store.reads import TrialCost
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    history = History("loss", Mode.MIN, tuple(
+        FrozenTrial(number=n, state=TrialState.COMPLETE, params={"x": n, "instance_type": itype, "market": mkt},
+                    value=1.0 - n, cost_micros=1000 * (n + 1), started_at=t0, finished_at=t0)
+        for n, (itype, mkt) in enumerate([("t3.large", "spot"), ("g4dn.xlarge", "on-demand")])))
+    costs = {0: TrialCost(1, "t3.large", "spot", 0, 0, 1000), 1: TrialCost(2, "t3.large", "spot", 0, 0, 2000)}
+    assert [r["ran_on"] for r in pareto_rows(history, costs)] == [{}, {"instance_type": "t3.large", "market": "spot"}]
+    front = _render(pareto_table(history, "front", costs), 120)
+    board = _render(to_table(history, "board", costs=costs), 160)
+    for text in (front, board):
+        assert "g4dn" not in text and "on-demand" not in text, text
+        assert "t3.large*" in text and "spot*" in text and "where the trial really ran" in text, text
+    zero = [r for r in _body_rows(front) if r[0] == "0"] + [r for r in _body_rows(board) if r[1] == "0"]
+    assert len(zero) == 2 and not any("*" in cell for r in zero for cell in r), zero  # ran where proposed
+
+
 @pytest.fixture(scope="module")
 def board(sim_db: str):  # type: ignore[no-untyped-def]  # noqa: F811
     store = Store(sim_db)

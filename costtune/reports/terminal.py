@@ -16,6 +16,7 @@ from costtune.history import History
 from costtune.money import format_usd, format_usd_column, format_usd_decimals
 from costtune.reports.cost import cost_per_improvement, pareto_front
 from costtune.reports.fmt import format_number
+from costtune.reports.placed import MARK_NOTE, shown_params
 from costtune.reports.sections import SECTIONS
 from costtune.reports.spend import (
     CLASSES,
@@ -53,14 +54,17 @@ def param_columns(param_rows: Sequence[Mapping[str, Any]], *, keep: int = 10) ->
             for i, name in enumerate(names)]
 
 
-def pareto_table(history: History, title: str) -> FittedTable:
+def pareto_table(history: History, title: str, costs: Mapping[int, TrialCost] | None = None) -> FittedTable:
+    """The front; a searched instance type or market shows where the trial really ran (``costs``: its
+    last attempt), marked where its params proposed another placement."""
     front = pareto_front(history)
+    shown_rows = [shown_params(t.params, (costs or {}).get(t.number)) for t in front]
     return FittedTable([
         Column("trial", [str(t.number) for t in front], keep=0),
         Column(history.metric, [format_number(t.value) for t in front], keep=1),
         Column("cost", format_usd_column([t.cost_micros for t in front]), keep=2),
-        *param_columns([t.params for t in front]),
-    ], title=title)
+        *param_columns([p for p, _moved in shown_rows]),
+    ], title=title, note=MARK_NOTE if any(moved for _p, moved in shown_rows) else None)
 
 
 def _pct(value: float | None) -> str:
@@ -145,7 +149,7 @@ def sections(history: History, attempts: Sequence[AttemptCostRow], costs: Mappin
         raise ValueError(f"unknown report section {only!r}; one of {', '.join(SECTIONS)}")
     build = {
         "improvements": lambda: [improvement_table(history, f"cost per improvement: {label}")],
-        "pareto": lambda: [pareto_table(history, f"Pareto front, {history.metric} vs cost: {label}")],
+        "pareto": lambda: [pareto_table(history, f"Pareto front, {history.metric} vs cost: {label}", costs)],
         "classes": lambda: [classes_table(history, attempts), *_preemption_line(history, attempts)],
         "spend": lambda: [spend_table(history, attempts)],
         "steps": lambda: [steps_table(history, costs)],
