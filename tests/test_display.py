@@ -105,7 +105,9 @@ def test_reports_show_where_a_trial_really_ran_when_its_params_proposed_another_
 
     from costtune.history import FrozenTrial, History, Mode, TrialState
     from costtune.reports.cost import pareto_rows
+    from costtune.reports.html import leaderboard_html
     from costtune.reports.terminal import pareto_table
+    from costtune.reports.trials import trials_table
     from costtune.store.reads import TrialCost
 
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -120,6 +122,14 @@ def test_reports_show_where_a_trial_really_ran_when_its_params_proposed_another_
     for text in (front, board):
         assert "g4dn" not in text and "on-demand" not in text, text
         assert "t3.large*" in text and "spot*" in text and "where the trial really ran" in text, text
+    listing = [{"trial": n, "state": "complete", "controller_gone": False, "source": "sampler", "value": 1.0 - n,
+                "last_step": 3, "cost_micros": 1000, "error": None, "params": history.trials[n].params,
+                "attempts": [{"exit_reason": "completed", "instance_type": "t3.large", "market": "spot"}]}
+               for n in (0, 1)]
+    listed = _render(trials_table(listing, "loss", title="trials"), 160)
+    assert "g4dn" not in listed and "t3.large*" in listed and "where the trial really ran" in listed, listed
+    page = leaderboard_html(history, costs=costs)
+    assert "g4dn" not in page and "t3.large*" in page and "where the trial really ran" in page, page
     zero = [r for r in _body_rows(front) if r[0] == "0"] + [r for r in _body_rows(board) if r[1] == "0"]
     assert len(zero) == 2 and not any("*" in cell for r in zero for cell in r), zero  # ran where proposed
 

@@ -20,18 +20,26 @@ MARK_NOTE = (f"{MARK} where the trial really ran (its last attempt): its params 
              "(a spend policy amended a relaunch, or the cloud placed it elsewhere); see costtune trials STUDY N")
 
 
-def real_placement(params: Mapping[str, Any], cost: TrialCost | None) -> dict[str, Any]:
+def moved_to(params: Mapping[str, Any], instance_type: str | None, market: str | None) -> dict[str, Any]:
     """The searched placement params (those of ``instance_type`` and ``market`` in ``params``) that differ
-    from where its last attempt ran, mapped to the real value; empty when they agree or nothing ran."""
-    if cost is None:
-        return {}
-    real = {INSTANCE_PARAM: cost.instance_type, MARKET_PARAM: cost.market}
+    from where an attempt ran (``instance_type``, ``market``), mapped to the real value."""
+    real = {INSTANCE_PARAM: instance_type, MARKET_PARAM: market}
     return {name: value for name, value in real.items()
             if name in params and value is not None and str(params[name]) != value}
 
 
+def real_placement(params: Mapping[str, Any], cost: TrialCost | None) -> dict[str, Any]:
+    """``moved_to`` for the trial's last attempt (``cost``); empty when nothing ran."""
+    return {} if cost is None else moved_to(params, cost.instance_type, cost.market)
+
+
+def marked(params: Mapping[str, Any], moved: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with each placement in ``moved`` replaced by where it ran, marked (``t3.large*``)."""
+    return {k: f"{moved[k]}{MARK}" if k in moved else v for k, v in params.items()}
+
+
 def shown_params(params: Mapping[str, Any], cost: TrialCost | None) -> tuple[dict[str, Any], bool]:
-    """``params`` with a searched placement replaced by the real one, marked (``t3.large*``); and
+    """``params`` with a searched placement replaced by the real one (its last attempt's), marked; and
     whether any was."""
     moved = real_placement(params, cost)
-    return {k: f"{moved[k]}{MARK}" if k in moved else v for k, v in params.items()}, bool(moved)
+    return marked(params, moved), bool(moved)
