@@ -95,7 +95,7 @@ def test_an_enqueue_body_is_checked_by_the_clis_rules(valueless: tuple[Store, Te
     for body, names in (({"params": {"lr": 0.5}, "raise_trials": 99999999999999999999},
                          ("raise_trials", "99999999999999999999", "9223372036854775807")),
                         ({"params": {"lr": 0.5}, "raise_trials": 0}, ("raise_trials", ">= 1", "0")),
-                        ({"params": {"lr": 0.5}, "raise_trials": True}, ("raise_trials", "True")),
+                        ({"params": {"lr": 0.5}, "raise_trials": True}, ("raise_trials", "true")),
                         ({"params": {"lr": 0.5}, "raise_trials": "12"}, ("raise_trials", "'12'")),
                         ({"params": {"lr": 0.5}, "raise_trials": 2}, ("raise_trials", "must be more", "2")),
                         ({"params": {"lr": 7}}, ("config.lr", "7")),

@@ -76,6 +76,64 @@ def test_a_fitted_table_drops_whole_columns_in_priority_order_and_names_them() -
         FittedTable([Column("a", ["1"]), Column("b", [])])
 
 
+def _header_words(text: str) -> set[str]:
+    """Every word of a rendered table's header lines (the lines between the top border and the body)."""
+    head = text.split("┡")[0]
+    return {w for line in head.splitlines() if line.startswith("┃") for cell in line.split("┃") for w in cell.split()}
+
+
+@pytest.mark.parametrize("width", [40, 60, 120])
+def test_a_header_word_is_never_cut_the_column_takes_its_width_or_goes(width: int) -> None:
+    # a one-letter column of short values under a 13-character name (the issue: "instance_typ" / "e")
+    cols = [Column("trial", [str(n) for n in range(12)], keep=0), Column("loss", ["0.1"] * 12, keep=1),
+            *(Column(f"x{i}", ["0.2"] * 12, keep=10 + i) for i in range(6)),
+            Column("instance_type", ["t3.large"] * 12, keep=16),
+            Column("error", ["waiting: budget: $0.02 left cannot carry a trial to its first report " * 3] + [""] * 11,
+                   keep=5, wrap=16, justify="left")]
+    text = _render(FittedTable(cols), width)
+    dropped = " ".join(text.split("not shown:")[1].split()) if "not shown:" in text else ""
+    words = _header_words(text)
+    assert "instance_type" in words or "instance_type" in dropped
+    assert all(w in {"trial", "loss", "instance_type", "error", *(f"x{i}" for i in range(6))} for w in words), words
+    assert max(cell_len(line) for line in text.splitlines()) <= width
+
+
+def test_reports_show_where_a_trial_really_ran_when_its_params_proposed_another_placement() -> None:
+    # A policy amended a relaunch (the params are history then): the Pareto front and leaderboard said g4dn
+    # on-demand while the spend section had no g4dn at all.
+    from datetime import UTC, datetime
+
+    from costtune.history import FrozenTrial, History, Mode, TrialState
+    from costtune.reports.cost import pareto_rows
+    from costtune.reports.html import leaderboard_html
+    from costtune.reports.terminal import pareto_table
+    from costtune.reports.trials import trials_table
+    from costtune.store.reads import TrialCost
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    history = History("loss", Mode.MIN, tuple(
+        FrozenTrial(number=n, state=TrialState.COMPLETE, params={"x": n, "instance_type": itype, "market": mkt},
+                    value=1.0 - n, cost_micros=1000 * (n + 1), started_at=t0, finished_at=t0)
+        for n, (itype, mkt) in enumerate([("t3.large", "spot"), ("g4dn.xlarge", "on-demand")])))
+    costs = {0: TrialCost(1, "t3.large", "spot", 0, 0, 1000), 1: TrialCost(2, "t3.large", "spot", 0, 0, 2000)}
+    assert [r["ran_on"] for r in pareto_rows(history, costs)] == [{}, {"instance_type": "t3.large", "market": "spot"}]
+    front = _render(pareto_table(history, "front", costs), 120)
+    board = _render(to_table(history, "board", costs=costs), 160)
+    for text in (front, board):
+        assert "g4dn" not in text and "on-demand" not in text, text
+        assert "t3.large*" in text and "spot*" in text and "where the trial really ran" in text, text
+    listing = [{"trial": n, "state": "complete", "controller_gone": False, "source": "sampler", "value": 1.0 - n,
+                "last_step": 3, "cost_micros": 1000, "error": None, "params": history.trials[n].params,
+                "attempts": [{"exit_reason": "completed", "instance_type": "t3.large", "market": "spot"}]}
+               for n in (0, 1)]
+    listed = _render(trials_table(listing, "loss", title="trials"), 160)
+    assert "g4dn" not in listed and "t3.large*" in listed and "where the trial really ran" in listed, listed
+    page = leaderboard_html(history, costs=costs)
+    assert "g4dn" not in page and "t3.large*" in page and "where the trial really ran" in page, page
+    zero = [r for r in _body_rows(front) if r[0] == "0"] + [r for r in _body_rows(board) if r[1] == "0"]
+    assert len(zero) == 2 and not any("*" in cell for r in zero for cell in r), zero  # ran where proposed
+
+
 @pytest.fixture(scope="module")
 def board(sim_db: str):  # type: ignore[no-untyped-def]  # noqa: F811
     store = Store(sim_db)

@@ -143,6 +143,32 @@ def test_an_amend_rewrites_the_launch_and_is_audited(sqlite_store: Store) -> Non
                                                 "deny": 0, "last_denial": None}]
 
 
+def test_an_amend_before_the_first_launch_moves_a_searched_placement_in_the_params(sqlite_store: Store) -> None:
+    # The run said "best: trial 22 ... instance_type=g4dn.xlarge" and the report's Pareto front listed g4dn
+    # on-demand rows while every attempt ran on t3.large / m5.large spot: a policy had amended each launch.
+    store = sqlite_store
+    store.apply_policies([parse_policy({"name": "no-gpu", "rules": {"denied_instance_types": ["g4dn.*"],
+                                                                    "allowed_markets": ["spot"], "amend": True}})])
+    resources = {**SWEEP["resources"], "instance_type": {"type": "categorical", "choices": ["g4dn.xlarge", "m5.large"]},
+                 "market": {"type": "categorical", "choices": ["on-demand", "spot"]}}
+    study, status, _ = run(store, SWEEP, resources=resources, budget={"usd": 0.5, "trials": 8})
+    trials = study.history().trials
+    assert status.launched >= 8 and store.audit_log(action="policy.amend")
+    notes = []
+    for t in trials:
+        first = store.attempts(study.id, t.number)[0]
+        assert (t.params["instance_type"], t.params["market"]) == (first.instance_type, first.market) == (
+            "m5.large", "spot"), (t.number, t.params)
+        notes.append(first.note or "")
+    moved = [n for n in notes if "instead of the proposed" in n]
+    assert moved and all("by policy 'no-gpu'" in n for n in moved), notes
+    pareto = json.loads(CliRunner().invoke(main, ["report", study.name, "--db", store.url, "--format", "json",
+                                                  "--section", "pareto"]).output)["pareto"]
+    assert pareto and all(r["params"]["instance_type"] == "m5.large" and not r["ran_on"] for r in pareto)
+    board = CliRunner().invoke(main, ["leaderboard", study.name, "--db", store.url], env={"COLUMNS": "200"}).output
+    assert "g4dn" not in board and "on-demand" not in board, board
+
+
 def test_thresholds_fire_once_per_window_across_controllers_and_a_restart(store: Store) -> None:
     store.apply_policies([parse_policy(TEAM)])
     logs = []

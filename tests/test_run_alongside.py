@@ -80,3 +80,54 @@ def test_a_second_run_says_who_holds_the_work_and_counts_only_its_own(tmp_path: 
     own = history.spent_micros - 12_000
     assert f"this run: 2 trials finished, {format_usd(own)} spent" in line, line
     assert status.own_spend_micros == own
+
+
+def test_the_progress_line_shows_the_studys_best_and_spend_with_another_run_alongside(tmp_path: Path) -> None:
+    # Run B's last progress line said "best loss 0.0472 (trial 7) spent $0.02" while its summary said best
+    # trial 1, the study spent $0.032: the line counted only B's own trials. It shows the study's now.
+    from rich.console import Console
+
+    from costtune.runner.session import _Progress, _update
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = Store(url)
+    spec = parse_sweep(with_changes(SWEEP))
+    study, _ = open_sweep(store, spec)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        theirs = Study(Store(url), study.info)
+        theirs.owner = f"{hostname()}:{other.pid}:{_start_ticks(other.pid)}"
+        claimed = theirs.claim(with_output_dir=False)
+        assert claimed is not None
+        theirs.store.reserve("other-0", [f"study:{study.id}"], 50_000)
+        attempt = theirs.store.start_attempt(claimed.id, 1, idempotency_key="other-0", provider="simulated",
+                                             rate_micros_per_hour=96_000, host=hostname())
+        provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
+        ours = SweepController(spec, study, provider, trial_events=False)
+
+        def the_other_finishes_best() -> None:  # after this run's own trials: the study's best, $0.012
+            deadline = time.monotonic() + 30
+            while not ours.status.note.startswith("waiting") and time.monotonic() < deadline:
+                time.sleep(0.01)
+            theirs.store.add_report(claimed.id, attempt, 1, {"loss": -100.0}, objective="loss")
+            theirs.store.finish_attempt(attempt, exit_reason="completed", billable_ms=450_000, cost_micros=12_000)
+            theirs.store.charge("other-0", 12_000)
+            theirs.store.finish_trial(claimed.id, TrialState.COMPLETE)
+
+        helper = threading.Thread(target=the_other_finishes_best)
+        helper.start()
+        status = ours.run()
+        helper.join()
+    finally:
+        other.kill()
+        other.wait()
+    history = study.history()
+    best = history.best()
+    assert best is not None and best.number == claimed.number
+    progress = _Progress(console=Console(width=200, record=True))
+    task = progress.add_task(spec.name, total=spec.max_trials, count="", detail="", by_money=False)
+    _update(progress, task, status, spec, study)
+    fields = progress.tasks[0].fields
+    assert fields["count"] == "3/3"
+    assert f"best loss -100 (trial {best.number})" in fields["detail"], fields["detail"]
+    assert f"spent {format_usd(history.spent_micros)} of $0.05" in fields["detail"], fields["detail"]

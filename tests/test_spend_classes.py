@@ -1,4 +1,4 @@
-"""Every dollar of a study in exactly one class (useful, stopped early, failed, re-run, unfinished).
+"""Every dollar of a study in exactly one class (useful, stopped early, policy stop, failed, re-run, unfinished).
 
 The classes add up to the total spend to the micro-dollar, and the report's summary, its table by
 instance type and market, the CSV, the HTML tables and the bar chart all read the same numbers.
@@ -67,8 +67,8 @@ def test_each_kind_of_attempt_lands_in_its_class() -> None:
         attempt(5, 1, 7, None), attempt(6, 1, 9, "preempted", waste=4),
     ]
     by_class = totals(classify(history, attempts))
-    assert by_class == {"useful": 100 + 20 + 50 + 15, "stopped": 40 + 30, "failed": 25, "rerun": 10 + 20 + 4,
-                        "unfinished": 7 + 5}
+    assert by_class == {"useful": 100 + 20 + 50 + 15, "stopped": 40 + 30, "policy": 0, "failed": 25,
+                        "rerun": 10 + 20 + 4, "unfinished": 7 + 5}
     assert sum(by_class.values()) == history.spent_micros == 326
     groups = spend_by_placement(history, attempts)
     assert sum(g["cost_micros"] for g in groups) == 326
@@ -77,6 +77,28 @@ def test_each_kind_of_attempt_lands_in_its_class() -> None:
     summary = spend_summary(history, attempts)
     assert {k: v["micros"] for k, v in summary["classes"].items()} == by_class
     assert (summary["preempted_attempts"], summary["interrupted_attempts"], summary["retried_trials"]) == (2, 1, 3)
+
+
+def test_a_trial_a_spend_policy_stopped_is_in_its_own_class_that_names_the_policy() -> None:
+    # The report put trials a policy's window cap stopped under "stopped early (by the scheduler or the budget)".
+    capped = FrozenTrial(number=1, state=TrialState.STOPPED, params={"x": 1}, value=0.5, cost_micros=40,
+                         started_at=T0, finished_at=T0 + timedelta(seconds=1),
+                         error="policy 'team-daily': cap_usd $0.50 of the daily from 2026-01-01 (UTC) window reached")
+    windowed = FrozenTrial(number=3, state=TrialState.STOPPED, params={"x": 3}, value=0.7, cost_micros=30,
+                           started_at=T0, finished_at=T0 + timedelta(seconds=3),
+                           error="policy:lab-weekly:2026-W01: cannot fund the $0.01 past its first report")
+    history = History("loss", Mode.MIN, (done(0, TrialState.COMPLETE, 100), capped,
+                                         done(2, TrialState.STOPPED, 20), windowed))
+    attempts = [attempt(0, 1, 100, "completed"), attempt(1, 1, 40, "policy"), attempt(2, 1, 20, "stopped"),
+                attempt(3, 1, 30, "policy")]
+    for rows in (attempts, None):  # from the attempts' exit reason, or the trial's error without them
+        summary = spend_summary(history, rows)
+        assert {k: (v["trials"], v["micros"]) for k, v in summary["classes"].items() if k != "rerun"} == {
+            "useful": (1, 100), "stopped": (1, 20), "policy": (2, 70), "failed": (0, 0), "unfinished": (0, 0)}
+        assert summary["classes"]["policy"]["label"] == "stopped by a spend policy's cap ('team-daily', 'lab-weekly')"
+    text = _report_text(history, attempts)
+    assert re.search(r"stopped early \(by the scheduler or the study's budget\) +│ +1 +│", text), text
+    assert "stopped by a spend policy's cap ('team-daily', 'lab-weekly')" in " ".join(text.split()), text
 
 
 def test_every_trial_is_counted_once_in_the_class_it_ended_in_queued_ones_as_unfinished() -> None:
@@ -92,7 +114,7 @@ def test_every_trial_is_counted_once_in_the_class_it_ended_in_queued_ones_as_unf
                 attempt(3, 1, 30, "preempted", waste=10), attempt(3, 2, 50, "completed", start=5)]
     summary = spend_summary(history, attempts)
     counts = {k: v["trials"] for k, v in summary["classes"].items()}
-    assert counts == {"useful": 2, "stopped": 1, "failed": 1, "rerun": 1, "unfinished": 2}
+    assert counts == {"useful": 2, "stopped": 1, "policy": 0, "failed": 1, "rerun": 1, "unfinished": 2}
     assert sum(n for k, n in counts.items() if k != "rerun") == len(history.trials)
     text = _report_text(history, attempts)
     assert re.search(r"running or queued trials +│ +2 +│ +\$0 ", text), text
@@ -175,7 +197,9 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> str:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if Path(tmp / "store.db").exists() and _finished(url) >= 3:
+        # interrupt early: on a busy machine, waiting for more finished trials let the budget end the run
+        # first and left no attempt to interrupt (the resume brings the other classes)
+        if Path(tmp / "store.db").exists() and _finished(url) >= 1:
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)

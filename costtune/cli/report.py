@@ -19,7 +19,7 @@ from costtune.reports.sections import SECTIONS
               help="Write a self-contained HTML report (tables and charts) to this file.")
 @click.option("--section", type=click.Choice(SECTIONS), default=None, metavar="NAME",
               help="Print only this section: improvements (cost per improvement), pareto (the metric-vs-cost "
-              "front), classes (spend by class: useful, stopped early, failed, re-run, unfinished), spend "
+              "front), classes (spend by class: useful, stopped early, policy stop, failed, re-run, unfinished), spend "
               "(by instance type and market), steps (steps per dollar), waste (re-run money by trial). "
               "--format csv prints one section: improvements unless named.")
 @handled
@@ -27,8 +27,9 @@ def report(study: str, db: str | None, fmt: str, html_path: str | None, section:
     """What STUDY's money bought: cost per improvement, the Pareto front, where the money went.
 
     Every dollar is counted once: useful (trials that ran to their end), stopped early (by the scheduler or by
-    the budget), failed, re-run after a preemption or interruption, or still running/queued; by
-    instance type and market too, with median steps reached per dollar on each instance type.
+    the study's budget), stopped by a spend policy's cap (the policies named), failed, re-run after a
+    preemption or interruption, or still running/queued; by instance type and market too, with median
+    steps reached per dollar on each instance type.
     """
     from costtune.reports import cost, terminal
     from costtune.reports.leaderboard import study_ladder

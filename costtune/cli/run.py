@@ -140,6 +140,7 @@ def _print_summary(study: Any, status: Any, before: Any = None) -> None:
     from costtune.money import format_usd
     from costtune.reports.fmt import format_params
     from costtune.reports.leaderboard import study_ladder, to_table
+    from costtune.reports.placed import MARK_NOTE, shown_params
     from costtune.store.reads import attempt_rows, trial_costs
 
     history = study.history()
@@ -150,9 +151,10 @@ def _print_summary(study: Any, status: Any, before: Any = None) -> None:
     best = history.best()
     out_console.print(totals_line(history, status, before), highlight=False)
     if best is not None:
+        params, moved = shown_params(best.params, costs.get(best.number))  # where it really ran, marked
         out_console.print(f"best: trial {best.number} {history.metric}={best.value:.6g} "
-                          f"cost {format_usd(best.cost_micros)} params {format_params(best.params)}",
-                          highlight=False)
+                          f"cost {format_usd(best.cost_micros)} params {format_params(params)}"
+                          + (f" ({MARK_NOTE})" if moved else ""), highlight=False)
         if best.output_dir and Path(best.output_dir).exists():
             out_console.print(f"best trial's output: {best.output_dir}", highlight=False, soft_wrap=True)
     out_console.print(f"store: {study.store.display_url}  (costtune leaderboard {study.name})", highlight=False)

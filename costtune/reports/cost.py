@@ -22,6 +22,7 @@ from typing import Any
 
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.money import micros_to_usd
+from costtune.reports.placed import real_placement
 from costtune.reports.sections import SECTIONS
 from costtune.reports.spend import (
     CLASSES,
@@ -130,9 +131,12 @@ def pareto_front(history: History) -> list[FrozenTrial]:
     return front
 
 
-def pareto_rows(history: History) -> list[dict[str, Any]]:
+def pareto_rows(history: History, costs: Mapping[int, TrialCost] | None = None) -> list[dict[str, Any]]:
+    """The front's trials; ``ran_on``: the searched placement params whose real placement (the last
+    attempt's, from ``costs``) differs from what the params proposed, with where it ran."""
     return [{"trial": t.number, "value": t.value, "cost_micros": t.cost_micros,
-             "cost_usd": str(micros_to_usd(t.cost_micros)), "params": t.params} for t in pareto_front(history)]
+             "cost_usd": str(micros_to_usd(t.cost_micros)), "params": t.params,
+             "ran_on": real_placement(t.params, (costs or {}).get(t.number))} for t in pareto_front(history)]
 
 
 # -- terminal / JSON / CSV ----------------------------------------------------------------------
@@ -141,7 +145,7 @@ def to_json(history: History, study: str, attempts: Sequence[AttemptCostRow] | N
     """Without ``attempts`` the placement block is left out (in-memory histories have none); with
     ``section`` (a key of ``JSON_KEYS``) only that section's keys follow the study, metric and mode."""
     doc: dict[str, Any] = {"study": study, "metric": history.metric, "mode": str(history.mode),
-                           "cost_per_improvement": cost_per_improvement(history), "pareto": pareto_rows(history),
+                           "cost_per_improvement": cost_per_improvement(history), "pareto": pareto_rows(history, costs),
                            "summary": spend_summary(history, attempts)}
     if attempts is not None:
         doc.update(placement(history, attempts, costs or {}))
@@ -167,11 +171,15 @@ def to_csv(history: History, section: str = "improvements", attempts: Sequence[A
     if section == "improvements":
         data, fields = cost_per_improvement(history), list(_CSV_COLUMNS)
     elif section == "pareto":
-        front = pareto_rows(history)
+        front = pareto_rows(history, costs)
         names = list(dict.fromkeys(k for r in front for k in r["params"]))
-        data = [{**{k: v for k, v in r.items() if k != "params"}, **{f"param.{n}": r["params"].get(n) for n in names}}
+        ran = list(dict.fromkeys(k for r in front for k in r["ran_on"]))  # real placement where params differ
+        data = [{**{k: v for k, v in r.items() if k not in ("params", "ran_on")},
+                 **{f"param.{n}": r["params"].get(n) for n in names},
+                 **{f"ran_on.{n}": r["ran_on"].get(n) for n in ran}}
                 for r in front]
-        fields = ["trial", "value", "cost_micros", "cost_usd", *(f"param.{n}" for n in names)]
+        fields = ["trial", "value", "cost_micros", "cost_usd", *(f"param.{n}" for n in names),
+                  *(f"ran_on.{n}" for n in ran)]
     elif section == "classes":
         data = [{"class": k, **v} for k, v in spend_summary(history, attempts)["classes"].items()]
         fields = ["class", "label", "trials", "micros", "usd", "pct_of_spend"]

@@ -20,8 +20,8 @@ from costtune.money import MICROS_PER_USD, format_usd, format_usd_column, format
 from costtune.reports import leaderboard
 from costtune.reports.cost import best_vs_spend, cost_per_improvement, pareto_front
 from costtune.reports.fmt import format_duration, format_number, format_params
+from costtune.reports.placed import MARK, MARK_NOTE
 from costtune.reports.spend import (
-    CLASS_LABELS,
     CLASSES,
     SHORT_LABELS,
     class_trials,
@@ -173,8 +173,11 @@ def leaderboard_html(history: History, limit: int = 50, costs: leaderboard.Costs
     if ladder:
         cols.append(("$ at rung", format_usd_column([r["rung_micros"] for r in data]), True))
     if placed:
-        cols += [("instance", [_dash(r["instance_type"]) for r in data], False),
-                 ("market", [_dash(r["market"]) for r in data], False)]
+        def ran(r: dict[str, Any], name: str) -> str:  # where it ran, marked when its params proposed elsewhere
+            return f"{_dash(r[name])}{MARK if name in r['ran_on'] else ''}"
+
+        cols += [("instance", [ran(r, INSTANCE_PARAM) for r in data], False),
+                 ("market", [ran(r, MARKET_PARAM) for r in data], False)]
     if any(r["preemptions"] for r in data):
         cols.append(("preempted", [_dash(r["preemptions"]) for r in data], True))
     if any(r["waste_micros"] for r in data):
@@ -184,6 +187,8 @@ def leaderboard_html(history: History, limit: int = 50, costs: leaderboard.Costs
              ("tries", [r["attempts"] for r in data], True), ("error", [r["error"] or "" for r in data], False)]
     more = shown(len(data), len(history.trials), "costtune leaderboard STUDY for all")
     note = f'<p class="empty">{escape(more)}</p>' if more else ""
+    if placed and any(r["ran_on"] for r in data):
+        note += f'<p class="empty">{escape(MARK_NOTE)}</p>'
     return _table([c[0] for c in cols], [c[1] for c in cols], {i for i, c in enumerate(cols) if c[2]}) + note
 
 
@@ -195,7 +200,7 @@ def spend_html(history: History, attempts: Sequence[AttemptCostRow] | None) -> s
     kinds = shown_classes(s)
     money = format_usd_column([s["classes"][k]["micros"] for k in kinds] + [s["total_micros"]])
     table = _table(["money spent on", "trials", "spend", "share"],
-                   [[*(CLASS_LABELS[k] for k in kinds), "total"],
+                   [[*(s["classes"][k]["label"] for k in kinds), "total"],
                     [*(class_trials(s, k) for k in kinds), len(history.trials)], money,
                     [*(_pct(s["classes"][k]["pct_of_spend"]) for k in kinds), "100.0%"]], {1, 2, 3})
     rerun = s["classes"]["rerun"]

@@ -22,6 +22,7 @@ from costtune.errors import SpecError
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.money import format_usd_column, micros_to_usd, usd_text
 from costtune.reports.fmt import format_duration, format_number, shown_state
+from costtune.reports.placed import MARK, MARK_NOTE, real_placement
 from costtune.reports.table import Column, FittedTable
 from costtune.schedulers import rung_ladder, scheduler_config
 from costtune.spec.resources import INSTANCE_PARAM, MARKET_PARAM
@@ -108,6 +109,7 @@ def rows(history: History, costs: Costs | None = None, ladder: Sequence[int] | N
             "rung_micros": rung,
             "instance_type": cost.instance_type if cost else None,
             "market": cost.market if cost else None,
+            "ran_on": real_placement(trial.params, cost),  # searched placement params it did not run on
             "preemptions": None if costs is None else (cost.preemptions if cost else 0),
             "waste_usd": None if costs is None else usd_text(cost.waste_micros if cost else 0),
             "waste_micros": None if costs is None else (cost.waste_micros if cost else 0),
@@ -182,9 +184,9 @@ def to_table(history: History, title: str, limit: int | None = None, costs: Cost
         columns.append(Column("$ at rung", format_usd_column([r["rung_micros"] for r in data]), keep=40))
     if placed:  # one instance type or market for every trial says little per row: it goes early
         one_type, one_market = len({r["instance_type"] for r in data}) < 2, len({r["market"] for r in data}) < 2
-        columns += [Column("instance", [_fmt(r["instance_type"]) for r in data], keep=43 if one_type else place_keep,
+        columns += [Column("instance", [_ran(r, "instance_type") for r in data], keep=43 if one_type else place_keep,
                            justify="left"),
-                    Column("market", [_fmt(r["market"]) for r in data], keep=43 if one_market else place_keep + 1,
+                    Column("market", [_ran(r, "market") for r in data], keep=43 if one_market else place_keep + 1,
                            justify="left")]
     if preempted:
         columns.append(Column("preempt", [_fmt(r["preemptions"]) for r in data], keep=44))
@@ -195,7 +197,15 @@ def to_table(history: History, title: str, limit: int | None = None, costs: Cost
         Column(*time_cells(data), keep=42),
         Column("tries", [str(r["attempts"]) for r in data], keep=46),
     ]
-    return FittedTable(columns, title=title, note=shown(len(data), total, for_all or f"{total} in all"))
+    note = shown(len(data), total, for_all or f"{total} in all")
+    if placed and any(r["ran_on"] for r in data):
+        note = f"{note}\n{MARK_NOTE}" if note else MARK_NOTE
+    return FittedTable(columns, title=title, note=note)
+
+
+def _ran(row: Mapping[str, Any], name: str) -> str:
+    """Where it ran (its last attempt), marked when its params proposed another placement."""
+    return _fmt(row[name]) + (MARK if name in row["ran_on"] else "")
 
 
 def time_cells(data: Sequence[Mapping[str, Any]]) -> tuple[str, list[str]]:

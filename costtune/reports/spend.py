@@ -8,7 +8,9 @@ attempts; each attempt's part goes to
   the next one restarted from scratch);
 - otherwise the class of how the trial ended: ``useful`` (it ran to its end with a value),
   ``stopped`` (ended early at a dollar rung or by the budget: the price of early stopping),
-  ``failed`` (crashed, timed out, reported nothing usable), ``unfinished`` (running or queued).
+  ``policy`` (stopped by a spend policy: its window's cap could not fund more; the policies are
+  named in the summary), ``failed`` (crashed, timed out, reported nothing usable), ``unfinished``
+  (running or queued).
 
 Money a trial holds beyond its attempt rows (a hand-made history, an in-process trial booked
 before its attempt) gets the trial's class with no placement. So the classes add up to the total
@@ -18,6 +20,7 @@ the JSON and the CSV all read the same shares.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,17 +30,20 @@ from costtune.history import FrozenTrial, History, TrialState
 from costtune.money import format_usd, usd_text
 from costtune.store.reads import INTERRUPTED, PREEMPTED, AttemptCostRow, TrialCost, rerun_micros
 
-USEFUL, STOPPED, FAILED, RERUN, UNFINISHED = "useful", "stopped", "failed", "rerun", "unfinished"
-CLASSES = (USEFUL, STOPPED, FAILED, RERUN, UNFINISHED)
+USEFUL, STOPPED, POLICY, FAILED, RERUN, UNFINISHED = "useful", "stopped", "policy", "failed", "rerun", "unfinished"
+CLASSES = (USEFUL, STOPPED, POLICY, FAILED, RERUN, UNFINISHED)
 CLASS_LABELS = {
     USEFUL: "useful (trials that ran to their end)",
-    STOPPED: "stopped early (by the scheduler or the budget)",
+    STOPPED: "stopped early (by the scheduler or the study's budget)",
+    POLICY: "stopped by a spend policy's cap",
     FAILED: "failed trials",
     RERUN: "re-run after a preemption or interruption",
     UNFINISHED: "running or queued trials",
 }
-SHORT_LABELS = {USEFUL: "useful", STOPPED: "stopped early", FAILED: "failed", RERUN: "re-run",
+SHORT_LABELS = {USEFUL: "useful", STOPPED: "stopped early", POLICY: "policy stop", FAILED: "failed", RERUN: "re-run",
                 UNFINISHED: "unfinished"}
+_POLICY_STOP = "policy"  # the exit reason of an attempt a spend policy stopped (runner/finishing.py)
+_POLICY_NAME = re.compile(r"^policy (?:'([^']*)'|\"([^\"]*)\")|^policy:([^:]+):")
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,23 @@ class Share:
     micros: int
 
 
-def trial_class(trial: FrozenTrial) -> str:
-    """The class of a trial's money that was not re-run: how the trial ended."""
+def stopping_policy(trial: FrozenTrial) -> str | None:
+    """The spend policy that stopped this trial (named in its error: ``policy 'team-daily': cap_usd ...``,
+    or the policy window ``policy:team-daily:...: cannot fund ...``); None when no policy stopped it."""
+    if trial.state != TrialState.STOPPED or not trial.error:
+        return None
+    found = _POLICY_NAME.match(trial.error)
+    return None if found is None else next(g for g in found.groups() if g is not None)
+
+
+def trial_class(trial: FrozenTrial, attempts: Sequence[AttemptCostRow] = ()) -> str:
+    """The class of a trial's money that was not re-run: how the trial ended. ``attempts``: the trial's,
+    in attempt order; a last attempt that a spend policy stopped says so (else its error does)."""
     if trial.state == TrialState.COMPLETE:
         return USEFUL
     if trial.state == TrialState.STOPPED:
-        return STOPPED
+        by_policy = attempts[-1].exit_reason == _POLICY_STOP if attempts else stopping_policy(trial) is not None
+        return POLICY if by_policy else STOPPED
     if trial.state == TrialState.FAILED:
         return FAILED
     return UNFINISHED
@@ -75,8 +92,8 @@ def classify(history: History, attempts: Iterable[AttemptCostRow] = ()) -> list[
     out: list[Share] = []
     for trial in history.trials:
         left = max(0, trial.cost_micros)
-        kind = trial_class(trial)
         rows = grouped.get(trial.number, [])
+        kind = trial_class(trial, rows)
         for attempt, lost in zip(rows, rerun_micros(rows), strict=True):
             rerun = min(lost, left)
             kept = min(attempt.cost_micros - lost, left - rerun)
@@ -96,6 +113,13 @@ def totals(shares: Iterable[Share]) -> dict[str, int]:
     for s in shares:
         out[s.kind] += s.micros
     return out
+
+
+def _label(kind: str, policies: Sequence[str]) -> str:
+    """A class's label; the policy-stop class names the policies that stopped trials."""
+    if kind != POLICY or not policies:
+        return CLASS_LABELS[kind]
+    return f"{CLASS_LABELS[kind]} ({', '.join(repr(p) for p in policies)})"
 
 
 def _pct(part: int, whole: int) -> float | None:
@@ -126,8 +150,14 @@ def spend_summary(history: History, attempts: Sequence[AttemptCostRow] | None = 
     # so these counts add up to the study's trials; re-run counts the trials some of whose money was
     # re-run work, each also counted where it ended.
     trials_in = dict.fromkeys(CLASSES, 0)
+    grouped = group_attempts(attempts or ())
+    policies: list[str] = []  # the spend policies that stopped trials, named in their class's label
     for trial in history.trials:
-        trials_in[trial_class(trial)] += 1
+        kind = trial_class(trial, grouped.get(trial.number, []))
+        trials_in[kind] += 1
+        name = stopping_policy(trial) if kind == POLICY else None
+        if name and name not in policies:
+            policies.append(name)
     trials_in[RERUN] = len({s.trial for s in shares if s.kind == RERUN})
     by_state: dict[str, dict[str, int]] = {}
     for trial in history.trials:
@@ -139,7 +169,7 @@ def spend_summary(history: History, attempts: Sequence[AttemptCostRow] | None = 
     return {
         "total_micros": total,
         "total_usd": usd_text(total),
-        "classes": {k: {"label": CLASS_LABELS[k], "micros": by_class[k], "usd": usd_text(by_class[k]),
+        "classes": {k: {"label": _label(k, policies), "micros": by_class[k], "usd": usd_text(by_class[k]),
                         "trials": trials_in[k], "pct_of_spend": _pct(by_class[k], total)} for k in CLASSES},
         "by_state": dict(sorted(by_state.items())),
         "failed_micros": by_class[FAILED],

@@ -19,7 +19,6 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-HEADER_WORD_MAX = 12  # a longer header word folds rather than widening a column of short numbers
 _BORDER = 3  # each column adds one border and a space of padding on either side
 
 
@@ -44,11 +43,16 @@ class Column:
             text.no_wrap, text.overflow = self.wrap is None, "fold"
 
     @property
+    def header_word(self) -> int:
+        """Its header's longest word (``instance_type`` is one word): a header wraps between words only,
+        so the column is never narrower than this (other columns narrow or are left out instead)."""
+        return max((Text(w).cell_len for w in self.header.split()), default=1)
+
+    @property
     def natural(self) -> int:
         """Its widest cell (every line of it), or its header's longest word if that is wider."""
         cells = max((line_len(t) for t in self._texts), default=0)
-        words = max((len(w) for w in self.header.split()), default=1)
-        return max(1, cells, min(words, HEADER_WORD_MAX))
+        return max(1, cells, self.header_word)
 
     @property
     def least(self) -> int:
@@ -57,7 +61,7 @@ class Column:
         if self.wrap is None:
             return self.natural
         word = max((len(w) for t in self._texts for w in t.plain.split()), default=1)
-        return min(self.natural, max(self.wrap, min(word, WORD_MAX), 1))
+        return max(self.header_word, min(self.natural, max(self.wrap, min(word, WORD_MAX), 1)))
 
 
 def line_len(text: Text) -> int:
@@ -119,7 +123,7 @@ class FittedTable:
         kept = [i for i in range(len(self.columns)) if i in widths]
         for i in kept:
             col = self.columns[i]
-            header = Text(col.header, no_wrap=False, overflow="fold")  # a long header word folds
+            header = Text(col.header, no_wrap=False, overflow="fold")  # wraps between words: each fits whole
             table.add_column(header, justify=col.justify, width=widths[i], style=col.style)
         for r in range(self.rows):
             table.add_row(*(self.columns[i]._texts[r] for i in kept))

@@ -16,9 +16,9 @@ from costtune.history import History
 from costtune.money import format_usd, format_usd_column, format_usd_decimals
 from costtune.reports.cost import cost_per_improvement, pareto_front
 from costtune.reports.fmt import format_number
+from costtune.reports.placed import MARK_NOTE, shown_params
 from costtune.reports.sections import SECTIONS
 from costtune.reports.spend import (
-    CLASS_LABELS,
     CLASSES,
     SHORT_LABELS,
     class_trials,
@@ -54,14 +54,18 @@ def param_columns(param_rows: Sequence[Mapping[str, Any]], *, keep: int = 10) ->
             for i, name in enumerate(names)]
 
 
-def pareto_table(history: History, title: str) -> FittedTable:
+def pareto_table(history: History, title: str, costs: Mapping[int, TrialCost] | None = None) -> FittedTable:
+    """The front; a searched instance type or market shows where the trial really ran (``costs``: its
+    last attempt), marked where its params proposed another placement."""
     front = pareto_front(history)
+    shown_rows = [shown_params(t.params, (costs or {}).get(t.number)) for t in front]
     return FittedTable([
         Column("trial", [str(t.number) for t in front], keep=0),
         Column(history.metric, [format_number(t.value) for t in front], keep=1),
         Column("cost", format_usd_column([t.cost_micros for t in front]), keep=2),
-        *param_columns([t.params for t in front]),
-    ], title=title, empty=f"no rows: no trial has a value of {history.metric} yet")
+        *param_columns([p for p, _moved in shown_rows]),
+    ], title=title, note=MARK_NOTE if any(moved for _p, moved in shown_rows) else None,
+        empty=f"no rows: no trial has a value of {history.metric} yet")
 
 
 def _pct(value: float | None) -> str:
@@ -74,7 +78,7 @@ def classes_table(history: History, attempts: Sequence[AttemptCostRow] | None) -
     kinds = shown_classes(s)
     money = format_usd_column([s["classes"][k]["micros"] for k in kinds] + [s["total_micros"]])
     return FittedTable([
-        Column("money spent on", [*(CLASS_LABELS[k] for k in kinds), Text("total", style="bold")], keep=0,
+        Column("money spent on", [*(s["classes"][k]["label"] for k in kinds), Text("total", style="bold")], keep=0,
                justify="left", wrap=14),
         Column("trials", [*(class_trials(s, k) for k in kinds), str(len(history.trials))], keep=2),
         Column("spend", money, keep=1),
@@ -147,7 +151,7 @@ def sections(history: History, attempts: Sequence[AttemptCostRow], costs: Mappin
         raise ValueError(f"unknown report section {only!r}; one of {', '.join(SECTIONS)}")
     build = {
         "improvements": lambda: [improvement_table(history, f"cost per improvement: {label}")],
-        "pareto": lambda: [pareto_table(history, f"Pareto front, {history.metric} vs cost: {label}")],
+        "pareto": lambda: [pareto_table(history, f"Pareto front, {history.metric} vs cost: {label}", costs)],
         "classes": lambda: [classes_table(history, attempts), *_preemption_line(history, attempts)],
         "spend": lambda: [spend_table(history, attempts)],
         "steps": lambda: [steps_table(history, costs)],

@@ -17,6 +17,7 @@ from rich.text import Text
 from costtune.history import History
 from costtune.money import format_usd, format_usd_column, micros_to_usd
 from costtune.reports.fmt import format_duration, format_number, format_params, shown_exit_code, shown_state
+from costtune.reports.placed import MARK_NOTE, marked, moved_to
 from costtune.reports.table import Column, FittedTable
 from costtune.store.records import AttemptInfo
 from costtune.words import BUDGET_STOP
@@ -61,6 +62,9 @@ def _state(state: str) -> Text:
 def trials_table(rows: Sequence[Mapping[str, Any]], metric: str, *, title: str) -> FittedTable:
     """Trial, state, value, cost, how each attempt ended, one column per parameter, the error's first line."""
     names = list(dict.fromkeys(k for r in rows for k in r["params"]))
+    last = [r["attempts"][-1] if r["attempts"] else {"instance_type": None, "market": None} for r in rows]
+    moved = [moved_to(r["params"], a["instance_type"], a["market"]) for r, a in zip(rows, last, strict=True)]
+    params = [marked(r["params"], m) for r, m in zip(rows, moved, strict=True)]  # where it really ran, marked
     return FittedTable([
         Column("trial", [str(r["trial"]) for r in rows], keep=0),
         Column("state", [_state(shown_state(r)) for r in rows], keep=2, justify="left"),
@@ -70,10 +74,10 @@ def trials_table(rows: Sequence[Mapping[str, Any]], metric: str, *, title: str) 
         Column("cost", format_usd_column([r["cost_micros"] for r in rows]), keep=3),
         Column("attempts", [",".join(str(a["exit_reason"] or "running") for a in r["attempts"]) or "-"
                             for r in rows], keep=20, justify="left"),
-        *(Column(n, [format_number(r["params"].get(n), 4) for r in rows], keep=10 + i) for i, n in enumerate(names)),
+        *(Column(n, [format_number(p.get(n), 4) for p in params], keep=10 + i) for i, n in enumerate(names)),
         Column("error", [(r["error"] or "").splitlines()[0] if r["error"] else "" for r in rows], keep=5,
                justify="left", wrap=16, style="red"),
-    ], title=title)
+    ], title=title, note=MARK_NOTE if any(moved) else None)
 
 
 def trial_detail(row: Mapping[str, Any], metric: str, *, title: str,

@@ -6,6 +6,13 @@ and caps the reservation then takes, in the same transaction as the study's scop
 goes back to the queue with the reason stored on it (``costtune trials``) and shown in the progress
 line. Verdicts are audited (``policy.allow``/``policy.amend``/``policy.deny``; a denial repeated for
 the same trial and reason is audited once per run).
+
+An amend that moves a trial whose instance type or market is searched (in its params) to another of
+the searched choices, before its first launch, is written into the trial's stored params as the
+budget's placement move is (``placing.py``, ``Store.replace_params``), with the attempt's note saying
+the policy placed it there: reports, the leaderboard and the sampler's cost model then see where it
+ran. An amend on a later attempt leaves the params as history; reports show the attempts' real
+placement, marked (``costtune.reports.placed``).
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ class Admission:
     _stop_fired: set[str]  # window scopes whose stop-launching/stop-running threshold this run saw crossed
     _webhooks: WebhookSender | None = None
     _stop_checked = 0.0
+    _placement_notes: dict[int, str]  # trial id -> why its placement was changed (the attempt's note)
 
     def _setup_policies(self, calendar: Callable[[], datetime] | None) -> None:
         self._denials, self._windows_of, self._fired, self._stop_fired = {}, {}, set(), set()
@@ -223,6 +231,41 @@ class Admission:
         if verdict.kind == "amend":
             self._warn_once(verdict.reason, f"trial {claimed.number}: {verdict.reason}", "policy.amend")
         return True
+
+    def _amend_params(self, claimed: ClaimedTrial, verdict: Verdict) -> ClaimedTrial:
+        """The admitted trial with the params of the placement an amend launches it on: when the sweep
+        searches the amended dimension, the amended value is one of its choices, the trial is the
+        sampler's (not a hand-queued trial or a grid point) and this is its first launch, its stored params
+        change (the store refuses once an attempt exists or another controller holds it). Any amend that
+        moved the launch is said in the attempt's note; the trial as it was when its params stay."""
+        from costtune.errors import StoreError
+        from costtune.spec.resources import INSTANCE_PARAM, MARKET_PARAM
+
+        asked, got = verdict.asked, verdict.request
+        if verdict.kind != "amend" or asked is None or (asked.instance_type, asked.market) == (
+                got.instance_type, got.market):
+            return claimed
+        proposed = " ".join(str(v) for v in (asked.instance_type, asked.market) if v)
+        placed = " ".join(str(v) for v in (got.instance_type, got.market) if v)
+        self._note_placement(claimed, f"placed on {placed} instead of the proposed {proposed} by {verdict.reason}")
+        searched = {name: dim["choices"] for name, dim in self.spec.resources.searched.items()}
+        params = dict(claimed.params)
+        for name, before, after in ((INSTANCE_PARAM, asked.instance_type, got.instance_type),
+                                    (MARKET_PARAM, asked.market, got.market)):
+            if name in searched and name in params and before != after and after in searched[name]:
+                params[name] = after
+        if (params == claimed.params or claimed.source != "sampler" or claimed.attempt_number != 1
+                or self.spec.sampler.get("type") == "grid"):
+            return claimed
+        try:
+            self.store.replace_params(claimed.id, params, owner=self.study.owner)
+        except StoreError:  # launched before, or no longer this controller's: its params are history
+            return claimed
+        return replace(claimed, params=params)
+
+    def _note_placement(self, claimed: ClaimedTrial, note: str) -> None:
+        earlier = self._placement_notes.get(claimed.id)
+        self._placement_notes[claimed.id] = f"{earlier}; {note}" if earlier else note
 
     def _warn_once(self, reason: str, text: str, action: str) -> None:
         """Show a policy warning the first time its reason comes up in this run; the repeats are counted

@@ -80,6 +80,7 @@ class Claims:
     _admitted: Callable[[ClaimedTrial, Verdict, str], bool]
     _window_short: Callable[[Verdict, int], CapExceeded | None]
     _market_for: Callable[[ClaimedTrial, str | None, str], tuple[str, str]]
+    _amend_params: Callable[[ClaimedTrial, Verdict], ClaimedTrial]
     _windows_of: dict[str, Any]
     _denied: str | None
 
@@ -222,8 +223,10 @@ class Claims:
             if verdict is not None and getattr(exc, "scope", None) != self.scope:
                 return self._refused(claimed, verdict, exc)  # a policy's window cap or max_instances
             return self._unfund(claimed, amount)
-        if verdict is not None and not self._admitted(claimed, verdict, key):
-            return None  # its own reservation crossed a stop threshold: released, re-queued
+        if verdict is not None:
+            if not self._admitted(claimed, verdict, key):
+                return None  # its own reservation crossed a stop threshold: released, re-queued
+            claimed = self._amend_params(claimed, verdict)  # an amend's placement in its params (admission.py)
         start = claimed.last_step + 1 if self._checkpoints and claimed.last_step is not None else 0
         attempt_id = self.store.start_attempt(
             claimed.id, claimed.attempt_number, idempotency_key=key, provider=self.provider.name,
@@ -232,7 +235,7 @@ class Claims:
         if market_note:
             self.store.add_attempt_note(attempt_id, market_note)  # `costtune trials STUDY N` shows it
         moved = self._placement_notes.pop(claimed.id, None)
-        if moved:  # the budget moved it to another searched placement before this launch (placing.py)
+        if moved:  # the budget or a policy amend moved it before this launch (placing.py, admission.py)
             self.store.add_attempt_note(attempt_id, moved)
             self._on_event(f"trial {claimed.number}: {moved}")
         trial_dir = Path(claimed.output_dir or self.study.trial_dir(claimed.number))

@@ -162,6 +162,10 @@ class SweepController(Finishing, Decisions, Curving, Claims, Placing, Ending, Re
             restore()
             self._close_policies()
             self._record_stop()
+            try:  # the last progress line says what the summary under it says
+                self._observe_study(now=True)
+            except Exception:  # never hides how the run ended
+                log.warning("could not read the study's figures for the progress line", exc_info=True)
         self.status.sim_seconds = self.clock.now() if self.virtual else 0.0
         if self._stopping == "interrupted":
             raise KeyboardInterrupt
@@ -217,6 +221,7 @@ class SweepController(Finishing, Decisions, Curving, Claims, Placing, Ending, Re
             self._claimable = True  # another controller or `costtune enqueue` may have queued work
         if not self.virtual:
             self._policy_tick()
+            self._observe_study()  # ending.py: the study's figures for the progress line, other runs' included
         return [] if paused else self._fill()
 
     def _step(self, live: LiveAttempt) -> None:

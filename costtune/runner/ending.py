@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 _WAIT_S = 0.5  # wall-clock pause between looks at what other controllers of the study still run
 LIMIT, BUDGET = "limit", "budget"  # why the last claim gave nothing
+_OBSERVE_S = 2.0  # wall seconds between reads of the study's figures for the progress line
 _NOTE_REFRESH_S = 1.0  # wall seconds a history-reading idle note is reused while the loop's state holds
 
 
@@ -80,6 +81,21 @@ class Ending:
     _another_iteration: Callable[[], bool]
 
     # -- the end condition ----------------------------------------------------------------
+    _observed_at = float("-inf")
+
+    def _observe_study(self, *, now: bool = False) -> None:
+        """Read the study's finished trials, spend and best from the store (other controllers of the study
+        included) into the status the progress line shows; at most every ``_OBSERVE_S`` unless ``now``."""
+        at = time.monotonic()
+        if not now and at - self._observed_at < _OBSERVE_S:
+            return
+        self._observed_at = at
+        history = self.study.history()
+        best = history.best()
+        self.status.observe(sum(t.state.finished for t in history.trials),
+                            sum(t.state == TrialState.FAILED for t in history.trials), history.spent_micros,
+                            None if best is None else best.value, None if best is None else best.number)
+
     def _ended(self) -> bool:
         """Called when this controller has nothing live and nothing to launch: True to end the run.
 
@@ -95,6 +111,7 @@ class Ending:
             self.status.stop_kind, self.status.stop_reason = self._stop_why()
             self.status.note = ""
             return True
+        self._observe_study()  # what the other controllers' trials finish and spend while this one waits
         self.status.note = self._idle_note()
         time.sleep(_WAIT_S)
         self._claimable = True

@@ -308,17 +308,17 @@ def _update(progress: Progress, task: Any, status: RunStatus, spec: SweepSpec, s
     if status.sim_seconds:
         extra += f"  simulated {format_duration(status.sim_seconds)}"
     if progress.tasks[0].fields.get("by_money"):
-        count = plural(status.finished, "trial")
-        completed = min(status.spend_micros, spec.budget.usd_micros or 0)
-    else:
-        count = f"{status.finished}/{spec.max_trials or '?'}"
-        completed = status.finished
+        count = plural(status.shown_finished, "trial")
+        completed = min(status.shown_spend_micros, spec.budget.usd_micros or 0)
+    else:  # the study's figures (another `costtune run` of it may be running too), as the summary says
+        count = f"{status.shown_finished}/{spec.max_trials or '?'}"
+        completed = status.shown_finished
     running = f"running {status.running}"
     if status.note and status.running < status.workers:  # fewer than asked for, and why
         running = f"running {status.running} of {plural(status.workers, 'worker')} ({status.note})"
     denied = f"  denied by policy {status.denied}" if status.denied else ""
-    detail = (f"{running}  failed {status.failed}{denied}{extra}  best {study.metric} {best}  "
-              f"spent {format_usd(status.spend_micros)}{cap}")
+    detail = (f"{running}  failed {status.shown_failed}{denied}{extra}  best {study.metric} {best}  "
+              f"spent {format_usd(status.shown_spend_micros)}{cap}")
     progress.update(task, completed=completed, count=count, detail=detail)
 
 

@@ -40,6 +40,33 @@ class RunStatus:
     # Set when the sweep ended on an error the user must see (fail-fast, a missing objective metric):
     # `costtune run` prints the summary, then raises it (exit 1, or 2 for a sweep-file mistake).
     error: Exception | None = None
+    # The study as the store has it, other controllers running the same study included (``observe``,
+    # every few seconds while the sweep runs and once at its end): what the progress line shows, so
+    # it agrees with the summary printed after it.
+    study_finished: int = 0
+    study_failed: int = 0
+    study_spend_micros: int = 0
+
+    def observe(self, finished: int, failed: int, spend_micros: int, best_value: float | None,
+                best_trial: int | None) -> None:
+        """The study's figures read from the store; its best trial is the study's (as the leaderboard)."""
+        self.study_finished, self.study_failed, self.study_spend_micros = finished, failed, spend_micros
+        if best_trial is not None:
+            self.best_value, self.best_trial = best_value, best_trial
+
+    @property
+    def shown_finished(self) -> int:
+        """The study's finished trials: this run's count grows at once, the store's with other runs' too."""
+        return max(self.finished, self.study_finished)
+
+    @property
+    def shown_failed(self) -> int:
+        return max(self.failed, self.study_failed)
+
+    @property
+    def shown_spend_micros(self) -> int:
+        """What the study spent (micro-dollars), other controllers' attempts included."""
+        return max(self.spend_micros, self.study_spend_micros)
 
 
     @property
