@@ -45,7 +45,7 @@ class ThisRun:
     most: int | None
     micros: int | None  # forecast spend of this run (micro-dollars), within ``left_micros``
     left_micros: int | None  # the cap left (None: no cap)
-    trials_left: int | None  # what budget.trials leaves (None: no limit)
+    trials_left: int | None  # what budget.trials leaves to run, the queued trials included (None: no limit)
     hours: Hours | None
     bounded: bool = False  # per-trial cost an upper bound (budget.trial_seconds): trials at least, money at most
     # a Hyperband iteration added with what is left of the cap within CLOSE of its expected cost: a run whose
@@ -113,7 +113,7 @@ def resume_run(spec: SweepSpec, schedule: Schedule, resumes: StoredStudy, rate: 
                              max_trials=limit, rate_micros=rate, workers=spec.resources.workers)
     return this_run(per_trial=per_trial, cheapest=schedule.trial_cost_cheapest_micros,
                     dearest=schedule.trial_cost_dearest_micros, left_micros=left,
-                    trials_left=None if limit is None else max(0, limit - resumes.trials), rate_micros=rate,
+                    trials_left=None if limit is None else max(0, limit - resumes.finished), rate_micros=rate,
                     workers=spec.resources.workers, bounded=schedule.bounded)
 
 
@@ -126,7 +126,7 @@ def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_cost
     micro-dollars (start-up included), as many as ``left_micros`` holds, none past ``max_trials``.
     ``finished_costs``: trial number -> what it was charged, for the last iteration's real cost."""
     rungs.cover(held)
-    trials_left = None if max_trials is None else max(0, max_trials - held)
+    trials_left = None if max_trials is None else max(0, max_trials - held)  # new trials budget.trials allows
     new = 0  # trials this run creates (the unfinished ones are held already)
 
     def fund(n: int) -> int:
@@ -158,7 +158,7 @@ def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_cost
     micros = round(adds * per_trial)
     micros = micros if left_micros is None else min(micros, left_micros)
     return ThisRun(trials=adds, fewest=None, most=None, micros=micros, left_micros=left_micros,
-                   trials_left=trials_left, hours=hours_for(micros, rate_micros, workers, adds), close_call=close)
+                   trials_left=None if trials_left is None else trials_left + unfinished, hours=hours_for(micros, rate_micros, workers, adds), close_call=close)
 
 
 def close_call_note(kind: str, left: int, one: int) -> str:
