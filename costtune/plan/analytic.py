@@ -24,7 +24,7 @@ from costtune.plan.fifo import partial_trials
 from costtune.plan.forecast import Forecast, RunSample, forecast
 from costtune.plan.preemption import Preemption
 from costtune.plan.shapes import Shape, sample_shapes
-from costtune.plan.startup import FirstReports, StartupEstimate, measured_warning
+from costtune.plan.startup import FirstReports, StartupEstimate, measured_warning, startup_charge
 from costtune.plan.thisrun import Hours, ThisRun, at_least_recorded, close_call_note, hours_for, resume_run
 from costtune.schedulers import rung_ladder, study_plan
 from costtune.schedulers.hyperband import PLAN_KINDS
@@ -76,7 +76,7 @@ class Overhead:
     """What each launch on one placement pays before (or regardless of) useful work."""
 
     instance_type: str | None
-    market: str
+    market: str | None  # None: a local trial at resources.usd_per_hour, which has no market (README)
     rate_micros: int  # per hour
     startup_seconds: float
     startup_micros: int
@@ -394,10 +394,12 @@ def _time_limited_cost(spec: SweepSpec) -> int | None:
 def _overheads(res: Resources, startup: float) -> list[Overhead]:
     minimum = res.billing.least_s  # what any launch is billed at least, as `rung_below_minimum` warns
     placements = [tuple(key.split("/", 1)) for key in res.rates] or [(None, res.market)]
+    marketless = res.provider == "local" and res.price_as is None  # priced at usd_per_hour: no market
     out = []
     for itype, market in placements:
         rate = res.rate_for(itype, market)
-        out.append(Overhead(instance_type=itype, market=market, rate_micros=rate, startup_seconds=startup,
-                            startup_micros=charge_micros(round(startup * 1000), rate), minimum_seconds=minimum,
+        out.append(Overhead(instance_type=itype, market=None if marketless else market, rate_micros=rate,
+                            startup_seconds=startup, startup_micros=startup_charge(startup, rate),
+                            minimum_seconds=minimum,
                             minimum_micros=res.billing.least_charge(rate)))
     return out

@@ -126,7 +126,7 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
     o = plan.overheads
     console.print(FittedTable([
         Column("instance", [x.instance_type or "-" for x in o], keep=0, justify="left"),
-        Column("market", [x.market for x in o], keep=4, justify="left"),
+        Column("market", [x.market or "-" for x in o], keep=4, justify="left"),
         Column("$/hour", format_usd_column([x.rate_micros for x in o]), keep=3),
         Column("start-up", [format_duration(x.startup_seconds) for x in o], keep=5),
         Column("start-up $", format_usd_column([x.startup_micros for x in o]), keep=1),

@@ -158,7 +158,8 @@ def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_cost
     micros = round(adds * per_trial)
     micros = micros if left_micros is None else min(micros, left_micros)
     return ThisRun(trials=adds, fewest=None, most=None, micros=micros, left_micros=left_micros,
-                   trials_left=None if trials_left is None else trials_left + unfinished, hours=hours_for(micros, rate_micros, workers, adds), close_call=close)
+                   trials_left=None if trials_left is None else trials_left + unfinished,
+                   hours=hours_for(micros, rate_micros, workers, adds), close_call=close)
 
 
 def close_call_note(kind: str, left: int, one: int) -> str:
