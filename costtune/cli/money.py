@@ -234,12 +234,13 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
             notes = [f"`costtune run` would not resume study {spec.name!r} of {stored.where} with this file ({exc}); "
                      "the plan is the file's own, as for a new study"]
             spec, stored = load_sweep(sweep_file), None  # as read: the resume rules may have changed it
-    low = rung_below_minimum(spec.scheduler, spec.resources, resumed=stored is not None)
-    if low is not None:  # on stderr, as `costtune run` warns; --format json keeps stdout to the plan
-        err_console.print(styled((f"warning: {low}", "yellow")), highlight=False, soft_wrap=True)
     measured = read_first_reports(url, spec.name, spec.resources.billing)
     sim = spec.resources.simulation
     startup = startup_estimate(spec.resources.provider, None if sim is None else sim.startup_seconds, measured)
+    low = rung_below_minimum(spec.scheduler, spec.resources, resumed=stored is not None,
+                             startup_s=None if startup.source == "none" else startup.seconds)
+    if low is not None:  # on stderr, as `costtune run` warns; --format json keeps stdout to the plan
+        err_console.print(styled((f"warning: {low}", "yellow")), highlight=False, soft_wrap=True)
     observed = read_observed(url, spec.name, spec.resources.workers) if stored is not None else None
     result = build_plan(spec, measured=measured, resumes=stored, observed=observed, startup=startup)
     result.notes.extend(notes)

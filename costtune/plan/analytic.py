@@ -157,7 +157,7 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
         notes.append(startup.describe())
     rate = _hourly_rate(shapes, _full_costs(spec, shapes), overheads)
     if schedule.ladder_micros and overhead is not None:
-        plan.total_micros = _rung_total(spec, schedule, overhead, preemption, notes)
+        plan.total_micros = _rung_total(schedule, overhead, preemption)
     spend = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
     plan.hours = hours_for(spend if plan.total_micros is None else plan.total_micros, rate, res.workers,
                            schedule.trials)
@@ -177,6 +177,8 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
         spent = s.planned_micros if s.expected_micros is None else s.expected_micros
         plan.hours = hours_for(spent if plan.total_micros is None else plan.total_micros, rate, res.workers,
                                s.trials)
+    if plan.total_micros is not None and resumes is None:  # a resume's `this run` is fitted to the cap left
+        cap_note(spec, plan)
     given = spec.raw.get("sampler")
     if resumes is None and "seed" in spec.sampler and not (isinstance(given, dict) and given.get("seed") is not None):
         # the seed parse_sweep drew for this plan is not the one a run will draw (and store with the study)
@@ -201,25 +203,32 @@ def _hourly_rate(shapes: list[Shape], full: list[int], overheads: list[Overhead]
     return float(np.mean([o.rate_micros for o in overheads]))
 
 
-def _rung_total(spec: SweepSpec, schedule: Schedule, overhead: int, preemption: Preemption,
-                notes: list[str]) -> int | None:
+def _rung_total(schedule: Schedule, overhead: int, preemption: Preemption) -> int | None:
     """A rung plan's money in all (micro-dollars): its rungs' (as expected), the start-up of every launch, which
-    the rungs do not count, and the preemption waste; with a note when that leaves the cap little or no room."""
+    the rungs do not count, and the preemption waste."""
     rungs = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
     if rungs is None:
         return None
-    total = rungs + overhead + (preemption.waste_micros or 0)
-    cap, trials = spec.budget.usd_micros, schedule.trials
-    if cap is not None and trials and total > cap * 0.95 and schedule.kind in PLAN_KINDS:  # asha fits with start-up
-        fit = min(trials, math.floor(cap / (total / trials)))
-        ends = (f"`costtune run` stops at the cap after about {fit} of the plan's {plural(trials, 'trial')}"
-                if total > cap else
-                "a run that costs a little more than expected stops at the cap before its last trials")
-        notes.append(f"budget.usd: the plan's rungs ({format_usd(rungs)}) with start-up ({format_usd(overhead)}) and "
-                     f"preemption waste come to {format_usd(total)}, {'more than' if total > cap else 'within 5% of'} "
-                     f"the {format_usd(cap)} cap, which the rungs alone were fitted to: {ends} (a lower "
-                     "scheduler.max_usd or a higher budget.usd leaves room)")
-    return total
+    return rungs + overhead + (preemption.waste_micros or 0)
+
+
+def cap_note(spec: SweepSpec, plan: SweepPlan) -> None:
+    """A note when a Hyperband (SH, BOHB) plan's money in all leaves the cap little or no room: from the figures
+    the table shows (``plan.schedule``, ``plan.overhead_micros``, ``plan.total_micros``), its added iterations
+    included."""
+    s, total, cap = plan.schedule, plan.total_micros, spec.budget.usd_micros
+    rungs = s.planned_micros if s.expected_micros is None else s.expected_micros
+    trials = s.trials
+    if cap is None or total is None or rungs is None or not trials or total <= cap * 0.95 or s.kind not in PLAN_KINDS:
+        return  # asha fits its trials with start-up
+    fit = min(trials, math.floor(cap / (total / trials)))
+    ends = (f"`costtune run` stops at the cap after about {fit} of the plan's {plural(trials, 'trial')}"
+            if total > cap else "a run that costs a little more than expected stops at the cap before its last trials")
+    plan.notes.append(
+        f"budget.usd: the plan's rungs ({format_usd(rungs)}) with start-up ({format_usd(plan.overhead_micros or 0)}) "
+        f"and preemption waste come to {format_usd(total)}, {'more than' if total > cap else 'within 5% of'} the "
+        f"{format_usd(cap)} cap, which the rungs alone were fitted to: {ends} (a lower scheduler.max_usd or a higher "
+        "budget.usd leaves room)")
 
 
 def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str], observed: Observed | None = None,
