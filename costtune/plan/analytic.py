@@ -29,7 +29,7 @@ from costtune.plan.thisrun import Hours, ThisRun, at_least_recorded, close_call_
 from costtune.schedulers import rung_ladder, study_plan
 from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec
-from costtune.spec.resources import Resources
+from costtune.spec.resources import CHEAPEST, Resources
 from costtune.words import article, plural
 
 if TYPE_CHECKING:
@@ -402,7 +402,8 @@ def _time_limited_cost(spec: SweepSpec) -> int | None:
 
 def _overheads(res: Resources, startup: float) -> list[Overhead]:
     minimum = res.billing.least_s  # what any launch is billed at least, as `rung_below_minimum` warns
-    placements = [tuple(key.split("/", 1)) for key in res.rates] or [(None, res.market)]
+    placements = [tuple(key.split("/", 1)) for key in res.rates if not key.endswith(f"/{CHEAPEST}")] or [
+        (None, res.market)]  # cheapest-expected: a reservation rate; launches run on spot or on-demand
     marketless = res.provider == "local" and res.price_as is None  # priced at usd_per_hour: no market
     out = []
     for itype, market in placements:

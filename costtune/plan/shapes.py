@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from costtune.spec import SweepSpec
+from costtune.spec.resources import CHEAPEST
 
 SHAPE_SAMPLES = 48  # configurations drawn to learn a simulated workload's step times
 EXACT_STEPS = 32  # a shape's first steps, each asked of the workload
@@ -34,6 +35,7 @@ class Shape:
     startup_s: float
     steps: tuple[tuple[float, int], ...]
     instance_type: str | None = None
+    market: str = ""  # the market it runs on (cheapest-expected resolved to spot or on-demand)
 
     @property
     def steps_total_s(self) -> float:
@@ -58,7 +60,9 @@ def sample_shapes(spec: SweepSpec, notes: list[str]) -> list[Shape]:
     for _ in range(SHAPE_SAMPLES):
         params = spec.space.sample(rng)
         itype, market = res.placement(params)
-        rate = res.rate_for(itype, market)
+        # cheapest-expected: timed at the cheaper rate (the longer horizon), its market resolved below
+        rate = min(res.rate_for(itype, "spot"), res.rate_for(itype, "on-demand")) if market == CHEAPEST else \
+            res.rate_for(itype, market)
         # Past the money no trial can spend, step times change nothing the plan shows. Rungs count the money
         # after a trial's first report (its start-up and first step not included): their top rung is that far
         # past the first step; budget.usd counts from the launch, start-up included.
@@ -74,8 +78,29 @@ def sample_shapes(spec: SweepSpec, notes: list[str]) -> list[Shape]:
             notes.append(f"workload {sim.workload} failed on a sampled configuration ({exc!r}); "
                          "step times unknown")
             return []
-        shapes.append(Shape(rate, market == "spot", sim.startup_seconds, steps, itype))
-    return shapes
+        shapes.append(Shape(rate, market == "spot", sim.startup_seconds, steps, itype, market))
+    return _resolved(spec, shapes, notes)
+
+
+def _resolved(spec: SweepSpec, shapes: list[Shape], notes: list[str]) -> list[Shape]:
+    """Shapes on ``market: cheapest-expected`` on the market the controller would choose for them
+    (``costtune.plan.markets``), at that market's rate."""
+    from costtune.plan.markets import resolve_market
+
+    if not any(s.market == CHEAPEST for s in shapes):
+        return shapes
+    mean_hours = float(np.mean([s.startup_s + s.steps_total_s for s in shapes])) / 3600
+    out = []
+    for s in shapes:
+        market = resolve_market(spec, s.instance_type, s.market, mean_hours) if s.market == CHEAPEST else s.market
+        out.append(Shape(spec.resources.rate_for(s.instance_type, market), market == "spot", s.startup_s, s.steps,
+                         s.instance_type, market))
+    spot = sum(s.spot for s in out)
+    notes.append(f"market {CHEAPEST}: spot for {spot} of the {len(out)} sampled configurations, on-demand for the "
+                 "others, as the controller chooses at each launch (expected cost of the trial's work on each, "
+                 f"{spec.resources.simulation.preemptions_per_hour if spec.resources.simulation else 0:g} "
+                 "preemptions/h); `costtune trials STUDY N` shows each launch's choice")
+    return out
 
 
 def _rung_ceiling(spec: SweepSpec) -> bool:
