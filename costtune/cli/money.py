@@ -193,6 +193,7 @@ def plan(sweep_file: str, runs: int | None, no_forecast: bool, jobs: int | None,
 
 def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler: bool, db: str | None, fmt: str,
           quiet: bool, change_cap: bool = False) -> None:
+    from costtune.plan.agree import forecast_disagreements
     from costtune.plan.analytic import build_plan
     from costtune.plan.policies import cap_by_policy, policy_note, policy_room
     from costtune.plan.render import render_forecast, render_notes, render_plan, to_dict
@@ -268,6 +269,8 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
                           "(--runs 3 for a quicker forecast, --no-forecast for the plan alone)", highlight=False)
     if simulated and runs != 0:
         result.forecast = _forecast_with_progress(spec, runs, jobs=jobs, exact_sampler=exact_sampler, show=not quiet)
+        if stored is None:  # a resume's forecast is of the study from zero, its plan of the whole study held
+            result.notes.extend(forecast_disagreements(result))
         if stored is not None:
             result.notes.append(f"the forecast simulates study {spec.name!r} whole, from its first trial under its "
                                 "cap: the money it already spent is part of its spend")

@@ -114,6 +114,7 @@ class SweepPlan:
     total_micros: int | None = None
     startup: StartupEstimate | None = None  # per-launch start-up the overheads use, and where it comes from
     policy_cap: PolicyCap | None = None  # the tightest hard-capped spend policy over the sweep (plan.policies)
+    cap_fit: int | None = None  # the cap note's "stops at the cap after about N trials" (``cap_note``)
 
 
 def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact_sampler: bool = False,
@@ -162,7 +163,7 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
     plan.hours = hours_for(spend if plan.total_micros is None else plan.total_micros, rate, res.workers,
                            schedule.trials)
     if resumes is not None:
-        plan.this_run = resume_run(spec, schedule, resumes, rate, plan.total_micros)
+        plan.this_run = resume_run(spec, schedule, resumes, rate, plan.total_micros, notes)
         if schedule.kind in PLAN_KINDS and plan.this_run.trials is not None and plan.this_run.micros is not None:
             schedule = iterations.whole_study(schedule, resumes, plan.this_run.trials)
             plan.total_micros = resumes.spent_micros + plan.this_run.micros  # what it spent and what this run adds
@@ -222,6 +223,7 @@ def cap_note(spec: SweepSpec, plan: SweepPlan) -> None:
     if cap is None or total is None or rungs is None or not trials or total <= cap * 0.95 or s.kind not in PLAN_KINDS:
         return  # asha fits its trials with start-up
     fit = min(trials, math.floor(cap / (total / trials)))
+    plan.cap_fit = fit if total > cap else None
     ends = (f"`costtune run` stops at the cap after about {fit} of the plan's {plural(trials, 'trial')}"
             if total > cap else "a run that costs a little more than expected stops at the cap before its last trials")
     plan.notes.append(

@@ -96,14 +96,24 @@ def this_run(*, per_trial: float | None, cheapest: float | None, dearest: float 
 
 
 def resume_run(spec: SweepSpec, schedule: Schedule, resumes: StoredStudy, rate: float,
-               total: int | None) -> ThisRun:
+               total: int | None, notes: list[str] | None = None) -> ThisRun:
     """What the next run adds to the resumed study (micro-dollars; ``rate`` per instance-hour): trials of the plan's
     expected cost within the cap left; for a Hyperband (SH, BOHB) plan, the trials its plan still holds and the
-    iterations `costtune run` would add. ``total``: a rung plan's money in all, start-up included."""
+    iterations `costtune run` would add. ``total``: a rung plan's money in all, start-up included. An ASHA study's
+    trials cost what its finished ones did (start-up included), once it has some, as a fifo or curve resume's do;
+    ``notes`` says so."""
     spend = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
     per_trial: float | None = schedule.trial_cost_micros
     if schedule.trials and (total is not None or (per_trial is None and spend is not None)):
         per_trial = (spend if total is None else total) / schedule.trials  # rungs: start-up on top of them
+    measured = [c for c in resumes.finished_costs.values() if c > 0]
+    if schedule.kind == "asha" and measured:
+        modelled, per_trial = per_trial, sum(measured) / len(measured)
+        if notes is not None:
+            was = "" if modelled is None else f"; the plan from zero models {format_usd(round(modelled))}"
+            notes.append(f"asha: this run's trials at the study's measured cost of a trial, "
+                         f"{format_usd(round(per_trial))} (the mean of its {plural(len(measured), 'finished trial')}, "
+                         f"start-up included){was}")
     limit, left = spec.max_trials, resumes.left_micros(spec.budget.usd_micros)
     if schedule.kind in PLAN_KINDS and per_trial is not None:
         rungs = make_rung_scheduler(spec.scheduler, mode=str(spec.mode), budget_micros=spec.budget.usd_micros)
