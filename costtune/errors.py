@@ -10,12 +10,41 @@ from __future__ import annotations
 import reprlib
 from typing import Any
 
+
+class _AsSpelled(reprlib.Repr):
+    """``reprlib.Repr`` that spells booleans and null the way a YAML or JSON file does (``true``, ``false``,
+    ``null``), also inside lists and mappings, so an error quotes the value as the user wrote it."""
+
+    def repr_bool(self, x: bool, level: int) -> str:
+        return "true" if x else "false"
+
+    def repr_bool_(self, x: Any, level: int) -> str:  # numpy.bool_
+        return "true" if bool(x) else "false"
+
+    def repr_NoneType(self, x: None, level: int) -> str:  # noqa: N802 (reprlib looks methods up by type name)
+        return "null"
+
+
 # Values in messages stay one bounded line, whatever was given (a 1 MiB string, a deep alias tree).
-_VALUE = reprlib.Repr()
+_VALUE = _AsSpelled()
 _VALUE.maxstring = _VALUE.maxother = 200
 _VALUE.maxlong = 60
 _VALUE.maxlist = _VALUE.maxtuple = _VALUE.maxdict = _VALUE.maxset = 12
 _VALUE.maxlevel = 4
+
+
+_WHOLE = _AsSpelled()  # unbounded but for nesting: for callers that shorten the text themselves
+_WHOLE.maxstring = _WHOLE.maxother = _WHOLE.maxlong = 1 << 30
+_WHOLE.maxlist = _WHOLE.maxtuple = _WHOLE.maxdict = _WHOLE.maxset = _WHOLE.maxfrozenset = _WHOLE.maxdeque = 1 << 30
+_WHOLE.maxarray = 1 << 30
+_WHOLE.maxlevel = 20
+
+
+def shown(value: Any, *, bounded: bool = True) -> str:
+    """A value in an error message, as the file spells it: ``true``/``false``/``null`` (not Python's ``True`` and
+    ``None``), text quoted, numbers as numbers; one bounded line unless ``bounded`` is False (the caller shortens
+    it). The one helper every "..., got VALUE" message uses (``SpecError``, metric lines)."""
+    return (_VALUE if bounded else _WHOLE).repr(value)
 
 
 class CosttuneError(Exception):
@@ -40,7 +69,7 @@ class SpecError(InputError):
         self.value = value
         text = f"{path}: {message}" if path else message
         if value is not SpecError._MISSING:
-            text += f", got {_VALUE.repr(value)}"
+            text += f", got {shown(value)}"
         super().__init__(text)
 
 

@@ -32,9 +32,11 @@ def usd_to_micros(amount: Any, path: str = "usd", *, minimum: int = 0, maximum: 
     Floats go through ``str`` first, so ``0.1`` is ten cents, not 0.1000000000000000055. Returns
     micro-dollars (rounded half up). Raises ``SpecError`` naming ``path`` and the value for anything
     that is not a finite amount in [``minimum``, ``maximum``] micro-dollars (default [0, ``MAX_USD``];
-    rates pass ``MAX_RATE_MICROS``). The caller states its lower bound once, as ``minimum``: a
-    negative amount, zero and an amount that rounds below it all get the one message, ``must be >= 0``
-    or ``must be at least $X`` followed by ``why`` (``POSITIVE`` for one micro-dollar: any amount > 0).
+    rates pass ``MAX_RATE_MICROS``). The caller states its lower bound once, as ``minimum``
+    (``POSITIVE`` for one micro-dollar: any amount > 0). With ``minimum`` 0 a negative amount gets
+    ``must be >= 0``; above 0, zero and a negative amount get ``must be more than $0`` (``why`` added only
+    for ``POSITIVE``, where it is a hint rather than the reason for a minimum), and a positive amount that
+    rounds below ``minimum`` gets ``must be at least $X`` followed by ``why`` (one trial's minimum charge).
     """
     if isinstance(amount, bool) or amount is None:
         raise SpecError(path, "must be a dollar amount", amount)
@@ -50,6 +52,8 @@ def usd_to_micros(amount: Any, path: str = "usd", *, minimum: int = 0, maximum: 
     if value > Decimal(maximum) / MICROS_PER_USD:
         raise SpecError(path, f"must be at most ${maximum // MICROS_PER_USD:,}", amount)
     micros = int((value * MICROS_PER_USD).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if minimum > 0 and value <= 0:
+        raise SpecError(path, f"must be more than $0{why if minimum == POSITIVE else ''}", amount)
     if value < 0 or micros < minimum:
         raise SpecError(path, lower_bound(minimum, why), amount)
     return micros

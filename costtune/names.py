@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from costtune.errors import SpecError
+from costtune.errors import SpecError, shown
 
 METRIC_NAME_MAX = 128
 # A metric name is a key of a report line (``costtune:report {"val_loss": 0.3}``): a word, no spaces.
@@ -22,8 +22,20 @@ STUDY_NAME_MAX = 128
 _STUDY_NAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.\-]{{0,{STUDY_NAME_MAX - 1}}}$")
 
 
+def must_be_text(value: Any, path: str) -> None:
+    """``SpecError(path, ...)`` when a name field holds no text: ``is required`` for a missing (null) one, and for a
+    number or boolean (``name: 123``, which YAML reads as a number) ``must be text`` with the quoted form to write.
+    Nothing for text (the caller checks its rule) or other values (the caller's own rule refuses them)."""
+    if value is None:
+        raise SpecError(path, "is required")
+    if isinstance(value, bool | int | float):
+        key = path.rsplit(".", 1)[-1]
+        raise SpecError(path, f"must be text, not a number or boolean (quote it: {key}: \"{shown(value)}\")", value)
+
+
 def check_study_name(name: Any, path: str = "name") -> str:
     """``name`` if it is a valid study name; else ``SpecError(path, ...)`` naming the value."""
+    must_be_text(name, path)
     if not isinstance(name, str) or not _STUDY_NAME.match(name):
         raise SpecError(path, f"must be letters, digits, '_', '.' or '-', starting with a letter or digit "
                               f"(at most {STUDY_NAME_MAX})", name)
@@ -42,6 +54,7 @@ def check_metric_name(name: Any, path: str = "metric") -> str:
     a report line, so an objective is always one a trial can report.
     """
     if not is_metric_name(name):
+        must_be_text(name, path)
         raise SpecError(path, METRIC_NAME_RULE, name)
     return name
 

@@ -30,7 +30,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from costtune.errors import InputError
+from costtune.errors import InputError, shown
 from costtune.names import METRIC_NAME_RULE, is_metric_name
 
 PREFIX = "costtune:report "
@@ -176,7 +176,7 @@ def _finite(value: int | float) -> bool:
 
 def _short(value: Any) -> str:
     try:
-        text = repr(value)
+        text = shown(value, bounded=False)  # as the line spells it: true, null
     except (ValueError, RecursionError):  # an int too long to print, a deep structure
         return f"a {type(value).__name__} too large to show"
     return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"

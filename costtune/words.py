@@ -3,6 +3,10 @@ cut short says so (``10 of 16 shown; costtune leaderboard NAME for all``)."""
 
 from __future__ import annotations
 
+import re
+
+_DIGITS = re.compile(r"(\d+)")
+
 
 def plural(n: int, noun: str, many: str | None = None) -> str:
     """``n`` and ``noun``, the noun in its plural form unless ``n`` is exactly 1.
@@ -41,3 +45,9 @@ def shown(count: int, total: int, for_all: str) -> str | None:
 
 
 __all__ = ["article", "plural", "shown"]
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders numbers inside text by value: ``study:2`` before ``study:10`` (text order puts
+    ``study:10`` first). Digit runs compare as integers, the rest as text; the two never compare with each other."""
+    return tuple((1, int(part)) if part.isdigit() else (0, part) for part in _DIGITS.split(text) if part)

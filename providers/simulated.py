@@ -19,9 +19,11 @@ import heapq
 import importlib
 import itertools
 import math
+import sys
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -351,6 +353,24 @@ def _check_seconds(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
+def _import_workload_module(name: str) -> Any:
+    """``importlib.import_module(name)``, also finding ``name`` in the current directory, where command trials and
+    relative paths are resolved from (the ``costtune`` script does not put it on ``sys.path``): appended last, so it
+    never shadows an installed module, and only when the module is not found otherwise."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        here = str(Path.cwd())
+        top = name.split(".")[0]
+        if exc.name not in (top, name) or here in sys.path or "" in sys.path or "." in sys.path:
+            raise
+        if not (Path(here, f"{top}.py").is_file() or Path(here, top).is_dir()):
+            raise
+        sys.path.append(here)
+        importlib.invalidate_caches()
+        return importlib.import_module(name)
+
+
 def load_workload(spec: str) -> Workload:
     """The callable named by ``"package.module:function"`` (``function`` may be dotted), or a
     recorded table (a path ending in ``.csv``, see ``table_workload``)."""
@@ -365,11 +385,15 @@ def load_workload(spec: str) -> Workload:
     if not module_name or not attr_path:
         raise SpecError(WORKLOAD_FIELD, "must be 'module:function', e.g. 'costtune.demo.workloads:hartmann6'", spec)
     try:
-        module = importlib.import_module(module_name)
+        module = _import_workload_module(module_name)
     except ModuleNotFoundError as exc:
         missing = exc.name or module_name
         if module_name == missing or module_name.startswith(missing + "."):
-            raise SpecError(WORKLOAD_FIELD, f"no module named {module_name!r}", spec) from None
+            here = Path.cwd()
+            first = module_name.split(".")[0]
+            raise SpecError(WORKLOAD_FIELD, f"no module named {module_name!r}: looked on the Python path and in the "
+                            f"current directory {str(here)!r} (no {first}.py nor {first}/ there); run costtune from "
+                            "the directory that holds it, or add that directory to PYTHONPATH", spec) from None
         raise SpecError(WORKLOAD_FIELD, f"module {module_name!r} failed to import: {exc}", spec) from None
     except Exception as exc:  # the user's module raised while importing
         raise SpecError(WORKLOAD_FIELD, f"module {module_name!r} failed to import: {exc!r}", spec) from None

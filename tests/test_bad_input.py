@@ -172,7 +172,7 @@ CASES: dict[str, tuple[Any, str]] = {
                 "budget.usd", 0.00005), "budget.usd: must be at least $0.0016: one trial's minimum charge"),
     "cap $0.00005 below one second at $1/h": (changed(changed(LOCAL, "resources.usd_per_hour", 1.0), "budget.usd",
                                                       0.00005), "budget.usd: must be at least $0.000278"),
-    "cap $0": (changed(LOCAL, "budget.usd", 0), "budget.usd: must be at least $0.000028"),
+    "cap $0": (changed(LOCAL, "budget.usd", 0), "budget.usd: must be more than $0, got 0"),
     "cap 1e-9 rounding to zero": (changed(LOCAL, "budget.usd", 1e-9), "budget.usd: must be at least $0.000028"),
     "cap below the first rung": (changed(SIMULATED, "budget.usd", 0.005),
                                  "budget.usd: must be at least scheduler.min_usd ($0.01)"),

@@ -17,7 +17,7 @@ from costtune.providers import make_provider
 
 from costtune.cli.app import main
 from costtune.demo.bench_workloads import SPACES, mlp_tabular
-from costtune.errors import InputError, SpecError
+from costtune.errors import InputError, SpecError, shown
 from costtune.history import TrialState
 from costtune.runner.controller import SweepController
 from costtune.runner.session import open_sweep
@@ -64,8 +64,9 @@ def test_curve_config_needs_no_dollars_and_validates_to_itself() -> None:
     ("ratio", 0.5, "> 1 and <= 100"),
     ("ratio", 1000, "> 1 and <= 100"),
     ("ratio", [2], "must be a number"),
-    ("min_usd", 0, "must be at least $0.000001 (leave it out for no floor)"),
-    ("min_usd", "-1", "must be at least $0.000001 (leave it out for no floor)"),
+    ("min_usd", 0, "must be more than $0 (leave it out for no floor)"),
+    ("min_usd", "-1", "must be more than $0 (leave it out for no floor)"),
+    ("min_usd", 0.0000001, "must be at least $0.000001 (leave it out for no floor)"),
     ("min_usd", "lots", "dollar"),
     ("min_usd_micros", 5, "does not match scheduler.min_usd"),
 ])
@@ -74,7 +75,7 @@ def test_bad_curve_fields_name_the_field_and_value(field: str, value: Any, says:
         scheduler_config({"type": "curve", field: value})
     assert exc.value.path == f"scheduler.{field}"
     assert says in str(exc.value)
-    assert repr(value) in str(exc.value) or str(value) in str(exc.value)
+    assert shown(value) in str(exc.value)  # as the file spells it: true, not True
 
 
 def test_unknown_curve_field_is_named() -> None:

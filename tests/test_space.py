@@ -28,6 +28,7 @@ from costtune.space import (
     Values,
     parse_distribution,
 )
+from costtune.yamlfile import CoreLoader
 
 N = 4000
 FAST = settings(max_examples=60, deadline=None)
@@ -315,9 +316,11 @@ def test_yaml_sweep_forms():
     seed: 42
     flag: true
     """
-    space = SearchSpace.from_dict(yaml.safe_load(text))
+    space = SearchSpace.from_dict(yaml.load(text, Loader=CoreLoader))  # costtune's reader: YAML 1.2 core
     assert space.names == ("lr", "hidden", "act", "mode", "seed", "flag")
-    assert space["lr"] == LogUniform(1e-5, 0.1)  # PyYAML reads 1e-5 as a string; it still counts
+    assert space["lr"] == LogUniform(1e-5, 0.1)
+    with pytest.raises(SpecError, match=r"space.lr.low: must be a number \(not quoted.*got '1e-5'"):
+        SearchSpace.from_dict(yaml.safe_load(text), path="space")  # PyYAML (YAML 1.1) reads 1e-5 as text
     assert space["act"] == Values(("relu", "tanh"))
     assert space["mode"] == Values(("fast", "slow"))
     assert space["seed"] == Values((42,)) and space["flag"] == Values((True,))
@@ -399,7 +402,7 @@ TYPES = "uniform, loguniform, normal, lognormal, exponential, gamma, beta, int, 
     ({"type": "gauss", "mu": 0}, f"space.lr.type: unknown distribution type; allowed: {TYPES}, got 'gauss'"),
     ({"low": 0, "high": 1}, "space.lr.type: missing; give a distribution type or a values list"),
     ({"type": "uniform", "low": 0}, "space.lr.high: missing required field for uniform"),
-    ({"type": "uniform", "low": True, "high": 1}, "space.lr.low: must be a number, got True"),
+    ({"type": "uniform", "low": True, "high": 1}, "space.lr.low: must be a number, got true"),
     ({"type": "uniform", "low": "abc", "high": 1}, "space.lr.low: must be a number, got 'abc'"),
     ({"type": "uniform", "low": 1, "high": 1}, "space.lr.high: must be > low (1), got 1"),
     ({"type": "uniform", "low": 0, "high": math.inf}, "space.lr.high: must be finite, got inf"),
@@ -422,8 +425,8 @@ TYPES = "uniform, loguniform, normal, lognormal, exponential, gamma, beta, int, 
     ({"type": "categorical"}, "space.lr.choices: missing required field for categorical"),
     ({"type": "uniform", "low": 0, "high": 1, "points": 0},
      "space.lr.points: must be an integer >= 1, got 0"),
-    ({"values": [1, 2], "step": 1}, "space.lr.step: unknown field for values; allowed: values, points"),
-    (None, "space.lr: must be a mapping with a type, a list of values or a single value, got None"),
+    ({"values": [1, 2], "step": 1}, "space.lr.step: unknown field for values; allowed: values"),
+    (None, "space.lr: must be a mapping with a type, a list of values or a single value, got null"),
 ])
 def test_validation_messages(spec, message):
     with pytest.raises(SpecError) as err:

@@ -78,12 +78,13 @@ def test_load_sweep_reads_yaml(tmp_path: Path) -> None:
          "scheduler.type: must be one of fifo, sh, hyperband, asha, bohb, curve, got 'hyperbnd'"),
         ("budget.trials", 0, "budget.trials: must be an integer >= 1, got 0"),
         ("budget.usd", "lots", "budget.usd: must be a dollar amount, got 'lots'"),
-        ("budget.usd", -2, "budget.usd: must be at least $0.000027: one trial's minimum charge (per second at "
-         "$0.096/h), got -2"),
+        ("budget.usd", -2, "budget.usd: must be more than $0, got -2"),
+        ("budget.usd", 0.00001, "budget.usd: must be at least $0.000027: one trial's minimum charge (per second at "
+         "$0.096/h), got 1e-05"),
         ("budget.trial_seconds", 0, "budget.trial_seconds: must be a number of seconds > 0, got 0"),
         ("resources.workers", 0, "resources.workers: must be an integer >= 1, got 0"),
         ("resources.provider", "gcp-ish", "resources.provider: must be one of local, simulated, aws, got 'gcp-ish'"),
-        ("resources.usd_per_hour", True, "resources.usd_per_hour: must be a dollar amount, got True"),
+        ("resources.usd_per_hour", True, "resources.usd_per_hour: must be a dollar amount, got true"),
         ("command", [], "command: must be a non-empty list of arguments, got []"),
         ("name", "my sweep!", "name: must be letters, digits"),
         ("space", {}, "space"),
@@ -207,7 +208,7 @@ def test_integer_fields_take_a_float_with_an_integral_value(tmp_path: Path) -> N
     ("scheduler", "message"),
     [
         ({"type": "asha", "eta": 3.5}, "scheduler.eta: must be an integer >= 2, got 3.5"),
-        ({"type": "asha", "eta": True}, "scheduler.eta: must be an integer >= 2, got True"),
+        ({"type": "asha", "eta": True}, "scheduler.eta: must be an integer >= 2, got true"),
         ({"type": "asha", "eta": "3"}, "scheduler.eta: must be an integer >= 2, got '3'"),
         ({"type": "asha", "eta": 1.0}, "scheduler.eta: must be an integer >= 2, got 1.0"),
         ({"type": "curve", "min_points": "7"},
@@ -232,9 +233,10 @@ def test_integer_fields_still_refuse_fractions_booleans_and_text(scheduler: dict
     ("scheduler.max_usd", {"type": "asha", "min_usd": 0.001}),
     ("scheduler.min_usd", {"type": "curve"}),
 ])
-def test_a_negative_amount_gets_the_bound_zero_gets(path: str, scheduler: dict[str, Any]) -> None:
-    """An acceptance run: min_usd -0.01 said "must be >= 0" but 0 "must be > 0"; budget.usd -1 said "must be
-    >= 0" but 0 "must be at least $0.0016". One field, one (true) bound, whichever side of zero."""
+def test_zero_and_negative_amounts_get_more_than_zero(path: str, scheduler: dict[str, Any]) -> None:
+    """An acceptance run: min_usd -0.01 said "must be >= 0" but 0 "must be > 0"; then every amount below the
+    minimum said "must be at least $0.0016: one trial's minimum charge", -5 too, as if -5 were a small amount.
+    Zero and below: one message, "must be more than $0"; a small positive amount: the minimum it misses."""
     said = []
     for value in (-0.01, 0, -1, 0.0000001):
         data = with_("scheduler", dict(scheduler))
@@ -244,5 +246,6 @@ def test_a_negative_amount_gets_the_bound_zero_gets(path: str, scheduler: dict[s
             parse_sweep(data)
         assert info.value.path == path and str(info.value).endswith(f", got {value!r}")
         said.append(info.value.reason)
-    assert len(set(said)) == 1, said
-    assert said[0].startswith("must be at least $0.0000")
+    assert len(set(said[:3])) == 1, said
+    assert said[0].startswith("must be more than $0") and "minimum charge" not in said[0]
+    assert said[3].startswith("must be at least $0.0000")

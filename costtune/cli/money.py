@@ -12,7 +12,7 @@ from costtune.cli.common import count, db_option, err_console, handled, open_sto
 from costtune.errors import InputError, SpecError
 from costtune.limits import MAX_FORECAST_RUNS, MAX_JOBS
 from costtune.store.owner import describe_owner
-from costtune.words import plural
+from costtune.words import natural_key, plural
 
 
 @click.command()
@@ -58,14 +58,16 @@ def spend(db: str | None, by: str | None, window: str, timezone: str, fmt: str) 
                      # spent does only once the next run settles them
                      "controller_gone_cost_micros": dead.cost_micros if dead else 0,
                      "controllers_gone": [describe_owner(o) for o in dead.owners] if dead else []})
+    rows.sort(key=lambda r: natural_key(r["scope"]))  # study:2 before study:10
     if _emitted(rows, fmt):
         return
     keys = ("cap_micros", "spent_micros", "reserved_micros", "left_micros")
     money = [format_usd_column([r[k] for r in rows]) for k in keys]  # one number of decimals per column
     out_console.print(FittedTable([
         Column("scope", [r["name"] for r in rows], keep=0, justify="left", wrap=16),
+        # on a narrow console what is left goes last: it is what the table is for (then spent, cap, held)
         *(Column(head, column, keep=keep) for head, column, keep in zip(("cap", "spent", "held", "left"), money,
-                                                                         (2, 1, 4, 3), strict=True)),
+                                                                         (3, 2, 4, 1), strict=True)),
     ], title=f"spend by scope in {store.display_url}"))
     for r in rows:
         if r["held_controller_gone_micros"]:
@@ -203,6 +205,7 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
     from costtune.runner.session import parse_resuming
     from costtune.schedulers.defaults import rung_below_minimum
     from costtune.spec import load_sweep
+    from costtune.spec.sweep import load_warnings
     from costtune.store import resolve_db_url
     from costtune.yamlfile import read_yaml_file
 
@@ -235,6 +238,8 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
             notes = [f"`costtune run` would not resume study {spec.name!r} of {stored.where} with this file ({exc}); "
                      "the plan is the file's own, as for a new study"]
             spec, stored = load_sweep(sweep_file), None  # as read: the resume rules may have changed it
+    for line in load_warnings(spec):  # on stderr, as `costtune run` warns; --format json keeps stdout to the plan
+        err_console.print(styled((f"warning: {line}", "yellow")), highlight=False, soft_wrap=True)
     measured = read_first_reports(url, spec.name, spec.resources.billing)
     sim = spec.resources.simulation
     startup = startup_estimate(spec.resources.provider, None if sim is None else sim.startup_seconds, measured)

@@ -11,12 +11,13 @@ import click
 
 from costtune.cli.common import CommandGroup, FiniteFloatRange, count, handled
 from costtune.prices.catalog import PriceTable
-from costtune.prices.price import FAMILIES, MARKETS
+from costtune.prices.price import FAMILIES, MARKETS, PROVIDERS
 from costtune.words import plural, shown
 
 
 @click.group("prices", cls=CommandGroup, invoke_without_command=True)
-@click.option("--provider", "providers", multiple=True, help="aws, gcp, azure, ... (repeatable).")
+@click.option("--provider", "providers", multiple=True, type=click.Choice(PROVIDERS, case_sensitive=False),
+              help="Provider (repeatable).")
 @click.option("--region", "regions", multiple=True, help="Region (repeatable).")
 @click.option("--type", "instance_types", multiple=True, help="Instance type (repeatable).")
 @click.option("--market", "markets", multiple=True, type=click.Choice(sorted(MARKETS)), help="Market (repeatable).")
@@ -47,6 +48,8 @@ def prices(ctx: click.Context, providers: tuple[str, ...], regions: tuple[str, .
     rows = table.offers(providers=providers or None, regions=regions or None, instance_types=instance_types or None,
                         markets=markets or None, family=families or None, min_vcpus=min_vcpus,
                         min_memory_gib=min_memory_gib, gpu_model=gpu_model)
+    if gpu_model is not None and not rows:
+        _no_such_gpu(table, gpu_model)
     total = len(rows)
     rows = rows[:limit] if limit else rows
     records = [{"provider": p.provider, "region": p.region, "instance_type": p.instance_type, "market": p.market,
@@ -71,6 +74,10 @@ def prices(ctx: click.Context, providers: tuple[str, ...], regions: tuple[str, .
     def text(key: str) -> list[str]:
         return [str(r[key] or "") for r in records]
 
+    if not records:  # the filters match nothing: say so, not an empty table
+        out_console.print("no price matches these filters (leave some out, or see costtune prices --help)",
+                          highlight=False)
+        return
     out_console.print(FittedTable([
         Column("price", [f"{p}/h" for p in format_usd_column([r["usd_per_hour_micros"] for r in records])], keep=0),
         Column("provider", text("provider"), keep=2, justify="left"),
@@ -85,6 +92,16 @@ def prices(ctx: click.Context, providers: tuple[str, ...], regions: tuple[str, .
         Column("note", text("note"), keep=9, justify="left", wrap=24),
     ], title=f"{plural(len(records), 'price')}, cheapest first", hint="widen the terminal, or use --format json|csv",
         note=shown(len(records), total, "leave out --limit for all")))
+
+
+def _no_such_gpu(table: PriceTable, wanted: str) -> None:
+    """Raise ``InputError`` naming ``--gpu`` and the known models when no row of the table has GPU model ``wanted``
+    (with the other filters it may match nothing for other reasons: then the caller says so)."""
+    from costtune.errors import InputError
+
+    known = sorted({p.gpu_model.split(" (")[0] for p in table.rows() if p.gpu_model})
+    if not table.offers(gpu_model=wanted):
+        raise InputError(f"--gpu: no price has GPU model {wanted!r}; known GPU models: {', '.join(known) or 'none'}")
 
 
 @prices.command("refresh")

@@ -73,9 +73,10 @@ def _run_spec(spec: Any, db: str | None, *, quiet: bool, workdir: str, change_ca
     from costtune.runner.session import open_sweep, run_with_progress, sampler_drift
     from costtune.schedulers.defaults import rung_below_minimum
     from costtune.spec.environment import resolve_env
+    from costtune.spec.sweep import load_warnings
 
     resolve_env(spec.env, os.environ)  # a ${VAR} that is not set is bad input: refused before the store opens
-    for warning in spec.resources.warnings:  # a price from the bundled snapshot, not a fresh refresh
+    for warning in (*spec.resources.warnings, *load_warnings(spec)):  # a snapshot price; a cap that cannot bind
         err_console.print(styled((f"warning: {warning}", "yellow")), highlight=False, soft_wrap=True)
     if spec.resources.provider == "aws":  # what only EC2 can tell, before the store opens or money is held
         from costtune.runner.remote import check_aws_sweep

@@ -47,11 +47,15 @@ def _list_studies(db: str | None, fmt: str) -> None:
 
     try:
         store = open_store(db)
-    except NoStore as exc:  # no store yet: nothing to list, and nothing created
-        err_console.print(exc.reason, highlight=False)
-        store = None
+    except NoStore as exc:  # no store yet: nothing to list, and nothing created; say so rather than an empty table
+        if fmt == "json":
+            err_console.print(exc.reason, highlight=False)
+            click.echo("[]")
+        else:
+            out_console.print(f"no studies yet: {exc.reason}", highlight=False, soft_wrap=True)  # and where
+        return
     rows = []
-    for info in store.list_studies() if store else []:
+    for info in store.list_studies():
         history = store.history(info.id)
         best = history.best()
         scheduler = stored_scheduler(info)
@@ -71,6 +75,10 @@ def _list_studies(db: str | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
+    if not rows:
+        out_console.print(f"no studies in {store.display_url} yet (`costtune run SWEEP.yaml` creates one)",
+                          highlight=False, soft_wrap=True)
+        return
     out_console.print(FittedTable([
         Column("name", [r["name"] for r in rows], keep=0, justify="left"),
         Column("objective", [f"{r['metric']} ({r['mode']})" for r in rows], keep=3, justify="left"),
@@ -82,7 +90,7 @@ def _list_studies(db: str | None, fmt: str) -> None:
         Column("cost", format_usd_column([r["cost_micros"] for r in rows]), keep=1),
         Column("created", [r["created_at"][:19].replace("T", " ") for r in rows], keep=4),
         Column("last stop", [r["last_stop"] or "-" for r in rows], keep=3, justify="left", wrap=24),
-    ], title=f"studies in {store.display_url if store else 'no store'}"))
+    ], title=f"studies in {store.display_url}"))
 
 
 def _store_db(ctx: click.Context, db: str | None) -> str | None:

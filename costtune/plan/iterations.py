@@ -69,7 +69,7 @@ def more_iterations(spec: SweepSpec, schedule: Schedule, shapes: list[Shape], ov
     scale = trials / schedule.trials
     notes.append(f"{schedule.kind}: an iteration is expected to cost about {format_usd(round(one))} with start-up; "
                  f"what is left of the cap after {plural(n, 'iteration')} holds another, which `costtune run` adds "
-                 f"at the plan's end: {plural(more, 'iteration')}, {trials} trials")
+                 f"at the plan's end: {plural(more, 'iteration')}, {plural(trials, 'trial')}")
     return dataclasses.replace(
         schedule, iterations=more, trials=trials, planned_micros=round(schedule.planned_micros * scale),
         expected_micros=None if schedule.expected_micros is None else round(schedule.expected_micros * scale))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from costtune.plan.startup import read_rows
+from costtune.words import plural
 
 # the newest version of each policy (a removed one's newest version says so); ``?`` takes "", matching every name
 _POLICIES_SQL = ("SELECT p.body_json, p.removed FROM policy_version p WHERE p.name <> ? AND p.version = "
@@ -80,6 +81,6 @@ def policy_note(cap: PolicyCap, spend_micros: int | None) -> str:
         return head + ": `costtune run` stops when it is spent"
     if not cap.binds:
         return head + f", more than the plan's {format_usd(spend_micros)}"
-    trials = "" if cap.trials is None else f", about {cap.trials} trials"
+    trials = "" if cap.trials is None else f", about {plural(cap.trials, 'trial')}"
     return (head + f", less than the plan's {format_usd(spend_micros)}: `costtune run` stops at the policy's cap "
             f"(at most {format_usd(cap.spend_micros)}{trials}); the figures above are the sweep's own, without it")

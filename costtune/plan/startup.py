@@ -100,9 +100,9 @@ class StartupEstimate:
                     "code fetch: 1 to 3 minutes an attempt; the instance is billed from its launch, 60 s minimum); a "
                     "study's own attempts replace it once it has some")
         if self.source == "none" and self.provider:
-            return (f"start-up per launch not counted (shown as 0 s): {self.provider} trials are billed from their "
-                    "process start, interpreter and imports included, which nothing has measured yet; once the "
-                    "study has attempts, `costtune plan` uses their median time to first report")
+            return (f"start-up per launch not counted (shown as 0 s): a trial on the {self.provider} provider is "
+                    "billed from its process start, interpreter and imports included, which nothing has measured "
+                    "yet; once the study has attempts, `costtune plan` uses their median time to first report")
         return ""
 
 

@@ -5,7 +5,8 @@ the width it may use and keeps columns in order of ``keep`` (lower first) while 
 columns appear in their original left-to-right order, each exactly as wide as its widest cell, so
 no cell is wrapped, folded or cut with an ellipsis. Text columns given a ``wrap`` width (an error
 message, a parameter list) may wrap down to it and share what room is left. What was left out is
-named under the table with a hint (a wider terminal, or ``--format json`` for every column).
+named under the table with a hint (a wider terminal, or ``--format json`` for every column). A table with no
+rows prints its title and a line saying so (``empty``: "no rows" unless the caller says why), never bare headers.
 """
 
 from __future__ import annotations
@@ -99,8 +100,9 @@ class FittedTable:
 
     def __init__(self, columns: Sequence[Column], *, title: str | None = None,
                  hint: str = "widen the terminal, or use --format json for every column", always: int = 2,
-                 note: str | None = None) -> None:
+                 note: str | None = None, empty: str = "no rows") -> None:
         self.columns = list(columns)
+        self.empty = empty  # said under the title instead of a table with no rows
         self.title = title
         self.note = note  # printed under the table: rows left out (``costtune.words.shown``)
         self.hint = hint
@@ -124,6 +126,11 @@ class FittedTable:
         return table, [self.columns[i].header for i in dropped]
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if not self.rows:  # headers over nothing read as a broken report: the title, then why it is empty
+            if self.title is not None:
+                yield from Text(self.title).wrap(console, options.max_width)
+            yield from Text(f"  {self.empty}", style="dim").wrap(console, options.max_width)
+            return
         table, dropped = self.fit(options.max_width)
         yield table
         if self.note:

@@ -44,7 +44,7 @@ def improvement_table(history: History, title: str) -> FittedTable:
         Column("spent so far", format_usd_column([r["cumulative_micros"] for r in rows]), keep=2),
         Column("cost of gain", format_usd_column([r["cost_of_gain_micros"] for r in rows]), keep=3),
         Column("$ / unit", format_usd_decimals([r["usd_per_unit_gain"] for r in rows]), keep=6),
-    ], title=title)
+    ], title=title, empty=f"no rows: no trial has a value of {history.metric} yet")
 
 
 def param_columns(param_rows: Sequence[Mapping[str, Any]], *, keep: int = 10) -> list[Column]:
@@ -61,7 +61,7 @@ def pareto_table(history: History, title: str) -> FittedTable:
         Column(history.metric, [format_number(t.value) for t in front], keep=1),
         Column("cost", format_usd_column([t.cost_micros for t in front]), keep=2),
         *param_columns([t.params for t in front]),
-    ], title=title)
+    ], title=title, empty=f"no rows: no trial has a value of {history.metric} yet")
 
 
 def _pct(value: float | None) -> str:
@@ -104,7 +104,7 @@ def spend_table(history: History, attempts: Sequence[AttemptCostRow]) -> FittedT
         Column("spend", format_usd_column([g["cost_micros"] for g in groups]), keep=1),
         *(Column(SHORT_LABELS[k], format_usd_column([g[f"{k}_micros"] for g in groups]), keep=2)
           for k in kinds),
-    ], title="spend by instance type and market")
+    ], title="spend by instance type and market", empty="no rows: nothing spent yet")
 
 
 def steps_table(history: History, costs: Mapping[int, TrialCost]) -> FittedTable:
@@ -115,7 +115,8 @@ def steps_table(history: History, costs: Mapping[int, TrialCost]) -> FittedTable
         Column("median last step", [f"{r['median_steps']:g}" for r in per_type], keep=2),
         Column("median cost", format_usd_column([round(r["median_cost_micros"]) for r in per_type]), keep=4),
         Column("steps / $", [f"{r['median_steps_per_usd']:,.1f}" for r in per_type], keep=1),
-    ], title="steps per dollar (median over finished trials)")
+    ], title="steps per dollar (median over finished trials)",
+        empty="no rows: no finished trial reported a step and cost money")
 
 
 def waste_table(history: History, attempts: Sequence[AttemptCostRow], costs: Mapping[int, TrialCost],

@@ -6,8 +6,11 @@ is written into the study's stored sweep (``min_usd``, ``max_usd`` and a ``chose
 why), and a resumed sweep keeps the stored values (``adopt_stored``), so a price-table update or a
 ``--change-cap`` never moves a running sweep's rungs.
 
-- ``max_usd`` = ``budget.usd / TRIALS_IN_BUDGET``: the budget holds at least that many trials run to
-  the top rung (Hyperband's plan then holds many more, most stopped early).
+- ``max_usd`` = the highest rung ``min_usd * eta**k`` (k >= 1) within ``budget.usd / TRIALS_IN_BUDGET``: the
+  budget holds at least that many trials run to the top rung (Hyperband's plan then holds many more, most
+  stopped early), and the top rung is ``eta`` times the one below it, not a few percent above it
+  (``$0.0080 -> $0.0240 -> $0.025`` was a near-useless last rung). A file giving ``max_usd`` but no
+  ``min_usd`` gets ``min_usd`` raised onto that ladder instead (``max_usd / eta**k``).
 - ``min_usd`` = the money of ``max(FIRST_RUNG_S, start-up)`` seconds at the median placement rate
   (billing minimum included). Rungs count money spent after a trial's first report (its start-up is
   not counted), so this is training time, a few steps' worth for most workloads; a trial with a long
@@ -56,29 +59,48 @@ def choose_rungs(cfg: dict[str, Any], resources: Resources, budget_micros: int |
     startup_s = sim.startup_seconds if sim is not None else 0.0
     why: list[str] = []
     out = dict(cfg)
-    if cfg.get("max_usd") is None:
-        if budget_micros is None:
-            raise RungsNeedABudget("scheduler.max_usd", "is required without budget.usd (it is chosen as a share "
-                                   "of the budget when not given)")
-        high = max(1, budget_micros // TRIALS_IN_BUDGET)
-        if cfg.get("min_usd") is not None:
-            high = max(high, cfg["min_usd_micros"] * eta)
-        out["max_usd"], out["max_usd_micros"] = _text(high), high
-        why.append(f"max_usd {format_usd_exact(high)} = budget.usd {format_usd(budget_micros)} / {TRIALS_IN_BUDGET} "
-                   f"(room for at least "
-                   f"{TRIALS_IN_BUDGET} trials run to the top)")
-    high = out["max_usd_micros"]
+    if cfg.get("max_usd") is None and budget_micros is None:
+        raise RungsNeedABudget("scheduler.max_usd", "is required without budget.usd (it is chosen as a share "
+                               "of the budget when not given)")
+    share = None if budget_micros is None else max(1, budget_micros // TRIALS_IN_BUDGET)
+    high = cfg["max_usd_micros"] if cfg.get("max_usd") is not None else share
+    lowered = False
     if cfg.get("min_usd") is None:
         seconds = max(float(FIRST_RUNG_S), startup_s)
         low = resources.billing.charge(round(seconds * 1000), rate)
         lowered = low * eta > high
         low = max(1, min(low, high // eta))
-        out["min_usd"], out["min_usd_micros"] = _text(low), low
         basis = "its start-up" if startup_s > FIRST_RUNG_S else f"{FIRST_RUNG_S} s"
-        why.append(f"min_usd {format_usd_exact(low)} = {basis} on the median rate {format_usd(rate)}/h, counted after "
-                   "each trial's first report" + (f", lowered to max_usd / {eta}" if lowered else ""))
+        min_why = (f"min_usd {{}} = {basis} on the median rate {format_usd(rate)}/h, counted after each trial's first "
+                   "report" + (f", lowered to max_usd / {eta}" if lowered else ""))
+    else:
+        low, min_why = cfg["min_usd_micros"], None
+    if share is not None and cfg.get("max_usd") is None:
+        # the top rung on min_usd's ladder: min_usd * eta**k, the highest within the share (at least one step up),
+        # so the last rung is eta times the one below it, never a few percent above it
+        assert budget_micros is not None
+        k = max(1, _steps(low, share, eta))
+        high = low * eta**k
+        out["max_usd"], out["max_usd_micros"] = _text(high), high
+        why.append(f"max_usd {format_usd_exact(high)} = min_usd x {eta}^{k}, the highest rung within budget.usd "
+                   f"{format_usd(budget_micros)} / {TRIALS_IN_BUDGET} = {format_usd_exact(share)} (room for "
+                   f"at least {TRIALS_IN_BUDGET} trials run to the top)")
+    elif min_why is not None and not lowered and low * eta ** (k := _steps(low, high, eta)) != high:
+        low = -(-high // eta**k)  # the file's max_usd: min_usd raised onto its ladder, so the rungs end on it
+        min_why += f", raised to max_usd / {eta}^{k} so each rung is {eta}x the one below"
+    if min_why is not None:
+        out["min_usd"], out["min_usd_micros"] = _text(low), low
+        why.append(min_why.format(format_usd_exact(low)))
     out["chosen"] = "; ".join(why)
     return out
+
+
+def _steps(low: int, high: int, eta: int) -> int:
+    """The largest k with ``low * eta**k <= high`` (0 when high < low * eta)."""
+    k = 0
+    while low * eta ** (k + 1) <= high:
+        k += 1
+    return k
 
 
 def _chosen_names(chosen: Any) -> set[str]:
@@ -169,8 +191,8 @@ def rung_below_minimum(cfg: dict[str, Any], resources: Resources, *, resumed: bo
     if low >= floor or (startup_s is not None and startup_s >= held):
         return None
     # amounts a user may copy into the file: exact, never rounded below what they must reach
-    fix = (f"raise budget.usd to at least {format_usd_exact(floor * eta * TRIALS_IN_BUDGET)} (max_usd = budget.usd / "
-           f"{TRIALS_IN_BUDGET}, min_usd = max_usd / {eta}) or give scheduler.min_usd of at least "
+    fix = (f"raise budget.usd to at least {format_usd_exact(floor * eta * TRIALS_IN_BUDGET)} (max_usd at most "
+           f"budget.usd / {TRIALS_IN_BUDGET}, min_usd = max_usd / {eta}) or give scheduler.min_usd of at least "
            f"{format_usd_exact(floor)}")
     return (f"scheduler.min_usd: the first rung, {format_usd_exact(low)} (chosen from budget.usd), is below the "
             f"minimum charge of the cheapest placement, {format_usd_exact(floor)} ({held} s at {format_usd(rate)}/h on "

@@ -66,17 +66,26 @@ def _unit(u: Any) -> float:
     return min(max(float(u), 0.0), 1.0)
 
 
+# Numbers in a sweep file are numbers (YAML 1.2 core reads ``1e-5`` as one): a quoted ``"0"`` is text, refused
+# by every numeric field of a distribution as ``budget.trial_seconds`` or ``scheduler.eta`` refuse it.
+def _quoted(raw: Any) -> str:
+    """The hint for a number given as text (``"0"``): empty for anything else (``'abc'`` is just not a number)."""
+    if isinstance(raw, str) and core_number(raw.strip()) is not None:
+        return " (not quoted: numbers in a sweep file are numbers)"
+    return ""
+
+
 def _number(spec: Mapping, key: str, path: str, kind: str, default: Any = _REQUIRED) -> Any:
-    """A finite float field. Numeric strings count, since PyYAML reads ``1e-5`` as a string."""
+    """A finite float field: an int or float (never a bool, nor text such as ``"0"``)."""
     where = f"{path}.{key}"
     if key not in spec or (spec[key] is None and default is None):
         if default is _REQUIRED:
             raise SpecError(where, f"missing required field for {kind}")
         return default
     raw = spec[key]
-    value = _literal(raw) if isinstance(raw, str) else raw
+    value = raw.item() if isinstance(raw, np.generic) else raw
     if not _is_real(value):
-        raise SpecError(where, "must be a number", raw)
+        raise SpecError(where, f"must be a number{_quoted(raw)}", raw)
     if not math.isfinite(float(value)):
         raise SpecError(where, "must be finite", raw)
     return float(value)
@@ -94,9 +103,9 @@ def _integer(spec: Mapping, key: str, path: str, kind: str, default: Any = _REQU
         if default is _REQUIRED:
             raise SpecError(f"{path}.{key}", f"missing required field for {kind}")
         return default
-    value = _as_int(spec[key])
+    value = None if isinstance(spec[key], str) else _as_int(spec[key])
     if value is None:
-        raise SpecError(f"{path}.{key}", "must be an integer", spec[key])
+        raise SpecError(f"{path}.{key}", f"must be an integer{_quoted(spec[key])}", spec[key])
     if not INT64_MIN <= value <= INT64_MAX:
         raise SpecError(f"{path}.{key}", "must be a 64-bit integer (between -2**63 and 2**63 - 1)", spec[key])
     return value
@@ -109,9 +118,9 @@ def _order(low: float, high: float, spec: Mapping, path: str) -> None:
 
 def _points(raw: Any, where: str) -> int:
     """A grid point count: an integer in [1, MAX_GRID_POINTS]."""
-    k = _as_int(raw)
+    k = None if isinstance(raw, str) else _as_int(raw)
     if k is None or k < 1:
-        raise SpecError(where, "must be an integer >= 1", raw)
+        raise SpecError(where, f"must be an integer >= 1{_quoted(raw)}", raw)
     if k > MAX_GRID_POINTS:
         raise SpecError(where, f"must be at most {MAX_GRID_POINTS} (grid points per parameter)", raw)
     return k
@@ -155,6 +164,7 @@ class _Base:
 
     kind: ClassVar[str]
     _fields: ClassVar[tuple[str, ...]]
+    takes_points: ClassVar[bool] = True  # a grid point count applies (continuous and int; not a list of choices)
     points: int | None
 
     @property

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from costtune.errors import SpecError
+from costtune.errors import SpecError, shown
 from costtune.limits import INT64_MAX, MAX_GRID_POINTS
 from costtune.space._base import (
     _as_int,
@@ -132,6 +132,8 @@ class Int(_Base):
 class _Choice(_Base):
     """A finite list of options; unit cells of equal width in list order."""
 
+    takes_points: ClassVar[bool] = False  # a grid takes every option: ``points`` is refused, never ignored
+
     @property
     def options(self) -> tuple:
         raise NotImplementedError
@@ -168,7 +170,7 @@ class _Choice(_Base):
     def to_unit(self, value: Any) -> float:
         i = self.index(value)
         if i is None:
-            raise SpecError("value", f"must be one of {list(self.options)!r}", value)
+            raise SpecError("value", f"must be one of {shown(list(self.options), bounded=False)}", value)
         return (i + 0.5) / len(self.options)
 
     def from_unit(self, u: float) -> Any:
@@ -187,7 +189,7 @@ class _Choice(_Base):
                 hits = [j for j, o in enumerate(self.options) if str(o) == value]
                 i = hits[0] if len(hits) == 1 else None
         if i is None:
-            raise SpecError(path, f"must be one of {list(self.options)!r}", value)
+            raise SpecError(path, f"must be one of {shown(list(self.options), bounded=False)}", value)
         return self.options[i]
 
 

@@ -63,8 +63,12 @@ def parse_distribution(spec: Any, path: str) -> Distribution:
         else:
             raise SpecError(f"{path}.type", "missing; give a distribution type or a values list")
         cls = KINDS[kind]
-        allowed = (*cls._fields, "points")
+        allowed = (*cls._fields, "points") if cls.takes_points else cls._fields
         for key in spec:
+            if key == "points" and not cls.takes_points:
+                every = "choice" if kind == "categorical" else "value"
+                raise SpecError(f"{path}.points", f"does not apply to {kind}: a point count is for continuous and "
+                                f"int distributions (a grid takes every {every}); remove it", spec[key])
             if key != "type" and key not in allowed:
                 raise SpecError(f"{path}.{key}", f"unknown field for {kind}; allowed: {', '.join(allowed)}")
         points = spec.get("points")

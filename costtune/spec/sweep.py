@@ -174,6 +174,25 @@ def parse_sweep(data: Any) -> SweepSpec:
     return spec
 
 
+def load_warnings(spec: SweepSpec) -> list[str]:
+    """What a valid sweep file says that cannot work as the user likely means it: ``costtune plan`` and ``costtune
+    run`` print these on stderr before anything starts (a warning, not an error: the sweep still has an end).
+
+    - ``budget.usd`` on unpriced trials (``provider: local`` with no ``usd_per_hour`` or ``price_as``, or a rate
+      of 0): every trial is charged $0, so the cap can never bind and the sweep ends by its trial count. (With
+      ``usd`` as the only end, ``parse_sweep`` refuses the file instead: it would never end.)
+    """
+    out: list[str] = []
+    res = spec.resources
+    if spec.budget.usd_micros is not None and res.usd_per_hour_micros == 0 and not any(res.rates.values()):
+        given = spec.raw.get("resources") if isinstance(spec.raw.get("resources"), dict) else {}
+        rate = "is not set" if given.get("usd_per_hour") is None else "is 0"
+        out.append(f"budget.usd ({format_usd(spec.budget.usd_micros)}) can never bind: resources.usd_per_hour {rate}, "
+                   "so every trial is charged $0 and the sweep ends by its trial count alone; set "
+                   "resources.usd_per_hour (or resources.price_as) to price the trials, or remove budget.usd")
+    return out
+
+
 def default_sampler_type(budget: Any, resources: Resources) -> dict[str, Any]:
     """The sampler a sweep gets when its file names no ``sampler.type``.
 
@@ -377,4 +396,4 @@ def _directories(data: dict[str, Any], provider: str) -> tuple[str | None, str |
     return workdir, output_dir
 
 
-__all__ = ["SAMPLER_TYPES", "Budget", "Resources", "SweepSpec", "load_sweep", "parse_sweep"]
+__all__ = ["SAMPLER_TYPES", "Budget", "Resources", "SweepSpec", "load_sweep", "load_warnings", "parse_sweep"]
