@@ -523,7 +523,9 @@ def test_plan_of_a_study_the_store_holds_describes_its_resume(tmp_path: Path) ->
     assert out["scheduler"]["type"] == "hyperband"
     assert {k: out["scheduler"][k] for k in stored_rungs} == stored_rungs  # not chosen anew from the $0.5 in the file
     assert out["budget"]["usd_micros"] == 100_000  # the stored cap
-    assert out["resumes"] == {"study": "resumable", "store": str(db), "trials": len(board), "stored_cap_usd": "0.1",
+    rerun = sum(t["state"] not in ("stopped", "complete", "failed") for t in board)  # held, run again
+    assert out["resumes"] == {"study": "resumable", "store": str(db), "trials": len(board),
+                              "trials_finished": len(board) - rerun, "trials_queued": rerun, "stored_cap_usd": "0.1",
                               "stored_cap_micros": 100_000, "spent_usd": str(spent / 1_000_000).rstrip("0"),
                               "spent_micros": spent, "remaining_usd": out["resumes"]["remaining_usd"],
                               "remaining_micros": 100_000 - spent}
@@ -531,7 +533,6 @@ def test_plan_of_a_study_the_store_holds_describes_its_resume(tmp_path: Path) ->
                              stored_rungs["eta"], 100_000)
     # the whole study is what it holds and what the next run adds; the rungs' money is not raised to the spend
     per_trial = expected.total_cost_micros / expected.total_trials
-    rerun = sum(t["state"] not in ("stopped", "complete", "failed") for t in board)  # held, run again
     assert out["plan"]["trials"] == len(board) + max(0, out["this_run"]["trials"] - rerun)
     assert out["plan"]["planned_micros"] == round(per_trial * out["plan"]["trials"]) or \
         out["plan"]["planned_micros"] == expected.total_cost_micros
@@ -544,7 +545,9 @@ def test_plan_of_a_study_the_store_holds_describes_its_resume(tmp_path: Path) ->
     assert not any("budget.usd: the file says" in n for n in raised["notes"])
     table = " ".join(_cli("plan", str(later), "--db", str(db), "--no-forecast").stdout.split())
     assert "sampler random (seed 7), scheduler hyperband" in table
-    assert f"resumes study 'resumable' of {db} ({len(board)} trials, {format_usd(spent)} spent" in table
+    queued = f", {rerun} queued" if rerun else ""
+    assert f"resumes study 'resumable' of {db} ({len(board) - rerun} trials finished{queued}, {format_usd(spent)} " \
+        "spent" in table
     assert "already spent (the study so far)" in table and "left under the cap" in table
     # a file the study cannot resume with (another scheduler) is planned as it stands, and says why
     other = _stored_sweep(tmp_path, "other.yaml", scheduler={"type": "asha", "min_usd": 0.001, "max_usd": 0.009,

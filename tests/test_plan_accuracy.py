@@ -112,7 +112,8 @@ def test_a_resumes_plan_shows_what_is_spent_and_what_the_next_run_adds(tmp_path:
     finished = len(judged)
     assert out["plan"]["stop_share"] == pytest.approx(stopped / finished)
     table = _table(str(later), "--db", str(db), "--no-forecast", "--change-cap")
-    assert f"already run (the study so far) {len(before)} trials" in table
+    ran = sum(t["state"] in ("complete", "stopped", "failed") for t in before)  # queued ones are this run's
+    assert f"already run (the study so far) {ran} trials finished" in table
     assert f"this run adds: trials ~{run['trials']} ({run['trials_fewest']} to {run['trials_most']})" in table
     assert _cli("run", str(later), "--db", str(db), "--change-cap", "--quiet").exit_code == 0
     added = len(_trials(db, "curvy")) - len(before)

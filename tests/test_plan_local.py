@@ -100,3 +100,22 @@ def test_the_minimum_charge_warned_about_is_the_one_the_table_shows(tmp_path: Pa
     assert "minimum charge of the cheapest placement, $0.001 (1 s at $3.60/h" in result.stderr
     (o,) = json.loads(result.stdout)["overheads"]
     assert o["minimum_micros"] == 1000 and o["minimum_seconds"] == 1
+
+
+def test_a_local_plans_start_up_is_one_figure_billed_as_part_of_the_attempt(tmp_path: Path) -> None:
+    """The measured start-up (well under a second) reads the same in the table and the note, and is charged as its
+    share of the attempt's time: per second billing rounds the attempt up once, not its start-up on its own (the
+    plan said $0.01 of start-up a launch at $36/h, half its planned money). A local trial at usd_per_hour has no
+    market (README), so the table shows none."""
+    db = tmp_path / "s.db"
+    assert _cli("run", str(_local(tmp_path, usd=0.02, trials=2)), "--db", str(db), "--quiet").exit_code == 0
+    more = _local(tmp_path, usd=0.05, trials=6, file="more.yaml")
+    out = _plan(more, db, "--change-cap")
+    (o,) = out["overheads"]
+    seconds = o["startup_seconds"]
+    assert 0 < seconds < 1 and o["market"] is None
+    assert o["startup_micros"] == -(-round(seconds * 1000) * 1_000_000 // 3_600_000) < o["minimum_micros"]
+    table = _cli("plan", str(more), "--db", str(db), "--change-cap").output
+    shown = f"{round(seconds * 1000)} ms"
+    assert f"start-up per launch {shown}: the median" in table and f" {shown} │" in table, table
+    assert "on-demand" not in table

@@ -195,6 +195,7 @@ def plan(sweep_file: str, runs: int | None, no_forecast: bool, jobs: int | None,
 
 def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler: bool, db: str | None, fmt: str,
           quiet: bool, change_cap: bool = False) -> None:
+    from costtune.plan.agree import forecast_disagreements
     from costtune.plan.analytic import build_plan
     from costtune.plan.policies import cap_by_policy, policy_note, policy_room
     from costtune.plan.render import render_forecast, render_notes, render_plan, to_dict
@@ -239,12 +240,13 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
             spec, stored = load_sweep(sweep_file), None  # as read: the resume rules may have changed it
     for line in load_warnings(spec):  # on stderr, as `costtune run` warns; --format json keeps stdout to the plan
         err_console.print(styled((f"warning: {line}", "yellow")), highlight=False, soft_wrap=True)
-    low = rung_below_minimum(spec.scheduler, spec.resources, resumed=stored is not None)
-    if low is not None:  # on stderr, as `costtune run` warns; --format json keeps stdout to the plan
-        err_console.print(styled((f"warning: {low}", "yellow")), highlight=False, soft_wrap=True)
     measured = read_first_reports(url, spec.name, spec.resources.billing)
     sim = spec.resources.simulation
     startup = startup_estimate(spec.resources.provider, None if sim is None else sim.startup_seconds, measured)
+    low = rung_below_minimum(spec.scheduler, spec.resources, resumed=stored is not None,
+                             startup_s=None if startup.source == "none" else startup.seconds)
+    if low is not None:  # on stderr, as `costtune run` warns; --format json keeps stdout to the plan
+        err_console.print(styled((f"warning: {low}", "yellow")), highlight=False, soft_wrap=True)
     observed = read_observed(url, spec.name, spec.resources.workers) if stored is not None else None
     result = build_plan(spec, measured=measured, resumes=stored, observed=observed, startup=startup)
     result.notes.extend(notes)
@@ -272,6 +274,8 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
                           "(--runs 3 for a quicker forecast, --no-forecast for the plan alone)", highlight=False)
     if simulated and runs != 0:
         result.forecast = _forecast_with_progress(spec, runs, jobs=jobs, exact_sampler=exact_sampler, show=not quiet)
+        if stored is None:  # a resume's forecast is of the study from zero, its plan of the whole study held
+            result.notes.extend(forecast_disagreements(result))
         if stored is not None:
             result.notes.append(f"the forecast simulates study {spec.name!r} whole, from its first trial under its "
                                 "cap: the money it already spent is part of its spend")

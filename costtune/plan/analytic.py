@@ -24,12 +24,12 @@ from costtune.plan.fifo import partial_trials
 from costtune.plan.forecast import Forecast, RunSample, forecast
 from costtune.plan.preemption import Preemption
 from costtune.plan.shapes import Shape, sample_shapes
-from costtune.plan.startup import FirstReports, StartupEstimate, measured_warning
+from costtune.plan.startup import FirstReports, StartupEstimate, measured_warning, startup_charge
 from costtune.plan.thisrun import Hours, ThisRun, at_least_recorded, close_call_note, hours_for, resume_run
 from costtune.schedulers import rung_ladder, study_plan
 from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec
-from costtune.spec.resources import Resources
+from costtune.spec.resources import CHEAPEST, Resources
 from costtune.words import article, plural
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class Overhead:
     """What each launch on one placement pays before (or regardless of) useful work."""
 
     instance_type: str | None
-    market: str
+    market: str | None  # None: a local trial at resources.usd_per_hour, which has no market (README)
     rate_micros: int  # per hour
     startup_seconds: float
     startup_micros: int
@@ -114,6 +114,7 @@ class SweepPlan:
     total_micros: int | None = None
     startup: StartupEstimate | None = None  # per-launch start-up the overheads use, and where it comes from
     policy_cap: PolicyCap | None = None  # the tightest hard-capped spend policy over the sweep (plan.policies)
+    cap_fit: int | None = None  # the cap note's "stops at the cap after about N trials" (``cap_note``)
 
 
 def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact_sampler: bool = False,
@@ -157,12 +158,12 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
         notes.append(startup.describe())
     rate = _hourly_rate(shapes, _full_costs(spec, shapes), overheads)
     if schedule.ladder_micros and overhead is not None:
-        plan.total_micros = _rung_total(spec, schedule, overhead, preemption, notes)
+        plan.total_micros = _rung_total(schedule, overhead, preemption)
     spend = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
     plan.hours = hours_for(spend if plan.total_micros is None else plan.total_micros, rate, res.workers,
                            schedule.trials)
     if resumes is not None:
-        plan.this_run = resume_run(spec, schedule, resumes, rate, plan.total_micros)
+        plan.this_run = resume_run(spec, schedule, resumes, rate, plan.total_micros, notes)
         if schedule.kind in PLAN_KINDS and plan.this_run.trials is not None and plan.this_run.micros is not None:
             schedule = iterations.whole_study(schedule, resumes, plan.this_run.trials)
             plan.total_micros = resumes.spent_micros + plan.this_run.micros  # what it spent and what this run adds
@@ -177,6 +178,8 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
         spent = s.planned_micros if s.expected_micros is None else s.expected_micros
         plan.hours = hours_for(spent if plan.total_micros is None else plan.total_micros, rate, res.workers,
                                s.trials)
+    if plan.total_micros is not None and resumes is None:  # a resume's `this run` is fitted to the cap left
+        cap_note(spec, plan)
     given = spec.raw.get("sampler")
     if resumes is None and "seed" in spec.sampler and not (isinstance(given, dict) and given.get("seed") is not None):
         # the seed parse_sweep drew for this plan is not the one a run will draw (and store with the study)
@@ -201,25 +204,33 @@ def _hourly_rate(shapes: list[Shape], full: list[int], overheads: list[Overhead]
     return float(np.mean([o.rate_micros for o in overheads]))
 
 
-def _rung_total(spec: SweepSpec, schedule: Schedule, overhead: int, preemption: Preemption,
-                notes: list[str]) -> int | None:
+def _rung_total(schedule: Schedule, overhead: int, preemption: Preemption) -> int | None:
     """A rung plan's money in all (micro-dollars): its rungs' (as expected), the start-up of every launch, which
-    the rungs do not count, and the preemption waste; with a note when that leaves the cap little or no room."""
+    the rungs do not count, and the preemption waste."""
     rungs = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
     if rungs is None:
         return None
-    total = rungs + overhead + (preemption.waste_micros or 0)
-    cap, trials = spec.budget.usd_micros, schedule.trials
-    if cap is not None and trials and total > cap * 0.95 and schedule.kind in PLAN_KINDS:  # asha fits with start-up
-        fit = min(trials, math.floor(cap / (total / trials)))
-        ends = (f"`costtune run` stops at the cap after about {fit} of the plan's {plural(trials, 'trial')}"
-                if total > cap else
-                "a run that costs a little more than expected stops at the cap before its last trials")
-        notes.append(f"budget.usd: the plan's rungs ({format_usd(rungs)}) with start-up ({format_usd(overhead)}) and "
-                     f"preemption waste come to {format_usd(total)}, {'more than' if total > cap else 'within 5% of'} "
-                     f"the {format_usd(cap)} cap, which the rungs alone were fitted to: {ends} (a lower "
-                     "scheduler.max_usd or a higher budget.usd leaves room)")
-    return total
+    return rungs + overhead + (preemption.waste_micros or 0)
+
+
+def cap_note(spec: SweepSpec, plan: SweepPlan) -> None:
+    """A note when a Hyperband (SH, BOHB) plan's money in all leaves the cap little or no room: from the figures
+    the table shows (``plan.schedule``, ``plan.overhead_micros``, ``plan.total_micros``), its added iterations
+    included."""
+    s, total, cap = plan.schedule, plan.total_micros, spec.budget.usd_micros
+    rungs = s.planned_micros if s.expected_micros is None else s.expected_micros
+    trials = s.trials
+    if cap is None or total is None or rungs is None or not trials or total <= cap * 0.95 or s.kind not in PLAN_KINDS:
+        return  # asha fits its trials with start-up
+    fit = min(trials, math.floor(cap / (total / trials)))
+    plan.cap_fit = fit if total > cap else None
+    ends = (f"`costtune run` stops at the cap after about {fit} of the plan's {plural(trials, 'trial')}"
+            if total > cap else "a run that costs a little more than expected stops at the cap before its last trials")
+    plan.notes.append(
+        f"budget.usd: the plan's rungs ({format_usd(rungs)}) with start-up ({format_usd(plan.overhead_micros or 0)}) "
+        f"and preemption waste come to {format_usd(total)}, {'more than' if total > cap else 'within 5% of'} the "
+        f"{format_usd(cap)} cap, which the rungs alone were fitted to: {ends} (a lower scheduler.max_usd or a higher "
+        "budget.usd leaves room)")
 
 
 def _schedule(spec: SweepSpec, shapes: list[Shape], notes: list[str], observed: Observed | None = None,
@@ -393,11 +404,14 @@ def _time_limited_cost(spec: SweepSpec) -> int | None:
 
 def _overheads(res: Resources, startup: float) -> list[Overhead]:
     minimum = res.billing.least_s  # what any launch is billed at least, as `rung_below_minimum` warns
-    placements = [tuple(key.split("/", 1)) for key in res.rates] or [(None, res.market)]
+    placements = [tuple(key.split("/", 1)) for key in res.rates if not key.endswith(f"/{CHEAPEST}")] or [
+        (None, res.market)]  # cheapest-expected: a reservation rate; launches run on spot or on-demand
+    marketless = res.provider == "local" and res.price_as is None  # priced at usd_per_hour: no market
     out = []
     for itype, market in placements:
         rate = res.rate_for(itype, market)
-        out.append(Overhead(instance_type=itype, market=market, rate_micros=rate, startup_seconds=startup,
-                            startup_micros=charge_micros(round(startup * 1000), rate), minimum_seconds=minimum,
+        out.append(Overhead(instance_type=itype, market=None if marketless else market, rate_micros=rate,
+                            startup_seconds=startup, startup_micros=startup_charge(startup, rate),
+                            minimum_seconds=minimum,
                             minimum_micros=res.billing.least_charge(rate)))
     return out

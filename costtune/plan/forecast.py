@@ -35,6 +35,7 @@ CAP_SHARE = 0.99  # a run "reaches the cap" when it spends at least this share o
 DEFAULT_RUNS = 20  # the most runs of a settling forecast (`costtune plan` without --runs)
 MIN_SETTLE_RUNS = 8  # a settling forecast makes at least this many runs
 SETTLE_WINDOW = 4  # ... and stops when the figures of its runs equal those of all but the last 4
+COUNTS = ("trials", "preemptions")  # RunSample fields that count things: their percentiles are whole
 SPEND_TOLERANCE = 0.02  # spend percentiles: within 2% of the cap
 P_CAP_TOLERANCE = 0.05  # P(reach cap): within 0.05
 BEST_TOLERANCE = 0.10  # median best value: within 10% of the best values' p10-p90 spread
@@ -83,7 +84,13 @@ class Forecast:
         return float(np.percentile(values, q)) if values else None
 
     def quantile(self, attr: str, q: float) -> float:
-        return float(np.percentile([getattr(r, attr) for r in self.runs], q))
+        """The ``q``th percentile of ``attr`` over the runs; of a count (trials, preemptions) a count some run had
+        (the ranges' ends outward: p10 the lower, p90 the higher observed value; the median the nearest)."""
+        values = [getattr(r, attr) for r in self.runs]
+        if attr in COUNTS:
+            method = "nearest" if q == 50 else "lower" if q < 50 else "higher"
+            return float(np.percentile(values, q, method=method))
+        return float(np.percentile(values, q))
 
 
 def uses_model(spec: SweepSpec) -> bool:

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from costtune.money import charge_micros, format_usd
+from costtune.money import format_usd
 from costtune.plan.preemption import Preemption, preemption_estimate
 from costtune.plan.shapes import Shape
+from costtune.plan.startup import startup_charge
 from costtune.plan.thisrun import CLOSE, close_call_note
 from costtune.schedulers.hyperband import PLAN_KINDS, holds_another_iteration
 from costtune.spec import SweepSpec
@@ -35,7 +36,7 @@ def launches(spec: SweepSpec, schedule: Schedule, shapes: list[Shape],
     if schedule.trials is None:
         return preemption, None, None
     launches = schedule.trials + (preemption.expected or 0.0)
-    per_launch = (float(np.mean([charge_micros(round(s.startup_s * 1000), s.rate_micros) for s in shapes]))
+    per_launch = (float(np.mean([startup_charge(s.startup_s, s.rate_micros) for s in shapes]))
                   if shapes else float(np.mean([o.startup_micros for o in overheads])))
     return preemption, launches, round(launches * per_launch)
 

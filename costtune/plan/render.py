@@ -52,7 +52,8 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
         r = plan.resumes
         left_micros = r.left_micros(plan.budget_micros)
         left = "" if left_micros is None else f", {format_usd(left_micros)} left under its cap"
-        console.print(f"resumes study {r.info.name!r} of {r.where} ({plural(r.trials, 'trial')}, "
+        queued = f", {r.unfinished} queued" if r.unfinished else ""
+        console.print(f"resumes study {r.info.name!r} of {r.where} ({plural(r.finished, 'trial')} finished{queued}, "
                       f"{format_usd(r.spent_micros)} spent{left}): as `costtune run` would, with its stored sampler, "
                       "scheduler, rungs and cap; the plan below is the whole study's, spent money included, and "
                       "`this run` after it what the next `costtune run` adds",
@@ -125,7 +126,7 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
     o = plan.overheads
     console.print(FittedTable([
         Column("instance", [x.instance_type or "-" for x in o], keep=0, justify="left"),
-        Column("market", [x.market for x in o], keep=4, justify="left"),
+        Column("market", [x.market or "-" for x in o], keep=4, justify="left"),
         Column("$/hour", format_usd_column([x.rate_micros for x in o]), keep=3),
         Column("start-up", [format_duration(x.startup_seconds) for x in o], keep=5),
         Column("start-up $", format_usd_column([x.startup_micros for x in o]), keep=1),
@@ -144,11 +145,14 @@ def render_this_run(plan: SweepPlan, console: Console) -> None:
     most = "at most " if t.bounded else "~"
     if t.trials is not None and t.fewest is not None and t.most is not None:
         trials += f" ({t.fewest} to {t.most})"
-    rows = [("already run (the study so far)", plural(r.trials, "trial")),
-            ("already spent", format_usd(r.spent_micros)),
+    rows = [("already run (the study so far)", f"{plural(r.finished, 'trial')} finished")]
+    if r.unfinished:
+        rows.append(("queued (this run runs them first)", plural(r.unfinished, "trial")))
+    rows += [("already spent", format_usd(r.spent_micros)),
             ("left under the cap", _money(t.left_micros))]
     if t.trials_left is not None:
-        rows.append(("trials left under budget.trials", str(t.trials_left)))
+        rows.append(("trials left to run under budget.trials" + (", queued included" if r.unfinished else ""),
+                     str(t.trials_left)))
     spend = "-" if t.micros is None else (most if t.bounded else "") + format_usd(t.micros)
     rows += [("this run adds: trials", trials), ("this run adds: spend (forecast)", spend)]
     if t.hours is not None:
@@ -226,7 +230,8 @@ def _resumes(plan: SweepPlan) -> dict[str, Any] | None:
     if r is None:
         return None
     left = r.left_micros(plan.budget_micros)  # under the cap planned with (budget.usd_micros)
-    return {"study": r.info.name, "store": r.where, "trials": r.trials,
+    return {"study": r.info.name, "store": r.where, "trials": r.trials, "trials_finished": r.finished,
+            "trials_queued": r.unfinished,
             "stored_cap_usd": usd_text(r.info.budget_usd_micros), "stored_cap_micros": r.info.budget_usd_micros,
             "spent_usd": usd_text(r.spent_micros), "spent_micros": r.spent_micros, "remaining_usd": usd_text(left),
             "remaining_micros": left}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from costtune.spec import SweepSpec
+from costtune.spec.resources import CHEAPEST
 
 SHAPE_SAMPLES = 48  # configurations drawn to learn a simulated workload's step times
 EXACT_STEPS = 32  # a shape's first steps, each asked of the workload
@@ -34,6 +35,7 @@ class Shape:
     startup_s: float
     steps: tuple[tuple[float, int], ...]
     instance_type: str | None = None
+    market: str = ""  # the market it runs on (cheapest-expected resolved to spot or on-demand)
 
     @property
     def steps_total_s(self) -> float:
@@ -58,32 +60,66 @@ def sample_shapes(spec: SweepSpec, notes: list[str]) -> list[Shape]:
     for _ in range(SHAPE_SAMPLES):
         params = spec.space.sample(rng)
         itype, market = res.placement(params)
-        rate = res.rate_for(itype, market)
-        # Past the money no trial can spend, step times change nothing the plan shows.
-        horizon = math.inf if ceiling is None or rate <= 0 else ceiling / rate * 3600 - sim.startup_seconds
+        # cheapest-expected: timed at the cheaper rate (the longer horizon), its market resolved below
+        rate = min(res.rate_for(itype, "spot"), res.rate_for(itype, "on-demand")) if market == CHEAPEST else \
+            res.rate_for(itype, market)
+        # Past the money no trial can spend, step times change nothing the plan shows. Rungs count the money
+        # after a trial's first report (its start-up and first step not included): their top rung is that far
+        # past the first step; budget.usd counts from the launch, start-up included.
+        rungs = _rung_ceiling(spec)
+        horizon = math.inf if ceiling is None or rate <= 0 else ceiling / rate * 3600 - (
+            0.0 if rungs else sim.startup_seconds)
         if spec.budget.trial_seconds is not None:
             horizon = min(horizon, spec.budget.trial_seconds)
         try:
             steps = _step_runs(lambda step, p=params, t=itype: float(workload(p, step, t or "")[1]),
-                               sim.max_steps, horizon)
+                               sim.max_steps, horizon, past_first=rungs)
         except Exception as exc:  # the user's workload: its failure is a finding, not a crash of the plan
             notes.append(f"workload {sim.workload} failed on a sampled configuration ({exc!r}); "
                          "step times unknown")
             return []
-        shapes.append(Shape(rate, market == "spot", sim.startup_seconds, steps, itype))
-    return shapes
+        shapes.append(Shape(rate, market == "spot", sim.startup_seconds, steps, itype, market))
+    return _resolved(spec, shapes, notes)
+
+
+def _resolved(spec: SweepSpec, shapes: list[Shape], notes: list[str]) -> list[Shape]:
+    """Shapes on ``market: cheapest-expected`` on the market the controller would choose for them
+    (``costtune.plan.markets``), at that market's rate."""
+    from costtune.plan.markets import resolve_market
+
+    if not any(s.market == CHEAPEST for s in shapes):
+        return shapes
+    mean_hours = float(np.mean([s.startup_s + s.steps_total_s for s in shapes])) / 3600
+    out = []
+    for s in shapes:
+        market = resolve_market(spec, s.instance_type, s.market, mean_hours) if s.market == CHEAPEST else s.market
+        out.append(Shape(spec.resources.rate_for(s.instance_type, market), market == "spot", s.startup_s, s.steps,
+                         s.instance_type, market))
+    spot = sum(s.spot for s in out)
+    notes.append(f"market {CHEAPEST}: spot for {spot} of the {len(out)} sampled configurations, on-demand for the "
+                 "others, as the controller chooses at each launch (expected cost of the trial's work on each, "
+                 f"{spec.resources.simulation.preemptions_per_hour if spec.resources.simulation else 0:g} "
+                 "preemptions/h); `costtune trials STUDY N` shows each launch's choice")
+    return out
+
+
+def _rung_ceiling(spec: SweepSpec) -> bool:
+    """Whether the most one trial can spend is a top rung (money after its first report)."""
+    return "max_usd_micros" in spec.scheduler and spec.scheduler["type"] != "fifo"
 
 
 def _ceiling_micros(spec: SweepSpec) -> int | None:
     """The most one trial can spend: the top rung for rung schedulers, else budget.usd (None: no bound)."""
     cfg = spec.scheduler
-    if "max_usd_micros" in cfg and cfg["type"] != "fifo":
+    if _rung_ceiling(spec):
         return int(cfg["max_usd_micros"])
     return spec.budget.usd_micros
 
 
-def _step_runs(seconds_at: Callable[[int], float], max_steps: int, horizon_s: float) -> tuple[tuple[float, int], ...]:
-    """Step times as (seconds, count) runs, up to ``max_steps`` or just past ``horizon_s`` seconds.
+def _step_runs(seconds_at: Callable[[int], float], max_steps: int, horizon_s: float,
+               past_first: bool = False) -> tuple[tuple[float, int], ...]:
+    """Step times as (seconds, count) runs, up to ``max_steps`` or just past ``horizon_s`` seconds (``past_first``:
+    seconds after the first step, as rungs count).
 
     The first ``EXACT_STEPS`` steps are asked one by one; later ones in strides of about
     (max_steps - EXACT_STEPS) / SPARSE_STEPS steps, each stride timed by its middle step.
@@ -91,11 +127,12 @@ def _step_runs(seconds_at: Callable[[int], float], max_steps: int, horizon_s: fl
     runs: list[tuple[float, int]] = []
     step, total = 0, 0.0
     stride = max(1, (max_steps - EXACT_STEPS) // SPARSE_STEPS)
-    while step < max_steps and total <= horizon_s:
+    while step < max_steps and total <= horizon_s + (runs[0][0] if past_first and runs else 0.0):
         n = 1 if step < EXACT_STEPS else min(stride, max_steps - step)
         last = runs[-1][0] if runs else 0.0
         if n > 1 and last > 0 and math.isfinite(horizon_s):  # no further than it takes to pass the horizon
-            n = max(1, min(n, math.ceil((horizon_s - total) / last) + 1))
+            reach = horizon_s + (runs[0][0] if past_first else 0.0)
+            n = max(1, min(n, math.ceil((reach - total) / last) + 1))
         seconds = seconds_at(step + n // 2)
         if runs and runs[-1][0] == seconds:
             runs[-1] = (seconds, runs[-1][1] + n)

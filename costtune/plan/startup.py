@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from costtune.money import format_usd
+from costtune.money import charge_micros, format_usd
+from costtune.reports.fmt import format_duration
 from costtune.words import plural
 
 if TYPE_CHECKING:
@@ -92,17 +93,30 @@ class StartupEstimate:
 
     def describe(self) -> str:
         if self.source == "measured":
-            return (f"start-up per launch {self.seconds:.0f} s: the median time to first report of this study's "
-                    f"{plural(self.attempts, 'attempt')} (boot, set-up and the first step, billed)")
+            return (f"start-up per launch {_seconds(self.seconds)}: the median time to first report of this "
+                    f"study's {plural(self.attempts, 'attempt')} (boot, set-up and the first step, billed)")
         if self.source == "estimate":
-            return (f"start-up per launch {self.seconds:.0f} s, an estimate (boot, costtune install and code fetch: "
-                    "1 to 3 minutes an attempt; the instance is billed from its launch, 60 s minimum); a study's own "
-                    "attempts replace it once it has some")
+            return (f"start-up per launch {_seconds(self.seconds)}, an estimate (boot, costtune install and "
+                    "code fetch: 1 to 3 minutes an attempt; the instance is billed from its launch, 60 s minimum); a "
+                    "study's own attempts replace it once it has some")
         if self.source == "none" and self.provider:
             return (f"start-up per launch not counted (shown as 0 s): a trial on the {self.provider} provider is "
                     "billed from its process start, interpreter and imports included, which nothing has measured "
                     "yet; once the study has attempts, `costtune plan` uses their median time to first report")
         return ""
+
+
+def _seconds(seconds: float) -> str:
+    """Start-up as the plan's table shows it (``format_duration``: 218 ms, 1.5 s), whole seconds from a minute."""
+    return format_duration(seconds) if seconds < 60 else f"{seconds:.0f} s"
+
+
+def startup_charge(seconds: float, rate_micros: int) -> int:
+    """What ``seconds`` of start-up adds to a launch's bill (micro-dollars): its share of the attempt's time, to
+    the millisecond. The billing rule rounds the attempt's whole time up to its granule, once (a local attempt
+    of 0.26 s start-up and 0.6 s training is billed 1 s, not 1 s of start-up and 1 s of training); the minimum
+    charge is shown apart (``Overhead.minimum_micros``)."""
+    return charge_micros(round(seconds * 1000), rate_micros, granularity_s=0)
 
 
 def startup_estimate(provider: str, simulated_s: float | None, measured: FirstReports | None) -> StartupEstimate:

@@ -51,6 +51,11 @@ class StoredStudy:
     finished_costs: dict[int, int] = field(default_factory=dict)
 
     @property
+    def finished(self) -> int:
+        """Trials that have run (stopped, complete, failed): what the study has "already run"."""
+        return len(self.finished_costs)
+
+    @property
     def unfinished(self) -> int:
         """Trials the study holds that have not finished: the next run runs them first."""
         return max(0, self.trials - len(self.finished_costs))

@@ -45,7 +45,7 @@ class ThisRun:
     most: int | None
     micros: int | None  # forecast spend of this run (micro-dollars), within ``left_micros``
     left_micros: int | None  # the cap left (None: no cap)
-    trials_left: int | None  # what budget.trials leaves (None: no limit)
+    trials_left: int | None  # what budget.trials leaves to run, the queued trials included (None: no limit)
     hours: Hours | None
     bounded: bool = False  # per-trial cost an upper bound (budget.trial_seconds): trials at least, money at most
     # a Hyperband iteration added with what is left of the cap within CLOSE of its expected cost: a run whose
@@ -96,14 +96,24 @@ def this_run(*, per_trial: float | None, cheapest: float | None, dearest: float 
 
 
 def resume_run(spec: SweepSpec, schedule: Schedule, resumes: StoredStudy, rate: float,
-               total: int | None) -> ThisRun:
+               total: int | None, notes: list[str] | None = None) -> ThisRun:
     """What the next run adds to the resumed study (micro-dollars; ``rate`` per instance-hour): trials of the plan's
     expected cost within the cap left; for a Hyperband (SH, BOHB) plan, the trials its plan still holds and the
-    iterations `costtune run` would add. ``total``: a rung plan's money in all, start-up included."""
+    iterations `costtune run` would add. ``total``: a rung plan's money in all, start-up included. An ASHA study's
+    trials cost what its finished ones did (start-up included), once it has some, as a fifo or curve resume's do;
+    ``notes`` says so."""
     spend = schedule.planned_micros if schedule.expected_micros is None else schedule.expected_micros
     per_trial: float | None = schedule.trial_cost_micros
     if schedule.trials and (total is not None or (per_trial is None and spend is not None)):
         per_trial = (spend if total is None else total) / schedule.trials  # rungs: start-up on top of them
+    measured = [c for c in resumes.finished_costs.values() if c > 0]
+    if schedule.kind == "asha" and measured:
+        modelled, per_trial = per_trial, sum(measured) / len(measured)
+        if notes is not None:
+            was = "" if modelled is None else f"; the plan from zero models {format_usd(round(modelled))}"
+            notes.append(f"asha: this run's trials at the study's measured cost of a trial, "
+                         f"{format_usd(round(per_trial))} (the mean of its {plural(len(measured), 'finished trial')}, "
+                         f"start-up included){was}")
     limit, left = spec.max_trials, resumes.left_micros(spec.budget.usd_micros)
     if schedule.kind in PLAN_KINDS and per_trial is not None:
         rungs = make_rung_scheduler(spec.scheduler, mode=str(spec.mode), budget_micros=spec.budget.usd_micros)
@@ -113,7 +123,7 @@ def resume_run(spec: SweepSpec, schedule: Schedule, resumes: StoredStudy, rate: 
                              max_trials=limit, rate_micros=rate, workers=spec.resources.workers)
     return this_run(per_trial=per_trial, cheapest=schedule.trial_cost_cheapest_micros,
                     dearest=schedule.trial_cost_dearest_micros, left_micros=left,
-                    trials_left=None if limit is None else max(0, limit - resumes.trials), rate_micros=rate,
+                    trials_left=None if limit is None else max(0, limit - resumes.finished), rate_micros=rate,
                     workers=spec.resources.workers, bounded=schedule.bounded)
 
 
@@ -126,7 +136,7 @@ def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_cost
     micro-dollars (start-up included), as many as ``left_micros`` holds, none past ``max_trials``.
     ``finished_costs``: trial number -> what it was charged, for the last iteration's real cost."""
     rungs.cover(held)
-    trials_left = None if max_trials is None else max(0, max_trials - held)
+    trials_left = None if max_trials is None else max(0, max_trials - held)  # new trials budget.trials allows
     new = 0  # trials this run creates (the unfinished ones are held already)
 
     def fund(n: int) -> int:
@@ -158,7 +168,8 @@ def rung_this_run(rungs: Hyperband, *, held: int, unfinished: int, finished_cost
     micros = round(adds * per_trial)
     micros = micros if left_micros is None else min(micros, left_micros)
     return ThisRun(trials=adds, fewest=None, most=None, micros=micros, left_micros=left_micros,
-                   trials_left=trials_left, hours=hours_for(micros, rate_micros, workers, adds), close_call=close)
+                   trials_left=None if trials_left is None else trials_left + unfinished,
+                   hours=hours_for(micros, rate_micros, workers, adds), close_call=close)
 
 
 def close_call_note(kind: str, left: int, one: int) -> str:

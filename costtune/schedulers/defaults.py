@@ -166,12 +166,15 @@ def with_stored_rungs(section: dict[str, Any], stored: Any) -> dict[str, Any] | 
     return out
 
 
-def rung_below_minimum(cfg: dict[str, Any], resources: Resources, *, resumed: bool = False) -> str | None:
+def rung_below_minimum(cfg: dict[str, Any], resources: Resources, *, resumed: bool = False,
+                       startup_s: float | None = None) -> str | None:
     """A warning when the first rung costtune chose (``cfg``'s ``chosen`` note names ``min_usd``: lowered to
     ``max_usd / eta`` for a small budget) is below the minimum charge of the cheapest placement (micro-dollars,
     the billing rule's charge for a launch: AWS bills 60 s at least). Every launch is charged more than the rung
     before it can report, so the rung judges start-up, not training. None when the rung is at or above it.
-    ``resumed``: the study keeps its stored rungs, so the advice is for a new study."""
+    ``resumed``: the study keeps its stored rungs, so the advice is for a new study. ``startup_s``: the seconds
+    a launch is billed before its first report (default a simulated sweep's ``startup_seconds``); rungs count the
+    money after that report, so a start-up that already covers the minimum leaves nothing to warn about."""
     from costtune.schedulers import RUNG_TYPES
 
     if cfg.get("type") not in RUNG_TYPES or not cfg.get("min_usd_micros") or "min_usd" not in _chosen_names(
@@ -182,9 +185,11 @@ def rung_below_minimum(cfg: dict[str, Any], resources: Resources, *, resumed: bo
     where, rate = min(placements.items(), key=lambda item: (resources.billing.least_charge(item[1]), item[0]))
     floor = resources.billing.least_charge(rate)
     low, eta = cfg["min_usd_micros"], cfg["eta"]
-    if low >= floor:
-        return None
     held = resources.billing.least_s
+    if startup_s is None and resources.simulation is not None:
+        startup_s = resources.simulation.startup_seconds
+    if low >= floor or (startup_s is not None and startup_s >= held):
+        return None
     # amounts a user may copy into the file: exact, never rounded below what they must reach
     fix = (f"raise budget.usd to at least {format_usd_exact(floor * eta * TRIALS_IN_BUDGET)} (max_usd at most "
            f"budget.usd / {TRIALS_IN_BUDGET}, min_usd = max_usd / {eta}) or give scheduler.min_usd of at least "
