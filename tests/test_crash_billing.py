@@ -6,12 +6,10 @@ Real `costtune run` processes, real trials; each test takes a few seconds.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import signal
-import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from proctools import gone, wait_gone
+from storetools import sqlite_rows
 
 from costtune.money import charge_micros
 from costtune.store import AttemptInfo, Store
@@ -92,12 +91,6 @@ def attempts(db: str, name: str) -> tuple[list[AttemptInfo], int, int]:
 @pytest.fixture
 def db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'store.db'}"
-
-
-def dump(path: Path) -> list[str]:
-    """Every row of a SQLite store (a WAL checkpoint may rewrite the file's bytes, not its rows)."""
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        return list(conn.iterdump())
 
 
 def check_billed(db: str, name: str, *, held_at_least_s: float, held_at_most_s: float) -> AttemptInfo:
@@ -250,7 +243,7 @@ def test_read_only_views_show_a_dead_controllers_trials_and_money_as_such(tmp_pa
     proc, mark = start(tmp_path, file, db)
     kill_9_at(proc, time.time())
     assert wait_gone([mark["pid"]]) == []
-    before = dump(tmp_path / "store.db")
+    before = sqlite_rows(tmp_path / "store.db")
     outputs = {}
     for command in (["studies"], ["trials", "ghost"], ["leaderboard", "ghost"], ["spend"],
                     ["trials", "ghost", "--format", "json"], ["spend", "--format", "json"]):
@@ -258,7 +251,7 @@ def test_read_only_views_show_a_dead_controllers_trials_and_money_as_such(tmp_pa
                               timeout=120, env={**os.environ, "COLUMNS": "200"})
         assert done.returncode == 0, done.stdout + done.stderr
         outputs[" ".join(command)] = done.stdout
-    assert dump(tmp_path / "store.db") == before  # read-only: nothing settled, nothing written
+    assert sqlite_rows(tmp_path / "store.db") == before  # read-only: nothing settled, nothing written
     assert "1 running (controller gone)" in outputs["studies"]
     for view in ("trials ghost", "leaderboard ghost"):
         assert "running (controller gone)" in outputs[view], outputs[view]

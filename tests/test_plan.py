@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from storetools import sqlite_rows
 
 from costtune.cli import main
 from costtune.money import format_usd, format_usd_exact, usd_to_micros
@@ -364,12 +365,11 @@ def test_measured_first_reports_in_the_store_are_warned_and_the_store_is_only_re
     _cli("run", str(early), "--db", str(db), "--quiet")  # fails: "no trial produced a value"
     board = json.loads(_cli("leaderboard", "slow-start", "--db", str(db), "--format", "json").stdout)
     assert [t["value"] for t in board["trials"]] == [None, None, None]  # the failure the warning is about
-    files = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in tmp_path.iterdir() if p.name.startswith("user")}
+    before = sqlite_rows(db)
     notes = json.loads(_cli("plan", str(early), "--db", str(db), "--format", "json").stdout)["notes"]
     warned = [n for n in notes if "earlier attempts of study 'slow-start'" in n]
     assert len(warned) == 1 and "3 attempts ended without any report" in warned[0] and "$0.002" in warned[0]
-    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in tmp_path.iterdir()
-            if p.name.startswith("user")} == files  # read-only: not a byte of the store changed
+    assert sqlite_rows(db) == before  # read-only: not a row of the store changed
     # a first rung above what they spent is not warned about; another sweep name has no history
     higher = _local_sweep(tmp_path, "slow-start", min_usd=0.02, sleep_s=4.0)
     assert not any("earlier attempts" in n for n in _plan_json_db(higher, db)["notes"])
@@ -511,14 +511,16 @@ def test_plan_of_a_study_the_store_holds_describes_its_resume(tmp_path: Path) ->
     assert 0 < spent <= 100_000
     from costtune.store import Store
 
-    stored = Store(f"sqlite:///{db}").get_study("resumable").spec["scheduler"]  # the rungs run chose
+    kept = Store(f"sqlite:///{db}")
+    stored = kept.get_study("resumable").spec["scheduler"]  # the rungs run chose
+    kept.close()
     stored_rungs = {"min_usd_micros": usd_to_micros(stored["min_usd"]),
                     "max_usd_micros": usd_to_micros(stored["max_usd"]), "eta": stored.get("eta", 3)}
 
     later = _stored_sweep(tmp_path, "later.yaml", sampler=None, scheduler=None, budget={"usd": 0.5})
-    files = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("user")}
+    before = sqlite_rows(db)
     out = _plan_json_db(later, db)
-    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("user")} == files  # only read
+    assert sqlite_rows(db) == before  # only read
     assert out["sampler"]["type"] == "random" and out["sampler"]["seed"] == 7  # a priced cap would default to bayes
     assert out["scheduler"]["type"] == "hyperband"
     assert {k: out["scheduler"][k] for k in stored_rungs} == stored_rungs  # not chosen anew from the $0.5 in the file

@@ -12,6 +12,7 @@ import yaml
 from click.testing import CliRunner, Result
 from costtune.policies import parse_policy, span
 from costtune.policies.status import window_rows
+from storetools import sqlite_rows
 
 from costtune.cli import main
 from costtune.store import Store
@@ -37,7 +38,7 @@ def test_a_plan_is_capped_by_the_tightest_hard_policy_cap_on_its_tags(tmp_path: 
     db = tmp_path / "s.db"
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(POLICY))
     assert _cli("policy", "apply", str(tmp_path / "p.yaml"), "--db", str(db)).exit_code == 0
-    before = db.read_bytes()
+    before = sqlite_rows(db)
     result = _cli("plan", str(_sweep(tmp_path, {"team": "x"})), "--db", str(db), "--format", "json")
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
@@ -48,7 +49,7 @@ def test_a_plan_is_capped_by_the_tightest_hard_policy_cap_on_its_tags(tmp_path: 
                for n in out["notes"])
     table = _cli("plan", str(_sweep(tmp_path, {"team": "x"})), "--db", str(db)).output
     assert "policy p5: hard cap, left now" in table and "$0.05 of $0.05" in table
-    assert db.read_bytes() == before  # only read
+    assert sqlite_rows(db) == before  # only read
     other = json.loads(_cli("plan", str(_sweep(tmp_path, {})), "--db", str(db), "--format", "json").stdout)
     assert other["policy_cap"] is None  # another team's sweep: the policy does not apply
 

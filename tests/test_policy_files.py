@@ -4,12 +4,9 @@ byte for byte as it was (issue 10)."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import hashlib
 import json
 import re
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +16,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from costtune.policies import load_policy_files, parse_policy
+from storetools import sqlite_rows
 
 from costtune.cli import main
 from costtune.errors import SpecError
@@ -120,12 +118,6 @@ CASES: list[tuple[str, Any, str | None]] = [
 ]
 
 
-def _dump(db: Path) -> str:
-    """The store's content (a byte hash would see SQLite checkpoint its write-ahead log)."""
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        return hashlib.sha256("\n".join(conn.iterdump()).encode()).hexdigest()
-
-
 def _expected(path: str, named: str | None) -> str:
     if named is not None:
         return named
@@ -160,7 +152,7 @@ def test_every_bad_policy_file_exits_2_naming_field_and_value_and_changes_nothin
     good.write_text(yaml.safe_dump({**BASE, "name": "already-there"}))
     runner = CliRunner()
     assert runner.invoke(main, ["policy", "apply", str(good), "--db", url]).exit_code == 0
-    before = _dump(db)
+    before = sqlite_rows(db)
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump({**BASE, "name": "would-be-new"}))
     for i, (path, value, named) in enumerate(CASES):
@@ -184,7 +176,7 @@ def test_every_bad_policy_file_exits_2_naming_field_and_value_and_changes_nothin
         if named is None and isinstance(value, int | str) and not isinstance(value, bool) and value != "":
             assert repr(value)[:30] in out or f"{value}" in out, (path, value, out)
         assert "Traceback" not in out
-    assert _dump(db) == before
+    assert sqlite_rows(db) == before
     store = Store(url)
     assert [p.name for p in store.policies()] == ["already-there"]
     assert store.policy_versions("would-be-new") == []
