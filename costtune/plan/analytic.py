@@ -22,14 +22,14 @@ from costtune.plan import iterations
 from costtune.plan.curve import Observed, curve_counts, curve_model
 from costtune.plan.fifo import partial_trials
 from costtune.plan.forecast import Forecast, RunSample, forecast
+from costtune.plan.overheads import Overhead, overheads_of
 from costtune.plan.preemption import Preemption
 from costtune.plan.shapes import Shape, sample_shapes
-from costtune.plan.startup import FirstReports, StartupEstimate, measured_warning, startup_charge
+from costtune.plan.startup import FirstReports, StartupEstimate, measured_warning
 from costtune.plan.thisrun import Hours, ThisRun, at_least_recorded, close_call_note, hours_for, resume_run
 from costtune.schedulers import rung_ladder, study_plan
 from costtune.schedulers.hyperband import PLAN_KINDS
 from costtune.spec import SweepSpec
-from costtune.spec.resources import CHEAPEST, Resources
 from costtune.words import article, plural
 
 if TYPE_CHECKING:
@@ -69,19 +69,6 @@ class Schedule:
     # ``trials`` is the fewest started and ``planned_micros`` the most spent (bounds, not expectations)
     bounded: bool = False
     cost_source: str | None = None  # fifo: "measured" when the trial cost is the stored study's finished trials'
-
-
-@dataclass(frozen=True)
-class Overhead:
-    """What each launch on one placement pays before (or regardless of) useful work."""
-
-    instance_type: str | None
-    market: str | None  # None: a local trial at resources.usd_per_hour, which has no market (README)
-    rate_micros: int  # per hour
-    startup_seconds: float
-    startup_micros: int
-    minimum_seconds: int
-    minimum_micros: int
 
 
 @dataclass
@@ -136,7 +123,7 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
     schedule = _schedule(spec, shapes, notes, observed, resumes)
     if startup is None:
         startup = StartupEstimate(res.simulation.startup_seconds, "simulation") if res.simulation else None
-    overheads = _overheads(res, 0.0 if startup is None else startup.seconds)
+    overheads = overheads_of(res, 0.0 if startup is None else startup.seconds)
     if resumes is None:  # a resume's added iterations are this run's (thisrun.rung_this_run)
         schedule = iterations.more_iterations(spec, schedule, shapes, overheads, notes)
     preemption, launches, overhead = iterations.launches(spec, schedule, shapes, overheads)
@@ -400,18 +387,3 @@ def _time_limited_cost(spec: SweepSpec) -> int | None:
     """Without a workload model, budget.trial_seconds bounds what one trial costs."""
     limit, rate = spec.budget.trial_seconds, spec.resources.usd_per_hour_micros
     return None if limit is None or not rate else spec.resources.billing.charge(round(limit * 1000), rate)
-
-
-def _overheads(res: Resources, startup: float) -> list[Overhead]:
-    minimum = res.billing.least_s  # what any launch is billed at least, as `rung_below_minimum` warns
-    placements = [tuple(key.split("/", 1)) for key in res.rates if not key.endswith(f"/{CHEAPEST}")] or [
-        (None, res.market)]  # cheapest-expected: a reservation rate; launches run on spot or on-demand
-    marketless = res.provider == "local" and res.price_as is None  # priced at usd_per_hour: no market
-    out = []
-    for itype, market in placements:
-        rate = res.rate_for(itype, market)
-        out.append(Overhead(instance_type=itype, market=None if marketless else market, rate_micros=rate,
-                            startup_seconds=startup, startup_micros=startup_charge(startup, rate),
-                            minimum_seconds=minimum,
-                            minimum_micros=res.billing.least_charge(rate)))
-    return out

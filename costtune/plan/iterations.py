@@ -24,7 +24,8 @@ from costtune.spec import SweepSpec
 from costtune.words import plural
 
 if TYPE_CHECKING:
-    from costtune.plan.analytic import Overhead, Schedule
+    from costtune.plan.analytic import Schedule
+    from costtune.plan.overheads import Overhead
     from costtune.plan.stored import StoredStudy
 
 
