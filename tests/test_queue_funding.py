@@ -53,10 +53,10 @@ def test_a_queued_trial_the_cap_cannot_carry_lets_the_next_queued_trials_run(tmp
     assert [t.state for t in others] == [TrialState.COMPLETE, TrialState.COMPLETE]
     # the hand-placed trial was skipped, never moved: it waits on its own placement and says what it needs
     assert first.state == TrialState.QUEUED and first.params["instance_type"] == "g4dn.xlarge"
-    assert first.error is not None and first.error.startswith("waiting: budget: ")
-    assert "on g4dn.xlarge on-demand)" in first.error  # its own need, measured by the runs before it
+    assert first.error is not None and first.error.startswith("waiting: budget")
+    assert "to a first report on g4dn.xlarge on-demand" in first.error  # its own need, measured by the runs before it
     assert "on g4dn.xlarge on-demand)" in status.stop_reason
-    assert status.stop_reason.endswith("1 queued trial waits for more budget")
+    assert "1 queued trial waits for more budget" in status.stop_reason
 
 
 def test_the_sampler_proposes_when_no_queued_trial_fits(tmp_path: Path) -> None:
@@ -74,8 +74,9 @@ def test_a_run_with_less_left_than_a_minimum_charge_names_what_its_queued_trial_
                {**X, "instance_type": "g4dn.xlarge", "market": "on-demand"}]
     _, status = run(tmp_path, sampler={"type": "manual", "configs": configs}, budget={"usd": 0.0135})
     assert status.launched == 1
-    assert status.stop_reason.startswith("budget: $0.00075 left cannot carry a trial to its first report (~$0.0365 "
-                                         "on g4dn.xlarge on-demand); 1 queued trial waits")
+    # less than a minimum charge left: the budget is reached, and the reason still says what the trial needs
+    assert status.stop_reason == ("budget.usd reached: $0.0128 of $0.0135 spent; 1 queued trial waits for more budget "
+                                  "(~$0.0365 to a first report on g4dn.xlarge on-demand)")
 
 
 # --- a policy window's room is judged by the same cost to a first report as the study's cap ----------------
@@ -139,7 +140,7 @@ def test_a_trial_the_cap_ends_before_its_first_report_is_stopped_by_the_budget_n
     assert not any("no result by" in r for r in first.verdict_reasons)
     note = study.store.attempts(study.id, 0)[0].note  # what `costtune trials STUDY 0` shows
     assert note.startswith("stopped by the budget: budget.usd reached before its first report, ")
-    assert "the $0.012 it held reached" in note
+    assert "it used up the $0.012 it held" in note
 
 
 def test_a_trial_stopped_at_its_share_of_a_split_cap_says_what_it_held(tmp_path: Path) -> None:
@@ -147,8 +148,8 @@ def test_a_trial_stopped_at_its_share_of_a_split_cap_says_what_it_held(tmp_path:
                    resources={**BASE["resources"], "instance_type": "t3.medium", "market": "on-demand", "workers": 3,
                               "simulation": {**BASE["resources"]["simulation"], "max_steps": 400}})
     notes = [study.store.attempts(study.id, t.number)[0].note for t in study.history().trials]
-    assert notes and all(n.startswith("stopped by the budget: budget.usd reached, the $0.0167 it held reached, with ")
-                         and "(its own included) of the $0.05 cap" in n for n in notes)
+    assert notes and all(n.startswith("stopped by the budget: budget.usd reached, it used up the $0.0167 it held, "
+                                      "with ") and "(its own included) of the $0.05 cap" in n for n in notes)
 
 
 def test_the_cost_to_a_first_report_on_a_new_type_counts_the_first_step_measured_on_others(tmp_path: Path) -> None:

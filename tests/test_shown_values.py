@@ -105,8 +105,9 @@ def test_a_trial_the_budget_stopped_says_so_with_the_money(tmp_path: Path) -> No
     assert budget and all(r["state"] == "stopped" for r in rows if r["trial"] in budget)
     for number in budget:
         detail = " ".join(_cli("trials", "fifo-sim", str(number), "--db", db).stdout.split())
-        assert re.search(r"stopped: by the budget: budget\.usd reached, with \$[0-9.]+ spent and \$[0-9.]+ held "
-                         r"by running trials of the \$0\.01 cap", detail), detail
+        assert re.search(r"stopped: by the budget: budget\.usd reached, (it used up the \$[0-9.]+ it held, )?with "
+                         r"\$[0-9.]+ spent and \$[0-9.]+ held by running trials( \(its own included\))? of the "
+                         r"\$0\.01 cap", detail), detail
         assert "attempt 1: stopped by the budget" not in detail  # said once, as the trial's reason
 
 

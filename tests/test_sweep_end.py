@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,9 @@ def check_normal_end(store: Store, study: Any, status: Any, *, segment: int = 10
     if queued:
         many = len(queued) != 1
         assert status.stop_reason.startswith("budget.usd reached: "), (status.stop_reason, queued)
-        assert status.stop_reason.endswith(f"; {len(queued)} queued trial{'s wait' if many else ' waits'} "
-                                           "for more budget")
+        # and, when it is known, what the cheapest of them needs to reach a first report
+        assert re.search(f"; {len(queued)} queued trial{'s wait' if many else ' waits'} for more budget"
+                         r"( \(~\$[0-9.]+ to a first report on [a-z0-9.]+ (spot|on-demand)\))?$", status.stop_reason)
         cap, spent, reserved = store.balance(f"study:{study.id}")
         assert cap is not None and cap - spent - reserved < segment  # too little left to fund its next segment
     total = 0

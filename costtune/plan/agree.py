@@ -26,7 +26,8 @@ def forecast_disagreements(plan: SweepPlan) -> list[str]:
     if plan.cap_fit is not None:  # the plan's own count is what the cap cuts short: the note's is the estimate
         if low <= plan.cap_fit <= high:
             return []
-        return [f"budget.usd: the forecast's runs stop at the cap after {spread} trials, not about {plan.cap_fit} "
+        return [f"budget.usd: the forecast's runs stop at the cap after a number of trials of {spread}, not about "
+                f"{plan.cap_fit} "
                 "as the analytic note above estimates from the plan's mean cost of a trial; read the forecast's"]
     if trials is not None and not low <= trials <= high:
         return [f"trials started: the forecast's runs started {spread}, outside the analytic plan's ~{trials}: they "

@@ -63,6 +63,7 @@ class Claims:
     _short: tuple[int, int]  # the last unfunded claim: room left under the cap, money its trial needed
     _short_at: str | None  # its placement when what it needed was the cost to its first report
     _short_least: int | None  # the least an unfunded claim of this fill needed (micro-dollars)
+    _short_tail: bool  # the money left covered a minimum charge: the reason is the budget's tail, not its end
     _price_warnings: set[str]  # warnings about placed attempts' prices, each shown once
     _warn: Callable[[str], None]
     _credited: dict[int, int]  # trial number -> the rung level it was last promoted at (decisions.py)
@@ -181,7 +182,9 @@ class Claims:
                         return self._book(moved, among=among)
                     if cheapest is not None:  # the stop reason names the least any searched placement needs
                         where, reach, rate = cheapest.words, cheapest.reach, cheapest.rate
-                return self._unfund(claimed, reach, where=where)
+                # below one minimum charge left, the budget is simply reached (the reason still names the need)
+                tail = cap - spent - held >= self.billing.charge(1, rate)
+                return self._unfund(claimed, reach, where=where, tail=tail)
             short = self._window_short(verdict, reach) if verdict is not None else None
             if short is not None:  # a policy window cannot carry it to its first report: the cap's rule
                 return self._refused(claimed, verdict, short, where=self._placement_words(itype, market, rate))
@@ -270,7 +273,7 @@ class Claims:
         self.store.add_attempt_note(live.attempt_id, f"charged {got.source}")
         live.aim(self.billing, live.target, live.rung)
 
-    def _unfund(self, claimed: ClaimedTrial, needed: int, *, where: str | None = None) -> None:
+    def _unfund(self, claimed: ClaimedTrial, needed: int, *, where: str | None = None, tail: bool = True) -> None:
         """The cap leaves too little for it now: back to the queue, tried again when money frees up.
 
         What the cap has room for and what the trial needed (micro-dollars) go to the progress line;
@@ -281,11 +284,16 @@ class Claims:
         room = max(0, (cap or 0) - spent - reserved)
         if self._short_least is None or needed < self._short_least:  # the least any waiting trial needs
             self._short_least = needed
-            self._short, self._short_at = (room, needed), where
+            self._short, self._short_at, self._short_tail = (room, needed), where, tail
         else:
             self._short = (room, self._short[1])
-        why = (f"waiting: budget.usd reached: {format_usd(room)} left, this trial needs {format_usd(needed)}"
-               if where is None else f"waiting: {tail_words(room, needed, where)}")
+        if where is None:
+            why = f"waiting: budget.usd reached: {format_usd(room)} left, this trial needs {format_usd(needed)}"
+        elif not tail:
+            why = (f"waiting: budget.usd reached: {format_usd(room)} left, this trial needs ~{format_usd(needed)} "
+                   f"to a first report on {where}")
+        else:
+            why = f"waiting: {tail_words(room, needed, where)}"
         self.store.finish_trial(claimed.id, TrialState.QUEUED, error=why)
         self._idle = BUDGET
         self._denied = None

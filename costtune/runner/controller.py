@@ -102,6 +102,7 @@ class SweepController(Finishing, Decisions, Curving, Claims, Placing, Ending, Re
         self._short = (0, 0)  # BUDGET: room left under the cap, and what the unfunded trial needed
         self._short_least: int | None = None  # the least an unfunded claim of the last fill needed
         self._short_at: str | None = None  # BUDGET: the placement a first report was too dear on (claims.py)
+        self._short_tail = True  # BUDGET: the room covered a minimum charge (a tail, not the end; claims.py)
         self._claimed_at = 0.0  # wall time of the last claim that gave nothing
         self._halt: str | None = None  # "failures" | "objective": launch nothing more (status.error says why)
         self._failures_in_a_row = 0

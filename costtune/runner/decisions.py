@@ -317,10 +317,10 @@ class Decisions:
 def _cap_words(cap: int | None, spent: int, held: int, *, own: int | None = None) -> str:
     """The study's money when its cap stopped a trial: ``with $0.049 spent and $0.0008 held by running
     trials of the $0.05 cap``; with ``own`` (what this attempt held, its share when workers split the
-    cap, micros) first: ``the $0.0167 it held reached, with $0 spent and $0.05 held by running trials
+    cap, micros) first: ``it used up the $0.0167 it held, with $0 spent and $0.05 held by running trials
     (its own included) of the $0.05 cap``."""
     of_cap = "" if cap is None else f" of the {format_usd(cap)} cap"
     if own is None:
         return f"with {format_usd(spent)} spent and {format_usd(held)} held by running trials{of_cap}"
-    return (f"the {format_usd(own)} it held reached, with {format_usd(spent)} spent and {format_usd(held)} held "
+    return (f"it used up the {format_usd(own)} it held, with {format_usd(spent)} spent and {format_usd(held)} held "
             f"by running trials (its own included){of_cap}")

@@ -66,6 +66,7 @@ class Ending:
     _idle: str  # LIMIT or BUDGET: why the last claim gave nothing
     _short: tuple[int, int]  # BUDGET: room left under the cap and what the unfunded trial needed (micros)
     _short_at: str | None  # BUDGET: the placement whose cost to a first report the room cannot carry
+    _short_tail: bool  # BUDGET: the room covered a minimum charge (claims.py)
     _denied: str | None  # BUDGET: why a spend policy refused the last launch (admission.py)
     _halt: str | None  # "failures" | "objective": launch nothing more, end with status.error
     _failures_in_a_row: int
@@ -161,11 +162,12 @@ class Ending:
         spent = self.store.balance(self.scope).spent_micros
         text = f"budget.usd reached: {format_usd(spent)} of {format_usd(cap or 0)} spent"
         left = 0 if cap is None else cap - spent - self.store.balance(self.scope).reserved_micros
-        if self._short_at is not None and left > 0:  # money is left, but too little to reach a first report
+        tail = self._short_at is not None and left > 0 and self._short_tail
+        if tail:  # money is left (at least a minimum charge), but too little to reach a first report
             text = tail_words(left, self._short[1], self._short_at)
         if queued:
             text += f"; {plural(queued, 'queued trial')} {'waits' if queued == 1 else 'wait'} for more budget"
-            if self._short_at is not None and left <= 0:  # nothing left: still say what the waiting trials need
+            if self._short_at is not None and not tail:  # the budget's end: still say what the waiting trials need
                 text += f" (~{format_usd(self._short[1])} to a first report on {self._short_at})"
         return text
 
