@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from costtune.errors import CapExceeded, LaunchLimit
 from costtune.history import TrialState
 from costtune.money import format_usd
+from costtune.runner.placing import movable
 
 if TYPE_CHECKING:
     from costtune.policies import Policy, Verdict, WindowSpan
@@ -66,6 +67,7 @@ class Admission:
     _webhooks: WebhookSender | None = None
     _stop_checked = 0.0
     _placement_notes: dict[int, str]  # trial id -> why its placement was changed (the attempt's note)
+    _note_placement: Callable[[ClaimedTrial, str], None]  # placing.py
 
     def _setup_policies(self, calendar: Callable[[], datetime] | None) -> None:
         self._denials, self._windows_of, self._fired, self._stop_fired = {}, {}, set(), set()
@@ -254,18 +256,13 @@ class Admission:
                                     (MARKET_PARAM, asked.market, got.market)):
             if name in searched and name in params and before != after and after in searched[name]:
                 params[name] = after
-        if (params == claimed.params or claimed.source != "sampler" or claimed.attempt_number != 1
-                or self.spec.sampler.get("type") == "grid"):
+        if params == claimed.params or not movable(claimed, self.spec):
             return claimed
         try:
             self.store.replace_params(claimed.id, params, owner=self.study.owner)
         except StoreError:  # launched before, or no longer this controller's: its params are history
             return claimed
         return replace(claimed, params=params)
-
-    def _note_placement(self, claimed: ClaimedTrial, note: str) -> None:
-        earlier = self._placement_notes.get(claimed.id)
-        self._placement_notes[claimed.id] = f"{earlier}; {note}" if earlier else note
 
     def _warn_once(self, reason: str, text: str, action: str) -> None:
         """Show a policy warning the first time its reason comes up in this run; the repeats are counted

@@ -27,7 +27,14 @@ if TYPE_CHECKING:
     from costtune.store import ClaimedTrial, Store
     from costtune.study import Study
 
-__all__ = ["Placement", "Placing"]
+__all__ = ["Placement", "Placing", "movable"]
+
+
+def movable(claimed: ClaimedTrial, spec: SweepSpec) -> bool:
+    """Whether the controller may change ``claimed``'s stored params to another placement before it launches:
+    only a trial the sampler proposed (not one queued by hand, nor a grid point, whose coverage a move would
+    break), on its first attempt (after one, its params are history)."""
+    return claimed.source == "sampler" and claimed.attempt_number == 1 and spec.sampler.get("type") != "grid"
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,12 @@ class Placing:
     _admit: Callable[[ClaimedTrial, str | None, str], Verdict | None]
     _market_for: Callable[[ClaimedTrial, str | None, str], tuple[str, str]]
 
+    def _note_placement(self, claimed: ClaimedTrial, note: str) -> None:
+        """Say why the trial's placement changed in the note of the attempt it launches next (several reasons
+        join: the budget moved it, then a policy amended it)."""
+        earlier = self._placement_notes.get(claimed.id)
+        self._placement_notes[claimed.id] = f"{earlier}; {note}" if earlier else note
+
     def _searched_placements(self, claimed: ClaimedTrial) -> list[Placement]:
         """Every placement of the sweep's searched resource dimensions for this trial's configuration
         that the spend policies do not refuse, cheapest first (rate, then cost to a first report);
@@ -59,8 +72,7 @@ class Placing:
         queued by hand, a grid point, or one that already ran (its params are history)."""
         res = self.spec.resources
         searched = {name: tuple(dim["choices"]) for name, dim in res.searched.items()}
-        if (not searched or claimed.source != "sampler" or claimed.attempt_number != 1
-                or self.spec.sampler.get("type") == "grid"):
+        if not searched or not movable(claimed, self.spec):
             return []
         out = []
         for values in itertools.product(*searched.values()):
