@@ -72,7 +72,7 @@ def sample_shapes(spec: SweepSpec, notes: list[str]) -> list[Shape]:
         if spec.budget.trial_seconds is not None:
             horizon = min(horizon, spec.budget.trial_seconds)
         try:
-            steps = _step_runs(lambda step, p=params, t=itype: float(workload(p, step, t or "")[1]),
+            steps = _step_runs(lambda step, p=params, t=itype: step_seconds(workload, p, step, t),
                                sim.max_steps, horizon, past_first=rungs)
         except Exception as exc:  # the user's workload: its failure is a finding, not a crash of the plan
             notes.append(f"workload {sim.workload} failed on a sampled configuration ({exc!r}); "
@@ -80,6 +80,53 @@ def sample_shapes(spec: SweepSpec, notes: list[str]) -> list[Shape]:
             return []
         shapes.append(Shape(rate, market == "spot", sim.startup_seconds, steps, itype, market))
     return _resolved(spec, shapes, notes)
+
+
+def step_seconds(workload: Callable[[dict, int, str], object], params: dict, step: int,
+                 instance_type: str | None) -> float:
+    """Seconds the simulated ``workload`` takes for ``step`` of the configuration ``params`` on ``instance_type``
+    (what it returns second). Raises what the user's workload raises."""
+    return float(workload(params, step, instance_type or "")[1])  # type: ignore[index]
+
+
+def first_report_ms(startup_s: float, first_step_s: float) -> int:
+    """Billable milliseconds from an attempt's launch to its first report: its start-up and its first step. One
+    figure for ``costtune plan`` (``plan.fifo``: what a trial needs to report at all) and ``costtune run``
+    (``runner.claims``: what a launch must carry it to, before a first report is measured)."""
+    return round((startup_s + first_step_s) * 1000)
+
+
+class FirstSteps:
+    """Seconds to the first report of a simulated sweep's attempts, known before any is measured as ``costtune
+    plan`` knows it: the simulation's ``startup_seconds`` and the workload's time for the attempt's first step,
+    for the attempt's own configuration and instance type (``step_seconds``, as the plan's shapes are timed)."""
+
+    def __init__(self, spec: SweepSpec) -> None:
+        from costtune.providers.simulated import load_workload
+
+        sim = spec.resources.simulation
+        assert sim is not None
+        self.startup_s = sim.startup_seconds
+        self._workload = load_workload(sim.workload)
+
+    def first_report_ms(self, params: dict | None, instance_type: str | None, step: int = 0) -> int:
+        """Billable ms from launch to the first report of an attempt of ``params`` on ``instance_type`` starting
+        at ``step`` (a relaunch from a checkpoint starts past 0); start-up alone when ``params`` is None or the
+        workload fails on them (the attempt itself then fails, and says why)."""
+        first = 0.0
+        if params is not None:
+            try:
+                first = step_seconds(self._workload, params, step, instance_type)
+            except Exception:  # the user's workload: its failure is the attempt's to report, not the estimate's
+                first = 0.0
+            if not math.isfinite(first) or first < 0:
+                first = 0.0
+        return first_report_ms(self.startup_s, first)
+
+
+def first_steps(spec: SweepSpec) -> FirstSteps | None:
+    """The sweep's ``FirstSteps``, or None when it is not simulated (nothing knows its step times before a run)."""
+    return FirstSteps(spec) if spec.resources.simulation is not None else None
 
 
 def _resolved(spec: SweepSpec, shapes: list[Shape], notes: list[str]) -> list[Shape]:
@@ -119,7 +166,8 @@ def _ceiling_micros(spec: SweepSpec) -> int | None:
 def _step_runs(seconds_at: Callable[[int], float], max_steps: int, horizon_s: float,
                past_first: bool = False) -> tuple[tuple[float, int], ...]:
     """Step times as (seconds, count) runs, up to ``max_steps`` or just past ``horizon_s`` seconds (``past_first``:
-    seconds after the first step, as rungs count).
+    seconds after the first step, as rungs count); the first step always, even past the horizon (a cap below the
+    start-up): what a trial needs to its first report counts it.
 
     The first ``EXACT_STEPS`` steps are asked one by one; later ones in strides of about
     (max_steps - EXACT_STEPS) / SPARSE_STEPS steps, each stride timed by its middle step.
@@ -127,7 +175,7 @@ def _step_runs(seconds_at: Callable[[int], float], max_steps: int, horizon_s: fl
     runs: list[tuple[float, int]] = []
     step, total = 0, 0.0
     stride = max(1, (max_steps - EXACT_STEPS) // SPARSE_STEPS)
-    while step < max_steps and total <= horizon_s + (runs[0][0] if past_first and runs else 0.0):
+    while step < max_steps and (not runs or total <= horizon_s + (runs[0][0] if past_first else 0.0)):
         n = 1 if step < EXACT_STEPS else min(stride, max_steps - step)
         last = runs[-1][0] if runs else 0.0
         if n > 1 and last > 0 and math.isfinite(horizon_s):  # no further than it takes to pass the horizon

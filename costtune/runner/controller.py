@@ -31,6 +31,7 @@ from pathlib import Path
 
 from costtune.clock import Clock, VirtualClock, WallClock
 from costtune.history import TrialState
+from costtune.plan.shapes import first_steps
 from costtune.providers.base import Provider, ProviderError
 from costtune.runner.admission import Admission
 from costtune.runner.attempts import LiveAttempt, launch_request
@@ -115,6 +116,8 @@ class SweepController(Finishing, Decisions, Curving, Claims, Placing, Ending, Re
         self._first_ms: dict[str | None, list[int]] = {}  # instance type -> billable ms at first reports
         # the same, for the study's attempts before this run: what a launch must carry it to (claims.py)
         self._first_ms_before = study.store.first_report_ms(study.id)
+        # before any is measured, a simulated sweep's time to a first report as `costtune plan` counts it
+        self._first_steps = first_steps(spec)
         self._paid: dict[int, int] = {}  # trial number -> start-up spend of its attempts in this run
         self.status.workers = spec.resources.workers
         self._kill_now = False  # asked twice to stop: running attempts are killed without their grace
