@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from costtune.money import format_usd
-from costtune.plan.shapes import Shape, first_report_ms
+from costtune.plan.shapes import Shape
+from costtune.runner.firststeps import first_report_ms
 from costtune.spec import SweepSpec
 from costtune.words import plural
 

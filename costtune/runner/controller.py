@@ -31,7 +31,6 @@ from pathlib import Path
 
 from costtune.clock import Clock, VirtualClock, WallClock
 from costtune.history import TrialState
-from costtune.plan.shapes import first_steps
 from costtune.providers.base import Provider, ProviderError
 from costtune.runner.admission import Admission
 from costtune.runner.attempts import LiveAttempt, launch_request
@@ -41,6 +40,7 @@ from costtune.runner.curving import Curving
 from costtune.runner.decisions import Decisions
 from costtune.runner.ending import LIMIT, Ending
 from costtune.runner.finishing import Finishing
+from costtune.runner.firststeps import first_steps
 from costtune.runner.placing import Placing
 from costtune.runner.recovery import Recovery, catch_signals
 from costtune.runner.status import RunStatus, short_params, write_header

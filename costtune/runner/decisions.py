@@ -36,10 +36,10 @@ from costtune.runner.curving import EXTEND
 from costtune.words import BUDGET_STOP
 
 if TYPE_CHECKING:
-    from costtune.plan.shapes import FirstSteps
     from costtune.prices.billing import BillingRule
     from costtune.providers.base import Provider, Status
     from costtune.runner.attempts import LiveAttempt
+    from costtune.runner.firststeps import FirstSteps
     from costtune.schedulers import CurveScheduler, RungScheduler
     from costtune.store import ClaimedTrial, Store
     from costtune.study import Study
@@ -245,7 +245,7 @@ class Decisions:
                        step: int = 0) -> int:
         """Estimated spend of an attempt on ``instance_type`` at ``rate`` before its first report, micros:
         the billing rule's charge for the median time to first report of the latest attempts on that
-        type in this run, or, before any, what ``costtune plan`` counts for it (``plan.shapes.FirstSteps``):
+        type in this run, or, before any, what ``costtune plan`` counts for it (``runner.firststeps.FirstSteps``):
         the simulation's ``startup_seconds`` and the workload's time for the first step (``step``) of the
         configuration ``params`` on that type (start-up alone without ``params``; 0 when nothing is known)."""
         seen = self._first_ms.get(instance_type)
