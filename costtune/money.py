@@ -162,6 +162,15 @@ def format_usd_column(micros: list[int | None], missing: str = "-") -> list[str]
     return [missing if m is None else format_usd(m, places) for m in micros]
 
 
+def format_left_column(micros: list[int | None], missing: str = "-") -> list[str]:
+    """What is left of caps, as a column (micro-dollars, signed; None shows ``missing``). A window or scope
+    that committed more than its cap (a cap lowered below its spend) has nothing left: ``$0 (over by $0.294)``.
+    The one rule of ``costtune spend`` and ``costtune policy status``; their JSON keeps the signed micros."""
+    places = usd_places(*(abs(m) for m in micros if m is not None))
+    return [missing if m is None else format_usd(m, places) if m >= 0
+            else f"{format_usd(0, places)} (over by {format_usd(-m, places)})" for m in micros]
+
+
 BELOW_A_MICRO = "<$0.000001"
 _HUGE_USD = Decimal(10) ** 15
 

@@ -28,10 +28,10 @@ class LaunchRequest:
 
     tags: Mapping[str, str]
     instance_type: str | None
-    market: str
+    market: str | None  # None: the placement has no market (a local trial at resources.usd_per_hour)
     rate_micros: int
     regions: tuple[str, ...] = ()
-    choices: Mapping[tuple[str | None, str], int] = field(default_factory=dict)
+    choices: Mapping[tuple[str | None, str | None], int] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         return {"instance_type": self.instance_type, "market": self.market,
@@ -108,8 +108,9 @@ def admit(request: LaunchRequest, policies: list[Policy], now: datetime,
             if policy.rules.amend:
                 why += " (rules.amend: no placement among the sweep's choices passes every policy)"
             return replace(base, kind=DENY, policy=policy.name, reason=why, lasting=_others_pass(request, found))
-        amended.append(f"policy {policy.name!r}: {problem}; launched as {better.instance_type or 'local'} "
-                       f"{better.market} at {format_usd(better.rate_micros)}/h")
+        placed = " ".join(v for v in (better.instance_type or "local", better.market) if v)
+        amended.append(f"policy {policy.name!r}: {problem}; launched as {placed} at "
+                       f"{format_usd(better.rate_micros)}/h")
         request = better
         amended_by = amended_by or policy.name
         base = replace(base, request=request)
@@ -130,12 +131,12 @@ def _amendment(request: LaunchRequest, policies: list[Policy]) -> LaunchRequest 
     """A placement among the sweep's choices that every matching policy's placement rules allow: the
     request's own instance type in another market when one passes (the type may be a searched
     hyperparameter), else the cheapest passing choice."""
-    fits = [(itype != request.instance_type, rate, market != request.market, str(itype), market, itype)
+    fits = [(itype != request.instance_type, rate, market != request.market, str(itype), str(market), market, itype)
             for (itype, market), rate in request.choices.items()
             if all(p.rules.placement_problem(itype, market, rate) is None for p in policies)]
     if not fits:
         return None
-    _other, rate, *_rest, market, itype = min(fits)
+    _other, rate, *_rest, market, itype = min(fits, key=lambda f: f[:5])
     return replace(request, instance_type=itype, market=market, rate_micros=rate)
 
 

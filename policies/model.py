@@ -60,9 +60,10 @@ class Rules:
     required_tags: dict[str, str] = field(default_factory=dict)  # tag -> glob ("*": present)
     amend: bool = False  # rewrite a violating launch to an allowed placement of the sweep's own choices
 
-    def placement_problem(self, instance_type: str | None, market: str, rate_micros: int) -> str | None:
+    def placement_problem(self, instance_type: str | None, market: str | None, rate_micros: int) -> str | None:
         """The first rule (``rules.FIELD``: why) a placement breaks, or None. A local process (no instance
-        type) is not checked against type and family rules."""
+        type) is not checked against type and family rules; a placement with no market (``market`` None: a
+        local trial at ``resources.usd_per_hour``) is not checked against ``allowed_markets``."""
         if instance_type is not None:
             family = instance_type.split(".", 1)[0]
             for pattern in self.denied_instance_types:
@@ -77,13 +78,21 @@ class Rules:
                     return f"rules.denied_families: family {family} matches {pattern!r}"
             if self.allowed_families and not any(fnmatchcase(family, p) for p in self.allowed_families):
                 return f"rules.allowed_families: family {family} matches none of {', '.join(self.allowed_families)}"
-        if self.allowed_markets and market not in self.allowed_markets:
+        if self.allowed_markets and market is not None and market not in self.allowed_markets:
             return f"rules.allowed_markets: market {market} is not one of {', '.join(self.allowed_markets)}"
         if self.max_usd_per_hour_micros is not None and rate_micros > self.max_usd_per_hour_micros:
             from costtune.money import format_usd
 
-            return (f"rules.max_usd_per_hour: {instance_type or 'the trial'} {market} costs "
+            where = " ".join(v for v in (instance_type or "the trial", market) if v)
+            return (f"rules.max_usd_per_hour: {where} costs "
                     f"{format_usd(rate_micros)}/h, more than {format_usd(self.max_usd_per_hour_micros)}/h")
+        return None
+
+    def market_note(self, market: str | None) -> str | None:
+        """Why ``allowed_markets`` is not checked for a placement with no market, or None."""
+        if market is None and self.allowed_markets:
+            return ("rules.allowed_markets does not apply: a local trial priced by resources.usd_per_hour "
+                    "has no market")
         return None
 
     def region_problem(self, region: str | None) -> str | None:

@@ -33,6 +33,7 @@ def spend_groups(store: Any, by: str, since: datetime | None, timezone: str = "U
     from sqlmodel import Session, col, select
 
     from costtune.store.models import AttemptRow, StudyRow, TrialRow
+    from costtune.store.records import attempt_market
 
     zone = ZoneInfo(timezone)
     query = (select(AttemptRow.started_at, AttemptRow.ended_at, AttemptRow.provider, AttemptRow.instance_type,
@@ -48,7 +49,7 @@ def spend_groups(store: Any, by: str, since: datetime | None, timezone: str = "U
     for started, ended, provider, itype, market, cost, study, spec_json in rows:
         if by in ("study", "instance", "market", "cloud", "day"):
             at = started if started.tzinfo else started.replace(tzinfo=UTC)
-            key = {"study": study, "instance": itype or "local", "market": market or "-",
+            key = {"study": study, "instance": itype or "local", "market": attempt_market(provider, itype, market) or "-",
                    "cloud": provider, "day": at.astimezone(zone).date().isoformat()}[by]
         else:
             if study not in tags_of:

@@ -15,7 +15,7 @@ from costtune.policies.windows import forecast_micros, span
 
 def window_rows(store: Any, policies: list[Policy], now: datetime) -> list[dict[str, Any]]:
     """One row per policy: name, scope, window label and key, start/end (ISO, UTC), cap, soft cap,
-    spent, held, left (micro-dollars; None when uncapped), forecast to the window's end (the run rate's,
+    spent, held, left (micro-dollars, below 0 when a lowered cap is overdrawn; None when uncapped), forecast to the window's end (the run rate's,
     ``forecast_pace_micros``, held to a hard cap: ``forecast_at_cap``), and the thresholds fired in this window."""
     fired: dict[str, list[str]] = {}
     for alert in store.fired_alerts():
@@ -33,7 +33,7 @@ def window_rows(store: Any, policies: list[Policy], now: datetime) -> list[dict[
             "window_start": window.start.isoformat() if window.start else None,
             "window_end": window.end.isoformat() if window.end else None,
             "cap_micros": cap, "soft_cap_micros": policy.soft_cap_micros, "spent_micros": spent,
-            "held_micros": held, "left_micros": None if cap is None else max(0, cap - spent - held),
+            "held_micros": held, "left_micros": None if cap is None else cap - spent - held,
             "forecast_micros": forecast, "forecast_pace_micros": pace,
             "forecast_at_cap": forecast is not None and forecast != pace,
             "alerts_fired": fired.get(window.scope, []),

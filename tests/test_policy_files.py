@@ -314,6 +314,11 @@ def test_lowering_a_cap_below_the_window_s_commitments_warns_and_spend_agrees(tm
     spend = json.loads(runner.invoke(main, ["spend", "--db", url, "--format", "json"]).output)
     assert status[0]["cap_micros"] == next(r["cap_micros"] for r in spend if r["scope"] == scope) == 2_500_000
     assert status[0]["over_cap"] is True
+    # one rule for what is left (NU1 item 6: status said $0, spend -$0.50): JSON keeps the signed micros,
+    # both tables say nothing is left and by how much the window is over
+    assert status[0]["left_micros"] == next(r["left_micros"] for r in spend if r["scope"] == scope) == -500_000
+    table = runner.invoke(main, ["spend", "--db", url]).output
+    assert "$0 (over by $0.500)" in shown and "$0 (over by $0.500)" in table and "-$0.5" not in table
 
 
 def test_policy_tables_and_prose_fit_80_columns_without_cutting_words(tmp_path: Path,

@@ -29,7 +29,7 @@ from costtune.words import natural_key, plural
 def spend(db: str | None, by: str | None, window: str, timezone: str, fmt: str) -> None:
     """Spend by ledger scope: cap, spent, held by running trials, and what is left (spend-policy windows
     included; `costtune policy status` adds their forecasts). With --by: billed spend grouped."""
-    from costtune.money import format_usd_column
+    from costtune.money import format_left_column, format_usd_column
     from costtune.reports.table import Column, FittedTable
 
     if by is not None:
@@ -62,7 +62,8 @@ def spend(db: str | None, by: str | None, window: str, timezone: str, fmt: str) 
     if _emitted(rows, fmt):
         return
     keys = ("cap_micros", "spent_micros", "reserved_micros", "left_micros")
-    money = [format_usd_column([r[k] for r in rows]) for k in keys]  # one number of decimals per column
+    # one number of decimals per column; an overdrawn scope's left shows "$0 (over by ...)", as policy status does
+    money = [(format_left_column if k == "left_micros" else format_usd_column)([r[k] for r in rows]) for k in keys]
     out_console.print(FittedTable([
         Column("scope", [r["name"] for r in rows], keep=0, justify="left", wrap=16),
         # on a narrow console what is left goes last: it is what the table is for (then spent, cap, held)

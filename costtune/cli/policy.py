@@ -223,11 +223,11 @@ def status(db: str | None, fmt: str) -> None:
 
 
 def _window_table(rows: list[dict[str, Any]], title: str) -> None:
-    from costtune.money import format_usd_column
+    from costtune.money import format_left_column, format_usd_column
     from costtune.reports.table import Column, FittedTable
 
     keys = ("cap_micros", "soft_cap_micros", "spent_micros", "held_micros", "left_micros", "forecast_micros")
-    money = [format_usd_column([r[k] for r in rows]) for k in keys]
+    money = [(format_left_column if k == "left_micros" else format_usd_column)([r[k] for r in rows]) for k in keys]
     # the run rate would pass the hard cap, which stops launches there: the forecast is the cap, and says so
     money[-1] = [f"{m} (cap)" if r.get("forecast_at_cap") else m for m, r in zip(money[-1], rows, strict=True)]
     out_console.print(FittedTable([
@@ -262,10 +262,12 @@ def explain(sweep_file: str, db: str | None) -> None:
     choices = {(k.rpartition('/')[0] or None, k.rpartition('/')[2]): r for k, r in res.rates.items()}
     choices = choices or {(res.instance_type, res.market): res.usd_per_hour_micros}
     now = datetime.now(UTC)
-    for (itype, market), rate in sorted(choices.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+    for (itype, market), rate in sorted(choices.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
         request = LaunchRequest(tags=spec.tags, instance_type=itype, market=market, rate_micros=rate,
                                 regions=(res.region,) if res.region else (), choices=choices)
         verdict = admit(request, found, now, lambda scope: tuple(store.balance(scope))[1:])  # type: ignore[arg-type]
-        out_console.print(f"  {itype or 'local'} {market}: {verdict.kind}" + (f": {verdict.reason}" if verdict.reason
-                                                                             else ""), highlight=False, markup=False)
+        where = f"{itype or 'local'} {market or '(no market)'}"
+        notes = sorted({n for p in found if (n := p.rules.market_note(market))})  # a market rule that does not apply
+        out_console.print(f"  {where}: {verdict.kind}" + (f": {verdict.reason}" if verdict.reason else "")
+                          + "".join(f" ({n})" for n in notes), highlight=False, markup=False)
     _window_table(window_rows(store, found, now), "money left in each window")

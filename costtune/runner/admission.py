@@ -81,7 +81,7 @@ class Admission:
             self._policies_read = now
         return self._policies
 
-    def _admit(self, claimed: ClaimedTrial, instance_type: str | None, market: str) -> Verdict | None:
+    def _admit(self, claimed: ClaimedTrial, instance_type: str | None, market: str | None) -> Verdict | None:
         """The verdict of the policies that match this sweep, or None when none does (nothing to audit)."""
         from costtune.policies import LaunchRequest, admit, matching
 
@@ -90,7 +90,7 @@ class Admission:
         if not policies or not matching(policies, tags):
             return None
         res = self.spec.resources
-        choices: dict[tuple[str | None, str], int] = {}
+        choices: dict[tuple[str | None, str | None], int] = {}
         for key, rate in res.rates.items():
             itype, _, mkt = key.rpartition("/")
             if mkt in ("spot", "on-demand"):  # not a market policy's reservation rate
@@ -108,7 +108,8 @@ class Admission:
 
         return admit(request, policies, self.calendar(), spend, self.store.fired_in)
 
-    def _market_for(self, claimed: ClaimedTrial, instance_type: str | None, market: str) -> tuple[str, str]:
+    def _market_for(self, claimed: ClaimedTrial, instance_type: str | None,
+                    market: str | None) -> tuple[str | None, str]:
         """``market: cheapest-expected``: spot or on-demand for this launch, and the note that says why
         (``costtune.policies.market``); any other market as it is, with no note."""
         from costtune.policies.market import DEFAULT_BUCKET, bucket_rate, choose_market, observed_rate

@@ -34,7 +34,7 @@ class LiveAttempt:
     key: str  # idempotency key; also the ledger reservation's key
     rate: int  # micro-dollars per hour, snapshotted at launch
     instance_type: str | None
-    market: str
+    market: str | None  # None: no market (a local trial at resources.usd_per_hour)
     trial_dir: Path
     start_step: int
     reserved: int  # micro-dollars this attempt holds in the ledger

@@ -75,12 +75,12 @@ class Claims:
     def _on_event(self, message: str) -> None: ...
 
     # admission.py, the controller's policy step (annotations only: nothing here overrides them)
-    _admit: Callable[[ClaimedTrial, str | None, str], Verdict | None]
+    _admit: Callable[[ClaimedTrial, str | None, str | None], Verdict | None]
     _refused: Callable[..., None]
     _rejected: Callable[[ClaimedTrial, Verdict], None]
     _admitted: Callable[[ClaimedTrial, Verdict, str], bool]
     _window_short: Callable[[Verdict, int], CapExceeded | None]
-    _market_for: Callable[[ClaimedTrial, str | None, str], tuple[str, str]]
+    _market_for: Callable[[ClaimedTrial, str | None, str | None], tuple[str | None, str]]
     _amend_params: Callable[[ClaimedTrial, Verdict], ClaimedTrial]
     _windows_of: dict[str, Any]
     _denied: str | None
@@ -325,7 +325,7 @@ class Claims:
                 startup = max(startup, self.billing.charge(round(statistics.median(seen)), rate))
         return max(self.billing.charge(1, rate), startup)
 
-    def _placement_words(self, instance_type: str | None, market: str, rate: int) -> str:
+    def _placement_words(self, instance_type: str | None, market: str | None, rate: int) -> str:
         """``m5.large spot``, or ``local at $36/h`` for a provider rate without an instance type."""
         if instance_type:
             return f"{instance_type} {market}"

@@ -55,9 +55,9 @@ class Placing:
     virtual: bool
     _placement_notes: dict[int, str]  # trial id -> why its placement was changed (the attempt's note)
     _reach: Callable[..., int]  # claims.py: (instance type, rate[, params, step]) -> micros
-    _placement_words: Callable[[str | None, str, int], str]
-    _admit: Callable[[ClaimedTrial, str | None, str], Verdict | None]
-    _market_for: Callable[[ClaimedTrial, str | None, str], tuple[str, str]]
+    _placement_words: Callable[[str | None, str | None, int], str]
+    _admit: Callable[[ClaimedTrial, str | None, str | None], Verdict | None]
+    _market_for: Callable[[ClaimedTrial, str | None, str | None], tuple[str | None, str]]
 
     def _note_placement(self, claimed: ClaimedTrial, note: str) -> None:
         """Say why the trial's placement changed in the note of the attempt it launches next (several reasons

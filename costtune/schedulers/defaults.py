@@ -180,7 +180,7 @@ def rung_below_minimum(cfg: dict[str, Any], resources: Resources, *, resumed: bo
     if cfg.get("type") not in RUNG_TYPES or not cfg.get("min_usd_micros") or "min_usd" not in _chosen_names(
             cfg.get("chosen", "")):
         return None
-    placements = resources.rates or {f"{resources.instance_type or resources.provider}/{resources.market}":
+    placements = resources.rates or {f"{resources.instance_type or resources.provider}/{resources.market or '-'}":
                                      resources.usd_per_hour_micros}
     where, rate = min(placements.items(), key=lambda item: (resources.billing.least_charge(item[1]), item[0]))
     floor = resources.billing.least_charge(rate)

@@ -52,7 +52,8 @@ class Resources:
     usd_per_hour_micros: int = 0  # the rate when there is one fixed rate (local trials)
     workers: int = 1
     price_as: str | None = None  # "aws/us-east-1/m5.large": a local trial priced like that instance
-    market: str = "on-demand"  # the fixed market, or the first choice when it is searched
+    # the fixed market, or the first choice when it is searched; None: no market (a local trial at usd_per_hour)
+    market: str | None = "on-demand"
     billing: BillingRule = PER_SECOND
     rate_source: str = "resources.usd_per_hour"
     cloud: str | None = None
@@ -75,13 +76,13 @@ class Resources:
             out[MARKET_PARAM] = {"type": "categorical", "choices": list(self.market_choices)}
         return out
 
-    def placement(self, params: dict[str, Any]) -> tuple[str | None, str]:
-        """(instance type, market) a trial with these params runs on."""
+    def placement(self, params: dict[str, Any]) -> tuple[str | None, str | None]:
+        """(instance type, market) a trial with these params runs on (market None: it has none)."""
         itype = params.get(INSTANCE_PARAM, self.instance_type) if self.instance_choices else self.instance_type
         market = params.get(MARKET_PARAM, self.market) if self.market_choices else self.market
-        return (None if itype is None else str(itype)), str(market)
+        return (None if itype is None else str(itype)), (None if market is None else str(market))
 
-    def rate_for(self, instance_type: str | None, market: str, at: float | None = None) -> int:
+    def rate_for(self, instance_type: str | None, market: str | None, at: float | None = None) -> int:
         """Micro-dollars per hour for one placement; every choice was priced when the file was read.
 
         With a simulated spot price trace, the spot rate in force at time ``at`` (seconds since the
@@ -137,7 +138,8 @@ def parse_resources(value: Any) -> Resources:
                         "(a local trial at usd_per_hour has no market)", value["market"])
     if value.get("price_as") is None:
         rate = rate_to_micros(value.get("usd_per_hour", 0), "resources.usd_per_hour")
-        return Resources(provider=provider, usd_per_hour_micros=rate, workers=workers, market=market)
+        # no market: spend policies' market rules do not apply to it and the books show none
+        return Resources(provider=provider, usd_per_hour_micros=rate, workers=workers, market=None)
     if "usd_per_hour" in value:
         raise SpecError("resources.usd_per_hour", "give usd_per_hour or price_as, not both", value["usd_per_hour"])
     cloud, region, instance_type = parse_price_ref(value["price_as"], "resources.price_as")

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from costtune.money import charged_ms
 from costtune.store.models import AttemptRow, TrialRow
+from costtune.store.records import attempt_market
 
 if TYPE_CHECKING:
     from costtune.store.store import Store
@@ -75,7 +76,9 @@ def attempt_rows(store: Store, study_id: int) -> list[AttemptCostRow]:
         .order_by(col(TrialRow.number), col(AttemptRow.number))
     )
     with Session(store.engine) as session:
-        return [AttemptCostRow(*row) for row in session.exec(query).all()]
+        rows = session.exec(query).all()
+    # a local trial at usd_per_hour has no market (older stores wrote on-demand): one reading rule
+    return [AttemptCostRow(*row[:5], attempt_market(row[2], row[4], row[5]), *row[6:]) for row in rows]
 
 
 def rerun_micros(attempts: Sequence[AttemptCostRow]) -> list[int]:

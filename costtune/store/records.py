@@ -86,6 +86,15 @@ class AttemptEnd:
     note: str = ""  # where these facts come from, kept on the attempt
 
 
+def attempt_market(provider: str | None, instance_type: str | None, market: str | None) -> str | None:
+    """The market an attempt ran on, or None when it has none: a local trial priced at
+    ``resources.usd_per_hour`` (provider local, no instance type). Stores written before this rule
+    hold ``on-demand`` for such attempts; every reader maps them through here."""
+    if provider == "local" and not instance_type:
+        return None
+    return market
+
+
 @dataclass(frozen=True)
 class AttemptInfo:
     number: int

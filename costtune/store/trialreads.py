@@ -18,7 +18,7 @@ from costtune.errors import StoreError, StudyNotFound
 from costtune.history import FrozenTrial, History, TrialState
 from costtune.store.ledger_models import ReservationRow
 from costtune.store.models import AttemptRow, ReportRow, StudyRow, TrialRow
-from costtune.store.records import AttemptInfo, _frozen, read_history
+from costtune.store.records import AttemptInfo, _frozen, attempt_market, read_history
 
 _TRIAL = TrialRow.__table__  # type: ignore[attr-defined]
 
@@ -95,7 +95,8 @@ class TrialReads:
         with self._tx() as s:
             for n, r in s.exec(query).all():
                 out.setdefault(n, []).append(AttemptInfo(
-                    r.number, r.provider, r.instance_type, r.market, r.rate_micros_per_hour,
+                    r.number, r.provider, r.instance_type, attempt_market(r.provider, r.instance_type, r.market),
+                    r.rate_micros_per_hour,
                     r.started_at, r.ended_at, r.exit_reason, r.exit_code, r.billable_ms, r.cost_micros,
                     r.start_step, r.waste_micros, r.region,
                     None if r.argv_json is None else tuple(json.loads(r.argv_json)),

@@ -22,6 +22,7 @@ from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.reports.cost import best_vs_spend, cost_per_improvement, pareto_front
 from costtune.reports.leaderboard import study_ladder
 from costtune.store.models import AttemptRow, ReportRow, TrialRow
+from costtune.store.records import attempt_market
 
 if TYPE_CHECKING:
     from costtune.store import Store, StudyInfo
@@ -140,7 +141,12 @@ def _placement(s: Session, study_id: int) -> list[dict[str, Any]]:
         .join(TrialRow, col(TrialRow.id) == col(AttemptRow.trial_id))
         .where(TrialRow.study_id == study_id)
         .group_by(AttemptRow.provider, AttemptRow.instance_type, AttemptRow.market)).all()
-    out = [{"provider": p, "instance_type": it, "market": m, "attempts": n, "cost_micros": int(c or 0),
-            "waste_micros": int(w or 0), "preemptions": int(pre or 0), "running": int(run or 0)}
-           for p, it, m, n, c, w, pre, run in rows]
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for p, it, m, n, c, w, pre, run in rows:  # a local trial's old "on-demand" and its no market: one row
+        row = merged.setdefault((p, it, attempt_market(p, it, m)), {
+            "provider": p, "instance_type": it, "market": attempt_market(p, it, m), "attempts": 0, "cost_micros": 0,
+            "waste_micros": 0, "preemptions": 0, "running": 0})
+        for k, v in (("attempts", n), ("cost_micros", c), ("waste_micros", w), ("preemptions", pre), ("running", run)):
+            row[k] += int(v or 0)
+    out = list(merged.values())
     return sorted(out, key=lambda r: (-r["cost_micros"], str(r["instance_type"])))

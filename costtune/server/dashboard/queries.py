@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from costtune.store.caps import study_scope
 from costtune.store.ledger_models import ScopeBalanceRow, ScopeCapRow
 from costtune.store.models import AttemptRow, ReportRow, StudyRow, TrialRow
+from costtune.store.records import attempt_market
 
 if TYPE_CHECKING:
     from costtune.store import Store
@@ -168,7 +169,7 @@ def running_attempts(store: Store, study_id: int | None = None) -> list[dict[str
         "attempt_id": a.id, "study": name, "study_id": sid, "trial": number, "attempt": a.number,
         "provider": a.provider, "region": a.region, "instance_type": a.instance_type,
         # a local run priced at its usd_per_hour has no market: its price source shows, as in the CLI
-        "market": a.market if a.instance_type or a.provider != "local" else None,
+        "market": attempt_market(a.provider, a.instance_type, a.market),
         "placement": placement_label(a.provider, a.instance_type, a.market, a.rate_micros_per_hour),
         "rate_micros_per_hour": a.rate_micros_per_hour, "attempt_cost_micros": a.cost_micros,
         "trial_cost_micros": trial_cost, "billable_ms": a.billable_ms, "last_step": step,
