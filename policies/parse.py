@@ -44,11 +44,15 @@ def load_policy_files(paths: list[str | Path]) -> list[Policy]:
                             *(() if exc.value is SpecError._MISSING else (exc.value,))) from None
         for policy in found:
             if policy.name in seen:
-                raise SpecError(f"{path}: name", f"policy {policy.name!r} is also defined in {seen[policy.name]}",
-                                policy.name)
+                raise duplicate_name(path, policy.name, seen[policy.name])
             seen[policy.name] = str(path)
         out.extend(found)
     return out
+
+
+def duplicate_name(path: str | Path, name: str, first: str | Path) -> SpecError:
+    """The error for a policy name that ``path`` defines again after ``first`` did (both files named)."""
+    return SpecError(f"{path}: name", f"policy {name!r} is also defined in {first}", name)
 
 
 def parse_policies(data: Any) -> list[Policy]:

@@ -211,8 +211,12 @@ def test_apply_versions_list_show_remove_and_audit(tmp_path: Path) -> None:
     assert '"cap_usd": 600' in listed and '"version": 2' in listed
     shown = runner.invoke(main, ["policy", "show", "vision-daily", "--version", "1", "--db", url]).output
     assert "cap_usd: 500" in shown and "# version 2: applied" in shown
-    assert runner.invoke(main, ["policy", "remove", "vision-daily", "--db", url]).exit_code == 0
-    gone = runner.invoke(main, ["policy", "remove", "vision-daily", "--db", url])
+    # removing asks first, as schedule remove and studies delete do (NU1 item 14): no terminal, no --yes: exit 2
+    asked = runner.invoke(main, ["policy", "remove", "vision-daily", "--db", url])
+    assert asked.exit_code == 2 and "not removed: policy 'vision-daily'" in asked.output and "--yes" in asked.output
+    assert [p.name for p in Store(url).policies()] == ["vision-daily"]
+    assert runner.invoke(main, ["policy", "remove", "vision-daily", "--yes", "--db", url]).exit_code == 0
+    gone = runner.invoke(main, ["policy", "remove", "vision-daily", "--yes", "--db", url])
     assert gone.exit_code == 2 and "vision-daily" in gone.output
     store = Store(url)
     assert store.policies() == []
@@ -350,3 +354,54 @@ def test_policy_tables_and_prose_fit_80_columns_without_cutting_words(tmp_path: 
     assert "thresholds 50% of actual (log)" in listed and "rules not families p4d,p5; markets spot" in listed
     unknown = runner.invoke(main, ["spend", "--by", "teem", "--db", url])
     assert unknown.exit_code == 2 and "--by: no sweep carries the tag 'teem'" in unknown.output
+
+
+def test_check_warns_when_the_policies_together_deny_every_placement_of_a_sweep(tmp_path: Path) -> None:
+    """NU1 item 4: two policies (spot only, on-demand only) that both match a sweep passed `check --sweep`
+    (rc 0) while `explain` denied every placement and the run launched nothing."""
+    policies = tmp_path / "c13.yaml"
+    policies.write_text(yaml.safe_dump({"policies": [
+        {"name": "only-spot", "scope": {"tags": {"team": "nlp"}}, "rules": {"allowed_markets": ["spot"]}},
+        {"name": "only-od", "scope": {"tags": {"team": "n*"}}, "rules": {"allowed_markets": ["on-demand"]}}]}))
+    sweep = tmp_path / "sweep.yaml"
+    sim = {"provider": "simulated", "region": "us-east-1",
+           "instance_type": {"type": "categorical", "choices": ["m5.large", "c5.xlarge"]},
+           "market": {"type": "categorical", "choices": ["on-demand", "spot"]},
+           "simulation": {"workload": "simworkloads:steady", "max_steps": 5}}
+    sweep.write_text(yaml.safe_dump({"name": "s", "tags": {"team": "nlp"}, "objective": {"metric": "loss"},
+                                     "space": {"x": {"type": "uniform", "low": 0, "high": 1}},
+                                     "budget": {"trials": 2}, "resources": sim}))
+    runner = CliRunner()
+    checked = runner.invoke(main, ["policy", "check", str(policies), "--sweep", str(sweep)])
+    assert checked.exit_code == 1, checked.output
+    text = " ".join(checked.output.split())
+    assert "2 policies valid" in text
+    assert f"warning: {sweep}: policies only-od, only-spot deny every placement of this sweep" in text
+    assert "m5.large on-demand: policy 'only-spot': rules.allowed_markets" in text
+    assert "m5.large spot: policy 'only-od': rules.allowed_markets" in text
+    # one of them alone leaves placements that pass: valid, rc 0, no warning
+    alone = tmp_path / "alone.yaml"
+    alone.write_text(yaml.safe_dump({"policies": [yaml.safe_load(policies.read_text())["policies"][0]]}))
+    fine = runner.invoke(main, ["policy", "check", str(alone), "--sweep", str(sweep)])
+    assert fine.exit_code == 0 and "warning" not in fine.output
+
+
+def test_check_names_both_files_of_a_duplicate_name_and_a_rules_only_policy_has_no_window(tmp_path: Path) -> None:
+    """NU1 item 14: `check a.yaml b.yaml` said only "defined twice"; a rules-only window read "total"."""
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    rules_only = {"name": "org-rules", "rules": {"denied_families": ["p4d"]}}
+    first.write_text(yaml.safe_dump(rules_only))
+    second.write_text(yaml.safe_dump({"policies": [{**rules_only, "rules": {"denied_families": ["p5"]}}]}))
+    runner = CliRunner()
+    twice = runner.invoke(main, ["policy", "check", str(first), str(second)])
+    assert twice.exit_code == 2
+    text = " ".join(twice.output.split())
+    assert f"{second}: name: policy 'org-rules' is also defined in {first}" in text
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    applied = runner.invoke(main, ["policy", "apply", str(first), str(second), "--db", url])
+    assert applied.exit_code == 2 and f"policy 'org-rules' is also defined in {first}" in " ".join(applied.output.split())
+    checked = " ".join(runner.invoke(main, ["policy", "check", str(first)]).output.split())
+    assert "org-rules: scope global; window none (rules only);" in checked and "window total" not in checked
+    assert runner.invoke(main, ["policy", "apply", str(first), "--db", url]).exit_code == 0
+    listed = runner.invoke(main, ["policy", "list", "--db", url]).output
+    assert "none (rules" in listed and "total" not in listed

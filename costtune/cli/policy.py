@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from costtune.cli.common import CommandGroup, count, db_option, err_console, handled, open_store, out_console
+from costtune.cli.common import CommandGroup, confirm, count, db_option, err_console, handled, open_store, out_console
 from costtune.errors import InputError, SpecError
 from costtune.words import plural
 
@@ -43,18 +43,27 @@ def _usd(micros: int | None) -> str:
 def check(files: tuple[str, ...], sweeps: tuple[str, ...]) -> None:
     """Validate policy FILES without storing anything; exit 2 naming the file, field and value of every error.
 
-    Also `costtune policy validate`."""
+    With --sweep: exit 1 when the policies together deny every placement of a sweep (its run would launch
+    nothing), naming the policies that deny. Also `costtune policy validate`."""
     from costtune.policies import load_policy_files, matching
+    from costtune.policies.parse import duplicate_name
     from costtune.policies.status import rules_text
+    from costtune.spec import load_sweep
 
     found, errors = [], []
+    seen: dict[str, str] = {}
     for file in files:
         try:
-            found.extend(load_policy_files([file]))
+            mine = load_policy_files([file])
         except SpecError as exc:
             errors.append(str(exc))
-    names = [p.name for p in found]
-    errors += [f"name: policy {n!r} is defined twice in these files" for i, n in enumerate(names) if n in names[:i]]
+            continue
+        for p in mine:  # a name in two files: both named, as `policy apply` says it
+            if p.name in seen:
+                errors.append(str(duplicate_name(file, p.name, seen[p.name])))
+            seen.setdefault(p.name, file)
+        found.extend(mine)
+    blocked: list[Path] = []
     for error in errors:
         err_console.print(error, highlight=False, markup=False)
     if errors:
@@ -64,19 +73,61 @@ def check(files: tuple[str, ...], sweeps: tuple[str, ...]) -> None:
              f"soft cap {_usd(p.soft_cap_micros)}; {plural(len(p.thresholds), 'threshold')}; "
              f"rules: {rules_text(p)}")
     for path, listed in _sweep_files(sweeps):
-        from costtune.spec import load_sweep
-
         try:
-            tags = load_sweep(path).tags
+            spec = load_sweep(path)
         except SpecError as exc:
             if not listed:
                 raise
             out_console.print(f"{path}: skipped, not a valid sweep file ({exc})", highlight=False, markup=False)
             continue
-        under = [p.name for p in matching(found, tags)]
-        shown = ", ".join(f"{k}={v}" for k, v in tags.items()) or "no tags"
+        under = [p.name for p in matching(found, spec.tags)]
+        shown = ", ".join(f"{k}={v}" for k, v in spec.tags.items()) or "no tags"
         out_console.print(f"{path} ({shown}): {', '.join(under) or 'no policy'}", highlight=False, markup=False)
+        denying = _denied_everywhere(spec, found)
+        if denying:
+            blocked.append(path)
+            names = sorted({name for name, _why in denying})
+            _say(f"warning: {path}: {'policy' if len(names) == 1 else 'policies'} {', '.join(names)} deny every "
+                 f"placement of this sweep, so its run would launch nothing: "
+                 f"{'; '.join(why for _name, why in denying)}", err=True)
     out_console.print(f"{len(found)} {'policy' if len(found) == 1 else 'policies'} valid", highlight=False)
+    if blocked:
+        raise SystemExit(1)
+
+
+def _placements(res: Any) -> dict[tuple[str | None, str | None], int]:
+    """Every (instance type, market) a sweep's trials may launch on, with its rate (micro-dollars an hour);
+    a market policy's reservation rate (cheapest-expected, spot-then-on-demand) is not a placement."""
+    from costtune.policies.model import MARKETS
+
+    choices: dict[tuple[str | None, str | None], int] = {}
+    for key, rate in res.rates.items():
+        itype, _, market = key.rpartition("/")
+        if market in MARKETS:
+            choices[(itype or None, market)] = rate
+    return choices or {(res.instance_type, res.market): res.usd_per_hour_micros}
+
+
+def _denied_everywhere(spec: Any, policies: list[Any]) -> list[tuple[str, str]]:
+    """When the launch rules of ``policies`` deny every placement of the sweep (caps and stop thresholds,
+    which depend on the moment, aside): for each placement, (deciding policy, the placement and why); else []."""
+    from costtune.policies import LaunchRequest, admit, matching
+
+    found = matching(policies, spec.tags)
+    if not found:
+        return []
+    res = spec.resources
+    aws = getattr(res, "aws", None)
+    regions = tuple(getattr(aws, "regions", ()) or ()) or ((res.region,) if res.region else ())
+    choices = _placements(res)
+    reasons = []
+    for (itype, market), rate in sorted(choices.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
+        verdict = admit(LaunchRequest(tags=spec.tags, instance_type=itype, market=market, rate_micros=rate,
+                                      regions=regions, choices=choices), found, datetime.now(UTC))
+        if verdict.kind != "deny":
+            return []
+        reasons.append((str(verdict.policy), f"{itype or 'local'} {market or '(no market)'}: {verdict.reason}"))
+    return reasons
 
 
 policy.add_command(click.Command("validate", params=check.params, callback=check.callback,
@@ -84,7 +135,11 @@ policy.add_command(click.Command("validate", params=check.params, callback=check
 
 
 def _window_text(p: Any) -> str:
+    """``daily (Europe/Lisbon)``, ``total``; ``none (rules only)`` for a policy with no cap, soft cap or
+    threshold, which counts no money in any window."""
     w = p.window
+    if p.cap_micros is None and p.soft_cap_micros is None and not p.thresholds:
+        return "none (rules only)"
     if w.period == "total":
         return "total"
     from costtune.policies.model import WEEKDAYS
@@ -193,11 +248,18 @@ def show(name: str, version: int | None, db: str | None) -> None:
 
 @policy.command("remove")
 @click.argument("name")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @db_option
 @handled
-def remove(name: str, db: str | None) -> None:
-    """Stop enforcing policy NAME (its history and window books stay); audited."""
-    version = open_store(db).remove_policy(name)
+def remove(name: str, yes: bool, db: str | None) -> None:
+    """Stop enforcing policy NAME (its history and window books stay); audited.
+
+    Asks first unless --yes; without a terminal to ask, --yes is needed (exit 2 otherwise)."""
+    store = open_store(db)
+    if any(p.name == name for p in store.policies()):  # an unknown name: the store's error names it
+        confirm(f"policy {name!r} in {store.display_url}", verb="remove", yes=yes, it=True,
+                question=f"stop enforcing policy {name!r} in {store.display_url}? Its history and books stay")
+    version = store.remove_policy(name)
     out_console.print(f"policy {name}: removed (version {version})", highlight=False)
 
 
