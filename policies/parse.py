@@ -10,13 +10,13 @@ import math
 import re
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from costtune.policies.model import ACTIONS, MARKETS, PERIODS, WEEKDAYS, Policy, Rules, Threshold, Webhook, Window
 
 from costtune.errors import SpecError
 from costtune.money import rate_to_micros, usd_to_micros
 from costtune.yamlfile import read_yaml_file
+from costtune.zones import iana_zone
 
 FIELDS = ("name", "description", "scope", "window", "cap_usd", "soft_cap_usd", "thresholds", "webhook", "rules")
 RULE_FIELDS = ("allowed_instance_types", "denied_instance_types", "allowed_families", "denied_families",
@@ -181,13 +181,7 @@ def _window(value: Any, path: str) -> Window:
     period = value.get("period")
     if period not in PERIODS:
         raise SpecError(f"{path}.period", f"must be one of {', '.join(PERIODS)}", period)
-    tz = value.get("timezone", "UTC")
-    if not isinstance(tz, str) or not tz or len(tz) > 64 or tz.startswith(("/", ".")) or ".." in tz:
-        raise SpecError(f"{path}.timezone", "must be an IANA time zone name such as Europe/Lisbon", tz)
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise SpecError(f"{path}.timezone", "is not a known IANA time zone (such as UTC, Europe/Lisbon)", tz) from None
+    tz = iana_zone(value.get("timezone", "UTC"), f"{path}.timezone")
     if period == "total" and "timezone" in value:
         raise SpecError(f"{path}.timezone", "a total window never resets: it has no time zone", tz)
     return Window(period=period, timezone=tz, reset_day=_reset_day(value, period, f"{path}.reset_day"))

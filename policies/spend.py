@@ -49,8 +49,9 @@ def spend_groups(store: Any, by: str, since: datetime | None, timezone: str = "U
     for started, ended, provider, itype, market, cost, study, spec_json in rows:
         if by in ("study", "instance", "market", "cloud", "day"):
             at = started if started.tzinfo else started.replace(tzinfo=UTC)
-            key = {"study": study, "instance": itype or "local", "market": attempt_market(provider, itype, market) or "-",
-                   "cloud": provider, "day": at.astimezone(zone).date().isoformat()}[by]
+            key = {"study": study, "instance": itype or "local",
+                   "market": attempt_market(provider, itype, market) or "-", "cloud": provider,
+                   "day": at.astimezone(zone).date().isoformat()}[by]
         else:
             if study not in tags_of:
                 tags = json.loads(spec_json or "{}").get("tags")

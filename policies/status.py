@@ -15,8 +15,9 @@ from costtune.policies.windows import forecast_micros, span
 
 def window_rows(store: Any, policies: list[Policy], now: datetime) -> list[dict[str, Any]]:
     """One row per policy: name, scope, window label and key, start/end (ISO, UTC), cap, soft cap,
-    spent, held, left (micro-dollars, below 0 when a lowered cap is overdrawn; None when uncapped), forecast to the window's end (the run rate's,
-    ``forecast_pace_micros``, held to a hard cap: ``forecast_at_cap``), and the thresholds fired in this window."""
+    spent, held, left (micro-dollars, below 0 when a lowered cap is overdrawn; None when uncapped), forecast
+    to the window's end (the run rate's, ``forecast_pace_micros``, held to a hard cap: ``forecast_at_cap``),
+    and the thresholds fired in this window."""
     fired: dict[str, list[str]] = {}
     for alert in store.fired_alerts():
         fired.setdefault(alert.scope, []).append(alert.threshold)

@@ -399,7 +399,8 @@ def test_check_names_both_files_of_a_duplicate_name_and_a_rules_only_policy_has_
     assert f"{second}: name: policy 'org-rules' is also defined in {first}" in text
     url = f"sqlite:///{tmp_path / 's.db'}"
     applied = runner.invoke(main, ["policy", "apply", str(first), str(second), "--db", url])
-    assert applied.exit_code == 2 and f"policy 'org-rules' is also defined in {first}" in " ".join(applied.output.split())
+    said = " ".join(applied.output.split())
+    assert applied.exit_code == 2 and f"policy 'org-rules' is also defined in {first}" in said
     checked = " ".join(runner.invoke(main, ["policy", "check", str(first)]).output.split())
     assert "org-rules: scope global; window none (rules only);" in checked and "window total" not in checked
     assert runner.invoke(main, ["policy", "apply", str(first), "--db", url]).exit_code == 0

@@ -100,3 +100,39 @@ def test_schedule_list_at_80_columns_cuts_no_word(tmp_path: Path) -> None:
     assert "2026" in out or "2027" in out  # the next run is kept whole
     assert "timing" in out.split("not shown")[0]  # it fits, wrapped at a space: the zone is whole on one line
     assert "(America/Argentina/Buenos_Aires)" in out
+
+
+@pytest.mark.parametrize("tz", ["localtime", "posix/Europe/Lisbon", "right/UTC", "Factory", "Mars/Base"])
+def test_only_iana_zones_pass_in_schedules_policy_windows_and_spend(tmp_path: Path, tz: str) -> None:
+    """NU1 item 9: localtime and posix/ or right/ copies were accepted (localtime differs between machines
+    sharing a store) while utc was refused; one validator, naming the field and the value, for all three."""
+    from costtune.policies import parse_policy
+
+    from costtune.errors import SpecError
+
+    db = str(tmp_path / "s.db")
+    result = cli("schedule", "add", "q1", write(tmp_path, sweep()), "--cron", "0 2 * * *", "--tz", tz, "--db", db)
+    assert result.exit_code == 2, result.output
+    assert "--tz: is not a known IANA time zone" in result.output and repr(tz) in result.output
+    with pytest.raises(SpecError) as caught:
+        parse_policy({"name": "p", "cap_usd": 1, "window": {"period": "daily", "timezone": tz}})
+    assert caught.value.path == "window.timezone" and repr(tz) in str(caught.value)
+    spend = cli("spend", "--by", "day", "--timezone", tz, "--db", db)
+    assert spend.exit_code == 2 and "--timezone: is not a known IANA time zone" in spend.output
+    store = Store(f"sqlite:///{db}")
+    assert store.list_schedules() == []
+    store.close()
+
+
+def test_utc_in_any_case_is_utc_everywhere(tmp_path: Path) -> None:
+    from costtune.policies import parse_policy
+
+    db = str(tmp_path / "s.db")
+    added = cli("schedule", "add", "q1", write(tmp_path, sweep()), "--cron", "0 2 * * *", "--tz", "utc", "--db", db)
+    assert added.exit_code == 0, added.output
+    assert "(UTC)" in cli("schedule", "show", "q1", "--db", db).output
+    assert parse_policy({"name": "p", "cap_usd": 1, "window": {"period": "daily", "timezone": "utc"}}
+                        ).window.timezone == "UTC"
+    assert parse_policy({"name": "p", "cap_usd": 1, "window": {"period": "daily", "timezone": "Etc/UTC"}}
+                        ).window.timezone == "Etc/UTC"
+    assert cli("spend", "--by", "day", "--timezone", "utc", "--db", db).exit_code == 0

@@ -113,20 +113,16 @@ def _csv(rows: list[dict[str, Any]]) -> None:
 
 def _spend_by(db: str | None, by: str, window: str, timezone: str, fmt: str) -> None:
     from datetime import UTC, datetime
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from costtune.money import format_usd_column
     from costtune.policies.parse import TAG_RULE
     from costtune.policies.spend import BY, spend_groups, sweep_tags, window_start
     from costtune.reports.table import Column, FittedTable
+    from costtune.zones import iana_zone
 
     if by not in BY and not TAG_RULE.fullmatch(by):
         raise InputError(f"--by: must be one of {', '.join(BY)} or a sweep tag name, got {by!r}")
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise InputError(f"--timezone: not a known IANA time zone (such as UTC, Europe/Lisbon), got {timezone!r}") \
-            from None
+    timezone = iana_zone(timezone, "--timezone")
     store = open_store(db)
     if by not in BY:
         known = sweep_tags(store)

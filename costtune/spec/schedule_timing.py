@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from costtune.errors import SpecError
 from costtune.spec.cron import parse_cron
+from costtune.zones import iana_zone
 
 _EVERY = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -102,7 +103,7 @@ def make_trigger(*, cron: str | None, every: str | None, tz: str, anchor: dateti
     if (cron is None) == (every is None):
         given = "neither was given" if cron is None else f"both were given (--cron {cron!r}, --every {every!r})"
         raise SpecError("--cron/--every", f"give exactly one of --cron EXPR or --every INTERVAL; {given}")
-    zone(tz)
+    tz = iana_zone(tz, "--tz")
     if every is not None:
         return Trigger(cron=None, tz=tz, every_s=parse_every(every), anchor=anchor.astimezone(UTC))
     assert cron is not None
