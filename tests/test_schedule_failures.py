@@ -137,3 +137,19 @@ def test_summary_money_is_plain_decimals_in_json_and_dollars_in_text() -> None:
     text = summary_text(summary)
     assert "spent $0.569 of $2.00" in text and "it spent $0.53." in text
     assert _dollars(None) == "?" and _dollars("0.000834") == "$0.000834"
+
+
+def test_a_night_a_policy_kept_from_starting_says_no_trial_could_start(store: Store, tmp_path: Path) -> None:
+    """NU1 item 10: such a run said "FAILED: no trial produced loss (0 of 1 trial failed) ... Stopped:
+    policy ...": nothing failed, nothing started."""
+    from costtune.policies import parse_policy
+
+    store.apply_policies([parse_policy({"name": "no-m5", "rules": {"denied_families": ["m5"]}})])
+    add(store, raw=sweep(trials=2), summary_dir=str(tmp_path / "s"))
+    (night,) = daemon(store, Clock(ts(2026, 3, 7, 7) + 5), "d").run_pending()
+    summary = night.summary or {}
+    assert summary["started_trials"] == 0 and summary["failed_trials"] == 0 and summary["best"] is None
+    text = summary["text"]
+    assert "did not run: no trial could start: " in text and "policy 'no-m5': rules.denied_families" in text
+    assert "FAILED" not in text and "failed" not in text and "no trial produced" not in text
+    assert store.model_versions() == []

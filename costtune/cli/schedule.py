@@ -351,7 +351,11 @@ def run_now(name: str, db: str | None) -> None:
         out_console.print(f"schedule {name}: a run is in progress; this one is queued behind it", highlight=False)
         return
     final = execute_run(store, info, run, owner=owner, now_s=lambda: int(time.time()), say=_say)
-    out_console.print(f"run {final.study_name}: {final.state}" + (f" ({final.reason})" if final.reason else ""),
+    state = final.state
+    if state == "failed" and isinstance(final.summary, dict) and final.summary.get("started_trials") == 0 \
+            and final.summary.get("trials") and not final.summary.get("failed_trials"):
+        state = "not run"  # no trial could start (a policy): nothing failed
+    out_console.print(f"run {final.study_name}: {state}" + (f" ({final.reason})" if final.reason else ""),
                       highlight=False, soft_wrap=True)
     if final.state == "failed":
         raise SystemExit(1)

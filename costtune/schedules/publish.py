@@ -160,6 +160,7 @@ def build_summary(schedule: Any, run: Any, study_name: str, history: History, ca
         "metric": history.metric, "mode": str(history.mode),
         "trials": len(history.trials),
         "failed_trials": sum(1 for t in history.trials if t.state == TrialState.FAILED),
+        "started_trials": sum(1 for t in history.trials if t.attempts > 0),  # launched at least once
         "state": "finished" if best is not None else "failed",
         "spent_usd": usd_text(history.spent_micros),
         "spent_micros": history.spent_micros,
@@ -193,6 +194,11 @@ def summary_text(s: dict[str, Any]) -> str:
     cap = f" of {_dollars(s['cap_usd'])}" if s["cap_usd"] else ""
     failed = s.get("failed_trials", 0)
     stop = f" Stopped: {s['stop_reason']}." if s.get("stop_reason") else ""
+    if s["best"] is None and s["trials"] and s.get("started_trials", s["trials"]) == 0 and not failed:
+        # every trial waited in the queue (a policy's window full, its rules): nothing ran, nothing failed
+        why = f": {s['stop_reason']}" if s.get("stop_reason") else ""
+        return (f"{s['schedule']}: {s['study']} did not run: no trial could start{why}. "
+                f"Spent {_dollars(s['spent_usd'])}{cap}. No model version was registered.")
     if s["best"] is None:
         what = "no trials ran" if not s["trials"] else (
             f"all {plural(s['trials'], 'trial')} failed" if failed == s["trials"]
