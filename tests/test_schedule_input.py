@@ -136,3 +136,51 @@ def test_utc_in_any_case_is_utc_everywhere(tmp_path: Path) -> None:
     assert parse_policy({"name": "p", "cap_usd": 1, "window": {"period": "daily", "timezone": "Etc/UTC"}}
                         ).window.timezone == "Etc/UTC"
     assert cli("spend", "--by", "day", "--timezone", "utc", "--db", db).exit_code == 0
+
+
+def test_coalesced_runs_and_summary_files_show_iso_times_not_epoch_seconds(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """NU1 item 11: `schedule show` said "coalesced into the run of 1796078625" and the summary file had
+    "fire_time": 1796077443, where the README promises ISO 8601; an older store's reason and summary read
+    the new way."""
+    import json
+    import re
+    from datetime import UTC, datetime
+
+    from sqlmodel import Session, select
+    from test_scheduler import Clock, daemon, ts
+
+    from costtune.cli.common import out_console
+    from costtune.schedules.records import summary_times
+    from costtune.spec.schedule_settings import ScheduleSettings
+    from costtune.spec.schedule_timing import make_trigger
+    from costtune.store.schedule_models import ScheduleRunRow
+
+    monkeypatch.setattr(out_console, "width", 200)  # the note column is shown whole
+    db = str(tmp_path / "s.db")
+    store = Store(f"sqlite:///{db}")
+    trigger = make_trigger(cron="0 2 * * *", every=None, tz="UTC", anchor=datetime.fromtimestamp(ts(2026, 3, 6), UTC))
+    store.add_schedule("co", trigger=trigger, sweep=sweep(trials=1), sweep_source=None,
+                       settings=ScheduleSettings(summary_dir=str(tmp_path / "s"), misfire_grace_s=4 * 86400),
+                       now_s=ts(2026, 3, 6))
+    daemon(store, Clock(ts(2026, 3, 9, 12)), "d").run_pending()  # three nights due at once: coalesced
+    (written,) = (tmp_path / "s").rglob("*.json")
+    summary = json.loads(written.read_text())
+    assert summary["fire_time"] == "2026-03-09T02:00:00Z" and summary["fire_s"] == ts(2026, 3, 9, 2)
+    shown = cli("schedule", "show", "co", "--db", db).output
+    assert "coalesced into the run of 2026-03-09T02:00:00Z" in " ".join(shown.split())
+    assert not re.search(r"\b1\d{9}\b", shown)
+    # a store written before: an epoch in the reason, an epoch fire_time in the summary
+    with Session(store.engine) as s:
+        for row in s.exec(select(ScheduleRunRow)).all():
+            if row.reason and "coalesced" in row.reason:
+                row.reason = f"coalesced into the run of {ts(2026, 3, 9, 2)}"
+                s.add(row)
+        s.commit()
+    store.close()
+    old = " ".join(cli("schedule", "show", "co", "--db", db).output.split())
+    assert "coalesced into the run of 2026-03-09T02:00:00Z" in old and not re.search(r"\b1\d{9}\b", old)
+    runs = json.loads(cli("schedule", "show", "co", "--format", "json", "--db", db).output)["runs"]
+    assert "coalesced into the run of 2026-03-09T02:00:00Z" in json.dumps(runs)
+    assert summary_times({"fire_time": ts(2026, 3, 9, 2)}) == {"fire_time": "2026-03-09T02:00:00Z",
+                                                               "fire_s": ts(2026, 3, 9, 2)}

@@ -255,7 +255,7 @@ def show(name: str, limit: int, fmt: str, as_json: bool, db: str | None) -> None
 
     from costtune.money import format_usd_column
     from costtune.reports.table import Column, FittedTable
-    from costtune.schedules.records import schedule_record
+    from costtune.schedules.records import schedule_record, shown_reason
     from costtune.schedules.runs import run_cap_micros
 
     store = open_store(_group_db(db))
@@ -276,7 +276,7 @@ def show(name: str, limit: int, fmt: str, as_json: bool, db: str | None) -> None
         return
     spends = format_usd_column([(r.summary or {}).get("spent_micros") for r in runs], missing="-")
     bests = [((r.summary or {}).get("best") or {}) for r in runs]
-    notes = [r.reason or "" for r in runs]
+    notes = [shown_reason(r.reason) or "" for r in runs]
     columns = [
         Column("fire time", [_when(r.fire_s, s.trigger.tz) for r in runs], keep=0, justify="left"),
         Column("state", [r.state for r in runs], keep=1, justify="left"),

@@ -26,6 +26,7 @@ from typing import Any
 from costtune.errors import CosttuneError, SpecError
 from costtune.history import History, Mode, TrialState
 from costtune.money import format_usd, usd_text, usd_to_micros
+from costtune.schedules.records import iso
 from costtune.store.versions import ModelVersion
 from costtune.words import plural
 
@@ -156,7 +157,8 @@ def build_summary(schedule: Any, run: Any, study_name: str, history: History, ca
         change["previous_study"] = previous.get("study")
         change["previous_cost_usd"] = _plain(previous.get("spent_usd"))
     lines = {
-        "schedule": schedule.name, "study": study_name, "run_id": run.id, "fire_time": run.fire_s,
+        "schedule": schedule.name, "study": study_name, "run_id": run.id,
+        "fire_time": iso(run.fire_s), "fire_s": run.fire_s,  # ISO 8601 (README), the epoch beside it
         "metric": history.metric, "mode": str(history.mode),
         "trials": len(history.trials),
         "failed_trials": sum(1 for t in history.trials if t.state == TrialState.FAILED),

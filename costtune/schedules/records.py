@@ -7,6 +7,7 @@ seconds beside them where a script may want to compute with them (``*_s``).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,28 @@ def iso(epoch_s: int | float | None) -> str | None:
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_OLD_COALESCED = re.compile(r"coalesced into the run of (\d{9,11})\b")
+
+
+def shown_reason(reason: str | None) -> str | None:
+    """A run's reason as shown: a store written before fire times were ISO holds ``coalesced into the run
+    of 1796078625`` (epoch seconds); that reads as ``... of 2026-11-30T07:00:00Z``."""
+    if reason is None:
+        return None
+    return _OLD_COALESCED.sub(lambda m: f"coalesced into the run of {iso(int(m.group(1)))}", reason)
+
+
+def summary_times(summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A run summary with ISO 8601 ``fire_time`` and epoch ``fire_s``: summaries written before held
+    ``fire_time`` as epoch seconds (files and store alike); those read the new way."""
+    if not isinstance(summary, dict):
+        return summary
+    fire = summary.get("fire_time")
+    if isinstance(fire, int | float) and not isinstance(fire, bool):
+        return {**summary, "fire_time": iso(fire), "fire_s": int(fire)}
+    return summary
+
+
 def money(name: str, micros: int | None) -> dict[str, Any]:
     """``{name_micros: 641000, name_usd: "0.641"}`` (both None when ``micros`` is None)."""
     return {f"{name}_micros": micros, f"{name}_usd": usd_text(micros)}
@@ -30,7 +53,7 @@ def run_record(r: Any) -> dict[str, Any]:
     summary = r.summary or {}
     best = summary.get("best") if isinstance(summary.get("best"), dict) else None
     return {"id": r.id, "fire_time": iso(r.fire_s), "fire_s": r.fire_s, "manual": r.manual, "state": r.state,
-            "study": r.study_name, "reason": r.reason, "finished_at": iso(r.finished_s),
+            "study": r.study_name, "reason": shown_reason(r.reason), "finished_at": iso(r.finished_s),
             "best_value": None if best is None else best.get("value"),
             **money("spent", summary.get("spent_micros"))}
 

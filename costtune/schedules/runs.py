@@ -22,6 +22,7 @@ from costtune.errors import CosttuneError
 from costtune.history import History
 from costtune.money import micros_to_usd
 from costtune.schedules.publish import build_summary, deliver, register_version
+from costtune.schedules.records import iso
 from costtune.schedules.warm import WarmStart, WarmStartSampler, build_warm_start
 from costtune.spec.schedule_timing import zone
 from costtune.store.schedules import RunInfo, ScheduleInfo
@@ -145,8 +146,9 @@ def record_failure(store: Any, schedule: ScheduleInfo, run: RunInfo, name: str |
     webhook when it can); the record. ``StoreError`` when another scheduler took the run over."""
     log.warning("run %s of schedule %s failed", run.id, schedule.name, exc_info=not isinstance(exc, CosttuneError))
     reason = f"{type(exc).__name__}: {exc}"
-    failed = {"schedule": schedule.name, "study": name, "run_id": run.id, "fire_time": run.fire_s,
-              "state": "failed", "reason": reason, "text": f"{schedule.name}: run {name} failed: {reason}"}
+    failed = {"schedule": schedule.name, "study": name, "run_id": run.id, "fire_time": iso(run.fire_s),
+              "fire_s": run.fire_s, "state": "failed", "reason": reason,
+              "text": f"{schedule.name}: run {name} failed: {reason}"}
     try:
         notes = deliver(failed, schedule)  # a failed night is news too
     except Exception as err:

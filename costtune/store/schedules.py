@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from costtune.errors import InputError, StoreError
+from costtune.schedules.records import iso
 from costtune.spec.schedule_settings import ScheduleSettings
 from costtune.spec.schedule_timing import Trigger, fire_times, next_fire
 from costtune.store.models import utcnow
@@ -213,7 +214,7 @@ class ScheduleBook:
         if settings.coalesce and len(timely) > 1:
             for f in timely[:-1]:
                 s.add(ScheduleRunRow(schedule_id=row.id, fire_s=f, state="skipped", finished_s=now_s,
-                                     reason=f"coalesced into the run of {timely[-1]}"))
+                                     reason=f"coalesced into the run of {iso(timely[-1])}"))
             timely = timely[-1:]
         out: list[ScheduleRunRow] = []
         for f in timely:

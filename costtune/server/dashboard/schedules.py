@@ -7,6 +7,7 @@ import math
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from costtune.schedules.records import shown_reason, summary_times
 from costtune.server.dashboard.queries import iso
 
 if TYPE_CHECKING:
@@ -32,8 +33,9 @@ def schedules_overview(store: Store) -> dict[str, Any]:
             "paused": info.paused, "next_fire": None if info.paused else _at(info.next_fire_s),  # the CLI's "-"
             "study": next((r.study_name for r in runs if r.study_name), None),  # its latest run's study
             "sweep_name": info.sweep.get("name"),  # the sweep file's name; each run is a study NAME-YYYYmmdd-HHMM
-            "runs": [{"id": r.id, "fire": _at(r.fire_s), "manual": r.manual, "state": r.state, "reason": r.reason,
-                      "study": r.study_name, "finished": _at(r.finished_s), "summary": r.summary} for r in runs],
+            "runs": [{"id": r.id, "fire": _at(r.fire_s), "manual": r.manual, "state": r.state,
+                      "reason": shown_reason(r.reason), "study": r.study_name, "finished": _at(r.finished_s),
+                      "summary": summary_times(r.summary)} for r in runs],
         })
     models = [{"model": v.model, "version": v.version, "ref": v.ref, "study": v.study_name, "trial": v.trial_number,
                "metric": v.metric, "mode": str(v.mode),
