@@ -117,9 +117,8 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
     resumed, ``costtune.runner.session.as_resumed``), whose spend the plan shows. ``jobs``/``exact_sampler``/
     ``on_run`` go to ``forecast.forecast``. ``observed``: the stored study's finished trials, for curve stopping
     (``costtune.plan.curve``). ``startup``: the per-launch start-up (``startup.startup_estimate``; default the
-    simulation's, else none). ``rules``: what the spend policies' launch rules do to the sweep's placements
-    (``costtune.plan.rules.launch_rules``): trials are priced where the run launches them; when every placement
-    is denied the plan is $0 and 0 trials, without a forecast.
+    simulation's, else none). ``rules``: the spend policies' launch rules (``costtune.plan.rules``): trials are
+    priced where the run launches them; when every placement is denied, the plan is $0 and 0 trials.
     """
     res = spec.resources
     notes: list[str] = []
