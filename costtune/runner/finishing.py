@@ -111,6 +111,7 @@ class Finishing:
         if state.finished:
             self.status.finished += 1
             self.status.failed += state == TrialState.FAILED
+            self.status.results += state != TrialState.FAILED and live.value is not None
             if state != TrialState.FAILED and live.value is not None:
                 self._note_value(live.number, live.value)  # the best finished trial, as the leaderboard ranks
             self._count_outcome(live.number, state, error)
