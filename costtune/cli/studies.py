@@ -89,7 +89,7 @@ def _list_studies(db: str | None, fmt: str) -> None:
         Column("objective", [f"{r['metric']} ({r['mode']})" for r in rows], keep=3, justify="left"),
         Column("trials", [f"{r['trials']} ({r['outcomes']})" + (f", {r['controller_gone']} running (controller gone)"
                                                                if r["controller_gone"] else "") for r in rows],
-               keep=2, justify="left", wrap=20),
+               keep=2, justify="left", wrap=9),
         Column("sampler", [r["sampler"] for r in rows], keep=5, justify="left", wrap=16),  # bohb: its model, long
         Column("scheduler", [r["scheduler_detail"] for r in rows], keep=6, justify="left", wrap=14),
         Column("best", [format_number(r["best_value"]) for r in rows], keep=1),
