@@ -31,6 +31,7 @@ class RunStatus:
     # What kind of end the reason is (runner/ending.py): "budget" (the cap cannot fund a queued or new
     # trial), "policy", "limit" (no trial left to start), "failures", "objective", "interrupted"; "" while running.
     stop_kind: str = ""
+    budget_stops: int = 0  # this run's attempts the study's cap stopped before their end (exit reason "budget")
     preemptions: int = 0
     waste_micros: int = 0
     sim_seconds: float = 0.0  # virtual time the sweep took, when simulated
