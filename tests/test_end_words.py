@@ -92,3 +92,36 @@ def test_this_runs_share_counts_its_trials_the_same_way(tmp_path: Path) -> None:
     own = Outcomes.of(t for t in history.trials if t.number >= len(before.trials))
     assert status.own_outcomes == own
     assert f"this run: 3 trials ended ({own.words()})" in totals_line(history, status, before)
+
+
+def test_a_rung_trial_that_ran_its_whole_ladder_is_complete_not_stopped(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tester's ASHA run: a trial shown 'complete' had the rung line '$0.009 ... stopped: reached max_usd'.
+    It got all the money the sweep gives a trial: its last rung says 'complete: ran to max_usd ($0.009)'."""
+    monkeypatch.setattr(out_console, "width", 300)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    cfg = with_changes(BASE, scheduler={"type": "asha", "min_usd": "0.001", "max_usd": "0.009", "eta": 3},
+                       budget={"trials": 6, "usd": "0.1"},
+                       resources__simulation={"workload": "simworkloads:steady", "max_steps": 1000, "seed": 0})
+    _spec, study, _status = run_sim(Store(url), cfg)
+    top = [t for t in study.history().trials if t.verdicts and t.verdicts[-1][0] == 9000]
+    assert top and all(t.state == TrialState.COMPLETE and not t.verdicts[-1][2] for t in top)
+    text = CliRunner().invoke(main, ["trials", "words", str(top[0].number), "--db", url]).stdout
+    assert "$0.009 " in text and "complete: ran to max_usd ($0.009)" in text, text
+    assert "reached max_usd" not in text and "stopped: ran to" not in text, text
+
+
+def test_a_top_rung_reason_stored_by_an_older_costtune_reads_in_todays_words() -> None:
+    from rich.console import Console
+
+    from costtune.reports.trials import trial_detail
+
+    row = {"state": "complete", "source": "sampler", "params": {"x": 0.1}, "value": 0.5, "last_step": 9,
+           "metrics": {}, "cost_micros": 9000, "output_dir": None, "attempts": [], "error": None,
+           "verdicts": [{"rung_micros": 1000, "value": 0.6, "promoted": True, "reason": "top 1/3"},
+                        {"rung_micros": 9000, "value": 0.5, "promoted": False, "reason": "reached max_usd"}]}
+    console = Console(width=200, record=True)
+    for part in trial_detail(row, "loss", title="trial 0"):
+        console.print(part)
+    text = console.export_text()
+    assert "$0.009 0.5 complete: ran to max_usd ($0.009)" in text and "$0.001 0.6 promoted: top 1/3" in text, text
