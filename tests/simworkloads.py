@@ -46,6 +46,12 @@ def overfits(params: dict[str, Any], step: int, instance_type: str) -> tuple[flo
     return x + abs(step - 5) / 20, 10.0
 
 
+def long_steps(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
+    """A step takes 60 to 120 s depending on ``x`` (a first step as long as a short start-up); loss falls towards x."""
+    x = float(params["x"])
+    return x + 1.0 / (step + 1), 60.0 + 60.0 * x
+
+
 def three_choices(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
     """A loss over three categoricals (opt x act x width): one best combination, 10 s a step."""
     loss = {"adam": 0.0, "sgd": 0.3}[params["opt"]] + {"relu": 0.0, "tanh": 0.2}[params["act"]]

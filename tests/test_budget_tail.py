@@ -53,11 +53,11 @@ def test_a_budget_ending_mid_trial_starts_no_trial_that_cannot_report(tmp_path: 
 
 
 def test_the_run_says_the_money_left_cannot_reach_a_first_report(tmp_path: Path) -> None:
-    # $0.005 is above the 60 s minimum charge ($0.0016) but below the 240 s start-up ($0.0064)
+    # $0.005 is above the 60 s minimum charge ($0.0016) but below the 240 s start-up and 10 s first step ($0.00667)
     store, study, status = run(tmp_path, budget={"usd": 0.005})
     assert status.launched == 0
     assert started_without_a_report(store, study) == []
-    why = "budget: $0.005 left cannot carry a trial to its first report (~$0.0064 on m5.large on-demand)"
+    why = "budget: $0.005 left cannot carry a trial to its first report (~$0.00667 on m5.large on-demand)"
     assert status.stop_reason.startswith(why)
     waiting = study.history().trials[0]  # the trial it did not start says why (costtune trials STUDY)
     assert waiting.state == TrialState.QUEUED and waiting.error == f"waiting: {why}"
@@ -107,5 +107,5 @@ def test_costtune_run_ends_naming_the_budget_that_cannot_carry_a_trial(tmp_path:
     assert result.exit_code == 1, result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("failed: no trial could start: budget: $0.005 left cannot carry a trial to its first "
-                           "report (~$0.0064 on m5.large on-demand)"), result.output
+                           "report (~$0.00667 on m5.large on-demand)"), result.output
     assert "raise budget.usd" in last and "no trial produced a value" not in result.output

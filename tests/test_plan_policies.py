@@ -69,3 +69,28 @@ def test_a_hard_caps_window_forecast_stops_at_the_cap(tmp_path: Path) -> None:
     (row,) = window_rows(store, [policy], now)
     assert row["forecast_pace_micros"] > 50_000
     assert row["forecast_micros"] == 50_000 and row["forecast_at_cap"] is True
+
+
+def test_a_simulated_plans_forecast_stops_at_a_tighter_policy_cap_as_the_run_does(tmp_path: Path) -> None:
+    """The forecast's runs were simulated under budget.usd alone ($2, ~150 trials) while `costtune run` stops at
+    the policy's $0.05: the forecast now runs under the money the policy leaves, and says so."""
+    db = tmp_path / "s.db"
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(POLICY))
+    assert _cli("policy", "apply", str(tmp_path / "p.yaml"), "--db", str(db)).exit_code == 0
+    sweep = tmp_path / "sim.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "name": "polsim", "tags": {"team": "x"}, "objective": {"metric": "loss", "mode": "min"},
+        "space": {f"x{i}": {"type": "uniform", "low": 0, "high": 1} for i in range(1, 7)},
+        "sampler": {"type": "random", "seed": 3}, "budget": {"usd": 2.0},
+        "resources": {"provider": "simulated", "region": "us-east-1", "instance_type": "m5.large",
+                      "market": "on-demand", "simulation": {"workload": "costtune.demo.workloads:hartmann6",
+                                                            "max_steps": 20, "startup_seconds": 60}}}))
+    before = sqlite_rows(db)
+    result = _cli("plan", str(sweep), "--db", str(db), "--format", "json", "--runs", "3")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    spends = [run["spend_micros"] for run in out["forecast"]["samples"]]
+    assert spends and max(spends) <= 50_000 < out["plan"]["planned_micros"]
+    assert any(n.startswith("the forecast runs under policy p5's hard cap: $0.05 left") for n in out["notes"])
+    assert not any("outside the analytic plan" in n for n in out["notes"])  # compared with the policy's count
+    assert sqlite_rows(db) == before  # only read

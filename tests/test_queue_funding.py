@@ -109,11 +109,12 @@ def run_in_window(tmp_path: Path, cap_usd: float, **changes: Any) -> tuple[Any, 
 
 
 def test_a_window_that_cannot_carry_a_trial_to_its_first_report_launches_nothing_and_says_so(tmp_path: Path) -> None:
-    # $0.001 left in the window: less than m5.large's 60 s minimum charge, far less than its 240 s start-up
+    # $0.001 left in the window: less than m5.large's 60 s minimum charge, far less than its 240 s start-up and
+    # 10 s first step
     study, status, _ = run_in_window(tmp_path, 0.001)
     assert status.launched == 0
     waiting = study.history().trials[0]
-    need = "cannot carry the trial to its first report (~$0.0064 on m5.large on-demand)"
+    need = "cannot carry the trial to its first report (~$0.00667 on m5.large on-demand)"
     assert waiting.state == TrialState.QUEUED and waiting.error is not None
     assert waiting.error.startswith("waiting: policy 'team-daily'") and waiting.error.endswith(need)
     assert need in status.stop_reason
@@ -129,18 +130,24 @@ def test_a_trial_refused_again_and_again_by_a_shrinking_window_is_warned_about_o
 
 # --- a rung scheduler's trial the cap stops before its first report is stopped by the budget, not the rung ---
 def test_a_trial_the_cap_ends_before_its_first_report_is_stopped_by_the_budget_not_judged(tmp_path: Path) -> None:
-    # c5.xlarge on-demand: a 250 s start-up costs $0.0118, under the $0.012 cap; its first report (10 s later) is not
-    study, _ = run(tmp_path, sampler={"type": "random", "seed": 3},
+    # c5.xlarge on-demand, 250 s start-up, a step of 1 s at x=0 and 30 s at x=1 (simworkloads.varied). Trial 0
+    # measures the first report on c5.xlarge at 251 s ($0.0119) and spends $0.0158; the $0.0125 left carries that
+    # measured figure, which rules, but not trial 1's own first report at 280 s ($0.0132)
+    configs = [{"x": 0.0, "instance_type": "c5.xlarge", "market": "on-demand"},
+               {"x": 1.0, "instance_type": "c5.xlarge", "market": "on-demand"}]
+    study, _ = run(tmp_path, sampler={"type": "manual", "configs": configs},
                    scheduler={"type": "asha", "min_usd": 0.002, "max_usd": 0.004, "eta": 2},
-                   budget={"usd": 0.012, "trials": 2},
-                   resources={**BASE["resources"], "instance_type": "c5.xlarge", "market": "on-demand",
-                              "simulation": {**BASE["resources"]["simulation"], "startup_seconds": 250}})
-    first = study.history().trials[0]
-    assert first.state == TrialState.STOPPED and first.last_step is None
-    assert not any("no result by" in r for r in first.verdict_reasons)
-    note = study.store.attempts(study.id, 0)[0].note  # what `costtune trials STUDY 0` shows
+                   budget={"usd": 0.02832, "trials": 2},
+                   resources={**BASE["resources"],
+                              "simulation": {**BASE["resources"]["simulation"], "workload": "simworkloads:varied",
+                                             "max_steps": 400, "startup_seconds": 250}})
+    measured, second = study.history().trials
+    assert measured.state == TrialState.COMPLETE and measured.cost_micros == 15_820
+    assert second.state == TrialState.STOPPED and second.last_step is None
+    assert not any("no result by" in r for r in second.verdict_reasons)
+    note = study.store.attempts(study.id, 1)[0].note  # what `costtune trials STUDY 1` shows
     assert note.startswith("stopped by the budget: budget.usd reached before its first report, ")
-    assert "it used up the $0.012 it held" in note
+    assert "it used up the $0.0125 it held" in note
 
 
 def test_a_trial_stopped_at_its_share_of_a_split_cap_says_what_it_held(tmp_path: Path) -> None:

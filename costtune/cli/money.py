@@ -273,9 +273,20 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
         err_console.print(f"note: each forecast run simulates about {many}; that takes minutes per run "
                           "(--runs 3 for a quicker forecast, --no-forecast for the plan alone)", highlight=False)
     if simulated and runs != 0:
-        result.forecast = _forecast_with_progress(spec, runs, jobs=jobs, exact_sampler=exact_sampler, show=not quiet)
+        capped = _under_policy_cap(spec, result.policy_cap if stored is None else None)
+        result.forecast = _forecast_with_progress(capped or spec, runs, jobs=jobs, exact_sampler=exact_sampler,
+                                                  show=not quiet)
+        if capped is not None and result.policy_cap is not None:
+            from costtune.money import format_usd
+
+            r, own = result.policy_cap.room, spec.budget.usd_micros
+            result.notes.append(f"the forecast runs under policy {r.policy}'s hard cap: {format_usd(r.left_micros)} "
+                                f"left in its window ({r.window})"
+                                + (", less than budget.usd" if own is not None else " (the sweep gives no budget.usd)"))
         if stored is None:  # a resume's forecast is of the study from zero, its plan of the whole study held
-            result.notes.extend(forecast_disagreements(result))
+            by_policy = result.policy_cap.trials if capped is not None and result.policy_cap is not None else None
+            if capped is None or by_policy is not None:
+                result.notes.extend(forecast_disagreements(result, by_policy))
         if stored is not None:
             result.notes.append(f"the forecast simulates study {spec.name!r} whole, from its first trial under its "
                                 "cap: the money it already spent is part of its spend")
@@ -294,6 +305,28 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
     if result.forecast is not None:
         render_forecast(result.forecast, out_console, from_zero=stored is not None)
     render_notes(result, out_console)
+
+
+def _under_policy_cap(spec: Any, cap: Any) -> Any:
+    """``spec`` with ``budget.usd`` lowered to what a matching policy's hard cap leaves in its window now, when
+    that is less (``costtune run`` stops there: its launches are reserved in the window too), so the Monte Carlo
+    forecast stops where the run will; None when no policy binds tighter than the sweep's own cap. A window that
+    resets during a long run is not modelled: the forecast stops at the money left now."""
+    import copy
+
+    from costtune.spec import parse_sweep
+
+    if cap is None:
+        return None
+    left, own = cap.room.left_micros, spec.budget.usd_micros
+    if left <= 0 or (own is not None and own <= left):
+        return None
+    raw = copy.deepcopy(spec.raw)  # the forecast's runs are parsed from the file's data
+    raw["budget"] = {**(raw.get("budget") or {}), "usd": left / 1_000_000}
+    try:
+        return parse_sweep(raw)
+    except (InputError, SpecError):  # e.g. less than a rung scheduler's min_usd: the plan's notes say so
+        return None
 
 
 def _plan_spend(plan: Any) -> tuple[int | None, int | None]:

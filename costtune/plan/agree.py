@@ -14,15 +14,22 @@ if TYPE_CHECKING:
     from costtune.plan.analytic import SweepPlan
 
 
-def forecast_disagreements(plan: SweepPlan) -> list[str]:
+def forecast_disagreements(plan: SweepPlan, policy_trials: int | None = None) -> list[str]:
     """Notes for the analytic trial counts (trials started, the cap note's "about N") outside the forecast's
-    p10-p90 range of trials; [] without a forecast or when they agree."""
+    p10-p90 range of trials; [] without a forecast or when they agree. ``policy_trials``: the forecast ran under
+    a spend policy's hard cap, and the policy note's "about N trials" is the count it is compared with."""
     f = plan.forecast
     if f is None or not f.runs:
         return []
     low, mid, high = (round(f.quantile("trials", q)) for q in (10, 50, 90))
     spread = f"{mid} (median; p10 to p90 {low} to {high})" if low != high else f"{mid} (every run)"
     trials = plan.schedule.trials
+    if policy_trials is not None:
+        if low <= policy_trials <= high:
+            return []
+        return [f"spend policy: the forecast's runs stop at the policy's cap after a number of trials of {spread}, "
+                f"not about {policy_trials} as the policy note estimates from the plan's mean cost of a trial; read "
+                "the forecast's"]
     if plan.cap_fit is not None:  # the plan's own count is what the cap cuts short: the note's is the estimate
         if low <= plan.cap_fit <= high:
             return []

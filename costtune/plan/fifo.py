@@ -11,6 +11,7 @@ import numpy as np
 
 from costtune.money import format_usd
 from costtune.plan.shapes import Shape
+from costtune.runner.firststeps import first_report_ms
 from costtune.spec import SweepSpec
 from costtune.words import plural
 
@@ -61,5 +62,4 @@ def mean_reach(spec: SweepSpec, shapes: list[Shape]) -> int:
 def _reaches(spec: SweepSpec, shapes: list[Shape]) -> list[int]:
     """Each shape's billed charge to its first report (micro-dollars)."""
     rule = spec.resources.billing
-    return [rule.charge(round((s.startup_s + (s.steps[0][0] if s.steps else 0.0)) * 1000), s.rate_micros)
-            for s in shapes]
+    return [rule.charge(first_report_ms(s.startup_s, s.first_step_s), s.rate_micros) for s in shapes]

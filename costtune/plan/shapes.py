@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from costtune.runner.firststeps import step_seconds
 from costtune.spec import SweepSpec
 from costtune.spec.resources import CHEAPEST
 
@@ -72,7 +73,7 @@ def sample_shapes(spec: SweepSpec, notes: list[str]) -> list[Shape]:
         if spec.budget.trial_seconds is not None:
             horizon = min(horizon, spec.budget.trial_seconds)
         try:
-            steps = _step_runs(lambda step, p=params, t=itype: float(workload(p, step, t or "")[1]),
+            steps = _step_runs(lambda step, p=params, t=itype: step_seconds(workload, p, step, t),
                                sim.max_steps, horizon, past_first=rungs)
         except Exception as exc:  # the user's workload: its failure is a finding, not a crash of the plan
             notes.append(f"workload {sim.workload} failed on a sampled configuration ({exc!r}); "
@@ -119,7 +120,8 @@ def _ceiling_micros(spec: SweepSpec) -> int | None:
 def _step_runs(seconds_at: Callable[[int], float], max_steps: int, horizon_s: float,
                past_first: bool = False) -> tuple[tuple[float, int], ...]:
     """Step times as (seconds, count) runs, up to ``max_steps`` or just past ``horizon_s`` seconds (``past_first``:
-    seconds after the first step, as rungs count).
+    seconds after the first step, as rungs count); the first step always, even past the horizon (a cap below the
+    start-up): what a trial needs to its first report counts it.
 
     The first ``EXACT_STEPS`` steps are asked one by one; later ones in strides of about
     (max_steps - EXACT_STEPS) / SPARSE_STEPS steps, each stride timed by its middle step.
@@ -127,7 +129,7 @@ def _step_runs(seconds_at: Callable[[int], float], max_steps: int, horizon_s: fl
     runs: list[tuple[float, int]] = []
     step, total = 0, 0.0
     stride = max(1, (max_steps - EXACT_STEPS) // SPARSE_STEPS)
-    while step < max_steps and total <= horizon_s + (runs[0][0] if past_first and runs else 0.0):
+    while step < max_steps and (not runs or total <= horizon_s + (runs[0][0] if past_first else 0.0)):
         n = 1 if step < EXACT_STEPS else min(stride, max_steps - step)
         last = runs[-1][0] if runs else 0.0
         if n > 1 and last > 0 and math.isfinite(horizon_s):  # no further than it takes to pass the horizon

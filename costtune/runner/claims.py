@@ -67,7 +67,7 @@ class Claims:
     _price_warnings: set[str]  # warnings about placed attempts' prices, each shown once
     _warn: Callable[[str], None]
     _credited: dict[int, int]  # trial number -> the rung level it was last promoted at (decisions.py)
-    _startup_guess: Callable[[str | None, int], int]  # decisions.py
+    _startup_guess: Callable[..., int]  # decisions.py: (instance type, rate[, params, step]) -> micros
     _counted: Callable[[ClaimedTrial, str | None, int], int]  # decisions.py
     _first_ms: dict[str | None, list[int]]  # instance type -> billable ms at first reports in this run
     _first_ms_before: dict[str | None, list[int]]  # the same for the study's earlier runs (store)
@@ -171,7 +171,8 @@ class Claims:
                 return self._refused(claimed, verdict)
             itype, market = verdict.request.instance_type, verdict.request.market
         rate = res.rate_for(itype, market, at=self.clock.now() if self.virtual else None)
-        reach = self._reach(itype, rate)  # what it costs to reach its first report on this placement
+        start = claimed.last_step + 1 if self._checkpoints and claimed.last_step is not None else 0
+        reach = self._reach(itype, rate, claimed.params, start)  # what it costs to reach its first report here
         if reach:
             cap, spent, held = self.store.balance(self.scope)
             if cap is not None and cap - spent - held < reach:  # it could only be stopped before reporting
@@ -201,7 +202,8 @@ class Claims:
                 done = TrialState.COMPLETE if claimed.value is not None else TrialState.STOPPED
                 self.store.finish_trial(claimed.id, done)
                 return None
-            amount = max(rung - credited + self._startup_guess(itype, rate), self.billing.charge(1, rate))
+            amount = max(rung - credited + self._startup_guess(itype, rate, claimed.params, start),
+                         self.billing.charge(1, rate))
             plain = max(rung - credited, self.billing.charge(1, rate))
             if amount > plain:  # a cap with room for the rung but not its start-up too: what it has, as before
                 cap, spent, held = self.store.balance(self.scope)
@@ -231,7 +233,6 @@ class Claims:
             if not self._admitted(claimed, verdict, key):
                 return None  # its own reservation crossed a stop threshold: released, re-queued
             claimed = self._amend_params(claimed, verdict)  # an amend's placement in its params (admission.py)
-        start = claimed.last_step + 1 if self._checkpoints and claimed.last_step is not None else 0
         attempt_id = self.store.start_attempt(
             claimed.id, claimed.attempt_number, idempotency_key=key, provider=self.provider.name,
             rate_micros_per_hour=rate, host=hostname(), region=res.region, instance_type=itype, market=market,
@@ -306,23 +307,25 @@ class Claims:
         self._denied = None
         return None
 
-    def _reach(self, instance_type: str | None, rate: int) -> int:
-        """Micro-dollars an attempt on this placement (``instance_type`` at ``rate`` micros/hour) is expected
-        to spend before its first report: the larger of the billing rule's minimum charge and the charge,
-        at this rate, for the median billable time to first report of the study's earlier attempts on that
-        instance type (this run's, as ``_startup_guess``; else the earlier runs' in the store; else the
-        simulation's ``startup_seconds``, or the median time to first report on the study's other types
+    def _reach(self, instance_type: str | None, rate: int, params: dict[str, Any] | None = None,
+               step: int = 0) -> int:
+        """Micro-dollars an attempt of ``params`` (from ``step``) on this placement (``instance_type`` at
+        ``rate`` micros/hour) is expected to spend before its first report: the larger of the billing rule's
+        minimum charge and the charge, at this rate, for the median billable time to first report of the
+        study's earlier attempts on that instance type (this run's, as ``_startup_guess``; else the earlier
+        runs' in the store; else, as ``costtune plan`` counts it, the simulation's ``startup_seconds`` and the
+        workload's first step for ``params``, or the median time to first report on the study's other types
         when that is longer). 0 for a free placement. No trial starts with less left."""
         if rate <= 0:
             return 0
         before = self._first_ms_before.get(instance_type)
         if instance_type in self._first_ms or not before:
-            startup = self._startup_guess(instance_type, rate)  # this run's first reports, or the simulation's
+            startup = self._startup_guess(instance_type, rate, params, step)  # this run's, or the simulation's
         else:  # a resumed study: its earlier runs' first reports on this instance type
             startup = self.billing.charge(round(statistics.median(before[-STARTUP_SEEN:])), rate)
         if instance_type not in self._first_ms and not before:
-            # Not yet measured on this type: the start-up estimate leaves out the first step, which the
-            # study's first reports on its other types measured (start-up and first step together).
+            # Not yet measured on this type: the study's first reports on its other types measured start-up
+            # and first step together, a floor for an estimate that knows no step time (no simulation).
             seen = [ms for runs in (self._first_ms, self._first_ms_before) for got in runs.values()
                     for ms in got[-STARTUP_SEEN:]]
             if seen:

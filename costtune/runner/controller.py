@@ -40,6 +40,7 @@ from costtune.runner.curving import Curving
 from costtune.runner.decisions import Decisions
 from costtune.runner.ending import LIMIT, Ending
 from costtune.runner.finishing import Finishing
+from costtune.runner.firststeps import first_steps
 from costtune.runner.placing import Placing
 from costtune.runner.recovery import Recovery, catch_signals
 from costtune.runner.status import RunStatus, short_params, write_header
@@ -115,6 +116,8 @@ class SweepController(Finishing, Decisions, Curving, Claims, Placing, Ending, Re
         self._first_ms: dict[str | None, list[int]] = {}  # instance type -> billable ms at first reports
         # the same, for the study's attempts before this run: what a launch must carry it to (claims.py)
         self._first_ms_before = study.store.first_report_ms(study.id)
+        # before any is measured, a simulated sweep's time to a first report as `costtune plan` counts it
+        self._first_steps = first_steps(spec)
         self._paid: dict[int, int] = {}  # trial number -> start-up spend of its attempts in this run
         self.status.workers = spec.resources.workers
         self._kill_now = False  # asked twice to stop: running attempts are killed without their grace

@@ -10,7 +10,8 @@ Rungs are start-up-aware: a rung level counts the money a trial spent after its 
 report (plus the level it had been promoted to before a relaunch), so a trial on an instance with a
 long start-up gets as much training at a rung as one that starts fast. Until the first report comes,
 an attempt's deadline holds an estimate of its start-up (the median time to first report seen on its
-instance type, at first the simulated ``startup_seconds``); the first report re-aims it exactly. An
+instance type, at first the simulated ``startup_seconds`` and the workload's first step for its configuration,
+as ``costtune plan`` counts them); the first report re-aims it exactly. An
 attempt whose start-up outruns that gets one grace (the larger of the first rung and the estimate)."""
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from costtune.prices.billing import BillingRule
     from costtune.providers.base import Provider, Status
     from costtune.runner.attempts import LiveAttempt
+    from costtune.runner.firststeps import FirstSteps
     from costtune.schedulers import CurveScheduler, RungScheduler
     from costtune.store import ClaimedTrial, Store
     from costtune.study import Study
@@ -70,6 +72,7 @@ class Decisions:
     _credited: dict[int, int]  # trial number -> the rung level it was last promoted at
     _paid: dict[int, int]  # trial number -> start-up spend of its earlier attempts in this run (not counted)
     _first_ms: dict[str | None, list[int]]  # instance type -> billable ms at attempts' first reports
+    _first_steps: FirstSteps | None  # a simulated sweep's time to a first report, before any is measured
     spec: Any
 
     def _read(self, live: LiveAttempt, lines: Any) -> None:
@@ -160,11 +163,9 @@ class Decisions:
             if live.attempt_value is None and not live.grace and self._grace(live):
                 return None
             if live.attempt_value is None and (not live.grace or live.grace_capped):
-                # the cap, not the rung, ended it: no money to carry it to a first report (the estimate
-                # before any report is the start-up alone); not judged on nothing
-                cap, spent, held = self.store.balance(self.scope)
-                return self._budget_stop(live, "budget.usd reached before its first report, "
-                                               f"{_cap_words(cap, spent, held, own=live.reserved)}")
+                # the cap, not the rung, ended it: no money to carry it to a first report (its own took
+                # longer than the estimate); not judged on nothing
+                return self._budget_reached(live)
             if live.attempt_value is None and live.grace:
                 spent = self.billing.charge(self.provider.poll(live.handle).billable_ms, live.rate)
                 self._first_report(live, spent, None, late=True)
@@ -194,7 +195,7 @@ class Decisions:
                 if policy:
                     live.decision = policy
                     return "policy"
-                return self._budget_stop(live, f"budget.usd reached, {_cap_words(cap, spent, held, own=live.reserved)}")
+                return self._budget_reached(live)
         try:
             if extra:
                 self.store.extend(live.key, extra)
@@ -218,7 +219,8 @@ class Decisions:
         the start-up estimate, or what the cap has left when that is less but at least the first rung);
         False if the cap cannot."""
         first_rung = self.rungs.ladder(live.number)[0]  # type: ignore[union-attr]
-        grace = max(first_rung, self._startup_guess(live.instance_type, live.rate))
+        grace = max(first_rung, self._startup_guess(live.instance_type, live.rate, live.claimed.params,
+                                                    max(live.start_step, 0)))
         try:
             self.store.extend(live.key, grace)
         except CapExceeded:
@@ -239,16 +241,20 @@ class Decisions:
         self._watch_deadlines(live)
         return True
 
-    def _startup_guess(self, instance_type: str | None, rate: int) -> int:
+    def _startup_guess(self, instance_type: str | None, rate: int, params: dict[str, Any] | None = None,
+                       step: int = 0) -> int:
         """Estimated spend of an attempt on ``instance_type`` at ``rate`` before its first report, micros:
         the billing rule's charge for the median time to first report of the latest attempts on that
-        type in this run, or, before any, the simulation's ``startup_seconds`` (0 when unknown)."""
+        type in this run, or, before any, what ``costtune plan`` counts for it (``runner.firststeps.FirstSteps``):
+        the simulation's ``startup_seconds`` and the workload's time for the first step (``step``) of the
+        configuration ``params`` on that type (start-up alone without ``params``; 0 when nothing is known)."""
         seen = self._first_ms.get(instance_type)
         if seen:
             ms = round(statistics.median(seen[-STARTUP_SEEN:]))
+        elif self._first_steps is not None:
+            ms = self._first_steps.first_report_ms(params, instance_type, step)
         else:
-            sim = getattr(self.spec.resources, "simulation", None)
-            ms = round(sim.startup_seconds * 1000) if sim is not None else 0
+            ms = 0
         return self.billing.charge(ms, rate) if ms > 0 else 0
 
     def _counted(self, claimed: ClaimedTrial, instance_type: str | None, rate: int) -> int:
@@ -260,7 +266,7 @@ class Decisions:
             return 0
         paid = self._paid.get(claimed.number)
         if paid is None:
-            paid = (claimed.attempt_number - 1) * self._startup_guess(instance_type, rate)
+            paid = (claimed.attempt_number - 1) * self._startup_guess(instance_type, rate, claimed.params)
         return max(self._credited.get(claimed.number, 0), prior - paid)
 
     def _compared(self, live: LiveAttempt, reason: str) -> str:
@@ -271,6 +277,14 @@ class Decisions:
         after = f" (on top of {format_usd(live.credited)} before a relaunch)" if live.credited else ""
         return (f"{reason}; compared on its value after {format_usd(max(0, (live.target or 0) - live.base))} "
                 f"spent past its first report{after}, its {format_usd(startup)} start-up not counted")
+
+    def _budget_reached(self, live: LiveAttempt) -> str:
+        """Stop ``live``: the cap has nothing left for its next segment. One wording for every scheduler: "before
+        its first report" when this attempt has not reported its objective yet (its start-up and first step
+        cost more than the cap left it), with the study's money (``_cap_words``)."""
+        cap, spent, held = self.store.balance(self.scope)
+        when = " before its first report" if live.attempt_value is None else ""
+        return self._budget_stop(live, f"budget.usd reached{when}, {_cap_words(cap, spent, held, own=live.reserved)}")
 
     def _budget_stop(self, live: LiveAttempt, why: str) -> str:
         """Stop ``live`` because the study's cap cannot fund it: ``why`` is its decision and, noted on its

@@ -54,7 +54,7 @@ class Placing:
     clock: Clock
     virtual: bool
     _placement_notes: dict[int, str]  # trial id -> why its placement was changed (the attempt's note)
-    _reach: Callable[[str | None, int], int]
+    _reach: Callable[..., int]  # claims.py: (instance type, rate[, params, step]) -> micros
     _placement_words: Callable[[str | None, str, int], str]
     _admit: Callable[[ClaimedTrial, str | None, str], Verdict | None]
     _market_for: Callable[[ClaimedTrial, str | None, str], tuple[str, str]]
@@ -85,7 +85,8 @@ class Placing:
                     continue
                 itype, market = verdict.request.instance_type, verdict.request.market
             rate = res.rate_for(itype, market, at=self.clock.now() if self.virtual else None)
-            out.append(Placement(params, self._placement_words(itype, market, rate), rate, self._reach(itype, rate)))
+            words = self._placement_words(itype, market, rate)
+            out.append(Placement(params, words, rate, self._reach(itype, rate, params)))
         return sorted(out, key=lambda p: (p.rate, p.reach))
 
     def _move(self, claimed: ClaimedTrial, proposed: str, needed: int,
