@@ -119,7 +119,7 @@ def test_a_waiting_trials_note_names_the_placement_it_would_move_to(tmp_path: Pa
     store, study, _status = run(tmp_path, budget={"usd": 0.015})
     waiting = study.history().trials[0]
     assert waiting.params["market"] == "on-demand"  # the row's market: not moved until it launches
-    assert waiting.error == ("waiting: budget: $0.015 left cannot carry a trial to its first report (~$0.018 on "
+    assert waiting.error == ("waiting: budget: $0.015 left cannot carry a trial to its first report (~$0.0186 on "
                              "g4dn.xlarge spot); would move to g4dn.xlarge spot from its proposed g4dn.xlarge "
                              "on-demand")
     shown = CliRunner().invoke(main, ["trials", "placed", "0", "--db", store.url], env={"COLUMNS": "200"})
@@ -133,4 +133,4 @@ def test_a_trial_waiting_on_its_own_placement_says_no_move(tmp_path: Path) -> No
                                  resources__market="spot")
     waiting = study.history().trials[0]
     assert waiting.state == TrialState.QUEUED and "would move" not in (waiting.error or "")
-    assert "(~$0.018 on g4dn.xlarge spot)" in (waiting.error or "")
+    assert "(~$0.0186 on g4dn.xlarge spot)" in (waiting.error or "")

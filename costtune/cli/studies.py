@@ -95,7 +95,7 @@ def _list_studies(db: str | None, fmt: str) -> None:
         Column("best", [format_number(r["best_value"]) for r in rows], keep=1),
         Column("cost", format_usd_column([r["cost_micros"] for r in rows]), keep=1),
         Column("created", [r["created_at"][:19].replace("T", " ") for r in rows], keep=4),
-        Column("last stop", [r["last_stop"] or "-" for r in rows], keep=3, justify="left", wrap=24),
+        Column("last stop", [r["last_stop"] or "-" for r in rows], keep=3, justify="left", wrap=18),
     ], title=f"studies in {store.display_url}"))
 
 
