@@ -279,14 +279,24 @@ def _in_processes(raws: list[dict[str, Any]], workers: int, exact: bool,
 
 
 def _kill(pool: ProcessPoolExecutor) -> None:
-    """Stop a pool at once: queued runs are dropped and the workers killed (they hold nothing)."""
+    """Stop a pool at once: queued runs are dropped and the workers killed (they hold nothing); returns once
+    the pool's manager thread has ended too.
+
+    ``shutdown(wait=False)`` leaves that thread winding down (closing its wake-up pipe) while the caller
+    goes on: when the interpreter then exited, its exit hook could write to the pipe as the thread closed it
+    ("Exception ignored ... OSError: [Errno 9] Bad file descriptor" after `costtune plan`, exit 0).
+    Joining the thread here leaves nothing of the pool for the exit hook to race with.
+    """
     processes = list((getattr(pool, "_processes", None) or {}).values())  # no public way before 3.14
+    manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() forgets it: taken first
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
             process.kill()
     for process in processes:
         process.join(timeout=5)
+    if manager is not None:
+        manager.join(timeout=10)  # the workers are dead: it sees them gone and ends
 
 
 @contextlib.contextmanager
