@@ -182,7 +182,8 @@ def test_tell_and_report_share_one_non_finite_rule(tmp_path: Any) -> None:
     trial = study.ask()
     trial.report(0, loss=2.0)
     failed = study.tell(trial, {"loss": float("-inf"), "acc": 0.3})
-    assert failed.state == TrialState.FAILED and failed.error == "objective loss was -inf at step 1"
+    # a told value belongs to the last step the trial reported (step 0 here), not one past it
+    assert failed.state == TrialState.FAILED and failed.error == "objective loss was -inf at step 0"
     trial = study.ask()
     done = study.tell(trial, {"loss": 0.4, "acc": float("nan")})
     assert done.state == TrialState.COMPLETE and done.metrics == {"loss": 0.4}
