@@ -95,35 +95,19 @@ def check(files: tuple[str, ...], sweeps: tuple[str, ...]) -> None:
         raise SystemExit(1)
 
 
-def _placements(res: Any) -> dict[tuple[str | None, str | None], int]:
-    """Every (instance type, market) a sweep's trials may launch on, with its rate (micro-dollars an hour);
-    a market policy's reservation rate (cheapest-expected, spot-then-on-demand) is not a placement."""
-    from costtune.policies.model import MARKETS
-
-    choices: dict[tuple[str | None, str | None], int] = {}
-    for key, rate in res.rates.items():
-        itype, _, market = key.rpartition("/")
-        if market in MARKETS:
-            choices[(itype or None, market)] = rate
-    return choices or {(res.instance_type, res.market): res.usd_per_hour_micros}
-
-
 def _denied_everywhere(spec: Any, policies: list[Any]) -> list[tuple[str, str]]:
     """When the launch rules of ``policies`` deny every placement of the sweep (caps and stop thresholds,
     which depend on the moment, aside): for each placement, (deciding policy, the placement and why); else []."""
-    from costtune.policies import LaunchRequest, admit, matching
+    from costtune.plan.rules import sweep_placements
+    from costtune.policies import admit, matching
+    from costtune.runner.admission import launch_request
 
     found = matching(policies, spec.tags)
     if not found:
         return []
-    res = spec.resources
-    aws = getattr(res, "aws", None)
-    regions = tuple(getattr(aws, "regions", ()) or ()) or ((res.region,) if res.region else ())
-    choices = _placements(res)
     reasons = []
-    for (itype, market), rate in sorted(choices.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
-        verdict = admit(LaunchRequest(tags=spec.tags, instance_type=itype, market=market, rate_micros=rate,
-                                      regions=regions, choices=choices), found, datetime.now(UTC))
+    for itype, market in sweep_placements(spec):  # what `costtune run` and `costtune plan` ask the policies
+        verdict = admit(launch_request(spec, itype, market), found, datetime.now(UTC))
         if verdict.kind != "deny":
             return []
         reasons.append((str(verdict.policy), f"{itype or 'local'} {market or '(no market)'}: {verdict.reason}"))

@@ -76,12 +76,16 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
         # to the micro-dollar, as stored: its first rung is min_usd, which a user may copy into the file
         console.print(f"rung ladder (eta {s.eta}): " + " -> ".join(format_usd_exact(r) for r in s.ladder_micros),
                       highlight=False)
-    approx = "at least " if s.bounded else "~" if s.trials_estimated else ""
-    most = "at most " if s.bounded else ""  # a bound (budget.trial_seconds), not an expectation
+    # without a cost of one trial (no workload model, no budget.trial_seconds) the figures are the caps: bounds
+    unknown = s.trial_cost_micros is None and plan.total_micros is None and s.planned_micros is not None
+    approx = "at least " if s.bounded else "at most " if unknown else "~" if s.trials_estimated else ""
+    most = "at most " if s.bounded or unknown else ""  # a bound (budget.trial_seconds, the caps), not an expectation
     started = "-" if s.trials is None else f"{approx}{s.trials}"
     if s.trials is not None and s.trials_fewest is not None and s.trials_most is not None:
         started += f" ({s.trials_fewest} to {s.trials_most})"
     rows: list[tuple[str, str]] = [("trials started", started)]
+    if plan.launch_rules is not None and plan.launch_rules.all_denied:  # the note after the tables says why
+        rows.insert(0, ("spend policies' launch rules", "deny every placement: no trial starts"))
     if s.trial_cost_micros is not None:
         label = ("cost of one trial (bounded by budget.trial_seconds)" if s.bounded else
                  "cost of one trial (mean of the study's finished trials)" if s.cost_source == "measured" else
@@ -98,7 +102,7 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
         rows.append(("expected (trials ending below a rung)", format_usd(s.expected_micros)))
     if plan.launches is not None:
         rows.append(("launches (trials + relaunches after preemption)",
-                     f"{'at least ' if s.bounded else '~'}{plan.launches:.0f}"))
+                     f"{'at least ' if s.bounded else 'at most ' if unknown else '~'}{plan.launches:.0f}"))
         rows.append(("start-up, all launches (billed, no training; on top of the rungs)" if rungs else
                      "of which start-up, all launches (billed, no training)", _money(plan.overhead_micros)))
     if plan.total_micros is not None:
@@ -294,6 +298,8 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
             "left_usd": usd_text(plan.policy_cap.room.left_micros), "left_micros": plan.policy_cap.room.left_micros,
             "binds": plan.policy_cap.binds, "spend_usd": usd_text(plan.policy_cap.spend_micros),
             "spend_micros": plan.policy_cap.spend_micros, "trials": plan.policy_cap.trials},
+        # what spend policies' launch rules do to the sweep's placements (None: nothing); all_denied: no trial starts
+        "launch_rules": None if plan.launch_rules is None else plan.launch_rules.to_dict(),
         "resumes": _resumes(plan),
         "this_run": _this_run(plan),
         "startup": None if plan.startup is None else {"seconds": plan.startup.seconds, "source": plan.startup.source,
