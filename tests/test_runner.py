@@ -504,7 +504,7 @@ def test_enqueued_configs_count_toward_budget_trials_and_run_when_the_sweep_resu
     low = enqueue(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", "--raise-trials", "4", db=db)
     assert low.returncode == 2 and low.stderr.startswith(
         "error: --raise-trials: must be more than budget.trials (4) and than the 4 trials study 'queued' holds, got 4")
-    raised = costtune(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", "--raise-trials", "5", db=db)
+    raised = enqueue(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", "--raise-trials", "5", db=db)
     assert raised.returncode == 0, raised.stderr
     assert "queued trial 4 for study queued" in raised.stdout and "raised from 4 to 5" in raised.stdout
     entries = [e for e in _read_json("audit", "queued", "--db", db) if e["action"] == "trials.set"]
