@@ -289,7 +289,9 @@ class Decisions:
     def _compared(self, live: LiveAttempt, reason: str) -> str:
         """The verdict with what it compared: money after the first report, and the start-up left out."""
         if live.base is None:
-            return f"{reason}; judged without a first report from this attempt"
+            top = self.rungs.ladder(live.number)[-1] if self.rungs is not None else None
+            within = f" within its top rung's money ({format_usd(top)} max_usd)" if top and live.grace else ""
+            return f"{reason}; judged without a first report from this attempt{within}"
         startup = live.base - live.claimed.prior_cost_micros
         after = f" (on top of {format_usd(live.credited)} before a relaunch)" if live.credited else ""
         return (f"{reason}; compared on its value after {format_usd(max(0, (live.target or 0) - live.base))} "
