@@ -78,6 +78,7 @@ class Ending:
 
     # provided by the controller and its other parts (annotations only: nothing here overrides them)
     _warn: Callable[[str], None]
+    _paused_note: Callable[[], str]  # control.py: why launches are paused ("" when they are not)
     _recover: Callable[[], None]
     _another_iteration: Callable[[], bool]
 
@@ -154,6 +155,12 @@ class Ending:
             return "policy", self._denied
         if self._idle == BUDGET and (limit is None or held < limit):
             return BUDGET, self._budget_reason(0)
+        cut = self.status.budget_stops
+        if cut and self.spec.budget.usd_micros is not None:
+            # The trial limit was reached, but the cap stopped trials of this run before their end (spent
+            # reached it, to the micro-dollar or within a charge): the money ended the sweep, not the count.
+            return BUDGET, (f"{self._budget_reason(0)}; it stopped {plural(cut, 'trial')} before "
+                            f"{'its' if cut == 1 else 'their'} end")
         return LIMIT, self._why_exhausted(held)
 
     def _budget_reason(self, queued: int) -> str:
@@ -197,7 +204,11 @@ class Ending:
         Called every tick; the reasons that read the study's history are recomputed when the loop's
         state changes or after ``_NOTE_REFRESH_S`` of wall time, not on every tick (a halted sweep with
         free slots read its whole history each tick)."""
-        if len(self._live) >= self.spec.resources.workers or self._stopping:
+        if len(self._live) >= self.spec.resources.workers:
+            return ""
+        if self._paused_note() and not self._halt:  # kept on the last line of a run interrupted while paused
+            return self._paused_note()
+        if self._stopping:
             return ""
         key = (len(self._live), self._halt, self._waiting_for, self._idle, self._short, self._denied)
         now = time.monotonic()
