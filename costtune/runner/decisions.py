@@ -274,12 +274,15 @@ class Decisions:
             ms = 0
         return self.billing.charge(ms, rate) if ms > 0 else 0
 
-    def _counted(self, claimed: ClaimedTrial, instance_type: str | None, rate: int) -> int:
+    def _counted(self, claimed: ClaimedTrial, instance_type: str | None, rate: int, start_step: int) -> int:
         """The money a (relaunched) trial spent that counts toward its rungs before this attempt: its
         earlier spend less their start-ups (each attempt's spend before its first report; for attempts of
-        an earlier run, the current estimate each), never below the level it was last promoted at."""
+        an earlier run, the current estimate each), never below the level it was last promoted at.
+        0 when this attempt restarts at step 0 (``start_step``, no checkpoint): the training that
+        money bought is gone, so its ladder starts again (a value reported after 3 steps is not a
+        top rung's)."""
         prior = claimed.prior_cost_micros
-        if not prior:
+        if not prior or start_step <= 0:
             return 0
         paid = self._paid.get(claimed.number)
         if paid is None:
