@@ -81,6 +81,8 @@ class SweepController(Finishing, Decisions, Curving, Claims, Placing, Ending, Re
         self.status = RunStatus()
         self.billing = spec.resources.billing
         self.rungs = make_rung_scheduler(spec.scheduler, mode=str(spec.mode), budget_micros=spec.budget.usd_micros)
+        if hasattr(self.rungs, "limit_trials"):  # a plan cut short by budget.trials promotes what its trials hold
+            self.rungs.limit_trials(spec.max_trials)  # type: ignore[union-attr]
         self.curve = make_curve_scheduler(spec.scheduler, mode=str(spec.mode))
         self.scope = f"study:{study.id}"
         self._on_event = on_event or (lambda _msg: None)
