@@ -111,3 +111,40 @@ def test_a_sh_sweep_cut_short_by_budget_trials_promotes_what_its_trials_hold(tmp
     assert sum(t.state == TrialState.COMPLETE for t in trials) >= 1
 
 
+
+
+NEVER_IN_TIME = """\
+import sys, time
+import costtune
+
+time.sleep(30)  # a start-up far longer than the whole ladder buys: $0.012 max_usd at $36/h is 1.2 s
+costtune.report(step=0, loss=float(sys.argv[1]))
+"""
+
+
+def test_trials_that_spend_their_whole_ladder_without_one_report_stop_the_sweep_after_three(tmp_path: Path) -> None:
+    """NU2 item 1, what is left when max_usd itself is below the start-up: every trial spent its whole ladder and
+    was judged on nothing, and the sweep went on to the next until the cap was gone ($0.21 for no value). While no
+    trial of the study has ever reported, three such trials stop all launching, with a reason that says what to
+    change; the trials not yet started are never started."""
+    script = tmp_path / "never.py"
+    script.write_text(NEVER_IN_TIME)
+    cfg = {
+        "name": "never-reports", "objective": {"metric": "loss", "mode": "min"},
+        "space": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
+        "sampler": {"type": "random", "seed": 0},
+        "scheduler": {"type": "asha", "min_usd": 0.004, "max_usd": 0.012, "eta": 3},
+        "budget": {"trials": 8, "usd": 0.3, "trial_seconds": 60},
+        "resources": {"provider": "local", "usd_per_hour": 36, "workers": 1},
+        "command": [sys.executable, str(script), "{x}"], "output_dir": str(tmp_path / "runs"),
+    }
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    spec = parse_sweep(cfg)
+    study, _ = open_sweep(store, spec)
+    status = SweepController(spec, study, make_provider("local"), workdir=str(tmp_path), on_event=lambda _e: None).run()
+    trials = study.history().trials
+    assert len(trials) == 3 and all(t.value is None and t.state == TrialState.STOPPED for t in trials)
+    assert status.stop_kind == "unreported"
+    assert status.stop_reason == "3 trials spent the top rung's money without one report (scheduler.max_usd)"
+    assert status.error is not None and "raise scheduler.max_usd" in str(status.error)
+    assert study.history().spent_micros <= 3 * 13_000  # three ladders (and a billed second each), not the cap

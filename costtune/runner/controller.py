@@ -107,7 +107,9 @@ class SweepController(Finishing, Decisions, Curving, Claims, Placing, Ending, Re
         self._short_at: str | None = None  # BUDGET: the placement a first report was too dear on (claims.py)
         self._short_tail = True  # BUDGET: the room covered a minimum charge (a tail, not the end; claims.py)
         self._claimed_at = 0.0  # wall time of the last claim that gave nothing
-        self._halt: str | None = None  # "failures" | "objective": launch nothing more (status.error says why)
+        # "failures" | "objective" | "unreported": launch nothing more (status.error says why)
+        self._halt: str | None = None
+        self._unreported = 0  # rung trials judged at their top rung's money without one report (ending.py)
         self._failures_in_a_row = 0
         self._last_failure: tuple[int, str] | None = None
         self._streak_before = 0  # set from the store when the run starts (fail-fast counts across resumes)

@@ -75,6 +75,7 @@ class Decisions:
     _paid: dict[int, int]  # trial number -> start-up spend of its earlier attempts in this run (not counted)
     _first_ms: dict[str | None, list[int]]  # instance type -> billable ms at attempts' first reports
     _first_steps: FirstSteps | None  # a simulated sweep's time to a first report, before any is measured
+    _count_unreported: Callable[[LiveAttempt], None]  # ending.py
     spec: Any
 
     def _read(self, live: LiveAttempt, lines: Any) -> None:
@@ -172,6 +173,7 @@ class Decisions:
             if live.attempt_value is None and live.grace:
                 spent = self.billing.charge(self.provider.poll(live.handle).billable_ms, live.rate)
                 self._first_report(live, spent, None, late=True)
+                self._count_unreported(live)  # ending.py: none ever reports -> stop launching
             value = live.attempt_value if live.attempt_value is not None else live.value
             decision = self.rungs.judge(live.number, live.rung, value)
             live.decision = self._compared(live, decision.reason)
