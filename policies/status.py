@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from costtune.policies.model import Policy
-from costtune.policies.windows import forecast_micros, span
+from costtune.policies.windows import span, window_forecast
 
 
 def window_rows(store: Any, policies: list[Policy], now: datetime) -> list[dict[str, Any]]:
@@ -25,9 +25,10 @@ def window_rows(store: Any, policies: list[Policy], now: datetime) -> list[dict[
         window = span(policy, now)
         _cap, spent, held = store.balance(window.scope)
         cap = policy.cap_micros
-        pace = forecast_micros(spent + held, window, now) if window.start else None
         # a hard cap stops launches at it: the window cannot end above it (nor below what it already committed)
-        forecast = pace if pace is None or cap is None else min(pace, max(cap, spent + held))
+        ahead = window_forecast(spent + held, cap, window, now)  # the dashboard's /money forecast too
+        pace = None if ahead is None else ahead.pace_micros
+        forecast = None if ahead is None else ahead.forecast_micros
         rows.append({
             "policy": policy.name, "scope": policy.scope_text, "window": window.label, "ledger_scope": window.scope,
             "window_start": window.start.isoformat() if window.start else None,
@@ -35,7 +36,7 @@ def window_rows(store: Any, policies: list[Policy], now: datetime) -> list[dict[
             "cap_micros": cap, "soft_cap_micros": policy.soft_cap_micros, "spent_micros": spent,
             "held_micros": held, "left_micros": None if cap is None else max(0, cap - spent - held),
             "forecast_micros": forecast, "forecast_pace_micros": pace,
-            "forecast_at_cap": forecast is not None and forecast != pace,
+            "forecast_at_cap": ahead is not None and ahead.at_cap,
             "alerts_fired": fired.get(window.scope, []),
             "over_cap": cap is not None and spent + held > cap,
         })

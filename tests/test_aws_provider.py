@@ -389,3 +389,20 @@ def test_deleting_a_study_without_aws_credentials_warns_that_its_instances_may_s
     assert reaped.exit_code == 0, reaped.output
     assert "terminated 1 instances" in reaped.output
     assert [i["State"]["Name"] for i in tagged(ec2, "nocreds-1")] in (["terminated"], ["shutting-down"])
+
+
+def test_reap_refuses_a_misspelt_region_before_asking_aws_for_credentials(tmp_path, monkeypatch) -> None:
+    """`reap --dry-run --regions mars-1` complained about missing credentials; the region is checked first and the
+    store is not created."""
+    from click.testing import CliRunner
+
+    from costtune.cli import main
+
+    monkeypatch.setenv("COSTTUNE_HOME", str(tmp_path / "home"))
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    db = tmp_path / "reap.db"
+    result = CliRunner().invoke(main, ["reap", "--db", str(db), "--regions", "us-east-1,mars-1", "--dry-run"])
+    assert result.exit_code == 2
+    assert "--regions: must be AWS region names such as us-east-1, got mars-1" in result.output
+    assert "credentials" not in result.output and not db.exists()

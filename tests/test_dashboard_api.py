@@ -280,7 +280,7 @@ def test_the_schedules_page_lists_schedules_and_model_versions(swept: tuple[Stor
     data = http.get("/api/v1/schedules").json()
     [schedule] = data["schedules"]
     assert schedule["name"] == "nightly" and schedule["timing"] == "cron '0 2 * * *' (UTC)"
-    assert schedule["next_fire"] == "2026-03-07T02:00:00+00:00" and schedule["runs"] == [] and not schedule["paused"]
+    assert schedule["next_run"] == "2026-03-07T02:00:00Z" and schedule["runs"] == [] and not schedule["paused"]
     [version] = data["models"]
     shown = (version["ref"], version["promoted"], version["value"], version["run_cost_micros"])
     assert shown == ("digits:1", True, 0.25, 1200)

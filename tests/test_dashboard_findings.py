@@ -220,8 +220,8 @@ def test_schedules_show_their_own_study_and_no_next_run_while_paused(valueless: 
                            settings=ScheduleSettings(), now_s=now, paused=paused)
     shown = {s["name"]: s for s in http.get("/api/v1/schedules").json()["schedules"]}
     assert shown["nightly"]["study"] is None and shown["weekly"]["study"] is None  # no run yet: not "q1"
-    assert shown["nightly"]["next_fire"] == "2026-03-07T02:00:00+00:00"
-    assert shown["weekly"]["paused"] and shown["weekly"]["next_fire"] is None  # the CLI's "-"
+    assert shown["nightly"]["next_run"] == "2026-03-07T02:00:00Z"
+    assert shown["weekly"]["paused"] and shown["weekly"]["next_run"] is None  # the CLI's "-"
 
 
 def test_an_infinite_value_does_not_hide_the_finite_best(valueless: tuple[Store, TestClient]) -> None:

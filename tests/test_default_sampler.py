@@ -13,8 +13,10 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner, Result
 from costtune.providers import make_provider
 
+from costtune.cli import main
 from costtune.errors import SpecError
 from costtune.runner.controller import SweepController
 from costtune.runner.session import open_sweep
@@ -97,6 +99,14 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120, cwd=tmp_path)
 
 
+def _cli_in_process(tmp_path: Path, *args: str) -> Result:
+    """``_cli``'s command through the CLI's own code in this process, with the same store (COSTTUNE_HOME's)."""
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False,
+                                env={"COSTTUNE_DB": None, "COSTTUNE_HOME": str(tmp_path / "home")})
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def test_run_plan_and_studies_name_the_sampler_and_a_resume_says_what_it_keeps(tmp_path: Path) -> None:
     first = sweep(sampler={"type": "random", "seed": 3}, budget={"usd": 0.5, "trials": 2})
     (tmp_path / "a.yaml").write_text(yaml.safe_dump(first))
@@ -104,13 +114,15 @@ def test_run_plan_and_studies_name_the_sampler_and_a_resume_says_what_it_keeps(t
     made = _cli(tmp_path, "run", "a.yaml")
     assert made.returncode == 0, made.stderr
     assert "sampler random (seed 3), scheduler curve" in made.stderr
-    plan = _cli(tmp_path, "plan", "b.yaml", "--no-forecast", "--format", "json")
+    # the read-only commands through the CLI's code in this process (a process start each was most of the time);
+    # the runs themselves as real `costtune run` processes
+    plan = _cli_in_process(tmp_path, "plan", str(tmp_path / "b.yaml"), "--no-forecast", "--format", "json")
     assert json.loads(plan.stdout)["sampler"]["type"] == "random"  # what run would resume with, not the file alone
     again = _cli(tmp_path, "run", "b.yaml")
     assert again.returncode == 0, again.stderr
     assert "warning: sampler.seed: study 'defaults' keeps 3 (the file says 9)" in again.stderr
     assert "sampler random (seed 3)" in again.stderr
-    listed = json.loads(_cli(tmp_path, "studies", "--format", "json").stdout)
+    listed = json.loads(_cli_in_process(tmp_path, "studies", "--format", "json").stdout)
     assert [s["scheduler_detail"] for s in listed] == ["curve (95% confidence, 5 points, ratio 2)"]
     assert [(s["name"], s["sampler"], s["scheduler"], s["trials"]) for s in listed] == [
         ("defaults", "random (seed 3)", "curve", 3)]

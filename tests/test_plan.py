@@ -59,7 +59,9 @@ def _cli(*args: str) -> Result:
 
 
 def _plan_json(path: Path, runs: int) -> dict[str, Any]:
-    result = _cli("plan", str(path), "--runs", str(runs), "--format", "json", "--quiet")
+    """The plan's JSON with ``runs`` forecast runs, in this process (--jobs 1: the runs are the same in any number
+    of worker processes, which the parallel tests below check; spawning workers costs more than these runs)."""
+    result = _cli("plan", str(path), "--runs", str(runs), "--format", "json", "--quiet", "--jobs", "1")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -328,7 +330,7 @@ def test_a_first_rung_below_the_declared_startup_is_no_longer_warned(tmp_path: P
 
 def test_plan_shows_the_rungs_it_chose_when_the_file_gives_none(tmp_path: Path) -> None:
     path = _sweep(tmp_path, "chosen.yaml", scheduler={"type": "asha"}, budget={"usd": 1.0})
-    result = _cli("plan", str(path))
+    result = _cli("plan", str(path), "--no-forecast")  # what is checked here is the plan, not its forecast
     assert result.exit_code == 0, result.output
     text = " ".join(result.stdout.split())
     ladder = _plan_json(path, 0)["scheduler"]
@@ -377,8 +379,8 @@ def test_measured_first_reports_in_the_store_are_warned_and_the_store_is_only_re
     assert not any("earlier attempts" in n for n in _plan_json_db(other, db)["notes"])
 
 
-def _plan_json_db(path: Path, db: Path) -> dict[str, Any]:
-    result = _cli("plan", str(path), "--db", str(db), "--format", "json")
+def _plan_json_db(path: Path, db: Path, *flags: str) -> dict[str, Any]:
+    result = _cli("plan", str(path), "--db", str(db), "--format", "json", *flags)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -519,7 +521,7 @@ def test_plan_of_a_study_the_store_holds_describes_its_resume(tmp_path: Path) ->
 
     later = _stored_sweep(tmp_path, "later.yaml", sampler=None, scheduler=None, budget={"usd": 0.5})
     before = sqlite_rows(db)
-    out = _plan_json_db(later, db)
+    out = _plan_json_db(later, db, "--runs", "1")  # one forecast run: what is checked here is the plan
     assert sqlite_rows(db) == before  # only read
     assert out["sampler"]["type"] == "random" and out["sampler"]["seed"] == 7  # a priced cap would default to bayes
     assert out["scheduler"]["type"] == "hyperband"
@@ -540,7 +542,8 @@ def test_plan_of_a_study_the_store_holds_describes_its_resume(tmp_path: Path) ->
         out["plan"]["planned_micros"] == expected.total_cost_micros
     assert any("budget.usd: the file says $0.50" in n and "--change-cap" in n for n in out["notes"])
     # --change-cap plans with the file's cap, as `costtune run --change-cap` would run
-    raised = json.loads(_cli("plan", str(later), "--db", str(db), "--format", "json", "--change-cap").stdout)
+    raised = json.loads(_cli("plan", str(later), "--db", str(db), "--format", "json", "--change-cap",
+                             "--runs", "1").stdout)
     assert raised["budget"]["usd_micros"] == 500_000 and raised["resumes"]["remaining_micros"] == 500_000 - spent
     assert raised["plan"]["trials"] == len(board) + raised["this_run"]["trials"] - rerun > len(board)
     assert raised["plan"]["total_micros"] == spent + raised["this_run"]["spend_micros"] <= 500_000
@@ -554,7 +557,7 @@ def test_plan_of_a_study_the_store_holds_describes_its_resume(tmp_path: Path) ->
     # a file the study cannot resume with (another scheduler) is planned as it stands, and says why
     other = _stored_sweep(tmp_path, "other.yaml", scheduler={"type": "asha", "min_usd": 0.001, "max_usd": 0.009,
                                                              "eta": 3}, budget={"usd": 0.1})
-    refused = _plan_json_db(other, db)
+    refused = _plan_json_db(other, db, "--runs", "1")
     assert refused["resumes"] is None and refused["scheduler"]["type"] == "asha"
     assert any("`costtune run` would not resume study 'resumable'" in n and "scheduler.type" in n
                for n in refused["notes"])
@@ -566,7 +569,7 @@ def test_plan_says_a_seed_the_file_does_not_give_is_drawn_at_run_time(tmp_path: 
     db = tmp_path / "user.db"
     path = _stored_sweep(tmp_path, "noseed.yaml", sampler={"type": "random"}, budget={"usd": 0.05},
                          scheduler={"type": "sh", "min_usd": 0.002, "max_usd": 0.018, "eta": 3})
-    out = _plan_json_db(path, db)
+    out = _plan_json_db(path, db, "--runs", "1")  # one forecast run: what is checked here is the plan
     assert out["sampler"] == {"type": "random", "seed": None}
     assert any("sampler.seed: the file gives none; `costtune run` draws one" in n for n in out["notes"])
     assert "sampler random (seed drawn at run time)" in " ".join(_cli("plan", str(path), "--db", str(db),
@@ -575,5 +578,5 @@ def test_plan_says_a_seed_the_file_does_not_give_is_drawn_at_run_time(tmp_path: 
     from costtune.store import Store
 
     seed = Store(f"sqlite:///{db}").get_study("resumable").sampler["seed"]
-    again = _plan_json_db(path, db)
+    again = _plan_json_db(path, db, "--runs", "1")
     assert again["sampler"]["seed"] == seed and not any("sampler.seed" in n for n in again["notes"])

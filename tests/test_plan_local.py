@@ -119,3 +119,18 @@ def test_a_local_plans_start_up_is_one_figure_billed_as_part_of_the_attempt(tmp_
     shown = f"{round(seconds * 1000)} ms"
     assert f"start-up per launch {shown}: the median" in table and f" {shown} │" in table, table
     assert "on-demand" not in table
+
+
+def test_a_study_whose_attempts_never_reported_counts_their_billed_time_as_a_lower_bound_on_start_up() -> None:
+    """14 local attempts stopped at a $0.004 rung before any report (1-2 s each at $36/h): the plan said start-up
+    "not counted ... nothing has measured yet" beside a note about those very attempts. Their billed time is a
+    lower bound on the start-up, and the plan uses and names it; a cloud's own estimate stays when it is larger."""
+    from costtune.plan.startup import FirstReports, startup_estimate
+
+    seen = FirstReports("s", "here.db", (), (10_000, 20_000) * 7, (), (1.0, 2.0) * 7)
+    local = startup_estimate("local", None, seen)
+    assert (local.source, local.seconds, local.attempts) == ("at least", 1.5, 14)
+    assert local.describe().startswith("start-up per launch at least 1.5 s: none of this study's attempts has "
+                                       "reported; its 14 attempts that ended without a report were billed")
+    assert startup_estimate("aws", None, seen).source == "estimate"  # 120 s, more than 1.5 s of evidence
+    assert startup_estimate("local", None, None).source == "none"

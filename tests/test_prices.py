@@ -433,3 +433,21 @@ def test_prices_command_filters_and_sorts_cheapest_first(tmp_path: Path) -> None
                         "market: on-demand, usd_per_hour: 0}\n")
     bad = runner.invoke(main, ["prices", "--overrides", str(override)])
     assert bad.exit_code == 2 and "usd_per_hour" in bad.output
+
+
+def test_a_region_or_type_no_price_has_is_an_error_naming_the_flag_not_an_empty_table() -> None:
+    """`--region eu-north-9` exited 0 with "no price matches" while `--gpu Z9000` exited 2: a name the catalog does
+    not hold is a typo, refused with the flag, the value and the nearest names; filters that are valid but match
+    nothing together still print the empty-result line with exit 0."""
+    from click.testing import CliRunner
+
+    from costtune.cli import main
+
+    runner = CliRunner()
+    region = runner.invoke(main, ["prices", "--region", "us-east-2"])
+    assert region.exit_code == 2
+    assert "--region: no price has region 'us-east-2'" in region.output and "us-east-1" in region.output
+    kind = runner.invoke(main, ["prices", "--region", "us-east-1", "--type", "m5.huge"])
+    assert kind.exit_code == 2 and "--type: no price has instance type 'm5.huge'; did you mean" in kind.output
+    empty = runner.invoke(main, ["prices", "--region", "us-east-1", "--min-vcpus", "999"])
+    assert empty.exit_code == 0 and "no price matches these filters" in empty.output

@@ -52,6 +52,12 @@ def run(tmp_path: Path, sweep_file: Path, db: str, *, quiet: bool = True,
     return proc
 
 
+def _in_process(tmp_path: Path, *args: str, db: str) -> subprocess.CompletedProcess[str]:
+    """``costtune(...)`` through the CLI's own code in this process: its exit code, stdout and stderr."""
+    result = CliRunner().invoke(main, [*args, "--db", db], catch_exceptions=False)
+    return subprocess.CompletedProcess(["costtune", *args], result.exit_code, result.stdout, result.stderr)
+
+
 def _read_json(*args: str) -> Any:
     """A read-only command's JSON, through the CLI's own code in this process (test_cli runs them as
     subprocesses); sweeps themselves always run as real `costtune run` processes."""
@@ -471,11 +477,15 @@ def test_enqueued_configs_count_toward_budget_trials_and_run_when_the_sweep_resu
     file = sweep(tmp_path, "queued", ORDER_TRIAL, budget={"trials": 4}, **fields)
     run(tmp_path, file, db)
 
+    # the first `costtune enqueue` as a user runs it, a real process; the others through the same command's code in
+    # this process (a process start each was most of this test's time); the sweeps run as real `costtune run`s
+    enqueue = costtune
     for number, assignments in ((2, ("lr=0.01", "hidden=64")), (3, ("lr=0.02", "hidden=65"))):
-        proc = costtune(tmp_path, "enqueue", "queued", *assignments, db=db)
+        proc = enqueue(tmp_path, "enqueue", "queued", *assignments, db=db)
         assert proc.returncode == 0, proc.stderr
         assert f"queued trial {number} for study queued" in proc.stdout
-    refused = costtune(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", db=db)
+        enqueue = _in_process
+    refused = enqueue(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", db=db)
     assert refused.returncode == 2
     assert refused.stderr.startswith("error: budget.trials: study 'queued' holds 4 trials and budget.trials "
                                      "allows 4; an enqueued trial counts toward it, so nothing was queued: pass "
@@ -491,14 +501,13 @@ def test_enqueued_configs_count_toward_budget_trials_and_run_when_the_sweep_resu
     assert (row["finished"], row["trials"]) == (4, 4)
 
     # --raise-trials N raises the stored budget.trials on purpose, recorded like a cap change
-    low = costtune(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", "--raise-trials", "4", db=db)
+    low = enqueue(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", "--raise-trials", "4", db=db)
     assert low.returncode == 2 and low.stderr.startswith(
         "error: --raise-trials: must be more than budget.trials (4) and than the 4 trials study 'queued' holds, got 4")
     raised = costtune(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", "--raise-trials", "5", db=db)
     assert raised.returncode == 0, raised.stderr
     assert "queued trial 4 for study queued" in raised.stdout and "raised from 4 to 5" in raised.stdout
-    entries = [e for e in json.loads(costtune(tmp_path, "audit", "queued", "--format", "json", db=db).stdout)
-               if e["action"] == "trials.set"]
+    entries = [e for e in _read_json("audit", "queued", "--db", db) if e["action"] == "trials.set"]
     assert [(e["detail"]["from"], e["detail"]["to"]) for e in entries] == [(4, 5)]
     # the file still says 4: its run records that, runs the queued trial, and the stop reason says so
     proc = run(tmp_path, file, db)

@@ -66,8 +66,11 @@ def dashboard(db: str | None, bind: str, public_read: bool, quiet: bool) -> None
     (or COSTTUNE_DASHBOARD_TOKEN). The same pages are served by `costtune serve` beside the worker API.
     """
     host, port = parse_bind_option(bind)
-    store = open_store(db, create=True)
-    routes = dashboard_routes(store, host, port, public_read=public_read)
+    from costtune.server.run import bind_socket
     from costtune.server.run import serve as run_server
 
-    run_server(store, host, port, access_log=not quiet, routes=routes, worker_api=False)
+    sock = bind_socket(host, port)  # before the store, the banner and the token: a busy port says so, nothing else
+    port = sock.getsockname()[1]  # the port it got (--bind HOST:0)
+    store = open_store(db, create=True)
+    routes = dashboard_routes(store, host, port, public_read=public_read)
+    run_server(store, host, port, access_log=not quiet, routes=routes, worker_api=False, sock=sock)

@@ -50,6 +50,10 @@ def prices(ctx: click.Context, providers: tuple[str, ...], regions: tuple[str, .
                         min_memory_gib=min_memory_gib, gpu_model=gpu_model)
     if gpu_model is not None and not rows:
         _no_such_gpu(table, gpu_model)
+    if not rows:  # a name no price has at all is a typo, not an empty result
+        _unknown_names(table, "--provider", providers, "provider")
+        _unknown_names(table, "--region", regions, "region")
+        _unknown_names(table, "--type", instance_types, "instance_type")
     total = len(rows)
     rows = rows[:limit] if limit else rows
     records = [{"provider": p.provider, "region": p.region, "instance_type": p.instance_type, "market": p.market,
@@ -102,6 +106,22 @@ def _no_such_gpu(table: PriceTable, wanted: str) -> None:
     known = sorted({p.gpu_model.split(" (")[0] for p in table.rows() if p.gpu_model})
     if not table.offers(gpu_model=wanted):
         raise InputError(f"--gpu: no price has GPU model {wanted!r}; known GPU models: {', '.join(known) or 'none'}")
+
+
+def _unknown_names(table: PriceTable, flag: str, wanted: tuple[str, ...], field: str) -> None:
+    """Raise ``InputError`` naming ``flag`` when one of ``wanted`` is in no row of the table at all (``field`` of a
+    price: provider, region, instance_type), with the names it knows (at most 12 shown)."""
+    from costtune.errors import InputError
+
+    known = sorted({str(getattr(p, field)) for p in table.rows()})
+    missing = [w for w in wanted if w not in known]
+    if missing:
+        import difflib
+
+        close = difflib.get_close_matches(missing[0], known, n=3)
+        shown = ", ".join(known[:12]) + (f", ... ({len(known)} in all)" if len(known) > 12 else "")
+        hint = f"did you mean {' or '.join(close)}?" if close else f"known: {shown or 'none'}"
+        raise InputError(f"{flag}: no price has {field.replace('_', ' ')} {missing[0]!r}; {hint}")
 
 
 @prices.command("refresh")

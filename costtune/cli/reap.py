@@ -43,10 +43,13 @@ def reap(db: str | None, provider: str, regions: tuple[str, ...], older_than: fl
     from costtune.reports.table import Column, FittedTable
     from costtune.runner.reap import reap as terminate
     from costtune.runner.reap import survey
-    from costtune.spec.aws import AwsResources
+    from costtune.spec.aws import AwsResources, is_region_name
     from costtune.store.reads import open_attempt_keys, store_tag
 
     names = [r.strip() for item in regions for r in item.split(",") if r.strip()]
+    bad = [r for r in names if not is_region_name(r)]
+    if bad:  # before any store or AWS call: a typo is not a credentials problem
+        raise InputError(f"--regions: must be AWS region names such as us-east-1, got {bad[0]}")
     store = open_store(db)
     clients = Clients()
     if not names:

@@ -29,13 +29,16 @@ def serve(bind: str, db: str | None, quiet: bool, no_dashboard: bool, public_rea
     from costtune.cli.dashboard import dashboard_routes, parse_bind_option
 
     host, port = parse_bind_option(bind)
-    store = open_store(db, create=True)
+    from costtune.server.run import bind_socket
     from costtune.server.run import serve as run_server
 
+    sock = bind_socket(host, port)  # before the store, the banner and the token: a busy port says so, nothing else
+    port = sock.getsockname()[1]  # the port it got (--bind HOST:0)
+    store = open_store(db, create=True)
     err_console.print(f"costtune serve: worker API on http://{host}:{port} (store {store.display_url})",
                       highlight=False)
     routes = [] if no_dashboard else dashboard_routes(store, host, port, public_read=public_read)
-    run_server(store, host, port, access_log=not quiet, routes=routes)
+    run_server(store, host, port, access_log=not quiet, routes=routes, sock=sock)
 
 
 def _read_token(path: str) -> str:

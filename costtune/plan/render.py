@@ -76,8 +76,10 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
         # to the micro-dollar, as stored: its first rung is min_usd, which a user may copy into the file
         console.print(f"rung ladder (eta {s.eta}): " + " -> ".join(format_usd_exact(r) for r in s.ladder_micros),
                       highlight=False)
-    approx = "at least " if s.bounded else "~" if s.trials_estimated else ""
-    most = "at most " if s.bounded else ""  # a bound (budget.trial_seconds), not an expectation
+    # without a cost of one trial (no workload model, no budget.trial_seconds) the figures are the caps: bounds
+    unknown = s.trial_cost_micros is None and plan.total_micros is None and s.planned_micros is not None
+    approx = "at least " if s.bounded else "at most " if unknown else "~" if s.trials_estimated else ""
+    most = "at most " if s.bounded or unknown else ""  # a bound (budget.trial_seconds, the caps), not an expectation
     started = "-" if s.trials is None else f"{approx}{s.trials}"
     if s.trials is not None and s.trials_fewest is not None and s.trials_most is not None:
         started += f" ({s.trials_fewest} to {s.trials_most})"
@@ -98,7 +100,7 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
         rows.append(("expected (trials ending below a rung)", format_usd(s.expected_micros)))
     if plan.launches is not None:
         rows.append(("launches (trials + relaunches after preemption)",
-                     f"{'at least ' if s.bounded else '~'}{plan.launches:.0f}"))
+                     f"{'at least ' if s.bounded else 'at most ' if unknown else '~'}{plan.launches:.0f}"))
         rows.append(("start-up, all launches (billed, no training; on top of the rungs)" if rungs else
                      "of which start-up, all launches (billed, no training)", _money(plan.overhead_micros)))
     if plan.total_micros is not None:

@@ -53,6 +53,7 @@ class FirstReports:
     exact_micros: tuple[int, ...]
     at_least_micros: tuple[int, ...]
     first_seconds: tuple[float, ...] = ()  # seconds to first report of the attempts in ``exact_micros``
+    at_least_seconds: tuple[float, ...] = ()  # billed seconds of the priced attempts in ``at_least_micros``
 
     @property
     def attempts(self) -> int:
@@ -87,7 +88,9 @@ class StartupEstimate:
     """Seconds an attempt is billed before its first report, and where the figure comes from."""
 
     seconds: float
-    source: str  # "simulation", "measured" (the study's own attempts), "estimate" (CLOUD_STARTUP_S) or "none"
+    # "simulation", "measured" (the study's own attempts), "at least" (its attempts that ended before any report),
+    # "estimate" (CLOUD_STARTUP_S) or "none"
+    source: str
     attempts: int = 0  # attempts measured
     provider: str = ""  # for the "none" note: whose start-up is not counted
 
@@ -95,6 +98,11 @@ class StartupEstimate:
         if self.source == "measured":
             return (f"start-up per launch {_seconds(self.seconds)}: the median time to first report of this "
                     f"study's {plural(self.attempts, 'attempt')} (boot, set-up and the first step, billed)")
+        if self.source == "at least":
+            return (f"start-up per launch at least {_seconds(self.seconds)}: none of this study's attempts has "
+                    "reported; "
+                    f"its {plural(self.attempts, 'attempt')} that ended without a report were billed a median of "
+                    f"{_seconds(self.seconds)} each (interpreter, imports and set-up included), a lower bound")
         if self.source == "estimate":
             return (f"start-up per launch {_seconds(self.seconds)}, an estimate (boot, costtune install and "
                     "code fetch: 1 to 3 minutes an attempt; the instance is billed from its launch, 60 s minimum); a "
@@ -129,6 +137,11 @@ def startup_estimate(provider: str, simulated_s: float | None, measured: FirstRe
     seen = list(measured.first_seconds) if measured is not None else []
     if seen:
         return StartupEstimate(float(statistics.median(seen)), "measured", len(seen))
+    bound = list(measured.at_least_seconds) if measured is not None else []
+    if bound:  # every attempt ended before its first report: each ran at least that long without one
+        lowest = float(statistics.median(bound))
+        if provider not in CLOUD_PROVIDERS or lowest > CLOUD_STARTUP_S:
+            return StartupEstimate(lowest, "at least", len(bound))
     if provider not in CLOUD_PROVIDERS:
         return StartupEstimate(0.0, "none", provider=provider)
     return StartupEstimate(CLOUD_STARTUP_S, "estimate")
@@ -144,16 +157,18 @@ def read_first_reports(db_url: str, study: str, rule: BillingRule) -> FirstRepor
     rows = read_rows(db_url, _ATTEMPTS_SQL, study)
     if not rows:
         return None
-    exact, at_least, seconds = [], [], []
+    exact, at_least, seconds, bound = [], [], [], []
     for rate, cost, reason, ended, first_s in rows:
         if first_s is not None:
             exact.append(rule.charge(round(float(first_s) * 1000), int(rate or 0)))
             seconds.append(float(first_s))
         elif ended is not None and reason in _CENSORING_ENDS:
             at_least.append(int(cost or 0))
+            if rate and cost:  # billed seconds, from its charge at its rate (a minimum charge overstates it)
+                bound.append(int(cost) / int(rate) * 3600.0)
     if not exact and not at_least:
         return None
-    return FirstReports(study, where_of(db_url), tuple(exact), tuple(at_least), tuple(seconds))
+    return FirstReports(study, where_of(db_url), tuple(exact), tuple(at_least), tuple(seconds), tuple(bound))
 
 
 def read_rows(db_url: str, sql: str, name: str) -> list[Any]:

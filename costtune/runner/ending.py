@@ -78,6 +78,7 @@ class Ending:
 
     # provided by the controller and its other parts (annotations only: nothing here overrides them)
     _warn: Callable[[str], None]
+    _paused_note: Callable[[], str]  # control.py: why launches are paused ("" when they are not)
     _recover: Callable[[], None]
     _another_iteration: Callable[[], bool]
 
@@ -197,7 +198,11 @@ class Ending:
         Called every tick; the reasons that read the study's history are recomputed when the loop's
         state changes or after ``_NOTE_REFRESH_S`` of wall time, not on every tick (a halted sweep with
         free slots read its whole history each tick)."""
-        if len(self._live) >= self.spec.resources.workers or self._stopping:
+        if len(self._live) >= self.spec.resources.workers:
+            return ""
+        if self._paused_note() and not self._halt:  # kept on the last line of a run interrupted while paused
+            return self._paused_note()
+        if self._stopping:
             return ""
         key = (len(self._live), self._halt, self._waiting_for, self._idle, self._short, self._denied)
         now = time.monotonic()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -64,17 +65,37 @@ def _redact_access_log() -> None:
         access.addFilter(_RedactTokens())
 
 
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (not yet listening; ``serve`` listens on it), so a command can find
+    out that it cannot listen there before it prints where it serves and with what token.
+    Raises InputError (naming ``--bind`` and the address) when the address is in use or not this machine's."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a restart reuses the port
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        shown = f"[{host}]" if ":" in host else host
+        raise InputError(f"--bind: cannot listen on {shown}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(store: Store, host: str, port: int, *, access_log: bool = True, max_body: int | None = None,
-          routes: Sequence[Any] = (), worker_api: bool = True) -> None:
+          routes: Sequence[Any] = (), worker_api: bool = True, sock: socket.socket | None = None) -> None:
     """Serve the worker API (and ``routes`` beside it; only ``routes`` without ``worker_api``) until
-    interrupted (KeyboardInterrupt / SIGTERM). Raises InputError when the ``server`` extra is missing
-    or the address cannot be bound."""
+    interrupted (KeyboardInterrupt / SIGTERM). ``sock``: the socket ``bind_socket`` bound (else the
+    address is bound here). Raises InputError when the ``server`` extra is missing or the address
+    cannot be bound."""
     config = _config(store, host, port, access_log=access_log, max_body=max_body, routes=routes, worker_api=worker_api)
     import uvicorn
 
+    if sock is None:
+        sock = bind_socket(host, port)
     server = uvicorn.Server(config)
-    with contextlib.suppress(SystemExit):  # uvicorn's answer to an address it cannot bind (it logged why)
-        server.run()
+    with contextlib.suppress(SystemExit):  # uvicorn's answer to an address it cannot use (it logged why)
+        server.run(sockets=[sock])
     if not server.started:
         raise InputError(f"--bind: cannot listen on {host}:{port} (in use, or not an address of this machine)")
 
@@ -122,4 +143,4 @@ class BackgroundServer:
         self.stop()
 
 
-__all__ = ["BackgroundServer", "serve"]
+__all__ = ["BackgroundServer", "bind_socket", "serve"]

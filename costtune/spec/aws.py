@@ -137,6 +137,12 @@ def _agent_command(value: dict[str, Any]) -> tuple[str, ...]:
     return tuple(given)
 
 
+def is_region_name(name: object) -> bool:
+    """Whether ``name`` is spelled like an AWS region (``us-east-1``, ``ap-southeast-2``, ``us-gov-west-1``); whether
+    EC2 has it is for EC2 to say."""
+    return isinstance(name, str) and _REGION.fullmatch(name) is not None
+
+
 def _regions(value: dict[str, Any]) -> tuple[str, ...]:
     region = value.get("region")
     others = _names(value.get("regions", []), "resources.regions")

@@ -47,10 +47,12 @@ class TrialStopRow(SQLModel, table=True):
 
 @dataclass(frozen=True)
 class Controls:
-    """What a study's controllers are asked: ``paused`` launches, trial ids to ``stop``."""
+    """What a study's controllers are asked: ``paused`` launches (by whom, and when: UTC), trial ids to ``stop``."""
 
     paused: bool
     stop: frozenset[int]
+    paused_by: str | None = None
+    paused_at: datetime | None = None
 
 
 class ControlBook:
@@ -102,10 +104,10 @@ class ControlBook:
             return outcome
 
     def controls(self, study_id: int) -> Controls:
-        """The study's pause flag and the ids of its running trials asked to stop (requests for trials
-        that have ended are dropped here)."""
+        """The study's pause flag (with who paused it and when) and the ids of its running trials asked to
+        stop (requests for trials that have ended are dropped here)."""
         with self._tx() as s:
-            paused = s.get(StudyPauseRow, study_id) is not None
+            pause = s.get(StudyPauseRow, study_id)
             rows = s.exec(select(TrialStopRow.trial_id, TrialRow.state)
                           .join(TrialRow, col(TrialRow.id) == col(TrialStopRow.trial_id))
                           .where(TrialStopRow.study_id == study_id)).all()
@@ -114,7 +116,8 @@ class ControlBook:
                 row = s.get(TrialStopRow, tid)
                 if row is not None:
                     s.delete(row)
-            return Controls(paused, frozenset(tid for tid, state in rows if state not in FINISHED))
+            return Controls(pause is not None, frozenset(tid for tid, state in rows if state not in FINISHED),
+                            None if pause is None else pause.actor, None if pause is None else pause.at)
 
     def set_last_stop(self, study_id: int, reason: str | None) -> None:
         """Record why the study's run stopped (``reason``, as the run said it), or clear it (None) as a run

@@ -63,10 +63,13 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def trial_number(request: Request) -> int:
     """The ``{number}`` of a trial path, the one converter of every trial route (pages, reads, stop):
-    a number past any trial a study can hold (2**31-1, the column's range) is 404, never a 500."""
+    what is not a trial number (``-1``, ``abc``) is 400 naming the field and the value; a number past
+    any trial a study can hold (2**31-1, the column's range) is 404, never a 500."""
     from costtune.limits import INT32_MAX
 
     raw = str(request.path_params["number"])
+    if not raw.isascii() or not raw.isdigit():
+        raise Refused(400, f"trial: must be a trial number (an integer from 0), got {raw[:40]!r}")
     if len(raw) > 12 or int(raw) > INT32_MAX:
         raise Refused(404, f"trial: no study holds a trial number {raw[:40]} (trial numbers are at most {INT32_MAX})")
     return int(raw)
@@ -289,13 +292,13 @@ class Api:
             Route(f"{base}/charts", read(self.charts)),
             Route(f"{base}/report", read(self.report)),
             Route(f"{base}/live", read(self.live)),
-            Route(base + "/trials/{number:int}", read(self.trial)),
+            Route(base + "/trials/{number}", read(self.trial)),
             Route("/api/v1/running", read(self.running)),
             Route("/api/v1/spend", read(self.spend)),
             Route("/api/v1/schedules", read(self.schedules)),
             Route(f"{base}/export", act("export")),
             Route(f"{base}/enqueue", act("enqueue"), methods=["POST"]),
-            Route(base + "/trials/{number:int}/stop", act("stop"), methods=["POST"]),
+            Route(base + "/trials/{number}/stop", act("stop"), methods=["POST"]),
             Route(f"{base}/pause", act("pause"), methods=["POST"]),
             Route(f"{base}/resume", act("resume"), methods=["POST"]),
         ]

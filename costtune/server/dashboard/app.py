@@ -107,7 +107,7 @@ def routes(store: Store, access: Access, *, actor: str = "dashboard") -> list[Ba
     return [
         Route("/", guarded(studies)),
         Route("/studies/{name}", guarded(study)),
-        Route("/studies/{name}/trials/{number:int}", guarded(trial)),
+        Route("/studies/{name}/trials/{number}", guarded(trial)),
         Route("/money", guarded(money)),
         Route("/running", guarded(running)),
         Route("/schedules", guarded(schedules)),

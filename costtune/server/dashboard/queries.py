@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, case, func, or_
 from sqlmodel import Session, col, select
 
+from costtune.money import charged_ms
 from costtune.store.caps import study_scope
 from costtune.store.ledger_models import ScopeBalanceRow, ScopeCapRow
 from costtune.store.models import AttemptRow, ReportRow, StudyRow, TrialRow
@@ -101,7 +102,9 @@ def leaderboard_page(store: Store, study_id: int, mode: str, *, sort: str = "val
     the objective improves unless ``desc`` flips it); ``states``: keep only these; ``search``: a
     substring of the parameters' JSON; ``min_cost``/``max_cost``: micro-dollars, inclusive.
     Returns ``{"total": matching trials, "offset", "limit", "rows": [...]}``, each row with the
-    trial's last placement (instance type, market, hourly rate), attempts and preemptions.
+    trial's last placement (instance type, market, hourly rate), attempts and preemptions, the instance
+    time its attempts held (``billable_ms``) and the time billed for it (``charged_ms``: started granules
+    and minimum charges, the CLI's "time billed").
     """
     where = [TrialRow.study_id == study_id]
     if states:
@@ -135,7 +138,12 @@ def leaderboard_page(store: Store, study_id: int, mode: str, *, sort: str = "val
             "number": t.number, "state": t.state, "value": _finite(t.value), "raw_value": _text_value(t.value),
             "cost_micros": t.cost_micros, "last_step": t.last_step, "params": json.loads(t.params_json),
             "attempts": len(mine), "preemptions": sum(a.exit_reason == "preempted" for a in mine),
-            "billable_ms": sum(a.billable_ms for a in mine), "waste_micros": sum(a.waste_micros for a in mine),
+            # held time, and the time billed for it (started granules, minimum charges): what the cost
+            # pays for and what `costtune leaderboard` shows as "time billed" (charged_s)
+            "billable_ms": sum(a.billable_ms for a in mine),
+            "charged_ms": sum(charged_ms(a.billable_ms, granularity_s=a.bill_granule_s, minimum_s=a.bill_minimum_s)
+                              for a in mine),
+            "waste_micros": sum(a.waste_micros for a in mine),
             "instance_type": last.instance_type if last else None, "market": last.market if last else None,
             "rate_micros_per_hour": last.rate_micros_per_hour if last else None,
             "source": t.source, "finished_at": iso(t.finished_at), "error": (t.error or "").split("\n")[0] or None,

@@ -106,7 +106,7 @@
         { label: "instance", get: (r) => r.instance_type },
         { label: "market", get: (r) => r.market },
         { label: "$/h", num: true, get: (r) => T(r, "rate_micros_per_hour") },
-        { label: "billed", num: true, get: (r) => T(r, "billable_ms") },
+        { label: "time billed", num: true, get: (r) => T(r, "charged_ms") },
         { label: "attempts", num: true, get: (r) => r.attempts },
         { label: "preempted", num: true, get: (r) => r.preemptions },
         { label: "step", sort: "step", num: true, get: (r) => r.last_step },
@@ -237,8 +237,11 @@
     function forecast(r) {
       const f = r.burn_down && r.burn_down.forecast;
       if (!f) return "–";
-      if (f.left_at_end_micros !== null && f.left_at_end_micros !== undefined) return T(f, "left_at_end_micros") + " left at window end";
-      if (f.cap_reached_at) return "cap reached " + f.cap_reached_at.slice(0, 16).replace("T", " ") + " UTC at this rate";
+      const reached = f.cap_reached_at ? "cap reached " + f.cap_reached_at.slice(0, 16).replace("T", " ") + " UTC at this rate" : "";
+      if (f.forecast_micros !== null && f.forecast_micros !== undefined) {  // a window: costtune policy status's forecast
+        return T(f, "forecast_micros") + (f.forecast_at_cap ? " (cap)" : "") + " by window end, " + T(f, "left_at_end_micros") + " left" + (reached ? "; " + reached : "");
+      }
+      if (reached) return reached;
       return f.rate_micros_per_hour ? "averaging " + T(f, "rate_micros_per_hour") : "–";
     }
     render();
@@ -273,7 +276,7 @@
         d.schedules.length ? table([
           { label: "schedule", get: (r) => r.name }, { label: "timing", get: (r) => r.timing },
           { label: "state", get: (r) => (r.paused ? "paused" : "active") },
-          { label: "next run (UTC)", get: (r) => (r.next_fire ? r.next_fire.slice(0, 16).replace("T", " ") : "–") },
+          { label: "next run (UTC)", get: (r) => (r.next_run ? r.next_run.slice(0, 16).replace("T", " ") : "–") },
           { label: "last run", get: (r) => (r.runs.length ? r.runs[0].state + (r.runs[0].reason ? ": " + r.runs[0].reason : "") : "never") },
           { label: "last study", get: (r) => (r.runs.length && r.runs[0].study ? el("a", { href: studyUrl(r.runs[0].study), text: r.runs[0].study }) : "–") },
         ], d.schedules, { id: "schedules" }) : el("p", { cls: "empty", text: "no schedules: costtune schedule add ..." }),
