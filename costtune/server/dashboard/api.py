@@ -69,7 +69,7 @@ def trial_number(request: Request) -> int:
 
     raw = str(request.path_params["number"])
     if not raw.isascii() or not raw.isdigit():
-        raise Refused(400, f"trial: must be a trial number (an integer from 0), got {raw[:40]!r}")
+        raise Refused(400, f"trial: must be a trial number (an integer from 0), got {shown(raw[:40])}")
     if len(raw) > 12 or int(raw) > INT32_MAX:
         raise Refused(404, f"trial: no study holds a trial number {raw[:40]} (trial numbers are at most {INT32_MAX})")
     return int(raw)
