@@ -150,7 +150,22 @@ def shown(value: Any, *, bounded: bool = True, json: bool = False) -> str:
 
 
 class CosttuneError(Exception):
-    """Base of every error costtune raises on purpose."""
+    """Base of every error costtune raises on purpose.
+
+    Picklable whatever a subclass's ``__init__`` takes (rebuilt from its message and attributes, ``__init__`` not
+    called again): a forecast's worker process raises them to the parent, which showed "a worker process died"
+    instead of the error when one could not be rebuilt."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuilt, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuilt(cls: type[CosttuneError], args: tuple[Any, ...], state: dict[str, Any]) -> CosttuneError:
+    """``cls`` with ``args`` (its message) and ``state`` (its attributes), as it was pickled."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class InputError(CosttuneError):

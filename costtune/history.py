@@ -7,6 +7,7 @@ through them and a test can build one by hand.
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -60,6 +61,46 @@ class FrozenTrial:
     def cost_usd(self) -> float:
         """For display only; the books keep integer micro-dollars."""
         return self.cost_micros / 1_000_000
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """How a study's trials ended, in the words every summary uses (the run's end, `costtune studies`,
+    the report): a trial counts as a result only when it ended with an objective value (complete, or
+    stopped after reporting one: what the leaderboard ranks). A trial that failed, or was stopped before it
+    reported the objective, is not "finished" in a user's sense and is counted as such, never as a result."""
+
+    results: int = 0  # complete or stopped, with an objective value
+    failed: int = 0  # failed (crashed, timed out, reported nothing usable, refused launch), value or not
+    no_result: int = 0  # stopped (or ended) without an objective value
+    unfinished: int = 0  # queued or running
+
+    @classmethod
+    def of(cls, trials: Iterable[FrozenTrial]) -> Outcomes:
+        results = failed = no_result = unfinished = 0
+        for t in trials:
+            if not t.state.finished:
+                unfinished += 1
+            elif t.state == TrialState.FAILED:
+                failed += 1
+            elif t.value is None:
+                no_result += 1
+            else:
+                results += 1
+        return cls(results, failed, no_result, unfinished)
+
+    @property
+    def total(self) -> int:
+        return self.results + self.failed + self.no_result + self.unfinished
+
+    def words(self) -> str:
+        """``5 with a result, 1 failed, 1 stopped without a result, 2 unfinished`` (zero counts other than
+        the results are left out)."""
+        parts = [f"{self.results} with a result"]
+        parts += [f"{self.failed} failed"] if self.failed else []
+        parts += [f"{self.no_result} stopped without a result"] if self.no_result else []
+        parts += [f"{self.unfinished} unfinished"] if self.unfinished else []
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -75,3 +75,10 @@ def with_changes(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
 def always_fails(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
     """Every trial fails at its first step: a night in which nothing works."""
     raise RuntimeError("out of memory")
+
+
+def fails_first_when_high(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
+    """Fails at its first step, before any report, when ``x`` > 0.5; else ``steady``."""
+    if float(params["x"]) > 0.5:
+        raise RuntimeError("out of memory before the first report")
+    return steady(params, step, instance_type)

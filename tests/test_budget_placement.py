@@ -107,3 +107,30 @@ def test_the_plan_counts_the_trial_a_searched_cheaper_placement_starts(tmp_path:
     assert short["plan"]["trials"] == 0
     assert any("(~$0.0186 for start-up and first step on the cheapest searched placement): `costtune run` starts "
                "no trial" in n for n in short["notes"])
+
+
+def test_a_waiting_trials_note_names_the_placement_it_would_move_to(tmp_path: Path) -> None:
+    """A tester's report: the queued trial's row showed its proposed on-demand market while its waiting note
+    priced spot (the cheaper searched placement it would be moved to). The note now says it would move."""
+    from click.testing import CliRunner
+
+    from costtune.cli import main
+
+    store, study, _status = run(tmp_path, budget={"usd": 0.015})
+    waiting = study.history().trials[0]
+    assert waiting.params["market"] == "on-demand"  # the row's market: not moved until it launches
+    assert waiting.error == ("waiting: budget: $0.015 left cannot carry a trial to its first report (~$0.0186 on "
+                             "g4dn.xlarge spot); would move to g4dn.xlarge spot from its proposed g4dn.xlarge "
+                             "on-demand")
+    shown = CliRunner().invoke(main, ["trials", "placed", "0", "--db", store.url], env={"COLUMNS": "200"})
+    assert "market=on-demand" in shown.output
+    assert "would move to g4dn.xlarge spot from its proposed g4dn.xlarge on-demand" in " ".join(shown.output.split())
+
+
+def test_a_trial_waiting_on_its_own_placement_says_no_move(tmp_path: Path) -> None:
+    """Its own placement is the cheapest searched one: nothing to move, the note names only it."""
+    _store, study, _status = run(tmp_path, budget={"usd": 0.015}, sampler={"type": "random", "seed": 4},
+                                 resources__market="spot")
+    waiting = study.history().trials[0]
+    assert waiting.state == TrialState.QUEUED and "would move" not in (waiting.error or "")
+    assert "(~$0.0186 on g4dn.xlarge spot)" in (waiting.error or "")

@@ -102,7 +102,9 @@ def test_studies_lists_each_study_with_trials_best_and_cost(finished: Finished, 
         "name": "clistudy", "metric": "val_loss", "mode": "min", "trials": 3, "finished": 3,
         "best_value": 0.01, "cost_micros": total}
     table = finished.ok("studies")
-    assert "clistudy" in table and "val_loss (min)" in table and "3/3" in table
+    assert "clistudy" in table and "val_loss (min)" in table
+    assert "3 (2 with" in table and "1 failed)" in table  # the cell may wrap on 80 columns
+    assert (row["with_result"], row["failed"], row["no_result"]) == (2, 1, 0)  # trial 1 failed: no result
 
 
 def test_leaderboard_json_lists_every_trial_best_first(finished: Finished, board: dict[str, Any]) -> None:

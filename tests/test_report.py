@@ -172,7 +172,7 @@ def test_html_report_escapes_user_text() -> None:
 @pytest.mark.parametrize("trials", [(), (trial(0, None, 7, at=1, state=TrialState.FAILED),)])
 def test_html_report_without_a_finished_value_says_so(trials: tuple[FrozenTrial, ...]) -> None:
     doc = render_html("empty", History("loss", Mode.MIN, trials))
-    assert "no finished trial yet" in doc and "<svg" not in doc
+    assert "no trial with a result yet" in doc and "<svg" not in doc
     parse(doc)
 
 

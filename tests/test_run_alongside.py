@@ -78,7 +78,7 @@ def test_a_second_run_says_who_holds_the_work_and_counts_only_its_own(tmp_path: 
     assert sum(t.state.finished for t in history.trials) == 3  # the other's trial and this run's two
     line = totals_line(history, status, before)
     own = history.spent_micros - 12_000
-    assert f"this run: 2 trials finished, {format_usd(own)} spent" in line, line
+    assert f"this run: 2 trials ended (2 with a result), {format_usd(own)} spent" in line, line
     assert status.own_spend_micros == own
 
 

@@ -343,7 +343,7 @@ def test_usd_per_hour_charges_every_attempt_and_sums_per_trial(tmp_path: Path, d
     board = {t["trial"]: t for t in leaderboard(tmp_path, "priced", db)["trials"]}
     assert {n: t["cost_micros"] for n, t in board.items()} == {r["trial"]: r["cost_micros"] for r in rows}
     assert all(Decimal(t["cost_usd"]) * 1_000_000 == t["cost_micros"] for t in board.values())
-    spent = re.search(r"study total \(all runs\): 3 trials, 3 finished, \$([0-9.]+) spent", proc.stdout)
+    spent = re.search(r"study total \(all runs\): 3 trials \(3 with a result\), \$([0-9.]+) spent", proc.stdout)
     assert spent is not None and Decimal(spent.group(1)) * 1_000_000 == total
 
 
@@ -429,7 +429,7 @@ def test_grid_tries_every_combination_exactly_once_with_parallel_workers(tmp_pat
     file = sweep(tmp_path, "grid", script, space=GRID_SPACE, sampler={"type": "grid"},
                  resources={"workers": 3})
     proc = run(tmp_path, file, db)
-    assert "study total (all runs): 24 trials, 24 finished, $0 spent; stopped: every grid combination has run" \
+    assert "study total (all runs): 24 trials (24 with a result), $0 spent; stopped: every grid combination has run" \
         in proc.stdout
     board = leaderboard(tmp_path, "grid", db)["trials"]
     assert len(board) == 24
@@ -504,7 +504,7 @@ def test_enqueued_configs_count_toward_budget_trials_and_run_when_the_sweep_resu
     low = enqueue(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", "--raise-trials", "4", db=db)
     assert low.returncode == 2 and low.stderr.startswith(
         "error: --raise-trials: must be more than budget.trials (4) and than the 4 trials study 'queued' holds, got 4")
-    raised = costtune(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", "--raise-trials", "5", db=db)
+    raised = enqueue(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", "--raise-trials", "5", db=db)
     assert raised.returncode == 0, raised.stderr
     assert "queued trial 4 for study queued" in raised.stdout and "raised from 4 to 5" in raised.stdout
     entries = [e for e in _read_json("audit", "queued", "--db", db) if e["action"] == "trials.set"]

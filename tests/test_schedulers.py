@@ -198,10 +198,11 @@ def test_no_result_stops_the_trial() -> None:
     assert sched.results_at(C15) == {} and sched.results_at(C5) == {}
 
 
-def test_top_rung_stops_with_reached_max_usd_and_keeps_the_value() -> None:
+def test_top_rung_ends_a_trial_that_ran_to_max_usd_and_keeps_the_value() -> None:
+    """The top rung's verdict: not promoted, and said as a complete run, never a stop."""
     sched = asha()
     decision = sched.judge(7, D135, 0.3)
-    assert decision == decision.__class__(False, None, "reached max_usd")
+    assert decision == decision.__class__(False, None, "ran to max_usd ($1.35)")
     assert sched.results_at(D135) == {7: 0.3}
 
 
@@ -286,7 +287,7 @@ def test_hyperband_brackets_compete_separately() -> None:
     sched.judge(b, C15, 0.5)
     assert sched.results_at(C15) == {a: 0.9, other: 0.99, by_bracket[0][1]: 0.98, b: 0.5}
     assert sched.ladder(by_bracket[3][0]) == (D135,)
-    assert sched.judge(by_bracket[3][0], D135, 0.7).reason == "reached max_usd"
+    assert sched.judge(by_bracket[3][0], D135, 0.7).reason == "ran to max_usd ($1.35)"
 
 
 def test_trials_beyond_the_plan_have_no_ladder() -> None:

@@ -363,3 +363,21 @@ def test_a_resume_of_a_study_holding_its_trials_says_so_and_never_blames_the_cap
     assert again.stop_reason == "all 2 trials run (budget.trials)" and again.launched == 0
     _spec, study, lower, _provider = run_sim(store, cfg_with(budget={"trials": 1, "usd": 0.05}))
     assert lower.stop_reason == "the study holds 2 trials, more than budget.trials (1): all have run (budget.trials)"
+
+
+@pytest.mark.parametrize(("usd", "kind", "reason"), [
+    ("0.004", "budget", "budget.usd reached: $0.004 of $0.004 spent; it stopped 2 trials before their end"),
+    ("0.02", "limit", "all 2 trials run (budget.trials)"),
+])
+def test_a_cap_reached_exactly_as_the_trial_limit_is_named_as_the_end(tmp_path: Path, usd: str, kind: str,
+                                                                       reason: str) -> None:
+    """A tester's run: both trials stopped by a cap spent to the micro-dollar ($0.004 of $0.004), and the
+    run said 'all 2 trials run (budget.trials)'. The money ended it, and the reason says so; trials that
+    ran to their end under a looser cap still end on budget.trials."""
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = cfg_with(budget__usd=usd, resources__market="on-demand", resources__workers=2,
+                   resources__simulation__preemptions_per_hour=0.0)
+    _spec, study, status, _provider = run_sim(store, cfg)
+    assert (status.stop_kind, status.stop_reason) == (kind, reason)
+    stopped = [t for t in study.history().trials if t.state == TrialState.STOPPED]
+    assert len(stopped) == (2 if kind == "budget" else 0)

@@ -199,6 +199,7 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
     from costtune.plan.analytic import build_plan
     from costtune.plan.policies import cap_by_policy, policy_note, policy_room
     from costtune.plan.render import render_forecast, render_notes, render_plan, to_dict
+    from costtune.plan.rules import launch_rules
     from costtune.plan.startup import read_first_reports, startup_estimate
     from costtune.plan.stored import read_observed, read_stored_study
     from costtune.richtext import styled
@@ -248,9 +249,11 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
     if low is not None:  # on stderr, as `costtune run` warns; --format json keeps stdout to the plan
         err_console.print(styled((f"warning: {low}", "yellow")), highlight=False, soft_wrap=True)
     observed = read_observed(url, spec.name, spec.resources.workers) if stored is not None else None
-    result = build_plan(spec, measured=measured, resumes=stored, observed=observed, startup=startup)
+    rules = launch_rules(url, spec)  # what the policies' launch rules do to its placements, as `costtune run` admits
+    result = build_plan(spec, measured=measured, resumes=stored, observed=observed, startup=startup, rules=rules)
     result.notes.extend(notes)
-    room = policy_room(url, dict(spec.tags))
+    blocked = rules is not None and rules.all_denied  # `costtune run` starts no trial: $0, no forecast
+    room = None if blocked else policy_room(url, dict(spec.tags))
     if room is not None:  # `costtune run` stops at a matching policy's hard cap, whatever budget.usd says
         spend, trials = _plan_spend(result)
         result.policy_cap = cap_by_policy(room, spend, trials)
@@ -268,14 +271,14 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
     if fmt == "table":
         render_plan(result, out_console)  # the plan at once; the forecast follows when its runs are done
         out_console.file.flush()
-    if simulated and runs != 0 and (result.schedule.trials or 0) >= _LARGE_RUN_TRIALS:
+    if simulated and runs != 0 and not blocked and (result.schedule.trials or 0) >= _LARGE_RUN_TRIALS:
         many = plural(result.schedule.trials or 0, "trial")
         err_console.print(f"note: each forecast run simulates about {many}; that takes minutes per run "
                           "(--runs 3 for a quicker forecast, --no-forecast for the plan alone)", highlight=False)
-    if simulated and runs != 0:
+    if simulated and runs != 0 and not blocked:
         capped = _under_policy_cap(spec, result.policy_cap if stored is None else None)
         result.forecast = _forecast_with_progress(capped or spec, runs, jobs=jobs, exact_sampler=exact_sampler,
-                                                  show=not quiet)
+                                                  show=not quiet, rules=() if rules is None else rules.bodies)
         if capped is not None and result.policy_cap is not None:
             from costtune.money import format_usd
 
@@ -290,7 +293,7 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
         if stored is not None:
             result.notes.append(f"the forecast simulates study {spec.name!r} whole, from its first trial under its "
                                 "cap: the money it already spent is part of its spend")
-    elif simulated:
+    elif simulated and not blocked:
         result.notes.append("no spend forecast (--runs 0 / --no-forecast): the figures above are the analytic plan")
     if result.policy_cap is not None:
         spend, trials = _plan_spend(result)
@@ -359,9 +362,10 @@ def _as_resumed(stored: Any, spec: Any, *, change_cap: bool) -> tuple[Any, list[
 
 
 def _forecast_with_progress(spec: Any, runs: int | None, *, jobs: int | None, exact_sampler: bool,
-                            show: bool) -> Any:
+                            show: bool, rules: Any = ()) -> Any:
     """The forecast, with a progress bar on stderr: runs done / total and the median spend so far.
-    ``runs`` None: until its figures settle, at most ``DEFAULT_RUNS``."""
+    ``runs`` None: until its figures settle, at most ``DEFAULT_RUNS``; ``rules``: the spend policies' launch
+    rules its runs admit launches under (``costtune.plan.rules``)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -390,4 +394,5 @@ def _forecast_with_progress(spec: Any, runs: int | None, *, jobs: int | None, ex
     from costtune.money import format_usd
 
     with progress:
-        return forecast(spec, most, jobs=jobs, exact_sampler=exact_sampler, on_run=on_run, settle=settle)
+        return forecast(spec, most, jobs=jobs, exact_sampler=exact_sampler, on_run=on_run, settle=settle,
+                        rules=rules)

@@ -113,17 +113,22 @@ def totals_line(history: Any, status: Any, before: Any = None) -> str:
     at the same time. That share is what this controller's own attempts finished and were charged
     (``status.own_*``), never the study's change while it ran; preemptions and simulated time are this run's.
     ``before``: the study's history when the run began (a study earlier runs left trials in)."""
+    from costtune.history import Outcomes
     from costtune.money import format_usd
     from costtune.reports.fmt import format_duration
 
-    finished = sum(t.state.finished for t in history.trials)
-    line = f"study total (all runs): {plural(len(history.trials), 'trial')}, {finished} finished, " \
+    # A trial that failed or was stopped before it reported the objective is counted as such, never as a
+    # result (history.Outcomes: the one rule the studies list and the report use too).
+    outcomes = Outcomes.of(history.trials)
+    line = f"study total (all runs): {plural(len(history.trials), 'trial')} ({outcomes.words()}), " \
            f"{format_usd(history.spent_micros)} spent"
     own: list[str] = []
+    finished = outcomes.total - outcomes.unfinished
     shared = (before is not None and bool(before.trials)) or status.own_finished != finished or \
         status.own_spend_micros != history.spent_micros
     if shared:
-        own.append(f"{plural(status.own_finished, 'trial')} finished, {format_usd(status.own_spend_micros)} spent")
+        own.append(f"{plural(status.own_finished, 'trial')} ended ({status.own_outcomes.words()}), "
+                   f"{format_usd(status.own_spend_micros)} spent")
     if status.preemptions:
         lost = format_usd(status.waste_micros)
         own.append(f"{plural(status.preemptions, 'preemption')}, {lost} of work lost to them")

@@ -38,6 +38,7 @@ def studies(ctx: click.Context, db: str | None, fmt: str) -> None:
 
 
 def _list_studies(db: str | None, fmt: str) -> None:
+    from costtune.history import Outcomes
     from costtune.money import format_usd_column, micros_to_usd
     from costtune.reports.fmt import format_number
     from costtune.reports.table import Column, FittedTable
@@ -58,6 +59,7 @@ def _list_studies(db: str | None, fmt: str) -> None:
     for info in store.list_studies():
         history = store.history(info.id)
         best = history.best()
+        outcomes = Outcomes.of(history.trials)
         scheduler = stored_scheduler(info)
         rows.append({
             "name": info.name, "metric": info.metric, "mode": str(info.mode),
@@ -65,15 +67,18 @@ def _list_studies(db: str | None, fmt: str) -> None:
             "scheduler": scheduler["type"],
             "scheduler_detail": describe_scheduler(scheduler),
             "trials": len(history.trials), "finished": sum(t.state.finished for t in history.trials),
+            # how they ended (history.Outcomes): a failed trial, or one stopped before a report, is no result
+            "with_result": outcomes.results, "failed": outcomes.failed, "no_result": outcomes.no_result,
             "controller_gone": len(store.gone_trials(info.id)),
             "best_value": best.value if best else None,
             "cost_usd": str(micros_to_usd(history.spent_micros)),
             "cost_micros": history.spent_micros,
             "created_at": info.created_at.isoformat(),
             "last_stop": info.last_stop,  # why its last run stopped; null before any, and while one runs
+            "outcomes": outcomes.words(),  # the table's words (not in the JSON: its counts are)
         })
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps([{k: v for k, v in r.items() if k != "outcomes"} for r in rows], indent=2))
         return
     if not rows:
         out_console.print(f"no studies in {store.display_url} yet (`costtune run SWEEP.yaml` creates one)",
@@ -82,14 +87,15 @@ def _list_studies(db: str | None, fmt: str) -> None:
     out_console.print(FittedTable([
         Column("name", [r["name"] for r in rows], keep=0, justify="left"),
         Column("objective", [f"{r['metric']} ({r['mode']})" for r in rows], keep=3, justify="left"),
-        Column("trials", [f"{r['finished']}/{r['trials']}" + (f", {r['controller_gone']} running (controller gone)"
-                                                              if r["controller_gone"] else "") for r in rows], keep=2),
+        Column("trials", [f"{r['trials']} ({r['outcomes']})" + (f", {r['controller_gone']} running (controller gone)"
+                                                               if r["controller_gone"] else "") for r in rows],
+               keep=2, justify="left", wrap=9),
         Column("sampler", [r["sampler"] for r in rows], keep=5, justify="left", wrap=16),  # bohb: its model, long
         Column("scheduler", [r["scheduler_detail"] for r in rows], keep=6, justify="left", wrap=14),
         Column("best", [format_number(r["best_value"]) for r in rows], keep=1),
         Column("cost", format_usd_column([r["cost_micros"] for r in rows]), keep=1),
         Column("created", [r["created_at"][:19].replace("T", " ") for r in rows], keep=4),
-        Column("last stop", [r["last_stop"] or "-" for r in rows], keep=3, justify="left", wrap=24),
+        Column("last stop", [r["last_stop"] or "-" for r in rows], keep=3, justify="left", wrap=18),
     ], title=f"studies in {store.display_url}"))
 
 

@@ -24,6 +24,7 @@ from costtune.plan.fifo import partial_trials
 from costtune.plan.forecast import Forecast, RunSample, forecast
 from costtune.plan.overheads import Overhead, overheads_of
 from costtune.plan.preemption import Preemption
+from costtune.plan.rules import LaunchRules, no_launch
 from costtune.plan.shapes import Shape, sample_shapes
 from costtune.plan.startup import FirstReports, StartupEstimate, measured_warning
 from costtune.plan.thisrun import Hours, ThisRun, at_least_recorded, close_call_note, hours_for, resume_run
@@ -102,12 +103,13 @@ class SweepPlan:
     startup: StartupEstimate | None = None  # per-launch start-up the overheads use, and where it comes from
     policy_cap: PolicyCap | None = None  # the tightest hard-capped spend policy over the sweep (plan.policies)
     cap_fit: int | None = None  # the cap note's "stops at the cap after about N trials" (``cap_note``)
+    launch_rules: LaunchRules | None = None  # what spend policies' launch rules do to its placements (plan.rules)
 
 
 def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact_sampler: bool = False,
                measured: FirstReports | None = None, resumes: StoredStudy | None = None,
                on_run: Callable[[int, RunSample], None] | None = None, observed: Observed | None = None,
-               startup: StartupEstimate | None = None) -> SweepPlan:
+               startup: StartupEstimate | None = None, rules: LaunchRules | None = None) -> SweepPlan:
     """The whole plan; ``runs`` > 0 adds the Monte Carlo forecast (simulated sweeps only).
 
     ``measured``: earlier attempts of the sweep's study (``startup.read_first_reports``), for the
@@ -115,15 +117,19 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
     resumed, ``costtune.runner.session.as_resumed``), whose spend the plan shows. ``jobs``/``exact_sampler``/
     ``on_run`` go to ``forecast.forecast``. ``observed``: the stored study's finished trials, for curve stopping
     (``costtune.plan.curve``). ``startup``: the per-launch start-up (``startup.startup_estimate``; default the
-    simulation's, else none).
+    simulation's, else none). ``rules``: the spend policies' launch rules (``costtune.plan.rules``): trials are
+    priced where the run launches them; when every placement is denied, the plan is $0 and 0 trials.
     """
     res = spec.resources
     notes: list[str] = []
-    shapes = sample_shapes(spec, notes)
+    moved = rules is not None and not rules.all_denied
+    shapes = sample_shapes(spec, notes, rules.placed if moved and rules is not None else None)
     schedule = _schedule(spec, shapes, notes, observed, resumes)
     if startup is None:
         startup = StartupEstimate(res.simulation.startup_seconds, "simulation") if res.simulation else None
     overheads = overheads_of(res, 0.0 if startup is None else startup.seconds)
+    if moved and rules is not None:  # the placements the run launches on
+        overheads = [o for o in overheads if rules.launches_on(o.instance_type, o.market)] or overheads
     if resumes is None:  # a resume's added iterations are this run's (thisrun.rung_this_run)
         schedule = iterations.more_iterations(spec, schedule, shapes, overheads, notes)
     preemption, launches, overhead = iterations.launches(spec, schedule, shapes, overheads)
@@ -174,8 +180,16 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
         plan.seed_at_run = True
         notes.append("sampler.seed: the file gives none; `costtune run` draws one when it creates the study and "
                       "stores it (`costtune plan` shows it from then on)")
+    plan.launch_rules = rules
+    if rules is not None and rules.all_denied:  # nothing runs: what the plan said of the sweep's trials is moot
+        plan.notes = [rules.note()]
+        no_launch(plan)
+        return plan
+    if rules is not None:
+        notes.insert(0, rules.note())
     if res.provider == "simulated" and runs > 0:
-        plan.forecast = forecast(spec, runs, jobs=jobs, exact_sampler=exact_sampler, on_run=on_run)
+        plan.forecast = forecast(spec, runs, jobs=jobs, exact_sampler=exact_sampler, on_run=on_run,
+                                 rules=() if rules is None else rules.bodies)
     elif res.provider != "simulated":
         notes.append(f"no spend forecast: {article(res.provider)} {res.provider} sweep needs a workload model (how "
                      "long its steps take) for a Monte Carlo; the figures above are the analytic plan")

@@ -117,13 +117,18 @@ def seeded_spec(spec: SweepSpec, k: int) -> SweepSpec:
     return parse_sweep(seeded_raw(spec, k))
 
 
-def simulate_once(raw: dict[str, Any], *, exact_sampler: bool = True) -> RunSample:
+def simulate_once(raw: dict[str, Any], *, exact_sampler: bool = True,
+                  rules: Sequence[dict[str, Any]] = ()) -> RunSample:
     """One full simulated run of the sweep file ``raw`` on an in-memory store.
 
-    ``exact_sampler=False`` swaps a model-based sampler for random draws (see the module doc).
+    ``exact_sampler=False`` swaps a model-based sampler for random draws (see the module doc). ``rules``: spend
+    policy bodies the in-memory store holds, so the controller admits (allows, amends or denies) each launch as
+    ``costtune run`` does (``costtune.plan.rules``: launch rules only).
     """
     from costtune.history import TrialState
+    from costtune.policies import parse_policy
     from costtune.providers import make_provider
+    from costtune.runner.admission import DENIED_PREFIX
     from costtune.runner.controller import SweepController
     from costtune.runner.session import open_sweep
     from costtune.samplers import RandomSampler
@@ -133,6 +138,8 @@ def simulate_once(raw: dict[str, Any], *, exact_sampler: bool = True) -> RunSamp
     stand_in = not exact_sampler and uses_model(run_spec)
     store = Store(MEMORY_STORE)
     try:
+        if rules:
+            store.apply_policies([parse_policy(dict(body)) for body in rules])
         # The stand-in from the start: the model's sampler is never built (nor scipy imported).
         first = RandomSampler() if stand_in and run_spec.sampler["type"] in MODEL_SAMPLERS else None
         study, _ = open_sweep(store, run_spec, sampler=first)
@@ -142,8 +149,9 @@ def simulate_once(raw: dict[str, Any], *, exact_sampler: bool = True) -> RunSamp
         if stand_in:
             study.sampler = RandomSampler()  # also replaces BOHB's rung model, set up by the controller
         status = controller.run()
-        # trials started (a trial the cap left queued, never launched, is not one the run runs)
-        trials = sum(1 for t in study.history().trials if t.attempts or t.state != TrialState.QUEUED)
+        # trials started (a trial the cap left queued, or a policy denied, never launched, is not one the run runs)
+        trials = sum(1 for t in study.history().trials if t.attempts or (
+            t.state != TrialState.QUEUED and not (t.error or "").startswith(DENIED_PREFIX)))
     finally:
         store.close()
     seed = run_spec.resources.simulation.seed if run_spec.resources.simulation else 0
@@ -184,8 +192,10 @@ def settled(runs: Sequence[RunSample], cap_micros: int | None) -> bool:
 
 
 def forecast(spec: SweepSpec, runs: int, *, jobs: int | None = None, exact_sampler: bool = False,
-             on_run: Callable[[int, RunSample], None] | None = None, settle: bool = False) -> Forecast:
-    """``runs`` simulated runs of the sweep in ``jobs`` worker processes (default: one per core).
+             on_run: Callable[[int, RunSample], None] | None = None, settle: bool = False,
+             rules: Sequence[dict[str, Any]] = ()) -> Forecast:
+    """``runs`` simulated runs of the sweep in ``jobs`` worker processes (default: one per core), each admitting
+    its launches under the spend policies ``rules`` (``simulate_once``).
 
     With ``settle``, ``runs`` is the most it runs: it stops at the first run count (counted in
     index order) at which the figures have ``settled``, and leaves out any later run already done,
@@ -225,10 +235,10 @@ def forecast(spec: SweepSpec, runs: int, *, jobs: int | None = None, exact_sampl
     workers = min(jobs, runs)
     if workers == 1:
         for k, raw in enumerate(raws):
-            if done(k, simulate_once(raw, exact_sampler=exact)):
+            if done(k, simulate_once(raw, exact_sampler=exact, rules=rules)):
                 break
     else:
-        _in_processes(raws, workers, exact, done)
+        _in_processes(raws, workers, exact, done, rules)
     model = "bohb" if spec.scheduler["type"] == "bohb" else spec.sampler["type"]
     return Forecast(runs=tuple(samples[k] for k in range(kept)), cap_micros=cap,
                     sampler=model if exact else "random", stand_in=None if exact else model,
@@ -236,7 +246,7 @@ def forecast(spec: SweepSpec, runs: int, *, jobs: int | None = None, exact_sampl
 
 
 def _in_processes(raws: list[dict[str, Any]], workers: int, exact: bool,
-                  done: Callable[[int, RunSample], bool]) -> None:
+                  done: Callable[[int, RunSample], bool], rules: Sequence[dict[str, Any]] = ()) -> None:
     """Run every ``raws[k]`` in a pool of fresh (spawned) processes; ``done`` as each one finishes
     (when it returns True, the runs not finished yet are dropped and the workers killed).
 
@@ -248,7 +258,8 @@ def _in_processes(raws: list[dict[str, Any]], workers: int, exact: bool,
     try:
         with _workers_ignore_ctrl_c():  # submit starts the workers
             pending: dict[Future[RunSample], int] = {
-                pool.submit(simulate_once, raw, exact_sampler=exact): k for k, raw in enumerate(raws)}
+                pool.submit(simulate_once, raw, exact_sampler=exact, rules=list(rules)): k
+                for k, raw in enumerate(raws)}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -268,14 +279,24 @@ def _in_processes(raws: list[dict[str, Any]], workers: int, exact: bool,
 
 
 def _kill(pool: ProcessPoolExecutor) -> None:
-    """Stop a pool at once: queued runs are dropped and the workers killed (they hold nothing)."""
+    """Stop a pool at once: queued runs are dropped and the workers killed (they hold nothing); returns once
+    the pool's manager thread has ended too.
+
+    ``shutdown(wait=False)`` leaves that thread winding down (closing its wake-up pipe) while the caller
+    goes on: when the interpreter then exited, its exit hook could write to the pipe as the thread closed it
+    ("Exception ignored ... OSError: [Errno 9] Bad file descriptor" after `costtune plan`, exit 0).
+    Joining the thread here leaves nothing of the pool for the exit hook to race with.
+    """
     processes = list((getattr(pool, "_processes", None) or {}).values())  # no public way before 3.14
+    manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() forgets it: taken first
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
             process.kill()
     for process in processes:
         process.join(timeout=5)
+    if manager is not None:
+        manager.join(timeout=10)  # the workers are dead: it sees them gone and ends
 
 
 @contextlib.contextmanager

@@ -3,23 +3,17 @@
 ``costtune run`` reserves every launch in each matching policy's current window as well as the study's
 own scope (``costtune.runner.admission``), so a hard ``cap_usd`` stops a sweep whatever its
 ``budget.usd``. ``policy_room`` reads the policies in force and their windows' spend from the store,
-through ``costtune.plan.startup.read_rows`` (a read-only connection; a store without them gives none),
+through ``costtune.plan.rules`` (a read-only connection; a store without them gives none),
 and returns the tightest hard cap that applies to the sweep's tags and what it has left now.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from costtune.plan.startup import read_rows
+from costtune.plan.rules import read_policies, window_spend
 from costtune.words import plural
-
-# the newest version of each policy (a removed one's newest version says so); ``?`` takes "", matching every name
-_POLICIES_SQL = ("SELECT p.body_json, p.removed FROM policy_version p WHERE p.name <> ? AND p.version = "
-                 "(SELECT MAX(q.version) FROM policy_version q WHERE q.name = p.name) ORDER BY p.name")
-_BALANCE_SQL = "SELECT b.spent_micros, b.reserved_micros FROM scope_balance b WHERE b.scope = ?"
 
 
 @dataclass(frozen=True)
@@ -35,17 +29,16 @@ class PolicyRoom:
 def policy_room(db_url: str, tags: dict[str, str], now: datetime | None = None) -> PolicyRoom | None:
     """The hard-capped policy window that leaves a sweep with ``tags`` the least money now; None when no policy
     with a hard cap applies (or the store holds none)."""
-    from costtune.policies import matching, parse_policy, span
+    from costtune.policies import matching, span
 
-    bodies = [json.loads(body) for body, removed in read_rows(db_url, _POLICIES_SQL, "") if not removed]
     moment = now or datetime.now(UTC)
+    spend = window_spend(db_url)
     rooms = []
-    for policy in matching([parse_policy(b) for b in bodies], tags):
+    for policy in matching(read_policies(db_url), tags):
         if policy.cap_micros is None:
             continue
         window = span(policy, moment)
-        rows = read_rows(db_url, _BALANCE_SQL, window.scope)
-        spent, held = (int(rows[0][0] or 0), int(rows[0][1] or 0)) if rows else (0, 0)
+        spent, held = spend(window.scope)
         rooms.append(PolicyRoom(policy.name, window.label, policy.cap_micros,
                                 max(0, policy.cap_micros - spent - held)))
     return min(rooms, key=lambda r: (r.left_micros, r.policy)) if rooms else None

@@ -84,6 +84,8 @@ def render_plan(plan: SweepPlan, console: Console) -> None:
     if s.trials is not None and s.trials_fewest is not None and s.trials_most is not None:
         started += f" ({s.trials_fewest} to {s.trials_most})"
     rows: list[tuple[str, str]] = [("trials started", started)]
+    if plan.launch_rules is not None and plan.launch_rules.all_denied:  # the note after the tables says why
+        rows.insert(0, ("spend policies' launch rules", "deny every placement: no trial starts"))
     if s.trial_cost_micros is not None:
         label = ("cost of one trial (bounded by budget.trial_seconds)" if s.bounded else
                  "cost of one trial (mean of the study's finished trials)" if s.cost_source == "measured" else
@@ -296,6 +298,8 @@ def to_dict(plan: SweepPlan) -> dict[str, Any]:
             "left_usd": usd_text(plan.policy_cap.room.left_micros), "left_micros": plan.policy_cap.room.left_micros,
             "binds": plan.policy_cap.binds, "spend_usd": usd_text(plan.policy_cap.spend_micros),
             "spend_micros": plan.policy_cap.spend_micros, "trials": plan.policy_cap.trials},
+        # what spend policies' launch rules do to the sweep's placements (None: nothing); all_denied: no trial starts
+        "launch_rules": None if plan.launch_rules is None else plan.launch_rules.to_dict(),
         "resumes": _resumes(plan),
         "this_run": _this_run(plan),
         "startup": None if plan.startup is None else {"seconds": plan.startup.seconds, "source": plan.startup.source,

@@ -47,8 +47,16 @@ class Shape:
         return self.steps[0][0] if self.steps else 0.0
 
 
-def sample_shapes(spec: SweepSpec, notes: list[str]) -> list[Shape]:
-    """Sampled configurations of a simulated sweep, timed by calling its workload; [] when local."""
+Placed = Callable[[str | None, str], tuple[str | None, str] | None]
+
+
+def sample_shapes(spec: SweepSpec, notes: list[str], placed: Placed | None = None) -> list[Shape]:
+    """Sampled configurations of a simulated sweep, timed by calling its workload; [] when local.
+
+    ``placed(instance type, market)``: where `costtune run` launches a trial asking for that placement, as the
+    spend policies' launch rules amend it (``costtune.plan.rules``), or None when they deny it: a configuration
+    is timed and priced where it launches, and one on a denied placement (the run fails it unlaunched, at no
+    cost) is left out."""
     sim, res = spec.resources.simulation, spec.resources
     if sim is None:
         return []
@@ -58,9 +66,16 @@ def sample_shapes(spec: SweepSpec, notes: list[str]) -> list[Shape]:
     rng = np.random.default_rng(spec.sampler.get("seed", 0))
     ceiling = _ceiling_micros(spec)
     shapes = []
+    denied = 0
     for _ in range(SHAPE_SAMPLES):
         params = spec.space.sample(rng)
         itype, market = res.placement(params)
+        if placed is not None and market != CHEAPEST:  # cheapest-expected: its market is resolved first, below
+            where = placed(itype, market)
+            if where is None:
+                denied += 1
+                continue
+            itype, market = where
         # cheapest-expected: timed at the cheaper rate (the longer horizon), its market resolved below
         rate = min(res.rate_for(itype, "spot"), res.rate_for(itype, "on-demand")) if market == CHEAPEST else \
             res.rate_for(itype, market)
@@ -80,7 +95,29 @@ def sample_shapes(spec: SweepSpec, notes: list[str]) -> list[Shape]:
                          "step times unknown")
             return []
         shapes.append(Shape(rate, market == "spot", sim.startup_seconds, steps, itype, market))
-    return _resolved(spec, shapes, notes)
+    if denied:
+        notes.append(f"{denied} of the {SHAPE_SAMPLES} sampled configurations ask for a placement a spend policy "
+                     "denies: `costtune run` fails such a trial without launching it (no cost; it counts in "
+                     "budget.trials); the analytic plan leaves them out")
+    return _placed(_resolved(spec, shapes, notes), placed, spec, notes)
+
+
+def _placed(shapes: list[Shape], placed: Placed | None, spec: SweepSpec, notes: list[str]) -> list[Shape]:
+    """Shapes whose cheapest-expected market was resolved, where the launch rules place them (``placed``): the
+    same instance type at the placed market's rate; one the rules move to another type or deny is left out."""
+    if placed is None or spec.resources.market != CHEAPEST:
+        return shapes
+    out = []
+    for s in shapes:
+        where = placed(s.instance_type, s.market)
+        if where is not None and where[0] == s.instance_type:
+            out.append(Shape(spec.resources.rate_for(where[0], where[1]), where[1] == "spot", s.startup_s, s.steps,
+                             where[0], where[1]))
+    if len(out) < len(shapes):
+        notes.append(f"{len(shapes) - len(out)} of the {len(shapes)} sampled configurations on market {CHEAPEST} "
+                     "launch on another instance type or not at all under the spend policies' launch rules: the "
+                     "analytic plan leaves them out")
+    return out or shapes
 
 
 def _resolved(spec: SweepSpec, shapes: list[Shape], notes: list[str]) -> list[Shape]:

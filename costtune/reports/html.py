@@ -15,7 +15,7 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
-from costtune.history import History, TrialState
+from costtune.history import History, Outcomes, TrialState
 from costtune.money import MICROS_PER_USD, format_usd, format_usd_column, format_usd_decimals
 from costtune.reports import leaderboard
 from costtune.reports.cost import best_vs_spend, cost_per_improvement, pareto_front
@@ -39,7 +39,7 @@ from costtune.words import plural, shown
 
 __all__ = ["RERUN_RGB", "USEFUL_RGB", "WASTE_RGB", "nice_ticks", "render_html"]
 
-_NO_TRIAL = '<p class="empty">no finished trial yet</p>'
+_NO_TRIAL = '<p class="empty">no trial with a result yet</p>'
 # Bar colours per spend class (kept in step with the CSS below; screenshot tests look for two of them).
 CLASS_COLOURS = {"useful": "#3b9c6b", "stopped": "#8fb3d9", "failed": "#c0392b", "rerun": "#d9822b",
                  "unfinished": "#b8bcc8"}
@@ -282,16 +282,16 @@ def render_html(study_name: str, history: History, attempts: Sequence[AttemptCos
     """The whole report as one HTML document string; ``attempts`` adds where the money went by placement,
     ``policies`` the spend policies its launches ran under and their denials."""
     best = history.best()
-    finished = sum(t.state.finished for t in history.trials)
+    outcomes = Outcomes.of(history.trials)  # a failed trial, or one stopped before a report, is no result
     improvements = cost_per_improvement(history)
-    facts = [("objective", f"{history.metric} ({history.mode})"), ("trials", f"{finished} finished / "
-             f"{len(history.trials)}"), ("total spend", format_usd(history.spent_micros))]
+    facts = [("objective", f"{history.metric} ({history.mode})"), ("trials", f"{len(history.trials)} "
+             f"({outcomes.words()})"), ("total spend", format_usd(history.spent_micros))]
     if attempts is not None:
         billed = sum(a.charged_ms for a in attempts) / 1000
         simulated = any(a.provider == "simulated" for a in attempts)
         facts.append(("time billed (simulated)" if simulated else "time billed", format_duration(billed)))
     if best is None:
-        facts.append(("best", "no finished trial yet"))
+        facts.append(("best", "no trial with a result yet"))
     else:
         reached = next((r["cumulative_micros"] for r in improvements if r["trial"] == best.number), None)
         facts += [("best", f"{format_number(best.value)} (trial {best.number})"), ("best trial's cost",

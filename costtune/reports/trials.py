@@ -95,8 +95,9 @@ def trial_detail(row: Mapping[str, Any], metric: str, *, title: str,
         facts.append(("stopped", said_why[0].removeprefix("stopped ") if said_why else "by the study's budget.usd cap"))
     verdicts = row.get("verdicts") or []
     label = "checks" if scheduler == "curve" else "rungs"
-    said = [f"{format_usd(v['rung_micros'])} {format_number(v['value'])} {'promoted' if v['promoted'] else 'stopped'}"
-            for v in verdicts]
+    said = [f"{format_usd(v['rung_micros'])} {format_number(v['value'])} "
+            f"{_verdict_word(v, row, last=i == len(verdicts) - 1)}" for i, v in enumerate(verdicts)]
+    verdicts = [{**v, "reason": _verdict_reason(v)} for v in verdicts]
     reasoned = any(v.get("reason") for v in verdicts)
     if verdicts and not reasoned:  # stored by an older costtune: no reasons
         facts.append((label, ", ".join(said)))
@@ -134,6 +135,23 @@ def trial_detail(row: Mapping[str, Any], metric: str, *, title: str,
         out.append(Text("error:", style="red"))
         out.append(Text(row["error"]))
     return out
+
+
+def _verdict_word(verdict: Mapping[str, Any], row: Mapping[str, Any], *, last: bool) -> str:
+    """``promoted``, ``stopped``, or ``complete`` for the last verdict of a trial that ran its whole ladder
+    (judged at max_usd: it got all the money the sweep gives a trial, nothing stopped it)."""
+    if verdict["promoted"]:
+        return "promoted"
+    return "complete" if last and row["state"] == "complete" else "stopped"
+
+
+def _verdict_reason(verdict: Mapping[str, Any]) -> str | None:
+    """Its stored reason; one stored by an older costtune at the top rung ("reached max_usd") in today's words."""
+    reason = verdict.get("reason")
+    old = "reached max_usd"
+    if reason is not None and reason.startswith(old):
+        reason = f"ran to max_usd ({format_usd(verdict['rung_micros'])})" + reason.removeprefix(old)
+    return reason
 
 
 def _note_parts(attempt: Mapping[str, Any]) -> list[str]:

@@ -31,7 +31,7 @@ from costtune.money import format_usd
 from costtune.runner.placing import movable
 
 if TYPE_CHECKING:
-    from costtune.policies import Policy, Verdict, WindowSpan
+    from costtune.policies import LaunchRequest, Policy, Verdict, WindowSpan
     from costtune.policies.alerts import WebhookSender
     from costtune.runner.attempts import LiveAttempt
     from costtune.runner.status import RunStatus
@@ -44,6 +44,26 @@ DENIED_PREFIX = "denied: "  # the error of a trial whose own placement a policy 
 _RELOAD_S = 5.0  # wall seconds between reads of the policies in force
 _STOP_CHECK_S = 2.0  # wall seconds between checks of stop-running thresholds
 _AMOUNTS = re.compile(r"\$[0-9][0-9.,]*")  # money in a reason: not part of what makes two reasons differ
+
+
+def launch_request(spec: SweepSpec, instance_type: str | None, market: str) -> LaunchRequest:
+    """What a launch of ``spec``'s trial on ``instance_type``/``market`` asks the spend policies for: its rate
+    (micro-dollars an hour), the regions it may run in, and every placement of the sweep (with its rate) an
+    amending policy may pick from. ``costtune plan`` asks the same (``costtune.plan.rules``)."""
+    from costtune.policies import LaunchRequest
+
+    res = spec.resources
+    choices: dict[tuple[str | None, str], int] = {}
+    for key, rate in res.rates.items():
+        itype, _, mkt = key.rpartition("/")
+        if mkt in ("spot", "on-demand"):  # not a market policy's reservation rate
+            choices[(itype or None, mkt)] = rate
+    rate = choices.get((instance_type, market), res.usd_per_hour_micros)
+    choices.setdefault((instance_type, market), rate)
+    aws = getattr(res, "aws", None)
+    regions = tuple(getattr(aws, "regions", ()) or ()) or ((res.region,) if res.region else ())
+    return LaunchRequest(tags=spec.tags, instance_type=instance_type, market=market, rate_micros=rate,
+                         regions=regions, choices=choices)
 
 
 class Admission:
@@ -83,24 +103,12 @@ class Admission:
 
     def _admit(self, claimed: ClaimedTrial, instance_type: str | None, market: str) -> Verdict | None:
         """The verdict of the policies that match this sweep, or None when none does (nothing to audit)."""
-        from costtune.policies import LaunchRequest, admit, matching
+        from costtune.policies import admit, matching
 
         policies = self._policies_in_force()
-        tags = self.spec.tags
-        if not policies or not matching(policies, tags):
+        if not policies or not matching(policies, self.spec.tags):
             return None
-        res = self.spec.resources
-        choices: dict[tuple[str | None, str], int] = {}
-        for key, rate in res.rates.items():
-            itype, _, mkt = key.rpartition("/")
-            if mkt in ("spot", "on-demand"):  # not a market policy's reservation rate
-                choices[(itype or None, mkt)] = rate
-        rate = choices.get((instance_type, market), res.usd_per_hour_micros)
-        choices.setdefault((instance_type, market), rate)
-        aws = getattr(res, "aws", None)
-        regions = tuple(getattr(aws, "regions", ()) or ()) or ((res.region,) if res.region else ())
-        request = LaunchRequest(tags=tags, instance_type=instance_type, market=market, rate_micros=rate,
-                                regions=regions, choices=choices)
+        request = launch_request(self.spec, instance_type, market)
 
         def spend(scope: str) -> tuple[int, int]:
             _cap, spent, held = self.store.balance(scope)

@@ -176,7 +176,7 @@ class Claims:
         if reach:
             cap, spent, held = self.store.balance(self.scope)
             if cap is not None and cap - spent - held < reach:  # it could only be stopped before reporting
-                where = self._placement_words(itype, market, rate)
+                where = proposed = self._placement_words(itype, market, rate)
                 if cap - spent < reach:  # never on this placement: another searched one may do (placing.py)
                     moved, cheapest = self._move(claimed, where, reach, cap - spent)
                     if moved is not None:
@@ -185,7 +185,8 @@ class Claims:
                         where, reach, rate = cheapest.words, cheapest.reach, cheapest.rate
                 # below one minimum charge left, the budget is simply reached (the reason still names the need)
                 tail = cap - spent - held >= self.billing.charge(1, rate)
-                return self._unfund(claimed, reach, where=where, tail=tail)
+                return self._unfund(claimed, reach, where=where, tail=tail,
+                                    proposed=proposed if where != proposed else None)
             short = self._window_short(verdict, reach) if verdict is not None else None
             if short is not None:  # a policy window cannot carry it to its first report: the cap's rule
                 return self._refused(claimed, verdict, short, where=self._placement_words(itype, market, rate))
@@ -274,13 +275,17 @@ class Claims:
         self.store.add_attempt_note(live.attempt_id, f"charged {got.source}")
         live.aim(self.billing, live.target, live.rung)
 
-    def _unfund(self, claimed: ClaimedTrial, needed: int, *, where: str | None = None, tail: bool = True) -> None:
+    def _unfund(self, claimed: ClaimedTrial, needed: int, *, where: str | None = None, tail: bool = True,
+                proposed: str | None = None) -> None:
         """The cap leaves too little for it now: back to the queue, tried again when money frees up.
 
         What the cap has room for and what the trial needed (micro-dollars) go to the progress line;
         ``where``: the placement whose cost to a first report (``needed``) the room cannot carry, named
         in the run's stop reason (ending.py) and stored on the trial (``costtune trials STUDY``) until
-        it is claimed again."""
+        it is claimed again. ``proposed``: the trial's own placement (its row's params) when ``where`` is
+        the cheaper searched one it would be moved to before launch (placing.py): the note says so, so the
+        row and the note agree (``... on g4dn.xlarge spot; would move to g4dn.xlarge spot from its proposed
+        g4dn.xlarge on-demand``)."""
         cap, spent, reserved = self.store.balance(self.scope)
         room = max(0, (cap or 0) - spent - reserved)
         if self._short_least is None or needed < self._short_least:  # the least any waiting trial needs
@@ -295,6 +300,8 @@ class Claims:
                    f"to a first report on {where}")
         else:
             why = f"waiting: {tail_words(room, needed, where)}"
+        if where is not None and proposed is not None:
+            why += f"; would move to {where} from its proposed {proposed}"
         self.store.finish_trial(claimed.id, TrialState.QUEUED, error=why)
         self._idle = BUDGET
         self._denied = None

@@ -155,6 +155,12 @@ class Ending:
             return "policy", self._denied
         if self._idle == BUDGET and (limit is None or held < limit):
             return BUDGET, self._budget_reason(0)
+        cut = self.status.budget_stops
+        if cut and self.spec.budget.usd_micros is not None:
+            # The trial limit was reached, but the cap stopped trials of this run before their end (spent
+            # reached it, to the micro-dollar or within a charge): the money ended the sweep, not the count.
+            return BUDGET, (f"{self._budget_reason(0)}; it stopped {plural(cut, 'trial')} before "
+                            f"{'its' if cut == 1 else 'their'} end")
         return LIMIT, self._why_exhausted(held)
 
     def _budget_reason(self, queued: int) -> str:

@@ -89,6 +89,7 @@ class Finishing:
         else:
             state, exit_reason = TrialState.FAILED, "failed"
             error = self._failure(live, status)
+        self.status.budget_stops += exit_reason == "budget"  # the cap, not the trial's own end, stopped it
         self.store.finish_attempt(live.attempt_id, exit_reason=exit_reason, exit_code=status.exit_code,
                                   billable_ms=ms, cost_micros=cost, waste_micros=waste)
         if live.reserved:
@@ -111,6 +112,7 @@ class Finishing:
         if state.finished:
             self.status.finished += 1
             self.status.failed += state == TrialState.FAILED
+            self.status.results += state != TrialState.FAILED and live.value is not None
             if state != TrialState.FAILED and live.value is not None:
                 self._note_value(live.number, live.value)  # the best finished trial, as the leaderboard ranks
             self._count_outcome(live.number, state, error)

@@ -75,6 +75,8 @@ class Recovery:
         self._failures_in_a_row = self._streak_before = self._failure_streak()  # fail-fast spans resumes
         self.status.spend_micros = history.spent_micros
         self.status.finished_before, self.status.spent_before = self.status.finished, self.status.spend_micros
+        self.status.results = len(history.completed())  # ended with a value: history.Outcomes' results
+        self.status.failed_before, self.status.results_before = self.status.failed, self.status.results
         best = history.best()
         if best is not None:
             self.status.best_value, self.status.best_trial = best.value, best.number

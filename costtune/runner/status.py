@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from costtune.history import Outcomes
+
 STDERR_TAIL_BYTES = 4000
 
 
@@ -16,8 +18,9 @@ STDERR_TAIL_BYTES = 4000
 class RunStatus:
     """Counters the controller keeps up to date as it goes (read by the progress line)."""
 
-    finished: int = 0
+    finished: int = 0  # trials that ended, however (complete, stopped, failed)
     failed: int = 0
+    results: int = 0  # trials that ended with an objective value (complete or stopped): history.Outcomes
     denied: int = 0  # trials failed unlaunched: a spend policy's rule refuses their own placement
     running: int = 0
     launched: int = 0
@@ -28,6 +31,7 @@ class RunStatus:
     # What kind of end the reason is (runner/ending.py): "budget" (the cap cannot fund a queued or new
     # trial), "policy", "limit" (no trial left to start), "failures", "objective", "interrupted"; "" while running.
     stop_kind: str = ""
+    budget_stops: int = 0  # this run's attempts the study's cap stopped before their end (exit reason "budget")
     preemptions: int = 0
     waste_micros: int = 0
     sim_seconds: float = 0.0  # virtual time the sweep took, when simulated
@@ -37,6 +41,8 @@ class RunStatus:
     # grow only with this controller's own attempts): this run's share is the difference (``own_*``).
     finished_before: int = 0
     spent_before: int = 0
+    failed_before: int = 0
+    results_before: int = 0
     # Set when the sweep ended on an error the user must see (fail-fast, a missing objective metric):
     # `costtune run` prints the summary, then raises it (exit 1, or 2 for a sweep-file mistake).
     error: Exception | None = None
@@ -73,6 +79,12 @@ class RunStatus:
     def own_finished(self) -> int:
         """Trials this run's own attempts finished (not another controller's running on the same study)."""
         return self.finished - self.finished_before
+
+    @property
+    def own_outcomes(self) -> Outcomes:
+        """How the trials this run's own attempts ended, counted as the study's are (``history.Outcomes``)."""
+        results, failed = self.results - self.results_before, self.failed - self.failed_before
+        return Outcomes(results=results, failed=failed, no_result=self.own_finished - results - failed)
 
     @property
     def own_spend_micros(self) -> int:

@@ -271,7 +271,7 @@ class Hyperband:
         assert value is not None
         rank = rung.add(number, value)
         if i == len(bracket.rungs) - 1:
-            return RungDecision(False, None, "reached max_usd")
+            return RungDecision(False, None, f"ran to max_usd ({usd_text(rung_micros)})")  # complete, not stopped
         return ranked(rung, number, rank, self.eta, rung_micros, bracket.rungs[i + 1],
                       f"of bracket {bracket.index} ", self._quota[(bracket.index, rung_micros)])
 

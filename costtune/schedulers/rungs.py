@@ -229,7 +229,7 @@ class AshaScheduler:
         assert value is not None
         rank = rung.add(number, value)
         if i == len(ladder) - 1:
-            return RungDecision(False, None, "reached max_usd")
+            return RungDecision(False, None, f"ran to max_usd ({usd_text(rung_micros)})")  # complete, not stopped
         return ranked(rung, number, rank, self.eta, rung_micros, ladder[i + 1], "")
 
 

@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from costtune.errors import BudgetExhausted, SpecError, StopTrial, TrialFailed
+from costtune.errors import BudgetExhausted, SpecError, StopTrial, TrialFailed, shown
 from costtune.history import TrialState
 from costtune.protocol import current_trial
 from costtune.store.heartbeat import Heartbeat
+from costtune.study.telling import told_metrics
 from costtune.words import plural
 
 if TYPE_CHECKING:
@@ -158,6 +159,12 @@ def _run_one(study: Study, objective: Objective, trial: Trial, catch: tuple[type
         finish(state=TrialState.FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
     else:
-        finish(result)
+        try:
+            if result is not None:
+                told_metrics(result, study.metric)  # the check tell makes, which raises to its caller
+        except SpecError as exc:  # here the objective's bug, not the loop's: its trial fails with why
+            finish(state=TrialState.FAILED, error=f"objective returned {shown(result)}: {exc.reason}")
+        else:
+            finish(result)
     finally:
         current_trial.reset(token)

@@ -14,18 +14,18 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from costtune.errors import InputError, TrialFailed
+from costtune.errors import InputError, SpecError, TrialFailed
 from costtune.history import FrozenTrial, History, TrialState
-from costtune.protocol import nonfinite_objective, value_text
+from costtune.protocol import MetricLineError, format_line, nonfinite_objective, value_text
 from costtune.schedulers import Decision
 from costtune.schedulers.rungs import enter_finished
+from costtune.study.trial import Trial
 from costtune.words import BUDGET_STOP
 
 if TYPE_CHECKING:
     from costtune.schedulers import Scheduler
     from costtune.store import Store, StudyInfo
     from costtune.study.books import Books
-    from costtune.study.trial import Trial
 
 log = logging.getLogger("costtune.study")
 _EXIT = {TrialState.COMPLETE: "completed", TrialState.STOPPED: "stopped", TrialState.QUEUED: "interrupted"}
@@ -54,6 +54,25 @@ def screen_metrics(metrics: dict[str, Any], objective: str, step: int,
     return kept, None
 
 
+def told_metrics(value: Any, objective: str) -> dict[str, Any]:
+    """The metrics a told (or returned) objective value stands for: a number is the objective's.
+
+    The checks a report gets (``trial.report``): raises ``SpecError`` naming ``value`` for anything but a
+    number or a dict of metric names to numbers (text, a list, a bool, ``"0.5"``). NaN and infinite
+    numbers pass: ``screen_metrics`` decides what they mean (a non-finite objective fails the trial).
+    """
+    if isinstance(value, dict):
+        try:
+            format_line(None, {k: 0.0 if isinstance(v, float) and not math.isfinite(v) else v
+                               for k, v in value.items()})
+        except MetricLineError as exc:
+            raise SpecError("value", str(exc).removeprefix("metric line: ")) from None
+        return dict(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecError("value", "must be a number or a dict of metric names to numbers", value)
+    return {objective: value}
+
+
 class Telling:
     """Mixed into ``Study``; uses its fields."""
 
@@ -69,8 +88,7 @@ class Telling:
             raise TrialFailed(trial.failure or f"trial {trial.number} has already ended")
         kept, failure = screen_metrics(metrics, self.info.metric, step, trial.number)
         if failure is not None:
-            self.tell(trial, state=TrialState.FAILED, error=failure)
-            trial.failure = failure
+            self.fail(trial, failure)
             raise TrialFailed(failure)
         if not kept:
             return None
@@ -92,14 +110,26 @@ class Telling:
             return "the scheduler said stop"
         return None
 
+    def fail(self, trial: Trial, error: str) -> None:
+        """Fail a running trial of this study with ``error`` as its reason (its money settled as ``tell`` does);
+        nothing happens to a trial that already ended."""
+        if not trial.closed:
+            self.tell(trial, state=TrialState.FAILED, error=error)
+            trial.failure = error
+
     def tell(self, trial: Trial, value: float | dict[str, float] | None = None, *,
              state: TrialState = TrialState.COMPLETE, error: str | None = None) -> FrozenTrial:
         """Finish a trial with its objective value (a number, or a dict of metrics).
 
-        A NaN or infinite objective fails it (the same rule as ``trial.report``). Raises
-        ``InputError`` for a trial that already finished (told before, or failed by a report),
-        naming its state, and for a stored record (``FrozenTrial``) instead of the ``Trial`` from
-        ``ask()``; nothing is changed.
+        The value is booked at the trial's last reported step (step 0 when it reported nothing), so
+        its last step stays the last step it reported. A NaN or infinite objective fails it (the same
+        rule as ``trial.report``). Raises ``InputError`` (``SpecError`` naming ``trial`` or ``value``),
+        with nothing changed in any study, for: a ``trial`` that is not the ``Trial`` from ``ask()``
+        (a trial number, a stored ``FrozenTrial``), a trial of another study, a trial that already
+        finished (told before, or failed by a report; the message names its state), and a ``value``
+        that is not a number or a dict of metric names to numbers (the trial stays running: tell it
+        again with a number). A trial asked through another ``Study`` object of this same study is
+        told through that object (its money is booked there).
         """
         if isinstance(trial, FrozenTrial):  # a stored record (study.trials), not the trial ask() handed out
             if trial.state not in (TrialState.RUNNING, TrialState.QUEUED):
@@ -107,21 +137,27 @@ class Telling:
                                  "cannot be told again")
             raise InputError(f"tell takes the Trial that ask() returned, not the stored record of trial "
                              f"{trial.number} (a FrozenTrial)")
+        if not isinstance(trial, Trial):
+            raise SpecError("trial", "must be the Trial that ask() returned (a costtune.Trial)", trial)
+        host = trial.study
+        if host is not self:
+            if (isinstance(host, Telling) and host.info.id == self.info.id
+                    and host.store.display_url == self.store.display_url):
+                return host.tell(trial, value, state=state, error=error)  # the same study: its books are there
+            raise SpecError("trial", f"trial {trial.number} belongs to study {trial.study_name!r}, not "
+                            f"{self.name!r}; tell it with the study that asked for it")
         if trial.closed:
             stored = self.store.trial(self.info.id, trial.number)
             raise InputError(f"trial {trial.number} has already finished ({stored.state}); a finished trial "
                              "cannot be told again")
         if value is not None and state != TrialState.FAILED:
-            metrics = value if isinstance(value, dict) else {self.info.metric: value}
-            step = (trial.last_report.last_step or 0) + 1 if trial.last_report else 0
-            if any(isinstance(v, bool) or not isinstance(v, int | float) for v in metrics.values()):
-                state, error = TrialState.FAILED, f"objective returned {value!r}, not a number or a dict of numbers"
-            else:
-                kept, failure = screen_metrics(metrics, self.info.metric, step, trial.number)
-                if failure is not None:
-                    state, error = TrialState.FAILED, failure
-                elif kept:
-                    self.store.add_report(trial.id, trial.attempt_id, step, kept, objective=self.info.metric)
+            metrics = told_metrics(value, self.info.metric)  # a wrong type raises here, before anything is stored
+            step = trial.last_report.last_step if trial.last_report and trial.last_report.last_step is not None else 0
+            kept, failure = screen_metrics(metrics, self.info.metric, step, trial.number)
+            if failure is not None:
+                state, error = TrialState.FAILED, failure
+            elif kept:
+                self.store.add_report(trial.id, trial.attempt_id, step, kept, objective=self.info.metric)
         if state == TrialState.COMPLETE and self.store.trial(self.info.id, trial.number).value is None:
             state, error = TrialState.FAILED, f"no value for metric {self.info.metric!r} was reported or returned"
         self._close(trial, state, error)

@@ -41,6 +41,10 @@ class TrialHost(Protocol):
         """Store a report; return why the trial must stop now, or None (raises ``TrialFailed``)."""
         ...
 
+    def fail(self, trial: Trial, error: str) -> None:
+        """Fail a running trial with ``error`` as its reason, its money settled; nothing for one that ended."""
+        ...
+
 
 class Trial:
     def __init__(
@@ -77,6 +81,11 @@ class Trial:
         return self._study.name
 
     @property
+    def study(self) -> TrialHost:
+        """The study object that asked for this trial (``Study.tell`` books it there)."""
+        return self._study
+
+    @property
     def output_dir(self) -> Path:
         """A directory of this trial's own for logs, checkpoints and the model it produces."""
         path = Path(self._output_dir or self._study.trial_dir(self.number))
@@ -92,21 +101,22 @@ class Trial:
         return int(self.suggest(name, Int(low, high, step=step, log=log)))
 
     def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
-        return self.suggest(name, Categorical(tuple(choices)))
+        listed = isinstance(choices, Sequence) and not isinstance(choices, str)  # else suggest() names it
+        return self.suggest(name, Categorical(tuple(choices) if listed else choices))
 
     def suggest(self, name: str, dist: Distribution | dict[str, Any]) -> Any:
         """The value of ``name``: the sampler's if the study's space has it, else a fresh draw.
 
         A new parameter joins the study's space, so the model-based sampler uses it from the
-        next trial on. Asking for a known name with another distribution is an error.
+        next trial on. Bad arguments (a bad name or bounds, a known name with another
+        distribution) raise ``SpecError`` and fail the trial with that reason, its money settled
+        (nothing is left running or held; it cannot be told afterwards).
         """
-        space = self._study.space_dict()
-        if name not in space:  # a new parameter: the one name rule of sweep files (costtune.names)
-            check_param_name(name, f"space.{name}", {n.upper(): f"space.{n}" for n in space})
-        dist = parse_distribution(dist, f"space.{name}")  # validates objects built directly too
-        known = space.get(name)
-        if known is not None and known != dist.to_dict():
-            raise SpecError(f"space.{name}", f"already defined as {known}; asked for", dist.to_dict())
+        try:
+            dist = self._checked(name, dist)
+        except SpecError as exc:
+            self._study.fail(self, str(exc))
+            raise
         if name in self._params:
             return self._params[name]
         rng = np.random.default_rng([self._study.seed, self.number, zlib.crc32(name.encode())])
@@ -114,6 +124,17 @@ class Trial:
         self._study.add_param(self._id, name, value, dist.to_dict())
         self._params[name] = value
         return value
+
+    def _checked(self, name: str, dist: Distribution | dict[str, Any]) -> Distribution:
+        """``dist`` parsed and checked against the study's space; ``SpecError`` naming ``space.NAME``."""
+        space = self._study.space_dict()
+        if name not in space:  # a new parameter: the one name rule of sweep files (costtune.names)
+            check_param_name(name, f"space.{name}", {n.upper(): f"space.{n}" for n in space})
+        parsed = parse_distribution(dist, f"space.{name}")  # validates objects built directly too
+        known = space.get(name)
+        if known is not None and known != parsed.to_dict():
+            raise SpecError(f"space.{name}", f"already defined as {known}; asked for", parsed.to_dict())
+        return parsed
 
     # -- reports -------------------------------------------------------------------------
     def report(self, step: int | None = None, **metrics: float) -> None:

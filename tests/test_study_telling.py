@@ -1,0 +1,168 @@
+"""Wrong use of ask/tell and suggest_* (a new user's report): a clear ``InputError`` naming the argument,
+and nothing changed in any study; a trial left as it was stays tellable. Real stores, real trials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import costtune
+from costtune.errors import SpecError
+from costtune.history import TrialState
+from costtune.store import study_scope
+
+SPACE = {"x": {"type": "uniform", "low": 0, "high": 1}}
+
+
+def _state(study: costtune.Study) -> list[Any]:
+    """All a user could see change: each trial, its reports and attempts, and the study's money."""
+    trials = [(t.number, t.state, t.value, t.error, t.last_step, t.metrics, t.cost_micros) for t in study.trials]
+    reports = [study.store.reports(study.id, t.number) for t in study.trials]
+    attempts = [[(a.exit_reason, a.cost_micros) for a in study.store.attempts(study.id, t.number)]
+                for t in study.trials]
+    return [trials, reports, attempts, tuple(study.store.balance(study_scope(study.id)))]
+
+
+def test_telling_a_trial_of_another_study_is_refused_and_changes_neither(store_url: str) -> None:
+    """`b.tell(trial_of_a, 0.123)` failed a's trial 0 with b's value and returned b's trial 0, still running."""
+    a = costtune.create_study("api-u1", storage=store_url, metric="loss", space=SPACE, usd_per_hour=36,
+                              budget_usd=1)
+    b = costtune.create_study("api-u2", storage=store_url, metric="loss", space=SPACE, usd_per_hour=36,
+                              budget_usd=1)
+    ta, tb = a.ask(), b.ask()
+    before = (_state(a), _state(b))
+    with pytest.raises(SpecError, match=r"^trial: trial 0 belongs to study 'api-u1', not 'api-u2'; tell it with "
+                                        r"the study that asked for it$"):
+        b.tell(ta, 0.123)
+    assert (_state(a), _state(b)) == before
+    assert b.tell(tb, 0.5).value == 0.5 and a.tell(ta, 0.25).value == 0.25  # each still tells through its own
+    assert [(t.state, t.value) for t in (*a.trials, *b.trials)] == [(TrialState.COMPLETE, 0.25),
+                                                                   (TrialState.COMPLETE, 0.5)]
+
+
+def test_a_trial_told_through_another_object_of_its_study_is_booked_where_it_runs(tmp_path: Any) -> None:
+    """The same study opened twice in one process: the trial's money is in the books of the object that asked."""
+    url = str(tmp_path / "s.db")
+    study = costtune.create_study("twice", storage=url, metric="loss", space=SPACE, usd_per_hour=36, budget_usd=1)
+    again = costtune.load_study("twice", storage=url)
+    trial = study.ask()
+    trial.report(0, loss=0.5)
+    told = again.tell(trial, 0.4)
+    assert (told.state, told.value) == (TrialState.COMPLETE, 0.4)
+    (attempt,) = study.store.attempts(study.id, 0)
+    assert attempt.exit_reason == "completed" and attempt.cost_micros == told.cost_micros
+    _cap, spent, held = study.store.balance(study_scope(study.id))
+    assert (spent, held) == (told.cost_micros, 0)  # charged, nothing left held
+
+
+@pytest.mark.parametrize("given", [12345, "0", None])
+def test_tell_refuses_what_is_not_a_trial_naming_the_argument(tmp_path: Any, given: Any) -> None:
+    """`study.tell(12345, 0.1)` raised AttributeError: 'int' object has no attribute 'closed'."""
+    study = costtune.create_study("num", storage=str(tmp_path / "s.db"), metric="loss", space=SPACE)
+    trial = study.ask()
+    before = _state(study)
+    with pytest.raises(SpecError, match=r"^trial: must be the Trial that ask\(\) returned \(a costtune.Trial\), "
+                                        r"got "):
+        study.tell(given, 0.1)
+    assert _state(study) == before
+    assert study.tell(trial, 0.1).state == TrialState.COMPLETE
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("abc", "value: must be a number or a dict of metric names to numbers, got 'abc'"),
+    ([1], "value: must be a number or a dict of metric names to numbers, got [1]"),
+    (True, "value: must be a number or a dict of metric names to numbers, got true"),
+    ("0.5", "value: must be a number or a dict of metric names to numbers, got '0.5'"),
+    ({"loss": "0.5"}, "value: loss must be a finite number, got '0.5'"),
+    ({}, "value: no metric given"),
+])
+def test_tell_raises_for_a_value_of_the_wrong_type_and_leaves_the_trial_tellable(
+        tmp_path: Any, value: Any, message: str) -> None:
+    """These silently failed the trial ("objective returned 'abc', not a number ...")."""
+    study = costtune.create_study("wrong", storage=str(tmp_path / "s.db"), metric="loss", space=SPACE, usd_per_hour=36,
+                                  budget_usd=1)
+    trial = study.ask()
+    trial.report(0, loss=0.9)
+    before = _state(study)
+    with pytest.raises(SpecError) as info:
+        study.tell(trial, value)
+    assert str(info.value).startswith(message)
+    assert _state(study) == before and study.trials[0].state == TrialState.RUNNING
+    done = study.tell(trial, 0.5)
+    assert (done.state, done.value) == (TrialState.COMPLETE, 0.5)
+
+
+def test_a_non_finite_value_still_fails_the_trial_with_its_reason(tmp_path: Any) -> None:
+    """The README's NaN rule is kept: a NaN (or inf) told fails the trial, stored with why; it does not raise."""
+    study = costtune.create_study("nan", storage=str(tmp_path / "s.db"), metric="loss", space=SPACE)
+    for value in (float("nan"), {"loss": float("inf")}):
+        failed = study.tell(study.ask(), value)
+        assert failed.state == TrialState.FAILED and failed.error is not None
+        assert failed.error.startswith("objective loss was ")
+
+
+def test_an_objective_returning_the_wrong_type_fails_its_trial_and_optimize_goes_on(tmp_path: Any) -> None:
+    study = costtune.create_study("ret", storage=str(tmp_path / "s.db"), metric="loss", space=SPACE)
+    returns = iter(["abc", {"loss": [1]}, 0.5])
+    study.optimize(lambda trial: next(returns), n_trials=3)
+    assert [(t.state, t.error) for t in study.trials] == [
+        (TrialState.FAILED, "objective returned 'abc': must be a number or a dict of metric names to numbers"),
+        (TrialState.FAILED, "objective returned {'loss': [1]}: loss must be a finite number, got [1]"),
+        (TrialState.COMPLETE, None)]
+
+
+@pytest.mark.parametrize(("suggest", "message"), [
+    (lambda t: t.suggest_float("alpha", 5, 1), "space.alpha.high: must be > low (5), got 1"),
+    (lambda t: t.suggest_int("n", 1, 8, step=0), "space.n.step: must be >= 1, got 0"),
+    (lambda t: t.suggest_categorical("kind", 5), "space.kind.choices: must be a non-empty list, got 5"),
+    (lambda t: t.suggest_float("x", 0, 2), "space.x: already defined as"),
+])
+def test_a_suggest_with_bad_arguments_leaves_nothing_running_or_held(tmp_path: Any, suggest: Any,
+                                                                      message: str) -> None:
+    """`suggest_float("alpha", 5, 1)` raised but left its trial `running (controller gone)`, holding money."""
+    study = costtune.create_study("sug", storage=str(tmp_path / "s.db"), metric="loss", space=SPACE, usd_per_hour=36,
+                                  budget_usd=1)
+    trial = study.ask()
+    assert study.store.balance(study_scope(study.id)).reserved_micros > 0  # ask() reserved its first segment
+    with pytest.raises(SpecError) as info:
+        suggest(trial)
+    assert str(info.value).startswith(message)
+    (stored,) = study.trials
+    assert stored.state == TrialState.FAILED and stored.error == str(info.value)
+    (attempt,) = study.store.attempts(study.id, 0)
+    assert attempt.exit_reason == "failed"
+    _cap, spent, held = study.store.balance(study_scope(study.id))
+    assert (spent, held) == (stored.cost_micros, 0)
+    assert set(study.space_dict()) == {"x"}  # the bad parameter did not join the space
+    study.optimize(lambda t: t.suggest_float("y", 0, 1), n_trials=1)  # the study goes on
+    assert study.trials[-1].state == TrialState.COMPLETE
+
+
+def test_a_bad_suggest_inside_optimize_fails_the_trial_with_its_reason_and_raises(tmp_path: Any) -> None:
+    study = costtune.create_study("sug-opt", storage=str(tmp_path / "s.db"), metric="loss", usd_per_hour=36,
+                                  budget_usd=1)
+    with pytest.raises(SpecError, match=r"^space\.alpha\.high: "):
+        study.optimize(lambda t: t.suggest_float("alpha", 5, 1), n_trials=3)
+    (stored,) = study.trials
+    assert (stored.state, stored.error) == (TrialState.FAILED, "space.alpha.high: must be > low (5), got 1")
+    assert study.store.balance(study_scope(study.id)).reserved_micros == 0
+
+
+def test_last_step_is_the_last_reported_step_for_in_process_trials(tmp_path: Any) -> None:
+    """Steps 0..5 showed `last step: 6`: the returned value was booked as a report one step past the last."""
+    study = costtune.create_study("steps", storage=str(tmp_path / "s.db"), metric="loss", space=SPACE)
+
+    def objective(trial: costtune.Trial) -> float:
+        for step in range(6):
+            trial.report(step, loss=1.0 / (step + 1))
+        return 0.1
+
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[0]
+    assert (trial.state, trial.value, trial.last_step) == (TrialState.COMPLETE, 0.1, 5)
+    assert {step for step, _m, _e in study.store.reports(study.id, 0)} == set(range(6))
+    asked = study.ask()
+    asked.report(3, loss=0.7)
+    assert study.tell(asked, 0.2).last_step == 3
+    assert study.tell(study.ask(), 0.3).last_step == 0  # told with no report: its value is at step 0
