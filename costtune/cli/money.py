@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from costtune.cli.common import count, db_option, err_console, handled, open_store, out_console
-from costtune.errors import InputError, SpecError
+from costtune.errors import InputError, SpecError, shown
 from costtune.limits import MAX_FORECAST_RUNS, MAX_JOBS
 from costtune.store.owner import describe_owner
 from costtune.words import natural_key, plural
@@ -120,18 +120,18 @@ def _spend_by(db: str | None, by: str, window: str, timezone: str, fmt: str) -> 
     from costtune.reports.table import Column, FittedTable
 
     if by not in BY and not TAG_RULE.fullmatch(by):
-        raise InputError(f"--by: must be one of {', '.join(BY)} or a sweep tag name, got {by!r}")
+        raise InputError(f"--by: must be one of {', '.join(BY)} or a sweep tag name, got {shown(by)}")
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise InputError(f"--timezone: not a known IANA time zone (such as UTC, Europe/Lisbon), got {timezone!r}") \
-            from None
+        raise InputError("--timezone: not a known IANA time zone (such as UTC, Europe/Lisbon), "
+                         f"got {shown(timezone)}") from None
     store = open_store(db)
     if by not in BY:
         known = sweep_tags(store)
         if by not in known:
-            shown = ", ".join(sorted(known)) or "none"
-            raise InputError(f"--by: no sweep carries the tag {by!r} (tags the sweeps carry: {shown}; or one of "
+            carried = ", ".join(sorted(known)) or "none"
+            raise InputError(f"--by: no sweep carries the tag {by!r} (tags the sweeps carry: {carried}; or one of "
                              f"{', '.join(BY)})")
     since = window_start(window, datetime.now(UTC), timezone)
     rows = spend_groups(store, by, since, timezone)
