@@ -176,7 +176,7 @@ def _finite(value: int | float) -> bool:
 
 def _short(value: Any) -> str:
     try:
-        text = shown(value, bounded=False)  # as the line spells it: true, null
+        text = shown(value, json=True)  # as the line spells it: true, null, "text", NaN
     except (ValueError, RecursionError):  # an int too long to print, a deep structure
         return f"a {type(value).__name__} too large to show"
     return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"

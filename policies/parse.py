@@ -13,7 +13,7 @@ from typing import Any
 
 from costtune.policies.model import ACTIONS, MARKETS, PERIODS, WEEKDAYS, Policy, Rules, Threshold, Webhook, Window
 
-from costtune.errors import SpecError
+from costtune.errors import SpecError, shown
 from costtune.money import rate_to_micros, usd_to_micros
 from costtune.yamlfile import read_yaml_file
 from costtune.zones import iana_zone
@@ -204,6 +204,12 @@ def _reset_day(value: dict[str, Any], period: str, path: str) -> int:
     raise SpecError(path, f"only weekly and monthly windows have a reset day, not {period}", day)
 
 
+def _not_text(value: Any) -> str:
+    """``, not text`` after a money rule when the value was text (``cap_usd: "5"``), so a quoted number is told
+    apart from a bad number (``-1``, ``.nan``), which gets the rule alone."""
+    return ", not text" if isinstance(value, str) else ""
+
+
 def _money(data: dict[str, Any], key: str, at: str) -> int | None:
     if data.get(key) is None:
         if key in data:
@@ -211,8 +217,8 @@ def _money(data: dict[str, Any], key: str, at: str) -> int | None:
         return None
     value = data[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SpecError(f"{at}{key}", "must be a number of dollars more than 0 (such as 500 or 12.50), not text",
-                        value)
+        raise SpecError(f"{at}{key}", "must be a number of dollars more than 0 (such as 500 or 12.50)"
+                        f"{_not_text(value)}", value)
     if not math.isfinite(value) or value <= 0:
         raise SpecError(f"{at}{key}", "must be a number of dollars more than 0 (to forbid launches, use rules)",
                         value)
@@ -296,7 +302,7 @@ def _rules(value: Any, path: str) -> Rules:
                             ("allowed_families", "denied_families"), ("allowed_regions", "denied_regions")):
         both = [g for g in kw.get(allowed, ()) if g in kw.get(denied, ())]
         if both:
-            raise SpecError(f"{path}.{denied}", f"{both[0]!r} is both allowed ({allowed}) and denied", both[0])
+            raise SpecError(f"{path}.{denied}", f"{shown(both[0])} is both allowed ({allowed}) and denied", both[0])
     if "allowed_markets" in value:
         markets = value["allowed_markets"]
         markets = [markets] if isinstance(markets, str) else markets
@@ -310,7 +316,7 @@ def _rules(value: Any, path: str) -> Rules:
         rate = value["max_usd_per_hour"]
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate <= 0:
             raise SpecError(f"{path}.max_usd_per_hour", "must be a number of dollars an hour more than 0 (such "
-                            "as 3.5), not text", rate)
+                            f"as 3.5){_not_text(rate)}", rate)
         kw["max_usd_per_hour_micros"] = rate_to_micros(value["max_usd_per_hour"], f"{path}.max_usd_per_hour")
     if "max_instances" in value:
         n = value["max_instances"]

@@ -143,7 +143,7 @@ CASES: dict[str, tuple[Any, str]] = {
     "usd_per_hour 4e-7 rounding to $0": (
         changed(LOCAL, "resources.usd_per_hour", 4e-7),
         "resources.usd_per_hour: rounds to $0 an hour, so no time would ever be billed: the smallest accepted rate "
-        "is $0.000001 an hour (one micro-dollar; 0 means free), got 4e-07"),
+        "is $0.000001 an hour (one micro-dollar; 0 means free), got 4e-7"),
     "spot price 4e-7 rounding to $0": (
         changed(SIMULATED, "resources.simulation.spot_prices", {"m5.large": [[0, 4e-7]]}),
         "resources.simulation.spot_prices.m5.large[0][1]: rounds to $0 an hour"),
@@ -151,9 +151,9 @@ CASES: dict[str, tuple[Any, str]] = {
                        "resources.simulation.spot_prices.m5.large[0][1]: must be at most $1,000,000"),
     "rung amount 1e10": (changed(SIMULATED, "scheduler.max_usd", 1e10), "scheduler.max_usd: must be at most"),
     "trial_seconds .nan": (changed(LOCAL, "budget.trial_seconds", math.nan),
-                           "budget.trial_seconds: must be a number of seconds > 0, got nan"),
+                           "budget.trial_seconds: must be a number of seconds > 0, got .nan"),
     "trial_seconds .inf": (changed(LOCAL, "budget.trial_seconds", math.inf),
-                           "budget.trial_seconds: must be a number of seconds > 0, got inf"),
+                           "budget.trial_seconds: must be a number of seconds > 0, got .inf"),
     "trial_seconds 1e12": (changed(LOCAL, "budget.trial_seconds", 1e12),
                            "budget.trial_seconds: must be at most 31536000 (365 days)"),
     "NUL in command": (changed(LOCAL, "command", ["python", "-c", TRIAL, "a\x00b"]),

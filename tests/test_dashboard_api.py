@@ -89,7 +89,7 @@ def test_the_leaderboard_sorts_filters_and_pages_in_the_database(swept: tuple[St
 
 
 def test_a_bad_leaderboard_query_is_refused_naming_the_field_and_value(swept: tuple[Store, TestClient]) -> None:
-    for query, named in [("sort=price", "sort: must be one of number, value, cost, step, state, finished, got 'price'"),
+    for query, named in [("sort=price", "sort: must be one of number, value, cost, step, state, finished, got price"),
                          ("state=done", "state: must be among"),
                          ("limit=100000", "limit: must be from 1 to 500, got 100000"),
                          ("offset=-1", "offset: must be from 0"), ("desc=yes", "desc: must be 0 or 1, got 'yes'"),
@@ -158,6 +158,19 @@ def test_a_trial_page_shows_attempts_charges_and_logs_as_text(swept: tuple[Store
     assert "&lt;img src=x onerror=window.pwned=3&gt;" in missing.text
     inlined = http.get(f"/studies/swept/trials/{number}").text
     assert "\\u003cscript\\u003ewindow.pwned=2\\u003c/script\\u003e" in inlined
+
+
+def test_a_bad_enqueue_body_quotes_the_choices_and_the_value_as_written(swept: tuple[Store, TestClient]) -> None:
+    """New-user report item 12: the API said ``must be one of ['m5.large', ...]``, a Python list."""
+    store, http = swept
+    params = {**{f"x{i}": 0.5 for i in range(1, 7)}, "tag": "plain", "instance_type": "m9.huge"}
+    bad = http.post("/api/v1/studies/swept/enqueue", json={"params": params, "raise_trials": 13}, headers=AUTH)
+    assert bad.status_code == 400
+    assert bad.json()["error"] == "config.instance_type: must be one of [m5.large, c5.xlarge], got m9.huge"
+    listed = http.post("/api/v1/studies/swept/enqueue", json={"params": {**params, "instance_type": ["m5.large"]},
+                                                                "raise_trials": 13}, headers=AUTH)
+    assert listed.status_code == 400 and listed.json()["error"].endswith(", got [m5.large]"), listed.text
+    assert len(store.history(store.get_study("swept").id).trials) == 12
 
 
 def test_actions_need_the_token_in_a_header_and_change_nothing_without_it(swept: tuple[Store, TestClient]) -> None:

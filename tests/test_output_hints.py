@@ -81,8 +81,10 @@ def test_prices_unknown_gpu_and_provider_name_the_flag(tmp_path: Path) -> None:
     assert "--gpu: no price has GPU model 'Z9000'; known GPU models: " in gpu.stderr and "T4" in gpu.stderr
     provider = _cli("prices", "--provider", "ibm")
     assert provider.exit_code == 2 and "'--provider'" in provider.stderr and "providers:" not in provider.stderr
-    nothing = _cli("prices", "--gpu", "T4", "--region", "nowhere-1")
+    nothing = _cli("prices", "--gpu", "T4", "--region", "us-east-1", "--min-vcpus", "999")
     assert nothing.exit_code == 0 and "no price matches these filters" in nothing.stdout
+    region = _cli("prices", "--gpu", "T4", "--region", "nowhere-1")  # a name no price has: a typo, refused
+    assert region.exit_code == 2 and "--region: no price has region 'nowhere-1'" in region.stderr
 
 
 def test_a_workload_module_in_the_current_directory_is_found(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ BAD = [
     ("straße", "a parameter name must be ASCII letters, digits and '_', not starting with a digit (it becomes the "
                "environment variable COSTTUNE_PARAM_<NAME>), got 'straße'"),
     ("y-z", "a parameter name must be ASCII letters, digits and '_', not starting with a digit (it becomes the "
-            "environment variable COSTTUNE_PARAM_<NAME>), got 'y-z'"),
+            "environment variable COSTTUNE_PARAM_<NAME>), got y-z"),
 ]
 
 

@@ -288,7 +288,7 @@ BAD_FILES = {
     "loguniform low below 0": (_with(("space", "lr", "low"), -1),
                                "space.lr.low: must be > 0 for loguniform, got -1"),
     "bad sampler type": (_with(("sampler",), {"type": "annealing"}),
-                         "sampler.type: must be one of grid, random, manual, bayes, got 'annealing'"),
+                         "sampler.type: must be one of grid, random, manual, bayes, got annealing"),
     "workers 0": (_with(("resources", "workers"), 0), "resources.workers: must be an integer >= 1, got 0"),
     "unknown placeholder": (_with(("command",), ["python", "train.py", "{learning_rate}"]),
                             "command[2]: unknown placeholder {learning_rate}"),

@@ -266,11 +266,11 @@ def test_malformed_report_lines_are_ignored_with_a_warning(tmp_path: Path, db: s
     proc = run(tmp_path, file, db, quiet=True)  # warnings are shown even with --quiet
     expected = ["ignored metric line: not a JSON object (Expecting ',' delimiter), "
                 "got '{\"step\": 0, \"val_loss\": 0.9'",
-                "ignored metric line: val_loss must be a finite number, got 'high'",
+                "ignored metric line: val_loss must be a finite number, got \"high\"",
                 "dropped val_acc=1e400 (an integer beyond float range) at step 1: not a finite number",
                 "ignored metric line: step must be an integer from 0 to 2147483647, got -1",
                 # duplicate keys: not the last value (0.1 would rank best), a bad line (issue 7)
-                "ignored metric line: key 'val_loss' is given twice; each key must appear once"]
+                "ignored metric line: key \"val_loss\" is given twice; each key must appear once"]
     for message in expected:
         assert f"trial 0: {message}" in proc.stderr
     assert "reporting finished" not in proc.stderr  # ordinary output, no warning
@@ -279,7 +279,7 @@ def test_malformed_report_lines_are_ignored_with_a_warning(tmp_path: Path, db: s
     assert (row["warnings"], row["warning_count"]) == (expected, 5)  # stored with the trial
     detail = costtune(tmp_path, "trials", "malformed", "0", db=db)  # and shown by the one-trial view
     assert detail.returncode == 0 and "warnings about its output:" in detail.stdout
-    assert "key 'val_loss' is given twice" in detail.stdout
+    assert 'key "val_loss" is given twice' in detail.stdout
     store = Store(db)
     try:
         reports = store.reports(store.get_study("malformed").id, 0)
@@ -504,7 +504,7 @@ def test_enqueued_configs_count_toward_budget_trials_and_run_when_the_sweep_resu
     low = enqueue(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", "--raise-trials", "4", db=db)
     assert low.returncode == 2 and low.stderr.startswith(
         "error: --raise-trials: must be more than budget.trials (4) and than the 4 trials study 'queued' holds, got 4")
-    raised = costtune(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", "--raise-trials", "5", db=db)
+    raised = enqueue(tmp_path, "enqueue", "queued", "lr=0.03", "hidden=66", "--raise-trials", "5", db=db)
     assert raised.returncode == 0, raised.stderr
     assert "queued trial 4 for study queued" in raised.stdout and "raised from 4 to 5" in raised.stdout
     entries = [e for e in _read_json("audit", "queued", "--db", db) if e["action"] == "trials.set"]
@@ -519,7 +519,7 @@ def test_enqueued_configs_count_toward_budget_trials_and_run_when_the_sweep_resu
 @pytest.mark.parametrize(("assignments", "named"), [
     (["lr=0.01", "hidden=64", "dropout=0.5"], "config.dropout: unknown parameter; allowed: lr, hidden"),
     (["lr=5", "hidden=64"], "config.lr: must be a number in [0.0001, 0.3], got '5'"),
-    (["lr=abc", "hidden=64"], "config.lr: must be a number in [0.0001, 0.3], got 'abc'"),
+    (["lr=abc", "hidden=64"], "config.lr: must be a number in [0.0001, 0.3], got abc"),
     (["lr=0.01", "hidden=6.5"], "config.hidden: must be an integer in [16, 256] step 1, got '6.5'"),
     (["lr=0.01"], "config.hidden: missing"),
 ])

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from costtune.errors import SpecError
+from costtune.errors import SpecError, shown
 from costtune.history import FrozenTrial, History, Mode, TrialState
 from costtune.schedulers import (
     RUNG_TYPES,
@@ -335,7 +335,7 @@ def test_config_errors_name_the_field_and_value(section: dict[str, Any], path: s
         scheduler_config(section)
     assert err.value.path == path
     assert err.value.value == value
-    assert repr(value) in str(err.value)
+    assert shown(value) in str(err.value)
 
 
 def test_config_errors_for_missing_and_unknown_fields() -> None:

@@ -97,7 +97,7 @@ def test_a_trial_a_spend_policy_stopped_is_in_its_own_class_that_names_the_polic
             "useful": (1, 100), "stopped": (1, 20), "policy": (2, 70), "failed": (0, 0), "unfinished": (0, 0)}
         assert summary["classes"]["policy"]["label"] == "stopped by a spend policy's cap ('team-daily', 'lab-weekly')"
     text = _report_text(history, attempts)
-    assert re.search(r"stopped early \(by the scheduler or the study's budget\) +│ +1 +│", text), text
+    assert re.search(r"stopped early \(by the scheduler, the study's budget or a user\) +│ +1 +│", text), text
     assert "stopped by a spend policy's cap ('team-daily', 'lab-weekly')" in " ".join(text.split()), text
 
 

@@ -70,11 +70,11 @@ def test_tell_refuses_what_is_not_a_trial_naming_the_argument(tmp_path: Any, giv
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("abc", "value: must be a number or a dict of metric names to numbers, got 'abc'"),
+    ("abc", "value: must be a number or a dict of metric names to numbers, got abc"),
     ([1], "value: must be a number or a dict of metric names to numbers, got [1]"),
     (True, "value: must be a number or a dict of metric names to numbers, got true"),
     ("0.5", "value: must be a number or a dict of metric names to numbers, got '0.5'"),
-    ({"loss": "0.5"}, "value: loss must be a finite number, got '0.5'"),
+    ({"loss": "0.5"}, "value: loss must be a finite number, got \"0.5\""),
     ({}, "value: no metric given"),
 ])
 def test_tell_raises_for_a_value_of_the_wrong_type_and_leaves_the_trial_tellable(
@@ -107,8 +107,8 @@ def test_an_objective_returning_the_wrong_type_fails_its_trial_and_optimize_goes
     returns = iter(["abc", {"loss": [1]}, 0.5])
     study.optimize(lambda trial: next(returns), n_trials=3)
     assert [(t.state, t.error) for t in study.trials] == [
-        (TrialState.FAILED, "objective returned 'abc': must be a number or a dict of metric names to numbers"),
-        (TrialState.FAILED, "objective returned {'loss': [1]}: loss must be a finite number, got [1]"),
+        (TrialState.FAILED, "objective returned abc: must be a number or a dict of metric names to numbers"),
+        (TrialState.FAILED, "objective returned {loss: [1]}: loss must be a finite number, got [1]"),
         (TrialState.COMPLETE, None)]
 
 

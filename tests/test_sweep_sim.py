@@ -302,7 +302,7 @@ def test_a_trial_time_limit_is_exact_on_the_virtual_clock(tmp_path: Path) -> Non
     ({"resources__instance_type": {"type": "categorical", "choices": ["m5.large", "m5.large"]}},
      "resources.instance_type.choices: must not repeat a choice"),
     ({"resources__market": "preemptible"},
-     "resources.market: must be one of on-demand, spot, cheapest-expected, got 'preemptible'"),
+     "resources.market: must be one of on-demand, spot, cheapest-expected, got preemptible"),
     ({"resources__region": "mars-1"}, "resources.region: no prices for this region; known: "),
     ({"resources__simulation__workload": "nosuchmodule:f"}, "resources.simulation.workload: no module named"),
     ({"resources__simulation__max_steps": 0}, "resources.simulation.max_steps: must be an integer >= 1, got 0"),

@@ -119,7 +119,7 @@ def _spec(**fields: Any) -> Any:
     ({"env": {"A": "${1X}"}}, "env.A: a $ must begin ${NAME}"),
     ({"env": {"A": "${HOME:-x}"}}, "env.A: a $ must begin ${NAME}"),
     ({"env": {"A": "${HOME"}}, "env.A: a $ must begin ${NAME}"),
-    ({"env_passthrough": "AWS_*"}, "env_passthrough: must be a list of variable names or globs, got 'AWS_*'"),
+    ({"env_passthrough": "AWS_*"}, "env_passthrough: must be a list of variable names or globs, got AWS_*"),
     ({"env_passthrough": ["PATH", "A B"]}, "env_passthrough[1]: must be a variable name or a glob"),
     ({"env_passthrough": [""]}, "env_passthrough[0]: must be a variable name or a glob"),
     ({"env_passthrough": [3]}, "env_passthrough[0]: must be a variable name or a glob"),

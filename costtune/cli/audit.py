@@ -85,7 +85,7 @@ def _since(text: str) -> datetime:
     """``--since``: an ISO date or date-time (UTC without an offset), or ``N`` + m/h/d back from now."""
     import re
 
-    from costtune.errors import InputError
+    from costtune.errors import InputError, shown
 
     back = re.fullmatch(r"(\d{1,6})([mhd])", text.strip())
     if back:
@@ -95,5 +95,5 @@ def _since(text: str) -> datetime:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
         raise InputError(f"--since: must be an ISO date or date-time (2026-11-30, 2026-11-30T14:00) or a time "
-                         f"back from now (30m, 12h, 7d), got {text!r}") from None
+                         f"back from now (30m, 12h, 7d), got {shown(text)}") from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from costtune.cli.common import count, db_option, err_console, handled, open_store, out_console
-from costtune.errors import InputError, SpecError
+from costtune.errors import InputError, SpecError, shown
 from costtune.limits import MAX_FORECAST_RUNS, MAX_JOBS
 from costtune.store.owner import describe_owner
 from costtune.words import natural_key, plural
@@ -121,14 +121,14 @@ def _spend_by(db: str | None, by: str, window: str, timezone: str, fmt: str) -> 
     from costtune.zones import iana_zone
 
     if by not in BY and not TAG_RULE.fullmatch(by):
-        raise InputError(f"--by: must be one of {', '.join(BY)} or a sweep tag name, got {by!r}")
+        raise InputError(f"--by: must be one of {', '.join(BY)} or a sweep tag name, got {shown(by)}")
     timezone = iana_zone(timezone, "--timezone")
     store = open_store(db)
     if by not in BY:
         known = sweep_tags(store)
         if by not in known:
-            shown = ", ".join(sorted(known)) or "none"
-            raise InputError(f"--by: no sweep carries the tag {by!r} (tags the sweeps carry: {shown}; or one of "
+            carried = ", ".join(sorted(known)) or "none"
+            raise InputError(f"--by: no sweep carries the tag {by!r} (tags the sweeps carry: {carried}; or one of "
                              f"{', '.join(BY)})")
     since = window_start(window, datetime.now(UTC), timezone)
     rows = spend_groups(store, by, since, timezone)

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from costtune.cli.common import db_option, handled, open_store, out_console
-from costtune.errors import InputError, SpecError
+from costtune.errors import InputError, SpecError, shown
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
@@ -49,7 +49,7 @@ def reap(db: str | None, provider: str, regions: tuple[str, ...], older_than: fl
     names = [r.strip() for item in regions for r in item.split(",") if r.strip()]
     bad = [r for r in names if not is_region_name(r)]
     if bad:  # before any store or AWS call: a typo is not a credentials problem
-        raise InputError(f"--regions: must be AWS region names such as us-east-1, got {bad[0]}")
+        raise InputError(f"--regions: must be AWS region names such as us-east-1, got {shown(bad[0])}")
     store = open_store(db)
     clients = Clients()
     if not names:

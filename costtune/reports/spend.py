@@ -34,7 +34,7 @@ USEFUL, STOPPED, POLICY, FAILED, RERUN, UNFINISHED = "useful", "stopped", "polic
 CLASSES = (USEFUL, STOPPED, POLICY, FAILED, RERUN, UNFINISHED)
 CLASS_LABELS = {
     USEFUL: "useful (trials that ran to their end)",
-    STOPPED: "stopped early (by the scheduler or the study's budget)",
+    STOPPED: "stopped early (by the scheduler, the study's budget or a user)",
     POLICY: "stopped by a spend policy's cap",
     FAILED: "failed trials",
     RERUN: "re-run after a preemption or interruption",

@@ -68,7 +68,7 @@ class Claims:
     _warn: Callable[[str], None]
     _credited: dict[int, int]  # trial number -> the rung level it was last promoted at (decisions.py)
     _startup_guess: Callable[..., int]  # decisions.py: (instance type, rate[, params, step]) -> micros
-    _counted: Callable[[ClaimedTrial, str | None, int], int]  # decisions.py
+    _counted: Callable[[ClaimedTrial, str | None, int, int], int]  # decisions.py
     _first_ms: dict[str | None, list[int]]  # instance type -> billable ms at first reports in this run
     _first_ms_before: dict[str | None, list[int]]  # the same for the study's earlier runs (store)
 
@@ -194,9 +194,10 @@ class Claims:
         rung = None
         credited = 0
         if self.rungs is not None:
-            # Rungs count money spent after a first report: a relaunched trial goes on from the level
-            # it was last promoted at, and its reservation covers this attempt's estimated start-up too.
-            credited = self._counted(claimed, itype, rate)
+            # Rungs count money spent after a first report: a relaunched trial that goes on from a checkpoint
+            # goes on from the level it was last promoted at (one restarting at step 0 starts its ladder
+            # again), and its reservation covers this attempt's estimated start-up too.
+            credited = self._counted(claimed, itype, rate, start)
             rung = self.rungs.first_rung(claimed.number, credited)
             if rung is None:  # it already spent its whole ladder: nothing to run
                 done = TrialState.COMPLETE if claimed.value is not None else TrialState.STOPPED

@@ -81,6 +81,8 @@ class SweepController(Finishing, Decisions, Curving, Claims, Placing, Ending, Re
         self.status = RunStatus()
         self.billing = spec.resources.billing
         self.rungs = make_rung_scheduler(spec.scheduler, mode=str(spec.mode), budget_micros=spec.budget.usd_micros)
+        if hasattr(self.rungs, "limit_trials"):  # a plan cut short by budget.trials promotes what its trials hold
+            self.rungs.limit_trials(spec.max_trials)  # type: ignore[union-attr]
         self.curve = make_curve_scheduler(spec.scheduler, mode=str(spec.mode))
         self.scope = f"study:{study.id}"
         self._on_event = on_event or (lambda _msg: None)
@@ -105,7 +107,9 @@ class SweepController(Finishing, Decisions, Curving, Claims, Placing, Ending, Re
         self._short_at: str | None = None  # BUDGET: the placement a first report was too dear on (claims.py)
         self._short_tail = True  # BUDGET: the room covered a minimum charge (a tail, not the end; claims.py)
         self._claimed_at = 0.0  # wall time of the last claim that gave nothing
-        self._halt: str | None = None  # "failures" | "objective": launch nothing more (status.error says why)
+        # "failures" | "objective" | "unreported": launch nothing more (status.error says why)
+        self._halt: str | None = None
+        self._unreported = 0  # rung trials judged at their top rung's money without one report (ending.py)
         self._failures_in_a_row = 0
         self._last_failure: tuple[int, str] | None = None
         self._streak_before = 0  # set from the store when the run starts (fail-fast counts across resumes)

@@ -12,7 +12,9 @@ long start-up gets as much training at a rung as one that starts fast. Until the
 an attempt's deadline holds an estimate of its start-up (the median time to first report seen on its
 instance type, at first the simulated ``startup_seconds`` and the workload's first step for its configuration,
 as ``costtune plan`` counts them); the first report re-aims it exactly. An
-attempt whose start-up outruns that gets one grace (the larger of the first rung and the estimate)."""
+attempt whose start-up outruns that gets graces (each the larger of the first rung and the estimate) until
+its spend before a first report reaches its top rung's money: it is never judged on nothing while it may
+still report."""
 
 from __future__ import annotations
 
@@ -73,6 +75,7 @@ class Decisions:
     _paid: dict[int, int]  # trial number -> start-up spend of its earlier attempts in this run (not counted)
     _first_ms: dict[str | None, list[int]]  # instance type -> billable ms at attempts' first reports
     _first_steps: FirstSteps | None  # a simulated sweep's time to a first report, before any is measured
+    _count_unreported: Callable[[LiveAttempt], None]  # ending.py
     spec: Any
 
     def _read(self, live: LiveAttempt, lines: Any) -> None:
@@ -153,14 +156,15 @@ class Decisions:
         A rung verdict uses what this attempt reported (a relaunched trial is not judged on a value
         from before its interruption), after the rung's worth of money past its first report. One
         that reaches its deadline before its first report (a start-up longer than estimated) gets a
-        grace for it, once, when the cap can fund that; then it is judged on what there is."""
+        grace for it, and more up to its top rung's money (``_grace``), when the cap can fund them; then it
+        is judged on what there is."""
         live.judge_now = False
         if self.curve is not None and live.rung is None:
             judged = self._curve_deadline(live)  # curving.py: a learning-curve checkpoint
             if judged != EXTEND:
                 return judged
         if live.rung is not None and self.rungs is not None:
-            if live.attempt_value is None and not live.grace and self._grace(live):
+            if live.attempt_value is None and not live.grace_capped and self._grace(live):
                 return None
             if live.attempt_value is None and (not live.grace or live.grace_capped):
                 # the cap, not the rung, ended it: no money to carry it to a first report (its own took
@@ -169,6 +173,7 @@ class Decisions:
             if live.attempt_value is None and live.grace:
                 spent = self.billing.charge(self.provider.poll(live.handle).billable_ms, live.rate)
                 self._first_report(live, spent, None, late=True)
+                self._count_unreported(live)  # ending.py: none ever reports -> stop launching
             value = live.attempt_value if live.attempt_value is not None else live.value
             decision = self.rungs.judge(live.number, live.rung, value)
             live.decision = self._compared(live, decision.reason)
@@ -215,12 +220,24 @@ class Decisions:
         return None
 
     def _grace(self, live: LiveAttempt) -> bool:
-        """Extend the reservation for the attempt's first report (by the larger of the first rung and
-        the start-up estimate, or what the cap has left when that is less but at least the first rung);
-        False if the cap cannot."""
-        first_rung = self.rungs.ladder(live.number)[0]  # type: ignore[union-attr]
-        grace = max(first_rung, self._startup_guess(live.instance_type, live.rate, live.claimed.params,
-                                                    max(live.start_step, 0)))
+        """Extend the reservation for the attempt's first report, by the larger of the first rung and
+        the start-up estimate (or what the cap has left when that is less but at least the first rung).
+
+        An attempt is never judged on nothing while it may still report: a start-up that outruns the
+        estimate (a command trial's, before any attempt measured one, is estimated at 0) gets graces
+        until its spend before a first report reaches what bounds the whole trial, its top rung's money
+        past what it is credited (budget.trial_seconds and the cap bound it too); the first grace is given
+        whole. False when that is spent (it is then judged on what there is) or the cap cannot fund one
+        (``grace_capped``: it stops, "budget")."""
+        ladder = self.rungs.ladder(live.number)  # type: ignore[union-attr]
+        guess = self._startup_guess(live.instance_type, live.rate, live.claimed.params, max(live.start_step, 0))
+        grace = max(ladder[0], guess)
+        if live.grace:  # a start-up longer than the estimate and a grace: on, up to the whole trial's money
+            bound = live.claimed.prior_cost_micros + max(ladder[-1] - live.credited, 0) + guess
+            grace = min(grace, bound - (live.target or 0))
+            if grace <= 0:
+                return False
+        first_rung = ladder[0]
         try:
             self.store.extend(live.key, grace)
         except CapExceeded:
@@ -229,10 +246,12 @@ class Decisions:
             cap, spent, held = self.store.balance(self.scope)
             grace = 0 if cap is None else cap - spent - held
             if grace < max(first_rung, self.billing.charge(1, live.rate)):
+                live.grace_capped = live.grace  # after a grace: the cap, not the rung, ends it
                 return False
             try:
                 self.store.extend(live.key, grace)
             except CapExceeded:
+                live.grace_capped = live.grace
                 return False
             live.grace_capped = True  # what the cap had left: a trial still without a report is the budget's
         live.grace = True
@@ -257,12 +276,15 @@ class Decisions:
             ms = 0
         return self.billing.charge(ms, rate) if ms > 0 else 0
 
-    def _counted(self, claimed: ClaimedTrial, instance_type: str | None, rate: int) -> int:
+    def _counted(self, claimed: ClaimedTrial, instance_type: str | None, rate: int, start_step: int) -> int:
         """The money a (relaunched) trial spent that counts toward its rungs before this attempt: its
         earlier spend less their start-ups (each attempt's spend before its first report; for attempts of
-        an earlier run, the current estimate each), never below the level it was last promoted at."""
+        an earlier run, the current estimate each), never below the level it was last promoted at.
+        0 when this attempt restarts at step 0 (``start_step``, no checkpoint): the training that
+        money bought is gone, so its ladder starts again (a value reported after 3 steps is not a
+        top rung's)."""
         prior = claimed.prior_cost_micros
-        if not prior:
+        if not prior or start_step <= 0:
             return 0
         paid = self._paid.get(claimed.number)
         if paid is None:
@@ -272,7 +294,9 @@ class Decisions:
     def _compared(self, live: LiveAttempt, reason: str) -> str:
         """The verdict with what it compared: money after the first report, and the start-up left out."""
         if live.base is None:
-            return f"{reason}; judged without a first report from this attempt"
+            top = self.rungs.ladder(live.number)[-1] if self.rungs is not None else None
+            within = f" within its top rung's money ({format_usd(top)} max_usd)" if top and live.grace else ""
+            return f"{reason}; judged without a first report from this attempt{within}"
         startup = live.base - live.claimed.prior_cost_micros
         after = f" (on top of {format_usd(live.credited)} before a relaunch)" if live.credited else ""
         return (f"{reason}; compared on its value after {format_usd(max(0, (live.target or 0) - live.base))} "

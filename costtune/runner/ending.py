@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from costtune.store import Store
     from costtune.study import Study
 
+# Rung trials judged at their top rung's money without one report, while no attempt ever reported, that stop
+# all launching: one may be a trial's own fault, three in a row are the sweep's (``_count_unreported``).
+UNREPORTED_LIMIT = 3
 _WAIT_S = 0.5  # wall-clock pause between looks at what other controllers of the study still run
 LIMIT, BUDGET = "limit", "budget"  # why the last claim gave nothing
 _OBSERVE_S = 2.0  # wall seconds between reads of the study's figures for the progress line
@@ -68,7 +71,10 @@ class Ending:
     _short_at: str | None  # BUDGET: the placement whose cost to a first report the room cannot carry
     _short_tail: bool  # BUDGET: the room covered a minimum charge (claims.py)
     _denied: str | None  # BUDGET: why a spend policy refused the last launch (admission.py)
-    _halt: str | None  # "failures" | "objective": launch nothing more, end with status.error
+    _halt: str | None  # "failures" | "objective" | "unreported": launch nothing more, end with status.error
+    _first_ms: dict[str | None, list[int]]  # instance type -> billable ms at first reports in this run
+    _first_ms_before: dict[str | None, list[int]]  # the same for the study's earlier runs
+    _unreported: int  # rung trials judged at their top rung's money without one report, while none ever reported
     _failures_in_a_row: int
     _last_failure: tuple[int, str] | None  # number and error of the latest failed trial of this run
     _streak_before: int  # failed trials in a row the study held when this run began (0 once one succeeds)
@@ -144,6 +150,9 @@ class Ending:
             return "failures", self._failures_reason()
         if self._halt == "objective":
             return "objective", f"no trial reports objective.metric {self.study.metric!r}"
+        if self._halt == "unreported":
+            return "unreported", (f"{plural(self._unreported, 'trial')} spent the top rung's money without one report "
+                                  "(scheduler.max_usd)")
         trials = self.study.history().trials
         queued = sum(t.state == TrialState.QUEUED for t in trials)
         if queued and self._denied:  # a spend policy refused the launch (admission.py)
@@ -286,6 +295,28 @@ class Ending:
             f"stopped after {plural(n, 'failed trial')} in a row{before} (budget.max_failures: {limit}; 0 never "
             f"stops); the last, trial {number}:\n{last}")
         return f"{plural(n, 'trial')} failed in a row{before} (budget.max_failures)"
+
+    def _count_unreported(self, live: LiveAttempt) -> None:
+        """A rung trial was judged at its top rung's money without one report. While no attempt of the study
+        has ever reported, ``UNREPORTED_LIMIT`` of them in this run stop all launching: every trial's start-up
+        outruns ``max_usd`` at its rate (or the trial prints no report lines), and each further trial would
+        spend its whole ladder for nothing."""
+        if self._halt or self._first_ms or any(self._first_ms_before.values()):
+            return
+        self._unreported += 1
+        if self._unreported < UNREPORTED_LIMIT:
+            return
+        top = self.rungs.ladder(live.number)[-1] if self.rungs is not None else 0
+        seconds = top / live.rate * 3600 if live.rate else 0.0
+        self._halt = "unreported"
+        self.status.error = CosttuneError(
+            f"{plural(self._unreported, 'trial')} spent their top rung's money ({format_usd(top)} scheduler.max_usd, "
+            f"about {seconds:.1f} s at {format_usd(live.rate)}/h) without one report, and no trial of study "
+            f"{self.study.name!r} has reported yet: a trial's start-up (interpreter, imports, data) takes longer "
+            "than that, or it prints no `costtune:report` lines. Nothing more was launched; raise scheduler.max_usd "
+            f"(and min_usd), or see a trial's output with `costtune trials {self.study.name} {live.number}`")
+        self._warn(f"{plural(self._unreported, 'trial')} spent the top rung's money without one report: launching "
+                   "no more (trials already running finish; the stop reason says what to change)")
 
     def _check_objective(self, live: LiveAttempt, reported: set[str]) -> None:
         """A trial ended having reported metrics but never the objective, and no trial ever did:

@@ -29,7 +29,8 @@ class RunStatus:
     best_trial: int | None = None
     stop_reason: str = ""
     # What kind of end the reason is (runner/ending.py): "budget" (the cap cannot fund a queued or new
-    # trial), "policy", "limit" (no trial left to start), "failures", "objective", "interrupted"; "" while running.
+    # trial), "policy", "limit" (no trial left to start), "failures", "objective", "unreported", "interrupted"; "" while
+    # running.
     stop_kind: str = ""
     budget_stops: int = 0  # this run's attempts the study's cap stopped before their end (exit reason "budget")
     preemptions: int = 0

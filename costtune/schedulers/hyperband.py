@@ -83,6 +83,19 @@ def _slot(sizes: list[int], b: int, k: int) -> int:
     return before
 
 
+def _held(sizes: list[int], b: int, slots: int) -> int:
+    """How many of bracket b's trials sit among the first ``slots`` positions of an iteration
+    (``_slot`` grows with k, so a bisection: a plan may hold millions of trials)."""
+    lo, hi = 0, sizes[b]
+    while lo < hi:
+        k = (lo + hi) // 2
+        if _slot(sizes, b, k) < slots:
+            lo = k + 1
+        else:
+            hi = k
+    return lo
+
+
 def _bracket(ladder: tuple[int, ...], index: int, n0: int, eta: int) -> Bracket:
     rungs = ladder[index:]
     counts = tuple(max(1, n0 // eta**i) for i in range(len(rungs)))
@@ -190,11 +203,33 @@ class Hyperband:
         self.mode = mode_of(mode)
         self._levels = tuple(sorted({level for b in plan.brackets for level in b.rungs}))
         self._rungs = {(b.index, level): Competition(self.mode) for b in plan.brackets for level in b.rungs}
-        self._quota = {
-            (b.index, level): plan.iterations * b.trials_per_rung[i + 1]
-            for b in plan.brackets for i, level in enumerate(b.rungs[:-1])
-        }
+        self._trials: int | None = None  # budget.trials (or the sampler's size) when it cuts the plan short
+        self._quota = self._quotas()
         self._bracket_cache: dict[int, Bracket | None] = {}
+
+    def limit_trials(self, trials: int | None) -> None:
+        """Only ``trials`` trials will exist (budget.trials, or what the sampler can propose; None: the
+        plan's). Promotion quotas then come from the trials that exist in each bracket, not from the
+        plan's: a plan of 4 iterations cut to 2 by budget.trials promotes what 2 iterations would."""
+        self._trials = trials
+        self._quota = self._quotas()
+
+    def _quotas(self) -> dict[tuple[int, int], int]:
+        """(bracket index, level) -> how many of the bracket's trials may be promoted past that level:
+        ``n_{i+1}`` for each whole iteration that exists, and for a last iteration cut short by the
+        trial limit the counts of a bracket started with the trials it really holds there."""
+        plan = self.plan
+        per = plan.total_trials // plan.iterations
+        exist = plan.total_trials if self._trials is None else max(0, min(self._trials, plan.total_trials))
+        whole, part = divmod(exist, per)
+        sizes = [b.trials_per_rung[0] for b in plan.brackets]
+        quota: dict[tuple[int, int], int] = {}
+        for b, bracket in enumerate(plan.brackets):
+            held = _held(sizes, b, part)  # its trials among the first ``part`` of an iteration
+            for i, level in enumerate(bracket.rungs[:-1]):
+                cut = max(1, held // self.eta ** (i + 1)) if held else 0
+                quota[(bracket.index, level)] = whole * bracket.trials_per_rung[i + 1] + cut
+        return quota
 
     def _bracket(self, number: int) -> Bracket | None:
         if number not in self._bracket_cache:
@@ -220,8 +255,7 @@ class Hyperband:
         self.plan = dataclasses.replace(
             self.plan, iterations=self.plan.iterations + 1, total_trials=self.plan.total_trials + per_trials,
             total_cost_micros=self.plan.total_cost_micros + self.iteration_cost())
-        self._quota = {key: quota // (self.plan.iterations - 1) * self.plan.iterations
-                       for key, quota in self._quota.items()}
+        self._quota = self._quotas()
         self._bracket_cache = {n: b for n, b in self._bracket_cache.items() if b is not None}
 
     def cover(self, trials: int) -> None:

@@ -46,6 +46,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def duration(value: Any, path: str) -> float:
     """Seconds from a number (``600``) or a number with a unit (``90s``, ``10m``, ``6h``, ``2d``), > 0 and at
     most a year; ``SpecError`` naming ``path`` otherwise."""
+    given = value
     if isinstance(value, str):
         text = value.strip().lower()
         unit = _UNITS.get(text[-1:], 0) if text else 0
@@ -54,7 +55,10 @@ def duration(value: Any, path: str) -> float:
             value = float(number) * (unit or 1)
         except ValueError:
             raise SpecError(path, "must be a duration such as 600, 90s, 10m, 6h or 2d", value) from None
-    return seconds(value, path, positive=True, what="a duration (seconds, or 90s, 10m, 6h, 2d)")
+    try:
+        return seconds(value, path, positive=True, what="a duration (seconds, or 90s, 10m, 6h, 2d)")
+    except SpecError as e:  # name the value as it was given (--poll 0s), not the seconds read from it
+        raise SpecError(path, e.reason, given) from None
 
 
 def os_text(text: str, path: str) -> str:

@@ -54,12 +54,16 @@ class ServerSettings:
 
 def duration(value: Any, path: str) -> float:
     """Seconds from a number or text like ``90``, ``90s``, ``10m``, ``1.5h``; > 0."""
+    given = value
     if isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
             raise SpecError(path, "must be a duration such as 90s, 10m or 1h", value)
         value = float(match.group(1)) * _UNITS[match.group(2)]
-    return seconds(value, path, positive=True, what="a duration (seconds, or text such as 10m)")
+    try:
+        return seconds(value, path, positive=True, what="a duration (seconds, or text such as 10m)")
+    except SpecError as e:  # name the value as it was given (lost_after: 0s), not the seconds read from it
+        raise SpecError(path, e.reason, given) from None
 
 
 def parse_bind(value: Any, path: str = "server.bind") -> tuple[str, int]:

@@ -26,7 +26,6 @@ ENV_DB = "COSTTUNE_DB"
 ENV_HOME = "COSTTUNE_HOME"
 _PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]*@")
 _QUERY_PASSWORD = re.compile(r"([?&](?:ssl)?pass(?:word)?=)[^&#\s]*", re.IGNORECASE)
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def costtune_home() -> Path:
@@ -138,17 +137,30 @@ def refuse_foreign_sqlite(conn: Connection, shown: str, *, known: set[str]) -> N
     _refuse_unless_ours(tables, shown, known)
 
 
-def _refuse_foreign_tables(path: Path, shown: str) -> None:
-    """The same check on a file read-only, through sqlite3 itself: nothing about the file changes."""
+def _check_existing_sqlite(path: Path, shown: str) -> None:
+    """Refuse an existing file that is not a SQLite database, or is one of another program.
+
+    The file is read through SQLite itself, never through a file handle of our own: closing any
+    handle on the database file drops every POSIX lock this process holds on it, including those of
+    a store already open here (a dashboard, ``costtune serve``, an earlier in-process command). Another
+    process then takes itself for the file's last user, checkpoints and deletes the ``-wal`` and
+    ``-shm`` files under our live connections, and the next read here fails with "disk I/O error"
+    (writes could land in a WAL the other processes no longer see). SQLite keeps its own handles
+    open while any connection in the process holds a lock, so its connections are safe to close.
+    ``mode=rw`` never creates the file, and reading the table list writes nothing; the table check
+    runs before the WAL switch on connect would rewrite the header of a file that is not ours.
+    """
     from sqlmodel import SQLModel
 
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=60)
         try:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorname", None) == "SQLITE_NOTADB":
+            raise StoreUnavailable(f"cannot open {shown}: the file is not a SQLite database") from None
         raise StoreUnavailable(f"cannot open {shown}: {exc}") from None
     _refuse_unless_ours(tables, shown, set(SQLModel.metadata.tables))
 
@@ -166,12 +178,9 @@ def _prepare_sqlite(path: Path, shown: str) -> list[Path]:
         if path.is_dir():
             raise StoreUnavailable(f"cannot open {shown}: it is a directory, not a SQLite file")
         if path.exists():
-            with path.open("rb") as handle:
-                header = handle.read(100)
-            if header and not header.startswith(_SQLITE_HEADER):
-                raise StoreUnavailable(f"cannot open {shown}: the file is not a SQLite database")
-            if len(header) == 100 and header[18] == 1:  # a rollback-journal file: not one we opened before
-                _refuse_foreign_tables(path, shown)  # before the WAL switch on connect would rewrite its header
+            if not os.access(path, os.R_OK):
+                raise StoreUnavailable(f"cannot open {shown}: Permission denied")
+            _check_existing_sqlite(path, shown)  # never open()/close() the file itself: see there
             return []
         missing = []
         ancestor = path.parent

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from costtune.errors import InputError
+from costtune.errors import InputError, shown
 from costtune.history import Mode
 from costtune.store.audit import add_audit, current_actor
 from costtune.store.schedule_models import ModelVersionRow
@@ -133,7 +133,7 @@ class ModelBook:
         if not ver:
             return next((v for v in versions if v.promoted), versions[-1])
         if not ver.isdigit():
-            raise InputError(f"model: version must be a number in NAME:VERSION, got {ref!r}")
+            raise InputError(f"model: version must be a number in NAME:VERSION, got {shown(ref)}")
         found = next((v for v in versions if v.version == int(ver)), None)
         if found is None:
             raise InputError(f"model: {model!r} has no version {ver} (versions 1 to {versions[-1].version})")

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from costtune.errors import InputError, StoreError, StudyNotFound
+from costtune.errors import InputError, StoreError, StudyNotFound, shown
 from costtune.server.bodies import BodyTooLarge, read_body
 from costtune.server.dashboard import money, queries
 from costtune.server.dashboard.charts import StudyCharts
@@ -46,7 +46,7 @@ def _int(request: Request, name: str, default: int | None, lo: int = 0, hi: int 
     try:
         value = int(raw)
     except ValueError:
-        raise Refused(400, f"{name}: must be an integer, got {raw[:40]!r}") from None
+        raise Refused(400, f"{name}: must be an integer, got {shown(raw[:40])}") from None
     if not lo <= value <= hi:
         raise Refused(400, f"{name}: must be from {lo} to {hi}, got {value}")
     return value
@@ -69,7 +69,7 @@ def trial_number(request: Request) -> int:
 
     raw = str(request.path_params["number"])
     if not raw.isascii() or not raw.isdigit():
-        raise Refused(400, f"trial: must be a trial number (an integer from 0), got {raw[:40]!r}")
+        raise Refused(400, f"trial: must be a trial number (an integer from 0), got {shown(raw[:40])}")
     if len(raw) > 12 or int(raw) > INT32_MAX:
         raise Refused(404, f"trial: no study holds a trial number {raw[:40]} (trial numbers are at most {INT32_MAX})")
     return int(raw)
@@ -114,14 +114,14 @@ class Api:
         info = self.study(request.path_params["name"])
         sort = request.query_params.get("sort", "value")
         if sort not in queries.SORTS:
-            raise Refused(400, f"sort: must be one of {', '.join(queries.SORTS)}, got {sort[:40]!r}")
+            raise Refused(400, f"sort: must be one of {', '.join(queries.SORTS)}, got {shown(sort[:40])}")
         states = [s for s in request.query_params.get("state", "").split(",") if s]
         for state in states:
             if state not in queries.STATES:
-                raise Refused(400, f"state: must be among {', '.join(queries.STATES)}, got {state[:40]!r}")
+                raise Refused(400, f"state: must be among {', '.join(queries.STATES)}, got {shown(state[:40])}")
         desc = request.query_params.get("desc", "0")
         if desc not in ("0", "1", "true", "false"):
-            raise Refused(400, f"desc: must be 0 or 1, got {desc[:40]!r}")
+            raise Refused(400, f"desc: must be 0 or 1, got {shown(desc[:40])}")
         return queries.leaderboard_page(
             self.store, info.id, str(info.mode), sort=sort, desc=desc in ("1", "true"), states=states,
             search=request.query_params.get("q", "")[:200], min_cost=_int(request, "min_cost", None),
@@ -136,7 +136,7 @@ class Api:
         info = self.study(request.path_params["name"])
         section = request.query_params.get("section") or None
         if section is not None and section not in cost.JSON_KEYS:
-            raise Refused(400, f"section: must be one of {', '.join(cost.JSON_KEYS)}, got {section[:40]!r}")
+            raise Refused(400, f"section: must be one of {', '.join(cost.JSON_KEYS)}, got {shown(section[:40])}")
         history = self.store.history(info.id)
         attempts = attempt_rows(self.store, info.id)
         body = cost.to_json(history, info.name, attempts, trial_costs(attempts), section=section)
@@ -154,7 +154,7 @@ class Api:
             try:
                 datetime.fromisoformat(since)
             except ValueError:
-                raise Refused(400, f"since: must be an ISO 8601 time, got {since[:40]!r}") from None
+                raise Refused(400, f"since: must be an ISO 8601 time, got {shown(since[:40])}") from None
         delta = queries.live_delta(self.store, info.id, after_report=_int(request, "after_report", 0) or 0,
                                    after_trial=_int(request, "after_trial", 0) or 0, since=since)
         delta["paused"] = info.id in self.store.paused_studies()
@@ -238,7 +238,7 @@ class Api:
         info = self.study(request.path_params["name"])
         fmt = request.query_params.get("format", "csv")
         if fmt not in ("csv", "json"):
-            raise Refused(400, f"format: must be csv or json, got {fmt[:40]!r}")
+            raise Refused(400, f"format: must be csv or json, got {shown(fmt[:40])}")
         history = self.store.history(info.id)
         costs = trial_costs(attempt_rows(self.store, info.id))
         ladder, gone = study_ladder(info.spec), self.store.gone_trials(info.id)
