@@ -388,21 +388,23 @@ def _local_sweep(tmp_path: Path, name: str, *, min_usd: float, sleep_s: float) -
 
 
 def test_measured_first_reports_in_the_store_are_warned_and_the_store_is_only_read(tmp_path: Path) -> None:
-    # Issue 7: every trial of the earlier sweep was stopped at the $0.002 rung before its first report.
+    # Issue 7: every trial of the earlier sweep was stopped before its first report: a 4 s start-up at $3.60/h
+    # outruns the whole ladder ($0.0018 max_usd), which is what an attempt may spend before its first report.
     db = tmp_path / "user.db"
-    early = _local_sweep(tmp_path, "slow-start", min_usd=0.002, sleep_s=4.0)
+    early = _local_sweep(tmp_path, "slow-start", min_usd=0.0002, sleep_s=4.0)
     _cli("run", str(early), "--db", str(db), "--quiet")  # fails: "no trial produced a value"
     board = json.loads(_cli("leaderboard", "slow-start", "--db", str(db), "--format", "json").stdout)
     assert [t["value"] for t in board["trials"]] == [None, None, None]  # the failure the warning is about
     before = sqlite_rows(db)
     notes = json.loads(_cli("plan", str(early), "--db", str(db), "--format", "json").stdout)["notes"]
     warned = [n for n in notes if "earlier attempts of study 'slow-start'" in n]
-    assert len(warned) == 1 and "3 attempts ended without any report" in warned[0] and "$0.002" in warned[0]
+    assert len(warned) == 1 and "3 attempts ended without any report" in warned[0] and "$0.0018" in warned[0]
+    assert warned[0].endswith("(scheduler.max_usd), so they were stopped before they reported; raise max_usd")
     assert sqlite_rows(db) == before  # read-only: not a row of the store changed
-    # a first rung above what they spent is not warned about; another sweep name has no history
+    # a ladder above what they spent is not warned about; another sweep name has no history
     higher = _local_sweep(tmp_path, "slow-start", min_usd=0.02, sleep_s=4.0)
     assert not any("earlier attempts" in n for n in _plan_json_db(higher, db)["notes"])
-    other = _local_sweep(tmp_path, "other-name", min_usd=0.002, sleep_s=4.0)
+    other = _local_sweep(tmp_path, "other-name", min_usd=0.0002, sleep_s=4.0)
     assert not any("earlier attempts" in n for n in _plan_json_db(other, db)["notes"])
 
 

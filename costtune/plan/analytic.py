@@ -133,12 +133,10 @@ def build_plan(spec: SweepSpec, *, runs: int = 0, jobs: int | None = None, exact
     if resumes is None:  # a resume's added iterations are this run's (thisrun.rung_this_run)
         schedule = iterations.more_iterations(spec, schedule, shapes, overheads, notes)
     preemption, launches, overhead = iterations.launches(spec, schedule, shapes, overheads)
-    # Rungs count money spent after a trial's first report, its start-up and minimum charge not included
-    # (decisions.py), so a first rung below them is no longer warned about. Trials of an earlier run that
-    # were stopped before any report (a start-up past the estimate and its grace) still are.
+    # Rungs count money spent after a trial's first report (decisions.py), and before it an attempt may spend up
+    # to its top rung's money; trials of an earlier run that spent that much without any report are warned about.
     if schedule.ladder_micros:
-        first = schedule.ladder_micros[0]
-        seen = measured_warning(first, measured)
+        seen = measured_warning(schedule.ladder_micros[-1], measured)
         if seen:
             notes.append(seen)
     plan = SweepPlan(

@@ -60,16 +60,16 @@ class FirstReports:
         return len(self.exact_micros) + len(self.at_least_micros)
 
 
-def measured_warning(first_rung: int, seen: FirstReports | None) -> str | None:
-    """A note when at least half of the earlier attempts ended at or past the first rung without any report.
+def measured_warning(top_rung: int, seen: FirstReports | None) -> str | None:
+    """A note when at least half of the earlier attempts ended at or past the top rung's money without any report.
 
-    Rungs count money after a trial's first report, so a first report that came past the rung is no harm;
-    only attempts that ended without one (stopped, out of budget, timed out: their start-up outran costtune's
-    estimate and its grace) are."""
+    Rungs count money after a trial's first report, and before it an attempt may spend up to its top rung's money
+    (``runner/decisions.py``), so a first report that came late is no harm; only attempts that spent the whole
+    ladder without one (their start-up outran ``max_usd`` at their rate) are."""
     if seen is None or not seen.attempts:
         return None
-    # An attempt that ended below the rung without a report says nothing about the rung: left out.
-    censored = [v for v in seen.at_least_micros if v >= _AT_RUNG * first_rung]
+    # An attempt that ended below the top rung without a report says nothing about it: left out.
+    censored = [v for v in seen.at_least_micros if v >= _AT_RUNG * top_rung]
     values = list(seen.exact_micros) + censored
     if not censored or 2 * len(censored) < len(values):
         return None
@@ -78,9 +78,9 @@ def measured_warning(first_rung: int, seen: FirstReports | None) -> str | None:
     if seen.exact_micros:
         parts.append(f"{len(seen.exact_micros)} reported")
     return (f"earlier attempts of study {seen.study!r} in {seen.where} spent a median of at least "
-            f"{format_usd(median)} before their first report ({', '.join(parts)}): their start-up outran "
-            f"costtune's estimate, so trials were stopped at the first rung, {format_usd(first_rung)} "
-            "(scheduler.min_usd), before they reported; raise min_usd")
+            f"{format_usd(median)} before their first report ({', '.join(parts)}): their start-up outran the top "
+            f"rung's money, {format_usd(top_rung)} (scheduler.max_usd), so they were stopped before they reported; "
+            "raise max_usd")
 
 
 @dataclass(frozen=True)
