@@ -148,7 +148,7 @@ def test_trials_that_spend_their_whole_ladder_without_one_report_stop_the_sweep_
     assert status.stop_kind == "unreported"
     assert status.stop_reason == "3 trials spent the top rung's money without one report (scheduler.max_usd)"
     assert status.error is not None and "raise scheduler.max_usd" in str(status.error)
-    assert study.history().spent_micros <= 3 * (12_000 + 10_000)  # three ladders (and a billed second each), not the cap
+    assert study.history().spent_micros <= 3 * (12_000 + 10_000)  # three ladders and a billed second each, not the cap
 
 
 def test_a_resume_of_a_sweep_stopped_that_way_stops_after_one_more_such_trial(tmp_path: Path) -> None:
