@@ -123,22 +123,27 @@ costtune.report(step=0, loss=float(sys.argv[1]))
 """
 
 
+def _never_reports(tmp_path: Path, name: str, trials: int) -> dict[str, Any]:
+    """A local ASHA sweep whose trials start up for 30 s: far past the $0.012 ladder (1.2 s at $36/h)."""
+    script = tmp_path / "never.py"
+    script.write_text(NEVER_IN_TIME)
+    return {
+        "name": name, "objective": {"metric": "loss", "mode": "min"},
+        "space": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
+        "sampler": {"type": "random", "seed": 0},
+        "scheduler": {"type": "asha", "min_usd": 0.004, "max_usd": 0.012, "eta": 3},
+        "budget": {"trials": trials, "usd": 0.3, "trial_seconds": 60},
+        "resources": {"provider": "local", "usd_per_hour": 36, "workers": 1},
+        "command": [sys.executable, str(script), "{x}"], "output_dir": str(tmp_path / "runs"),
+    }
+
+
 def test_trials_that_spend_their_whole_ladder_without_one_report_stop_the_sweep_after_three(tmp_path: Path) -> None:
     """NU2 item 1, what is left when max_usd itself is below the start-up: every trial spent its whole ladder and
     was judged on nothing, and the sweep went on to the next until the cap was gone ($0.21 for no value). While no
     trial of the study has ever reported, three such trials stop all launching, with a reason that says what to
     change; the trials not yet started are never started."""
-    script = tmp_path / "never.py"
-    script.write_text(NEVER_IN_TIME)
-    cfg = {
-        "name": "never-reports", "objective": {"metric": "loss", "mode": "min"},
-        "space": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
-        "sampler": {"type": "random", "seed": 0},
-        "scheduler": {"type": "asha", "min_usd": 0.004, "max_usd": 0.012, "eta": 3},
-        "budget": {"trials": 8, "usd": 0.3, "trial_seconds": 60},
-        "resources": {"provider": "local", "usd_per_hour": 36, "workers": 1},
-        "command": [sys.executable, str(script), "{x}"], "output_dir": str(tmp_path / "runs"),
-    }
+    cfg = _never_reports(tmp_path, "never-reports", 8)
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     spec = parse_sweep(cfg)
     study, _ = open_sweep(store, spec)
@@ -154,17 +159,7 @@ def test_trials_that_spend_their_whole_ladder_without_one_report_stop_the_sweep_
 def test_a_resume_of_a_sweep_stopped_that_way_stops_after_one_more_such_trial(tmp_path: Path) -> None:
     """The stop counts across runs, like budget.max_failures: each resume of the same file launched a fresh three
     and burnt them. Now the earlier run's trials count (one more and it stops), and a raised max_usd starts afresh."""
-    script = tmp_path / "never.py"
-    script.write_text(NEVER_IN_TIME)
-    cfg = {
-        "name": "never-again", "objective": {"metric": "loss", "mode": "min"},
-        "space": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
-        "sampler": {"type": "random", "seed": 0},
-        "scheduler": {"type": "asha", "min_usd": 0.004, "max_usd": 0.012, "eta": 3},
-        "budget": {"trials": 12, "usd": 0.3, "trial_seconds": 60},
-        "resources": {"provider": "local", "usd_per_hour": 36, "workers": 1},
-        "command": [sys.executable, str(script), "{x}"], "output_dir": str(tmp_path / "runs"),
-    }
+    cfg = _never_reports(tmp_path, "never-again", 12)
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
 
     def run() -> Any:
