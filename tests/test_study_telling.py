@@ -10,6 +10,8 @@ import pytest
 import costtune
 from costtune.errors import InputError, SpecError
 from costtune.history import TrialState
+from costtune.reports.cost import best_vs_spend, cost_per_improvement, pareto_front
+from costtune.reports.leaderboard import rows
 from costtune.store import study_scope
 
 SPACE = {"x": {"type": "uniform", "low": 0, "high": 1}}
@@ -205,3 +207,22 @@ def test_suggest_on_a_finished_trial_is_refused_and_changes_nothing(tmp_path: An
                                              r"no new parameters$"):
             suggest()
     assert (_state(study), study.space_dict()) == before and set(study.trials[0].params) == {"x"}
+
+
+def test_a_failed_trial_keeps_its_last_value_but_is_never_a_result(tmp_path: Any) -> None:
+    """A trial that reported loss 0.1 and was then told inf is failed and keeps the 0.1 it reported (the README:
+    the leaderboard shows every trial's value, the scatter marks failed trials with an x), but it is never ranked,
+    the best, on the Pareto front, an improvement or a point of the best-value curve."""
+    study = costtune.create_study("fail-val", storage=str(tmp_path / "s.db"), metric="loss", space=SPACE,
+                                  usd_per_hour=36)
+    study.tell(study.ask(), 0.5)
+    trial = study.ask()
+    trial.report(0, loss=0.1)
+    failed = study.tell(trial, float("inf"))
+    assert (failed.state, failed.value, failed.error) == (TrialState.FAILED, 0.1, "objective loss was inf at step 0")
+    history = study.history()
+    assert study.best_value == 0.5
+    assert [(r["trial"], r["rank"]) for r in rows(history)] == [(0, 1), (1, None)]
+    assert [t.number for t in pareto_front(history)] == [0]
+    assert [r["trial"] for r in cost_per_improvement(history)] == [0]
+    assert [r["best"] for r in best_vs_spend(history)] == [0.5, 0.5]
