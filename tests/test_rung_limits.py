@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from costtune.providers import make_provider
 
@@ -147,4 +148,36 @@ def test_trials_that_spend_their_whole_ladder_without_one_report_stop_the_sweep_
     assert status.stop_kind == "unreported"
     assert status.stop_reason == "3 trials spent the top rung's money without one report (scheduler.max_usd)"
     assert status.error is not None and "raise scheduler.max_usd" in str(status.error)
-    assert study.history().spent_micros <= 3 * 13_000  # three ladders (and a billed second each), not the cap
+    assert study.history().spent_micros <= 3 * (12_000 + 10_000)  # three ladders and a billed second each, not the cap
+
+
+def test_a_resume_of_a_sweep_stopped_that_way_stops_after_one_more_such_trial(tmp_path: Path) -> None:
+    """The stop counts across runs, like budget.max_failures: each resume of the same file launched a fresh three
+    and burnt them. Now the earlier run's trials count (one more and it stops), and a raised max_usd starts afresh."""
+    script = tmp_path / "never.py"
+    script.write_text(NEVER_IN_TIME)
+    cfg = {
+        "name": "never-again", "objective": {"metric": "loss", "mode": "min"},
+        "space": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
+        "sampler": {"type": "random", "seed": 0},
+        "scheduler": {"type": "asha", "min_usd": 0.004, "max_usd": 0.012, "eta": 3},
+        "budget": {"trials": 12, "usd": 0.3, "trial_seconds": 60},
+        "resources": {"provider": "local", "usd_per_hour": 36, "workers": 1},
+        "command": [sys.executable, str(script), "{x}"], "output_dir": str(tmp_path / "runs"),
+    }
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+
+    def run() -> Any:
+        spec = parse_sweep(cfg)
+        study, _ = open_sweep(store, spec)
+        status = SweepController(spec, study, make_provider("local"), workdir=str(tmp_path),
+                                 on_event=lambda _e: None).run()
+        return study, status
+
+    study, first = run()
+    assert first.stop_kind == "unreported" and len(study.history().trials) == 3
+    study, second = run()
+    assert len(study.history().trials) == 4  # one more, not three
+    assert second.stop_kind == "unreported"
+    assert second.stop_reason == ("4 trials, 3 of them in an earlier run, spent the top rung's money without one "
+                                  "report (scheduler.max_usd)")
