@@ -97,6 +97,22 @@ def test_tell_raises_for_a_value_of_the_wrong_type_and_leaves_the_trial_tellable
     assert (done.state, done.value) == (TrialState.COMPLETE, 0.5)
 
 
+def test_a_dict_without_the_objective_is_refused_while_the_trial_reported_none(tmp_path: Any) -> None:
+    """`tell(t, {"acc": 0.3})` on a trial that never reported the objective failed it ("no value for metric 'loss'
+    ...") and refused every later tell; now it raises and the trial can be told its value. A trial that reported the
+    objective may be told other metrics: it ends on what it reported."""
+    study = costtune.create_study("nodict", storage=str(tmp_path / "s.db"), metric="loss", space=SPACE)
+    trial = study.ask()
+    before = _state(study)
+    with pytest.raises(SpecError, match=r"^value: has no 'loss' \(the objective\) and trial 0 reported none"):
+        study.tell(trial, {"acc": 0.3})
+    assert _state(study) == before
+    assert study.tell(trial, {"acc": 0.3, "loss": 0.4}).value == 0.4
+    other = study.ask()
+    other.report(0, loss=0.7)
+    assert (study.tell(other, {"acc": 0.2}).state, study.trials[1].value) == (TrialState.COMPLETE, 0.7)
+
+
 def test_a_non_finite_value_still_fails_the_trial_with_its_reason(tmp_path: Any) -> None:
     """The README's NaN rule is kept: a NaN (or inf) told fails the trial, stored with why; it does not raise."""
     study = costtune.create_study("nan", storage=str(tmp_path / "s.db"), metric="loss", space=SPACE)

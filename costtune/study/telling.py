@@ -164,6 +164,10 @@ class Telling:
                              "cannot be told again")
         if value is not REPORTED and state != TrialState.FAILED:
             metrics = told_metrics(value, self.info.metric)  # a wrong type raises here, before anything is stored
+            if (state == TrialState.COMPLETE and self.info.metric not in metrics
+                    and self.store.trial(self.info.id, trial.number).value is None):
+                raise SpecError("value", f"has no {self.info.metric!r} (the objective) and trial {trial.number} "
+                                "reported none: tell it a number or a dict holding it", value)
             step = trial.last_report.last_step if trial.last_report and trial.last_report.last_step is not None else 0
             kept, failure = screen_metrics(metrics, self.info.metric, step, trial.number)
             if failure is not None:
