@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -107,3 +108,10 @@ class VirtualClock:
 def _check_time(name: str, value: float) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+
+
+def iso(epoch_s: int | float | None) -> str | None:
+    """Epoch seconds -> ``YYYY-MM-DDTHH:MM:SSZ`` (UTC), as JSON and messages show times; None stays None."""
+    if epoch_s is None:
+        return None
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -72,6 +72,23 @@ def with_changes(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return cfg
 
 
+def run_sweep(tmp_path: Any, base: dict[str, Any], **changes: Any) -> tuple[Any, Any, Any]:
+    """(store, study, RunStatus) of the simulated sweep ``with_changes(base, **changes)`` run to its end by a
+    controller in this process, in a fresh SQLite store under ``tmp_path``."""
+    from costtune.providers import make_provider
+
+    from costtune.runner.controller import SweepController
+    from costtune.runner.session import open_sweep
+    from costtune.spec import parse_sweep
+    from costtune.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    spec = parse_sweep(with_changes(base, **changes))
+    study, _ = open_sweep(store, spec)
+    provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
+    return store, study, SweepController(spec, study, provider, trial_events=False).run()
+
+
 def always_fails(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:
     """Every trial fails at its first step: a night in which nothing works."""
     raise RuntimeError("out of memory")

@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from costtune.providers import make_provider
-from simworkloads import with_changes
+from simworkloads import run_sweep, with_changes
 
 from costtune.errors import StoreError
 from costtune.history import TrialState
-from costtune.runner.controller import RunStatus, SweepController
+from costtune.runner.controller import RunStatus
 from costtune.runner.session import open_sweep
 from costtune.spec import parse_sweep
 from costtune.store import Store
@@ -34,11 +33,7 @@ SEARCHED: dict[str, Any] = {
 
 
 def run(tmp_path: Path, **changes: Any) -> tuple[Store, Any, RunStatus]:
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    spec = parse_sweep(with_changes(SEARCHED, **changes))
-    study, _ = open_sweep(store, spec)
-    provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
-    return store, study, SweepController(spec, study, provider, trial_events=False).run()
+    return run_sweep(tmp_path, SEARCHED, **changes)
 
 
 def test_a_small_cap_moves_the_trial_to_a_searched_placement_it_can_fund(tmp_path: Path) -> None:

@@ -11,14 +11,11 @@ from typing import Any
 
 import yaml
 from click.testing import CliRunner
-from costtune.providers import make_provider
-from simworkloads import with_changes
+from simworkloads import run_sweep, with_changes
 
 from costtune.cli.app import main
 from costtune.history import TrialState
-from costtune.runner.controller import RunStatus, SweepController
-from costtune.runner.session import open_sweep
-from costtune.spec import parse_sweep
+from costtune.runner.controller import RunStatus
 from costtune.store import Store
 from costtune.study import load_study
 
@@ -49,11 +46,7 @@ def cli(tmp_path: Path, *args: str, **changes: Any) -> Any:
 
 
 def run(tmp_path: Path, **changes: Any) -> tuple[Store, Any, RunStatus]:
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    spec = parse_sweep(with_changes(SMALL, **changes))
-    study, _ = open_sweep(store, spec)
-    provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
-    return store, study, SweepController(spec, study, provider, trial_events=False).run()
+    return run_sweep(tmp_path, SMALL, **changes)
 
 
 def test_workers_sharing_a_small_cap_start_only_the_trials_it_carries_to_a_first_report(tmp_path: Path) -> None:

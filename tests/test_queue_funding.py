@@ -8,7 +8,7 @@ from typing import Any
 
 from costtune.policies import parse_policy
 from costtune.providers import make_provider
-from simworkloads import with_changes
+from simworkloads import run_sweep, with_changes
 
 from costtune.history import TrialState
 from costtune.runner.controller import RunStatus, SweepController
@@ -39,11 +39,8 @@ BASE: dict[str, Any] = {
 
 
 def run(tmp_path: Path, **changes: Any) -> tuple[Any, RunStatus]:
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
-    spec = parse_sweep(with_changes(BASE, **changes))
-    study, _ = open_sweep(store, spec)
-    provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
-    return study, SweepController(spec, study, provider, trial_events=False).run()
+    _store, study, status = run_sweep(tmp_path, BASE, **changes)
+    return study, status
 
 
 def test_a_queued_trial_the_cap_cannot_carry_lets_the_next_queued_trials_run(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from costtune.providers import make_provider
 
@@ -122,22 +123,27 @@ costtune.report(step=0, loss=float(sys.argv[1]))
 """
 
 
+def _never_reports(tmp_path: Path, name: str, trials: int) -> dict[str, Any]:
+    """A local ASHA sweep whose trials start up for 30 s: far past the $0.012 ladder (1.2 s at $36/h)."""
+    script = tmp_path / "never.py"
+    script.write_text(NEVER_IN_TIME)
+    return {
+        "name": name, "objective": {"metric": "loss", "mode": "min"},
+        "space": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
+        "sampler": {"type": "random", "seed": 0},
+        "scheduler": {"type": "asha", "min_usd": 0.004, "max_usd": 0.012, "eta": 3},
+        "budget": {"trials": trials, "usd": 0.3, "trial_seconds": 60},
+        "resources": {"provider": "local", "usd_per_hour": 36, "workers": 1},
+        "command": [sys.executable, str(script), "{x}"], "output_dir": str(tmp_path / "runs"),
+    }
+
+
 def test_trials_that_spend_their_whole_ladder_without_one_report_stop_the_sweep_after_three(tmp_path: Path) -> None:
     """NU2 item 1, what is left when max_usd itself is below the start-up: every trial spent its whole ladder and
     was judged on nothing, and the sweep went on to the next until the cap was gone ($0.21 for no value). While no
     trial of the study has ever reported, three such trials stop all launching, with a reason that says what to
     change; the trials not yet started are never started."""
-    script = tmp_path / "never.py"
-    script.write_text(NEVER_IN_TIME)
-    cfg = {
-        "name": "never-reports", "objective": {"metric": "loss", "mode": "min"},
-        "space": {"x": {"type": "uniform", "low": 0.0, "high": 1.0}},
-        "sampler": {"type": "random", "seed": 0},
-        "scheduler": {"type": "asha", "min_usd": 0.004, "max_usd": 0.012, "eta": 3},
-        "budget": {"trials": 8, "usd": 0.3, "trial_seconds": 60},
-        "resources": {"provider": "local", "usd_per_hour": 36, "workers": 1},
-        "command": [sys.executable, str(script), "{x}"], "output_dir": str(tmp_path / "runs"),
-    }
+    cfg = _never_reports(tmp_path, "never-reports", 8)
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     spec = parse_sweep(cfg)
     study, _ = open_sweep(store, spec)
@@ -147,4 +153,26 @@ def test_trials_that_spend_their_whole_ladder_without_one_report_stop_the_sweep_
     assert status.stop_kind == "unreported"
     assert status.stop_reason == "3 trials spent the top rung's money without one report (scheduler.max_usd)"
     assert status.error is not None and "raise scheduler.max_usd" in str(status.error)
-    assert study.history().spent_micros <= 3 * 13_000  # three ladders (and a billed second each), not the cap
+    assert study.history().spent_micros <= 3 * (12_000 + 10_000)  # three ladders and a billed second each, not the cap
+
+
+def test_a_resume_of_a_sweep_stopped_that_way_stops_after_one_more_such_trial(tmp_path: Path) -> None:
+    """The stop counts across runs, like budget.max_failures: each resume of the same file launched a fresh three
+    and burnt them. Now the earlier run's trials count (one more and it stops), and a raised max_usd starts afresh."""
+    cfg = _never_reports(tmp_path, "never-again", 12)
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+
+    def run() -> Any:
+        spec = parse_sweep(cfg)
+        study, _ = open_sweep(store, spec)
+        status = SweepController(spec, study, make_provider("local"), workdir=str(tmp_path),
+                                 on_event=lambda _e: None).run()
+        return study, status
+
+    study, first = run()
+    assert first.stop_kind == "unreported" and len(study.history().trials) == 3
+    study, second = run()
+    assert len(study.history().trials) == 4  # one more, not three
+    assert second.stop_kind == "unreported"
+    assert second.stop_reason == ("4 trials, 3 of them in an earlier run, spent the top rung's money without one "
+                                  "report (scheduler.max_usd)")

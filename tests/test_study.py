@@ -92,10 +92,10 @@ def test_create_study_refuses_an_objective_no_report_can_carry(tmp_path: Path) -
 @pytest.mark.parametrize(("change", "message"), [
     ({"metric": "acc"}, "metric: study 'm' already exists with metric loss, create_study asks for acc"),
     ({"mode": "max"}, "mode: study 'm' already exists with mode min, create_study asks for max"),
-    ({"sampler": {"type": "bayes"}}, 'sampler["type"]: study \'m\' already exists with sampler["type"] random, '
+    ({"sampler": {"type": "bayes"}}, "sampler.type: study 'm' already exists with sampler.type random, "
                                      "create_study asks for bayes"),
     ({"scheduler": {"type": "asha", "min_usd": 0.001, "max_usd": 0.009}},
-     'scheduler["type"]: study \'m\' already exists with scheduler["type"] fifo, create_study asks for asha'),
+     "scheduler.type: study 'm' already exists with scheduler.type fifo, create_study asks for asha"),
     ({"space": {"x": {"type": "uniform", "low": 0, "high": 2}}}, "space: study 'm' already exists with a different"),
 ])
 def test_load_if_exists_refuses_a_changed_definition_like_a_sweep_resume(tmp_path: Path, change: dict,
@@ -113,6 +113,24 @@ def test_load_if_exists_refuses_a_changed_definition_like_a_sweep_resume(tmp_pat
     again = costtune.create_study("m", storage=url, metric="loss", mode="min", sampler="random",
                                   scheduler={"type": "fifo"}, load_if_exists=True)  # the same: accepted
     assert (again.metric, [t.value for t in again.trials]) == ("loss", [1.0, 2.0])
+
+
+def test_reopening_with_the_same_scheduler_keeps_the_stored_rate(tmp_path: Path) -> None:
+    """`create_study(name, scheduler=<the same dict>, load_if_exists=True)` without usd_per_hour said `an asha
+    scheduler judges trials by the dollars they spend: give usd_per_hour > 0, got 0` of a study stored at $36/h;
+    a changed min_usd is the resume rule's error, spelled `scheduler.min_usd` (it said `scheduler["min_usd"]`)."""
+    url = str(tmp_path / "s.db")
+    rungs = {"type": "asha", "min_usd": 0.001, "max_usd": 0.009, "eta": 3}
+    costtune.create_study("r", storage=url, metric="loss", usd_per_hour=36, scheduler=rungs)
+    again = costtune.create_study("r", storage=url, metric="loss", scheduler=rungs, load_if_exists=True)
+    assert again.rate_micros_per_hour == 36_000_000
+    with pytest.raises(InputError, match=r"^scheduler\.min_usd: study 'r' already exists with scheduler\.min_usd "
+                                         r"0\.001, create_study asks for 0\.002; "):
+        costtune.create_study("r", storage=url, metric="loss", scheduler={**rungs, "min_usd": 0.002},
+                              load_if_exists=True)
+    with pytest.raises(SpecError, match=r"^usd_per_hour: an asha scheduler judges"):  # a new study still needs one
+        costtune.create_study("r2", storage=url, metric="loss", scheduler=rungs, load_if_exists=True)
+    assert [s.name for s in again.store.list_studies()] == ["r"]
 
 
 def test_report_routes_to_the_running_trial_and_last_value_counts(tmp_path: Path) -> None:

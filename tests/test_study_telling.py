@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 import costtune
-from costtune.errors import SpecError
+from costtune.errors import InputError, SpecError
 from costtune.history import TrialState
+from costtune.reports.cost import best_vs_spend, cost_per_improvement, pareto_front
+from costtune.reports.leaderboard import rows
 from costtune.store import study_scope
 
 SPACE = {"x": {"type": "uniform", "low": 0, "high": 1}}
@@ -76,10 +78,12 @@ def test_tell_refuses_what_is_not_a_trial_naming_the_argument(tmp_path: Any, giv
     ("0.5", "value: must be a number or a dict of metric names to numbers, got '0.5'"),
     ({"loss": "0.5"}, "value: loss must be a finite number, got \"0.5\""),
     ({}, "value: no metric given"),
+    (None, "value: must be a number or a dict of metric names to numbers, got null"),
 ])
 def test_tell_raises_for_a_value_of_the_wrong_type_and_leaves_the_trial_tellable(
         tmp_path: Any, value: Any, message: str) -> None:
-    """These silently failed the trial ("objective returned 'abc', not a number ...")."""
+    """These silently failed the trial ("objective returned 'abc', not a number ..."); None failed it with "no value
+    for metric 'loss' was reported or returned" although it had reported one, and every later tell was refused."""
     study = costtune.create_study("wrong", storage=str(tmp_path / "s.db"), metric="loss", space=SPACE, usd_per_hour=36,
                                   budget_usd=1)
     trial = study.ask()
@@ -116,7 +120,8 @@ def test_an_objective_returning_the_wrong_type_fails_its_trial_and_optimize_goes
     (lambda t: t.suggest_float("alpha", 5, 1), "space.alpha.high: must be > low (5), got 1"),
     (lambda t: t.suggest_int("n", 1, 8, step=0), "space.n.step: must be >= 1, got 0"),
     (lambda t: t.suggest_categorical("kind", 5), "space.kind.choices: must be a non-empty list, got 5"),
-    (lambda t: t.suggest_float("x", 0, 2), "space.x: already defined as"),
+    (lambda t: t.suggest_float("x", 0, 2), "space.x: already defined as {type: uniform, low: 0, high: 1}, asked "
+                                           "now as {type: uniform, low: 0, high: 2}"),
 ])
 def test_a_suggest_with_bad_arguments_leaves_nothing_running_or_held(tmp_path: Any, suggest: Any,
                                                                       message: str) -> None:
@@ -166,3 +171,58 @@ def test_last_step_is_the_last_reported_step_for_in_process_trials(tmp_path: Any
     asked.report(3, loss=0.7)
     assert study.tell(asked, 0.2).last_step == 3
     assert study.tell(study.ask(), 0.3).last_step == 0  # told with no report: its value is at step 0
+
+
+def test_an_objective_returning_none_ends_on_what_it_reported(tmp_path: Any) -> None:
+    """`tell(trial, None)` is refused, but an objective that returns None keeps its meaning: its reports stand
+    (and with none, the trial fails saying so)."""
+    study = costtune.create_study("none", storage=str(tmp_path / "s.db"), metric="loss", space=SPACE)
+
+    def objective(trial: costtune.Trial) -> None:
+        if trial.number == 0:
+            trial.report(0, loss=0.25)
+
+    study.optimize(objective, n_trials=2)
+    assert [(t.state, t.value, t.error) for t in study.trials] == [
+        (TrialState.COMPLETE, 0.25, None),
+        (TrialState.FAILED, None, "no value for metric 'loss' was reported or returned")]
+
+
+@pytest.mark.parametrize("end", ["told", "failed"])
+def test_suggest_on_a_finished_trial_is_refused_and_changes_nothing(tmp_path: Any, end: str) -> None:
+    """`t = a.ask(); a.tell(t, 0.5); t.suggest_float("zz", 0, 1)` returned a value and stored zz with the
+    complete trial (and in the study's space)."""
+    study = costtune.create_study("late", storage=str(tmp_path / "s.db"), metric="loss", space=SPACE, usd_per_hour=36,
+                                  budget_usd=1)
+    trial = study.ask()
+    if end == "told":
+        study.tell(trial, 0.5)
+    else:
+        with pytest.raises(costtune.TrialFailed):
+            trial.report(0, loss=float("nan"))
+    before = (_state(study), study.space_dict())
+    state = "complete" if end == "told" else "failed"
+    for suggest in (lambda: trial.suggest_float("zz", 0, 1), lambda: trial.suggest_float("x", 0, 1)):
+        with pytest.raises(InputError, match=rf"^trial 0 has already finished \({state}\); a finished trial takes "
+                                             r"no new parameters$"):
+            suggest()
+    assert (_state(study), study.space_dict()) == before and set(study.trials[0].params) == {"x"}
+
+
+def test_a_failed_trial_keeps_its_last_value_but_is_never_a_result(tmp_path: Any) -> None:
+    """A trial that reported loss 0.1 and was then told inf is failed and keeps the 0.1 it reported (the README:
+    the leaderboard shows every trial's value, the scatter marks failed trials with an x), but it is never ranked,
+    the best, on the Pareto front, an improvement or a point of the best-value curve."""
+    study = costtune.create_study("fail-val", storage=str(tmp_path / "s.db"), metric="loss", space=SPACE,
+                                  usd_per_hour=36)
+    study.tell(study.ask(), 0.5)
+    trial = study.ask()
+    trial.report(0, loss=0.1)
+    failed = study.tell(trial, float("inf"))
+    assert (failed.state, failed.value, failed.error) == (TrialState.FAILED, 0.1, "objective loss was inf at step 0")
+    history = study.history()
+    assert study.best_value == 0.5
+    assert [(r["trial"], r["rank"]) for r in rows(history)] == [(0, 1), (1, None)]
+    assert [t.number for t in pareto_front(history)] == [0]
+    assert [r["trial"] for r in cost_per_improvement(history)] == [0]
+    assert [r["best"] for r in best_vs_spend(history)] == [0.5, 0.5]

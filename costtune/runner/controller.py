@@ -110,6 +110,7 @@ class SweepController(Finishing, Decisions, Curving, Claims, Placing, Ending, Re
         # "failures" | "objective" | "unreported": launch nothing more (status.error says why)
         self._halt: str | None = None
         self._unreported = 0  # rung trials judged at their top rung's money without one report (ending.py)
+        self._unreported_before = 0  # the same, of the study's earlier runs (set when the run starts)
         self._failures_in_a_row = 0
         self._last_failure: tuple[int, str] | None = None
         self._streak_before = 0  # set from the store when the run starts (fail-fast counts across resumes)

@@ -74,6 +74,7 @@ class Ending:
     _halt: str | None  # "failures" | "objective" | "unreported": launch nothing more, end with status.error
     _first_ms: dict[str | None, list[int]]  # instance type -> billable ms at first reports in this run
     _first_ms_before: dict[str | None, list[int]]  # the same for the study's earlier runs
+    _unreported_before: int  # the same, of the study's earlier runs (recovery.py)
     _unreported: int  # rung trials judged at their top rung's money without one report, while none ever reported
     _failures_in_a_row: int
     _last_failure: tuple[int, str] | None  # number and error of the latest failed trial of this run
@@ -151,7 +152,9 @@ class Ending:
         if self._halt == "objective":
             return "objective", f"no trial reports objective.metric {self.study.metric!r}"
         if self._halt == "unreported":
-            return "unreported", (f"{plural(self._unreported, 'trial')} spent the top rung's money without one report "
+            n, earlier = self._unreported + self._unreported_before, self._unreported_before
+            before = f", {earlier} of them in an earlier run," if earlier else ""
+            return "unreported", (f"{plural(n, 'trial')}{before} spent the top rung's money without one report "
                                   "(scheduler.max_usd)")
         trials = self.study.history().trials
         queued = sum(t.state == TrialState.QUEUED for t in trials)
@@ -304,18 +307,20 @@ class Ending:
         if self._halt or self._first_ms or any(self._first_ms_before.values()):
             return
         self._unreported += 1
-        if self._unreported < UNREPORTED_LIMIT:
+        if self._unreported + self._unreported_before < UNREPORTED_LIMIT:
             return
         top = self.rungs.ladder(live.number)[-1] if self.rungs is not None else 0
         seconds = top / live.rate * 3600 if live.rate else 0.0
         self._halt = "unreported"
+        n, earlier = self._unreported + self._unreported_before, self._unreported_before
+        before = f", {earlier} of them in an earlier run," if earlier else ""
         self.status.error = CosttuneError(
-            f"{plural(self._unreported, 'trial')} spent their top rung's money ({format_usd(top)} scheduler.max_usd, "
+            f"{plural(n, 'trial')}{before} spent their top rung's money ({format_usd(top)} scheduler.max_usd, "
             f"about {seconds:.1f} s at {format_usd(live.rate)}/h) without one report, and no trial of study "
             f"{self.study.name!r} has reported yet: a trial's start-up (interpreter, imports, data) takes longer "
             "than that, or it prints no `costtune:report` lines. Nothing more was launched; raise scheduler.max_usd "
             f"(and min_usd), or see a trial's output with `costtune trials {self.study.name} {live.number}`")
-        self._warn(f"{plural(self._unreported, 'trial')} spent the top rung's money without one report: launching "
+        self._warn(f"{plural(n, 'trial')}{before} spent the top rung's money without one report: launching "
                    "no more (trials already running finish; the stop reason says what to change)")
 
     def _check_objective(self, live: LiveAttempt, reported: set[str]) -> None:

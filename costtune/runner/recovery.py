@@ -49,6 +49,8 @@ class Recovery:
     _max_trials: int | None
     _failures_in_a_row: int
     _streak_before: int
+    _unreported_before: int
+    _first_ms_before: dict[str | None, list[int]]
     _failure_streak: Callable[[], int]
     _on_event: Callable[[str], None]
     virtual: bool
@@ -58,6 +60,18 @@ class Recovery:
     def _read(self, live: LiveAttempt, lines: Any) -> None: ...
 
     def _trial_limit(self) -> int | None: ...
+
+    def _unreported_earlier(self) -> int:
+        """Earlier attempts of the study stopped without one report after spending at least half this run's top
+        rung's money, while no attempt of the study ever reported; 0 otherwise (a raised max_usd starts afresh)."""
+        if self.rungs is None or any(self._first_ms_before.values()):
+            return 0
+        top = max(self.rungs.levels(), default=0)  # max_usd: every bracket's ladder ends there
+        if top <= 0:
+            return 0
+        # half: the verdict comes when the spend reaches the top rung, in billed granules (a raised max_usd,
+        # doubled or more, counts none of them)
+        return sum(2 * c >= top for c in self.store.unreported_costs(self.study.id))
 
     def _prepare(self) -> None:
         """Recover what a dead controller left, settle its reservations, set the cap, replay rungs."""
@@ -73,6 +87,7 @@ class Recovery:
         self.status.finished = sum(t.state.finished for t in history.trials)
         self.status.failed = sum(t.state == TrialState.FAILED for t in history.trials)
         self._failures_in_a_row = self._streak_before = self._failure_streak()  # fail-fast spans resumes
+        self._unreported_before = self._unreported_earlier()  # so does the stop for trials that never report
         self.status.spend_micros = history.spent_micros
         self.status.finished_before, self.status.spent_before = self.status.finished, self.status.spend_micros
         self.status.results = len(history.completed())  # ended with a value: history.Outcomes' results

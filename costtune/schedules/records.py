@@ -8,18 +8,11 @@ seconds beside them where a script may want to compute with them (``*_s``).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
+from costtune.clock import iso
 from costtune.money import usd_text
-
-
-def iso(epoch_s: int | float | None) -> str | None:
-    """Epoch seconds -> ``YYYY-MM-DDTHH:MM:SSZ`` (UTC); None stays None."""
-    if epoch_s is None:
-        return None
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 _OLD_COALESCED = re.compile(r"coalesced into the run of (\d{9,11})\b")
 

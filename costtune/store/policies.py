@@ -174,6 +174,18 @@ class PolicyBook:
                 seen.setdefault(itype, []).append(round(float(elapsed or 0) * 1000))
         return seen
 
+    def unreported_costs(self, study_id: int) -> list[int]:
+        """Micro-dollars of each of the study's ended attempts that was stopped without one report (every run of
+        the study), oldest first: the runner's stop for trials whose start-up outruns their whole ladder."""
+        from costtune.store.models import AttemptRow, ReportRow, TrialRow
+
+        reported = select(ReportRow.attempt_id).where(col(ReportRow.attempt_id) == col(AttemptRow.id)).exists()
+        query = select(AttemptRow.cost_micros).join(TrialRow, col(TrialRow.id) == col(AttemptRow.trial_id)).where(
+            TrialRow.study_id == study_id, col(AttemptRow.ended_at).is_not(None), AttemptRow.exit_reason == "stopped",
+            ~reported).order_by(col(AttemptRow.id))
+        with self._tx() as s:
+            return [int(c or 0) for c in s.exec(query).all()]
+
     def fired_in(self, scope: str) -> set[str]:
         """The thresholds (labels, e.g. ``"80% of actual"``) that fired in window ``scope``."""
         with self._tx() as s:

@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from costtune.clock import iso
 from costtune.errors import InputError, StoreError
-from costtune.schedules.records import iso
 from costtune.spec.schedule_settings import ScheduleSettings
 from costtune.spec.schedule_timing import Trigger, fire_times, next_fire
 from costtune.store.models import utcnow

@@ -64,7 +64,9 @@ def create_study(
         check_metric_name(metric, "metric")
     rate = None if usd_per_hour is None else rate_to_micros(usd_per_hour, "usd_per_hour")
     cap = None if budget_usd is None else usd_to_micros(budget_usd, "budget_usd")
-    sched_cfg = _scheduler(scheduler, mode=mode or "min", rate=rate or 0, cap=cap)
+    sched_cfg = _scheduler(scheduler, mode=mode or "min", cap=cap)
+    if rate is not None or not load_if_exists:  # else the rate left out is the stored study's, checked below
+        _needs_rate(sched_cfg, rate or 0)
     search_space = space if isinstance(space, SearchSpace) else (SearchSpace.from_dict(space) if space else None)
     if search_space is not None:
         check_param_names(search_space.names, "space")  # the sweep file's parameter-name rule
@@ -76,6 +78,8 @@ def create_study(
         raise StoreError(f"study {name!r} already exists; pass load_if_exists=True to continue it")
     if info is not None:
         _check_unchanged(info, metric, mode, search_space, sampler, scheduler, sched_cfg)
+    if rate is None and load_if_exists:
+        _needs_rate(sched_cfg, _stored_rate(info))
     if info is None:
         sampler_cfg = _sampler(sampler, search_space)
         spec: dict[str, Any] = {"resources": {"usd_per_hour": _text(rate or 0)}}
@@ -137,8 +141,9 @@ def load_study(name: str, *, storage: str | Store | None = None, sampler: Sample
     return Study(store, store.get_study(name), sampler=sampler, usd_per_hour=usd_per_hour)
 
 
-def _scheduler(value: Any, *, mode: str, rate: int, cap: int | None) -> dict[str, Any] | None:
-    """The normalised rung config (None for FIFO or a custom object), checked like a sweep file's."""
+def _scheduler(value: Any, *, mode: str, cap: int | None) -> dict[str, Any] | None:
+    """The normalised rung config (None for FIFO or a custom object), checked like a sweep file's
+    (its rate by ``_needs_rate``, once the rate is known)."""
     if value is None or not isinstance(value, dict):
         return None
     try:
@@ -151,12 +156,24 @@ def _scheduler(value: Any, *, mode: str, rate: int, cap: int | None) -> dict[str
         raise SpecError("budget_usd", exc.reason, exc.value) from None
     if cfg["type"] == "fifo":
         return None
-    if rate == 0:
-        raise SpecError("usd_per_hour", f"{article(cfg['type'])} {cfg['type']} scheduler judges trials by the "
-                        "dollars they spend: give usd_per_hour > 0", rate)
     if cfg["type"] in PLAN_KINDS and cap is not None and "plan_usd_micros" not in cfg:
         cfg = {**cfg, "plan_usd_micros": cap}  # a raised cap repeats the brackets, never reshapes them
     return cfg
+
+
+def _needs_rate(cfg: dict[str, Any] | None, rate: int) -> None:
+    """``SpecError`` naming ``usd_per_hour`` when a rung scheduler would judge trials that cost nothing;
+    ``rate`` in micro-dollars per hour (the one given, else the stored study's)."""
+    if cfg is not None and rate == 0:
+        raise SpecError("usd_per_hour", f"{article(cfg['type'])} {cfg['type']} scheduler judges trials by the "
+                        "dollars they spend: give usd_per_hour > 0", rate)
+
+
+def _stored_rate(info: StudyInfo | None) -> int:
+    """The rate stored with a study, in micro-dollars per hour (0 for none, or no study)."""
+    if info is None:
+        return 0
+    return rate_to_micros((info.spec.get("resources") or {}).get("usd_per_hour") or 0, "usd_per_hour")
 
 
 def _text(micros: int) -> str:

@@ -19,7 +19,7 @@ from costtune.errors import BudgetExhausted, SpecError, StopTrial, TrialFailed, 
 from costtune.history import TrialState
 from costtune.protocol import current_trial
 from costtune.store.heartbeat import Heartbeat
-from costtune.study.telling import told_metrics
+from costtune.study.telling import REPORTED, told_metrics
 from costtune.words import plural
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ def _optimize(study: Study, objective: Objective, n_trials: int | None, books: A
 
 
 def _run_one(study: Study, objective: Objective, trial: Trial, catch: tuple[type[BaseException], ...]) -> None:
-    def finish(value: Any = None, **how: Any) -> None:
+    def finish(value: Any = REPORTED, **how: Any) -> None:
         if not trial.closed:  # a failing report (or the objective itself) may have finished it already
             study.tell(trial, value, **how)
 
@@ -165,6 +165,6 @@ def _run_one(study: Study, objective: Objective, trial: Trial, catch: tuple[type
         except SpecError as exc:  # here the objective's bug, not the loop's: its trial fails with why
             finish(state=TrialState.FAILED, error=f"objective returned {shown(result)}: {exc.reason}")
         else:
-            finish(result)
+            finish(REPORTED if result is None else result)  # None: the values it reported stand
     finally:
         current_trial.reset(token)

@@ -50,14 +50,14 @@ def check_unchanged(info: StudyInfo, asked: Asked, *, says: str, fix: str, api: 
 
     ``says`` words the caller ("the file says", "create_study asks for"); ``fix`` is the advice that
     ends the message; ``api`` names fields as ``create_study`` arguments (``metric``, not
-    ``objective.metric``). Fields left None are not checked.
+    ``objective.metric``; ``scheduler.min_usd`` for a key of its dict, as every dotted path is spelled).
+    Fields left None are not checked.
     """
     what = f"study {info.name!r} already exists"
 
     def refuse(field: str, stored: Any, given: Any) -> None:
         if api:  # create_study(metric=..., sampler={"type": ...})
-            head, _, key = field.removeprefix("objective.").partition(".")
-            field = f'{head}["{key}"]' if key else head
+            field = field.removeprefix("objective.")
         raise InputError(f"{field}: {what} with {field} {stored}, {says} {given}; {fix}")
 
     if asked.metric is not None and asked.metric != info.metric:

@@ -73,6 +73,16 @@ def told_metrics(value: Any, objective: str) -> dict[str, Any]:
     return {objective: value}
 
 
+class _Reported:
+    """The value ``tell`` is given when none is: the trial ends on what it reported."""
+
+    def __repr__(self) -> str:
+        return "REPORTED"
+
+
+REPORTED: Any = _Reported()
+
+
 class Telling:
     """Mixed into ``Study``; uses its fields."""
 
@@ -117,18 +127,20 @@ class Telling:
             self.tell(trial, state=TrialState.FAILED, error=error)
             trial.failure = error
 
-    def tell(self, trial: Trial, value: float | dict[str, float] | None = None, *,
+    def tell(self, trial: Trial, value: Any = REPORTED, *,
              state: TrialState = TrialState.COMPLETE, error: str | None = None) -> FrozenTrial:
         """Finish a trial with its objective value (a number, or a dict of metrics).
 
-        The value is booked at the trial's last reported step (step 0 when it reported nothing), so
-        its last step stays the last step it reported. A NaN or infinite objective fails it (the same
+        With ``value`` left out the trial ends on what it reported (failed when it reported no value of
+        the objective), as when an objective of ``optimize`` returns None. The value is booked at the
+        trial's last reported step (step 0 when it reported nothing), so its last step stays the last step
+        it reported. A NaN or infinite objective fails it (the same
         rule as ``trial.report``). Raises ``InputError`` (``SpecError`` naming ``trial`` or ``value``),
         with nothing changed in any study, for: a ``trial`` that is not the ``Trial`` from ``ask()``
         (a trial number, a stored ``FrozenTrial``), a trial of another study, a trial that already
         finished (told before, or failed by a report; the message names its state), and a ``value``
-        that is not a number or a dict of metric names to numbers (the trial stays running: tell it
-        again with a number). A trial asked through another ``Study`` object of this same study is
+        that is not a number or a dict of metric names to numbers, None included (the trial stays
+        running: tell it again with a number). A trial asked through another ``Study`` object of this same study is
         told through that object (its money is booked there).
         """
         if isinstance(trial, FrozenTrial):  # a stored record (study.trials), not the trial ask() handed out
@@ -150,7 +162,7 @@ class Telling:
             stored = self.store.trial(self.info.id, trial.number)
             raise InputError(f"trial {trial.number} has already finished ({stored.state}); a finished trial "
                              "cannot be told again")
-        if value is not None and state != TrialState.FAILED:
+        if value is not REPORTED and state != TrialState.FAILED:
             metrics = told_metrics(value, self.info.metric)  # a wrong type raises here, before anything is stored
             step = trial.last_report.last_step if trial.last_report and trial.last_report.last_step is not None else 0
             kept, failure = screen_metrics(metrics, self.info.metric, step, trial.number)
@@ -166,6 +178,7 @@ class Telling:
     def _close(self, trial: Trial, state: TrialState, error: str | None) -> None:
         """Close the attempt at its wall-clock cost, charge its reservation, finish the trial: one transaction."""
         trial.closed = True
+        trial.ended_as = str(state)
         books = self._money()
         run = books.running.get(trial.attempt_id or -1)
         ms = run.ms() if run else 0

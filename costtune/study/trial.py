@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from costtune.errors import SpecError
+from costtune.errors import InputError, SpecError, shown
 from costtune.history import FrozenTrial
 from costtune.names import check_param_name
 from costtune.protocol import MetricLineError, format_line
@@ -61,6 +61,7 @@ class Trial:
         self._stop: str | None = None
         self.last_report: FrozenTrial | None = None
         self.closed = False  # told (or failed by a report): nothing more is recorded for it
+        self.ended_as: str | None = None  # the state it was closed with ("complete", "failed", ...)
         self.failure: str | None = None  # why it failed, when a report failed it
 
     @property
@@ -110,8 +111,12 @@ class Trial:
         A new parameter joins the study's space, so the model-based sampler uses it from the
         next trial on. Bad arguments (a bad name or bounds, a known name with another
         distribution) raise ``SpecError`` and fail the trial with that reason, its money settled
-        (nothing is left running or held; it cannot be told afterwards).
+        (nothing is left running or held; it cannot be told afterwards). A trial that has ended (told,
+        or failed) takes no parameters: ``InputError`` naming its state, nothing stored.
         """
+        if self.closed:
+            raise InputError(f"trial {self.number} has already finished ({self.ended_as or 'failed'}); a finished "
+                             "trial takes no new parameters")
         try:
             dist = self._checked(name, dist)
         except SpecError as exc:
@@ -133,7 +138,8 @@ class Trial:
         parsed = parse_distribution(dist, f"space.{name}")  # validates objects built directly too
         known = space.get(name)
         if known is not None and known != parsed.to_dict():
-            raise SpecError(f"space.{name}", f"already defined as {known}; asked for", parsed.to_dict())
+            raise SpecError(f"space.{name}", f"already defined as {shown(_plain(known))}, asked now as "
+                            f"{shown(_plain(parsed.to_dict()))}")
         return parsed
 
     # -- reports -------------------------------------------------------------------------
@@ -173,3 +179,8 @@ class Trial:
 def _non_finite(value: Any) -> bool:
     """A float that is NaN or infinite (judged by the study's rule, not rejected as bad input)."""
     return isinstance(value, float) and not math.isfinite(value)
+
+
+def _plain(dist: dict[str, Any]) -> dict[str, Any]:
+    """A distribution's dict with whole-number bounds spelled as written (``low: 0``, not ``0.0``)."""
+    return {k: int(v) if isinstance(v, float) and v.is_integer() and k != "choices" else v for k, v in dist.items()}
