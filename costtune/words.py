@@ -18,6 +18,16 @@ def plural(n: int, noun: str, many: str | None = None) -> str:
     return f"{n} {noun if n == 1 else many or _plural(noun)}"
 
 
+def noun_for(n: int, noun: str, many: str | None = None) -> str:
+    """``plural`` without the count: ``noun_for(2, "policy")`` is "policies" (a list of names follows it)."""
+    return noun if n == 1 else many or _plural(noun)
+
+
+def verb_for(n: int, one: str, many: str) -> str:
+    """The verb agreeing with ``n`` subjects: ``verb_for(1, "denies", "deny")`` is "denies"."""
+    return one if n == 1 else many
+
+
 def _plural(noun: str) -> str:
     if noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u"):
         return noun[:-1] + "ies"

@@ -219,6 +219,8 @@ def _money(data: dict[str, Any], key: str, at: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SpecError(f"{at}{key}", "must be a number of dollars more than 0 (such as 500 or 12.50)"
                         f"{_not_text(value)}", value)
+    if value == math.inf:  # an infinite cap is no cap: said so, not the "to forbid launches" hint of a cap <= 0
+        raise SpecError(f"{at}{key}", f"must be a finite amount of dollars; leave {key} out for no cap", value)
     if not math.isfinite(value) or value <= 0:
         raise SpecError(f"{at}{key}", "must be a number of dollars more than 0 (to forbid launches, use rules)",
                         value)
@@ -314,6 +316,9 @@ def _rules(value: Any, path: str) -> Rules:
         kw["allowed_markets"] = tuple(dict.fromkeys(markets))
     if "max_usd_per_hour" in value:
         rate = value["max_usd_per_hour"]
+        if rate == math.inf and not isinstance(rate, bool):
+            raise SpecError(f"{path}.max_usd_per_hour", "must be a finite amount of dollars an hour; leave "
+                            "max_usd_per_hour out for no limit", rate)
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not math.isfinite(rate) or rate <= 0:
             raise SpecError(f"{path}.max_usd_per_hour", "must be a number of dollars an hour more than 0 (such "
                             f"as 3.5){_not_text(rate)}", rate)

@@ -125,3 +125,27 @@ def test_a_top_rung_reason_stored_by_an_older_costtune_reads_in_todays_words() -
         console.print(part)
     text = console.export_text()
     assert "$0.009 0.5 complete: ran to max_usd ($0.009)" in text and "$0.001 0.6 promoted: top 1/3" in text, text
+
+
+def test_a_new_study_whose_trials_a_policy_denied_shows_no_this_run_share(tmp_path: Path) -> None:
+    """A tester's new study: a policy rule denied some trials' placement (failed unlaunched); the run's end said
+    '... this run: 10 trials ended' although the study is new and every trial ended in this run: the denied
+    ones were left out of this run's count, so it looked shared. `costtune studies --format json` gave no
+    count of unfinished trials, so its parts did not add up to `trials`."""
+    from costtune.policies import parse_policy
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(url)
+    store.apply_policies([parse_policy({"name": "t3-rules", "rules": {"denied_instance_types": ["g4dn.*"]}})])
+    resources = {**BASE["resources"], "instance_type": {"type": "categorical", "choices": ["m5.large", "g4dn.xlarge"]},
+                 "simulation": {"workload": "simworkloads:steady", "max_steps": 5, "seed": 0}}
+    _spec, study, status = run_sim(store, {**BASE, "resources": resources})
+    history = study.history()
+    denied = [t for t in history.trials if (t.error or "").startswith("denied: ")]
+    assert denied and status.denied == len(denied)  # the case reported: some trials denied, not launched
+    outcomes = Outcomes.of(history.trials)
+    assert status.own_finished == outcomes.total - outcomes.unfinished and status.own_outcomes.failed == len(denied)
+    line = totals_line(history, status)
+    assert "this run" not in line and f"{len(denied)} failed" in line, line
+    [row] = json.loads(CliRunner().invoke(main, ["studies", "--db", url, "--format", "json"]).stdout)
+    assert row["with_result"] + row["failed"] + row["no_result"] + row["unfinished"] == row["trials"]

@@ -146,3 +146,39 @@ def test_a_resumed_rung_plan_keeps_its_rung_money_apart_from_the_spend(tmp_path:
     plan = _plan(raised, db, "--change-cap")
     assert plan["plan"]["planned_micros"] >= before
     assert not any("is less than what it already holds" in n and "spent" in n for n in plan["notes"]), plan["notes"]
+
+
+def test_a_workload_that_fails_on_every_sampled_configuration_is_refused_as_bad_input(tmp_path: Path) -> None:
+    """A tester's sweep: mlp_tabular needs params `layers` and `batch` the space lacks. The plan showed full
+    figures (~32 trials, $0.506) and buried "failed on a sampled configuration" in its notes; the run then failed
+    every trial. Every trial would fail: the plan refuses like bad input, naming the field and the error."""
+    path = _sweep(tmp_path, "nolayers.yaml", scheduler={"type": "asha", "min_usd": 0.0072, "max_usd": 0.05, "eta": 3},
+                  budget={"usd": 0.5}, startup=60)
+    data = yaml.safe_load(path.read_text())
+    data["space"] = {"lr": {"type": "loguniform", "low": 0.0001, "high": 0.1},
+                     "width": {"type": "int", "low": 16, "high": 1024, "log": True}}
+    data["resources"]["simulation"]["workload"] = "costtune.demo.bench_workloads:mlp_tabular"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    db = tmp_path / "s.db"
+    for fmt in ("table", "json"):
+        result = CliRunner().invoke(main, ["plan", str(path), "--db", str(db), "--format", fmt])
+        assert result.exit_code == 2, result.output
+        said = " ".join(result.output.split())
+        assert "resources.simulation.workload: workload costtune.demo.bench_workloads:mlp_tabular failed on every " \
+               "one of the 48 sampled configurations" in said and "needs param 'layers'" in said, said
+        assert "$" not in said and "trials started" not in said  # no money figure
+    assert not db.exists()
+
+
+def test_a_workload_that_fails_on_some_configurations_is_planned_on_the_others_and_says_so(tmp_path: Path) -> None:
+    """Failing only where x1 > 0.5 (out of memory): the plan prices the configurations that run and says how
+    many of the sampled ones fail, with the error."""
+    path = _sweep(tmp_path, "some.yaml", budget={"usd": 0.5, "trials": 10}, max_steps=5, startup=30)
+    data = yaml.safe_load(path.read_text())
+    data["space"] = {"x": {"type": "uniform", "low": 0, "high": 1}}
+    data["resources"]["simulation"]["workload"] = "simworkloads:fails_first_when_high"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = _plan(path, tmp_path / "s.db")
+    [note] = [n for n in out["notes"] if "simworkloads:fails_first_when_high failed on" in n]
+    assert "of the 48 sampled configurations (RuntimeError: out of memory before the first report)" in note
+    assert out["plan"]["trials"] == 10

@@ -94,3 +94,27 @@ def test_a_simulated_plans_forecast_stops_at_a_tighter_policy_cap_as_the_run_doe
     assert any(n.startswith("the forecast runs under policy p5's hard cap: $0.05 left") for n in out["notes"])
     assert not any("outside the analytic plan" in n for n in out["notes"])  # compared with the policy's count
     assert sqlite_rows(db) == before  # only read
+
+
+def test_a_cap_as_large_as_a_local_plan_says_so_and_that_unmeasured_start_up_may_start_fewer(tmp_path: Path) -> None:
+    """A tester's local sweep under a $0.0012 policy cap: the plan said the policy "has $0.0012 left now, more than
+    the plan's $0.0012" and the run started 3 of the ~10 trials (a 2 s start-up each, not counted: none measured
+    yet). Equal is "as much as", the cap binds, and the note says the uncounted start-up may start fewer trials."""
+    db = tmp_path / "s.db"
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({"name": "t1-cap", "scope": {"tags": {"team": "t1"}},
+                                                     "cap_usd": 0.0012}))
+    assert _cli("policy", "apply", str(tmp_path / "p.yaml"), "--db", str(db)).exit_code == 0
+    sweep = tmp_path / "l1.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "name": "nu4-pol", "tags": {"team": "t1"}, "objective": {"metric": "loss", "mode": "min"},
+        "space": {"x": {"type": "uniform", "low": -3, "high": 3}, "n": {"type": "int", "low": 1, "high": 8}},
+        "sampler": {"type": "random", "seed": 1},
+        "scheduler": {"type": "asha", "min_usd": 0.00001, "max_usd": 0.00027, "eta": 3},
+        "budget": {"trials": 10, "usd": 0.02, "trial_seconds": 60},
+        "resources": {"provider": "local", "usd_per_hour": 0.36, "workers": 2},
+        "command": [sys.executable, "-c", "pass"]}, sort_keys=False))
+    out = json.loads(_cli("plan", str(sweep), "--db", str(db), "--format", "json").stdout)
+    [note] = [n for n in out["notes"] if n.startswith("policy t1-cap:")]
+    assert "has $0.0012 left now, as much as the plan's $0.0012: the cap binds" in note
+    assert "more than the plan's" not in note
+    assert "counts no start-up per launch (none measured yet), so `costtune run` may start fewer trials" in note

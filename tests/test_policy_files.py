@@ -379,6 +379,13 @@ def test_check_warns_when_the_policies_together_deny_every_placement_of_a_sweep(
     assert f"warning: {sweep}: policies only-od, only-spot deny every placement of this sweep" in text
     assert "m5.large on-demand: policy 'only-spot': rules.allowed_markets" in text
     assert "m5.large spot: policy 'only-od': rules.allowed_markets" in text
+    # one policy that denies every placement alone: "policy NAME denies" (a tester saw "policy t1-rules deny")
+    only_gpu = tmp_path / "gpu.yaml"
+    only_gpu.write_text(yaml.safe_dump({"name": "gpu-only", "rules": {"allowed_instance_types": ["p3.*"]}}))
+    one = runner.invoke(main, ["policy", "check", str(only_gpu), "--sweep", str(sweep)])
+    assert one.exit_code == 1, one.output
+    said = " ".join(one.output.split())
+    assert "1 policy valid" in said and f"{sweep}: policy gpu-only denies every placement of this sweep" in said
     # one of them alone leaves placements that pass: valid, rc 0, no warning
     alone = tmp_path / "alone.yaml"
     alone.write_text(yaml.safe_dump({"policies": [yaml.safe_load(policies.read_text())["policies"][0]]}))

@@ -41,6 +41,12 @@ POLICIES = {
                  "cap_usd: must be at most $1,000,000,000, got 1e12"),
     "b9.yaml": ("name: b9\ncap_usd: .nan\nwindow: {period: daily}\n",
                 "cap_usd: must be a number of dollars more than 0 (to forbid launches, use rules), got .nan"),
+    # a tester's cap_usd: .inf was told "more than 0 (to forbid launches, use rules)": an infinite cap is no cap
+    "inf.yaml": ("name: inf\ncap_usd: .inf\nwindow: {period: daily}\n",
+                 "cap_usd: must be a finite amount of dollars; leave cap_usd out for no cap, got .inf"),
+    "rate-inf.yaml": ("name: ri\nrules: {max_usd_per_hour: .inf}\n",
+                      "rules.max_usd_per_hour: must be a finite amount of dollars an hour; leave max_usd_per_hour "
+                      "out for no limit, got .inf"),
     "b12.yaml": ("name: b12\nscope: {tags: {team: [a, b]}}\ncap_usd: 5\nwindow: {period: daily}\n",
                  "scope.tags.team: must be a non-empty glob of at most 256 characters (such as vision or cc-*), "
                  "got [a, b]"),

@@ -298,7 +298,8 @@ def _plan(sweep_file: str, *, runs: int | None, jobs: int | None, exact_sampler:
             spend, trials = result.forecast.spend(50), round(result.forecast.quantile("trials", 50))
             if spend > result.policy_cap.room.left_micros:
                 result.policy_cap = cap_by_policy(result.policy_cap.room, spend, trials)
-        result.notes.append(policy_note(result.policy_cap, spend))
+        counted = not (spec.resources.provider == "local" and startup.source == "none")
+        result.notes.append(policy_note(result.policy_cap, spend, startup_counted=counted))
     if fmt == "json":
         click.echo(json.dumps(to_dict(result), indent=2))
         return

@@ -11,7 +11,7 @@ import click
 
 from costtune.cli.common import CommandGroup, confirm, count, db_option, err_console, handled, open_store, out_console
 from costtune.errors import InputError, SpecError
-from costtune.words import plural
+from costtune.words import noun_for, plural, verb_for
 
 
 @click.group("policy", cls=CommandGroup)
@@ -87,10 +87,11 @@ def check(files: tuple[str, ...], sweeps: tuple[str, ...]) -> None:
         if denying:
             blocked.append(path)
             names = sorted({name for name, _why in denying})
-            _say(f"warning: {path}: {'policy' if len(names) == 1 else 'policies'} {', '.join(names)} deny every "
+            n = len(names)
+            _say(f"warning: {path}: {noun_for(n, 'policy')} {', '.join(names)} {verb_for(n, 'denies', 'deny')} every "
                  f"placement of this sweep, so its run would launch nothing: "
                  f"{'; '.join(why for _name, why in denying)}", err=True)
-    out_console.print(f"{len(found)} {'policy' if len(found) == 1 else 'policies'} valid", highlight=False)
+    out_console.print(f"{plural(len(found), 'policy')} valid", highlight=False)
     if blocked:
         raise SystemExit(1)
 

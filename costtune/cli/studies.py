@@ -69,6 +69,7 @@ def _list_studies(db: str | None, fmt: str) -> None:
             "trials": len(history.trials), "finished": sum(t.state.finished for t in history.trials),
             # how they ended (history.Outcomes): a failed trial, or one stopped before a report, is no result
             "with_result": outcomes.results, "failed": outcomes.failed, "no_result": outcomes.no_result,
+            "unfinished": outcomes.unfinished,  # queued or running: the four parts add up to ``trials``
             "controller_gone": len(store.gone_trials(info.id)),
             "best_value": best.value if best else None,
             "cost_usd": str(micros_to_usd(history.spent_micros)),

@@ -64,16 +64,27 @@ def cap_by_policy(room: PolicyRoom, spend_micros: int | None, trials: int | None
     return PolicyCap(room, room.left_micros, fit, binds=True)
 
 
-def policy_note(cap: PolicyCap, spend_micros: int | None) -> str:
+def policy_note(cap: PolicyCap, spend_micros: int | None, startup_counted: bool = True) -> str:
+    """The plan's note on the tightest hard-capped policy: what it has left now against the plan's spend (micro-
+    dollars), and whether `costtune run` stops at its cap. ``startup_counted`` False (a local plan with no measured
+    start-up): the plan's trials cost more than it shows, so a run under the cap may start fewer of them."""
     from costtune.money import format_usd
 
     r = cap.room
     head = (f"policy {r.policy}: its hard cap_usd {format_usd(r.cap_micros)} ({r.window}) applies to this sweep's tags "
             f"and has {format_usd(r.left_micros)} left now")
+    uncounted = "" if startup_counted else (
+        "; the plan counts no start-up per launch (none measured yet), so `costtune run` may start fewer trials "
+        "before the cap stops it")
     if spend_micros is None:
-        return head + ": `costtune run` stops when it is spent"
-    if not cap.binds:
-        return head + f", more than the plan's {format_usd(spend_micros)}"
+        return head + ": `costtune run` stops when it is spent" + uncounted
+    shown, left = format_usd(spend_micros), format_usd(r.left_micros)
+    if not cap.binds and shown != left:
+        return head + f", more than the plan's {shown}" + uncounted
+    if not cap.binds:  # the plan spends all the policy leaves (as shown): the cap binds
+        return (head + f", as much as the plan's {shown}: the cap binds, `costtune run` stops at the policy's cap "
+                "if the run costs any more than the plan" + uncounted)
     trials = "" if cap.trials is None else f", about {plural(cap.trials, 'trial')}"
-    return (head + f", less than the plan's {format_usd(spend_micros)}: `costtune run` stops at the policy's cap "
-            f"(at most {format_usd(cap.spend_micros)}{trials}); the figures above are the sweep's own, without it")
+    return (head + f", less than the plan's {shown}: the cap binds, `costtune run` stops at the policy's cap "
+            f"(at most {format_usd(cap.spend_micros)}{trials}); the figures above are the sweep's own, without it"
+            + uncounted)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from costtune.errors import SpecError
 from costtune.runner.firststeps import step_seconds
 from costtune.spec import SweepSpec
 from costtune.spec.resources import CHEAPEST
@@ -67,6 +68,7 @@ def sample_shapes(spec: SweepSpec, notes: list[str], placed: Placed | None = Non
     ceiling = _ceiling_micros(spec)
     shapes = []
     denied = 0
+    failures: list[Exception] = []
     for _ in range(SHAPE_SAMPLES):
         params = spec.space.sample(rng)
         itype, market = res.placement(params)
@@ -91,15 +93,28 @@ def sample_shapes(spec: SweepSpec, notes: list[str], placed: Placed | None = Non
             steps = _step_runs(lambda step, p=params, t=itype: step_seconds(workload, p, step, t),
                                sim.max_steps, horizon, past_first=rungs)
         except Exception as exc:  # the user's workload: its failure is a finding, not a crash of the plan
-            notes.append(f"workload {sim.workload} failed on a sampled configuration ({exc!r}); "
-                         "step times unknown")
-            return []
+            failures.append(exc)
+            continue
         shapes.append(Shape(rate, market == "spot", sim.startup_seconds, steps, itype, market))
+    if failures and not shapes:  # every trial the run launches would fail: no figure of the plan means anything
+        raise SpecError("resources.simulation.workload",
+                        f"workload {sim.workload} failed on every one of the {len(failures)} sampled "
+                        f"configurations, so every trial of `costtune run` would fail; the first error: "
+                        f"{_error_text(failures[0])}")
+    if failures:
+        notes.append(f"workload {sim.workload} failed on {len(failures)} of the {len(failures) + len(shapes)} "
+                     f"sampled configurations ({_error_text(failures[0])}): `costtune run` fails such trials; "
+                     "the plan prices the others")
     if denied:
         notes.append(f"{denied} of the {SHAPE_SAMPLES} sampled configurations ask for a placement a spend policy "
                      "denies: `costtune run` fails such a trial without launching it (no cost; it counts in "
                      "budget.trials); the analytic plan leaves them out")
     return _placed(_resolved(spec, shapes, notes), placed, spec, notes)
+
+
+def _error_text(exc: Exception) -> str:
+    """A workload's error as the run's failed-trial lines show it: its type and message."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _placed(shapes: list[Shape], placed: Placed | None, spec: SweepSpec, notes: list[str]) -> list[Shape]:

@@ -180,6 +180,8 @@ class Admission:
         reason = verdict.reason
         self.store.finish_trial(claimed.id, TrialState.FAILED, error=f"{DENIED_PREFIX}{reason}")
         self.status.denied += 1
+        self.status.finished += 1  # it ended in this run, failed: this run's count (`this run: ...`) holds it
+        self.status.failed += 1
         self._audit_verdict("deny", claimed, verdict, reason)
         self._warn_once(reason, f"trial {claimed.number} denied (failed, not launched): {reason}", "policy.deny")
         return None
