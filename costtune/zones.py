@@ -40,7 +40,21 @@ def iana_zone(value: Any, field: str) -> str:
         raise SpecError(field, f"must be an IANA time zone name ({EXAMPLES})", value)
     if value.upper() == "UTC":
         return "UTC"
-    if value not in iana_names():
+    names = iana_names()
+    if value not in names and (names or not _loads(value)):  # no list at all: whatever zoneinfo can load
         raise SpecError(field, f"is not a known IANA time zone ({EXAMPLES}; not localtime, posix/ or right/ "
                                "names)", value)
     return value
+
+
+def _loads(value: str) -> bool:
+    """Whether ``zoneinfo`` loads ``value`` and it is none of the names refused everywhere."""
+    from zoneinfo import ZoneInfo
+
+    if value in _NOT_ZONES or value.startswith(("posix/", "right/")):
+        return False
+    try:
+        ZoneInfo(value)
+    except (ValueError, OSError, KeyError):
+        return False
+    return True

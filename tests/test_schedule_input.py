@@ -185,3 +185,16 @@ def test_coalesced_runs_and_summary_files_show_iso_times_not_epoch_seconds(tmp_p
     assert "coalesced into the run of 2026-03-09T02:00:00Z" in json.dumps(runs)
     assert summary_times({"fire_time": ts(2026, 3, 9, 2)}) == {"fire_time": "2026-03-09T02:00:00Z",
                                                                "fire_s": ts(2026, 3, 9, 2)}
+
+
+def test_without_any_zone_list_a_zone_zoneinfo_loads_still_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine with neither tzdata's list nor zone files must not refuse every zone but UTC: the name is then
+    checked by loading it; the host's own `localtime` and the posix/right copies stay refused."""
+    from costtune import zones
+    from costtune.errors import SpecError
+
+    monkeypatch.setattr(zones, "iana_names", lambda: frozenset())
+    assert zones.iana_zone("Europe/Lisbon", "tz") == "Europe/Lisbon"
+    for name in ("localtime", "posix/Europe/Lisbon", "Mars/Base"):
+        with pytest.raises(SpecError, match="is not a known IANA time zone"):
+            zones.iana_zone(name, "tz")
