@@ -240,3 +240,24 @@ def test_an_error_handling_one_attempt_fails_that_trial_not_the_sweep(tmp_path: 
     assert status.stop_reason == "all 4 trials run (budget.trials)"
     _cap, spent, reserved = store.balance(f"study:{study.id}")
     assert reserved == 0 and spent == status.spend_micros == study.history().spent_micros
+
+
+def test_a_simulated_sweep_that_stops_on_failures_with_trials_running_ends_and_keeps_its_count(
+        tmp_path: Path) -> None:
+    """A simulated sweep whose failures stopped launching while other trials still ran never ended: the loop spun
+    at a deadline already past (the clock was aimed at it and never moved). And once those trials finished, the
+    reason said "stopped after 0 failed trials in a row". Run as a real process, so a hang fails the test."""
+    sweep_file = tmp_path / "mf.yaml"
+    sweep_file.write_text(
+        "name: mf\nobjective: {metric: loss, mode: min}\n"
+        "space:\n" + "".join(f"  x{i}: {{type: uniform, low: 0, high: 1}}\n" for i in range(1, 6)) +
+        "  x6: {type: categorical, choices: [0.5, 0.7, oops]}\n"
+        "sampler: {type: random, seed: 1}\nscheduler: {type: fifo}\nbudget: {usd: 1.0, max_failures: 2}\n"
+        "resources: {provider: simulated, region: us-east-1, instance_type: m5.large, market: on-demand, workers: 4,\n"
+        "  simulation: {workload: 'costtune.demo.workloads:hartmann6', max_steps: 200, startup_seconds: 30,\n"
+        "    seed: 0}}\n")
+    env = {**os.environ, "COSTTUNE_HOME": str(tmp_path / "home")}
+    proc = subprocess.run(["costtune", "run", str(sweep_file), "--quiet"], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "failed: stopped after 2 failed trials in a row (budget.max_failures: 2" in proc.stderr

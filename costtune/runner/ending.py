@@ -283,7 +283,7 @@ class Ending:
                 self._failures_reason()
                 self._warn(f"budget.max_failures ({limit}) trials failed in a row: launching no more "
                            "(trials already running finish; the stop reason gives the final count)")
-        elif state.finished:
+        elif state.finished and self._halt != "failures":  # once it stopped launching, the reason keeps its count
             self._failures_in_a_row = self._streak_before = 0
 
     def _failures_reason(self) -> str:

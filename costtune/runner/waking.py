@@ -43,6 +43,11 @@ class Waking:
         or reached a deadline (with 100 instances, most have nothing new at any one moment)."""
         take = getattr(self.provider, "take_changed", None)
         if take is None or self._stopping or self._halt:
+            # every attempt is looked at; deadlines now due are spent, or the simulator's clock would stay
+            # at them (``_advance`` aims at the heap's first deadline) and the loop would spin forever
+            now = self.clock.now()
+            while self._deadlines and self._deadlines[0][0] <= now:
+                heapq.heappop(self._deadlines)
             return list(self._live.values())
         # A stop decided for an attempt outside its own look (a policy's stop-running threshold, while another
         # attempt was booked) is carried out at this same moment, as ``_advance`` expects: it waits for that.
