@@ -17,6 +17,8 @@ from costtune.store import Store
     (["--cron", "0 2 * * *", "--cap", "0.0000001"], "--cap: must be at least $0.000001"),
     (["--every", "99999d"], "--every: must be at most 366 days"),
     (["--every", "6h", "--tz", "Europe/Berlin"], "--tz: applies to --cron schedules only"),
+    (["--cron", "0 2 * * *", "--tz", ""], "--tz: must be an IANA time zone name (such as UTC, Europe/Lisbon); "
+                                          "leave --tz out for UTC, got ''"),
     (["--cron", "0 2 * * 8"], "--cron: day of week 8 is out of range 0-7"),
     ([], "give exactly one of --cron EXPR or --every INTERVAL; neither was given"),
 ])

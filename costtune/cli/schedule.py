@@ -115,9 +115,12 @@ def _settings(base: Any, **given: Any) -> Any:
 
 def _check_tz(tz: str | None, every: str | None) -> None:
     """--tz only means something for --cron: an --every interval is elapsed time, the same in every zone."""
-    if tz is not None and every is not None:
-        from costtune.errors import SpecError
+    from costtune.errors import SpecError
 
+    if tz is not None and not tz.strip():  # `--tz ''` is not "the default": say so rather than store UTC
+        raise SpecError("--tz", "must be an IANA time zone name (such as UTC, Europe/Lisbon); leave --tz out for UTC",
+                        tz)
+    if tz is not None and every is not None:
         raise SpecError("--tz", "applies to --cron schedules only (an --every interval is elapsed time, "
                                 "the same in every time zone); drop --tz", tz)
 
