@@ -242,3 +242,12 @@ def test_a_failed_trial_keeps_its_last_value_but_is_never_a_result(tmp_path: Any
     assert [t.number for t in pareto_front(history)] == [0]
     assert [r["trial"] for r in cost_per_improvement(history)] == [0]
     assert [r["best"] for r in best_vs_spend(history)] == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("given", ["hyperband", "garbage", 5])
+def test_a_scheduler_that_is_neither_a_mapping_nor_a_scheduler_is_refused(tmp_path: Any, given: Any) -> None:
+    """`create_study(..., scheduler="hyperband")` quietly made a FIFO study (and was accepted on an ASHA one)."""
+    db = tmp_path / "s.db"
+    with pytest.raises(SpecError, match=r"^scheduler: must be a mapping such as \{type: asha"):
+        costtune.create_study("sched", storage=str(db), metric="loss", space=SPACE, scheduler=given)
+    assert not db.exists()

@@ -144,8 +144,13 @@ def load_study(name: str, *, storage: str | Store | None = None, sampler: Sample
 def _scheduler(value: Any, *, mode: str, cap: int | None) -> dict[str, Any] | None:
     """The normalised rung config (None for FIFO or a custom object), checked like a sweep file's
     (its rate by ``_needs_rate``, once the rate is known)."""
-    if value is None or not isinstance(value, dict):
+    if value is None:
         return None
+    if not isinstance(value, dict):
+        if callable(getattr(value, "on_report", None)):  # a Scheduler object of the caller's own
+            return None
+        raise SpecError("scheduler", "must be a mapping such as {type: asha, min_usd: 0.01, max_usd: 0.09} or a "
+                                     "Scheduler object (with on_report)", value)
     try:
         cfg = scheduler_config(value)
         if cfg["type"] != "fifo":
