@@ -249,7 +249,8 @@ class LaunchLimit(CosttuneError):
         self.prefix = prefix
         self.limit = limit
         self.held = held
-        super().__init__(f"scopes {prefix}*: {held} launches held, at most {limit} at once (rules.max_instances)")
+        super().__init__(f"scopes {prefix}*: {held} {'launch' if held == 1 else 'launches'} held, at most {limit} at "
+                         "once (rules.max_instances)")
 
 
 class CapExceeded(CosttuneError):

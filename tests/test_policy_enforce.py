@@ -319,11 +319,12 @@ def test_every_denial_record_names_the_policy_whose_cap_or_rule_decided_it(sqlit
     resources = {**SWEEP["resources"], "market": {"type": "categorical", "choices": ["on-demand", "spot"]}}
     study, _status, warnings = run(store, SWEEP, resources=resources)
     denials = store.audit_log(action="policy.deny")
-    limit = "policy 'c-few': rules.max_instances: 1 launches held, at most 1"
+    limit = "policy 'c-few': rules.max_instances: 1 launch held, at most 1"
     # shown once, then counted (every one is in the audit trail)
     assert len([w for w in warnings if w.endswith(f"not launched: {limit}")]) == 1
     repeats = sum(d.detail["reason"] == limit for d in denials)
-    summary = f"{repeats - 1} more launches refused: {limit} (every one in `costtune audit --action policy.deny`)"
+    more = "1 more launch" if repeats == 2 else f"{repeats - 1} more launches"
+    summary = f"{more} refused: {limit} (every one in `costtune audit --action policy.deny`)"
     assert repeats >= 2 and summary in warnings
     by_rule = {("cap_usd" if "cap_usd" in d.detail["reason"] else "max_instances"): d.detail["policy"]
                for d in denials}

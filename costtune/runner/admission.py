@@ -29,6 +29,7 @@ from costtune.errors import CapExceeded, LaunchLimit
 from costtune.history import TrialState
 from costtune.money import format_usd
 from costtune.runner.placing import movable
+from costtune.words import plural
 
 if TYPE_CHECKING:
     from costtune.policies import LaunchRequest, Policy, Verdict, WindowSpan
@@ -219,7 +220,7 @@ class Admission:
                 return policy.name, (f"policy {policy.name!r}: cap_usd {format_usd(exc.cap_micros)} of the "
                                      f"{window.label} window: {format_usd(left)} left, {need}")
             if isinstance(exc, LaunchLimit) and exc.prefix == f"policy:{policy.name}:":
-                return policy.name, (f"policy {policy.name!r}: rules.max_instances: {exc.held} launches held, "
+                return policy.name, (f"policy {policy.name!r}: rules.max_instances: {plural(exc.held, 'launch')} held, "
                                      f"at most {exc.limit}")
         return verdict.policy, str(exc)
 
@@ -362,8 +363,8 @@ class Admission:
         for count, action, reason in self._repeats.values():
             if count > 1:
                 done = "amended" if action == "policy.amend" else "refused"
-                self._warn(f"{count - 1} more launches {done}: {reason} (every one in `costtune audit --action "
-                           f"{action}`)")
+                self._warn(f"{plural(count - 1, 'more launch')} {done}: {reason} (every one in `costtune audit "
+                           f"--action {action}`)")
         self._repeats.clear()
         if self._webhooks is not None:
             sender, self._webhooks = self._webhooks, None
