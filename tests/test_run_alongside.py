@@ -7,7 +7,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from costtune.providers import make_provider
 from simworkloads import with_changes
@@ -35,17 +37,19 @@ SWEEP = {
 }
 
 
-def test_a_second_run_says_who_holds_the_work_and_counts_only_its_own(tmp_path: Path) -> None:
+def _beside_another_run(tmp_path: Path, before_it_ends: Callable[[Store, Any, int], None] | None = None) -> Any:
+    """Run the sweep while another live controller (a process of its own) runs trial 0 and holds the whole budget;
+    once this run says it waits, the other's trial ends ($0.012 spent), after ``before_it_ends(store, claimed,
+    attempt)``. Returns (spec, study, this run's status, the other's pid, its claimed trial, the history before,
+    the note this run showed while it waited)."""
     url = f"sqlite:///{tmp_path / 'store.db'}"
     store = Store(url)
     spec = parse_sweep(with_changes(SWEEP))
     study, _ = open_sweep(store, spec)
-    # Another live controller (a process of its own) runs trial 0 and holds the whole budget.
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        owner = f"{hostname()}:{other.pid}:{_start_ticks(other.pid)}"
         theirs = Study(Store(url), study.info)
-        theirs.owner = owner
+        theirs.owner = f"{hostname()}:{other.pid}:{_start_ticks(other.pid)}"
         claimed = theirs.claim(with_output_dir=False)
         assert claimed is not None
         theirs.store.reserve("other-0", [f"study:{study.id}"], 50_000)
@@ -56,11 +60,13 @@ def test_a_second_run_says_who_holds_the_work_and_counts_only_its_own(tmp_path: 
         ours = SweepController(spec, study, provider, trial_events=False)
         seen: list[str] = []
 
-        def the_other_finishes() -> None:  # once the second run says it waits: its trial ends, $0.012 spent
+        def the_other_finishes() -> None:
             deadline = time.monotonic() + 30
             while not ours.status.note.startswith("waiting") and time.monotonic() < deadline:
                 time.sleep(0.01)
             seen.append(ours.status.note)
+            if before_it_ends is not None:
+                before_it_ends(theirs.store, claimed, attempt)
             theirs.store.finish_attempt(attempt, exit_reason="completed", billable_ms=450_000, cost_micros=12_000)
             theirs.store.charge("other-0", 12_000)
             theirs.store.finish_trial(claimed.id, TrialState.COMPLETE)
@@ -72,7 +78,12 @@ def test_a_second_run_says_who_holds_the_work_and_counts_only_its_own(tmp_path: 
     finally:
         other.kill()
         other.wait()
-    assert seen and seen[0] == (f"waiting: another run (pid {other.pid} on {hostname()}) holds the remaining "
+    return spec, study, status, other.pid, claimed, before, seen
+
+
+def test_a_second_run_says_who_holds_the_work_and_counts_only_its_own(tmp_path: Path) -> None:
+    _spec, study, status, pid, _claimed, before, seen = _beside_another_run(tmp_path)
+    assert seen and seen[0] == (f"waiting: another run (pid {pid} on {hostname()}) holds the remaining "
                                 f"trials and budget: 1 trial running, $0.05 held")
     history = study.history()
     assert sum(t.state.finished for t in history.trials) == 3  # the other's trial and this run's two
@@ -89,38 +100,10 @@ def test_the_progress_line_shows_the_studys_best_and_spend_with_another_run_alon
 
     from costtune.runner.session import _Progress, _update
 
-    url = f"sqlite:///{tmp_path / 'store.db'}"
-    store = Store(url)
-    spec = parse_sweep(with_changes(SWEEP))
-    study, _ = open_sweep(store, spec)
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        theirs = Study(Store(url), study.info)
-        theirs.owner = f"{hostname()}:{other.pid}:{_start_ticks(other.pid)}"
-        claimed = theirs.claim(with_output_dir=False)
-        assert claimed is not None
-        theirs.store.reserve("other-0", [f"study:{study.id}"], 50_000)
-        attempt = theirs.store.start_attempt(claimed.id, 1, idempotency_key="other-0", provider="simulated",
-                                             rate_micros_per_hour=96_000, host=hostname())
-        provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
-        ours = SweepController(spec, study, provider, trial_events=False)
+    def reports_the_best(store: Store, claimed: Any, attempt: int) -> None:  # the study's best, after ours
+        store.add_report(claimed.id, attempt, 1, {"loss": -100.0}, objective="loss")
 
-        def the_other_finishes_best() -> None:  # after this run's own trials: the study's best, $0.012
-            deadline = time.monotonic() + 30
-            while not ours.status.note.startswith("waiting") and time.monotonic() < deadline:
-                time.sleep(0.01)
-            theirs.store.add_report(claimed.id, attempt, 1, {"loss": -100.0}, objective="loss")
-            theirs.store.finish_attempt(attempt, exit_reason="completed", billable_ms=450_000, cost_micros=12_000)
-            theirs.store.charge("other-0", 12_000)
-            theirs.store.finish_trial(claimed.id, TrialState.COMPLETE)
-
-        helper = threading.Thread(target=the_other_finishes_best)
-        helper.start()
-        status = ours.run()
-        helper.join()
-    finally:
-        other.kill()
-        other.wait()
+    spec, study, status, _pid, claimed, _before, _seen = _beside_another_run(tmp_path, reports_the_best)
     history = study.history()
     best = history.best()
     assert best is not None and best.number == claimed.number
