@@ -75,18 +75,30 @@ def with_changes(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
 def run_sweep(tmp_path: Any, base: dict[str, Any], **changes: Any) -> tuple[Any, Any, Any]:
     """(store, study, RunStatus) of the simulated sweep ``with_changes(base, **changes)`` run to its end by a
     controller in this process, in a fresh SQLite store under ``tmp_path``."""
+    from costtune.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    study, status, _warnings = run_sweep_in(store, base, **changes)
+    return store, study, status
+
+
+def run_sweep_in(store: Any, base: dict[str, Any], *, calendar: Any = None,
+                 **changes: Any) -> tuple[Any, Any, list[str]]:
+    """(study, RunStatus, warnings) of the simulated sweep ``with_changes(base, **changes)`` run to its end in
+    ``store`` by a controller in this process; ``calendar``: the wall clock policy windows are read on."""
     from costtune.providers import make_provider
 
     from costtune.runner.controller import SweepController
     from costtune.runner.session import open_sweep
     from costtune.spec import parse_sweep
-    from costtune.store import Store
 
-    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     spec = parse_sweep(with_changes(base, **changes))
     study, _ = open_sweep(store, spec)
     provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
-    return store, study, SweepController(spec, study, provider, trial_events=False).run()
+    warnings: list[str] = []
+    extra = {} if calendar is None else {"calendar": calendar}
+    status = SweepController(spec, study, provider, trial_events=False, on_warning=warnings.append, **extra).run()
+    return study, status, warnings
 
 
 def always_fails(params: dict[str, Any], step: int, instance_type: str) -> tuple[float, float]:

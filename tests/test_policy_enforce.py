@@ -15,18 +15,15 @@ import pytest
 from click.testing import CliRunner
 from costtune.policies import parse_policy
 from costtune.policies.status import study_verdicts
-from costtune.providers import make_provider
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from simworkloads import with_changes
+from simworkloads import run_sweep_in, with_changes
 
 from costtune.cli import main
 from costtune.errors import CapExceeded, LaunchLimit
 from costtune.history import TrialState
 from costtune.reports.html import render_html
-from costtune.runner.controller import RunStatus, SweepController
-from costtune.runner.session import open_sweep
-from costtune.spec import parse_sweep
+from costtune.runner.controller import RunStatus
 from costtune.store import Store
 
 _RUNS = itertools.count()
@@ -60,13 +57,7 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
 
 
 def run(store: Store, cfg: dict[str, Any], **changes: Any) -> tuple[Any, RunStatus, list[str]]:
-    spec = parse_sweep(with_changes(cfg, **changes))
-    study, _ = open_sweep(store, spec)
-    provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
-    warnings: list[str] = []
-    status = SweepController(spec, study, provider, trial_events=False, on_warning=warnings.append,
-                             calendar=lambda: NOW).run()
-    return study, status, warnings
+    return run_sweep_in(store, cfg, calendar=lambda: NOW, **changes)
 
 
 def test_a_daily_team_cap_holds_across_sweeps_and_the_books_add_up(store: Store) -> None:

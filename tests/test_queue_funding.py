@@ -7,13 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from costtune.policies import parse_policy
-from costtune.providers import make_provider
-from simworkloads import run_sweep, with_changes
+from simworkloads import run_sweep, run_sweep_in
 
 from costtune.history import TrialState
-from costtune.runner.controller import RunStatus, SweepController
-from costtune.runner.session import open_sweep
-from costtune.spec import parse_sweep
+from costtune.runner.controller import RunStatus
 from costtune.store import Store
 
 X = {"x": 0.5}
@@ -96,13 +93,7 @@ def run_in_window(tmp_path: Path, cap_usd: float, **changes: Any) -> tuple[Any, 
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     store.apply_policies([parse_policy({"name": "team-daily", "scope": {"tags": {"team": "vision"}},
                                         "window": {"period": "daily"}, "cap_usd": cap_usd})])
-    spec = parse_sweep(with_changes(SWEEP, **changes))
-    study, _ = open_sweep(store, spec)
-    provider = make_provider("simulated", simulation=spec.resources.simulation, metric=spec.metric)
-    warnings: list[str] = []
-    status = SweepController(spec, study, provider, trial_events=False, on_warning=warnings.append,
-                             calendar=lambda: NOW).run()
-    return study, status, warnings
+    return run_sweep_in(store, SWEEP, calendar=lambda: NOW, **changes)
 
 
 def test_a_window_that_cannot_carry_a_trial_to_its_first_report_launches_nothing_and_says_so(tmp_path: Path) -> None:
