@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from plantools import plan_json as _plan
 
 from costtune.cli import main
 from costtune.money import charge_micros, usd_to_micros
@@ -52,12 +53,6 @@ def _curve(tmp_path: Path, file: str, *, usd: float = 0.4, seed: int = 0, schedu
     data["resources"]["simulation"]["seed"] = seed
     data["scheduler"] = {"type": scheduler}
     return _write(tmp_path, file, data)
-
-
-def _plan(path: Path, db: Path, *flags: str) -> dict[str, Any]:
-    result = _cli("plan", str(path), "--db", str(db), "--format", "json", "--no-forecast", *flags)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def _table(*args: str) -> str:

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
+from plantools import cli as _cli
+from plantools import plan_json as _plan
 
 from costtune.cli import main
 
@@ -30,16 +32,6 @@ def _sweep(tmp_path: Path, file: str, *, name: str = "edge", scheduler: dict[str
     path = tmp_path / file
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def _cli(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
-
-
-def _plan(path: Path, db: Path, *flags: str) -> dict[str, Any]:
-    result = _cli("plan", str(path), "--db", str(db), "--format", "json", "--no-forecast", *flags)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def _run(path: Path, db: Path, *flags: str) -> None:

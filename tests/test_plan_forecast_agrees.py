@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from click.testing import CliRunner, Result
+from plantools import cli as _cli
 
-from costtune.cli import main
 from costtune.plan.agree import forecast_disagreements
 from costtune.plan.analytic import build_plan
 from costtune.plan.forecast import Forecast, RunSample
@@ -31,10 +30,6 @@ ASHA: dict[str, Any] = {  # the new-user test's ASHA sweep: $1.20 ran 80 trials;
                        "preemptions_per_hour": 0.5, "seed": 2},
     },
 }
-
-
-def _cli(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
 
 
 def _forecast(trials: list[int]) -> Forecast:

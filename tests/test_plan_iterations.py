@@ -9,13 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from click.testing import CliRunner, Result
-
-from costtune.cli import main
-
-
-def _cli(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
+from plantools import cli as _cli
+from plantools import plan_json as _plan
 
 
 def _sweep(tmp_path: Path, usd: float, file: str) -> Path:
@@ -33,12 +28,6 @@ def _sweep(tmp_path: Path, usd: float, file: str) -> Path:
     path = tmp_path / file
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def _plan(path: Path, db: Path, *flags: str) -> dict[str, Any]:
-    result = _cli("plan", str(path), "--db", str(db), "--format", "json", "--no-forecast", *flags)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def _held(db: Path) -> tuple[int, int]:

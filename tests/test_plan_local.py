@@ -10,15 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from click.testing import CliRunner, Result
+from plantools import cli as _cli
 
-from costtune.cli import main
 from costtune.plan.analytic import Schedule
 from costtune.plan.thisrun import at_least_recorded
-
-
-def _cli(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
 
 
 def _local(tmp_path: Path, *, usd: float, trials: int, file: str = "loc.yaml") -> Path:

@@ -9,19 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
-from click.testing import CliRunner, Result
 from costtune.policies import parse_policy, span
 from costtune.policies.status import window_rows
+from plantools import cli as _cli
 from storetools import sqlite_rows
 
-from costtune.cli import main
 from costtune.store import Store
 
 POLICY = {"name": "p5", "scope": {"tags": {"team": "x"}}, "window": {"period": "daily"}, "cap_usd": 0.05}
-
-
-def _cli(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
 
 
 def _sweep(tmp_path: Path, tags: dict[str, str]) -> Path:

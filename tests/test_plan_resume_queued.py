@@ -7,9 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from click.testing import CliRunner, Result
-
-from costtune.cli import main
+from plantools import cli as _cli
 
 FIFO: dict[str, Any] = {  # the new-user test's fifo sweep: its $0.40 cap stops it with trial 3 queued
     "name": "fifo",
@@ -25,10 +23,6 @@ FIFO: dict[str, Any] = {  # the new-user test's fifo sweep: its $0.40 cap stops 
                        "seed": 1},
     },
 }
-
-
-def _cli(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
 
 
 def _sweep(tmp_path: Path, file: str, budget: dict[str, Any]) -> Path:

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from click.testing import CliRunner, Result
-
-from costtune.cli import main
+from plantools import cli as _cli
+from plantools import plan_json as _plan
 
 HB: dict[str, Any] = {  # the new-user test's Hyperband sweep: 17 trials, about $0.17 with start-up
     "name": "hb",
@@ -29,10 +28,6 @@ HB: dict[str, Any] = {  # the new-user test's Hyperband sweep: 17 trials, about 
 
 
 
-def _cli(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
-
-
 # The rungs budget.usd $0.25 chose before chosen rungs kept to min_usd's ladder ($0.003367 -> $0.0101 now): the
 # two tests that pin a run's trials and spend against the plan give them explicitly, so they test the plan, not
 # the rule that chooses rungs.
@@ -46,12 +41,6 @@ def _sweep(tmp_path: Path, file: str, budget: dict[str, Any], **changes: Any) ->
     path = tmp_path / file
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def _plan(path: Path, db: Path, *flags: str) -> dict[str, Any]:
-    result = _cli("plan", str(path), "--db", str(db), "--format", "json", "--no-forecast", *flags)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
 
 
 def _trials(db: Path) -> list[dict[str, Any]]:

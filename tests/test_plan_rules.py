@@ -9,17 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from click.testing import CliRunner, Result
+from plantools import cli as _cli
 from storetools import sqlite_rows
 
-from costtune.cli import main
 from costtune.store import Store
 
 SPOT_ONLY = {"name": "am", "scope": {"tags": {"team": "nlp"}}, "rules": {"allowed_markets": ["spot"], "amend": True}}
-
-
-def _cli(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
 
 
 def _sweep(tmp_path: Path, market: Any) -> Path:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import Result
+from plantools import cli as _cli
 
-from costtune.cli import main
 from costtune.money import format_usd
 
 HBSMALL: dict[str, Any] = {  # the new-user test's small Hyperband sweep: rungs of $0.000833 and $0.0025
@@ -28,10 +28,6 @@ HBSMALL: dict[str, Any] = {  # the new-user test's small Hyperband sweep: rungs 
                        "preemptions_per_hour": 0.5, "seed": 2},
     },
 }
-
-
-def _cli(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
 
 
 def _sweep(tmp_path: Path, file: str, **changes: Any) -> Path:
