@@ -293,8 +293,10 @@ def _window_table(rows: list[dict[str, Any]], title: str) -> None:
 def explain(sweep_file: str, db: str | None) -> None:
     """Which policies in force match SWEEP_FILE's tags, what they do to each of its placements, and the
     money left in each window."""
-    from costtune.policies import LaunchRequest, admit, matching
+    from costtune.plan.rules import sweep_placements
+    from costtune.policies import admit, matching
     from costtune.policies.status import window_rows
+    from costtune.runner.admission import launch_request
     from costtune.spec import load_sweep
 
     spec = load_sweep(sweep_file)
@@ -305,13 +307,10 @@ def explain(sweep_file: str, db: str | None) -> None:
                       highlight=False, markup=False)
     if not found:
         return
-    res = spec.resources
-    choices = {(k.rpartition('/')[0] or None, k.rpartition('/')[2]): r for k, r in res.rates.items()}
-    choices = choices or {(res.instance_type, res.market): res.usd_per_hour_micros}
     now = datetime.now(UTC)
-    for (itype, market), rate in sorted(choices.items(), key=lambda kv: (str(kv[0][0]), str(kv[0][1]))):
-        request = LaunchRequest(tags=spec.tags, instance_type=itype, market=market, rate_micros=rate,
-                                regions=(res.region,) if res.region else (), choices=choices)
+    # the placements and requests `costtune run`, `costtune plan` and `policy check` ask the policies about
+    for itype, market in sorted(sweep_placements(spec), key=lambda p: (str(p[0]), str(p[1]))):
+        request = launch_request(spec, itype, market)
         verdict = admit(request, found, now, lambda scope: tuple(store.balance(scope))[1:])  # type: ignore[arg-type]
         where = f"{itype or 'local'} {market or '(no market)'}"
         notes = sorted({n for p in found if (n := p.rules.market_note(market))})  # a market rule that does not apply
